@@ -1,0 +1,80 @@
+"""Paired training data: RICE-layout folders and paired GeoTIFFs.
+
+A dataset is a list of `Pair`s held in memory as float32 (bands, H, W) in
+model units (8-bit values / 255, Sentinel-2 DN / 10000). Validation is split
+by scene block, never at random: neighbouring RICE tiles are pieces of the
+same Landsat scene, so a random split leaks.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Pair:
+    id: str
+    block: str
+    cloudy: np.ndarray  # (bands, H, W) float32
+    clear: np.ndarray
+
+
+def _read_png(path: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return arr.transpose(2, 0, 1).copy()
+
+
+def _read_tiff(path: str, scale: float) -> np.ndarray:
+    from osgeo import gdal  # optional: only paired GeoTIFF folders need it
+
+    ds = gdal.Open(path)
+    if ds is None:
+        raise FileNotFoundError(f"{path}: GDAL cannot open it")
+    return ds.ReadAsArray().astype(np.float32) * scale
+
+
+def load_rice(root: str) -> list[Pair]:
+    """RICE layout: `pairs.csv` (id, scene_block, cloudy, clear) beside
+    `cloudy_image/` and `ground_truth/`. Without pairs.csv, pairs are matched
+    by file name and every pair is its own block."""
+    csv_path = os.path.join(root, "pairs.csv")
+    rows = []
+    if os.path.exists(csv_path):
+        with open(csv_path) as f:
+            for r in csv.DictReader(f):
+                rows.append((r["id"], r["scene_block"], r["cloudy"], r["clear"]))
+    else:
+        for name in sorted(os.listdir(os.path.join(root, "cloudy_image"))):
+            stem = os.path.splitext(name)[0]
+            rows.append((stem, stem, f"cloudy_image/{name}", f"ground_truth/{name}"))
+    assert rows, f"{root}: no pairs found (expected pairs.csv or cloudy_image/ + ground_truth/)"
+    return [Pair(i, b, _read_png(os.path.join(root, c)), _read_png(os.path.join(root, g))) for i, b, c, g in rows]
+
+
+def split_by_block(pairs: list[Pair], val_blocks: set[str]) -> tuple[list[Pair], list[Pair]]:
+    train = [p for p in pairs if p.block not in val_blocks]
+    val = [p for p in pairs if p.block in val_blocks]
+    assert train and val, f"split by blocks {sorted(val_blocks)} left train={len(train)}, val={len(val)}"
+    return train, val
+
+
+def random_crop_pair(
+    cloudy: np.ndarray, clear: np.ndarray, crop: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Same random crop and one of the 8 dihedral transforms for both images."""
+    _, h, w = cloudy.shape
+    assert h >= crop and w >= crop, f"image {h}x{w} smaller than crop {crop}"
+    y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
+    a, b = cloudy[:, y : y + crop, x : x + crop], clear[:, y : y + crop, x : x + crop]
+    k = int(rng.integers(0, 4))
+    a, b = np.rot90(a, k, axes=(1, 2)), np.rot90(b, k, axes=(1, 2))
+    if rng.uniform() < 0.5:
+        a, b = a[:, :, ::-1], b[:, :, ::-1]
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)

@@ -1,0 +1,156 @@
+"""Export Pixel-CR to ONNX with its contract in the metadata, and check it.
+
+    python -m idfcr_train.export --ckpt checkpoints/pixel_cr_rgb.pt \
+        --out models/pixel_cr_rgb.onnx --scores models/pixel_cr_rgb.scores.json
+
+The contract (read by the Rust runtime, see src/model.rs):
+    idfcr.name, idfcr.version, idfcr.bands, idfcr.band_names,
+    idfcr.input_scale, idfcr.input_offset   model = (pixel + offset) * scale
+    idfcr.window_px                         H and W multiples of this
+    idfcr.halo_px                           how far a tile border disturbs the output (measured)
+    idfcr.outputs                           "clear,attention"
+plus free-form idfcr.training_data, idfcr.scores.
+
+Opset 17, TorchScript exporter (one self-contained file), dynamic batch,
+height and width.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+
+from .pixel_cr import PixelCR, PixelCRConfig
+
+INPUT = "cloudy"
+OUTPUTS = ("clear", "attention")
+
+
+@torch.no_grad()
+def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: int = 0) -> int:
+    """How far (px) a crop border changes the output: run on a big input and
+    on window-aligned crops of it, and find the deepest pixel (distance from
+    the crop border) whose output differs by more than `tol`."""
+    w = model.cfg.window
+    gen = torch.Generator().manual_seed(seed)
+    size, crop0, crop = 12 * w, 3 * w, 6 * w
+    worst = 0
+    for _ in range(trials):
+        x = torch.rand(1, model.cfg.in_bands, size, size, generator=gen)
+        full, fa = model(x)
+        part, pa = model(x[:, :, crop0 : crop0 + crop, crop0 : crop0 + crop])
+        ref = full[:, :, crop0 : crop0 + crop, crop0 : crop0 + crop]
+        refa = fa[:, :, crop0 : crop0 + crop, crop0 : crop0 + crop]
+        diff = torch.maximum((part - ref).abs().amax(1), (pa - refa).abs().amax(1))[0]
+        ys, xs = torch.nonzero(diff > tol, as_tuple=True)
+        if len(ys):
+            d = torch.minimum(torch.minimum(ys, crop - 1 - ys), torch.minimum(xs, crop - 1 - xs))
+            worst = max(worst, int(d.max()) + 1)
+    assert worst < crop // 2, f"halo {worst} px reaches the centre of a {crop} px crop: the model is not local"
+    return worst
+
+
+def export_onnx(model: PixelCR, path: str, metadata: dict[str, str], *, opset: int = 17) -> None:
+    model.eval()
+    w = model.cfg.window
+    dummy = torch.rand(1, model.cfg.in_bands, 2 * w, 3 * w)
+    tmp = path + ".tmp"
+    kwargs = dict(
+        input_names=[INPUT],
+        output_names=list(OUTPUTS),
+        dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"},
+                      OUTPUTS[0]: {0: "batch", 2: "height", 3: "width"},
+                      OUTPUTS[1]: {0: "batch", 2: "height", 3: "width"}},
+        opset_version=opset,
+        do_constant_folding=True,
+    )
+    try:
+        torch.onnx.export(model, (dummy,), tmp, dynamo=False, **kwargs)
+    except TypeError:  # torch < 2.5 has no `dynamo` argument
+        torch.onnx.export(model, (dummy,), tmp, **kwargs)
+    import onnx
+
+    m = onnx.load(tmp)
+    del m.metadata_props[:]
+    for k, v in metadata.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, str(v)
+    m.producer_name = "idfcr"
+    onnx.save(m, path)
+    os.remove(tmp)
+    for side in (tmp + ".data",):
+        if os.path.exists(side):
+            os.remove(side)
+
+
+@torch.no_grad()
+def parity(model: PixelCR, path: str, *, h: int | None = None, w: int | None = None, seed: int = 1) -> float:
+    """Max |PyTorch - onnxruntime| over both outputs on random input."""
+    import onnxruntime as ort
+
+    win = model.cfg.window
+    h, w = h or 3 * win, w or 5 * win
+    x = torch.rand(1, model.cfg.in_bands, h, w, generator=torch.Generator().manual_seed(seed))
+    ref = model(x)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = sess.run(list(OUTPUTS), {INPUT: x.numpy()})
+    return max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got))
+
+
+def contract(model: PixelCR, *, name: str, version: str, band_names: list[str], input_scale: float,
+             input_offset: float = 0.0, halo_px: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    cfg = model.cfg
+    assert len(band_names) == cfg.in_bands, f"{len(band_names)} band names for {cfg.in_bands} bands"
+    meta = {
+        "idfcr.name": name,
+        "idfcr.version": version,
+        "idfcr.bands": str(cfg.in_bands),
+        "idfcr.band_names": ",".join(band_names),
+        "idfcr.input_scale": repr(float(input_scale)),
+        "idfcr.input_offset": repr(float(input_offset)),
+        "idfcr.window_px": str(cfg.window),
+        "idfcr.halo_px": str(halo_px),
+        "idfcr.outputs": ",".join(OUTPUTS),
+        "idfcr.config": json.dumps(cfg.to_dict()),
+    }
+    meta.update(extra or {})
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--name", default="pixel_cr_rgb")
+    ap.add_argument("--version", default="1")
+    ap.add_argument("--band-names", default="red,green,blue")
+    ap.add_argument("--input-scale", type=float, default=1 / 255)
+    ap.add_argument("--input-offset", type=float, default=0.0)
+    ap.add_argument("--scores", help="JSON file with validation scores to embed")
+    ap.add_argument("--training-data", default="RICE2 (rice2_3s), scene blocks 0,1,4,5,6,8 + synthetic clouds")
+    args = ap.parse_args(argv)
+
+    state = torch.load(args.ckpt, map_location="cpu")
+    model = PixelCR(PixelCRConfig.from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    halo = measure_halo(model)
+    extra = {"idfcr.training_data": args.training_data, "idfcr.training_steps": str(state["step"]),
+             "idfcr.training_hours": f"{state['wall_s'] / 3600:.2f}"}
+    if args.scores:
+        with open(args.scores) as f:
+            extra["idfcr.scores"] = json.dumps(json.load(f)["summary"])
+    meta = contract(model, name=args.name, version=args.version, band_names=args.band_names.split(","),
+                    input_scale=args.input_scale, input_offset=args.input_offset, halo_px=halo, extra=extra)
+    export_onnx(model, args.out, meta)
+    err = parity(model, args.out)
+    print(f"exported {args.out}: halo {halo} px, parity max |torch - ort| = {err:.2e}")
+    assert err < 1e-4, f"parity check failed: {err}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Make the small ONNX fixture models the Rust tests run, with reference
+outputs from Python onnxruntime so Rust results can be checked against them.
+
+    python -m idfcr_train.make_fixtures ../testdata/models
+
+Writes, for each fixture NAME:
+    NAME.onnx              the model, with the idfcr contract in its metadata
+    NAME.input.bin         float32 little-endian input, shape in NAME.ref.json
+    NAME.clear.bin         onnxruntime's `clear` output for it
+    NAME.attention.bin     onnxruntime's `attention` output
+    NAME.ref.json          shapes and the measured halo
+
+Fixtures:
+    tiny_conv   two 3x3 convolutions (3 bands, window 8): local and cheap
+    tiny_swin   a 2-submodule Pixel-CR (dim 16, window 8) with window attention
+    tiny_conv4  like tiny_conv with 4 bands (band-count mismatch tests)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .export import INPUT, OUTPUTS, contract, export_onnx, measure_halo
+from .pixel_cr import PixelCR, PixelCRConfig
+
+
+class TinyConv(nn.Module):
+    """clear = x + conv(relu(conv(x))); attention = sigmoid(conv(x))."""
+
+    def __init__(self, bands: int, window: int = 8):
+        super().__init__()
+        self.cfg = PixelCRConfig(in_bands=bands, window=window)
+        self.c1 = nn.Conv2d(bands, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, bands, 3, padding=1)
+        self.a = nn.Conv2d(bands, 1, 3, padding=1)
+
+    def forward(self, x):
+        return x + 0.2 * self.c2(torch.relu(self.c1(x))), torch.sigmoid(self.a(x))
+
+
+def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, seed: int) -> None:
+    import onnxruntime as ort
+
+    model.eval()
+    with torch.no_grad():
+        halo = measure_halo(model)
+    bands = model.cfg.in_bands
+    meta = contract(model, name=name, version="fixture", band_names=[f"b{i + 1}" for i in range(bands)],
+                    input_scale=1 / 255, halo_px=halo)
+    path = os.path.join(out_dir, f"{name}.onnx")
+    export_onnx(model, path, meta)
+    x = np.random.default_rng(seed).random((1, bands, h, w), dtype=np.float32)
+    clear, att = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(list(OUTPUTS), {INPUT: x})
+    for suffix, arr in (("input", x), ("clear", clear), ("attention", att)):
+        arr.astype("<f4").tofile(os.path.join(out_dir, f"{name}.{suffix}.bin"))
+    with open(os.path.join(out_dir, f"{name}.ref.json"), "w") as f:
+        json.dump({"input_shape": list(x.shape), "clear_shape": list(clear.shape),
+                   "attention_shape": list(att.shape), "halo_px": halo, "window_px": model.cfg.window}, f, indent=1)
+        f.write("\n")
+    print(f"{path}: halo {halo} px")
+
+
+def main(argv: list[str] | None = None) -> None:
+    out_dir = (argv or sys.argv[1:] or ["../testdata/models"])[0]
+    os.makedirs(out_dir, exist_ok=True)
+    torch.manual_seed(1234)
+    write_fixture(TinyConv(3), out_dir, "tiny_conv", 32, 48, seed=1)
+    torch.manual_seed(1235)
+    write_fixture(TinyConv(4), out_dir, "tiny_conv4", 16, 24, seed=2)
+    torch.manual_seed(1236)
+    swin = PixelCR(PixelCRConfig.tiny(3))
+    # Random init leaves the attention near 0.5 and the output near zero;
+    # scale the reconstruction so outputs vary like an image.
+    with torch.no_grad():
+        swin.recon[-1].weight.mul_(5.0)
+    write_fixture(swin, out_dir, "tiny_swin", 32, 48, seed=3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Pixel-CR: stage 1 of IDF-CR (coarse cloud removal in pixel space).
+
+The network follows the paper (Section III-A) and the decisions in
+shared/docs/METHOD.md:
+
+    shallow conv3x3 (C_in -> dim)
+    N submodules, each:  H = conv3x3(SwinBlocks(F)) + F          (H_ST)
+                         A = CloudyAttention(H)                   (sigmoid map)
+                         F = relu(H * A + H)      (submodules 1..N-1)
+                         F = conv3x3(H) * A + H   (submodule N)
+    reconstruction: conv3x3 + LeakyReLU, conv3x3 (dim -> C_in), linear output
+
+Window attention is computed on windows anchored at the input's top-left
+corner, so H and W must be multiples of the window. The Rust runtime puts
+tile origins on a global grid that is a multiple of the window, which makes a
+tiled result equal to the whole-image result away from the tile margins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class PixelCRConfig:
+    """All architecture knobs. `paper()` is the published size; `cpu()` is
+    the lighter one we can train on two CPU cores."""
+
+    in_bands: int = 3
+    dim: int = 96
+    submodules: int = 3
+    blocks_per_submodule: int = 1
+    heads: int = 6
+    window: int = 16
+    mlp_ratio: float = 4.0
+    shifted_windows: bool = False
+    cloudy_attention: bool = True
+    # One attention module for all submodules (as the official code) or one each.
+    shared_attention: bool = False
+
+    @staticmethod
+    def paper(in_bands: int = 3) -> "PixelCRConfig":
+        return PixelCRConfig(in_bands=in_bands)
+
+    @staticmethod
+    def cpu(in_bands: int = 3) -> "PixelCRConfig":
+        return PixelCRConfig(in_bands=in_bands, dim=48, heads=3)
+
+    @staticmethod
+    def tiny(in_bands: int = 3) -> "PixelCRConfig":
+        return PixelCRConfig(in_bands=in_bands, dim=16, heads=2, window=8, submodules=2)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "PixelCRConfig":
+        return PixelCRConfig(**d)
+
+
+def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B * nW, window*window, C)."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window, window, w // window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
+
+
+def window_reverse(win: torch.Tensor, window: int, b: int, h: int, w: int) -> torch.Tensor:
+    """Inverse of window_partition."""
+    c = win.shape[-1]
+    x = win.view(b, h // window, w // window, window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside non-overlapping windows, with the Swin
+    relative position bias."""
+
+    def __init__(self, dim: int, heads: int, window: int):
+        super().__init__()
+        assert dim % heads == 0, f"dim {dim} must be divisible by heads {heads}"
+        self.heads = heads
+        self.window = window
+        self.scale = (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.rel_bias = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.rel_bias, std=0.02)
+        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij"))
+        coords = coords.flatten(1)
+        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+        index = rel[..., 0] * (2 * window - 1) + rel[..., 1]
+        self.register_buffer("rel_index", index.flatten(), persistent=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        bw, n, c = x.shape
+        qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        bias = self.rel_bias[self.rel_index].view(n, n, self.heads).permute(2, 0, 1)
+        attn = attn + bias.unsqueeze(0)
+        if mask is not None:
+            nw = mask.shape[0]
+            attn = attn.view(bw // nw, nw, self.heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(bw, self.heads, n, n)
+        attn = attn.softmax(dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(bw, n, c)
+        return self.proj(out)
+
+
+class SwinBlock(nn.Module):
+    """LayerNorm -> (shifted) window attention -> residual -> LayerNorm -> MLP -> residual."""
+
+    def __init__(self, dim: int, heads: int, window: int, mlp_ratio: float, shift: int):
+        super().__init__()
+        self.window = window
+        self.shift = shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, heads, window)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def _shift_mask(self, h: int, w: int, device) -> torch.Tensor:
+        # Label the regions that a cyclic shift brings together, so attention
+        # never mixes pixels that were not neighbours before the roll.
+        ws, s = self.window, self.shift
+        img = torch.zeros(1, h, w, 1, device=device)
+        cnt = 0
+        for hs in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
+            for wsl in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
+                img[:, hs, wsl, :] = cnt
+                cnt += 1
+        win = window_partition(img, ws).squeeze(-1)
+        mask = win.unsqueeze(1) - win.unsqueeze(2)
+        return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, C, H, W)
+        b, c, h, w = x.shape
+        t = x.permute(0, 2, 3, 1)
+        shortcut = t
+        t = self.norm1(t)
+        mask = None
+        if self.shift:
+            t = torch.roll(t, shifts=(-self.shift, -self.shift), dims=(1, 2))
+            mask = self._shift_mask(h, w, x.device)
+        win = window_partition(t, self.window)
+        win = self.attn(win, mask)
+        t = window_reverse(win, self.window, b, h, w)
+        if self.shift:
+            t = torch.roll(t, shifts=(self.shift, self.shift), dims=(1, 2))
+        t = shortcut + t
+        t = t + self.mlp(self.norm2(t))
+        return t.permute(0, 3, 1, 2)
+
+
+class CloudyAttention(nn.Module):
+    """Convolutional spatial attention: where are the clouds in these features?
+
+    In the spirit of SpA-GAN's spatial attention module (1x1 convs around
+    directional context), but with plain 3x3 convs for the context so the
+    receptive field stays small and local (tiling stays exact).
+    Output: (B, 1, H, W) in [0, 1].
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        mid = max(dim // 2, 4)
+        self.body = nn.Sequential(
+            nn.Conv2d(dim, mid, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, 1, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.body(x))
+
+
+class Submodule(nn.Module):
+    """H_ST: Swin block(s) + conv3x3 + residual."""
+
+    def __init__(self, cfg: PixelCRConfig):
+        super().__init__()
+        blocks = []
+        for j in range(cfg.blocks_per_submodule):
+            shift = cfg.window // 2 if (cfg.shifted_windows and j % 2 == 1) else 0
+            blocks.append(SwinBlock(cfg.dim, cfg.heads, cfg.window, cfg.mlp_ratio, shift))
+        self.blocks = nn.Sequential(*blocks)
+        self.conv = nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.blocks(x)) + x
+
+
+class PixelCR(nn.Module):
+    """Returns (clear, attention): clear has the input's shape, attention is
+    (B, 1, H, W). With cloudy attention switched off (ablation), attention is
+    all zeros and the combination degenerates to the plain residual body."""
+
+    def __init__(self, cfg: PixelCRConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.shallow = nn.Conv2d(cfg.in_bands, cfg.dim, 3, padding=1)
+        subs = []
+        for i in range(cfg.submodules):
+            sub = Submodule(cfg)
+            # With one block per submodule, shifting alternates between submodules.
+            if cfg.shifted_windows and cfg.blocks_per_submodule == 1 and i % 2 == 1:
+                sub.blocks[0].shift = cfg.window // 2
+            subs.append(sub)
+        self.subs = nn.ModuleList(subs)
+        self.tail_conv = nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1)
+        n_att = 0 if not cfg.cloudy_attention else (1 if cfg.shared_attention else cfg.submodules)
+        self.attn = nn.ModuleList([CloudyAttention(cfg.dim) for _ in range(n_att)])
+        self.recon = nn.Sequential(
+            nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(cfg.dim, cfg.in_bands, 3, padding=1),
+        )
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Clear image and every submodule's attention map (for the loss)."""
+        w = self.cfg.window
+        assert x.shape[-2] % w == 0 and x.shape[-1] % w == 0, (
+            f"height and width must be multiples of the window ({w}); got {tuple(x.shape[-2:])}: pad the input"
+        )
+        f = self.shallow(x)
+        maps = []
+        last = len(self.subs) - 1
+        for i, sub in enumerate(self.subs):
+            h = sub(f)
+            if self.attn:
+                a = self.attn[0 if self.cfg.shared_attention else i](h)
+                maps.append(a)
+                f = self.tail_conv(h) * a + h if i == last else F.relu(h * a + h)
+            else:
+                f = self.tail_conv(h) + h if i == last else F.relu(h)
+        return self.recon(f), maps
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        clear, maps = self.forward_all(x)
+        att = maps[-1] if maps else torch.zeros_like(clear[:, :1])
+        return clear, att
+
+
+def attention_target(cloudy: torch.Tensor, clear: torch.Tensor, threshold: float) -> torch.Tensor:
+    """M of the paper: 1 where the per-pixel mean absolute difference between
+    the label and the cloudy input (in model units, 0..1 for 8-bit RGB)
+    exceeds `threshold`, else 0. Shape (B, 1, H, W)."""
+    return ((clear - cloudy).abs().mean(dim=1, keepdim=True) > threshold).float()
+
+
+def pixel_cr_loss(
+    pred: torch.Tensor,
+    maps: list[torch.Tensor],
+    cloudy: torch.Tensor,
+    clear: torch.Tensor,
+    *,
+    l1_weight: float = 100.0,
+    attn_weight: float = 1.0,
+    threshold: float = 0.08,
+) -> tuple[torch.Tensor, dict]:
+    """100 * L1(pred, clear) + MSE(attention, M), averaged over every
+    submodule's attention map. Returns the loss and its parts."""
+    l1 = F.l1_loss(pred, clear)
+    if maps:
+        m = attention_target(cloudy, clear, threshold)
+        la = sum(F.mse_loss(a, m) for a in maps) / len(maps)
+    else:
+        la = torch.zeros((), device=pred.device)
+    total = l1_weight * l1 + attn_weight * la
+    return total, {"l1": float(l1.detach()), "attn": float(la.detach()), "total": float(total.detach())}
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

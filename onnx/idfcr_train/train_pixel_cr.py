@@ -1,0 +1,170 @@
+"""Train Pixel-CR; resumable across sessions.
+
+    python -m idfcr_train.train_pixel_cr --data ../../shared/data/rice2_3s \
+        --ckpt checkpoints/pixel_cr_rgb.pt --config cpu --hours 2 --resume
+
+The checkpoint holds model, optimiser, step count, wall time so far, the
+config and the RNG state; it is rewritten atomically every few minutes and at
+the end, so killing the process loses at most that much. A JSON-lines log
+(`<ckpt>.log.jsonl`) records the training loss and a quick validation score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+from .data import Pair, load_rice, random_crop_pair, split_by_block
+from .metrics import psnr
+from .pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
+from .synth_clouds import add_clouds
+
+
+def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator):
+    xs, ys = [], []
+    for _ in range(batch):
+        p = train[int(rng.integers(0, len(train)))]
+        a, b = random_crop_pair(p.cloudy, p.clear, crop, rng)
+        if rng.uniform() < synthetic:
+            # A synthetic pair from the clear image: exact labels, more cloud variety.
+            a, _ = add_clouds(b, rng)
+        xs.append(a)
+        ys.append(b)
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+@torch.no_grad()
+def quick_val(model: PixelCR, val: list[Pair], n: int) -> dict:
+    """Model vs do-nothing PSNR on the first n validation images (full size)."""
+    model.eval()
+    ps, base = [], []
+    for p in val[:n]:
+        out, _ = model(torch.from_numpy(p.cloudy)[None])
+        pred = out[0].clamp(0, 1).numpy()
+        ps.append(psnr(pred, p.clear))
+        base.append(psnr(p.cloudy, p.clear))
+    model.train()
+    return {"val_psnr": float(np.mean(ps)), "val_baseline_psnr": float(np.mean(base)), "val_n": len(ps)}
+
+
+def save_atomic(obj: dict, path: str) -> None:
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="RICE-layout folder (pairs.csv, cloudy_image/, ground_truth/)")
+    ap.add_argument("--ckpt", required=True, help="checkpoint path (read with --resume, always written)")
+    ap.add_argument("--config", default="cpu", choices=["paper", "cpu", "tiny"])
+    ap.add_argument("--no-attention", action="store_true", help="ablation: switch the cloudy attention off")
+    ap.add_argument("--shifted-windows", action="store_true")
+    ap.add_argument("--val-blocks", default="3,9", help="scene blocks held out for validation")
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--synthetic", type=float, default=0.25, help="fraction of samples with synthetic clouds")
+    ap.add_argument("--threshold", type=float, default=0.08, help="attention target threshold (model units)")
+    ap.add_argument("--hours", type=float, default=1.0, help="wall-clock budget of this run")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop at this total step count (0: no limit)")
+    ap.add_argument("--save-minutes", type=float, default=5.0)
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--eval-n", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    pairs = load_rice(args.data)
+    train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
+
+    state = None
+    if args.resume and os.path.exists(args.ckpt):
+        state = torch.load(args.ckpt, map_location="cpu")
+        cfg = PixelCRConfig.from_dict(state["config"])
+    else:
+        cfg = getattr(PixelCRConfig, args.config)(in_bands=train[0].cloudy.shape[0])
+        cfg.cloudy_attention = not args.no_attention
+        cfg.shifted_windows = args.shifted_windows
+    assert args.crop % cfg.window == 0, f"--crop {args.crop} must be a multiple of the window {cfg.window}"
+
+    torch.manual_seed(args.seed)
+    model = PixelCR(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999), weight_decay=1e-5)
+    step, wall_s = 0, 0.0
+    rng = np.random.default_rng(args.seed)
+    if state:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        for g in opt.param_groups:
+            g["lr"] = args.lr
+        step, wall_s = state["step"], state["wall_s"]
+        rng.bit_generator.state = state["rng"]
+    meta = {
+        "data": os.path.basename(os.path.normpath(args.data)),
+        "val_blocks": args.val_blocks,
+        "crop": args.crop,
+        "batch": args.batch,
+        "synthetic": args.synthetic,
+        "threshold": args.threshold,
+    }
+    if state and "meta" in state:
+        meta = {**state["meta"], **{k: v for k, v in meta.items() if k in ("synthetic",)}}
+    log_path = args.ckpt + ".log.jsonl"
+    print(f"Pixel-CR {cfg.to_dict()} params={count_params(model)} train={len(train)} val={len(val)} "
+          f"start step={step} device={device}", flush=True)
+
+    def checkpoint():
+        save_atomic(
+            {"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
+             "wall_s": wall_s, "config": cfg.to_dict(), "rng": rng.bit_generator.state, "meta": meta},
+            args.ckpt,
+        )
+
+    t_start = time.time()
+    t_last_save = t_start
+    t_prev = t_start
+    run_losses = []
+    while True:
+        if time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
+            break
+        x, y = make_batch(train, args.batch, args.crop, args.synthetic, rng)
+        x, y = x.to(device), y.to(device)
+        pred, maps = model.forward_all(x)
+        loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        now = time.time()
+        wall_s += now - t_prev
+        t_prev = now
+        run_losses.append(parts)
+        if step % 25 == 0:
+            avg = {k: float(np.mean([p[k] for p in run_losses])) for k in run_losses[0]}
+            run_losses = []
+            rec = {"step": step, "wall_s": round(wall_s, 1), **{k: round(v, 5) for k, v in avg.items()}}
+            if step % args.eval_every == 0:
+                rec.update(quick_val(model, val, args.eval_n))
+            print(json.dumps(rec), flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if now - t_last_save > args.save_minutes * 60:
+            checkpoint()
+            t_last_save = now
+            t_prev = time.time()
+    checkpoint()
+    print(f"saved {args.ckpt} at step {step}, {wall_s / 3600:.2f} h of training in all", flush=True)
+
+
+if __name__ == "__main__":
+    main()

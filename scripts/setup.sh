@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Install what idfcr needs on a fresh Debian/Ubuntu machine, idempotently:
+#   - GDAL (libgdal-dev for building, gdal-bin for the tests' gdalinfo);
+#   - the ONNX Runtime shared library, taken from the `onnxruntime` wheel on
+#     PyPI into the project cache .cache/onnxruntime (the binary looks there);
+#   - with --python: a virtual environment .venv-ci for the Python tests
+#     (Debian's CPU-only python3-torch, plus onnxruntime from PyPI).
+# Nothing is downloaded at build time; set ORT_VERSION to pick another release.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ORT_VERSION="${ORT_VERSION:-1.31.1}"
+want_python=0
+for a in "$@"; do [ "$a" = "--python" ] && want_python=1; done
+
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+pkgs=()
+dpkg -s libgdal-dev >/dev/null 2>&1 || pkgs+=(libgdal-dev)
+dpkg -s gdal-bin >/dev/null 2>&1 || pkgs+=(gdal-bin)
+dpkg -s pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
+if [ "$want_python" = 1 ]; then
+  for p in python3-venv python3-pip python3-torch python3-numpy python3-pil python3-pytest python3-onnx python3-gdal; do
+    dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
+  done
+fi
+if [ "${#pkgs[@]}" -gt 0 ]; then
+  echo "setup: installing ${pkgs[*]}"
+  sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+cache=.cache/onnxruntime
+if ! ls "$cache"/libonnxruntime.so."$ORT_VERSION" >/dev/null 2>&1; then
+  echo "setup: fetching ONNX Runtime $ORT_VERSION from the PyPI wheel"
+  mkdir -p "$cache"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  py=$(command -v python3)
+  "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64 \
+      -d "$tmp" "onnxruntime==$ORT_VERSION"
+  "$py" - "$tmp" "$cache" <<'PY'
+import glob, sys, zipfile, os
+tmp, cache = sys.argv[1], sys.argv[2]
+whl = glob.glob(os.path.join(tmp, "*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    for n in z.namelist():
+        base = os.path.basename(n)
+        if n.startswith("onnxruntime/capi/") and base.startswith("libonnxruntime.so"):
+            with z.open(n) as src, open(os.path.join(cache, base), "wb") as dst:
+                dst.write(src.read())
+            print("setup: extracted", base)
+PY
+fi
+
+if [ "$want_python" = 1 ] && [ ! -x .venv-ci/bin/python ]; then
+  echo "setup: creating .venv-ci (Debian torch + PyPI onnxruntime)"
+  /usr/bin/python3 -m venv --system-site-packages .venv-ci
+  .venv-ci/bin/pip install -q "onnxruntime==$ORT_VERSION"
+fi
+echo "setup: ok (ONNX Runtime in $cache)"

@@ -1,0 +1,166 @@
+//! The command line: raw clap structs, turned into validated configs.
+//! Nothing below this module sees clap types.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{
+    parse_key_value, Device, OutputFormat, OutputType, ProgressMode, RemoveConfig,
+};
+use crate::error::{Error, Result};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "idfcr",
+    version,
+    about = "Remove clouds from satellite rasters (IDF-CR)",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Remove clouds from INPUT and write OUTPUT with the georeferencing intact.
+    Remove(RemoveArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ProgressArg {
+    Auto,
+    Gdal,
+    None,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RemoveArgs {
+    /// Input raster: any GDAL dataset name (file, /vsizip/ path, subdataset string).
+    pub input: String,
+    /// Output raster path.
+    pub output: PathBuf,
+    /// Input band to use, 1-based; repeat for several (-b 4 -b 3 -b 2). Default: all.
+    #[arg(short = 'b', long = "band", value_name = "BAND")]
+    pub bands: Vec<usize>,
+    /// ONNX model; default: the bundled model for the input's band count.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Output format.
+    #[arg(
+        short = 'f',
+        long = "format",
+        visible_short_alias = 'o',
+        value_name = "GTiff|COG",
+        default_value = "GTiff"
+    )]
+    pub format: String,
+    /// Creation option KEY=VALUE for the output driver (repeatable).
+    #[arg(long = "co", value_name = "KEY=VALUE")]
+    pub creation_options: Vec<String>,
+    /// Output data type (default: the input's).
+    #[arg(long = "ot", value_name = "TYPE")]
+    pub out_type: Option<String>,
+    /// Tile size in pixels (rounded up to the model's window).
+    #[arg(long = "tile", default_value_t = 512)]
+    pub tile_px: usize,
+    /// Overlap between tiles in pixels (default: from the model's halo).
+    #[arg(long = "overlap")]
+    pub overlap_px: Option<usize>,
+    /// Execution device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// CPU threads in all (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the cloud-probability (cloudy attention) map to this file.
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Replace OUTPUT (and --mask) if they exist.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Progress display: a bar on a terminal (auto), GDAL-style text on stdout (gdal), or none.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+    /// Quiet: no progress.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Print a JSON summary of the run on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// GDAL configuration option KEY VALUE (repeatable).
+    #[arg(long = "config", num_args = 2, value_names = ["KEY", "VALUE"])]
+    pub gdal_config: Vec<String>,
+    /// ONNX Runtime shared library (libonnxruntime.so).
+    #[arg(long = "ort-lib")]
+    pub ort_lib: Option<PathBuf>,
+}
+
+impl RemoveArgs {
+    /// Validate and convert; also applies `--config` to GDAL.
+    pub fn into_config(self) -> Result<RemoveConfig> {
+        let format = match self.format.to_ascii_lowercase().as_str() {
+            "gtiff" => OutputFormat::GTiff,
+            "cog" => OutputFormat::Cog,
+            other => {
+                return Err(Error::Usage(format!(
+                    "-of {other}: supported formats are GTiff and COG"
+                )))
+            }
+        };
+        if self.bands.contains(&0) {
+            return Err(Error::Usage("-b: band numbers start at 1".into()));
+        }
+        for pair in self.gdal_config.chunks(2) {
+            gdal::config::set_config_option(&pair[0], &pair[1])
+                .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
+        }
+        let cfg = RemoveConfig {
+            input: self.input,
+            output: self.output,
+            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
+            model: self.model,
+            tile_px: self.tile_px,
+            overlap_px: self.overlap_px,
+            device: match self.device {
+                DeviceArg::Auto => Device::Auto,
+                DeviceArg::Cpu => Device::Cpu,
+                DeviceArg::Cuda => Device::Cuda,
+            },
+            threads: self.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            }),
+            format,
+            creation_options: self
+                .creation_options
+                .iter()
+                .map(|s| parse_key_value(s))
+                .collect::<Result<_>>()?,
+            out_type: self
+                .out_type
+                .as_deref()
+                .map(OutputType::parse)
+                .transpose()?,
+            mask: self.mask,
+            overwrite: self.overwrite,
+            progress: match (self.quiet, self.progress) {
+                (true, _) | (_, ProgressArg::None) => ProgressMode::None,
+                (_, ProgressArg::Gdal) => ProgressMode::Gdal,
+                (_, ProgressArg::Auto) => ProgressMode::Auto,
+            },
+            ort_lib: self.ort_lib,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}

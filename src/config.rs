@@ -1,0 +1,191 @@
+//! The validated settings of one `remove` run. The CLI builds this once;
+//! everything downstream takes it and never sees clap types.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// CUDA when the loaded ONNX Runtime can use it, else CPU (with a warning).
+    Auto,
+    Cpu,
+    /// CUDA or fail with ORT's reason.
+    Cuda,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    GTiff,
+    Cog,
+}
+
+impl OutputFormat {
+    pub fn driver_name(self) -> &'static str {
+        match self {
+            OutputFormat::GTiff => "GTiff",
+            OutputFormat::Cog => "COG",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A bar on a terminal, nothing otherwise.
+    Auto,
+    /// GDAL's `0...10...20...` on stdout (what QGIS parses).
+    Gdal,
+    None,
+}
+
+/// Output pixel type, when not the input's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputType {
+    Byte,
+    UInt16,
+    Int16,
+    UInt32,
+    Int32,
+    Float32,
+    Float64,
+}
+
+impl OutputType {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "byte" | "uint8" => OutputType::Byte,
+            "uint16" => OutputType::UInt16,
+            "int16" => OutputType::Int16,
+            "uint32" => OutputType::UInt32,
+            "int32" => OutputType::Int32,
+            "float32" => OutputType::Float32,
+            "float64" => OutputType::Float64,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--ot {s}: expected Byte, UInt16, Int16, UInt32, Int32, Float32 or Float64"
+                )))
+            }
+        })
+    }
+
+    /// Representable range, for clipping.
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            OutputType::Byte => (0.0, 255.0),
+            OutputType::UInt16 => (0.0, 65535.0),
+            OutputType::Int16 => (-32768.0, 32767.0),
+            OutputType::UInt32 => (0.0, 4294967295.0),
+            OutputType::Int32 => (-2147483648.0, 2147483647.0),
+            OutputType::Float32 => (f32::MIN as f64, f32::MAX as f64),
+            OutputType::Float64 => (f64::MIN, f64::MAX),
+        }
+    }
+
+    pub fn is_integer(self) -> bool {
+        !matches!(self, OutputType::Float32 | OutputType::Float64)
+    }
+
+    pub fn bytes(self) -> usize {
+        match self {
+            OutputType::Byte => 1,
+            OutputType::UInt16 | OutputType::Int16 => 2,
+            OutputType::UInt32 | OutputType::Int32 | OutputType::Float32 => 4,
+            OutputType::Float64 => 8,
+        }
+    }
+}
+
+/// Settings of `idfcr remove`.
+#[derive(Debug, Clone)]
+pub struct RemoveConfig {
+    /// Anything GDAL opens, passed through verbatim (paths, /vsizip/, subdatasets).
+    pub input: String,
+    pub output: PathBuf,
+    /// 0-based band indices to use (`-b` is 1-based); None: all bands.
+    pub band_idx: Option<Vec<usize>>,
+    /// Explicit model file; None: the bundled default for the band count.
+    pub model: Option<PathBuf>,
+    pub tile_px: usize,
+    /// None: derived from the model's halo.
+    pub overlap_px: Option<usize>,
+    pub device: Device,
+    pub threads: usize,
+    pub format: OutputFormat,
+    pub creation_options: Vec<(String, String)>,
+    pub out_type: Option<OutputType>,
+    pub mask: Option<PathBuf>,
+    pub overwrite: bool,
+    pub progress: ProgressMode,
+    pub ort_lib: Option<PathBuf>,
+}
+
+/// Split `KEY=VALUE` (creation options).
+pub fn parse_key_value(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(Error::Usage(format!("--co {s}: expected KEY=VALUE"))),
+    }
+}
+
+impl RemoveConfig {
+    /// Checks that need no file access.
+    pub fn validate(&self) -> Result<()> {
+        if self.tile_px < 32 {
+            return Err(Error::Usage(format!(
+                "--tile {} is too small (at least 32 px)",
+                self.tile_px
+            )));
+        }
+        if self.threads == 0 {
+            return Err(Error::Usage("--threads must be at least 1".into()));
+        }
+        if self.mask.as_ref() == Some(&self.output) {
+            return Err(Error::Usage(
+                "--mask must name a different file than OUTPUT".into(),
+            ));
+        }
+        if let Some(b) = &self.band_idx {
+            if b.is_empty() {
+                return Err(Error::Usage("-b: no bands selected".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values() {
+        let cases = [
+            ("COMPRESS=ZSTD", Some(("COMPRESS", "ZSTD"))),
+            ("A=", Some(("A", ""))),
+            ("A=B=C", Some(("A", "B=C"))),
+            ("=x", None),
+            ("novalue", None),
+        ];
+        for (s, want) in cases {
+            let got = parse_key_value(s).ok();
+            assert_eq!(
+                got.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
+                want,
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn output_types() {
+        for (s, want) in [
+            ("Byte", Some(OutputType::Byte)),
+            ("uint16", Some(OutputType::UInt16)),
+            ("FLOAT32", Some(OutputType::Float32)),
+            ("complex", None),
+        ] {
+            assert_eq!(OutputType::parse(s).ok(), want, "{s}");
+        }
+        assert_eq!(OutputType::Int16.range(), (-32768.0, 32767.0));
+    }
+}

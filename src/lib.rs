@@ -1,0 +1,61 @@
+//! idfcr: cloud removal for satellite rasters with IDF-CR.
+//!
+//! The pipeline of a `remove` run, module by module:
+//! `cli` -> `config` -> `pipeline` { `raster_in` -> `tiling`/`blend` +
+//! `model` (ONNX Runtime via `runtime`) -> `raster_out` }, with `progress`
+//! and `interrupt` alongside. Pure modules (`tiling`, `blend`, `config`)
+//! carry table-driven unit tests; GDAL and ORT stay in `raster_*`,
+//! `model` and `runtime`.
+
+pub mod blend;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod interrupt;
+pub mod model;
+pub mod pipeline;
+pub mod progress;
+pub mod raster_in;
+pub mod raster_out;
+pub mod runtime;
+pub mod tiling;
+
+pub use error::{Error, Result};
+
+/// Parse arguments, run the command, return the process exit code. Errors
+/// are printed once, on stderr, prefixed with the program name.
+pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    use clap::Parser;
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    interrupt::install();
+    let result = match cli.command {
+        cli::Command::Remove(args) => {
+            let json = args.json;
+            args.into_config().and_then(|cfg| {
+                let mode = cfg.progress;
+                let summary = pipeline::remove(&cfg, |total| progress::Progress::new(mode, total))?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&summary).unwrap_or_default()
+                    );
+                }
+                Ok(())
+            })
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("idfcr: error: {e}");
+            e.exit_code()
+        }
+    }
+}

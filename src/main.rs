@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(idfcr::run_cli(std::env::args_os()));
+}

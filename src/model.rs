@@ -1,0 +1,362 @@
+//! A cloud-removal model: its contract (read from the ONNX metadata) and a
+//! pool of ONNX Runtime sessions that run tiles.
+//!
+//! The contract lives in the model file's custom metadata, written by
+//! `onnx/idfcr_train/export.py`, so that nothing about a model (band count,
+//! scaling, window, halo) is hard-coded at call sites:
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `idfcr.name`, `idfcr.version` | model identity |
+//! | `idfcr.bands` | number of input (and output) bands |
+//! | `idfcr.band_names` | comma-separated, informative |
+//! | `idfcr.input_scale`, `idfcr.input_offset` | model value = (raster value + offset) * scale |
+//! | `idfcr.window_px` | height and width must be multiples of this |
+//! | `idfcr.halo_px` | how far a tile border disturbs the output |
+//! | `idfcr.outputs` | output names: the clear image, then optionally the attention map |
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ort::session::Session;
+use sha2::{Digest, Sha256};
+
+use crate::config::Device;
+use crate::error::{Error, Result};
+
+/// What a model expects and produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelContract {
+    pub name: String,
+    pub version: String,
+    pub bands: usize,
+    pub band_names: Vec<String>,
+    pub input_scale: f64,
+    pub input_offset: f64,
+    pub window_px: usize,
+    pub halo_px: usize,
+    pub input_name: String,
+    pub clear_output: String,
+    pub attention_output: Option<String>,
+}
+
+impl ModelContract {
+    /// Parse the contract from a metadata lookup (key -> value).
+    pub fn from_lookup(
+        path: &Path,
+        input_name: &str,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let req = |key: &str| -> Result<String> {
+            get(key).ok_or_else(|| {
+                Error::model(path, format!("metadata has no `{key}`: not an idfcr model (export it with onnx/idfcr_train/export.py)"))
+            })
+        };
+        let num = |key: &str| -> Result<f64> {
+            let v = req(key)?;
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    Error::model(path, format!("metadata `{key}` = {v:?} is not a number"))
+                })
+        };
+        let count = |key: &str| -> Result<usize> {
+            let v = num(key)?;
+            if v < 0.0 || v.fract() != 0.0 {
+                return Err(Error::model(
+                    path,
+                    format!("metadata `{key}` = {v} is not a whole number"),
+                ));
+            }
+            Ok(v as usize)
+        };
+        let outputs: Vec<String> = req("idfcr.outputs")?
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if outputs.is_empty() {
+            return Err(Error::model(path, "metadata `idfcr.outputs` is empty"));
+        }
+        let bands = count("idfcr.bands")?;
+        let window_px = count("idfcr.window_px")?;
+        let input_scale = num("idfcr.input_scale")?;
+        if bands == 0 || window_px == 0 || input_scale == 0.0 {
+            return Err(Error::model(
+                path,
+                "metadata says zero bands, a zero window or a zero input scale",
+            ));
+        }
+        Ok(ModelContract {
+            name: req("idfcr.name")?,
+            version: get("idfcr.version").unwrap_or_else(|| "unknown".into()),
+            bands,
+            band_names: get("idfcr.band_names")
+                .map(|s| s.split(',').map(|b| b.trim().to_string()).collect())
+                .unwrap_or_default(),
+            input_scale,
+            input_offset: get("idfcr.input_offset")
+                .map(|_| num("idfcr.input_offset"))
+                .transpose()?
+                .unwrap_or(0.0),
+            window_px,
+            halo_px: count("idfcr.halo_px")?,
+            input_name: input_name.to_string(),
+            clear_output: outputs[0].clone(),
+            attention_output: outputs.get(1).cloned(),
+        })
+    }
+
+    /// Margin the tiler keeps at tile borders: the halo, on the window grid.
+    pub fn margin_px(&self) -> usize {
+        crate::tiling::round_up(self.halo_px, self.window_px)
+    }
+
+    /// Raster value -> model value.
+    pub fn to_model(&self, v: f32) -> f32 {
+        ((v as f64 + self.input_offset) * self.input_scale) as f32
+    }
+
+    /// Model value -> raster value.
+    pub fn from_model(&self, v: f32) -> f32 {
+        (v as f64 / self.input_scale - self.input_offset) as f32
+    }
+}
+
+/// Which execution provider a pool ended up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda,
+}
+
+/// Sessions for one model, one per worker (ORT's `run` needs `&mut`).
+pub struct Model {
+    pub path: PathBuf,
+    pub contract: ModelContract,
+    /// Hex SHA-256 of the model file, written into output tags.
+    pub sha256: String,
+    pub provider: Provider,
+    sessions: Vec<Mutex<Session>>,
+}
+
+/// One tile's results, in model units, row-major.
+pub struct TileOutput {
+    pub clear: Vec<f32>,
+    pub attention: Option<Vec<f32>>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Model {
+    /// Load `path` into `workers` sessions of `intra_threads` threads each.
+    pub fn load(
+        path: &Path,
+        device: Device,
+        workers: usize,
+        intra_threads: usize,
+        ort_lib: Option<&Path>,
+    ) -> Result<Model> {
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))?;
+        if bytes.is_empty() {
+            return Err(Error::model(path, "file is empty"));
+        }
+        let env = crate::runtime::environment(ort_lib)?;
+        let mut provider = Provider::Cpu;
+        let mut sessions = Vec::with_capacity(workers.max(1));
+        for i in 0..workers.max(1) {
+            let (session, p) = build_session(env, &bytes, path, device, intra_threads, i == 0)?;
+            provider = p;
+            sessions.push(Mutex::new(session));
+        }
+        let first = sessions[0]
+            .lock()
+            .map_err(|_| Error::model(path, "session lock poisoned"))?;
+        let input_name = first
+            .inputs()
+            .first()
+            .map(|i| i.name().to_string())
+            .ok_or_else(|| Error::model(path, "model has no inputs"))?;
+        let output_names: Vec<String> = first
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        let meta = first
+            .metadata()
+            .map_err(|e| Error::model(path, format!("cannot read metadata: {e}")))?;
+        let contract = ModelContract::from_lookup(path, &input_name, |k| meta.custom(k))?;
+        drop(meta);
+        drop(first);
+        for name in std::iter::once(&contract.clear_output).chain(contract.attention_output.iter())
+        {
+            if !output_names.contains(name) {
+                return Err(Error::model(
+                    path,
+                    format!("metadata names output `{name}` but the graph has {output_names:?}"),
+                ));
+            }
+        }
+        Ok(Model {
+            path: path.to_path_buf(),
+            contract,
+            sha256: sha256_hex(&bytes),
+            provider,
+            sessions,
+        })
+    }
+
+    pub fn workers(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Run one tile (bands x h x w, model units). `worker` picks the session.
+    pub fn run(&self, worker: usize, tile: Vec<f32>, h: usize, w: usize) -> Result<TileOutput> {
+        let c = &self.contract;
+        let input = ort::value::Tensor::from_array(([1usize, c.bands, h, w], tile))
+            .map_err(|e| Error::model(&self.path, format!("cannot build input tensor: {e}")))?;
+        let mut session = self.sessions[worker % self.sessions.len()]
+            .lock()
+            .map_err(|_| Error::model(&self.path, "session lock poisoned by an earlier failure"))?;
+        let outputs = session
+            .run(ort::inputs![c.input_name.as_str() => input])
+            .map_err(|e| {
+                Error::model(
+                    &self.path,
+                    format!("inference failed on a {h} x {w} tile: {e}"),
+                )
+            })?;
+        let take = |name: &str, want: usize| -> Result<Vec<f32>> {
+            let v = outputs
+                .get(name)
+                .ok_or_else(|| Error::model(&self.path, format!("no output `{name}`")))?;
+            let (_, data) = v.try_extract_tensor::<f32>().map_err(|e| {
+                Error::model(&self.path, format!("output `{name}` is not float32: {e}"))
+            })?;
+            if data.len() != want {
+                return Err(Error::model(
+                    &self.path,
+                    format!("output `{name}` has {} values, expected {want}", data.len()),
+                ));
+            }
+            Ok(data.to_vec())
+        };
+        let clear = take(&c.clear_output, c.bands * h * w)?;
+        let attention = c
+            .attention_output
+            .as_deref()
+            .map(|n| take(n, h * w))
+            .transpose()?;
+        Ok(TileOutput { clear, attention })
+    }
+}
+
+fn build_session(
+    env: &ort::environment::Environment,
+    bytes: &[u8],
+    path: &Path,
+    device: Device,
+    intra_threads: usize,
+    report: bool,
+) -> Result<(Session, Provider)> {
+    let cpu = |intra: usize| -> Result<Session> {
+        Session::builder(env)
+            .and_then(|b| Ok(b.with_intra_threads(intra.max(1))?))
+            .and_then(|mut b| b.commit_from_memory(bytes))
+            .map_err(|e| Error::model(path, format!("ONNX Runtime cannot load it: {e}")))
+    };
+    let cuda = || -> std::result::Result<Session, String> {
+        let ep = ort::ep::CUDA::default().build().error_on_failure();
+        let mut b = Session::builder(env).map_err(|e| e.to_string())?;
+        b = b
+            .with_execution_providers([ep])
+            .map_err(|e| e.to_string())?;
+        b.commit_from_memory(bytes).map_err(|e| e.to_string())
+    };
+    match device {
+        Device::Cpu => Ok((cpu(intra_threads)?, Provider::Cpu)),
+        Device::Cuda => cuda().map(|s| (s, Provider::Cuda)).map_err(|e| {
+            Error::Runtime(format!(
+                "--device cuda: the CUDA execution provider failed: {e}"
+            ))
+        }),
+        Device::Auto => match cuda() {
+            Ok(s) => Ok((s, Provider::Cuda)),
+            Err(e) => {
+                if report {
+                    let why = e.lines().next().unwrap_or("").to_string();
+                    eprintln!("idfcr: warning: CUDA is not usable ({why}); running on CPU");
+                }
+                Ok((cpu(intra_threads)?, Provider::Cpu))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("idfcr.name", "pixel_cr_rgb"),
+        ("idfcr.bands", "3"),
+        ("idfcr.input_scale", "0.00392156862745098"),
+        ("idfcr.window_px", "16"),
+        ("idfcr.halo_px", "40"),
+        ("idfcr.outputs", "clear,attention"),
+    ];
+
+    #[test]
+    fn contract_parses_and_converts() {
+        let c = ModelContract::from_lookup(Path::new("m.onnx"), "cloudy", lookup(GOOD)).unwrap();
+        assert_eq!(
+            (c.bands, c.window_px, c.halo_px, c.margin_px()),
+            (3, 16, 40, 48)
+        );
+        assert_eq!(c.attention_output.as_deref(), Some("attention"));
+        assert!((c.to_model(255.0) - 1.0).abs() < 1e-6);
+        assert!((c.from_model(c.to_model(17.0)) - 17.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn contract_errors_name_the_key() {
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("idfcr.bands", None, "idfcr.bands"),
+            ("idfcr.bands", Some("three"), "not a number"),
+            ("idfcr.window_px", Some("1.5"), "whole number"),
+            ("idfcr.outputs", Some(" , "), "empty"),
+            ("idfcr.input_scale", Some("0"), "zero"),
+        ];
+        for (key, value, want) in cases {
+            let mut pairs: Vec<(&str, &str)> =
+                GOOD.iter().filter(|(k, _)| k != key).cloned().collect();
+            if let Some(v) = value {
+                pairs.push((key, v));
+            }
+            let e = ModelContract::from_lookup(Path::new("m.onnx"), "x", lookup(&pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(want) && e.contains("m.onnx"),
+                "{key}={value:?}: {e}"
+            );
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! `remove`: the stages of one run, in order.
+//!
+//! 1. check the output path, open the input, pick and load the model;
+//! 2. lay out the tile grid (`tiling`) from the model's window and halo;
+//! 3. for each strip of tiles: read the rows it needs (mirrored past the
+//!    scene edge), convert to model units, run the tiles on the session pool,
+//!    blend them into the strip accumulator (`blend`), and write the rows
+//!    that no later tile touches;
+//! 4. finish the outputs (close, COG, fsync, rename).
+//!
+//! Memory is bounded by one strip (tile height x scene width), not by the
+//! scene height.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use gdal::Metadata;
+use rayon::prelude::*;
+
+use crate::blend::{axis_weights, Accumulator};
+use crate::config::{Device, OutputType, RemoveConfig};
+use crate::error::{Error, Result};
+use crate::model::{Model, Provider};
+use crate::progress::Progress;
+use crate::raster_in::InputRaster;
+use crate::raster_out::{check_output_path, BandSpec, OutputRaster, Provenance};
+use crate::tiling::{mirror, round_up, AxisGrid};
+
+/// What a finished run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemoveSummary {
+    pub input: String,
+    pub output: PathBuf,
+    pub mask: Option<PathBuf>,
+    pub model: String,
+    pub model_sha256: String,
+    pub provider: String,
+    pub width: usize,
+    pub height: usize,
+    pub bands: usize,
+    pub tiles_run: usize,
+    pub tiles_skipped: usize,
+    pub seconds: f64,
+    /// Seconds spent inside ONNX Runtime, summed over workers.
+    pub inference_seconds: f64,
+}
+
+/// File name of the bundled default model for a band count.
+pub fn default_model_name(bands: usize) -> Option<&'static str> {
+    match bands {
+        3 => Some("pixel_cr_rgb.onnx"),
+        _ => None,
+    }
+}
+
+/// Folders searched for bundled models, in order.
+pub fn model_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("IDFCR_MODEL_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(exe_dir.join("models"));
+        dirs.push(exe_dir.join("../share/idfcr/models"));
+    }
+    dirs.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("onnx")
+            .join("models"),
+    );
+    dirs
+}
+
+fn resolve_model(explicit: Option<&Path>, bands: usize, input: &str) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        if !p.is_file() {
+            return Err(Error::model(p, "no such file"));
+        }
+        return Ok(p.to_path_buf());
+    }
+    let name = default_model_name(bands).ok_or_else(|| {
+        Error::input(input, format!("has {bands} band(s) and there is no bundled model for that; select bands with -b or pass --model"))
+    })?;
+    let dirs = model_dirs();
+    dirs.iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            Error::model(
+                name,
+                format!(
+                    "bundled model not found (looked in {}); set IDFCR_MODEL_DIR or pass --model",
+                    looked.join(", ")
+                ),
+            )
+        })
+}
+
+/// Sessions and ORT threads per session for a thread budget: a few fat
+/// sessions use the cores better than many thin ones on CPU; one on CUDA.
+pub fn split_threads(threads: usize, device: Device) -> (usize, usize) {
+    let threads = threads.max(1);
+    if device == Device::Cuda {
+        return (1, threads);
+    }
+    let workers = if threads >= 8 { threads / 4 } else { 1 };
+    (workers, threads / workers)
+}
+
+/// The output band layout: the input's bands, described as they were.
+fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
+    input
+        .band_nos
+        .iter()
+        .zip(&input.nodata)
+        .map(|(&band_no, &nodata)| {
+            let band = input.ds.rasterband(band_no).expect("band checked at open");
+            let metadata = band
+                .metadata_domain("")
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .collect();
+            BandSpec {
+                description: band.description().unwrap_or_default(),
+                color: Some(band.color_interpretation().name()),
+                nodata,
+                scale_offset: match (band.scale(), band.offset()) {
+                    (Some(s), Some(o)) if s != 1.0 || o != 0.0 => Some((s, o)),
+                    _ => None,
+                },
+                metadata,
+            }
+        })
+        .collect()
+}
+
+/// Run Pixel-CR over the input and write the cloud-free raster.
+pub fn remove(
+    cfg: &RemoveConfig,
+    progress_total: impl FnOnce(u64) -> Progress,
+) -> Result<RemoveSummary> {
+    let started = Instant::now();
+    cfg.validate()?;
+    check_output_path(&cfg.output, cfg.overwrite)?;
+    if let Some(mask) = &cfg.mask {
+        check_output_path(mask, cfg.overwrite)?;
+    }
+    let input = InputRaster::open(&cfg.input, cfg.band_idx.as_deref())?;
+    let model_path = resolve_model(cfg.model.as_deref(), input.bands(), &cfg.input)?;
+    let (workers, intra) = split_threads(cfg.threads, cfg.device);
+    let model = Model::load(
+        &model_path,
+        cfg.device,
+        workers,
+        intra,
+        cfg.ort_lib.as_deref(),
+    )?;
+    let c = &model.contract;
+    if c.bands != input.bands() {
+        return Err(Error::input(
+            &cfg.input,
+            format!(
+                "has {} band(s) but model {} expects {}; select bands with -b",
+                input.bands(),
+                c.name,
+                c.bands
+            ),
+        ));
+    }
+    if cfg.mask.is_some() && c.attention_output.is_none() {
+        return Err(Error::model(
+            &model_path,
+            "has no attention output, so --mask cannot be written",
+        ));
+    }
+
+    let margin = c.margin_px();
+    let window = c.window_px;
+    let tile_px = round_up(cfg.tile_px, window);
+    let overlap = cfg.overlap_px.unwrap_or(2 * margin + 2 * window);
+    let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
+    let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
+    let (th, tw, bands, width) = (ygrid.tile_px, xgrid.tile_px, input.bands(), input.width);
+    let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();
+
+    let tags = vec![
+        (
+            "IDFCR_VERSION".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "IDFCR_MODEL".to_string(),
+            format!("{} {}", c.name, c.version),
+        ),
+        ("IDFCR_MODEL_SHA256".to_string(), model.sha256.clone()),
+        ("IDFCR_SOURCE".to_string(), cfg.input.clone()),
+        (
+            "IDFCR_RADIOMETRY".to_string(),
+            format!(
+                "model value = (pixel value + {}) * {}; output converted back to the input's units",
+                c.input_offset, c.input_scale
+            ),
+        ),
+    ];
+    let prov = Provenance {
+        input: &input,
+        tags,
+    };
+    let out_type = cfg.out_type.unwrap_or(input.data_type);
+    let mut out = OutputRaster::create(
+        &cfg.output,
+        cfg.format,
+        &cfg.creation_options,
+        out_type,
+        &band_specs(&input),
+        &prov,
+    )?;
+    let mut mask_out = match &cfg.mask {
+        Some(p) => {
+            let spec = BandSpec {
+                description: "cloud probability (Pixel-CR cloudy attention)".into(),
+                color: None,
+                nodata: Some(-1.0),
+                scale_offset: None,
+                metadata: vec![],
+            };
+            Some(OutputRaster::create(
+                p,
+                cfg.format,
+                &cfg.creation_options,
+                OutputType::Float32,
+                &[spec],
+                &prov,
+            )?)
+        }
+        None => None,
+    };
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(model.workers())
+        .build()
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot start {} worker threads: {e}",
+                model.workers()
+            ))
+        })?;
+    let total_tiles = (ygrid.len() * xgrid.len()) as u64;
+    let mut progress = progress_total(total_tiles);
+    let mut acc = Accumulator::new(bands, th, width);
+    let mut att = Accumulator::new(1, th, width);
+    let (mut tiles_run, mut tiles_skipped, mut done, mut valid_pixels) =
+        (0usize, 0usize, 0u64, 0u64);
+    let mut inference_s = 0.0f64;
+
+    for ky in 0..ygrid.len() {
+        crate::interrupt::check()?;
+        let s = ygrid.starts[ky];
+        // Source rows this strip needs (mirrored at the scene edges).
+        let src_rows: Vec<usize> = (0..th)
+            .map(|r| mirror(s + r as isize, input.height))
+            .collect();
+        let r_lo = *src_rows.iter().min().expect("tile has rows");
+        let r_hi = *src_rows.iter().max().expect("tile has rows") + 1;
+        let block = input.read_rows(r_lo, r_hi - r_lo)?;
+        let valid = input.valid_mask(&block, r_hi - r_lo);
+        let n_block = (r_hi - r_lo) * width;
+        let wy = axis_weights(&ygrid, ky);
+
+        // Build the strip's tile inputs, in model units; nodata becomes 0.
+        let mut jobs: Vec<(usize, Vec<f32>)> = Vec::new();
+        for (kx, &xs) in xgrid.starts.iter().enumerate() {
+            let cols: Vec<usize> = (0..tw).map(|x| mirror(xs + x as isize, width)).collect();
+            let mut any_valid = false;
+            let mut tile = vec![0f32; bands * th * tw];
+            for (ty, &sr) in src_rows.iter().enumerate() {
+                let row_off = (sr - r_lo) * width;
+                for (tx, &sc) in cols.iter().enumerate() {
+                    if valid[row_off + sc] {
+                        any_valid = true;
+                        for b in 0..bands {
+                            tile[(b * th + ty) * tw + tx] =
+                                c.to_model(block[b * n_block + row_off + sc]);
+                        }
+                    }
+                }
+            }
+            if any_valid {
+                jobs.push((kx, tile));
+            } else {
+                tiles_skipped += 1;
+                done += 1;
+            }
+        }
+
+        // Run tiles in chunks so that memory stays at a few tiles per worker.
+        let chunk = model.workers() * 2;
+        while !jobs.is_empty() {
+            let batch: Vec<(usize, Vec<f32>)> = jobs.drain(..chunk.min(jobs.len())).collect();
+            let results: Vec<Result<(usize, crate::model::TileOutput, f64)>> = pool.install(|| {
+                batch
+                    .into_par_iter()
+                    .map(|(kx, tile)| {
+                        crate::interrupt::check()?;
+                        let t0 = Instant::now();
+                        let worker = rayon::current_thread_index().unwrap_or(0);
+                        let out = model.run(worker, tile, th, tw)?;
+                        Ok((kx, out, t0.elapsed().as_secs_f64()))
+                    })
+                    .collect()
+            });
+            for r in results {
+                let (kx, tile_out, secs) = r?;
+                inference_s += secs;
+                acc.add(&tile_out.clear, th, tw, 0, xgrid.starts[kx], &wy, &wx[kx]);
+                if let Some(a) = &tile_out.attention {
+                    att.add(a, th, tw, 0, xgrid.starts[kx], &wy, &wx[kx]);
+                }
+                tiles_run += 1;
+                done += 1;
+                progress.update(done, total_tiles);
+            }
+        }
+
+        // Rows no later strip touches: convert back and write.
+        let (lo, hi) = ygrid.finished_after(ky);
+        if hi > lo {
+            let rows = hi - lo;
+            let n = rows * width;
+            let mut values = vec![0f32; bands * n];
+            let mut ok = vec![false; n];
+            let mut prob = vec![0f32; n];
+            for r in 0..rows {
+                let ar = (lo + r) as isize - s; // accumulator row
+                let vr = lo + r - r_lo; // block row
+                for col in 0..width {
+                    let p = r * width + col;
+                    if !valid[vr * width + col] || acc.weight[ar as usize * width + col] == 0.0 {
+                        continue;
+                    }
+                    ok[p] = true;
+                    valid_pixels += 1;
+                    for b in 0..bands {
+                        values[b * n + p] =
+                            c.from_model(acc.value(b, ar as usize, col).unwrap_or(0.0));
+                    }
+                    if let Some(a) = att.value(0, ar as usize, col) {
+                        prob[p] = a.clamp(0.0, 1.0);
+                    }
+                }
+            }
+            out.write_rows(lo, rows, &values, &ok)?;
+            if let Some(m) = mask_out.as_mut() {
+                m.write_rows(lo, rows, &prob, &ok)?;
+            }
+        }
+        if let Some(&next) = ygrid.starts.get(ky + 1) {
+            acc.shift_rows((next - s) as usize);
+            att.shift_rows((next - s) as usize);
+        }
+        progress.update(done, total_tiles);
+    }
+    crate::interrupt::check()?;
+    if valid_pixels == 0 {
+        return Err(Error::input(
+            &cfg.input,
+            "every pixel is nodata; nothing to do",
+        ));
+    }
+    out.finish()?;
+    if let Some(m) = mask_out {
+        m.finish()?;
+    }
+    progress.finish(total_tiles);
+    Ok(RemoveSummary {
+        input: cfg.input.clone(),
+        output: cfg.output.clone(),
+        mask: cfg.mask.clone(),
+        model: format!("{} {}", c.name, c.version),
+        model_sha256: model.sha256.clone(),
+        provider: match model.provider {
+            Provider::Cpu => "cpu".into(),
+            Provider::Cuda => "cuda".into(),
+        },
+        width: input.width,
+        height: input.height,
+        bands,
+        tiles_run,
+        tiles_skipped,
+        seconds: started.elapsed().as_secs_f64(),
+        inference_seconds: inference_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_split() {
+        let cases = [
+            (1, Device::Cpu, (1, 1)),
+            (2, Device::Auto, (1, 2)),
+            (8, Device::Cpu, (2, 4)),
+            (16, Device::Cpu, (4, 4)),
+            (16, Device::Cuda, (1, 16)),
+        ];
+        for (t, d, want) in cases {
+            assert_eq!(split_threads(t, d), want, "{t} {d:?}");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Reading the input raster with GDAL: open, check, select bands, and read
+//! blocks of rows as float32. GDAL lives here and in `raster_out`; the rest
+//! of the pipeline sees plain arrays.
+
+use std::path::Path;
+
+use gdal::raster::GdalDataType;
+use gdal::{Dataset, Metadata};
+
+use crate::config::OutputType;
+use crate::error::{Error, Result};
+
+/// An opened input raster and the bands we use from it.
+pub struct InputRaster {
+    pub ds: Dataset,
+    /// As the user gave it (file, /vsizip/ path or subdataset string).
+    pub source: String,
+    /// GDAL band numbers (1-based) of the selected bands.
+    pub band_nos: Vec<usize>,
+    pub width: usize,
+    pub height: usize,
+    pub data_type: OutputType,
+    /// Per selected band.
+    pub nodata: Vec<Option<f64>>,
+}
+
+/// Whether `s` looks like something other than a plain file path (GDAL
+/// virtual file systems, subdataset strings such as `SENTINEL2_L2A:...`).
+fn is_gdal_special(s: &str) -> bool {
+    s.starts_with("/vsi")
+        || (s.contains(':')
+            && !Path::new(s).exists()
+            && !s.starts_with('/')
+            && s.find(':') > Some(1))
+}
+
+pub fn map_data_type(t: GdalDataType) -> Option<OutputType> {
+    Some(match t {
+        GdalDataType::UInt8 => OutputType::Byte,
+        GdalDataType::UInt16 => OutputType::UInt16,
+        GdalDataType::Int16 => OutputType::Int16,
+        GdalDataType::UInt32 => OutputType::UInt32,
+        GdalDataType::Int32 => OutputType::Int32,
+        GdalDataType::Float32 => OutputType::Float32,
+        GdalDataType::Float64 => OutputType::Float64,
+        _ => return None,
+    })
+}
+
+impl InputRaster {
+    /// Open `source` and select `band_idx` (0-based; None: all bands).
+    pub fn open(source: &str, band_idx: Option<&[usize]>) -> Result<Self> {
+        if !is_gdal_special(source) && !Path::new(source).exists() {
+            return Err(Error::input(source, "no such file"));
+        }
+        if Path::new(source).is_dir() && !source.to_ascii_uppercase().ends_with(".SAFE") {
+            return Err(Error::input(source, "is a directory, not a raster"));
+        }
+        let ds = Dataset::open(source).map_err(|e| {
+            Error::input(
+                source,
+                format!(
+                    "not a raster GDAL can open ({})",
+                    first_line(&e.to_string())
+                ),
+            )
+        })?;
+        let (width, height) = ds.raster_size();
+        let count = ds.raster_count();
+        if count == 0 {
+            let hint = if ds.metadata_domain("SUBDATASETS").is_some() {
+                "; it has subdatasets: pass one of them (see gdalinfo)"
+            } else {
+                ""
+            };
+            return Err(Error::input(source, format!("has no raster bands{hint}")));
+        }
+        if width == 0 || height == 0 {
+            return Err(Error::input(
+                source,
+                format!("raster is empty ({width} x {height} pixels)"),
+            ));
+        }
+        let band_nos: Vec<usize> = match band_idx {
+            None => (1..=count).collect(),
+            Some(idx) => {
+                for &i in idx {
+                    if i >= count {
+                        return Err(Error::input(
+                            source,
+                            format!("-b {}: the raster has only {count} band(s)", i + 1),
+                        ));
+                    }
+                }
+                idx.iter().map(|i| i + 1).collect()
+            }
+        };
+        let mut data_type = None;
+        let mut nodata = Vec::with_capacity(band_nos.len());
+        for &band_no in &band_nos {
+            let band = ds
+                .rasterband(band_no)
+                .map_err(|e| Error::input(source, format!("band {band_no}: {e}")))?;
+            let t = band.band_type();
+            let mapped = map_data_type(t).ok_or_else(|| Error::input(source, format!("band {band_no} has data type {t}, which is not supported (use Byte, (U)Int16, (U)Int32, Float32 or Float64)")))?;
+            // Bands of mixed types: write floats, which hold any of them.
+            data_type = Some(match data_type {
+                None => mapped,
+                Some(d) if d == mapped => d,
+                Some(d) if d == OutputType::Float64 || mapped == OutputType::Float64 => {
+                    OutputType::Float64
+                }
+                Some(_) => OutputType::Float32,
+            });
+            nodata.push(band.no_data_value());
+        }
+        Ok(InputRaster {
+            ds,
+            source: source.to_string(),
+            band_nos,
+            width,
+            height,
+            data_type: data_type.expect("at least one band"),
+            nodata,
+        })
+    }
+
+    pub fn bands(&self) -> usize {
+        self.band_nos.len()
+    }
+
+    /// Read rows `[row0, row0 + rows)`, all columns, selected bands:
+    /// (bands x rows x width) float32. NaN/Inf in a band without a NaN
+    /// nodata value is an input error (the model cannot use them).
+    pub fn read_rows(&self, row0: usize, rows: usize) -> Result<Vec<f32>> {
+        let mut out = vec![0f32; self.bands() * rows * self.width];
+        for (i, &band_no) in self.band_nos.iter().enumerate() {
+            let band = self
+                .ds
+                .rasterband(band_no)
+                .map_err(|e| Error::input(&self.source, format!("band {band_no}: {e}")))?;
+            let dst = &mut out[i * rows * self.width..(i + 1) * rows * self.width];
+            band.read_into_slice(
+                (0, row0 as isize),
+                (self.width, rows),
+                (self.width, rows),
+                dst,
+                None,
+            )
+            .map_err(|e| {
+                Error::input(
+                    &self.source,
+                    format!(
+                        "cannot read band {band_no}, rows {row0}..{}: {}",
+                        row0 + rows,
+                        first_line(&e.to_string())
+                    ),
+                )
+            })?;
+            let nan_is_nodata = self.nodata[i].is_some_and(f64::is_nan);
+            if !nan_is_nodata {
+                if let Some(pos) = dst.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::input(
+                        &self.source,
+                        format!("band {band_no} has NaN or infinite values (first at row {}, column {}); set a nodata value or clean the raster", row0 + pos / self.width, pos % self.width),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Per-pixel validity of a block from `read_rows`: a pixel is nodata when
+    /// every selected band holds its band's nodata value (or NaN).
+    pub fn valid_mask(&self, block: &[f32], rows: usize) -> Vec<bool> {
+        let n = rows * self.width;
+        let mut valid = vec![false; n];
+        for (p, v) in valid.iter_mut().enumerate() {
+            *v = (0..self.bands()).any(|b| {
+                let x = block[b * n + p];
+                match self.nodata[b] {
+                    _ if x.is_nan() => false,
+                    Some(nd) => (x as f64) != nd && (x != nd as f32),
+                    None => true,
+                }
+            });
+        }
+        valid
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_gdal_names() {
+        for (s, want) in [
+            ("/vsizip/a.zip/b.tif", true),
+            ("SENTINEL2_L2A:/x/MTD_MSIL2A.xml:10m:EPSG_32632", true),
+            ("/tmp/a.tif", false),
+            ("a.tif", false),
+            ("C:/x.tif", false),
+        ] {
+            assert_eq!(is_gdal_special(s), want, "{s}");
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! Writing outputs with GDAL, safely.
+//!
+//! Nothing is ever written at the final path directly: rows go into a tiled
+//! GTiff temp file in the target directory; `finish` closes it (checking the
+//! result, since Drop swallows write errors), converts to COG when asked,
+//! fsyncs and renames. A `TempFile` guard deletes the temp files on every
+//! early return, error or interrupt, so a failed run leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use gdal::raster::{ColorInterpretation, RasterCreationOptions};
+use gdal::{Dataset, DriverManager, Metadata};
+
+use crate::config::{OutputFormat, OutputType};
+use crate::error::{Error, Result};
+use crate::raster_in::InputRaster;
+
+/// A file that is deleted on drop unless `keep` was called.
+pub struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    pub fn new(path: PathBuf) -> Self {
+        TempFile { path, armed: true }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+            // GDAL side files (.aux.xml, .ovr) are named after the file.
+            for ext in ["aux.xml", "ovr"] {
+                let mut side = self.path.clone().into_os_string();
+                side.push(format!(".{ext}"));
+                let _ = std::fs::remove_file(side);
+            }
+        }
+    }
+}
+
+/// Temp name next to `final_path`: same directory (so rename is atomic),
+/// hidden, unique per process.
+pub fn temp_path_for(final_path: &Path, tag: &str) -> PathBuf {
+    let dir = final_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "out".into());
+    dir.join(format!(".{name}.idfcr-{}-{tag}.tif", std::process::id()))
+}
+
+/// Refuse to clobber, and fail early on a directory we cannot write to.
+pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::output(path, "is a directory"));
+    }
+    if path.exists() && !overwrite {
+        return Err(Error::output(
+            path,
+            "already exists (use --overwrite to replace it)",
+        ));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::output(
+            path,
+            format!("directory {} does not exist", dir.display()),
+        ));
+    }
+    // Probe: the only reliable test of writability is writing.
+    let probe = TempFile::new(temp_path_for(path, "probe"));
+    std::fs::write(probe.path(), b"")
+        .map_err(|e| Error::output(path, format!("cannot write in {}: {e}", dir.display())))?;
+    Ok(())
+}
+
+/// What one output band looks like.
+#[derive(Debug, Clone)]
+pub struct BandSpec {
+    pub description: String,
+    /// GDAL colour interpretation name ("Red", "Gray", ...).
+    pub color: Option<String>,
+    pub nodata: Option<f64>,
+    pub scale_offset: Option<(f64, f64)>,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// An output being written row block by row block.
+pub struct OutputRaster {
+    ds: Option<Dataset>,
+    tmp: TempFile,
+    final_path: PathBuf,
+    format: OutputFormat,
+    creation_options: Vec<(String, String)>,
+    pub data_type: OutputType,
+    pub width: usize,
+    pub bands: usize,
+    pub nodata: Vec<Option<f64>>,
+}
+
+/// Tags and georeferencing taken over from the input.
+pub struct Provenance<'a> {
+    pub input: &'a InputRaster,
+    pub tags: Vec<(String, String)>,
+}
+
+fn create_typed(
+    path: &Path,
+    t: OutputType,
+    w: usize,
+    h: usize,
+    bands: usize,
+    opts: &RasterCreationOptions,
+) -> gdal::errors::Result<Dataset> {
+    let driver = DriverManager::get_driver_by_name("GTiff")?;
+    match t {
+        OutputType::Byte => {
+            driver.create_with_band_type_with_options::<u8, _>(path, w, h, bands, opts)
+        }
+        OutputType::UInt16 => {
+            driver.create_with_band_type_with_options::<u16, _>(path, w, h, bands, opts)
+        }
+        OutputType::Int16 => {
+            driver.create_with_band_type_with_options::<i16, _>(path, w, h, bands, opts)
+        }
+        OutputType::UInt32 => {
+            driver.create_with_band_type_with_options::<u32, _>(path, w, h, bands, opts)
+        }
+        OutputType::Int32 => {
+            driver.create_with_band_type_with_options::<i32, _>(path, w, h, bands, opts)
+        }
+        OutputType::Float32 => {
+            driver.create_with_band_type_with_options::<f32, _>(path, w, h, bands, opts)
+        }
+        OutputType::Float64 => {
+            driver.create_with_band_type_with_options::<f64, _>(path, w, h, bands, opts)
+        }
+    }
+}
+
+/// Default GTiff options; the user's `--co` override them by key.
+fn gtiff_options(
+    final_format: OutputFormat,
+    user: &[(String, String)],
+    est_bytes: u64,
+) -> Result<RasterCreationOptions> {
+    let mut opts: Vec<(String, String)> = vec![
+        ("TILED".into(), "YES".into()),
+        ("BLOCKXSIZE".into(), "512".into()),
+        ("BLOCKYSIZE".into(), "512".into()),
+        (
+            "BIGTIFF".into(),
+            if est_bytes > 3_500_000_000 {
+                "YES".into()
+            } else {
+                "IF_SAFER".into()
+            },
+        ),
+    ];
+    if final_format == OutputFormat::GTiff {
+        opts.push(("COMPRESS".into(), "DEFLATE".into()));
+        opts.push(("PREDICTOR".into(), "2".into()));
+        for (k, v) in user {
+            opts.retain(|(ok, _)| !ok.eq_ignore_ascii_case(k));
+            opts.push((k.clone(), v.clone()));
+        }
+    }
+    let mut list = RasterCreationOptions::new();
+    for (k, v) in &opts {
+        list.set_name_value(k, v)
+            .map_err(|e| Error::Usage(format!("--co {k}={v}: {e}")))?;
+    }
+    Ok(list)
+}
+
+impl OutputRaster {
+    /// Create the temp GTiff for `final_path`, with georeferencing and
+    /// metadata from the input and the given band layout.
+    pub fn create(
+        final_path: &Path,
+        format: OutputFormat,
+        creation_options: &[(String, String)],
+        data_type: OutputType,
+        bands: &[BandSpec],
+        prov: &Provenance,
+    ) -> Result<Self> {
+        let (w, h) = (prov.input.width, prov.input.height);
+        let tmp = TempFile::new(temp_path_for(final_path, "part"));
+        let est = (w as u64) * (h as u64) * (bands.len() as u64) * data_type.bytes() as u64;
+        let opts = gtiff_options(format, creation_options, est)?;
+        let fail =
+            |e: gdal::errors::GdalError| Error::output(final_path, first_line(&e.to_string()));
+        let mut ds = create_typed(tmp.path(), data_type, w, h, bands.len(), &opts).map_err(fail)?;
+        let src = &prov.input.ds;
+        if let Ok(gt) = src.geo_transform() {
+            ds.set_geo_transform(&gt).map_err(fail)?;
+        }
+        let wkt = src.projection();
+        if !wkt.is_empty() {
+            ds.set_projection(&wkt).map_err(fail)?;
+        }
+        // Dataset metadata: every domain except those describing the source
+        // file's layout or its subdatasets.
+        for domain in src.metadata_domains() {
+            if matches!(
+                domain.as_str(),
+                "IMAGE_STRUCTURE" | "SUBDATASETS" | "DERIVED_SUBDATASETS"
+            ) || domain.starts_with("xml:")
+            {
+                continue;
+            }
+            for item in src.metadata_domain(&domain).unwrap_or_default() {
+                if let Some((k, v)) = item.split_once('=') {
+                    ds.set_metadata_item(k, v, &domain).map_err(fail)?;
+                }
+            }
+        }
+        for (k, v) in &prov.tags {
+            ds.set_metadata_item(k, v, "").map_err(fail)?;
+        }
+        let mut nodata = Vec::new();
+        for (i, spec) in bands.iter().enumerate() {
+            let mut band = ds.rasterband(i + 1).map_err(fail)?;
+            if !spec.description.is_empty() {
+                band.set_description(&spec.description).map_err(fail)?;
+            }
+            if let Some(c) = spec
+                .color
+                .as_deref()
+                .and_then(|n| ColorInterpretation::from_name(n).ok())
+            {
+                band.set_color_interpretation(c).map_err(fail)?;
+            }
+            if let Some(nd) = spec.nodata {
+                band.set_no_data_value(Some(nd)).map_err(fail)?;
+            }
+            if let Some((scale, offset)) = spec.scale_offset {
+                band.set_scale(scale).map_err(fail)?;
+                band.set_offset(offset).map_err(fail)?;
+            }
+            for (k, v) in &spec.metadata {
+                band.set_metadata_item(k, v, "").map_err(fail)?;
+            }
+            nodata.push(spec.nodata);
+        }
+        Ok(OutputRaster {
+            ds: Some(ds),
+            tmp,
+            final_path: final_path.to_path_buf(),
+            format,
+            creation_options: creation_options.to_vec(),
+            data_type,
+            width: w,
+            bands: bands.len(),
+            nodata,
+        })
+    }
+
+    /// Write rows `[row0, row0 + rows)` from (bands x rows x width) values in
+    /// raster units; `valid` marks pixels that get data (others get nodata).
+    /// Values are rounded and clipped to the output type.
+    pub fn write_rows(
+        &mut self,
+        row0: usize,
+        rows: usize,
+        values: &[f32],
+        valid: &[bool],
+    ) -> Result<()> {
+        let n = rows * self.width;
+        let (lo, hi) = self.data_type.range();
+        let ds = self.ds.as_mut().expect("open until finish");
+        for b in 0..self.bands {
+            let nd = self.nodata[b];
+            let mut buf: Vec<f64> = values[b * n..(b + 1) * n]
+                .iter()
+                .zip(valid)
+                .map(|(&v, &ok)| match (ok, nd) {
+                    (false, Some(nd)) => nd,
+                    (false, None) => 0.0,
+                    (true, _) => {
+                        let mut x = v as f64;
+                        if self.data_type.is_integer() {
+                            x = x.round();
+                        }
+                        x = x.clamp(lo, hi);
+                        // A real pixel must not collide with the nodata value.
+                        if nd == Some(x) {
+                            x = if x < hi {
+                                x + if self.data_type.is_integer() {
+                                    1.0
+                                } else {
+                                    x.abs().max(1.0) * 1e-6
+                                }
+                            } else {
+                                x - 1.0
+                            };
+                        }
+                        x
+                    }
+                })
+                .collect();
+            let mut band = ds
+                .rasterband(b + 1)
+                .map_err(|e| Error::output(&self.final_path, e))?;
+            let mut buffer =
+                gdal::raster::Buffer::new((self.width, rows), std::mem::take(&mut buf));
+            band.write((0, row0 as isize), (self.width, rows), &mut buffer)
+                .map_err(|e| {
+                    Error::output(
+                        &self.final_path,
+                        format!(
+                            "write failed at rows {row0}..{}: {}",
+                            row0 + rows,
+                            first_line(&e.to_string())
+                        ),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Close, convert, sync and move into place. Consumes the writer; on any
+    /// error the temp files are removed.
+    pub fn finish(mut self) -> Result<()> {
+        let fail = |msg: String| Error::output(&self.final_path, msg);
+        let ds = self.ds.take().expect("open until finish");
+        ds.close().map_err(|e| {
+            fail(format!(
+                "closing the temp file failed: {}",
+                first_line(&e.to_string())
+            ))
+        })?;
+        let ready = match self.format {
+            OutputFormat::GTiff => self.tmp,
+            OutputFormat::Cog => {
+                let cog = TempFile::new(temp_path_for(&self.final_path, "cog"));
+                let mut opts: Vec<(String, String)> = vec![
+                    ("COMPRESS".into(), "DEFLATE".into()),
+                    ("PREDICTOR".into(), "YES".into()),
+                    ("BLOCKSIZE".into(), "512".into()),
+                    ("BIGTIFF".into(), "IF_SAFER".into()),
+                    ("OVERVIEW_RESAMPLING".into(), "AVERAGE".into()),
+                    ("NUM_THREADS".into(), "ALL_CPUS".into()),
+                ];
+                for (k, v) in &self.creation_options {
+                    opts.retain(|(ok, _)| !ok.eq_ignore_ascii_case(k));
+                    opts.push((k.clone(), v.clone()));
+                }
+                let mut list = RasterCreationOptions::new();
+                for (k, v) in &opts {
+                    list.set_name_value(k, v)
+                        .map_err(|e| Error::Usage(format!("--co {k}={v}: {e}")))?;
+                }
+                let driver = DriverManager::get_driver_by_name("COG")
+                    .map_err(|e| fail(format!("GDAL has no COG driver: {e}")))?;
+                let src = Dataset::open(self.tmp.path())
+                    .map_err(|e| fail(format!("cannot reopen the temp file: {e}")))?;
+                let out = src.create_copy(&driver, cog.path(), &list).map_err(|e| {
+                    fail(format!(
+                        "COG conversion failed: {}",
+                        first_line(&e.to_string())
+                    ))
+                })?;
+                out.close()
+                    .map_err(|e| fail(format!("closing the COG failed: {e}")))?;
+                drop(src);
+                cog
+            }
+        };
+        if let Ok(f) = std::fs::File::open(ready.path()) {
+            let _ = f.sync_all();
+        }
+        std::fs::rename(ready.path(), &self.final_path)
+            .map_err(|e| fail(format!("cannot move the finished file into place: {e}")))?;
+        ready.keep();
+        Ok(())
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_sit_beside_the_output() {
+        let t = temp_path_for(Path::new("/data/out/scene.tif"), "part");
+        assert_eq!(t.parent(), Some(Path::new("/data/out")));
+        assert!(t
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".scene.tif.idfcr-"));
+        let t = temp_path_for(Path::new("scene.tif"), "cog");
+        assert_eq!(t.parent(), Some(Path::new(".")));
+    }
+
+    #[test]
+    fn temp_file_guard_removes_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        std::fs::write(&p, b"x").unwrap();
+        drop(TempFile::new(p.clone()));
+        assert!(!p.exists());
+        std::fs::write(&p, b"x").unwrap();
+        TempFile::new(p.clone()).keep();
+        assert!(p.exists());
+    }
+}

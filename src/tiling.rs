@@ -1,0 +1,253 @@
+//! The tile grid: where tiles go along one axis of the scene.
+//!
+//! Tiles are placed on a global grid so that every tile origin is a multiple
+//! of the model's attention window away from the first one. Window attention
+//! then partitions each tile exactly as it would partition the whole scene,
+//! and a tiled result equals the whole-image result except within a model's
+//! `halo` of a tile border. We keep those borders out of the result: each
+//! tile has a `margin` (at least the halo) on every side that gets zero blend
+//! weight, and the scene itself is extended by mirroring by the same margin,
+//! so scene-edge pixels also sit at least `margin` inside some tile.
+//!
+//! Along one axis, tile `k` covers `[start_k, start_k + tile)` with
+//! `start_k = -margin + k * (tile - overlap)`. Its interior
+//! `[start_k + margin, start_k + tile - margin)` overlaps the next tile's
+//! interior by `overlap - 2 * margin` pixels, where the blend ramps from one
+//! tile to the other (see `blend`). Everything here is pure arithmetic.
+
+use crate::error::{Error, Result};
+
+/// Tile placement along one axis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AxisGrid {
+    pub scene_px: usize,
+    /// Tile length actually used: the requested tile size, or less when the
+    /// whole scene (plus margins) fits in one smaller tile.
+    pub tile_px: usize,
+    pub overlap_px: usize,
+    pub margin_px: usize,
+    /// First pixel of each tile, in scene coordinates (negative for the first).
+    pub starts: Vec<isize>,
+}
+
+/// Round `v` up to a multiple of `m` (m > 0).
+pub fn round_up(v: usize, m: usize) -> usize {
+    v.div_ceil(m) * m
+}
+
+impl AxisGrid {
+    /// Lay out tiles over `scene_px` pixels.
+    ///
+    /// Preconditions (checked, reported as usage errors): all sizes are
+    /// multiples of `window_px`; `overlap_px >= 2 * margin_px`;
+    /// `tile_px >= 2 * overlap_px` so the ramps at both ends of a tile do not meet.
+    pub fn new(
+        scene_px: usize,
+        tile_px: usize,
+        overlap_px: usize,
+        margin_px: usize,
+        window_px: usize,
+    ) -> Result<Self> {
+        let window_px = window_px.max(1);
+        for (name, v) in [
+            ("tile size", tile_px),
+            ("overlap", overlap_px),
+            ("margin", margin_px),
+        ] {
+            if v % window_px != 0 {
+                return Err(Error::Usage(format!(
+                    "{name} {v} px must be a multiple of the model's window ({window_px} px)"
+                )));
+            }
+        }
+        if overlap_px < 2 * margin_px {
+            return Err(Error::Usage(format!(
+                "overlap {overlap_px} px must be at least twice the model's margin ({margin_px} px)"
+            )));
+        }
+        if tile_px < 2 * overlap_px || tile_px == 0 {
+            return Err(Error::Usage(format!(
+                "tile size {tile_px} px must be at least twice the overlap ({overlap_px} px)"
+            )));
+        }
+        if scene_px == 0 {
+            return Err(Error::Usage(
+                "the scene has zero pixels along one axis".into(),
+            ));
+        }
+        // A scene that fits in one tile gets one tile just big enough.
+        let single = round_up(scene_px + 2 * margin_px, window_px);
+        if single <= tile_px {
+            return Ok(AxisGrid {
+                scene_px,
+                tile_px: single,
+                overlap_px,
+                margin_px,
+                starts: vec![-(margin_px as isize)],
+            });
+        }
+        let stride = tile_px - overlap_px;
+        let interior = tile_px - 2 * margin_px;
+        // Smallest n with (n - 1) * stride + interior >= scene_px.
+        let n = 1 + (scene_px - interior).div_ceil(stride);
+        let starts = (0..n)
+            .map(|k| -(margin_px as isize) + (k * stride) as isize)
+            .collect();
+        Ok(AxisGrid {
+            scene_px,
+            tile_px,
+            overlap_px,
+            margin_px,
+            starts,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Scene pixels `[lo, hi)` whose final value is known once tiles
+    /// `0..=k` are done: everything before the next tile starts (the next
+    /// tile has zero weight there), clipped to the scene.
+    pub fn finished_after(&self, k: usize) -> (usize, usize) {
+        let lo = if k == 0 {
+            0
+        } else {
+            self.starts[k].max(0) as usize
+        };
+        let hi = match self.starts.get(k + 1) {
+            Some(&s) => (s.max(0) as usize).min(self.scene_px),
+            None => self.scene_px,
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// Mirror an out-of-range coordinate back into `0..n` (symmetric, edge
+/// repeated: -1 -> 0, n -> n - 1), periodically for any distance, so rasters
+/// smaller than the margin still work.
+pub fn mirror(i: isize, n: usize) -> usize {
+    let n = n as isize;
+    let period = 2 * n;
+    let m = i.rem_euclid(period);
+    (if m < n { m } else { period - 1 - m }) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grids_cover_every_pixel_with_an_interior() {
+        // (scene, tile, overlap, margin, window)
+        let cases = [
+            (1, 64, 16, 0, 16),
+            (5, 64, 32, 16, 16),
+            (63, 64, 16, 0, 16),
+            (64, 64, 16, 0, 16),
+            (65, 64, 16, 0, 16),
+            (100, 64, 32, 16, 16),
+            (1000, 256, 64, 16, 16),
+            (1001, 256, 64, 32, 16),
+            (10980, 512, 128, 48, 16),
+            (17, 32, 16, 8, 8),
+        ];
+        for (scene, tile, overlap, margin, window) in cases {
+            let g = AxisGrid::new(scene, tile, overlap, margin, window).unwrap();
+            assert!(g.tile_px <= tile && g.tile_px % window == 0, "{g:?}");
+            for p in 0..scene as isize {
+                let inside = g.starts.iter().any(|&s| {
+                    p >= s + margin as isize && p < s + g.tile_px as isize - margin as isize
+                });
+                assert!(inside, "pixel {p} of {g:?} is in no tile interior");
+            }
+            // Origins sit on the global window grid, and no tile is wasted.
+            for &s in &g.starts {
+                assert_eq!(
+                    (s + margin as isize).rem_euclid(window as isize),
+                    0,
+                    "{g:?}"
+                );
+            }
+            let last = *g.starts.last().unwrap();
+            if g.len() > 1 {
+                let prev = g.starts[g.len() - 2];
+                assert!(
+                    prev + ((g.tile_px - margin) as isize) < scene as isize,
+                    "{g:?} has a spare tile"
+                );
+                assert!(last < scene as isize);
+            }
+        }
+    }
+
+    #[test]
+    fn small_scenes_get_one_small_tile() {
+        let cases = [
+            (1, 0, 16, 16),
+            (5, 16, 16, 48),
+            (40, 16, 16, 80),
+            (200, 0, 16, 208),
+        ];
+        for (scene, margin, window, want_tile) in cases {
+            let g = AxisGrid::new(scene, 512, 128, margin, window).unwrap();
+            assert_eq!((g.len(), g.tile_px), (1, want_tile), "scene {scene}");
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_usage_errors() {
+        let cases = [
+            (100, 100, 16, 0, 16), // tile not a multiple of the window
+            (100, 64, 8, 0, 16),   // overlap not a multiple
+            (100, 64, 16, 16, 16), // overlap < 2 * margin
+            (100, 64, 48, 16, 16), // tile < 2 * overlap
+            (0, 64, 16, 0, 16),    // empty scene
+        ];
+        for (scene, tile, overlap, margin, window) in cases {
+            let e = AxisGrid::new(scene, tile, overlap, margin, window).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{e}");
+        }
+    }
+
+    #[test]
+    fn finished_ranges_partition_the_scene() {
+        for (scene, tile, overlap, margin) in
+            [(1000, 256, 64, 16), (77, 32, 16, 0), (10, 64, 32, 16)]
+        {
+            let g = AxisGrid::new(scene, tile, overlap, margin, 16).unwrap();
+            let mut next = 0;
+            for k in 0..g.len() {
+                let (lo, hi) = g.finished_after(k);
+                assert_eq!(lo, next, "{g:?} k={k}");
+                next = hi;
+            }
+            assert_eq!(next, scene);
+        }
+    }
+
+    #[test]
+    fn mirror_table() {
+        let n = 4;
+        let cases = [
+            (-9, 1),
+            (-5, 3),
+            (-1, 0),
+            (0, 0),
+            (3, 3),
+            (4, 3),
+            (5, 2),
+            (8, 0),
+            (11, 3),
+        ];
+        for (i, want) in cases {
+            assert_eq!(mirror(i, n), want, "mirror({i}, {n})");
+        }
+        assert_eq!(mirror(-7, 1), 0);
+        assert_eq!(mirror(7, 1), 0);
+    }
+}
