@@ -104,15 +104,32 @@ pub struct RemoveArgs {
     pub ort_lib: Option<PathBuf>,
 }
 
+/// GDAL spells some options with one dash and two letters (`-of COG`,
+/// `-ot Byte`, `-co KEY=VALUE`); clap cannot, so rewrite them to the long
+/// forms before parsing. Only exact matches are touched.
+pub fn gdal_style_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some("-of") => "--format".into(),
+            Some("-ot") => "--ot".into(),
+            Some("-co") => "--co".into(),
+            _ => a,
+        })
+        .collect()
+}
+
 impl RemoveArgs {
     /// Validate and convert; also applies `--config` to GDAL.
     pub fn into_config(self) -> Result<RemoveConfig> {
         let format = match self.format.to_ascii_lowercase().as_str() {
             "gtiff" => OutputFormat::GTiff,
             "cog" => OutputFormat::Cog,
-            other => {
+            _ => {
                 return Err(Error::Usage(format!(
-                    "-of {other}: supported formats are GTiff and COG"
+                    "-of {}: supported formats are GTiff and COG",
+                    self.format
                 )))
             }
         };
@@ -162,5 +179,28 @@ impl RemoveArgs {
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdal_style_short_options() {
+        let got = gdal_style_args(
+            [
+                "idfcr", "remove", "-of", "COG", "-co", "A=B", "-ot", "Byte", "-q", "-of.tif",
+            ]
+            .map(Into::into),
+        );
+        let got: Vec<String> = got.into_iter().map(|s| s.into_string().unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                "idfcr", "remove", "--format", "COG", "--co", "A=B", "--ot", "Byte", "-q",
+                "-of.tif"
+            ]
+        );
     }
 }

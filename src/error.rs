@@ -66,3 +66,15 @@ impl Error {
         }
     }
 }
+
+/// GDAL's own message from one of its errors, without the crate's wrapping
+/// ("CPL error class ...", "returned a NULL pointer"), on one line.
+pub fn gdal_message(e: &gdal::errors::GdalError) -> String {
+    use gdal::errors::GdalError;
+    let msg = match e {
+        GdalError::CplError { msg, .. } => msg.clone(),
+        GdalError::NullPointer { msg, .. } if !msg.is_empty() => msg.clone(),
+        other => other.to_string(),
+    };
+    msg.lines().next().unwrap_or("").trim().to_string()
+}

@@ -26,7 +26,7 @@ pub use error::{Error, Result};
 /// are printed once, on stderr, prefixed with the program name.
 pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     use clap::Parser;
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::Cli::try_parse_from(cli::gdal_style_args(args)) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -35,6 +35,9 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         }
     };
     interrupt::install();
+    // GDAL would print its errors on stderr itself; ours carry its message
+    // already, and stderr is for one line per failure.
+    gdal::config::set_error_handler(|_, _, _| {});
     let result = match cli.command {
         cli::Command::Remove(args) => {
             let json = args.json;

@@ -8,7 +8,7 @@ use gdal::raster::GdalDataType;
 use gdal::{Dataset, Metadata};
 
 use crate::config::OutputType;
-use crate::error::{Error, Result};
+use crate::error::{gdal_message, Error, Result};
 
 /// An opened input raster and the bands we use from it.
 pub struct InputRaster {
@@ -59,10 +59,7 @@ impl InputRaster {
         let ds = Dataset::open(source).map_err(|e| {
             Error::input(
                 source,
-                format!(
-                    "not a raster GDAL can open ({})",
-                    first_line(&e.to_string())
-                ),
+                format!("not a raster GDAL can open ({})", gdal_message(&e)),
             )
         })?;
         let (width, height) = ds.raster_size();
@@ -102,7 +99,13 @@ impl InputRaster {
                 .rasterband(band_no)
                 .map_err(|e| Error::input(source, format!("band {band_no}: {e}")))?;
             let t = band.band_type();
-            let mapped = map_data_type(t).ok_or_else(|| Error::input(source, format!("band {band_no} has data type {t}, which is not supported (use Byte, (U)Int16, (U)Int32, Float32 or Float64)")))?;
+            let mapped = map_data_type(t).ok_or_else(|| {
+                let name = raw_type_name(&band);
+                Error::input(
+                    source,
+                    format!("band {band_no} has data type {name}, which is not supported (use Byte, (U)Int16, (U)Int32, Float32 or Float64)"),
+                )
+            })?;
             // Bands of mixed types: write floats, which hold any of them.
             data_type = Some(match data_type {
                 None => mapped,
@@ -153,7 +156,7 @@ impl InputRaster {
                     format!(
                         "cannot read band {band_no}, rows {row0}..{}: {}",
                         row0 + rows,
-                        first_line(&e.to_string())
+                        gdal_message(&e)
                     ),
                 )
             })?;
@@ -189,10 +192,6 @@ impl InputRaster {
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +207,20 @@ mod tests {
         ] {
             assert_eq!(is_gdal_special(s), want, "{s}");
         }
+    }
+}
+
+/// GDAL's name for a band's data type, including the ones the gdal crate
+/// does not model (complex types), for error messages.
+fn raw_type_name(band: &gdal::raster::RasterBand) -> String {
+    // SAFETY: the band handle is valid while `band` lives; GDAL returns a
+    // static string or null.
+    unsafe {
+        let t = gdal_sys::GDALGetRasterDataType(band.c_rasterband());
+        let p = gdal_sys::GDALGetDataTypeName(t);
+        if p.is_null() {
+            return format!("{t}");
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
     }
 }

@@ -12,7 +12,7 @@ use gdal::raster::{ColorInterpretation, RasterCreationOptions};
 use gdal::{Dataset, DriverManager, Metadata};
 
 use crate::config::{OutputFormat, OutputType};
-use crate::error::{Error, Result};
+use crate::error::{gdal_message, Error, Result};
 use crate::raster_in::InputRaster;
 
 /// A file that is deleted on drop unless `keep` was called.
@@ -203,8 +203,7 @@ impl OutputRaster {
         let tmp = TempFile::new(temp_path_for(final_path, "part"));
         let est = (w as u64) * (h as u64) * (bands.len() as u64) * data_type.bytes() as u64;
         let opts = gtiff_options(format, creation_options, est)?;
-        let fail =
-            |e: gdal::errors::GdalError| Error::output(final_path, first_line(&e.to_string()));
+        let fail = |e: gdal::errors::GdalError| Error::output(final_path, gdal_message(&e));
         let mut ds = create_typed(tmp.path(), data_type, w, h, bands.len(), &opts).map_err(fail)?;
         let src = &prov.input.ds;
         if let Ok(gt) = src.geo_transform() {
@@ -326,7 +325,7 @@ impl OutputRaster {
                         format!(
                             "write failed at rows {row0}..{}: {}",
                             row0 + rows,
-                            first_line(&e.to_string())
+                            gdal_message(&e)
                         ),
                     )
                 })?;
@@ -342,7 +341,7 @@ impl OutputRaster {
         ds.close().map_err(|e| {
             fail(format!(
                 "closing the temp file failed: {}",
-                first_line(&e.to_string())
+                gdal_message(&e)
             ))
         })?;
         let ready = match self.format {
@@ -370,12 +369,9 @@ impl OutputRaster {
                     .map_err(|e| fail(format!("GDAL has no COG driver: {e}")))?;
                 let src = Dataset::open(self.tmp.path())
                     .map_err(|e| fail(format!("cannot reopen the temp file: {e}")))?;
-                let out = src.create_copy(&driver, cog.path(), &list).map_err(|e| {
-                    fail(format!(
-                        "COG conversion failed: {}",
-                        first_line(&e.to_string())
-                    ))
-                })?;
+                let out = src
+                    .create_copy(&driver, cog.path(), &list)
+                    .map_err(|e| fail(format!("COG conversion failed: {}", gdal_message(&e))))?;
                 out.close()
                     .map_err(|e| fail(format!("closing the COG failed: {e}")))?;
                 drop(src);
@@ -390,10 +386,6 @@ impl OutputRaster {
         ready.keep();
         Ok(())
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_string()
 }
 
 #[cfg(test)]

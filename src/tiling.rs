@@ -234,7 +234,8 @@ mod tests {
     fn mirror_table() {
         let n = 4;
         let cases = [
-            (-9, 1),
+            (-9, 0),
+            (-2, 1),
             (-5, 3),
             (-1, 0),
             (0, 0),

@@ -1,0 +1,277 @@
+//! Bad input: each case gets one clear line on stderr naming the file and
+//! the problem, a non-zero exit code, and nothing left at the output path.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+struct Case {
+    name: &'static str,
+    /// Prepare files in the temp dir; returns extra args replacing the defaults.
+    setup: fn(&Path) -> Vec<String>,
+    /// Substrings the error line must contain.
+    want: &'static [&'static str],
+    code: i32,
+    env: &'static [(&'static str, &'static str)],
+}
+
+fn default_args(input: &str, model: &Path) -> Vec<String> {
+    [
+        "remove",
+        input,
+        "out.tif",
+        "--model",
+        &model.display().to_string(),
+        "--device",
+        "cpu",
+        "-q",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn conv_args(input: &str) -> Vec<String> {
+    default_args(input, &fixture_model("tiny_conv"))
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "missing file",
+        setup: |_| conv_args("nope.tif"),
+        want: &["nope.tif", "no such file"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "not a raster",
+        setup: |d| {
+            std::fs::write(d.join("notes.txt"), "hello, not a raster\n").unwrap();
+            conv_args("notes.txt")
+        },
+        want: &["notes.txt", "not a raster"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "truncated tiff",
+        setup: |d| {
+            write_tiff::<u8>(&d.join("full.tif"), 300, 300, 3, None, |b, y, x| {
+                pattern(b, y, x) as u8
+            });
+            let bytes = std::fs::read(d.join("full.tif")).unwrap();
+            std::fs::write(d.join("cut.tif"), &bytes[..bytes.len() / 3]).unwrap();
+            std::fs::remove_file(d.join("full.tif")).unwrap();
+            conv_args("cut.tif")
+        },
+        want: &["cut.tif"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "zero-sized raster",
+        setup: |d| {
+            std::fs::write(
+                d.join("empty.vrt"),
+                r#"<VRTDataset rasterXSize="0" rasterYSize="0"><VRTRasterBand dataType="Byte" band="1"/></VRTDataset>"#,
+            )
+            .unwrap();
+            conv_args("empty.vrt")
+        },
+        want: &["empty.vrt"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "band count mismatch",
+        setup: |d| {
+            rgb_tiff(&d.join("rgb.tif"), 40, 30, None);
+            default_args("rgb.tif", &fixture_model("tiny_conv4"))
+        },
+        want: &["rgb.tif", "3 band(s)", "expects 4", "-b"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "unsupported data type",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let o = std::process::Command::new("gdal_translate")
+                .args(["-q", "-ot", "CInt16", "in.tif", "complex.tif"])
+                .current_dir(d)
+                .output()
+                .unwrap();
+            assert!(o.status.success());
+            std::fs::remove_file(d.join("in.tif")).unwrap();
+            conv_args("complex.tif")
+        },
+        want: &["complex.tif", "CInt16", "not supported"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "all nodata",
+        setup: |d| {
+            write_tiff::<u8>(&d.join("blank.tif"), 50, 40, 3, Some(0.0), |_, _, _| 0);
+            conv_args("blank.tif")
+        },
+        want: &["blank.tif", "nodata"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "NaN values",
+        setup: |d| {
+            write_tiff::<f32>(&d.join("nan.tif"), 50, 40, 3, None, |b, y, x| {
+                if y == 7 && x == 9 {
+                    f32::NAN
+                } else {
+                    pattern(b, y, x) as f32
+                }
+            });
+            conv_args("nan.tif")
+        },
+        want: &["nan.tif", "NaN", "row 7, column 9"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "missing model",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            default_args("in.tif", Path::new("no_model.onnx"))
+        },
+        want: &["no_model.onnx", "no such file"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "corrupt model",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            std::fs::write(d.join("bad.onnx"), b"this is not a protobuf at all").unwrap();
+            default_args("in.tif", &d.join("bad.onnx"))
+        },
+        want: &["bad.onnx", "cannot load"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "missing ONNX Runtime library",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            conv_args("in.tif")
+        },
+        want: &["ONNX Runtime", "/nonexistent/libonnxruntime.so"],
+        code: 1,
+        env: &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
+    },
+    Case {
+        name: "broken ONNX Runtime library",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            std::fs::write(d.join("libonnxruntime.so"), b"not a shared object").unwrap();
+            conv_args("in.tif")
+        },
+        want: &["ONNX Runtime", "libonnxruntime.so"],
+        code: 1,
+        env: &[("ORT_DYLIB_PATH", "libonnxruntime.so")],
+    },
+    Case {
+        name: "unwritable output directory",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a[2] = "missing_dir/out.tif".into();
+            a
+        },
+        want: &["missing_dir/out.tif", "does not exist"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "existing output",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            std::fs::write(d.join("out.tif"), b"precious").unwrap();
+            conv_args("in.tif")
+        },
+        want: &["out.tif", "already exists", "--overwrite"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "band out of range",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.extend(["-b", "1", "-b", "2", "-b", "7"].map(String::from));
+            a
+        },
+        want: &["in.tif", "-b 7", "only 3 band"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "usage error",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.extend(["-of", "JPEG"].map(String::from));
+            a
+        },
+        want: &["JPEG", "GTiff and COG"],
+        code: 2,
+        env: &[],
+    },
+];
+
+#[test]
+fn every_bad_input_fails_cleanly() {
+    for case in CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let args = (case.setup)(dir.path());
+        let before = listing(dir.path());
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"));
+        cmd.current_dir(dir.path()).args(&args);
+        for (k, v) in case.env {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(case.code),
+            "{}: exit code; stderr: {err}",
+            case.name
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{}: expected one line on stderr, got: {err}",
+            case.name
+        );
+        assert!(
+            lines[0].starts_with("idfcr: error: "),
+            "{}: {err}",
+            case.name
+        );
+        for w in case.want {
+            assert!(
+                lines[0].contains(w),
+                "{}: error should mention {w:?}: {err}",
+                case.name
+            );
+        }
+        assert!(!lines[0].contains("panicked"), "{}: {err}", case.name);
+        assert_eq!(
+            listing(dir.path()),
+            before,
+            "{}: files left behind",
+            case.name
+        );
+    }
+}

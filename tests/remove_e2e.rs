@@ -1,0 +1,225 @@
+//! End-to-end: run the real binary on generated GeoTIFFs and read the
+//! output back with GDAL.
+
+mod common;
+
+use common::*;
+use gdal::{Dataset, Metadata};
+
+fn conv() -> String {
+    fixture_model("tiny_conv").display().to_string()
+}
+fn swin() -> String {
+    fixture_model("tiny_swin").display().to_string()
+}
+
+#[test]
+fn georeferencing_nodata_metadata_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 150, 100, Some((10, 10, 40, 30)));
+    let o = idfcr(
+        dir.path(),
+        &[
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--model",
+            &conv(),
+            "--device",
+            "cpu",
+            "--tile",
+            "64",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        o.stderr.is_empty(),
+        "stderr must stay empty on success: {}",
+        stderr(&o)
+    );
+
+    let src = Dataset::open(dir.path().join("in.tif")).unwrap();
+    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    assert_eq!(out.raster_size(), (150, 100));
+    assert_eq!(out.geo_transform().unwrap(), src.geo_transform().unwrap());
+    assert_eq!(out.spatial_ref().unwrap().auth_code().unwrap(), 32633);
+    assert_eq!(
+        out.metadata_item("SENSOR", "").as_deref(),
+        Some("test-pattern")
+    );
+    assert!(out.metadata_item("IDFCR_MODEL_SHA256", "").unwrap().len() == 64);
+    assert!(out
+        .metadata_item("IDFCR_MODEL", "")
+        .unwrap()
+        .starts_with("tiny_conv"));
+    for b in 1..=3 {
+        let band = out.rasterband(b).unwrap();
+        assert_eq!(band.band_type(), gdal::raster::GdalDataType::UInt8);
+        assert_eq!(band.no_data_value(), Some(0.0));
+        assert_eq!(band.description().unwrap(), format!("band {b}"));
+    }
+    let (a, _, _) = read_all(&dir.path().join("in.tif"));
+    let (z, w, _) = read_all(&dir.path().join("out.tif"));
+    let mut changed = 0;
+    for b in 0..3 {
+        for (p, (&x, &y)) in a[b].iter().zip(&z[b]).enumerate() {
+            let (row, col) = (p / w, p % w);
+            if (10..40).contains(&col) && (10..30).contains(&row) {
+                assert_eq!(y, 0.0, "nodata pixel ({row}, {col}) band {b} became {y}");
+            } else {
+                assert!(y > 0.0, "valid pixel ({row}, {col}) became nodata");
+                changed += (x != y) as usize;
+            }
+        }
+    }
+    assert!(
+        changed > 1000,
+        "the model should change the image; {changed} pixels changed"
+    );
+}
+
+/// Whole-image output (one tile) and tiled output agree everywhere for a
+/// window-attention model: no seams.
+#[test]
+fn tiled_equals_whole_image_with_window_attention() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 203, 157, None);
+    let model = swin();
+    let run = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "remove", "in.tif", name, "--model", &model, "--device", "cpu", "--ot", "Float32", "-q",
+        ];
+        args.extend_from_slice(extra);
+        let o = idfcr(dir.path(), &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        read_all(&dir.path().join(name)).0
+    };
+    let whole = run("whole.tif", &["--tile", "1024"]);
+    for (name, extra) in [
+        ("t128.tif", vec!["--tile", "128"]),
+        ("t96.tif", vec!["--tile", "96", "--overlap", "48"]),
+        ("t160.tif", vec!["--tile", "160", "--overlap", "80"]),
+    ] {
+        let tiled = run(name, &extra);
+        let max = whole
+            .iter()
+            .flatten()
+            .zip(tiled.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        // Pixel units 0..255; float rounding in model units (1e-6) is 2.5e-4 here.
+        assert!(max < 1e-3, "{name}: max |tiled - whole| = {max}");
+    }
+}
+
+#[test]
+fn mask_cog_and_gdal_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 120, 90, Some((0, 0, 20, 90)));
+    let o = idfcr(
+        dir.path(),
+        &[
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--model",
+            &swin(),
+            "--device",
+            "cpu",
+            "-of",
+            "COG",
+            "--co",
+            "COMPRESS=ZSTD",
+            "--mask",
+            "cloud.tif",
+            "--progress",
+            "gdal",
+            "--tile",
+            "96",
+            "--overlap",
+            "48",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        stdout.trim(),
+        "0...10...20...30...40...50...60...70...80...90...100 - done."
+    );
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    assert_eq!(
+        out.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(),
+        Some("COG")
+    );
+    assert_eq!(
+        out.metadata_item("COMPRESSION", "IMAGE_STRUCTURE")
+            .as_deref(),
+        Some("ZSTD")
+    );
+    let mask = Dataset::open(dir.path().join("cloud.tif")).unwrap();
+    assert_eq!(mask.geo_transform().unwrap(), GEO);
+    assert_eq!(mask.rasterband(1).unwrap().no_data_value(), Some(-1.0));
+    let (m, w, _) = read_all(&dir.path().join("cloud.tif"));
+    for (p, &v) in m[0].iter().enumerate() {
+        if p % w < 20 {
+            assert_eq!(
+                v,
+                -1.0,
+                "nodata column {} must be nodata in the mask",
+                p % w
+            );
+        } else {
+            assert!((0.0..=1.0).contains(&v), "probability {v}");
+        }
+    }
+    assert_eq!(listing(dir.path()), ["cloud.tif", "in.tif", "out.tif"]);
+}
+
+#[test]
+fn band_selection_overwrite_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiff::<u16>(&dir.path().join("in4.tif"), 70, 50, 4, None, |b, y, x| {
+        (pattern(b, y, x) * 40.0) as u16
+    });
+    let args = [
+        "remove",
+        "in4.tif",
+        "out.tif",
+        "--model",
+        &conv(),
+        "--device",
+        "cpu",
+        "-b",
+        "3",
+        "-b",
+        "2",
+        "-b",
+        "1",
+        "--json",
+        "-q",
+    ];
+    let o = idfcr(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["bands"], 3);
+    assert_eq!(summary["provider"], "cpu");
+    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    assert_eq!(out.raster_count(), 3);
+    assert_eq!(
+        out.rasterband(1).unwrap().band_type(),
+        gdal::raster::GdalDataType::UInt16
+    );
+    assert_eq!(out.rasterband(1).unwrap().description().unwrap(), "band 3");
+    drop(out);
+    // Second run refuses, then --overwrite replaces.
+    let o = idfcr(dir.path(), &args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    let mut again = args.to_vec();
+    again.push("--overwrite");
+    let o = idfcr(dir.path(), &again);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(listing(dir.path()), ["in4.tif", "out.tif"]);
+}
