@@ -19,7 +19,7 @@ dpkg -s libgdal-dev >/dev/null 2>&1 || pkgs+=(libgdal-dev)
 dpkg -s gdal-bin >/dev/null 2>&1 || pkgs+=(gdal-bin)
 dpkg -s pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
 if [ "$want_python" = 1 ]; then
-  for p in python3-venv python3-pip python3-torch python3-numpy python3-pil python3-pytest python3-onnx python3-gdal; do
+  for p in python3-venv python3-pip python3-torch python3-numpy python3-pil python3-pytest python3-onnx python3-gdal python3-skimage; do
     dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
   done
 fi
@@ -27,6 +27,12 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
   echo "setup: installing ${pkgs[*]}"
   sudo_if_needed apt-get update -qq
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+# pip (to fetch the wheel) may be missing on a bare system Python.
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
 fi
 
 cache=.cache/onnxruntime

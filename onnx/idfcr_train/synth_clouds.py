@@ -64,7 +64,7 @@ def add_clouds(
     # Thick cloud: threshold a fractal field so that the requested fraction
     # is covered, with a soft edge proportional to the field's spread.
     cover = rng.uniform(*p.thick_cover)
-    field = fractal_noise(h, w, rng.uniform(2.0, 3.2), rng)
+    field = fractal_noise(h, w, rng.uniform(3.0, 3.8), rng)
     if cover > 0.005:
         thr = np.quantile(field, 1.0 - cover)
         soft = rng.uniform(0.03, 0.15)

@@ -1,0 +1,149 @@
+"""Pixel-CR: shapes, the attention target, the loss, a few training steps,
+export parity, and the pieces around them. Tiny configs: seconds on CPU."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from idfcr_train.data import Pair, random_crop_pair, split_by_block  # noqa: E402
+from idfcr_train.metrics import psnr, rmse, ssim  # noqa: E402
+from idfcr_train.pixel_cr import PixelCR, PixelCRConfig, attention_target, pixel_cr_loss  # noqa: E402
+from idfcr_train.synth_clouds import add_clouds, fractal_noise  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("attention,shifted", [(True, False), (False, False), (True, True)])
+def test_shapes_and_ranges(attention, shifted):
+    cfg = PixelCRConfig.tiny(4)
+    cfg.cloudy_attention, cfg.shifted_windows = attention, shifted
+    model = PixelCR(cfg)
+    x = torch.rand(2, 4, 16, 24)
+    clear, att = model(x)
+    assert clear.shape == (2, 4, 16, 24)
+    assert att.shape == (2, 1, 16, 24)
+    if attention:
+        assert float(att.min()) >= 0 and float(att.max()) <= 1
+    else:
+        assert float(att.abs().max()) == 0
+
+
+def test_sizes_must_be_window_multiples():
+    model = PixelCR(PixelCRConfig.tiny(3))
+    with pytest.raises(AssertionError, match="multiples of the window"):
+        model(torch.rand(1, 3, 12, 16))
+
+
+def test_paper_config_size():
+    # About 1 M parameters, as METHOD.md says for the paper's configuration.
+    n = sum(p.numel() for p in PixelCR(PixelCRConfig.paper()).parameters())
+    assert 0.7e6 < n < 1.3e6, n
+
+
+@pytest.mark.parametrize(
+    "diff,threshold,want",
+    [(0.0, 0.08, 0.0), (0.05, 0.08, 0.0), (0.09, 0.08, 1.0), (-0.5, 0.08, 1.0), (0.3, 0.5, 0.0)],
+)
+def test_attention_target_is_binarized_absolute_difference(diff, threshold, want):
+    cloudy = torch.full((1, 3, 2, 2), 0.5)
+    clear = cloudy + diff
+    m = attention_target(cloudy, clear, threshold)
+    assert m.shape == (1, 1, 2, 2)
+    assert torch.all(m == want)
+
+
+def test_loss_is_100_l1_plus_attention_mse():
+    pred = torch.zeros(1, 3, 4, 4)
+    clear = torch.full((1, 3, 4, 4), 0.1)
+    cloudy = torch.full((1, 3, 4, 4), 0.9)  # |diff| 0.8 -> M = 1 everywhere
+    maps = [torch.full((1, 1, 4, 4), 0.5), torch.full((1, 1, 4, 4), 1.0)]
+    loss, parts = pixel_cr_loss(pred, maps, cloudy, clear)
+    assert parts["l1"] == pytest.approx(0.1)
+    assert parts["attn"] == pytest.approx((0.25 + 0.0) / 2)
+    assert float(loss) == pytest.approx(100 * 0.1 + 0.125)
+
+
+def test_a_few_training_steps_reduce_the_loss():
+    model = PixelCR(PixelCRConfig.tiny(3))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    clear = torch.rand(2, 3, 16, 16)
+    cloudy = (clear * 0.4 + 0.6).clamp(0, 1)
+    losses = []
+    for _ in range(60):
+        pred, maps = model.forward_all(cloudy)
+        loss, _ = pixel_cr_loss(pred, maps, cloudy, clear)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert np.mean(losses[-5:]) < 0.6 * losses[0], losses
+
+
+def test_export_parity_and_contract(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from idfcr_train.export import contract, export_onnx, measure_halo, parity
+
+    model = PixelCR(PixelCRConfig.tiny(3)).eval()
+    halo = measure_halo(model)
+    assert 0 < halo < 3 * model.cfg.window
+    path = str(tmp_path / "m.onnx")
+    export_onnx(model, path, contract(model, name="t", version="0", band_names=["r", "g", "b"], input_scale=1 / 255, halo_px=halo))
+    assert parity(model, path) < 1e-4
+    # Dynamic height and width: another size runs too.
+    assert parity(model, path, h=16, w=40) < 1e-4
+    meta = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert meta["idfcr.bands"] == "3" and meta["idfcr.window_px"] == "8" and meta["idfcr.halo_px"] == str(halo)
+    assert meta["idfcr.outputs"] == "clear,attention"
+
+
+def test_synthetic_clouds():
+    rng = np.random.default_rng(5)
+    clear = np.random.default_rng(1).random((4, 64, 64), dtype=np.float32) * 0.3
+    cloudy, alpha = add_clouds(clear, rng)
+    assert cloudy.shape == clear.shape and alpha.shape == (64, 64)
+    assert alpha.min() >= 0 and alpha.max() <= 1
+    # Same seed, same clouds.
+    again, _ = add_clouds(clear, np.random.default_rng(5))
+    np.testing.assert_array_equal(cloudy, again)
+    # Where the cloud is opaque, the pixel is bright whatever the ground was.
+    opaque = alpha > 0.95
+    if opaque.any():
+        assert cloudy[:, opaque].mean() > 0.6
+    f = fractal_noise(32, 48, 2.5, rng)
+    assert f.shape == (32, 48) and f.min() == 0 and f.max() == pytest.approx(1)
+
+
+def test_metrics_known_values():
+    a = np.zeros((3, 20, 20))
+    b = np.full((3, 20, 20), 0.1)
+    assert psnr(a, b) == pytest.approx(20.0)
+    assert rmse(a, b) == pytest.approx(0.1)
+    x = np.random.default_rng(0).random((2, 32, 32))
+    assert ssim(x, x) == pytest.approx(1.0)
+    assert ssim(x, np.random.default_rng(1).random((2, 32, 32))) < 0.2
+
+
+def test_ssim_matches_scikit_image():
+    metrics = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(3)
+    x = rng.random((40, 50))
+    y = np.clip(x + 0.1 * rng.standard_normal((40, 50)), 0, 1)
+    want = metrics.structural_similarity(x, y, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert ssim(x, y) == pytest.approx(want, abs=1e-6)
+
+
+def test_split_is_by_block_and_crops_are_paired():
+    pairs = [Pair(str(i), str(i // 3), np.full((3, 32, 32), i, np.float32), np.full((3, 32, 32), -i, np.float32)) for i in range(9)]
+    train, val = split_by_block(pairs, {"1"})
+    assert {p.block for p in val} == {"1"} and all(p.block != "1" for p in train)
+    a, b = random_crop_pair(pairs[4].cloudy, pairs[4].clear, 16, np.random.default_rng(0))
+    assert a.shape == (3, 16, 16) and np.all(a == -b)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Everything CI runs: set-up (idempotent), Rust tests, Python tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh --python
+cargo test --locked
+# Python side (model code): Debian's CPU torch in .venv-ci (see scripts/setup.sh).
+.venv-ci/bin/python -m pytest onnx/tests -q
