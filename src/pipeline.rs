@@ -26,6 +26,42 @@ use crate::raster_in::InputRaster;
 use crate::raster_out::{check_output_path, BandSpec, OutputRaster, Provenance};
 use crate::tiling::{mirror, round_up, AxisGrid};
 
+/// The rows a strip of tiles needs, read once: (bands x rows x width)
+/// values, their validity, and which source row each strip row mirrors.
+struct StripSource<'a> {
+    block: &'a [f32],
+    valid: &'a [bool],
+    /// Source row (scene coordinates) of each strip row.
+    rows: &'a [usize],
+    r_lo: usize,
+    width: usize,
+    bands: usize,
+}
+
+impl StripSource<'_> {
+    /// The tile starting at scene column `x0` (may be negative), `tw` wide,
+    /// converted with `to_model`; nodata pixels become 0. `None` when the
+    /// tile holds no valid pixel (it is skipped).
+    fn tile(&self, x0: isize, tw: usize, to_model: impl Fn(f32) -> f32) -> Option<Vec<f32>> {
+        let (th, w, n) = (self.rows.len(), self.width, self.block.len() / self.bands);
+        let cols: Vec<usize> = (0..tw).map(|x| mirror(x0 + x as isize, w)).collect();
+        let mut tile = vec![0f32; self.bands * th * tw];
+        let mut any_valid = false;
+        for (ty, &sr) in self.rows.iter().enumerate() {
+            let row_off = (sr - self.r_lo) * w;
+            for (tx, &sc) in cols.iter().enumerate() {
+                if self.valid[row_off + sc] {
+                    any_valid = true;
+                    for b in 0..self.bands {
+                        tile[(b * th + ty) * tw + tx] = to_model(self.block[b * n + row_off + sc]);
+                    }
+                }
+            }
+        }
+        any_valid.then_some(tile)
+    }
+}
+
 /// What a finished run did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RemoveSummary {
@@ -109,6 +145,20 @@ pub fn split_threads(threads: usize, device: Device) -> (usize, usize) {
     }
     let workers = if threads >= 8 { threads / 4 } else { 1 };
     (workers, threads / workers)
+}
+
+/// GDAL's block cache defaults to 5 % of RAM and fills with output blocks
+/// on wide scenes. Size it to two rows of 512-pixel output blocks (what
+/// strip writing needs to avoid rewriting blocks), unless the user set
+/// GDAL_CACHEMAX (environment or --config).
+fn size_gdal_cache(width: usize, bands: usize, t: OutputType) {
+    if gdal::config::get_config_option("GDAL_CACHEMAX", "")
+        .unwrap_or_default()
+        .is_empty()
+    {
+        let mb = (2 * width * 512 * bands * t.bytes()) / (1 << 20) + 32;
+        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", &mb.to_string());
+    }
 }
 
 /// The output band layout: the input's bands, described as they were.
@@ -214,6 +264,7 @@ pub fn remove(
         input: &input,
         tags,
     };
+    size_gdal_cache(width, bands, cfg.out_type.unwrap_or(input.data_type));
     let out_type = cfg.out_type.unwrap_or(input.data_type);
     let mut out = OutputRaster::create(
         &cfg.output,
@@ -255,8 +306,10 @@ pub fn remove(
         })?;
     let total_tiles = (ygrid.len() * xgrid.len()) as u64;
     let mut progress = progress_total(total_tiles);
-    let mut acc = Accumulator::new(bands, th, width);
-    let mut att = Accumulator::new(1, th, width);
+    // One accumulator for the clear bands plus, when the model has one, the
+    // attention map as an extra channel (they share the blend weights).
+    let has_att = c.attention_output.is_some();
+    let mut acc = Accumulator::new(bands + has_att as usize, th, width);
     let (mut tiles_run, mut tiles_skipped, mut done, mut valid_pixels) =
         (0usize, 0usize, 0u64, 0u64);
     let mut inference_s = 0.0f64;
@@ -272,39 +325,32 @@ pub fn remove(
         let r_hi = *src_rows.iter().max().expect("tile has rows") + 1;
         let block = input.read_rows(r_lo, r_hi - r_lo)?;
         let valid = input.valid_mask(&block, r_hi - r_lo);
-        let n_block = (r_hi - r_lo) * width;
+        let strip = StripSource {
+            block: &block,
+            valid: &valid,
+            rows: &src_rows,
+            r_lo,
+            width,
+            bands,
+        };
         let wy = axis_weights(&ygrid, ky);
 
-        // Build the strip's tile inputs, in model units; nodata becomes 0.
-        let mut jobs: Vec<(usize, Vec<f32>)> = Vec::new();
-        for (kx, &xs) in xgrid.starts.iter().enumerate() {
-            let cols: Vec<usize> = (0..tw).map(|x| mirror(xs + x as isize, width)).collect();
-            let mut any_valid = false;
-            let mut tile = vec![0f32; bands * th * tw];
-            for (ty, &sr) in src_rows.iter().enumerate() {
-                let row_off = (sr - r_lo) * width;
-                for (tx, &sc) in cols.iter().enumerate() {
-                    if valid[row_off + sc] {
-                        any_valid = true;
-                        for b in 0..bands {
-                            tile[(b * th + ty) * tw + tx] =
-                                c.to_model(block[b * n_block + row_off + sc]);
-                        }
+        // Build and run tiles a few at a time, so that memory holds only a
+        // few tile inputs per worker.
+        let chunk = model.workers() * 2;
+        let mut next_kx = 0;
+        while next_kx < xgrid.len() {
+            let mut batch: Vec<(usize, Vec<f32>)> = Vec::with_capacity(chunk);
+            while batch.len() < chunk && next_kx < xgrid.len() {
+                match strip.tile(xgrid.starts[next_kx], tw, |v| c.to_model(v)) {
+                    Some(t) => batch.push((next_kx, t)),
+                    None => {
+                        tiles_skipped += 1;
+                        done += 1;
                     }
                 }
+                next_kx += 1;
             }
-            if any_valid {
-                jobs.push((kx, tile));
-            } else {
-                tiles_skipped += 1;
-                done += 1;
-            }
-        }
-
-        // Run tiles in chunks so that memory stays at a few tiles per worker.
-        let chunk = model.workers() * 2;
-        while !jobs.is_empty() {
-            let batch: Vec<(usize, Vec<f32>)> = jobs.drain(..chunk.min(jobs.len())).collect();
             let results: Vec<Result<(usize, crate::model::TileOutput, f64)>> = pool.install(|| {
                 batch
                     .into_par_iter()
@@ -320,14 +366,15 @@ pub fn remove(
             for r in results {
                 let (kx, tile_out, secs) = r?;
                 inference_s += secs;
-                acc.add(&tile_out.clear, th, tw, 0, xgrid.starts[kx], &wy, &wx[kx]);
-                if let Some(a) = &tile_out.attention {
-                    att.add(a, th, tw, 0, xgrid.starts[kx], &wy, &wx[kx]);
+                let mut channels = tile_out.clear;
+                if has_att {
+                    channels.extend_from_slice(tile_out.attention.as_deref().unwrap_or(&[]));
                 }
+                acc.add(&channels, th, tw, 0, xgrid.starts[kx], &wy, &wx[kx]);
                 tiles_run += 1;
                 done += 1;
-                progress.update(done, total_tiles);
             }
+            progress.update(done, total_tiles);
         }
 
         // Rows no later strip touches: convert back and write.
@@ -352,8 +399,11 @@ pub fn remove(
                         values[b * n + p] =
                             c.from_model(acc.value(b, ar as usize, col).unwrap_or(0.0));
                     }
-                    if let Some(a) = att.value(0, ar as usize, col) {
-                        prob[p] = a.clamp(0.0, 1.0);
+                    if has_att {
+                        prob[p] = acc
+                            .value(bands, ar as usize, col)
+                            .unwrap_or(0.0)
+                            .clamp(0.0, 1.0);
                     }
                 }
             }
@@ -364,7 +414,6 @@ pub fn remove(
         }
         if let Some(&next) = ygrid.starts.get(ky + 1) {
             acc.shift_rows((next - s) as usize);
-            att.shift_rows((next - s) as usize);
         }
         progress.update(done, total_tiles);
     }

@@ -89,6 +89,31 @@ pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
     Ok(())
 }
 
+/// The value written for one pixel: nodata (or 0 without one) where the
+/// pixel is invalid; otherwise rounded for integer types, clipped to the
+/// type's range, and moved off the nodata value so that a real pixel never
+/// reads as nodata.
+pub fn output_value(v: f32, valid: bool, nodata: Option<f64>, t: OutputType) -> f64 {
+    if !valid {
+        return nodata.unwrap_or(0.0);
+    }
+    let (lo, hi) = t.range();
+    let mut x = v as f64;
+    if t.is_integer() {
+        x = x.round();
+    }
+    x = x.clamp(lo, hi);
+    if nodata == Some(x) {
+        let step = if t.is_integer() {
+            1.0
+        } else {
+            x.abs().max(1.0) * 1e-6
+        };
+        x = if x + step <= hi { x + step } else { x - step };
+    }
+    x
+}
+
 /// What one output band looks like.
 #[derive(Debug, Clone)]
 pub struct BandSpec {
@@ -281,37 +306,13 @@ impl OutputRaster {
         valid: &[bool],
     ) -> Result<()> {
         let n = rows * self.width;
-        let (lo, hi) = self.data_type.range();
         let ds = self.ds.as_mut().expect("open until finish");
         for b in 0..self.bands {
             let nd = self.nodata[b];
             let mut buf: Vec<f64> = values[b * n..(b + 1) * n]
                 .iter()
                 .zip(valid)
-                .map(|(&v, &ok)| match (ok, nd) {
-                    (false, Some(nd)) => nd,
-                    (false, None) => 0.0,
-                    (true, _) => {
-                        let mut x = v as f64;
-                        if self.data_type.is_integer() {
-                            x = x.round();
-                        }
-                        x = x.clamp(lo, hi);
-                        // A real pixel must not collide with the nodata value.
-                        if nd == Some(x) {
-                            x = if x < hi {
-                                x + if self.data_type.is_integer() {
-                                    1.0
-                                } else {
-                                    x.abs().max(1.0) * 1e-6
-                                }
-                            } else {
-                                x - 1.0
-                            };
-                        }
-                        x
-                    }
-                })
+                .map(|(&v, &ok)| output_value(v, ok, nd, self.data_type))
                 .collect();
             let mut band = ds
                 .rasterband(b + 1)
@@ -391,6 +392,33 @@ impl OutputRaster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_values_table() {
+        use OutputType::*;
+        // (value, valid, nodata, type, written)
+        let cases = [
+            (12.4, true, None, Byte, 12.0),
+            (12.6, true, Some(0.0), Byte, 13.0),
+            (-3.0, true, Some(0.0), Byte, 1.0), // clipped to 0, then off nodata
+            (300.0, true, None, Byte, 255.0),
+            (255.2, true, Some(255.0), Byte, 254.0),
+            (7.0, false, Some(0.0), UInt16, 0.0),
+            (7.0, false, None, UInt16, 0.0),
+            (70000.0, true, None, UInt16, 65535.0),
+            (-40000.0, true, Some(-9999.0), Int16, -32768.0),
+            (0.25, true, Some(-1.0), Float32, 0.25),
+            (-1.0, true, Some(-1.0), Float32, -1.0 + 1e-6),
+            (5.0, false, Some(-1.0), Float32, -1.0),
+        ];
+        for (v, ok, nd, t, want) in cases {
+            let got = output_value(v, ok, nd, t);
+            assert!(
+                (got - want).abs() < 1e-9,
+                "{v} {ok} {nd:?} {t:?}: {got} != {want}"
+            );
+        }
+    }
 
     #[test]
     fn temp_names_sit_beside_the_output() {

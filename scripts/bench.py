@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Benchmark `idfcr remove` (run by hand, not in CI): throughput, time
+outside ONNX Runtime, and peak memory for several scene sizes.
+
+    python3 scripts/bench.py                                 # shipped model, 1024/2048/4096
+    python3 scripts/bench.py --model testdata/models/tiny_conv.onnx --sizes 1024,4096,10980
+
+Scenes are generated (3-band Byte GeoTIFF, image-like pattern) in a temp
+folder. Peak RSS comes from the kernel's accounting of the child process
+(wait4), so it includes ONNX Runtime's allocations. "outside ORT" is
+1 - (seconds inside Session::run) / (wall seconds) with one worker.
+Needs GDAL's Python bindings and numpy (Debian python3-gdal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from osgeo import gdal
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_scene(path: str, size: int) -> None:
+    ds = gdal.GetDriverByName("GTiff").Create(path, size, size, 3, gdal.GDT_Byte,
+                                              ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"])
+    ds.SetGeoTransform([600000, 10, 0, 5000000, 0, -10])
+    srs = gdal.osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds.SetProjection(srs.ExportToWkt())
+    x = np.arange(size, dtype=np.float32)[None, :]
+    for y0 in range(0, size, 512):
+        y = np.arange(y0, min(size, y0 + 512), dtype=np.float32)[:, None]
+        for b in range(3):
+            v = 120 + 60 * np.sin(x / 37 + b) * np.cos(y / 53) + 25 * np.sin(x * y / 4099)
+            ds.GetRasterBand(b + 1).WriteArray(np.clip(v, 1, 255).astype(np.uint8), 0, y0)
+    ds = None
+
+
+def run(cmd: list[str]) -> tuple[dict, float, float]:
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - t0
+    if status != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {err.decode()}")
+    return json.loads(out), wall, usage.ru_maxrss / 1024.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=os.path.join(ROOT, "onnx", "models", "pixel_cr_rgb.onnx"))
+    ap.add_argument("--sizes", default="1024,2048,4096")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "idfcr"))
+    args = ap.parse_args()
+    if not os.path.exists(args.binary):
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    print(f"model {os.path.relpath(args.model, ROOT)}, {args.threads} threads, tile {args.tile}, device cpu")
+    print(f"{'scene':>13} {'MPix':>7} {'seconds':>8} {'MPix/s':>7} {'outside ORT':>11} {'peak RSS MB':>11}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            src = os.path.join(tmp, f"scene_{size}.tif")
+            make_scene(src, size)
+            dst = os.path.join(tmp, "out.tif")
+            summary, wall, rss = run([args.binary, "remove", src, dst, "--model", args.model, "--device", "cpu",
+                                      "--threads", str(args.threads), "--tile", str(args.tile), "--json", "-q",
+                                      "--overwrite"])
+            mp = size * size / 1e6
+            outside = 1 - summary["inference_seconds"] / summary["seconds"]
+            print(f"{size:>6} x {size:<6}{mp:>7.1f} {wall:>8.1f} {mp / wall:>7.2f} {outside:>10.1%} {rss:>11.0f}")
+            os.remove(src)
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
