@@ -288,16 +288,23 @@ fn build_session(
                 "--device cuda: the CUDA execution provider failed: {e}"
             ))
         }),
-        Device::Auto => match cuda() {
-            Ok(s) => Ok((s, Provider::Cuda)),
-            Err(e) => {
-                if report {
-                    let why = e.lines().next().unwrap_or("").to_string();
-                    eprintln!("idfcr: warning: CUDA is not usable ({why}); running on CPU");
+        Device::Auto => {
+            use ort::ep::ExecutionProvider;
+            // A library built without CUDA cannot use it; say so plainly
+            // instead of passing on ORT's registration error.
+            let why = if ort::ep::CUDA::is_available().unwrap_or(false) {
+                match cuda() {
+                    Ok(s) => return Ok((s, Provider::Cuda)),
+                    Err(e) => e.lines().next().unwrap_or("").to_string(),
                 }
-                Ok((cpu(intra_threads)?, Provider::Cpu))
+            } else {
+                "this ONNX Runtime library has no CUDA support; onnxruntime-gpu has".to_string()
+            };
+            if report {
+                eprintln!("idfcr: warning: running on CPU, CUDA is not usable ({why}); --device cpu silences this");
             }
-        },
+            Ok((cpu(intra_threads)?, Provider::Cpu))
+        }
     }
 }
 

@@ -338,33 +338,32 @@ pub fn remove(
         // Build and run tiles a few at a time, so that memory holds only a
         // few tile inputs per worker.
         let chunk = model.workers() * 2;
-        let mut next_kx = 0;
-        while next_kx < xgrid.len() {
-            let mut batch: Vec<(usize, Vec<f32>)> = Vec::with_capacity(chunk);
-            while batch.len() < chunk && next_kx < xgrid.len() {
-                match strip.tile(xgrid.starts[next_kx], tw, |v| c.to_model(v)) {
-                    Some(t) => batch.push((next_kx, t)),
-                    None => {
-                        tiles_skipped += 1;
-                        done += 1;
-                    }
-                }
-                next_kx += 1;
-            }
-            let results: Vec<Result<(usize, crate::model::TileOutput, f64)>> = pool.install(|| {
-                batch
-                    .into_par_iter()
-                    .map(|(kx, tile)| {
-                        crate::interrupt::check()?;
-                        let t0 = Instant::now();
-                        let worker = rayon::current_thread_index().unwrap_or(0);
-                        let out = model.run(worker, tile, th, tw)?;
-                        Ok((kx, out, t0.elapsed().as_secs_f64()))
-                    })
-                    .collect()
-            });
+        let kxs: Vec<usize> = (0..xgrid.len()).collect();
+        for batch in kxs.chunks(chunk) {
+            // Each worker builds its tile input from the strip and runs it.
+            let results: Vec<Result<Option<(usize, crate::model::TileOutput, f64)>>> = pool
+                .install(|| {
+                    batch
+                        .par_iter()
+                        .map(|&kx| {
+                            crate::interrupt::check()?;
+                            let Some(tile) = strip.tile(xgrid.starts[kx], tw, |v| c.to_model(v))
+                            else {
+                                return Ok(None);
+                            };
+                            let t0 = Instant::now();
+                            let worker = rayon::current_thread_index().unwrap_or(0);
+                            let out = model.run(worker, tile, th, tw)?;
+                            Ok(Some((kx, out, t0.elapsed().as_secs_f64())))
+                        })
+                        .collect()
+                });
             for r in results {
-                let (kx, tile_out, secs) = r?;
+                done += 1;
+                let Some((kx, tile_out, secs)) = r? else {
+                    tiles_skipped += 1;
+                    continue;
+                };
                 inference_s += secs;
                 let mut channels = tile_out.clear;
                 if has_att {
@@ -372,7 +371,6 @@ pub fn remove(
                 }
                 acc.add(&channels, th, tw, 0, xgrid.starts[kx], &wy, &wx[kx]);
                 tiles_run += 1;
-                done += 1;
             }
             progress.update(done, total_tiles);
         }

@@ -125,19 +125,20 @@ class SwinBlock(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def _shift_mask(self, h: int, w: int, device) -> torch.Tensor:
-        # Label the regions that a cyclic shift brings together, so attention
-        # never mixes pixels that were not neighbours before the roll.
+    def _shift_mask(self, h, w, device) -> torch.Tensor:
+        # Label the three bands of rows (and of columns) that a cyclic shift
+        # brings together, so attention never mixes pixels that were not
+        # neighbours before the roll. Built from aranges (not slicing
+        # assignments) so that an ONNX export keeps H and W dynamic.
         ws, s = self.window, self.shift
-        img = torch.zeros(1, h, w, 1, device=device)
-        cnt = 0
-        for hs in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
-            for wsl in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
-                img[:, hs, wsl, :] = cnt
-                cnt += 1
+        rows = torch.arange(h, device=device)
+        cols = torch.arange(w, device=device)
+        label_r = (rows >= h - ws).long() + (rows >= h - s).long()
+        label_c = (cols >= w - ws).long() + (cols >= w - s).long()
+        img = (label_r[:, None] * 3 + label_c[None, :]).to(torch.float32)[None, :, :, None]
         win = window_partition(img, ws).squeeze(-1)
-        mask = win.unsqueeze(1) - win.unsqueeze(2)
-        return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+        diff = win.unsqueeze(1) - win.unsqueeze(2)
+        return torch.where(diff != 0, torch.full_like(diff, -100.0), torch.zeros_like(diff))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C, H, W)

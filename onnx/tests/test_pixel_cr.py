@@ -147,3 +147,18 @@ def test_split_is_by_block_and_crops_are_paired():
     assert {p.block for p in val} == {"1"} and all(p.block != "1" for p in train)
     a, b = random_crop_pair(pairs[4].cloudy, pairs[4].clear, 16, np.random.default_rng(0))
     assert a.shape == (3, 16, 16) and np.all(a == -b)
+
+
+def test_shifted_windows_export_keeps_sizes_dynamic(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from idfcr_train.export import contract, export_onnx, parity
+
+    cfg = PixelCRConfig.tiny(3)
+    cfg.shifted_windows = True
+    model = PixelCR(cfg).eval()
+    path = str(tmp_path / "s.onnx")
+    export_onnx(model, path, contract(model, name="s", version="0", band_names=["r", "g", "b"], input_scale=1 / 255, halo_px=8))
+    # The shift mask depends on H and W: other sizes than the export's must match too.
+    for h, w in [(24, 40), (32, 16), (8, 8)]:
+        assert parity(model, path, h=h, w=w) < 1e-4, (h, w)

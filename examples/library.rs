@@ -1,0 +1,46 @@
+//! Using idfcr as a library: clean one raster with the bundled model and
+//! print the run summary.
+//!
+//!     cargo run --example library -- testdata/demo/landsat8_cloudy.tif /tmp/clear.tif
+
+use std::path::PathBuf;
+
+use idfcr::config::{Device, OutputFormat, ProgressMode, RemoveConfig};
+use idfcr::progress::Progress;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(input), Some(output)) = (args.next(), args.next()) else {
+        eprintln!("usage: library INPUT OUTPUT");
+        std::process::exit(2);
+    };
+    let cfg = RemoveConfig {
+        input,
+        output: PathBuf::from(output),
+        band_idx: None,
+        model: None, // the bundled model for the input's band count
+        tile_px: 512,
+        overlap_px: None,
+        device: Device::Auto,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        format: OutputFormat::Cog,
+        creation_options: vec![("COMPRESS".into(), "ZSTD".into())],
+        out_type: None,
+        mask: None,
+        overwrite: true,
+        progress: ProgressMode::None,
+        ort_lib: None,
+    };
+    match idfcr::pipeline::remove(&cfg, |total| Progress::new(cfg.progress, total)) {
+        Ok(summary) => println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        ),
+        Err(e) => {
+            eprintln!("library: error: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}

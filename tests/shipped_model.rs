@@ -1,0 +1,67 @@
+//! The shipped Pixel-CR RGB model on the bundled demo sample (real Landsat 8
+//! crop with synthetic clouds): georeferenced output, changed where the
+//! clouds are, and closer to the cloud-free reference there than the input.
+
+mod common;
+
+use common::*;
+use gdal::{Dataset, Metadata};
+
+#[test]
+fn default_model_cleans_the_demo_sample() {
+    let demo = repo().join("testdata/demo");
+    let dir = tempfile::tempdir().unwrap();
+    let input = demo.join("landsat8_cloudy.tif").display().to_string();
+    // No --model: the bundled default for 3 bands must be found.
+    let o = idfcr(
+        dir.path(),
+        &[
+            "remove", &input, "out.tif", "--device", "cpu", "-q", "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        summary["model"]
+            .as_str()
+            .unwrap()
+            .starts_with("pixel_cr_rgb"),
+        "{summary}"
+    );
+
+    let src = Dataset::open(demo.join("landsat8_cloudy.tif")).unwrap();
+    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    assert_eq!(out.geo_transform().unwrap(), src.geo_transform().unwrap());
+    assert_eq!(out.spatial_ref().unwrap().auth_code().unwrap(), 32621);
+    assert_eq!(
+        out.rasterband(1).unwrap().description().unwrap(),
+        "red (OLI B4)"
+    );
+    assert!(out
+        .metadata_item("IDFCR_MODEL", "")
+        .unwrap()
+        .starts_with("pixel_cr_rgb"));
+
+    let (cloudy, w, h) = read_all(&demo.join("landsat8_cloudy.tif"));
+    let (clear, _, _) = read_all(&demo.join("landsat8_clear.tif"));
+    let (alpha, _, _) = read_all(&demo.join("landsat8_cloud_alpha.tif"));
+    let (result, _, _) = read_all(&dir.path().join("out.tif"));
+    let (mut changed, mut err_in, mut err_out, mut n) = (0.0, 0.0, 0.0, 0.0);
+    for p in 0..w * h {
+        if alpha[0][p] > 0.5 {
+            for b in 0..3 {
+                changed += (result[b][p] - cloudy[b][p]).abs();
+                err_in += (cloudy[b][p] - clear[b][p]).abs();
+                err_out += (result[b][p] - clear[b][p]).abs();
+                n += 1.0;
+            }
+        }
+    }
+    assert!(n > 10_000.0, "the demo sample should be cloudy");
+    let (changed, err_in, err_out) = (changed / n, err_in / n, err_out / n);
+    assert!(
+        changed > 10.0,
+        "output barely differs from the input under clouds: {changed:.1} DN"
+    );
+    assert!(err_out < err_in, "under clouds the output is not closer to the reference: {err_out:.1} vs input {err_in:.1} DN");
+}
