@@ -1,5 +1,7 @@
-//! The Rust runtime gives the same numbers as Python onnxruntime on the
-//! fixture models (reference outputs made by onnx/idfcr_train/make_fixtures.py).
+//! The Rust runtime gives the same numbers as Python onnxruntime (and so as
+//! PyTorch, which the export checks against onnxruntime) on the fixture
+//! models and on the shipped model. References are written by
+//! onnx/idfcr_train/make_fixtures.py and onnx/idfcr_train/export.py.
 
 mod common;
 
@@ -14,44 +16,58 @@ fn read_f32(path: &std::path::Path) -> Vec<f32> {
         .collect()
 }
 
+fn check(name: &str) {
+    let dir = common::repo().join("testdata/models");
+    let refj: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(format!("{name}.ref.json"))).unwrap(),
+    )
+    .unwrap();
+    let shape: Vec<usize> = refj["input_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    // Fixtures sit beside their references; shipped models say where they are.
+    let model_path = match refj["model"].as_str() {
+        Some(rel) => dir.join(rel),
+        None => common::fixture_model(name),
+    };
+    let model = Model::load(&model_path, Device::Cpu, 1, 1, None).unwrap();
+    assert_eq!(model.contract.bands, shape[1], "{name}");
+    assert_eq!(
+        model.contract.halo_px as u64,
+        refj["halo_px"].as_u64().unwrap(),
+        "{name}"
+    );
+    let out = model
+        .run(
+            0,
+            read_f32(&dir.join(format!("{name}.input.bin"))),
+            shape[2],
+            shape[3],
+        )
+        .unwrap();
+    for (what, got) in [("clear", out.clear), ("attention", out.attention.unwrap())] {
+        let want = read_f32(&dir.join(format!("{name}.{what}.bin")));
+        assert_eq!(got.len(), want.len(), "{name} {what}");
+        let max = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max < 1e-4, "{name} {what}: max |rust - python| = {max}");
+    }
+}
+
 #[test]
 fn fixtures_match_python_onnxruntime() {
     for name in ["tiny_conv", "tiny_conv4", "tiny_swin"] {
-        let dir = common::repo().join("testdata/models");
-        let refj: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join(format!("{name}.ref.json"))).unwrap(),
-        )
-        .unwrap();
-        let shape: Vec<usize> = refj["input_shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
-        let model = Model::load(&common::fixture_model(name), Device::Cpu, 1, 1, None).unwrap();
-        assert_eq!(model.contract.bands, shape[1], "{name}");
-        assert_eq!(
-            model.contract.halo_px as u64,
-            refj["halo_px"].as_u64().unwrap(),
-            "{name}"
-        );
-        let out = model
-            .run(
-                0,
-                read_f32(&dir.join(format!("{name}.input.bin"))),
-                shape[2],
-                shape[3],
-            )
-            .unwrap();
-        for (what, got) in [("clear", out.clear), ("attention", out.attention.unwrap())] {
-            let want = read_f32(&dir.join(format!("{name}.{what}.bin")));
-            assert_eq!(got.len(), want.len(), "{name} {what}");
-            let max = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(max < 1e-4, "{name} {what}: max |rust - python| = {max}");
-        }
+        check(name);
     }
+}
+
+#[test]
+fn shipped_model_matches_python_onnxruntime() {
+    check("pixel_cr_rgb");
 }

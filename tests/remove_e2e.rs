@@ -223,3 +223,52 @@ fn band_selection_overwrite_and_json() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(listing(dir.path()), ["in4.tif", "out.tif"]);
 }
+
+/// PNG (no georeferencing) and a GeoTIFF inside a zip via /vsizip/.
+#[test]
+fn png_and_vsizip_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 64, 48, None);
+    let st = std::process::Command::new("gdal_translate")
+        .args(["-q", "-of", "PNG", "in.tif", "in.png"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import zipfile; zipfile.ZipFile('in.zip', 'w').write('in.tif')",
+        ])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for (input, output) in [
+        ("in.png", "from_png.tif"),
+        ("/vsizip/in.zip/in.tif", "from_zip.tif"),
+    ] {
+        let o = idfcr(
+            dir.path(),
+            &[
+                "remove",
+                input,
+                output,
+                "--model",
+                &conv(),
+                "--device",
+                "cpu",
+                "-q",
+            ],
+        );
+        assert!(o.status.success(), "{input}: {}", stderr(&o));
+        let out = Dataset::open(dir.path().join(output)).unwrap();
+        assert_eq!(out.raster_size(), (64, 48), "{input}");
+        assert_eq!(
+            out.metadata_item("IDFCR_SOURCE", "").as_deref(),
+            Some(input)
+        );
+    }
+    let zipped = Dataset::open(dir.path().join("from_zip.tif")).unwrap();
+    assert_eq!(zipped.geo_transform().unwrap(), GEO);
+}

@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--input-offset", type=float, default=0.0)
     ap.add_argument("--scores", help="JSON file with validation scores to embed")
     ap.add_argument("--training-data", default="RICE2 (rice2_3s), scene blocks 0,1,4,5,6,8 + synthetic clouds")
+    ap.add_argument("--ref-dir", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "testdata", "models"),
+                    help="where to write the Python reference input/outputs the Rust parity test reads")
     args = ap.parse_args(argv)
 
     state = torch.load(args.ckpt, map_location="cpu")
@@ -150,6 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     err = parity(model, args.out)
     print(f"exported {args.out}: halo {halo} px, parity max |torch - ort| = {err:.2e}")
     assert err < 1e-4, f"parity check failed: {err}"
+    from .make_fixtures import write_reference
+
+    win = model.cfg.window
+    write_reference(args.out, args.ref_dir, args.name, model.cfg.in_bands, 2 * win, 3 * win, seed=11,
+                    extra={"halo_px": halo, "window_px": win, "model": os.path.relpath(args.out, args.ref_dir)})
 
 
 if __name__ == "__main__":

@@ -44,9 +44,23 @@ class TinyConv(nn.Module):
         return x + 0.2 * self.c2(torch.relu(self.c1(x))), torch.sigmoid(self.a(x))
 
 
-def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, seed: int) -> None:
+def write_reference(onnx_path: str, out_dir: str, name: str, bands: int, h: int, w: int, seed: int,
+                    extra: dict | None = None) -> None:
+    """Random input and Python onnxruntime's outputs for `onnx_path`, as
+    NAME.{input,clear,attention}.bin (float32 LE) and NAME.ref.json."""
     import onnxruntime as ort
 
+    x = np.random.default_rng(seed).random((1, bands, h, w), dtype=np.float32)
+    clear, att = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"]).run(list(OUTPUTS), {INPUT: x})
+    for suffix, arr in (("input", x), ("clear", clear), ("attention", att)):
+        arr.astype("<f4").tofile(os.path.join(out_dir, f"{name}.{suffix}.bin"))
+    with open(os.path.join(out_dir, f"{name}.ref.json"), "w") as f:
+        json.dump({"input_shape": list(x.shape), "clear_shape": list(clear.shape),
+                   "attention_shape": list(att.shape), **(extra or {})}, f, indent=1)
+        f.write("\n")
+
+
+def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, seed: int) -> None:
     model.eval()
     with torch.no_grad():
         halo = measure_halo(model)
@@ -55,14 +69,7 @@ def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, see
                     input_scale=1 / 255, halo_px=halo)
     path = os.path.join(out_dir, f"{name}.onnx")
     export_onnx(model, path, meta)
-    x = np.random.default_rng(seed).random((1, bands, h, w), dtype=np.float32)
-    clear, att = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(list(OUTPUTS), {INPUT: x})
-    for suffix, arr in (("input", x), ("clear", clear), ("attention", att)):
-        arr.astype("<f4").tofile(os.path.join(out_dir, f"{name}.{suffix}.bin"))
-    with open(os.path.join(out_dir, f"{name}.ref.json"), "w") as f:
-        json.dump({"input_shape": list(x.shape), "clear_shape": list(clear.shape),
-                   "attention_shape": list(att.shape), "halo_px": halo, "window_px": model.cfg.window}, f, indent=1)
-        f.write("\n")
+    write_reference(path, out_dir, name, bands, h, w, seed, {"halo_px": halo, "window_px": model.cfg.window})
     print(f"{path}: halo {halo} px")
 
 
