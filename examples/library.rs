@@ -20,6 +20,7 @@ fn main() {
         band_idx: None,
         model: None, // the bundled model for the input's band count
         tile_px: 512,
+        panel_px: 4096,
         overlap_px: None,
         device: Device::Auto,
         threads: std::thread::available_parallelism()

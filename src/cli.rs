@@ -72,6 +72,10 @@ pub struct RemoveArgs {
     /// Tile size in pixels (rounded up to the model's window).
     #[arg(long = "tile", default_value_t = 512)]
     pub tile_px: usize,
+    /// Width in pixels of the column panels processed at a time: peak memory
+    /// grows with this and the tile size, not with the scene.
+    #[arg(long = "panel", default_value_t = 4096)]
+    pub panel_px: usize,
     /// Overlap between tiles in pixels (default: from the model's halo).
     #[arg(long = "overlap")]
     pub overlap_px: Option<usize>,
@@ -146,6 +150,7 @@ impl RemoveArgs {
             band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
             model: self.model,
             tile_px: self.tile_px,
+            panel_px: self.panel_px,
             overlap_px: self.overlap_px,
             device: match self.device {
                 DeviceArg::Auto => Device::Auto,

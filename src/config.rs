@@ -106,6 +106,9 @@ pub struct RemoveConfig {
     /// Explicit model file; None: the bundled default for the band count.
     pub model: Option<PathBuf>,
     pub tile_px: usize,
+    /// Width of the column panels processed as a unit; memory grows with
+    /// this, not with the scene width.
+    pub panel_px: usize,
     /// None: derived from the model's halo.
     pub overlap_px: Option<usize>,
     pub device: Device,

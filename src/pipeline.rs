@@ -24,17 +24,21 @@ use crate::model::{Model, Provider};
 use crate::progress::Progress;
 use crate::raster_in::InputRaster;
 use crate::raster_out::{check_output_path, BandSpec, OutputRaster, Provenance};
-use crate::tiling::{mirror, round_up, AxisGrid};
+use crate::tiling::{mirror, panels, round_up, AxisGrid};
 
-/// The rows a strip of tiles needs, read once: (bands x rows x width)
-/// values, their validity, and which source row each strip row mirrors.
+/// The pixels a strip of tiles needs, read once: (bands x rows x width)
+/// values of a window of the scene starting at column `c_lo`, their
+/// validity, and which source row each strip row mirrors.
 struct StripSource<'a> {
     block: &'a [f32],
     valid: &'a [bool],
     /// Source row (scene coordinates) of each strip row.
     rows: &'a [usize],
     r_lo: usize,
+    c_lo: usize,
+    /// Width of the window read.
     width: usize,
+    scene_width: usize,
     bands: usize,
 }
 
@@ -44,7 +48,9 @@ impl StripSource<'_> {
     /// tile holds no valid pixel (it is skipped).
     fn tile(&self, x0: isize, tw: usize, to_model: impl Fn(f32) -> f32) -> Option<Vec<f32>> {
         let (th, w, n) = (self.rows.len(), self.width, self.block.len() / self.bands);
-        let cols: Vec<usize> = (0..tw).map(|x| mirror(x0 + x as isize, w)).collect();
+        let cols: Vec<usize> = (0..tw)
+            .map(|x| mirror(x0 + x as isize, self.scene_width) - self.c_lo)
+            .collect();
         let mut tile = vec![0f32; self.bands * th * tw];
         let mut any_valid = false;
         for (ty, &sr) in self.rows.iter().enumerate() {
@@ -147,17 +153,16 @@ pub fn split_threads(threads: usize, device: Device) -> (usize, usize) {
     (workers, threads / workers)
 }
 
-/// GDAL's block cache defaults to 5 % of RAM and fills with output blocks
-/// on wide scenes. Size it to two rows of 512-pixel output blocks (what
-/// strip writing needs to avoid rewriting blocks), unless the user set
-/// GDAL_CACHEMAX (environment or --config).
-fn size_gdal_cache(width: usize, bands: usize, t: OutputType) {
+/// GDAL's block cache defaults to 5 % of RAM, which would make memory grow
+/// with the machine rather than with our panels. Writes go to an
+/// uncompressed working file (blocks updated in place), so a small cache
+/// suffices. GDAL_CACHEMAX from the environment or --config still wins.
+fn limit_gdal_cache() {
     if gdal::config::get_config_option("GDAL_CACHEMAX", "")
         .unwrap_or_default()
         .is_empty()
     {
-        let mb = (2 * width * 512 * bands * t.bytes()) / (1 << 20) + 32;
-        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", &mb.to_string());
+        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "64");
     }
 }
 
@@ -264,7 +269,7 @@ pub fn remove(
         input: &input,
         tags,
     };
-    size_gdal_cache(width, bands, cfg.out_type.unwrap_or(input.data_type));
+    limit_gdal_cache();
     let out_type = cfg.out_type.unwrap_or(input.data_type);
     let mut out = OutputRaster::create(
         &cfg.output,
@@ -304,116 +309,127 @@ pub fn remove(
                 model.workers()
             ))
         })?;
-    let total_tiles = (ygrid.len() * xgrid.len()) as u64;
+    let panels = panels(&xgrid, cfg.panel_px);
+    let total_tiles = (ygrid.len() * panels.iter().map(|p| p.tiles.len()).sum::<usize>()) as u64;
     let mut progress = progress_total(total_tiles);
     // One accumulator for the clear bands plus, when the model has one, the
     // attention map as an extra channel (they share the blend weights).
     let has_att = c.attention_output.is_some();
-    let mut acc = Accumulator::new(bands + has_att as usize, th, width);
     let (mut tiles_run, mut tiles_skipped, mut done, mut valid_pixels) =
         (0usize, 0usize, 0u64, 0u64);
     let mut inference_s = 0.0f64;
 
-    for ky in 0..ygrid.len() {
-        crate::interrupt::check()?;
-        let s = ygrid.starts[ky];
-        // Source rows this strip needs (mirrored at the scene edges).
-        let src_rows: Vec<usize> = (0..th)
-            .map(|r| mirror(s + r as isize, input.height))
-            .collect();
-        let r_lo = *src_rows.iter().min().expect("tile has rows");
-        let r_hi = *src_rows.iter().max().expect("tile has rows") + 1;
-        let block = input.read_rows(r_lo, r_hi - r_lo)?;
-        let valid = input.valid_mask(&block, r_hi - r_lo);
-        let strip = StripSource {
-            block: &block,
-            valid: &valid,
-            rows: &src_rows,
-            r_lo,
-            width,
-            bands,
-        };
-        let wy = axis_weights(&ygrid, ky);
+    for panel in &panels {
+        // Panel-local columns: x' = x - x0, over the panel's tiles.
+        let x0 = xgrid.starts[panel.tiles.start];
+        let span = (xgrid.starts[panel.tiles.end - 1] - x0) as usize + tw;
+        // Source columns the panel needs (mirrored at the scene edges).
+        let src_cols: Vec<usize> = (0..span).map(|x| mirror(x0 + x as isize, width)).collect();
+        let c_lo = *src_cols.iter().min().expect("panel has columns");
+        let c_hi = *src_cols.iter().max().expect("panel has columns") + 1;
+        let (w_lo, w_hi) = panel.cols;
+        let mut acc = Accumulator::new(bands + has_att as usize, th, span);
 
-        // Build and run tiles a few at a time, so that memory holds only a
-        // few tile inputs per worker.
-        let chunk = model.workers() * 2;
-        let kxs: Vec<usize> = (0..xgrid.len()).collect();
-        for batch in kxs.chunks(chunk) {
-            // Each worker builds its tile input from the strip and runs it.
-            let results: Vec<Result<Option<(usize, crate::model::TileOutput, f64)>>> = pool
-                .install(|| {
-                    batch
-                        .par_iter()
-                        .map(|&kx| {
-                            crate::interrupt::check()?;
-                            let Some(tile) = strip.tile(xgrid.starts[kx], tw, |v| c.to_model(v))
-                            else {
-                                return Ok(None);
-                            };
-                            let t0 = Instant::now();
-                            let worker = rayon::current_thread_index().unwrap_or(0);
-                            let out = model.run(worker, tile, th, tw)?;
-                            Ok(Some((kx, out, t0.elapsed().as_secs_f64())))
-                        })
-                        .collect()
-                });
-            for r in results {
-                done += 1;
-                let Some((kx, tile_out, secs)) = r? else {
-                    tiles_skipped += 1;
-                    continue;
-                };
-                inference_s += secs;
-                let mut channels = tile_out.clear;
-                if has_att {
-                    channels.extend_from_slice(tile_out.attention.as_deref().unwrap_or(&[]));
-                }
-                acc.add(&channels, th, tw, 0, xgrid.starts[kx], &wy, &wx[kx]);
-                tiles_run += 1;
-            }
-            progress.update(done, total_tiles);
-        }
+        for ky in 0..ygrid.len() {
+            crate::interrupt::check()?;
+            let s = ygrid.starts[ky];
+            let src_rows: Vec<usize> = (0..th)
+                .map(|r| mirror(s + r as isize, input.height))
+                .collect();
+            let r_lo = *src_rows.iter().min().expect("tile has rows");
+            let r_hi = *src_rows.iter().max().expect("tile has rows") + 1;
+            let block = input.read_window(r_lo, r_hi - r_lo, c_lo, c_hi - c_lo)?;
+            let valid = input.valid_mask(&block, (r_hi - r_lo) * (c_hi - c_lo));
+            let strip = StripSource {
+                block: &block,
+                valid: &valid,
+                rows: &src_rows,
+                r_lo,
+                c_lo,
+                width: c_hi - c_lo,
+                scene_width: width,
+                bands,
+            };
+            let wy = axis_weights(&ygrid, ky);
 
-        // Rows no later strip touches: convert back and write.
-        let (lo, hi) = ygrid.finished_after(ky);
-        if hi > lo {
-            let rows = hi - lo;
-            let n = rows * width;
-            let mut values = vec![0f32; bands * n];
-            let mut ok = vec![false; n];
-            let mut prob = vec![0f32; n];
-            for r in 0..rows {
-                let ar = (lo + r) as isize - s; // accumulator row
-                let vr = lo + r - r_lo; // block row
-                for col in 0..width {
-                    let p = r * width + col;
-                    if !valid[vr * width + col] || acc.weight[ar as usize * width + col] == 0.0 {
+            // Run the panel's tiles a few at a time; each worker builds its
+            // tile input from the strip and runs it.
+            let kxs: Vec<usize> = panel.tiles.clone().collect();
+            for batch in kxs.chunks(model.workers() * 2) {
+                let results: Vec<Result<Option<(usize, crate::model::TileOutput, f64)>>> = pool
+                    .install(|| {
+                        batch
+                            .par_iter()
+                            .map(|&kx| {
+                                crate::interrupt::check()?;
+                                let Some(tile) =
+                                    strip.tile(xgrid.starts[kx], tw, |v| c.to_model(v))
+                                else {
+                                    return Ok(None);
+                                };
+                                let t0 = Instant::now();
+                                let worker = rayon::current_thread_index().unwrap_or(0);
+                                let out = model.run(worker, tile, th, tw)?;
+                                Ok(Some((kx, out, t0.elapsed().as_secs_f64())))
+                            })
+                            .collect()
+                    });
+                for r in results {
+                    done += 1;
+                    let Some((kx, tile_out, secs)) = r? else {
+                        tiles_skipped += 1;
                         continue;
-                    }
-                    ok[p] = true;
-                    valid_pixels += 1;
-                    for b in 0..bands {
-                        values[b * n + p] =
-                            c.from_model(acc.value(b, ar as usize, col).unwrap_or(0.0));
-                    }
+                    };
+                    inference_s += secs;
+                    let mut channels = tile_out.clear;
                     if has_att {
-                        prob[p] = acc
-                            .value(bands, ar as usize, col)
-                            .unwrap_or(0.0)
-                            .clamp(0.0, 1.0);
+                        channels.extend_from_slice(tile_out.attention.as_deref().unwrap_or(&[]));
+                    }
+                    acc.add(&channels, th, tw, 0, xgrid.starts[kx] - x0, &wy, &wx[kx]);
+                    tiles_run += 1;
+                }
+                progress.update(done, total_tiles);
+            }
+
+            // Rows no later strip touches, columns this panel determines:
+            // convert back and write.
+            let (lo, hi) = ygrid.finished_after(ky);
+            if hi > lo && w_hi > w_lo {
+                let (rows, cols) = (hi - lo, w_hi - w_lo);
+                let n = rows * cols;
+                let mut values = vec![0f32; bands * n];
+                let mut ok = vec![false; n];
+                let mut prob = vec![0f32; n];
+                let bw = c_hi - c_lo;
+                for r in 0..rows {
+                    let ar = ((lo + r) as isize - s) as usize; // accumulator row
+                    let vr = lo + r - r_lo; // block row
+                    for col in 0..cols {
+                        let x = w_lo + col; // scene column
+                        let ac = (x as isize - x0) as usize; // accumulator column
+                        let p = r * cols + col;
+                        if !valid[vr * bw + x - c_lo] || acc.weight[ar * span + ac] == 0.0 {
+                            continue;
+                        }
+                        ok[p] = true;
+                        valid_pixels += 1;
+                        for b in 0..bands {
+                            values[b * n + p] = c.from_model(acc.value(b, ar, ac).unwrap_or(0.0));
+                        }
+                        if has_att {
+                            prob[p] = acc.value(bands, ar, ac).unwrap_or(0.0).clamp(0.0, 1.0);
+                        }
                     }
                 }
+                out.write_window(lo, rows, w_lo, cols, &values, &ok)?;
+                if let Some(m) = mask_out.as_mut() {
+                    m.write_window(lo, rows, w_lo, cols, &prob, &ok)?;
+                }
             }
-            out.write_rows(lo, rows, &values, &ok)?;
-            if let Some(m) = mask_out.as_mut() {
-                m.write_rows(lo, rows, &prob, &ok)?;
+            if let Some(&next) = ygrid.starts.get(ky + 1) {
+                acc.shift_rows((next - s) as usize);
             }
         }
-        if let Some(&next) = ygrid.starts.get(ky + 1) {
-            acc.shift_rows((next - s) as usize);
-        }
-        progress.update(done, total_tiles);
     }
     crate::interrupt::check()?;
     if valid_pixels == 0 {

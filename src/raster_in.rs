@@ -132,21 +132,29 @@ impl InputRaster {
         self.band_nos.len()
     }
 
-    /// Read rows `[row0, row0 + rows)`, all columns, selected bands:
-    /// (bands x rows x width) float32. NaN/Inf in a band without a NaN
-    /// nodata value is an input error (the model cannot use them).
-    pub fn read_rows(&self, row0: usize, rows: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0f32; self.bands() * rows * self.width];
+    /// Read rows `[row0, row0 + rows)` and columns `[col0, col0 + cols)`
+    /// of the selected bands: (bands x rows x cols) float32. NaN/Inf in a
+    /// band without a NaN nodata value is an input error (the model cannot
+    /// use them).
+    pub fn read_window(
+        &self,
+        row0: usize,
+        rows: usize,
+        col0: usize,
+        cols: usize,
+    ) -> Result<Vec<f32>> {
+        let n = rows * cols;
+        let mut out = vec![0f32; self.bands() * n];
         for (i, &band_no) in self.band_nos.iter().enumerate() {
             let band = self
                 .ds
                 .rasterband(band_no)
                 .map_err(|e| Error::input(&self.source, format!("band {band_no}: {e}")))?;
-            let dst = &mut out[i * rows * self.width..(i + 1) * rows * self.width];
+            let dst = &mut out[i * n..(i + 1) * n];
             band.read_into_slice(
-                (0, row0 as isize),
-                (self.width, rows),
-                (self.width, rows),
+                (col0 as isize, row0 as isize),
+                (cols, rows),
+                (cols, rows),
                 dst,
                 None,
             )
@@ -165,7 +173,11 @@ impl InputRaster {
                 if let Some(pos) = dst.iter().position(|v| !v.is_finite()) {
                     return Err(Error::input(
                         &self.source,
-                        format!("band {band_no} has NaN or infinite values (first at row {}, column {}); set a nodata value or clean the raster", row0 + pos / self.width, pos % self.width),
+                        format!(
+                            "band {band_no} has NaN or infinite values (first at row {}, column {}); set a nodata value or clean the raster",
+                            row0 + pos / cols,
+                            col0 + pos % cols
+                        ),
                     ));
                 }
             }
@@ -173,22 +185,22 @@ impl InputRaster {
         Ok(out)
     }
 
-    /// Per-pixel validity of a block from `read_rows`: a pixel is nodata when
-    /// every selected band holds its band's nodata value (or NaN).
-    pub fn valid_mask(&self, block: &[f32], rows: usize) -> Vec<bool> {
-        let n = rows * self.width;
-        let mut valid = vec![false; n];
-        for (p, v) in valid.iter_mut().enumerate() {
-            *v = (0..self.bands()).any(|b| {
-                let x = block[b * n + p];
-                match self.nodata[b] {
-                    _ if x.is_nan() => false,
-                    Some(nd) => (x as f64) != nd && (x != nd as f32),
-                    None => true,
-                }
-            });
-        }
-        valid
+    /// Per-pixel validity of a block from `read_window` with `n` pixels per
+    /// band: a pixel is nodata when every selected band holds its band's
+    /// nodata value (or NaN).
+    pub fn valid_mask(&self, block: &[f32], n: usize) -> Vec<bool> {
+        (0..n)
+            .map(|p| {
+                (0..self.bands()).any(|b| {
+                    let x = block[b * n + p];
+                    match self.nodata[b] {
+                        _ if x.is_nan() => false,
+                        Some(nd) => (x as f64) != nd && x != nd as f32,
+                        None => true,
+                    }
+                })
+            })
+            .collect()
     }
 }
 

@@ -178,35 +178,67 @@ fn create_typed(
     }
 }
 
-/// Default GTiff options; the user's `--co` override them by key.
-fn gtiff_options(
-    final_format: OutputFormat,
+/// Options of the working file: tiled and uncompressed, so that blocks
+/// written in several passes (strips and panels) are updated in place
+/// instead of appended again as a compressed GTiff would.
+fn part_options(est_bytes: u64) -> Result<RasterCreationOptions> {
+    let bigtiff = if est_bytes > 3_500_000_000 {
+        "YES"
+    } else {
+        "NO"
+    };
+    to_list(
+        &[
+            ("TILED", "YES"),
+            ("BLOCKXSIZE", "256"),
+            ("BLOCKYSIZE", "256"),
+            ("BIGTIFF", bigtiff),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+}
+
+/// Options of the final copy: our defaults for the format, then the
+/// user's `--co`, which replace defaults of the same key.
+pub fn final_options(
+    format: OutputFormat,
+    t: OutputType,
     user: &[(String, String)],
-    est_bytes: u64,
-) -> Result<RasterCreationOptions> {
-    let mut opts: Vec<(String, String)> = vec![
-        ("TILED".into(), "YES".into()),
-        ("BLOCKXSIZE".into(), "512".into()),
-        ("BLOCKYSIZE".into(), "512".into()),
-        (
-            "BIGTIFF".into(),
-            if est_bytes > 3_500_000_000 {
-                "YES".into()
-            } else {
-                "IF_SAFER".into()
-            },
-        ),
-    ];
-    if final_format == OutputFormat::GTiff {
-        opts.push(("COMPRESS".into(), "DEFLATE".into()));
-        opts.push(("PREDICTOR".into(), "2".into()));
-        for (k, v) in user {
-            opts.retain(|(ok, _)| !ok.eq_ignore_ascii_case(k));
-            opts.push((k.clone(), v.clone()));
-        }
+) -> Vec<(String, String)> {
+    let predictor = if t.is_integer() { "2" } else { "3" };
+    let defaults: &[(&str, &str)] = match format {
+        OutputFormat::GTiff => &[
+            ("TILED", "YES"),
+            ("BLOCKXSIZE", "512"),
+            ("BLOCKYSIZE", "512"),
+            ("COMPRESS", "DEFLATE"),
+            ("PREDICTOR", predictor),
+            ("BIGTIFF", "IF_SAFER"),
+            ("NUM_THREADS", "ALL_CPUS"),
+        ],
+        OutputFormat::Cog => &[
+            ("COMPRESS", "DEFLATE"),
+            ("PREDICTOR", "YES"),
+            ("BLOCKSIZE", "512"),
+            ("BIGTIFF", "IF_SAFER"),
+            ("OVERVIEW_RESAMPLING", "AVERAGE"),
+            ("NUM_THREADS", "ALL_CPUS"),
+        ],
+    };
+    let mut opts: Vec<(String, String)> = defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in user {
+        opts.retain(|(ok, _)| !ok.eq_ignore_ascii_case(k));
+        opts.push((k.clone(), v.clone()));
     }
+    opts
+}
+
+fn to_list(opts: &[(String, String)]) -> Result<RasterCreationOptions> {
     let mut list = RasterCreationOptions::new();
-    for (k, v) in &opts {
+    for (k, v) in opts {
         list.set_name_value(k, v)
             .map_err(|e| Error::Usage(format!("--co {k}={v}: {e}")))?;
     }
@@ -227,7 +259,7 @@ impl OutputRaster {
         let (w, h) = (prov.input.width, prov.input.height);
         let tmp = TempFile::new(temp_path_for(final_path, "part"));
         let est = (w as u64) * (h as u64) * (bands.len() as u64) * data_type.bytes() as u64;
-        let opts = gtiff_options(format, creation_options, est)?;
+        let opts = part_options(est)?;
         let fail = |e: gdal::errors::GdalError| Error::output(final_path, gdal_message(&e));
         let mut ds = create_typed(tmp.path(), data_type, w, h, bands.len(), &opts).map_err(fail)?;
         let src = &prov.input.ds;
@@ -295,31 +327,32 @@ impl OutputRaster {
         })
     }
 
-    /// Write rows `[row0, row0 + rows)` from (bands x rows x width) values in
-    /// raster units; `valid` marks pixels that get data (others get nodata).
-    /// Values are rounded and clipped to the output type.
-    pub fn write_rows(
+    /// Write the window of rows `[row0, row0 + rows)` and columns
+    /// `[col0, col0 + cols)` from (bands x rows x cols) values in raster
+    /// units; `valid` marks pixels that get data (others get nodata).
+    pub fn write_window(
         &mut self,
         row0: usize,
         rows: usize,
+        col0: usize,
+        cols: usize,
         values: &[f32],
         valid: &[bool],
     ) -> Result<()> {
-        let n = rows * self.width;
+        let n = rows * cols;
         let ds = self.ds.as_mut().expect("open until finish");
         for b in 0..self.bands {
             let nd = self.nodata[b];
-            let mut buf: Vec<f64> = values[b * n..(b + 1) * n]
+            let buf: Vec<f64> = values[b * n..(b + 1) * n]
                 .iter()
                 .zip(valid)
                 .map(|(&v, &ok)| output_value(v, ok, nd, self.data_type))
                 .collect();
             let mut band = ds
                 .rasterband(b + 1)
-                .map_err(|e| Error::output(&self.final_path, e))?;
-            let mut buffer =
-                gdal::raster::Buffer::new((self.width, rows), std::mem::take(&mut buf));
-            band.write((0, row0 as isize), (self.width, rows), &mut buffer)
+                .map_err(|e| Error::output(&self.final_path, gdal_message(&e)))?;
+            let mut buffer = gdal::raster::Buffer::new((cols, rows), buf);
+            band.write((col0 as isize, row0 as isize), (cols, rows), &mut buffer)
                 .map_err(|e| {
                     Error::output(
                         &self.final_path,
@@ -345,40 +378,36 @@ impl OutputRaster {
                 gdal_message(&e)
             ))
         })?;
-        let ready = match self.format {
-            OutputFormat::GTiff => self.tmp,
-            OutputFormat::Cog => {
-                let cog = TempFile::new(temp_path_for(&self.final_path, "cog"));
-                let mut opts: Vec<(String, String)> = vec![
-                    ("COMPRESS".into(), "DEFLATE".into()),
-                    ("PREDICTOR".into(), "YES".into()),
-                    ("BLOCKSIZE".into(), "512".into()),
-                    ("BIGTIFF".into(), "IF_SAFER".into()),
-                    ("OVERVIEW_RESAMPLING".into(), "AVERAGE".into()),
-                    ("NUM_THREADS".into(), "ALL_CPUS".into()),
-                ];
-                for (k, v) in &self.creation_options {
-                    opts.retain(|(ok, _)| !ok.eq_ignore_ascii_case(k));
-                    opts.push((k.clone(), v.clone()));
-                }
-                let mut list = RasterCreationOptions::new();
-                for (k, v) in &opts {
-                    list.set_name_value(k, v)
-                        .map_err(|e| Error::Usage(format!("--co {k}={v}: {e}")))?;
-                }
-                let driver = DriverManager::get_driver_by_name("COG")
-                    .map_err(|e| fail(format!("GDAL has no COG driver: {e}")))?;
-                let src = Dataset::open(self.tmp.path())
-                    .map_err(|e| fail(format!("cannot reopen the temp file: {e}")))?;
-                let out = src
-                    .create_copy(&driver, cog.path(), &list)
-                    .map_err(|e| fail(format!("COG conversion failed: {}", gdal_message(&e))))?;
-                out.close()
-                    .map_err(|e| fail(format!("closing the COG failed: {e}")))?;
-                drop(src);
-                cog
-            }
-        };
+        // The working file is uncompressed; the final file is a copy in the
+        // requested format with its compression (and, for COG, overviews).
+        let ready = TempFile::new(temp_path_for(&self.final_path, "final"));
+        let list = to_list(&final_options(
+            self.format,
+            self.data_type,
+            &self.creation_options,
+        ))?;
+        let driver = DriverManager::get_driver_by_name(self.format.driver_name()).map_err(|e| {
+            fail(format!(
+                "GDAL has no {} driver: {e}",
+                self.format.driver_name()
+            ))
+        })?;
+        let src = Dataset::open(self.tmp.path()).map_err(|e| {
+            fail(format!(
+                "cannot reopen the working file: {}",
+                gdal_message(&e)
+            ))
+        })?;
+        let out = src.create_copy(&driver, ready.path(), &list).map_err(|e| {
+            fail(format!(
+                "writing the {} failed: {}",
+                self.format.driver_name(),
+                gdal_message(&e)
+            ))
+        })?;
+        out.close()
+            .map_err(|e| fail(format!("closing the output failed: {}", gdal_message(&e))))?;
+        drop(src);
         if let Ok(f) = std::fs::File::open(ready.path()) {
             let _ = f.sync_all();
         }

@@ -127,6 +127,49 @@ impl AxisGrid {
     }
 }
 
+/// A run of consecutive tiles along the column axis, processed as a unit
+/// so that memory depends on the panel width, not the scene width. `cols`
+/// are the scene columns this panel alone determines (every tile with
+/// non-zero weight there belongs to the panel); the panels' `cols` tile the
+/// scene. Neighbouring panels share one tile, computed twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Panel {
+    pub tiles: std::ops::Range<usize>,
+    pub cols: (usize, usize),
+}
+
+/// Split `grid` into panels of about `panel_px` pixels (at least two tiles).
+pub fn panels(grid: &AxisGrid, panel_px: usize) -> Vec<Panel> {
+    let n = grid.len();
+    let stride = grid.tile_px.saturating_sub(grid.overlap_px).max(1);
+    let per = panel_px.div_ceil(stride).max(2);
+    if n <= per {
+        return vec![Panel {
+            tiles: 0..n,
+            cols: (0, grid.scene_px),
+        }];
+    }
+    let mut out = Vec::new();
+    let (mut a, mut lo) = (0usize, 0usize);
+    loop {
+        let b = (a + per - 1).min(n - 1);
+        let hi = if b == n - 1 {
+            grid.scene_px
+        } else {
+            ((grid.starts[b + 1] + grid.margin_px as isize).max(0) as usize).min(grid.scene_px)
+        };
+        out.push(Panel {
+            tiles: a..b + 1,
+            cols: (lo, hi),
+        });
+        if b == n - 1 {
+            return out;
+        }
+        a = b;
+        lo = hi;
+    }
+}
+
 /// Mirror an out-of-range coordinate back into `0..n` (symmetric, edge
 /// repeated: -1 -> 0, n -> n - 1), periodically for any distance, so rasters
 /// smaller than the margin still work.
@@ -227,6 +270,48 @@ mod tests {
                 next = hi;
             }
             assert_eq!(next, scene);
+        }
+    }
+
+    #[test]
+    fn panels_determine_their_columns() {
+        // (scene, tile, overlap, margin, panel_px)
+        let cases = [
+            (100, 64, 32, 16, 4096),
+            (5000, 512, 128, 48, 1024),
+            (10980, 512, 128, 48, 4096),
+            (999, 96, 48, 16, 100),
+            (700, 64, 16, 0, 1),
+        ];
+        for (scene, tile, overlap, margin, panel_px) in cases {
+            let g = AxisGrid::new(scene, tile, overlap, margin, 16).unwrap();
+            let ps = panels(&g, panel_px);
+            assert_eq!(ps.first().unwrap().cols.0, 0);
+            assert_eq!(ps.last().unwrap().cols.1, scene);
+            assert_eq!(ps.last().unwrap().tiles.end, g.len());
+            for w in ps.windows(2) {
+                assert_eq!(w[0].cols.1, w[1].cols.0, "{ps:?}");
+                assert_eq!(
+                    w[0].tiles.end - 1,
+                    w[1].tiles.start,
+                    "neighbours share one tile"
+                );
+            }
+            // Every tile with weight at a panel's column is in the panel.
+            for p in &ps {
+                for c in p.cols.0..p.cols.1 {
+                    for k in 0..g.len() {
+                        let w = crate::blend::axis_weights(&g, k);
+                        let i = c as isize - g.starts[k];
+                        if i >= 0 && (i as usize) < g.tile_px && w[i as usize] > 0.0 {
+                            assert!(
+                                p.tiles.contains(&k),
+                                "column {c}: tile {k} outside panel {p:?}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -100,6 +100,11 @@ fn tiled_equals_whole_image_with_window_attention() {
         ("t128.tif", vec!["--tile", "128"]),
         ("t96.tif", vec!["--tile", "96", "--overlap", "48"]),
         ("t160.tif", vec!["--tile", "160", "--overlap", "80"]),
+        // Several column panels, each recomputing the tile it shares.
+        (
+            "panels.tif",
+            vec!["--tile", "96", "--overlap", "48", "--panel", "64"],
+        ),
     ] {
         let tiled = run(name, &extra);
         let max = whole
