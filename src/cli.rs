@@ -26,6 +26,42 @@ pub struct Cli {
 pub enum Command {
     /// Remove clouds from INPUT and write OUTPUT with the georeferencing intact.
     Remove(RemoveArgs),
+    /// Score predictions against references: PSNR, SSIM and RMSE per band and averaged.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Predicted raster, or a folder of them.
+    pub pred: PathBuf,
+    /// Reference raster, or a folder with files of the same names.
+    pub reference: PathBuf,
+    /// Value range for PSNR and SSIM (default: the integer type's full range; required for floats).
+    #[arg(long = "data-range")]
+    pub data_range: Option<f64>,
+    /// Band to score, 1-based; repeatable (default: all).
+    #[arg(short = 'b', long = "band", value_name = "BAND")]
+    pub bands: Vec<usize>,
+    /// Write the JSON report to FILE ('-': stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write one CSV row per band and image to FILE ('-': stdout).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+}
+
+impl EvalArgs {
+    pub fn into_config(self) -> Result<crate::evaluate::EvalConfig> {
+        if self.bands.contains(&0) {
+            return Err(Error::Usage("-b: band numbers start at 1".into()));
+        }
+        Ok(crate::evaluate::EvalConfig {
+            pred: self.pred,
+            reference: self.reference,
+            data_range: self.data_range,
+            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
+        })
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

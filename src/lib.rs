@@ -11,7 +11,9 @@ pub mod blend;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod evaluate;
 pub mod interrupt;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
@@ -39,6 +41,11 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     // already, and stderr is for one line per failure.
     gdal::config::set_error_handler(|_, _, _| {});
     let result = match cli.command {
+        cli::Command::Eval(args) => {
+            let (json, csv) = (args.json.clone(), args.csv.clone());
+            args.into_config()
+                .and_then(|cfg| run_eval(&cfg, json.as_deref(), csv.as_deref()))
+        }
         cli::Command::Remove(args) => {
             let json = args.json;
             args.into_config().and_then(|cfg| {
@@ -61,4 +68,55 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// Run `eval` and print or write its report: a short table on stdout unless
+/// a JSON or CSV report goes there.
+fn run_eval(
+    cfg: &evaluate::EvalConfig,
+    json: Option<&std::path::Path>,
+    csv: Option<&std::path::Path>,
+) -> Result<()> {
+    let report = evaluate::evaluate(cfg)?;
+    let emit = |path: &std::path::Path, text: String| -> Result<()> {
+        if path.as_os_str() == "-" {
+            print!("{text}");
+            Ok(())
+        } else {
+            std::fs::write(path, text)
+                .map_err(|e| Error::output(path, format!("cannot write: {e}")))
+        }
+    };
+    let to_stdout = |p: Option<&std::path::Path>| p.is_some_and(|p| p.as_os_str() == "-");
+    if let Some(p) = json {
+        emit(
+            p,
+            serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+        )?;
+    }
+    if let Some(p) = csv {
+        emit(p, evaluate::to_csv(&report))?;
+    }
+    if !to_stdout(json) && !to_stdout(csv) {
+        println!(
+            "data range {} ({})",
+            report.data_range, report.data_range_from
+        );
+        for img in &report.images {
+            println!(
+                "{}: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.4}",
+                img.pred, img.mean.psnr, img.mean.ssim, img.mean.rmse
+            );
+        }
+        if report.images.len() > 1 {
+            println!(
+                "mean of {} images: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.4}",
+                report.images.len(),
+                report.mean.psnr,
+                report.mean.ssim,
+                report.mean.rmse
+            );
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,251 @@
+//! `eval`: score predictions against references (PSNR, SSIM, RMSE per band
+//! and averaged), for one pair of rasters or two folders of them paired by
+//! file name. GDAL reads the bands; `metrics` does the arithmetic.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::OutputType;
+use crate::error::{Error, Result};
+use crate::metrics::{band_scores, BandScores};
+use crate::raster_in::InputRaster;
+
+/// Settings of one `eval` run.
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    pub pred: PathBuf,
+    pub reference: PathBuf,
+    /// None: the integer data type's full range (Byte 255, UInt16 65535, ...).
+    pub data_range: Option<f64>,
+    /// 0-based band indices; None: all.
+    pub band_idx: Option<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Mean {
+    pub psnr: f64,
+    pub ssim: f64,
+    pub rmse: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BandResult {
+    /// 1-based band number, as in GDAL.
+    pub band: usize,
+    #[serde(flatten)]
+    pub scores: BandScores,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageResult {
+    pub pred: String,
+    pub reference: String,
+    pub bands: Vec<BandResult>,
+    pub mean: Mean,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvalReport {
+    pub data_range: f64,
+    pub data_range_from: String,
+    pub images: Vec<ImageResult>,
+    /// Mean over images of the per-image band means.
+    pub mean: Mean,
+}
+
+fn mean_of(items: impl Iterator<Item = (f64, f64, f64)>) -> Mean {
+    let v: Vec<_> = items.collect();
+    let n = v.len().max(1) as f64;
+    Mean {
+        psnr: v.iter().map(|x| x.0).sum::<f64>() / n,
+        ssim: v.iter().map(|x| x.1).sum::<f64>() / n,
+        rmse: v.iter().map(|x| x.2).sum::<f64>() / n,
+    }
+}
+
+/// The (pred, reference) file pairs: the two paths themselves, or files of
+/// the same name in two folders (every prediction needs its reference).
+pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    if !pred.is_dir() {
+        return Ok(vec![(pred.to_path_buf(), reference.to_path_buf())]);
+    }
+    if !reference.is_dir() {
+        return Err(Error::Usage(format!(
+            "{} is a folder, so {} must be one too",
+            pred.display(),
+            reference.display()
+        )));
+    }
+    let mut names: Vec<PathBuf> = std::fs::read_dir(pred)
+        .map_err(|e| Error::input(pred.display().to_string(), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && p.extension().is_some_and(|e| e != "xml")
+        })
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for p in names {
+        let r = reference.join(p.file_name().expect("file"));
+        if !r.is_file() {
+            return Err(Error::input(
+                p.display().to_string(),
+                format!("no reference of the same name in {}", reference.display()),
+            ));
+        }
+        out.push((p, r));
+    }
+    if out.is_empty() {
+        return Err(Error::input(
+            pred.display().to_string(),
+            "folder holds no rasters",
+        ));
+    }
+    Ok(out)
+}
+
+fn default_range(t: OutputType) -> Option<f64> {
+    match t {
+        OutputType::Float32 | OutputType::Float64 => None,
+        other => {
+            let (lo, hi) = other.range();
+            Some(hi - lo)
+        }
+    }
+}
+
+/// Score one pair.
+fn eval_pair(
+    pred: &Path,
+    reference: &Path,
+    band_idx: Option<&[usize]>,
+    data_range: f64,
+) -> Result<ImageResult> {
+    let ps = pred.display().to_string();
+    let rs = reference.display().to_string();
+    let p = InputRaster::open(&ps, band_idx)?;
+    let r = InputRaster::open(&rs, band_idx)?;
+    if (p.width, p.height, p.bands()) != (r.width, r.height, r.bands()) {
+        return Err(Error::input(
+            &ps,
+            format!(
+                "is {} x {} x {} bands but the reference {rs} is {} x {} x {}",
+                p.width,
+                p.height,
+                p.bands(),
+                r.width,
+                r.height,
+                r.bands()
+            ),
+        ));
+    }
+    let (w, h) = (p.width, p.height);
+    let n = w * h;
+    let pv = p.read_window(0, h, 0, w)?;
+    let rv = r.read_window(0, h, 0, w)?;
+    let valid: Vec<bool> = p
+        .valid_mask(&pv, n)
+        .iter()
+        .zip(r.valid_mask(&rv, n))
+        .map(|(a, b)| *a && b)
+        .collect();
+    let mut bands = Vec::new();
+    for (i, &band_no) in p.band_nos.iter().enumerate() {
+        let a: Vec<f64> = pv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
+        let b: Vec<f64> = rv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
+        let scores = band_scores(&a, &b, &valid, h, w, data_range)
+            .ok_or_else(|| Error::input(&ps, "no pixel is valid in both rasters"))?;
+        bands.push(BandResult {
+            band: band_no,
+            scores,
+        });
+    }
+    let mean = mean_of(
+        bands
+            .iter()
+            .map(|b| (b.scores.psnr, b.scores.ssim, b.scores.rmse)),
+    );
+    Ok(ImageResult {
+        pred: ps,
+        reference: rs,
+        bands,
+        mean,
+    })
+}
+
+pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
+    let list = pairs(&cfg.pred, &cfg.reference)?;
+    let (data_range, from) = match cfg.data_range {
+        Some(d) if d > 0.0 && d.is_finite() => (d, "--data-range".to_string()),
+        Some(d) => return Err(Error::Usage(format!("--data-range {d} must be positive"))),
+        None => {
+            let first =
+                InputRaster::open(&list[0].1.display().to_string(), cfg.band_idx.as_deref())?;
+            let d = default_range(first.data_type).ok_or_else(|| {
+                Error::Usage(format!("{} holds {:?} values: give their range with --data-range (1 for reflectance 0..1)", list[0].1.display(), first.data_type))
+            })?;
+            (d, format!("full range of {:?}", first.data_type))
+        }
+    };
+    let images = list
+        .iter()
+        .map(|(p, r)| eval_pair(p, r, cfg.band_idx.as_deref(), data_range))
+        .collect::<Result<Vec<_>>>()?;
+    let mean = mean_of(
+        images
+            .iter()
+            .map(|i| (i.mean.psnr, i.mean.ssim, i.mean.rmse)),
+    );
+    Ok(EvalReport {
+        data_range,
+        data_range_from: from,
+        images,
+        mean,
+    })
+}
+
+/// One CSV row per band plus one "mean" row per image.
+pub fn to_csv(report: &EvalReport) -> String {
+    let mut s = String::from("pred,reference,band,psnr,ssim,rmse,pixels,data_range\n");
+    for img in &report.images {
+        for b in &img.bands {
+            s += &format!(
+                "{},{},{},{:.6},{:.6},{:.6},{},{}\n",
+                img.pred,
+                img.reference,
+                b.band,
+                b.scores.psnr,
+                b.scores.ssim,
+                b.scores.rmse,
+                b.scores.pixels,
+                report.data_range
+            );
+        }
+        s += &format!(
+            "{},{},mean,{:.6},{:.6},{:.6},,{}\n",
+            img.pred, img.reference, img.mean.psnr, img.mean.ssim, img.mean.rmse, report.data_range
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ranges() {
+        let cases = [
+            (OutputType::Byte, Some(255.0)),
+            (OutputType::UInt16, Some(65535.0)),
+            (OutputType::Int16, Some(65535.0)),
+            (OutputType::Float32, None),
+        ];
+        for (t, want) in cases {
+            assert_eq!(default_range(t), want, "{t:?}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `idfcr eval` on files and folders, with JSON and CSV reports, and its
+//! errors.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn eval_folders_json_and_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("pred")).unwrap();
+    std::fs::create_dir(dir.path().join("ref")).unwrap();
+    for name in ["a.tif", "b.tif"] {
+        rgb_tiff(&dir.path().join("ref").join(name), 40, 30, None);
+        write_tiff::<u8>(
+            &dir.path().join("pred").join(name),
+            40,
+            30,
+            3,
+            Some(0.0),
+            |b, y, x| (pattern(b, y, x) as u8).saturating_add(((x + y) % 5) as u8),
+        );
+    }
+    let o = idfcr(
+        dir.path(),
+        &["eval", "pred", "ref", "--json", "report.json", "--csv", "-"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(csv.lines().count(), 1 + 2 * 4, "{csv}");
+    assert!(csv.starts_with("pred,reference,band,psnr,ssim,rmse,pixels,data_range"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["data_range"], 255.0);
+    assert_eq!(report["images"].as_array().unwrap().len(), 2);
+    let psnr = report["mean"]["psnr"].as_f64().unwrap();
+    // Errors of 0..4 DN: RMSE about 2.8, PSNR about 39 dB.
+    assert!((35.0..45.0).contains(&psnr), "{psnr}");
+    let ssim = report["mean"]["ssim"].as_f64().unwrap();
+    assert!(ssim > 0.8 && ssim < 1.0, "{ssim}");
+}
+
+#[test]
+fn eval_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("a.tif"), 40, 30, None);
+    rgb_tiff(&dir.path().join("small.tif"), 20, 30, None);
+    write_tiff::<f32>(&dir.path().join("f.tif"), 40, 30, 3, None, |b, y, x| {
+        pattern(b, y, x) as f32 / 255.0
+    });
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["eval", "a.tif", "small.tif"],
+            1,
+            "40 x 30 x 3 bands but the reference small.tif is 20 x 30 x 3",
+        ),
+        (&["eval", "f.tif", "f.tif"], 2, "--data-range"),
+        (
+            &["eval", "missing.tif", "a.tif"],
+            1,
+            "missing.tif: no such file",
+        ),
+    ];
+    for (args, code, want) in cases {
+        let o = idfcr(dir.path(), args);
+        assert_eq!(o.status.code(), Some(*code), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+}
