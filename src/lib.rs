@@ -28,6 +28,27 @@ pub use error::{Error, Result};
 /// are printed once, on stderr, prefixed with the program name.
 pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     use clap::Parser;
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    // `idfcr SUBCOMMAND --describe-json`: describe instead of run, so the
+    // required positionals need not be given.
+    if args.iter().any(|a| a == "--describe-json") {
+        let sub = args.get(1).and_then(|s| s.to_str()).unwrap_or("");
+        return match cli::describe(sub) {
+            Some(d) => {
+                stdout_line(&format!(
+                    "{}",
+                    serde_json::to_string_pretty(&d).unwrap_or_default()
+                ));
+                0
+            }
+            None => {
+                eprintln!(
+                    "idfcr: error: --describe-json needs a subcommand before it (remove, eval)"
+                );
+                2
+            }
+        };
+    }
     let cli = match cli::Cli::try_parse_from(cli::gdal_style_args(args)) {
         Ok(c) => c,
         Err(e) => {
@@ -52,10 +73,10 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 let mode = cfg.progress;
                 let summary = pipeline::remove(&cfg, |total| progress::Progress::new(mode, total))?;
                 if json {
-                    println!(
+                    stdout_line(&format!(
                         "{}",
                         serde_json::to_string_pretty(&summary).unwrap_or_default()
-                    );
+                    ));
                 }
                 Ok(())
             })
@@ -80,7 +101,7 @@ fn run_eval(
     let report = evaluate::evaluate(cfg)?;
     let emit = |path: &std::path::Path, text: String| -> Result<()> {
         if path.as_os_str() == "-" {
-            print!("{text}");
+            stdout_text(&text);
             Ok(())
         } else {
             std::fs::write(path, text)
@@ -98,25 +119,38 @@ fn run_eval(
         emit(p, evaluate::to_csv(&report))?;
     }
     if !to_stdout(json) && !to_stdout(csv) {
-        println!(
+        stdout_line(&format!(
             "data range {} ({})",
             report.data_range, report.data_range_from
-        );
+        ));
         for img in &report.images {
-            println!(
+            stdout_line(&format!(
                 "{}: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.4}",
                 img.pred, img.mean.psnr, img.mean.ssim, img.mean.rmse
-            );
+            ));
         }
         if report.images.len() > 1 {
-            println!(
+            stdout_line(&format!(
                 "mean of {} images: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.4}",
                 report.images.len(),
                 report.mean.psnr,
                 report.mean.ssim,
                 report.mean.rmse
-            );
+            ));
         }
     }
     Ok(())
+}
+
+/// Write to stdout, ignoring a closed pipe (`idfcr ... | head` must not
+/// panic); other write errors are ignored too, as there is nowhere to report them.
+pub fn stdout_text(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+/// `stdout_text` with a newline.
+pub fn stdout_line(text: &str) {
+    stdout_text(&format!("{text}\n"));
 }

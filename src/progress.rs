@@ -55,7 +55,7 @@ impl Progress {
         self.update(total, total);
         match self {
             Progress::Bar(bar) => bar.finish_and_clear(),
-            Progress::Gdal { .. } => println!(" - done."),
+            Progress::Gdal { .. } => crate::stdout_line(" - done."),
             Progress::Silent => {}
         }
     }

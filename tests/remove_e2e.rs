@@ -277,3 +277,35 @@ fn png_and_vsizip_inputs() {
     let zipped = Dataset::open(dir.path().join("from_zip.tif")).unwrap();
     assert_eq!(zipped.geo_transform().unwrap(), GEO);
 }
+
+/// Front ends build their dialogs from `--describe-json`.
+#[test]
+fn describe_json_lists_the_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = idfcr(dir.path(), &["remove", "--describe-json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["command"], "remove");
+    let params = d["parameters"].as_array().unwrap();
+    let find = |name: &str| {
+        params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {d}"))
+    };
+    assert_eq!(find("input")["kind"], "positional");
+    assert_eq!(find("input")["required"], true);
+    assert_eq!(find("tile_px")["flag"], "--tile");
+    assert_eq!(find("tile_px")["default"], "512");
+    assert_eq!(find("overwrite")["kind"], "flag");
+    assert_eq!(find("creation_options")["repeatable"], true);
+    let devices: Vec<&str> = find("device")["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(devices, ["auto", "cpu", "cuda"]);
+    let o = idfcr(dir.path(), &["--describe-json"]);
+    assert_eq!(o.status.code(), Some(2));
+}
