@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Remove clouds from INPUT and write OUTPUT with the georeferencing intact.
     Remove(RemoveArgs),
+    /// Remove clouds from many rasters into one folder (cron jobs, archives, job arrays).
+    Batch(BatchArgs),
     /// Score predictions against references: PSNR, SSIM and RMSE per band and averaged.
     Eval(EvalArgs),
 }
@@ -84,6 +86,22 @@ pub struct RemoveArgs {
     pub input: String,
     /// Output raster path.
     pub output: PathBuf,
+    /// Also write the cloud-probability (cloudy attention) map to this file.
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Replace OUTPUT (and --mask) if they exist.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print a JSON summary of the run on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub opts: ProcessingArgs,
+}
+
+/// Options shared by `remove` and `batch`: how to process one raster.
+#[derive(clap::Args, Debug)]
+pub struct ProcessingArgs {
     /// Input band to use, 1-based; repeat for several (-b 4 -b 3 -b 2). Default: all.
     #[arg(short = 'b', long = "band", value_name = "BAND")]
     pub bands: Vec<usize>,
@@ -94,7 +112,7 @@ pub struct RemoveArgs {
     #[arg(
         short = 'f',
         long = "format",
-        visible_short_alias = 'o',
+        visible_alias = "of",
         value_name = "GTiff|COG",
         default_value = "GTiff"
     )]
@@ -121,27 +139,73 @@ pub struct RemoveArgs {
     /// CPU threads in all (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Also write the cloud-probability (cloudy attention) map to this file.
-    #[arg(long)]
-    pub mask: Option<PathBuf>,
-    /// Replace OUTPUT (and --mask) if they exist.
-    #[arg(long)]
-    pub overwrite: bool,
     /// Progress display: a bar on a terminal (auto), GDAL-style text on stdout (gdal), or none.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
     /// Quiet: no progress.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Print a JSON summary of the run on stdout.
-    #[arg(long)]
-    pub json: bool,
     /// GDAL configuration option KEY VALUE (repeatable).
     #[arg(long = "config", num_args = 2, value_names = ["KEY", "VALUE"])]
     pub gdal_config: Vec<String>,
     /// ONNX Runtime shared library (libonnxruntime.so).
     #[arg(long = "ort-lib")]
     pub ort_lib: Option<PathBuf>,
+}
+
+/// `idfcr batch`: many inputs, one output folder.
+#[derive(clap::Args, Debug)]
+pub struct BatchArgs {
+    /// Input rasters, folders (their rasters) or glob patterns (quote them).
+    pub inputs: Vec<String>,
+    /// A file listing inputs, one per line ('#' starts a comment).
+    #[arg(long = "list", value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long = "out-dir", value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Output file name; {stem} is the input's file name without extension.
+    #[arg(long = "name", default_value = "{stem}_clear.tif")]
+    pub name: String,
+    /// Skip inputs whose output exists and was made by this idfcr version with
+    /// the same model; redo outputs that are stale.
+    #[arg(long = "skip-existing")]
+    pub skip_existing: bool,
+    /// Replace existing outputs (without --skip-existing: all of them).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Process only shard I of N (0-based), a stable split by input name for
+    /// job arrays: every input falls in exactly one shard.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Write the JSON summary to FILE ('-': stdout).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub opts: ProcessingArgs,
+}
+
+impl BatchArgs {
+    pub fn into_config(self) -> Result<crate::batch::BatchConfig> {
+        let shard = self
+            .shard
+            .as_deref()
+            .map(crate::batch::parse_shard)
+            .transpose()?;
+        let inputs = crate::batch::expand_inputs(&self.inputs, self.list.as_deref())?;
+        let template =
+            self.opts
+                .into_config(String::new(), PathBuf::new(), None, self.overwrite)?;
+        Ok(crate::batch::BatchConfig {
+            inputs,
+            out_dir: self.out_dir,
+            name: self.name,
+            skip_existing: self.skip_existing,
+            shard,
+            summary: self.summary,
+            template,
+        })
+    }
 }
 
 /// GDAL spells some options with one dash and two letters (`-of COG`,
@@ -160,9 +224,15 @@ pub fn gdal_style_args(
         .collect()
 }
 
-impl RemoveArgs {
+impl ProcessingArgs {
     /// Validate and convert; also applies `--config` to GDAL.
-    pub fn into_config(self) -> Result<RemoveConfig> {
+    pub fn into_config(
+        self,
+        input: String,
+        output: PathBuf,
+        mask: Option<PathBuf>,
+        overwrite: bool,
+    ) -> Result<RemoveConfig> {
         let format = match self.format.to_ascii_lowercase().as_str() {
             "gtiff" => OutputFormat::GTiff,
             "cog" => OutputFormat::Cog,
@@ -181,8 +251,8 @@ impl RemoveArgs {
                 .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
         }
         let cfg = RemoveConfig {
-            input: self.input,
-            output: self.output,
+            input,
+            output,
             band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
             model: self.model,
             tile_px: self.tile_px,
@@ -209,8 +279,8 @@ impl RemoveArgs {
                 .as_deref()
                 .map(OutputType::parse)
                 .transpose()?,
-            mask: self.mask,
-            overwrite: self.overwrite,
+            mask,
+            overwrite,
             progress: match (self.quiet, self.progress) {
                 (true, _) | (_, ProgressArg::None) => ProgressMode::None,
                 (_, ProgressArg::Gdal) => ProgressMode::Gdal,
@@ -220,6 +290,13 @@ impl RemoveArgs {
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+impl RemoveArgs {
+    pub fn into_config(self) -> Result<RemoveConfig> {
+        self.opts
+            .into_config(self.input, self.output, self.mask, self.overwrite)
     }
 }
 

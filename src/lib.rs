@@ -7,6 +7,7 @@
 //! carry table-driven unit tests; GDAL and ORT stay in `raster_*`,
 //! `model` and `runtime`.
 
+pub mod batch;
 pub mod blend;
 pub mod cli;
 pub mod config;
@@ -62,6 +63,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     // already, and stderr is for one line per failure.
     gdal::config::set_error_handler(|_, _, _| {});
     let result = match cli.command {
+        cli::Command::Batch(args) => return run_batch_cli(args),
         cli::Command::Eval(args) => {
             let (json, csv) = (args.json.clone(), args.csv.clone());
             args.into_config()
@@ -153,4 +155,49 @@ pub fn stdout_text(text: &str) {
 /// `stdout_text` with a newline.
 pub fn stdout_line(text: &str) {
     stdout_text(&format!("{text}\n"));
+}
+
+/// Run `batch`: exit code 0 when every input succeeded or was skipped, 1 when
+/// any failed, 130 when interrupted, 2 for usage errors.
+fn run_batch_cli(args: cli::BatchArgs) -> i32 {
+    let summary_path = args.summary.clone();
+    let cfg = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("idfcr: error: {e}");
+            return e.exit_code();
+        }
+    };
+    let mode = cfg.template.progress;
+    let summary = match batch::run_batch(&cfg, |total| progress::Progress::new(mode, total)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("idfcr: error: {e}");
+            return e.exit_code();
+        }
+    };
+    if let Some(p) = summary_path {
+        let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
+        if p.as_os_str() == "-" {
+            stdout_text(&text);
+        } else if let Err(e) = std::fs::write(&p, text) {
+            eprintln!(
+                "idfcr: error: {}: cannot write the summary: {e}",
+                p.display()
+            );
+            return 1;
+        }
+    }
+    if summary.interrupted {
+        eprintln!("idfcr: error: interrupted; finished outputs are kept, rerun with --skip-existing to go on");
+        130
+    } else if summary.failed > 0 {
+        eprintln!(
+            "idfcr: error: {} of {} inputs failed",
+            summary.failed, summary.inputs
+        );
+        1
+    } else {
+        0
+    }
 }

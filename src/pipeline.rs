@@ -202,6 +202,34 @@ pub fn remove(
     cfg: &RemoveConfig,
     progress_total: impl FnOnce(u64) -> Progress,
 ) -> Result<RemoveSummary> {
+    remove_cached(cfg, &mut ModelCache::default(), progress_total)
+}
+
+/// Loaded models by path, so that a batch loads each model once.
+#[derive(Default)]
+pub struct ModelCache {
+    models: std::collections::HashMap<PathBuf, Model>,
+}
+
+impl ModelCache {
+    /// The model `cfg` asks for (or the default for `bands`), loaded once.
+    pub fn get(&mut self, cfg: &RemoveConfig, bands: usize) -> Result<&Model> {
+        let path = resolve_model(cfg.model.as_deref(), bands, &cfg.input)?;
+        if !self.models.contains_key(&path) {
+            let (workers, intra) = split_threads(cfg.threads, cfg.device);
+            let model = Model::load(&path, cfg.device, workers, intra, cfg.ort_lib.as_deref())?;
+            self.models.insert(path.clone(), model);
+        }
+        Ok(&self.models[&path])
+    }
+}
+
+/// `remove` with models taken from (and kept in) `cache`.
+pub fn remove_cached(
+    cfg: &RemoveConfig,
+    cache: &mut ModelCache,
+    progress_total: impl FnOnce(u64) -> Progress,
+) -> Result<RemoveSummary> {
     let started = Instant::now();
     cfg.validate()?;
     check_output_path(&cfg.output, cfg.overwrite)?;
@@ -209,15 +237,8 @@ pub fn remove(
         check_output_path(mask, cfg.overwrite)?;
     }
     let input = InputRaster::open(&cfg.input, cfg.band_idx.as_deref())?;
-    let model_path = resolve_model(cfg.model.as_deref(), input.bands(), &cfg.input)?;
-    let (workers, intra) = split_threads(cfg.threads, cfg.device);
-    let model = Model::load(
-        &model_path,
-        cfg.device,
-        workers,
-        intra,
-        cfg.ort_lib.as_deref(),
-    )?;
+    let model = cache.get(cfg, input.bands())?;
+    let model_path = model.path.clone();
     let c = &model.contract;
     if c.bands != input.bands() {
         return Err(Error::input(

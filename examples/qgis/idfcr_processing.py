@@ -1,0 +1,141 @@
+"""QGIS Processing script: remove clouds from a raster layer with idfcr.
+
+Install: Processing Toolbox > Scripts > Add Script to Toolbox... and pick this
+file (or copy it into your profile's processing/scripts folder). The `idfcr`
+binary must be on PATH, or set its full path in the advanced "idfcr binary"
+parameter.
+
+The algorithm calls the binary with an argument list (no shell), passes the
+layer source verbatim (it may be a SENTINEL2_L2A:... subdataset or a
+/vsizip/ path), shows progress from `--progress gdal`, stops the run when
+the user cancels, and raises on a non-zero exit with idfcr's error line.
+"""
+
+import shutil
+import subprocess
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+DEVICES = ["auto", "cpu", "cuda"]
+FORMATS = ["GTiff", "COG"]
+
+
+def gdal_progress(text, state):
+    """Feed stdout text of `--progress gdal` ("0...10...20...") and return
+    the percentage reached so far. `state` keeps the partial number."""
+    pct = state.get("pct", 0.0)
+    for ch in text:
+        if ch.isdigit():
+            state["num"] = state.get("num", "") + ch
+            continue
+        if state.get("num"):
+            pct = float(state.pop("num"))
+        if ch == ".":
+            pct += 2.5
+    if state.get("num"):
+        pct = max(pct, float(state["num"]))
+    state["pct"] = min(pct, 100.0)
+    return state["pct"]
+
+
+class IdfcrRemoveClouds(QgsProcessingAlgorithm):
+    INPUT, OUTPUT, MASK = "INPUT", "OUTPUT", "MASK"
+    MODEL, DEVICE, FORMAT, TILE, OVERLAP, CO, BINARY = "MODEL", "DEVICE", "FORMAT", "TILE", "OVERLAP", "CO", "BINARY"
+
+    def name(self):
+        return "idfcr_remove"
+
+    def displayName(self):
+        return "Remove clouds (IDF-CR)"
+
+    def group(self):
+        return "idfcr"
+
+    def groupId(self):
+        return "idfcr"
+
+    def shortHelpString(self):
+        return "Removes clouds with the IDF-CR Pixel-CR model; keeps georeferencing, nodata and band names."
+
+    def createInstance(self):
+        return IdfcrRemoveClouds()
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Cloudy raster"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Cloud-free raster"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.MASK, "Cloud probability", optional=True,
+                                                                  createByDefault=False))
+        advanced = [
+            QgsProcessingParameterFile(self.MODEL, "Model (.onnx; empty: bundled default)", optional=True,
+                                       extension="onnx"),
+            QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
+            QgsProcessingParameterEnum(self.FORMAT, "Output format", options=FORMATS, defaultValue=0),
+            QgsProcessingParameterNumber(self.TILE, "Tile size (px)", defaultValue=512, minValue=32),
+            QgsProcessingParameterNumber(self.OVERLAP, "Tile overlap (px, 0: from the model)", defaultValue=0,
+                                         minValue=0),
+            QgsProcessingParameterString(self.CO, "Creation options (KEY=VALUE, space separated)", optional=True),
+            QgsProcessingParameterString(self.BINARY, "idfcr binary", defaultValue="idfcr"),
+        ]
+        for p in advanced:
+            p.setFlags(p.flags() | p.FlagAdvanced)
+            self.addParameter(p)
+
+    def build_args(self, parameters, context):
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException("no input raster layer")
+        binary = self.parameterAsString(parameters, self.BINARY, context) or "idfcr"
+        exe = shutil.which(binary) or binary
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        args = [exe, "remove", layer.source(), out, "--overwrite", "--progress", "gdal",
+                "--device", DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+                "--format", FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
+                "--tile", str(self.parameterAsInt(parameters, self.TILE, context))]
+        overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
+        if overlap:
+            args += ["--overlap", str(overlap)]
+        model = self.parameterAsFile(parameters, self.MODEL, context)
+        if model:
+            args += ["--model", model]
+        mask = self.parameterAsOutputLayer(parameters, self.MASK, context) if parameters.get(self.MASK) else None
+        if mask:
+            args += ["--mask", mask]
+        for kv in (self.parameterAsString(parameters, self.CO, context) or "").split():
+            args += ["--co", kv]
+        return args, out, mask
+
+    def processAlgorithm(self, parameters, context, feedback):
+        args, out, mask = self.build_args(parameters, context)
+        feedback.pushInfo("running: " + " ".join(args))
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=0)
+        state = {}
+        while True:
+            ch = proc.stdout.read(1)
+            if not ch:
+                break
+            feedback.setProgress(gdal_progress(ch, state))
+            if feedback.isCanceled():
+                proc.terminate()  # idfcr removes its partial files on SIGTERM
+                proc.wait()
+                raise QgsProcessingException("cancelled")
+        err = proc.stderr.read().strip()
+        code = proc.wait()
+        if code != 0:
+            raise QgsProcessingException(err or f"idfcr exited with code {code}")
+        if err:
+            feedback.reportError(err, fatalError=False)
+        result = {self.OUTPUT: out}
+        if mask:
+            result[self.MASK] = mask
+        return result

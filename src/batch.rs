@@ -1,0 +1,333 @@
+//! `batch`: many inputs into one output folder, for cron jobs over archives
+//! and for job arrays on clusters.
+//!
+//! - Inputs come from paths, folders, glob patterns and list files, and are
+//!   sorted and de-duplicated so every run sees the same list.
+//! - `--shard i/n` keeps the inputs whose stable hash (FNV-1a of the input
+//!   string) is i modulo n: each input belongs to exactly one shard whatever
+//!   the machine or the order of the list, with no coordinator.
+//! - `--skip-existing` skips outputs made by this idfcr version with the same
+//!   model (read from the output's tags) and redoes stale ones.
+//! - One failing input is reported and the rest go on; an interrupt stops
+//!   the batch after removing the partial output, and the next run picks up
+//!   where it stopped (with `--skip-existing`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use gdal::{Dataset, Metadata};
+
+use crate::config::RemoveConfig;
+use crate::error::{Error, Result};
+use crate::pipeline::{remove_cached, ModelCache};
+use crate::progress::Progress;
+use crate::raster_in::InputRaster;
+
+/// File extensions taken from folders.
+const RASTER_EXTENSIONS: &[&str] = &["tif", "tiff", "jp2", "png", "jpg", "jpeg", "vrt", "img"];
+
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    pub inputs: Vec<String>,
+    pub out_dir: PathBuf,
+    /// Output file name pattern with `{stem}`.
+    pub name: String,
+    pub skip_existing: bool,
+    /// (index, count), 0 <= index < count.
+    pub shard: Option<(usize, usize)>,
+    pub summary: Option<PathBuf>,
+    /// Settings for every input; `input` and `output` are filled per item.
+    pub template: RemoveConfig,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ItemResult {
+    pub input: String,
+    pub output: PathBuf,
+    /// "ok", "skipped", "failed" or "interrupted".
+    pub status: &'static str,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BatchSummary {
+    pub shard: Option<String>,
+    pub inputs: usize,
+    pub ok: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub interrupted: bool,
+    pub items: Vec<ItemResult>,
+}
+
+/// "i/n" with 0 <= i < n.
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || {
+        Error::Usage(format!(
+            "--shard {s}: expected I/N with 0 <= I < N, e.g. 0/4"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// FNV-1a, 64 bit: a hash that is the same on every machine and release.
+pub fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+pub fn in_shard(input: &str, shard: Option<(usize, usize)>) -> bool {
+    shard.is_none_or(|(i, n)| stable_hash(input) % n as u64 == i as u64)
+}
+
+/// Output file name for `input`: `{stem}` replaced by the input's file
+/// name without extension (characters that do not belong in a file name,
+/// as in subdataset strings, become '_').
+pub fn output_name(pattern: &str, input: &str) -> String {
+    let base = input.rsplit(['/', '\\']).next().unwrap_or(input);
+    let stem = match base.rfind('.') {
+        Some(i) if i > 0 => &base[..i],
+        _ => base,
+    };
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    pattern.replace("{stem}", &clean)
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Expand paths, folders, globs and a list file into a sorted, de-duplicated list.
+pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>> {
+    let mut raw: Vec<String> = args.to_vec();
+    if let Some(l) = list {
+        let text = std::fs::read_to_string(l).map_err(|e| {
+            Error::input(
+                l.display().to_string(),
+                format!("cannot read the list: {e}"),
+            )
+        })?;
+        raw.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+                .filter(|l| !l.is_empty()),
+        );
+    }
+    let mut out = Vec::new();
+    for item in raw {
+        let p = Path::new(&item);
+        if p.is_dir() {
+            let entries = std::fs::read_dir(p)
+                .map_err(|e| Error::input(&item, format!("cannot list the folder: {e}")))?;
+            for e in entries.flatten() {
+                let path = e.path();
+                let ext = path
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if path.is_file() && RASTER_EXTENSIONS.contains(&ext.as_str()) {
+                    out.push(path.display().to_string());
+                }
+            }
+        } else if is_glob(&item) && !p.exists() {
+            let paths =
+                glob::glob(&item).map_err(|e| Error::Usage(format!("pattern {item}: {e}")))?;
+            let before = out.len();
+            out.extend(
+                paths
+                    .flatten()
+                    .filter(|p| p.is_file())
+                    .map(|p| p.display().to_string()),
+            );
+            if out.len() == before {
+                return Err(Error::input(&item, "the pattern matches no file"));
+            }
+        } else {
+            out.push(item);
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        return Err(Error::Usage(
+            "batch: no inputs (give paths, folders, patterns or --list)".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Whether `output` was made by this idfcr version with the model of hash
+/// `model_sha256` (from its tags).
+pub fn is_current(output: &Path, model_sha256: &str) -> bool {
+    let Ok(ds) = Dataset::open(output) else {
+        return false;
+    };
+    ds.metadata_item("IDFCR_VERSION", "").as_deref() == Some(env!("CARGO_PKG_VERSION"))
+        && ds.metadata_item("IDFCR_MODEL_SHA256", "").as_deref() == Some(model_sha256)
+}
+
+/// Run the batch; per-input failures are recorded, not returned.
+pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Result<BatchSummary> {
+    if !cfg.out_dir.is_dir() {
+        std::fs::create_dir_all(&cfg.out_dir).map_err(|e| {
+            Error::output(
+                &cfg.out_dir,
+                format!("cannot create the output folder: {e}"),
+            )
+        })?;
+    }
+    let mine: Vec<&String> = cfg
+        .inputs
+        .iter()
+        .filter(|i| in_shard(i, cfg.shard))
+        .collect();
+    let mut cache = ModelCache::default();
+    let mut items = Vec::with_capacity(mine.len());
+    let mut interrupted = false;
+    for input in mine {
+        let output = cfg.out_dir.join(output_name(&cfg.name, input));
+        if interrupted {
+            items.push(ItemResult {
+                input: input.clone(),
+                output,
+                status: "interrupted",
+                seconds: 0.0,
+                error: None,
+            });
+            continue;
+        }
+        let t0 = Instant::now();
+        let mut item_cfg = cfg.template.clone();
+        item_cfg.input = input.clone();
+        item_cfg.output = output.clone();
+        let result = (|| -> Result<&'static str> {
+            if output.exists() && cfg.skip_existing {
+                let bands = InputRaster::open(input, item_cfg.band_idx.as_deref())?.bands();
+                let sha = cache.get(&item_cfg, bands)?.sha256.clone();
+                if is_current(&output, &sha) {
+                    return Ok("skipped");
+                }
+                item_cfg.overwrite = true; // stale: made by another version or model
+            }
+            remove_cached(&item_cfg, &mut cache, &progress)?;
+            Ok("ok")
+        })();
+        let seconds = t0.elapsed().as_secs_f64();
+        match result {
+            Ok(status) => items.push(ItemResult {
+                input: input.clone(),
+                output,
+                status,
+                seconds,
+                error: None,
+            }),
+            Err(Error::Interrupted) => {
+                interrupted = true;
+                items.push(ItemResult {
+                    input: input.clone(),
+                    output,
+                    status: "interrupted",
+                    seconds,
+                    error: None,
+                });
+            }
+            Err(e) => {
+                eprintln!("idfcr: error: {e}");
+                items.push(ItemResult {
+                    input: input.clone(),
+                    output,
+                    status: "failed",
+                    seconds,
+                    error: Some(e.to_string()),
+                });
+            }
+        }
+    }
+    let count = |s: &str| items.iter().filter(|i| i.status == s).count();
+    Ok(BatchSummary {
+        shard: cfg.shard.map(|(i, n)| format!("{i}/{n}")),
+        inputs: items.len(),
+        ok: count("ok"),
+        skipped: count("skipped"),
+        failed: count("failed"),
+        interrupted,
+        items,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_parsing() {
+        let cases = [
+            ("0/4", Some((0, 4))),
+            ("3/4", Some((3, 4))),
+            ("4/4", None),
+            ("1/0", None),
+            ("a/2", None),
+            ("2", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_shard(s).ok(), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn every_input_is_in_exactly_one_shard() {
+        let inputs: Vec<String> = (0..500)
+            .map(|i| format!("/archive/2024/S2_{i:04}.tif"))
+            .collect();
+        for n in [1, 2, 3, 7, 16] {
+            let mut counts = vec![0usize; n];
+            for inp in &inputs {
+                let owners: Vec<usize> = (0..n).filter(|&i| in_shard(inp, Some((i, n)))).collect();
+                assert_eq!(owners.len(), 1, "{inp} with {n} shards");
+                counts[owners[0]] += 1;
+            }
+            // Roughly balanced.
+            let min = *counts.iter().min().unwrap();
+            assert!(min * n * 2 >= inputs.len(), "unbalanced shards {counts:?}");
+        }
+        // Stable across runs and machines: a fixed value.
+        assert_eq!(stable_hash("a"), 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn output_names() {
+        let cases = [
+            (
+                "{stem}_clear.tif",
+                "/data/T32TQM_20240101.tif",
+                "T32TQM_20240101_clear.tif",
+            ),
+            ("{stem}.tif", "scene.v2.jp2", "scene.v2.tif"),
+            ("out_{stem}.tif", "/vsizip/a.zip/b c.tif", "out_b_c.tif"),
+            ("{stem}_clear.tif", "noext", "noext_clear.tif"),
+        ];
+        for (pattern, input, want) in cases {
+            assert_eq!(output_name(pattern, input), want, "{input}");
+        }
+    }
+}

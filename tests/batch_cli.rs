@@ -1,0 +1,155 @@
+//! `idfcr batch`: folders and lists, failures that do not stop the rest,
+//! --skip-existing with stale detection, and sharding for job arrays.
+
+mod common;
+
+use common::*;
+use gdal::{Dataset, Metadata};
+
+fn summary(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn statuses(s: &serde_json::Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = s["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let name = std::path::Path::new(i["input"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            (name, i["status"].as_str().unwrap().to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn batch_failures_skip_existing_and_stale_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let inp = dir.path().join("in");
+    std::fs::create_dir(&inp).unwrap();
+    for i in 0..3 {
+        rgb_tiff(&inp.join(format!("s{i}.tif")), 40 + i * 7, 30, None);
+    }
+    std::fs::write(inp.join("broken.tif"), b"not a tiff").unwrap();
+    let model = fixture_model("tiny_conv").display().to_string();
+    let args = [
+        "batch",
+        "in",
+        "--out-dir",
+        "out",
+        "--model",
+        &model,
+        "--device",
+        "cpu",
+        "-q",
+        "--summary",
+        "-",
+        "--skip-existing",
+    ];
+
+    let o = idfcr(dir.path(), &args);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed input makes the exit code 1: {}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("broken.tif"), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!((s["ok"].as_u64(), s["failed"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(
+        listing(&dir.path().join("out")),
+        ["s0_clear.tif", "s1_clear.tif", "s2_clear.tif"]
+    );
+
+    // Rerun: finished outputs are skipped.
+    let o = idfcr(dir.path(), &args);
+    let s = summary(&o);
+    assert_eq!(s["skipped"].as_u64(), Some(3), "{s}");
+
+    // An output from another version is stale and redone.
+    {
+        let mut ds = Dataset::open_ex(
+            dir.path().join("out/s1_clear.tif"),
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        ds.set_metadata_item("IDFCR_VERSION", "0.0.0-old", "")
+            .unwrap();
+        ds.close().unwrap();
+    }
+    std::fs::remove_file(inp.join("broken.tif")).unwrap();
+    let o = idfcr(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!(
+        statuses(&s),
+        [
+            ("s0.tif".into(), "skipped".into()),
+            ("s1.tif".into(), "ok".into()),
+            ("s2.tif".into(), "skipped".into())
+        ]
+    );
+    let redone = Dataset::open(dir.path().join("out/s1_clear.tif")).unwrap();
+    assert_eq!(
+        redone.metadata_item("IDFCR_VERSION", "").as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn shards_cover_every_input_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = String::from("# inputs for the job array\n");
+    for i in 0..7 {
+        let name = format!("t{i}.tif");
+        rgb_tiff(&dir.path().join(&name), 24, 20, None);
+        list += &format!("{name}\n");
+    }
+    std::fs::write(dir.path().join("list.txt"), list).unwrap();
+    let model = fixture_model("tiny_conv").display().to_string();
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        let o = idfcr(
+            dir.path(),
+            &[
+                "batch",
+                "--list",
+                "list.txt",
+                "--out-dir",
+                "out",
+                "--model",
+                &model,
+                "--device",
+                "cpu",
+                "-q",
+                "--summary",
+                "-",
+                "--shard",
+                &shard,
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s = summary(&o);
+        assert_eq!(s["shard"], shard);
+        seen.extend(statuses(&s).into_iter().map(|(n, st)| {
+            assert_eq!(st, "ok");
+            n
+        }));
+    }
+    seen.sort();
+    let want: Vec<String> = (0..7).map(|i| format!("t{i}.tif")).collect();
+    assert_eq!(seen, want, "every input exactly once across shards");
+    assert_eq!(listing(&dir.path().join("out")).len(), 7);
+}
