@@ -4,13 +4,18 @@
 #   - the ONNX Runtime shared library, taken from the `onnxruntime` wheel on
 #     PyPI into the project cache .cache/onnxruntime (the binary looks there);
 #   - with --python: a virtual environment .venv-ci for the Python tests
-#     (Debian's CPU-only python3-torch, plus onnxruntime from PyPI).
+#     (Debian's CPU-only python3-torch, plus onnxruntime from PyPI);
+#   - with --qgis: Debian's QGIS, to test the Processing script headless.
 # Nothing is downloaded at build time; set ORT_VERSION to pick another release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ORT_VERSION="${ORT_VERSION:-1.31.1}"
 want_python=0
-for a in "$@"; do [ "$a" = "--python" ] && want_python=1; done
+want_qgis=0
+for a in "$@"; do
+  [ "$a" = "--python" ] && want_python=1
+  [ "$a" = "--qgis" ] && want_qgis=1
+done
 
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -20,6 +25,11 @@ dpkg -s gdal-bin >/dev/null 2>&1 || pkgs+=(gdal-bin)
 dpkg -s pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
 if [ "$want_python" = 1 ]; then
   for p in python3-venv python3-pip python3-torch python3-numpy python3-pil python3-pytest python3-onnx python3-gdal python3-skimage; do
+    dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
+  done
+fi
+if [ "$want_qgis" = 1 ]; then
+  for p in qgis python3-qgis qgis-providers; do
     dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
   done
 fi

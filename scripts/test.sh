@@ -2,7 +2,9 @@
 # Everything CI runs: set-up (idempotent), Rust tests, Python tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh --python
+./scripts/setup.sh --python --qgis
 cargo test --locked
+# The QGIS Processing script, run for real by qgis_process.
+./scripts/test_qgis.sh
 # Python side (model code): Debian's CPU torch in .venv-ci (see scripts/setup.sh).
 .venv-ci/bin/python -m pytest onnx/tests -q

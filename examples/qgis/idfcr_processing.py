@@ -118,19 +118,19 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         args, out, mask = self.build_args(parameters, context)
         feedback.pushInfo("running: " + " ".join(args))
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=0)
-        state = {}
-        while True:
-            ch = proc.stdout.read(1)
-            if not ch:
-                break
-            feedback.setProgress(gdal_progress(ch, state))
-            if feedback.isCanceled():
-                proc.terminate()  # idfcr removes its partial files on SIGTERM
-                proc.wait()
-                raise QgsProcessingException("cancelled")
-        err = proc.stderr.read().strip()
-        code = proc.wait()
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=0) as proc:
+            state = {}
+            while True:
+                ch = proc.stdout.read(1)
+                if not ch:
+                    break
+                feedback.setProgress(gdal_progress(ch, state))
+                if feedback.isCanceled():
+                    proc.terminate()  # idfcr removes its partial files on SIGTERM
+                    proc.wait()
+                    raise QgsProcessingException("cancelled")
+            err = proc.stderr.read().strip()
+            code = proc.wait()
         if code != 0:
             raise QgsProcessingException(err or f"idfcr exited with code {code}")
         if err:

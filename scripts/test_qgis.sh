@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Run the QGIS Processing script (examples/qgis/idfcr_processing.py) for real
+# with qgis_process, headless: a successful run writes the outputs, and a
+# failing run (band count mismatch) makes QGIS report idfcr's error.
+# Needs Debian's qgis package (scripts/setup.sh --qgis) and a built binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Debian's qgis_process wrapper adds --noversioncheck, which qgis_process
+# itself rejects; call the real binary.
+QP=/usr/bin/qgis_process.bin
+[ -x "$QP" ] || QP=$(command -v qgis_process)
+bin="$PWD/target/debug/idfcr"
+[ -x "$bin" ] || cargo build --quiet
+export QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export HOME="$work/home"   # a throwaway QGIS profile
+scripts="$HOME/.local/share/QGIS/QGIS3/profiles/default/processing/scripts"
+mkdir -p "$scripts"
+cp examples/qgis/idfcr_processing.py "$scripts/"
+cp testdata/demo/landsat8_cloudy.tif "$work/in.tif"
+pass=0; fail=0
+check() { if eval "$2"; then pass=$((pass+1)); else echo "FAILED: $1"; fail=$((fail+1)); fi; }
+
+"$QP" list 2>/dev/null > "$work/list.txt" || true
+check "the script is listed" "grep -q 'script:idfcr_remove' '$work/list.txt'"
+
+"$QP" run script:idfcr_remove -- INPUT="$work/in.tif" OUTPUT="$work/out.tif" MASK="$work/mask.tif" \
+  BINARY="$bin" MODEL="$PWD/testdata/models/tiny_swin.onnx" DEVICE=1 > "$work/ok.txt" 2>&1 || true
+check "a run writes the output" "test -s '$work/out.tif'"
+check "a run writes the mask" "test -s '$work/mask.tif'"
+check "progress reaches QGIS" "grep -q '100 - done' '$work/ok.txt'"
+check "the output is georeferenced" "gdalinfo '$work/out.tif' | grep -q 'UTM zone 21N'"
+
+set +e
+"$QP" run script:idfcr_remove -- INPUT="$work/in.tif" OUTPUT="$work/bad.tif" \
+  BINARY="$bin" MODEL="$PWD/testdata/models/tiny_conv4.onnx" DEVICE=1 > "$work/bad.txt" 2>&1
+code=$?
+set -e
+check "a failing run fails in QGIS" "[ $code -ne 0 ]"
+check "QGIS shows idfcr's error" "grep -q 'expects 4' '$work/bad.txt'"
+check "nothing is left at the failed output" "test ! -e '$work/bad.tif'"
+echo "qgis: $pass passed, $fail failed"
+[ "$fail" = 0 ]
