@@ -24,7 +24,7 @@ dpkg -s libgdal-dev >/dev/null 2>&1 || pkgs+=(libgdal-dev)
 dpkg -s gdal-bin >/dev/null 2>&1 || pkgs+=(gdal-bin)
 dpkg -s pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
 if [ "$want_python" = 1 ]; then
-  for p in python3-venv python3-pip python3-torch python3-numpy python3-pil python3-pytest python3-onnx python3-gdal python3-skimage; do
+  for p in python3-venv python3-pip python3-torch python3-numpy python3-pil python3-pytest python3-onnx python3-gdal python3-skimage parallel; do
     dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
   done
 fi

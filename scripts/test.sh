@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 cargo test --locked
 # The QGIS Processing script, run for real by qgis_process.
 ./scripts/test_qgis.sh
+# The Slurm, Kubernetes and GNU parallel examples' commands, run locally.
+./scripts/test_cluster_examples.sh
 # Python side (model code): Debian's CPU torch in .venv-ci (see scripts/setup.sh).
 .venv-ci/bin/python -m pytest onnx/tests -q
