@@ -71,3 +71,88 @@ fn sigint_leaves_nothing_behind() {
 fn sigterm_leaves_nothing_behind() {
     interrupt_with("-TERM");
 }
+
+/// A batch stopped by SIGTERM keeps its finished outputs, leaves no partial
+/// file, exits 130, and a rerun with --skip-existing completes the rest.
+#[test]
+fn interrupted_batch_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    rgb_tiff(&dir.path().join("in/a_small.tif"), 40, 30, None);
+    rgb_tiff(&dir.path().join("in/b_big.tif"), 700, 700, None);
+    rgb_tiff(&dir.path().join("in/c_small.tif"), 40, 30, None);
+    let model = fixture_model("tiny_swin").display().to_string();
+    let args = [
+        "batch",
+        "in",
+        "--out-dir",
+        "out",
+        "--skip-existing",
+        "--model",
+        &model,
+        "--device",
+        "cpu",
+        "--tile",
+        "96",
+        "--overlap",
+        "48",
+        "--threads",
+        "1",
+        "-q",
+        "--summary",
+        "-",
+    ];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"))
+        .current_dir(dir.path())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    // Wait until the big input is being written.
+    while !dir.path().join("out").exists()
+        || !listing(&dir.path().join("out"))
+            .iter()
+            .any(|n| n.contains("b_big") && n.contains(".idfcr-"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the big input never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the batch ended before it could be interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    assert_eq!(
+        listing(&dir.path().join("out")),
+        ["a_small_clear.tif"],
+        "only finished outputs remain"
+    );
+
+    let o = idfcr(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let st: Vec<&str> = summary["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(st, ["skipped", "ok", "ok"]);
+}
