@@ -63,11 +63,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "idfcr"))
+    ap.add_argument("--compare-python", action="store_true",
+                    help="also run scripts/bench_python.py (GDAL + onnxruntime + numpy) on the same scenes")
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     print(f"model {os.path.relpath(args.model, ROOT)}, {args.threads} threads, tile {args.tile}, device cpu")
-    print(f"{'scene':>13} {'MPix':>7} {'seconds':>8} {'MPix/s':>7} {'outside ORT':>11} {'peak RSS MB':>11}")
+    head = f"{'scene':>13} {'MPix':>7} {'seconds':>8} {'MPix/s':>7} {'outside ORT':>11} {'peak RSS MB':>11}"
+    if args.compare_python:
+        head += f" {'python s':>9} {'py outside':>10} {'py RSS MB':>9} {'speed-up':>8}"
+    print(head)
     with tempfile.TemporaryDirectory() as tmp:
         for size in [int(s) for s in args.sizes.split(",")]:
             src = os.path.join(tmp, f"scene_{size}.tif")
@@ -78,7 +83,15 @@ def main() -> None:
                                       "--overwrite"])
             mp = size * size / 1e6
             outside = 1 - summary["inference_seconds"] / summary["seconds"]
-            print(f"{size:>6} x {size:<6}{mp:>7.1f} {wall:>8.1f} {mp / wall:>7.2f} {outside:>10.1%} {rss:>11.0f}")
+            line = f"{size:>6} x {size:<6}{mp:>7.1f} {wall:>8.1f} {mp / wall:>7.2f} {outside:>10.1%} {rss:>11.0f}"
+            if args.compare_python:
+                py, pwall, prss = run([sys.executable, os.path.join(ROOT, "scripts", "bench_python.py"), args.model,
+                                       src, os.path.join(tmp, "py.tif"), "--tile", str(args.tile),
+                                       "--threads", str(args.threads)])
+                pout = 1 - py["inference_seconds"] / py["seconds"]
+                line += f" {pwall:>9.1f} {pout:>9.1%} {prss:>9.0f} {pwall / wall:>7.2f}x"
+                os.remove(os.path.join(tmp, "py.tif"))
+            print(line)
             os.remove(src)
             sys.stdout.flush()
 
