@@ -69,10 +69,8 @@ impl Accumulator {
     pub fn add(
         &mut self,
         tile: &[f32],
-        th: usize,
-        tw: usize,
-        row0: isize,
-        col0: isize,
+        (th, tw): (usize, usize),
+        (row0, col0): (isize, isize),
         wy: &[f32],
         wx: &[f32],
     ) {
@@ -197,12 +195,12 @@ mod tests {
     fn accumulator_blends_and_shifts() {
         let mut acc = Accumulator::new(2, 3, 4);
         let tile: Vec<f32> = (0..2 * 2 * 2).map(|v| v as f32).collect();
-        acc.add(&tile, 2, 2, -1, 3, &[1.0, 1.0], &[1.0, 0.5]);
+        acc.add(&tile, (2, 2), (-1, 3), &[1.0, 1.0], &[1.0, 0.5]);
         // Only tile pixel (1, 0) lands inside, at (0, 3).
         assert_eq!(acc.value(0, 0, 3), Some(2.0));
         assert_eq!(acc.value(1, 0, 3), Some(6.0));
         assert_eq!(acc.value(0, 1, 3), None);
-        acc.add(&[10.0; 8], 2, 2, 0, 3, &[1.0, 1.0], &[1.0, 1.0]);
+        acc.add(&[10.0; 8], (2, 2), (0, 3), &[1.0, 1.0], &[1.0, 1.0]);
         assert_eq!(acc.value(0, 0, 3), Some(6.0));
         acc.shift_rows(1);
         assert_eq!(acc.value(0, 0, 3), Some(10.0));

@@ -300,29 +300,6 @@ impl RemoveArgs {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gdal_style_short_options() {
-        let got = gdal_style_args(
-            [
-                "idfcr", "remove", "-of", "COG", "-co", "A=B", "-ot", "Byte", "-q", "-of.tif",
-            ]
-            .map(Into::into),
-        );
-        let got: Vec<String> = got.into_iter().map(|s| s.into_string().unwrap()).collect();
-        assert_eq!(
-            got,
-            [
-                "idfcr", "remove", "--format", "COG", "--co", "A=B", "--ot", "Byte", "-q",
-                "-of.tif"
-            ]
-        );
-    }
-}
-
 /// A machine-readable description of a subcommand's parameters, for front
 /// ends (a QGIS Processing provider, for one) to build their dialogs from.
 /// Printed by `idfcr SUBCOMMAND --describe-json`.
@@ -364,4 +341,27 @@ pub fn describe(sub: &str) -> Option<serde_json::Value> {
         "progress": "--progress gdal prints 0...10...20...100 - done. on stdout",
         "parameters": params,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdal_style_short_options() {
+        let got = gdal_style_args(
+            [
+                "idfcr", "remove", "-of", "COG", "-co", "A=B", "-ot", "Byte", "-q", "-of.tif",
+            ]
+            .map(Into::into),
+        );
+        let got: Vec<String> = got.into_iter().map(|s| s.into_string().unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                "idfcr", "remove", "--format", "COG", "--co", "A=B", "--ot", "Byte", "-q",
+                "-of.tif"
+            ]
+        );
+    }
 }

@@ -36,10 +36,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         let sub = args.get(1).and_then(|s| s.to_str()).unwrap_or("");
         return match cli::describe(sub) {
             Some(d) => {
-                stdout_line(&format!(
-                    "{}",
-                    serde_json::to_string_pretty(&d).unwrap_or_default()
-                ));
+                stdout_line(&serde_json::to_string_pretty(&d).unwrap_or_default());
                 0
             }
             None => {
@@ -75,10 +72,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 let mode = cfg.progress;
                 let summary = pipeline::remove(&cfg, |total| progress::Progress::new(mode, total))?;
                 if json {
-                    stdout_line(&format!(
-                        "{}",
-                        serde_json::to_string_pretty(&summary).unwrap_or_default()
-                    ));
+                    stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
                 }
                 Ok(())
             })

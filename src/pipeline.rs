@@ -1,15 +1,18 @@
 //! `remove`: the stages of one run, in order.
 //!
-//! 1. check the output path, open the input, pick and load the model;
-//! 2. lay out the tile grid (`tiling`) from the model's window and halo;
-//! 3. for each strip of tiles: read the rows it needs (mirrored past the
-//!    scene edge), convert to model units, run the tiles on the session pool,
-//!    blend them into the strip accumulator (`blend`), and write the rows
-//!    that no later tile touches;
-//! 4. finish the outputs (close, COG, fsync, rename).
+//! 1. `remove_cached`: check the output path, open the input, pick and load
+//!    the model, lay out the tile grid (`tiling`) from the model's window
+//!    and halo, create the outputs;
+//! 2. `Run::panel`, for each column panel: for each strip of tiles, read the
+//!    pixels it needs (mirrored past the scene edge);
+//! 3. `Run::run_tiles`: convert to model units, run the tiles on the session
+//!    pool, blend them into the accumulator (`blend`);
+//! 4. `Run::write`: write the rows no later strip touches, in the columns
+//!    this panel determines;
+//! 5. finish the outputs (close, copy to GTiff/COG, fsync, rename).
 //!
-//! Memory is bounded by one strip (tile height x scene width), not by the
-//! scene height.
+//! Memory is bounded by one strip of one panel (tile height x panel width),
+//! whatever the scene size.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,7 +27,7 @@ use crate::model::{Model, Provider};
 use crate::progress::Progress;
 use crate::raster_in::InputRaster;
 use crate::raster_out::{check_output_path, BandSpec, OutputRaster, Provenance};
-use crate::tiling::{mirror, panels, round_up, AxisGrid};
+use crate::tiling::{mirror, panels, round_up, AxisGrid, Panel};
 
 /// The pixels a strip of tiles needs, read once: (bands x rows x width)
 /// values of a window of the scene starting at column `c_lo`, their
@@ -264,7 +267,6 @@ pub fn remove_cached(
     let overlap = cfg.overlap_px.unwrap_or(2 * margin + 2 * window);
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
-    let (th, tw, bands, width) = (ygrid.tile_px, xgrid.tile_px, input.bands(), input.width);
     let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();
 
     let tags = vec![
@@ -332,128 +334,25 @@ pub fn remove_cached(
         })?;
     let panels = panels(&xgrid, cfg.panel_px);
     let total_tiles = (ygrid.len() * panels.iter().map(|p| p.tiles.len()).sum::<usize>()) as u64;
-    let mut progress = progress_total(total_tiles);
-    // One accumulator for the clear bands plus, when the model has one, the
-    // attention map as an extra channel (they share the blend weights).
-    let has_att = c.attention_output.is_some();
-    let (mut tiles_run, mut tiles_skipped, mut done, mut valid_pixels) =
-        (0usize, 0usize, 0u64, 0u64);
-    let mut inference_s = 0.0f64;
-
+    let mut run = Run {
+        input: &input,
+        model,
+        ygrid: &ygrid,
+        xgrid: &xgrid,
+        wx: &wx,
+        pool: &pool,
+        out: &mut out,
+        mask_out: mask_out.as_mut(),
+        progress: progress_total(total_tiles),
+        total_tiles,
+        counts: Counts::default(),
+    };
     for panel in &panels {
-        // Panel-local columns: x' = x - x0, over the panel's tiles.
-        let x0 = xgrid.starts[panel.tiles.start];
-        let span = (xgrid.starts[panel.tiles.end - 1] - x0) as usize + tw;
-        // Source columns the panel needs (mirrored at the scene edges).
-        let src_cols: Vec<usize> = (0..span).map(|x| mirror(x0 + x as isize, width)).collect();
-        let c_lo = *src_cols.iter().min().expect("panel has columns");
-        let c_hi = *src_cols.iter().max().expect("panel has columns") + 1;
-        let (w_lo, w_hi) = panel.cols;
-        let mut acc = Accumulator::new(bands + has_att as usize, th, span);
-
-        for ky in 0..ygrid.len() {
-            crate::interrupt::check()?;
-            let s = ygrid.starts[ky];
-            let src_rows: Vec<usize> = (0..th)
-                .map(|r| mirror(s + r as isize, input.height))
-                .collect();
-            let r_lo = *src_rows.iter().min().expect("tile has rows");
-            let r_hi = *src_rows.iter().max().expect("tile has rows") + 1;
-            let block = input.read_window(r_lo, r_hi - r_lo, c_lo, c_hi - c_lo)?;
-            let valid = input.valid_mask(&block, (r_hi - r_lo) * (c_hi - c_lo));
-            let strip = StripSource {
-                block: &block,
-                valid: &valid,
-                rows: &src_rows,
-                r_lo,
-                c_lo,
-                width: c_hi - c_lo,
-                scene_width: width,
-                bands,
-            };
-            let wy = axis_weights(&ygrid, ky);
-
-            // Run the panel's tiles a few at a time; each worker builds its
-            // tile input from the strip and runs it.
-            let kxs: Vec<usize> = panel.tiles.clone().collect();
-            for batch in kxs.chunks(model.workers() * 2) {
-                let results: Vec<Result<Option<(usize, crate::model::TileOutput, f64)>>> = pool
-                    .install(|| {
-                        batch
-                            .par_iter()
-                            .map(|&kx| {
-                                crate::interrupt::check()?;
-                                let Some(tile) =
-                                    strip.tile(xgrid.starts[kx], tw, |v| c.to_model(v))
-                                else {
-                                    return Ok(None);
-                                };
-                                let t0 = Instant::now();
-                                let worker = rayon::current_thread_index().unwrap_or(0);
-                                let out = model.run(worker, tile, th, tw)?;
-                                Ok(Some((kx, out, t0.elapsed().as_secs_f64())))
-                            })
-                            .collect()
-                    });
-                for r in results {
-                    done += 1;
-                    let Some((kx, tile_out, secs)) = r? else {
-                        tiles_skipped += 1;
-                        continue;
-                    };
-                    inference_s += secs;
-                    let mut channels = tile_out.clear;
-                    if has_att {
-                        channels.extend_from_slice(tile_out.attention.as_deref().unwrap_or(&[]));
-                    }
-                    acc.add(&channels, th, tw, 0, xgrid.starts[kx] - x0, &wy, &wx[kx]);
-                    tiles_run += 1;
-                }
-                progress.update(done, total_tiles);
-            }
-
-            // Rows no later strip touches, columns this panel determines:
-            // convert back and write.
-            let (lo, hi) = ygrid.finished_after(ky);
-            if hi > lo && w_hi > w_lo {
-                let (rows, cols) = (hi - lo, w_hi - w_lo);
-                let n = rows * cols;
-                let mut values = vec![0f32; bands * n];
-                let mut ok = vec![false; n];
-                let mut prob = vec![0f32; n];
-                let bw = c_hi - c_lo;
-                for r in 0..rows {
-                    let ar = ((lo + r) as isize - s) as usize; // accumulator row
-                    let vr = lo + r - r_lo; // block row
-                    for col in 0..cols {
-                        let x = w_lo + col; // scene column
-                        let ac = (x as isize - x0) as usize; // accumulator column
-                        let p = r * cols + col;
-                        if !valid[vr * bw + x - c_lo] || acc.weight[ar * span + ac] == 0.0 {
-                            continue;
-                        }
-                        ok[p] = true;
-                        valid_pixels += 1;
-                        for b in 0..bands {
-                            values[b * n + p] = c.from_model(acc.value(b, ar, ac).unwrap_or(0.0));
-                        }
-                        if has_att {
-                            prob[p] = acc.value(bands, ar, ac).unwrap_or(0.0).clamp(0.0, 1.0);
-                        }
-                    }
-                }
-                out.write_window(lo, rows, w_lo, cols, &values, &ok)?;
-                if let Some(m) = mask_out.as_mut() {
-                    m.write_window(lo, rows, w_lo, cols, &prob, &ok)?;
-                }
-            }
-            if let Some(&next) = ygrid.starts.get(ky + 1) {
-                acc.shift_rows((next - s) as usize);
-            }
-        }
+        run.panel(panel)?;
     }
     crate::interrupt::check()?;
-    if valid_pixels == 0 {
+    let (counts, mut progress) = (run.counts, run.progress);
+    if counts.valid_pixels == 0 {
         return Err(Error::input(
             &cfg.input,
             "every pixel is nodata; nothing to do",
@@ -476,12 +375,200 @@ pub fn remove_cached(
         },
         width: input.width,
         height: input.height,
-        bands,
-        tiles_run,
-        tiles_skipped,
+        bands: input.bands(),
+        tiles_run: counts.tiles_run,
+        tiles_skipped: counts.tiles_skipped,
         seconds: started.elapsed().as_secs_f64(),
-        inference_seconds: inference_s,
+        inference_seconds: counts.inference_s,
     })
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    tiles_run: usize,
+    tiles_skipped: usize,
+    done: u64,
+    valid_pixels: u64,
+    inference_s: f64,
+}
+
+/// Everything one run needs while it walks the panels and strips.
+struct Run<'a> {
+    input: &'a InputRaster,
+    model: &'a Model,
+    ygrid: &'a AxisGrid,
+    xgrid: &'a AxisGrid,
+    /// Column blend weights of every tile of the row.
+    wx: &'a [Vec<f32>],
+    pool: &'a rayon::ThreadPool,
+    out: &'a mut OutputRaster,
+    mask_out: Option<&'a mut OutputRaster>,
+    progress: Progress,
+    total_tiles: u64,
+    counts: Counts,
+}
+
+impl Run<'_> {
+    /// One column panel: every strip of its tiles, top to bottom.
+    fn panel(&mut self, panel: &Panel) -> Result<()> {
+        let (c, width) = (&self.model.contract, self.input.width);
+        let (th, tw) = (self.ygrid.tile_px, self.xgrid.tile_px);
+        let has_att = c.attention_output.is_some();
+        // Panel-local columns: x' = x - x0, over the panel's tiles.
+        let x0 = self.xgrid.starts[panel.tiles.start];
+        let span = (self.xgrid.starts[panel.tiles.end - 1] - x0) as usize + tw;
+        // Source columns the panel needs (mirrored at the scene edges).
+        let src_cols: Vec<usize> = (0..span).map(|x| mirror(x0 + x as isize, width)).collect();
+        let c_lo = *src_cols.iter().min().expect("panel has columns");
+        let c_hi = *src_cols.iter().max().expect("panel has columns") + 1;
+        // Clear bands, plus the attention map as one more channel when the
+        // model has one (they share the blend weights).
+        let mut acc = Accumulator::new(c.bands + has_att as usize, th, span);
+        for ky in 0..self.ygrid.len() {
+            crate::interrupt::check()?;
+            let s = self.ygrid.starts[ky];
+            let src_rows: Vec<usize> = (0..th)
+                .map(|r| mirror(s + r as isize, self.input.height))
+                .collect();
+            let r_lo = *src_rows.iter().min().expect("tile has rows");
+            let r_hi = *src_rows.iter().max().expect("tile has rows") + 1;
+            let block = self
+                .input
+                .read_window(r_lo, r_hi - r_lo, c_lo, c_hi - c_lo)?;
+            let valid = self.input.valid_mask(&block, (r_hi - r_lo) * (c_hi - c_lo));
+            let strip = StripSource {
+                block: &block,
+                valid: &valid,
+                rows: &src_rows,
+                r_lo,
+                c_lo,
+                width: c_hi - c_lo,
+                scene_width: width,
+                bands: c.bands,
+            };
+            self.run_tiles(panel, &strip, ky, x0, &mut acc)?;
+            // Rows no later strip touches, in the columns this panel
+            // determines: convert back and write.
+            let (lo, hi) = self.ygrid.finished_after(ky);
+            if hi > lo && panel.cols.1 > panel.cols.0 {
+                self.write(&acc, &strip, (lo, hi), panel.cols, s, x0, span)?;
+            }
+            if let Some(&next) = self.ygrid.starts.get(ky + 1) {
+                acc.shift_rows((next - s) as usize);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the strip's tiles of this panel a few at a time (so memory holds
+    /// a few tile inputs per worker), each worker building its own tile
+    /// input, and blend the results into `acc`.
+    fn run_tiles(
+        &mut self,
+        panel: &Panel,
+        strip: &StripSource,
+        ky: usize,
+        x0: isize,
+        acc: &mut Accumulator,
+    ) -> Result<()> {
+        let (model, xgrid, pool) = (self.model, self.xgrid, self.pool);
+        let c = &model.contract;
+        let (th, tw) = (self.ygrid.tile_px, xgrid.tile_px);
+        let wy = axis_weights(self.ygrid, ky);
+        let kxs: Vec<usize> = panel.tiles.clone().collect();
+        for batch in kxs.chunks(model.workers() * 2) {
+            let results: Vec<Result<Option<(usize, crate::model::TileOutput, f64)>>> = pool
+                .install(|| {
+                    batch
+                        .par_iter()
+                        .map(|&kx| {
+                            crate::interrupt::check()?;
+                            let Some(tile) = strip.tile(xgrid.starts[kx], tw, |v| c.to_model(v))
+                            else {
+                                return Ok(None);
+                            };
+                            let t0 = Instant::now();
+                            let worker = rayon::current_thread_index().unwrap_or(0);
+                            let out = model.run(worker, tile, th, tw)?;
+                            Ok(Some((kx, out, t0.elapsed().as_secs_f64())))
+                        })
+                        .collect()
+                });
+            for r in results {
+                self.counts.done += 1;
+                let Some((kx, tile_out, secs)) = r? else {
+                    self.counts.tiles_skipped += 1;
+                    continue;
+                };
+                self.counts.inference_s += secs;
+                let mut channels = tile_out.clear;
+                if let Some(a) = tile_out.attention {
+                    channels.extend_from_slice(&a);
+                }
+                acc.add(
+                    &channels,
+                    (th, tw),
+                    (0, xgrid.starts[kx] - x0),
+                    &wy,
+                    &self.wx[kx],
+                );
+                self.counts.tiles_run += 1;
+            }
+            self.progress.update(self.counts.done, self.total_tiles);
+        }
+        Ok(())
+    }
+
+    /// Write scene rows `rows` and columns `cols` from the accumulator
+    /// (whose row 0 is scene row `s` and column 0 scene column `x0`).
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        acc: &Accumulator,
+        strip: &StripSource,
+        rows: (usize, usize),
+        cols: (usize, usize),
+        s: isize,
+        x0: isize,
+        span: usize,
+    ) -> Result<()> {
+        let c = &self.model.contract;
+        let bands = c.bands;
+        let has_att = c.attention_output.is_some();
+        let (nr, nc) = (rows.1 - rows.0, cols.1 - cols.0);
+        let n = nr * nc;
+        let mut values = vec![0f32; bands * n];
+        let mut ok = vec![false; n];
+        let mut prob = vec![0f32; n];
+        for r in 0..nr {
+            let ar = ((rows.0 + r) as isize - s) as usize; // accumulator row
+            let vr = rows.0 + r - strip.r_lo; // block row
+            for col in 0..nc {
+                let x = cols.0 + col; // scene column
+                let ac = (x as isize - x0) as usize; // accumulator column
+                let p = r * nc + col;
+                if !strip.valid[vr * strip.width + x - strip.c_lo]
+                    || acc.weight[ar * span + ac] == 0.0
+                {
+                    continue;
+                }
+                ok[p] = true;
+                self.counts.valid_pixels += 1;
+                for b in 0..bands {
+                    values[b * n + p] = c.from_model(acc.value(b, ar, ac).unwrap_or(0.0));
+                }
+                if has_att {
+                    prob[p] = acc.value(bands, ar, ac).unwrap_or(0.0).clamp(0.0, 1.0);
+                }
+            }
+        }
+        self.out
+            .write_window(rows.0, nr, cols.0, nc, &values, &ok)?;
+        if let Some(m) = self.mask_out.as_deref_mut() {
+            m.write_window(rows.0, nr, cols.0, nc, &prob, &ok)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -204,6 +204,21 @@ impl InputRaster {
     }
 }
 
+/// GDAL's name for a band's data type, including the ones the gdal crate
+/// does not model (complex types), for error messages.
+fn raw_type_name(band: &gdal::raster::RasterBand) -> String {
+    // SAFETY: the band handle is valid while `band` lives; GDAL returns a
+    // static string or null.
+    unsafe {
+        let t = gdal_sys::GDALGetRasterDataType(band.c_rasterband());
+        let p = gdal_sys::GDALGetDataTypeName(t);
+        if p.is_null() {
+            return format!("{t}");
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,20 +234,5 @@ mod tests {
         ] {
             assert_eq!(is_gdal_special(s), want, "{s}");
         }
-    }
-}
-
-/// GDAL's name for a band's data type, including the ones the gdal crate
-/// does not model (complex types), for error messages.
-fn raw_type_name(band: &gdal::raster::RasterBand) -> String {
-    // SAFETY: the band handle is valid while `band` lives; GDAL returns a
-    // static string or null.
-    unsafe {
-        let t = gdal_sys::GDALGetRasterDataType(band.c_rasterband());
-        let p = gdal_sys::GDALGetDataTypeName(t);
-        if p.is_null() {
-            return format!("{t}");
-        }
-        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
     }
 }
