@@ -41,6 +41,10 @@ class PixelCRConfig:
     cloudy_attention: bool = True
     # One attention module for all submodules (as the official code) or one each.
     shared_attention: bool = False
+    # Output = input + reconstruction. Not in the paper or the official code:
+    # clear pixels then pass through from the first step and the network
+    # only learns the correction under clouds (see the model card).
+    global_residual: bool = True
 
     @staticmethod
     def paper(in_bands: int = 3) -> "PixelCRConfig":
@@ -59,7 +63,8 @@ class PixelCRConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "PixelCRConfig":
-        return PixelCRConfig(**d)
+        # Checkpoints from before the option existed had no global residual.
+        return PixelCRConfig(**{"global_residual": False, **d})
 
 
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -245,7 +250,8 @@ class PixelCR(nn.Module):
                 f = self.tail_conv(h) * a + h if i == last else F.relu(h * a + h)
             else:
                 f = self.tail_conv(h) + h if i == last else F.relu(h)
-        return self.recon(f), maps
+        out = self.recon(f)
+        return (out + x if self.cfg.global_residual else out), maps
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         clear, maps = self.forward_all(x)

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", default="cpu", choices=["paper", "cpu", "tiny"])
     ap.add_argument("--no-attention", action="store_true", help="ablation: switch the cloudy attention off")
     ap.add_argument("--shifted-windows", action="store_true")
+    ap.add_argument("--no-global-residual", action="store_true", help="the paper's plain output (no input + correction)")
     ap.add_argument("--val-blocks", default="3,9", help="scene blocks held out for validation")
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = getattr(PixelCRConfig, args.config)(in_bands=train[0].cloudy.shape[0])
         cfg.cloudy_attention = not args.no_attention
         cfg.shifted_windows = args.shifted_windows
+        cfg.global_residual = not args.no_global_residual
     assert args.crop % cfg.window == 0, f"--crop {args.crop} must be a multiple of the window {cfg.window}"
 
     torch.manual_seed(args.seed)
