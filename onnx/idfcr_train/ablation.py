@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--config", default="cpu")
+    ap.add_argument("--limit", type=int, default=0, help="score on the first N validation images only")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,14 +43,19 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for name, (proc, ckpt) in procs.items():
         assert proc.wait() == 0, f"{name}: training failed"
+    evals = {}
     for name, (_, ckpt) in procs.items():
         out = ckpt + ".scores.json"
-        subprocess.run([sys.executable, "-m", "idfcr_train.evaluate", "--ckpt", ckpt, "--data", args.data,
-                        "--out", out, "--threads", "2"], cwd=here, check=True, stdout=subprocess.DEVNULL)
+        cmd = [sys.executable, "-m", "idfcr_train.evaluate", "--ckpt", ckpt, "--data", args.data, "--out", out,
+               "--threads", "1", "--limit", str(args.limit)]
+        evals[name] = (subprocess.Popen(cmd, cwd=here, stdout=subprocess.DEVNULL), out)
+    for name, (proc, out) in evals.items():
+        assert proc.wait() == 0, f"{name}: evaluation failed"
         with open(out) as f:
             results[name] = json.load(f)["summary"]
     report = {"steps": args.steps, "crop": args.crop, "batch": args.batch, "config": args.config,
-              "shifted_windows": True, "results": results}
+              "shifted_windows": True, "global_residual": True, "val_images": args.limit or "all",
+              "results": results}
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
         f.write("\n")

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-blocks", default=None, help="default: the blocks stored in the checkpoint")
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="score only the first N validation images (quick checks)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     model = PixelCR(PixelCRConfig.from_dict(state["config"]))
     model.load_state_dict(state["model"])
     _, val = split_by_block(load_rice(args.data), set(blocks.split(",")))
+    if args.limit:
+        val = val[: args.limit]
     t0 = time.time()
     res = evaluate(model, val)
     res["summary"].update({"checkpoint_step": state["step"], "training_hours": round(state["wall_s"] / 3600, 2),
