@@ -21,6 +21,7 @@ pub mod progress;
 pub mod raster_in;
 pub mod raster_out;
 pub mod runtime;
+pub mod schedule;
 pub mod tiling;
 
 pub use error::{Error, Result};
