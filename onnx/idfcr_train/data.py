@@ -17,33 +17,59 @@ import numpy as np
 
 @dataclass
 class Pair:
+    """One (cloudy, clear) pair. Arrays are (bands, H, W) in model units,
+    float32; `load_rice` keeps 8-bit data as uint8 (4x less memory) and
+    these properties convert on access."""
+
     id: str
     block: str
-    cloudy: np.ndarray  # (bands, H, W) float32
-    clear: np.ndarray
+    cloudy_raw: np.ndarray
+    clear_raw: np.ndarray
+    scale: float = 1.0
+
+    @property
+    def cloudy(self) -> np.ndarray:
+        return self.cloudy_raw.astype(np.float32) * self.scale
+
+    @property
+    def clear(self) -> np.ndarray:
+        return self.clear_raw.astype(np.float32) * self.scale
 
 
 def _read_png(path: str) -> np.ndarray:
+    """(3, H, W) uint8."""
     from PIL import Image
 
     with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
     return arr.transpose(2, 0, 1).copy()
 
 
-def _read_tiff(path: str, scale: float) -> np.ndarray:
+def _read_tiff(path: str) -> np.ndarray:
+    """(bands, H, W) in the file's own integer type."""
     from osgeo import gdal  # optional: only paired GeoTIFF folders need it
 
     ds = gdal.Open(path)
     if ds is None:
         raise FileNotFoundError(f"{path}: GDAL cannot open it")
-    return ds.ReadAsArray().astype(np.float32) * scale
+    arr = ds.ReadAsArray()
+    return arr[None] if arr.ndim == 2 else arr
+
+
+def _read(path: str) -> tuple[np.ndarray, float]:
+    """Pixels and the scale to model units: 8-bit data / 255; 16-bit data is
+    taken as reflectance x 10000 (Landsat/Sentinel-2 products)."""
+    if path.lower().endswith((".tif", ".tiff")):
+        arr = _read_tiff(path)
+        return arr, (1 / 255 if arr.dtype == np.uint8 else 1e-4)
+    return _read_png(path), 1 / 255
 
 
 def load_rice(root: str) -> list[Pair]:
     """RICE layout: `pairs.csv` (id, scene_block, cloudy, clear) beside
     `cloudy_image/` and `ground_truth/`. Without pairs.csv, pairs are matched
-    by file name and every pair is its own block."""
+    by file name and every pair is its own block. Files are PNG/JPEG or
+    (Geo)TIFF, 8-bit or 16-bit (see `_read`)."""
     csv_path = os.path.join(root, "pairs.csv")
     rows = []
     if os.path.exists(csv_path):
@@ -55,7 +81,12 @@ def load_rice(root: str) -> list[Pair]:
             stem = os.path.splitext(name)[0]
             rows.append((stem, stem, f"cloudy_image/{name}", f"ground_truth/{name}"))
     assert rows, f"{root}: no pairs found (expected pairs.csv or cloudy_image/ + ground_truth/)"
-    return [Pair(i, b, _read_png(os.path.join(root, c)), _read_png(os.path.join(root, g))) for i, b, c, g in rows]
+    pairs = []
+    for i, b, c, g in rows:
+        (cloudy, scale), (clear, _) = _read(os.path.join(root, c)), _read(os.path.join(root, g))
+        assert cloudy.shape == clear.shape, f"{root}: pair {i} has shapes {cloudy.shape} and {clear.shape}"
+        pairs.append(Pair(i, b, cloudy, clear, scale))
+    return pairs
 
 
 def split_by_block(pairs: list[Pair], val_blocks: set[str]) -> tuple[list[Pair], list[Pair]]:
@@ -68,7 +99,8 @@ def split_by_block(pairs: list[Pair], val_blocks: set[str]) -> tuple[list[Pair],
 def random_crop_pair(
     cloudy: np.ndarray, clear: np.ndarray, crop: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Same random crop and one of the 8 dihedral transforms for both images."""
+    """Same random crop and one of the 8 dihedral transforms for both images
+    (any dtype; the caller converts)."""
     _, h, w = cloudy.shape
     assert h >= crop and w >= crop, f"image {h}x{w} smaller than crop {crop}"
     y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)

@@ -27,13 +27,14 @@ def evaluate(model: PixelCR, val) -> dict:
     model.eval()
     rows = []
     for p in val:
-        out, _ = model(torch.from_numpy(p.cloudy)[None])
+        cloudy, clear = p.cloudy, p.clear
+        out, _ = model(torch.from_numpy(cloudy)[None])
         pred = out[0].clamp(0, 1).numpy()
         rows.append({
             "id": p.id, "block": p.block,
-            "psnr": psnr(pred, p.clear), "ssim": ssim(pred, p.clear), "rmse": rmse(pred, p.clear),
-            "baseline_psnr": psnr(p.cloudy, p.clear), "baseline_ssim": ssim(p.cloudy, p.clear),
-            "baseline_rmse": rmse(p.cloudy, p.clear),
+            "psnr": psnr(pred, clear), "ssim": ssim(pred, clear), "rmse": rmse(pred, clear),
+            "baseline_psnr": psnr(cloudy, clear), "baseline_ssim": ssim(cloudy, clear),
+            "baseline_rmse": rmse(cloudy, clear),
         })
     keys = ["psnr", "ssim", "rmse", "baseline_psnr", "baseline_ssim", "baseline_rmse"]
     summary = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in keys}

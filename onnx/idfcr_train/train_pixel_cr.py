@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 
 import numpy as np
@@ -29,7 +30,8 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
     xs, ys = [], []
     for _ in range(batch):
         p = train[int(rng.integers(0, len(train)))]
-        a, b = random_crop_pair(p.cloudy, p.clear, crop, rng)
+        a, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
+        a, b = a.astype(np.float32) * p.scale, b.astype(np.float32) * p.scale
         if rng.uniform() < synthetic:
             # A synthetic pair from the clear image: exact labels, more cloud variety.
             a, _ = add_clouds(b, rng)
@@ -44,10 +46,11 @@ def quick_val(model: PixelCR, val: list[Pair], n: int) -> dict:
     model.eval()
     ps, base = [], []
     for p in val[:n]:
-        out, _ = model(torch.from_numpy(p.cloudy)[None])
+        cloudy, clear = p.cloudy, p.clear
+        out, _ = model(torch.from_numpy(cloudy)[None])
         pred = out[0].clamp(0, 1).numpy()
-        ps.append(psnr(pred, p.clear))
-        base.append(psnr(p.cloudy, p.clear))
+        ps.append(psnr(pred, clear))
+        base.append(psnr(cloudy, clear))
     model.train()
     return {"val_psnr": float(np.mean(ps)), "val_baseline_psnr": float(np.mean(base)), "val_n": len(ps)}
 
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         state = torch.load(args.ckpt, map_location="cpu")
         cfg = PixelCRConfig.from_dict(state["config"])
     else:
-        cfg = getattr(PixelCRConfig, args.config)(in_bands=train[0].cloudy.shape[0])
+        cfg = getattr(PixelCRConfig, args.config)(in_bands=train[0].cloudy_raw.shape[0])
         cfg.cloudy_attention = not args.no_attention
         cfg.shifted_windows = args.shifted_windows
         cfg.global_residual = not args.no_global_residual
@@ -132,12 +135,23 @@ def main(argv: list[str] | None = None) -> None:
             args.ckpt,
         )
 
+    # SIGINT/SIGTERM: finish the current step, save, and exit cleanly, so a
+    # session can stop training at any moment without losing work.
+    stop = {"now": False}
+
+    def request_stop(signum, _frame):
+        stop["now"] = True
+        print(f"signal {signum}: saving and stopping after this step", flush=True)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
     t_start = time.time()
     t_last_save = t_start
     t_prev = t_start
     run_losses = []
     while True:
-        if time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
+        if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
             break
         x, y = make_batch(train, args.batch, args.crop, args.synthetic, rng)
         x, y = x.to(device), y.to(device)

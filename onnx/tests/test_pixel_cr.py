@@ -162,3 +162,32 @@ def test_shifted_windows_export_keeps_sizes_dynamic(tmp_path):
     # The shift mask depends on H and W: other sizes than the export's must match too.
     for h, w in [(24, 40), (32, 16), (8, 8)]:
         assert parity(model, path, h=h, w=w) < 1e-4, (h, w)
+
+
+def test_load_rice_layout_png_and_geotiff(tmp_path):
+    from PIL import Image
+
+    from idfcr_train.data import load_rice
+
+    gdal = pytest.importorskip("osgeo.gdal")
+    (tmp_path / "cloudy_image").mkdir()
+    (tmp_path / "ground_truth").mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["id,scene_block,cloudy,clear"]
+    for i in range(2):
+        a = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+        Image.fromarray(a).save(tmp_path / "cloudy_image" / f"{i}.png")
+        Image.fromarray(a // 2).save(tmp_path / "ground_truth" / f"{i}.png")
+        rows.append(f"{i},{i},cloudy_image/{i}.png,ground_truth/{i}.png")
+    for name, val in (("cloudy_image/2.tif", 5000), ("ground_truth/2.tif", 1000)):
+        ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / name), 16, 16, 4, gdal.GDT_UInt16)
+        for b in range(4):
+            ds.GetRasterBand(b + 1).WriteArray(np.full((16, 16), val, np.uint16))
+        ds = None
+    rows.append("2,9,cloudy_image/2.tif,ground_truth/2.tif")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    pairs = load_rice(str(tmp_path))
+    assert [p.block for p in pairs] == ["0", "1", "9"]
+    assert pairs[0].cloudy_raw.dtype == np.uint8 and pairs[0].cloudy.max() <= 1.0
+    assert pairs[2].cloudy.shape == (4, 16, 16)
+    assert pairs[2].cloudy.max() == pytest.approx(0.5) and pairs[2].clear.max() == pytest.approx(0.1)
