@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ckpt", required=True, help="checkpoint path (read with --resume, always written)")
     ap.add_argument("--config", default="cpu", choices=["paper", "cpu", "tiny"])
     ap.add_argument("--no-attention", action="store_true", help="ablation: switch the cloudy attention off")
+    for knob in ("dim", "heads", "window", "submodules", "blocks_per_submodule"):
+        ap.add_argument("--" + knob.replace("_", "-"), type=int, default=None, help=f"override the preset's {knob}")
     ap.add_argument("--shifted-windows", action="store_true")
     ap.add_argument("--no-global-residual", action="store_true", help="the paper's plain output (no input + correction)")
     ap.add_argument("--val-blocks", default="3,9", help="scene blocks held out for validation")
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg.cloudy_attention = not args.no_attention
         cfg.shifted_windows = args.shifted_windows
         cfg.global_residual = not args.no_global_residual
+        for knob in ("dim", "heads", "window", "submodules", "blocks_per_submodule"):
+            if getattr(args, knob) is not None:
+                setattr(cfg, knob, getattr(args, knob))
     assert args.crop % cfg.window == 0, f"--crop {args.crop} must be a multiple of the window {cfg.window}"
 
     torch.manual_seed(args.seed)
