@@ -43,6 +43,17 @@ def main(argv: list[str] | None = None) -> None:
     s = scores["summary"]
     meta = state.get("meta", {})
     cfg = state["config"]
+    fidelity = "n/a"
+    try:
+        import subprocess
+        import sys
+
+        out = subprocess.run([sys.executable, "-m", "idfcr_train.clear_fidelity", args.ckpt], capture_output=True,
+                             text=True, check=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout
+        last = out.strip().splitlines()[-1]
+        fidelity = "the final model scores " + last.split(": ", 1)[1].replace("clear-pixel MAE ", "")
+    except Exception as e:  # GDAL's Python bindings missing, for one
+        fidelity = f"the final model was not measured ({e.__class__.__name__})"
     with open(args.onnx, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
     lines = [
@@ -70,10 +81,15 @@ def main(argv: list[str] | None = None) -> None:
         "- Shifted windows in the second submodule. A first run without them (the official",
         "  code's choice) showed 16 x 16 block artefacts on the demo sample and on RICE2 tiles after",
         "  225 steps; they were stopped.",
-        "- A global residual: output = input + reconstruction. Without it the network must first",
-        "  learn to copy clear pixels; after 200 steps a shifted, non-residual run still recoloured",
-        "  the clear parts of the demo sample to RICE2's palette, and scored a quick validation PSNR",
-        "  (first 8 validation images) of 20.33 dB at step 200 against QUICK200 dB for this run.",
+        "- A global residual: output = input + reconstruction, so cloud-free pixels pass through",
+        "  and the network learns the correction under clouds. Measured with",
+        "  `python -m idfcr_train.clear_fidelity` on the demo sample (a Landsat 8 scene outside",
+        "  RICE2, synthetic clouds of known opacity): mean absolute error on its cloud-free pixels",
+        "  was 88.2 DN for both stopped runs without the residual (steps 201 and 255) and 25.1 DN for",
+        f"  this run at step 109; {fidelity}. Doing nothing scores 4.1 DN there (shadows). On the first",
+        "  8 validation images (thick cloud) the residual run started slower: quick-validation PSNR",
+        f"  at step 100 was 13.92 dB against 16.26 dB without the residual, and at step 200 {quick200} dB",
+        "  against 20.33 dB.",
         "",
         "## Data and split",
         "",
@@ -147,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         "  flags real ground changes between the two RICE2 acquisitions.",
         "",
     ]
-    text = "\n".join(lines).replace("QUICK200", quick200)
+    text = "\n".join(lines)
     with open(args.out, "w") as f:
         f.write(text)
     print(f"wrote {args.out}")
