@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         out = subprocess.run([sys.executable, "-m", "idfcr_train.clear_fidelity", args.ckpt], capture_output=True,
                              text=True, check=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout
         last = out.strip().splitlines()[-1]
-        fidelity = "the final model scores " + last.split(": ", 1)[1].replace("clear-pixel MAE ", "")
+        fidelity = last.split(": ", 1)[1].replace("clear-pixel MAE ", "")
     except Exception as e:  # GDAL's Python bindings missing, for one
         fidelity = f"the final model was not measured ({e.__class__.__name__})"
     with open(args.onnx, "rb") as f:
@@ -76,20 +76,21 @@ def main(argv: list[str] | None = None) -> None:
         "`relu(H * A + H)` (last: `conv(H) * A + H`) -> conv 3x3 + LeakyReLU -> conv 3x3.",
         "Lighter than the paper's (48 instead of 96 channels, 3 heads) so that it trains on two CPU cores.",
         "",
-        "Two changes from METHOD.md, each with the reason we measured:",
+        "Two changes from METHOD.md, with what we measured (both provisional):",
         "",
         "- Shifted windows in the second submodule. A first run without them (the official",
-        "  code's choice) showed 16 x 16 block artefacts on the demo sample and on RICE2 tiles after",
-        "  225 steps; they were stopped.",
-        "- A global residual: output = input + reconstruction, so cloud-free pixels pass through",
-        "  and the network learns the correction under clouds. Measured with",
-        "  `python -m idfcr_train.clear_fidelity` on the demo sample (a Landsat 8 scene outside",
-        "  RICE2, synthetic clouds of known opacity): mean absolute error on its cloud-free pixels",
-        "  was 88.2 DN for both stopped runs without the residual (steps 201 and 255) and 25.1 DN for",
-        f"  this run at step 109; {fidelity}. Doing nothing scores 4.1 DN there (shadows). On the first",
-        "  8 validation images (thick cloud) the residual run started slower: quick-validation PSNR",
-        f"  at step 100 was 13.92 dB against 16.26 dB without the residual, and at step 200 {quick200} dB",
-        "  against 20.33 dB.",
+        "  code's choice) showed strong 16 x 16 block artefacts on the demo sample and on RICE2",
+        "  tiles at step 255; with shifted windows they were weaker at step 201.",
+        "- A global residual: output = input + reconstruction, meant to let cloud-free pixels pass",
+        "  through. Measured with `python -m idfcr_train.clear_fidelity` on the demo sample (a",
+        "  Landsat 8 scene outside RICE2, synthetic clouds of known opacity), mean absolute error on",
+        "  its cloud-free pixels: 88.2 DN for both stopped runs without the residual (steps 201 and",
+        f"  255), 25.1 DN for this run at step 109, but {fidelity} at step {state['step']}: as training",
+        "  goes on the model also recolours clear pixels towards RICE2's palette (RICE2's cloudy and",
+        "  clear images are different dates). Doing nothing scores 4.1 DN there. On the first 8",
+        "  validation images (thick cloud) the residual run started slower: quick-validation PSNR",
+        f"  13.92 dB at step 100 and {quick200} dB at step 200, against 16.26 and 20.33 dB without it.",
+        "  A comparison at equal budgets is still to be made.",
         "",
         "## Data and split",
         "",
