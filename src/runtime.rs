@@ -15,9 +15,8 @@ use crate::error::{Error, Result};
 
 /// The process-wide ORT environment. ONNX Runtime allows one per process,
 /// so it is created on first use and shared (this matters in `cargo test`).
-static ENVIRONMENT: OnceLock<
-    std::result::Result<(ort::environment::Environment, PathBuf), String>,
-> = OnceLock::new();
+static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    OnceLock::new();
 
 /// Where `scripts/setup.sh` puts the library for this checkout.
 pub fn project_cache_dir() -> PathBuf {
@@ -118,27 +117,18 @@ pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf> {
 /// The shared environment, loading the library on first call. Later calls
 /// return the same environment whatever path they pass.
 pub fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment::Environment> {
+    // The error is kept as text (the ORT errors are not Clone) and becomes
+    // Error::Runtime again on every call.
     let entry = ENVIRONMENT.get_or_init(|| {
-        let path = find_library(explicit).map_err(|e| e.to_string())?;
-        let builder = ort::init_from(&path).map_err(|e| format!("ONNX Runtime: {e}"))?;
-        let env = builder
+        let path = find_library(explicit).map_err(|e| match e {
+            Error::Runtime(msg) => msg,
+            other => other.to_string(),
+        })?;
+        let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
+        builder
             .with_name("idfcr")
             .build()
-            .map_err(|e| format!("ONNX Runtime: {}: {e}", path.display()))?;
-        Ok((env, path))
+            .map_err(|e| format!("{}: {e}", path.display()))
     });
-    match entry {
-        Ok((env, _)) => Ok(env),
-        Err(msg) => Err(Error::Runtime(
-            msg.trim_start_matches("ONNX Runtime: ").to_string(),
-        )),
-    }
-}
-
-/// Path of the loaded library (after `environment` succeeded).
-pub fn loaded_library() -> Option<&'static Path> {
-    ENVIRONMENT
-        .get()
-        .and_then(|e| e.as_ref().ok())
-        .map(|(_, p)| p.as_path())
+    entry.as_ref().map_err(|msg| Error::Runtime(msg.clone()))
 }
