@@ -43,17 +43,13 @@ def main(argv: list[str] | None = None) -> None:
     s = scores["summary"]
     meta = state.get("meta", {})
     cfg = state["config"]
-    fidelity = "n/a"
     try:
-        import subprocess
-        import sys
+        from .clear_fidelity import measure
 
-        out = subprocess.run([sys.executable, "-m", "idfcr_train.clear_fidelity", args.ckpt], capture_output=True,
-                             text=True, check=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout
-        last = out.strip().splitlines()[-1]
-        fidelity = last.split(": ", 1)[1].replace("clear-pixel MAE ", "")
-    except Exception as e:  # GDAL's Python bindings missing, for one
-        fidelity = f"the final model was not measured ({e.__class__.__name__})"
+        m = measure(args.ckpt)
+        fidelity = f"{m['clear_mae_dn']:.2f} DN, PSNR {m['psnr']:.2f} dB"
+    except ImportError as e:  # GDAL's Python bindings missing, for one
+        fidelity = f"not measured ({e})"
     with open(args.onnx, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
     lines = [

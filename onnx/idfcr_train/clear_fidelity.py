@@ -23,23 +23,35 @@ from .pixel_cr import PixelCR, PixelCRConfig
 DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "testdata", "demo")
 
 
-def main(argv: list[str] | None = None) -> None:
+def load_demo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cloudy and clear demo images (0..1) and the mask of cloud-free pixels."""
     from osgeo import gdal
 
     read = lambda n: gdal.Open(os.path.join(DEMO, n)).ReadAsArray().astype(np.float32)
-    cloudy, clear, alpha = read("landsat8_cloudy.tif") / 255, read("landsat8_clear.tif") / 255, read("landsat8_cloud_alpha.tif")
-    free = alpha < 0.05
+    return read("landsat8_cloudy.tif") / 255, read("landsat8_clear.tif") / 255, read("landsat8_cloud_alpha.tif") < 0.05
+
+
+def measure(ckpt: str, demo=None) -> dict:
+    """Clear-pixel MAE (DN) and whole-image PSNR of a checkpoint on the demo."""
+    cloudy, clear, free = demo or load_demo()
+    state = torch.load(ckpt, map_location="cpu")
+    model = PixelCR(PixelCRConfig.from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    with torch.no_grad():
+        pred = model(torch.from_numpy(cloudy)[None])[0][0].clamp(0, 1).numpy()
+    return {"step": state["step"], "residual": model.cfg.global_residual,
+            "clear_mae_dn": float(np.abs(pred - clear)[:, free].mean() * 255), "psnr": psnr(pred, clear)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    demo = load_demo()
+    cloudy, clear, free = demo
     print(f"do nothing: clear-pixel MAE {np.abs(cloudy - clear)[:, free].mean() * 255:.2f} DN, PSNR {psnr(cloudy, clear):.2f} dB")
     for ckpt in argv or sys.argv[1:]:
-        state = torch.load(ckpt, map_location="cpu")
-        model = PixelCR(PixelCRConfig.from_dict(state["config"]))
-        model.load_state_dict(state["model"])
-        model.eval()
-        with torch.no_grad():
-            pred = model(torch.from_numpy(cloudy)[None])[0][0].clamp(0, 1).numpy()
-        mae = np.abs(pred - clear)[:, free].mean() * 255
-        print(f"{ckpt} (step {state['step']}, residual {model.cfg.global_residual}): clear-pixel MAE {mae:.2f} DN, "
-              f"PSNR {psnr(pred, clear):.2f} dB")
+        m = measure(ckpt, demo)
+        print(f"{ckpt} (step {m['step']}, residual {m['residual']}): clear-pixel MAE {m['clear_mae_dn']:.2f} DN, "
+              f"PSNR {m['psnr']:.2f} dB")
 
 
 if __name__ == "__main__":
