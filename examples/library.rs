@@ -33,6 +33,8 @@ fn main() {
         overwrite: true,
         progress: ProgressMode::None,
         ort_lib: None,
+        model_dir: None,
+        s2: Default::default(), // Sentinel-2 radiometry: detected from the input
     };
     match idfcr::pipeline::remove(&cfg, |total| Progress::new(cfg.progress, total)) {
         Ok(summary) => println!(

@@ -21,7 +21,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             }
             None => {
                 eprintln!(
-                    "idfcr: error: --describe-json needs a subcommand before it (remove, eval)"
+                    "idfcr: error: --describe-json needs a subcommand before it (remove, batch, s2, eval)"
                 );
                 2
             }
@@ -45,6 +45,24 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             let (json, csv) = (args.json.clone(), args.csv.clone());
             args.into_config()
                 .and_then(|cfg| run_eval(&cfg, json.as_deref(), csv.as_deref()))
+        }
+        cli::Command::S2(args) => {
+            let json = args.json;
+            args.into_config().and_then(|cfg| {
+                let mode = cfg.template.progress;
+                let summary = crate::sentinel2_run::run_s2(&cfg, |group, total| {
+                    use std::io::IsTerminal;
+                    if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal()
+                    {
+                        eprintln!("idfcr: group {group}");
+                    }
+                    progress::Progress::new(mode, total)
+                })?;
+                if json {
+                    stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
+                }
+                Ok(())
+            })
         }
         cli::Command::Remove(args) => {
             let json = args.json;

@@ -222,8 +222,9 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
         item_cfg.output = output.clone();
         let result = (|| -> Result<&'static str> {
             if output.exists() && cfg.skip_existing {
-                let bands = InputRaster::open(input, item_cfg.band_idx.as_deref())?.bands();
-                let sha = cache.get(&item_cfg, bands)?.sha256.clone();
+                let mut opened = InputRaster::open(input, item_cfg.band_idx.as_deref())?;
+                crate::sentinel2_input::adapt(&mut opened, &item_cfg.s2)?;
+                let sha = cache.get(&item_cfg, &opened)?.sha256.clone();
                 if is_current(&output, &sha) {
                     return Ok("skipped");
                 }

@@ -28,6 +28,8 @@ pub enum Command {
     Remove(RemoveArgs),
     /// Remove clouds from many rasters into one folder (cron jobs, archives, job arrays).
     Batch(BatchArgs),
+    /// Clean a Sentinel-2 product (.SAFE folder, .zip, MTD_MSIL*.xml, SENTINEL2_* subdataset) or band stack: one raster per resolution group.
+    S2(S2Args),
     /// Score predictions against references: PSNR, SSIM and RMSE per band and averaged.
     Eval(EvalArgs),
 }
@@ -99,6 +101,66 @@ pub struct RemoveArgs {
     pub opts: ProcessingArgs,
 }
 
+/// `idfcr s2`: a Sentinel-2 product in, one cleaned raster per group out.
+#[derive(clap::Args, Debug)]
+pub struct S2Args {
+    /// A .SAFE folder, its .zip, its MTD_MSIL1C.xml/MTD_MSIL2A.xml, a SENTINEL2_L1C:/SENTINEL2_L2A: subdataset, or a band-stacked raster.
+    pub input: String,
+    /// Folder for the outputs (created if missing).
+    pub out_dir: PathBuf,
+    /// Output file name: {product} and {group} are replaced.
+    #[arg(long, default_value = "{product}_idfcr_{group}.tif")]
+    pub name: String,
+    /// Groups to process, comma-separated (10m,20m,60m; default: all the input has).
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub opts: ProcessingArgs,
+}
+
+impl S2Args {
+    pub fn into_config(self) -> Result<crate::sentinel2_run::S2RunConfig> {
+        if !self.name.contains("{group}") {
+            return Err(Error::Usage(format!(
+                "--name {}: must contain {{group}} so that the groups do not overwrite each other",
+                self.name
+            )));
+        }
+        if !self.opts.bands.is_empty() {
+            return Err(Error::Usage(
+                "-b does not apply to s2 (bands are found by name); use --groups, or `idfcr remove` on one subdataset".into(),
+            ));
+        }
+        for g in &self.groups {
+            if crate::sentinel2::group_by_name(g).is_none() {
+                return Err(Error::Usage(format!(
+                    "--groups {g}: expected 10m, 20m or 60m"
+                )));
+            }
+        }
+        let groups = (!self.groups.is_empty()).then_some(self.groups);
+        let template = self.opts.into_config(
+            self.input.clone(),
+            self.out_dir.clone(),
+            None,
+            self.overwrite,
+        )?;
+        Ok(crate::sentinel2_run::S2RunConfig {
+            input: self.input,
+            out_dir: self.out_dir,
+            name: self.name,
+            groups,
+            template,
+        })
+    }
+}
+
 /// Options shared by `remove` and `batch`: how to process one raster.
 #[derive(clap::Args, Debug)]
 pub struct ProcessingArgs {
@@ -151,6 +213,15 @@ pub struct ProcessingArgs {
     /// ONNX Runtime shared library (libonnxruntime.so).
     #[arg(long = "ort-lib")]
     pub ort_lib: Option<PathBuf>,
+    /// Folder searched first for the bundled models (before IDFCR_MODEL_DIR).
+    #[arg(long = "model-dir", value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Sentinel-2: the archive's DNs are already harmonized (offset applied); never apply the baseline 04.00 offset again.
+    #[arg(long = "s2-harmonized")]
+    pub s2_harmonized: bool,
+    /// Sentinel-2 band stack: the band names in band order, comma-separated (e.g. B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12).
+    #[arg(long = "s2-bands", value_name = "NAMES", value_delimiter = ',')]
+    pub s2_bands: Vec<String>,
 }
 
 /// `idfcr batch`: many inputs, one output folder.
@@ -287,6 +358,12 @@ impl ProcessingArgs {
                 (_, ProgressArg::Auto) => ProgressMode::Auto,
             },
             ort_lib: self.ort_lib,
+            model_dir: self.model_dir,
+            s2: crate::sentinel2_input::S2Options {
+                harmonized: self.s2_harmonized,
+                stack: !self.s2_bands.is_empty(),
+                stack_bands: (!self.s2_bands.is_empty()).then_some(self.s2_bands),
+            },
         };
         cfg.validate()?;
         Ok(cfg)

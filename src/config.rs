@@ -120,6 +120,10 @@ pub struct RemoveConfig {
     pub overwrite: bool,
     pub progress: ProgressMode,
     pub ort_lib: Option<PathBuf>,
+    /// Searched first for bundled models (`--model-dir`).
+    pub model_dir: Option<PathBuf>,
+    /// Sentinel-2 radiometry and band naming.
+    pub s2: crate::sentinel2_input::S2Options,
 }
 
 /// Split `KEY=VALUE` (creation options).

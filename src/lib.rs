@@ -24,6 +24,9 @@ pub mod raster_in;
 pub mod raster_out;
 pub mod runtime;
 pub mod schedule;
+pub mod sentinel2;
+pub mod sentinel2_input;
+pub mod sentinel2_run;
 pub mod tiling;
 
 pub use app::{run_cli, stdout_line, stdout_text};

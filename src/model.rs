@@ -300,7 +300,10 @@ fn build_session(
             } else {
                 "this ONNX Runtime library has no CUDA support; onnxruntime-gpu has".to_string()
             };
-            if report {
+            // Once per process: a batch or an `s2` run loads several models.
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if report && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 eprintln!("idfcr: warning: running on CPU, CUDA is not usable ({why}); --device cpu silences this");
             }
             Ok((cpu(intra_threads)?, Provider::Cpu))

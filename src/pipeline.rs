@@ -49,7 +49,7 @@ impl StripSource<'_> {
     /// The tile starting at scene column `x0` (may be negative), `tw` wide,
     /// converted with `to_model`; nodata pixels become 0. `None` when the
     /// tile holds no valid pixel (it is skipped).
-    fn tile(&self, x0: isize, tw: usize, to_model: impl Fn(f32) -> f32) -> Option<Vec<f32>> {
+    fn tile(&self, x0: isize, tw: usize, to_model: impl Fn(usize, f32) -> f32) -> Option<Vec<f32>> {
         let (th, w, n) = (self.rows.len(), self.width, self.block.len() / self.bands);
         let cols: Vec<usize> = (0..tw)
             .map(|x| mirror(x0 + x as isize, self.scene_width) - self.c_lo)
@@ -62,7 +62,8 @@ impl StripSource<'_> {
                 if self.valid[row_off + sc] {
                     any_valid = true;
                     for b in 0..self.bands {
-                        tile[(b * th + ty) * tw + tx] = to_model(self.block[b * n + row_off + sc]);
+                        tile[(b * th + ty) * tw + tx] =
+                            to_model(b, self.block[b * n + row_off + sc]);
                     }
                 }
             }
@@ -90,17 +91,23 @@ pub struct RemoveSummary {
     pub inference_seconds: f64,
 }
 
-/// File name of the bundled default model for a band count.
-pub fn default_model_name(bands: usize) -> Option<&'static str> {
+/// File name of the bundled default model for an input: by its
+/// Sentinel-2 band names when it has them, else by its band count.
+pub fn default_model_name(bands: usize, names: &[String]) -> Option<&'static str> {
+    if !names.is_empty() {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        return crate::sentinel2::model_file_for(&names);
+    }
     match bands {
         3 => Some("pixel_cr_rgb.onnx"),
         _ => None,
     }
 }
 
-/// Folders searched for bundled models, in order.
-pub fn model_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
+/// Folders searched for bundled models, in order: `first` (--model-dir),
+/// IDFCR_MODEL_DIR, beside the executable, the source tree.
+pub fn model_dirs(first: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = first.map(Path::to_path_buf).into_iter().collect();
     if let Some(d) = std::env::var_os("IDFCR_MODEL_DIR") {
         dirs.push(PathBuf::from(d));
     }
@@ -119,17 +126,22 @@ pub fn model_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-fn resolve_model(explicit: Option<&Path>, bands: usize, input: &str) -> Result<PathBuf> {
-    if let Some(p) = explicit {
+fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<PathBuf> {
+    if let Some(p) = cfg.model.as_deref() {
         if !p.is_file() {
             return Err(Error::model(p, "no such file"));
         }
         return Ok(p.to_path_buf());
     }
-    let name = default_model_name(bands).ok_or_else(|| {
-        Error::input(input, format!("has {bands} band(s) and there is no bundled model for that; select bands with -b or pass --model"))
+    let bands = input.bands();
+    let name = default_model_name(bands, &input.band_names).ok_or_else(|| {
+        if input.band_names.is_empty() {
+            Error::input(&cfg.input, format!("has {bands} band(s) and there is no bundled model for that; select bands with -b or pass --model"))
+        } else {
+            Error::input(&cfg.input, format!("there is no bundled model for bands {}; pass --model", input.band_names.join(" ")))
+        }
     })?;
-    let dirs = model_dirs();
+    let dirs = model_dirs(cfg.model_dir.as_deref());
     dirs.iter()
         .map(|d| d.join(name))
         .find(|p| p.is_file())
@@ -215,9 +227,9 @@ pub struct ModelCache {
 }
 
 impl ModelCache {
-    /// The model `cfg` asks for (or the default for `bands`), loaded once.
-    pub fn get(&mut self, cfg: &RemoveConfig, bands: usize) -> Result<&Model> {
-        let path = resolve_model(cfg.model.as_deref(), bands, &cfg.input)?;
+    /// The model `cfg` asks for (or the default for the input), loaded once.
+    pub fn get(&mut self, cfg: &RemoveConfig, input: &InputRaster) -> Result<&Model> {
+        let path = resolve_model(cfg, input)?;
         if !self.models.contains_key(&path) {
             let (workers, intra) = split_threads(cfg.threads, cfg.device);
             let model = Model::load(&path, cfg.device, workers, intra, cfg.ort_lib.as_deref())?;
@@ -239,10 +251,28 @@ pub fn remove_cached(
     if let Some(mask) = &cfg.mask {
         check_output_path(mask, cfg.overwrite)?;
     }
-    let input = InputRaster::open(&cfg.input, cfg.band_idx.as_deref())?;
-    let model = cache.get(cfg, input.bands())?;
+    let mut input = InputRaster::open(&cfg.input, cfg.band_idx.as_deref())?;
+    crate::sentinel2_input::adapt(&mut input, &cfg.s2)?;
+    let model = cache.get(cfg, &input)?;
     let model_path = model.path.clone();
     let c = &model.contract;
+    // A model that declares Sentinel-2 bands by their canonical names must
+    // get exactly those (a 10 m model on the 20 m group would run, badly).
+    let model_s2 = !c.band_names.is_empty()
+        && c.band_names
+            .iter()
+            .all(|b| crate::sentinel2::canonical_band(b) == Some(b.as_str()));
+    if model_s2 && !input.band_names.is_empty() && c.band_names != input.band_names {
+        return Err(Error::input(
+            &cfg.input,
+            format!(
+                "has bands {} but model {} was trained on {}",
+                input.band_names.join(" "),
+                c.name,
+                c.band_names.join(" ")
+            ),
+        ));
+    }
     if c.bands != input.bands() {
         return Err(Error::input(
             &cfg.input,
@@ -269,7 +299,7 @@ pub fn remove_cached(
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
     let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();
 
-    let tags = vec![
+    let mut tags = vec![
         (
             "IDFCR_VERSION".to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
@@ -288,6 +318,9 @@ pub fn remove_cached(
             ),
         ),
     ];
+    if let Some(note) = &input.radiometry_note {
+        tags.push(("IDFCR_S2_RADIOMETRY".to_string(), note.clone()));
+    }
     let prov = Provenance {
         input: &input,
         tags,
@@ -472,6 +505,7 @@ impl Run<'_> {
         acc: &mut Accumulator,
     ) -> Result<()> {
         let (model, xgrid, pool) = (self.model, self.xgrid, self.pool);
+        let off: &[f64] = &self.input.dn_offset;
         let c = &model.contract;
         let (th, tw) = (self.ygrid.tile_px, xgrid.tile_px);
         let wy = axis_weights(self.ygrid, ky);
@@ -483,7 +517,8 @@ impl Run<'_> {
                         .par_iter()
                         .map(|&kx| {
                             crate::interrupt::check()?;
-                            let Some(tile) = strip.tile(xgrid.starts[kx], tw, |v| c.to_model(v))
+                            let Some(tile) = strip
+                                .tile(xgrid.starts[kx], tw, |b, v| c.to_model(v + off[b] as f32))
                             else {
                                 return Ok(None);
                             };
@@ -555,7 +590,8 @@ impl Run<'_> {
                 ok[p] = true;
                 self.counts.valid_pixels += 1;
                 for b in 0..bands {
-                    values[b * n + p] = c.from_model(acc.value(b, ar, ac).unwrap_or(0.0));
+                    values[b * n + p] = c.from_model(acc.value(b, ar, ac).unwrap_or(0.0))
+                        - self.input.dn_offset[b] as f32;
                 }
                 if has_att {
                     prob[p] = acc.value(bands, ar, ac).unwrap_or(0.0).clamp(0.0, 1.0);

@@ -22,6 +22,13 @@ pub struct InputRaster {
     pub data_type: OutputType,
     /// Per selected band.
     pub nodata: Vec<Option<f64>>,
+    /// Per selected band, when known (Sentinel-2 inputs): "B4", ...
+    pub band_names: Vec<String>,
+    /// Per selected band: added to the pixel values before the model's own
+    /// scaling and taken off again after (Sentinel-2 radiometric offsets).
+    pub dn_offset: Vec<f64>,
+    /// How pixel values relate to physical units, for the output tags.
+    pub radiometry_note: Option<String>,
 }
 
 /// Whether `s` looks like something other than a plain file path (GDAL
@@ -120,11 +127,14 @@ impl InputRaster {
         Ok(InputRaster {
             ds,
             source: source.to_string(),
-            band_nos,
             width,
             height,
             data_type: data_type.expect("at least one band"),
+            dn_offset: vec![0.0; band_nos.len()],
             nodata,
+            band_names: Vec::new(),
+            radiometry_note: None,
+            band_nos,
         })
     }
 

@@ -62,7 +62,14 @@ fn check(name: &str) {
 
 #[test]
 fn fixtures_match_python_onnxruntime() {
-    for name in ["tiny_conv", "tiny_conv4", "tiny_swin"] {
+    for name in [
+        "tiny_conv",
+        "tiny_conv4",
+        "tiny_conv6",
+        "tiny_conv2",
+        "s2_double_10m",
+        "tiny_swin",
+    ] {
         check(name);
     }
 }

@@ -44,6 +44,18 @@ class TinyConv(nn.Module):
         return x + 0.2 * self.c2(torch.relu(self.c1(x))), torch.sigmoid(self.a(x))
 
 
+class Double(nn.Module):
+    """clear = 2 x, attention = 0: a model whose output says exactly which
+    radiometric offset the runtime applied (out DN = 2 DN + offset)."""
+
+    def __init__(self, bands: int, window: int = 8):
+        super().__init__()
+        self.cfg = PixelCRConfig(in_bands=bands, window=window)
+
+    def forward(self, x):
+        return 2.0 * x, 0.0 * x[:, :1]
+
+
 def write_reference(onnx_path: str, out_dir: str, name: str, bands: int, h: int, w: int, seed: int,
                     extra: dict | None = None) -> None:
     """Random input and Python onnxruntime's outputs for `onnx_path`, as
@@ -60,13 +72,15 @@ def write_reference(onnx_path: str, out_dir: str, name: str, bands: int, h: int,
         f.write("\n")
 
 
-def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, seed: int) -> None:
+def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, seed: int,
+                  band_names: list[str] | None = None, input_scale: float = 1 / 255) -> None:
     model.eval()
     with torch.no_grad():
         halo = measure_halo(model)
     bands = model.cfg.in_bands
-    meta = contract(model, name=name, version="fixture", band_names=[f"b{i + 1}" for i in range(bands)],
-                    input_scale=1 / 255, halo_px=halo)
+    meta = contract(model, name=name, version="fixture",
+                    band_names=band_names or [f"b{i + 1}" for i in range(bands)],
+                    input_scale=input_scale, halo_px=halo)
     path = os.path.join(out_dir, f"{name}.onnx")
     export_onnx(model, path, meta)
     write_reference(path, out_dir, name, bands, h, w, seed, {"halo_px": halo, "window_px": model.cfg.window})
@@ -80,6 +94,15 @@ def main(argv: list[str] | None = None) -> None:
     write_fixture(TinyConv(3), out_dir, "tiny_conv", 32, 48, seed=1)
     torch.manual_seed(1235)
     write_fixture(TinyConv(4), out_dir, "tiny_conv4", 16, 24, seed=2)
+    # Band counts of the Sentinel-2 groups (20 m: 6; L2A 60 m: 2), for
+    # end-to-end tests of `idfcr s2`.
+    torch.manual_seed(1237)
+    write_fixture(TinyConv(6), out_dir, "tiny_conv6", 16, 24, seed=4)
+    torch.manual_seed(1238)
+    write_fixture(TinyConv(2), out_dir, "tiny_conv2", 16, 24, seed=5)
+    # Sentinel-2 10 m bands by name, reflectance input (DN / 10000).
+    write_fixture(Double(4), out_dir, "s2_double_10m", 16, 24, seed=6,
+                  band_names=["B2", "B3", "B4", "B8"], input_scale=1e-4)
     torch.manual_seed(1236)
     swin = PixelCR(PixelCRConfig.tiny(3))
     # Random init leaves the attention near 0.5 and the output near zero;

@@ -1,0 +1,357 @@
+//! Sentinel-2 inputs through GDAL: find the product metadata behind a
+//! `.SAFE` folder, its `.zip`, the `MTD_MSIL*.xml` file or a `SENTINEL2_*:`
+//! subdataset string; list the resolution groups; and adapt an opened
+//! group (or a band-stacked GeoTIFF) for the pipeline: bands chosen by
+//! name (BANDNAME metadata or band descriptions), never by position,
+//! per-band radiometric offsets, DN 0 as nodata.
+
+use std::path::Path;
+
+use gdal::{Dataset, Metadata};
+
+use crate::error::{gdal_message, Error, Result};
+use crate::raster_in::InputRaster;
+use crate::sentinel2::{
+    canonical_band, group_by_name, parse_product_xml, parse_subdataset, product_name_from_path,
+    Group, ProductMeta, GROUPS,
+};
+
+/// How to treat Sentinel-2 radiometry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct S2Options {
+    /// The archive's DNs already have the offset applied ("harmonized"):
+    /// never apply it again.
+    pub harmonized: bool,
+    /// Band names of a band-stacked raster, in band order (`--s2-bands`).
+    pub stack_bands: Option<Vec<String>>,
+    /// Treat a band-stacked raster as Sentinel-2 (band names from the
+    /// descriptions when `stack_bands` is not given).
+    pub stack: bool,
+}
+
+/// Read a whole (small) file through GDAL's virtual file systems, so that
+/// paths inside /vsizip/ work like plain ones.
+pub fn read_vsi_text(path: &str) -> Result<String> {
+    use std::ffi::CString;
+    let c_path = CString::new(path).map_err(|_| Error::input(path, "path holds a NUL byte"))?;
+    let mode = CString::new("rb").expect("static");
+    // SAFETY: plain VSI calls on a handle we open and close here; the
+    // buffer is sized by the caller-side loop.
+    unsafe {
+        let fp = gdal_sys::VSIFOpenL(c_path.as_ptr(), mode.as_ptr());
+        if fp.is_null() {
+            return Err(Error::input(path, "cannot open the product metadata"));
+        }
+        let mut bytes = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = gdal_sys::VSIFReadL(buf.as_mut_ptr().cast(), 1, buf.len(), fp);
+            bytes.extend_from_slice(&buf[..n]);
+            if n < buf.len() {
+                break;
+            }
+            if bytes.len() > 64 << 20 {
+                gdal_sys::VSIFCloseL(fp);
+                return Err(Error::input(path, "product metadata is larger than 64 MB"));
+            }
+        }
+        gdal_sys::VSIFCloseL(fp);
+        String::from_utf8(bytes).map_err(|_| Error::input(path, "product metadata is not UTF-8"))
+    }
+}
+
+pub fn load_product_meta(mtd: &str) -> Result<ProductMeta> {
+    let text = read_vsi_text(mtd)?;
+    parse_product_xml(&text).map_err(|e| Error::input(mtd, e))
+}
+
+/// Where the product metadata of `input` is, if `input` is a Sentinel-2
+/// product (folder, zip, metadata file or subdataset string).
+pub fn find_product_metadata(input: &str) -> Result<Option<String>> {
+    if let Some(sd) = parse_subdataset(input) {
+        return Ok(Some(sd.mtd));
+    }
+    let p = Path::new(input);
+    let name = p
+        .file_name()
+        .map(|s| s.to_string_lossy().to_ascii_uppercase())
+        .unwrap_or_default();
+    let is_mtd = |n: &str| n == "MTD_MSIL1C.XML" || n == "MTD_MSIL2A.XML";
+    if is_mtd(&name) {
+        return Ok(Some(input.to_string()));
+    }
+    if p.is_dir() {
+        for m in ["MTD_MSIL1C.xml", "MTD_MSIL2A.xml"] {
+            if p.join(m).is_file() {
+                return Ok(Some(p.join(m).to_string_lossy().into_owned()));
+            }
+        }
+        if name.ends_with(".SAFE") {
+            return Err(Error::input(
+                input,
+                "is a .SAFE folder without MTD_MSIL1C.xml or MTD_MSIL2A.xml",
+            ));
+        }
+        return Ok(None);
+    }
+    if name.ends_with(".ZIP") && p.is_file() {
+        let vsi = format!("/vsizip/{}", input.trim_start_matches("/vsizip/"));
+        let entries = gdal::vsi::read_dir(&vsi, true).map_err(|e| {
+            Error::input(input, format!("cannot list the zip ({})", gdal_message(&e)))
+        })?;
+        let found = entries.iter().find(|e| {
+            let depth = e.components().count();
+            let n = e
+                .file_name()
+                .map(|s| s.to_string_lossy().to_ascii_uppercase())
+                .unwrap_or_default();
+            depth <= 2 && is_mtd(&n)
+        });
+        return Ok(found.map(|e| format!("{vsi}/{}", e.display())));
+    }
+    Ok(None)
+}
+
+/// One resolution group of a product: a GDAL subdataset.
+#[derive(Debug, Clone)]
+pub struct GroupSource {
+    pub group: &'static Group,
+    /// Subdataset name to open.
+    pub dataset: String,
+    /// "10m", or "10m_EPSG_32633" when the product spans several CRSs.
+    pub label: String,
+}
+
+/// A Sentinel-2 product: its metadata and its groups.
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub mtd: String,
+    pub meta: ProductMeta,
+    /// Name for outputs (PRODUCT_URI without .SAFE, else from the path).
+    pub name: String,
+    pub groups: Vec<GroupSource>,
+}
+
+/// Open a product and list its groups; a subdataset string yields just
+/// that group. `wanted`: group names to keep (None: all).
+pub fn open_product(input: &str, mtd: &str, wanted: Option<&[String]>) -> Result<Product> {
+    let meta = load_product_meta(mtd)?;
+    let name = if meta.product.is_empty() {
+        product_name_from_path(mtd)
+    } else {
+        meta.product.clone()
+    };
+    let mut names: Vec<String> = Vec::new();
+    if parse_subdataset(input).is_some() {
+        names.push(input.to_string());
+    } else {
+        let ds = Dataset::open(mtd).map_err(|e| {
+            Error::input(
+                input,
+                format!(
+                    "GDAL's SENTINEL2 driver cannot open the product ({})",
+                    gdal_message(&e)
+                ),
+            )
+        })?;
+        let items = ds.metadata_domain("SUBDATASETS").unwrap_or_default();
+        for kv in items {
+            if let Some((k, v)) = kv.split_once('=') {
+                if k.ends_with("_NAME") {
+                    names.push(v.to_string());
+                }
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    for n in &names {
+        let Some(sd) = parse_subdataset(n) else {
+            continue;
+        };
+        let Some(group) = group_by_name(&sd.kind) else {
+            if parse_subdataset(input).is_some() {
+                return Err(Error::input(
+                    input,
+                    format!("subdataset {} is not a 10m, 20m or 60m band group", sd.kind),
+                ));
+            }
+            continue; // TCI, PREVIEW, ...
+        };
+        groups.push((group, n.clone(), sd.crs));
+    }
+    let crss: std::collections::BTreeSet<&String> = groups.iter().map(|g| &g.2).collect();
+    let several = crss.len() > 1;
+    let mut out: Vec<GroupSource> = groups
+        .iter()
+        .map(|(g, n, crs)| GroupSource {
+            group: g,
+            dataset: n.clone(),
+            label: if several {
+                format!("{}_{crs}", g.name)
+            } else {
+                g.name.to_string()
+            },
+        })
+        .collect();
+    if let Some(w) = wanted {
+        for name in w {
+            if group_by_name(name).is_none() {
+                return Err(Error::Usage(format!(
+                    "--groups {name}: expected 10m, 20m or 60m"
+                )));
+            }
+        }
+        out.retain(|g| w.iter().any(|n| n.eq_ignore_ascii_case(g.group.name)));
+    }
+    if out.is_empty() {
+        return Err(Error::input(
+            input,
+            "has no 10m, 20m or 60m band group to process",
+        ));
+    }
+    out.sort_by_key(|g| GROUPS.iter().position(|x| x == g.group));
+    Ok(Product {
+        mtd: mtd.to_string(),
+        meta,
+        name,
+        groups: out,
+    })
+}
+
+/// How an adapted input's DNs relate to reflectance, for the output tags.
+pub fn radiometry_note(meta: &ProductMeta, names: &[&str], harmonized: bool) -> String {
+    let item = meta.level.offset_item();
+    let offs: Vec<String> = names
+        .iter()
+        .map(|b| format!("{b}={}", meta.offset(b)))
+        .collect();
+    let what = if harmonized {
+        "archive declared harmonized (--s2-harmonized): no offset applied".to_string()
+    } else if meta.offsets.is_empty() {
+        format!(
+            "baseline {} has no {item}: offset 0",
+            if meta.baseline.is_empty() {
+                "unknown"
+            } else {
+                &meta.baseline
+            }
+        )
+    } else {
+        format!("{item} applied: {}", offs.join(" "))
+    };
+    format!(
+        "Sentinel-2 {} baseline {}: reflectance = (DN + offset) / {}; {what}; output DNs in the product's convention (same offset), DN 0 = nodata",
+        meta.level.name(),
+        meta.baseline,
+        meta.quantification
+    )
+}
+
+/// Band names of a raster from GDAL: BANDNAME metadata (SENTINEL2 driver)
+/// or the band description, canonicalised; None where not a Sentinel-2 band.
+fn gdal_band_name(ds: &Dataset, band_no: usize) -> Option<&'static str> {
+    let band = ds.rasterband(band_no).ok()?;
+    if let Some(n) = band.metadata_item("BANDNAME", "") {
+        return canonical_band(&n);
+    }
+    let d = band.description().unwrap_or_default();
+    // Descriptions such as "B4" or "B4, central wavelength 665 nm".
+    canonical_band(d.split([',', ' ']).next().unwrap_or(""))
+}
+
+/// Sentinel-2 names of every band of `ds` (None where a band has none).
+pub fn stack_band_names(ds: &Dataset) -> Vec<Option<&'static str>> {
+    (1..=ds.raster_count())
+        .map(|b| gdal_band_name(ds, b))
+        .collect()
+}
+
+/// Adapt an opened input for Sentinel-2 radiometry when it is a SENTINEL2
+/// subdataset, or a band stack with `opts.stack`/`opts.stack_bands`.
+/// Selects the group's reflectance bands by name (in wavelength order),
+/// sets DN 0 as nodata and the per-band offsets. Returns the group.
+pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'static Group>> {
+    let sd = parse_subdataset(&input.source);
+    if sd.is_none() && !opts.stack && opts.stack_bands.is_none() {
+        return Ok(None);
+    }
+    let source = input.source.clone();
+    // Names of every band of the dataset, by GDAL band number.
+    let count = input.ds.raster_count();
+    let names: Vec<Option<&'static str>> = match &opts.stack_bands {
+        Some(list) if sd.is_none() => {
+            if list.len() != count {
+                return Err(Error::Usage(format!(
+                    "--s2-bands names {} band(s) but {source} has {count}",
+                    list.len()
+                )));
+            }
+            list.iter()
+                .map(|s| {
+                    canonical_band(s).map(Some).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "--s2-bands: {s:?} is not a Sentinel-2 band (B1..B12, B8A)"
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?
+        }
+        _ => stack_band_names(&input.ds),
+    };
+    // The bands to process: the user's -b selection, else every
+    // reflectance band, in wavelength order within the group.
+    let mut chosen: Vec<(usize, &'static str)> = input
+        .band_nos
+        .iter()
+        .filter_map(|&b| names[b - 1].map(|n| (b, n)))
+        .collect();
+    if chosen.len() != input.band_nos.len() && sd.is_none() {
+        return Err(Error::input(
+            &source,
+            "some bands have no Sentinel-2 band name (BANDNAME metadata or a description like B4); name them with --s2-bands",
+        ));
+    }
+    let all: Vec<&str> = chosen.iter().map(|c| c.1).collect();
+    let Some(group) = crate::sentinel2::group_of(&all) else {
+        return Err(Error::input(
+            &source,
+            format!(
+                "bands {} are not one Sentinel-2 resolution group (10m: B2 B3 B4 B8; 20m: B5 B6 B7 B8A B11 B12; 60m: B1 B9 B10); select one group with -b",
+                all.join(" ")
+            ),
+        ));
+    };
+    chosen.sort_by_key(|c| group.bands.iter().position(|b| *b == c.1));
+    chosen.dedup_by_key(|c| c.1);
+    let meta = match &sd {
+        Some(sd) => Some(load_product_meta(&sd.mtd)?),
+        None => None,
+    };
+    if let Some(m) = &meta {
+        if (m.quantification - 10000.0).abs() > 1e-9 {
+            return Err(Error::input(
+                &source,
+                format!(
+                    "quantification value {} is not 10000, which the models assume",
+                    m.quantification
+                ),
+            ));
+        }
+    }
+    let chosen_names: Vec<&str> = chosen.iter().map(|c| c.1).collect();
+    input.band_nos = chosen.iter().map(|c| c.0).collect();
+    input.nodata = vec![Some(meta.as_ref().map_or(0.0, |m| m.nodata)); chosen.len()];
+    input.band_names = chosen_names.iter().map(|s| s.to_string()).collect();
+    input.dn_offset = chosen_names
+        .iter()
+        .map(|b| match &meta {
+            Some(m) if !opts.harmonized => m.offset(b),
+            _ => 0.0,
+        })
+        .collect();
+    input.radiometry_note = Some(match &meta {
+        Some(m) => radiometry_note(m, &chosen_names, opts.harmonized),
+        None => "Sentinel-2 band stack: reflectance = DN / 10000, no offset (SEN12MS-CR convention); DN 0 = nodata".to_string(),
+    });
+    Ok(Some(group))
+}

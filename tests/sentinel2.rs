@@ -1,0 +1,481 @@
+//! Sentinel-2 products end to end, on tiny but valid SAFE products that
+//! `scripts/make_s2_fixture.py` builds (L1C and L2A, before and after
+//! processing baseline 04.00, with a nodata border, as folders and zips):
+//! bands by BANDNAME, radiometric offsets, nodata, georeferencing, and an
+//! `idfcr s2` run producing every group.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gdal::{Dataset, Metadata};
+use idfcr::raster_in::InputRaster;
+use idfcr::sentinel2_input::{adapt, find_product_metadata, open_product, S2Options};
+
+/// Python with GDAL's bindings: IDFCR_TEST_PYTHON, Debian's python3, or
+/// whatever python3 is on PATH.
+fn python() -> String {
+    std::env::var("IDFCR_TEST_PYTHON").unwrap_or_else(|_| {
+        if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3".into()
+        } else {
+            "python3".into()
+        }
+    })
+}
+
+/// Build a product; returns the path the script printed (SAFE folder or zip).
+fn make_product(dir: &Path, level: &str, baseline: &str, zip: bool) -> String {
+    let mut cmd = Command::new(python());
+    cmd.arg(common::repo().join("scripts/make_s2_fixture.py"))
+        .args([
+            "--out",
+            dir.to_str().unwrap(),
+            "--level",
+            level,
+            "--baseline",
+            baseline,
+        ]);
+    if zip {
+        cmd.arg("--zip");
+    }
+    let out = cmd.output().expect("run make_s2_fixture.py");
+    assert!(
+        out.status.success(),
+        "make_s2_fixture.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A folder of fixture models under the bundled Sentinel-2 names.
+fn model_dir(dir: &Path) -> PathBuf {
+    let m = dir.join("models");
+    std::fs::create_dir_all(&m).unwrap();
+    for (fixture, name) in [
+        ("tiny_conv4", "s2_10m"),
+        ("tiny_conv6", "s2_20m"),
+        ("tiny_conv", "s2_60m"),
+        ("tiny_conv2", "s2_60m_l2a"),
+    ] {
+        std::fs::copy(
+            common::fixture_model(fixture),
+            m.join(format!("{name}.onnx")),
+        )
+        .unwrap();
+    }
+    m
+}
+
+/// Read every band of `ds` as f64, (bands x pixels).
+fn read_all(ds: &Dataset, band_nos: &[usize]) -> Vec<Vec<f64>> {
+    let (w, h) = ds.raster_size();
+    band_nos
+        .iter()
+        .map(|&b| {
+            ds.rasterband(b)
+                .unwrap()
+                .read_as::<f64>((0, 0), (w, h), (w, h), None)
+                .unwrap()
+                .data()
+                .to_vec()
+        })
+        .collect()
+}
+
+fn band_name(ds: &Dataset, b: usize) -> String {
+    ds.rasterband(b)
+        .unwrap()
+        .metadata_item("BANDNAME", "")
+        .unwrap_or_default()
+}
+
+#[test]
+fn products_give_bands_by_name_offsets_nodata_and_georeferencing() {
+    let tmp = tempfile::tempdir().unwrap();
+    // (level, baseline, zip, expected offset, 60 m bands)
+    let cases: [(&str, &str, bool, f64, &[&str]); 5] = [
+        ("L1C", "05.09", false, -1000.0, &["B1", "B9", "B10"]),
+        ("L1C", "03.01", false, 0.0, &["B1", "B9", "B10"]),
+        ("L2A", "05.09", true, -1000.0, &["B1", "B9"]),
+        ("L2A", "02.14", false, 0.0, &["B1", "B9"]),
+        ("L1C", "04.00", true, -1000.0, &["B1", "B9", "B10"]),
+    ];
+    for (level, baseline, zip, offset, b60) in cases {
+        let dir = tmp.path().join(format!("{level}_{baseline}"));
+        let product = make_product(&dir, level, baseline, zip);
+        let mtd = find_product_metadata(&product)
+            .unwrap()
+            .expect("product found");
+        assert!(mtd.ends_with(&format!("MTD_MSI{level}.xml")), "{mtd}");
+        let p = open_product(&product, &mtd, None).unwrap();
+        assert_eq!(p.meta.baseline, baseline);
+        assert!(
+            p.name.starts_with(&format!("S2B_MSI{level}_")),
+            "{}",
+            p.name
+        );
+        let labels: Vec<&str> = p.groups.iter().map(|g| g.label.as_str()).collect();
+        assert_eq!(labels, ["10m", "20m", "60m"], "{level} {baseline}");
+        for g in &p.groups {
+            let mut input = InputRaster::open(&g.dataset, None).unwrap();
+            let group = adapt(&mut input, &S2Options::default()).unwrap().unwrap();
+            assert_eq!(group, g.group);
+            let want: Vec<&str> = if g.group.name == "60m" {
+                b60.to_vec()
+            } else {
+                g.group.bands.to_vec()
+            };
+            // Names in wavelength order, whatever order GDAL lists them in
+            // (it puts B4 first in the 10 m group), and the pixels behind
+            // each name really are that band's.
+            assert_eq!(input.band_names, want, "{level} {baseline} {}", g.label);
+            for (k, &band_no) in input.band_nos.iter().enumerate() {
+                assert_eq!(band_name(&input.ds, band_no), want[k]);
+            }
+            assert!(
+                input.dn_offset.iter().all(|&o| o == offset),
+                "{:?}",
+                input.dn_offset
+            );
+            assert!(input.nodata.iter().all(|&n| n == Some(0.0)));
+            let note = input.radiometry_note.clone().unwrap();
+            assert!(note.contains(baseline), "{note}");
+            // Harmonized archives: the offset is never applied.
+            let mut h = InputRaster::open(&g.dataset, None).unwrap();
+            adapt(
+                &mut h,
+                &S2Options {
+                    harmonized: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert!(h.dn_offset.iter().all(|&o| o == 0.0));
+            // Georeferencing: the tile's UTM corner at the group's resolution.
+            let gt = input.ds.geo_transform().unwrap();
+            let res = g.group.res_m as f64;
+            assert_eq!(
+                gt,
+                [399960.0, res, 0.0, 5000040.0, 0.0, -res],
+                "{}",
+                g.label
+            );
+            assert_eq!(input.width, 1920 / g.group.res_m as usize);
+            assert!(input
+                .ds
+                .spatial_ref()
+                .unwrap()
+                .to_wkt()
+                .unwrap()
+                .contains("32633"));
+            // The nodata corner reads as nodata, the rest as valid.
+            let block = input.read_window(0, input.height, 0, input.width).unwrap();
+            let valid = input.valid_mask(&block, input.width * input.height);
+            assert!(!valid[0] && valid[valid.len() - 1]);
+            let frac = valid.iter().filter(|v| !**v).count() as f64 / valid.len() as f64;
+            assert!((0.2..0.4).contains(&frac), "nodata fraction {frac}");
+        }
+    }
+}
+
+/// With a model that doubles its input (in reflectance), the output DN is
+/// 2 (DN + offset) - offset = 2 DN + offset: exactly which offset was used.
+#[test]
+fn radiometric_offset_is_applied_once_and_undone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::fixture_model("s2_double_10m");
+    // (baseline, extra flag, expected offset)
+    let cases = [
+        ("05.09", None, -1000.0),
+        ("05.09", Some("--s2-harmonized"), 0.0),
+        ("03.01", None, 0.0),
+    ];
+    for (i, (baseline, flag, offset)) in cases.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("p{i}"));
+        let product = make_product(&dir, "L2A", baseline, false);
+        let sd = format!("SENTINEL2_L2A:{product}/MTD_MSIL2A.xml:10m:EPSG_32633");
+        let out = dir.join("out.tif");
+        let mut args = vec![
+            "remove",
+            sd.as_str(),
+            out.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "-q",
+            "--device",
+            "cpu",
+        ];
+        args.extend(flag);
+        let o = common::idfcr(tmp.path(), &args);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let src = Dataset::open(&sd).unwrap();
+        // GDAL lists B4 B3 B2 B8; the output is B2 B3 B4 B8.
+        let by_name: Vec<usize> = ["B2", "B3", "B4", "B8"]
+            .iter()
+            .map(|n| (1..=4).find(|&b| band_name(&src, b) == *n).unwrap())
+            .collect();
+        let dn = read_all(&src, &by_name);
+        let ds = Dataset::open(&out).unwrap();
+        let got = read_all(&ds, &[1, 2, 3, 4]);
+        for b in 0..4 {
+            assert_eq!(ds.rasterband(b + 1).unwrap().no_data_value(), Some(0.0));
+            for (p, (&d, &g)) in dn[b].iter().zip(&got[b]).enumerate() {
+                let want = if d == 0.0 {
+                    0.0
+                } else {
+                    (2.0 * d + offset).clamp(1.0, 65535.0)
+                };
+                assert!(
+                    (g - want).abs() <= 1.0,
+                    "{baseline} {flag:?} band {b} px {p}: {g} != {want}"
+                );
+            }
+        }
+        let tag = ds.metadata_item("IDFCR_S2_RADIOMETRY", "").unwrap();
+        assert!(tag.contains(&format!("baseline {baseline}")), "{tag}");
+        assert_eq!(
+            tag.contains("BOA_ADD_OFFSET applied"),
+            offset != 0.0,
+            "{tag}"
+        );
+    }
+}
+
+#[test]
+fn s2_command_writes_every_group_georeferenced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    for (level, zip) in [("L1C", false), ("L2A", true)] {
+        let product = make_product(&tmp.path().join(level), level, "05.09", zip);
+        let out_dir = tmp.path().join(format!("out_{level}"));
+        let o = common::idfcr(
+            tmp.path(),
+            &[
+                "s2",
+                &product,
+                out_dir.to_str().unwrap(),
+                "--model-dir",
+                models.to_str().unwrap(),
+                "-q",
+                "--json",
+                "--device",
+                "cpu",
+            ],
+        );
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(summary["kind"], level);
+        let groups = summary["groups"].as_array().unwrap();
+        assert_eq!(groups.len(), 3);
+        for (g, (res, bands)) in groups.iter().zip([
+            (10.0, vec!["B2", "B3", "B4", "B8"]),
+            (20.0, vec!["B5", "B6", "B7", "B8A", "B11", "B12"]),
+            (
+                60.0,
+                if level == "L1C" {
+                    vec!["B1", "B9", "B10"]
+                } else {
+                    vec!["B1", "B9"]
+                },
+            ),
+        ]) {
+            let path = PathBuf::from(g["output"].as_str().unwrap());
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            assert!(
+                name.starts_with(&format!("S2B_MSI{level}_"))
+                    && name.ends_with(&format!("_idfcr_{}m.tif", res as u32)),
+                "{name}"
+            );
+            let ds = Dataset::open(&path).unwrap();
+            assert_eq!(
+                ds.geo_transform().unwrap(),
+                [399960.0, res, 0.0, 5000040.0, 0.0, -res]
+            );
+            assert!(ds
+                .spatial_ref()
+                .unwrap()
+                .to_wkt()
+                .unwrap()
+                .contains("32633"));
+            assert_eq!(ds.raster_count(), bands.len());
+            let got: Vec<String> = (1..=bands.len()).map(|b| band_name(&ds, b)).collect();
+            assert_eq!(got, bands);
+            assert!(ds
+                .metadata_item("IDFCR_S2_RADIOMETRY", "")
+                .unwrap()
+                .contains("offset"));
+            let px = read_all(&ds, &[1]);
+            assert_eq!(px[0][0], 0.0, "nodata corner stays nodata");
+            assert!(px[0][px[0].len() - 1] > 0.0);
+        }
+        // A rerun refuses to overwrite and leaves the outputs as they were.
+        let before = std::fs::read_dir(&out_dir).unwrap().count();
+        let o = common::idfcr(
+            tmp.path(),
+            &[
+                "s2",
+                &product,
+                out_dir.to_str().unwrap(),
+                "--model-dir",
+                models.to_str().unwrap(),
+                "-q",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+        assert!(
+            common::stderr(&o).contains("exists"),
+            "{}",
+            common::stderr(&o)
+        );
+        assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), before);
+    }
+}
+
+#[test]
+fn band_stacks_are_split_into_groups_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    // SEN12MS-CR order: B1..B12 with B8A after B8, all at 10 m.
+    let names = [
+        "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12",
+    ];
+    let stack = tmp.path().join("stack.tif");
+    common::write_tiff::<u16>(&stack, 96, 96, 13, None, |b, y, x| {
+        (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+    });
+    // Without names the command says how to give them.
+    let out = tmp.path().join("out");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        common::idfcr(tmp.path(), &a)
+    };
+    let o = run(args(&[]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("--s2-bands"),
+        "{}",
+        common::stderr(&o)
+    );
+    let list = names.join(",");
+    let o = run(args(&["--s2-bands", &list]));
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    for (g, n) in [("10m", 4), ("20m", 6), ("60m", 3)] {
+        let ds = Dataset::open(out.join(format!("stack_idfcr_{g}.tif"))).unwrap();
+        assert_eq!(ds.raster_count(), n, "{g}");
+        assert_eq!(ds.geo_transform().unwrap(), common::GEO);
+    }
+    // Band descriptions name the bands just as well.
+    let named = tmp.path().join("named.tif");
+    std::fs::copy(&stack, &named).unwrap();
+    {
+        let ds = Dataset::open_ex(
+            &named,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for (i, n) in names.iter().enumerate() {
+            ds.rasterband(i + 1).unwrap().set_description(n).unwrap();
+        }
+        ds.close().unwrap();
+    }
+    let out2 = tmp.path().join("out2");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            named.to_str().unwrap(),
+            out2.to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--groups",
+            "20m",
+        ],
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let files: Vec<_> = std::fs::read_dir(&out2)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, [std::ffi::OsString::from("named_idfcr_20m.tif")]);
+}
+
+#[test]
+fn sentinel2_mistakes_get_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let product = make_product(tmp.path(), "L1C", "05.09", false);
+    let out = tmp.path().join("o.tif");
+    // A 10 m model on the 20 m group.
+    let sd20 = format!("SENTINEL2_L1C:{product}/MTD_MSIL1C.xml:20m:EPSG_32633");
+    let model = common::fixture_model("s2_double_10m");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "remove",
+            &sd20,
+            out.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = common::stderr(&o);
+    assert!(
+        e.contains("trained on B2 B3 B4 B8") && e.contains(&sd20),
+        "{e}"
+    );
+    assert!(!out.exists());
+    // Output names that would collide, and -b (bands go by name here).
+    for (extra, needle) in [
+        (&["--name", "x.tif"][..], "{group}"),
+        (&["-b", "1"][..], "-b"),
+    ] {
+        let mut a = vec!["s2", product.as_str(), "outdir"];
+        a.extend_from_slice(extra);
+        let o = common::idfcr(tmp.path(), &a);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        assert!(
+            common::stderr(&o).contains(needle),
+            "{}",
+            common::stderr(&o)
+        );
+    }
+    // A .SAFE folder without its metadata.
+    let broken = tmp.path().join("S2A_MSIL1C_BROKEN.SAFE");
+    std::fs::create_dir(&broken).unwrap();
+    let o = common::idfcr(tmp.path(), &["s2", broken.to_str().unwrap(), "outdir"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = common::stderr(&o);
+    assert!(
+        e.contains("S2A_MSIL1C_BROKEN.SAFE") && e.contains("MTD_MSIL1C.xml"),
+        "{e}"
+    );
+    // Unknown group.
+    let o = common::idfcr(tmp.path(), &["s2", &product, "outdir", "--groups", "30m"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(common::stderr(&o).contains("30m"));
+    assert!(!tmp
+        .path()
+        .join("outdir")
+        .read_dir()
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false));
+}
