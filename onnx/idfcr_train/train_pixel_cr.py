@@ -3,6 +3,12 @@
     python -m idfcr_train.train_pixel_cr --data ../../shared/data/rice2_3s \
         --ckpt checkpoints/pixel_cr_rgb.pt --config cpu --hours 2 --resume
 
+Sentinel-2 group models (reflectance in, SEN12MS-CR pairs, split by scene):
+
+    python -m idfcr_train.train_pixel_cr --s2-group 10m \
+        --data ../../shared/data/sen12mscr_oriolac --ts-data ../../shared/data/sen12mscr_ts_oriolac \
+        --ckpt checkpoints/s2_10m.pt --config cpu --dim 32 --hours 0.5 --resume
+
 The checkpoint holds model, optimiser, step count, wall time so far, the
 config and the RNG state; it is rewritten atomically every few minutes and at
 the end, so killing the process loses at most that much. A JSON-lines log
@@ -26,7 +32,14 @@ from .pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
 from .synth_clouds import add_clouds
 
 
-def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator):
+# Cloud-top reflectance per Sentinel-2 band relative to the visible: lower
+# in the water-vapour, cirrus and short-wave infrared bands.
+S2_CLOUD_BRIGHTNESS = {"B1": 0.9, "B2": 0.9, "B3": 0.88, "B4": 0.87, "B5": 0.86, "B6": 0.85, "B7": 0.85,
+                       "B8": 0.85, "B8A": 0.84, "B9": 0.6, "B10": 0.35, "B11": 0.6, "B12": 0.45}
+
+
+def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
+               band_brightness: np.ndarray | None = None):
     xs, ys = [], []
     for _ in range(batch):
         p = train[int(rng.integers(0, len(train)))]
@@ -34,7 +47,7 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
         a, b = a.astype(np.float32) * p.scale, b.astype(np.float32) * p.scale
         if rng.uniform() < synthetic:
             # A synthetic pair from the clear image: exact labels, more cloud variety.
-            a, _ = add_clouds(b, rng)
+            a, _ = add_clouds(b, rng, band_brightness=band_brightness)
         xs.append(a)
         ys.append(b)
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
@@ -42,17 +55,24 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
 
 @torch.no_grad()
 def quick_val(model: PixelCR, val: list[Pair], n: int) -> dict:
-    """Model vs do-nothing PSNR on the first n validation images (full size)."""
+    """Model vs do-nothing PSNR on the first n validation images (full size,
+    cropped to a multiple of the window)."""
     model.eval()
     ps, base = [], []
+    win = model.cfg.window
     for p in val[:n]:
-        cloudy, clear = p.cloudy, p.clear
+        cloudy, clear = crop_to_window(p.cloudy, win), crop_to_window(p.clear, win)
         out, _ = model(torch.from_numpy(cloudy)[None])
         pred = out[0].clamp(0, 1).numpy()
         ps.append(psnr(pred, clear))
         base.append(psnr(cloudy, clear))
     model.train()
     return {"val_psnr": float(np.mean(ps)), "val_baseline_psnr": float(np.mean(base)), "val_n": len(ps)}
+
+
+def crop_to_window(x: np.ndarray, win: int) -> np.ndarray:
+    h, w = x.shape[-2:]
+    return x[..., : h - h % win, : w - w % win]
 
 
 def save_atomic(obj: dict, path: str) -> None:
@@ -71,7 +91,11 @@ def main(argv: list[str] | None = None) -> None:
         ap.add_argument("--" + knob.replace("_", "-"), type=int, default=None, help=f"override the preset's {knob}")
     ap.add_argument("--shifted-windows", action="store_true")
     ap.add_argument("--no-global-residual", action="store_true", help="the paper's plain output (no input + correction)")
-    ap.add_argument("--val-blocks", default="3,9", help="scene blocks held out for validation")
+    ap.add_argument("--val-blocks", default=None,
+                    help="scene blocks held out for validation (RICE default 3,9; Sentinel-2: scenes)")
+    ap.add_argument("--s2-group", choices=["10m", "20m", "60m", "60m_l2a"],
+                    help="train a Sentinel-2 group model on SEN12MS-CR pairs (--data) and time series (--ts-data)")
+    ap.add_argument("--ts-data", default=None, help="SEN12MS-CR-TS folder (with --s2-group)")
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=4e-4)
@@ -90,7 +114,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    pairs = load_rice(args.data)
+    band_brightness = None
+    if args.s2_group:
+        from .s2_data import DEFAULT_VAL_SCENES, GROUPS, load_s2
+
+        args.val_blocks = args.val_blocks or DEFAULT_VAL_SCENES
+        pairs = load_s2(args.data, args.ts_data, args.s2_group)
+        band_brightness = np.array([S2_CLOUD_BRIGHTNESS[b] for b in GROUPS[args.s2_group][0]], np.float32)
+    else:
+        args.val_blocks = args.val_blocks or "3,9"
+        pairs = load_rice(args.data)
     train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
 
     state = None
@@ -121,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         rng.bit_generator.state = state["rng"]
     meta = {
         "data": os.path.basename(os.path.normpath(args.data)),
+        "ts_data": os.path.basename(os.path.normpath(args.ts_data)) if args.ts_data else None,
+        "s2_group": args.s2_group,
         "val_blocks": args.val_blocks,
         "crop": args.crop,
         "batch": args.batch,
@@ -158,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     while True:
         if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
             break
-        x, y = make_batch(train, args.batch, args.crop, args.synthetic, rng)
+        x, y = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness)
         x, y = x.to(device), y.to(device)
         pred, maps = model.forward_all(x)
         loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold)

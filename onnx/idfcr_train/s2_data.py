@@ -1,0 +1,113 @@
+"""Sentinel-2 training pairs from SEN12MS-CR and SEN12MS-CR-TS, per resolution group.
+
+SEN12MS-CR patches are 13 bands at 10 m (B1..B12 with B8A after B8, TOA
+reflectance x 10000, no offset). The 20 m and 60 m groups are derived by
+area averaging (2 x 2 and 6 x 6 pixels), which is how the native 20/60 m
+pixels relate to the 10 m grid. Values are reflectance (DN / 10000).
+
+Pairs:
+- `sen12mscr_oriolac/pairs.csv`: cloudy and clear patches of the same
+  ground a few days or weeks apart;
+- `sen12mscr_ts_oriolac/s2/`: one patch on 30 dates; each cloudy or hazy
+  date is paired with the nearest clear date, and each clear date also
+  appears as a (clear, clear) pair, so that the model learns to leave clear
+  ground alone (synthetic clouds are drawn over these during training).
+
+Validation is split by scene (ROI + season + scene number), never at random.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+
+import numpy as np
+
+from .data import Pair
+
+# SEN12MS-CR band order.
+SEN12MS_BANDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
+GROUPS = {
+    "10m": (["B2", "B3", "B4", "B8"], 1),
+    "20m": (["B5", "B6", "B7", "B8A", "B11", "B12"], 2),
+    "60m": (["B1", "B9", "B10"], 6),
+    # L2A products have no cirrus band.
+    "60m_l2a": (["B1", "B9"], 6),
+}
+DEFAULT_VAL_SCENES = "ROIs1158_spring_39,ROIs1868_summer_100"
+
+# SEN12MS-CR-TS dates of ROI 146 by image number (see shared/data/PROVENANCE.md).
+TS_CLEAR = {3, 9, 12, 13, 14, 16, 17, 18, 19, 20, 22, 23, 24}
+TS_CLOUDY = {0, 1, 2, 4, 5, 6, 7, 8, 10, 11, 15, 21, 25, 26, 27, 28, 29}
+
+
+def read_bands(path: str) -> np.ndarray:
+    """(13, H, W) uint16, with GDAL when Python has it, else tifffile."""
+    try:
+        from osgeo import gdal
+
+        ds = gdal.Open(path)
+        if ds is None:
+            raise FileNotFoundError(path)
+        return ds.ReadAsArray()
+    except ImportError:
+        import tifffile
+
+        arr = tifffile.imread(path)
+        return np.moveaxis(arr, -1, 0) if arr.shape[-1] == 13 else arr
+
+
+def area_average(x: np.ndarray, f: int) -> np.ndarray:
+    """Mean over f x f blocks of (bands, H, W), cropping H and W to multiples of f."""
+    if f == 1:
+        return x
+    b, h, w = x.shape
+    h, w = h - h % f, w - w % f
+    return x[:, :h, :w].reshape(b, h // f, f, w // f, f).mean(axis=(2, 4))
+
+
+def to_group(raw: np.ndarray, group: str) -> np.ndarray:
+    """13-band DN image -> the group's bands as reflectance on the group's grid."""
+    bands, f = GROUPS[group]
+    idx = [SEN12MS_BANDS.index(b) for b in bands]
+    return area_average(raw[idx].astype(np.float32) / 10000.0, f).astype(np.float32)
+
+
+def scene_of(name: str) -> str:
+    """ROIs1970_fall_s2_cloudy_136_p139.tif -> ROIs1970_fall_136;
+    s2_ROIs2017_146_ImgNo_3_... -> ROIs2017_146."""
+    m = re.match(r"(ROIs\d+_[a-z]+)_s2(?:_cloudy)?_(\d+)_p\d+", name)
+    if m:
+        return f"{m.group(1)}_{m.group(2)}"
+    m = re.match(r"s2_(ROIs\d+_\d+)_ImgNo", name)
+    if m:
+        return m.group(1)
+    raise ValueError(f"cannot tell the scene of {name}")
+
+
+def load_s2(pairs_root: str, ts_root: str | None, group: str) -> list[Pair]:
+    pairs: list[Pair] = []
+    with open(os.path.join(pairs_root, "pairs.csv")) as f:
+        for r in csv.DictReader(f):
+            cloudy = to_group(read_bands(os.path.join(pairs_root, r["cloudy"])), group)
+            clear = to_group(read_bands(os.path.join(pairs_root, r["clear"])), group)
+            name = os.path.basename(r["clear"])
+            pairs.append(Pair(os.path.splitext(name)[0], scene_of(name), cloudy, clear, 1.0))
+    if ts_root:
+        d = os.path.join(ts_root, "s2")
+        by_no = {}
+        for name in sorted(os.listdir(d)):
+            m = re.search(r"ImgNo_(\d+)_", name)
+            if m:
+                by_no[int(m.group(1))] = name
+        images = {k: to_group(read_bands(os.path.join(d, v)), group) for k, v in by_no.items()}
+        clear_nos = sorted(k for k in by_no if k in TS_CLEAR)
+        for k in sorted(by_no):
+            name = by_no[k]
+            if k in TS_CLOUDY and clear_nos:
+                c = min(clear_nos, key=lambda j: (abs(j - k), j))
+                pairs.append(Pair(f"ts{k}_vs_ts{c}", scene_of(name), images[k], images[c], 1.0))
+            elif k in TS_CLEAR:
+                pairs.append(Pair(f"ts{k}_clear", scene_of(name), images[k], images[k], 1.0))
+    return pairs

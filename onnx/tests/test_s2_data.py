@@ -1,0 +1,84 @@
+"""Sentinel-2 training data: scene names, area averaging, group extraction,
+time-series pairing and the split by scene."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from idfcr_train.data import split_by_block  # noqa: E402
+from idfcr_train.s2_data import GROUPS, SEN12MS_BANDS, area_average, load_s2, scene_of, to_group  # noqa: E402
+
+
+@pytest.mark.parametrize("name,scene", [
+    ("ROIs1970_fall_s2_cloudy_136_p139.tif", "ROIs1970_fall_136"),
+    ("ROIs1970_fall_s2_136_p139.tif", "ROIs1970_fall_136"),
+    ("ROIs1868_summer_s2_31_p100.tif", "ROIs1868_summer_31"),
+    ("s2_ROIs2017_146_ImgNo_3_2018-02-10_patch_0.tif", "ROIs2017_146"),
+])
+def test_scene_names(name, scene):
+    assert scene_of(name) == scene
+
+
+def test_scene_name_unknown():
+    with pytest.raises(ValueError):
+        scene_of("random.tif")
+
+
+def test_area_average_is_the_block_mean():
+    x = np.arange(2 * 6 * 7, dtype=np.float32).reshape(2, 6, 7)
+    y = area_average(x, 2)
+    assert y.shape == (2, 3, 3)  # the odd last column is dropped
+    assert y[1, 2, 1] == x[1, 4:6, 2:4].mean()
+    assert area_average(x, 1) is x
+
+
+@pytest.mark.parametrize("group,shape", [("10m", (4, 12, 12)), ("20m", (6, 6, 6)), ("60m", (3, 2, 2)), ("60m_l2a", (2, 2, 2))])
+def test_groups_pick_bands_by_name_as_reflectance(group, shape):
+    # Band k holds DN 1000 * (k + 1): the group's values say which bands it took.
+    raw = np.stack([np.full((12, 12), 1000 * (k + 1), np.uint16) for k in range(13)])
+    g = to_group(raw, group)
+    assert g.shape == shape and g.dtype == np.float32
+    want = [0.1 * (SEN12MS_BANDS.index(b) + 1) for b in GROUPS[group][0]]
+    np.testing.assert_allclose(g[:, 0, 0], want, rtol=1e-6)
+
+
+def _write(path, arr):
+    from osgeo import gdal
+
+    ds = gdal.GetDriverByName("GTiff").Create(path, arr.shape[2], arr.shape[1], arr.shape[0], gdal.GDT_UInt16)
+    for k in range(arr.shape[0]):
+        ds.GetRasterBand(k + 1).WriteArray(arr[k])
+    ds = None
+
+
+def test_load_pairs_time_series_and_split_by_scene(tmp_path):
+    pytest.importorskip("osgeo")
+    rng = np.random.default_rng(0)
+    pr = tmp_path / "pairs"
+    (pr / "s2").mkdir(parents=True)
+    (pr / "s2_cloudy").mkdir()
+    rows = ["cloudy,clear,oriolac_tag"]
+    for roi, n in (("ROIs1970_fall", 136), ("ROIs1158_spring", 39)):
+        c = f"s2_cloudy/{roi}_s2_cloudy_{n}_p1.tif"
+        g = f"s2/{roi}_s2_{n}_p1.tif"
+        _write(str(pr / c), rng.integers(1, 5000, (13, 12, 12)).astype(np.uint16))
+        _write(str(pr / g), rng.integers(1, 5000, (13, 12, 12)).astype(np.uint16))
+        rows.append(f"{c},{g},ok")
+    (pr / "pairs.csv").write_text("\n".join(rows) + "\n")
+    ts = tmp_path / "ts"
+    (ts / "s2").mkdir(parents=True)
+    for k in (2, 3, 9, 10):  # 3 and 9 clear, 2 and 10 cloudy
+        _write(str(ts / "s2" / f"s2_ROIs2017_146_ImgNo_{k}_2018-01-01_patch_0.tif"),
+               np.full((13, 12, 12), 100 * k, np.uint16))
+    pairs = load_s2(str(pr), str(ts), "10m")
+    ids = sorted(p.id for p in pairs if p.block == "ROIs2017_146")
+    assert ids == ["ts10_vs_ts9", "ts2_vs_ts3", "ts3_clear", "ts9_clear"]
+    ts10 = next(p for p in pairs if p.id == "ts10_vs_ts9")
+    assert ts10.cloudy[0, 0, 0] == pytest.approx(0.1) and ts10.clear[0, 0, 0] == pytest.approx(0.09)
+    train, val = split_by_block(pairs, {"ROIs1158_spring_39"})
+    assert [p.block for p in val] == ["ROIs1158_spring_39"]
+    assert all(p.block != "ROIs1158_spring_39" for p in train)
