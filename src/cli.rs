@@ -114,6 +114,9 @@ pub struct S2Args {
     /// Groups to process, comma-separated (10m,20m,60m; default: all the input has).
     #[arg(long, value_delimiter = ',')]
     pub groups: Vec<String>,
+    /// Also write all cleaned bands on the 10 m grid in one raster ({group} = stack10m; 20/60 m bands repeated, values unchanged).
+    #[arg(long)]
+    pub stack: bool,
     /// Replace existing outputs.
     #[arg(long)]
     pub overwrite: bool,
@@ -157,6 +160,7 @@ impl S2Args {
             name: self.name,
             groups,
             template,
+            stack: self.stack,
         })
     }
 }

@@ -380,42 +380,53 @@ impl OutputRaster {
         })?;
         // The working file is uncompressed; the final file is a copy in the
         // requested format with its compression (and, for COG, overviews).
-        let ready = TempFile::new(temp_path_for(&self.final_path, "final"));
-        let list = to_list(&final_options(
-            self.format,
-            self.data_type,
-            &self.creation_options,
-        ))?;
-        let driver = DriverManager::get_driver_by_name(self.format.driver_name()).map_err(|e| {
-            fail(format!(
-                "GDAL has no {} driver: {e}",
-                self.format.driver_name()
-            ))
-        })?;
         let src = Dataset::open(self.tmp.path()).map_err(|e| {
             fail(format!(
                 "cannot reopen the working file: {}",
                 gdal_message(&e)
             ))
         })?;
-        let out = src.create_copy(&driver, ready.path(), &list).map_err(|e| {
-            fail(format!(
-                "writing the {} failed: {}",
-                self.format.driver_name(),
-                gdal_message(&e)
-            ))
-        })?;
-        out.close()
-            .map_err(|e| fail(format!("closing the output failed: {}", gdal_message(&e))))?;
-        drop(src);
-        if let Ok(f) = std::fs::File::open(ready.path()) {
-            let _ = f.sync_all();
-        }
-        std::fs::rename(ready.path(), &self.final_path)
-            .map_err(|e| fail(format!("cannot move the finished file into place: {e}")))?;
-        ready.keep();
-        Ok(())
+        copy_into_place(
+            &src,
+            &self.final_path,
+            self.format,
+            self.data_type,
+            &self.creation_options,
+        )
     }
+}
+
+/// Copy `src` to `final_path` in `format` (our default creation options,
+/// then the user's): into a temp file beside the target, close and check,
+/// fsync, rename. Nothing is left at `final_path` on error.
+pub fn copy_into_place(
+    src: &Dataset,
+    final_path: &Path,
+    format: OutputFormat,
+    data_type: OutputType,
+    creation_options: &[(String, String)],
+) -> Result<()> {
+    let fail = |msg: String| Error::output(final_path, msg);
+    let ready = TempFile::new(temp_path_for(final_path, "final"));
+    let list = to_list(&final_options(format, data_type, creation_options))?;
+    let driver = DriverManager::get_driver_by_name(format.driver_name())
+        .map_err(|e| fail(format!("GDAL has no {} driver: {e}", format.driver_name())))?;
+    let out = src.create_copy(&driver, ready.path(), &list).map_err(|e| {
+        fail(format!(
+            "writing the {} failed: {}",
+            format.driver_name(),
+            gdal_message(&e)
+        ))
+    })?;
+    out.close()
+        .map_err(|e| fail(format!("closing the output failed: {}", gdal_message(&e))))?;
+    if let Ok(f) = std::fs::File::open(ready.path()) {
+        let _ = f.sync_all();
+    }
+    std::fs::rename(ready.path(), final_path)
+        .map_err(|e| fail(format!("cannot move the finished file into place: {e}")))?;
+    ready.keep();
+    Ok(())
 }
 
 #[cfg(test)]

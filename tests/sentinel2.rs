@@ -334,6 +334,63 @@ fn s2_command_writes_every_group_georeferenced() {
 }
 
 #[test]
+fn stack_puts_every_cleaned_band_on_the_10m_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let product = make_product(tmp.path(), "L1C", "05.09", false);
+    let out_dir = tmp.path().join("out");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            &product,
+            out_dir.to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--stack",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stack = Dataset::open(summary["stack"].as_str().unwrap()).unwrap();
+    assert_eq!(stack.raster_size(), (192, 192));
+    assert_eq!(
+        stack.geo_transform().unwrap(),
+        [399960.0, 10.0, 0.0, 5000040.0, 0.0, -10.0]
+    );
+    let names: Vec<String> = (1..=13).map(|b| band_name(&stack, b)).collect();
+    assert_eq!(
+        names,
+        ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
+    );
+    assert!(stack.metadata_item("IDFCR_MODEL_SHA256", "").is_some());
+    // Each stack band holds its group's cleaned values, repeated (nearest).
+    let groups = summary["groups"].as_array().unwrap();
+    for (stack_band, group, band, f) in [
+        (5usize, 1usize, 1usize, 2usize),
+        (1, 2, 1, 6),
+        (3, 0, 2, 1),
+        (13, 1, 6, 2),
+    ] {
+        let g = Dataset::open(groups[group]["output"].as_str().unwrap()).unwrap();
+        let src = &read_all(&g, &[band])[0];
+        let got = &read_all(&stack, &[stack_band])[0];
+        let sw = g.raster_size().0;
+        for y in (0..192).step_by(7) {
+            for x in (0..192).step_by(5) {
+                assert_eq!(
+                    got[y * 192 + x],
+                    src[(y / f) * sw + x / f],
+                    "band {stack_band} at {y},{x}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn band_stacks_are_split_into_groups_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let models = model_dir(tmp.path());
