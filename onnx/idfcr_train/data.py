@@ -26,6 +26,9 @@ class Pair:
     cloudy_raw: np.ndarray
     clear_raw: np.ndarray
     scale: float = 1.0
+    # Per-band loss weight (bands,), None: all ones. A band whose "clear"
+    # label is not clear (cirrus in Sentinel-2's B10) gets 0.
+    band_weight: np.ndarray | None = None
 
     @property
     def cloudy(self) -> np.ndarray:

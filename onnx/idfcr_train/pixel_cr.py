@@ -45,6 +45,12 @@ class PixelCRConfig:
     # clear pixels then pass through from the first step and the network
     # only learns the correction under clouds (see the model card).
     global_residual: bool = True
+    # Per-band standardisation inside the network: x_n = (x - mean) / std,
+    # output = output_n * std + mean. For bands of very different ranges
+    # (Sentinel-2's cirrus band is 100x darker than the visible), so that the
+    # network's corrections scale with each band. None: no standardisation.
+    band_mean: list[float] | None = None
+    band_std: list[float] | None = None
 
     @staticmethod
     def paper(in_bands: int = 3) -> "PixelCRConfig":
@@ -232,6 +238,12 @@ class PixelCR(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(cfg.dim, cfg.in_bands, 3, padding=1),
         )
+        # Not in the state dict: the config carries them.
+        mean = torch.tensor(cfg.band_mean or [0.0] * cfg.in_bands, dtype=torch.float32)
+        std = torch.tensor(cfg.band_std or [1.0] * cfg.in_bands, dtype=torch.float32)
+        assert mean.numel() == cfg.in_bands and std.numel() == cfg.in_bands and bool((std > 0).all())
+        self.register_buffer("band_mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("band_std", std.view(1, -1, 1, 1), persistent=False)
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Clear image and every submodule's attention map (for the loss)."""
@@ -239,6 +251,9 @@ class PixelCR(nn.Module):
         assert x.shape[-2] % w == 0 and x.shape[-1] % w == 0, (
             f"height and width must be multiples of the window ({w}); got {tuple(x.shape[-2:])}: pad the input"
         )
+        standardise = self.cfg.band_mean is not None or self.cfg.band_std is not None
+        if standardise:
+            x = (x - self.band_mean) / self.band_std
         f = self.shallow(x)
         maps = []
         last = len(self.subs) - 1
@@ -251,7 +266,10 @@ class PixelCR(nn.Module):
             else:
                 f = self.tail_conv(h) + h if i == last else F.relu(h)
         out = self.recon(f)
-        return (out + x if self.cfg.global_residual else out), maps
+        out = out + x if self.cfg.global_residual else out
+        if standardise:
+            out = out * self.band_std + self.band_mean
+        return out, maps
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         clear, maps = self.forward_all(x)
@@ -275,10 +293,26 @@ def pixel_cr_loss(
     l1_weight: float = 100.0,
     attn_weight: float = 1.0,
     threshold: float = 0.08,
+    band_balanced: bool = False,
+    band_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """100 * L1(pred, clear) + MSE(attention, M), averaged over every
-    submodule's attention map. Returns the loss and its parts."""
-    l1 = F.l1_loss(pred, clear)
+    submodule's attention map. Returns the loss and its parts.
+
+    `band_balanced`: the L1 term is the geometric mean over bands of the
+    per-band L1 instead of the plain mean. Bands whose values (and errors)
+    are small, such as Sentinel-2's cirrus band, then weigh as much as the
+    others in relative terms, which is what per-band PSNR measures.
+    `band_weight` (B, C): per-sample band weights for the L1 term (0 where
+    a label band is unusable); None: all ones."""
+    err = (pred - clear).abs().mean(dim=(2, 3))  # (B, C)
+    w = torch.ones_like(err) if band_weight is None else band_weight.to(err)
+    per_band = (err * w).sum(dim=0) / w.sum(dim=0).clamp(min=1e-8)  # (C,)
+    used = w.sum(dim=0) > 0
+    if band_balanced:
+        l1 = torch.exp(torch.log(per_band[used] + 1e-5).mean())
+    else:
+        l1 = per_band[used].mean()
     if maps:
         m = attention_target(cloudy, clear, threshold)
         la = sum(F.mse_loss(a, m) for a in maps) / len(maps)

@@ -36,6 +36,11 @@ GROUPS = {
     "60m_l2a": (["B1", "B9"], 6),
 }
 DEFAULT_VAL_SCENES = "ROIs1158_spring_39,ROIs1868_summer_100"
+# Clear-sky B10 (cirrus, 1375 nm) reflectance is a few thousandths; a "clear"
+# label above this carries cirrus itself (the clear dates of
+# ROIs1970_fall_136 sit at 0.044 while their cloudy dates read 0.003-0.015),
+# so its B10 teaches nothing right and gets no loss weight.
+CIRRUS_LABEL_MAX = 0.01
 
 # SEN12MS-CR-TS dates of ROI 146 by image number (see shared/data/PROVENANCE.md).
 TS_CLEAR = {3, 9, 12, 13, 14, 16, 17, 18, 19, 20, 22, 23, 24}
@@ -86,7 +91,26 @@ def scene_of(name: str) -> str:
     raise ValueError(f"cannot tell the scene of {name}")
 
 
+def label_weights(clear: np.ndarray, group: str) -> np.ndarray | None:
+    """Per-band loss weights of a pair: 0 for a B10 label with cirrus."""
+    bands = GROUPS[group][0]
+    if "B10" not in bands:
+        return None
+    w = np.ones(len(bands), np.float32)
+    k = bands.index("B10")
+    if float(clear[k].mean()) > CIRRUS_LABEL_MAX:
+        w[k] = 0.0
+    return w
+
+
 def load_s2(pairs_root: str, ts_root: str | None, group: str) -> list[Pair]:
+    pairs = _load_s2(pairs_root, ts_root, group)
+    for p in pairs:
+        p.band_weight = label_weights(p.clear_raw, group)
+    return pairs
+
+
+def _load_s2(pairs_root: str, ts_root: str | None, group: str) -> list[Pair]:
     pairs: list[Pair] = []
     with open(os.path.join(pairs_root, "pairs.csv")) as f:
         for r in csv.DictReader(f):

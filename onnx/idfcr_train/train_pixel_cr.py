@@ -32,17 +32,20 @@ from .pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
 from .synth_clouds import add_clouds
 
 
-# Cloud-top reflectance per Sentinel-2 band relative to the visible: lower
-# in the water-vapour, cirrus and short-wave infrared bands.
-S2_CLOUD_BRIGHTNESS = {"B1": 0.9, "B2": 0.9, "B3": 0.88, "B4": 0.87, "B5": 0.86, "B6": 0.85, "B7": 0.85,
-                       "B8": 0.85, "B8A": 0.84, "B9": 0.6, "B10": 0.35, "B11": 0.6, "B12": 0.45}
+# Thick-cloud reflectance per Sentinel-2 band relative to the visible, as
+# measured under the thick clouds of the training scene ROIs1970_fall_136
+# (SEN12MS-CR): brighter in the red edge and NIR, darker in the water-vapour
+# and short-wave infrared bands, almost nothing in the cirrus band for low cloud.
+S2_CLOUD_BRIGHTNESS = {"B1": 0.9, "B2": 0.9, "B3": 0.86, "B4": 0.95, "B5": 0.98, "B6": 1.0, "B7": 1.02,
+                       "B8": 1.01, "B8A": 1.05, "B9": 0.6, "B10": 0.025, "B11": 0.76, "B12": 0.62}
 
 
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
                band_brightness: np.ndarray | None = None):
-    xs, ys = [], []
+    xs, ys, ws = [], [], []
     for _ in range(batch):
         p = train[int(rng.integers(0, len(train)))]
+        ws.append(np.ones(p.clear_raw.shape[0], np.float32) if p.band_weight is None else p.band_weight)
         a, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
         a, b = a.astype(np.float32) * p.scale, b.astype(np.float32) * p.scale
         if rng.uniform() < synthetic:
@@ -50,7 +53,7 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
             a, _ = add_clouds(b, rng, band_brightness=band_brightness)
         xs.append(a)
         ys.append(b)
-    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ws))
 
 
 @torch.no_grad()
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--s2-group", choices=["10m", "20m", "60m", "60m_l2a"],
                     help="train a Sentinel-2 group model on SEN12MS-CR pairs (--data) and time series (--ts-data)")
     ap.add_argument("--ts-data", default=None, help="SEN12MS-CR-TS folder (with --s2-group)")
+    ap.add_argument("--band-balanced", action="store_true",
+                    help="L1 as the geometric mean of per-band L1s (default with --s2-group)")
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=4e-4)
@@ -138,6 +143,11 @@ def main(argv: list[str] | None = None) -> None:
         for knob in ("dim", "heads", "window", "submodules", "blocks_per_submodule"):
             if getattr(args, knob) is not None:
                 setattr(cfg, knob, getattr(args, knob))
+        if args.s2_group:
+            # Standardise each band by the statistics of the clear training images.
+            clear = np.concatenate([p.clear.reshape(p.clear.shape[0], -1) for p in train], axis=1)
+            cfg.band_mean = [round(float(v), 6) for v in clear.mean(axis=1)]
+            cfg.band_std = [round(float(max(v, 1e-4)), 6) for v in clear.std(axis=1)]
     assert args.crop % cfg.window == 0, f"--crop {args.crop} must be a multiple of the window {cfg.window}"
 
     torch.manual_seed(args.seed)
@@ -156,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         "data": os.path.basename(os.path.normpath(args.data)),
         "ts_data": os.path.basename(os.path.normpath(args.ts_data)) if args.ts_data else None,
         "s2_group": args.s2_group,
+        "band_balanced": bool(args.band_balanced or args.s2_group),
         "val_blocks": args.val_blocks,
         "crop": args.crop,
         "batch": args.batch,
@@ -193,10 +204,11 @@ def main(argv: list[str] | None = None) -> None:
     while True:
         if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
             break
-        x, y = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness)
-        x, y = x.to(device), y.to(device)
+        x, y, bw = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness)
+        x, y, bw = x.to(device), y.to(device), bw.to(device)
         pred, maps = model.forward_all(x)
-        loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold)
+        loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold,
+                                    band_balanced=bool(meta.get("band_balanced")), band_weight=bw)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -71,6 +71,43 @@ def test_loss_is_100_l1_plus_attention_mse():
     assert float(loss) == pytest.approx(100 * 0.1 + 0.125)
 
 
+def test_band_weights_and_band_balanced_l1():
+    clear = torch.zeros(2, 2, 4, 4)
+    pred = torch.zeros(2, 2, 4, 4)
+    pred[:, 0] = 0.1  # band 0 off by 0.1
+    pred[:, 1] = 0.001  # band 1 off by 0.001
+    cloudy = clear.clone()
+    # Plain: the mean of the per-band L1s.
+    _, parts = pixel_cr_loss(pred, [], cloudy, clear)
+    assert parts["l1"] == pytest.approx((0.1 + 0.001) / 2)
+    # Balanced: their geometric mean, so the small band counts as much.
+    _, parts = pixel_cr_loss(pred, [], cloudy, clear, band_balanced=True)
+    assert parts["l1"] == pytest.approx(np.sqrt((0.1 + 1e-5) * (0.001 + 1e-5)), rel=1e-4)
+    # A zero weight removes a band's label from the loss (sample 0's band 0
+    # is unusable; sample 1's is fine).
+    pred[1, 0] = 0.3
+    w = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    _, parts = pixel_cr_loss(pred, [], cloudy, clear, band_weight=w)
+    assert parts["l1"] == pytest.approx((0.3 + 0.001) / 2)
+
+
+def test_band_standardisation_is_inside_the_model(tmp_path):
+    cfg = PixelCRConfig.tiny(2)
+    cfg.band_mean, cfg.band_std = [0.1, 0.002], [0.05, 0.001]
+    model = PixelCR(cfg).eval()
+    x = torch.rand(1, 2, 16, 16) * 0.1
+    # With the reconstruction zeroed, the global residual returns the input exactly.
+    with torch.no_grad():
+        model.recon[-1].weight.zero_()
+        model.recon[-1].bias.zero_()
+        out, _ = model(x)
+    assert torch.allclose(out, x, atol=1e-6)
+    # The statistics travel in the config, not the state dict, and survive a round trip.
+    assert "band_mean" not in model.state_dict()
+    again = PixelCR(PixelCRConfig.from_dict(cfg.to_dict()))
+    assert torch.equal(again.band_std, model.band_std)
+
+
 def test_a_few_training_steps_reduce_the_loss():
     model = PixelCR(PixelCRConfig.tiny(3))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
