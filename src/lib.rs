@@ -23,6 +23,7 @@ pub mod progress;
 pub mod raster_in;
 pub mod raster_out;
 pub mod runtime;
+pub mod sampler;
 pub mod schedule;
 pub mod sentinel2;
 pub mod sentinel2_input;

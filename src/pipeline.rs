@@ -251,6 +251,14 @@ pub fn remove_cached(
     if let Some(mask) = &cfg.mask {
         check_output_path(mask, cfg.overwrite)?;
     }
+    if crate::sentinel2::parse_subdataset(&cfg.input).is_none()
+        && crate::sentinel2_input::find_product_metadata(&cfg.input)?.is_some()
+    {
+        return Err(Error::input(
+            &cfg.input,
+            "is a whole Sentinel-2 product: run `idfcr s2` on it for every band group, or pass one SENTINEL2_...:10m:... subdataset (see gdalinfo)",
+        ));
+    }
     let mut input = InputRaster::open(&cfg.input, cfg.band_idx.as_deref())?;
     crate::sentinel2_input::adapt(&mut input, &cfg.s2)?;
     let model = cache.get(cfg, &input)?;

@@ -72,7 +72,10 @@ impl InputRaster {
         let (width, height) = ds.raster_size();
         let count = ds.raster_count();
         if count == 0 {
-            let hint = if ds.metadata_domain("SUBDATASETS").is_some() {
+            let subs = ds.metadata_domain("SUBDATASETS").unwrap_or_default();
+            let hint = if subs.iter().any(|s| s.contains("=SENTINEL2_")) {
+                "; it is a Sentinel-2 product: run `idfcr s2` on it for every band group, or pass one SENTINEL2_...:10m:... subdataset (see gdalinfo)"
+            } else if !subs.is_empty() {
                 "; it has subdatasets: pass one of them (see gdalinfo)"
             } else {
                 ""
