@@ -73,4 +73,9 @@ if [ "$want_python" = 1 ] && [ ! -x .venv-ci/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv-ci
   .venv-ci/bin/pip install -q "onnxruntime==$ORT_VERSION"
 fi
+# scikit-video: the NIQE reference `idfcr quality` is checked against
+# (onnx/tests/test_noref.py); no dependencies beyond NumPy/SciPy/Pillow.
+if [ "$want_python" = 1 ] && ! .venv-ci/bin/python -c "import skvideo" 2>/dev/null; then
+  .venv-ci/bin/pip install -q --no-deps "scikit-video==1.1.11"
+fi
 echo "setup: ok (ONNX Runtime in $cache)"

@@ -46,6 +46,20 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             args.into_config()
                 .and_then(|cfg| run_eval(&cfg, json.as_deref(), csv.as_deref()))
         }
+        cli::Command::Quality(args) => {
+            let json = args.json;
+            args.into_config().and_then(|cfg| {
+                let results = crate::quality::quality(&cfg)?;
+                if json {
+                    stdout_line(&serde_json::to_string_pretty(&results).unwrap_or_default());
+                } else {
+                    for r in &results {
+                        stdout_line(&format!("{}: NIQE {:.4}", r.input, r.niqe));
+                    }
+                }
+                Ok(())
+            })
+        }
         cli::Command::S2(args) => {
             let json = args.json;
             args.into_config().and_then(|cfg| {

@@ -30,8 +30,39 @@ pub enum Command {
     Batch(BatchArgs),
     /// Clean a Sentinel-2 product (.SAFE folder, .zip, MTD_MSIL*.xml, SENTINEL2_* subdataset) or band stack: one raster per resolution group.
     S2(S2Args),
+    /// No-reference quality (NIQE; lower is more natural) of rasters.
+    Quality(QualityArgs),
     /// Score predictions against references: PSNR, SSIM and RMSE per band and averaged.
     Eval(EvalArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QualityArgs {
+    /// Rasters to score.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Value range mapped to 0..255 (default: the integer type's full range; required for floats).
+    #[arg(long = "data-range")]
+    pub data_range: Option<f64>,
+    /// Band to use, 1-based: one (grey) or three (R G B, scored on luminance). Default: bands 1-3, or band 1.
+    #[arg(short = 'b', long = "band", value_name = "BAND")]
+    pub bands: Vec<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl QualityArgs {
+    pub fn into_config(self) -> Result<crate::quality::QualityConfig> {
+        if self.bands.contains(&0) {
+            return Err(Error::Usage("-b: band numbers start at 1".into()));
+        }
+        Ok(crate::quality::QualityConfig {
+            inputs: self.inputs,
+            data_range: self.data_range,
+            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
+        })
+    }
 }
 
 #[derive(clap::Args, Debug)]

@@ -107,7 +107,7 @@ pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     Ok(out)
 }
 
-fn default_range(t: OutputType) -> Option<f64> {
+pub fn default_range(t: OutputType) -> Option<f64> {
     match t {
         OutputType::Float32 | OutputType::Float64 => None,
         other => {
