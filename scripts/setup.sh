@@ -24,7 +24,7 @@ dpkg -s libgdal-dev >/dev/null 2>&1 || pkgs+=(libgdal-dev)
 dpkg -s gdal-bin >/dev/null 2>&1 || pkgs+=(gdal-bin)
 dpkg -s pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
 if [ "$want_python" = 1 ]; then
-  for p in python3-venv python3-pip python3-torch python3-numpy python3-pil python3-pytest python3-onnx python3-gdal python3-skimage parallel; do
+  for p in python3-venv python3-pip python3-torch python3-numpy python3-pil python3-pytest python3-onnx python3-gdal python3-skimage python3-libsvm parallel; do
     dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
   done
 fi
@@ -73,9 +73,10 @@ if [ "$want_python" = 1 ] && [ ! -x .venv-ci/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv-ci
   .venv-ci/bin/pip install -q "onnxruntime==$ORT_VERSION"
 fi
-# scikit-video: the NIQE reference `idfcr quality` is checked against
-# (onnx/tests/test_noref.py); no dependencies beyond NumPy/SciPy/Pillow.
-if [ "$want_python" = 1 ] && ! .venv-ci/bin/python -c "import skvideo" 2>/dev/null; then
-  .venv-ci/bin/pip install -q --no-deps "scikit-video==1.1.11"
+# scikit-video and image-quality: the NIQE and BRISQUE references that
+# `idfcr quality` is checked against (onnx/tests/test_noref.py); their
+# dependencies come from Debian (NumPy, SciPy, Pillow, scikit-image, libsvm).
+if [ "$want_python" = 1 ] && ! .venv-ci/bin/python -c "import skvideo, imquality" 2>/dev/null; then
+  .venv-ci/bin/pip install -q --no-deps "scikit-video==1.1.11" "image-quality==1.2.7"
 fi
 echo "setup: ok (ONNX Runtime in $cache)"

@@ -54,7 +54,10 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                     stdout_line(&serde_json::to_string_pretty(&results).unwrap_or_default());
                 } else {
                     for r in &results {
-                        stdout_line(&format!("{}: NIQE {:.4}", r.input, r.niqe));
+                        stdout_line(&format!(
+                            "{}: NIQE {:.4}  BRISQUE {:.4}",
+                            r.input, r.niqe, r.brisque
+                        ));
                     }
                 }
                 Ok(())

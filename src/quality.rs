@@ -1,4 +1,5 @@
-//! `quality`: no-reference scores of rasters (NIQE; lower is more natural),
+//! `quality`: no-reference scores of rasters (NIQE and BRISQUE; lower is
+//! better),
 //! the metrics the paper uses for the diffusion stage, where generated
 //! detail lowers PSNR. GDAL reads the image; `noref` does the arithmetic.
 
@@ -6,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::evaluate::default_range;
-use crate::noref::{niqe, NIQE_MIN_SIDE};
+use crate::noref::{brisque, niqe, NIQE_MIN_SIDE};
 use crate::raster_in::InputRaster;
 
 #[derive(Debug, Clone)]
@@ -23,24 +24,32 @@ pub struct QualityConfig {
 pub struct QualityResult {
     pub input: String,
     pub niqe: f64,
+    pub brisque: f64,
     /// How the grey image was formed.
     pub luminance: String,
     pub data_range: f64,
 }
 
-/// Grey values in 0..255 from the chosen bands: one band as it is, three as
-/// ITU-R BT.601 luminance (0.299 R + 0.587 G + 0.114 B).
-fn grey(input: &InputRaster, range: f64) -> Result<Vec<f32>> {
-    let n = input.width * input.height;
-    let block = input.read_window(0, input.height, 0, input.width)?;
-    let k = 255.0 / range as f32;
-    Ok(match input.bands() {
-        1 => block.iter().map(|v| v * k).collect(),
+/// Grey values in 0..1 from the chosen bands with luminance weights for
+/// three bands (one band is used as it is).
+fn grey(block: &[f32], bands: usize, n: usize, range: f64, weights: [f64; 3]) -> Vec<f64> {
+    match bands {
+        1 => block.iter().map(|&v| v as f64 / range).collect(),
         _ => (0..n)
-            .map(|p| (0.299 * block[p] + 0.587 * block[n + p] + 0.114 * block[2 * n + p]) * k)
+            .map(|p| {
+                (weights[0] * block[p] as f64
+                    + weights[1] * block[n + p] as f64
+                    + weights[2] * block[2 * n + p] as f64)
+                    / range
+            })
             .collect(),
-    })
+    }
 }
+
+/// NIQE's grey (scikit-video is fed luminance): ITU-R BT.601.
+const BT601: [f64; 3] = [0.299, 0.587, 0.114];
+/// BRISQUE's grey (`image-quality` uses scikit-image's rgb2gray): ITU-R BT.709.
+const BT709: [f64; 3] = [0.2125, 0.7154, 0.0721];
 
 pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
     let mut out = Vec::new();
@@ -77,14 +86,20 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
                 ),
             ));
         }
-        let g = grey(&input, range)?;
-        let score = niqe(&g, input.width, input.height).expect("size checked");
+        let (w, h) = (input.width, input.height);
+        let block = input.read_window(0, h, 0, w)?;
+        let g601: Vec<f32> = grey(&block, idx.len(), w * h, range, BT601)
+            .iter()
+            .map(|v| (v * 255.0) as f32)
+            .collect();
+        let g709 = grey(&block, idx.len(), w * h, range, BT709);
         out.push(QualityResult {
             input: source,
-            niqe: score,
+            niqe: niqe(&g601, w, h).expect("size checked"),
+            brisque: brisque(&g709, w, h).expect("size checked"),
             luminance: if idx.len() == 3 {
                 format!(
-                    "BT.601 luminance of bands {} {} {}",
+                    "bands {} {} {} as R G B: BT.601 luminance for NIQE, BT.709 (scikit-image rgb2gray) for BRISQUE",
                     idx[0] + 1,
                     idx[1] + 1,
                     idx[2] + 1

@@ -1,9 +1,14 @@
-"""`idfcr quality` (NIQE) agrees with scikit-video's `niqe` on the demo
-images and on generated ones. scikit-video 1.1.11 is the reference the
-issue names; it predates SciPy 1.3 and NumPy 1.24, so its two missing
-pieces are filled in as they were: `scipy.misc.imresize(..., 'bicubic',
-mode='F')` was Pillow's bicubic resize of a float image, and `np.int` was
-`int`. Runs the debug binary that `cargo test` built."""
+"""`idfcr quality` agrees with the reference Python implementations on the
+demo images and on generated ones: NIQE with scikit-video's `niqe`, BRISQUE
+with the `image-quality` package's `brisque.score`.
+
+Both packages predate the SciPy, NumPy and scikit-image versions installed
+here, so the few pieces they relied on are put back as they were:
+scikit-video's `scipy.misc.imresize(..., 'bicubic', mode='F')` was Pillow's
+bicubic resize of a float image and `np.int` was `int`; image-quality's
+`from libsvm import svmutil` is Debian's `svmutil`, and its call of
+`rgb2gray` on an already grey image returned the image (scikit-image < 0.19).
+Runs the debug binary that `cargo test` built."""
 
 import json
 import os
@@ -36,6 +41,21 @@ def skvideo_niqe():
     return lambda g: float(measure.niqe(g)[0])
 
 
+@pytest.fixture(scope="module")
+def imquality_brisque():
+    import sys
+    import types
+
+    svmutil = pytest.importorskip("svmutil")
+    sys.modules.setdefault("libsvm", types.SimpleNamespace(svmutil=svmutil))
+    import skimage.color
+
+    rgb2gray = skimage.color.rgb2gray
+    skimage.color.rgb2gray = lambda im: im if np.ndim(im) == 2 else rgb2gray(im)
+    brisque = pytest.importorskip("imquality.brisque")
+    return lambda rgb: float(brisque.score(rgb))
+
+
 def write(path, arr):
     ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[2], arr.shape[1], arr.shape[0], gdal.GDT_Byte)
     for i in range(arr.shape[0]):
@@ -48,12 +68,12 @@ def grey(path):
     return 0.299 * a[0] + 0.587 * a[1] + 0.114 * a[2] if a.ndim == 3 else a
 
 
-@pytest.mark.skipif(not os.path.exists(BINARY), reason="build the binary first (cargo build)")
-def test_niqe_matches_scikit_video(tmp_path, skvideo_niqe):
+def images(tmp_path):
+    """The demo pair and three generated 8-bit images (grey and RGB)."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:250, 0:300]
     smooth = 128 + 60 * np.sin(xx / 13) * np.cos(yy / 17) + 20 * np.sin(xx * yy / 900)
-    images = [os.path.join(ROOT, "testdata", "demo", n) for n in ("landsat8_cloudy.tif", "landsat8_clear.tif")]
+    paths = [os.path.join(ROOT, "testdata", "demo", n) for n in ("landsat8_cloudy.tif", "landsat8_clear.tif")]
     for k, arr in enumerate([
         smooth[None],
         np.clip(smooth + rng.normal(0, 25, smooth.shape), 0, 255)[None],
@@ -61,12 +81,30 @@ def test_niqe_matches_scikit_video(tmp_path, skvideo_niqe):
     ]):
         p = tmp_path / f"g{k}.tif"
         write(p, arr.astype(np.uint8))
-        images.append(str(p))
-    out = subprocess.run([BINARY, "quality", *images, "--json"], capture_output=True, text=True, check=True)
-    got = {r["input"]: r["niqe"] for r in json.loads(out.stdout)}
-    for p in images:
-        want = skvideo_niqe(grey(p))
-        assert got[p] == pytest.approx(want, rel=1e-3), p
+        paths.append(str(p))
+    return paths
+
+
+def run_quality(paths):
+    out = subprocess.run([BINARY, "quality", *paths, "--json"], capture_output=True, text=True, check=True)
+    return {r["input"]: r for r in json.loads(out.stdout)}
+
+
+@pytest.mark.skipif(not os.path.exists(BINARY), reason="build the binary first (cargo build)")
+def test_niqe_matches_scikit_video(tmp_path, skvideo_niqe):
+    paths = images(tmp_path)
+    got = run_quality(paths)
+    for p in paths:
+        assert got[p]["niqe"] == pytest.approx(skvideo_niqe(grey(p)), rel=1e-3), p
+
+
+@pytest.mark.skipif(not os.path.exists(BINARY), reason="build the binary first (cargo build)")
+def test_brisque_matches_image_quality(tmp_path, imquality_brisque):
+    paths = [p for p in images(tmp_path) if gdal.Open(p).RasterCount == 3]
+    got = run_quality(paths)
+    for p in paths:
+        rgb = np.moveaxis(gdal.Open(p).ReadAsArray(), 0, -1).astype(np.uint8)
+        assert got[p]["brisque"] == pytest.approx(imquality_brisque(rgb), abs=1e-2), p
 
 
 @pytest.mark.skipif(not os.path.exists(BINARY), reason="build the binary first (cargo build)")
