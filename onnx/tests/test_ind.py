@@ -1,0 +1,117 @@
+"""IND building blocks on tiny configs: shapes, the codebook lookup, the
+zero-initialised ControlNet, locality (what makes tiled encode/denoise/decode
+exact), the schedule and the INR step."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from idfcr_train.ind import (  # noqa: E402
+    AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, betas, inr_step, q_sample,
+)
+
+TINY_AE = AEConfig(in_bands=3, latent=4, channels=[8, 16], codebook=32)
+TINY_UNET = UNetConfig(latent=4, channels=[16, 32], temb=16)
+
+
+def test_schedule_is_scaled_linear():
+    b = betas()
+    assert len(b) == 1000
+    assert float(b[0]) == pytest.approx(0.00085) and float(b[-1]) == pytest.approx(0.012)
+    s = b.sqrt()
+    assert torch.allclose(s[1:] - s[:-1], (s[1] - s[0]).expand(999), atol=1e-12)
+    ac = alphas_cumprod()
+    assert float(ac[-1]) == pytest.approx(float(torch.prod(1 - b)), rel=1e-12)
+
+
+@pytest.mark.parametrize("kl,codebook", [(False, 32), (True, 0), (False, 0)])
+def test_autoencoder_shapes_and_losses(kl, codebook):
+    ae = Autoencoder(AEConfig(in_bands=3, latent=4, channels=[8, 16], codebook=codebook, kl=kl))
+    x = torch.rand(2, 3, 16, 24)
+    rec, reg = ae(x)
+    assert rec.shape == x.shape and reg.ndim == 0
+    z = ae.encode(x)
+    assert z.shape == (2, 4, 8, 12)
+    assert ae.decode(z).shape == x.shape
+
+
+def test_codebook_lookup_is_nearest_entry_with_straight_through_gradient():
+    ae = Autoencoder(TINY_AE)
+    z = torch.randn(1, 4, 3, 3, requires_grad=True)
+    zq, loss = ae.quantize(z)
+    e = ae.codebook.weight.detach()
+    flat = z.detach().permute(0, 2, 3, 1).reshape(-1, 4)
+    nearest = e[torch.cdist(flat, e).argmin(1)]
+    assert torch.allclose(zq.detach().permute(0, 2, 3, 1).reshape(-1, 4), nearest, atol=1e-6)
+    zq.sum().backward()
+    assert torch.allclose(z.grad, torch.ones_like(z))  # straight through
+    assert float(loss) > 0
+
+
+def test_controlnet_starts_as_a_no_op():
+    torch.manual_seed(0)
+    unet = UNet(TINY_UNET)
+    den = Denoiser(unet, ControlNet(unet))
+    z, c = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    t = torch.tensor([10, 900])
+    assert torch.allclose(den(z, t, c), unet(z, t), atol=1e-6)
+
+
+def test_only_controlnet_weights_change_in_inr():
+    torch.manual_seed(1)
+    unet = UNet(TINY_UNET)
+    for p in unet.parameters():
+        p.requires_grad_(False)
+    ctrl = ControlNet(unet)
+    den = Denoiser(unet, ctrl)
+    before_unet = [p.clone() for p in unet.parameters()]
+    before_ctrl = [p.clone() for p in ctrl.parameters()]
+    opt = torch.optim.Adam(ctrl.parameters(), lr=1e-3)
+    ac = alphas_cumprod()
+    z0, c = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    losses = inr_step(den, opt, z0, c, torch.tensor([100, 600]), ac, k_iters=3,
+                      generator=torch.Generator().manual_seed(0))
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert all(torch.equal(a, b) for a, b in zip(before_unet, unet.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before_ctrl, ctrl.parameters()))
+
+
+def test_inr_targets_are_the_previous_predictions():
+    """With K = 2 the second target is the first prediction: replay it."""
+    torch.manual_seed(2)
+    unet = UNet(TINY_UNET)
+    den = Denoiser(unet, ControlNet(unet))
+    opt = torch.optim.SGD(den.control.parameters(), lr=0.0)  # no change: predictions are replayable
+    ac = alphas_cumprod()
+    z0, c, t = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.tensor([300])
+    g = torch.Generator().manual_seed(5)
+    losses = inr_step(den, opt, z0, c, t, ac, k_iters=2, generator=g)
+    eps0 = torch.randn(z0.shape, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        p0 = den(q_sample(z0, t, eps0, ac), t, c)
+        p1 = den(q_sample(z0, t, p0, ac), t, c)
+    assert losses[0] == pytest.approx(float(((p0 - eps0) ** 2).mean()), rel=1e-5)
+    assert losses[1] == pytest.approx(float(((p1 - p0) ** 2).mean()), rel=1e-5)
+
+
+@torch.no_grad()
+def test_every_stage_is_local():
+    """A crop gives the same result as the whole image away from its border:
+    no GroupNorm or other image-wide statistic anywhere."""
+    torch.manual_seed(3)
+    ae = Autoencoder(TINY_AE).eval()
+    unet = UNet(TINY_UNET).eval()
+    den = Denoiser(unet, ControlNet(unet)).eval()
+    x = torch.rand(1, 3, 96, 96)
+    full = ae.decode(ae.encode(x))
+    part = ae.decode(ae.encode(x[:, :, 32:64, 32:64]))
+    assert torch.allclose(full[:, :, 44:52, 44:52], part[:, :, 12:20, 12:20], atol=1e-5)
+    z, c, t = torch.randn(1, 4, 64, 64), torch.randn(1, 4, 64, 64), torch.tensor([500])
+    e_full = den(z, t, c)
+    e_part = den(z[:, :, 16:48, 16:48], t, c[:, :, 16:48, 16:48])
+    assert torch.allclose(e_full[:, :, 30:34, 30:34], e_part[:, :, 14:18, 14:18], atol=1e-5)
