@@ -1,0 +1,182 @@
+"""Train the IND stage in three resumable stages; one checkpoint file holds
+them all.
+
+    # 1. autoencoder on clear images (codebook lookup, Eq. 9)
+    python -m idfcr_train.train_ind --stage ae --data ../../shared/data/rice2_3s --ckpt checkpoints/ind_rgb.pt --hours 1 --resume
+    # 2. UNet on clear latents (epsilon prediction), then frozen
+    python -m idfcr_train.train_ind --stage unet --data ../../shared/data/rice2_3s --ckpt checkpoints/ind_rgb.pt --hours 1 --resume
+    # 3. ControlNet on (Pixel-CR output latent -> clear latent) with INR, K = 3
+    python -m idfcr_train.train_ind --stage control --data ../../shared/data/rice2_3s --ckpt checkpoints/ind_rgb.pt \\
+        --pixel-cr checkpoints/pixel_cr_rgb.pt --k-iters 3 --hours 2 --resume
+
+Validation scene blocks are held out of every stage (split by block, never
+at random). Each stage logs to `<ckpt>.<stage>.log.jsonl`; SIGINT/SIGTERM
+save and stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import load_rice, random_crop_pair, split_by_block
+from .ind import AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step, q_sample
+from .pixel_cr import PixelCR, PixelCRConfig
+
+
+def save_atomic(obj: dict, path: str) -> None:
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def crops(pairs, n: int, crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for _ in range(n):
+        p = pairs[int(rng.integers(0, len(pairs)))]
+        a, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
+        xs.append(a.astype(np.float32) * p.scale)
+        ys.append(b.astype(np.float32) * p.scale)
+    return np.stack(xs), np.stack(ys)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", required=True, choices=["ae", "unet", "control"])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--pixel-cr", help="Pixel-CR checkpoint giving the condition images (stage control)")
+    ap.add_argument("--val-blocks", default="3,9")
+    ap.add_argument("--ae-channels", default="32,64,128", help="autoencoder widths; latent factor 2^(n-1)")
+    ap.add_argument("--codebook", type=int, default=1024)
+    ap.add_argument("--kl", action="store_true", help="KL autoencoder instead of the codebook")
+    ap.add_argument("--unet-channels", default="64,128")
+    ap.add_argument("--k-iters", type=int, default=3, help="INR refinement iterations K")
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--hours", type=float, default=1.0)
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--save-minutes", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    state = torch.load(args.ckpt, map_location="cpu") if args.resume and os.path.exists(args.ckpt) else {}
+    pairs = load_rice(args.data)
+    train, _val = split_by_block(pairs, set(args.val_blocks.split(",")))
+    bands = train[0].clear_raw.shape[0]
+
+    ae_cfg = AEConfig.from_dict(state["ae_config"]) if "ae_config" in state else AEConfig(
+        in_bands=bands, channels=[int(c) for c in args.ae_channels.split(",")],
+        codebook=0 if args.kl else args.codebook, kl=args.kl)
+    unet_cfg = UNetConfig.from_dict(state["unet_config"]) if "unet_config" in state else UNetConfig(
+        latent=ae_cfg.latent, channels=[int(c) for c in args.unet_channels.split(",")])
+    ae, unet = Autoencoder(ae_cfg), UNet(unet_cfg)
+    if "ae" in state:
+        ae.load_state_dict(state["ae"])
+    if "unet" in state:
+        unet.load_state_dict(state["unet"])
+    control = ControlNet(unet)
+    if "control" in state:
+        control.load_state_dict(state["control"])
+    steps = dict(state.get("steps", {}))
+    wall = dict(state.get("wall_s", {}))
+    stage = args.stage
+    if stage != "ae":
+        assert "ae" in state, "train the autoencoder first (--stage ae)"
+        for p in ae.parameters():
+            p.requires_grad_(False)
+        ae.eval()
+    if stage == "control":
+        assert "unet" in state, "train the UNet first (--stage unet)"
+        assert args.pixel_cr, "--pixel-cr is needed for the condition images"
+        for p in unet.parameters():
+            p.requires_grad_(False)
+        pcr_state = torch.load(args.pixel_cr, map_location="cpu")
+        pixel_cr = PixelCR(PixelCRConfig.from_dict(pcr_state["config"]))
+        pixel_cr.load_state_dict(pcr_state["model"])
+        pixel_cr.eval()
+    module = {"ae": ae, "unet": unet, "control": control}[stage]
+    opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=args.lr)
+    if state.get("optim_stage") == stage and "optim" in state:
+        opt.load_state_dict(state["optim"])
+    ac = alphas_cumprod()
+    denoiser = Denoiser(unet, control)
+    log_path = f"{args.ckpt}.{stage}.log.jsonl"
+
+    def checkpoint():
+        save_atomic({"ae": ae.state_dict(), "unet": unet.state_dict(), "control": control.state_dict(),
+                     "ae_config": ae_cfg.to_dict(), "unet_config": unet_cfg.to_dict(), "steps": steps,
+                     "wall_s": wall, "optim": opt.state_dict(), "optim_stage": stage,
+                     "meta": {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": args.val_blocks,
+                              "k_iters": args.k_iters, "crop": args.crop, "batch": args.batch}}, args.ckpt)
+
+    stop = {"now": False}
+    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    print(f"IND stage {stage}: ae {ae_cfg.to_dict()} unet {unet_cfg.to_dict()} train={len(train)} "
+          f"start step={steps.get(stage, 0)}", flush=True)
+    t0 = t_prev = t_save = time.time()
+    run = []
+    step = steps.get(stage, 0)
+    while not stop["now"] and time.time() - t0 < args.hours * 3600 and not (args.max_steps and step >= args.max_steps):
+        cloudy, clear = crops(train, args.batch, args.crop, rng)
+        x = torch.from_numpy(clear)
+        if stage == "ae":
+            rec, reg = ae(x)
+            loss = F.l1_loss(rec, x) + reg
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            rec_parts = {"l1": float(F.l1_loss(rec, x)), "reg": float(reg)}
+        else:
+            with torch.no_grad():
+                z0 = ae.encode(x)
+            t = torch.from_numpy(rng.integers(0, len(ac), size=args.batch))
+            if stage == "unet":
+                eps = torch.randn_like(z0)
+                loss = F.mse_loss(unet(q_sample(z0, t, eps, ac), t), eps)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                rec_parts = {"mse": float(loss)}
+            else:
+                with torch.no_grad():
+                    cond = ae.encode(pixel_cr(torch.from_numpy(cloudy))[0].clamp(0, 1))
+                losses = inr_step(denoiser, opt, z0, cond, t, ac, k_iters=args.k_iters)
+                rec_parts = {f"mse_k{k + 1}": v for k, v in enumerate(losses)}
+        step += 1
+        now = time.time()
+        wall[stage] = wall.get(stage, 0.0) + now - t_prev
+        t_prev = now
+        steps[stage] = step
+        run.append(rec_parts)
+        if step % 25 == 0:
+            rec = {"step": step, "wall_s": round(wall[stage], 1),
+                   **{k: round(float(np.mean([r[k] for r in run])), 5) for k in run[0]}}
+            run = []
+            print(json.dumps(rec), flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if now - t_save > args.save_minutes * 60:
+            checkpoint()
+            t_save = t_prev = time.time()
+    checkpoint()
+    print(f"saved {args.ckpt}: stage {stage} at step {step}, {wall.get(stage, 0) / 3600:.2f} h", flush=True)
+
+
+if __name__ == "__main__":
+    main()
