@@ -50,17 +50,29 @@ def file_band(b: str) -> str:
     return b if b == "B8A" else f"B{int(b[1:]):02d}"
 
 
-def dn(band: str, res: int, size_10m: int, level: str, baseline_new: bool) -> np.ndarray:
+# Relative brightness of a thick cloud per band (as in the training code).
+CLOUD = {"B1": 0.9, "B2": 0.9, "B3": 0.86, "B4": 0.95, "B5": 0.98, "B6": 1.0, "B7": 1.02,
+         "B8": 1.01, "B8A": 1.05, "B9": 0.6, "B10": 0.025, "B11": 0.76, "B12": 0.62}
+
+
+def dn(band: str, res: int, size_10m: int, level: str, baseline_new: bool, cloud: bool = False) -> np.ndarray:
     """The DN image of `band` at `res` metres: a ramp over the ground plus a
     band constant (plus the +1000 offset for baseline >= 04.00), with the
-    nodata triangle at DN 0."""
+    nodata triangle at DN 0; with `cloud`, a bright soft cloud over the
+    centre (cloud opacity 0.9 at its middle)."""
     n = size_10m * 10 // res
     centre = (np.arange(n) + 0.5) * res  # metres from the corner
     gx, gy = np.meshgrid(centre, centre)
     idx = BANDS.index(band)
     refl = 0.05 + 0.01 * idx + 0.1 * (gx + gy) / (2 * size_10m * 10)  # reflectance
+    # Field texture, so that the ground is not trivially smooth.
+    refl = refl + 0.02 * np.sin(gx / 170.0) * np.cos(gy / 230.0)
     if level == "L2A":
         refl = refl + 0.002
+    if cloud:
+        half = size_10m * 10 / 2
+        a = 0.9 * np.exp(-((gx - half) ** 2 + (gy - half) ** 2) / (2 * (size_10m * 10 / 8) ** 2))
+        refl = refl * (1 - a) + 0.6 * CLOUD[band] * a
     value = np.round(refl * 10000) + (-OFFSET if baseline_new else 0)
     value[(gx + gy) < NODATA_EDGE_M] = 0
     return value.astype(np.uint16)
@@ -182,7 +194,7 @@ def tile_xml(level: str, size_10m: int) -> str:
 """
 
 
-def build(out: str, level: str, baseline: str, size_10m: int, make_zip: bool) -> str:
+def build(out: str, level: str, baseline: str, size_10m: int, make_zip: bool, cloud: bool = False) -> str:
     if size_10m % 6:
         sys.exit("make_s2_fixture: --size must be a multiple of 6 (the 60 m grid)")
     level = level.upper()
@@ -200,7 +212,7 @@ def build(out: str, level: str, baseline: str, size_10m: int, make_zip: bool) ->
         os.makedirs(img)
         for b in BANDS:
             name = f"{prefix}_{file_band(b)}"
-            write_jp2(os.path.join(img, name + ".jp2"), dn(b, NATIVE_RES[b], size_10m, level, new), NATIVE_RES[b])
+            write_jp2(os.path.join(img, name + ".jp2"), dn(b, NATIVE_RES[b], size_10m, level, new, cloud), NATIVE_RES[b])
             image_files.append(f"IMG_DATA/{name}")
     else:
         # L2A has no B10; the 20 m folder also holds B02 (resampled), which
@@ -217,7 +229,7 @@ def build(out: str, level: str, baseline: str, size_10m: int, make_zip: bool) ->
                     data = np.full((n, n), 4 if b == "SCL" else 120, np.uint16)
                     fb = b
                 else:
-                    data = dn(b, res, size_10m, level, new)
+                    data = dn(b, res, size_10m, level, new, cloud)
                     fb = file_band(b)
                 name = f"{prefix}_{fb}_{res}m"
                 write_jp2(os.path.join(d, name + ".jp2"), data, res)
@@ -252,9 +264,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--baseline", default="05.09", help="processing baseline, e.g. 03.01 (no offset) or 05.09")
     ap.add_argument("--size", type=int, default=192, help="10 m grid size in pixels (multiple of 6)")
     ap.add_argument("--zip", action="store_true", help="also write <PRODUCT>.zip and print its path")
+    ap.add_argument("--cloud", action="store_true", help="put a bright soft cloud over the centre")
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
-    print(build(a.out, a.level, a.baseline, a.size, a.zip))
+    print(build(a.out, a.level, a.baseline, a.size, a.zip, a.cloud))
 
 
 if __name__ == "__main__":
