@@ -12,6 +12,7 @@ pub mod app;
 pub mod batch;
 pub mod blend;
 pub mod cli;
+pub mod colorfix;
 pub mod config;
 pub mod error;
 pub mod evaluate;
