@@ -115,3 +115,22 @@ def test_every_stage_is_local():
     e_full = den(z, t, c)
     e_part = den(z[:, :, 16:48, 16:48], t, c[:, :, 16:48, 16:48])
     assert torch.allclose(e_full[:, :, 30:34, 30:34], e_part[:, :, 14:18, 14:18], atol=1e-5)
+
+
+def test_export_three_graphs_with_contract_and_parity(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from idfcr_train.export_ind import export_all, parity
+
+    torch.manual_seed(4)
+    ae = Autoencoder(TINY_AE)
+    unet = UNet(TINY_UNET)
+    den = Denoiser(unet, ControlNet(unet))
+    paths = export_all(ae, den, str(tmp_path), "t", "0", ["r", "g", "b"], 1 / 255)
+    assert parity(ae, den, paths) < 1e-4
+    metas = {k: ort.InferenceSession(p, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+             for k, p in paths.items()}
+    assert metas["encoder"]["idfcr.kind"] == "ind_encoder" and metas["encoder"]["idfcr.factor"] == "2"
+    assert metas["denoiser"]["idfcr.window_px"] == "2" and metas["denoiser"]["idfcr.prediction"] == "epsilon"
+    for m in metas.values():
+        assert 0 < int(m["idfcr.halo_px"]) < 64
