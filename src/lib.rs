@@ -16,6 +16,7 @@ pub mod colorfix;
 pub mod config;
 pub mod error;
 pub mod evaluate;
+pub mod ind_model;
 pub mod interrupt;
 pub mod metrics;
 pub mod model;

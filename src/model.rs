@@ -148,7 +148,7 @@ pub struct TileOutput {
     pub attention: Option<Vec<f32>>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -259,7 +259,7 @@ impl Model {
     }
 }
 
-fn build_session(
+pub(crate) fn build_session(
     env: &ort::environment::Environment,
     bytes: &[u8],
     path: &Path,

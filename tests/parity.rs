@@ -78,3 +78,71 @@ fn fixtures_match_python_onnxruntime() {
 fn shipped_model_matches_python_onnxruntime() {
     check("pixel_cr_rgb");
 }
+
+/// The three IND graphs (encoder, decoder, fused ControlNet + UNet
+/// denoiser) give the same numbers from Rust as from Python onnxruntime,
+/// and their contracts load.
+#[test]
+fn ind_graphs_match_python_onnxruntime() {
+    use idfcr::ind_model::IndGraph;
+    let dir = common::repo().join("testdata/models");
+    let refj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ind_tiny.ref.json")).unwrap())
+            .unwrap();
+    for kind in ["encoder", "decoder", "denoiser"] {
+        let path = dir.join(format!("ind_tiny_{kind}.onnx"));
+        let g = IndGraph::load(&path, &format!("ind_{kind}"), Device::Cpu, 1, 1, None).unwrap();
+        assert_eq!(
+            (
+                g.contract.bands,
+                g.contract.latent_channels,
+                g.contract.factor
+            ),
+            (3, 4, 2)
+        );
+        let r = &refj[kind];
+        let inputs: Vec<(&str, Vec<usize>, Vec<f32>)> = g
+            .contract
+            .inputs
+            .iter()
+            .map(|name| {
+                let shape: Vec<usize> = r["inputs"][name.as_str()]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap() as usize)
+                    .collect();
+                let data = read_f32(&dir.join(format!("ind_tiny_{kind}.{name}.bin")));
+                (name.as_str(), shape, data)
+            })
+            .collect();
+        let (got, shape) = g.run(0, inputs).unwrap();
+        let want_shape: Vec<usize> = r["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(shape, want_shape, "{kind}");
+        let want = read_f32(&dir.join(format!("ind_tiny_{kind}.out.bin")));
+        let max = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max < 1e-4, "{kind}: max |rust - python| = {max}");
+    }
+    // A graph of the wrong kind is refused by name.
+    let e = IndGraph::load(
+        &dir.join("ind_tiny_encoder.onnx"),
+        "ind_decoder",
+        Device::Cpu,
+        1,
+        1,
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("is a ind_encoder, not a ind_decoder"), "{e}");
+}

@@ -87,8 +87,49 @@ def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, see
     print(f"{path}: halo {halo} px")
 
 
+def write_ind_fixture(out_dir: str) -> None:
+    """Tiny random IND graphs (ind_tiny_{encoder,decoder,denoiser}.onnx) and
+    Python onnxruntime outputs on random inputs, for the Rust parity test."""
+    import onnxruntime as ort
+
+    from .export_ind import export_all
+    from .ind import AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig
+
+    torch.manual_seed(1240)
+    ae = Autoencoder(AEConfig(in_bands=3, latent=4, channels=[8, 16], codebook=32))
+    unet = UNet(UNetConfig(latent=4, channels=[16, 32], temb=16))
+    control = ControlNet(unet)
+    with torch.no_grad():  # non-zero control so the fused graph really uses it
+        for z in control.zero:
+            z.weight.normal_(0, 0.1)
+    paths = export_all(ae, Denoiser(unet, control), out_dir, "ind_tiny", "fixture", ["r", "g", "b"], 1 / 255)
+    rng = np.random.default_rng(7)
+    feeds = {
+        "encoder": {"image": rng.random((1, 3, 16, 24), dtype=np.float32)},
+        "decoder": {"latent": rng.standard_normal((1, 4, 8, 12)).astype(np.float32)},
+        "denoiser": {"z_t": rng.standard_normal((1, 4, 8, 12)).astype(np.float32),
+                     "t": np.array([321.0], np.float32),
+                     "cond": rng.standard_normal((1, 4, 8, 12)).astype(np.float32)},
+    }
+    ref = {}
+    for k, f in feeds.items():
+        out = ort.InferenceSession(paths[k], providers=["CPUExecutionProvider"]).run(None, f)[0]
+        for name, arr in f.items():
+            arr.astype("<f4").tofile(os.path.join(out_dir, f"ind_tiny_{k}.{name}.bin"))
+        out.astype("<f4").tofile(os.path.join(out_dir, f"ind_tiny_{k}.out.bin"))
+        ref[k] = {"inputs": {n: list(a.shape) for n, a in f.items()}, "output": list(out.shape)}
+    with open(os.path.join(out_dir, "ind_tiny.ref.json"), "w") as fh:
+        json.dump(ref, fh, indent=1)
+        fh.write("\n")
+    print(f"{out_dir}/ind_tiny_*.onnx")
+
+
 def main(argv: list[str] | None = None) -> None:
-    out_dir = (argv or sys.argv[1:] or ["../testdata/models"])[0]
+    args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["--only-ind"]:
+        write_ind_fixture(args[1] if len(args) > 1 else "../testdata/models")
+        return
+    out_dir = (args or ["../testdata/models"])[0]
     os.makedirs(out_dir, exist_ok=True)
     torch.manual_seed(1234)
     write_fixture(TinyConv(3), out_dir, "tiny_conv", 32, 48, seed=1)
@@ -110,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         swin.recon[-1].weight.mul_(5.0)
     write_fixture(swin, out_dir, "tiny_swin", 32, 48, seed=3)
+    write_ind_fixture(out_dir)
 
 
 if __name__ == "__main__":

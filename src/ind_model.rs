@@ -1,0 +1,210 @@
+//! The IND stage's three ONNX graphs (encoder, decoder, fused denoiser),
+//! each with its contract in the metadata (written by
+//! `onnx/idfcr_train/export_ind.py`), as session pools that run tiles.
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `idfcr.kind` | `ind_encoder`, `ind_decoder` or `ind_denoiser` |
+//! | `idfcr.bands`, `idfcr.input_scale`, `idfcr.input_offset` | the image side, as for Pixel-CR |
+//! | `idfcr.latent_channels`, `idfcr.factor` | latent shape: channels, and image px per latent px |
+//! | `idfcr.window_px` | the graph's input sizes must be multiples of this |
+//! | `idfcr.halo_px` | how far a tile border disturbs the output, in input px |
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ort::session::Session;
+
+use crate::config::Device;
+use crate::error::{Error, Result};
+use crate::model::{build_session, sha256_hex, Provider};
+
+/// What one IND graph is and expects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndContract {
+    pub kind: String,
+    pub bands: usize,
+    pub latent_channels: usize,
+    pub factor: usize,
+    pub window_px: usize,
+    pub halo_px: usize,
+    pub input_scale: f64,
+    pub input_offset: f64,
+    pub inputs: Vec<String>,
+}
+
+impl IndContract {
+    pub fn from_lookup(
+        path: &Path,
+        inputs: Vec<String>,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let req = |k: &str| {
+            get(k).ok_or_else(|| {
+                Error::model(path, format!("metadata has no `{k}`: not an idfcr IND graph (export it with onnx/idfcr_train/export_ind.py)"))
+            })
+        };
+        let count = |k: &str| -> Result<usize> {
+            let v = req(k)?;
+            v.trim().parse::<usize>().map_err(|_| {
+                Error::model(
+                    path,
+                    format!("metadata `{k}` = {v:?} is not a whole number"),
+                )
+            })
+        };
+        let num = |k: &str| -> Result<f64> {
+            let v = req(k)?;
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    Error::model(path, format!("metadata `{k}` = {v:?} is not a number"))
+                })
+        };
+        let c = IndContract {
+            kind: req("idfcr.kind")?,
+            bands: count("idfcr.bands")?,
+            latent_channels: count("idfcr.latent_channels")?,
+            factor: count("idfcr.factor")?,
+            window_px: count("idfcr.window_px")?.max(1),
+            halo_px: count("idfcr.halo_px")?,
+            input_scale: num("idfcr.input_scale")?,
+            input_offset: get("idfcr.input_offset")
+                .map(|_| num("idfcr.input_offset"))
+                .transpose()?
+                .unwrap_or(0.0),
+            inputs,
+        };
+        if c.bands == 0 || c.latent_channels == 0 || c.factor == 0 || c.input_scale == 0.0 {
+            return Err(Error::model(
+                path,
+                "metadata says zero bands, latent channels, factor or scale",
+            ));
+        }
+        let want: &[&str] = match c.kind.as_str() {
+            "ind_encoder" => &["image"],
+            "ind_decoder" => &["latent"],
+            "ind_denoiser" => &["z_t", "t", "cond"],
+            other => return Err(Error::model(path, format!("unknown idfcr.kind {other:?}"))),
+        };
+        if c.inputs != want {
+            return Err(Error::model(
+                path,
+                format!(
+                    "a {} must have inputs {want:?}, this one has {:?}",
+                    c.kind, c.inputs
+                ),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// One IND graph as a pool of sessions (one per worker).
+pub struct IndGraph {
+    pub path: PathBuf,
+    pub contract: IndContract,
+    pub sha256: String,
+    pub provider: Provider,
+    sessions: Vec<Mutex<Session>>,
+}
+
+impl IndGraph {
+    /// Load `path`, which must be a graph of `kind`.
+    pub fn load(
+        path: &Path,
+        kind: &str,
+        device: Device,
+        workers: usize,
+        intra_threads: usize,
+        ort_lib: Option<&Path>,
+    ) -> Result<IndGraph> {
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))?;
+        let env = crate::runtime::environment(ort_lib)?;
+        let mut sessions = Vec::new();
+        let mut provider = Provider::Cpu;
+        for i in 0..workers.max(1) {
+            let (s, p) = build_session(env, &bytes, path, device, intra_threads, i == 0)?;
+            provider = p;
+            sessions.push(Mutex::new(s));
+        }
+        let first = sessions[0]
+            .lock()
+            .map_err(|_| Error::model(path, "session lock poisoned"))?;
+        let inputs: Vec<String> = first
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect();
+        let meta = first
+            .metadata()
+            .map_err(|e| Error::model(path, format!("cannot read metadata: {e}")))?;
+        let lookup: HashMap<String, String> = [
+            "idfcr.kind",
+            "idfcr.bands",
+            "idfcr.latent_channels",
+            "idfcr.factor",
+            "idfcr.window_px",
+            "idfcr.halo_px",
+            "idfcr.input_scale",
+            "idfcr.input_offset",
+        ]
+        .iter()
+        .filter_map(|k| meta.custom(k).map(|v| (k.to_string(), v)))
+        .collect();
+        drop(meta);
+        drop(first);
+        let contract = IndContract::from_lookup(path, inputs, |k| lookup.get(k).cloned())?;
+        if contract.kind != kind {
+            return Err(Error::model(
+                path,
+                format!("is a {}, not a {kind}", contract.kind),
+            ));
+        }
+        Ok(IndGraph {
+            path: path.to_path_buf(),
+            contract,
+            sha256: sha256_hex(&bytes),
+            provider,
+            sessions,
+        })
+    }
+
+    pub fn workers(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Run with named float32 inputs of the given shapes; returns the first
+    /// output's values and shape.
+    pub fn run(
+        &self,
+        worker: usize,
+        inputs: Vec<(&str, Vec<usize>, Vec<f32>)>,
+    ) -> Result<(Vec<f32>, Vec<usize>)> {
+        let mut feeds = Vec::new();
+        for (name, shape, data) in inputs {
+            let t = ort::value::Tensor::from_array((shape, data)).map_err(|e| {
+                Error::model(&self.path, format!("cannot build input `{name}`: {e}"))
+            })?;
+            feeds.push((name.to_string(), ort::value::DynValue::from(t)));
+        }
+        let mut session = self.sessions[worker % self.sessions.len()]
+            .lock()
+            .map_err(|_| Error::model(&self.path, "session lock poisoned by an earlier failure"))?;
+        let outputs = session
+            .run(feeds)
+            .map_err(|e| Error::model(&self.path, format!("inference failed: {e}")))?;
+        let (_, first) = outputs
+            .iter()
+            .next()
+            .ok_or_else(|| Error::model(&self.path, "graph returned no output"))?;
+        let (shape, data) = first
+            .try_extract_tensor::<f32>()
+            .map_err(|e| Error::model(&self.path, format!("output is not float32: {e}")))?;
+        Ok((data.to_vec(), shape.iter().map(|&d| d as usize).collect()))
+    }
+}
