@@ -61,7 +61,7 @@ def dn(band: str, res: int, size_10m: int, level: str, baseline_new: bool, cloud
     nodata triangle at DN 0; with `cloud`, a bright soft cloud over the
     centre (cloud opacity 0.9 at its middle)."""
     n = size_10m * 10 // res
-    centre = (np.arange(n) + 0.5) * res  # metres from the corner
+    centre = ((np.arange(n) + 0.5) * res).astype(np.float32)  # metres from the corner
     gx, gy = np.meshgrid(centre, centre)
     idx = BANDS.index(band)
     refl = 0.05 + 0.01 * idx + 0.1 * (gx + gy) / (2 * size_10m * 10)  # reflectance
@@ -78,6 +78,12 @@ def dn(band: str, res: int, size_10m: int, level: str, baseline_new: bool, cloud
     return value.astype(np.uint16)
 
 
+# Band files as tiled GeoTIFF under their .jp2 names (GDAL opens files by
+# content): for large benchmark products, where JPEG 2000 encoding would
+# take minutes per band. Real products and the test fixtures use JPEG 2000.
+GTIFF_BANDS = False
+
+
 def write_jp2(path: str, data: np.ndarray, res: int) -> None:
     mem = gdal.GetDriverByName("MEM").Create("", data.shape[1], data.shape[0], 1, gdal.GDT_UInt16)
     mem.SetGeoTransform((ULX, res, 0, ULY, 0, -res))
@@ -85,10 +91,13 @@ def write_jp2(path: str, data: np.ndarray, res: int) -> None:
     srs.ImportFromEPSG(EPSG)
     mem.SetProjection(srs.ExportToWkt())
     mem.GetRasterBand(1).WriteArray(data)
-    drv = gdal.GetDriverByName("JP2OpenJPEG")
-    if drv is None:
-        sys.exit("make_s2_fixture: GDAL has no JP2OpenJPEG driver")
-    out = drv.CreateCopy(path, mem, options=["REVERSIBLE=YES", "QUALITY=100", "YCBCR420=NO"])
+    if GTIFF_BANDS:
+        out = gdal.GetDriverByName("GTiff").CreateCopy(path, mem, options=["TILED=YES", "BLOCKXSIZE=1024", "BLOCKYSIZE=1024"])
+    else:
+        drv = gdal.GetDriverByName("JP2OpenJPEG")
+        if drv is None:
+            sys.exit("make_s2_fixture: GDAL has no JP2OpenJPEG driver")
+        out = drv.CreateCopy(path, mem, options=["REVERSIBLE=YES", "QUALITY=100", "YCBCR420=NO"])
     if out is None:
         sys.exit(f"make_s2_fixture: cannot write {path}")
     out = None
@@ -265,7 +274,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, default=192, help="10 m grid size in pixels (multiple of 6)")
     ap.add_argument("--zip", action="store_true", help="also write <PRODUCT>.zip and print its path")
     ap.add_argument("--cloud", action="store_true", help="put a bright soft cloud over the centre")
+    ap.add_argument("--gtiff-bands", action="store_true",
+                    help="write band files as GeoTIFF under their .jp2 names (fast; for big benchmark products)")
     a = ap.parse_args(argv)
+    global GTIFF_BANDS
+    GTIFF_BANDS = a.gtiff_bands
     os.makedirs(a.out, exist_ok=True)
     print(build(a.out, a.level, a.baseline, a.size, a.zip, a.cloud))
 

@@ -76,7 +76,9 @@ fn fixtures_match_python_onnxruntime() {
 
 #[test]
 fn shipped_model_matches_python_onnxruntime() {
-    check("pixel_cr_rgb");
+    for name in ["pixel_cr_rgb", "s2_10m", "s2_20m", "s2_60m", "s2_60m_l2a"] {
+        check(name);
+    }
 }
 
 /// The three IND graphs (encoder, decoder, fused ControlNet + UNet

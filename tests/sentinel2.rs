@@ -515,6 +515,15 @@ fn sentinel2_mistakes_get_clear_errors() {
             common::stderr(&o)
         );
     }
+    // A whole product given to `remove` points to `s2`.
+    let o = common::idfcr(
+        tmp.path(),
+        &["remove", &product, out.to_str().unwrap(), "-q"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = common::stderr(&o);
+    assert!(e.contains("idfcr s2") && e.contains(&product), "{e}");
+    assert!(!out.exists());
     // A .SAFE folder without its metadata.
     let broken = tmp.path().join("S2A_MSIL1C_BROKEN.SAFE");
     std::fs::create_dir(&broken).unwrap();
@@ -535,4 +544,77 @@ fn sentinel2_mistakes_get_clear_errors() {
         .read_dir()
         .map(|mut d| d.next().is_some())
         .unwrap_or(false));
+}
+
+/// The bundled group models on a product with a bright cloud in the middle:
+/// every group comes out georeferenced, and under the cloud the output is
+/// darker than the input (the models remove cloud, not just copy it).
+#[test]
+fn shipped_models_clean_every_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    for level in ["L1C", "L2A"] {
+        let dir = tmp.path().join(level);
+        let mut cmd = Command::new(python());
+        cmd.arg(common::repo().join("scripts/make_s2_fixture.py"))
+            .args(["--out", dir.to_str().unwrap(), "--level", level, "--cloud"]);
+        let made = cmd.output().unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let product = String::from_utf8(made.stdout).unwrap().trim().to_string();
+        let out_dir = dir.join("out");
+        let o = common::idfcr(
+            tmp.path(),
+            &[
+                "s2",
+                &product,
+                out_dir.to_str().unwrap(),
+                "-q",
+                "--json",
+                "--device",
+                "cpu",
+            ],
+        );
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        for g in summary["groups"].as_array().unwrap() {
+            assert!(g["model"].as_str().unwrap().starts_with("s2_"), "{g}");
+            let out = Dataset::open(g["output"].as_str().unwrap()).unwrap();
+            let src = Dataset::open(g["source"].as_str().unwrap()).unwrap();
+            assert_eq!(out.geo_transform().unwrap(), src.geo_transform().unwrap());
+            let (w, h) = out.raster_size();
+            let names: Vec<String> = (1..=out.raster_count())
+                .map(|b| band_name(&out, b))
+                .collect();
+            // The visible and NIR bands, where the cloud is brightest.
+            for (k, name) in names.iter().enumerate() {
+                if ["B9", "B10"].contains(&name.as_str()) {
+                    continue;
+                }
+                let sb = (1..=src.raster_count())
+                    .find(|&b| band_name(&src, b) == *name)
+                    .unwrap();
+                let a = &read_all(&src, &[sb])[0];
+                let b = &read_all(&out, &[k + 1])[0];
+                // Mean over the cloud core (the central eighth of the tile).
+                let (mut sa, mut sb_, mut n) = (0.0, 0.0, 0.0);
+                for y in h * 7 / 16..h * 9 / 16 {
+                    for x in w * 7 / 16..w * 9 / 16 {
+                        sa += a[y * w + x];
+                        sb_ += b[y * w + x];
+                        n += 1.0;
+                    }
+                }
+                assert!(
+                    sb_ / n < sa / n - 300.0,
+                    "{level} {} {name}: cloud core {:.0} -> {:.0} DN",
+                    g["group"],
+                    sa / n,
+                    sb_ / n
+                );
+            }
+        }
+    }
 }
