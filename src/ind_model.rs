@@ -18,7 +18,7 @@ use ort::session::Session;
 
 use crate::config::Device;
 use crate::error::{Error, Result};
-use crate::model::{build_session, sha256_hex, Provider};
+use crate::model::{load_session_pool, sha256_hex, Provider};
 
 /// What one IND graph is and expects.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,16 +122,8 @@ impl IndGraph {
         intra_threads: usize,
         ort_lib: Option<&Path>,
     ) -> Result<IndGraph> {
-        let bytes =
-            std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))?;
-        let env = crate::runtime::environment(ort_lib)?;
-        let mut sessions = Vec::new();
-        let mut provider = Provider::Cpu;
-        for i in 0..workers.max(1) {
-            let (s, p) = build_session(env, &bytes, path, device, intra_threads, i == 0)?;
-            provider = p;
-            sessions.push(Mutex::new(s));
-        }
+        let (bytes, sessions, provider) =
+            load_session_pool(path, device, workers, intra_threads, ort_lib)?;
         let first = sessions[0]
             .lock()
             .map_err(|_| Error::model(path, "session lock poisoned"))?;

@@ -164,19 +164,8 @@ impl Model {
         intra_threads: usize,
         ort_lib: Option<&Path>,
     ) -> Result<Model> {
-        let bytes =
-            std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))?;
-        if bytes.is_empty() {
-            return Err(Error::model(path, "file is empty"));
-        }
-        let env = crate::runtime::environment(ort_lib)?;
-        let mut provider = Provider::Cpu;
-        let mut sessions = Vec::with_capacity(workers.max(1));
-        for i in 0..workers.max(1) {
-            let (session, p) = build_session(env, &bytes, path, device, intra_threads, i == 0)?;
-            provider = p;
-            sessions.push(Mutex::new(session));
-        }
+        let (bytes, sessions, provider) =
+            load_session_pool(path, device, workers, intra_threads, ort_lib)?;
         let first = sessions[0]
             .lock()
             .map_err(|_| Error::model(path, "session lock poisoned"))?;
@@ -257,6 +246,31 @@ impl Model {
             .transpose()?;
         Ok(TileOutput { clear, attention })
     }
+}
+
+/// Read a model file and build `workers` sessions of it (one per worker,
+/// as `Session::run` needs `&mut`): the bytes (for hashing), the sessions
+/// and the provider they ended up on.
+pub(crate) fn load_session_pool(
+    path: &Path,
+    device: Device,
+    workers: usize,
+    intra_threads: usize,
+    ort_lib: Option<&Path>,
+) -> Result<(Vec<u8>, Vec<Mutex<Session>>, Provider)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))?;
+    if bytes.is_empty() {
+        return Err(Error::model(path, "file is empty"));
+    }
+    let env = crate::runtime::environment(ort_lib)?;
+    let mut provider = Provider::Cpu;
+    let mut sessions = Vec::with_capacity(workers.max(1));
+    for i in 0..workers.max(1) {
+        let (session, p) = build_session(env, &bytes, path, device, intra_threads, i == 0)?;
+        provider = p;
+        sessions.push(Mutex::new(session));
+    }
+    Ok((bytes, sessions, provider))
 }
 
 pub(crate) fn build_session(
