@@ -196,6 +196,12 @@ impl S2Args {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SamplerArg {
+    Ddpm,
+    Ddim,
+}
+
 /// Options shared by `remove` and `batch`: how to process one raster.
 #[derive(clap::Args, Debug)]
 pub struct ProcessingArgs {
@@ -257,6 +263,30 @@ pub struct ProcessingArgs {
     /// Sentinel-2 band stack: the band names in band order, comma-separated (e.g. B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12).
     #[arg(long = "s2-bands", value_name = "NAMES", value_delimiter = ',')]
     pub s2_bands: Vec<String>,
+    /// Refine the Pixel-CR result with the IND latent diffusion stage (slow:
+    /// one denoiser pass per latent tile per step)
+    #[arg(long, help_heading = "Diffusion refinement")]
+    pub refine: bool,
+    /// IND model: the prefix of its three graphs (PREFIX_encoder.onnx,
+    /// PREFIX_decoder.onnx, PREFIX_denoiser.onnx) or one of them [default:
+    /// the bundled ind_rgb]
+    #[arg(
+        long = "ind-model",
+        value_name = "PREFIX",
+        help_heading = "Diffusion refinement"
+    )]
+    pub ind_model: Option<PathBuf>,
+    /// Sampler steps, respaced from the 1000 of training [default: 50]
+    #[arg(long, help_heading = "Diffusion refinement")]
+    pub steps: Option<usize>,
+    /// Sampler: ddpm (the paper's, stochastic) or ddim (deterministic, good
+    /// with fewer steps) [default: ddpm]
+    #[arg(long, value_enum, help_heading = "Diffusion refinement")]
+    pub sampler: Option<SamplerArg>,
+    /// Seed of the sampler's noise; a seed gives the same output on any
+    /// thread count [default: 0]
+    #[arg(long, help_heading = "Diffusion refinement")]
+    pub seed: Option<u64>,
 }
 
 /// `idfcr batch`: many inputs, one output folder.
@@ -352,6 +382,19 @@ impl ProcessingArgs {
         if self.bands.contains(&0) {
             return Err(Error::Usage("-b: band numbers start at 1".into()));
         }
+        if !self.refine {
+            let given = [
+                ("--ind-model", self.ind_model.is_some()),
+                ("--steps", self.steps.is_some()),
+                ("--sampler", self.sampler.is_some()),
+                ("--seed", self.seed.is_some()),
+            ];
+            if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(Error::Usage(format!(
+                    "{name} belongs to the diffusion stage: add --refine"
+                )));
+            }
+        }
         for pair in self.gdal_config.chunks(2) {
             gdal::config::set_config_option(&pair[0], &pair[1])
                 .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
@@ -399,6 +442,15 @@ impl ProcessingArgs {
                 stack: !self.s2_bands.is_empty(),
                 stack_bands: (!self.s2_bands.is_empty()).then_some(self.s2_bands),
             },
+            refine: self.refine.then(|| crate::config::RefineOptions {
+                ind_model: self.ind_model.clone(),
+                steps: self.steps.unwrap_or(50),
+                method: match self.sampler.unwrap_or(SamplerArg::Ddpm) {
+                    SamplerArg::Ddpm => crate::sampler::Method::Ddpm,
+                    SamplerArg::Ddim => crate::sampler::Method::Ddim,
+                },
+                seed: self.seed.unwrap_or(0),
+            }),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -124,6 +124,22 @@ pub struct RemoveConfig {
     pub model_dir: Option<PathBuf>,
     /// Sentinel-2 radiometry and band naming.
     pub s2: crate::sentinel2_input::S2Options,
+    /// Stage 2 (IND diffusion refinement) after Pixel-CR; None: stage 1 only.
+    pub refine: Option<RefineOptions>,
+}
+
+/// Settings of the IND stage (`--refine`).
+#[derive(Debug, Clone)]
+pub struct RefineOptions {
+    /// Prefix of the three graphs (or one of them); None: the bundled
+    /// `ind_rgb` for 3-band input.
+    pub ind_model: Option<PathBuf>,
+    /// Respaced sampler steps (the paper: 50 DDPM steps).
+    pub steps: usize,
+    pub method: crate::sampler::Method,
+    /// Seed of the sampler's noise: same seed, same output, whatever the
+    /// thread count.
+    pub seed: u64,
 }
 
 /// Split `KEY=VALUE` (creation options).
@@ -150,6 +166,14 @@ impl RemoveConfig {
             return Err(Error::Usage(
                 "--mask must name a different file than OUTPUT".into(),
             ));
+        }
+        if let Some(r) = &self.refine {
+            if r.steps == 0 || r.steps > 1000 {
+                return Err(Error::Usage(format!(
+                    "--steps {}: must be 1 to 1000 (the diffusion has 1000 timesteps)",
+                    r.steps
+                )));
+            }
         }
         if let Some(b) = &self.band_idx {
             if b.is_empty() {

@@ -24,6 +24,9 @@ use crate::model::{load_session_pool, sha256_hex, Provider};
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndContract {
     pub kind: String,
+    /// `idfcr.name` and `idfcr.version` (empty when absent), for provenance.
+    pub name: String,
+    pub version: String,
     pub bands: usize,
     pub latent_channels: usize,
     pub factor: usize,
@@ -35,6 +38,16 @@ pub struct IndContract {
 }
 
 impl IndContract {
+    /// Pixel value (input units) -> the graph's image units.
+    pub fn to_model(&self, v: f32) -> f32 {
+        ((v as f64 + self.input_offset) * self.input_scale) as f32
+    }
+
+    /// The graph's image units -> pixel value.
+    pub fn from_model(&self, v: f32) -> f32 {
+        (v as f64 / self.input_scale - self.input_offset) as f32
+    }
+
     pub fn from_lookup(
         path: &Path,
         inputs: Vec<String>,
@@ -66,6 +79,8 @@ impl IndContract {
         };
         let c = IndContract {
             kind: req("idfcr.kind")?,
+            name: get("idfcr.name").unwrap_or_default(),
+            version: get("idfcr.version").unwrap_or_default(),
             bands: count("idfcr.bands")?,
             latent_channels: count("idfcr.latent_channels")?,
             factor: count("idfcr.factor")?,
@@ -137,6 +152,8 @@ impl IndGraph {
             .map_err(|e| Error::model(path, format!("cannot read metadata: {e}")))?;
         let lookup: HashMap<String, String> = [
             "idfcr.kind",
+            "idfcr.name",
+            "idfcr.version",
             "idfcr.bands",
             "idfcr.latent_channels",
             "idfcr.factor",

@@ -26,6 +26,7 @@ pub mod progress;
 pub mod quality;
 pub mod raster_in;
 pub mod raster_out;
+pub mod refine;
 pub mod runtime;
 pub mod sampler;
 pub mod schedule;

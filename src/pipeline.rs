@@ -21,12 +21,13 @@ use gdal::Metadata;
 use rayon::prelude::*;
 
 use crate::blend::{axis_weights, Accumulator};
-use crate::config::{Device, OutputType, RemoveConfig};
+use crate::config::{Device, OutputType, RefineOptions, RemoveConfig};
 use crate::error::{Error, Result};
 use crate::model::{Model, Provider};
 use crate::progress::Progress;
 use crate::raster_in::InputRaster;
 use crate::raster_out::{check_output_path, BandSpec, OutputRaster, Provenance};
+use crate::refine::IndModels;
 use crate::tiling::{mirror, panels, round_up, AxisGrid, Panel};
 
 /// The pixels a strip of tiles needs, read once: (bands x rows x width)
@@ -89,6 +90,19 @@ pub struct RemoveSummary {
     pub seconds: f64,
     /// Seconds spent inside ONNX Runtime, summed over workers.
     pub inference_seconds: f64,
+    /// The diffusion stage, when `--refine` ran it.
+    pub refine: Option<RefineSummary>,
+}
+
+/// What the IND stage did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefineSummary {
+    pub model: String,
+    pub sampler: String,
+    pub steps: usize,
+    pub seed: u64,
+    #[serde(flatten)]
+    pub stats: crate::refine::RefineStats,
 }
 
 /// File name of the bundled default model for an input: by its
@@ -215,7 +229,7 @@ fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
 /// Run Pixel-CR over the input and write the cloud-free raster.
 pub fn remove(
     cfg: &RemoveConfig,
-    progress_total: impl FnOnce(u64) -> Progress,
+    progress_total: impl FnMut(u64) -> Progress,
 ) -> Result<RemoveSummary> {
     remove_cached(cfg, &mut ModelCache::default(), progress_total)
 }
@@ -224,6 +238,7 @@ pub fn remove(
 #[derive(Default)]
 pub struct ModelCache {
     models: std::collections::HashMap<PathBuf, Model>,
+    ind: std::collections::HashMap<PathBuf, IndModels>,
 }
 
 impl ModelCache {
@@ -237,13 +252,78 @@ impl ModelCache {
         }
         Ok(&self.models[&path])
     }
+
+    /// The IND model `--refine` asks for (or the bundled one for the input),
+    /// loaded once.
+    pub fn ind(
+        &mut self,
+        cfg: &RemoveConfig,
+        opts: &RefineOptions,
+        input: &InputRaster,
+    ) -> Result<&IndModels> {
+        let prefix = match &opts.ind_model {
+            Some(p) => crate::refine::prefix_of(p),
+            None => {
+                if input.bands() != 3 || !input.band_names.is_empty() {
+                    return Err(Error::input(
+                        &cfg.input,
+                        format!(
+                            "--refine: the bundled IND model is for RGB (3 bands) and this input has {}; pass --ind-model",
+                            if input.band_names.is_empty() { format!("{} band(s)", input.bands()) } else { format!("bands {}", input.band_names.join(" ")) }
+                        ),
+                    ));
+                }
+                let dirs = model_dirs(cfg.model_dir.as_deref());
+                dirs.iter()
+                    .map(|d| d.join("ind_rgb"))
+                    .find(|p| crate::refine::graph_path(p, "encoder").is_file())
+                    .ok_or_else(|| {
+                        let looked: Vec<String> =
+                            dirs.iter().map(|d| d.display().to_string()).collect();
+                        Error::model(
+                            "ind_rgb_encoder.onnx",
+                            format!(
+                                "bundled IND model not found (looked in {}); set IDFCR_MODEL_DIR or pass --ind-model",
+                                looked.join(", ")
+                            ),
+                        )
+                    })?
+            }
+        };
+        if !self.ind.contains_key(&prefix) {
+            let (workers, intra) = split_threads(cfg.threads, cfg.device);
+            let m = IndModels::load(&prefix, cfg.device, workers, intra, cfg.ort_lib.as_deref())?;
+            self.ind.insert(prefix.clone(), m);
+        }
+        let m = &self.ind[&prefix];
+        if m.bands() != input.bands() {
+            return Err(Error::input(
+                &cfg.input,
+                format!(
+                    "has {} band(s) but IND model {} expects {}",
+                    input.bands(),
+                    m.prefix.display(),
+                    m.bands()
+                ),
+            ));
+        }
+        Ok(m)
+    }
 }
 
 /// `remove` with models taken from (and kept in) `cache`.
 pub fn remove_cached(
     cfg: &RemoveConfig,
     cache: &mut ModelCache,
-    progress_total: impl FnOnce(u64) -> Progress,
+    mut progress_total: impl FnMut(u64) -> Progress,
+) -> Result<RemoveSummary> {
+    run_one(cfg, cache, &mut progress_total)
+}
+
+fn run_one(
+    cfg: &RemoveConfig,
+    cache: &mut ModelCache,
+    progress_total: &mut dyn FnMut(u64) -> Progress,
 ) -> Result<RemoveSummary> {
     let started = Instant::now();
     cfg.validate()?;
@@ -251,16 +331,10 @@ pub fn remove_cached(
     if let Some(mask) = &cfg.mask {
         check_output_path(mask, cfg.overwrite)?;
     }
-    if crate::sentinel2::parse_subdataset(&cfg.input).is_none()
-        && crate::sentinel2_input::find_product_metadata(&cfg.input)?.is_some()
-    {
-        return Err(Error::input(
-            &cfg.input,
-            "is a whole Sentinel-2 product: run `idfcr s2` on it for every band group, or pass one SENTINEL2_...:10m:... subdataset (see gdalinfo)",
-        ));
+    let input = open_input(cfg)?;
+    if let Some(opts) = &cfg.refine {
+        return remove_refined(cfg, opts, input, cache, progress_total, started);
     }
-    let mut input = InputRaster::open(&cfg.input, cfg.band_idx.as_deref())?;
-    crate::sentinel2_input::adapt(&mut input, &cfg.s2)?;
     let model = cache.get(cfg, &input)?;
     let model_path = model.path.clone();
     let c = &model.contract;
@@ -307,31 +381,9 @@ pub fn remove_cached(
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
     let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();
 
-    let mut tags = vec![
-        (
-            "IDFCR_VERSION".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
-        (
-            "IDFCR_MODEL".to_string(),
-            format!("{} {}", c.name, c.version),
-        ),
-        ("IDFCR_MODEL_SHA256".to_string(), model.sha256.clone()),
-        ("IDFCR_SOURCE".to_string(), cfg.input.clone()),
-        (
-            "IDFCR_RADIOMETRY".to_string(),
-            format!(
-                "model value = (pixel value + {}) * {}; output converted back to the input's units",
-                c.input_offset, c.input_scale
-            ),
-        ),
-    ];
-    if let Some(note) = &input.radiometry_note {
-        tags.push(("IDFCR_S2_RADIOMETRY".to_string(), note.clone()));
-    }
     let prov = Provenance {
         input: &input,
-        tags,
+        tags: provenance_tags(cfg, model, &input),
     };
     limit_gdal_cache();
     let out_type = cfg.out_type.unwrap_or(input.data_type);
@@ -421,7 +473,151 @@ pub fn remove_cached(
         tiles_skipped: counts.tiles_skipped,
         seconds: started.elapsed().as_secs_f64(),
         inference_seconds: counts.inference_s,
+        refine: None,
     })
+}
+
+/// Open and adapt the input (Sentinel-2 band names and offsets); a whole
+/// Sentinel-2 product is refused with a pointer to `idfcr s2`.
+fn open_input(cfg: &RemoveConfig) -> Result<InputRaster> {
+    if crate::sentinel2::parse_subdataset(&cfg.input).is_none()
+        && crate::sentinel2_input::find_product_metadata(&cfg.input)?.is_some()
+    {
+        return Err(Error::input(
+            &cfg.input,
+            "is a whole Sentinel-2 product: run `idfcr s2` on it for every band group, or pass one SENTINEL2_...:10m:... subdataset (see gdalinfo)",
+        ));
+    }
+    let mut input = InputRaster::open(&cfg.input, cfg.band_idx.as_deref())?;
+    crate::sentinel2_input::adapt(&mut input, &cfg.s2)?;
+    Ok(input)
+}
+
+/// Tags every output carries: who made it, from what, with which model.
+fn provenance_tags(
+    cfg: &RemoveConfig,
+    model: &Model,
+    input: &InputRaster,
+) -> Vec<(String, String)> {
+    let c = &model.contract;
+    let mut tags = vec![
+        (
+            "IDFCR_VERSION".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "IDFCR_MODEL".to_string(),
+            format!("{} {}", c.name, c.version),
+        ),
+        ("IDFCR_MODEL_SHA256".to_string(), model.sha256.clone()),
+        ("IDFCR_SOURCE".to_string(), cfg.input.clone()),
+        (
+            "IDFCR_RADIOMETRY".to_string(),
+            format!(
+                "model value = (pixel value + {}) * {}; output converted back to the input's units",
+                c.input_offset, c.input_scale
+            ),
+        ),
+    ];
+    if let Some(note) = &input.radiometry_note {
+        tags.push(("IDFCR_S2_RADIOMETRY".to_string(), note.clone()));
+    }
+    tags
+}
+
+/// `--refine`: Pixel-CR into a hidden Float32 working file beside the
+/// output, then the IND stage from it into the output. The IND model is
+/// loaded (and checked against the input) before stage 1 spends any time.
+fn remove_refined(
+    cfg: &RemoveConfig,
+    opts: &RefineOptions,
+    input: InputRaster,
+    cache: &mut ModelCache,
+    progress_total: &mut dyn FnMut(u64) -> Progress,
+    started: Instant,
+) -> Result<RemoveSummary> {
+    cache.ind(cfg, opts, &input)?;
+    let stage1_path = crate::raster_out::temp_path_for(&cfg.output, "pixelcr");
+    let _stage1_file = crate::raster_out::TempFile::new(stage1_path.clone());
+    let stage1_cfg = RemoveConfig {
+        output: stage1_path.clone(),
+        format: crate::config::OutputFormat::GTiff,
+        creation_options: vec![],
+        out_type: Some(OutputType::Float32),
+        overwrite: true,
+        refine: None,
+        ..cfg.clone()
+    };
+    let mut summary = run_one(&stage1_cfg, cache, progress_total)?;
+    let stage1 = InputRaster::open(&stage1_path.to_string_lossy(), None)?;
+    let model = cache.get(cfg, &input)?;
+    let mut tags = provenance_tags(cfg, model, &input);
+    let ind = cache.ind(cfg, opts, &input)?;
+    let method = match opts.method {
+        crate::sampler::Method::Ddpm => "ddpm",
+        crate::sampler::Method::Ddim => "ddim",
+    };
+    tags.push((
+        "IDFCR_REFINE".to_string(),
+        format!(
+            "IND {}; {method}, {} steps, seed {}; wavelet colour fix against the Pixel-CR image",
+            ind.describe(),
+            opts.steps,
+            opts.seed
+        ),
+    ));
+    tags.push((
+        "IDFCR_REFINE_SHA256".to_string(),
+        format!(
+            "encoder {} decoder {} denoiser {}",
+            ind.encoder.sha256, ind.decoder.sha256, ind.denoiser.sha256
+        ),
+    ));
+    let prov = Provenance {
+        input: &input,
+        tags,
+    };
+    let out_type = cfg.out_type.unwrap_or(input.data_type);
+    let mut out = OutputRaster::create(
+        &cfg.output,
+        cfg.format,
+        &cfg.creation_options,
+        out_type,
+        &band_specs(&input),
+        &prov,
+    )?;
+    let workers = ind.encoder.workers();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {workers} worker threads: {e}")))?;
+    let job = crate::refine::Refine {
+        stage1: &stage1,
+        dn_offset: &input.dn_offset,
+        models: ind,
+        tile_px: round_up(cfg.tile_px, ind.encoder.contract.factor),
+        chain: crate::sampler::Chain {
+            steps: opts.steps,
+            method: opts.method,
+            seed: opts.seed,
+        },
+        pool: &pool,
+    };
+    let total = job.units();
+    let mut progress = progress_total(total);
+    let stats = job.run(&mut out, &mut progress)?;
+    out.finish()?;
+    progress.finish(total);
+    summary.output = cfg.output.clone();
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.refine = Some(RefineSummary {
+        model: ind.describe(),
+        sampler: method.to_string(),
+        steps: opts.steps,
+        seed: opts.seed,
+        stats,
+    });
+    Ok(summary)
 }
 
 #[derive(Default, Clone, Copy)]

@@ -35,8 +35,11 @@ def measure_halo(fn, in_ch: int, window: int, scale: float, *, tol: float = 1e-5
     """How far (input px) a crop border changes `fn`'s output: whole input vs
     a window-aligned crop; `scale` = output px per input px."""
     g = torch.Generator().manual_seed(seed)
-    size = 32 * window
-    crop0, crop = 8 * window, 16 * window
+    # At least 64 px crops: a decoder's window is 1 latent px, and 16 px
+    # is less than its receptive field.
+    unit = window * max(1, -(-4 // window))
+    size = 32 * unit
+    crop0, crop = 8 * unit, 16 * unit
     x = torch.rand(1, in_ch, size, size, generator=g)
     full, part = fn(x), fn(x[:, :, crop0 : crop0 + crop, crop0 : crop0 + crop])
     o0, oc = int(crop0 * scale), int(crop * scale)

@@ -58,6 +58,7 @@ class AEConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64])  # one downsample per entry after the first
     codebook: int = 512  # 0: no quantisation
     kl: bool = False  # KL variant instead of the codebook
+    kl_weight: float = 1e-4  # of the KL term (a weight of 1 pulls the latents to pure noise)
     commitment: float = 0.25
 
     @property
@@ -113,9 +114,15 @@ class Autoencoder(nn.Module):
         self.out = nn.Conv2d(ch[0], cfg.in_bands, 3, padding=1)
         if cfg.codebook and not cfg.kl:
             self.codebook = nn.Embedding(cfg.codebook, cfg.latent)
-            self.codebook.weight.data.uniform_(-1.0 / cfg.codebook, 1.0 / cfg.codebook)
+            nn.init.normal_(self.codebook.weight)  # uniform directions once normalised
         else:
             self.codebook = None
+        # Diffusion wants latents of about unit variance (the schedule's
+        # signal-to-noise ratios assume it); the autoencoder's own latents have
+        # whatever spread training gave them. Measured once on clear training
+        # latents before the UNet stage (see `measure_latent_scale`) and folded
+        # into encode/decode, so the exported graphs carry it.
+        self.register_buffer("latent_scale", torch.ones(()))
 
     def encode_raw(self, x: torch.Tensor) -> torch.Tensor:
         h = x
@@ -125,12 +132,17 @@ class Autoencoder(nn.Module):
 
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 9: each latent vector replaced by its nearest codebook entry
-        (straight-through gradient); returns (z_q, VQ loss)."""
+        (straight-through gradient); returns (z_q, VQ loss).
+
+        Latent vectors and codebook entries are compared on the unit sphere
+        (l2-normalised, as ViT-VQGAN): with raw Euclidean lookup our CPU runs
+        collapsed onto a few codes while the latents grew (VQ loss 0 -> 15 in
+        250 steps, L1 stuck at 0.1-0.2); normalised lookup keeps both bounded."""
         b, c, h, w = z.shape
+        z = F.normalize(z, dim=1)
         flat = z.permute(0, 2, 3, 1).reshape(-1, c)
-        e = self.codebook.weight
-        d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]
-        zq = e[d.argmin(1)].view(b, h, w, c).permute(0, 3, 1, 2)
+        e = F.normalize(self.codebook.weight, dim=1)
+        zq = e[(flat @ e.t()).argmax(1)].view(b, h, w, c).permute(0, 3, 1, 2)
         loss = F.mse_loss(zq, z.detach()) + self.cfg.commitment * F.mse_loss(z, zq.detach())
         return z + (zq - z).detach(), loss
 
@@ -140,10 +152,13 @@ class Autoencoder(nn.Module):
         z = self.encode_raw(x)
         if self.cfg.kl:
             z = z[:, : self.cfg.latent]
-        return z
+        elif self.codebook is not None:
+            z = F.normalize(z, dim=1)  # the lookup's sphere
+        return z * self.latent_scale
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent -> image; the codebook lookup happens here (Eq. 9)."""
+        z = z / self.latent_scale
         if self.codebook is not None:
             z, _ = self.quantize(z)
         h = self.from_latent(z)
@@ -158,7 +173,7 @@ class Autoencoder(nn.Module):
             mean, logvar = z.chunk(2, dim=1)
             logvar = logvar.clamp(-30, 20)
             z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
-            reg = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
+            reg = self.cfg.kl_weight * 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
         elif self.codebook is not None:
             z, reg = self.quantize(z)
         else:
@@ -167,6 +182,14 @@ class Autoencoder(nn.Module):
         for m in self.dec:
             h = m(h)
         return self.out(F.silu(h)), reg
+
+
+@torch.no_grad()
+def measure_latent_scale(ae: Autoencoder, images: torch.Tensor) -> float:
+    """1 / std of the unscaled latents of `images` (as Stable Diffusion's
+    0.18215, but measured on our data)."""
+    z = ae.encode(images) / ae.latent_scale
+    return float(1.0 / z.float().std().clamp_min(1e-6))
 
 
 # --------------------------------------------------------------------------

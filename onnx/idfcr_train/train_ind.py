@@ -17,6 +17,7 @@ save and stop.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -27,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from .data import load_rice, random_crop_pair, split_by_block
-from .ind import AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step, q_sample
+from .ind import (AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step,
+                  measure_latent_scale, q_sample)
 from .pixel_cr import PixelCR, PixelCRConfig
 
 
@@ -47,12 +49,39 @@ def crops(pairs, n: int, crop: int, rng: np.random.Generator) -> tuple[np.ndarra
     return np.stack(xs), np.stack(ys)
 
 
+@torch.no_grad()
+def with_cached_condition(pairs, pixel_cr_ckpt: str, cache: str):
+    """The training pairs with the cloudy image replaced by the Pixel-CR output
+    on the whole image (as the runtime produces it, quantised like the data).
+    Crops of whole-image outputs avoid the crop-border effects of running
+    Pixel-CR per crop, and cost one pass instead of one per step."""
+    have = dict(np.load(cache)) if os.path.exists(cache) else {}
+    missing = [p for p in pairs if p.id not in have]
+    if missing:
+        st = torch.load(pixel_cr_ckpt, map_location="cpu")
+        model = PixelCR(PixelCRConfig.from_dict(st["config"]))
+        model.load_state_dict(st["model"])
+        model.eval()
+        t0 = time.time()
+        for i, p in enumerate(missing):
+            out = model(torch.from_numpy(p.cloudy)[None])[0][0].clamp(0, 1).numpy()
+            have[p.id] = np.round(out / p.scale).astype(p.clear_raw.dtype)
+            if (i + 1) % 10 == 0 or i + 1 == len(missing):
+                print(f"condition {i + 1}/{len(missing)} ({time.time() - t0:.0f} s)", flush=True)
+                np.savez(cache + ".tmp.npz", **have)
+                os.replace(cache + ".tmp.npz", cache)
+    return [dataclasses.replace(p, cloudy_raw=have[p.id]) for p in pairs]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", required=True, choices=["ae", "unet", "control"])
+    ap.add_argument("--stage", required=True, choices=["ae", "unet", "control", "cond"],
+                    help="cond: only compute the --cond-cache of Pixel-CR outputs (runs beside stage ae)")
     ap.add_argument("--data", required=True)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--pixel-cr", help="Pixel-CR checkpoint giving the condition images (stage control)")
+    ap.add_argument("--cond-cache", help="npz of Pixel-CR outputs on the training images (uint8 like the data), "
+                    "computed once on whole images and reused; never commit it (derived imagery)")
     ap.add_argument("--val-blocks", default="3,9")
     ap.add_argument("--ae-channels", default="32,64,128", help="autoencoder widths; latent factor 2^(n-1)")
     ap.add_argument("--codebook", type=int, default=1024)
@@ -78,6 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     pairs = load_rice(args.data)
     train, _val = split_by_block(pairs, set(args.val_blocks.split(",")))
     bands = train[0].clear_raw.shape[0]
+    if args.stage == "cond" or (args.stage == "control" and args.cond_cache):
+        assert args.pixel_cr and args.cond_cache, "--pixel-cr and --cond-cache are needed"
+        train = with_cached_condition(train, args.pixel_cr, args.cond_cache)
+        if args.stage == "cond":
+            return
 
     ae_cfg = AEConfig.from_dict(state["ae_config"]) if "ae_config" in state else AEConfig(
         in_bands=bands, channels=[int(c) for c in args.ae_channels.split(",")],
@@ -100,15 +134,20 @@ def main(argv: list[str] | None = None) -> None:
         for p in ae.parameters():
             p.requires_grad_(False)
         ae.eval()
+        if stage == "unet" and steps.get("unet", 0) == 0:
+            _, sample = crops(train, 64, args.crop, np.random.default_rng(1234))
+            ae.latent_scale.fill_(measure_latent_scale(ae, torch.from_numpy(sample)))
+            print(f"latent scale {float(ae.latent_scale):.5f} (1/std of 64 clear training crops)", flush=True)
     if stage == "control":
         assert "unet" in state, "train the UNet first (--stage unet)"
         assert args.pixel_cr, "--pixel-cr is needed for the condition images"
         for p in unet.parameters():
             p.requires_grad_(False)
-        pcr_state = torch.load(args.pixel_cr, map_location="cpu")
-        pixel_cr = PixelCR(PixelCRConfig.from_dict(pcr_state["config"]))
-        pixel_cr.load_state_dict(pcr_state["model"])
-        pixel_cr.eval()
+        if not args.cond_cache:
+            pcr_state = torch.load(args.pixel_cr, map_location="cpu")
+            pixel_cr = PixelCR(PixelCRConfig.from_dict(pcr_state["config"]))
+            pixel_cr.load_state_dict(pcr_state["model"])
+            pixel_cr.eval()
     module = {"ae": ae, "unet": unet, "control": control}[stage]
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=args.lr)
     if state.get("optim_stage") == stage and "optim" in state:
@@ -155,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
                 rec_parts = {"mse": float(loss)}
             else:
                 with torch.no_grad():
-                    cond = ae.encode(pixel_cr(torch.from_numpy(cloudy))[0].clamp(0, 1))
+                    cond_img = torch.from_numpy(cloudy) if args.cond_cache else pixel_cr(torch.from_numpy(cloudy))[0].clamp(0, 1)
+                    cond = ae.encode(cond_img)
                 losses = inr_step(denoiser, opt, z0, cond, t, ac, k_iters=args.k_iters)
                 rec_parts = {f"mse_k{k + 1}": v for k, v in enumerate(losses)}
         step += 1

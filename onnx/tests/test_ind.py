@@ -44,12 +44,16 @@ def test_codebook_lookup_is_nearest_entry_with_straight_through_gradient():
     ae = Autoencoder(TINY_AE)
     z = torch.randn(1, 4, 3, 3, requires_grad=True)
     zq, loss = ae.quantize(z)
-    e = ae.codebook.weight.detach()
-    flat = z.detach().permute(0, 2, 3, 1).reshape(-1, 4)
+    # Nearest on the unit sphere (both sides l2-normalised).
+    e = torch.nn.functional.normalize(ae.codebook.weight.detach(), dim=1)
+    flat = torch.nn.functional.normalize(z.detach(), dim=1).permute(0, 2, 3, 1).reshape(-1, 4)
     nearest = e[torch.cdist(flat, e).argmin(1)]
     assert torch.allclose(zq.detach().permute(0, 2, 3, 1).reshape(-1, 4), nearest, atol=1e-6)
+    # Straight through the lookup: the gradient is that of the normalisation.
     zq.sum().backward()
-    assert torch.allclose(z.grad, torch.ones_like(z))  # straight through
+    z2 = z.detach().clone().requires_grad_(True)
+    torch.nn.functional.normalize(z2, dim=1).sum().backward()
+    assert torch.allclose(z.grad, z2.grad, atol=1e-6)
     assert float(loss) > 0
 
 
@@ -109,8 +113,8 @@ def test_every_stage_is_local():
     den = Denoiser(unet, ControlNet(unet)).eval()
     x = torch.rand(1, 3, 96, 96)
     full = ae.decode(ae.encode(x))
-    part = ae.decode(ae.encode(x[:, :, 32:64, 32:64]))
-    assert torch.allclose(full[:, :, 44:52, 44:52], part[:, :, 12:20, 12:20], atol=1e-5)
+    part = ae.decode(ae.encode(x[:, :, 16:80, 16:80]))
+    assert torch.allclose(full[:, :, 44:52, 44:52], part[:, :, 28:36, 28:36], atol=1e-5)
     z, c, t = torch.randn(1, 4, 64, 64), torch.randn(1, 4, 64, 64), torch.tensor([500])
     e_full = den(z, t, c)
     e_part = den(z[:, :, 16:48, 16:48], t, c[:, :, 16:48, 16:48])

@@ -1,0 +1,583 @@
+//! Stage 2 of IDF-CR (IND): refine the Pixel-CR result with latent diffusion.
+//!
+//! The stage reads the Pixel-CR result (a working file written by stage 1)
+//! and goes, for the whole scene at once:
+//!
+//! 1. encode: image -> condition latent, tile by tile; each tile is read with
+//!    the encoder's halo and only its core is kept, so the latent is the one
+//!    an untiled encoder would give (no blending needed);
+//! 2. sample: `sampler::sample` over the whole latent (noise drawn for the
+//!    whole latent, the denoiser run per latent tile and blended);
+//! 3. decode: latent -> image, tile by tile with the decoder's halo, plus
+//!    the colour fix's halo, so that
+//! 4. the wavelet colour fix (`colorfix.rs`) against the Pixel-CR image is
+//!    exact as well; then the tile's core is written.
+//!
+//! Beyond the scene edges the image is mirrored (as in stage 1) and the
+//! latent is mirrored too. Memory: the latent (1/factor^2 of the scene per
+//! latent channel) a few times over, plus a few tiles per worker.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::colorfix::{wavelet_color_fix, HALO_PX};
+use crate::config::Device;
+use crate::error::{Error, Result};
+use crate::ind_model::IndGraph;
+use crate::progress::Progress;
+use crate::raster_in::InputRaster;
+use crate::raster_out::OutputRaster;
+use crate::sampler::{sample, Chain, Latent, LatentTiles};
+use crate::tiling::{mirror, round_up};
+
+/// The three IND graphs of one model, checked to fit together.
+pub struct IndModels {
+    pub encoder: IndGraph,
+    pub decoder: IndGraph,
+    pub denoiser: IndGraph,
+    /// Path prefix: the graphs are `<prefix>_encoder.onnx` and so on.
+    pub prefix: PathBuf,
+}
+
+/// `<prefix>_<kind>.onnx`.
+pub fn graph_path(prefix: &Path, kind: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(format!("_{kind}.onnx"));
+    PathBuf::from(s)
+}
+
+/// What `--ind-model` may name: the prefix itself or any one of the three
+/// graph files. Returns the prefix.
+pub fn prefix_of(arg: &Path) -> PathBuf {
+    let s = arg.to_string_lossy();
+    for kind in ["encoder", "decoder", "denoiser"] {
+        if let Some(p) = s.strip_suffix(&format!("_{kind}.onnx")) {
+            return PathBuf::from(p);
+        }
+    }
+    arg.to_path_buf()
+}
+
+impl IndModels {
+    pub fn load(
+        prefix: &Path,
+        device: Device,
+        workers: usize,
+        intra_threads: usize,
+        ort_lib: Option<&Path>,
+    ) -> Result<IndModels> {
+        let load = |kind: &str| {
+            let path = graph_path(prefix, kind);
+            if !path.is_file() {
+                return Err(Error::model(
+                    &path,
+                    format!(
+                        "not found: an IND model is three graphs, {}_{{encoder,decoder,denoiser}}.onnx",
+                        prefix.display()
+                    ),
+                ));
+            }
+            IndGraph::load(
+                &path,
+                &format!("ind_{kind}"),
+                device,
+                workers,
+                intra_threads,
+                ort_lib,
+            )
+        };
+        let m = IndModels {
+            encoder: load("encoder")?,
+            decoder: load("decoder")?,
+            denoiser: load("denoiser")?,
+            prefix: prefix.to_path_buf(),
+        };
+        let (e, d, n) = (
+            &m.encoder.contract,
+            &m.decoder.contract,
+            &m.denoiser.contract,
+        );
+        let same = |a: &crate::ind_model::IndContract, b: &crate::ind_model::IndContract| {
+            a.bands == b.bands
+                && a.latent_channels == b.latent_channels
+                && a.factor == b.factor
+                && a.input_scale == b.input_scale
+                && a.input_offset == b.input_offset
+                && a.version == b.version
+        };
+        if !same(e, d) || !same(e, n) {
+            return Err(Error::model(
+                &m.denoiser.path,
+                format!(
+                    "does not belong with {} and {}: bands, latent, factor, scaling or version differ",
+                    m.encoder.path.display(),
+                    m.decoder.path.display()
+                ),
+            ));
+        }
+        Ok(m)
+    }
+
+    pub fn bands(&self) -> usize {
+        self.encoder.contract.bands
+    }
+
+    /// "name version" for tags and summaries.
+    pub fn describe(&self) -> String {
+        let c = &self.encoder.contract;
+        format!("{} {}", c.name, c.version).trim().to_string()
+    }
+}
+
+/// Timings of one refinement.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RefineStats {
+    pub latent_width: usize,
+    pub latent_height: usize,
+    pub latent_tiles: usize,
+    pub encode_seconds: f64,
+    pub sample_seconds: f64,
+    pub decode_seconds: f64,
+}
+
+/// One refinement: the Pixel-CR result in, the refined image out.
+pub struct Refine<'a> {
+    /// The Pixel-CR result (input units less `dn_offset`, nodata where the
+    /// input had none valid).
+    pub stage1: &'a InputRaster,
+    pub dn_offset: &'a [f64],
+    pub models: &'a IndModels,
+    /// Image tile size (px) for the encoder and decoder; the denoiser's
+    /// latent tiles are this / factor.
+    pub tile_px: usize,
+    pub chain: Chain,
+    pub pool: &'a rayon::ThreadPool,
+}
+
+/// (values, valid) of a mirrored window of `r`: rows `y0..y0+h`, columns
+/// `x0..x0+w` (may reach past the edges), bands x h x w.
+fn read_mirrored(
+    r: &InputRaster,
+    (y0, x0): (isize, isize),
+    (h, w): (usize, usize),
+) -> Result<(Vec<f32>, Vec<bool>)> {
+    let rows: Vec<usize> = (0..h).map(|i| mirror(y0 + i as isize, r.height)).collect();
+    let cols: Vec<usize> = (0..w).map(|j| mirror(x0 + j as isize, r.width)).collect();
+    let (r_lo, r_hi) = (rows.iter().min().copied(), rows.iter().max().copied());
+    let (c_lo, c_hi) = (cols.iter().min().copied(), cols.iter().max().copied());
+    let (Some(r_lo), Some(r_hi), Some(c_lo), Some(c_hi)) = (r_lo, r_hi, c_lo, c_hi) else {
+        return Ok((vec![], vec![]));
+    };
+    let (bh, bw) = (r_hi - r_lo + 1, c_hi - c_lo + 1);
+    let block = r.read_window(r_lo, bh, c_lo, bw)?;
+    let valid_block = r.valid_mask(&block, bh * bw);
+    let bands = r.bands();
+    let n = h * w;
+    let mut values = vec![0f32; bands * n];
+    let mut valid = vec![false; n];
+    for (i, &sy) in rows.iter().enumerate() {
+        for (j, &sx) in cols.iter().enumerate() {
+            let src = (sy - r_lo) * bw + (sx - c_lo);
+            valid[i * w + j] = valid_block[src];
+            for b in 0..bands {
+                values[b * n + i * w + j] = block[b * bh * bw + src];
+            }
+        }
+    }
+    Ok((values, valid))
+}
+
+/// Replace invalid pixels of each band by the band's mean over the valid
+/// ones (0 when none is valid): the graphs must not see nodata values.
+pub fn fill_invalid(values: &mut [f32], valid: &[bool], bands: usize) {
+    let n = valid.len();
+    for b in 0..bands {
+        let band = &mut values[b * n..(b + 1) * n];
+        let (sum, count) = band
+            .iter()
+            .zip(valid)
+            .filter(|(_, &ok)| ok)
+            .fold((0f64, 0usize), |(s, c), (&v, _)| (s + v as f64, c + 1));
+        let mean = if count > 0 {
+            (sum / count as f64) as f32
+        } else {
+            0.0
+        };
+        for (v, &ok) in band.iter_mut().zip(valid) {
+            if !ok {
+                *v = mean;
+            }
+        }
+    }
+}
+
+/// Core ranges `[start, end)` of length `tile` (the last one shorter)
+/// covering `0..n`.
+pub fn cores(n: usize, tile: usize) -> Vec<(usize, usize)> {
+    let tile = tile.max(1);
+    (0..n.div_ceil(tile))
+        .map(|k| (k * tile, ((k + 1) * tile).min(n)))
+        .collect()
+}
+
+/// Rows `c0..c0+ch` and columns `c1..c1+cw` of a (bands x h x w) array.
+fn crop(
+    x: &[f32],
+    bands: usize,
+    (h, w): (usize, usize),
+    (y0, x0): (usize, usize),
+    (ch, cw): (usize, usize),
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(bands * ch * cw);
+    for b in 0..bands {
+        for y in y0..y0 + ch {
+            let row = (b * h + y) * w;
+            out.extend_from_slice(&x[row + x0..row + x0 + cw]);
+        }
+    }
+    out
+}
+
+impl Refine<'_> {
+    /// Latent size and the core tiles (latent px, `(y0, y1, x0, x1)`) of the
+    /// encoder and decoder.
+    fn layout(&self) -> ((usize, usize), Vec<(usize, usize, usize, usize)>) {
+        let f = self.models.encoder.contract.factor;
+        let (lh, lw) = (
+            self.stage1.height.div_ceil(f),
+            self.stage1.width.div_ceil(f),
+        );
+        let core_l = (self.tile_px / f).max(1);
+        let tiles = cores(lh, core_l)
+            .into_iter()
+            .flat_map(|y| cores(lw, core_l).into_iter().map(move |x| (y, x)))
+            .map(|((y0, y1), (x0, x1))| (y0, y1, x0, x1))
+            .collect();
+        ((lh, lw), tiles)
+    }
+
+    /// Progress units of `run`: encoder tiles, sampler steps, decoder tiles.
+    pub fn units(&self) -> u64 {
+        (2 * self.layout().1.len() + self.chain.steps.max(1)) as u64
+    }
+
+    /// Run the stage and write every valid pixel of `out`. `progress`
+    /// counts encoder tiles, sampler steps and decoder tiles.
+    pub fn run(&self, out: &mut OutputRaster, progress: &mut Progress) -> Result<RefineStats> {
+        let f = self.models.encoder.contract.factor;
+        let core_l = (self.tile_px / f).max(1);
+        let ((lh, lw), enc_cores) = self.layout();
+        let den = &self.models.denoiser.contract;
+        let win = den.window_px;
+        let margin = round_up(den.halo_px, win);
+        let overlap = 2 * margin + 2 * win;
+        let tiles = LatentTiles {
+            tile: round_up(core_l, win).max(2 * overlap),
+            overlap,
+            margin,
+            window: win,
+        };
+        let total = self.units();
+        let mut done = 0u64;
+        let mut stats = RefineStats {
+            latent_width: lw,
+            latent_height: lh,
+            ..Default::default()
+        };
+
+        let t0 = Instant::now();
+        let cond = self.encode(&enc_cores, (lh, lw), |n| {
+            done += n;
+            progress.update(done, total);
+        })?;
+        stats.encode_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let denoiser = &self.models.denoiser;
+        let lat = den.latent_channels;
+        let denoise = |z: &[f32], c: &[f32], (th, tw): (usize, usize), t: usize| {
+            let worker = rayon::current_thread_index().unwrap_or(0);
+            let shape = vec![1, lat, th, tw];
+            let (eps, _) = denoiser.run(
+                worker,
+                vec![
+                    ("z_t", shape.clone(), z.to_vec()),
+                    ("t", vec![1], vec![t as f32]),
+                    ("cond", shape, c.to_vec()),
+                ],
+            )?;
+            if eps.len() != z.len() {
+                return Err(Error::model(
+                    &denoiser.path,
+                    format!("returned {} values for a {lat}x{th}x{tw} latent", eps.len()),
+                ));
+            }
+            Ok(eps)
+        };
+        let before = done;
+        // Only Sync pieces go into the pool (the GDAL dataset is not).
+        let chain = self.chain;
+        let z0 = self.pool.install(|| {
+            sample(&cond, lat, chain, &tiles, &denoise, |i, _| {
+                progress.update(before + i as u64, total);
+            })
+        })?;
+        done = before + self.chain.steps.max(1) as u64;
+        stats.sample_seconds = t1.elapsed().as_secs_f64();
+        stats.latent_tiles = {
+            let g = |n| crate::tiling::AxisGrid::new(n, tiles.tile, overlap, margin, win);
+            g(lh)?.len() * g(lw)?.len()
+        };
+        drop(cond);
+
+        let t2 = Instant::now();
+        self.decode(&z0, &enc_cores, out, |n| {
+            done += n;
+            progress.update(done, total);
+        })?;
+        stats.decode_seconds = t2.elapsed().as_secs_f64();
+        Ok(stats)
+    }
+
+    /// Tiles in batches of a few per worker: read (GDAL, one thread), then
+    /// run in parallel.
+    fn batches(&self) -> usize {
+        self.models.encoder.workers().max(1) * 2
+    }
+
+    fn encode(
+        &self,
+        cores: &[(usize, usize, usize, usize)],
+        (lh, lw): (usize, usize),
+        mut tick: impl FnMut(u64),
+    ) -> Result<Latent> {
+        let enc = &self.models.encoder;
+        let c = &enc.contract;
+        let (f, bands, lat) = (c.factor, c.bands, c.latent_channels);
+        let halo = round_up(c.halo_px, f.max(c.window_px));
+        let hl = halo / f;
+        let mut latent = Latent::zeros(lat, lh, lw);
+        for batch in cores.chunks(self.batches()) {
+            crate::interrupt::check()?;
+            let mut inputs = Vec::with_capacity(batch.len());
+            for &(y0, y1, x0, x1) in batch {
+                let (th, tw) = ((y1 - y0) * f + 2 * halo, (x1 - x0) * f + 2 * halo);
+                let at = (
+                    (y0 * f) as isize - halo as isize,
+                    (x0 * f) as isize - halo as isize,
+                );
+                let (mut v, valid) = read_mirrored(self.stage1, at, (th, tw))?;
+                let n = th * tw;
+                for b in 0..bands {
+                    let off = self.dn_offset.get(b).copied().unwrap_or(0.0) as f32;
+                    for x in &mut v[b * n..(b + 1) * n] {
+                        *x = c.to_model(*x + off);
+                    }
+                }
+                fill_invalid(&mut v, &valid, bands);
+                inputs.push((v, th, tw));
+            }
+            let outs: Vec<Result<Vec<f32>>> = self.pool.install(|| {
+                inputs
+                    .into_par_iter()
+                    .map(|(v, th, tw)| {
+                        let worker = rayon::current_thread_index().unwrap_or(0);
+                        let (z, shape) =
+                            enc.run(worker, vec![("image", vec![1, bands, th, tw], v)])?;
+                        let want = [1, lat, th / f, tw / f];
+                        if shape != want {
+                            return Err(Error::model(
+                                &enc.path,
+                                format!("returned shape {shape:?} for an image tile {th}x{tw}, expected {want:?}"),
+                            ));
+                        }
+                        Ok(z)
+                    })
+                    .collect()
+            });
+            for (&(y0, y1, x0, x1), z) in batch.iter().zip(outs) {
+                let z = z?;
+                let (zh, zw) = ((y1 - y0) + 2 * hl, (x1 - x0) + 2 * hl);
+                let core = crop(&z, lat, (zh, zw), (hl, hl), (y1 - y0, x1 - x0));
+                let n = (y1 - y0) * (x1 - x0);
+                for ch in 0..lat {
+                    for y in 0..y1 - y0 {
+                        let dst = (ch * lh + y0 + y) * lw + x0;
+                        let src = ch * n + y * (x1 - x0);
+                        latent.data[dst..dst + x1 - x0].copy_from_slice(&core[src..src + x1 - x0]);
+                    }
+                }
+            }
+            tick(batch.len() as u64);
+        }
+        Ok(latent)
+    }
+
+    fn decode(
+        &self,
+        z0: &Latent,
+        cores: &[(usize, usize, usize, usize)],
+        out: &mut OutputRaster,
+        mut tick: impl FnMut(u64),
+    ) -> Result<()> {
+        let dec = &self.models.decoder;
+        let c = &dec.contract;
+        let (f, bands, lat) = (c.factor, c.bands, c.latent_channels);
+        let (h, w) = (self.stage1.height, self.stage1.width);
+        // Image context for the colour fix, in whole latent pixels, plus
+        // the decoder's own halo.
+        let ctx_l = HALO_PX.div_ceil(f);
+        let hd = round_up(c.halo_px, c.window_px);
+        let pad_l = ctx_l + hd;
+        for batch in cores.chunks(self.batches()) {
+            crate::interrupt::check()?;
+            let mut jobs = Vec::with_capacity(batch.len());
+            for &(y0, y1, x0, x1) in batch {
+                let (lth, ltw) = (y1 - y0 + 2 * pad_l, x1 - x0 + 2 * pad_l);
+                let mut zt = vec![0f32; lat * lth * ltw];
+                for ch in 0..lat {
+                    for i in 0..lth {
+                        let sy = mirror((y0 + i) as isize - pad_l as isize, z0.height);
+                        for j in 0..ltw {
+                            let sx = mirror((x0 + j) as isize - pad_l as isize, z0.width);
+                            zt[(ch * lth + i) * ltw + j] =
+                                z0.data[(ch * z0.height + sy) * z0.width + sx];
+                        }
+                    }
+                }
+                // The Pixel-CR image over the core plus the colour-fix context.
+                let (rh, rw) = ((y1 - y0 + 2 * ctx_l) * f, (x1 - x0 + 2 * ctx_l) * f);
+                let at = (
+                    ((y0 * f) as isize) - (ctx_l * f) as isize,
+                    ((x0 * f) as isize) - (ctx_l * f) as isize,
+                );
+                let (mut style, valid) = read_mirrored(self.stage1, at, (rh, rw))?;
+                let n = rh * rw;
+                for b in 0..bands {
+                    let off = self.dn_offset.get(b).copied().unwrap_or(0.0) as f32;
+                    for x in &mut style[b * n..(b + 1) * n] {
+                        *x = c.to_model(*x + off);
+                    }
+                }
+                jobs.push((zt, (lth, ltw), style, valid, (rh, rw)));
+            }
+            let outs: Vec<Result<(Vec<f32>, Vec<bool>)>> = self.pool.install(|| {
+                jobs.into_par_iter()
+                    .map(|(zt, (lth, ltw), mut style, valid, (rh, rw))| {
+                        let worker = rayon::current_thread_index().unwrap_or(0);
+                        let (img, shape) =
+                            dec.run(worker, vec![("latent", vec![1, lat, lth, ltw], zt)])?;
+                        let want = [1, bands, lth * f, ltw * f];
+                        if shape != want {
+                            return Err(Error::model(
+                                &dec.path,
+                                format!("returned shape {shape:?} for a latent tile {lth}x{ltw}, expected {want:?}"),
+                            ));
+                        }
+                        let content =
+                            crop(&img, bands, (lth * f, ltw * f), (hd * f, hd * f), (rh, rw));
+                        // Where the Pixel-CR image is nodata its colours are
+                        // unknown: let the refined image stand there.
+                        let n = rh * rw;
+                        for b in 0..bands {
+                            for p in 0..n {
+                                if !valid[p] {
+                                    style[b * n + p] = content[b * n + p];
+                                }
+                            }
+                        }
+                        Ok((wavelet_color_fix(&content, &style, bands, rw, rh), valid))
+                    })
+                    .collect()
+            });
+            for (&(y0, y1, x0, x1), r) in batch.iter().zip(outs) {
+                let (fixed, valid) = r?;
+                let (rh, rw) = ((y1 - y0 + 2 * ctx_l) * f, (x1 - x0 + 2 * ctx_l) * f);
+                let (iy0, ix0) = (y0 * f, x0 * f);
+                let (nr, nc) = ((y1 * f).min(h) - iy0, (x1 * f).min(w) - ix0);
+                let n = nr * nc;
+                let m = ctx_l * f;
+                let mut values = vec![0f32; bands * n];
+                let mut ok = vec![false; n];
+                for r in 0..nr {
+                    for col in 0..nc {
+                        let src = (m + r) * rw + m + col;
+                        ok[r * nc + col] = valid[src];
+                        for b in 0..bands {
+                            let off = self.dn_offset.get(b).copied().unwrap_or(0.0) as f32;
+                            values[b * n + r * nc + col] =
+                                c.from_model(fixed[b * rh * rw + src]) - off;
+                        }
+                    }
+                }
+                out.write_window(iy0, nr, ix0, nc, &values, &ok)?;
+            }
+            tick(batch.len() as u64);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_ranges() {
+        let cases: [(usize, usize, &[(usize, usize)]); 4] = [
+            (10, 4, &[(0, 4), (4, 8), (8, 10)]),
+            (8, 4, &[(0, 4), (4, 8)]),
+            (3, 128, &[(0, 3)]),
+            (0, 4, &[]),
+        ];
+        for (n, t, want) in cases {
+            assert_eq!(cores(n, t), want, "{n} {t}");
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        let cases = [
+            ("m/ind_rgb", "m/ind_rgb"),
+            ("m/ind_rgb_encoder.onnx", "m/ind_rgb"),
+            ("m/ind_rgb_denoiser.onnx", "m/ind_rgb"),
+            ("ind_rgb_decoder.onnx", "ind_rgb"),
+        ];
+        for (arg, want) in cases {
+            assert_eq!(prefix_of(Path::new(arg)), PathBuf::from(want), "{arg}");
+        }
+        assert_eq!(
+            graph_path(Path::new("m/ind_rgb"), "encoder"),
+            PathBuf::from("m/ind_rgb_encoder.onnx")
+        );
+    }
+
+    #[test]
+    fn invalid_pixels_take_the_valid_mean() {
+        // 2 bands x 4 px; pixels 1 and 3 invalid.
+        let valid = [true, false, true, false];
+        let mut v = vec![1.0, 9.0, 3.0, 9.0, 10.0, 0.0, 20.0, 0.0];
+        fill_invalid(&mut v, &valid, 2);
+        assert_eq!(v, vec![1.0, 2.0, 3.0, 2.0, 10.0, 15.0, 20.0, 15.0]);
+        let mut none = vec![5.0, 6.0];
+        fill_invalid(&mut none, &[false, false], 1);
+        assert_eq!(none, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn crops_a_window_per_band() {
+        // 2 bands of 3x3: values b*100 + y*10 + x.
+        let x: Vec<f32> = (0..2)
+            .flat_map(|b| {
+                (0..3).flat_map(move |y| (0..3).map(move |c| (b * 100 + y * 10 + c) as f32))
+            })
+            .collect();
+        let got = crop(&x, 2, (3, 3), (1, 1), (2, 2));
+        assert_eq!(
+            got,
+            vec![11.0, 12.0, 21.0, 22.0, 111.0, 112.0, 121.0, 122.0]
+        );
+    }
+}
