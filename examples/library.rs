@@ -35,6 +35,7 @@ fn main() {
         ort_lib: None,
         model_dir: None,
         s2: Default::default(), // Sentinel-2 radiometry: detected from the input
+        refine: None,           // Some(RefineOptions { .. }): the IND diffusion stage too
     };
     match idfcr::pipeline::remove(&cfg, |total| Progress::new(cfg.progress, total)) {
         Ok(summary) => println!(
