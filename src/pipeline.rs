@@ -11,6 +11,9 @@
 //!    this panel determines;
 //! 5. finish the outputs (close, copy to GTiff/COG, fsync, rename).
 //!
+//! With `--refine`, `remove_refined` runs these stages (`pixel_cr`) into a
+//! hidden working file and then the IND stage (`refine.rs`) into the output.
+//!
 //! Memory is bounded by one strip of one panel (tile height x panel width),
 //! whatever the scene size.
 
@@ -333,9 +336,20 @@ fn run_one(
     }
     let input = open_input(cfg)?;
     if let Some(opts) = &cfg.refine {
-        return remove_refined(cfg, opts, input, cache, progress_total, started);
+        return remove_refined(cfg, opts, &input, cache, progress_total, started);
     }
-    let model = cache.get(cfg, &input)?;
+    pixel_cr(cfg, &input, cache, progress_total, started)
+}
+
+/// Stage 1 (Pixel-CR) of an open input into `cfg.output`.
+fn pixel_cr(
+    cfg: &RemoveConfig,
+    input: &InputRaster,
+    cache: &mut ModelCache,
+    progress_total: &mut dyn FnMut(u64) -> Progress,
+    started: Instant,
+) -> Result<RemoveSummary> {
+    let model = cache.get(cfg, input)?;
     let model_path = model.path.clone();
     let c = &model.contract;
     // A model that declares Sentinel-2 bands by their canonical names must
@@ -382,19 +396,11 @@ fn run_one(
     let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();
 
     let prov = Provenance {
-        input: &input,
-        tags: provenance_tags(cfg, model, &input),
+        input,
+        tags: provenance_tags(cfg, model, input),
     };
     limit_gdal_cache();
-    let out_type = cfg.out_type.unwrap_or(input.data_type);
-    let mut out = OutputRaster::create(
-        &cfg.output,
-        cfg.format,
-        &cfg.creation_options,
-        out_type,
-        &band_specs(&input),
-        &prov,
-    )?;
+    let mut out = create_output(cfg, &prov)?;
     let mut mask_out = match &cfg.mask {
         Some(p) => {
             let spec = BandSpec {
@@ -416,19 +422,11 @@ fn run_one(
         None => None,
     };
 
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(model.workers())
-        .build()
-        .map_err(|e| {
-            Error::Usage(format!(
-                "cannot start {} worker threads: {e}",
-                model.workers()
-            ))
-        })?;
+    let pool = worker_pool(model.workers())?;
     let panels = panels(&xgrid, cfg.panel_px);
     let total_tiles = (ygrid.len() * panels.iter().map(|p| p.tiles.len()).sum::<usize>()) as u64;
     let mut run = Run {
-        input: &input,
+        input,
         model,
         ygrid: &ygrid,
         xgrid: &xgrid,
@@ -493,6 +491,27 @@ fn open_input(cfg: &RemoveConfig) -> Result<InputRaster> {
     Ok(input)
 }
 
+/// The main output: the input's bands and georeferencing, in the format and
+/// type `cfg` asks for.
+fn create_output(cfg: &RemoveConfig, prov: &Provenance) -> Result<OutputRaster> {
+    OutputRaster::create(
+        &cfg.output,
+        cfg.format,
+        &cfg.creation_options,
+        cfg.out_type.unwrap_or(prov.input.data_type),
+        &band_specs(prov.input),
+        prov,
+    )
+}
+
+/// The rayon pool the session workers run on (one thread per session).
+fn worker_pool(workers: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {workers} worker threads: {e}")))
+}
+
 /// Tags every output carries: who made it, from what, with which model.
 fn provenance_tags(
     cfg: &RemoveConfig,
@@ -531,12 +550,14 @@ fn provenance_tags(
 fn remove_refined(
     cfg: &RemoveConfig,
     opts: &RefineOptions,
-    input: InputRaster,
+    input: &InputRaster,
     cache: &mut ModelCache,
     progress_total: &mut dyn FnMut(u64) -> Progress,
     started: Instant,
 ) -> Result<RemoveSummary> {
-    cache.ind(cfg, opts, &input)?;
+    // Load and check the IND model before stage 1 spends any time; the
+    // borrow of `cache` ends here, so it is looked up again below.
+    cache.ind(cfg, opts, input)?;
     let stage1_path = crate::raster_out::temp_path_for(&cfg.output, "pixelcr");
     let _stage1_file = crate::raster_out::TempFile::new(stage1_path.clone());
     let stage1_cfg = RemoveConfig {
@@ -548,11 +569,11 @@ fn remove_refined(
         refine: None,
         ..cfg.clone()
     };
-    let mut summary = run_one(&stage1_cfg, cache, progress_total)?;
+    let mut summary = pixel_cr(&stage1_cfg, input, cache, progress_total, started)?;
     let stage1 = InputRaster::open(&stage1_path.to_string_lossy(), None)?;
-    let model = cache.get(cfg, &input)?;
-    let mut tags = provenance_tags(cfg, model, &input);
-    let ind = cache.ind(cfg, opts, &input)?;
+    let model = cache.get(cfg, input)?;
+    let mut tags = provenance_tags(cfg, model, input);
+    let ind = cache.ind(cfg, opts, input)?;
     let method = match opts.method {
         crate::sampler::Method::Ddpm => "ddpm",
         crate::sampler::Method::Ddim => "ddim",
@@ -573,24 +594,9 @@ fn remove_refined(
             ind.encoder.sha256, ind.decoder.sha256, ind.denoiser.sha256
         ),
     ));
-    let prov = Provenance {
-        input: &input,
-        tags,
-    };
-    let out_type = cfg.out_type.unwrap_or(input.data_type);
-    let mut out = OutputRaster::create(
-        &cfg.output,
-        cfg.format,
-        &cfg.creation_options,
-        out_type,
-        &band_specs(&input),
-        &prov,
-    )?;
-    let workers = ind.encoder.workers();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .map_err(|e| Error::Usage(format!("cannot start {workers} worker threads: {e}")))?;
+    let prov = Provenance { input, tags };
+    let mut out = create_output(cfg, &prov)?;
+    let pool = worker_pool(ind.encoder.workers())?;
     let job = crate::refine::Refine {
         stage1: &stage1,
         dn_offset: &input.dn_offset,

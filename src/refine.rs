@@ -241,6 +241,35 @@ fn crop(
 }
 
 impl Refine<'_> {
+    /// The Sentinel-2 style offset of band `b` (0 for other inputs).
+    fn dn_offset(&self, b: usize) -> f32 {
+        self.dn_offset.get(b).copied().unwrap_or(0.0) as f32
+    }
+
+    /// A mirrored window of the Pixel-CR image in the graph's units, and
+    /// its validity.
+    fn read_model_units(
+        &self,
+        c: &crate::ind_model::IndContract,
+        at: (isize, isize),
+        (h, w): (usize, usize),
+    ) -> Result<(Vec<f32>, Vec<bool>)> {
+        let (mut v, valid) = read_mirrored(self.stage1, at, (h, w))?;
+        let n = h * w;
+        for (b, band) in v.chunks_mut(n.max(1)).enumerate() {
+            let off = self.dn_offset(b);
+            for x in band {
+                *x = c.to_model(*x + off);
+            }
+        }
+        Ok((v, valid))
+    }
+
+    /// Latent px per encoder/decoder tile core.
+    fn core_l(&self) -> usize {
+        (self.tile_px / self.models.encoder.contract.factor).max(1)
+    }
+
     /// Latent size and the core tiles (latent px, `(y0, y1, x0, x1)`) of the
     /// encoder and decoder.
     fn layout(&self) -> ((usize, usize), Vec<(usize, usize, usize, usize)>) {
@@ -249,7 +278,7 @@ impl Refine<'_> {
             self.stage1.height.div_ceil(f),
             self.stage1.width.div_ceil(f),
         );
-        let core_l = (self.tile_px / f).max(1);
+        let core_l = self.core_l();
         let tiles = cores(lh, core_l)
             .into_iter()
             .flat_map(|y| cores(lw, core_l).into_iter().map(move |x| (y, x)))
@@ -266,8 +295,7 @@ impl Refine<'_> {
     /// Run the stage and write every valid pixel of `out`. `progress`
     /// counts encoder tiles, sampler steps and decoder tiles.
     pub fn run(&self, out: &mut OutputRaster, progress: &mut Progress) -> Result<RefineStats> {
-        let f = self.models.encoder.contract.factor;
-        let core_l = (self.tile_px / f).max(1);
+        let core_l = self.core_l();
         let ((lh, lw), enc_cores) = self.layout();
         let den = &self.models.denoiser.contract;
         let win = den.window_px;
@@ -368,14 +396,7 @@ impl Refine<'_> {
                     (y0 * f) as isize - halo as isize,
                     (x0 * f) as isize - halo as isize,
                 );
-                let (mut v, valid) = read_mirrored(self.stage1, at, (th, tw))?;
-                let n = th * tw;
-                for b in 0..bands {
-                    let off = self.dn_offset.get(b).copied().unwrap_or(0.0) as f32;
-                    for x in &mut v[b * n..(b + 1) * n] {
-                        *x = c.to_model(*x + off);
-                    }
-                }
+                let (mut v, valid) = self.read_model_units(c, at, (th, tw))?;
                 fill_invalid(&mut v, &valid, bands);
                 inputs.push((v, th, tw));
             }
@@ -453,14 +474,7 @@ impl Refine<'_> {
                     ((y0 * f) as isize) - (ctx_l * f) as isize,
                     ((x0 * f) as isize) - (ctx_l * f) as isize,
                 );
-                let (mut style, valid) = read_mirrored(self.stage1, at, (rh, rw))?;
-                let n = rh * rw;
-                for b in 0..bands {
-                    let off = self.dn_offset.get(b).copied().unwrap_or(0.0) as f32;
-                    for x in &mut style[b * n..(b + 1) * n] {
-                        *x = c.to_model(*x + off);
-                    }
-                }
+                let (style, valid) = self.read_model_units(c, at, (rh, rw))?;
                 jobs.push((zt, (lth, ltw), style, valid, (rh, rw)));
             }
             let outs: Vec<Result<(Vec<f32>, Vec<bool>)>> = self.pool.install(|| {
@@ -506,7 +520,7 @@ impl Refine<'_> {
                         let src = (m + r) * rw + m + col;
                         ok[r * nc + col] = valid[src];
                         for b in 0..bands {
-                            let off = self.dn_offset.get(b).copied().unwrap_or(0.0) as f32;
+                            let off = self.dn_offset(b);
                             values[b * n + r * nc + col] =
                                 c.from_model(fixed[b * rh * rw + src]) - off;
                         }

@@ -123,60 +123,40 @@ fn refine_flags_errors() {
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("in.tif"), 64, 64, None);
     let conv = fixture_model("tiny_conv").display().to_string();
-    // A sampler flag without --refine.
-    let o = idfcr(
-        dir.path(),
-        &[
-            "remove", "in.tif", "o.tif", "--model", &conv, "--steps", "10",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("--steps belongs to the diffusion stage"),
-        "{}",
-        stderr(&o)
-    );
-    // Missing IND graphs: named, and nothing written.
-    let o = idfcr(
-        dir.path(),
-        &[
-            "remove",
-            "in.tif",
-            "o.tif",
-            "--model",
-            &conv,
-            "--refine",
-            "--ind-model",
-            "nope/ind_x",
-        ],
-    );
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("nope/ind_x_encoder.onnx"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(!dir.path().join("o.tif").exists());
-    // Too many steps.
     let ind = repo()
         .join("testdata/models/ind_tiny")
         .display()
         .to_string();
-    let o = idfcr(
-        dir.path(),
-        &[
-            "remove",
-            "in.tif",
-            "o.tif",
-            "--model",
-            &conv,
-            "--refine",
-            "--ind-model",
-            &ind,
-            "--steps",
-            "5000",
-        ],
-    );
-    assert!(stderr(&o).contains("--steps 5000"), "{}", stderr(&o));
-    assert!(!dir.path().join("o.tif").exists());
+    // (extra arguments, exit code when it must be the usage code, message)
+    let cases: [(&[&str], Option<i32>, &str); 3] = [
+        // A sampler flag without --refine.
+        (
+            &["--steps", "10"],
+            Some(2),
+            "--steps belongs to the diffusion stage",
+        ),
+        // Missing IND graphs are named.
+        (
+            &["--refine", "--ind-model", "nope/ind_x"],
+            None,
+            "nope/ind_x_encoder.onnx",
+        ),
+        // Too many steps.
+        (
+            &["--refine", "--ind-model", &ind, "--steps", "5000"],
+            None,
+            "--steps 5000",
+        ),
+    ];
+    for (extra, code, msg) in cases {
+        let mut args = vec!["remove", "in.tif", "o.tif", "--model", &conv];
+        args.extend_from_slice(extra);
+        let o = idfcr(dir.path(), &args);
+        assert!(!o.status.success(), "{extra:?}");
+        if code.is_some() {
+            assert_eq!(o.status.code(), code, "{}", stderr(&o));
+        }
+        assert!(stderr(&o).contains(msg), "{extra:?}: {}", stderr(&o));
+        assert!(!dir.path().join("o.tif").exists(), "{extra:?}");
+    }
 }
