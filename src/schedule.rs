@@ -182,6 +182,70 @@ mod tests {
         }
     }
 
+    /// Tables and chains written by the Python training code
+    /// (`make_fixtures --only-schedule`): the exported denoiser was trained
+    /// with Python's schedule, so ours must be the same one.
+    #[test]
+    fn tables_and_chains_match_the_python_ones() {
+        let r: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/models/schedule.ref.json"
+        )))
+        .unwrap();
+        let floats = |v: &serde_json::Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let full = Schedule::idf_cr();
+        let want = floats(&r["alphas_cumprod"]);
+        assert_eq!(want.len(), full.alphas_cumprod.len());
+        for (t, (&got, &want)) in full.alphas_cumprod.iter().zip(&want).enumerate() {
+            assert!(close(got, want), "alphas_cumprod[{t}]: {got} vs {want}");
+        }
+        let chains = r["chains"].as_object().unwrap();
+        assert!(chains.len() >= 4);
+        for (steps, c) in chains {
+            let rs = Respaced::new(&full, steps.parse().unwrap());
+            let ts: Vec<usize> = floats(&c["timesteps"]).iter().map(|&t| t as usize).collect();
+            assert_eq!(rs.timesteps, ts, "{steps} steps");
+            let tables = [
+                (&rs.betas, "betas"),
+                (&rs.alphas_cumprod_prev, "alphas_cumprod_prev"),
+                (&rs.posterior_variance, "posterior_variance"),
+            ];
+            for (got, key) in tables {
+                for (i, (&g, w)) in got.iter().zip(floats(&c[key])).enumerate() {
+                    assert!(close(g, w), "{steps} steps {key}[{i}]: {g} vs {w}");
+                }
+            }
+            // Whole chains with the fixed linear denoiser the fixture used.
+            let start = floats(&c["x_start"]);
+            let noise: Vec<Vec<f64>> = c["noise"].as_array().unwrap().iter().map(floats).collect();
+            for method in ["ddim", "ddpm"] {
+                let want = floats(&c[format!("{method}_end").as_str()]);
+                for (j, &x_start) in start.iter().enumerate() {
+                    let mut x = x_start as f32;
+                    for i in (0..rs.timesteps.len()).rev() {
+                        let eps = 0.3 * x - 0.2 * x_start as f32;
+                        x = match method {
+                            "ddim" => rs.ddim_step(i, x, eps),
+                            _ => rs.ddpm_step(i, x, eps, noise[i][j] as f32),
+                        };
+                    }
+                    let tol = 1e-4 * want[j].abs().max(1.0);
+                    assert!(
+                        (x as f64 - want[j]).abs() <= tol,
+                        "{steps}-step {method} chain, value {j}: {x} vs {}",
+                        want[j]
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn steps_recover_x0_with_the_true_noise() {
         // If the model predicts the exact noise, DDIM lands on x0 and the

@@ -161,10 +161,19 @@ class Autoencoder(nn.Module):
         z = z / self.latent_scale
         if self.codebook is not None:
             z, _ = self.quantize(z)
+        return self.decode_quantized(z)
+
+    def decode_quantized(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder proper: looked-up (or KL-sampled) latent -> image."""
         h = self.from_latent(z)
         for m in self.dec:
             h = m(h)
         return self.out(F.silu(h))
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """What `--stage decoder` fine-tunes: everything after the lookup, so
+        the latents (and the diffusion models trained on them) stay valid."""
+        return [*self.from_latent.parameters(), *self.dec.parameters(), *self.out.parameters()]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruction and the regulariser (VQ or KL) loss."""
@@ -178,10 +187,21 @@ class Autoencoder(nn.Module):
             z, reg = self.quantize(z)
         else:
             reg = torch.zeros((), device=x.device)
-        h = self.from_latent(z)
-        for m in self.dec:
-            h = m(h)
-        return self.out(F.silu(h)), reg
+        return self.decode_quantized(z), reg
+
+
+def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, grad_weight: float) -> torch.Tensor:
+    """L1 on pixels plus L1 on horizontal and vertical differences. Pixel L1
+    alone left the decoder adding spurious high frequencies (blocky texture
+    at the latent grid: twice the validation images' gradient energy), which
+    the no-reference metrics punish; the difference term ties edges to the
+    image's own."""
+    loss = F.l1_loss(rec, x)
+    if grad_weight:
+        dx = F.l1_loss(rec[..., :, 1:] - rec[..., :, :-1], x[..., :, 1:] - x[..., :, :-1])
+        dy = F.l1_loss(rec[..., 1:, :] - rec[..., :-1, :], x[..., 1:, :] - x[..., :-1, :])
+        loss = loss + grad_weight * (dx + dy)
+    return loss
 
 
 @torch.no_grad()
@@ -350,3 +370,65 @@ def inr_step(
         losses.append(float(loss.detach()))
         eps = pred.detach()
     return losses
+
+
+# --------------------------------------------------------------------------
+# Sampling (the same chains as src/schedule.rs and src/sampler.rs; the Rust
+# tests compare against tables written from here by make_fixtures)
+
+
+def respaced_timesteps(steps: int, t: int = T_STEPS) -> list[int]:
+    """t_k = round(k (T - 1) / (S - 1)), halves rounded away from zero (as
+    Rust's f64::round; Python's round() would send 166.5 to 166)."""
+    if steps <= 0:
+        return []
+    if steps == 1:
+        return [t - 1]
+    return [int(math.floor(k * (t - 1) / (steps - 1) + 0.5)) for k in range(steps)]
+
+
+@dataclass
+class Respaced:
+    """A respaced chain: betas recomputed from the cumulative alphas so the
+    marginals match the training schedule; DDPM "fixed small" variance."""
+
+    timesteps: list[int]
+    betas: torch.Tensor
+    alphas_cumprod: torch.Tensor
+    alphas_cumprod_prev: torch.Tensor
+    posterior_variance: torch.Tensor
+
+    @staticmethod
+    def new(steps: int, t: int = T_STEPS) -> "Respaced":
+        ts = respaced_timesteps(steps, t)
+        ac = alphas_cumprod(t)[ts]
+        prev = torch.cat([torch.ones(1, dtype=torch.float64), ac[:-1]])
+        betas = 1.0 - ac / prev
+        return Respaced(ts, betas, ac, prev, betas * (1.0 - prev) / (1.0 - ac))
+
+
+def sampler_step(r: Respaced, i: int, x: torch.Tensor, eps: torch.Tensor, method: str,
+                 noise: torch.Tensor | None = None) -> torch.Tensor:
+    """One step from respaced step i to i - 1 in float64: DDIM (eta = 0) or
+    DDPM with standard normal `noise` (unused at i = 0)."""
+    x, eps = x.double(), eps.double()
+    ac, prev, b = r.alphas_cumprod[i], r.alphas_cumprod_prev[i], r.betas[i]
+    x0 = (x - (1 - ac).sqrt() * eps) / ac.sqrt()
+    if method == "ddim":
+        return prev.sqrt() * x0 + (1 - prev).sqrt() * eps
+    mean = b * prev.sqrt() / (1 - ac) * x0 + (1 - prev) * (1 - b).sqrt() / (1 - ac) * x
+    return mean if i == 0 else mean + r.posterior_variance[i].sqrt() * noise.double()
+
+
+@torch.no_grad()
+def sample(denoiser: nn.Module, cond: torch.Tensor, steps: int = 50, method: str = "ddpm",
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Latent sample for condition latents `cond` (B, C, h, w): respaced DDPM
+    (the paper's 50 steps) or deterministic DDIM (eta = 0)."""
+    r = Respaced.new(steps)
+    x = torch.randn(cond.shape, generator=generator)
+    for i in reversed(range(steps)):
+        t = torch.full((cond.shape[0],), r.timesteps[i], dtype=torch.long)
+        noise = torch.randn(cond.shape, generator=generator) if method == "ddpm" and i > 0 else None
+        x = sampler_step(r, i, x, denoiser(x, t, cond), method, noise).float()
+    return x

@@ -14,6 +14,8 @@ Fixtures:
     tiny_conv   two 3x3 convolutions (3 bands, window 8): local and cheap
     tiny_swin   a 2-submodule Pixel-CR (dim 16, window 8) with window attention
     tiny_conv4  like tiny_conv with 4 bands (band-count mismatch tests)
+    ind_tiny_*  random IND encoder, decoder and denoiser graphs
+    schedule.ref.json  diffusion schedule tables and sampler chains
 """
 
 from __future__ import annotations
@@ -124,8 +126,39 @@ def write_ind_fixture(out_dir: str) -> None:
     print(f"{out_dir}/ind_tiny_*.onnx")
 
 
+def write_schedule_fixture(out_dir: str) -> None:
+    """schedule.ref.json: the training schedule, respaced chains and sampler
+    steps as Python (float64) computes them, for src/schedule.rs's tests.
+    Steps are taken with a fixed linear "denoiser" eps = 0.3 x - 0.2 x_start
+    so the chain exercises every coefficient."""
+    from .ind import Respaced, alphas_cumprod, sampler_step
+
+    ref: dict = {"alphas_cumprod": alphas_cumprod().tolist(), "chains": {}}
+    for steps in (1, 7, 10, 50):
+        r = Respaced.new(steps)
+        x_start = torch.tensor([0.9, -1.4, 0.2], dtype=torch.float64)
+        noises = [torch.tensor([0.5 - 0.01 * i, -0.3, 1.1], dtype=torch.float64) for i in range(steps)]
+        chain = {"timesteps": r.timesteps, "betas": r.betas.tolist(),
+                 "alphas_cumprod_prev": r.alphas_cumprod_prev.tolist(),
+                 "posterior_variance": r.posterior_variance.tolist(),
+                 "x_start": x_start.tolist(), "noise": [n.tolist() for n in noises]}
+        for method in ("ddim", "ddpm"):
+            x = x_start
+            for i in reversed(range(steps)):
+                x = sampler_step(r, i, x, 0.3 * x - 0.2 * x_start, method, noises[i])
+            chain[f"{method}_end"] = x.tolist()
+        ref["chains"][str(steps)] = chain
+    with open(os.path.join(out_dir, "schedule.ref.json"), "w") as fh:
+        json.dump(ref, fh)
+        fh.write("\n")
+    print(f"{out_dir}/schedule.ref.json")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["--only-schedule"]:
+        write_schedule_fixture(args[1] if len(args) > 1 else "../testdata/models")
+        return
     if args[:1] == ["--only-ind"]:
         write_ind_fixture(args[1] if len(args) > 1 else "../testdata/models")
         return
@@ -152,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         swin.recon[-1].weight.mul_(5.0)
     write_fixture(swin, out_dir, "tiny_swin", 32, 48, seed=3)
     write_ind_fixture(out_dir)
+    write_schedule_fixture(out_dir)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .data import load_rice, random_crop_pair, split_by_block
 from .ind import (AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step,
-                  measure_latent_scale, q_sample)
+                  measure_latent_scale, q_sample, reconstruction_loss)
 from .pixel_cr import PixelCR, PixelCRConfig
 
 
@@ -75,7 +75,7 @@ def with_cached_condition(pairs, pixel_cr_ckpt: str, cache: str):
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", required=True, choices=["ae", "unet", "control", "cond"],
+    ap.add_argument("--stage", required=True, choices=["ae", "decoder", "unet", "control", "cond"],
                     help="cond: only compute the --cond-cache of Pixel-CR outputs (runs beside stage ae)")
     ap.add_argument("--data", required=True)
     ap.add_argument("--ckpt", required=True)
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--codebook", type=int, default=1024)
     ap.add_argument("--kl", action="store_true", help="KL autoencoder instead of the codebook")
     ap.add_argument("--unet-channels", default="64,128")
+    ap.add_argument("--grad-weight", type=float, default=1.0,
+                    help="weight of the image-difference L1 in the autoencoder and decoder stages")
     ap.add_argument("--k-iters", type=int, default=3, help="INR refinement iterations K")
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
@@ -134,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
         for p in ae.parameters():
             p.requires_grad_(False)
         ae.eval()
+    if stage == "decoder":
+        # Encoder, codebook and latent scale stay frozen: the latents the UNet
+        # and ControlNet were trained on do not move.
+        for p in ae.decoder_parameters():
+            p.requires_grad_(True)
         if stage == "unet" and steps.get("unet", 0) == 0:
             _, sample = crops(train, 64, args.crop, np.random.default_rng(1234))
             ae.latent_scale.fill_(measure_latent_scale(ae, torch.from_numpy(sample)))
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             pixel_cr = PixelCR(PixelCRConfig.from_dict(pcr_state["config"]))
             pixel_cr.load_state_dict(pcr_state["model"])
             pixel_cr.eval()
-    module = {"ae": ae, "unet": unet, "control": control}[stage]
+    module = {"ae": ae, "decoder": ae, "unet": unet, "control": control}[stage]
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=args.lr)
     if state.get("optim_stage") == stage and "optim" in state:
         opt.load_state_dict(state["optim"])
@@ -174,13 +181,19 @@ def main(argv: list[str] | None = None) -> None:
     while not stop["now"] and time.time() - t0 < args.hours * 3600 and not (args.max_steps and step >= args.max_steps):
         cloudy, clear = crops(train, args.batch, args.crop, rng)
         x = torch.from_numpy(clear)
-        if stage == "ae":
-            rec, reg = ae(x)
-            loss = F.l1_loss(rec, x) + reg
+        if stage in ("ae", "decoder"):
+            if stage == "ae":
+                rec, reg = ae(x)
+            else:
+                with torch.no_grad():
+                    zq, _ = ae.quantize(ae.encode_raw(x)) if ae.codebook is not None else (ae.encode_raw(x), None)
+                    zq = zq[:, : ae_cfg.latent]
+                rec, reg = ae.decode_quantized(zq), torch.zeros(())
+            loss = reconstruction_loss(rec, x, args.grad_weight) + reg
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            rec_parts = {"l1": float(F.l1_loss(rec, x)), "reg": float(reg)}
+            rec_parts = {"l1": float(F.l1_loss(rec.detach(), x)), "reg": float(reg), "loss": float(loss.detach())}
         else:
             with torch.no_grad():
                 z0 = ae.encode(x)

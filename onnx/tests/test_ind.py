@@ -138,3 +138,62 @@ def test_export_three_graphs_with_contract_and_parity(tmp_path):
     assert metas["denoiser"]["idfcr.window_px"] == "2" and metas["denoiser"]["idfcr.prediction"] == "epsilon"
     for m in metas.values():
         assert 0 < int(m["idfcr.halo_px"]) < 64
+
+
+def test_schedule_fixture_is_what_python_computes_now():
+    # The Rust tests compare src/schedule.rs against this file; if Python's
+    # schedule changes, the fixture (and the shipped denoiser) must follow.
+    import json
+    import os
+
+    from idfcr_train.ind import Respaced, alphas_cumprod
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "testdata", "models", "schedule.ref.json")
+    with open(path) as f:
+        ref = json.load(f)
+    assert np.allclose(ref["alphas_cumprod"], alphas_cumprod().numpy(), rtol=1e-12, atol=0)
+    for steps, chain in ref["chains"].items():
+        r = Respaced.new(int(steps))
+        assert chain["timesteps"] == r.timesteps
+        assert np.allclose(chain["posterior_variance"], r.posterior_variance.numpy(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("steps,want", [(1, [999]), (3, [0, 500, 999]), (7, [0, 167, 333, 500, 666, 833, 999])])
+def test_respaced_timesteps_round_halves_away_from_zero(steps, want):
+    from idfcr_train.ind import respaced_timesteps
+
+    assert respaced_timesteps(steps) == want
+
+
+@pytest.mark.parametrize("method", ["ddim", "ddpm"])
+def test_sampling_with_the_true_noise_recovers_the_clean_latent(method):
+    # A denoiser that knows z0 predicts the exact noise of any z_t: DDIM then
+    # lands on z0 exactly, DDPM within its last (noise-free) step's error.
+    from idfcr_train.ind import alphas_cumprod, sample
+
+    z0 = torch.randn(1, 4, 6, 6, generator=torch.Generator().manual_seed(3))
+    ac = alphas_cumprod()
+
+    def oracle(x, t, cond):
+        a = ac[t].float().view(-1, 1, 1, 1)
+        return (x - a.sqrt() * z0) / (1 - a).sqrt()
+
+    out = sample(oracle, torch.zeros_like(z0), steps=10, method=method, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out, z0, atol=1e-3)
+
+
+def test_decoder_parameters_leave_the_latents_alone():
+    # `--stage decoder` trains only these: the encoder, codebook and latent
+    # scale (what the diffusion models were trained on) must not be among them.
+    from idfcr_train.ind import reconstruction_loss
+
+    ae = Autoencoder(TINY_AE)
+    dec = {id(p) for p in ae.decoder_parameters()}
+    enc = [*ae.enc.parameters(), *ae.to_latent.parameters(), *ae.codebook.parameters()]
+    assert dec and not dec & {id(p) for p in enc}
+    assert len(dec) + len(enc) == len(list(ae.parameters()))
+    # The difference term sees a shifted copy as perfect edges, a flattened one not.
+    x = torch.rand(1, 3, 8, 8)
+    assert float(reconstruction_loss(x + 0.1, x, 1.0)) == pytest.approx(0.1, abs=1e-6)
+    flat = x.mean().expand_as(x)
+    assert float(reconstruction_loss(flat, x, 1.0)) > float(reconstruction_loss(flat, x, 0.0))
