@@ -4,6 +4,7 @@ outside ONNX Runtime, and peak memory for several scene sizes.
 
     python3 scripts/bench.py                                 # shipped model, 1024/2048/4096
     python3 scripts/bench.py --model testdata/models/tiny_conv.onnx --sizes 1024,4096,10980
+    python3 scripts/bench.py --refine                        # diffusion stage: DDPM-50, DDIM-20, DDIM-10
 
 Scenes are generated (3-band Byte GeoTIFF, image-like pattern) in a temp
 folder. Peak RSS comes from the kernel's accounting of the child process
@@ -56,6 +57,26 @@ def run(cmd: list[str]) -> tuple[dict, float, float]:
     return json.loads(out), wall, usage.ru_maxrss / 1024.0
 
 
+def bench_refine(args) -> None:
+    """Seconds per 512 x 512 tile of the diffusion stage for each sampler
+    setting in --refine (e.g. ddpm:50,ddim:20,ddim:10), on the demo scene."""
+    src = os.path.join(ROOT, "testdata", "demo", "landsat8_cloudy.tif")
+    print(f"IND refinement of {os.path.relpath(src, ROOT)} (512 x 512), {args.threads} threads, device cpu")
+    print(f"{'sampler':>9} {'steps':>5} {'total s':>8} {'stage 1':>8} {'encode':>7} {'sample':>7} "
+          f"{'s/step':>7} {'decode':>7} {'peak RSS MB':>11}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in args.refine.split(","):
+            sampler, steps = spec.split(":")
+            summary, wall, rss = run([args.binary, "remove", src, os.path.join(tmp, "out.tif"), "--refine",
+                                      "--sampler", sampler, "--steps", steps, "--device", "cpu",
+                                      "--threads", str(args.threads), "--json", "-q", "--overwrite"])
+            r = summary["refine"]
+            stage1 = summary["seconds"] - r["encode_seconds"] - r["sample_seconds"] - r["decode_seconds"]
+            print(f"{sampler:>9} {steps:>5} {wall:>8.1f} {stage1:>8.1f} {r['encode_seconds']:>7.2f} "
+                  f"{r['sample_seconds']:>7.1f} {r['sample_seconds'] / int(steps):>7.2f} "
+                  f"{r['decode_seconds']:>7.2f} {rss:>11.0f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "onnx", "models", "pixel_cr_rgb.onnx"))
@@ -65,9 +86,14 @@ def main() -> None:
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "idfcr"))
     ap.add_argument("--compare-python", action="store_true",
                     help="also run scripts/bench_python.py (GDAL + onnxruntime + numpy) on the same scenes")
+    ap.add_argument("--refine", nargs="?", const="ddpm:50,ddim:20,ddim:10",
+                    help="benchmark the diffusion stage instead: SAMPLER:STEPS,... (default ddpm:50,ddim:20,ddim:10)")
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if args.refine:
+        bench_refine(args)
+        return
     print(f"model {os.path.relpath(args.model, ROOT)}, {args.threads} threads, tile {args.tile}, device cpu")
     head = f"{'scene':>13} {'MPix':>7} {'seconds':>8} {'MPix/s':>7} {'outside ORT':>11} {'peak RSS MB':>11}"
     if args.compare_python:

@@ -30,7 +30,7 @@ pub enum Command {
     Batch(BatchArgs),
     /// Clean a Sentinel-2 product (.SAFE folder, .zip, MTD_MSIL*.xml, SENTINEL2_* subdataset) or band stack: one raster per resolution group.
     S2(S2Args),
-    /// No-reference quality (NIQE; lower is more natural) of rasters.
+    /// No-reference quality (NIQE and BRISQUE; lower is more natural) of rasters.
     Quality(QualityArgs),
     /// Score predictions against references: PSNR, SSIM and RMSE per band and averaged.
     Eval(EvalArgs),

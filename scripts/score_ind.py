@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Score the IND refinement stage on the validation blocks with the shipped
+runtime (run by hand, not in CI): Pixel-CR alone vs Pixel-CR + `--refine`,
+no-reference NIQE/BRISQUE (`idfcr quality`, the paper's metrics for this
+stage) and PSNR/SSIM against the clear image (`idfcr eval`, so the fidelity
+cost of generative refinement is visible).
+
+    python3 scripts/score_ind.py                          # blocks 3,9, DDPM 50 steps
+    python3 scripts/score_ind.py --sampler ddim --steps 10 --limit 8
+
+Inputs are the RICE-layout pairs of `--data` whose scene block is in
+`--blocks` (the blocks training held out). Outputs go to `--work` (outside
+the repository; reruns skip what is there) and the report to `--out`.
+Only the standard library: the binary does the imaging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sh(cmd: list[str]) -> str:
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
+    return p.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "rice2_3s"))
+    ap.add_argument("--blocks", default="3,9")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim"])
+    ap.add_argument("--seed", type=int, default=231)
+    ap.add_argument("--limit", type=int, default=0, help="score only every n-th pair so that about this many remain")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "idfcr"))
+    ap.add_argument("--work", default="/tmp/idfcr_score_ind")
+    ap.add_argument("--out", default=os.path.join(ROOT, "onnx", "models", "ind_rgb.scores.json"))
+    args = ap.parse_args()
+    if not os.path.exists(args.binary):
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+
+    blocks = set(args.blocks.split(","))
+    with open(os.path.join(args.data, "pairs.csv")) as f:
+        pairs = [r for r in csv.DictReader(f) if r["scene_block"] in blocks]
+    if args.limit and len(pairs) > args.limit:
+        pairs = pairs[:: -(-len(pairs) // args.limit)]
+    tag = f"{args.sampler}{args.steps}_seed{args.seed}"
+    runs = {"pixel_cr": [], f"refined_{tag}": ["--refine", "--sampler", args.sampler, "--steps", str(args.steps),
+                                               "--seed", str(args.seed)]}
+    common = ["--threads", str(args.threads), "-q", "--device", "cpu"]
+    per_image: dict[str, list[dict]] = {name: [] for name in runs}
+    seconds = {name: 0.0 for name in runs}
+    for i, row in enumerate(pairs):
+        cloudy, clear = os.path.join(args.data, row["cloudy"]), os.path.join(args.data, row["clear"])
+        for name, extra in runs.items():
+            out = os.path.join(args.work, name, f"{row['id']}.tif")
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            if not os.path.exists(out):
+                t0 = time.time()
+                sh([args.binary, "remove", cloudy, out, *extra, *common])
+                seconds[name] += time.time() - t0
+            q = json.loads(sh([args.binary, "quality", out, "--json"]))[0]
+            e = json.loads(sh([args.binary, "eval", out, clear, "--json", "-"]))["mean"]
+            per_image[name].append({"id": row["id"], "block": row["scene_block"], "niqe": q["niqe"],
+                                    "brisque": q["brisque"], "psnr": e["psnr"], "ssim": e["ssim"]})
+        q = json.loads(sh([args.binary, "quality", clear, "--json"]))[0]
+        per_image.setdefault("clear_reference", []).append(
+            {"id": row["id"], "block": row["scene_block"], "niqe": q["niqe"], "brisque": q["brisque"]})
+        last = {n: round(v[-1]["brisque"], 1) for n, v in per_image.items()}
+        print(f"{i + 1}/{len(pairs)} id {row['id']}: BRISQUE {last}", flush=True)
+
+    report = {"data": os.path.basename(os.path.normpath(args.data)), "blocks": args.blocks, "images": len(pairs),
+              "sampler": f"{args.sampler}, {args.steps} steps, seed {args.seed}", "threads": args.threads,
+              "mean": {}, "seconds_new_outputs": {n: round(s, 1) for n, s in seconds.items()}}
+    for name, rows in per_image.items():
+        report["mean"][name] = {k: round(statistics.fmean(r[k] for r in rows), 4)
+                                for k in ("niqe", "brisque", "psnr", "ssim") if k in rows[0]}
+    report["per_image"] = per_image
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1)
+        f.write("\n")
+    print(json.dumps(report["mean"], indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
