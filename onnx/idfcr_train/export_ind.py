@@ -25,7 +25,7 @@ import os
 import numpy as np
 import torch
 
-from .ind import AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig
+from .ind import Autoencoder, Denoiser, load_checkpoint
 
 SCHEDULE = "scaled_linear 0.00085 0.012 T=1000"
 
@@ -148,14 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--band-names", default="red,green,blue")
     ap.add_argument("--input-scale", type=float, default=1 / 255)
     args = ap.parse_args(argv)
-    state = torch.load(args.ckpt, map_location="cpu")
-    ae = Autoencoder(AEConfig.from_dict(state["ae_config"]))
-    ae.load_state_dict(state["ae"])
-    unet = UNet(UNetConfig.from_dict(state["unet_config"]))
-    unet.load_state_dict(state["unet"])
-    control = ControlNet(unet)
-    control.load_state_dict(state["control"])
-    den = Denoiser(unet, control)
+    state, ae, den = load_checkpoint(args.ckpt)
     extra = {"idfcr.training_steps": json.dumps(state.get("steps", {})),
              "idfcr.training_hours": json.dumps({k: round(v / 3600, 2) for k, v in state.get("wall_s", {}).items()}),
              "idfcr.k_iters": str(state.get("meta", {}).get("k_iters", ""))}

@@ -345,6 +345,18 @@ class Denoiser(nn.Module):
         return self.unet(z, t, self.control(z, t, cond))
 
 
+def load_checkpoint(path: str) -> tuple[dict, Autoencoder, Denoiser]:
+    """An IND training checkpoint as (state, autoencoder, fused denoiser), in eval mode."""
+    state = torch.load(path, map_location="cpu")
+    ae = Autoencoder(AEConfig.from_dict(state["ae_config"]))
+    ae.load_state_dict(state["ae"])
+    unet = UNet(UNetConfig.from_dict(state["unet_config"]))
+    unet.load_state_dict(state["unet"])
+    control = ControlNet(unet)
+    control.load_state_dict(state["control"])
+    return state, ae.eval(), Denoiser(unet, control).eval()
+
+
 def inr_step(
     denoiser: Denoiser,
     opt: torch.optim.Optimizer,

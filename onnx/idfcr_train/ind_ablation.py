@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .data import load_rice, split_by_block
-from .ind import AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, q_sample, sample
+from .ind import alphas_cumprod, load_checkpoint, q_sample, sample
 from .metrics import psnr, ssim
 from .train_ind import with_cached_condition
 
@@ -43,17 +43,6 @@ def val_crops(data: str, blocks: set[str], pixel_cr: str, cache: str, n: int = 2
         conds.append(p.cloudy[:, y:y + size, x:x + size])
         clears.append(p.clear[:, y:y + size, x:x + size])
     return torch.from_numpy(np.stack(conds)), torch.from_numpy(np.stack(clears))
-
-
-def load(path: str) -> tuple[dict, Autoencoder, Denoiser]:
-    st = torch.load(path, map_location="cpu")
-    ae = Autoencoder(AEConfig.from_dict(st["ae_config"]))
-    ae.load_state_dict(st["ae"])
-    unet = UNet(UNetConfig.from_dict(st["unet_config"]))
-    unet.load_state_dict(st["unet"])
-    control = ControlNet(unet)
-    control.load_state_dict(st["control"])
-    return st, ae.eval(), Denoiser(unet, control).eval()
 
 
 def image_scores(pred: torch.Tensor, ref: torch.Tensor) -> dict:
@@ -78,13 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cond_img, clear = val_crops(args.data, set(args.val_blocks.split(",")), args.pixel_cr, args.cond_cache)
-    _, decoder, _ = load(args.decoder)
+    _, decoder, _ = load_checkpoint(args.decoder)
     ac = alphas_cumprod()
     t = torch.randint(0, len(ac), (len(clear),), generator=torch.Generator().manual_seed(0))
     out = {"crops": len(clear), "val_blocks": args.val_blocks, "sampler": f"{args.sampler}-{args.steps}",
            "decoder": args.decoder, "pixel_cr": image_scores(cond_img, clear), "checkpoints": {}}
     for path in args.ckpts:
-        st, ae, den = load(path)
+        st, ae, den = load_checkpoint(path)
         z0, c = ae.encode(clear), ae.encode(cond_img)
         eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(1))
         mse = float(torch.nn.functional.mse_loss(den(q_sample(z0, t, eps, ac), t, c), eps))
