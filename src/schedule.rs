@@ -209,7 +209,10 @@ mod tests {
         assert!(chains.len() >= 4);
         for (steps, c) in chains {
             let rs = Respaced::new(&full, steps.parse().unwrap());
-            let ts: Vec<usize> = floats(&c["timesteps"]).iter().map(|&t| t as usize).collect();
+            let ts: Vec<usize> = floats(&c["timesteps"])
+                .iter()
+                .map(|&t| t as usize)
+                .collect();
             assert_eq!(rs.timesteps, ts, "{steps} steps");
             let tables = [
                 (&rs.betas, "betas"),
