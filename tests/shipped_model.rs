@@ -135,16 +135,18 @@ fn bundled_ind_refines_the_demo_sample() {
         .map(|(b, p)| (refined[b][p] - stage1[b][p]).abs())
         .sum::<f64>()
         / n;
-    // 16 x 16 block means: the colour fix keeps the low frequencies.
+    // 64 x 64 block means: the colour fix takes what its 5 wavelet levels
+    // (dilations up to 16, about 64 px of support) leave from the Pixel-CR
+    // image. Measured on the shipped models: 12.9 DN per pixel, 2.0 DN here.
     let (mut block, mut blocks) = (0.0, 0.0);
     for b in 0..3 {
-        for by in 0..h / 16 {
-            for bx in 0..w / 16 {
+        for by in 0..h / 64 {
+            for bx in 0..w / 64 {
                 let mean = |img: &Vec<Vec<f64>>| {
-                    (0..256)
-                        .map(|i| img[b][(by * 16 + i / 16) * w + bx * 16 + i % 16])
+                    (0..4096)
+                        .map(|i| img[b][(by * 64 + i / 64) * w + bx * 64 + i % 64])
                         .sum::<f64>()
-                        / 256.0
+                        / 4096.0
                 };
                 block += (mean(&refined) - mean(&stage1)).abs();
                 blocks += 1.0;
@@ -152,13 +154,13 @@ fn bundled_ind_refines_the_demo_sample() {
         }
     }
     let block = block / blocks;
-    eprintln!("refined vs Pixel-CR: {pixel:.2} DN per pixel, {block:.2} DN per 16 px block mean");
+    eprintln!("refined vs Pixel-CR: {pixel:.2} DN per pixel, {block:.2} DN per 64 px block mean");
     assert!(
         pixel > 0.5,
         "refinement left the Pixel-CR image unchanged ({pixel:.2} DN)"
     );
     assert!(
-        block < 0.5 * pixel && block < 4.0,
+        block < 0.25 * pixel && block < 4.0,
         "refinement moved the colours: {block:.2} DN per block mean"
     );
 }
