@@ -136,15 +136,15 @@ def main(argv: list[str] | None = None) -> None:
         for p in ae.parameters():
             p.requires_grad_(False)
         ae.eval()
+        if stage == "unet" and steps.get("unet", 0) == 0:
+            _, sample = crops(train, 64, args.crop, np.random.default_rng(1234))
+            ae.latent_scale.fill_(measure_latent_scale(ae, torch.from_numpy(sample)))
+            print(f"latent scale {float(ae.latent_scale):.5f} (1/std of 64 clear training crops)", flush=True)
     if stage == "decoder":
         # Encoder, codebook and latent scale stay frozen: the latents the UNet
         # and ControlNet were trained on do not move.
         for p in ae.decoder_parameters():
             p.requires_grad_(True)
-        if stage == "unet" and steps.get("unet", 0) == 0:
-            _, sample = crops(train, 64, args.crop, np.random.default_rng(1234))
-            ae.latent_scale.fill_(measure_latent_scale(ae, torch.from_numpy(sample)))
-            print(f"latent scale {float(ae.latent_scale):.5f} (1/std of 64 clear training crops)", flush=True)
     if stage == "control":
         assert "unet" in state, "train the UNet first (--stage unet)"
         assert args.pixel_cr, "--pixel-cr is needed for the condition images"
@@ -182,13 +182,9 @@ def main(argv: list[str] | None = None) -> None:
         cloudy, clear = crops(train, args.batch, args.crop, rng)
         x = torch.from_numpy(clear)
         if stage in ("ae", "decoder"):
-            if stage == "ae":
-                rec, reg = ae(x)
-            else:
-                with torch.no_grad():
-                    zq, _ = ae.quantize(ae.encode_raw(x)) if ae.codebook is not None else (ae.encode_raw(x), None)
-                    zq = zq[:, : ae_cfg.latent]
-                rec, reg = ae.decode_quantized(zq), torch.zeros(())
+            # The decoder stage trains through the inference path (frozen
+            # encode, lookup, decode): no gradient reaches the frozen parts.
+            rec, reg = ae(x) if stage == "ae" else (ae.decode(ae.encode(x)), torch.zeros(()))
             loss = reconstruction_loss(rec, x, args.grad_weight) + reg
             opt.zero_grad(set_to_none=True)
             loss.backward()
