@@ -61,22 +61,25 @@ def main() -> None:
     common = ["--threads", str(args.threads), "-q", "--device", "cpu"]
     per_image: dict[str, list[dict]] = {name: [] for name in runs}
     seconds = {name: 0.0 for name in runs}
+    for name in runs:
+        os.makedirs(os.path.join(args.work, name), exist_ok=True)
+    per_image["clear_reference"] = []
     for i, row in enumerate(pairs):
         cloudy, clear = os.path.join(args.data, row["cloudy"]), os.path.join(args.data, row["clear"])
+        outs = {name: os.path.join(args.work, name, f"{row['id']}.tif") for name in runs}
         for name, extra in runs.items():
-            out = os.path.join(args.work, name, f"{row['id']}.tif")
-            os.makedirs(os.path.dirname(out), exist_ok=True)
-            if not os.path.exists(out):
+            if not os.path.exists(outs[name]):
                 t0 = time.time()
-                sh([args.binary, "remove", cloudy, out, *extra, *common])
+                sh([args.binary, "remove", cloudy, outs[name], *extra, *common])
                 seconds[name] += time.time() - t0
-            q = json.loads(sh([args.binary, "quality", out, "--json"]))[0]
-            e = json.loads(sh([args.binary, "eval", out, clear, "--json", "-"]))["mean"]
-            per_image[name].append({"id": row["id"], "block": row["scene_block"], "niqe": q["niqe"],
-                                    "brisque": q["brisque"], "psnr": e["psnr"], "ssim": e["ssim"]})
-        q = json.loads(sh([args.binary, "quality", clear, "--json"]))[0]
-        per_image.setdefault("clear_reference", []).append(
-            {"id": row["id"], "block": row["scene_block"], "niqe": q["niqe"], "brisque": q["brisque"]})
+        # One `quality` run scores the outputs and the clear reference.
+        scored = json.loads(sh([args.binary, "quality", *outs.values(), clear, "--json"]))
+        for name, q in zip([*runs, "clear_reference"], scored):
+            rec = {"id": row["id"], "block": row["scene_block"], "niqe": q["niqe"], "brisque": q["brisque"]}
+            if name in runs:
+                e = json.loads(sh([args.binary, "eval", outs[name], clear, "--json", "-"]))["mean"]
+                rec.update(psnr=e["psnr"], ssim=e["ssim"])
+            per_image[name].append(rec)
         last = {n: round(v[-1]["brisque"], 1) for n, v in per_image.items()}
         print(f"{i + 1}/{len(pairs)} id {row['id']}: BRISQUE {last}", flush=True)
 

@@ -8,21 +8,42 @@ mod common;
 
 use common::*;
 use gdal::{Dataset, Metadata};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Pixel-CR with the bundled default model on the demo sample, run once for
+/// every test here (the refine test compares against it): the output
+/// folder (holding `out.tif`) and the run's JSON summary.
+fn stage1_demo() -> &'static (PathBuf, serde_json::Value) {
+    static RUN: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shipped_model_demo");
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = repo().join("testdata/demo/landsat8_cloudy.tif");
+        let input = input.display().to_string();
+        // No --model: the bundled default for 3 bands must be found.
+        let o = idfcr(
+            &dir,
+            &[
+                "remove",
+                &input,
+                "out.tif",
+                "--device",
+                "cpu",
+                "-q",
+                "--json",
+                "--overwrite",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        (dir, serde_json::from_slice(&o.stdout).unwrap())
+    })
+}
 
 #[test]
 fn default_model_cleans_the_demo_sample() {
     let demo = repo().join("testdata/demo");
-    let dir = tempfile::tempdir().unwrap();
-    let input = demo.join("landsat8_cloudy.tif").display().to_string();
-    // No --model: the bundled default for 3 bands must be found.
-    let o = idfcr(
-        dir.path(),
-        &[
-            "remove", &input, "out.tif", "--device", "cpu", "-q", "--json",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (dir, summary) = stage1_demo();
     assert!(
         summary["model"]
             .as_str()
@@ -32,7 +53,7 @@ fn default_model_cleans_the_demo_sample() {
     );
 
     let src = Dataset::open(demo.join("landsat8_cloudy.tif")).unwrap();
-    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    let out = Dataset::open(dir.join("out.tif")).unwrap();
     assert_eq!(out.geo_transform().unwrap(), src.geo_transform().unwrap());
     assert_eq!(out.spatial_ref().unwrap().auth_code().unwrap(), 32621);
     assert_eq!(
@@ -47,7 +68,7 @@ fn default_model_cleans_the_demo_sample() {
     let (cloudy, w, h) = read_all(&demo.join("landsat8_cloudy.tif"));
     let (clear, _, _) = read_all(&demo.join("landsat8_clear.tif"));
     let (alpha, _, _) = read_all(&demo.join("landsat8_cloud_alpha.tif"));
-    let (result, _, _) = read_all(&dir.path().join("out.tif"));
+    let (result, _, _) = read_all(&dir.join("out.tif"));
     let (mut changed, mut err_in, mut err_out, mut bright_in, mut bright_out, mut n) =
         (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     for p in 0..w * h {
@@ -87,11 +108,6 @@ fn bundled_ind_refines_the_demo_sample() {
     let dir = tempfile::tempdir().unwrap();
     let input = demo.join("landsat8_cloudy.tif").display().to_string();
     let common = ["--device", "cpu", "-q", "--json"];
-    let o = idfcr(
-        dir.path(),
-        &[&["remove", &input, "stage1.tif"], &common[..]].concat(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
     let args = [
         "remove",
         &input,
@@ -126,7 +142,7 @@ fn bundled_ind_refines_the_demo_sample() {
         .unwrap()
         .contains("ind_rgb"));
 
-    let (stage1, w, h) = read_all(&dir.path().join("stage1.tif"));
+    let (stage1, w, h) = read_all(&stage1_demo().0.join("out.tif"));
     let (refined, _, _) = read_all(&dir.path().join("refined.tif"));
     // Pixel level: the diffusion stage did something.
     let n = (w * h * 3) as f64;
