@@ -37,8 +37,9 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     };
     interrupt::install();
     // GDAL would print its errors on stderr itself; ours carry its message
-    // already, and stderr is for one line per failure.
-    gdal::config::set_error_handler(|_, _, _| {});
+    // already, and stderr is for one line per failure. The handler also
+    // counts failures that no GDAL return value reports.
+    crate::error::gdal_watch::install();
     let result = match cli.command {
         cli::Command::Batch(args) => return run_batch_cli(args),
         cli::Command::Eval(args) => {
@@ -71,6 +72,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                     use std::io::IsTerminal;
                     if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal()
                     {
+                        device_note_on_terminal(mode);
                         eprintln!("idfcr: group {group}");
                     }
                     progress::Progress::new(mode, total)
@@ -85,7 +87,10 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             let json = args.json;
             args.into_config().and_then(|cfg| {
                 let mode = cfg.progress;
-                let summary = pipeline::remove(&cfg, |total| progress::Progress::new(mode, total))?;
+                let summary = pipeline::remove(&cfg, |total| {
+                    device_note_on_terminal(mode);
+                    progress::Progress::new(mode, total)
+                })?;
                 if json {
                     stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
                 }
@@ -98,6 +103,20 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Err(e) => {
             eprintln!("idfcr: error: {e}");
             e.exit_code()
+        }
+    }
+}
+
+/// On a terminal with a progress bar, say once why `--device auto` runs on
+/// CPU (the header of the progress display); never in cron or `-q` runs.
+fn device_note_on_terminal(mode: crate::config::ProgressMode) {
+    use std::io::IsTerminal;
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal() {
+        if let Some(note) = crate::model::device_note() {
+            if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("idfcr: {note}");
+            }
         }
     }
 }

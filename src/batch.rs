@@ -6,8 +6,12 @@
 //! - `--shard i/n` keeps the inputs whose stable hash (FNV-1a of the input
 //!   string) is i modulo n: each input belongs to exactly one shard whatever
 //!   the machine or the order of the list, with no coordinator.
-//! - `--skip-existing` skips outputs made by this idfcr version with the same
-//!   model (read from the output's tags) and redoes stale ones.
+//! - Two inputs that would be written to one output name are refused
+//!   before any work (`{parent}` and `{ext}` in `--name` keep them apart).
+//! - `--skip-existing` skips outputs that are complete (every block reads
+//!   back) and were made by this idfcr version with the same settings that
+//!   decide pixels (`IDFCR_SETTINGS`: source, bands, model, `--refine` and
+//!   its sampler, steps and seed, output type); it redoes the others.
 //! - One failing input is reported and the rest go on; an interrupt stops
 //!   the batch after removing the partial output, and the next run picks up
 //!   where it stopped (with `--skip-existing`).
@@ -58,6 +62,8 @@ pub struct BatchSummary {
     pub skipped: usize,
     pub failed: usize,
     pub interrupted: bool,
+    /// Why `--device auto` fell back to CPU, if it did.
+    pub device_note: Option<String>,
     pub items: Vec<ItemResult>,
 }
 
@@ -90,26 +96,46 @@ pub fn in_shard(input: &str, shard: Option<(usize, usize)>) -> bool {
     shard.is_none_or(|(i, n)| stable_hash(input) % n as u64 == i as u64)
 }
 
-/// Output file name for `input`: `{stem}` replaced by the input's file
-/// name without extension (characters that do not belong in a file name,
-/// as in subdataset strings, become '_').
-pub fn output_name(pattern: &str, input: &str) -> String {
-    let base = input.rsplit(['/', '\\']).next().unwrap_or(input);
-    let stem = match base.rfind('.') {
-        Some(i) if i > 0 => &base[..i],
-        _ => base,
+/// Output path for `input` in `dir`: in `pattern`, `{stem}` is the input's
+/// file name without extension, `{ext}` its extension and `{parent}` the
+/// name of its folder, each made safe for one file name (see `names`); Err
+/// when the pattern would leave the folder.
+pub fn output_path(dir: &Path, pattern: &str, input: &str) -> Result<PathBuf> {
+    let mut parts = input.rsplit(['/', '\\']);
+    let base = parts.next().unwrap_or(input);
+    let parent = parts.find(|p| !p.is_empty() && *p != ".").unwrap_or("");
+    let (stem, ext) = match base.rfind('.') {
+        Some(i) if i > 0 => (&base[..i], &base[i + 1..]),
+        _ => (base, ""),
     };
-    let clean: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    pattern.replace("{stem}", &clean)
+    crate::names::output_path(
+        dir,
+        pattern,
+        &[("stem", stem), ("ext", ext), ("parent", parent)],
+    )
+    .map_err(|e| Error::Usage(format!("--name '{pattern}' {e}")))
+}
+
+/// Every input's output path, refusing two inputs that would be written to
+/// one file (`a/x.tif` and `b/x.tif`, `x.tif` and `x.png`): one would
+/// silently replace or "skip" the other. All inputs count, not only this
+/// shard's, since shards run as separate jobs into the same folder.
+pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
+    let outputs = cfg
+        .inputs
+        .iter()
+        .map(|i| output_path(&cfg.out_dir, &cfg.name, i))
+        .collect::<Result<Vec<_>>>()?;
+    let mut seen: std::collections::HashMap<&PathBuf, &String> = Default::default();
+    for (input, out) in cfg.inputs.iter().zip(&outputs) {
+        if let Some(first) = seen.insert(out, input) {
+            return Err(Error::Usage(format!(
+                "inputs {first} and {input} would both be written to {}; keep them apart with {{parent}} or {{ext}} in --name (e.g. --name '{{parent}}_{{stem}}_clear.tif')",
+                out.display()
+            )));
+        }
+    }
+    Ok(outputs)
 }
 
 fn is_glob(s: &str) -> bool {
@@ -178,12 +204,16 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
 
 /// Whether `output` was made by this idfcr version with the model of hash
 /// `model_sha256` (from its tags).
-pub fn is_current(output: &Path, model_sha256: &str) -> bool {
-    let Ok(ds) = Dataset::open(output) else {
-        return false;
+pub fn is_current(output: &Path, settings: &str) -> bool {
+    let same = match Dataset::open(output) {
+        Ok(ds) => {
+            ds.metadata_item("IDFCR_VERSION", "").as_deref() == Some(env!("CARGO_PKG_VERSION"))
+                && ds.metadata_item("IDFCR_SETTINGS", "").as_deref() == Some(settings)
+        }
+        Err(_) => false,
     };
-    ds.metadata_item("IDFCR_VERSION", "").as_deref() == Some(env!("CARGO_PKG_VERSION"))
-        && ds.metadata_item("IDFCR_MODEL_SHA256", "").as_deref() == Some(model_sha256)
+    // Complete too: a truncated or damaged file is redone, not trusted.
+    same && crate::raster_out::verify_readable(output).is_ok()
 }
 
 /// Run the batch; per-input failures are recorded, not returned.
@@ -196,16 +226,17 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
             )
         })?;
     }
-    let mine: Vec<&String> = cfg
+    let outputs = output_paths(cfg)?;
+    let mine: Vec<(&String, PathBuf)> = cfg
         .inputs
         .iter()
-        .filter(|i| in_shard(i, cfg.shard))
+        .zip(outputs)
+        .filter(|(i, _)| in_shard(i, cfg.shard))
         .collect();
     let mut cache = ModelCache::default();
     let mut items = Vec::with_capacity(mine.len());
     let mut interrupted = false;
-    for input in mine {
-        let output = cfg.out_dir.join(output_name(&cfg.name, input));
+    for (input, output) in mine {
         if interrupted {
             items.push(ItemResult {
                 input: input.clone(),
@@ -224,8 +255,8 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
             if output.exists() && cfg.skip_existing {
                 let mut opened = InputRaster::open(input, item_cfg.band_idx.as_deref())?;
                 crate::sentinel2_input::adapt(&mut opened, &item_cfg.s2)?;
-                let sha = cache.get(&item_cfg, &opened)?.sha256.clone();
-                if is_current(&output, &sha) {
+                let settings = crate::pipeline::expected_settings(&item_cfg, &opened, &mut cache)?;
+                if is_current(&output, &settings) {
                     return Ok("skipped");
                 }
                 item_cfg.overwrite = true; // stale: made by another version or model
@@ -272,6 +303,7 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
         skipped: count("skipped"),
         failed: count("failed"),
         interrupted,
+        device_note: crate::model::device_note(),
         items,
     })
 }
@@ -328,7 +360,13 @@ mod tests {
             ("{stem}_clear.tif", "noext", "noext_clear.tif"),
         ];
         for (pattern, input, want) in cases {
-            assert_eq!(output_name(pattern, input), want, "{input}");
+            let got = output_path(Path::new("/o"), pattern, input).unwrap();
+            assert_eq!(got, Path::new("/o").join(want), "{input}");
         }
+        for pattern in ["../../X_{stem}.tif", "/tmp/{stem}.tif", "a/{stem}.tif", ".."] {
+            assert!(output_path(Path::new("/o"), pattern, "x.tif").is_err(), "{pattern}");
+        }
+        let got = output_path(Path::new("/o"), "{stem}", "/d/...tif").unwrap();
+        assert_eq!(got, Path::new("/o/__"));
     }
 }

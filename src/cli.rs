@@ -301,11 +301,13 @@ pub struct BatchArgs {
     /// Output folder.
     #[arg(long = "out-dir", value_name = "DIR")]
     pub out_dir: PathBuf,
-    /// Output file name; {stem} is the input's file name without extension.
+    /// Output file name inside --out-dir; {stem} is the input's file name without
+    /// extension, {ext} its extension, {parent} the name of its folder.
     #[arg(long = "name", default_value = "{stem}_clear.tif")]
     pub name: String,
-    /// Skip inputs whose output exists and was made by this idfcr version with
-    /// the same model; redo outputs that are stale.
+    /// Skip inputs whose output exists, reads back completely and was made by
+    /// this idfcr version with the same settings (source, bands, model, --refine
+    /// and its sampler/steps/seed, output type); redo the others.
     #[arg(long = "skip-existing")]
     pub skip_existing: bool,
     /// Replace existing outputs (without --skip-existing: all of them).

@@ -151,7 +151,8 @@ pub fn parse_key_value(s: &str) -> Result<(String, String)> {
 }
 
 impl RemoveConfig {
-    /// Checks that need no file access.
+    /// Checks of the settings themselves (the file system is only asked
+    /// whether two output paths are one file).
     pub fn validate(&self) -> Result<()> {
         if self.tile_px < 32 {
             return Err(Error::Usage(format!(
@@ -162,7 +163,11 @@ impl RemoveConfig {
         if self.threads == 0 {
             return Err(Error::Usage("--threads must be at least 1".into()));
         }
-        if self.mask.as_ref() == Some(&self.output) {
+        if self
+            .mask
+            .as_ref()
+            .is_some_and(|m| crate::names::same_target(m, &self.output))
+        {
             return Err(Error::Usage(
                 "--mask must name a different file than OUTPUT".into(),
             ));

@@ -27,6 +27,10 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Output { path: PathBuf, msg: String },
 
+    /// The machine refused a resource (threads, memory) (exit code 1).
+    #[error("{0}")]
+    System(String),
+
     /// Ctrl-C or SIGTERM arrived; partial outputs were removed (exit code 130).
     #[error("interrupted; no output was left behind")]
     Interrupted,
@@ -77,4 +81,73 @@ pub fn gdal_message(e: &gdal::errors::GdalError) -> String {
         other => other.to_string(),
     };
     msg.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// GDAL errors that no return value reports.
+///
+/// GDAL before 3.7 cannot say that closing a dataset failed (`GDALClose`
+/// returns nothing), and errors raised while a driver flushes compressed
+/// blocks, possibly on its worker threads, reach only the error handler. So
+/// the handler counts every failure, and a `GdalWatch` taken around an
+/// operation tells whether any happened meanwhile. The count is
+/// process-wide: a failure on another thread during the watch also counts,
+/// which errs on the side of refusing an output.
+pub mod gdal_watch {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, Once};
+
+    static FAILURES: AtomicU64 = AtomicU64::new(0);
+    static LAST: Mutex<String> = Mutex::new(String::new());
+    static LAST_WARNING: Mutex<String> = Mutex::new(String::new());
+    static INSTALL: Once = Once::new();
+
+    /// Install the counting handler (once). It prints nothing: our errors
+    /// carry GDAL's message, and stderr is for one line per failure.
+    pub fn install() {
+        INSTALL.call_once(|| {
+            gdal::config::set_error_handler(|class, _no, msg| {
+                use gdal::errors::CplErrType;
+                if class == CplErrType::Warning {
+                    if let Ok(mut last) = LAST_WARNING.lock() {
+                        *last = msg.lines().next().unwrap_or("").trim().to_string();
+                    }
+                }
+                if matches!(class, CplErrType::Failure | CplErrType::Fatal) {
+                    if let Ok(mut last) = LAST.lock() {
+                        *last = msg.lines().next().unwrap_or("").trim().to_string();
+                    }
+                    FAILURES.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        });
+    }
+
+    /// GDAL's last warning (validation of creation options reports there).
+    pub fn last_warning() -> String {
+        LAST_WARNING.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// A point in GDAL's failure count.
+    pub struct GdalWatch(u64);
+
+    impl GdalWatch {
+        pub fn start() -> Self {
+            install();
+            GdalWatch(FAILURES.load(Ordering::SeqCst))
+        }
+
+        /// Err(GDAL's last failure message) if any failure was raised since
+        /// `start`.
+        pub fn check(&self) -> Result<(), String> {
+            if FAILURES.load(Ordering::SeqCst) == self.0 {
+                return Ok(());
+            }
+            let last = LAST.lock().map(|s| s.clone()).unwrap_or_default();
+            Err(if last.is_empty() {
+                "GDAL reported an error".to_string()
+            } else {
+                last
+            })
+        }
+    }
 }

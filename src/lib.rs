@@ -20,6 +20,7 @@ pub mod ind_model;
 pub mod interrupt;
 pub mod metrics;
 pub mod model;
+pub mod names;
 pub mod noref;
 pub mod pipeline;
 pub mod progress;

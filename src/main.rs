@@ -1,3 +1,9 @@
 fn main() {
+    // Before any thread exists: ONNX Runtime's builds from Microsoft (1.29
+    // and later) keep a device id and usage events under ~/.cache unless
+    // this is set when the library initialises (see README, Privacy).
+    if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
+        std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
+    }
     std::process::exit(idfcr::run_cli(std::env::args_os()));
 }

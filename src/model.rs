@@ -273,6 +273,16 @@ pub(crate) fn load_session_pool(
     Ok((bytes, sessions, provider))
 }
 
+/// Why `--device auto` runs on CPU in this process, once it has tried CUDA.
+static CUDA_FALLBACK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The note for summaries: None when CUDA was used or never tried.
+pub fn device_note() -> Option<String> {
+    CUDA_FALLBACK
+        .get()
+        .map(|why| format!("--device auto runs on CPU: CUDA is not usable ({why})"))
+}
+
 pub(crate) fn build_session(
     env: &ort::environment::Environment,
     bytes: &[u8],
@@ -314,11 +324,11 @@ pub(crate) fn build_session(
             } else {
                 "this ONNX Runtime library has no CUDA support; onnxruntime-gpu has".to_string()
             };
-            // Once per process: a batch or an `s2` run loads several models.
-            static WARNED: std::sync::atomic::AtomicBool =
-                std::sync::atomic::AtomicBool::new(false);
-            if report && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                eprintln!("idfcr: warning: running on CPU, CUDA is not usable ({why}); --device cpu silences this");
+            // Quietly: a cron job on a CPU machine must not mail a warning
+            // every run. The reason goes into the run summary (`--json`)
+            // and, on a terminal, one line before the progress bar.
+            if report {
+                let _ = CUDA_FALLBACK.set(why);
             }
             Ok((cpu(intra_threads)?, Provider::Cpu))
         }

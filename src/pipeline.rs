@@ -85,6 +85,8 @@ pub struct RemoveSummary {
     pub model: String,
     pub model_sha256: String,
     pub provider: String,
+    /// Why `--device auto` fell back to CPU, if it did.
+    pub device_note: Option<String>,
     pub width: usize,
     pub height: usize,
     pub bands: usize,
@@ -204,9 +206,10 @@ fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
         .band_nos
         .iter()
         .zip(&input.nodata)
-        .map(|(&band_no, &nodata)| {
+        .enumerate()
+        .map(|(i, (&band_no, &nodata))| {
             let band = input.ds.rasterband(band_no).expect("band checked at open");
-            let metadata = band
+            let mut metadata: Vec<(String, String)> = band
                 .metadata_domain("")
                 .unwrap_or_default()
                 .into_iter()
@@ -215,8 +218,20 @@ fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                 })
                 .collect();
+            let mut description = band.description().unwrap_or_default();
+            // Sentinel-2 bands known by name (product, --s2-bands) keep it in
+            // the output, so band 1 of any output says which band it is.
+            if let Some(name) = input.band_names.get(i) {
+                if !description.is_empty() && description != *name {
+                    metadata.push(("SOURCE_DESCRIPTION".into(), description.clone()));
+                }
+                description = name.clone();
+                if !metadata.iter().any(|(k, _)| k == "BANDNAME") {
+                    metadata.push(("BANDNAME".into(), name.clone()));
+                }
+            }
             BandSpec {
-                description: band.description().unwrap_or_default(),
+                description,
                 color: Some(band.color_interpretation().name()),
                 nodata,
                 scale_offset: match (band.scale(), band.offset()) {
@@ -335,6 +350,12 @@ fn run_one(
         check_output_path(mask, cfg.overwrite)?;
     }
     let input = open_input(cfg)?;
+    crate::raster_out::check_creation_options(
+        cfg.format,
+        cfg.out_type.unwrap_or(input.data_type),
+        input.bands(),
+        &cfg.creation_options,
+    )?;
     if let Some(opts) = &cfg.refine {
         return remove_refined(cfg, opts, &input, cache, progress_total, started);
     }
@@ -397,7 +418,7 @@ fn pixel_cr(
 
     let prov = Provenance {
         input,
-        tags: provenance_tags(cfg, model, input),
+        tags: provenance_tags(cfg, model, input, None),
     };
     limit_gdal_cache();
     let mut out = create_output(cfg, &prov)?;
@@ -417,6 +438,7 @@ fn pixel_cr(
                 OutputType::Float32,
                 &[spec],
                 &prov,
+                cfg.overwrite,
             )?)
         }
         None => None,
@@ -460,6 +482,7 @@ fn pixel_cr(
         mask: cfg.mask.clone(),
         model: format!("{} {}", c.name, c.version),
         model_sha256: model.sha256.clone(),
+        device_note: crate::model::device_note(),
         provider: match model.provider {
             Provider::Cpu => "cpu".into(),
             Provider::Cuda => "cuda".into(),
@@ -501,6 +524,7 @@ fn create_output(cfg: &RemoveConfig, prov: &Provenance) -> Result<OutputRaster> 
         cfg.out_type.unwrap_or(prov.input.data_type),
         &band_specs(prov.input),
         prov,
+        cfg.overwrite,
     )
 }
 
@@ -509,7 +533,48 @@ fn worker_pool(workers: usize) -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()
-        .map_err(|e| Error::Usage(format!("cannot start {workers} worker threads: {e}")))
+        .map_err(|e| Error::System(format!("cannot start {workers} worker threads: {e}")))
+}
+
+/// Everything that decides an output's pixels, on one line: the source,
+/// bands, model and IND graph hashes, sampler settings, output type and
+/// Sentinel-2 radiometry options (tiling and threads do not change pixels
+/// beyond float rounding). Written as `IDFCR_SETTINGS`; `batch
+/// --skip-existing` redoes an output whose line differs.
+pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<&str>) -> String {
+    let bands = match &cfg.band_idx {
+        Some(b) => b.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(","),
+        None => "all".into(),
+    };
+    let refine = match (&cfg.refine, ind_sha256) {
+        (Some(r), Some(sha)) => format!(
+            "{:?} {} steps seed {} ind {sha}",
+            r.method, r.steps, r.seed
+        ),
+        _ => "none".into(),
+    };
+    format!(
+        "source={}; bands={bands}; model={model_sha256}; refine={refine}; out_type={}; s2_harmonized={}; s2_bands={}",
+        cfg.input,
+        cfg.out_type.map(|t| format!("{t:?}")).unwrap_or_else(|| "input".into()),
+        cfg.s2.harmonized,
+        cfg.s2.stack_bands.as_ref().map(|b| b.join(",")).unwrap_or_else(|| "-".into()),
+    )
+}
+
+/// The `IDFCR_SETTINGS` line that running `cfg` on `input` would write,
+/// loading (and caching) the models it needs.
+pub fn expected_settings(
+    cfg: &RemoveConfig,
+    input: &InputRaster,
+    cache: &mut ModelCache,
+) -> Result<String> {
+    let model_sha = cache.get(cfg, input)?.sha256.clone();
+    let ind_sha = match &cfg.refine {
+        Some(opts) => Some(cache.ind(cfg, opts, input)?.sha256_line()),
+        None => None,
+    };
+    Ok(settings_line(cfg, &model_sha, ind_sha.as_deref()))
 }
 
 /// Tags every output carries: who made it, from what, with which model.
@@ -517,9 +582,14 @@ fn provenance_tags(
     cfg: &RemoveConfig,
     model: &Model,
     input: &InputRaster,
+    ind_sha256: Option<&str>,
 ) -> Vec<(String, String)> {
     let c = &model.contract;
     let mut tags = vec![
+        (
+            "IDFCR_SETTINGS".to_string(),
+            settings_line(cfg, &model.sha256, ind_sha256),
+        ),
         (
             "IDFCR_VERSION".to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
@@ -558,8 +628,10 @@ fn remove_refined(
     // Load and check the IND model before stage 1 spends any time; the
     // borrow of `cache` ends here, so it is looked up again below.
     cache.ind(cfg, opts, input)?;
-    let stage1_path = crate::raster_out::temp_path_for(&cfg.output, "pixelcr");
-    let _stage1_file = crate::raster_out::TempFile::new(stage1_path.clone());
+    let stage1_file = crate::raster_out::TempFile::beside(&cfg.output, "pixelcr").map_err(|e| {
+        Error::output(&cfg.output, format!("cannot create a temp file beside it: {e}"))
+    })?;
+    let stage1_path = stage1_file.path().to_path_buf();
     let stage1_cfg = RemoveConfig {
         output: stage1_path.clone(),
         format: crate::config::OutputFormat::GTiff,
@@ -571,8 +643,9 @@ fn remove_refined(
     };
     let mut summary = pixel_cr(&stage1_cfg, input, cache, progress_total, started)?;
     let stage1 = InputRaster::open(&stage1_path.to_string_lossy(), None)?;
+    let ind_sha = cache.ind(cfg, opts, input)?.sha256_line();
     let model = cache.get(cfg, input)?;
-    let mut tags = provenance_tags(cfg, model, input);
+    let mut tags = provenance_tags(cfg, model, input, Some(&ind_sha));
     let ind = cache.ind(cfg, opts, input)?;
     let method = match opts.method {
         crate::sampler::Method::Ddpm => "ddpm",
@@ -587,13 +660,7 @@ fn remove_refined(
             opts.seed
         ),
     ));
-    tags.push((
-        "IDFCR_REFINE_SHA256".to_string(),
-        format!(
-            "encoder {} decoder {} denoiser {}",
-            ind.encoder.sha256, ind.decoder.sha256, ind.denoiser.sha256
-        ),
-    ));
+    tags.push(("IDFCR_REFINE_SHA256".to_string(), ind_sha));
     let prov = Provenance { input, tags };
     let mut out = create_output(cfg, &prov)?;
     let pool = worker_pool(ind.encoder.workers())?;

@@ -57,17 +57,18 @@ pub fn map_data_type(t: GdalDataType) -> Option<OutputType> {
 impl InputRaster {
     /// Open `source` and select `band_idx` (0-based; None: all bands).
     pub fn open(source: &str, band_idx: Option<&[usize]>) -> Result<Self> {
-        if !is_gdal_special(source) && !Path::new(source).exists() {
-            return Err(Error::input(source, "no such file"));
-        }
-        if Path::new(source).is_dir() && !source.to_ascii_uppercase().ends_with(".SAFE") {
-            return Err(Error::input(source, "is a directory, not a raster"));
+        if !is_gdal_special(source) {
+            check_readable_file(source)?;
         }
         let ds = Dataset::open(source).map_err(|e| {
-            Error::input(
-                source,
-                format!("not a raster GDAL can open ({})", gdal_message(&e)),
-            )
+            let why = gdal_message(&e);
+            // GDAL says nothing when no driver recognises the file.
+            let why = if why.is_empty() || why.contains("NULL pointer") {
+                "no GDAL driver recognises its format".to_string()
+            } else {
+                why
+            };
+            Error::input(source, format!("not a raster GDAL can open ({why})"))
         })?;
         let (width, height) = ds.raster_size();
         let count = ds.raster_count();
@@ -200,21 +201,72 @@ impl InputRaster {
 
     /// Per-pixel validity of a block from `read_window` with `n` pixels per
     /// band: a pixel is nodata when every selected band holds its band's
-    /// nodata value (or NaN).
+    /// nodata value, or when any band is not finite (NaN or infinite). A
+    /// non-finite value must never reach the model: it would turn the whole
+    /// tile around it into NaN.
     pub fn valid_mask(&self, block: &[f32], n: usize) -> Vec<bool> {
         (0..n)
             .map(|p| {
-                (0..self.bands()).any(|b| {
-                    let x = block[b * n + p];
-                    match self.nodata[b] {
-                        _ if x.is_nan() => false,
-                        Some(nd) => (x as f64) != nd && x != nd as f32,
-                        None => true,
-                    }
-                })
+                let finite = (0..self.bands()).all(|b| block[b * n + p].is_finite());
+                finite
+                    && (0..self.bands()).any(|b| {
+                        let x = block[b * n + p];
+                        match self.nodata[b] {
+                            Some(nd) => (x as f64) != nd && x != nd as f32,
+                            None => true,
+                        }
+                    })
             })
             .collect()
     }
+}
+
+/// What is wrong with a plain path before GDAL sees it, in the user's
+/// terms: missing, in a folder we may not enter, unreadable, a folder, or
+/// empty. (GDAL would report all of these as "cannot open".)
+fn check_readable_file(source: &str) -> Result<()> {
+    let path = Path::new(source);
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            return Err(Error::input(
+                source,
+                format!(
+                    "cannot be reached: permission denied on its folder {}",
+                    dir.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::input(source, "no such file"));
+        }
+        Err(e) => return Err(Error::input(source, format!("cannot be read: {}", e.kind()))),
+    };
+    if meta.is_dir() {
+        return if source.to_ascii_uppercase().trim_end_matches('/').ends_with(".SAFE") {
+            Ok(())
+        } else {
+            Err(Error::input(source, "is a directory, not a raster"))
+        };
+    }
+    if let Err(e) = std::fs::File::open(path) {
+        return Err(Error::input(
+            source,
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "cannot be read: permission denied".to_string()
+            } else {
+                format!("cannot be read: {}", e.kind())
+            },
+        ));
+    }
+    if meta.len() == 0 {
+        return Err(Error::input(source, "is an empty file (0 bytes), not a raster"));
+    }
+    Ok(())
 }
 
 /// GDAL's name for a band's data type, including the ones the gdal crate

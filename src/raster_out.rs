@@ -1,17 +1,28 @@
 //! Writing outputs with GDAL, safely.
 //!
 //! Nothing is ever written at the final path directly: rows go into a tiled
-//! GTiff temp file in the target directory; `finish` closes it (checking the
-//! result, since Drop swallows write errors), converts to COG when asked,
-//! fsyncs and renames. A `TempFile` guard deletes the temp files on every
-//! early return, error or interrupt, so a failed run leaves nothing behind.
+//! GTiff temp file in the target directory; `finish` closes it, converts to
+//! the requested format, reads the result back, fsyncs and moves it into
+//! place without replacing anything that appeared meanwhile (unless
+//! `--overwrite`). Every GDAL step is checked, including the failures GDAL
+//! reports only to its error handler (see `error::gdal_watch`): a full disk
+//! must never leave a corrupt file that looks finished.
+//!
+//! Temp files are created here, with unpredictable names and `O_EXCL` (a
+//! planted file or symlink makes creation fail instead of being followed),
+//! before GDAL opens them. A `TempFile` guard deletes them on every early
+//! return, error or interrupt, so a failed run leaves nothing behind; temp
+//! files of runs that were killed are removed by the next run into the same
+//! folder.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use gdal::raster::{ColorInterpretation, RasterCreationOptions};
 use gdal::{Dataset, DriverManager, Metadata};
 
 use crate::config::{OutputFormat, OutputType};
+use crate::error::gdal_watch::GdalWatch;
 use crate::error::{gdal_message, Error, Result};
 use crate::raster_in::InputRaster;
 
@@ -21,9 +32,33 @@ pub struct TempFile {
     armed: bool,
 }
 
+/// The marker in every temp name: `.NAME.idfcr-PID-RANDOM-TAG.tif`.
+const TEMP_MARK: &str = ".idfcr-";
+
 impl TempFile {
-    pub fn new(path: PathBuf) -> Self {
-        TempFile { path, armed: true }
+    /// Create a new empty hidden file beside `final_path` (same directory,
+    /// so the final rename is atomic): `.NAME.idfcr-PID-RANDOM-TAG.tif`,
+    /// created with `O_EXCL` and the user's umask.
+    pub fn beside(final_path: &Path, tag: &str) -> io::Result<Self> {
+        let dir = parent_dir(final_path);
+        let name = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "out".into());
+        let (prefix, suffix) = (
+            format!(".{name}{TEMP_MARK}{}-", std::process::id()),
+            format!("-{tag}.tif"),
+        );
+        let mut b = tempfile::Builder::new();
+        b.prefix(&prefix).suffix(&suffix).rand_bytes(12);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The mode goes to open(2), so the umask applies as for any new file.
+            b.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let (_file, path) = b.tempfile_in(dir)?.keep().map_err(|e| e.error)?;
+        Ok(TempFile { path, armed: true })
     }
     pub fn path(&self) -> &Path {
         &self.path
@@ -47,18 +82,39 @@ impl Drop for TempFile {
     }
 }
 
-/// Temp name next to `final_path`: same directory (so rename is atomic),
-/// hidden, unique per process.
-pub fn temp_path_for(final_path: &Path, tag: &str) -> PathBuf {
-    let dir = final_path
-        .parent()
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = final_path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "out".into());
-    dir.join(format!(".{name}.idfcr-{}-{tag}.tif", std::process::id()))
+        .unwrap_or(Path::new("."))
+}
+
+/// Remove temp files that runs killed by SIGKILL, a power cut or an OOM
+/// left beside `final_path`: ours by name, whose process is gone. Only on
+/// Linux, where /proc tells whether a process lives; files of other users
+/// are left alone by the permission check of unlink itself.
+fn clean_stale_temps(final_path: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(name) = final_path.file_name().map(|n| n.to_string_lossy().to_string()) else {
+            return;
+        };
+        let prefix = format!(".{name}{TEMP_MARK}");
+        let Ok(entries) = std::fs::read_dir(parent_dir(final_path)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().to_string();
+            let Some(rest) = file.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 /// Refuse to clobber, and fail early on a directory we cannot write to.
@@ -72,30 +128,84 @@ pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
             "already exists (use --overwrite to replace it)",
         ));
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     if !dir.is_dir() {
         return Err(Error::output(
             path,
             format!("directory {} does not exist", dir.display()),
         ));
     }
+    clean_stale_temps(path);
     // Probe: the only reliable test of writability is writing.
-    let probe = TempFile::new(temp_path_for(path, "probe"));
-    std::fs::write(probe.path(), b"")
-        .map_err(|e| Error::output(path, format!("cannot write in {}: {e}", dir.display())))?;
+    TempFile::beside(path, "probe").map_err(|e| {
+        Error::output(path, format!("cannot write in {}: {}", dir.display(), e.kind()))
+    })?;
     Ok(())
 }
 
-/// The value written for one pixel: nodata (or 0 without one) where the
-/// pixel is invalid; otherwise rounded for integer types, clipped to the
+/// Move the finished `tmp` to `final_path`. Without `overwrite`, an output
+/// that appeared since the run started (another run, another program) is
+/// never replaced: a hard link is created atomically only if the name is
+/// free. File systems without hard links fall back to check-then-rename.
+fn move_into_place(tmp: &Path, final_path: &Path, overwrite: bool) -> io::Result<()> {
+    if overwrite {
+        return std::fs::rename(tmp, final_path);
+    }
+    match std::fs::hard_link(tmp, final_path) {
+        Ok(()) => {
+            std::fs::remove_file(tmp)?;
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if !final_path.exists() => std::fs::rename(tmp, final_path),
+        Err(e) => Err(e),
+    }
+}
+
+/// fsync a file, then its directory (so the rename itself is durable).
+fn sync_file(path: &Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+fn sync_dir(dir: &Path) {
+    // Some file systems refuse fsync on a directory; the data is synced.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Read every block of every band (and overview) of `path` back: a file
+/// that a full disk truncated fails here, not in the user's GIS.
+pub fn verify_readable(path: &Path) -> std::result::Result<(), String> {
+    let watch = GdalWatch::start();
+    let ds = Dataset::open(path).map_err(|e| gdal_message(&e))?;
+    let (w, h) = ds.raster_size();
+    for b in 1..=ds.raster_count() {
+        let band = ds.rasterband(b).map_err(|e| gdal_message(&e))?;
+        // GDALChecksumImage reads the whole band block by block.
+        unsafe {
+            gdal_sys::GDALChecksumImage(band.c_rasterband(), 0, 0, w as i32, h as i32);
+        }
+        for o in 0..band.overview_count().unwrap_or(0) {
+            if let Ok(ov) = band.overview(o as usize) {
+                let (ow, oh) = ov.size();
+                unsafe {
+                    gdal_sys::GDALChecksumImage(ov.c_rasterband(), 0, 0, ow as i32, oh as i32);
+                }
+            }
+        }
+    }
+    drop(ds);
+    watch.check()
+}
+
+/// The value written for one pixel: nodata where the pixel is invalid
+/// (without a nodata value: NaN for float types, 0 for integers); otherwise rounded for integer types, clipped to the
 /// type's range, and moved off the nodata value so that a real pixel never
 /// reads as nodata.
 pub fn output_value(v: f32, valid: bool, nodata: Option<f64>, t: OutputType) -> f64 {
     if !valid {
-        return nodata.unwrap_or(0.0);
+        return nodata.unwrap_or(if t.is_integer() { 0.0 } else { f64::NAN });
     }
     let (lo, hi) = t.range();
     let mut x = v as f64;
@@ -132,6 +242,7 @@ pub struct OutputRaster {
     final_path: PathBuf,
     format: OutputFormat,
     creation_options: Vec<(String, String)>,
+    overwrite: bool,
     pub data_type: OutputType,
     pub width: usize,
     pub bands: usize,
@@ -152,7 +263,19 @@ fn create_typed(
     bands: usize,
     opts: &RasterCreationOptions,
 ) -> gdal::errors::Result<Dataset> {
-    let driver = DriverManager::get_driver_by_name("GTiff")?;
+    create_typed_with("GTiff", path, t, w, h, bands, opts)
+}
+
+fn create_typed_with(
+    driver: &str,
+    path: &Path,
+    t: OutputType,
+    w: usize,
+    h: usize,
+    bands: usize,
+    opts: &RasterCreationOptions,
+) -> gdal::errors::Result<Dataset> {
+    let driver = DriverManager::get_driver_by_name(driver)?;
     match t {
         OutputType::Byte => {
             driver.create_with_band_type_with_options::<u8, _>(path, w, h, bands, opts)
@@ -236,6 +359,61 @@ pub fn final_options(
     opts
 }
 
+/// Check the user's `--co` before any work, as GDAL's utilities would:
+/// each option must be one the output driver knows, with a valid value, and
+/// the whole set must let GDAL write a small image in the final format
+/// (`BLOCKXSIZE=7` passes the first check and fails only when writing).
+pub fn check_creation_options(
+    format: OutputFormat,
+    data_type: OutputType,
+    bands: usize,
+    user: &[(String, String)],
+) -> Result<()> {
+    let name = format.driver_name();
+    let driver = DriverManager::get_driver_by_name(name)
+        .map_err(|e| Error::Usage(format!("GDAL has no {name} driver: {e}")))?;
+    for (k, v) in user {
+        let one = to_list(&[(k.clone(), v.clone())])?;
+        let _watch = GdalWatch::start();
+        // SAFETY: both handles are valid for the call.
+        let ok = unsafe { gdal_sys::GDALValidateCreationOptions(driver.c_driver(), one.as_ptr()) };
+        if ok == 0 {
+            let why = crate::error::gdal_watch::last_warning();
+            return Err(Error::Usage(format!(
+                "--co {k}={v}: not a valid {name} creation option ({why})"
+            )));
+        }
+    }
+    // A dry run into GDAL's in-memory file system.
+    let bad = |why: String| {
+        let list: Vec<String> = user.iter().map(|(k, v)| format!("--co {k}={v}")).collect();
+        Error::Usage(format!(
+            "{}: GDAL cannot write {name} with these creation options: {why}",
+            list.join(" ")
+        ))
+    };
+    let src = create_typed_with("MEM", Path::new(""), data_type, 256, 256, bands.max(1), &RasterCreationOptions::new())
+        .map_err(|e| bad(gdal_message(&e)))?;
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let path = format!(
+        "/vsimem/idfcr-co-check-{}-{}.tif",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let list = to_list(&final_options(format, data_type, user))?;
+    let watch = GdalWatch::start();
+    let written = src
+        .create_copy(&driver, &path, &list)
+        .and_then(|d| d.close())
+        .map_err(|e| gdal_message(&e))
+        .and_then(|()| watch.check());
+    if let Ok(c) = std::ffi::CString::new(path) {
+        // SAFETY: a valid C string; unlinking a missing file is harmless.
+        unsafe { gdal_sys::VSIUnlink(c.as_ptr()) };
+    }
+    written.map_err(bad)
+}
+
 fn to_list(opts: &[(String, String)]) -> Result<RasterCreationOptions> {
     let mut list = RasterCreationOptions::new();
     for (k, v) in opts {
@@ -247,7 +425,8 @@ fn to_list(opts: &[(String, String)]) -> Result<RasterCreationOptions> {
 
 impl OutputRaster {
     /// Create the temp GTiff for `final_path`, with georeferencing and
-    /// metadata from the input and the given band layout.
+    /// metadata from the input and the given band layout. `overwrite`: the
+    /// finished file may replace one that exists at `finish` time.
     pub fn create(
         final_path: &Path,
         format: OutputFormat,
@@ -255,9 +434,12 @@ impl OutputRaster {
         data_type: OutputType,
         bands: &[BandSpec],
         prov: &Provenance,
+        overwrite: bool,
     ) -> Result<Self> {
         let (w, h) = (prov.input.width, prov.input.height);
-        let tmp = TempFile::new(temp_path_for(final_path, "part"));
+        let tmp = TempFile::beside(final_path, "part").map_err(|e| {
+            Error::output(final_path, format!("cannot create a temp file beside it: {}", e.kind()))
+        })?;
         let est = (w as u64) * (h as u64) * (bands.len() as u64) * data_type.bytes() as u64;
         let opts = part_options(est)?;
         let fail = |e: gdal::errors::GdalError| Error::output(final_path, gdal_message(&e));
@@ -320,6 +502,7 @@ impl OutputRaster {
             final_path: final_path.to_path_buf(),
             format,
             creation_options: creation_options.to_vec(),
+            overwrite,
             data_type,
             width: w,
             bands: bands.len(),
@@ -367,16 +550,15 @@ impl OutputRaster {
         Ok(())
     }
 
-    /// Close, convert, sync and move into place. Consumes the writer; on any
-    /// error the temp files are removed.
+    /// Close, convert, verify, sync and move into place. Consumes the
+    /// writer; on any error the temp files are removed.
     pub fn finish(mut self) -> Result<()> {
         let fail = |msg: String| Error::output(&self.final_path, msg);
         let ds = self.ds.take().expect("open until finish");
-        ds.close().map_err(|e| {
-            fail(format!(
-                "closing the temp file failed: {}",
-                gdal_message(&e)
-            ))
+        let watch = GdalWatch::start();
+        let closed = ds.close().map_err(|e| gdal_message(&e));
+        closed.and_then(|()| watch.check()).map_err(|e| {
+            fail(format!("writing the working file failed (disk full?): {e}"))
         })?;
         // The working file is uncompressed; the final file is a copy in the
         // requested format with its compression (and, for COG, overviews).
@@ -392,40 +574,54 @@ impl OutputRaster {
             self.format,
             self.data_type,
             &self.creation_options,
+            self.overwrite,
         )
     }
 }
 
 /// Copy `src` to `final_path` in `format` (our default creation options,
-/// then the user's): into a temp file beside the target, close and check,
-/// fsync, rename. Nothing is left at `final_path` on error.
+/// then the user's): into a temp file beside the target, close and check
+/// every GDAL error, read it back, fsync, and move into place (never over a
+/// file that appeared meanwhile unless `overwrite`). Nothing is left at
+/// `final_path` on error.
 pub fn copy_into_place(
     src: &Dataset,
     final_path: &Path,
     format: OutputFormat,
     data_type: OutputType,
     creation_options: &[(String, String)],
+    overwrite: bool,
 ) -> Result<()> {
     let fail = |msg: String| Error::output(final_path, msg);
-    let ready = TempFile::new(temp_path_for(final_path, "final"));
+    let ready = TempFile::beside(final_path, "final")
+        .map_err(|e| fail(format!("cannot create a temp file beside it: {}", e.kind())))?;
     let list = to_list(&final_options(format, data_type, creation_options))?;
     let driver = DriverManager::get_driver_by_name(format.driver_name())
         .map_err(|e| fail(format!("GDAL has no {} driver: {e}", format.driver_name())))?;
-    let out = src.create_copy(&driver, ready.path(), &list).map_err(|e| {
+    let watch = GdalWatch::start();
+    let written = src
+        .create_copy(&driver, ready.path(), &list)
+        .and_then(|out| out.close())
+        .map_err(|e| gdal_message(&e))
+        .and_then(|()| watch.check());
+    written.map_err(|e| {
         fail(format!(
-            "writing the {} failed: {}",
-            format.driver_name(),
-            gdal_message(&e)
+            "writing the {} failed (disk full?): {e}",
+            format.driver_name()
         ))
     })?;
-    out.close()
-        .map_err(|e| fail(format!("closing the output failed: {}", gdal_message(&e))))?;
-    if let Ok(f) = std::fs::File::open(ready.path()) {
-        let _ = f.sync_all();
-    }
-    std::fs::rename(ready.path(), final_path)
-        .map_err(|e| fail(format!("cannot move the finished file into place: {e}")))?;
+    verify_readable(ready.path())
+        .map_err(|e| fail(format!("the written file does not read back (disk full?): {e}")))?;
+    sync_file(ready.path()).map_err(|e| fail(format!("cannot sync the file to disk: {e}")))?;
+    move_into_place(ready.path(), final_path, overwrite).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            fail("appeared while this run was writing it (another run?); left as it is (use --overwrite to replace it)".into())
+        } else {
+            fail(format!("cannot move the finished file into place: {e}"))
+        }
+    })?;
     ready.keep();
+    sync_dir(parent_dir(final_path));
     Ok(())
 }
 
@@ -450,38 +646,88 @@ mod tests {
             (0.25, true, Some(-1.0), Float32, 0.25),
             (-1.0, true, Some(-1.0), Float32, -1.0 + 1e-6),
             (5.0, false, Some(-1.0), Float32, -1.0),
+            (5.0, false, None, Float32, f64::NAN),
+            (5.0, false, None, Float64, f64::NAN),
         ];
         for (v, ok, nd, t, want) in cases {
             let got = output_value(v, ok, nd, t);
             assert!(
-                (got - want).abs() < 1e-9,
+                (got - want).abs() < 1e-9 || (got.is_nan() && want.is_nan()),
                 "{v} {ok} {nd:?} {t:?}: {got} != {want}"
             );
         }
     }
 
     #[test]
-    fn temp_names_sit_beside_the_output() {
-        let t = temp_path_for(Path::new("/data/out/scene.tif"), "part");
-        assert_eq!(t.parent(), Some(Path::new("/data/out")));
-        assert!(t
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with(".scene.tif.idfcr-"));
-        let t = temp_path_for(Path::new("scene.tif"), "cog");
-        assert_eq!(t.parent(), Some(Path::new(".")));
+    fn temp_files_are_new_hidden_and_beside_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("scene.tif");
+        let a = TempFile::beside(&target, "part").unwrap();
+        let b = TempFile::beside(&target, "part").unwrap();
+        assert_ne!(a.path(), b.path(), "names must not repeat");
+        for t in [&a, &b] {
+            assert_eq!(t.path().parent(), Some(dir.path()));
+            let name = t.path().file_name().unwrap().to_string_lossy().to_string();
+            let pid = format!(".scene.tif.idfcr-{}-", std::process::id());
+            assert!(name.starts_with(&pid) && name.ends_with("-part.tif"), "{name}");
+            assert!(name.len() >= pid.len() + 12 + "-part.tif".len(), "{name}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stale_temps_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("o.tif");
+        // pid 4194305 is above Linux's pid_max limit: never alive.
+        let dead = dir.path().join(".o.tif.idfcr-4194305-abcdefabcdef-part.tif");
+        let mine = TempFile::beside(&target, "part").unwrap();
+        let other = dir.path().join(".p.tif.idfcr-4194305-abcdefabcdef-part.tif");
+        for p in [&dead, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        check_output_path(&target, false).unwrap();
+        assert!(!dead.exists(), "a dead run's temp file stays");
+        assert!(mine.path().exists(), "a live run's temp file was removed");
+        assert!(other.exists(), "another output's temp file was removed");
+    }
+
+    #[test]
+    fn moving_into_place_never_replaces_without_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, fin) = (dir.path().join("t"), dir.path().join("f"));
+        // (target exists, overwrite, succeeds, final content)
+        let cases = [
+            (false, false, true, "new"),
+            (true, false, false, "old"),
+            (true, true, true, "new"),
+            (false, true, true, "new"),
+        ];
+        for (exists, overwrite, ok, content) in cases {
+            let _ = std::fs::remove_file(&fin);
+            std::fs::write(&tmp, "new").unwrap();
+            if exists {
+                std::fs::write(&fin, "old").unwrap();
+            }
+            let r = move_into_place(&tmp, &fin, overwrite);
+            assert_eq!(r.is_ok(), ok, "{exists} {overwrite}: {r:?}");
+            assert_eq!(std::fs::read_to_string(&fin).unwrap(), content);
+            assert_eq!(tmp.exists(), !ok, "{exists} {overwrite}");
+        }
     }
 
     #[test]
     fn temp_file_guard_removes_unless_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a");
-        std::fs::write(&p, b"x").unwrap();
-        drop(TempFile::new(p.clone()));
+        let target = dir.path().join("a.tif");
+        let t = TempFile::beside(&target, "x").unwrap();
+        let p = t.path().to_path_buf();
+        assert!(p.exists());
+        drop(t);
         assert!(!p.exists());
-        std::fs::write(&p, b"x").unwrap();
-        TempFile::new(p.clone()).keep();
+        let t = TempFile::beside(&target, "x").unwrap();
+        let p = t.path().to_path_buf();
+        t.keep();
         assert!(p.exists());
     }
 }

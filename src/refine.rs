@@ -124,6 +124,14 @@ impl IndModels {
         self.encoder.contract.bands
     }
 
+    /// The three graphs' hashes on one line (`IDFCR_REFINE_SHA256`).
+    pub fn sha256_line(&self) -> String {
+        format!(
+            "encoder {} decoder {} denoiser {}",
+            self.encoder.sha256, self.decoder.sha256, self.denoiser.sha256
+        )
+    }
+
     /// "name version" for tags and summaries.
     pub fn describe(&self) -> String {
         let c = &self.encoder.contract;

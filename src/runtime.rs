@@ -57,14 +57,17 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
 /// The `capi` folder of an installed Python onnxruntime package, if any.
 fn python_package_dir() -> Option<PathBuf> {
     for python in ["python3", "python"] {
-        let out = Command::new(python)
+        // A missing python3 is no reason to skip `python`.
+        let Ok(out) = Command::new(python)
             .args([
                 "-c",
                 "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
             ])
             .stderr(std::process::Stdio::null())
             .output()
-            .ok()?;
+        else {
+            continue;
+        };
         if out.status.success() {
             let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
             return Some(Path::new(&dir).join("capi"));
@@ -124,9 +127,17 @@ pub fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment:
             Error::Runtime(msg) => msg,
             other => other.to_string(),
         })?;
+        // Library users who did not set it (the binary does, in main):
+        // see main.rs on ORT_DISABLE_TELEMETRY.
+        if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
+            std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
+        }
         let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
+        // Microsoft's builds (the PyPI wheel we install) record usage events
+        // by default; a tool that runs on other people's data must not.
         builder
             .with_name("idfcr")
+            .with_telemetry(false)
             .build()
             .map_err(|e| format!("{}: {e}", path.display()))
     });

@@ -278,10 +278,17 @@ pub fn parse_subdataset(s: &str) -> Option<Subdataset> {
 }
 
 /// Fill an output name template: `{product}` and `{group}`.
-pub fn output_name(template: &str, product: &str, group: &str) -> String {
-    template
-        .replace("{product}", product)
-        .replace("{group}", group)
+/// The output path for `template` in `dir`, with `{product}` and `{group}`
+/// made safe for one file name: a product name comes from metadata anyone
+/// can write (`PRODUCT_URI` of `../../x`), and must not leave the folder.
+pub fn output_path(
+    dir: &std::path::Path,
+    template: &str,
+    product: &str,
+    group: &str,
+) -> crate::Result<std::path::PathBuf> {
+    crate::names::output_path(dir, template, &[("product", product), ("group", group)])
+        .map_err(|e| crate::Error::Usage(format!("--name '{template}' {e}")))
 }
 
 /// The product name from a path the user gave (SAFE folder, zip, or the
@@ -468,9 +475,17 @@ mod tests {
         ] {
             assert_eq!(product_name_from_path(p), want, "{p}");
         }
-        assert_eq!(
-            output_name("{product}_{group}.tif", "P", "20m"),
-            "P_20m.tif"
-        );
+        let d = std::path::Path::new("/o");
+        // (template, product, Some(file name) or None: refused)
+        let cases = [
+            ("{product}_{group}.tif", "P", Some("P_20m.tif")),
+            ("{product}_{group}.tif", "../../X", Some(".._.._X_20m.tif")),
+            ("{product}_{group}.tif", "/abs/X", Some("_abs_X_20m.tif")),
+            ("../{product}.tif", "P", None),
+        ];
+        for (t, p, want) in cases {
+            let got = output_path(d, t, p, "20m").ok();
+            assert_eq!(got, want.map(|n| d.join(n)), "{t} {p}");
+        }
     }
 }

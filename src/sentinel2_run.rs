@@ -16,7 +16,7 @@ use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
 use crate::raster_in::InputRaster;
 use crate::raster_out::check_output_path;
-use crate::sentinel2::{canonical_band, output_name, GROUPS};
+use crate::sentinel2::{canonical_band, output_path, GROUPS};
 use crate::sentinel2_input::{find_product_metadata, open_product, stack_band_names};
 
 /// Settings of `idfcr s2`.
@@ -44,6 +44,8 @@ pub struct S2Summary {
     pub groups: Vec<GroupSummary>,
     /// The 10 m stack of all bands, when asked for.
     pub stack: Option<PathBuf>,
+    /// Why `--device auto` fell back to CPU, if it did.
+    pub device_note: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -88,14 +90,16 @@ pub fn run_s2(
             let jobs = p
                 .groups
                 .iter()
-                .map(|g| Job {
-                    label: g.label.clone(),
-                    source: g.dataset.clone(),
-                    output: cfg.out_dir.join(output_name(&cfg.name, &p.name, &g.label)),
-                    band_idx: None,
-                    res_m: g.group.res_m,
+                .map(|g| {
+                    Ok(Job {
+                        label: g.label.clone(),
+                        source: g.dataset.clone(),
+                        output: output_path(&cfg.out_dir, &cfg.name, &p.name, &g.label)?,
+                        band_idx: None,
+                        res_m: g.group.res_m,
+                    })
                 })
-                .collect::<Vec<_>>();
+                .collect::<Result<Vec<_>>>()?;
             (p.name, p.meta.level.name().to_string(), jobs, false)
         }
         None => {
@@ -111,10 +115,7 @@ pub fn run_s2(
                 "--stack needs the 10m group (its grid is the stack's)".into(),
             ));
         }
-        Some(
-            cfg.out_dir
-                .join(output_name(&cfg.name, &product, "stack10m")),
-        )
+        Some(output_path(&cfg.out_dir, &cfg.name, &product, "stack10m")?)
     } else {
         None
     };
@@ -162,6 +163,7 @@ pub fn run_s2(
         kind,
         groups,
         stack: stack_path,
+        device_note: crate::model::device_note(),
     })
 }
 
@@ -314,7 +316,14 @@ fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveConfig) -> Res
             format!("cannot build the stack: {}", crate::error::gdal_message(&e)),
         )
     })?;
-    crate::raster_out::copy_into_place(&vrt, path, t.format, data_type, &t.creation_options)
+    crate::raster_out::copy_into_place(
+        &vrt,
+        path,
+        t.format,
+        data_type,
+        &t.creation_options,
+        t.overwrite,
+    )
 }
 
 /// A band stack: find each group's bands by name (`--s2-bands` or the band
@@ -363,7 +372,7 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<Job>)> {
         jobs.push(Job {
             label: g.name.to_string(),
             source: cfg.input.clone(),
-            output: cfg.out_dir.join(output_name(&cfg.name, &stem, g.name)),
+            output: output_path(&cfg.out_dir, &cfg.name, &stem, g.name)?,
             band_idx: Some(idx),
             res_m: g.res_m,
         });

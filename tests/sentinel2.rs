@@ -618,3 +618,86 @@ fn shipped_models_clean_every_group() {
         }
     }
 }
+
+/// A product's PRODUCT_URI is metadata anyone can write: `../../X.SAFE` or
+/// an absolute path must not put outputs outside OUT_DIR, and `--name`
+/// patterns that leave it are refused.
+#[test]
+fn product_names_cannot_leave_the_output_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let product = make_product(tmp.path(), "L1C", "05.09", false);
+    let mtd = Path::new(&product).join("MTD_MSIL1C.xml");
+    let xml = std::fs::read_to_string(&mtd).unwrap();
+    let uri_start = xml.find("<PRODUCT_URI>").unwrap() + "<PRODUCT_URI>".len();
+    let uri_end = xml.find("</PRODUCT_URI>").unwrap();
+    let escape = tmp.path().join("escaped");
+    for (k, uri) in ["../../X.SAFE".to_string(), format!("{}/X.SAFE", escape.display())].iter().enumerate() {
+        let edited = format!("{}{uri}{}", &xml[..uri_start], &xml[uri_end..]);
+        std::fs::write(&mtd, edited).unwrap();
+        let out_dir = tmp.path().join(format!("deep/er/out{k}"));
+        let o = common::idfcr(
+            tmp.path(),
+            &["s2", &product, out_dir.to_str().unwrap(), "--model-dir", models.to_str().unwrap(), "-q", "--groups", "60m"],
+        );
+        assert!(o.status.success(), "{uri}: {}", common::stderr(&o));
+        let files = common::listing(&out_dir);
+        assert_eq!(files.len(), 1, "{uri}: {files:?}");
+        assert!(files[0].ends_with("_60m.tif") && !files[0].contains('/'), "{files:?}");
+    }
+    assert!(!escape.exists(), "an output was written outside OUT_DIR");
+    let stray: Vec<_> = common::listing(&tmp.path().join("deep")).into_iter().filter(|n| n != "er").collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    let o = common::idfcr(
+        tmp.path(),
+        &["s2", &product, "o", "--model-dir", models.to_str().unwrap(), "-q", "--name", "../{product}_{group}.tif"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+}
+
+/// `--stack` of a band stack: bands in wavelength order B1 ... B12 (B8A after
+/// B8), each with its name, each holding its own band's cleaned values.
+#[test]
+fn stacks_of_band_stacks_keep_band_names_and_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let names = [
+        "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12",
+    ];
+    let stack = tmp.path().join("stack.tif");
+    // Each band's level identifies it after cleaning (the fixture models
+    // change values only a little).
+    common::write_tiff::<u16>(&stack, 96, 96, 13, None, |b, y, x| {
+        (4000 * (b + 1)) as u16 + (common::pattern(b, y, x) / 8.0) as u16
+    });
+    let out = tmp.path().join("out");
+    let o = common::idfcr(
+        tmp.path(),
+        &["s2", stack.to_str().unwrap(), out.to_str().unwrap(), "--model-dir", models.to_str().unwrap(),
+          "-q", "--json", "--s2-bands", &names.join(","), "--stack"],
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ds = Dataset::open(summary["stack"].as_str().unwrap()).unwrap();
+    assert_eq!(ds.raster_count(), 13);
+    let got: Vec<String> = (1..=13).map(|b| band_name(&ds, b)).collect();
+    assert_eq!(got, names);
+    // Each stack band holds the cleaned values of the band of that name in
+    // its group's output (found by name there, not by position).
+    let groups: Vec<Dataset> = summary["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| Dataset::open(g["output"].as_str().unwrap()).unwrap())
+        .collect();
+    for b in 1..=13 {
+        let desc = ds.rasterband(b).unwrap().description().unwrap();
+        assert_eq!(desc, names[b - 1], "description of band {b}");
+        let (g, gb) = groups
+            .iter()
+            .find_map(|g| (1..=g.raster_count()).find(|&k| band_name(g, k) == names[b - 1]).map(|k| (g, k)))
+            .unwrap_or_else(|| panic!("no group output has band {}", names[b - 1]));
+        assert_eq!(g.rasterband(gb).unwrap().description().unwrap(), names[b - 1]);
+        assert_eq!(read_all(&ds, &[b])[0], read_all(g, &[gb])[0], "stack band {b} ({})", names[b - 1]);
+    }
+}

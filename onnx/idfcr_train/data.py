@@ -78,7 +78,7 @@ def load_rice(root: str) -> list[Pair]:
     if os.path.exists(csv_path):
         with open(csv_path) as f:
             for r in csv.DictReader(f):
-                rows.append((r["id"], r["scene_block"], r["cloudy"], r["clear"]))
+                rows.append((r["id"], r.get("scene_block") or r["id"], r["cloudy"], r["clear"]))
     else:
         for name in sorted(os.listdir(os.path.join(root, "cloudy_image"))):
             stem = os.path.splitext(name)[0]
@@ -113,3 +113,46 @@ def random_crop_pair(
     if rng.uniform() < 0.5:
         a, b = a[:, :, ::-1], b[:, :, ::-1]
     return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+
+def align_label(cloudy: np.ndarray, clear: np.ndarray, *, tol: float = 0.04,
+                min_share: float = 0.2) -> np.ndarray:
+    """The clear label with its colours fitted to the cloudy input's date.
+
+    RICE2's cloudy and clear images are different dates: fields change colour,
+    water levels and sun angle differ. Trained on raw pairs, a model learns to
+    recolour clear ground towards the label date, which then shows on every
+    clear pixel of a user's scene. Here each band of the label gets a gain and
+    offset fitted on pixels that are clear in both images: those that, after
+    the robust per-band shift between the dates, differ by less than `tol`
+    (cloud and haze differ far more). The fit is refined once on the pixels
+    it explains. The label is kept unchanged when fewer than `min_share`
+    of the pixels qualify (cloud over most of the image), when the fit is
+    implausible, or when it brightens and flattens the label (what haze
+    does): a wrong fit would teach the model to keep cloud.
+
+    Arrays are (bands, H, W) float in model units; returns float32."""
+    d = (cloudy - clear).astype(np.float64)
+    calm = np.abs(d).mean(axis=0)
+    calm = calm <= np.quantile(calm, 0.3)
+    gain = np.ones(clear.shape[0])
+    off = np.array([np.median(d[b][calm]) for b in range(clear.shape[0])])
+    for _ in range(2):
+        pred = gain[:, None, None] * clear + off[:, None, None]
+        keep = np.abs(cloudy - pred).mean(axis=0) < tol
+        if keep.mean() < min_share:
+            return clear.astype(np.float32)
+        for b in range(clear.shape[0]):
+            x, y = clear[b][keep].astype(np.float64), cloudy[b][keep].astype(np.float64)
+            if x.std() > 1e-3:
+                gain[b], off[b] = np.polyfit(x, y, 1)
+            else:
+                gain[b], off[b] = 1.0, float(np.mean(y - x))
+    if not (np.all((0.8 <= gain) & (gain <= 1.25)) and np.all(np.abs(off) <= 0.1)):
+        return clear.astype(np.float32)
+    out = gain[:, None, None] * clear + off[:, None, None]
+    # Haze looks like a date change that brightens and flattens the image
+    # (gain < 1, brighter on average): never fold that into the label.
+    if gain.mean() < 1.0 and out.mean() > clear.mean():
+        return clear.astype(np.float32)
+    return np.clip(out, 0.0, None).astype(np.float32)

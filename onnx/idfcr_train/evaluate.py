@@ -19,7 +19,7 @@ import torch
 
 from .data import load_rice, split_by_block
 from .metrics import psnr, rmse, ssim
-from .pixel_cr import PixelCR, PixelCRConfig
+from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
 
 
 @torch.no_grad()
@@ -58,10 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    state = torch.load(args.ckpt, map_location="cpu")
+    model, state = load_checkpoint(args.ckpt)
     blocks = args.val_blocks or state.get("meta", {}).get("val_blocks", "3,9")
-    model = PixelCR(PixelCRConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
     _, val = split_by_block(load_rice(args.data), set(blocks.split(",")))
     if args.limit:
         val = val[: args.limit]

@@ -24,7 +24,7 @@ import os
 import numpy as np
 import torch
 
-from .pixel_cr import PixelCR, PixelCRConfig
+from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
 
 INPUT = "cloudy"
 OUTPUTS = ("clear", "attention")
@@ -136,10 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="where to write the Python reference input/outputs the Rust parity test reads")
     args = ap.parse_args(argv)
 
-    state = torch.load(args.ckpt, map_location="cpu")
-    model = PixelCR(PixelCRConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
-    model.eval()
+    model, state = load_checkpoint(args.ckpt)
     halo = measure_halo(model)
     extra = {"idfcr.training_data": args.training_data, "idfcr.training_steps": str(state["step"]),
              "idfcr.training_hours": f"{state['wall_s'] / 3600:.2f}"}

@@ -324,3 +324,17 @@ def pixel_cr_loss(
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def load_checkpoint(path: str, *, ema: bool = True) -> tuple[PixelCR, dict]:
+    """The one Pixel-CR checkpoint loader: (model in eval mode, raw state).
+
+    A checkpoint trained with `--ema` holds both the raw weights ("model",
+    what training resumes from) and their exponential moving average ("ema",
+    what ships: smoother and better on validation). `ema=False` picks the raw
+    weights, for comparisons."""
+    state = torch.load(path, map_location="cpu")
+    model = PixelCR(PixelCRConfig.from_dict(state["config"]))
+    model.load_state_dict(state["ema"] if ema and state.get("ema") else state["model"])
+    model.eval()
+    return model, state

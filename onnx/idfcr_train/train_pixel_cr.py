@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from .data import Pair, load_rice, random_crop_pair, split_by_block
+from .data import Pair, align_label, load_rice, random_crop_pair, split_by_block
 from .metrics import psnr
 from .pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
 from .synth_clouds import add_clouds
@@ -41,16 +41,28 @@ S2_CLOUD_BRIGHTNESS = {"B1": 0.9, "B2": 0.9, "B3": 0.86, "B4": 0.95, "B5": 0.98,
 
 
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
-               band_brightness: np.ndarray | None = None):
+               band_brightness: np.ndarray | None = None, identity: float = 0.0,
+               aligned: dict[str, np.ndarray] | None = None):
+    """`identity`: share of samples whose input is the clear image itself (the
+    model must give it back unchanged). `aligned`: per pair id, the label with
+    its colours fitted to the input's date (see `align_label`), used for real
+    pairs; synthetic and identity samples use the clear image as it is."""
     xs, ys, ws = [], [], []
     for _ in range(batch):
         p = train[int(rng.integers(0, len(train)))]
         ws.append(np.ones(p.clear_raw.shape[0], np.float32) if p.band_weight is None else p.band_weight)
-        a, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
-        a, b = a.astype(np.float32) * p.scale, b.astype(np.float32) * p.scale
-        if rng.uniform() < synthetic:
-            # A synthetic pair from the clear image: exact labels, more cloud variety.
-            a, _ = add_clouds(b, rng, band_brightness=band_brightness)
+        label = aligned[p.id] if aligned is not None and p.id in aligned else p.clear_raw
+        u = rng.uniform()
+        if u < synthetic + identity:
+            _, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
+            b = b.astype(np.float32) * p.scale
+            # A synthetic pair from the clear image: exact labels, more cloud
+            # variety; or the clear image as its own input.
+            a = add_clouds(b, rng, band_brightness=band_brightness)[0] if u < synthetic else b.copy()
+        else:
+            a, b = random_crop_pair(p.cloudy_raw, label, crop, rng)
+            a = a.astype(np.float32) * p.scale
+            b = b.astype(np.float32) * (1.0 if b.dtype == np.float32 else p.scale)
         xs.append(a)
         ys.append(b)
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ws))
@@ -105,6 +117,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--synthetic", type=float, default=0.25, help="fraction of samples with synthetic clouds")
+    ap.add_argument("--identity", type=float, default=0.0, help="fraction of samples whose input is the clear image")
+    ap.add_argument("--align-labels", action="store_true",
+                    help="fit each real label's colours to its input on pixels clear in both (see data.align_label)")
+    ap.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights with this decay (0: off)")
+    ap.add_argument("--extra-data", default=None,
+                    help="another RICE-layout folder mixed into training (all its pairs; e.g. RICE1)")
     ap.add_argument("--threshold", type=float, default=0.08, help="attention target threshold (model units)")
     ap.add_argument("--hours", type=float, default=1.0, help="wall-clock budget of this run")
     ap.add_argument("--max-steps", type=int, default=0, help="stop at this total step count (0: no limit)")
@@ -130,6 +148,15 @@ def main(argv: list[str] | None = None) -> None:
         args.val_blocks = args.val_blocks or "3,9"
         pairs = load_rice(args.data)
     train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
+    if args.extra_data:
+        extra = load_rice(args.extra_data)
+        for p in extra:
+            p.id, p.block = f"extra:{p.id}", f"extra:{p.block}"
+        train += extra
+    aligned = None
+    if args.align_labels:
+        # In model units (float32); make_batch takes float labels as they are.
+        aligned = {p.id: align_label(p.cloudy, p.clear).astype(np.float32) for p in train}
 
     state = None
     if args.resume and os.path.exists(args.ckpt):
@@ -162,6 +189,15 @@ def main(argv: list[str] | None = None) -> None:
             g["lr"] = args.lr
         step, wall_s = state["step"], state["wall_s"]
         rng.bit_generator.state = state["rng"]
+    ema = None
+    if args.ema > 0:
+        import copy
+
+        ema = copy.deepcopy(model).eval()
+        if state and state.get("ema"):
+            ema.load_state_dict(state["ema"])
+        for q in ema.parameters():
+            q.requires_grad_(False)
     meta = {
         "data": os.path.basename(os.path.normpath(args.data)),
         "ts_data": os.path.basename(os.path.normpath(args.ts_data)) if args.ts_data else None,
@@ -172,16 +208,23 @@ def main(argv: list[str] | None = None) -> None:
         "batch": args.batch,
         "synthetic": args.synthetic,
         "threshold": args.threshold,
+        "identity": args.identity,
+        "align_labels": args.align_labels,
+        "ema": args.ema,
+        "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
     }
     if state and "meta" in state:
-        meta = {**state["meta"], **{k: v for k, v in meta.items() if k in ("synthetic",)}}
+        # The recipe can change between runs: record what this run used.
+        changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "crop", "batch")
+        meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
     log_path = args.ckpt + ".log.jsonl"
     print(f"Pixel-CR {cfg.to_dict()} params={count_params(model)} train={len(train)} val={len(val)} "
           f"start step={step} device={device}", flush=True)
 
     def checkpoint():
         save_atomic(
-            {"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
+            {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+             "optim": opt.state_dict(), "step": step,
              "wall_s": wall_s, "config": cfg.to_dict(), "rng": rng.bit_generator.state, "meta": meta},
             args.ckpt,
         )
@@ -204,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     while True:
         if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
             break
-        x, y, bw = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness)
+        x, y, bw = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness,
+                              identity=args.identity, aligned=aligned)
         x, y, bw = x.to(device), y.to(device), bw.to(device)
         pred, maps = model.forward_all(x)
         loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold,
@@ -212,6 +256,12 @@ def main(argv: list[str] | None = None) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                for qe, qm in zip(ema.parameters(), model.parameters()):
+                    qe.lerp_(qm, 1.0 - args.ema)
+                for be, bm in zip(ema.buffers(), model.buffers()):
+                    be.copy_(bm)
         step += 1
         now = time.time()
         wall_s += now - t_prev
@@ -222,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
             run_losses = []
             rec = {"step": step, "wall_s": round(wall_s, 1), **{k: round(v, 5) for k, v in avg.items()}}
             if step % args.eval_every == 0:
-                rec.update(quick_val(model, val, args.eval_n))
+                rec.update(quick_val(ema if ema is not None else model, val, args.eval_n))
             print(json.dumps(rec), flush=True)
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")

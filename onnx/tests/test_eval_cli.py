@@ -22,7 +22,7 @@ def write(path, arr, gdal_type):
     ds = None
 
 
-@pytest.mark.skipif(not os.path.exists(BINARY), reason="build the binary first (cargo build)")
+@pytest.mark.usefixtures("idfcr_binary")
 @pytest.mark.parametrize("seed,dtype,gdal_type,data_range", [
     (0, np.uint8, 1, None),        # Byte: range 255 from the type
     (1, np.uint16, 2, 10000.0),    # reflectance x 10000, range given

@@ -90,7 +90,7 @@ def run_quality(paths):
     return {r["input"]: r for r in json.loads(out.stdout)}
 
 
-@pytest.mark.skipif(not os.path.exists(BINARY), reason="build the binary first (cargo build)")
+@pytest.mark.usefixtures("idfcr_binary")
 def test_niqe_matches_scikit_video(tmp_path, skvideo_niqe):
     paths = images(tmp_path)
     got = run_quality(paths)
@@ -98,7 +98,7 @@ def test_niqe_matches_scikit_video(tmp_path, skvideo_niqe):
         assert got[p]["niqe"] == pytest.approx(skvideo_niqe(grey(p)), rel=1e-3), p
 
 
-@pytest.mark.skipif(not os.path.exists(BINARY), reason="build the binary first (cargo build)")
+@pytest.mark.usefixtures("idfcr_binary")
 def test_brisque_matches_image_quality(tmp_path, imquality_brisque):
     paths = [p for p in images(tmp_path) if gdal.Open(p).RasterCount == 3]
     got = run_quality(paths)
@@ -107,7 +107,7 @@ def test_brisque_matches_image_quality(tmp_path, imquality_brisque):
         assert got[p]["brisque"] == pytest.approx(imquality_brisque(rgb), abs=1e-2), p
 
 
-@pytest.mark.skipif(not os.path.exists(BINARY), reason="build the binary first (cargo build)")
+@pytest.mark.usefixtures("idfcr_binary")
 def test_quality_refuses_small_images(tmp_path):
     write(tmp_path / "s.tif", np.zeros((1, 100, 100), np.uint8))
     out = subprocess.run([BINARY, "quality", str(tmp_path / "s.tif")], capture_output=True, text=True)

@@ -1,0 +1,126 @@
+"""Compare Pixel-CR checkpoints the way a user would judge them: full
+validation images from scenes no training saw (split by scene block), the
+bundled Landsat 8 demo, a clear image given as input (it must come back
+unchanged), window blockiness, and a contact sheet to look at.
+
+    python -m idfcr_train.compare --data ../../shared/data/rice2_3s \
+        --out runs/compare A=path/a.pt B=path/b.pt [--stride 3]
+
+Writes `<out>/compare.json` (a table row per checkpoint) and
+`<out>/<label>.png` (rows of cloudy | output | reference | attention for
+fixed validation images and the demo). Blockiness: see metrics.blockiness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+from .clear_fidelity import load_demo
+from .data import load_rice, split_by_block
+from .metrics import blockiness, psnr, ssim
+from .pixel_cr import load_checkpoint
+
+
+@torch.no_grad()
+def run(model, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    out, attn = model(torch.from_numpy(np.ascontiguousarray(img))[None])
+    return out[0].clamp(0, 1).numpy(), attn[0, 0].clamp(0, 1).numpy()
+
+
+def to_rgb8(x: np.ndarray) -> np.ndarray:
+    if x.ndim == 2:
+        x = np.repeat(x[None], 3, axis=0)
+    return (np.clip(x[:3], 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+
+
+def contact_sheet(rows: list[list[np.ndarray]], path: str, size: int = 256) -> None:
+    """Rows of (cloudy, output, reference, probability), each resized to `size`."""
+    from PIL import Image
+
+    gap = 4
+    sheet = Image.new("RGB", (4 * size + 3 * gap, len(rows) * size + (len(rows) - 1) * gap), (255, 255, 255))
+    for r, row in enumerate(rows):
+        for c, img in enumerate(row):
+            tile = Image.fromarray(to_rgb8(img)).resize((size, size), Image.BILINEAR)
+            sheet.paste(tile, (c * (size + gap), r * (size + gap)))
+    sheet.save(path)
+
+
+def score(model, val, demo, sheet_ids: list[str]) -> tuple[dict, list]:
+    rows, sheet = [], []
+    for p in val:
+        cloudy, clear = p.cloudy, p.clear
+        pred, attn = run(model, cloudy)
+        rows.append({"id": p.id, "block": p.block, "psnr": psnr(pred, clear), "ssim": ssim(pred, clear),
+                     "base": psnr(cloudy, clear), "blockiness": blockiness(pred)})
+        if p.id in sheet_ids:
+            sheet.append([cloudy, pred, clear, attn])
+    cloudy, clear, _free = demo
+    pred, attn = run(model, cloudy)
+    sheet.append([cloudy, pred, clear, attn])
+    ident, _ = run(model, clear)
+    res = {
+        "val_images": len(rows),
+        "val_psnr": float(np.mean([r["psnr"] for r in rows])),
+        "val_ssim": float(np.mean([r["ssim"] for r in rows])),
+        "val_base_psnr": float(np.mean([r["base"] for r in rows])),
+        "val_worst_vs_base": float(min(r["psnr"] - r["base"] for r in rows)),
+        "val_blockiness": float(np.mean([r["blockiness"] for r in rows])),
+        "demo_psnr": psnr(pred, clear),
+        "demo_base_psnr": psnr(cloudy, clear),
+        "demo_blockiness": blockiness(pred),
+        "clear_in_psnr": psnr(ident, clear),
+    }
+    for b in sorted({r["block"] for r in rows}):
+        sel = [r for r in rows if r["block"] == b]
+        res[f"block{b}_psnr"] = float(np.mean([r["psnr"] for r in sel]))
+        res[f"block{b}_base_psnr"] = float(np.mean([r["base"] for r in sel]))
+    return res, sheet
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ckpts", nargs="+", help="LABEL=checkpoint.pt")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--val-blocks", default="3,9")
+    ap.add_argument("--stride", type=int, default=1, help="every n-th validation image (1: all)")
+    ap.add_argument("--raw", action="store_true", help="raw weights, not the EMA")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.makedirs(args.out, exist_ok=True)
+    _, val = split_by_block(load_rice(args.data), set(args.val_blocks.split(",")))
+    val = val[:: args.stride]
+    # Fixed sheet images: the first and the middle of each validation block.
+    sheet_ids = []
+    for b in sorted({p.block for p in val}):
+        ids = [p.id for p in val if p.block == b]
+        sheet_ids += [ids[0], ids[len(ids) // 2]]
+    demo = load_demo()
+    table = {}
+    for spec in args.ckpts:
+        label, path = spec.split("=", 1)
+        model, state = load_checkpoint(path, ema=not args.raw)
+        t0 = time.time()
+        res, sheet = score(model, val, demo, sheet_ids)
+        res.update({"step": state["step"], "hours": round(state["wall_s"] / 3600, 2),
+                    "recipe": state.get("meta", {}), "eval_s": round(time.time() - t0, 1)})
+        contact_sheet(sheet, os.path.join(args.out, f"{label}.png"))
+        table[label] = res
+        print(label, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()
+                                 if k != "recipe"}), flush=True)
+    with open(os.path.join(args.out, "compare.json"), "w") as f:
+        json.dump(table, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+//! Output names from patterns (`batch --name '{stem}_clear.tif'`, `s2 --name
+//! '{product}_{group}.tif'`), kept inside the output folder.
+//!
+//! Substituted values come from file names and from product metadata that
+//! anyone can write (a SAFE whose PRODUCT_URI says `../../x`), so they are
+//! made safe characters by character: path separators, control characters
+//! and a value of only dots cannot survive. The pattern itself is the
+//! user's, and must name a file directly inside the folder.
+
+use std::path::{Path, PathBuf};
+
+/// A substituted value made safe for one file name: characters other than
+/// letters, digits, `-`, `_` and `.` become `_`, and a value of only dots
+/// (`.`, `..`) becomes underscores.
+pub fn clean_value(value: &str) -> String {
+    let clean: String = value
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() || clean.chars().all(|c| c == '.') {
+        "_".repeat(clean.len().max(1))
+    } else {
+        clean
+    }
+}
+
+/// Check that a name pattern names a file directly inside the output
+/// folder: no separators, not absolute, not `.` or `..`. The error says
+/// what is wrong, for a usage message.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    if pattern.contains(['/', '\\']) {
+        return Err("must be a file name inside the output folder, without '/' or '\\' (use the folder option to choose where)".into());
+    }
+    if pattern == "." || pattern == ".." {
+        return Err("must name a file, not a folder".into());
+    }
+    Ok(())
+}
+
+/// The output path for `pattern` with `{key}` replaced by cleaned values,
+/// inside `dir`. Err if the pattern is not a plain file name or the result
+/// would not be a file directly in `dir`.
+pub fn output_path(dir: &Path, pattern: &str, values: &[(&str, &str)]) -> Result<PathBuf, String> {
+    check_pattern(pattern)?;
+    let mut name = pattern.to_string();
+    for (key, value) in values {
+        name = name.replace(&format!("{{{key}}}"), &clean_value(value));
+    }
+    let path = Path::new(&name);
+    let one_normal = matches!(
+        path.components().collect::<Vec<_>>().as_slice(),
+        [std::path::Component::Normal(_)]
+    );
+    if !one_normal {
+        return Err(format!("gives '{name}', which is not a file name inside the output folder"));
+    }
+    Ok(dir.join(name))
+}
+
+/// Whether two output paths name the same file, however they are spelled
+/// (`o.tif`, `./x/../o.tif`, a symlinked folder): their folders are compared
+/// after resolving, then their file names.
+pub fn same_target(a: &Path, b: &Path) -> bool {
+    fn resolve(p: &Path) -> PathBuf {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        match (std::fs::canonicalize(dir), p.file_name()) {
+            (Ok(d), Some(name)) => d.join(name),
+            _ => p.to_path_buf(),
+        }
+    }
+    if let (Ok(ma), Ok(mb)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        if ma == mb {
+            return true;
+        }
+    }
+    resolve(a) == resolve(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("x")).unwrap();
+        // (a, b, same)
+        let cases = [
+            ("o.tif", "o.tif", true),
+            ("o.tif", "x/../o.tif", true),
+            ("o.tif", "./o.tif", true),
+            ("o.tif", "x/o.tif", false),
+            ("o.tif", "p.tif", false),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(same_target(&d.join(a), &d.join(b)), want, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn values_are_cleaned() {
+        let cases = [
+            ("scene", "scene"),
+            ("b c", "b_c"),
+            ("../../X", ".._.._X"),
+            ("..", "__"),
+            (".", "_"),
+            ("", "_"),
+            ("/abs/path", "_abs_path"),
+            ("a\\b", "a_b"),
+            ("S2A_MSIL2A.v2", "S2A_MSIL2A.v2"),
+            ("x\ny", "x_y"),
+        ];
+        for (value, want) in cases {
+            assert_eq!(clean_value(value), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn paths_stay_in_the_folder() {
+        let dir = Path::new("/out");
+        // (pattern, value of {stem}, Ok(file name) or Err)
+        let cases: [(&str, &str, Option<&str>); 9] = [
+            ("{stem}_clear.tif", "scene", Some("scene_clear.tif")),
+            ("{stem}", "..", Some("__")),
+            ("{stem}.tif", "../../etc/x", Some(".._.._etc_x.tif")),
+            ("../../X_{stem}.tif", "a", None),
+            ("/tmp/{stem}.tif", "a", None),
+            ("sub/{stem}.tif", "a", None),
+            ("..", "a", None),
+            ("", "a", None),
+            ("{stem}", "", Some("_")),
+        ];
+        for (pattern, stem, want) in cases {
+            let got = output_path(dir, pattern, &[("stem", stem)]);
+            match want {
+                Some(name) => assert_eq!(got, Ok(dir.join(name)), "{pattern} {stem}"),
+                None => assert!(got.is_err(), "{pattern} {stem}: {got:?}"),
+            }
+        }
+    }
+}
