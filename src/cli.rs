@@ -263,6 +263,21 @@ pub struct ProcessingArgs {
     /// Sentinel-2 band stack: the band names in band order, comma-separated (e.g. B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12).
     #[arg(long = "s2-bands", value_name = "NAMES", value_delimiter = ',')]
     pub s2_bands: Vec<String>,
+    /// Write the model's output everywhere, without blending it with the
+    /// input by the cloud probability (comparisons, the paper's numbers). By
+    /// default, output = p x model + (1 - p) x input, so cloud-free pixels
+    /// come back unchanged.
+    #[arg(long)]
+    pub raw: bool,
+    /// Map raster values MIN..MAX linearly onto the model's training range
+    /// (e.g. 0,25500 for 8-bit values x 100, 0,1 for reflectance 0..1 with an
+    /// RGB model); undone on output.
+    #[arg(long, value_name = "MIN,MAX", allow_hyphen_values = true)]
+    pub rescale: Option<String>,
+    /// Map the input's 2nd..98th percentile (all bands together) onto the
+    /// model's training range; undone on output.
+    #[arg(long, conflicts_with = "rescale")]
+    pub stretch: bool,
     /// Refine the Pixel-CR result with the IND latent diffusion stage (slow:
     /// one denoiser pass per latent tile per step)
     #[arg(long, help_heading = "Diffusion refinement")]
@@ -398,6 +413,27 @@ impl ProcessingArgs {
                 )));
             }
         }
+        let rescale = match (&self.rescale, self.stretch) {
+            (Some(r), _) => {
+                let v: Vec<f64> = r
+                    .split(',')
+                    .map(|x| x.trim().parse::<f64>())
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| Error::Usage(format!("--rescale {r}: expected MIN,MAX (numbers)")))?;
+                match v[..] {
+                    [lo, hi] if lo.is_finite() && hi.is_finite() && lo < hi => {
+                        crate::config::Rescale::Linear(lo, hi)
+                    }
+                    _ => {
+                        return Err(Error::Usage(format!(
+                            "--rescale {r}: expected MIN,MAX with MIN < MAX"
+                        )))
+                    }
+                }
+            }
+            (None, true) => crate::config::Rescale::Stretch,
+            (None, false) => crate::config::Rescale::None,
+        };
         for pair in self.gdal_config.chunks(2) {
             gdal::config::set_config_option(&pair[0], &pair[1])
                 .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
@@ -433,6 +469,8 @@ impl ProcessingArgs {
                 .transpose()?,
             mask,
             overwrite,
+            raw: self.raw,
+            rescale,
             progress: match (self.quiet, self.progress) {
                 (true, _) | (_, ProgressArg::None) => ProgressMode::None,
                 (_, ProgressArg::Gdal) => ProgressMode::Gdal,

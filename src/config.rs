@@ -118,6 +118,11 @@ pub struct RemoveConfig {
     pub out_type: Option<OutputType>,
     pub mask: Option<PathBuf>,
     pub overwrite: bool,
+    /// The model's output everywhere (`--raw`); default: blended with the
+    /// input by the model's calibrated cloud probability.
+    pub raw: bool,
+    /// How raster values are mapped onto the model's training range.
+    pub rescale: Rescale,
     pub progress: ProgressMode,
     pub ort_lib: Option<PathBuf>,
     /// Searched first for bundled models (`--model-dir`).
@@ -126,6 +131,18 @@ pub struct RemoveConfig {
     pub s2: crate::sentinel2_input::S2Options,
     /// Stage 2 (IND diffusion refinement) after Pixel-CR; None: stage 1 only.
     pub refine: Option<RefineOptions>,
+}
+
+/// A linear map of the input onto the model's nominal range, undone on
+/// output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rescale {
+    /// Values are used as they are (and must be in the model's range).
+    None,
+    /// `--rescale MIN,MAX`: MIN..MAX onto the model's range.
+    Linear(f64, f64),
+    /// `--stretch`: the 2nd..98th percentile onto the model's range.
+    Stretch,
 }
 
 /// Settings of the IND stage (`--refine`).

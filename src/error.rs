@@ -151,3 +151,24 @@ pub mod gdal_watch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        let cases = [
+            (Error::Usage("x".into()), 2),
+            (Error::input("a.tif", "x"), 1),
+            (Error::output("b.tif", "x"), 1),
+            (Error::Runtime("x".into()), 1),
+            // A worker pool that cannot start is the machine's fault, not a usage error.
+            (Error::System("cannot start 4 worker threads".into()), 1),
+            (Error::Interrupted, 130),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.exit_code(), code, "{e}");
+        }
+    }
+}

@@ -35,6 +35,7 @@ pub mod sentinel2;
 pub mod sentinel2_input;
 pub mod sentinel2_run;
 pub mod tiling;
+pub mod units;
 
 pub use app::{run_cli, stdout_line, stdout_text};
 pub use error::{Error, Result};

@@ -14,6 +14,8 @@
 //! | `idfcr.window_px` | height and width must be multiples of this |
 //! | `idfcr.halo_px` | how far a tile border disturbs the output |
 //! | `idfcr.outputs` | output names: the clear image, then optionally the attention map |
+//! | `idfcr.input_range` | `lo,hi`: the nominal raster values the model was trained on (8-bit RGB `0,255`, Sentinel-2 `0,10000`); inputs far outside are refused |
+//! | `idfcr.probability` | `calibrated`: the second output is a calibrated, feathered cloud probability, used to blend the output with the input |
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -38,6 +40,12 @@ pub struct ModelContract {
     pub input_name: String,
     pub clear_output: String,
     pub attention_output: Option<String>,
+    /// Nominal raster values of the training data, `(lo, hi)`; None for
+    /// models exported before the key existed (no range check).
+    pub input_range: Option<(f64, f64)>,
+    /// The attention output is a calibrated cloud probability (0 where the
+    /// model found no cloud), fit for blending.
+    pub calibrated_probability: bool,
 }
 
 impl ModelContract {
@@ -89,7 +97,30 @@ impl ModelContract {
                 "metadata says zero bands, a zero window or a zero input scale",
             ));
         }
+        let input_range = match get("idfcr.input_range") {
+            None => None,
+            Some(v) => {
+                let parsed: Vec<f64> = v
+                    .split(',')
+                    .filter_map(|x| x.trim().parse::<f64>().ok())
+                    .filter(|x| x.is_finite())
+                    .collect();
+                match parsed[..] {
+                    [lo, hi] if lo < hi => Some((lo, hi)),
+                    _ => {
+                        return Err(Error::model(
+                            path,
+                            format!("metadata `idfcr.input_range` = {v:?} is not `lo,hi` with lo < hi"),
+                        ))
+                    }
+                }
+            }
+        };
+        let calibrated_probability =
+            get("idfcr.probability").is_some_and(|v| v.trim() == "calibrated") && outputs.len() > 1;
         Ok(ModelContract {
+            input_range,
+            calibrated_probability,
             name: req("idfcr.name")?,
             version: get("idfcr.version").unwrap_or_else(|| "unknown".into()),
             bands,

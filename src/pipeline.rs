@@ -87,6 +87,11 @@ pub struct RemoveSummary {
     pub provider: String,
     /// Why `--device auto` fell back to CPU, if it did.
     pub device_note: Option<String>,
+    /// Whether the output is the model's blended with the input by the
+    /// cloud probability (false: `--raw`, or a model without one).
+    pub blended: bool,
+    /// The map onto the model's range, `(gain, bias)`; (1, 0) when none.
+    pub rescale: (f64, f64),
     pub width: usize,
     pub height: usize,
     pub bands: usize,
@@ -349,7 +354,8 @@ fn run_one(
     if let Some(mask) = &cfg.mask {
         check_output_path(mask, cfg.overwrite)?;
     }
-    let input = open_input(cfg)?;
+    let mut input = open_input(cfg)?;
+    set_input_map(cfg, &mut input, cache)?;
     crate::raster_out::check_creation_options(
         cfg.format,
         cfg.out_type.unwrap_or(input.data_type),
@@ -459,6 +465,8 @@ fn pixel_cr(
         progress: progress_total(total_tiles),
         total_tiles,
         counts: Counts::default(),
+        units: input.units(),
+        blend: !cfg.raw && c.calibrated_probability,
     };
     for panel in &panels {
         run.panel(panel)?;
@@ -483,6 +491,8 @@ fn pixel_cr(
         model: format!("{} {}", c.name, c.version),
         model_sha256: model.sha256.clone(),
         device_note: crate::model::device_note(),
+        blended: !cfg.raw && c.calibrated_probability,
+        rescale: input.rescale,
         provider: match model.provider {
             Provider::Cpu => "cpu".into(),
             Provider::Cuda => "cuda".into(),
@@ -496,6 +506,30 @@ fn pixel_cr(
         inference_seconds: counts.inference_s,
         refine: None,
     })
+}
+
+/// Check the input's values against the model's training range and set the
+/// user's map onto it (`--rescale`, `--stretch`); see `units`.
+fn set_input_map(cfg: &RemoveConfig, input: &mut InputRaster, cache: &mut ModelCache) -> Result<()> {
+    let range = cache.get(cfg, input)?.contract.input_range;
+    let offset = |v: f64| v + input.dn_offset.iter().copied().fold(0.0, f64::max);
+    let (observed, pct) = match cfg.rescale {
+        crate::config::Rescale::None if range.is_some() => {
+            let (lo, hi) = input.approx_range()?;
+            ((offset(lo), offset(hi)), None)
+        }
+        crate::config::Rescale::Stretch => ((0.0, 0.0), Some(input.percentiles(2.0, 98.0)?)),
+        _ => ((f64::NAN, f64::NAN), None),
+    };
+    input.rescale = crate::units::input_map(
+        range,
+        cfg.rescale,
+        observed,
+        pct,
+        input.data_type == OutputType::Byte,
+    )
+    .map_err(|msg| Error::input(&cfg.input, msg))?;
+    Ok(())
 }
 
 /// Open and adapt the input (Sentinel-2 band names and offsets); a whole
@@ -554,8 +588,10 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
         _ => "none".into(),
     };
     format!(
-        "source={}; bands={bands}; model={model_sha256}; refine={refine}; out_type={}; s2_harmonized={}; s2_bands={}",
+        "source={}; bands={bands}; model={model_sha256}; refine={refine}; raw={}; rescale={:?}; out_type={}; s2_harmonized={}; s2_bands={}",
         cfg.input,
+        cfg.raw,
+        cfg.rescale,
         cfg.out_type.map(|t| format!("{t:?}")).unwrap_or_else(|| "input".into()),
         cfg.s2.harmonized,
         cfg.s2.stack_bands.as_ref().map(|b| b.join(",")).unwrap_or_else(|| "-".into()),
@@ -611,6 +647,25 @@ fn provenance_tags(
     if let Some(note) = &input.radiometry_note {
         tags.push(("IDFCR_S2_RADIOMETRY".to_string(), note.clone()));
     }
+    tags.push((
+        "IDFCR_BLEND".to_string(),
+        if cfg.raw {
+            "none (--raw): the model's output everywhere".to_string()
+        } else if c.calibrated_probability {
+            "output = p x model + (1 - p) x input, p the model's calibrated cloud probability".to_string()
+        } else {
+            "none: the model has no calibrated cloud probability".to_string()
+        },
+    ));
+    if input.rescale != (1.0, 0.0) {
+        tags.push((
+            "IDFCR_RESCALE".to_string(),
+            format!(
+                "model raster value = value * {} + {}; undone on output",
+                input.rescale.0, input.rescale.1
+            ),
+        ));
+    }
     tags
 }
 
@@ -632,8 +687,19 @@ fn remove_refined(
         Error::output(&cfg.output, format!("cannot create a temp file beside it: {e}"))
     })?;
     let stage1_path = stage1_file.path().to_path_buf();
+    // The cloud probability goes to a temp file too: the final blend reads
+    // it, and the user's --mask is copied from it only once all succeeded.
+    let blend = !cfg.raw && cache.get(cfg, input)?.contract.calibrated_probability;
+    let prob_file = if blend || cfg.mask.is_some() {
+        Some(crate::raster_out::TempFile::beside(&cfg.output, "prob").map_err(|e| {
+            Error::output(&cfg.output, format!("cannot create a temp file beside it: {}", e.kind()))
+        })?)
+    } else {
+        None
+    };
     let stage1_cfg = RemoveConfig {
         output: stage1_path.clone(),
+        mask: prob_file.as_ref().map(|f| f.path().to_path_buf()),
         format: crate::config::OutputFormat::GTiff,
         creation_options: vec![],
         out_type: Some(OutputType::Float32),
@@ -643,6 +709,10 @@ fn remove_refined(
     };
     let mut summary = pixel_cr(&stage1_cfg, input, cache, progress_total, started)?;
     let stage1 = InputRaster::open(&stage1_path.to_string_lossy(), None)?;
+    let prob = match &prob_file {
+        Some(f) => Some(InputRaster::open(&f.path().to_string_lossy(), None)?),
+        None => None,
+    };
     let ind_sha = cache.ind(cfg, opts, input)?.sha256_line();
     let model = cache.get(cfg, input)?;
     let mut tags = provenance_tags(cfg, model, input, Some(&ind_sha));
@@ -666,7 +736,8 @@ fn remove_refined(
     let pool = worker_pool(ind.encoder.workers())?;
     let job = crate::refine::Refine {
         stage1: &stage1,
-        dn_offset: &input.dn_offset,
+        units: input.units(),
+        blend: if blend { prob.as_ref().map(|p| (input, p)) } else { None },
         models: ind,
         tile_px: round_up(cfg.tile_px, ind.encoder.contract.factor),
         chain: crate::sampler::Chain {
@@ -680,8 +751,19 @@ fn remove_refined(
     let mut progress = progress_total(total);
     let stats = job.run(&mut out, &mut progress)?;
     out.finish()?;
+    if let (Some(user_mask), Some(p)) = (&cfg.mask, &prob) {
+        crate::raster_out::copy_into_place(
+            &p.ds,
+            user_mask,
+            cfg.format,
+            OutputType::Float32,
+            &cfg.creation_options,
+            cfg.overwrite,
+        )?;
+    }
     progress.finish(total);
     summary.output = cfg.output.clone();
+    summary.mask = cfg.mask.clone();
     summary.seconds = started.elapsed().as_secs_f64();
     summary.refine = Some(RefineSummary {
         model: ind.describe(),
@@ -716,6 +798,10 @@ struct Run<'a> {
     progress: Progress,
     total_tiles: u64,
     counts: Counts,
+    /// Raster values <-> the model's raster units.
+    units: crate::raster_in::PixelUnits,
+    /// Blend the model's output with the input by its cloud probability.
+    blend: bool,
 }
 
 impl Run<'_> {
@@ -782,7 +868,7 @@ impl Run<'_> {
         acc: &mut Accumulator,
     ) -> Result<()> {
         let (model, xgrid, pool) = (self.model, self.xgrid, self.pool);
-        let off: &[f64] = &self.input.dn_offset;
+        let units = &self.units;
         let c = &model.contract;
         let (th, tw) = (self.ygrid.tile_px, xgrid.tile_px);
         let wy = axis_weights(self.ygrid, ky);
@@ -795,7 +881,7 @@ impl Run<'_> {
                         .map(|&kx| {
                             crate::interrupt::check()?;
                             let Some(tile) = strip
-                                .tile(xgrid.starts[kx], tw, |b, v| c.to_model(v + off[b] as f32))
+                                .tile(xgrid.starts[kx], tw, |b, v| c.to_model(units.to_pixel(b, v)))
                             else {
                                 return Ok(None);
                             };
@@ -852,6 +938,7 @@ impl Run<'_> {
         let mut values = vec![0f32; bands * n];
         let mut ok = vec![false; n];
         let mut prob = vec![0f32; n];
+        let nblk = strip.block.len() / strip.bands;
         for r in 0..nr {
             let ar = ((rows.0 + r) as isize - s) as usize; // accumulator row
             let vr = rows.0 + r - strip.r_lo; // block row
@@ -866,12 +953,25 @@ impl Run<'_> {
                 }
                 ok[p] = true;
                 self.counts.valid_pixels += 1;
-                for b in 0..bands {
-                    values[b * n + p] = c.from_model(acc.value(b, ar, ac).unwrap_or(0.0))
-                        - self.input.dn_offset[b] as f32;
-                }
                 if has_att {
                     prob[p] = acc.value(bands, ar, ac).unwrap_or(0.0).clamp(0.0, 1.0);
+                }
+                let at = vr * strip.width + x - strip.c_lo; // block pixel
+                for b in 0..bands {
+                    let model = self
+                        .units
+                        .from_pixel(b, c.from_model(acc.value(b, ar, ac).unwrap_or(0.0)));
+                    values[b * n + p] = if self.blend {
+                        // Where p is 0 the input comes back bit for bit.
+                        let input = strip.block[b * nblk + at];
+                        if prob[p] == 0.0 {
+                            input
+                        } else {
+                            input + prob[p] * (model - input)
+                        }
+                    } else {
+                        model
+                    };
                 }
             }
         }

@@ -29,6 +29,34 @@ pub struct InputRaster {
     pub dn_offset: Vec<f64>,
     /// How pixel values relate to physical units, for the output tags.
     pub radiometry_note: Option<String>,
+    /// The user's linear map onto the model's nominal range, `(gain,
+    /// bias)`, applied after `dn_offset` (`--rescale`, `--stretch`); undone
+    /// on output.
+    pub rescale: (f64, f64),
+}
+
+/// How raster values become the values a model was trained on, and back:
+/// the per-band Sentinel-2 offset, then the user's linear rescale. Shared by
+/// both stages, so that they agree on units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelUnits {
+    pub dn_offset: Vec<f64>,
+    pub gain: f64,
+    pub bias: f64,
+}
+
+impl PixelUnits {
+    /// Raster value of band `b` -> the model's raster units.
+    pub fn to_pixel(&self, b: usize, v: f32) -> f32 {
+        let off = self.dn_offset.get(b).copied().unwrap_or(0.0);
+        ((v as f64 + off) * self.gain + self.bias) as f32
+    }
+
+    /// The model's raster units -> raster value of band `b`.
+    pub fn from_pixel(&self, b: usize, u: f32) -> f32 {
+        let off = self.dn_offset.get(b).copied().unwrap_or(0.0);
+        ((u as f64 - self.bias) / self.gain - off) as f32
+    }
 }
 
 /// Whether `s` looks like something other than a plain file path (GDAL
@@ -135,6 +163,7 @@ impl InputRaster {
             height,
             data_type: data_type.expect("at least one band"),
             dn_offset: vec![0.0; band_nos.len()],
+            rescale: (1.0, 0.0),
             nodata,
             band_names: Vec::new(),
             radiometry_note: None,
@@ -197,6 +226,72 @@ impl InputRaster {
             }
         }
         Ok(out)
+    }
+
+    /// Raster values <-> model units for this input.
+    pub fn units(&self) -> PixelUnits {
+        PixelUnits {
+            dn_offset: self.dn_offset.clone(),
+            gain: self.rescale.0,
+            bias: self.rescale.1,
+        }
+    }
+
+    /// Approximate (min, max) over the selected bands, from GDAL's
+    /// statistics on a subsample (overviews when present): enough to tell
+    /// 8-bit from 16-bit from reflectance, cheap on a whole scene.
+    pub fn approx_range(&self) -> Result<(f64, f64)> {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for (i, &b) in self.band_nos.iter().enumerate() {
+            let band = self
+                .ds
+                .rasterband(b)
+                .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
+            // A subsample of up to 1024 x 1024 pixels, read through GDAL's
+            // nearest resampling; nodata and non-finite values left out.
+            let (w, h) = (self.width.min(1024), self.height.min(1024));
+            let buf = band
+                .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
+                .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
+            let nd = self.nodata[i];
+            for &v in buf.data() {
+                if v.is_finite() && nd.is_none_or(|n| v != n) {
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+            }
+        }
+        Ok((lo, hi))
+    }
+
+    /// Per-band percentiles `(p_lo, p_hi)` of all selected bands together
+    /// (one map for all bands keeps the colour balance), on a subsample.
+    pub fn percentiles(&self, p_lo: f64, p_hi: f64) -> Result<(f64, f64)> {
+        let mut all = Vec::new();
+        for (i, &b) in self.band_nos.iter().enumerate() {
+            let band = self
+                .ds
+                .rasterband(b)
+                .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
+            let (w, h) = (self.width.min(1024), self.height.min(1024));
+            let buf = band
+                .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
+                .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
+            let nd = self.nodata[i];
+            all.extend(
+                buf.data()
+                    .iter()
+                    .copied()
+                    .filter(|v| v.is_finite() && nd.is_none_or(|n| *v != n))
+                    .map(|v| v + self.dn_offset[i]),
+            );
+        }
+        if all.is_empty() {
+            return Err(Error::input(&self.source, "has no valid pixels"));
+        }
+        all.sort_by(|a, b| a.total_cmp(b));
+        let at = |p: f64| all[((p / 100.0) * (all.len() - 1) as f64).round() as usize];
+        Ok((at(p_lo), at(p_hi)))
     }
 
     /// Per-pixel validity of a block from `read_window` with `n` pixels per

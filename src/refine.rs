@@ -155,7 +155,11 @@ pub struct Refine<'a> {
     /// The Pixel-CR result (input units less `dn_offset`, nodata where the
     /// input had none valid).
     pub stage1: &'a InputRaster,
-    pub dn_offset: &'a [f64],
+    /// Raster values <-> the graphs' raster units (as in stage 1).
+    pub units: crate::raster_in::PixelUnits,
+    /// Blend the refined image with the original input by the cloud
+    /// probability: `(input, probability raster)`; None: refined everywhere.
+    pub blend: Option<(&'a InputRaster, &'a InputRaster)>,
     pub models: &'a IndModels,
     /// Image tile size (px) for the encoder and decoder; the denoiser's
     /// latent tiles are this / factor.
@@ -249,11 +253,6 @@ fn crop(
 }
 
 impl Refine<'_> {
-    /// The Sentinel-2 style offset of band `b` (0 for other inputs).
-    fn dn_offset(&self, b: usize) -> f32 {
-        self.dn_offset.get(b).copied().unwrap_or(0.0) as f32
-    }
-
     /// A mirrored window of the Pixel-CR image in the graph's units, and
     /// its validity.
     fn read_model_units(
@@ -265,9 +264,8 @@ impl Refine<'_> {
         let (mut v, valid) = read_mirrored(self.stage1, at, (h, w))?;
         let n = h * w;
         for (b, band) in v.chunks_mut(n.max(1)).enumerate() {
-            let off = self.dn_offset(b);
             for x in band {
-                *x = c.to_model(*x + off);
+                *x = c.to_model(self.units.to_pixel(b, *x));
             }
         }
         Ok((v, valid))
@@ -528,9 +526,21 @@ impl Refine<'_> {
                         let src = (m + r) * rw + m + col;
                         ok[r * nc + col] = valid[src];
                         for b in 0..bands {
-                            let off = self.dn_offset(b);
                             values[b * n + r * nc + col] =
-                                c.from_model(fixed[b * rh * rw + src]) - off;
+                                self.units.from_pixel(b, c.from_model(fixed[b * rh * rw + src]));
+                        }
+                    }
+                }
+                if let Some((input, prob)) = self.blend {
+                    // Refine only where stage 1's probability says cloud;
+                    // where it is 0 the input comes back bit for bit.
+                    let x = input.read_window(iy0, nr, ix0, nc)?;
+                    let p = prob.read_window(iy0, nr, ix0, nc)?;
+                    for (i, &pi) in p.iter().enumerate() {
+                        let pi = if pi.is_finite() { pi.clamp(0.0, 1.0) } else { 0.0 };
+                        for b in 0..bands {
+                            let (xi, v) = (x[b * n + i], &mut values[b * n + i]);
+                            *v = if pi == 0.0 { xi } else { xi + pi * (*v - xi) };
                         }
                     }
                 }

@@ -9,6 +9,10 @@ The contract (read by the Rust runtime, see src/model.rs):
     idfcr.window_px                         H and W multiples of this
     idfcr.halo_px                           how far a tile border disturbs the output (measured)
     idfcr.outputs                           "clear,attention"
+    idfcr.input_range                       "lo,hi": nominal raster values of the training data
+    idfcr.probability, idfcr.calibration    "calibrated" and its parameters, when the checkpoint
+                                            holds a calibration (calibrate.py): the second output
+                                            is then the cloud probability p the runtime blends by
 plus free-form idfcr.training_data, idfcr.scores.
 
 Opset 17, TorchScript exporter (one self-contained file), dynamic batch,
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 
 from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
+from .probability import Calibration, WithProbability
 
 INPUT = "cloudy"
 OUTPUTS = ("clear", "attention")
@@ -37,7 +42,9 @@ def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: in
     the crop border) whose output differs by more than `tol`."""
     w = model.cfg.window
     gen = torch.Generator().manual_seed(seed)
-    size, crop0, crop = 12 * w, 3 * w, 6 * w
+    # Big enough for the feathering of the calibrated probability (up to
+    # 32 px beyond the network's own reach).
+    size, crop0, crop = 24 * w, 6 * w, 12 * w
     worst = 0
     for _ in range(trials):
         x = torch.rand(1, model.cfg.in_bands, size, size, generator=gen)
@@ -130,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--band-names", default="red,green,blue")
     ap.add_argument("--input-scale", type=float, default=1 / 255)
     ap.add_argument("--input-offset", type=float, default=0.0)
+    ap.add_argument("--input-range", default="0,255",
+                    help="nominal raster values of the training data, lo,hi (8-bit RGB 0,255; Sentinel-2 DN 0,10000)")
     ap.add_argument("--scores", help="JSON file with validation scores to embed")
     ap.add_argument("--training-data", default="RICE2 (rice2_3s), scene blocks 0,1,4,5,6,8 + synthetic clouds")
     ap.add_argument("--ref-dir", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "testdata", "models"),
@@ -137,9 +146,15 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     model, state = load_checkpoint(args.ckpt)
-    halo = measure_halo(model)
     extra = {"idfcr.training_data": args.training_data, "idfcr.training_steps": str(state["step"]),
-             "idfcr.training_hours": f"{state['wall_s'] / 3600:.2f}"}
+             "idfcr.training_hours": f"{state['wall_s'] / 3600:.2f}", "idfcr.input_range": args.input_range}
+    if state.get("probability"):
+        # The second output becomes the calibrated probability; the halo is
+        # measured on the wrapped model, so it covers the feathering.
+        cal = Calibration.from_dict(state["probability"])
+        model = WithProbability(model, cal).eval()
+        extra.update({"idfcr.probability": "calibrated", "idfcr.calibration": json.dumps(cal.to_dict())})
+    halo = measure_halo(model)
     if args.scores:
         with open(args.scores) as f:
             extra["idfcr.scores"] = json.dumps(json.load(f)["summary"])

@@ -14,6 +14,8 @@ Fixtures:
     tiny_conv   two 3x3 convolutions (3 bands, window 8): local and cheap
     tiny_swin   a 2-submodule Pixel-CR (dim 16, window 8) with window attention
     tiny_conv4  like tiny_conv with 4 bands (band-count mismatch tests)
+    tiny_blend  bright pixels are cloud, with a calibrated probability and an
+                input range (blending and input-range tests)
     ind_tiny_*  random IND encoder, decoder and denoiser graphs
     schedule.ref.json  diffusion schedule tables and sampler chains
 """
@@ -74,15 +76,31 @@ def write_reference(onnx_path: str, out_dir: str, name: str, bands: int, h: int,
         f.write("\n")
 
 
+class BrightIsCloud(nn.Module):
+    """clear = 0.6 x + 0.1 (a visible change everywhere); attention = 1 on
+    bright pixels (mean > 0.8), 0 on dark ones. Wrapped with a calibration,
+    its probability is exactly 0 away from bright pixels: the fixture of the
+    blending tests (clear pixels must come back bit for bit)."""
+
+    def __init__(self, bands: int = 3, window: int = 8):
+        super().__init__()
+        self.cfg = PixelCRConfig(in_bands=bands, window=window)
+
+    def forward(self, x):
+        att = torch.sigmoid(60.0 * (x.mean(dim=1, keepdim=True) - 0.8))
+        return 0.6 * x + 0.1, att
+
+
 def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, seed: int,
-                  band_names: list[str] | None = None, input_scale: float = 1 / 255) -> None:
+                  band_names: list[str] | None = None, input_scale: float = 1 / 255,
+                  extra: dict[str, str] | None = None) -> None:
     model.eval()
     with torch.no_grad():
         halo = measure_halo(model)
     bands = model.cfg.in_bands
     meta = contract(model, name=name, version="fixture",
                     band_names=band_names or [f"b{i + 1}" for i in range(bands)],
-                    input_scale=input_scale, halo_px=halo)
+                    input_scale=input_scale, halo_px=halo, extra=extra)
     path = os.path.join(out_dir, f"{name}.onnx")
     export_onnx(model, path, meta)
     write_reference(path, out_dir, name, bands, h, w, seed, {"halo_px": halo, "window_px": model.cfg.window})
@@ -159,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["--only-schedule"]:
         write_schedule_fixture(args[1] if len(args) > 1 else "../testdata/models")
         return
+    if args[:1] == ["--only-blend"]:
+        only_blend(args[1] if len(args) > 1 else "../testdata/models")
+        return
     if args[:1] == ["--only-ind"]:
         write_ind_fixture(args[1] if len(args) > 1 else "../testdata/models")
         return
@@ -184,8 +205,24 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         swin.recon[-1].weight.mul_(5.0)
     write_fixture(swin, out_dir, "tiny_swin", 32, 48, seed=3)
+    # Calibrated probability and a stated input range (8-bit RGB).
+    from .probability import Calibration, WithProbability
+
+    cal = Calibration(t0=0.5, t1=0.9, dilate_px=2, blur_px=2)
+    write_fixture(WithProbability(BrightIsCloud(3), cal), out_dir, "tiny_blend", 32, 48, seed=8,
+                  extra={"idfcr.input_range": "0,255", "idfcr.probability": "calibrated",
+                         "idfcr.calibration": json.dumps(cal.to_dict())})
     write_ind_fixture(out_dir)
     write_schedule_fixture(out_dir)
+
+
+def only_blend(out_dir: str) -> None:
+    from .probability import Calibration, WithProbability
+
+    cal = Calibration(t0=0.5, t1=0.9, dilate_px=2, blur_px=2)
+    write_fixture(WithProbability(BrightIsCloud(3), cal), out_dir, "tiny_blend", 32, 48, seed=8,
+                  extra={"idfcr.input_range": "0,255", "idfcr.probability": "calibrated",
+                         "idfcr.calibration": json.dumps(cal.to_dict())})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,115 @@
+//! Input ranges are part of a model's contract: a model states the nominal
+//! raster values it was trained on (`idfcr.input_range`, e.g. `0,255` for
+//! 8-bit RGB), and an input outside them is refused with the option that
+//! converts it, never run into a silently wrong result (16-bit RGB scaled
+//! as 8-bit comes out clipped at 5 % of its level).
+//!
+//! Pure: the observed range of the input comes in, a linear map `(gain,
+//! bias)` onto the model's range (or an error message) comes out.
+
+use crate::config::Rescale;
+
+/// How far beyond its nominal range a value may lie and still be taken as
+/// it is, as a fraction of the range: clouds are brighter than anything a
+/// range is named after (Sentinel-2 reflectance above 1), dark pixels of
+/// offset-corrected products go a little below 0.
+const BELOW: f64 = 0.1;
+const ABOVE: f64 = 1.5;
+/// Non-8-bit inputs whose values all stay below this fraction of the range
+/// are most likely in other units (reflectance 0..1 given to a 0..255 model).
+const TOO_SMALL: f64 = 0.05;
+
+/// The map `model value = raster value * gain + bias` for an input whose
+/// (offset-corrected) values span `observed`, for a model trained on
+/// `range`. `percentiles`: the input's 2nd and 98th percentile, needed for
+/// `Rescale::Stretch`. `integer_8bit`: Byte inputs are always taken as they
+/// are by 0..255 models. Err: one line naming the problem and the options.
+pub fn input_map(
+    range: Option<(f64, f64)>,
+    rescale: Rescale,
+    observed: (f64, f64),
+    percentiles: Option<(f64, f64)>,
+    byte_input: bool,
+) -> Result<(f64, f64), String> {
+    let Some((lo, hi)) = range else {
+        // A model that states no range (exported before the key existed)
+        // can only be run as it is, or with an explicit map onto... nothing.
+        return match rescale {
+            Rescale::None => Ok((1.0, 0.0)),
+            _ => Err("the model states no input range (idfcr.input_range), so --rescale and --stretch have nothing to map onto".into()),
+        };
+    };
+    let span = hi - lo;
+    let onto = |a: f64, b: f64| -> Result<(f64, f64), String> {
+        if !(b > a) {
+            return Err(format!("cannot map {a}..{b} onto {lo}..{hi}: the input has no spread"));
+        }
+        let gain = span / (b - a);
+        Ok((gain, lo - a * gain))
+    };
+    match rescale {
+        Rescale::Linear(a, b) => onto(a, b),
+        Rescale::Stretch => {
+            let (a, b) = percentiles.ok_or("no percentiles to stretch")?;
+            onto(a, b)
+        }
+        Rescale::None => {
+            let (vmin, vmax) = observed;
+            if !(vmin.is_finite() && vmax.is_finite()) {
+                return Ok((1.0, 0.0)); // no valid pixel: the pipeline says so
+            }
+            let hint = format!(
+                "map its values onto the model's range with --rescale MIN,MAX (undone on output), or --stretch"
+            );
+            if vmin < lo - BELOW * span || vmax > hi + ABOVE * span {
+                return Err(format!(
+                    "values reach {vmin}..{vmax}, but the model was trained on {lo}..{hi}; {hint}"
+                ));
+            }
+            if !byte_input && vmax < lo + TOO_SMALL * span {
+                return Err(format!(
+                    "values only reach {vmax}, while the model was trained on {lo}..{hi} (other units, such as reflectance 0..1?); {hint}"
+                ));
+            }
+            Ok((1.0, 0.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_and_refusals() {
+        let rgb = Some((0.0, 255.0));
+        let s2 = Some((0.0, 10000.0));
+        // (range, rescale, observed, percentiles, byte, Ok((gain, bias)) or Err(word))
+        let cases: Vec<(Option<(f64, f64)>, Rescale, (f64, f64), Option<(f64, f64)>, bool, Result<(f64, f64), &str>)> = vec![
+            (rgb, Rescale::None, (0.0, 255.0), None, true, Ok((1.0, 0.0))),
+            (rgb, Rescale::None, (3.0, 12.0), None, true, Ok((1.0, 0.0))), // a dark 8-bit scene
+            (rgb, Rescale::None, (0.0, 25500.0), None, false, Err("--rescale")),
+            (rgb, Rescale::None, (-300.0, 200.0), None, false, Err("trained on 0..255")),
+            (rgb, Rescale::None, (0.0, 1.0), None, false, Err("other units")),
+            (rgb, Rescale::Linear(0.0, 25500.0), (0.0, 25500.0), None, false, Ok((0.01, 0.0))),
+            (rgb, Rescale::Linear(0.0, 1.0), (0.0, 1.0), None, false, Ok((255.0, 0.0))),
+            (rgb, Rescale::Stretch, (0.0, 4000.0), Some((100.0, 355.0)), false, Ok((1.0, -100.0))),
+            (s2, Rescale::None, (-999.0, 18000.0), None, false, Ok((1.0, 0.0))), // bright cloud
+            (s2, Rescale::None, (0.0, 0.6), None, false, Err("other units")),
+            (s2, Rescale::Linear(0.0, 1.0), (0.0, 0.6), None, false, Ok((10000.0, 0.0))),
+            (None, Rescale::None, (0.0, 60000.0), None, false, Ok((1.0, 0.0))),
+            (None, Rescale::Stretch, (0.0, 1.0), Some((0.0, 1.0)), false, Err("no input range")),
+            (rgb, Rescale::Stretch, (5.0, 5.0), Some((5.0, 5.0)), false, Err("no spread")),
+        ];
+        for (k, (range, rescale, observed, pct, byte, want)) in cases.into_iter().enumerate() {
+            let got = input_map(range, rescale, observed, pct, byte);
+            match (got, want) {
+                (Ok((g, b)), Ok((wg, wb))) => {
+                    assert!((g - wg).abs() < 1e-9 && (b - wb).abs() < 1e-9, "case {k}: ({g}, {b})")
+                }
+                (Err(e), Err(w)) => assert!(e.contains(w), "case {k}: {e}"),
+                (got, want) => panic!("case {k}: {got:?}, wanted {want:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Clear pixels pass through: the output is the model's blended with the
+//! input by the model's calibrated cloud probability p, so that where p is 0
+//! the input comes back bit for bit; `--raw` gives the model's output
+//! everywhere. And input ranges: a raster whose values are not what the
+//! model was trained on is refused with the option that converts it.
+//!
+//! The fixture `tiny_blend` calls bright pixels (mean above 0.8 x 255)
+//! cloud; its probability is feathered by 4 px; its "removal" is 0.6 x + 25.5.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn blend_model() -> String {
+    fixture_model("tiny_blend").display().to_string()
+}
+
+const W: usize = 96;
+const H: usize = 80;
+/// The bright "cloud": x 30..50, y 20..44.
+fn in_cloud(y: usize, x: usize) -> bool {
+    (20..44).contains(&y) && (30..50).contains(&x)
+}
+/// Farther than the probability's reach (4 px) from the cloud.
+fn far_from_cloud(y: usize, x: usize) -> bool {
+    !((16..48).contains(&y) && (26..54).contains(&x))
+}
+
+/// 8-bit level of the test scene: dark textured ground, one bright cloud.
+fn level(b: usize, y: usize, x: usize) -> f64 {
+    if in_cloud(y, x) {
+        245.0
+    } else {
+        (pattern(b, y, x) * 0.6).round()
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    let o = idfcr(dir, args);
+    o
+}
+
+#[test]
+fn clear_pixels_come_back_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_tiff::<u8>(&d.join("byte.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
+    write_tiff::<f32>(&d.join("float.tif"), W, H, 3, None, |b, y, x| (level(b, y, x) + 0.123) as f32);
+    let m = blend_model();
+    for input in ["byte.tif", "float.tif"] {
+        let out = format!("out_{input}");
+        let o = run(d, &["remove", input, &out, "--model", &m, "--device", "cpu", "-q", "--mask", &format!("p_{input}"), "--tile", "64"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (src, _, _) = read_all(&d.join(input));
+        let (got, _, _) = read_all(&d.join(&out));
+        let (p, _, _) = read_all(&d.join(format!("p_{input}")));
+        for y in 0..H {
+            for x in 0..W {
+                let i = y * W + x;
+                if far_from_cloud(y, x) {
+                    assert_eq!(p[0][i], 0.0, "{input}: p at {y},{x}");
+                    for b in 0..3 {
+                        assert_eq!(got[b][i].to_bits(), src[b][i].to_bits(), "{input}: band {b} at {y},{x}");
+                    }
+                }
+                if (24..40).contains(&y) && (34..46).contains(&x) {
+                    assert!(p[0][i] > 0.99, "{input}: p {} in the cloud at {y},{x}", p[0][i]);
+                    let want = 0.6 * src[0][i] + 25.5;
+                    assert!((got[0][i] - want).abs() <= 1.0, "{input}: {} vs {want} at {y},{x}", got[0][i]);
+                }
+            }
+        }
+        // --raw: the model's output everywhere.
+        let raw = format!("raw_{input}");
+        let o = run(d, &["remove", input, &raw, "--model", &m, "--device", "cpu", "-q", "--raw"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (r, _, _) = read_all(&d.join(&raw));
+        let i = 5 * W + 5;
+        assert!((r[0][i] - (0.6 * src[0][i] + 25.5)).abs() <= 1.0, "{input}: raw {}", r[0][i]);
+    }
+}
+
+#[test]
+fn blended_output_does_not_depend_on_tiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_tiff::<f32>(&d.join("in.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as f32);
+    let m = blend_model();
+    for (tile, out) in [("64", "a.tif"), ("512", "b.tif")] {
+        let o = run(d, &["remove", "in.tif", out, "--model", &m, "--device", "cpu", "-q", "--tile", tile]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (a, _, _) = read_all(&d.join("a.tif"));
+    let (b, _, _) = read_all(&d.join("b.tif"));
+    for band in 0..3 {
+        for i in 0..W * H {
+            assert!((a[band][i] - b[band][i]).abs() < 1e-3, "band {band} pixel {i}: {} vs {}", a[band][i], b[band][i]);
+        }
+    }
+}
+
+#[test]
+fn input_ranges_are_checked_and_converted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = blend_model();
+    write_tiff::<u8>(&d.join("byte.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
+    let o = run(d, &["remove", "byte.tif", "ref.tif", "--model", &m, "--device", "cpu", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (reference, _, _) = read_all(&d.join("ref.tif"));
+    // (name, writer, refused without options because of, option, map back to 8-bit)
+    type Case = (&'static str, fn(&Path), &'static str, Vec<&'static str>, fn(f64) -> f64);
+    let cases: Vec<Case> = vec![
+        (
+            "uint16.tif",
+            |p| write_tiff::<u16>(p, W, H, 3, None, |b, y, x| (level(b, y, x) * 100.0) as u16),
+            "--rescale",
+            vec!["--rescale", "0,25500"],
+            |v| v / 100.0,
+        ),
+        (
+            "int16.tif",
+            |p| write_tiff::<i16>(p, W, H, 3, None, |b, y, x| (level(b, y, x) * 100.0 - 12000.0) as i16),
+            "--rescale",
+            vec!["--rescale", "-12000,13500"],
+            |v| (v + 12000.0) / 100.0,
+        ),
+        (
+            "float01.tif",
+            |p| write_tiff::<f32>(p, W, H, 3, None, |b, y, x| (level(b, y, x) / 255.0) as f32),
+            "other units",
+            vec!["--rescale", "0,1"],
+            |v| v * 255.0,
+        ),
+    ];
+    for (name, write, why, opt, back) in cases {
+        write(&d.join(name));
+        let out = format!("out_{name}");
+        let o = run(d, &["remove", name, &out, "--model", &m, "--device", "cpu", "-q"]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        let msg = stderr(&o);
+        assert!(msg.contains(name) && msg.contains(why) && msg.contains("--rescale") && msg.contains("--stretch"), "{name}: {msg}");
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+        assert!(!d.join(&out).exists());
+        let mut args = vec!["remove", name, &out, "--model", &m, "--device", "cpu", "-q"];
+        args.extend(opt.iter().copied());
+        let o = run(d, &args);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let (got, _, _) = read_all(&d.join(&out));
+        for band in 0..3 {
+            for i in (0..W * H).step_by(7) {
+                let v = back(got[band][i]);
+                assert!((v - reference[band][i]).abs() <= 1.01, "{name} band {band} pixel {i}: {v} vs {}", reference[band][i]);
+            }
+        }
+        // --stretch works on any of them and keeps the input's units.
+        let out2 = format!("stretch_{name}");
+        let o = run(d, &["remove", name, &out2, "--model", &m, "--device", "cpu", "-q", "--stretch", "--raw"]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let (got, _, _) = read_all(&d.join(&out2));
+        let (src, _, _) = read_all(&d.join(name));
+        let i = 5 * W + 5; // dark ground: 0.6 x + 25.5 in stretched units, mapped back
+        assert!(got[0][i] != src[0][i], "{name}: --raw output equals input");
+        let lo = src[0].iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = src[0].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let span = hi - lo;
+        assert!(got[0][i] > lo - span && got[0][i] < hi + span, "{name}: {} outside {lo}..{hi}", got[0][i]);
+    }
+}
+
+#[test]
+fn batch_blends_and_takes_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_tiff::<u8>(&d.join("x.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
+    let m = blend_model();
+    for (out, extra) in [("blend", None), ("raw", Some("--raw"))] {
+        let mut args = vec!["batch", "x.tif", "--out-dir", out, "--model", &m, "--device", "cpu", "-q"];
+        args.extend(extra);
+        let o = run(d, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (src, _, _) = read_all(&d.join("x.tif"));
+    let (b, _, _) = read_all(&d.join("blend/x_clear.tif"));
+    let (r, _, _) = read_all(&d.join("raw/x_clear.tif"));
+    let i = 5 * W + 5;
+    assert_eq!(b[0][i], src[0][i]);
+    assert_ne!(r[0][i], src[0][i]);
+}
+
+/// `--refine` refines only where p says cloud: clear pixels come back bit
+/// for bit through both stages, and `--mask` holds p.
+#[test]
+fn refine_keeps_clear_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_tiff::<u8>(&d.join("x.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
+    let ind = repo().join("testdata/models/ind_tiny").display().to_string();
+    let o = run(
+        d,
+        &["remove", "x.tif", "out.tif", "--model", &blend_model(), "--device", "cpu", "-q", "--refine",
+          "--ind-model", &ind, "--steps", "2", "--mask", "p.tif"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (src, _, _) = read_all(&d.join("x.tif"));
+    let (got, _, _) = read_all(&d.join("out.tif"));
+    let (p, _, _) = read_all(&d.join("p.tif"));
+    let mut changed = 0;
+    for y in 0..H {
+        for x in 0..W {
+            let i = y * W + x;
+            if far_from_cloud(y, x) {
+                assert_eq!(p[0][i], 0.0);
+                for b in 0..3 {
+                    assert_eq!(got[b][i], src[b][i], "band {b} at {y},{x}");
+                }
+            } else if got[0][i] != src[0][i] {
+                changed += 1;
+            }
+        }
+    }
+    assert!(changed > 100, "the cloud was not refined ({changed} pixels changed)");
+    assert_eq!(listing(d), ["out.tif", "p.tif", "x.tif"]);
+}
