@@ -416,8 +416,14 @@ fn pixel_cr(
 
     let margin = c.margin_px();
     let window = c.window_px;
-    let tile_px = round_up(cfg.tile_px, window);
     let overlap = cfg.overlap_px.unwrap_or(2 * margin + 2 * window);
+    // A tile too small for the model's own overlap (a 60 m group's share of
+    // the 10 m tile, say) grows to fit: the output does not depend on the
+    // tile size. An overlap the user chose is checked as given.
+    let tile_px = match cfg.overlap_px {
+        None => round_up(cfg.tile_px.max(2 * overlap), window),
+        Some(_) => round_up(cfg.tile_px, window),
+    };
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
     let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();

@@ -701,3 +701,51 @@ fn stacks_of_band_stacks_keep_band_names_and_order() {
         assert_eq!(read_all(&ds, &[b])[0], read_all(g, &[gb])[0], "stack band {b} ({})", names[b - 1]);
     }
 }
+
+/// A cloud-free product through the shipped models comes back (nearly)
+/// unchanged: the output is blended with the input by each model's
+/// calibrated cloud probability, which finds no cloud here. The 60 m group
+/// is left out: the fixture's B10 is 15-25 % reflectance everywhere, which
+/// is what cirrus looks like (clear ground is under 1 %); on real clear
+/// validation scenes all groups come back at >= 40 dB (the models'
+/// calibration JSON, `clear_in_psnr_min`).
+#[test]
+fn shipped_models_leave_a_clear_product_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    let made = Command::new(python())
+        .arg(common::repo().join("scripts/make_s2_fixture.py"))
+        .args(["--out", dir.to_str().unwrap(), "--level", "L1C"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let product = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let out_dir = dir.join("out");
+    let o = common::idfcr(tmp.path(), &["s2", &product, out_dir.to_str().unwrap(), "-q", "--json", "--device", "cpu"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for g in summary["groups"].as_array().unwrap() {
+        assert_eq!(g["blended"], true, "{g}");
+        let out = Dataset::open(g["output"].as_str().unwrap()).unwrap();
+        let src = Dataset::open(g["source"].as_str().unwrap()).unwrap();
+        for k in 1..=out.raster_count() {
+            let name = band_name(&out, k);
+            let sb = (1..=src.raster_count()).find(|&b| band_name(&src, b) == name).unwrap();
+            let a = &read_all(&src, &[sb])[0];
+            let b = &read_all(&out, &[k])[0];
+            let valid: Vec<(f64, f64)> = a.iter().zip(b).filter(|(x, _)| **x != 0.0).map(|(x, y)| (*x, *y)).collect();
+            let mse = valid.iter().map(|(x, y)| ((x - y) / 10000.0).powi(2)).sum::<f64>() / valid.len() as f64;
+            let psnr = if mse == 0.0 { f64::INFINITY } else { -10.0 * mse.log10() };
+            let unchanged = valid.iter().filter(|(x, y)| x == y).count() as f64 / valid.len() as f64;
+            // (group, PSNR at least, share of pixels bit for bit unchanged at least)
+            let want = match g["group"].as_str().unwrap() {
+                "10m" => Some((60.0, 0.9)),
+                "20m" => Some((35.0, 0.3)),
+                _ => None,
+            };
+            if let Some((db, share)) = want {
+                assert!(psnr >= db && unchanged >= share, "{} {name}: {psnr:.1} dB, {:.0} % unchanged", g["group"], unchanged * 100.0);
+            }
+        }
+    }
+}

@@ -44,9 +44,11 @@ GRID = {
 
 
 @torch.no_grad()
-def run(model, img: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def run(model, img: np.ndarray, hi: float | None = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model output clipped as the runtime writes it (8-bit: 0..1 in model
+    units; reflectance: >= 0) and the raw attention."""
     out, att = model(torch.from_numpy(np.ascontiguousarray(img))[None])
-    return out.clamp(0, 1), att
+    return out.clamp(0, hi), att
 
 
 def precision_recall(p: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -59,7 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--val-blocks", default="3,9")
+    ap.add_argument("--val-blocks", default=None, help="default: RICE blocks 3,9; Sentinel-2 validation scenes")
+    ap.add_argument("--s2-group", choices=["10m", "20m", "60m", "60m_l2a"],
+                    help="a Sentinel-2 group model: SEN12MS-CR pairs (--data) and time series (--ts-data)")
+    ap.add_argument("--ts-data", default=None)
     ap.add_argument("--stride", type=int, default=1, help="every n-th validation image")
     ap.add_argument("--out", required=True)
     ap.add_argument("--write-ckpt", action="store_true", help="store the chosen calibration in the checkpoint")
@@ -69,31 +74,59 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     t_start = time.time()
     model, state = load_checkpoint(args.ckpt)
-    _, val = split_by_block(load_rice(args.data), set(args.val_blocks.split(",")))
+    band_brightness = None
+    if args.s2_group:
+        from .s2_data import DEFAULT_VAL_SCENES, GROUPS, load_s2
+        from .train_pixel_cr import S2_CLOUD_BRIGHTNESS
+
+        args.val_blocks = args.val_blocks or state.get("meta", {}).get("val_blocks") or DEFAULT_VAL_SCENES
+        pairs = load_s2(args.data, args.ts_data, args.s2_group)
+        band_brightness = np.array([S2_CLOUD_BRIGHTNESS[b] for b in GROUPS[args.s2_group][0]], np.float32)
+    else:
+        args.val_blocks = args.val_blocks or "3,9"
+        pairs = load_rice(args.data)
+    _, val = split_by_block(pairs, set(args.val_blocks.split(",")))
     val = val[:: args.stride]
-    cloudy_demo, clear_demo, _ = load_demo()
-    from osgeo import gdal
-    import os
-    from .clear_fidelity import DEMO
-    alpha_demo = gdal.Open(os.path.join(DEMO, "landsat8_cloud_alpha.tif")).ReadAsArray().astype(np.float32)
-    if alpha_demo.max() > 1.5:
-        alpha_demo = alpha_demo / 255.0
+    win = model.cfg.window
+    crop = lambda a: np.ascontiguousarray(a[..., : a.shape[-2] - a.shape[-2] % win, : a.shape[-1] - a.shape[-1] % win])
 
     rng = np.random.default_rng(7)
     # Model outputs once per image: cloudy in, clear reference in, and a
     # synthetic-cloud version of the reference (exact opacity).
     cases = []
+    hi = None if args.s2_group else 1.0
     for p in val:
-        cloudy, clear = p.cloudy, p.clear
-        syn, alpha = add_clouds(clear, rng)
+        cloudy, clear = crop(p.cloudy), crop(p.clear)
+        if np.array_equal(cloudy, clear):
+            continue  # a clear date paired with itself: no cloud to score
+        syn, alpha = add_clouds(clear, rng, band_brightness=band_brightness)
         cases.append({
             "id": p.id, "block": p.block, "cloudy": cloudy, "clear": clear,
-            "out": run(model, cloudy), "ident": run(model, clear), "syn": syn, "alpha": alpha,
-            "syn_out": run(model, syn),
+            "out": run(model, cloudy, hi), "ident": run(model, clear, hi), "syn": syn, "alpha": alpha,
+            "syn_out": run(model, syn, hi),
         })
-    demo = {"cloudy": cloudy_demo, "clear": clear_demo, "out": run(model, cloudy_demo),
-            "ident": run(model, clear_demo), "alpha": alpha_demo}
+    demo = None
+    if not args.s2_group:
+        import os
+
+        from osgeo import gdal
+
+        from .clear_fidelity import DEMO
+
+        cloudy_demo, clear_demo, _ = load_demo()
+        alpha_demo = gdal.Open(os.path.join(DEMO, "landsat8_cloud_alpha.tif")).ReadAsArray().astype(np.float32)
+        if alpha_demo.max() > 1.5:
+            alpha_demo = alpha_demo / 255.0
+        demo = {"cloudy": cloudy_demo, "clear": clear_demo, "out": run(model, cloudy_demo),
+                "ident": run(model, clear_demo), "alpha": alpha_demo}
     print(f"model outputs for {len(cases)} validation images: {time.time() - t_start:.0f} s", flush=True)
+
+    def img_psnr(a, b):
+        # Sentinel-2: mean of per-band PSNR (reflectance, range 1), as the
+        # cards report; RGB: over all bands.
+        if args.s2_group:
+            return float(np.mean([psnr(a[k], b[k]) for k in range(a.shape[0])]))
+        return psnr(a, b)
 
     def scores(cal: Calibration | None) -> dict:
         def out(img, res):
@@ -103,44 +136,49 @@ def main(argv: list[str] | None = None) -> None:
             pb = cloud_probability(att, cal)
             return blend(torch.from_numpy(img)[None], pred, pb)[0].numpy()
 
-        val_psnr = [psnr(out(c["cloudy"], c["out"]), c["clear"]) for c in cases]
-        ident = [psnr(out(c["clear"], c["ident"]), c["clear"]) for c in cases]
-        return {
+        val_psnr = [img_psnr(out(c["cloudy"], c["out"]), c["clear"]) for c in cases]
+        ident = [img_psnr(out(c["clear"], c["ident"]), c["clear"]) for c in cases]
+        res = {
             "val_psnr": float(np.mean(val_psnr)),
             "val_psnr_per_block": {b: float(np.mean([v for v, c in zip(val_psnr, cases) if c["block"] == b]))
                                    for b in sorted({c["block"] for c in cases})},
-            "val_worst_vs_nothing": float(min(v - psnr(c["cloudy"], c["clear"]) for v, c in zip(val_psnr, cases))),
+            "val_worst_vs_nothing": float(min(v - img_psnr(c["cloudy"], c["clear"]) for v, c in zip(val_psnr, cases))),
             "clear_in_psnr_min": float(min(ident)),
             "clear_in_psnr_mean": float(np.mean([min(v, 99.0) for v in ident])),
-            "demo_psnr": psnr(out(demo["cloudy"], demo["out"]), demo["clear"]),
-            "demo_clear_in_psnr": psnr(out(demo["clear"], demo["ident"]), demo["clear"]),
         }
+        if demo is not None:
+            res["demo_psnr"] = psnr(out(demo["cloudy"], demo["out"]), demo["clear"])
+            res["demo_clear_in_psnr"] = psnr(out(demo["clear"], demo["ident"]), demo["clear"])
+        return res
 
-    nothing = {
-        "val_psnr": float(np.mean([psnr(c["cloudy"], c["clear"]) for c in cases])),
-        "demo_psnr": psnr(demo["cloudy"], demo["clear"]),
-    }
+    nothing = {"val_psnr": float(np.mean([img_psnr(c["cloudy"], c["clear"]) for c in cases]))}
+    if demo is not None:
+        nothing["demo_psnr"] = psnr(demo["cloudy"], demo["clear"])
     raw = scores(None)
     rows = []
     for t0, width, d, s in itertools.product(GRID["t0"], GRID["width"], GRID["dilate_px"], GRID["blur_px"]):
         cal = Calibration(t0=t0, t1=t0 + width, dilate_px=d, blur_px=s)
         rows.append({"calibration": cal.to_dict(), **scores(cal)})
-    ok = [r for r in rows if r["clear_in_psnr_min"] >= 40.0 and r["demo_clear_in_psnr"] >= 40.0]
+    ok = [r for r in rows if r["clear_in_psnr_min"] >= 40.0 and r.get("demo_clear_in_psnr", 99.0) >= 40.0]
     pool = ok or rows
     best = max(pool, key=lambda r: r["val_psnr"])
     cal = Calibration.from_dict(best["calibration"])
 
     # Detector quality of the chosen p.
-    pr_demo = precision_recall(cloud_probability(demo["out"][1], cal)[0, 0].numpy(), demo["alpha"] > 0.1)
+    pr = {}
+    if demo is not None:
+        pr_demo = precision_recall(cloud_probability(demo["out"][1], cal)[0, 0].numpy(), demo["alpha"] > 0.1)
+        pr["demo (synthetic clouds on Landsat 8, opacity > 0.1)"] = {"precision": pr_demo[0], "recall": pr_demo[1]}
     ps, ts = [], []
     for c in cases:
         ps.append(cloud_probability(c["syn_out"][1], cal)[0, 0].numpy().ravel())
         ts.append((c["alpha"] > 0.1).ravel())
     pr_syn = precision_recall(np.concatenate(ps), np.concatenate(ts))
+    pr["val clear images + synthetic clouds (opacity > 0.1)"] = {"precision": pr_syn[0], "recall": pr_syn[1]}
     syn_gain = {
-        "nothing": float(np.mean([psnr(c["syn"], c["clear"]) for c in cases])),
-        "raw": float(np.mean([psnr(c["syn_out"][0][0].numpy(), c["clear"]) for c in cases])),
-        "blend": float(np.mean([psnr(blend(torch.from_numpy(c["syn"])[None], c["syn_out"][0],
+        "nothing": float(np.mean([img_psnr(c["syn"], c["clear"]) for c in cases])),
+        "raw": float(np.mean([img_psnr(c["syn_out"][0][0].numpy(), c["clear"]) for c in cases])),
+        "blend": float(np.mean([img_psnr(blend(torch.from_numpy(c["syn"])[None], c["syn_out"][0],
                                              cloud_probability(c["syn_out"][1], cal))[0].numpy(), c["clear"])
                                 for c in cases])),
     }
@@ -153,10 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         "raw_model": raw,
         "do_nothing": nothing,
         "synthetic_clouds_on_val_clear": syn_gain,
-        "precision_recall": {
-            "demo (synthetic clouds on Landsat 8, opacity > 0.1)": {"precision": pr_demo[0], "recall": pr_demo[1]},
-            "val clear images + synthetic clouds (opacity > 0.1)": {"precision": pr_syn[0], "recall": pr_syn[1]},
-        },
+        "precision_recall": pr,
         "grid": GRID,
         "seconds": round(time.time() - t_start, 1),
         "command": "python -m idfcr_train.calibrate " + " ".join(argv or __import__("sys").argv[1:]),

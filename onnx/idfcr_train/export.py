@@ -148,13 +148,16 @@ def main(argv: list[str] | None = None) -> None:
     model, state = load_checkpoint(args.ckpt)
     extra = {"idfcr.training_data": args.training_data, "idfcr.training_steps": str(state["step"]),
              "idfcr.training_hours": f"{state['wall_s'] / 3600:.2f}", "idfcr.input_range": args.input_range}
+    halo = measure_halo(model)
     if state.get("probability"):
-        # The second output becomes the calibrated probability; the halo is
-        # measured on the wrapped model, so it covers the feathering.
+        # The second output becomes the calibrated probability. Its reach is
+        # the network's plus the feathering; measured on random input the
+        # probability is often 0 everywhere, which would hide that, so the
+        # structural bound is taken too.
         cal = Calibration.from_dict(state["probability"])
         model = WithProbability(model, cal).eval()
         extra.update({"idfcr.probability": "calibrated", "idfcr.calibration": json.dumps(cal.to_dict())})
-    halo = measure_halo(model)
+        halo = max(measure_halo(model), halo + cal.dilate_px + cal.blur_px)
     if args.scores:
         with open(args.scores) as f:
             extra["idfcr.scores"] = json.dumps(json.load(f)["summary"])

@@ -295,6 +295,7 @@ def pixel_cr_loss(
     threshold: float = 0.08,
     band_balanced: bool = False,
     band_weight: torch.Tensor | None = None,
+    attn_target: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """100 * L1(pred, clear) + MSE(attention, M), averaged over every
     submodule's attention map. Returns the loss and its parts.
@@ -304,7 +305,9 @@ def pixel_cr_loss(
     are small, such as Sentinel-2's cirrus band, then weigh as much as the
     others in relative terms, which is what per-band PSNR measures.
     `band_weight` (B, C): per-sample band weights for the L1 term (0 where
-    a label band is unusable); None: all ones."""
+    a label band is unusable); None: all ones.
+    `attn_target` (B, 1, H, W): the attention target where known (synthetic
+    opacity, 0 for identity samples); NaN where M applies."""
     err = (pred - clear).abs().mean(dim=(2, 3))  # (B, C)
     w = torch.ones_like(err) if band_weight is None else band_weight.to(err)
     per_band = (err * w).sum(dim=0) / w.sum(dim=0).clamp(min=1e-8)  # (C,)
@@ -315,6 +318,9 @@ def pixel_cr_loss(
         l1 = per_band[used].mean()
     if maps:
         m = attention_target(cloudy, clear, threshold)
+        if attn_target is not None:
+            t = attn_target.to(m)
+            m = torch.where(torch.isnan(t), m, t)
         la = sum(F.mse_loss(a, m) for a in maps) / len(maps)
     else:
         la = torch.zeros((), device=pred.device)

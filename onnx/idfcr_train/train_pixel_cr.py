@@ -42,12 +42,20 @@ S2_CLOUD_BRIGHTNESS = {"B1": 0.9, "B2": 0.9, "B3": 0.86, "B4": 0.95, "B5": 0.98,
 
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
                band_brightness: np.ndarray | None = None, identity: float = 0.0,
-               aligned: dict[str, np.ndarray] | None = None):
+               aligned: dict[str, np.ndarray] | None = None, opacity_target: float = 0.0):
     """`identity`: share of samples whose input is the clear image itself (the
     model must give it back unchanged). `aligned`: per pair id, the label with
     its colours fitted to the input's date (see `align_label`), used for real
-    pairs; synthetic and identity samples use the clear image as it is."""
-    xs, ys, ws = [], [], []
+    pairs; synthetic and identity samples use the clear image as it is.
+
+    `opacity_target` > 0: also return the cloudy-attention target per sample,
+    so the attention head learns to be a cloud detector (its output becomes
+    the blending probability): the synthetic cloud's exact opacity x
+    `opacity_target` (clipped to 1) for synthetic samples, 0 for identity
+    samples, and for real pairs the paper's M (mean |label - input| above
+    `threshold`, computed in the loss: marked NaN here). Otherwise the 4th
+    value is None."""
+    xs, ys, ws, ms = [], [], [], []
     for _ in range(batch):
         p = train[int(rng.integers(0, len(train)))]
         ws.append(np.ones(p.clear_raw.shape[0], np.float32) if p.band_weight is None else p.band_weight)
@@ -58,14 +66,21 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
             b = b.astype(np.float32) * p.scale
             # A synthetic pair from the clear image: exact labels, more cloud
             # variety; or the clear image as its own input.
-            a = add_clouds(b, rng, band_brightness=band_brightness)[0] if u < synthetic else b.copy()
+            if u < synthetic:
+                a, alpha = add_clouds(b, rng, band_brightness=band_brightness)
+                m = np.clip(alpha * opacity_target, 0.0, 1.0)
+            else:
+                a, m = b.copy(), np.zeros(b.shape[1:], np.float32)
         else:
             a, b = random_crop_pair(p.cloudy_raw, label, crop, rng)
             a = a.astype(np.float32) * p.scale
             b = b.astype(np.float32) * (1.0 if b.dtype == np.float32 else p.scale)
+            m = np.full(b.shape[1:], np.nan, np.float32)
         xs.append(a)
         ys.append(b)
-    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ws))
+        ms.append(m[None].astype(np.float32))
+    m = torch.from_numpy(np.stack(ms)) if opacity_target > 0 else None
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ws)), m
 
 
 @torch.no_grad()
@@ -120,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--identity", type=float, default=0.0, help="fraction of samples whose input is the clear image")
     ap.add_argument("--align-labels", action="store_true",
                     help="fit each real label's colours to its input on pixels clear in both (see data.align_label)")
+    ap.add_argument("--opacity-target", type=float, default=0.0,
+                    help="attention target of synthetic samples = opacity x this (0: the paper's M everywhere)")
     ap.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights with this decay (0: off)")
     ap.add_argument("--extra-data", default=None,
                     help="another RICE-layout folder mixed into training (all its pairs; e.g. RICE1)")
@@ -218,11 +235,13 @@ def main(argv: list[str] | None = None) -> None:
         "identity": args.identity,
         "align_labels": args.align_labels,
         "ema": args.ema,
+        "opacity_target": args.opacity_target,
         "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
-        changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "crop", "batch")
+        changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "crop", "batch",
+                      "opacity_target")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
     log_path = args.ckpt + ".log.jsonl"
     print(f"Pixel-CR {cfg.to_dict()} params={count_params(model)} train={len(train)} val={len(val)} "
@@ -254,12 +273,13 @@ def main(argv: list[str] | None = None) -> None:
     while True:
         if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
             break
-        x, y, bw = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness,
-                              identity=args.identity, aligned=aligned)
+        x, y, bw, m = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness,
+                                 identity=args.identity, aligned=aligned, opacity_target=args.opacity_target)
         x, y, bw = x.to(device), y.to(device), bw.to(device)
         pred, maps = model.forward_all(x)
         loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold,
-                                    band_balanced=bool(meta.get("band_balanced")), band_weight=bw)
+                                    band_balanced=bool(meta.get("band_balanced")), band_weight=bw,
+                                    attn_target=m)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

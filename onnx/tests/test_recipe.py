@@ -1,0 +1,88 @@
+"""The training recipe's pieces: label colour alignment, identity and
+synthetic samples with their attention targets, the cloud probability and
+the blockiness metric."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from idfcr_train.data import Pair, align_label  # noqa: E402
+from idfcr_train.metrics import blockiness  # noqa: E402
+from idfcr_train.probability import Calibration, blend, cloud_probability  # noqa: E402
+from idfcr_train.train_pixel_cr import make_batch  # noqa: E402
+
+
+def ground(seed=0, h=64, w=64):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([0.3 + 0.2 * np.sin(xx / (4 + b)) * np.cos(yy / 5) + 0.05 * rng.random((h, w))
+                     for b in range(3)]).astype(np.float32)
+
+
+@pytest.mark.parametrize("gain,off,cloud,haze,aligned", [
+    (0.9, -0.03, False, False, True),    # a date change: fitted
+    (1.1, 0.02, True, False, True),      # the same with a cloud over a third
+    (1.0, 0.0, False, False, True),      # nothing to fit: unchanged
+    (0.85, 0.12, False, True, False),    # uniform haze (brightens, flattens): refused
+])
+def test_align_label(gain, off, cloud, haze, aligned):
+    clear = ground()
+    cloudy = gain * clear + off
+    if cloud:
+        cloudy[:, :, :22] = 0.95
+    out = align_label(cloudy, clear)
+    if aligned:
+        free = np.s_[:, :, 22:] if cloud else np.s_[:]
+        assert np.abs(out[free] - cloudy[free]).max() < 0.01
+    else:
+        np.testing.assert_array_equal(out, clear)
+
+
+def test_mostly_cloudy_pairs_keep_their_label():
+    clear = ground(1)
+    cloudy = clear.copy()
+    cloudy[:, :, :60] = 0.9
+    np.testing.assert_array_equal(align_label(cloudy, clear), clear)
+
+
+def test_identity_and_synthetic_samples_and_their_targets():
+    clear = (ground(2) * 255).astype(np.uint8)
+    cloudy = np.full_like(clear, 250)
+    pairs = [Pair("a", "0", cloudy, clear, 1 / 255)]
+    rng = np.random.default_rng(0)
+    # (synthetic, identity): identity samples give input == label and target 0.
+    x, y, _, m = make_batch(pairs, 6, 32, 0.0, rng, identity=1.0, opacity_target=4.0)
+    assert torch.equal(x, y) and torch.all(m == 0)
+    x, y, _, m = make_batch(pairs, 6, 32, 1.0, rng, opacity_target=4.0)
+    assert torch.all((m >= 0) & (m <= 1)) and not torch.isnan(m).any()
+    x, y, _, m = make_batch(pairs, 6, 32, 0.0, rng, opacity_target=4.0)
+    assert torch.isnan(m).all()  # real pairs: M from the loss
+    assert torch.allclose(x, torch.full_like(x, 250 / 255))
+    *_, m = make_batch(pairs, 2, 32, 0.5, rng)
+    assert m is None
+
+
+@pytest.mark.parametrize("t0,t1,d,s", [(0.3, 0.6, 0, 0), (0.3, 0.6, 4, 8), (0.1, 0.2, 8, 4)])
+def test_probability_is_exactly_zero_away_from_detections(t0, t1, d, s):
+    att = torch.zeros(1, 1, 80, 80)
+    att[0, 0, 10:14, 10:14] = 0.9
+    p = cloud_probability(att, Calibration(t0, t1, d, s))
+    reach = d + s
+    assert torch.all(p[0, 0, 14 + reach:, :] == 0) and torch.all(p[0, 0, :, 14 + reach:] == 0)
+    assert p[0, 0, 11, 11] > 0.4
+    x = torch.rand(1, 3, 80, 80)
+    out = blend(x, torch.zeros_like(x), p)
+    assert torch.equal(out[..., 40:, 40:], x[..., 40:, 40:])
+
+
+@pytest.mark.parametrize("blocky,lo,hi", [(False, 0.9, 1.1), (True, 2.0, 1e9)])
+def test_blockiness(blocky, lo, hi):
+    rng = np.random.default_rng(3)
+    img = rng.random((3, 64, 64))
+    if blocky:
+        img = np.kron(rng.random((3, 4, 4)), np.ones((1, 16, 16))) + 0.01 * rng.random((3, 64, 64))
+    assert lo <= blockiness(img) <= hi
