@@ -23,6 +23,7 @@ import torch
 from .data import split_by_block
 from .metrics import psnr, rmse, ssim
 from .pixel_cr import PixelCR, PixelCRConfig
+from .card_blend import blend_section
 from .s2_data import GROUPS, load_s2
 
 # An independent retrain of IDF-CR's pixel stage on WHUS2-CRv (13 bands).
@@ -98,7 +99,7 @@ def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, comma
         "  RADIO_ADD_OFFSET / BOA_ADD_OFFSET (baseline 04.00 and later) before the model and",
         "  takes it off again after, so outputs keep the product's DN convention.",
         "",
-        "## Validation scores (reflectance, data range 1)",
+        "## Validation scores of the raw model (reflectance, data range 1)",
         "",
         "| band | PSNR | do nothing | SSIM | do nothing | RMSE | do nothing |",
         "|---|---|---|---|---|---|---|",
@@ -124,6 +125,7 @@ def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, comma
         "as B10 that barely change between dates lift mean PSNR), so this is indicative only; the",
         "comparison that counts here is against doing nothing on the same pairs.",
         "",
+        *blend_section(onnx_path.replace(".onnx", ".calibration.json")),
         "## Limits",
         "",
         "- Very little training data (about 20 real pairs from 4 scenes plus one time series) and",

@@ -1,0 +1,59 @@
+"""The model-card section on blending (shared by the RGB and Sentinel-2
+cards): which calibration ships, what it gains and costs against the raw
+model and doing nothing, how often clear input comes back unchanged, and
+how good a cloud detector p is, from `calibrate.py`'s JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def blend_section(calibration_json: str) -> list[str]:
+    if not os.path.exists(calibration_json):
+        return ["## Blending", "", "No calibration: the runtime writes the raw model output.", ""]
+    with open(calibration_json) as f:
+        r = json.load(f)
+    c, raw, nothing = r["chosen"], r["raw_model"], r["do_nothing"]
+    cal = c["calibration"]
+    lines = [
+        "## Blending by the cloud probability (the default output)",
+        "",
+        "The runtime writes output = p x model + (1 - p) x input, where p is this model's",
+        "cloudy-attention map calibrated and feathered inside the graph:",
+        f"p = blur_{cal['blur_px']}(dilate_{cal['dilate_px']}(clip((a - {cal['t0']:.2f}) / "
+        f"{cal['t1'] - cal['t0']:.2f}, 0, 1))) (radii in pixels). Where p is 0 the input comes back bit",
+        "for bit; `--raw` writes the model's output everywhere. The four numbers were chosen on the",
+        f"validation images ({r['val_images']} images of {r['val_blocks']}, checkpoint step "
+        f"{r['checkpoint_step']}): the best mean PSNR among the {r['candidates_meeting_40db']} grid points whose",
+        "clear references, given as input, come back at 40 dB or better.",
+        "",
+        "| output | validation PSNR | worst image vs doing nothing | clear input comes back at (min) |"
+        + (" demo PSNR | demo clear input |" if "demo_psnr" in c else ""),
+        "|---|---|---|---|" + ("---|---|" if "demo_psnr" in c else ""),
+    ]
+
+    def row(label, s, base=False):
+        cells = [label, f"{s['val_psnr']:.2f}",
+                 "0.00" if base else f"{s['val_worst_vs_nothing']:+.2f}",
+                 "-" if base else f"{s['clear_in_psnr_min']:.1f} dB"]
+        if "demo_psnr" in c:
+            cells += [f"{s['demo_psnr']:.2f}", "-" if base else f"{s['demo_clear_in_psnr']:.1f} dB"]
+        return "| " + " | ".join(cells) + " |"
+
+    lines += [row("**blended (default)**", c), row("raw model (`--raw`)", raw), row("doing nothing", nothing, True)]
+    syn = r["synthetic_clouds_on_val_clear"]
+    lines += [
+        "",
+        f"Synthetic clouds over the validation clear images: doing nothing {syn['nothing']:.2f} dB, raw",
+        f"{syn['raw']:.2f} dB, blended {syn['blend']:.2f} dB.",
+        "",
+        "p as a cloud detector (p > 0.5 against cloud opacity > 0.1, where the opacity is known):",
+        "",
+        "| data | precision | recall |",
+        "|---|---|---|",
+    ]
+    for k, v in r["precision_recall"].items():
+        lines.append(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} |")
+    lines += ["", f"Measured with `{r['command']}` ({os.path.basename(calibration_json)}).", ""]
+    return lines
