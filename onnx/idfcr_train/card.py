@@ -15,7 +15,30 @@ import os
 
 import torch
 
+from .card_blend import blend_section
+
 PAPER_RICE2 = {"psnr": 30.90, "ssim": 0.9045}
+
+
+def recipe_section(path: str | None) -> list[str]:
+    """The equal-budget recipe comparison (compare.py's JSON plus the budget)."""
+    if not path or not os.path.exists(path):
+        return []
+    with open(path) as f:
+        r = json.load(f)
+    lines = [
+        "## Recipes compared at equal budget",
+        "",
+        r.get("note", ""),
+        "",
+        "| recipe | steps | validation PSNR | SSIM | worst vs nothing | blockiness | demo PSNR | demo blockiness | clear in |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, x in r["rows"].items():
+        lines.append(f"| {label} | {x['step']} | {x['val_psnr']:.2f} | {x['val_ssim']:.4f} | {x['val_worst_vs_base']:+.2f} | "
+                     f"{x['val_blockiness']:.3f} | {x['demo_psnr']:.2f} | {x['demo_blockiness']:.3f} | {x['clear_in_psnr']:.1f} dB |")
+    lines += ["", r.get("verdict", ""), "", f"Command: `{r.get('command', '')}`", ""]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,9 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ablation")
     ap.add_argument("--onnx", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--recipes", help="JSON of the equal-budget recipe comparison (compare.py)")
     ap.add_argument("--command", default="python -m idfcr_train.train_pixel_cr --data ../../shared/data/rice2_3s "
                     "--ckpt checkpoints/pixel_cr_rgb.pt --config cpu --shifted-windows --crop 128 --batch 8 "
-                    "--hours H --resume")
+                    "--align-labels --identity 0.1 --ema 0.995 --opacity-target 4 --hours H --resume")
     args = ap.parse_args(argv)
     state = torch.load(args.ckpt, map_location="cpu")
     log_path = args.ckpt + ".log.jsonl"
@@ -61,7 +85,12 @@ def main(argv: list[str] | None = None) -> None:
         f"- File: `{os.path.basename(args.onnx)}`, SHA-256 `{sha}`",
         "- Input `cloudy`: (N, 3, H, W) float32, H and W multiples of 16; value = 8-bit DN / 255",
         "  (contract in the ONNX metadata: `idfcr.input_scale` = 1/255, band order red, green, blue).",
-        "- Outputs: `clear` (N, 3, H, W), same units; `attention` (N, 1, H, W), cloud probability 0..1.",
+        "- Outputs: `clear` (N, 3, H, W), same units; `attention` (N, 1, H, W): the calibrated cloud",
+        "  probability p the runtime blends by (see below), when the metadata says",
+        "  `idfcr.probability` = calibrated; `idfcr.input_range` = 0,255 (other ranges are refused",
+        "  unless mapped with `--rescale` or `--stretch`).",
+        "- Contact sheet (validation images and the demo, made with the shipped runtime by",
+        "  `scripts/contact_sheets.py`): [pixel_cr_rgb.sheet.png](pixel_cr_rgb.sheet.png).",
         "",
         "## Architecture",
         "",
@@ -99,6 +128,11 @@ def main(argv: list[str] | None = None) -> None:
         f"- Attention target M: 1 where the per-pixel mean |label - cloudy| exceeds {meta.get('threshold', 0.08)}",
         "  (in 0..1 units, about 20 DN), else 0.",
         "- Loss 100 x L1 + MSE(attention, M) (mean over the three maps); Adam(0.5, 0.999), lr 4e-4, weight decay 1e-5.",
+        f"- Recipe of the latest run: identity samples {meta.get('identity', 0)} (the clear image as input",
+        f"  and label), labels colour-aligned to their input {'on' if meta.get('align_labels') else 'off'} (a gain and offset per",
+        "  band fitted on pixels clear in both dates, so the model stops learning RICE2's date",
+        f"  changes), EMA of the weights {meta.get('ema') or 'off'} (the EMA ships), attention target of synthetic",
+        f"  samples = opacity x {meta.get('opacity_target') or '- (M)'} (so the attention is a cloud detector).",
         "",
         "## Training",
         "",
@@ -154,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"--steps {ab['steps']} --limit {ab.get('val_images', 0)} --out models/pixel_cr_rgb.ablation.json`"]
     lines += [
         "",
+        *blend_section(args.onnx.replace(".onnx", ".calibration.json")),
+        *recipe_section(args.recipes),
         "## Limits",
         "",
         "- Trained on RICE2 only (Landsat 8 true colour, one stretch); other sensors and stretches",

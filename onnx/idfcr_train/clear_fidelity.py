@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .metrics import psnr
-from .pixel_cr import PixelCR, PixelCRConfig
+from .pixel_cr import load_checkpoint
 
 DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "testdata", "demo")
 
@@ -34,10 +34,7 @@ def load_demo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def measure(ckpt: str, demo=None) -> dict:
     """Clear-pixel MAE (DN) and whole-image PSNR of a checkpoint on the demo."""
     cloudy, clear, free = demo or load_demo()
-    state = torch.load(ckpt, map_location="cpu")
-    model = PixelCR(PixelCRConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
-    model.eval()
+    model, state = load_checkpoint(ckpt)
     with torch.no_grad():
         pred = model(torch.from_numpy(cloudy)[None])[0][0].clamp(0, 1).numpy()
     return {"step": state["step"], "residual": model.cfg.global_residual,

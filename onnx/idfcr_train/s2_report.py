@@ -22,7 +22,7 @@ import torch
 
 from .data import split_by_block
 from .metrics import psnr, rmse, ssim
-from .pixel_cr import PixelCR, PixelCRConfig
+from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
 from .card_blend import blend_section
 from .s2_data import GROUPS, load_s2
 
@@ -150,11 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    state = torch.load(args.ckpt, map_location="cpu")
+    model, state = load_checkpoint(args.ckpt)
     meta = state.get("meta", {})
     group = meta["s2_group"]
-    model = PixelCR(PixelCRConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
     _, val = split_by_block(load_s2(args.data, args.ts_data, group), set(meta["val_blocks"].split(",")))
     t0 = time.time()
     res = score(model, val, GROUPS[group][0])

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from .data import load_rice, random_crop_pair, split_by_block
 from .ind import (AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step,
                   measure_latent_scale, q_sample, reconstruction_loss)
-from .pixel_cr import PixelCR, PixelCRConfig
+from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
 
 
 def save_atomic(obj: dict, path: str) -> None:
@@ -58,10 +58,7 @@ def with_cached_condition(pairs, pixel_cr_ckpt: str, cache: str):
     have = dict(np.load(cache)) if os.path.exists(cache) else {}
     missing = [p for p in pairs if p.id not in have]
     if missing:
-        st = torch.load(pixel_cr_ckpt, map_location="cpu")
-        model = PixelCR(PixelCRConfig.from_dict(st["config"]))
-        model.load_state_dict(st["model"])
-        model.eval()
+        model, _ = load_checkpoint(pixel_cr_ckpt)
         t0 = time.time()
         for i, p in enumerate(missing):
             out = model(torch.from_numpy(p.cloudy)[None])[0][0].clamp(0, 1).numpy()
@@ -151,10 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         for p in unet.parameters():
             p.requires_grad_(False)
         if not args.cond_cache:
-            pcr_state = torch.load(args.pixel_cr, map_location="cpu")
-            pixel_cr = PixelCR(PixelCRConfig.from_dict(pcr_state["config"]))
-            pixel_cr.load_state_dict(pcr_state["model"])
-            pixel_cr.eval()
+            pixel_cr, _ = load_checkpoint(args.pixel_cr)
     module = {"ae": ae, "decoder": ae, "unet": unet, "control": control}[stage]
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=args.lr)
     if state.get("optim_stage") == stage and "optim" in state:
