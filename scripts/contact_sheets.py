@@ -4,11 +4,14 @@ runtime (the `idfcr` binary), to be looked at, not only scored:
 
     .venv-ci/bin/python scripts/contact_sheets.py [--binary target/release/idfcr]
 
-Rows: fixed validation images of RICE2 blocks 3 and 9 (scenes no training
-saw: the first and middle id of each block, as listed in pairs.csv) and the
-bundled Landsat 8 demo; columns: cloudy input | output (default, blended by
-the cloud probability) | clear reference | cloud probability p (the
-`--mask` output, white = 1). Writes onnx/models/pixel_cr_rgb.sheet.png and,
+RGB rows: fixed validation images of RICE2 blocks 3 and 9 (scenes no
+training saw: the first and middle id of each block, as listed in
+pairs.csv) and the bundled Landsat 8 demo. Sentinel-2 rows (one sheet per
+group model): the SEN12MS-CR pairs of the validation scenes, shown as a
+colour composite of the group's bands. Columns: cloudy input | output
+(default, blended by the cloud probability) | clear reference | cloud
+probability p (the `--mask` output, white = 1). Writes
+onnx/models/{pixel_cr_rgb,s2_10m,s2_20m,s2_60m,s2_60m_l2a}.sheet.png and,
 for the README, onnx/models/demo_before_after.png (demo input | output |
 clear).
 """
@@ -61,8 +64,21 @@ def sheet(rows: list[tuple[str, list[Image.Image]]], head: list[str], path: str)
     print(path)
 
 
-def run(binary: str, src: str, out: str, mask: str) -> None:
-    cmd = [binary, "remove", src, out, "--mask", mask, "--overwrite", "-q", "--device", "cpu"]
+S2_ALL = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12"
+# group: (its bands' 1-based numbers in SEN12MS-CR order, display channels
+# of the group output for R, G, B)
+S2_GROUPS = {
+    "s2_10m": ([2, 3, 4, 8], [2, 1, 0], 1),          # B4 B3 B2
+    "s2_20m": ([5, 6, 7, 9, 12, 13], [5, 3, 0], 2),  # B12 B8A B5
+    "s2_60m": ([1, 10, 11], [0, 1, 2], 6),           # B1 B9 B10
+    "s2_60m_l2a": ([1, 10], [0, 1, 0], 6),           # B1 B9 B1
+}
+S2_NAMES = S2_ALL.split(",")
+S2_VAL_SCENES = ("ROIs1158_spring_39", "ROIs1868_summer_100")
+
+
+def run(binary: str, src: str, out: str, mask: str, extra: list[str] | None = None) -> None:
+    cmd = [binary, "remove", src, out, "--mask", mask, "--overwrite", "-q", "--device", "cpu", *(extra or [])]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)}: {p.stderr.strip()}")
@@ -73,6 +89,7 @@ def main() -> None:
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "idfcr"))
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "rice2_3s"))
     ap.add_argument("--blocks", default="3,9")
+    ap.add_argument("--s2-data", default=os.path.join(ROOT, "..", "shared", "data", "sen12mscr_oriolac"))
     args = ap.parse_args()
     with open(os.path.join(args.data, "pairs.csv")) as f:
         pairs = [r for r in csv.DictReader(f) if r["scene_block"] in args.blocks.split(",")]
@@ -99,6 +116,29 @@ def main() -> None:
         sheet(rows, head, os.path.join(ROOT, "onnx", "models", "pixel_cr_rgb.sheet.png"))
         sheet([("Landsat 8 demo: README's first command", demo_tiles[:3])], head[:3],
               os.path.join(ROOT, "onnx", "models", "demo_before_after.png"))
+        with open(os.path.join(args.s2_data, "pairs.csv")) as f:
+            s2_pairs = [r for r in csv.DictReader(f) if any(s in r["clear"].replace("_s2_", "_") for s in S2_VAL_SCENES)]
+        for name, (band_nos, show, f) in S2_GROUPS.items():
+            rows = []
+            for r in s2_pairs:
+                # The group's bands at the group's resolution (area average, as
+                # in training), as the model would get them from a product.
+                def group_raster(path: str, tag: str) -> str:
+                    ds = gdal.Open(path)
+                    dst = os.path.join(tmp, f"{name}_{tag}.tif")
+                    gdal.Translate(dst, ds, bandList=band_nos, width=ds.RasterXSize // f,
+                                   height=ds.RasterYSize // f, resampleAlg="average")
+                    return dst
+                src = group_raster(os.path.join(args.s2_data, r["cloudy"]), "cloudy")
+                ref = group_raster(os.path.join(args.s2_data, r["clear"]), "clear")
+                out, mask = os.path.join(tmp, f"{name}.tif"), os.path.join(tmp, f"{name}_p.tif")
+                run(args.binary, src, out, mask, ["--s2-bands", ",".join(S2_NAMES[b - 1] for b in band_nos)])
+                # Reflectance x 10000 -> 8-bit, brightened x 3 (as common for true colour).
+                k = 255 * 3 / 10000
+                tiles = [to_img(read(src)[show], k), to_img(read(out)[show], k), to_img(read(ref)[show], k),
+                         to_img(read(mask), 255)]
+                rows.append((os.path.basename(r["cloudy"]).replace("_s2_cloudy", ""), tiles))
+            sheet(rows, head, os.path.join(ROOT, "onnx", "models", f"{name}.sheet.png"))
 
 
 if __name__ == "__main__":
