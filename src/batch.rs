@@ -36,6 +36,8 @@ pub struct BatchConfig {
     pub out_dir: PathBuf,
     /// Output file name pattern with `{stem}`.
     pub name: String,
+    /// Cloud-probability file name pattern (`--mask-name`), if wanted.
+    pub mask_name: Option<String>,
     pub skip_existing: bool,
     /// (index, count), 0 <= index < count.
     pub shard: Option<(usize, usize)>,
@@ -126,8 +128,16 @@ pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
         .iter()
         .map(|i| output_path(&cfg.out_dir, &cfg.name, i))
         .collect::<Result<Vec<_>>>()?;
+    let masks = match &cfg.mask_name {
+        Some(m) => cfg
+            .inputs
+            .iter()
+            .map(|i| output_path(&cfg.out_dir, m, i))
+            .collect::<Result<Vec<_>>>()?,
+        None => vec![],
+    };
     let mut seen: std::collections::HashMap<&PathBuf, &String> = Default::default();
-    for (input, out) in cfg.inputs.iter().zip(&outputs) {
+    for (input, out) in cfg.inputs.iter().zip(&outputs).chain(cfg.inputs.iter().zip(&masks)) {
         if let Some(first) = seen.insert(out, input) {
             return Err(Error::Usage(format!(
                 "inputs {first} and {input} would both be written to {}; keep them apart with {{parent}} or {{ext}} in --name (e.g. --name '{{parent}}_{{stem}}_clear.tif')",
@@ -251,12 +261,16 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
         let mut item_cfg = cfg.template.clone();
         item_cfg.input = input.clone();
         item_cfg.output = output.clone();
+        if let Some(m) = &cfg.mask_name {
+            item_cfg.mask = Some(output_path(&cfg.out_dir, m, input)?);
+        }
         let result = (|| -> Result<&'static str> {
             if output.exists() && cfg.skip_existing {
                 let mut opened = InputRaster::open(input, item_cfg.band_idx.as_deref())?;
                 crate::sentinel2_input::adapt(&mut opened, &item_cfg.s2)?;
                 let settings = crate::pipeline::expected_settings(&item_cfg, &opened, &mut cache)?;
-                if is_current(&output, &settings) {
+                let mask_ok = item_cfg.mask.as_ref().is_none_or(|m| m.exists());
+                if mask_ok && is_current(&output, &settings) {
                     return Ok("skipped");
                 }
                 item_cfg.overwrite = true; // stale: made by another version or model

@@ -142,6 +142,10 @@ pub struct S2Args {
     /// Output file name: {product} and {group} are replaced.
     #[arg(long, default_value = "{product}_idfcr_{group}.tif")]
     pub name: String,
+    /// Also write each group's cloud probability p (what the output is
+    /// blended by) under this name, e.g. '{product}_cloud_{group}.tif'.
+    #[arg(long = "mask-name", value_name = "NAME")]
+    pub mask_name: Option<String>,
     /// Groups to process, comma-separated (10m,20m,60m; default: all the input has).
     #[arg(long, value_delimiter = ',')]
     pub groups: Vec<String>,
@@ -178,6 +182,13 @@ impl S2Args {
                 )));
             }
         }
+        if let Some(m) = &self.mask_name {
+            if !m.contains("{group}") || *m == self.name {
+                return Err(Error::Usage(format!(
+                    "--mask-name {m}: must contain {{group}} and differ from --name"
+                )));
+            }
+        }
         let groups = (!self.groups.is_empty()).then_some(self.groups);
         let template = self.opts.into_config(
             self.input.clone(),
@@ -189,6 +200,7 @@ impl S2Args {
             input: self.input,
             out_dir: self.out_dir,
             name: self.name,
+            mask_name: self.mask_name,
             groups,
             template,
             stack: self.stack,
@@ -320,6 +332,10 @@ pub struct BatchArgs {
     /// extension, {ext} its extension, {parent} the name of its folder.
     #[arg(long = "name", default_value = "{stem}_clear.tif")]
     pub name: String,
+    /// Also write each input's cloud probability p (what the output is blended
+    /// by) under this name in --out-dir, with the placeholders of --name.
+    #[arg(long = "mask-name", value_name = "NAME")]
+    pub mask_name: Option<String>,
     /// Skip inputs whose output exists, reads back completely and was made by
     /// this idfcr version with the same settings (source, bands, model, --refine
     /// and its sampler/steps/seed, output type); redo the others.
@@ -354,6 +370,7 @@ impl BatchArgs {
             inputs,
             out_dir: self.out_dir,
             name: self.name,
+            mask_name: self.mask_name,
             skip_existing: self.skip_existing,
             shard,
             summary: self.summary,

@@ -26,6 +26,8 @@ pub struct S2RunConfig {
     pub out_dir: PathBuf,
     /// Output file name template with `{product}` and `{group}`.
     pub name: String,
+    /// Cloud-probability file name template (`--mask-name`), if wanted.
+    pub mask_name: Option<String>,
     /// Groups to process ("10m", ...); None: all the input has.
     pub groups: Option<Vec<String>>,
     /// Processing settings for every group; `input`/`output` are replaced.
@@ -120,7 +122,14 @@ pub fn run_s2(
         None
     };
     // Refuse before any work if an output exists (the whole product or none).
-    for p in jobs.iter().map(|j| &j.output).chain(stack_path.as_ref()) {
+    let masks = match &cfg.mask_name {
+        Some(m) => jobs
+            .iter()
+            .map(|j| output_path(&cfg.out_dir, m, &product, &j.label))
+            .collect::<Result<Vec<_>>>()?,
+        None => vec![],
+    };
+    for p in jobs.iter().map(|j| &j.output).chain(stack_path.as_ref()).chain(&masks) {
         check_output_path(p, cfg.template.overwrite)?;
     }
     let mut cache = ModelCache::default();
@@ -130,7 +139,10 @@ pub fn run_s2(
         item.input = j.source.clone();
         item.output = j.output.clone();
         item.band_idx = j.band_idx.clone();
-        item.mask = None;
+        item.mask = match &cfg.mask_name {
+            Some(m) => Some(output_path(&cfg.out_dir, m, &product, &j.label)?),
+            None => None,
+        };
         if stack {
             item.s2.stack = true;
         } else {

@@ -224,3 +224,21 @@ fn refine_keeps_clear_pixels() {
     assert!(changed > 100, "the cloud was not refined ({changed} pixels changed)");
     assert_eq!(listing(d), ["out.tif", "p.tif", "x.tif"]);
 }
+
+/// `batch --mask-name` and `s2 --mask-name` write p beside each output.
+#[test]
+fn batch_writes_masks_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_tiff::<u8>(&d.join("x.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
+    let m = blend_model();
+    let o = run(d, &["batch", "x.tif", "--out-dir", "o", "--mask-name", "{stem}_p.tif", "--model", &m, "--device", "cpu", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(listing(&d.join("o")), ["x_clear.tif", "x_p.tif"]);
+    let (p, _, _) = read_all(&d.join("o/x_p.tif"));
+    assert_eq!(p[0][5 * W + 5], 0.0);
+    assert!(p[0][30 * W + 40] > 0.99);
+    // A mask name that collides with an output is refused before any work.
+    let o = run(d, &["batch", "x.tif", "--out-dir", "o2", "--mask-name", "{stem}_clear.tif", "--model", &m, "--device", "cpu", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

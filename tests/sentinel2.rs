@@ -721,11 +721,17 @@ fn shipped_models_leave_a_clear_product_alone() {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let product = String::from_utf8(made.stdout).unwrap().trim().to_string();
     let out_dir = dir.join("out");
-    let o = common::idfcr(tmp.path(), &["s2", &product, out_dir.to_str().unwrap(), "-q", "--json", "--device", "cpu"]);
+    let o = common::idfcr(
+        tmp.path(),
+        &["s2", &product, out_dir.to_str().unwrap(), "-q", "--json", "--device", "cpu", "--mask-name", "{product}_p_{group}.tif"],
+    );
     assert!(o.status.success(), "{}", common::stderr(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for g in summary["groups"].as_array().unwrap() {
         assert_eq!(g["blended"], true, "{g}");
+        let mask = g["mask"].as_str().unwrap();
+        assert!(mask.ends_with(&format!("_p_{}.tif", g["group"].as_str().unwrap())), "{mask}");
+        assert!(Dataset::open(mask).is_ok());
         let out = Dataset::open(g["output"].as_str().unwrap()).unwrap();
         let src = Dataset::open(g["source"].as_str().unwrap()).unwrap();
         for k in 1..=out.raster_count() {
