@@ -136,6 +136,15 @@ pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
             .collect::<Result<Vec<_>>>()?,
         None => vec![],
     };
+    // An output or mask that is one of the inputs would replace it.
+    for (out, input) in outputs.iter().zip(&cfg.inputs).chain(masks.iter().zip(&cfg.inputs)) {
+        if let Some(victim) = cfg.inputs.iter().find(|i| crate::names::same_target(out, Path::new(i))) {
+            return Err(Error::Usage(format!(
+                "the output of {input} would be {}, which is the input {victim}; choose another --name or --out-dir",
+                out.display()
+            )));
+        }
+    }
     let mut seen: std::collections::HashMap<&PathBuf, &String> = Default::default();
     for (input, out) in cfg.inputs.iter().zip(&outputs).chain(cfg.inputs.iter().zip(&masks)) {
         if let Some(first) = seen.insert(out, input) {
@@ -265,6 +274,10 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
             item_cfg.mask = Some(output_path(&cfg.out_dir, m, input)?);
         }
         let result = (|| -> Result<&'static str> {
+            if cfg.skip_existing && !output.exists() && item_cfg.mask.as_ref().is_some_and(|m| m.exists()) {
+                // A mask without its output is a leftover of an earlier run.
+                item_cfg.overwrite = true;
+            }
             if output.exists() && cfg.skip_existing {
                 let mut opened = InputRaster::open(input, item_cfg.band_idx.as_deref())?;
                 crate::sentinel2_input::adapt(&mut opened, &item_cfg.s2)?;

@@ -362,6 +362,11 @@ fn run_one(
         input.bands(),
         &cfg.creation_options,
     )?;
+    if cfg.mask.is_some() {
+        // The mask is Float32 with one band: options valid for the output
+        // (JPEG compression of Byte RGB, say) may not be for it.
+        crate::raster_out::check_creation_options(cfg.format, OutputType::Float32, 1, &cfg.creation_options)?;
+    }
     if let Some(opts) = &cfg.refine {
         return remove_refined(cfg, opts, &input, cache, progress_total, started);
     }
@@ -487,7 +492,11 @@ fn pixel_cr(
     }
     out.finish()?;
     if let Some(m) = mask_out {
-        m.finish()?;
+        if let Err(e) = m.finish() {
+            // Output and mask are one result: do not leave half of it.
+            let _ = std::fs::remove_file(&cfg.output);
+            return Err(e);
+        }
     }
     progress.finish(total_tiles);
     Ok(RemoveSummary {
@@ -518,12 +527,8 @@ fn pixel_cr(
 /// user's map onto it (`--rescale`, `--stretch`); see `units`.
 fn set_input_map(cfg: &RemoveConfig, input: &mut InputRaster, cache: &mut ModelCache) -> Result<()> {
     let range = cache.get(cfg, input)?.contract.input_range;
-    let offset = |v: f64| v + input.dn_offset.iter().copied().fold(0.0, f64::max);
     let (observed, pct) = match cfg.rescale {
-        crate::config::Rescale::None if range.is_some() => {
-            let (lo, hi) = input.approx_range()?;
-            ((offset(lo), offset(hi)), None)
-        }
+        crate::config::Rescale::None if range.is_some() => (input.approx_range()?, None),
         crate::config::Rescale::Stretch => ((0.0, 0.0), Some(input.percentiles(2.0, 98.0)?)),
         _ => ((f64::NAN, f64::NAN), None),
     };
@@ -711,6 +716,9 @@ fn remove_refined(
         out_type: Some(OutputType::Float32),
         overwrite: true,
         refine: None,
+        // Stage 2 refines the raw Pixel-CR image (what its ControlNet was
+        // trained on) and the blend by p happens once, at the end.
+        raw: true,
         ..cfg.clone()
     };
     let mut summary = pixel_cr(&stage1_cfg, input, cache, progress_total, started)?;
@@ -758,14 +766,18 @@ fn remove_refined(
     let stats = job.run(&mut out, &mut progress)?;
     out.finish()?;
     if let (Some(user_mask), Some(p)) = (&cfg.mask, &prob) {
-        crate::raster_out::copy_into_place(
+        let placed = crate::raster_out::copy_into_place(
             &p.ds,
             user_mask,
             cfg.format,
             OutputType::Float32,
             &cfg.creation_options,
             cfg.overwrite,
-        )?;
+        );
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&cfg.output);
+            return Err(e);
+        }
     }
     progress.finish(total);
     summary.output = cfg.output.clone();
@@ -960,7 +972,9 @@ impl Run<'_> {
                 ok[p] = true;
                 self.counts.valid_pixels += 1;
                 if has_att {
-                    prob[p] = acc.value(bands, ar, ac).unwrap_or(0.0).clamp(0.0, 1.0);
+                    let v = acc.value(bands, ar, ac).unwrap_or(0.0);
+                    // A non-finite probability means no usable detection.
+                    prob[p] = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
                 }
                 let at = vr * strip.width + x - strip.c_lo; // block pixel
                 for b in 0..bands {

@@ -237,9 +237,10 @@ impl InputRaster {
         }
     }
 
-    /// Approximate (min, max) over the selected bands, from GDAL's
-    /// statistics on a subsample (overviews when present): enough to tell
-    /// 8-bit from 16-bit from reflectance, cheap on a whole scene.
+    /// Approximate (min, max) over the selected bands, with each band's
+    /// `dn_offset` added (the units `PixelUnits` maps from), on a subsample
+    /// (overviews when present): enough to tell 8-bit from 16-bit from
+    /// reflectance, cheap on a whole scene.
     pub fn approx_range(&self) -> Result<(f64, f64)> {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for (i, &b) in self.band_nos.iter().enumerate() {
@@ -253,11 +254,11 @@ impl InputRaster {
             let buf = band
                 .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
                 .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
-            let nd = self.nodata[i];
+            let (nd, off) = (self.nodata[i], self.dn_offset[i]);
             for &v in buf.data() {
                 if v.is_finite() && nd.is_none_or(|n| v != n) {
-                    lo = lo.min(v);
-                    hi = hi.max(v);
+                    lo = lo.min(v + off);
+                    hi = hi.max(v + off);
                 }
             }
         }

@@ -32,12 +32,12 @@ pub struct TempFile {
     armed: bool,
 }
 
-/// The marker in every temp name: `.NAME.idfcr-PID-RANDOM-TAG.tif`.
+/// The marker in every temp name: `.NAME.idfcr-PID-HOST-RANDOM-TAG.tif`.
 const TEMP_MARK: &str = ".idfcr-";
 
 impl TempFile {
     /// Create a new empty hidden file beside `final_path` (same directory,
-    /// so the final rename is atomic): `.NAME.idfcr-PID-RANDOM-TAG.tif`,
+    /// so the final rename is atomic): `.NAME.idfcr-PID-HOST-RANDOM-TAG.tif`,
     /// created with `O_EXCL` and the user's umask.
     pub fn beside(final_path: &Path, tag: &str) -> io::Result<Self> {
         let dir = parent_dir(final_path);
@@ -45,8 +45,9 @@ impl TempFile {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| "out".into());
+        debug_assert!(TEMP_TAGS.contains(&tag), "unknown temp tag {tag}");
         let (prefix, suffix) = (
-            format!(".{name}{TEMP_MARK}{}-", std::process::id()),
+            format!(".{name}{TEMP_MARK}{}-{}-", std::process::id(), host_tag()),
             format!("-{tag}.tif"),
         );
         let mut b = tempfile::Builder::new();
@@ -88,29 +89,65 @@ fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// A short tag of this machine for temp names, so that a run never takes
+/// another machine's temp files (batch shards on NFS) for a dead process's.
+fn host_tag() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    // FNV-1a, 32 bits: stable across runs and builds.
+    let h = host.trim().bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193));
+    format!("{h:08x}")
+}
+
+/// The tags `TempFile::beside` is called with; only these are cleaned.
+const TEMP_TAGS: &[&str] = &["probe", "part", "final", "pixelcr", "prob"];
+
 /// Remove temp files that runs killed by SIGKILL, a power cut or an OOM
-/// left beside `final_path`: ours by name, whose process is gone. Only on
-/// Linux, where /proc tells whether a process lives; files of other users
-/// are left alone by the permission check of unlink itself.
+/// left beside `final_path`. Only files that are certainly ours: named
+/// `.NAME.idfcr-PID-HOST-RANDOM-TAG.tif` (or that name's GDAL side files,
+/// or a nested temp of one, as `--refine`'s stage 1 makes), made on this
+/// machine, owned by this user, by a process that no longer exists (Linux,
+/// where /proc says so; elsewhere nothing is cleaned).
 fn clean_stale_temps(final_path: &Path) {
     #[cfg(target_os = "linux")]
     {
+        use std::os::unix::fs::MetadataExt;
         let Some(name) = final_path.file_name().map(|n| n.to_string_lossy().to_string()) else {
             return;
         };
+        let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+            return;
+        };
         let prefix = format!(".{name}{TEMP_MARK}");
+        let host = host_tag();
         let Ok(entries) = std::fs::read_dir(parent_dir(final_path)) else {
             return;
         };
         for entry in entries.flatten() {
             let file = entry.file_name().to_string_lossy().to_string();
-            let Some(rest) = file.strip_prefix(&prefix) else {
+            let Some(rest) = file.strip_prefix(&prefix).or_else(|| {
+                file.strip_prefix('.').and_then(|f| f.strip_prefix(&prefix))
+            }) else {
                 continue;
             };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            // PID-HOST-RANDOM-TAG.tif[...]
+            let parts: Vec<&str> = rest.splitn(4, '-').collect();
+            let [pid, h, rand, tail] = parts[..] else {
                 continue;
             };
-            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let ours = h == host
+                && rand.len() == 12
+                && TEMP_TAGS.iter().any(|t| tail.starts_with(&format!("{t}.tif")));
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            let owner_ok = entry.metadata().map(|m| m.uid() == me).unwrap_or(false);
+            if ours
+                && owner_ok
+                && pid != std::process::id()
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -680,16 +717,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("o.tif");
         // pid 4194305 is above Linux's pid_max limit: never alive.
-        let dead = dir.path().join(".o.tif.idfcr-4194305-abcdefabcdef-part.tif");
+        let h = host_tag();
+        let dead = dir.path().join(format!(".o.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif"));
+        let nested = dir.path().join(format!("..o.tif.idfcr-4194305-{h}-abcdefabcdef-pixelcr.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif"));
         let mine = TempFile::beside(&target, "part").unwrap();
-        let other = dir.path().join(".p.tif.idfcr-4194305-abcdefabcdef-part.tif");
-        for p in [&dead, &other] {
+        // (kept: another output's, another machine's, not our naming, a user file)
+        let kept = [
+            dir.path().join(format!(".p.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif")),
+            dir.path().join(".o.tif.idfcr-4194305-0badbeef-abcdefabcdef-part.tif"),
+            dir.path().join(format!(".o.tif.idfcr-4194305-{h}-abc-part.tif")),
+            dir.path().join(format!(".o.tif.idfcr-4194305-{h}-abcdefabcdef-notes.txt")),
+        ];
+        for p in kept.iter().chain([&dead, &nested]) {
             std::fs::write(p, b"x").unwrap();
         }
         check_output_path(&target, false).unwrap();
         assert!(!dead.exists(), "a dead run's temp file stays");
+        assert!(!nested.exists(), "a dead run's nested temp file stays");
         assert!(mine.path().exists(), "a live run's temp file was removed");
-        assert!(other.exists(), "another output's temp file was removed");
+        for k in &kept {
+            assert!(k.exists(), "{} was removed", k.display());
+        }
     }
 
     #[test]
@@ -720,12 +768,12 @@ mod tests {
     fn temp_file_guard_removes_unless_kept() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("a.tif");
-        let t = TempFile::beside(&target, "x").unwrap();
+        let t = TempFile::beside(&target, "part").unwrap();
         let p = t.path().to_path_buf();
         assert!(p.exists());
         drop(t);
         assert!(!p.exists());
-        let t = TempFile::beside(&target, "x").unwrap();
+        let t = TempFile::beside(&target, "part").unwrap();
         let p = t.path().to_path_buf();
         t.keep();
         assert!(p.exists());

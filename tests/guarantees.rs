@@ -158,7 +158,8 @@ fn concurrent_runs_never_both_replace_one_output() {
     }
 }
 
-/// 5. One non-finite value is one nodata pixel, never a whole tile.
+/// 5. One non-finite value is one nodata pixel, never a whole tile (with a
+/// NaN nodata value; without one, a clear error naming the pixel).
 #[test]
 fn non_finite_pixels_are_nodata_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,9 +172,12 @@ fn non_finite_pixels_are_nodata_one_by_one() {
         (f32::NAN, &[2]),
         (f32::NAN, &[0, 1, 2]),
     ];
-    for (k, (value, bands)) in cases.iter().enumerate() {
+    // Every case with a NaN nodata value, then again without any nodata.
+    let with_nodata = cases.iter().map(|c| (c, Some(f64::NAN)));
+    let without = cases.iter().map(|c| (c, None));
+    for (k, ((value, bands), nodata)) in with_nodata.chain(without).enumerate() {
         let input = d.join(format!("in{k}.tif"));
-        write_tiff::<f32>(&input, w, h, 3, Some(f64::NAN), |b, y, x| {
+        write_tiff::<f32>(&input, w, h, 3, nodata, |b, y, x| {
             if y == 40 && x == 40 && bands.contains(&b) {
                 *value
             } else {
@@ -185,6 +189,14 @@ fn non_finite_pixels_are_nodata_one_by_one() {
             d,
             &["remove", input.to_str().unwrap(), out.to_str().unwrap(), "--model", &conv(), "--device", "cpu", "-q"],
         );
+        if nodata.is_none() {
+            // Without a NaN nodata value a non-finite pixel is a clear
+            // error that says where it is, and nothing is written.
+            assert_eq!(o.status.code(), Some(1), "case {k}: {}", stderr(&o));
+            assert!(stderr(&o).contains("row 40, column 40"), "case {k}: {}", stderr(&o));
+            assert!(!out.exists());
+            continue;
+        }
         assert!(o.status.success(), "case {k}: {}", stderr(&o));
         let (data, _, _) = read_all(&out);
         for (b, band) in data.iter().enumerate() {
@@ -415,8 +427,10 @@ fn stale_temp_files_are_cleaned() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     rgb_tiff(&d.join("in.tif"), 64, 64, None);
-    let stale = d.join(".out.tif.idfcr-4194305-AbCdEfGhIjKl-part.tif");
-    let live = d.join(format!(".out.tif.idfcr-{}-AbCdEfGhIjKl-part.tif", std::process::id()));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let h = host.trim().bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193));
+    let stale = d.join(format!(".out.tif.idfcr-4194305-{h:08x}-AbCdEfGhIjKl-part.tif"));
+    let live = d.join(format!(".out.tif.idfcr-{}-{h:08x}-AbCdEfGhIjKl-part.tif", std::process::id()));
     std::fs::write(&stale, b"x").unwrap();
     std::fs::write(&live, b"x").unwrap();
     let o = idfcr(d, &["remove", "in.tif", "out.tif", "--model", &conv(), "--device", "cpu", "-q"]);
