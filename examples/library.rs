@@ -31,8 +31,8 @@ fn main() {
         out_type: None,
         mask: None,
         overwrite: true,
-        raw: false,               // blend with the input by the cloud probability
-        rescale: Rescale::None,   // Rescale::Linear(0.0, 25500.0) for 8-bit values x 100
+        raw: false,             // blend with the input by the cloud probability
+        rescale: Rescale::None, // Rescale::Linear(0.0, 25500.0) for 8-bit values x 100
         progress: ProgressMode::None,
         ort_lib: None,
         model_dir: None,

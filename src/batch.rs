@@ -137,8 +137,16 @@ pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
         None => vec![],
     };
     // An output or mask that is one of the inputs would replace it.
-    for (out, input) in outputs.iter().zip(&cfg.inputs).chain(masks.iter().zip(&cfg.inputs)) {
-        if let Some(victim) = cfg.inputs.iter().find(|i| crate::names::same_target(out, Path::new(i))) {
+    for (out, input) in outputs
+        .iter()
+        .zip(&cfg.inputs)
+        .chain(masks.iter().zip(&cfg.inputs))
+    {
+        if let Some(victim) = cfg
+            .inputs
+            .iter()
+            .find(|i| crate::names::same_target(out, Path::new(i)))
+        {
             return Err(Error::Usage(format!(
                 "the output of {input} would be {}, which is the input {victim}; choose another --name or --out-dir",
                 out.display()
@@ -146,7 +154,12 @@ pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
         }
     }
     let mut seen: std::collections::HashMap<&PathBuf, &String> = Default::default();
-    for (input, out) in cfg.inputs.iter().zip(&outputs).chain(cfg.inputs.iter().zip(&masks)) {
+    for (input, out) in cfg
+        .inputs
+        .iter()
+        .zip(&outputs)
+        .chain(cfg.inputs.iter().zip(&masks))
+    {
         if let Some(first) = seen.insert(out, input) {
             return Err(Error::Usage(format!(
                 "inputs {first} and {input} would both be written to {}; keep them apart with {{parent}} or {{ext}} in --name (e.g. --name '{{parent}}_{{stem}}_clear.tif')",
@@ -274,7 +287,10 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
             item_cfg.mask = Some(output_path(&cfg.out_dir, m, input)?);
         }
         let result = (|| -> Result<&'static str> {
-            if cfg.skip_existing && !output.exists() && item_cfg.mask.as_ref().is_some_and(|m| m.exists()) {
+            if cfg.skip_existing
+                && !output.exists()
+                && item_cfg.mask.as_ref().is_some_and(|m| m.exists())
+            {
                 // A mask without its output is a leftover of an earlier run.
                 item_cfg.overwrite = true;
             }
@@ -390,8 +406,16 @@ mod tests {
             let got = output_path(Path::new("/o"), pattern, input).unwrap();
             assert_eq!(got, Path::new("/o").join(want), "{input}");
         }
-        for pattern in ["../../X_{stem}.tif", "/tmp/{stem}.tif", "a/{stem}.tif", ".."] {
-            assert!(output_path(Path::new("/o"), pattern, "x.tif").is_err(), "{pattern}");
+        for pattern in [
+            "../../X_{stem}.tif",
+            "/tmp/{stem}.tif",
+            "a/{stem}.tif",
+            "..",
+        ] {
+            assert!(
+                output_path(Path::new("/o"), pattern, "x.tif").is_err(),
+                "{pattern}"
+            );
         }
         let got = output_path(Path::new("/o"), "{stem}", "/d/...tif").unwrap();
         assert_eq!(got, Path::new("/o/__"));

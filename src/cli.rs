@@ -436,7 +436,9 @@ impl ProcessingArgs {
                     .split(',')
                     .map(|x| x.trim().parse::<f64>())
                     .collect::<std::result::Result<_, _>>()
-                    .map_err(|_| Error::Usage(format!("--rescale {r}: expected MIN,MAX (numbers)")))?;
+                    .map_err(|_| {
+                        Error::Usage(format!("--rescale {r}: expected MIN,MAX (numbers)"))
+                    })?;
                 match v[..] {
                     [lo, hi] if lo.is_finite() && hi.is_finite() && lo < hi => {
                         crate::config::Rescale::Linear(lo, hi)

@@ -61,7 +61,9 @@ pub fn output_path(dir: &Path, pattern: &str, values: &[(&str, &str)]) -> Result
         [std::path::Component::Normal(_)]
     );
     if !one_normal {
-        return Err(format!("gives '{name}', which is not a file name inside the output folder"));
+        return Err(format!(
+            "gives '{name}', which is not a file name inside the output folder"
+        ));
     }
     Ok(dir.join(name))
 }

@@ -365,7 +365,12 @@ fn run_one(
     if cfg.mask.is_some() {
         // The mask is Float32 with one band: options valid for the output
         // (JPEG compression of Byte RGB, say) may not be for it.
-        crate::raster_out::check_creation_options(cfg.format, OutputType::Float32, 1, &cfg.creation_options)?;
+        crate::raster_out::check_creation_options(
+            cfg.format,
+            OutputType::Float32,
+            1,
+            &cfg.creation_options,
+        )?;
     }
     if let Some(opts) = &cfg.refine {
         return remove_refined(cfg, opts, &input, cache, progress_total, started);
@@ -525,7 +530,11 @@ fn pixel_cr(
 
 /// Check the input's values against the model's training range and set the
 /// user's map onto it (`--rescale`, `--stretch`); see `units`.
-fn set_input_map(cfg: &RemoveConfig, input: &mut InputRaster, cache: &mut ModelCache) -> Result<()> {
+fn set_input_map(
+    cfg: &RemoveConfig,
+    input: &mut InputRaster,
+    cache: &mut ModelCache,
+) -> Result<()> {
     let range = cache.get(cfg, input)?.contract.input_range;
     let (observed, pct) = match cfg.rescale {
         crate::config::Rescale::None if range.is_some() => (input.approx_range()?, None),
@@ -588,14 +597,17 @@ fn worker_pool(workers: usize) -> Result<rayon::ThreadPool> {
 /// --skip-existing` redoes an output whose line differs.
 pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<&str>) -> String {
     let bands = match &cfg.band_idx {
-        Some(b) => b.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(","),
+        Some(b) => b
+            .iter()
+            .map(|i| (i + 1).to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         None => "all".into(),
     };
     let refine = match (&cfg.refine, ind_sha256) {
-        (Some(r), Some(sha)) => format!(
-            "{:?} {} steps seed {} ind {sha}",
-            r.method, r.steps, r.seed
-        ),
+        (Some(r), Some(sha)) => {
+            format!("{:?} {} steps seed {} ind {sha}", r.method, r.steps, r.seed)
+        }
         _ => "none".into(),
     };
     format!(
@@ -663,7 +675,8 @@ fn provenance_tags(
         if cfg.raw {
             "none (--raw): the model's output everywhere".to_string()
         } else if c.calibrated_probability {
-            "output = p x model + (1 - p) x input, p the model's calibrated cloud probability".to_string()
+            "output = p x model + (1 - p) x input, p the model's calibrated cloud probability"
+                .to_string()
         } else {
             "none: the model has no calibrated cloud probability".to_string()
         },
@@ -695,16 +708,24 @@ fn remove_refined(
     // borrow of `cache` ends here, so it is looked up again below.
     cache.ind(cfg, opts, input)?;
     let stage1_file = crate::raster_out::TempFile::beside(&cfg.output, "pixelcr").map_err(|e| {
-        Error::output(&cfg.output, format!("cannot create a temp file beside it: {e}"))
+        Error::output(
+            &cfg.output,
+            format!("cannot create a temp file beside it: {e}"),
+        )
     })?;
     let stage1_path = stage1_file.path().to_path_buf();
     // The cloud probability goes to a temp file too: the final blend reads
     // it, and the user's --mask is copied from it only once all succeeded.
     let blend = !cfg.raw && cache.get(cfg, input)?.contract.calibrated_probability;
     let prob_file = if blend || cfg.mask.is_some() {
-        Some(crate::raster_out::TempFile::beside(&cfg.output, "prob").map_err(|e| {
-            Error::output(&cfg.output, format!("cannot create a temp file beside it: {}", e.kind()))
-        })?)
+        Some(
+            crate::raster_out::TempFile::beside(&cfg.output, "prob").map_err(|e| {
+                Error::output(
+                    &cfg.output,
+                    format!("cannot create a temp file beside it: {}", e.kind()),
+                )
+            })?,
+        )
     } else {
         None
     };
@@ -751,7 +772,11 @@ fn remove_refined(
     let job = crate::refine::Refine {
         stage1: &stage1,
         units: input.units(),
-        blend: if blend { prob.as_ref().map(|p| (input, p)) } else { None },
+        blend: if blend {
+            prob.as_ref().map(|p| (input, p))
+        } else {
+            None
+        },
         models: ind,
         tile_px: round_up(cfg.tile_px, ind.encoder.contract.factor),
         chain: crate::sampler::Chain {
@@ -898,9 +923,9 @@ impl Run<'_> {
                         .par_iter()
                         .map(|&kx| {
                             crate::interrupt::check()?;
-                            let Some(tile) = strip
-                                .tile(xgrid.starts[kx], tw, |b, v| c.to_model(units.to_pixel(b, v)))
-                            else {
+                            let Some(tile) = strip.tile(xgrid.starts[kx], tw, |b, v| {
+                                c.to_model(units.to_pixel(b, v))
+                            }) else {
                                 return Ok(None);
                             };
                             let t0 = Instant::now();
@@ -974,7 +999,11 @@ impl Run<'_> {
                 if has_att {
                     let v = acc.value(bands, ar, ac).unwrap_or(0.0);
                     // A non-finite probability means no usable detection.
-                    prob[p] = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+                    prob[p] = if v.is_finite() {
+                        v.clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
                 }
                 let at = vr * strip.width + x - strip.c_lo; // block pixel
                 for b in 0..bands {

@@ -243,50 +243,42 @@ impl InputRaster {
     /// reflectance, cheap on a whole scene.
     pub fn approx_range(&self) -> Result<(f64, f64)> {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for v in self.sample()? {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        Ok((lo, hi))
+    }
+
+    /// Valid values (offset-corrected, nodata and non-finite values left
+    /// out) of every selected band on a subsample of up to 1024 x 1024
+    /// pixels, read through GDAL's nearest resampling.
+    fn sample(&self) -> Result<Vec<f64>> {
+        let mut all = Vec::new();
+        let (w, h) = (self.width.min(1024), self.height.min(1024));
         for (i, &b) in self.band_nos.iter().enumerate() {
             let band = self
                 .ds
                 .rasterband(b)
                 .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
-            // A subsample of up to 1024 x 1024 pixels, read through GDAL's
-            // nearest resampling; nodata and non-finite values left out.
-            let (w, h) = (self.width.min(1024), self.height.min(1024));
             let buf = band
                 .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
                 .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
             let (nd, off) = (self.nodata[i], self.dn_offset[i]);
-            for &v in buf.data() {
-                if v.is_finite() && nd.is_none_or(|n| v != n) {
-                    lo = lo.min(v + off);
-                    hi = hi.max(v + off);
-                }
-            }
+            all.extend(
+                buf.data()
+                    .iter()
+                    .filter(|v| v.is_finite() && nd.is_none_or(|n| **v != n))
+                    .map(|v| v + off),
+            );
         }
-        Ok((lo, hi))
+        Ok(all)
     }
 
     /// Per-band percentiles `(p_lo, p_hi)` of all selected bands together
     /// (one map for all bands keeps the colour balance), on a subsample.
     pub fn percentiles(&self, p_lo: f64, p_hi: f64) -> Result<(f64, f64)> {
-        let mut all = Vec::new();
-        for (i, &b) in self.band_nos.iter().enumerate() {
-            let band = self
-                .ds
-                .rasterband(b)
-                .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
-            let (w, h) = (self.width.min(1024), self.height.min(1024));
-            let buf = band
-                .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
-                .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
-            let nd = self.nodata[i];
-            all.extend(
-                buf.data()
-                    .iter()
-                    .copied()
-                    .filter(|v| v.is_finite() && nd.is_none_or(|n| *v != n))
-                    .map(|v| v + self.dn_offset[i]),
-            );
-        }
+        let mut all = self.sample()?;
         if all.is_empty() {
             return Err(Error::input(&self.source, "has no valid pixels"));
         }
@@ -340,10 +332,19 @@ fn check_readable_file(source: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::input(source, "no such file"));
         }
-        Err(e) => return Err(Error::input(source, format!("cannot be read: {}", e.kind()))),
+        Err(e) => {
+            return Err(Error::input(
+                source,
+                format!("cannot be read: {}", e.kind()),
+            ))
+        }
     };
     if meta.is_dir() {
-        return if source.to_ascii_uppercase().trim_end_matches('/').ends_with(".SAFE") {
+        return if source
+            .to_ascii_uppercase()
+            .trim_end_matches('/')
+            .ends_with(".SAFE")
+        {
             Ok(())
         } else {
             Err(Error::input(source, "is a directory, not a raster"))
@@ -360,7 +361,10 @@ fn check_readable_file(source: &str) -> Result<()> {
         ));
     }
     if meta.len() == 0 {
-        return Err(Error::input(source, "is an empty file (0 bytes), not a raster"));
+        return Err(Error::input(
+            source,
+            "is an empty file (0 bytes), not a raster",
+        ));
     }
     Ok(())
 }

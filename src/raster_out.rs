@@ -96,7 +96,9 @@ fn host_tag() -> String {
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .unwrap_or_default();
     // FNV-1a, 32 bits: stable across runs and builds.
-    let h = host.trim().bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193));
+    let h = host.trim().bytes().fold(0x811c9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x01000193)
+    });
     format!("{h:08x}")
 }
 
@@ -113,7 +115,10 @@ fn clean_stale_temps(final_path: &Path) {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::MetadataExt;
-        let Some(name) = final_path.file_name().map(|n| n.to_string_lossy().to_string()) else {
+        let Some(name) = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+        else {
             return;
         };
         let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
@@ -126,9 +131,10 @@ fn clean_stale_temps(final_path: &Path) {
         };
         for entry in entries.flatten() {
             let file = entry.file_name().to_string_lossy().to_string();
-            let Some(rest) = file.strip_prefix(&prefix).or_else(|| {
-                file.strip_prefix('.').and_then(|f| f.strip_prefix(&prefix))
-            }) else {
+            let Some(rest) = file
+                .strip_prefix(&prefix)
+                .or_else(|| file.strip_prefix('.').and_then(|f| f.strip_prefix(&prefix)))
+            else {
                 continue;
             };
             // PID-HOST-RANDOM-TAG.tif[...]
@@ -138,7 +144,9 @@ fn clean_stale_temps(final_path: &Path) {
             };
             let ours = h == host
                 && rand.len() == 12
-                && TEMP_TAGS.iter().any(|t| tail.starts_with(&format!("{t}.tif")));
+                && TEMP_TAGS
+                    .iter()
+                    .any(|t| tail.starts_with(&format!("{t}.tif")));
             let Ok(pid) = pid.parse::<u32>() else {
                 continue;
             };
@@ -175,7 +183,10 @@ pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
     clean_stale_temps(path);
     // Probe: the only reliable test of writability is writing.
     TempFile::beside(path, "probe").map_err(|e| {
-        Error::output(path, format!("cannot write in {}: {}", dir.display(), e.kind()))
+        Error::output(
+            path,
+            format!("cannot write in {}: {}", dir.display(), e.kind()),
+        )
     })?;
     Ok(())
 }
@@ -429,8 +440,16 @@ pub fn check_creation_options(
             list.join(" ")
         ))
     };
-    let src = create_typed_with("MEM", Path::new(""), data_type, 256, 256, bands.max(1), &RasterCreationOptions::new())
-        .map_err(|e| bad(gdal_message(&e)))?;
+    let src = create_typed_with(
+        "MEM",
+        Path::new(""),
+        data_type,
+        256,
+        256,
+        bands.max(1),
+        &RasterCreationOptions::new(),
+    )
+    .map_err(|e| bad(gdal_message(&e)))?;
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let path = format!(
         "/vsimem/idfcr-co-check-{}-{}.tif",
@@ -475,7 +494,10 @@ impl OutputRaster {
     ) -> Result<Self> {
         let (w, h) = (prov.input.width, prov.input.height);
         let tmp = TempFile::beside(final_path, "part").map_err(|e| {
-            Error::output(final_path, format!("cannot create a temp file beside it: {}", e.kind()))
+            Error::output(
+                final_path,
+                format!("cannot create a temp file beside it: {}", e.kind()),
+            )
         })?;
         let est = (w as u64) * (h as u64) * (bands.len() as u64) * data_type.bytes() as u64;
         let opts = part_options(est)?;
@@ -594,9 +616,9 @@ impl OutputRaster {
         let ds = self.ds.take().expect("open until finish");
         let watch = GdalWatch::start();
         let closed = ds.close().map_err(|e| gdal_message(&e));
-        closed.and_then(|()| watch.check()).map_err(|e| {
-            fail(format!("writing the working file failed (disk full?): {e}"))
-        })?;
+        closed
+            .and_then(|()| watch.check())
+            .map_err(|e| fail(format!("writing the working file failed (disk full?): {e}")))?;
         // The working file is uncompressed; the final file is a copy in the
         // requested format with its compression (and, for COG, overviews).
         let src = Dataset::open(self.tmp.path()).map_err(|e| {
@@ -647,8 +669,11 @@ pub fn copy_into_place(
             format.driver_name()
         ))
     })?;
-    verify_readable(ready.path())
-        .map_err(|e| fail(format!("the written file does not read back (disk full?): {e}")))?;
+    verify_readable(ready.path()).map_err(|e| {
+        fail(format!(
+            "the written file does not read back (disk full?): {e}"
+        ))
+    })?;
     sync_file(ready.path()).map_err(|e| fail(format!("cannot sync the file to disk: {e}")))?;
     move_into_place(ready.path(), final_path, overwrite).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
@@ -706,7 +731,10 @@ mod tests {
             assert_eq!(t.path().parent(), Some(dir.path()));
             let name = t.path().file_name().unwrap().to_string_lossy().to_string();
             let pid = format!(".scene.tif.idfcr-{}-", std::process::id());
-            assert!(name.starts_with(&pid) && name.ends_with("-part.tif"), "{name}");
+            assert!(
+                name.starts_with(&pid) && name.ends_with("-part.tif"),
+                "{name}"
+            );
             assert!(name.len() >= pid.len() + 12 + "-part.tif".len(), "{name}");
         }
     }
@@ -718,15 +746,21 @@ mod tests {
         let target = dir.path().join("o.tif");
         // pid 4194305 is above Linux's pid_max limit: never alive.
         let h = host_tag();
-        let dead = dir.path().join(format!(".o.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif"));
+        let dead = dir
+            .path()
+            .join(format!(".o.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif"));
         let nested = dir.path().join(format!("..o.tif.idfcr-4194305-{h}-abcdefabcdef-pixelcr.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif"));
         let mine = TempFile::beside(&target, "part").unwrap();
         // (kept: another output's, another machine's, not our naming, a user file)
         let kept = [
-            dir.path().join(format!(".p.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif")),
-            dir.path().join(".o.tif.idfcr-4194305-0badbeef-abcdefabcdef-part.tif"),
-            dir.path().join(format!(".o.tif.idfcr-4194305-{h}-abc-part.tif")),
-            dir.path().join(format!(".o.tif.idfcr-4194305-{h}-abcdefabcdef-notes.txt")),
+            dir.path()
+                .join(format!(".p.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif")),
+            dir.path()
+                .join(".o.tif.idfcr-4194305-0badbeef-abcdefabcdef-part.tif"),
+            dir.path()
+                .join(format!(".o.tif.idfcr-4194305-{h}-abc-part.tif")),
+            dir.path()
+                .join(format!(".o.tif.idfcr-4194305-{h}-abcdefabcdef-notes.txt")),
         ];
         for p in kept.iter().chain([&dead, &nested]) {
             std::fs::write(p, b"x").unwrap();

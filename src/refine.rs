@@ -526,8 +526,9 @@ impl Refine<'_> {
                         let src = (m + r) * rw + m + col;
                         ok[r * nc + col] = valid[src];
                         for b in 0..bands {
-                            values[b * n + r * nc + col] =
-                                self.units.from_pixel(b, c.from_model(fixed[b * rh * rw + src]));
+                            values[b * n + r * nc + col] = self
+                                .units
+                                .from_pixel(b, c.from_model(fixed[b * rh * rw + src]));
                         }
                     }
                 }
@@ -537,7 +538,11 @@ impl Refine<'_> {
                     let x = input.read_window(iy0, nr, ix0, nc)?;
                     let p = prob.read_window(iy0, nr, ix0, nc)?;
                     for (i, &pi) in p.iter().enumerate() {
-                        let pi = if pi.is_finite() { pi.clamp(0.0, 1.0) } else { 0.0 };
+                        let pi = if pi.is_finite() {
+                            pi.clamp(0.0, 1.0)
+                        } else {
+                            0.0
+                        };
                         for b in 0..bands {
                             let (xi, v) = (x[b * n + i], &mut values[b * n + i]);
                             *v = if pi == 0.0 { xi } else { xi + pi * (*v - xi) };

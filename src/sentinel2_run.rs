@@ -129,7 +129,12 @@ pub fn run_s2(
             .collect::<Result<Vec<_>>>()?,
         None => vec![],
     };
-    for p in jobs.iter().map(|j| &j.output).chain(stack_path.as_ref()).chain(&masks) {
+    for p in jobs
+        .iter()
+        .map(|j| &j.output)
+        .chain(stack_path.as_ref())
+        .chain(&masks)
+    {
         check_output_path(p, cfg.template.overwrite)?;
     }
     let mut cache = ModelCache::default();

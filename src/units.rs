@@ -42,7 +42,9 @@ pub fn input_map(
     let span = hi - lo;
     let onto = |a: f64, b: f64| -> Result<(f64, f64), String> {
         if !(b > a) {
-            return Err(format!("cannot map {a}..{b} onto {lo}..{hi}: the input has no spread"));
+            return Err(format!(
+                "cannot map {a}..{b} onto {lo}..{hi}: the input has no spread"
+            ));
         }
         let gain = span / (b - a);
         Ok((gain, lo - a * gain))
@@ -85,27 +87,121 @@ mod tests {
         let rgb = Some((0.0, 255.0));
         let s2 = Some((0.0, 10000.0));
         // (range, rescale, observed, percentiles, byte, Ok((gain, bias)) or Err(word))
-        let cases: Vec<(Option<(f64, f64)>, Rescale, (f64, f64), Option<(f64, f64)>, bool, Result<(f64, f64), &str>)> = vec![
+        let cases: Vec<(
+            Option<(f64, f64)>,
+            Rescale,
+            (f64, f64),
+            Option<(f64, f64)>,
+            bool,
+            Result<(f64, f64), &str>,
+        )> = vec![
             (rgb, Rescale::None, (0.0, 255.0), None, true, Ok((1.0, 0.0))),
             (rgb, Rescale::None, (3.0, 12.0), None, true, Ok((1.0, 0.0))), // a dark 8-bit scene
-            (rgb, Rescale::None, (0.0, 25500.0), None, false, Err("--rescale")),
-            (rgb, Rescale::None, (-300.0, 200.0), None, false, Err("trained on 0..255")),
-            (rgb, Rescale::None, (0.0, 1.0), None, false, Err("other units")),
-            (rgb, Rescale::Linear(0.0, 25500.0), (0.0, 25500.0), None, false, Ok((0.01, 0.0))),
-            (rgb, Rescale::Linear(0.0, 1.0), (0.0, 1.0), None, false, Ok((255.0, 0.0))),
-            (rgb, Rescale::Stretch, (0.0, 4000.0), Some((100.0, 355.0)), false, Ok((1.0, -100.0))),
-            (s2, Rescale::None, (-999.0, 18000.0), None, false, Ok((1.0, 0.0))), // bright cloud
-            (s2, Rescale::None, (0.0, 0.6), None, false, Err("other units")),
-            (s2, Rescale::Linear(0.0, 1.0), (0.0, 0.6), None, false, Ok((10000.0, 0.0))),
-            (None, Rescale::None, (0.0, 60000.0), None, false, Ok((1.0, 0.0))),
-            (None, Rescale::Stretch, (0.0, 1.0), Some((0.0, 1.0)), false, Err("no input range")),
-            (rgb, Rescale::Stretch, (5.0, 5.0), Some((5.0, 5.0)), false, Err("no spread")),
+            (
+                rgb,
+                Rescale::None,
+                (0.0, 25500.0),
+                None,
+                false,
+                Err("--rescale"),
+            ),
+            (
+                rgb,
+                Rescale::None,
+                (-300.0, 200.0),
+                None,
+                false,
+                Err("trained on 0..255"),
+            ),
+            (
+                rgb,
+                Rescale::None,
+                (0.0, 1.0),
+                None,
+                false,
+                Err("other units"),
+            ),
+            (
+                rgb,
+                Rescale::Linear(0.0, 25500.0),
+                (0.0, 25500.0),
+                None,
+                false,
+                Ok((0.01, 0.0)),
+            ),
+            (
+                rgb,
+                Rescale::Linear(0.0, 1.0),
+                (0.0, 1.0),
+                None,
+                false,
+                Ok((255.0, 0.0)),
+            ),
+            (
+                rgb,
+                Rescale::Stretch,
+                (0.0, 4000.0),
+                Some((100.0, 355.0)),
+                false,
+                Ok((1.0, -100.0)),
+            ),
+            (
+                s2,
+                Rescale::None,
+                (-999.0, 18000.0),
+                None,
+                false,
+                Ok((1.0, 0.0)),
+            ), // bright cloud
+            (
+                s2,
+                Rescale::None,
+                (0.0, 0.6),
+                None,
+                false,
+                Err("other units"),
+            ),
+            (
+                s2,
+                Rescale::Linear(0.0, 1.0),
+                (0.0, 0.6),
+                None,
+                false,
+                Ok((10000.0, 0.0)),
+            ),
+            (
+                None,
+                Rescale::None,
+                (0.0, 60000.0),
+                None,
+                false,
+                Ok((1.0, 0.0)),
+            ),
+            (
+                None,
+                Rescale::Stretch,
+                (0.0, 1.0),
+                Some((0.0, 1.0)),
+                false,
+                Err("no input range"),
+            ),
+            (
+                rgb,
+                Rescale::Stretch,
+                (5.0, 5.0),
+                Some((5.0, 5.0)),
+                false,
+                Err("no spread"),
+            ),
         ];
         for (k, (range, rescale, observed, pct, byte, want)) in cases.into_iter().enumerate() {
             let got = input_map(range, rescale, observed, pct, byte);
             match (got, want) {
                 (Ok((g, b)), Ok((wg, wb))) => {
-                    assert!((g - wg).abs() < 1e-9 && (b - wb).abs() < 1e-9, "case {k}: ({g}, {b})")
+                    assert!(
+                        (g - wg).abs() < 1e-9 && (b - wb).abs() < 1e-9,
+                        "case {k}: ({g}, {b})"
+                    )
                 }
                 (Err(e), Err(w)) => assert!(e.contains(w), "case {k}: {e}"),
                 (got, want) => panic!("case {k}: {got:?}, wanted {want:?}"),

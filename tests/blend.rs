@@ -46,12 +46,32 @@ fn run(dir: &Path, args: &[&str]) -> std::process::Output {
 fn clear_pixels_come_back_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_tiff::<u8>(&d.join("byte.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
-    write_tiff::<f32>(&d.join("float.tif"), W, H, 3, None, |b, y, x| (level(b, y, x) + 0.123) as f32);
+    write_tiff::<u8>(&d.join("byte.tif"), W, H, 3, None, |b, y, x| {
+        level(b, y, x) as u8
+    });
+    write_tiff::<f32>(&d.join("float.tif"), W, H, 3, None, |b, y, x| {
+        (level(b, y, x) + 0.123) as f32
+    });
     let m = blend_model();
     for input in ["byte.tif", "float.tif"] {
         let out = format!("out_{input}");
-        let o = run(d, &["remove", input, &out, "--model", &m, "--device", "cpu", "-q", "--mask", &format!("p_{input}"), "--tile", "64"]);
+        let o = run(
+            d,
+            &[
+                "remove",
+                input,
+                &out,
+                "--model",
+                &m,
+                "--device",
+                "cpu",
+                "-q",
+                "--mask",
+                &format!("p_{input}"),
+                "--tile",
+                "64",
+            ],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let (src, _, _) = read_all(&d.join(input));
         let (got, _, _) = read_all(&d.join(&out));
@@ -62,23 +82,44 @@ fn clear_pixels_come_back_bit_for_bit() {
                 if far_from_cloud(y, x) {
                     assert_eq!(p[0][i], 0.0, "{input}: p at {y},{x}");
                     for b in 0..3 {
-                        assert_eq!(got[b][i].to_bits(), src[b][i].to_bits(), "{input}: band {b} at {y},{x}");
+                        assert_eq!(
+                            got[b][i].to_bits(),
+                            src[b][i].to_bits(),
+                            "{input}: band {b} at {y},{x}"
+                        );
                     }
                 }
                 if (24..40).contains(&y) && (34..46).contains(&x) {
-                    assert!(p[0][i] > 0.99, "{input}: p {} in the cloud at {y},{x}", p[0][i]);
+                    assert!(
+                        p[0][i] > 0.99,
+                        "{input}: p {} in the cloud at {y},{x}",
+                        p[0][i]
+                    );
                     let want = 0.6 * src[0][i] + 25.5;
-                    assert!((got[0][i] - want).abs() <= 1.0, "{input}: {} vs {want} at {y},{x}", got[0][i]);
+                    assert!(
+                        (got[0][i] - want).abs() <= 1.0,
+                        "{input}: {} vs {want} at {y},{x}",
+                        got[0][i]
+                    );
                 }
             }
         }
         // --raw: the model's output everywhere.
         let raw = format!("raw_{input}");
-        let o = run(d, &["remove", input, &raw, "--model", &m, "--device", "cpu", "-q", "--raw"]);
+        let o = run(
+            d,
+            &[
+                "remove", input, &raw, "--model", &m, "--device", "cpu", "-q", "--raw",
+            ],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let (r, _, _) = read_all(&d.join(&raw));
         let i = 5 * W + 5;
-        assert!((r[0][i] - (0.6 * src[0][i] + 25.5)).abs() <= 1.0, "{input}: raw {}", r[0][i]);
+        assert!(
+            (r[0][i] - (0.6 * src[0][i] + 25.5)).abs() <= 1.0,
+            "{input}: raw {}",
+            r[0][i]
+        );
     }
 }
 
@@ -86,17 +127,29 @@ fn clear_pixels_come_back_bit_for_bit() {
 fn blended_output_does_not_depend_on_tiling() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_tiff::<f32>(&d.join("in.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as f32);
+    write_tiff::<f32>(&d.join("in.tif"), W, H, 3, None, |b, y, x| {
+        level(b, y, x) as f32
+    });
     let m = blend_model();
     for (tile, out) in [("64", "a.tif"), ("512", "b.tif")] {
-        let o = run(d, &["remove", "in.tif", out, "--model", &m, "--device", "cpu", "-q", "--tile", tile]);
+        let o = run(
+            d,
+            &[
+                "remove", "in.tif", out, "--model", &m, "--device", "cpu", "-q", "--tile", tile,
+            ],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let (a, _, _) = read_all(&d.join("a.tif"));
     let (b, _, _) = read_all(&d.join("b.tif"));
     for band in 0..3 {
         for i in 0..W * H {
-            assert!((a[band][i] - b[band][i]).abs() < 1e-3, "band {band} pixel {i}: {} vs {}", a[band][i], b[band][i]);
+            assert!(
+                (a[band][i] - b[band][i]).abs() < 1e-3,
+                "band {band} pixel {i}: {} vs {}",
+                a[band][i],
+                b[band][i]
+            );
         }
     }
 }
@@ -106,12 +159,25 @@ fn input_ranges_are_checked_and_converted() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let m = blend_model();
-    write_tiff::<u8>(&d.join("byte.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
-    let o = run(d, &["remove", "byte.tif", "ref.tif", "--model", &m, "--device", "cpu", "-q"]);
+    write_tiff::<u8>(&d.join("byte.tif"), W, H, 3, None, |b, y, x| {
+        level(b, y, x) as u8
+    });
+    let o = run(
+        d,
+        &[
+            "remove", "byte.tif", "ref.tif", "--model", &m, "--device", "cpu", "-q",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let (reference, _, _) = read_all(&d.join("ref.tif"));
     // (name, writer, refused without options because of, option, map back to 8-bit)
-    type Case = (&'static str, fn(&Path), &'static str, Vec<&'static str>, fn(f64) -> f64);
+    type Case = (
+        &'static str,
+        fn(&Path),
+        &'static str,
+        Vec<&'static str>,
+        fn(f64) -> f64,
+    );
     let cases: Vec<Case> = vec![
         (
             "uint16.tif",
@@ -122,7 +188,11 @@ fn input_ranges_are_checked_and_converted() {
         ),
         (
             "int16.tif",
-            |p| write_tiff::<i16>(p, W, H, 3, None, |b, y, x| (level(b, y, x) * 100.0 - 12000.0) as i16),
+            |p| {
+                write_tiff::<i16>(p, W, H, 3, None, |b, y, x| {
+                    (level(b, y, x) * 100.0 - 12000.0) as i16
+                })
+            },
             "--rescale",
             vec!["--rescale", "-12000,13500"],
             |v| (v + 12000.0) / 100.0,
@@ -138,10 +208,19 @@ fn input_ranges_are_checked_and_converted() {
     for (name, write, why, opt, back) in cases {
         write(&d.join(name));
         let out = format!("out_{name}");
-        let o = run(d, &["remove", name, &out, "--model", &m, "--device", "cpu", "-q"]);
+        let o = run(
+            d,
+            &["remove", name, &out, "--model", &m, "--device", "cpu", "-q"],
+        );
         assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
         let msg = stderr(&o);
-        assert!(msg.contains(name) && msg.contains(why) && msg.contains("--rescale") && msg.contains("--stretch"), "{name}: {msg}");
+        assert!(
+            msg.contains(name)
+                && msg.contains(why)
+                && msg.contains("--rescale")
+                && msg.contains("--stretch"),
+            "{name}: {msg}"
+        );
         assert_eq!(msg.lines().count(), 1, "{msg}");
         assert!(!d.join(&out).exists());
         let mut args = vec!["remove", name, &out, "--model", &m, "--device", "cpu", "-q"];
@@ -152,12 +231,30 @@ fn input_ranges_are_checked_and_converted() {
         for band in 0..3 {
             for i in (0..W * H).step_by(7) {
                 let v = back(got[band][i]);
-                assert!((v - reference[band][i]).abs() <= 1.01, "{name} band {band} pixel {i}: {v} vs {}", reference[band][i]);
+                assert!(
+                    (v - reference[band][i]).abs() <= 1.01,
+                    "{name} band {band} pixel {i}: {v} vs {}",
+                    reference[band][i]
+                );
             }
         }
         // --stretch works on any of them and keeps the input's units.
         let out2 = format!("stretch_{name}");
-        let o = run(d, &["remove", name, &out2, "--model", &m, "--device", "cpu", "-q", "--stretch", "--raw"]);
+        let o = run(
+            d,
+            &[
+                "remove",
+                name,
+                &out2,
+                "--model",
+                &m,
+                "--device",
+                "cpu",
+                "-q",
+                "--stretch",
+                "--raw",
+            ],
+        );
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let (got, _, _) = read_all(&d.join(&out2));
         let (src, _, _) = read_all(&d.join(name));
@@ -166,7 +263,11 @@ fn input_ranges_are_checked_and_converted() {
         let lo = src[0].iter().cloned().fold(f64::INFINITY, f64::min);
         let hi = src[0].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let span = hi - lo;
-        assert!(got[0][i] > lo - span && got[0][i] < hi + span, "{name}: {} outside {lo}..{hi}", got[0][i]);
+        assert!(
+            got[0][i] > lo - span && got[0][i] < hi + span,
+            "{name}: {} outside {lo}..{hi}",
+            got[0][i]
+        );
     }
 }
 
@@ -174,10 +275,22 @@ fn input_ranges_are_checked_and_converted() {
 fn batch_blends_and_takes_raw() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_tiff::<u8>(&d.join("x.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
+    write_tiff::<u8>(&d.join("x.tif"), W, H, 3, None, |b, y, x| {
+        level(b, y, x) as u8
+    });
     let m = blend_model();
     for (out, extra) in [("blend", None), ("raw", Some("--raw"))] {
-        let mut args = vec!["batch", "x.tif", "--out-dir", out, "--model", &m, "--device", "cpu", "-q"];
+        let mut args = vec![
+            "batch",
+            "x.tif",
+            "--out-dir",
+            out,
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+        ];
         args.extend(extra);
         let o = run(d, &args);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -196,12 +309,32 @@ fn batch_blends_and_takes_raw() {
 fn refine_keeps_clear_pixels() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_tiff::<u8>(&d.join("x.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
-    let ind = repo().join("testdata/models/ind_tiny").display().to_string();
+    write_tiff::<u8>(&d.join("x.tif"), W, H, 3, None, |b, y, x| {
+        level(b, y, x) as u8
+    });
+    let ind = repo()
+        .join("testdata/models/ind_tiny")
+        .display()
+        .to_string();
     let o = run(
         d,
-        &["remove", "x.tif", "out.tif", "--model", &blend_model(), "--device", "cpu", "-q", "--refine",
-          "--ind-model", &ind, "--steps", "2", "--mask", "p.tif"],
+        &[
+            "remove",
+            "x.tif",
+            "out.tif",
+            "--model",
+            &blend_model(),
+            "--device",
+            "cpu",
+            "-q",
+            "--refine",
+            "--ind-model",
+            &ind,
+            "--steps",
+            "2",
+            "--mask",
+            "p.tif",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let (src, _, _) = read_all(&d.join("x.tif"));
@@ -221,7 +354,10 @@ fn refine_keeps_clear_pixels() {
             }
         }
     }
-    assert!(changed > 100, "the cloud was not refined ({changed} pixels changed)");
+    assert!(
+        changed > 100,
+        "the cloud was not refined ({changed} pixels changed)"
+    );
     assert_eq!(listing(d), ["out.tif", "p.tif", "x.tif"]);
 }
 
@@ -230,15 +366,47 @@ fn refine_keeps_clear_pixels() {
 fn batch_writes_masks_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_tiff::<u8>(&d.join("x.tif"), W, H, 3, None, |b, y, x| level(b, y, x) as u8);
+    write_tiff::<u8>(&d.join("x.tif"), W, H, 3, None, |b, y, x| {
+        level(b, y, x) as u8
+    });
     let m = blend_model();
-    let o = run(d, &["batch", "x.tif", "--out-dir", "o", "--mask-name", "{stem}_p.tif", "--model", &m, "--device", "cpu", "-q"]);
+    let o = run(
+        d,
+        &[
+            "batch",
+            "x.tif",
+            "--out-dir",
+            "o",
+            "--mask-name",
+            "{stem}_p.tif",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(listing(&d.join("o")), ["x_clear.tif", "x_p.tif"]);
     let (p, _, _) = read_all(&d.join("o/x_p.tif"));
     assert_eq!(p[0][5 * W + 5], 0.0);
     assert!(p[0][30 * W + 40] > 0.99);
     // A mask name that collides with an output is refused before any work.
-    let o = run(d, &["batch", "x.tif", "--out-dir", "o2", "--mask-name", "{stem}_clear.tif", "--model", &m, "--device", "cpu", "-q"]);
+    let o = run(
+        d,
+        &[
+            "batch",
+            "x.tif",
+            "--out-dir",
+            "o2",
+            "--mask-name",
+            "{stem}_clear.tif",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

@@ -60,17 +60,32 @@ fn full_disk_fails_cleanly() {
     // The uncompressed working file (197 KB) fits in 300 KB; the final
     // compressed copy (about as large) does not fit beside it.
     for (what, cmd) in [
-        ("GTiff", format!("\"$IDFCR\" remove in.tif small/out.tif --model {m} --device cpu -q")),
-        ("COG", format!("\"$IDFCR\" remove in.tif small/out.tif -of COG --model {m} --device cpu -q")),
-        ("batch", format!("\"$IDFCR\" batch in.tif --out-dir small --model {m} --device cpu -q")),
+        (
+            "GTiff",
+            format!("\"$IDFCR\" remove in.tif small/out.tif --model {m} --device cpu -q"),
+        ),
+        (
+            "COG",
+            format!("\"$IDFCR\" remove in.tif small/out.tif -of COG --model {m} --device cpu -q"),
+        ),
+        (
+            "batch",
+            format!("\"$IDFCR\" batch in.tif --out-dir small --model {m} --device cpu -q"),
+        ),
     ] {
         let script = format!(
             "mkdir -p small && mount -t tmpfs -o size=300k tmpfs small && echo MOUNTED; \
              {cmd}; echo \"EXIT=$?\"; echo \"LEFT=[$(ls -A small | tr '\\n' ' ')]\""
         );
         let text = in_mount_namespace(dir.path(), &script);
-        assert!(!text.contains("EXIT=0"), "{what}: a full disk exited 0: {text}");
-        assert!(text.contains("LEFT=[]"), "{what}: files left on the full disk: {text}");
+        assert!(
+            !text.contains("EXIT=0"),
+            "{what}: a full disk exited 0: {text}"
+        );
+        assert!(
+            text.contains("LEFT=[]"),
+            "{what}: files left on the full disk: {text}"
+        );
         assert!(
             text.contains("small/out.tif") || text.contains("small/in_clear.tif"),
             "{what}: the error does not name the file: {text}"
@@ -87,10 +102,27 @@ fn batch_names_cannot_leave_the_output_folder() {
     rgb_tiff(&d.join("a/b/x.tif"), 64, 64, None);
     let m = conv();
     let abs = d.join("abs_{stem}.tif");
-    for name in ["../../X_{stem}.tif", abs.to_str().unwrap(), "sub/{stem}.tif", ".."] {
+    for name in [
+        "../../X_{stem}.tif",
+        abs.to_str().unwrap(),
+        "sub/{stem}.tif",
+        "..",
+    ] {
         let o = idfcr(
             d,
-            &["batch", "a/b/x.tif", "--out-dir", "a/b/out", "--name", name, "--model", &m, "--device", "cpu", "-q"],
+            &[
+                "batch",
+                "a/b/x.tif",
+                "--out-dir",
+                "a/b/out",
+                "--name",
+                name,
+                "--model",
+                &m,
+                "--device",
+                "cpu",
+                "-q",
+            ],
         );
         assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
         assert!(stderr(&o).contains("--name"), "{name}: {}", stderr(&o));
@@ -121,7 +153,19 @@ fn planted_temp_symlinks_are_not_followed() {
             std::os::unix::fs::symlink(&victim, link).unwrap();
         }
     }
-    let o = idfcr(d, &["remove", "in.tif", "out.tif", "--model", &conv(), "--device", "cpu", "-q"]);
+    let o = idfcr(
+        d,
+        &[
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--model",
+            &conv(),
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     assert!(gdal::Dataset::open(d.join("out.tif")).is_ok());
@@ -140,7 +184,18 @@ fn concurrent_runs_never_both_replace_one_output() {
         let spawn = || {
             Command::new(bin())
                 .current_dir(d)
-                .args(["remove", "in.tif", "out.tif", "--model", &m, "--device", "cpu", "-q", "--threads", "1"])
+                .args([
+                    "remove",
+                    "in.tif",
+                    "out.tif",
+                    "--model",
+                    &m,
+                    "--device",
+                    "cpu",
+                    "-q",
+                    "--threads",
+                    "1",
+                ])
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -148,12 +203,24 @@ fn concurrent_runs_never_both_replace_one_output() {
         let (a, b) = (spawn(), spawn());
         let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
         let ok = [a.status.success(), b.status.success()];
-        assert_eq!(ok.iter().filter(|&&x| x).count(), 1, "round {round}: {ok:?} {} {}", stderr(&a), stderr(&b));
+        assert_eq!(
+            ok.iter().filter(|&&x| x).count(),
+            1,
+            "round {round}: {ok:?} {} {}",
+            stderr(&a),
+            stderr(&b)
+        );
         let loser = if ok[0] { &b } else { &a };
         let msg = stderr(loser);
-        assert!(msg.contains("out.tif") && msg.contains("--overwrite"), "round {round}: {msg}");
+        assert!(
+            msg.contains("out.tif") && msg.contains("--overwrite"),
+            "round {round}: {msg}"
+        );
         assert!(gdal::Dataset::open(d.join("out.tif")).is_ok());
-        let temps: Vec<String> = listing(d).into_iter().filter(|n| n.contains(".idfcr-")).collect();
+        let temps: Vec<String> = listing(d)
+            .into_iter()
+            .filter(|n| n.contains(".idfcr-"))
+            .collect();
         assert!(temps.is_empty(), "{temps:?}");
     }
 }
@@ -187,13 +254,26 @@ fn non_finite_pixels_are_nodata_one_by_one() {
         let out = d.join(format!("out{k}.tif"));
         let o = idfcr(
             d,
-            &["remove", input.to_str().unwrap(), out.to_str().unwrap(), "--model", &conv(), "--device", "cpu", "-q"],
+            &[
+                "remove",
+                input.to_str().unwrap(),
+                out.to_str().unwrap(),
+                "--model",
+                &conv(),
+                "--device",
+                "cpu",
+                "-q",
+            ],
         );
         if nodata.is_none() {
             // Without a NaN nodata value a non-finite pixel is a clear
             // error that says where it is, and nothing is written.
             assert_eq!(o.status.code(), Some(1), "case {k}: {}", stderr(&o));
-            assert!(stderr(&o).contains("row 40, column 40"), "case {k}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("row 40, column 40"),
+                "case {k}: {}",
+                stderr(&o)
+            );
             assert!(!out.exists());
             continue;
         }
@@ -201,7 +281,11 @@ fn non_finite_pixels_are_nodata_one_by_one() {
         let (data, _, _) = read_all(&out);
         for (b, band) in data.iter().enumerate() {
             let bad: Vec<usize> = (0..w * h).filter(|&i| !band[i].is_finite()).collect();
-            assert_eq!(bad, vec![40 * w + 40], "case {k} band {b}: non-finite output pixels");
+            assert_eq!(
+                bad,
+                vec![40 * w + 40],
+                "case {k} band {b}: non-finite output pixels"
+            );
         }
     }
 }
@@ -218,17 +302,44 @@ fn batch_refuses_colliding_output_names() {
     }
     let m = conv();
     for extra in [&[][..], &["--skip-existing"][..], &["--overwrite"][..]] {
-        let mut args = vec!["batch", "a/x.tif", "b/x.tif", "--out-dir", "out", "--model", &m, "--device", "cpu", "-q"];
+        let mut args = vec![
+            "batch",
+            "a/x.tif",
+            "b/x.tif",
+            "--out-dir",
+            "out",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+        ];
         args.extend_from_slice(extra);
         let o = idfcr(d, &args);
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
         let msg = stderr(&o);
-        assert!(msg.contains("a/x.tif") && msg.contains("b/x.tif") && msg.contains("{parent}"), "{msg}");
+        assert!(
+            msg.contains("a/x.tif") && msg.contains("b/x.tif") && msg.contains("{parent}"),
+            "{msg}"
+        );
         assert!(!d.join("out").exists() || listing(&d.join("out")).is_empty());
     }
     let o = idfcr(
         d,
-        &["batch", "a/x.tif", "b/x.tif", "--out-dir", "out", "--name", "{parent}_{stem}.tif", "--model", &m, "--device", "cpu", "-q"],
+        &[
+            "batch",
+            "a/x.tif",
+            "b/x.tif",
+            "--out-dir",
+            "out",
+            "--name",
+            "{parent}_{stem}.tif",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(listing(&d.join("out")), ["a_x.tif", "b_x.tif"]);
@@ -243,7 +354,20 @@ fn skip_existing_checks_completeness_and_settings() {
     rgb_tiff(&d.join("x.tif"), 96, 96, None);
     let m = conv();
     let run = |extra: &[&str]| {
-        let mut args = vec!["batch", "x.tif", "--out-dir", "out", "--model", &m, "--device", "cpu", "-q", "--skip-existing", "--summary", "-"];
+        let mut args = vec![
+            "batch",
+            "x.tif",
+            "--out-dir",
+            "out",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+            "--skip-existing",
+            "--summary",
+            "-",
+        ];
         args.extend_from_slice(extra);
         let o = idfcr(d, &args);
         assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
@@ -278,7 +402,18 @@ fn mask_and_output_are_compared_as_files() {
     rgb_tiff(&d.join("in.tif"), 64, 64, None);
     let o = idfcr(
         d,
-        &["remove", "in.tif", "o.tif", "--mask", "./x/../o.tif", "--model", &fixture_model("tiny_swin").display().to_string(), "--device", "cpu", "-q"],
+        &[
+            "remove",
+            "in.tif",
+            "o.tif",
+            "--mask",
+            "./x/../o.tif",
+            "--model",
+            &fixture_model("tiny_swin").display().to_string(),
+            "--device",
+            "cpu",
+            "-q",
+        ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--mask"), "{}", stderr(&o));
@@ -301,7 +436,20 @@ fn bad_creation_options_are_refused_up_front() {
     for (format, co, want) in cases {
         let o = idfcr(
             d,
-            &["remove", "in.tif", "out.tif", "-of", format, "--co", co, "--model", &conv(), "--device", "cpu", "-q"],
+            &[
+                "remove",
+                "in.tif",
+                "out.tif",
+                "-of",
+                format,
+                "--co",
+                co,
+                "--model",
+                &conv(),
+                "--device",
+                "cpu",
+                "-q",
+            ],
         );
         assert_eq!(o.status.code(), Some(2), "{co}: {}", stderr(&o));
         for w in want {
@@ -311,7 +459,18 @@ fn bad_creation_options_are_refused_up_front() {
     }
     let o = idfcr(
         d,
-        &["remove", "in.tif", "out.tif", "--co", "COMPRESS=ZSTD", "--model", &conv(), "--device", "cpu", "-q"],
+        &[
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--co",
+            "COMPRESS=ZSTD",
+            "--model",
+            &conv(),
+            "--device",
+            "cpu",
+            "-q",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
 }
@@ -326,11 +485,24 @@ fn onnx_runtime_telemetry_is_off() {
         .current_dir(d)
         .env("HOME", d)
         .env_remove("ORT_DISABLE_TELEMETRY")
-        .args(["remove", "in.tif", "out.tif", "--model", &conv(), "--device", "cpu", "-q"])
+        .args([
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--model",
+            &conv(),
+            "--device",
+            "cpu",
+            "-q",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!d.join(".cache/Microsoft").exists(), "ONNX Runtime wrote {:?}", listing(&d.join(".cache")));
+    assert!(
+        !d.join(".cache/Microsoft").exists(),
+        "ONNX Runtime wrote {:?}",
+        listing(&d.join(".cache"))
+    );
 }
 
 /// 11. Unreadable inputs are described in the user's terms.
@@ -353,9 +525,20 @@ fn unreadable_inputs_get_plain_messages() {
     // Root reads everything: run as nobody to see what a user sees.
     let as_user = |args: &[&str]| {
         let root = unsafe_is_root();
-        let mut c = if root { Command::new("setpriv") } else { Command::new(bin()) };
+        let mut c = if root {
+            Command::new("setpriv")
+        } else {
+            Command::new(bin())
+        };
         if root {
-            c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups", bin()]);
+            c.args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                bin(),
+            ]);
         }
         c.current_dir(d).args(args).output().unwrap()
     };
@@ -364,16 +547,31 @@ fn unreadable_inputs_get_plain_messages() {
         ("empty.tif", &["empty.tif", "0 bytes"][..]),
         ("notes.txt", &["notes.txt", "no GDAL driver recognises"][..]),
         ("noperm.tif", &["noperm.tif", "permission denied"][..]),
-        ("locked/a.tif", &["locked/a.tif", "permission denied on its folder"][..]),
+        (
+            "locked/a.tif",
+            &["locked/a.tif", "permission denied on its folder"][..],
+        ),
     ];
     for (input, want) in cases {
-        let o = as_user(&["remove", input, "out/o.tif", "--model", &m, "--device", "cpu", "-q"]);
+        let o = as_user(&[
+            "remove",
+            input,
+            "out/o.tif",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+        ]);
         assert_eq!(o.status.code(), Some(1), "{input}: {}", stderr(&o));
         let msg = stderr(&o);
         for w in want {
             assert!(msg.contains(w), "{input}: {msg}");
         }
-        assert!(!msg.contains("NULL pointer") && !msg.contains("no such file"), "{input}: {msg}");
+        assert!(
+            !msg.contains("NULL pointer") && !msg.contains("no such file"),
+            "{input}: {msg}"
+        );
         assert_eq!(msg.lines().count(), 1, "{msg}");
     }
     std::fs::set_permissions(d.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -383,7 +581,11 @@ fn unsafe_is_root() -> bool {
     // /proc/self/status "Uid:" line: real, effective, ...
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -394,13 +596,25 @@ fn eval_leaves_non_finite_pixels_out() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_tiff::<f32>(&d.join("p.tif"), 32, 32, 3, None, |b, y, x| {
-        if b == 1 && y == 5 && x == 5 { f32::NAN } else { pattern(b, y, x) as f32 / 255.0 }
+        if b == 1 && y == 5 && x == 5 {
+            f32::NAN
+        } else {
+            pattern(b, y, x) as f32 / 255.0
+        }
     });
-    write_tiff::<f32>(&d.join("r.tif"), 32, 32, 3, None, |b, y, x| pattern(b, y, x) as f32 / 255.0 + 0.01);
-    let o = idfcr(d, &["eval", "p.tif", "r.tif", "--data-range", "1", "--json", "-"]);
+    write_tiff::<f32>(&d.join("r.tif"), 32, 32, 3, None, |b, y, x| {
+        pattern(b, y, x) as f32 / 255.0 + 0.01
+    });
+    let o = idfcr(
+        d,
+        &["eval", "p.tif", "r.tif", "--data-range", "1", "--json", "-"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let msg = stderr(&o);
-    assert!(msg.contains("p.tif") && msg.contains("band 2") && msg.contains("row 5"), "{msg}");
+    assert!(
+        msg.contains("p.tif") && msg.contains("band 2") && msg.contains("row 5"),
+        "{msg}"
+    );
     assert!(!String::from_utf8_lossy(&o.stdout).contains("NaN"));
 }
 
@@ -411,12 +625,18 @@ fn device_auto_falls_back_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     rgb_tiff(&d.join("in.tif"), 64, 64, None);
-    let o = idfcr(d, &["remove", "in.tif", "out.tif", "--model", &conv(), "--json"]);
+    let o = idfcr(
+        d,
+        &["remove", "in.tif", "out.tif", "--model", &conv(), "--json"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stderr(&o), "", "stderr must stay empty");
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     if s["provider"] == "cpu" {
-        assert!(s["device_note"].as_str().unwrap_or("").contains("CUDA"), "{s}");
+        assert!(
+            s["device_note"].as_str().unwrap_or("").contains("CUDA"),
+            "{s}"
+        );
     }
 }
 
@@ -428,12 +648,31 @@ fn stale_temp_files_are_cleaned() {
     let d = dir.path();
     rgb_tiff(&d.join("in.tif"), 64, 64, None);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let h = host.trim().bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193));
-    let stale = d.join(format!(".out.tif.idfcr-4194305-{h:08x}-AbCdEfGhIjKl-part.tif"));
-    let live = d.join(format!(".out.tif.idfcr-{}-{h:08x}-AbCdEfGhIjKl-part.tif", std::process::id()));
+    let h = host.trim().bytes().fold(0x811c9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x01000193)
+    });
+    let stale = d.join(format!(
+        ".out.tif.idfcr-4194305-{h:08x}-AbCdEfGhIjKl-part.tif"
+    ));
+    let live = d.join(format!(
+        ".out.tif.idfcr-{}-{h:08x}-AbCdEfGhIjKl-part.tif",
+        std::process::id()
+    ));
     std::fs::write(&stale, b"x").unwrap();
     std::fs::write(&live, b"x").unwrap();
-    let o = idfcr(d, &["remove", "in.tif", "out.tif", "--model", &conv(), "--device", "cpu", "-q"]);
+    let o = idfcr(
+        d,
+        &[
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--model",
+            &conv(),
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stale.exists(), "a dead run's temp file was kept");
     assert!(live.exists(), "a live run's temp file was removed");

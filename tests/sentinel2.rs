@@ -632,25 +632,55 @@ fn product_names_cannot_leave_the_output_folder() {
     let uri_start = xml.find("<PRODUCT_URI>").unwrap() + "<PRODUCT_URI>".len();
     let uri_end = xml.find("</PRODUCT_URI>").unwrap();
     let escape = tmp.path().join("escaped");
-    for (k, uri) in ["../../X.SAFE".to_string(), format!("{}/X.SAFE", escape.display())].iter().enumerate() {
+    for (k, uri) in [
+        "../../X.SAFE".to_string(),
+        format!("{}/X.SAFE", escape.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
         let edited = format!("{}{uri}{}", &xml[..uri_start], &xml[uri_end..]);
         std::fs::write(&mtd, edited).unwrap();
         let out_dir = tmp.path().join(format!("deep/er/out{k}"));
         let o = common::idfcr(
             tmp.path(),
-            &["s2", &product, out_dir.to_str().unwrap(), "--model-dir", models.to_str().unwrap(), "-q", "--groups", "60m"],
+            &[
+                "s2",
+                &product,
+                out_dir.to_str().unwrap(),
+                "--model-dir",
+                models.to_str().unwrap(),
+                "-q",
+                "--groups",
+                "60m",
+            ],
         );
         assert!(o.status.success(), "{uri}: {}", common::stderr(&o));
         let files = common::listing(&out_dir);
         assert_eq!(files.len(), 1, "{uri}: {files:?}");
-        assert!(files[0].ends_with("_60m.tif") && !files[0].contains('/'), "{files:?}");
+        assert!(
+            files[0].ends_with("_60m.tif") && !files[0].contains('/'),
+            "{files:?}"
+        );
     }
     assert!(!escape.exists(), "an output was written outside OUT_DIR");
-    let stray: Vec<_> = common::listing(&tmp.path().join("deep")).into_iter().filter(|n| n != "er").collect();
+    let stray: Vec<_> = common::listing(&tmp.path().join("deep"))
+        .into_iter()
+        .filter(|n| n != "er")
+        .collect();
     assert!(stray.is_empty(), "{stray:?}");
     let o = common::idfcr(
         tmp.path(),
-        &["s2", &product, "o", "--model-dir", models.to_str().unwrap(), "-q", "--name", "../{product}_{group}.tif"],
+        &[
+            "s2",
+            &product,
+            "o",
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--name",
+            "../{product}_{group}.tif",
+        ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
 }
@@ -673,8 +703,18 @@ fn stacks_of_band_stacks_keep_band_names_and_order() {
     let out = tmp.path().join("out");
     let o = common::idfcr(
         tmp.path(),
-        &["s2", stack.to_str().unwrap(), out.to_str().unwrap(), "--model-dir", models.to_str().unwrap(),
-          "-q", "--json", "--s2-bands", &names.join(","), "--stack"],
+        &[
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--json",
+            "--s2-bands",
+            &names.join(","),
+            "--stack",
+        ],
     );
     assert!(o.status.success(), "{}", common::stderr(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -695,10 +735,22 @@ fn stacks_of_band_stacks_keep_band_names_and_order() {
         assert_eq!(desc, names[b - 1], "description of band {b}");
         let (g, gb) = groups
             .iter()
-            .find_map(|g| (1..=g.raster_count()).find(|&k| band_name(g, k) == names[b - 1]).map(|k| (g, k)))
+            .find_map(|g| {
+                (1..=g.raster_count())
+                    .find(|&k| band_name(g, k) == names[b - 1])
+                    .map(|k| (g, k))
+            })
             .unwrap_or_else(|| panic!("no group output has band {}", names[b - 1]));
-        assert_eq!(g.rasterband(gb).unwrap().description().unwrap(), names[b - 1]);
-        assert_eq!(read_all(&ds, &[b])[0], read_all(g, &[gb])[0], "stack band {b} ({})", names[b - 1]);
+        assert_eq!(
+            g.rasterband(gb).unwrap().description().unwrap(),
+            names[b - 1]
+        );
+        assert_eq!(
+            read_all(&ds, &[b])[0],
+            read_all(g, &[gb])[0],
+            "stack band {b} ({})",
+            names[b - 1]
+        );
     }
 }
 
@@ -718,31 +770,64 @@ fn shipped_models_leave_a_clear_product_alone() {
         .args(["--out", dir.to_str().unwrap(), "--level", "L1C"])
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let product = String::from_utf8(made.stdout).unwrap().trim().to_string();
     let out_dir = dir.join("out");
     let o = common::idfcr(
         tmp.path(),
-        &["s2", &product, out_dir.to_str().unwrap(), "-q", "--json", "--device", "cpu", "--mask-name", "{product}_p_{group}.tif"],
+        &[
+            "s2",
+            &product,
+            out_dir.to_str().unwrap(),
+            "-q",
+            "--json",
+            "--device",
+            "cpu",
+            "--mask-name",
+            "{product}_p_{group}.tif",
+        ],
     );
     assert!(o.status.success(), "{}", common::stderr(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for g in summary["groups"].as_array().unwrap() {
         assert_eq!(g["blended"], true, "{g}");
         let mask = g["mask"].as_str().unwrap();
-        assert!(mask.ends_with(&format!("_p_{}.tif", g["group"].as_str().unwrap())), "{mask}");
+        assert!(
+            mask.ends_with(&format!("_p_{}.tif", g["group"].as_str().unwrap())),
+            "{mask}"
+        );
         assert!(Dataset::open(mask).is_ok());
         let out = Dataset::open(g["output"].as_str().unwrap()).unwrap();
         let src = Dataset::open(g["source"].as_str().unwrap()).unwrap();
         for k in 1..=out.raster_count() {
             let name = band_name(&out, k);
-            let sb = (1..=src.raster_count()).find(|&b| band_name(&src, b) == name).unwrap();
+            let sb = (1..=src.raster_count())
+                .find(|&b| band_name(&src, b) == name)
+                .unwrap();
             let a = &read_all(&src, &[sb])[0];
             let b = &read_all(&out, &[k])[0];
-            let valid: Vec<(f64, f64)> = a.iter().zip(b).filter(|(x, _)| **x != 0.0).map(|(x, y)| (*x, *y)).collect();
-            let mse = valid.iter().map(|(x, y)| ((x - y) / 10000.0).powi(2)).sum::<f64>() / valid.len() as f64;
-            let psnr = if mse == 0.0 { f64::INFINITY } else { -10.0 * mse.log10() };
-            let unchanged = valid.iter().filter(|(x, y)| x == y).count() as f64 / valid.len() as f64;
+            let valid: Vec<(f64, f64)> = a
+                .iter()
+                .zip(b)
+                .filter(|(x, _)| **x != 0.0)
+                .map(|(x, y)| (*x, *y))
+                .collect();
+            let mse = valid
+                .iter()
+                .map(|(x, y)| ((x - y) / 10000.0).powi(2))
+                .sum::<f64>()
+                / valid.len() as f64;
+            let psnr = if mse == 0.0 {
+                f64::INFINITY
+            } else {
+                -10.0 * mse.log10()
+            };
+            let unchanged =
+                valid.iter().filter(|(x, y)| x == y).count() as f64 / valid.len() as f64;
             // (group, PSNR at least, share of pixels bit for bit unchanged at least)
             let want = match g["group"].as_str().unwrap() {
                 "10m" => Some((60.0, 0.9)),
@@ -750,7 +835,12 @@ fn shipped_models_leave_a_clear_product_alone() {
                 _ => None,
             };
             if let Some((db, share)) = want {
-                assert!(psnr >= db && unchanged >= share, "{} {name}: {psnr:.1} dB, {:.0} % unchanged", g["group"], unchanged * 100.0);
+                assert!(
+                    psnr >= db && unchanged >= share,
+                    "{} {name}: {psnr:.1} dB, {:.0} % unchanged",
+                    g["group"],
+                    unchanged * 100.0
+                );
             }
         }
     }
