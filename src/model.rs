@@ -97,26 +97,27 @@ impl ModelContract {
                 "metadata says zero bands, a zero window or a zero input scale",
             ));
         }
-        let input_range =
-            match get("idfcr.input_range") {
-                None => None,
-                Some(v) => {
-                    let parsed: Vec<f64> = v
-                        .split(',')
-                        .filter_map(|x| x.trim().parse::<f64>().ok())
-                        .filter(|x| x.is_finite())
-                        .collect();
-                    match parsed[..] {
-                        [lo, hi] if lo < hi => Some((lo, hi)),
-                        _ => return Err(Error::model(
+        let input_range = match get("idfcr.input_range") {
+            None => None,
+            Some(v) => {
+                let parsed: Vec<f64> = v
+                    .split(',')
+                    .filter_map(|x| x.trim().parse::<f64>().ok())
+                    .filter(|x| x.is_finite())
+                    .collect();
+                match parsed[..] {
+                    [lo, hi] if lo < hi => Some((lo, hi)),
+                    _ => {
+                        return Err(Error::model(
                             path,
                             format!(
                                 "metadata `idfcr.input_range` = {v:?} is not `lo,hi` with lo < hi"
                             ),
-                        )),
+                        ))
                     }
                 }
-            };
+            }
+        };
         let calibrated_probability =
             get("idfcr.probability").is_some_and(|v| v.trim() == "calibrated") && outputs.len() > 1;
         Ok(ModelContract {
