@@ -303,17 +303,8 @@ pub struct Provenance<'a> {
     pub tags: Vec<(String, String)>,
 }
 
-fn create_typed(
-    path: &Path,
-    t: OutputType,
-    w: usize,
-    h: usize,
-    bands: usize,
-    opts: &RasterCreationOptions,
-) -> gdal::errors::Result<Dataset> {
-    create_typed_with("GTiff", path, t, w, h, bands, opts)
-}
-
+/// A new dataset of `t` with the named driver (GTiff working files, MEM
+/// for the creation-option dry run).
 fn create_typed_with(
     driver: &str,
     path: &Path,
@@ -502,7 +493,8 @@ impl OutputRaster {
         let est = (w as u64) * (h as u64) * (bands.len() as u64) * data_type.bytes() as u64;
         let opts = part_options(est)?;
         let fail = |e: gdal::errors::GdalError| Error::output(final_path, gdal_message(&e));
-        let mut ds = create_typed(tmp.path(), data_type, w, h, bands.len(), &opts).map_err(fail)?;
+        let mut ds = create_typed_with("GTiff", tmp.path(), data_type, w, h, bands.len(), &opts)
+            .map_err(fail)?;
         let src = &prov.input.ds;
         if let Ok(gt) = src.geo_transform() {
             ds.set_geo_transform(&gt).map_err(fail)?;
