@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use idfcr::config::{Device, OutputFormat, ProgressMode, RemoveConfig, Rescale};
-use idfcr::progress::Progress;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -39,7 +38,9 @@ fn main() {
         s2: Default::default(), // Sentinel-2 radiometry: detected from the input
         refine: None,           // Some(RefineOptions { .. }): the IND diffusion stage too
     };
-    match idfcr::pipeline::remove(&cfg, |total| Progress::new(cfg.progress, total)) {
+    // The library prints nothing: progress goes to what the caller gives
+    // (`idfcr::progress::silent`, the CLI's display, or your own `Progress`).
+    match idfcr::pipeline::remove(&cfg, idfcr::progress::silent) {
         Ok(summary) => println!(
             "{}",
             serde_json::to_string_pretty(&summary).unwrap_or_default()

@@ -128,7 +128,7 @@ pub struct RemoveConfig {
     /// Searched first for bundled models (`--model-dir`).
     pub model_dir: Option<PathBuf>,
     /// Sentinel-2 radiometry and band naming.
-    pub s2: crate::sentinel2_input::S2Options,
+    pub s2: S2Options,
     /// Stage 2 (IND diffusion refinement) after Pixel-CR; None: stage 1 only.
     pub refine: Option<RefineOptions>,
 }
@@ -153,7 +153,7 @@ pub struct RefineOptions {
     pub ind_model: Option<PathBuf>,
     /// Respaced sampler steps (the paper: 50 DDPM steps).
     pub steps: usize,
-    pub method: crate::sampler::Method,
+    pub method: Method,
     /// Seed of the sampler's noise: same seed, same output, whatever the
     /// thread count.
     pub seed: u64,
@@ -183,7 +183,7 @@ impl RemoveConfig {
         if self
             .mask
             .as_ref()
-            .is_some_and(|m| crate::names::same_target(m, &self.output))
+            .is_some_and(|m| crate::io::names::same_target(m, &self.output))
         {
             return Err(Error::Usage(
                 "--mask must name a different file than OUTPUT".into(),
@@ -204,6 +204,28 @@ impl RemoveConfig {
         }
         Ok(())
     }
+}
+
+/// The sampler of the diffusion stage (`--sampler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Respaced DDPM with the fixed-small posterior variance (the paper's).
+    Ddpm,
+    /// Deterministic DDIM (eta = 0): fewer steps for the same look.
+    Ddim,
+}
+
+/// How to treat Sentinel-2 radiometry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct S2Options {
+    /// The archive's DNs already have the offset applied ("harmonized"):
+    /// never apply it again.
+    pub harmonized: bool,
+    /// Band names of a band-stacked raster, in band order (`--s2-bands`).
+    pub stack_bands: Option<Vec<String>>,
+    /// Treat a band-stacked raster as Sentinel-2 (band names from the
+    /// descriptions when `stack_bands` is not given).
+    pub stack: bool,
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! One error type for the library, with enough context to print a single
-//! useful line: which file, and what is wrong with it.
+//! useful line: which file, and what is wrong with it. The underlying error
+//! (GDAL's, with its class and number; an I/O error; ONNX Runtime's) is kept
+//! as the `source`, for library users and for the CLI's context chain.
 
 use std::path::PathBuf;
 
@@ -13,11 +15,21 @@ pub enum Error {
 
     /// The input raster cannot be used.
     #[error("{path}: {msg}")]
-    Input { path: String, msg: String },
+    Input {
+        path: String,
+        msg: String,
+        #[source]
+        source: Option<Source>,
+    },
 
     /// The model file is missing, corrupt, or does not fit the input.
     #[error("model {path}: {msg}")]
-    Model { path: PathBuf, msg: String },
+    Model {
+        path: PathBuf,
+        msg: String,
+        #[source]
+        source: Option<Source>,
+    },
 
     /// No usable ONNX Runtime shared library.
     #[error("ONNX Runtime: {0}")]
@@ -25,7 +37,12 @@ pub enum Error {
 
     /// The output cannot be written.
     #[error("{path}: {msg}")]
-    Output { path: PathBuf, msg: String },
+    Output {
+        path: PathBuf,
+        msg: String,
+        #[source]
+        source: Option<Source>,
+    },
 
     /// The machine refused a resource (threads, memory) (exit code 1).
     #[error("{0}")]
@@ -38,11 +55,15 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The error underneath one of ours.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Error {
     pub fn input(path: impl Into<String>, msg: impl std::fmt::Display) -> Self {
         Error::Input {
             path: path.into(),
             msg: msg.to_string(),
+            source: None,
         }
     }
 
@@ -50,6 +71,7 @@ impl Error {
         Error::Model {
             path: path.into(),
             msg: msg.to_string(),
+            source: None,
         }
     }
 
@@ -57,7 +79,20 @@ impl Error {
         Error::Output {
             path: path.into(),
             msg: msg.to_string(),
+            source: None,
         }
+    }
+
+    /// Keep `cause` as this error's source (input, model and output errors;
+    /// others are returned unchanged).
+    pub fn because(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Error::Input { source, .. }
+        | Error::Model { source, .. }
+        | Error::Output { source, .. } = &mut self
+        {
+            *source = Some(Box::new(cause));
+        }
+        self
     }
 
     /// The process exit code that conventions assign to this error: 2 for

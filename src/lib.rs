@@ -1,41 +1,41 @@
 //! idfcr: cloud removal for satellite rasters with IDF-CR.
 //!
-//! `app` runs the subcommands (`remove`, `batch`, `eval`). The pipeline of a
-//! `remove` run, module by module:
-//! `cli` -> `config` -> `pipeline` { `raster_in` -> `tiling`/`blend` +
-//! `model` (ONNX Runtime via `runtime`) -> `raster_out` }, with `progress`
-//! and `interrupt` alongside. Pure modules (`tiling`, `blend`, `config`)
-//! carry table-driven unit tests; GDAL and ORT stay in `raster_*`,
-//! `model` and `runtime`.
+//! The data flow of `idfcr remove IN OUT`, folder by folder:
+//!
+//! ```text
+//! cli::args ──> config::RemoveConfig (validated once)
+//!                 │
+//!                 ▼
+//! pipeline::run ─ io::reader (GDAL) ─> input raster, io::units (into model units)
+//!   │             models::pixel_cr (ONNX Runtime via models::runtime)
+//!   │             tiling::grid + tiling::blend (tiles in, seamless scene out)
+//!   │  --refine:  diffusion::refine (encode, sampler, decode, colour fix)
+//!   ▼
+//! blend by the cloud probability: p x model + (1 - p) x input
+//!   ▼
+//! io::writer (temp file, checked writes, read back, no-replace move) ─> OUT
+//! ```
+//!
+//! `pipeline::batch` and `sentinel2::run` make many such runs (a folder, a
+//! Sentinel-2 product's resolution groups); `metrics` scores results
+//! (`eval`, `quality`). Pure modules (`tiling`, `io::units`, `io::names`,
+//! `diffusion::schedule`, `metrics::reference`, `sentinel2::bands`) carry
+//! table-driven unit tests; GDAL stays in `io` and `sentinel2::input`, ORT
+//! in `models`.
 
-pub mod app;
-pub mod batch;
-pub mod blend;
 pub mod cli;
-pub mod colorfix;
 pub mod config;
+pub mod diffusion;
 pub mod error;
-pub mod evaluate;
-pub mod ind_model;
 pub mod interrupt;
+pub mod io;
 pub mod metrics;
-pub mod model;
-pub mod names;
-pub mod noref;
+pub mod models;
 pub mod pipeline;
 pub mod progress;
-pub mod quality;
-pub mod raster_in;
-pub mod raster_out;
-pub mod refine;
-pub mod runtime;
-pub mod sampler;
-pub mod schedule;
 pub mod sentinel2;
-pub mod sentinel2_input;
-pub mod sentinel2_run;
 pub mod tiling;
-pub mod units;
 
-pub use app::{run_cli, stdout_line, stdout_text};
+pub use cli::app::run_cli;
+pub use cli::{stdout_line, stdout_text};
 pub use error::{Error, Result};

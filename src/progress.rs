@@ -1,104 +1,25 @@
-//! Progress reporting: a bar on a terminal, GDAL's `0...10...20` on stdout
-//! for QGIS, or nothing. Errors and warnings alone go to stderr.
+//! How long runs say how far they are. The library prints nothing: each
+//! stage asks the caller for a `Progress` (a closure `total -> Box<dyn
+//! Progress>`) and reports to it. The CLI provides a bar or GDAL's text
+//! (`cli::progress::Display`); a library user can pass `Silent` or its own.
 
-use std::io::{IsTerminal, Write};
-
-use crate::config::ProgressMode;
-
-pub enum Progress {
-    Bar(indicatif::ProgressBar),
-    /// GDAL's text progress: a tick every 2.5 %, the number every 10 %.
-    Gdal {
-        ticks_done: u32,
-    },
-    Silent,
-}
-
-impl Progress {
-    pub fn new(mode: ProgressMode, total: u64) -> Self {
-        match mode {
-            ProgressMode::Gdal => Progress::Gdal { ticks_done: 0 },
-            ProgressMode::None => Progress::Silent,
-            ProgressMode::Auto if std::io::stderr().is_terminal() => {
-                let bar = indicatif::ProgressBar::new(total);
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{elapsed_precise} [{bar:40}] {pos}/{len} tiles, eta {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                Progress::Bar(bar)
-            }
-            ProgressMode::Auto => Progress::Silent,
-        }
-    }
-
-    /// Report that `done` of `total` units are finished.
-    pub fn update(&mut self, done: u64, total: u64) {
-        match self {
-            Progress::Bar(bar) => bar.set_position(done),
-            Progress::Gdal { ticks_done } => {
-                let target = gdal_ticks(done, total);
-                let mut out = std::io::stdout().lock();
-                while *ticks_done < target {
-                    *ticks_done += 1;
-                    let _ = write!(out, "{}", gdal_tick_text(*ticks_done));
-                }
-                let _ = out.flush();
-            }
-            Progress::Silent => {}
-        }
-    }
-
-    pub fn finish(&mut self, total: u64) {
+/// Receives `done` of `total` units (tiles, sampler steps) as they finish.
+pub trait Progress: Send {
+    fn update(&mut self, done: u64, total: u64);
+    /// The stage is over; by default the last update.
+    fn finish(&mut self, total: u64) {
         self.update(total, total);
-        match self {
-            Progress::Bar(bar) => bar.finish_and_clear(),
-            Progress::Gdal { .. } => crate::stdout_line(" - done."),
-            Progress::Silent => {}
-        }
     }
 }
 
-/// Number of 2.5 % ticks (0..=40, tick 0 being the leading "0") reached.
-pub fn gdal_ticks(done: u64, total: u64) -> u32 {
-    if total == 0 {
-        return 41;
-    }
-    1 + ((done.min(total) as f64 / total as f64) * 40.0 + 1e-9).floor() as u32
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn update(&mut self, _done: u64, _total: u64) {}
 }
 
-/// Text GDAL prints for tick `t` (1-based): "0" first, then "." or the
-/// percentage every fourth tick.
-pub fn gdal_tick_text(t: u32) -> String {
-    let pct = (t - 1) as f64 * 2.5;
-    if t == 1 {
-        "0".into()
-    } else if (t - 1) % 4 == 0 {
-        format!("{}", pct as u32)
-    } else {
-        ".".into()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gdal_text_matches_gdal() {
-        let full: String = (1..=gdal_ticks(10, 10)).map(gdal_tick_text).collect();
-        assert_eq!(full, "0...10...20...30...40...50...60...70...80...90...100");
-        let cases = [
-            (0, 10, 1),
-            (1, 10, 5),
-            (5, 10, 21),
-            (10, 10, 41),
-            (3, 0, 41),
-        ];
-        for (done, total, want) in cases {
-            assert_eq!(gdal_ticks(done, total), want, "{done}/{total}");
-        }
-    }
+/// A factory for `remove` and friends that reports nothing.
+pub fn silent(_total: u64) -> Box<dyn Progress> {
+    Box::new(Silent)
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use idfcr::config::Device;
-use idfcr::model::Model;
+use idfcr::models::pixel_cr::Model;
 
 fn read_f32(path: &std::path::Path) -> Vec<f32> {
     std::fs::read(path)
@@ -86,7 +86,7 @@ fn shipped_model_matches_python_onnxruntime() {
 /// and their contracts load.
 #[test]
 fn ind_graphs_match_python_onnxruntime() {
-    use idfcr::ind_model::IndGraph;
+    use idfcr::models::ind::IndGraph;
     let dir = common::repo().join("testdata/models");
     let refj: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("ind_tiny.ref.json")).unwrap())

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gdal::{Dataset, Metadata};
-use idfcr::raster_in::InputRaster;
-use idfcr::sentinel2_input::{adapt, find_product_metadata, open_product, S2Options};
+use idfcr::config::S2Options;
+use idfcr::io::reader::InputRaster;
+use idfcr::sentinel2::input::{adapt, find_product_metadata, open_product};
 
 /// Python with GDAL's bindings: IDFCR_TEST_PYTHON, Debian's python3, or
 /// whatever python3 is on PATH.

@@ -3,7 +3,8 @@
     python -m idfcr_train.export --ckpt checkpoints/pixel_cr_rgb.pt \
         --out models/pixel_cr_rgb.onnx --scores models/pixel_cr_rgb.scores.json
 
-The contract (read by the Rust runtime, see src/model.rs):
+The contract (keys in onnx/contract_keys.json, checked by contract.py; read
+by the Rust runtime, see src/models/contract.rs):
     idfcr.name, idfcr.version, idfcr.bands, idfcr.band_names,
     idfcr.input_scale, idfcr.input_offset   model = (pixel + offset) * scale
     idfcr.window_px                         H and W multiples of this
@@ -28,6 +29,7 @@ import os
 import numpy as np
 import torch
 
+from .contract import check as check_contract
 from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
 from .probability import Calibration, WithProbability
 
@@ -36,18 +38,24 @@ OUTPUTS = ("clear", "attention")
 
 
 @torch.no_grad()
-def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: int = 0) -> int:
+def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: int = 0,
+                 bands: int | None = None, window: int | None = None) -> int:
     """How far (px) a crop border changes the output: run on a big input and
     on window-aligned crops of it, and find the deepest pixel (distance from
-    the crop border) whose output differs by more than `tol`."""
-    w = model.cfg.window
+    the crop border) whose output differs by more than `tol`. A module with
+    one output (the cloud detector) gets `bands` and `window` given."""
+    w = window or model.cfg.window
+    bands = bands or model.cfg.in_bands
+    if not isinstance(model(torch.zeros(1, bands, 2 * w, 2 * w)), tuple):
+        one = model
+        model = lambda x: (one(x), one(x)[:, :1])  # noqa: E731
     gen = torch.Generator().manual_seed(seed)
     # Big enough for the feathering of the calibrated probability (up to
     # 32 px beyond the network's own reach).
     size, crop0, crop = 24 * w, 6 * w, 12 * w
     worst = 0
     for _ in range(trials):
-        x = torch.rand(1, model.cfg.in_bands, size, size, generator=gen)
+        x = torch.rand(1, bands, size, size, generator=gen)
         full, fa = model(x)
         part, pa = model(x[:, :, crop0 : crop0 + crop, crop0 : crop0 + crop])
         ref = full[:, :, crop0 : crop0 + crop, crop0 : crop0 + crop]
@@ -62,6 +70,7 @@ def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: in
 
 
 def export_onnx(model: PixelCR, path: str, metadata: dict[str, str], *, opset: int = 17) -> None:
+    check_contract(metadata, "pixel_cr")
     model.eval()
     w = model.cfg.window
     dummy = torch.rand(1, model.cfg.in_bands, 2 * w, 3 * w)
@@ -155,9 +164,18 @@ def main(argv: list[str] | None = None) -> None:
         # probability is often 0 everywhere, which would hide that, so the
         # structural bound is taken too.
         cal = Calibration.from_dict(state["probability"])
-        model = WithProbability(model, cal).eval()
+        detector = None
+        if cal.source == "detector":
+            from .detector import load_detector
+
+            detector = load_detector(state["detector"])
+        reach = halo
+        if detector is not None:
+            reach = measure_halo(detector, bands=model.cfg.in_bands, window=model.cfg.window)
+            print(f"detector halo {reach} px (network {halo} px)")
+        model = WithProbability(model, cal, detector).eval()
         extra.update({"idfcr.probability": "calibrated", "idfcr.calibration": json.dumps(cal.to_dict())})
-        halo = max(measure_halo(model), halo + cal.dilate_px + cal.blur_px)
+        halo = max(measure_halo(model), halo, reach + cal.dilate_px + cal.blur_px)
     if args.scores:
         with open(args.scores) as f:
             extra["idfcr.scores"] = json.dumps(json.load(f)["summary"])

@@ -9,7 +9,7 @@ Graphs (opset 17, dynamic batch, height and width):
 - `<name>_denoiser.onnx`: (z_t, t float32 (B,), condition latent) -> predicted noise,
   ControlNet and frozen UNet fused
 
-Contract keys (all graphs): idfcr.kind (ind_encoder / ind_decoder / ind_denoiser),
+Contract keys (all graphs; the table is onnx/contract_keys.json): idfcr.kind (ind_encoder / ind_decoder / ind_denoiser),
 idfcr.name, idfcr.version, idfcr.bands, idfcr.band_names, idfcr.input_scale,
 idfcr.input_offset, idfcr.latent_channels, idfcr.factor, idfcr.window_px (sizes
 must be multiples of it, in the graph's own input pixels), idfcr.halo_px
@@ -25,6 +25,7 @@ import os
 import numpy as np
 import torch
 
+from .contract import check as check_contract
 from .ind import Autoencoder, Denoiser, load_checkpoint
 
 SCHEDULE = "scaled_linear 0.00085 0.012 T=1000"
@@ -54,6 +55,7 @@ def measure_halo(fn, in_ch: int, window: int, scale: float, *, tol: float = 1e-5
 
 
 def _export(module, args, names, out_names, dynamic, path, meta):
+    check_contract(meta, "ind")
     tmp = path + ".tmp"
     kwargs = dict(input_names=names, output_names=out_names, dynamic_axes=dynamic, opset_version=17)
     try:

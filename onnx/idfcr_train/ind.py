@@ -9,7 +9,7 @@ Decisions (METHOD.md):
   tile with enough halo gives exactly the whole-image result, which is what
   makes tiled encoding, denoising and decoding of whole scenes exact.
 - Schedule: T = 1000, beta linear in sqrt(beta) from 0.00085 to 0.012,
-  epsilon prediction (the same numbers as src/schedule.rs).
+  epsilon prediction (the same numbers as src/diffusion/schedule.rs).
 - UNet pretrained on clear latents, then frozen; the ControlNet is a
   trainable copy of the UNet's encoder and middle whose first conv takes
   [z_t, condition latent] and whose zero-initialised 1x1 convs add to the
@@ -385,7 +385,7 @@ def inr_step(
 
 
 # --------------------------------------------------------------------------
-# Sampling (the same chains as src/schedule.rs and src/sampler.rs; the Rust
+# Sampling (the same chains as src/diffusion/schedule.rs and src/diffusion/sampler.rs; the Rust
 # tests compare against tables written from here by make_fixtures)
 
 

@@ -146,7 +146,7 @@ def write_ind_fixture(out_dir: str) -> None:
 
 def write_schedule_fixture(out_dir: str) -> None:
     """schedule.ref.json: the training schedule, respaced chains and sampler
-    steps as Python (float64) computes them, for src/schedule.rs's tests.
+    steps as Python (float64) computes them, for src/diffusion/schedule.rs's tests.
     Steps are taken with a fixed linear "denoiser" eps = 0.3 x - 0.2 x_start
     so the chain exercises every coefficient."""
     from .ind import Respaced, alphas_cumprod, sampler_step

@@ -141,7 +141,7 @@ def test_export_three_graphs_with_contract_and_parity(tmp_path):
 
 
 def test_schedule_fixture_is_what_python_computes_now():
-    # The Rust tests compare src/schedule.rs against this file; if Python's
+    # The Rust tests compare src/diffusion/schedule.rs against this file; if Python's
     # schedule changes, the fixture (and the shipped denoiser) must follow.
     import json
     import os

@@ -4,8 +4,8 @@
 //! Large scenes (DiffBIR-v2 style, as METHOD.md decides): the condition is
 //! encoded once; at every step the denoiser predicts epsilon tile by tile,
 //! the tiles are blended, and one global sampler step is taken with noise
-//! drawn for the whole latent. Tiles use the exact tiling of `tiling` and
-//! `blend` (global grid, mirrored edges, zero weight within the denoiser's
+//! drawn for the whole latent. Tiles use the exact tiling of `tiling::grid` and
+//! `tiling::blend` (global grid, mirrored edges, zero weight within the denoiser's
 //! halo): with a denoiser whose receptive field fits in the halo, the tiled
 //! prediction equals the whole-latent one, so there are no seams.
 //!
@@ -17,10 +17,11 @@
 
 use rayon::prelude::*;
 
-use crate::blend::{axis_weights, Accumulator};
+use crate::config::Method;
+use crate::diffusion::schedule::{Respaced, Schedule};
 use crate::error::Result;
-use crate::schedule::{Respaced, Schedule};
-use crate::tiling::{mirror, AxisGrid};
+use crate::tiling::blend::{axis_weights, Accumulator};
+use crate::tiling::grid::{mirror, AxisGrid};
 
 /// Standard normal draws from a seed: SplitMix64 bits, Box-Muller pairs.
 /// Small, portable and stable across platforms and versions.
@@ -85,14 +86,6 @@ impl Latent {
             data: vec![0.0; channels * height * width],
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// Respaced DDPM with the fixed-small posterior variance (the paper's).
-    Ddpm,
-    /// Deterministic DDIM (eta = 0): fewer steps for the same look.
-    Ddim,
 }
 
 /// How the latent is cut into tiles for the denoiser (latent pixels).

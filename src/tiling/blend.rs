@@ -9,7 +9,7 @@
 //! weight so that any rounding never shows. A 2-D weight is the product of
 //! the row and column weights.
 
-use crate::tiling::AxisGrid;
+use crate::tiling::grid::AxisGrid;
 
 /// Weight of each pixel of tile `k` along one axis (length `grid.tile_px`).
 pub fn axis_weights(grid: &AxisGrid, k: usize) -> Vec<f32> {

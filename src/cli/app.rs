@@ -2,8 +2,12 @@
 //! once on stderr as `idfcr: error: ...` and mapped to the exit code;
 //! data (JSON, CSV, GDAL progress) goes to stdout.
 
+use crate::cli::{args as cli, progress};
+use crate::cli::{stdout_line, stdout_text};
 use crate::error::{Error, Result};
-use crate::{batch, cli, evaluate, interrupt, pipeline, progress};
+use crate::interrupt;
+use crate::metrics::evaluate;
+use crate::pipeline::{self, batch};
 
 /// Parse arguments, run the command, return the process exit code. Errors
 /// are printed once, on stderr, prefixed with the program name.
@@ -50,7 +54,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         cli::Command::Quality(args) => {
             let json = args.json;
             args.into_config().and_then(|cfg| {
-                let results = crate::quality::quality(&cfg)?;
+                let results = crate::metrics::quality::quality(&cfg)?;
                 if json {
                     stdout_line(&serde_json::to_string_pretty(&results).unwrap_or_default());
                 } else {
@@ -68,14 +72,14 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             let json = args.json;
             args.into_config().and_then(|cfg| {
                 let mode = cfg.template.progress;
-                let summary = crate::sentinel2_run::run_s2(&cfg, |group, total| {
+                let summary = crate::sentinel2::run::run_s2(&cfg, |group, total| {
                     use std::io::IsTerminal;
                     if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal()
                     {
                         device_note_on_terminal(mode);
                         eprintln!("idfcr: group {group}");
                     }
-                    progress::Progress::new(mode, total)
+                    Box::new(progress::Display::new(mode, total))
                 })?;
                 if json {
                     stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
@@ -89,7 +93,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 let mode = cfg.progress;
                 let summary = pipeline::remove(&cfg, |total| {
                     device_note_on_terminal(mode);
-                    progress::Progress::new(mode, total)
+                    Box::new(progress::Display::new(mode, total))
                 })?;
                 if json {
                     stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
@@ -101,10 +105,30 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("idfcr: error: {e}");
+            report(&e);
             e.exit_code()
         }
     }
+}
+
+/// The one stderr line of a failure: our message (it names the file and the
+/// problem), then each underlying cause in anyhow's context chain that the
+/// message does not already quote (most quote GDAL's text themselves).
+pub fn report(e: &Error) {
+    eprintln!("idfcr: error: {}", one_line(e));
+}
+
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    for cause in anyhow::Chain::new(e).skip(1) {
+        let text = cause.to_string();
+        let text = text.lines().next().unwrap_or("").trim();
+        if !text.is_empty() && !line.contains(text) {
+            line.push_str(": ");
+            line.push_str(text);
+        }
+    }
+    line
 }
 
 /// On a terminal with a progress bar, say once why `--device auto` runs on
@@ -113,7 +137,7 @@ fn device_note_on_terminal(mode: crate::config::ProgressMode) {
     use std::io::IsTerminal;
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal() {
-        if let Some(note) = crate::model::device_note() {
+        if let Some(note) = crate::models::pixel_cr::device_note() {
             if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 eprintln!("idfcr: {note}");
             }
@@ -172,19 +196,6 @@ fn run_eval(
     Ok(())
 }
 
-/// Write to stdout, ignoring a closed pipe (`idfcr ... | head` must not
-/// panic); other write errors are ignored too, as there is nowhere to report them.
-pub fn stdout_text(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
-}
-
-/// `stdout_text` with a newline.
-pub fn stdout_line(text: &str) {
-    stdout_text(&format!("{text}\n"));
-}
-
 /// Run `batch`: exit code 0 when every input succeeded or was skipped, 1 when
 /// any failed, 130 when interrupted, 2 for usage errors.
 fn run_batch_cli(args: cli::BatchArgs) -> i32 {
@@ -192,15 +203,17 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
     let cfg = match args.into_config() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("idfcr: error: {e}");
+            report(&e);
             return e.exit_code();
         }
     };
     let mode = cfg.template.progress;
-    let summary = match batch::run_batch(&cfg, |total| progress::Progress::new(mode, total)) {
+    let summary = match batch::run_batch(&cfg, progress::Display::factory(mode), |_input, e| {
+        report(e)
+    }) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("idfcr: error: {e}");
+            report(&e);
             return e.exit_code();
         }
     };
@@ -227,5 +240,30 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         1
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_adds_causes_the_message_does_not_quote() {
+        let io = || std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+        let cases = [
+            (Error::input("a.tif", "cannot read"), "a.tif: cannot read"),
+            (
+                Error::input("a.tif", "cannot read").because(io()),
+                "a.tif: cannot read: disk on fire",
+            ),
+            (
+                Error::output("b.tif", "write failed (disk on fire)").because(io()),
+                "b.tif: write failed (disk on fire)",
+            ),
+            (Error::Usage("bad".into()).because(io()), "bad"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(one_line(&e), want);
+        }
     }
 }

@@ -350,7 +350,7 @@ struct NiqeModel {
 fn niqe_model() -> &'static NiqeModel {
     static M: OnceLock<NiqeModel> = OnceLock::new();
     M.get_or_init(|| {
-        let text = include_str!("../onnx/models/quality/niqe_image_params.json");
+        let text = include_str!("../../onnx/models/quality/niqe_image_params.json");
         let v: serde_json::Value = serde_json::from_str(text).expect("bundled NIQE parameters");
         let mu = v["pop_mu"]
             .as_array()
@@ -681,7 +681,7 @@ struct BrisqueModel {
 fn brisque_model() -> &'static BrisqueModel {
     static M: OnceLock<BrisqueModel> = OnceLock::new();
     M.get_or_init(|| {
-        let text = include_str!("../onnx/models/quality/brisque_model.json");
+        let text = include_str!("../../onnx/models/quality/brisque_model.json");
         let v: serde_json::Value = serde_json::from_str(text).expect("bundled BRISQUE model");
         let nums = |x: &serde_json::Value| -> Vec<f64> {
             x.as_array()
@@ -747,7 +747,7 @@ mod tests {
 
     #[test]
     fn aggd_fit_finds_the_gaussian_shape() {
-        let mut rng = crate::sampler::NormalRng::new(4);
+        let mut rng = crate::diffusion::sampler::NormalRng::new(4);
         let x: Vec<f32> = (0..200_000).map(|_| rng.normal() as f32).collect();
         let (alpha, mean, sl2, sr2) = aggd_fit(&x);
         assert!((alpha - 2.0).abs() < 0.03, "{alpha}");
@@ -792,7 +792,7 @@ mod tests {
 
     #[test]
     fn aggd_of_a_gaussian_has_shape_two() {
-        let mut rng = crate::sampler::NormalRng::new(3);
+        let mut rng = crate::diffusion::sampler::NormalRng::new(3);
         let x: Vec<f32> = (0..200_000).map(|_| rng.normal() as f32 * 0.5).collect();
         let (alpha, n, bl, br) = aggd(&x);
         assert!((alpha - 2.0).abs() < 0.03, "{alpha}");
@@ -844,7 +844,7 @@ mod tests {
                 128.0 + 60.0 * (x / 13.0).sin() * (y / 17.0).cos() + 20.0 * (x * y / 900.0).sin()
             })
             .collect();
-        let mut rng = crate::sampler::NormalRng::new(9);
+        let mut rng = crate::diffusion::sampler::NormalRng::new(9);
         let noisy: Vec<f32> = base
             .iter()
             .map(|v| v + 40.0 * rng.normal() as f32)

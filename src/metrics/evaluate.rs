@@ -1,13 +1,13 @@
 //! `eval`: score predictions against references (PSNR, SSIM, RMSE per band
 //! and averaged), for one pair of rasters or two folders of them paired by
-//! file name. GDAL reads the bands; `metrics` does the arithmetic.
+//! file name. GDAL reads the bands; `metrics::reference` does the arithmetic.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::OutputType;
 use crate::error::{Error, Result};
-use crate::metrics::{band_scores, BandScores};
-use crate::raster_in::InputRaster;
+use crate::io::reader::InputRaster;
+use crate::metrics::reference::{band_scores, BandScores};
 
 /// Settings of one `eval` run.
 #[derive(Debug, Clone)]

@@ -23,9 +23,9 @@ use gdal::{Dataset, Metadata};
 
 use crate::config::RemoveConfig;
 use crate::error::{Error, Result};
+use crate::io::reader::InputRaster;
 use crate::pipeline::{remove_cached, ModelCache};
 use crate::progress::Progress;
-use crate::raster_in::InputRaster;
 
 /// File extensions taken from folders.
 const RASTER_EXTENSIONS: &[&str] = &["tif", "tiff", "jp2", "png", "jpg", "jpeg", "vrt", "img"];
@@ -110,7 +110,7 @@ pub fn output_path(dir: &Path, pattern: &str, input: &str) -> Result<PathBuf> {
         Some(i) if i > 0 => (&base[..i], &base[i + 1..]),
         _ => (base, ""),
     };
-    crate::names::output_path(
+    crate::io::names::output_path(
         dir,
         pattern,
         &[("stem", stem), ("ext", ext), ("parent", parent)],
@@ -145,7 +145,7 @@ pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
         if let Some(victim) = cfg
             .inputs
             .iter()
-            .find(|i| crate::names::same_target(out, Path::new(i)))
+            .find(|i| crate::io::names::same_target(out, Path::new(i)))
         {
             return Err(Error::Usage(format!(
                 "the output of {input} would be {}, which is the input {victim}; choose another --name or --out-dir",
@@ -245,11 +245,17 @@ pub fn is_current(output: &Path, settings: &str) -> bool {
         Err(_) => false,
     };
     // Complete too: a truncated or damaged file is redone, not trusted.
-    same && crate::raster_out::verify_readable(output).is_ok()
+    same && crate::io::writer::verify_readable(output).is_ok()
 }
 
-/// Run the batch; per-input failures are recorded, not returned.
-pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Result<BatchSummary> {
+/// Run the batch; per-input failures are recorded in the summary, not
+/// returned, and told to `on_failure` as they happen (the CLI prints them:
+/// a cron log shows the failure when it occurs, not at the end).
+pub fn run_batch(
+    cfg: &BatchConfig,
+    progress: impl Fn(u64) -> Box<dyn Progress>,
+    on_failure: impl Fn(&str, &Error),
+) -> Result<BatchSummary> {
     if !cfg.out_dir.is_dir() {
         std::fs::create_dir_all(&cfg.out_dir).map_err(|e| {
             Error::output(
@@ -296,8 +302,9 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
             }
             if output.exists() && cfg.skip_existing {
                 let mut opened = InputRaster::open(input, item_cfg.band_idx.as_deref())?;
-                crate::sentinel2_input::adapt(&mut opened, &item_cfg.s2)?;
-                let settings = crate::pipeline::expected_settings(&item_cfg, &opened, &mut cache)?;
+                crate::sentinel2::input::adapt(&mut opened, &item_cfg.s2)?;
+                let settings =
+                    crate::pipeline::provenance::expected_settings(&item_cfg, &opened, &mut cache)?;
                 let mask_ok = item_cfg.mask.as_ref().is_none_or(|m| m.exists());
                 if mask_ok && is_current(&output, &settings) {
                     return Ok("skipped");
@@ -327,7 +334,7 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
                 });
             }
             Err(e) => {
-                eprintln!("idfcr: error: {e}");
+                on_failure(input, &e);
                 items.push(ItemResult {
                     input: input.clone(),
                     output,
@@ -346,7 +353,7 @@ pub fn run_batch(cfg: &BatchConfig, progress: impl Fn(u64) -> Progress) -> Resul
         skipped: count("skipped"),
         failed: count("failed"),
         interrupted,
-        device_note: crate::model::device_note(),
+        device_note: crate::models::pixel_cr::device_note(),
         items,
     })
 }

@@ -53,11 +53,11 @@ pub struct QualityArgs {
 }
 
 impl QualityArgs {
-    pub fn into_config(self) -> Result<crate::quality::QualityConfig> {
+    pub fn into_config(self) -> Result<crate::metrics::quality::QualityConfig> {
         if self.bands.contains(&0) {
             return Err(Error::Usage("-b: band numbers start at 1".into()));
         }
-        Ok(crate::quality::QualityConfig {
+        Ok(crate::metrics::quality::QualityConfig {
             inputs: self.inputs,
             data_range: self.data_range,
             band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
@@ -86,11 +86,11 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    pub fn into_config(self) -> Result<crate::evaluate::EvalConfig> {
+    pub fn into_config(self) -> Result<crate::metrics::evaluate::EvalConfig> {
         if self.bands.contains(&0) {
             return Err(Error::Usage("-b: band numbers start at 1".into()));
         }
-        Ok(crate::evaluate::EvalConfig {
+        Ok(crate::metrics::evaluate::EvalConfig {
             pred: self.pred,
             reference: self.reference,
             data_range: self.data_range,
@@ -163,7 +163,7 @@ pub struct S2Args {
 }
 
 impl S2Args {
-    pub fn into_config(self) -> Result<crate::sentinel2_run::S2RunConfig> {
+    pub fn into_config(self) -> Result<crate::sentinel2::run::S2RunConfig> {
         if !self.name.contains("{group}") {
             return Err(Error::Usage(format!(
                 "--name {}: must contain {{group}} so that the groups do not overwrite each other",
@@ -176,7 +176,7 @@ impl S2Args {
             ));
         }
         for g in &self.groups {
-            if crate::sentinel2::group_by_name(g).is_none() {
+            if crate::sentinel2::bands::group_by_name(g).is_none() {
                 return Err(Error::Usage(format!(
                     "--groups {g}: expected 10m, 20m or 60m"
                 )));
@@ -196,7 +196,7 @@ impl S2Args {
             None,
             self.overwrite,
         )?;
-        Ok(crate::sentinel2_run::S2RunConfig {
+        Ok(crate::sentinel2::run::S2RunConfig {
             input: self.input,
             out_dir: self.out_dir,
             name: self.name,
@@ -356,17 +356,17 @@ pub struct BatchArgs {
 }
 
 impl BatchArgs {
-    pub fn into_config(self) -> Result<crate::batch::BatchConfig> {
+    pub fn into_config(self) -> Result<crate::pipeline::batch::BatchConfig> {
         let shard = self
             .shard
             .as_deref()
-            .map(crate::batch::parse_shard)
+            .map(crate::pipeline::batch::parse_shard)
             .transpose()?;
-        let inputs = crate::batch::expand_inputs(&self.inputs, self.list.as_deref())?;
+        let inputs = crate::pipeline::batch::expand_inputs(&self.inputs, self.list.as_deref())?;
         let template =
             self.opts
                 .into_config(String::new(), PathBuf::new(), None, self.overwrite)?;
-        Ok(crate::batch::BatchConfig {
+        Ok(crate::pipeline::batch::BatchConfig {
             inputs,
             out_dir: self.out_dir,
             name: self.name,
@@ -497,7 +497,7 @@ impl ProcessingArgs {
             },
             ort_lib: self.ort_lib,
             model_dir: self.model_dir,
-            s2: crate::sentinel2_input::S2Options {
+            s2: crate::config::S2Options {
                 harmonized: self.s2_harmonized,
                 stack: !self.s2_bands.is_empty(),
                 stack_bands: (!self.s2_bands.is_empty()).then_some(self.s2_bands),
@@ -506,8 +506,8 @@ impl ProcessingArgs {
                 ind_model: self.ind_model.clone(),
                 steps: self.steps.unwrap_or(50),
                 method: match self.sampler.unwrap_or(SamplerArg::Ddpm) {
-                    SamplerArg::Ddpm => crate::sampler::Method::Ddpm,
-                    SamplerArg::Ddim => crate::sampler::Method::Ddim,
+                    SamplerArg::Ddpm => crate::config::Method::Ddpm,
+                    SamplerArg::Ddim => crate::config::Method::Ddim,
                 },
                 seed: self.seed.unwrap_or(0),
             }),

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::evaluate::default_range;
-use crate::noref::{brisque, niqe, NIQE_MIN_SIDE};
-use crate::raster_in::InputRaster;
+use crate::io::reader::InputRaster;
+use crate::metrics::evaluate::default_range;
+use crate::metrics::noref::{brisque, niqe, NIQE_MIN_SIDE};
 
 #[derive(Debug, Clone)]
 pub struct QualityConfig {

@@ -1,21 +1,8 @@
 //! A cloud-removal model: its contract (read from the ONNX metadata) and a
 //! pool of ONNX Runtime sessions that run tiles.
 //!
-//! The contract lives in the model file's custom metadata, written by
-//! `onnx/idfcr_train/export.py`, so that nothing about a model (band count,
-//! scaling, window, halo) is hard-coded at call sites:
-//!
-//! | key | meaning |
-//! |---|---|
-//! | `idfcr.name`, `idfcr.version` | model identity |
-//! | `idfcr.bands` | number of input (and output) bands |
-//! | `idfcr.band_names` | comma-separated, informative |
-//! | `idfcr.input_scale`, `idfcr.input_offset` | model value = (raster value + offset) * scale |
-//! | `idfcr.window_px` | height and width must be multiples of this |
-//! | `idfcr.halo_px` | how far a tile border disturbs the output |
-//! | `idfcr.outputs` | output names: the clear image, then optionally the attention map |
-//! | `idfcr.input_range` | `lo,hi`: the nominal raster values the model was trained on (8-bit RGB `0,255`, Sentinel-2 `0,10000`); inputs far outside are refused |
-//! | `idfcr.probability` | `calibrated`: the second output is a calibrated, feathered cloud probability, used to blend the output with the input |
+//! The contract is read from the model file's metadata by `contract`
+//! (the `idfcr.*` key table is `onnx/contract_keys.json`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Device;
 use crate::error::{Error, Result};
+use crate::models::contract::{GraphKind, Metadata, Normaliser};
 
 /// What a model expects and produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +21,8 @@ pub struct ModelContract {
     pub version: String,
     pub bands: usize,
     pub band_names: Vec<String>,
-    pub input_scale: f64,
-    pub input_offset: f64,
+    /// Raster value <-> model value.
+    pub norm: Normaliser,
     pub window_px: usize,
     pub halo_px: usize,
     pub input_name: String,
@@ -55,87 +43,24 @@ impl ModelContract {
         input_name: &str,
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        let req = |key: &str| -> Result<String> {
-            get(key).ok_or_else(|| {
-                Error::model(path, format!("metadata has no `{key}`: not an idfcr model (export it with onnx/idfcr_train/export.py)"))
-            })
-        };
-        let num = |key: &str| -> Result<f64> {
-            let v = req(key)?;
-            v.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| {
-                    Error::model(path, format!("metadata `{key}` = {v:?} is not a number"))
-                })
-        };
-        let count = |key: &str| -> Result<usize> {
-            let v = num(key)?;
-            if v < 0.0 || v.fract() != 0.0 {
-                return Err(Error::model(
-                    path,
-                    format!("metadata `{key}` = {v} is not a whole number"),
-                ));
-            }
-            Ok(v as usize)
-        };
-        let outputs: Vec<String> = req("idfcr.outputs")?
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let m = Metadata::read(path, GraphKind::PixelCr, get)?;
+        let outputs = m.list("idfcr.outputs");
         if outputs.is_empty() {
             return Err(Error::model(path, "metadata `idfcr.outputs` is empty"));
         }
-        let bands = count("idfcr.bands")?;
-        let window_px = count("idfcr.window_px")?;
-        let input_scale = num("idfcr.input_scale")?;
-        if bands == 0 || window_px == 0 || input_scale == 0.0 {
-            return Err(Error::model(
-                path,
-                "metadata says zero bands, a zero window or a zero input scale",
-            ));
-        }
-        let input_range = match get("idfcr.input_range") {
-            None => None,
-            Some(v) => {
-                let parsed: Vec<f64> = v
-                    .split(',')
-                    .filter_map(|x| x.trim().parse::<f64>().ok())
-                    .filter(|x| x.is_finite())
-                    .collect();
-                match parsed[..] {
-                    [lo, hi] if lo < hi => Some((lo, hi)),
-                    _ => {
-                        return Err(Error::model(
-                            path,
-                            format!(
-                                "metadata `idfcr.input_range` = {v:?} is not `lo,hi` with lo < hi"
-                            ),
-                        ))
-                    }
-                }
-            }
-        };
-        let calibrated_probability =
-            get("idfcr.probability").is_some_and(|v| v.trim() == "calibrated") && outputs.len() > 1;
         Ok(ModelContract {
-            input_range,
-            calibrated_probability,
-            name: req("idfcr.name")?,
-            version: get("idfcr.version").unwrap_or_else(|| "unknown".into()),
-            bands,
-            band_names: get("idfcr.band_names")
-                .map(|s| s.split(',').map(|b| b.trim().to_string()).collect())
-                .unwrap_or_default(),
-            input_scale,
-            input_offset: get("idfcr.input_offset")
-                .map(|_| num("idfcr.input_offset"))
-                .transpose()?
-                .unwrap_or(0.0),
-            window_px,
-            halo_px: count("idfcr.halo_px")?,
+            input_range: m.range("idfcr.input_range")?,
+            calibrated_probability: m
+                .text("idfcr.probability")
+                .is_some_and(|v| v.trim() == "calibrated")
+                && outputs.len() > 1,
+            name: m.required("idfcr.name")?.to_string(),
+            version: m.text("idfcr.version").unwrap_or("unknown").to_string(),
+            bands: m.positive("idfcr.bands")?,
+            band_names: m.list("idfcr.band_names"),
+            norm: Normaliser::from_metadata(&m)?,
+            window_px: m.positive("idfcr.window_px")?,
+            halo_px: m.count("idfcr.halo_px")?,
             input_name: input_name.to_string(),
             clear_output: outputs[0].clone(),
             attention_output: outputs.get(1).cloned(),
@@ -144,17 +69,17 @@ impl ModelContract {
 
     /// Margin the tiler keeps at tile borders: the halo, on the window grid.
     pub fn margin_px(&self) -> usize {
-        crate::tiling::round_up(self.halo_px, self.window_px)
+        crate::tiling::grid::round_up(self.halo_px, self.window_px)
     }
 
     /// Raster value -> model value.
     pub fn to_model(&self, v: f32) -> f32 {
-        ((v as f64 + self.input_offset) * self.input_scale) as f32
+        self.norm.to_model(v)
     }
 
     /// Model value -> raster value.
     pub fn from_model(&self, v: f32) -> f32 {
-        (v as f64 / self.input_scale - self.input_offset) as f32
+        self.norm.from_model(v)
     }
 }
 
@@ -295,7 +220,7 @@ pub(crate) fn load_session_pool(
     if bytes.is_empty() {
         return Err(Error::model(path, "file is empty"));
     }
-    let env = crate::runtime::environment(ort_lib)?;
+    let env = crate::models::runtime::environment(ort_lib)?;
     let mut provider = Provider::Cpu;
     let mut sessions = Vec::with_capacity(workers.max(1));
     for i in 0..workers.max(1) {
@@ -410,6 +335,7 @@ mod tests {
             ("idfcr.window_px", Some("1.5"), "whole number"),
             ("idfcr.outputs", Some(" , "), "empty"),
             ("idfcr.input_scale", Some("0"), "zero"),
+            ("idfcr.window_px", Some("0"), "zero"),
         ];
         for (key, value, want) in cases {
             let mut pairs: Vec<(&str, &str)> =

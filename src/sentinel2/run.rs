@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 
 use crate::config::RemoveConfig;
 use crate::error::{Error, Result};
+use crate::io::reader::InputRaster;
+use crate::io::writer::check_output_path;
 use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
-use crate::raster_in::InputRaster;
-use crate::raster_out::check_output_path;
-use crate::sentinel2::{canonical_band, output_path, GROUPS};
-use crate::sentinel2_input::{find_product_metadata, open_product, stack_band_names};
+use crate::sentinel2::bands::{canonical_band, output_path, GROUPS};
+use crate::sentinel2::input::{find_product_metadata, open_product, stack_band_names};
 
 /// Settings of `idfcr s2`.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub struct GroupSummary {
 /// every group on a 16 px window grid (6 x 16 = 96), and the size in
 /// pixels of the group at `res_m`.
 pub fn group_tile(tile_10m: usize, res_m: u32) -> usize {
-    let base = crate::tiling::round_up(tile_10m.max(96), 96);
+    let base = crate::tiling::grid::round_up(tile_10m.max(96), 96);
     base * 10 / res_m as usize
 }
 
@@ -81,7 +81,7 @@ struct Job {
 /// groups are complete files and stay).
 pub fn run_s2(
     cfg: &S2RunConfig,
-    mut progress_total: impl FnMut(&str, u64) -> Progress,
+    mut progress_total: impl FnMut(&str, u64) -> Box<dyn Progress>,
 ) -> Result<S2Summary> {
     if cfg.out_dir.exists() && !cfg.out_dir.is_dir() {
         return Err(Error::output(&cfg.out_dir, "is not a folder"));
@@ -180,7 +180,7 @@ pub fn run_s2(
         kind,
         groups,
         stack: stack_path,
-        device_note: crate::model::device_note(),
+        device_note: crate::models::pixel_cr::device_note(),
     })
 }
 
@@ -291,7 +291,7 @@ fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveConfig) -> Res
         .rasterband(1)
         .map_err(|e| Error::output(p10, e.to_string()))?;
     let nodata = b1.no_data_value();
-    let data_type = crate::raster_in::map_data_type(b1.band_type())
+    let data_type = crate::io::reader::map_data_type(b1.band_type())
         .ok_or_else(|| Error::output(p10, "unexpected data type"))?;
     let mut bands = Vec::new();
     for (p, _) in outputs {
@@ -312,7 +312,7 @@ fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveConfig) -> Res
             });
         }
     }
-    bands.sort_by_key(|b| crate::sentinel2::band_id(&b.name).unwrap_or(usize::MAX));
+    bands.sort_by_key(|b| crate::sentinel2::bands::band_id(&b.name).unwrap_or(usize::MAX));
     let metadata: Vec<(String, String)> = base
         .metadata()
         .filter(|e| e.domain.is_empty())
@@ -333,7 +333,7 @@ fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveConfig) -> Res
             format!("cannot build the stack: {}", crate::error::gdal_message(&e)),
         )
     })?;
-    crate::raster_out::copy_into_place(
+    crate::io::writer::copy_into_place(
         &vrt,
         path,
         t.format,

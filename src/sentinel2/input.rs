@@ -9,25 +9,13 @@ use std::path::Path;
 
 use gdal::{Dataset, Metadata};
 
+use crate::config::S2Options;
 use crate::error::{gdal_message, Error, Result};
-use crate::raster_in::InputRaster;
-use crate::sentinel2::{
+use crate::io::reader::InputRaster;
+use crate::sentinel2::bands::{
     canonical_band, group_by_name, parse_product_xml, parse_subdataset, product_name_from_path,
     Group, ProductMeta, GROUPS,
 };
-
-/// How to treat Sentinel-2 radiometry.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct S2Options {
-    /// The archive's DNs already have the offset applied ("harmonized"):
-    /// never apply it again.
-    pub harmonized: bool,
-    /// Band names of a band-stacked raster, in band order (`--s2-bands`).
-    pub stack_bands: Option<Vec<String>>,
-    /// Treat a band-stacked raster as Sentinel-2 (band names from the
-    /// descriptions when `stack_bands` is not given).
-    pub stack: bool,
-}
 
 /// Read a whole (small) file through GDAL's virtual file systems, so that
 /// paths inside /vsizip/ work like plain ones.
@@ -97,7 +85,7 @@ pub fn find_product_metadata(input: &str) -> Result<Option<String>> {
     if name.ends_with(".ZIP") && p.is_file() {
         let vsi = format!("/vsizip/{}", input.trim_start_matches("/vsizip/"));
         let entries = gdal::vsi::read_dir(&vsi, true).map_err(|e| {
-            Error::input(input, format!("cannot list the zip ({})", gdal_message(&e)))
+            Error::input(input, format!("cannot list the zip ({})", gdal_message(&e))).because(e)
         })?;
         let found = entries.iter().find(|e| {
             let depth = e.components().count();
@@ -312,7 +300,7 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
         ));
     }
     let all: Vec<&str> = chosen.iter().map(|c| c.1).collect();
-    let Some(group) = crate::sentinel2::group_of(&all) else {
+    let Some(group) = crate::sentinel2::bands::group_of(&all) else {
         return Err(Error::input(
             &source,
             format!(

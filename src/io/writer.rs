@@ -24,7 +24,7 @@ use gdal::{Dataset, DriverManager, Metadata};
 use crate::config::{OutputFormat, OutputType};
 use crate::error::gdal_watch::GdalWatch;
 use crate::error::{gdal_message, Error, Result};
-use crate::raster_in::InputRaster;
+use crate::io::reader::InputRaster;
 
 /// A file that is deleted on drop unless `keep` was called.
 pub struct TempFile {
@@ -492,7 +492,8 @@ impl OutputRaster {
         })?;
         let est = (w as u64) * (h as u64) * (bands.len() as u64) * data_type.bytes() as u64;
         let opts = part_options(est)?;
-        let fail = |e: gdal::errors::GdalError| Error::output(final_path, gdal_message(&e));
+        let fail =
+            |e: gdal::errors::GdalError| Error::output(final_path, gdal_message(&e)).because(e);
         let mut ds = create_typed_with("GTiff", tmp.path(), data_type, w, h, bands.len(), &opts)
             .map_err(fail)?;
         let src = &prov.input.ds;
@@ -584,7 +585,7 @@ impl OutputRaster {
                 .collect();
             let mut band = ds
                 .rasterband(b + 1)
-                .map_err(|e| Error::output(&self.final_path, gdal_message(&e)))?;
+                .map_err(|e| Error::output(&self.final_path, gdal_message(&e)).because(e))?;
             let mut buffer = gdal::raster::Buffer::new((cols, rows), buf);
             band.write((col0 as isize, row0 as isize), (cols, rows), &mut buffer)
                 .map_err(|e| {

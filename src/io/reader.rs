@@ -1,5 +1,5 @@
 //! Reading the input raster with GDAL: open, check, select bands, and read
-//! blocks of rows as float32. GDAL lives here and in `raster_out`; the rest
+//! blocks of rows as float32. GDAL lives here and in `io::writer`; the rest
 //! of the pipeline sees plain arrays.
 
 use std::path::Path;
@@ -96,7 +96,7 @@ impl InputRaster {
             } else {
                 why
             };
-            Error::input(source, format!("not a raster GDAL can open ({why})"))
+            Error::input(source, format!("not a raster GDAL can open ({why})")).because(e)
         })?;
         let (width, height) = ds.raster_size();
         let count = ds.raster_count();
@@ -260,10 +260,10 @@ impl InputRaster {
             let band = self
                 .ds
                 .rasterband(b)
-                .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
+                .map_err(|e| Error::input(&self.source, gdal_message(&e)).because(e))?;
             let buf = band
                 .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
-                .map_err(|e| Error::input(&self.source, gdal_message(&e)))?;
+                .map_err(|e| Error::input(&self.source, gdal_message(&e)).because(e))?;
             let (nd, off) = (self.nodata[i], self.dn_offset[i]);
             all.extend(
                 buf.data()

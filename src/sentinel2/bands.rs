@@ -1,7 +1,7 @@
 //! Sentinel-2 facts and the pure parts of reading a product: band names and
 //! resolution groups, the product metadata (level, processing baseline,
 //! quantification, per-band radiometric offsets), subdataset names, and
-//! output names. GDAL access lives in `sentinel2_input`.
+//! output names. GDAL access lives in `sentinel2::input`.
 //!
 //! Radiometry (processing baseline 04.00 and later): reflectance =
 //! (DN + offset) / quantification, with the per-band RADIO_ADD_OFFSET (L1C)
@@ -287,7 +287,7 @@ pub fn output_path(
     product: &str,
     group: &str,
 ) -> crate::Result<std::path::PathBuf> {
-    crate::names::output_path(dir, template, &[("product", product), ("group", group)])
+    crate::io::names::output_path(dir, template, &[("product", product), ("group", group)])
         .map_err(|e| crate::Error::Usage(format!("--name '{template}' {e}")))
 }
 

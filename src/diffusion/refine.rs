@@ -22,15 +22,15 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::colorfix::{wavelet_color_fix, HALO_PX};
 use crate::config::Device;
+use crate::diffusion::colorfix::{wavelet_color_fix, HALO_PX};
+use crate::diffusion::sampler::{sample, Chain, Latent, LatentTiles};
 use crate::error::{Error, Result};
-use crate::ind_model::IndGraph;
+use crate::io::reader::InputRaster;
+use crate::io::writer::OutputRaster;
+use crate::models::ind::IndGraph;
 use crate::progress::Progress;
-use crate::raster_in::InputRaster;
-use crate::raster_out::OutputRaster;
-use crate::sampler::{sample, Chain, Latent, LatentTiles};
-use crate::tiling::{mirror, round_up};
+use crate::tiling::grid::{mirror, round_up};
 
 /// The three IND graphs of one model, checked to fit together.
 pub struct IndModels {
@@ -99,12 +99,11 @@ impl IndModels {
             &m.decoder.contract,
             &m.denoiser.contract,
         );
-        let same = |a: &crate::ind_model::IndContract, b: &crate::ind_model::IndContract| {
+        let same = |a: &crate::models::ind::IndContract, b: &crate::models::ind::IndContract| {
             a.bands == b.bands
                 && a.latent_channels == b.latent_channels
                 && a.factor == b.factor
-                && a.input_scale == b.input_scale
-                && a.input_offset == b.input_offset
+                && a.norm == b.norm
                 && a.version == b.version
         };
         if !same(e, d) || !same(e, n) {
@@ -156,7 +155,7 @@ pub struct Refine<'a> {
     /// input had none valid).
     pub stage1: &'a InputRaster,
     /// Raster values <-> the graphs' raster units (as in stage 1).
-    pub units: crate::raster_in::PixelUnits,
+    pub units: crate::io::reader::PixelUnits,
     /// Blend the refined image with the original input by the cloud
     /// probability: `(input, probability raster)`; None: refined everywhere.
     pub blend: Option<(&'a InputRaster, &'a InputRaster)>,
@@ -257,7 +256,7 @@ impl Refine<'_> {
     /// its validity.
     fn read_model_units(
         &self,
-        c: &crate::ind_model::IndContract,
+        c: &crate::models::ind::IndContract,
         at: (isize, isize),
         (h, w): (usize, usize),
     ) -> Result<(Vec<f32>, Vec<bool>)> {
@@ -300,7 +299,7 @@ impl Refine<'_> {
 
     /// Run the stage and write every valid pixel of `out`. `progress`
     /// counts encoder tiles, sampler steps and decoder tiles.
-    pub fn run(&self, out: &mut OutputRaster, progress: &mut Progress) -> Result<RefineStats> {
+    pub fn run(&self, out: &mut OutputRaster, progress: &mut dyn Progress) -> Result<RefineStats> {
         let core_l = self.core_l();
         let ((lh, lw), enc_cores) = self.layout();
         let den = &self.models.denoiser.contract;
@@ -361,7 +360,7 @@ impl Refine<'_> {
         done = before + self.chain.steps.max(1) as u64;
         stats.sample_seconds = t1.elapsed().as_secs_f64();
         stats.latent_tiles = {
-            let g = |n| crate::tiling::AxisGrid::new(n, tiles.tile, overlap, margin, win);
+            let g = |n| crate::tiling::grid::AxisGrid::new(n, tiles.tile, overlap, margin, win);
             g(lh)?.len() * g(lw)?.len()
         };
         drop(cond);

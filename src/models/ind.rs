@@ -2,15 +2,10 @@
 //! each with its contract in the metadata (written by
 //! `onnx/idfcr_train/export_ind.py`), as session pools that run tiles.
 //!
-//! | key | meaning |
-//! |---|---|
-//! | `idfcr.kind` | `ind_encoder`, `ind_decoder` or `ind_denoiser` |
-//! | `idfcr.bands`, `idfcr.input_scale`, `idfcr.input_offset` | the image side, as for Pixel-CR |
-//! | `idfcr.latent_channels`, `idfcr.factor` | latent shape: channels, and image px per latent px |
-//! | `idfcr.window_px` | the graph's input sizes must be multiples of this |
-//! | `idfcr.halo_px` | how far a tile border disturbs the output, in input px |
+//! The contract keys (`idfcr.kind`, `idfcr.latent_channels`, `idfcr.factor`,
+//! and the image side as for Pixel-CR) are in `onnx/contract_keys.json`,
+//! read by `contract`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -18,7 +13,8 @@ use ort::session::Session;
 
 use crate::config::Device;
 use crate::error::{Error, Result};
-use crate::model::{load_session_pool, sha256_hex, Provider};
+use crate::models::contract::{GraphKind, Metadata, Normaliser};
+use crate::models::pixel_cr::{load_session_pool, sha256_hex, Provider};
 
 /// What one IND graph is and expects.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,20 +28,20 @@ pub struct IndContract {
     pub factor: usize,
     pub window_px: usize,
     pub halo_px: usize,
-    pub input_scale: f64,
-    pub input_offset: f64,
+    /// Pixel value <-> the graph's image units.
+    pub norm: Normaliser,
     pub inputs: Vec<String>,
 }
 
 impl IndContract {
     /// Pixel value (input units) -> the graph's image units.
     pub fn to_model(&self, v: f32) -> f32 {
-        ((v as f64 + self.input_offset) * self.input_scale) as f32
+        self.norm.to_model(v)
     }
 
     /// The graph's image units -> pixel value.
     pub fn from_model(&self, v: f32) -> f32 {
-        (v as f64 / self.input_scale - self.input_offset) as f32
+        self.norm.from_model(v)
     }
 
     pub fn from_lookup(
@@ -53,52 +49,19 @@ impl IndContract {
         inputs: Vec<String>,
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        let req = |k: &str| {
-            get(k).ok_or_else(|| {
-                Error::model(path, format!("metadata has no `{k}`: not an idfcr IND graph (export it with onnx/idfcr_train/export_ind.py)"))
-            })
-        };
-        let count = |k: &str| -> Result<usize> {
-            let v = req(k)?;
-            v.trim().parse::<usize>().map_err(|_| {
-                Error::model(
-                    path,
-                    format!("metadata `{k}` = {v:?} is not a whole number"),
-                )
-            })
-        };
-        let num = |k: &str| -> Result<f64> {
-            let v = req(k)?;
-            v.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| {
-                    Error::model(path, format!("metadata `{k}` = {v:?} is not a number"))
-                })
-        };
+        let m = Metadata::read(path, GraphKind::Ind, get)?;
         let c = IndContract {
-            kind: req("idfcr.kind")?,
-            name: get("idfcr.name").unwrap_or_default(),
-            version: get("idfcr.version").unwrap_or_default(),
-            bands: count("idfcr.bands")?,
-            latent_channels: count("idfcr.latent_channels")?,
-            factor: count("idfcr.factor")?,
-            window_px: count("idfcr.window_px")?.max(1),
-            halo_px: count("idfcr.halo_px")?,
-            input_scale: num("idfcr.input_scale")?,
-            input_offset: get("idfcr.input_offset")
-                .map(|_| num("idfcr.input_offset"))
-                .transpose()?
-                .unwrap_or(0.0),
+            kind: m.required("idfcr.kind")?.to_string(),
+            name: m.text("idfcr.name").unwrap_or_default().to_string(),
+            version: m.text("idfcr.version").unwrap_or_default().to_string(),
+            bands: m.positive("idfcr.bands")?,
+            latent_channels: m.positive("idfcr.latent_channels")?,
+            factor: m.positive("idfcr.factor")?,
+            window_px: m.positive("idfcr.window_px")?,
+            halo_px: m.count("idfcr.halo_px")?,
+            norm: Normaliser::from_metadata(&m)?,
             inputs,
         };
-        if c.bands == 0 || c.latent_channels == 0 || c.factor == 0 || c.input_scale == 0.0 {
-            return Err(Error::model(
-                path,
-                "metadata says zero bands, latent channels, factor or scale",
-            ));
-        }
         let want: &[&str] = match c.kind.as_str() {
             "ind_encoder" => &["image"],
             "ind_decoder" => &["latent"],
@@ -150,24 +113,9 @@ impl IndGraph {
         let meta = first
             .metadata()
             .map_err(|e| Error::model(path, format!("cannot read metadata: {e}")))?;
-        let lookup: HashMap<String, String> = [
-            "idfcr.kind",
-            "idfcr.name",
-            "idfcr.version",
-            "idfcr.bands",
-            "idfcr.latent_channels",
-            "idfcr.factor",
-            "idfcr.window_px",
-            "idfcr.halo_px",
-            "idfcr.input_scale",
-            "idfcr.input_offset",
-        ]
-        .iter()
-        .filter_map(|k| meta.custom(k).map(|v| (k.to_string(), v)))
-        .collect();
+        let contract = IndContract::from_lookup(path, inputs, |k| meta.custom(k))?;
         drop(meta);
         drop(first);
-        let contract = IndContract::from_lookup(path, inputs, |k| lookup.get(k).cloned())?;
         if contract.kind != kind {
             return Err(Error::model(
                 path,

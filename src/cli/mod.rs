@@ -1,0 +1,26 @@
+//! The command-line edge: arguments in, exit code out.
+//!
+//! - `args`: clap structs, turned into validated configs (nothing below this
+//!   folder sees clap types), and `--describe-json`;
+//! - `app`: runs a subcommand, prints its report on stdout and its error
+//!   once on stderr, maps errors to exit codes;
+//! - `progress`: the progress sink the CLI hands to the pipeline (a bar on a
+//!   terminal, GDAL's `0...10...` on stdout for QGIS, or nothing);
+//! - `stdout_text`/`stdout_line` here: the only way the CLI writes data.
+
+pub mod app;
+pub mod args;
+pub mod progress;
+
+/// Write to stdout, ignoring a closed pipe (`idfcr ... | head` must not
+/// panic); other write errors are ignored too, as there is nowhere to report them.
+pub fn stdout_text(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+/// `stdout_text` with a newline.
+pub fn stdout_line(text: &str) {
+    stdout_text(&format!("{text}\n"));
+}

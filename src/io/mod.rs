@@ -1,0 +1,16 @@
+//! Rasters in and out, with GDAL; the only place that reads or writes files
+//! of pixels.
+//!
+//! - `reader`: any GDAL raster in -> an `InputRaster` (bands, pixel type,
+//!   nodata, georeferencing, blocks of f32 on request);
+//! - `units`: the input's observed range + the model's contract -> the
+//!   linear map into model units, or the error naming the option to use;
+//! - `writer`: f32 blocks in -> a finished GeoTIFF/COG at the output path
+//!   (temp file beside it, every GDAL write checked, read back, fsync,
+//!   no-replace move), or nothing at all;
+//! - `names`: output names from patterns, kept inside the output folder.
+
+pub mod names;
+pub mod reader;
+pub mod units;
+pub mod writer;

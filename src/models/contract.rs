@@ -1,0 +1,332 @@
+//! The model contract: what an exported graph says about itself in its ONNX
+//! metadata (`idfcr.*` keys), so that nothing about a model (bands, scaling,
+//! window, halo, input range) is hard-coded at call sites.
+//!
+//! - one table of keys, `onnx/contract_keys.json`, embedded here and read by
+//!   the Python exporters too (`onnx/idfcr_train/contract.py`): which graphs
+//!   carry a key, which must, and what it means;
+//! - one reader, `Metadata`, that parses every value by the same rules for
+//!   Pixel-CR and IND graphs (a zero window or band count is an error in
+//!   both; every error names the file and the key);
+//! - one `Normaliser` (scale and offset) that turns raster values into model
+//!   units and back, for both stages.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+const TABLE: &str = include_str!("../../onnx/contract_keys.json");
+
+/// Which family of graph a contract belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphKind {
+    PixelCr,
+    Ind,
+}
+
+impl GraphKind {
+    fn tag(self) -> &'static str {
+        match self {
+            GraphKind::PixelCr => "pixel_cr",
+            GraphKind::Ind => "ind",
+        }
+    }
+
+    fn not_ours(self) -> &'static str {
+        match self {
+            GraphKind::PixelCr => "not an idfcr model (export it with onnx/idfcr_train/export.py)",
+            GraphKind::Ind => {
+                "not an idfcr IND graph (export it with onnx/idfcr_train/export_ind.py)"
+            }
+        }
+    }
+}
+
+/// One row of the key table.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct KeySpec {
+    pub key: String,
+    pub graphs: Vec<String>,
+    pub required: Vec<String>,
+    pub meaning: String,
+}
+
+/// The key table (parsed once; it is compiled in, and a unit test keeps it
+/// valid).
+pub fn key_table() -> &'static [KeySpec] {
+    use std::sync::OnceLock;
+    static KEYS: OnceLock<Vec<KeySpec>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        #[derive(serde::Deserialize)]
+        struct Table {
+            keys: Vec<KeySpec>,
+        }
+        serde_json::from_str::<Table>(TABLE)
+            .map(|t| t.keys)
+            .unwrap_or_default()
+    })
+}
+
+/// The `idfcr.*` values of one graph file, with typed accessors whose errors
+/// name the file and the key.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    path: PathBuf,
+    kind: GraphKind,
+    values: HashMap<String, String>,
+}
+
+impl Metadata {
+    /// Read the table's keys for `kind` through `get` (an ONNX session's
+    /// custom metadata, or a map in tests) and check the required ones.
+    pub fn read(
+        path: &Path,
+        kind: GraphKind,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let mut values = HashMap::new();
+        for spec in key_table()
+            .iter()
+            .filter(|s| s.graphs.iter().any(|g| g == kind.tag()))
+        {
+            match get(&spec.key) {
+                Some(v) => {
+                    values.insert(spec.key.clone(), v);
+                }
+                None if spec.required.iter().any(|g| g == kind.tag()) => {
+                    return Err(Error::model(
+                        path,
+                        format!("metadata has no `{}`: {}", spec.key, kind.not_ours()),
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(Metadata {
+            path: path.to_path_buf(),
+            kind,
+            values,
+        })
+    }
+
+    fn bad(&self, key: &str, what: impl std::fmt::Display) -> Error {
+        Error::model(&self.path, format!("metadata `{key}` {what}"))
+    }
+
+    /// The raw text of `key`, if present.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// The text of a key that must be present.
+    pub fn required(&self, key: &str) -> Result<&str> {
+        self.text(key).ok_or_else(|| {
+            Error::model(
+                &self.path,
+                format!("metadata has no `{key}`: {}", self.kind.not_ours()),
+            )
+        })
+    }
+
+    /// A finite number; `default` when the key is absent (None: required).
+    pub fn number(&self, key: &str, default: Option<f64>) -> Result<f64> {
+        let v = match (self.text(key), default) {
+            (None, Some(d)) => return Ok(d),
+            (None, None) => self.required(key)?,
+            (Some(v), _) => v,
+        };
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| self.bad(key, format!("= {v:?} is not a number")))
+    }
+
+    /// A whole number >= 0 (required).
+    pub fn count(&self, key: &str) -> Result<usize> {
+        let v = self.number(key, None)?;
+        if v < 0.0 || v.fract() != 0.0 {
+            return Err(self.bad(key, format!("= {v} is not a whole number")));
+        }
+        Ok(v as usize)
+    }
+
+    /// A whole number > 0 (required): band counts, windows, factors.
+    pub fn positive(&self, key: &str) -> Result<usize> {
+        let n = self.count(key)?;
+        if n == 0 {
+            return Err(self.bad(key, "is zero"));
+        }
+        Ok(n)
+    }
+
+    /// A comma-separated list, empty items dropped (empty when absent).
+    pub fn list(&self, key: &str) -> Vec<String> {
+        self.text(key)
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `lo,hi` with lo < hi; None when absent.
+    pub fn range(&self, key: &str) -> Result<Option<(f64, f64)>> {
+        let Some(v) = self.text(key) else {
+            return Ok(None);
+        };
+        let parsed: Vec<f64> = v
+            .split(',')
+            .filter_map(|x| x.trim().parse::<f64>().ok())
+            .filter(|x| x.is_finite())
+            .collect();
+        match parsed[..] {
+            [lo, hi] if lo < hi => Ok(Some((lo, hi))),
+            _ => Err(self.bad(key, format!("= {v:?} is not `lo,hi` with lo < hi"))),
+        }
+    }
+}
+
+/// Raster value <-> model value: model = (raster + offset) x scale. The one
+/// conversion both stages use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normaliser {
+    pub scale: f64,
+    pub offset: f64,
+}
+
+impl Normaliser {
+    /// From `idfcr.input_scale` (required, non-zero) and `idfcr.input_offset`
+    /// (default 0).
+    pub fn from_metadata(m: &Metadata) -> Result<Self> {
+        let scale = m.number("idfcr.input_scale", None)?;
+        if scale == 0.0 {
+            return Err(m.bad("idfcr.input_scale", "is zero"));
+        }
+        Ok(Normaliser {
+            scale,
+            offset: m.number("idfcr.input_offset", Some(0.0))?,
+        })
+    }
+
+    /// Raster value -> model value.
+    pub fn to_model(&self, v: f32) -> f32 {
+        ((v as f64 + self.offset) * self.scale) as f32
+    }
+
+    /// Model value -> raster value.
+    pub fn from_model(&self, v: f32) -> f32 {
+        (v as f64 / self.scale - self.offset) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_parses_and_names_every_key_the_runtime_reads() {
+        let keys: Vec<&str> = key_table().iter().map(|k| k.key.as_str()).collect();
+        assert!(keys.len() >= 15, "{keys:?}");
+        for k in [
+            "idfcr.name",
+            "idfcr.bands",
+            "idfcr.input_scale",
+            "idfcr.input_offset",
+            "idfcr.input_range",
+            "idfcr.window_px",
+            "idfcr.halo_px",
+            "idfcr.outputs",
+            "idfcr.probability",
+            "idfcr.kind",
+            "idfcr.latent_channels",
+            "idfcr.factor",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from contract_keys.json");
+        }
+        for spec in key_table() {
+            for g in spec.graphs.iter().chain(&spec.required) {
+                assert!(g == "pixel_cr" || g == "ind", "{}: graph {g}", spec.key);
+            }
+            for g in &spec.required {
+                assert!(
+                    spec.graphs.contains(g),
+                    "{} required but not carried",
+                    spec.key
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn values_parse_by_one_set_of_rules() {
+        let m = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Metadata {
+                path: PathBuf::from("g.onnx"),
+                kind: GraphKind::Ind,
+                values: map,
+            }
+        };
+        // (key, value, accessor, Ok(number) or Err(fragment))
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            fn(&Metadata, &str) -> Result<f64>,
+            std::result::Result<f64, &'a str>,
+        );
+        let count = |m: &Metadata, k: &str| m.count(k).map(|n| n as f64);
+        let positive = |m: &Metadata, k: &str| m.positive(k).map(|n| n as f64);
+        let number = |m: &Metadata, k: &str| m.number(k, None);
+        let cases: &[Case] = &[
+            ("idfcr.halo_px", "40", count, Ok(40.0)),
+            ("idfcr.halo_px", "0", count, Ok(0.0)),
+            ("idfcr.halo_px", "1.5", count, Err("whole number")),
+            ("idfcr.halo_px", "-2", count, Err("whole number")),
+            ("idfcr.window_px", "0", positive, Err("is zero")),
+            ("idfcr.window_px", "16", positive, Ok(16.0)),
+            ("idfcr.input_scale", "inf", number, Err("not a number")),
+            ("idfcr.input_scale", "x", number, Err("not a number")),
+            ("idfcr.input_scale", " 0.5 ", number, Ok(0.5)),
+        ];
+        for (key, value, get, want) in cases {
+            let md = m(&[(key, value)]);
+            match (get(&md, key), want) {
+                (Ok(v), Ok(w)) => assert_eq!(v, *w, "{key}={value}"),
+                (Err(e), Err(frag)) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains(frag) && e.contains("g.onnx") && e.contains(key),
+                        "{e}"
+                    );
+                }
+                (got, _) => panic!("{key}={value}: {got:?}"),
+            }
+        }
+        let e = m(&[]).count("idfcr.halo_px").unwrap_err().to_string();
+        assert!(e.contains("export_ind.py"), "{e}");
+        assert_eq!(m(&[("k", "a, ,b")]).list("k"), ["a", "b"]);
+        assert_eq!(m(&[("k", "0,255")]).range("k").unwrap(), Some((0.0, 255.0)));
+        assert!(m(&[("k", "5,1")]).range("k").is_err());
+        assert_eq!(m(&[]).range("k").unwrap(), None);
+    }
+
+    #[test]
+    fn normaliser_round_trips() {
+        let cases = [(1.0 / 255.0, 0.0, 255.0, 1.0), (1e-4, -1000.0, 3000.0, 0.2)];
+        for (scale, offset, raster, model) in cases {
+            let n = Normaliser { scale, offset };
+            assert!(
+                (n.to_model(raster) - model).abs() < 1e-6,
+                "{scale} {offset}"
+            );
+            assert!((n.from_model(n.to_model(raster)) - raster).abs() < 1e-3);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Loaded models by path, so that `batch` and `s2` load each model once.
+
+use std::path::PathBuf;
+
+use crate::config::{Device, RefineOptions, RemoveConfig};
+use crate::diffusion::refine::IndModels;
+use crate::error::{Error, Result};
+use crate::io::reader::InputRaster;
+use crate::models::pixel_cr::Model;
+use crate::models::registry::{model_dirs, resolve_model};
+
+/// Loaded models by path, so that a batch loads each model once.
+#[derive(Default)]
+pub struct ModelCache {
+    models: std::collections::HashMap<PathBuf, Model>,
+    ind: std::collections::HashMap<PathBuf, IndModels>,
+}
+
+impl ModelCache {
+    /// The model `cfg` asks for (or the default for the input), loaded once.
+    pub fn get(&mut self, cfg: &RemoveConfig, input: &InputRaster) -> Result<&Model> {
+        let path = resolve_model(cfg, input)?;
+        if !self.models.contains_key(&path) {
+            let (workers, intra) = split_threads(cfg.threads, cfg.device);
+            let model = Model::load(&path, cfg.device, workers, intra, cfg.ort_lib.as_deref())?;
+            self.models.insert(path.clone(), model);
+        }
+        Ok(&self.models[&path])
+    }
+
+    /// The IND model `--refine` asks for (or the bundled one for the input),
+    /// loaded once.
+    pub fn ind(
+        &mut self,
+        cfg: &RemoveConfig,
+        opts: &RefineOptions,
+        input: &InputRaster,
+    ) -> Result<&IndModels> {
+        let prefix = match &opts.ind_model {
+            Some(p) => crate::diffusion::refine::prefix_of(p),
+            None => {
+                if input.bands() != 3 || !input.band_names.is_empty() {
+                    return Err(Error::input(
+                        &cfg.input,
+                        format!(
+                            "--refine: the bundled IND model is for RGB (3 bands) and this input has {}; pass --ind-model",
+                            if input.band_names.is_empty() { format!("{} band(s)", input.bands()) } else { format!("bands {}", input.band_names.join(" ")) }
+                        ),
+                    ));
+                }
+                let dirs = model_dirs(cfg.model_dir.as_deref());
+                dirs.iter()
+                    .map(|d| d.join("ind_rgb"))
+                    .find(|p| crate::diffusion::refine::graph_path(p, "encoder").is_file())
+                    .ok_or_else(|| {
+                        let looked: Vec<String> =
+                            dirs.iter().map(|d| d.display().to_string()).collect();
+                        Error::model(
+                            "ind_rgb_encoder.onnx",
+                            format!(
+                                "bundled IND model not found (looked in {}); set IDFCR_MODEL_DIR or pass --ind-model",
+                                looked.join(", ")
+                            ),
+                        )
+                    })?
+            }
+        };
+        if !self.ind.contains_key(&prefix) {
+            let (workers, intra) = split_threads(cfg.threads, cfg.device);
+            let m = IndModels::load(&prefix, cfg.device, workers, intra, cfg.ort_lib.as_deref())?;
+            self.ind.insert(prefix.clone(), m);
+        }
+        let m = &self.ind[&prefix];
+        if m.bands() != input.bands() {
+            return Err(Error::input(
+                &cfg.input,
+                format!(
+                    "has {} band(s) but IND model {} expects {}",
+                    input.bands(),
+                    m.prefix.display(),
+                    m.bands()
+                ),
+            ));
+        }
+        Ok(m)
+    }
+}
+
+/// Sessions and ORT threads per session for a thread budget: a few fat
+/// sessions use the cores better than many thin ones on CPU; one on CUDA.
+pub fn split_threads(threads: usize, device: Device) -> (usize, usize) {
+    let threads = threads.max(1);
+    if device == Device::Cuda {
+        return (1, threads);
+    }
+    let workers = if threads >= 8 { threads / 4 } else { 1 };
+    (workers, threads / workers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_split() {
+        let cases = [
+            (1, Device::Cpu, (1, 1)),
+            (2, Device::Auto, (1, 2)),
+            (8, Device::Cpu, (2, 4)),
+            (16, Device::Cpu, (4, 4)),
+            (16, Device::Cuda, (1, 16)),
+        ];
+        for (t, d, want) in cases {
+            assert_eq!(split_threads(t, d), want, "{t} {d:?}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! What a run does, stage by stage.
+//!
+//! - `run`: one `remove` job: a validated `RemoveConfig` in -> the output
+//!   raster (and optional probability mask) written, a `RemoveSummary` out.
+//!   Stage 1 (Pixel-CR, tiled and blended) runs here; with `--refine` its
+//!   result goes through `crate::diffusion` before the final blend;
+//! - `stage1`: Pixel-CR over one input, tiled, blended, written;
+//! - `cache`: models loaded once per process; `provenance`: the tags and
+//!   settings line every output carries;
+//! - `batch`: a list of inputs and an output folder in -> one `run` per
+//!   input, models loaded once, outputs named without collisions.
+
+pub mod batch;
+pub mod cache;
+pub mod provenance;
+pub mod run;
+pub mod stage1;
+pub mod summary;
+
+pub use cache::ModelCache;
+pub use run::{remove, remove_cached};
+pub use summary::{RefineSummary, RemoveSummary};

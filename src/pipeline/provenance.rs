@@ -1,0 +1,159 @@
+//! What every output says about how it was made: the `IDFCR_*` tags
+//! (model and its hash, radiometry, blend) and the `IDFCR_SETTINGS` line that
+//! `batch --skip-existing` compares; and the output band layout.
+
+use gdal::Metadata;
+
+use crate::config::RemoveConfig;
+use crate::error::Result;
+use crate::io::reader::InputRaster;
+use crate::io::writer::BandSpec;
+use crate::models::pixel_cr::Model;
+use crate::pipeline::cache::ModelCache;
+
+/// The output band layout: the input's bands, described as they were.
+pub(crate) fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
+    input
+        .band_nos
+        .iter()
+        .zip(&input.nodata)
+        .enumerate()
+        .map(|(i, (&band_no, &nodata))| {
+            let band = input.ds.rasterband(band_no).expect("band checked at open");
+            let mut metadata: Vec<(String, String)> = band
+                .metadata_domain("")
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .collect();
+            let mut description = band.description().unwrap_or_default();
+            // Sentinel-2 bands known by name (product, --s2-bands) keep it in
+            // the output, so band 1 of any output says which band it is.
+            if let Some(name) = input.band_names.get(i) {
+                if !description.is_empty() && description != *name {
+                    metadata.push(("SOURCE_DESCRIPTION".into(), description.clone()));
+                }
+                description = name.clone();
+                if !metadata.iter().any(|(k, _)| k == "BANDNAME") {
+                    metadata.push(("BANDNAME".into(), name.clone()));
+                }
+            }
+            BandSpec {
+                description,
+                color: Some(band.color_interpretation().name()),
+                nodata,
+                scale_offset: match (band.scale(), band.offset()) {
+                    (Some(s), Some(o)) if s != 1.0 || o != 0.0 => Some((s, o)),
+                    _ => None,
+                },
+                metadata,
+            }
+        })
+        .collect()
+}
+
+/// Everything that decides an output's pixels, on one line: the source,
+/// bands, model and IND graph hashes, sampler settings, output type and
+/// Sentinel-2 radiometry options (tiling and threads do not change pixels
+/// beyond float rounding). Written as `IDFCR_SETTINGS`; `batch
+/// --skip-existing` redoes an output whose line differs.
+pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<&str>) -> String {
+    let bands = match &cfg.band_idx {
+        Some(b) => b
+            .iter()
+            .map(|i| (i + 1).to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        None => "all".into(),
+    };
+    let refine = match (&cfg.refine, ind_sha256) {
+        (Some(r), Some(sha)) => {
+            format!("{:?} {} steps seed {} ind {sha}", r.method, r.steps, r.seed)
+        }
+        _ => "none".into(),
+    };
+    format!(
+        "source={}; bands={bands}; model={model_sha256}; refine={refine}; raw={}; rescale={:?}; out_type={}; s2_harmonized={}; s2_bands={}",
+        cfg.input,
+        cfg.raw,
+        cfg.rescale,
+        cfg.out_type.map(|t| format!("{t:?}")).unwrap_or_else(|| "input".into()),
+        cfg.s2.harmonized,
+        cfg.s2.stack_bands.as_ref().map(|b| b.join(",")).unwrap_or_else(|| "-".into()),
+    )
+}
+
+/// The `IDFCR_SETTINGS` line that running `cfg` on `input` would write,
+/// loading (and caching) the models it needs.
+pub fn expected_settings(
+    cfg: &RemoveConfig,
+    input: &InputRaster,
+    cache: &mut ModelCache,
+) -> Result<String> {
+    let model_sha = cache.get(cfg, input)?.sha256.clone();
+    let ind_sha = match &cfg.refine {
+        Some(opts) => Some(cache.ind(cfg, opts, input)?.sha256_line()),
+        None => None,
+    };
+    Ok(settings_line(cfg, &model_sha, ind_sha.as_deref()))
+}
+
+/// Tags every output carries: who made it, from what, with which model.
+pub(crate) fn provenance_tags(
+    cfg: &RemoveConfig,
+    model: &Model,
+    input: &InputRaster,
+    ind_sha256: Option<&str>,
+) -> Vec<(String, String)> {
+    let c = &model.contract;
+    let mut tags = vec![
+        (
+            "IDFCR_SETTINGS".to_string(),
+            settings_line(cfg, &model.sha256, ind_sha256),
+        ),
+        (
+            "IDFCR_VERSION".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "IDFCR_MODEL".to_string(),
+            format!("{} {}", c.name, c.version),
+        ),
+        ("IDFCR_MODEL_SHA256".to_string(), model.sha256.clone()),
+        ("IDFCR_SOURCE".to_string(), cfg.input.clone()),
+        (
+            "IDFCR_RADIOMETRY".to_string(),
+            format!(
+                "model value = (pixel value + {}) * {}; output converted back to the input's units",
+                c.norm.offset, c.norm.scale
+            ),
+        ),
+    ];
+    if let Some(note) = &input.radiometry_note {
+        tags.push(("IDFCR_S2_RADIOMETRY".to_string(), note.clone()));
+    }
+    tags.push((
+        "IDFCR_BLEND".to_string(),
+        if cfg.raw {
+            "none (--raw): the model's output everywhere".to_string()
+        } else if c.calibrated_probability {
+            "output = p x model + (1 - p) x input, p the model's calibrated cloud probability"
+                .to_string()
+        } else {
+            "none: the model has no calibrated cloud probability".to_string()
+        },
+    ));
+    if input.rescale != (1.0, 0.0) {
+        tags.push((
+            "IDFCR_RESCALE".to_string(),
+            format!(
+                "model raster value = value * {} + {}; undone on output",
+                input.rescale.0, input.rescale.1
+            ),
+        ));
+    }
+    tags
+}

@@ -1,0 +1,199 @@
+//! `remove`: one job, from the output check to the finished files.
+//!
+//! 1. `remove_cached`: check the output path, open the input (`stage1::
+//!    open_input`), pick and load the model (`cache`), check the input range;
+//! 2. stage 1, `stage1::pixel_cr`: tiles through Pixel-CR, blended by the
+//!    cloud probability, written (temp file, checked, moved into place);
+//! 3. with `--refine`, `remove_refined` runs stage 1 raw into a hidden
+//!    working file, then the IND stage (`crate::diffusion::refine`), then the
+//!    blend by the probability, into the output.
+
+use std::time::Instant;
+
+use crate::config::{OutputType, RefineOptions, RemoveConfig};
+use crate::error::{Error, Result};
+use crate::io::reader::InputRaster;
+use crate::io::writer::{check_output_path, Provenance};
+use crate::pipeline::cache::ModelCache;
+use crate::pipeline::provenance::provenance_tags;
+use crate::pipeline::stage1::{create_output, open_input, pixel_cr, set_input_map, worker_pool};
+use crate::pipeline::summary::{RefineSummary, RemoveSummary};
+use crate::progress::Progress;
+use crate::tiling::grid::round_up;
+
+/// Run Pixel-CR over the input and write the cloud-free raster.
+pub fn remove(
+    cfg: &RemoveConfig,
+    progress_total: impl FnMut(u64) -> Box<dyn Progress>,
+) -> Result<RemoveSummary> {
+    remove_cached(cfg, &mut ModelCache::default(), progress_total)
+}
+
+/// `remove` with models taken from (and kept in) `cache`.
+pub fn remove_cached(
+    cfg: &RemoveConfig,
+    cache: &mut ModelCache,
+    mut progress_total: impl FnMut(u64) -> Box<dyn Progress>,
+) -> Result<RemoveSummary> {
+    run_one(cfg, cache, &mut progress_total)
+}
+
+fn run_one(
+    cfg: &RemoveConfig,
+    cache: &mut ModelCache,
+    progress_total: &mut dyn FnMut(u64) -> Box<dyn Progress>,
+) -> Result<RemoveSummary> {
+    let started = Instant::now();
+    cfg.validate()?;
+    check_output_path(&cfg.output, cfg.overwrite)?;
+    if let Some(mask) = &cfg.mask {
+        check_output_path(mask, cfg.overwrite)?;
+    }
+    let mut input = open_input(cfg)?;
+    set_input_map(cfg, &mut input, cache)?;
+    crate::io::writer::check_creation_options(
+        cfg.format,
+        cfg.out_type.unwrap_or(input.data_type),
+        input.bands(),
+        &cfg.creation_options,
+    )?;
+    if cfg.mask.is_some() {
+        // The mask is Float32 with one band: options valid for the output
+        // (JPEG compression of Byte RGB, say) may not be for it.
+        crate::io::writer::check_creation_options(
+            cfg.format,
+            OutputType::Float32,
+            1,
+            &cfg.creation_options,
+        )?;
+    }
+    if let Some(opts) = &cfg.refine {
+        return remove_refined(cfg, opts, &input, cache, progress_total, started);
+    }
+    pixel_cr(cfg, &input, cache, progress_total, started)
+}
+
+/// `--refine`: Pixel-CR into a hidden Float32 working file beside the
+/// output, then the IND stage from it into the output. The IND model is
+/// loaded (and checked against the input) before stage 1 spends any time.
+fn remove_refined(
+    cfg: &RemoveConfig,
+    opts: &RefineOptions,
+    input: &InputRaster,
+    cache: &mut ModelCache,
+    progress_total: &mut dyn FnMut(u64) -> Box<dyn Progress>,
+    started: Instant,
+) -> Result<RemoveSummary> {
+    // Load and check the IND model before stage 1 spends any time; the
+    // borrow of `cache` ends here, so it is looked up again below.
+    cache.ind(cfg, opts, input)?;
+    let stage1_file = crate::io::writer::TempFile::beside(&cfg.output, "pixelcr").map_err(|e| {
+        Error::output(
+            &cfg.output,
+            format!("cannot create a temp file beside it: {e}"),
+        )
+    })?;
+    let stage1_path = stage1_file.path().to_path_buf();
+    // The cloud probability goes to a temp file too: the final blend reads
+    // it, and the user's --mask is copied from it only once all succeeded.
+    let blend = !cfg.raw && cache.get(cfg, input)?.contract.calibrated_probability;
+    let prob_file = if blend || cfg.mask.is_some() {
+        Some(
+            crate::io::writer::TempFile::beside(&cfg.output, "prob").map_err(|e| {
+                Error::output(
+                    &cfg.output,
+                    format!("cannot create a temp file beside it: {}", e.kind()),
+                )
+            })?,
+        )
+    } else {
+        None
+    };
+    let stage1_cfg = RemoveConfig {
+        output: stage1_path.clone(),
+        mask: prob_file.as_ref().map(|f| f.path().to_path_buf()),
+        format: crate::config::OutputFormat::GTiff,
+        creation_options: vec![],
+        out_type: Some(OutputType::Float32),
+        overwrite: true,
+        refine: None,
+        // Stage 2 refines the raw Pixel-CR image (what its ControlNet was
+        // trained on) and the blend by p happens once, at the end.
+        raw: true,
+        ..cfg.clone()
+    };
+    let mut summary = pixel_cr(&stage1_cfg, input, cache, progress_total, started)?;
+    let stage1 = InputRaster::open(&stage1_path.to_string_lossy(), None)?;
+    let prob = match &prob_file {
+        Some(f) => Some(InputRaster::open(&f.path().to_string_lossy(), None)?),
+        None => None,
+    };
+    let ind_sha = cache.ind(cfg, opts, input)?.sha256_line();
+    let model = cache.get(cfg, input)?;
+    let mut tags = provenance_tags(cfg, model, input, Some(&ind_sha));
+    let ind = cache.ind(cfg, opts, input)?;
+    let method = match opts.method {
+        crate::config::Method::Ddpm => "ddpm",
+        crate::config::Method::Ddim => "ddim",
+    };
+    tags.push((
+        "IDFCR_REFINE".to_string(),
+        format!(
+            "IND {}; {method}, {} steps, seed {}; wavelet colour fix against the Pixel-CR image",
+            ind.describe(),
+            opts.steps,
+            opts.seed
+        ),
+    ));
+    tags.push(("IDFCR_REFINE_SHA256".to_string(), ind_sha));
+    let prov = Provenance { input, tags };
+    let mut out = create_output(cfg, &prov)?;
+    let pool = worker_pool(ind.encoder.workers())?;
+    let job = crate::diffusion::refine::Refine {
+        stage1: &stage1,
+        units: input.units(),
+        blend: if blend {
+            prob.as_ref().map(|p| (input, p))
+        } else {
+            None
+        },
+        models: ind,
+        tile_px: round_up(cfg.tile_px, ind.encoder.contract.factor),
+        chain: crate::diffusion::sampler::Chain {
+            steps: opts.steps,
+            method: opts.method,
+            seed: opts.seed,
+        },
+        pool: &pool,
+    };
+    let total = job.units();
+    let mut progress = progress_total(total);
+    let stats = job.run(&mut out, progress.as_mut())?;
+    out.finish()?;
+    if let (Some(user_mask), Some(p)) = (&cfg.mask, &prob) {
+        let placed = crate::io::writer::copy_into_place(
+            &p.ds,
+            user_mask,
+            cfg.format,
+            OutputType::Float32,
+            &cfg.creation_options,
+            cfg.overwrite,
+        );
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&cfg.output);
+            return Err(e);
+        }
+    }
+    progress.finish(total);
+    summary.output = cfg.output.clone();
+    summary.mask = cfg.mask.clone();
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.refine = Some(RefineSummary {
+        model: ind.describe(),
+        sampler: method.to_string(),
+        steps: opts.steps,
+        seed: opts.seed,
+        stats,
+    });
+    Ok(summary)
+}

@@ -1,0 +1,513 @@
+//! Stage 1 (Pixel-CR) of one input: panels of strips of tiles, run on the
+//! session pool, blended (`tiling::blend`), then blended with the input by
+//! the cloud probability and written.
+//!
+//! 1. `Run::panel`, for each column panel: for each strip of tiles, read the
+//!    pixels it needs (mirrored past the scene edge);
+//! 2. `Run::run_tiles`: convert to model units, run the tiles on the session
+//!    pool, blend them into the accumulator;
+//! 3. `Run::write`: write the rows no later strip touches, in the columns
+//!    this panel determines, as p x model + (1 - p) x input.
+//!
+//! Memory is bounded by one strip of one panel (tile height x panel width),
+//! whatever the scene size.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::config::{OutputType, RemoveConfig};
+use crate::error::{Error, Result};
+use crate::io::reader::InputRaster;
+use crate::io::writer::{BandSpec, OutputRaster, Provenance};
+use crate::models::pixel_cr::{Model, Provider};
+use crate::progress::Progress;
+use crate::tiling::blend::{axis_weights, Accumulator};
+use crate::tiling::grid::{mirror, panels, round_up, AxisGrid, Panel};
+
+use crate::pipeline::cache::ModelCache;
+use crate::pipeline::provenance::{band_specs, provenance_tags};
+use crate::pipeline::summary::RemoveSummary;
+
+/// The pixels a strip of tiles needs, read once: (bands x rows x width)
+/// values of a window of the scene starting at column `c_lo`, their
+/// validity, and which source row each strip row mirrors.
+struct StripSource<'a> {
+    block: &'a [f32],
+    valid: &'a [bool],
+    /// Source row (scene coordinates) of each strip row.
+    rows: &'a [usize],
+    r_lo: usize,
+    c_lo: usize,
+    /// Width of the window read.
+    width: usize,
+    scene_width: usize,
+    bands: usize,
+}
+
+impl StripSource<'_> {
+    /// The tile starting at scene column `x0` (may be negative), `tw` wide,
+    /// converted with `to_model`; nodata pixels become 0. `None` when the
+    /// tile holds no valid pixel (it is skipped).
+    fn tile(&self, x0: isize, tw: usize, to_model: impl Fn(usize, f32) -> f32) -> Option<Vec<f32>> {
+        let (th, w, n) = (self.rows.len(), self.width, self.block.len() / self.bands);
+        let cols: Vec<usize> = (0..tw)
+            .map(|x| mirror(x0 + x as isize, self.scene_width) - self.c_lo)
+            .collect();
+        let mut tile = vec![0f32; self.bands * th * tw];
+        let mut any_valid = false;
+        for (ty, &sr) in self.rows.iter().enumerate() {
+            let row_off = (sr - self.r_lo) * w;
+            for (tx, &sc) in cols.iter().enumerate() {
+                if self.valid[row_off + sc] {
+                    any_valid = true;
+                    for b in 0..self.bands {
+                        tile[(b * th + ty) * tw + tx] =
+                            to_model(b, self.block[b * n + row_off + sc]);
+                    }
+                }
+            }
+        }
+        any_valid.then_some(tile)
+    }
+}
+
+/// Stage 1 (Pixel-CR) of an open input into `cfg.output`.
+pub(crate) fn pixel_cr(
+    cfg: &RemoveConfig,
+    input: &InputRaster,
+    cache: &mut ModelCache,
+    progress_total: &mut dyn FnMut(u64) -> Box<dyn Progress>,
+    started: Instant,
+) -> Result<RemoveSummary> {
+    let model = cache.get(cfg, input)?;
+    let model_path = model.path.clone();
+    let c = &model.contract;
+    // A model that declares Sentinel-2 bands by their canonical names must
+    // get exactly those (a 10 m model on the 20 m group would run, badly).
+    let model_s2 = !c.band_names.is_empty()
+        && c.band_names
+            .iter()
+            .all(|b| crate::sentinel2::bands::canonical_band(b) == Some(b.as_str()));
+    if model_s2 && !input.band_names.is_empty() && c.band_names != input.band_names {
+        return Err(Error::input(
+            &cfg.input,
+            format!(
+                "has bands {} but model {} was trained on {}",
+                input.band_names.join(" "),
+                c.name,
+                c.band_names.join(" ")
+            ),
+        ));
+    }
+    if c.bands != input.bands() {
+        return Err(Error::input(
+            &cfg.input,
+            format!(
+                "has {} band(s) but model {} expects {}; select bands with -b",
+                input.bands(),
+                c.name,
+                c.bands
+            ),
+        ));
+    }
+    if cfg.mask.is_some() && c.attention_output.is_none() {
+        return Err(Error::model(
+            &model_path,
+            "has no attention output, so --mask cannot be written",
+        ));
+    }
+
+    let margin = c.margin_px();
+    let window = c.window_px;
+    let overlap = cfg.overlap_px.unwrap_or(2 * margin + 2 * window);
+    // A tile too small for the model's own overlap (a 60 m group's share of
+    // the 10 m tile, say) grows to fit: the output does not depend on the
+    // tile size. An overlap the user chose is checked as given.
+    let tile_px = match cfg.overlap_px {
+        None => round_up(cfg.tile_px.max(2 * overlap), window),
+        Some(_) => round_up(cfg.tile_px, window),
+    };
+    let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
+    let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
+    let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();
+
+    let prov = Provenance {
+        input,
+        tags: provenance_tags(cfg, model, input, None),
+    };
+    limit_gdal_cache();
+    let mut out = create_output(cfg, &prov)?;
+    let mut mask_out = match &cfg.mask {
+        Some(p) => {
+            let spec = BandSpec {
+                description: "cloud probability (Pixel-CR cloudy attention)".into(),
+                color: None,
+                nodata: Some(-1.0),
+                scale_offset: None,
+                metadata: vec![],
+            };
+            Some(OutputRaster::create(
+                p,
+                cfg.format,
+                &cfg.creation_options,
+                OutputType::Float32,
+                &[spec],
+                &prov,
+                cfg.overwrite,
+            )?)
+        }
+        None => None,
+    };
+
+    let pool = worker_pool(model.workers())?;
+    let panels = panels(&xgrid, cfg.panel_px);
+    let total_tiles = (ygrid.len() * panels.iter().map(|p| p.tiles.len()).sum::<usize>()) as u64;
+    let mut run = Run {
+        input,
+        model,
+        ygrid: &ygrid,
+        xgrid: &xgrid,
+        wx: &wx,
+        pool: &pool,
+        out: &mut out,
+        mask_out: mask_out.as_mut(),
+        progress: progress_total(total_tiles),
+        total_tiles,
+        counts: Counts::default(),
+        units: input.units(),
+        blend: !cfg.raw && c.calibrated_probability,
+    };
+    for panel in &panels {
+        run.panel(panel)?;
+    }
+    crate::interrupt::check()?;
+    let (counts, mut progress) = (run.counts, run.progress);
+    if counts.valid_pixels == 0 {
+        return Err(Error::input(
+            &cfg.input,
+            "every pixel is nodata; nothing to do",
+        ));
+    }
+    out.finish()?;
+    if let Some(m) = mask_out {
+        if let Err(e) = m.finish() {
+            // Output and mask are one result: do not leave half of it.
+            let _ = std::fs::remove_file(&cfg.output);
+            return Err(e);
+        }
+    }
+    progress.finish(total_tiles);
+    Ok(RemoveSummary {
+        input: cfg.input.clone(),
+        output: cfg.output.clone(),
+        mask: cfg.mask.clone(),
+        model: format!("{} {}", c.name, c.version),
+        model_sha256: model.sha256.clone(),
+        device_note: crate::models::pixel_cr::device_note(),
+        blended: !cfg.raw && c.calibrated_probability,
+        rescale: input.rescale,
+        provider: match model.provider {
+            Provider::Cpu => "cpu".into(),
+            Provider::Cuda => "cuda".into(),
+        },
+        width: input.width,
+        height: input.height,
+        bands: input.bands(),
+        tiles_run: counts.tiles_run,
+        tiles_skipped: counts.tiles_skipped,
+        seconds: started.elapsed().as_secs_f64(),
+        inference_seconds: counts.inference_s,
+        refine: None,
+    })
+}
+
+/// Check the input's values against the model's training range and set the
+/// user's map onto it (`--rescale`, `--stretch`); see `units`.
+pub(crate) fn set_input_map(
+    cfg: &RemoveConfig,
+    input: &mut InputRaster,
+    cache: &mut ModelCache,
+) -> Result<()> {
+    let range = cache.get(cfg, input)?.contract.input_range;
+    let (observed, pct) = match cfg.rescale {
+        crate::config::Rescale::None if range.is_some() => (input.approx_range()?, None),
+        crate::config::Rescale::Stretch => ((0.0, 0.0), Some(input.percentiles(2.0, 98.0)?)),
+        _ => ((f64::NAN, f64::NAN), None),
+    };
+    input.rescale = crate::io::units::input_map(
+        range,
+        cfg.rescale,
+        observed,
+        pct,
+        input.data_type == OutputType::Byte,
+    )
+    .map_err(|msg| Error::input(&cfg.input, msg))?;
+    Ok(())
+}
+
+/// Open and adapt the input (Sentinel-2 band names and offsets); a whole
+/// Sentinel-2 product is refused with a pointer to `idfcr s2`.
+pub(crate) fn open_input(cfg: &RemoveConfig) -> Result<InputRaster> {
+    if crate::sentinel2::bands::parse_subdataset(&cfg.input).is_none()
+        && crate::sentinel2::input::find_product_metadata(&cfg.input)?.is_some()
+    {
+        return Err(Error::input(
+            &cfg.input,
+            "is a whole Sentinel-2 product: run `idfcr s2` on it for every band group, or pass one SENTINEL2_...:10m:... subdataset (see gdalinfo)",
+        ));
+    }
+    let mut input = InputRaster::open(&cfg.input, cfg.band_idx.as_deref())?;
+    crate::sentinel2::input::adapt(&mut input, &cfg.s2)?;
+    Ok(input)
+}
+
+/// The main output: the input's bands and georeferencing, in the format and
+/// type `cfg` asks for.
+pub(crate) fn create_output(cfg: &RemoveConfig, prov: &Provenance) -> Result<OutputRaster> {
+    OutputRaster::create(
+        &cfg.output,
+        cfg.format,
+        &cfg.creation_options,
+        cfg.out_type.unwrap_or(prov.input.data_type),
+        &band_specs(prov.input),
+        prov,
+        cfg.overwrite,
+    )
+}
+
+/// The rayon pool the session workers run on (one thread per session).
+pub(crate) fn worker_pool(workers: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|e| Error::System(format!("cannot start {workers} worker threads: {e}")))
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    tiles_run: usize,
+    tiles_skipped: usize,
+    done: u64,
+    valid_pixels: u64,
+    inference_s: f64,
+}
+
+/// Everything one run needs while it walks the panels and strips.
+struct Run<'a> {
+    input: &'a InputRaster,
+    model: &'a Model,
+    ygrid: &'a AxisGrid,
+    xgrid: &'a AxisGrid,
+    /// Column blend weights of every tile of the row.
+    wx: &'a [Vec<f32>],
+    pool: &'a rayon::ThreadPool,
+    out: &'a mut OutputRaster,
+    mask_out: Option<&'a mut OutputRaster>,
+    progress: Box<dyn Progress>,
+    total_tiles: u64,
+    counts: Counts,
+    /// Raster values <-> the model's raster units.
+    units: crate::io::reader::PixelUnits,
+    /// Blend the model's output with the input by its cloud probability.
+    blend: bool,
+}
+
+impl Run<'_> {
+    /// One column panel: every strip of its tiles, top to bottom.
+    fn panel(&mut self, panel: &Panel) -> Result<()> {
+        let (c, width) = (&self.model.contract, self.input.width);
+        let (th, tw) = (self.ygrid.tile_px, self.xgrid.tile_px);
+        let has_att = c.attention_output.is_some();
+        // Panel-local columns: x' = x - x0, over the panel's tiles.
+        let x0 = self.xgrid.starts[panel.tiles.start];
+        let span = (self.xgrid.starts[panel.tiles.end - 1] - x0) as usize + tw;
+        // Source columns the panel needs (mirrored at the scene edges).
+        let src_cols: Vec<usize> = (0..span).map(|x| mirror(x0 + x as isize, width)).collect();
+        let c_lo = *src_cols.iter().min().expect("panel has columns");
+        let c_hi = *src_cols.iter().max().expect("panel has columns") + 1;
+        // Clear bands, plus the attention map as one more channel when the
+        // model has one (they share the blend weights).
+        let mut acc = Accumulator::new(c.bands + has_att as usize, th, span);
+        for ky in 0..self.ygrid.len() {
+            crate::interrupt::check()?;
+            let s = self.ygrid.starts[ky];
+            let src_rows: Vec<usize> = (0..th)
+                .map(|r| mirror(s + r as isize, self.input.height))
+                .collect();
+            let r_lo = *src_rows.iter().min().expect("tile has rows");
+            let r_hi = *src_rows.iter().max().expect("tile has rows") + 1;
+            let block = self
+                .input
+                .read_window(r_lo, r_hi - r_lo, c_lo, c_hi - c_lo)?;
+            let valid = self.input.valid_mask(&block, (r_hi - r_lo) * (c_hi - c_lo));
+            let strip = StripSource {
+                block: &block,
+                valid: &valid,
+                rows: &src_rows,
+                r_lo,
+                c_lo,
+                width: c_hi - c_lo,
+                scene_width: width,
+                bands: c.bands,
+            };
+            self.run_tiles(panel, &strip, ky, x0, &mut acc)?;
+            // Rows no later strip touches, in the columns this panel
+            // determines: convert back and write.
+            let (lo, hi) = self.ygrid.finished_after(ky);
+            if hi > lo && panel.cols.1 > panel.cols.0 {
+                self.write(&acc, &strip, (lo, hi), panel.cols, s, x0, span)?;
+            }
+            if let Some(&next) = self.ygrid.starts.get(ky + 1) {
+                acc.shift_rows((next - s) as usize);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the strip's tiles of this panel a few at a time (so memory holds
+    /// a few tile inputs per worker), each worker building its own tile
+    /// input, and blend the results into `acc`.
+    fn run_tiles(
+        &mut self,
+        panel: &Panel,
+        strip: &StripSource,
+        ky: usize,
+        x0: isize,
+        acc: &mut Accumulator,
+    ) -> Result<()> {
+        let (model, xgrid, pool) = (self.model, self.xgrid, self.pool);
+        let units = &self.units;
+        let c = &model.contract;
+        let (th, tw) = (self.ygrid.tile_px, xgrid.tile_px);
+        let wy = axis_weights(self.ygrid, ky);
+        let kxs: Vec<usize> = panel.tiles.clone().collect();
+        for batch in kxs.chunks(model.workers() * 2) {
+            let results: Vec<Result<Option<(usize, crate::models::pixel_cr::TileOutput, f64)>>> =
+                pool.install(|| {
+                    batch
+                        .par_iter()
+                        .map(|&kx| {
+                            crate::interrupt::check()?;
+                            let Some(tile) = strip.tile(xgrid.starts[kx], tw, |b, v| {
+                                c.to_model(units.to_pixel(b, v))
+                            }) else {
+                                return Ok(None);
+                            };
+                            let t0 = Instant::now();
+                            let worker = rayon::current_thread_index().unwrap_or(0);
+                            let out = model.run(worker, tile, th, tw)?;
+                            Ok(Some((kx, out, t0.elapsed().as_secs_f64())))
+                        })
+                        .collect()
+                });
+            for r in results {
+                self.counts.done += 1;
+                let Some((kx, tile_out, secs)) = r? else {
+                    self.counts.tiles_skipped += 1;
+                    continue;
+                };
+                self.counts.inference_s += secs;
+                let mut channels = tile_out.clear;
+                if let Some(a) = tile_out.attention {
+                    channels.extend_from_slice(&a);
+                }
+                acc.add(
+                    &channels,
+                    (th, tw),
+                    (0, xgrid.starts[kx] - x0),
+                    &wy,
+                    &self.wx[kx],
+                );
+                self.counts.tiles_run += 1;
+            }
+            self.progress.update(self.counts.done, self.total_tiles);
+        }
+        Ok(())
+    }
+
+    /// Write scene rows `rows` and columns `cols` from the accumulator
+    /// (whose row 0 is scene row `s` and column 0 scene column `x0`).
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        acc: &Accumulator,
+        strip: &StripSource,
+        rows: (usize, usize),
+        cols: (usize, usize),
+        s: isize,
+        x0: isize,
+        span: usize,
+    ) -> Result<()> {
+        let c = &self.model.contract;
+        let bands = c.bands;
+        let has_att = c.attention_output.is_some();
+        let (nr, nc) = (rows.1 - rows.0, cols.1 - cols.0);
+        let n = nr * nc;
+        let mut values = vec![0f32; bands * n];
+        let mut ok = vec![false; n];
+        let mut prob = vec![0f32; n];
+        let nblk = strip.block.len() / strip.bands;
+        for r in 0..nr {
+            let ar = ((rows.0 + r) as isize - s) as usize; // accumulator row
+            let vr = rows.0 + r - strip.r_lo; // block row
+            for col in 0..nc {
+                let x = cols.0 + col; // scene column
+                let ac = (x as isize - x0) as usize; // accumulator column
+                let p = r * nc + col;
+                if !strip.valid[vr * strip.width + x - strip.c_lo]
+                    || acc.weight[ar * span + ac] == 0.0
+                {
+                    continue;
+                }
+                ok[p] = true;
+                self.counts.valid_pixels += 1;
+                if has_att {
+                    let v = acc.value(bands, ar, ac).unwrap_or(0.0);
+                    // A non-finite probability means no usable detection.
+                    prob[p] = if v.is_finite() {
+                        v.clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
+                }
+                let at = vr * strip.width + x - strip.c_lo; // block pixel
+                for b in 0..bands {
+                    let model = self
+                        .units
+                        .from_pixel(b, c.from_model(acc.value(b, ar, ac).unwrap_or(0.0)));
+                    values[b * n + p] = if self.blend {
+                        // Where p is 0 the input comes back bit for bit.
+                        let input = strip.block[b * nblk + at];
+                        if prob[p] == 0.0 {
+                            input
+                        } else {
+                            input + prob[p] * (model - input)
+                        }
+                    } else {
+                        model
+                    };
+                }
+            }
+        }
+        self.out
+            .write_window(rows.0, nr, cols.0, nc, &values, &ok)?;
+        if let Some(m) = self.mask_out.as_deref_mut() {
+            m.write_window(rows.0, nr, cols.0, nc, &prob, &ok)?;
+        }
+        Ok(())
+    }
+}
+
+/// GDAL's block cache defaults to 5 % of RAM, which would make memory grow
+/// with the machine rather than with our panels. Writes go to an
+/// uncompressed working file (blocks updated in place), so a small cache
+/// suffices. GDAL_CACHEMAX from the environment or --config still wins.
+pub(crate) fn limit_gdal_cache() {
+    if gdal::config::get_config_option("GDAL_CACHEMAX", "")
+        .unwrap_or_default()
+        .is_empty()
+    {
+        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "64");
+    }
+}

@@ -1,0 +1,13 @@
+//! Sentinel-2 products (`idfcr s2`, and `.SAFE` inputs to `remove`).
+//!
+//! - `bands`: pure facts and parsing: band names, resolution groups, product
+//!   metadata (level, baseline, offsets), subdataset and output names;
+//! - `input`: a product path (SAFE folder, zip, MTD file, subdataset, band
+//!   stack) in -> the GDAL dataset of one group with its bands in order and
+//!   its radiometry;
+//! - `run`: one product in -> one output per resolution group (or a stack),
+//!   each through `crate::pipeline`.
+
+pub mod bands;
+pub mod input;
+pub mod run;
