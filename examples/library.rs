@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use idfcr::config::{Device, OutputFormat, ProgressMode, RemoveConfig, Rescale};
+use idfcr::config::{
+    Device, Job, OutputFormat, ProgressMode, RemoveConfig, RemoveOptions, Rescale,
+};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -13,11 +15,15 @@ fn main() {
         eprintln!("usage: library INPUT OUTPUT");
         std::process::exit(2);
     };
-    let cfg = RemoveConfig {
+    // What to do it on, and what to do: `RemoveConfig::new` checks both.
+    let job = Job {
         input,
         output: PathBuf::from(output),
-        band_idx: None,
-        model: None, // the bundled model for the input's band count
+        mask: None, // Some(path): also write the cloud probability
+    };
+    let opts = RemoveOptions {
+        band_idx: None, // all bands
+        model: None,    // the bundled model for the input's band count
         tile_px: 512,
         panel_px: 4096,
         overlap_px: None,
@@ -28,7 +34,6 @@ fn main() {
         format: OutputFormat::Cog,
         creation_options: vec![("COMPRESS".into(), "ZSTD".into())],
         out_type: None,
-        mask: None,
         overwrite: true,
         raw: false,             // blend with the input by the cloud probability
         rescale: Rescale::None, // Rescale::Linear(0.0, 25500.0) for 8-bit values x 100
@@ -37,6 +42,13 @@ fn main() {
         model_dir: None,
         s2: Default::default(), // Sentinel-2 radiometry: detected from the input
         refine: None,           // Some(RefineOptions { .. }): the IND diffusion stage too
+    };
+    let cfg = match RemoveConfig::new(opts, job) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("library: error: {e}");
+            std::process::exit(e.exit_code());
+        }
     };
     // The library prints nothing: progress goes to what the caller gives
     // (`idfcr::progress::silent`, the CLI's display, or your own `Progress`).

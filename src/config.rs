@@ -95,12 +95,21 @@ impl OutputType {
     }
 }
 
-/// Settings of `idfcr remove`.
+/// What to do it on: one input raster, its output, and optionally where the
+/// cloud probability goes. `batch` and `s2` make
+/// one per input (or per resolution group) with the same `RemoveOptions`.
 #[derive(Debug, Clone)]
-pub struct RemoveConfig {
+pub struct Job {
     /// Anything GDAL opens, passed through verbatim (paths, /vsizip/, subdatasets).
     pub input: String,
     pub output: PathBuf,
+    pub mask: Option<PathBuf>,
+}
+
+/// What to do: model, tiling, device, output format, blending; the same
+/// for every raster of a `remove`, `batch` or `s2` run.
+#[derive(Debug, Clone)]
+pub struct RemoveOptions {
     /// 0-based band indices to use (`-b` is 1-based); None: all bands.
     pub band_idx: Option<Vec<usize>>,
     /// Explicit model file; None: the bundled default for the band count.
@@ -116,7 +125,6 @@ pub struct RemoveConfig {
     pub format: OutputFormat,
     pub creation_options: Vec<(String, String)>,
     pub out_type: Option<OutputType>,
-    pub mask: Option<PathBuf>,
     pub overwrite: bool,
     /// The model's output everywhere (`--raw`); default: blended with the
     /// input by the model's calibrated cloud probability.
@@ -131,6 +139,14 @@ pub struct RemoveConfig {
     pub s2: S2Options,
     /// Stage 2 (IND diffusion refinement) after Pixel-CR; None: stage 1 only.
     pub refine: Option<RefineOptions>,
+}
+
+/// One validated `remove`: the options and the job. Made only by `new`,
+/// which checks them together.
+#[derive(Debug, Clone)]
+pub struct RemoveConfig {
+    pub opts: RemoveOptions,
+    pub job: Job,
 }
 
 /// A linear map of the input onto the model's nominal range, undone on
@@ -168,8 +184,33 @@ pub fn parse_key_value(s: &str) -> Result<(String, String)> {
 }
 
 impl RemoveConfig {
-    /// Checks of the settings themselves (the file system is only asked
-    /// whether two output paths are one file).
+    /// Options and job, checked.
+    pub fn new(opts: RemoveOptions, job: Job) -> Result<Self> {
+        let cfg = RemoveConfig { opts, job };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks of the options and of the job together (the file system is
+    /// only asked whether two output paths are one file).
+    pub fn validate(&self) -> Result<()> {
+        self.opts.validate()?;
+        if self
+            .job
+            .mask
+            .as_ref()
+            .is_some_and(|m| crate::io::names::same_target(m, &self.job.output))
+        {
+            return Err(Error::Usage(
+                "--mask must name a different file than OUTPUT".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RemoveOptions {
+    /// Checks of the options themselves, before any input is known.
     pub fn validate(&self) -> Result<()> {
         if self.tile_px < 32 {
             return Err(Error::Usage(format!(
@@ -179,15 +220,6 @@ impl RemoveConfig {
         }
         if self.threads == 0 {
             return Err(Error::Usage("--threads must be at least 1".into()));
-        }
-        if self
-            .mask
-            .as_ref()
-            .is_some_and(|m| crate::io::names::same_target(m, &self.output))
-        {
-            return Err(Error::Usage(
-                "--mask must name a different file than OUTPUT".into(),
-            ));
         }
         if let Some(r) = &self.refine {
             if r.steps == 0 || r.steps > 1000 {

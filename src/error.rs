@@ -95,6 +95,11 @@ impl Error {
         self
     }
 
+    /// `because` for a GDAL error: kept with its class and number.
+    pub fn because_gdal(self, e: gdal::errors::GdalError) -> Self {
+        self.because(GdalFailure::from(e))
+    }
+
     /// The process exit code that conventions assign to this error: 2 for
     /// usage errors, 130 for interruption, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
@@ -102,6 +107,37 @@ impl Error {
             Error::Usage(_) => 2,
             Error::Interrupted => 130,
             _ => 1,
+        }
+    }
+}
+
+/// A GDAL error kept as the source of one of ours: its class and number
+/// (for library users who act on them) and its message, cleaned as
+/// `gdal_message` cleans it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct GdalFailure {
+    /// `CPLErr` class (`Failure`, `Fatal`, ...) when GDAL raised one.
+    pub class: Option<String>,
+    /// `CPLErrorNum` when GDAL raised one.
+    pub number: Option<i32>,
+    pub message: String,
+}
+
+impl From<gdal::errors::GdalError> for GdalFailure {
+    fn from(e: gdal::errors::GdalError) -> Self {
+        let message = gdal_message(&e);
+        match e {
+            gdal::errors::GdalError::CplError { class, number, .. } => GdalFailure {
+                class: Some(format!("{class:?}")),
+                number: Some(number),
+                message,
+            },
+            _ => GdalFailure {
+                class: None,
+                number: None,
+                message,
+            },
         }
     }
 }

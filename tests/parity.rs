@@ -40,15 +40,15 @@ fn check(name: &str) {
         refj["halo_px"].as_u64().unwrap(),
         "{name}"
     );
-    let out = model
-        .run(
-            0,
-            read_f32(&dir.join(format!("{name}.input.bin"))),
-            shape[2],
-            shape[3],
-        )
-        .unwrap();
-    for (what, got) in [("clear", out.clear), ("attention", out.attention.unwrap())] {
+    let input = ndarray::Array3::from_shape_vec(
+        (shape[1], shape[2], shape[3]),
+        read_f32(&dir.join(format!("{name}.input.bin"))),
+    )
+    .unwrap();
+    let out = model.run(0, input).unwrap();
+    let clear: Vec<f32> = out.clear.iter().copied().collect();
+    let attention: Vec<f32> = out.attention.unwrap().iter().copied().collect();
+    for (what, got) in [("clear", clear), ("attention", attention)] {
         let want = read_f32(&dir.join(format!("{name}.{what}.bin")));
         assert_eq!(got.len(), want.len(), "{name} {what}");
         let max = got

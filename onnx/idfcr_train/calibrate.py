@@ -17,6 +17,11 @@ data with known cloud: the demo's synthetic clouds and synthetic clouds
 over the validation clear images.
 `--write-ckpt` stores the chosen calibration in the checkpoint, where
 `export.py` picks it up.
+
+`--detector CKPT` takes the attention map from a dedicated cloud detector
+(detector.py) instead of the model's attention head, with round feathering
+(probability.py); `--write-ckpt` then stores the detector's weights in the
+Pixel-CR checkpoint too, so the export embeds it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import time
 import numpy as np
 import torch
 
+from .checkpoint import load_state
 from .clear_fidelity import load_demo
 from .data import load_rice, split_by_block
 from .metrics import psnr
@@ -45,10 +51,14 @@ GRID = {
 
 
 @torch.no_grad()
-def run(model, img: np.ndarray, hi: float | None = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def run(model, img: np.ndarray, hi: float | None = 1.0, detector=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Model output clipped as the runtime writes it (8-bit: 0..1 in model
-    units; reflectance: >= 0) and the raw attention."""
-    out, att = model(torch.from_numpy(np.ascontiguousarray(img))[None])
+    units; reflectance: >= 0) and the raw attention (or the detector's
+    opacity)."""
+    x = torch.from_numpy(np.ascontiguousarray(img))[None]
+    out, att = model(x)
+    if detector is not None:
+        att = detector(x)
     return out.clamp(0, hi), att
 
 
@@ -71,12 +81,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--write-ckpt", action="store_true", help="store the chosen calibration in the checkpoint")
     ap.add_argument("--ring", type=float, default=0.0,
                     help="largest blur / dilation ratio allowed, against cloud-edge rings (0: no limit)")
+    ap.add_argument("--detector", default=None, help="cloud detector checkpoint (detector.py) as the source of p")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t_start = time.time()
     model, state = load_checkpoint(args.ckpt)
+    detector, det_state = None, None
+    if args.detector:
+        from .detector import load_detector
+
+        det_state = load_state(args.detector)
+        detector = load_detector(det_state)
     band_brightness = None
     if args.s2_group:
         from .s2_data import DEFAULT_VAL_SCENES, GROUPS, load_s2
@@ -105,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         syn, alpha = add_clouds(clear, rng, band_brightness=band_brightness)
         cases.append({
             "id": p.id, "block": p.block, "cloudy": cloudy, "clear": clear,
-            "out": run(model, cloudy, hi), "ident": run(model, clear, hi), "syn": syn, "alpha": alpha,
-            "syn_out": run(model, syn, hi),
+            "out": run(model, cloudy, hi, detector), "ident": run(model, clear, hi, detector), "syn": syn,
+            "alpha": alpha, "syn_out": run(model, syn, hi, detector),
         })
     demo = None
     if not args.s2_group:
@@ -120,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         alpha_demo = gdal.Open(os.path.join(DEMO, "landsat8_cloud_alpha.tif")).ReadAsArray().astype(np.float32)
         if alpha_demo.max() > 1.5:
             alpha_demo = alpha_demo / 255.0
-        demo = {"cloudy": cloudy_demo, "clear": clear_demo, "out": run(model, cloudy_demo),
-                "ident": run(model, clear_demo), "alpha": alpha_demo}
+        demo = {"cloudy": cloudy_demo, "clear": clear_demo, "out": run(model, cloudy_demo, detector=detector),
+                "ident": run(model, clear_demo, detector=detector), "alpha": alpha_demo}
     print(f"model outputs for {len(cases)} validation images: {time.time() - t_start:.0f} s", flush=True)
 
     def img_psnr(a, b):
@@ -160,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     raw = scores(None)
     rows = []
     for t0, width, d, s in itertools.product(GRID["t0"], GRID["width"], GRID["dilate_px"], GRID["blur_px"]):
-        cal = Calibration(t0=t0, t1=t0 + width, dilate_px=d, blur_px=s)
+        cal = Calibration(t0=t0, t1=t0 + width, dilate_px=d, blur_px=s,
+                          **({"shape": "round", "source": "detector"} if detector is not None else {}))
         rows.append({"calibration": cal.to_dict(), **scores(cal)})
     # --ring: the feathering should start outside the detected cloud; with a
     # blur wider than `ring` times the dilation, cloud edges fall inside the
@@ -211,9 +229,15 @@ def main(argv: list[str] | None = None) -> None:
         f.write("\n")
     print(json.dumps({k: v for k, v in res.items() if k != "grid"}, indent=1))
     if args.write_ckpt:
-        from .train_pixel_cr import save_atomic
+        from .checkpoint import save_atomic
 
         state["probability"] = cal.to_dict()
+        if detector is not None:
+            state["detector"] = {"model": det_state["model"], "config": det_state["config"],
+                                 "step": det_state["step"], "wall_s": det_state["wall_s"],
+                                 "meta": det_state.get("meta")}
+        else:
+            state.pop("detector", None)
         save_atomic(state, args.ckpt)
         print(f"calibration stored in {args.ckpt}")
 

@@ -19,7 +19,7 @@ import torch
 
 from .data import load_rice, split_by_block
 from .metrics import psnr, rmse, ssim
-from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
+from .pixel_cr import PixelCR, load_checkpoint
 
 
 @torch.no_grad()

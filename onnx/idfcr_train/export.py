@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .contract import check as check_contract
-from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
+from .pixel_cr import PixelCR, load_checkpoint
 from .probability import Calibration, WithProbability
 
 INPUT = "cloudy"

@@ -18,11 +18,13 @@ tiled result equal to the whole-image result away from the tile margins.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .checkpoint import load_state
 
 
 @dataclass
@@ -339,7 +341,7 @@ def load_checkpoint(path: str, *, ema: bool = True) -> tuple[PixelCR, dict]:
     what training resumes from) and their exponential moving average ("ema",
     what ships: smoother and better on validation). `ema=False` picks the raw
     weights, for comparisons."""
-    state = torch.load(path, map_location="cpu")
+    state = load_state(path)
     model = PixelCR(PixelCRConfig.from_dict(state["config"]))
     model.load_state_dict(state["ema"] if ema and state.get("ema") else state["model"])
     model.eval()

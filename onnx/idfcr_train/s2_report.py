@@ -22,7 +22,7 @@ import torch
 
 from .data import split_by_block
 from .metrics import psnr, rmse, ssim
-from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
+from .pixel_cr import PixelCR, load_checkpoint
 from .card_blend import blend_section
 from .s2_data import GROUPS, load_s2
 

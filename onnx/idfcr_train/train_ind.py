@@ -27,16 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import save_atomic
 from .data import load_rice, random_crop_pair, split_by_block
 from .ind import (AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step,
                   measure_latent_scale, q_sample, reconstruction_loss)
-from .pixel_cr import PixelCR, PixelCRConfig, load_checkpoint
-
-
-def save_atomic(obj: dict, path: str) -> None:
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+from .pixel_cr import load_checkpoint
 
 
 def crops(pairs, n: int, crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import time
@@ -26,6 +27,7 @@ import time
 import numpy as np
 import torch
 
+from .checkpoint import save_atomic
 from .data import Pair, align_label, load_rice, random_crop_pair, split_by_block
 from .metrics import psnr
 from .pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
@@ -105,12 +107,6 @@ def crop_to_window(x: np.ndarray, win: int) -> np.ndarray:
     return x[..., : h - h % win, : w - w % win]
 
 
-def save_atomic(obj: dict, path: str) -> None:
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="RICE-layout folder (pairs.csv, cloudy_image/, ground_truth/)")
@@ -131,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--lr-end", type=float, default=None,
+                    help="cosine-decay the learning rate from --lr to this over this run's --hours "
+                         "(a cool-down at the end of a long run; default: constant --lr)")
     ap.add_argument("--synthetic", type=float, default=0.25, help="fraction of samples with synthetic clouds")
     ap.add_argument("--identity", type=float, default=0.0, help="fraction of samples whose input is the clear image")
     ap.add_argument("--align-labels", action="store_true",
@@ -251,7 +250,9 @@ def main(argv: list[str] | None = None) -> None:
         save_atomic(
             {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
              "optim": opt.state_dict(), "step": step,
-             "wall_s": wall_s, "config": cfg.to_dict(), "rng": rng.bit_generator.state, "meta": meta},
+             "wall_s": wall_s, "config": cfg.to_dict(), "rng": rng.bit_generator.state, "meta": meta,
+             # A calibration written by calibrate.py --write-ckpt stays until the next calibration.
+             **({"probability": state["probability"]} if state and state.get("probability") else {})},
             args.ckpt,
         )
 
@@ -273,6 +274,10 @@ def main(argv: list[str] | None = None) -> None:
     while True:
         if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
             break
+        if args.lr_end is not None:
+            frac = min(1.0, (time.time() - t_start) / (args.hours * 3600))
+            for g in opt.param_groups:
+                g["lr"] = args.lr_end + (args.lr - args.lr_end) * 0.5 * (1 + math.cos(math.pi * frac))
         x, y, bw, m = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness,
                                  identity=args.identity, aligned=aligned, opacity_target=args.opacity_target)
         x, y, bw = x.to(device), y.to(device), bw.to(device)

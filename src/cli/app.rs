@@ -71,7 +71,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         cli::Command::S2(args) => {
             let json = args.json;
             args.into_config().and_then(|cfg| {
-                let mode = cfg.template.progress;
+                let mode = cfg.options.progress;
                 let summary = crate::sentinel2::run::run_s2(&cfg, |group, total| {
                     use std::io::IsTerminal;
                     if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal()
@@ -90,7 +90,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         cli::Command::Remove(args) => {
             let json = args.json;
             args.into_config().and_then(|cfg| {
-                let mode = cfg.progress;
+                let mode = cfg.opts.progress;
                 let summary = pipeline::remove(&cfg, |total| {
                     device_note_on_terminal(mode);
                     Box::new(progress::Display::new(mode, total))
@@ -207,7 +207,7 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
             return e.exit_code();
         }
     };
-    let mode = cfg.template.progress;
+    let mode = cfg.options.progress;
     let summary = match batch::run_batch(&cfg, progress::Display::factory(mode), |_input, e| {
         report(e)
     }) {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    parse_key_value, Device, OutputFormat, OutputType, ProgressMode, RemoveConfig,
+    parse_key_value, Device, Job, OutputFormat, OutputType, ProgressMode, RemoveConfig,
+    RemoveOptions,
 };
 use crate::error::{Error, Result};
 
@@ -190,19 +191,14 @@ impl S2Args {
             }
         }
         let groups = (!self.groups.is_empty()).then_some(self.groups);
-        let template = self.opts.into_config(
-            self.input.clone(),
-            self.out_dir.clone(),
-            None,
-            self.overwrite,
-        )?;
+        let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::sentinel2::run::S2RunConfig {
             input: self.input,
             out_dir: self.out_dir,
             name: self.name,
             mask_name: self.mask_name,
             groups,
-            template,
+            options,
             stack: self.stack,
         })
     }
@@ -363,9 +359,7 @@ impl BatchArgs {
             .map(crate::pipeline::batch::parse_shard)
             .transpose()?;
         let inputs = crate::pipeline::batch::expand_inputs(&self.inputs, self.list.as_deref())?;
-        let template =
-            self.opts
-                .into_config(String::new(), PathBuf::new(), None, self.overwrite)?;
+        let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::pipeline::batch::BatchConfig {
             inputs,
             out_dir: self.out_dir,
@@ -374,7 +368,7 @@ impl BatchArgs {
             skip_existing: self.skip_existing,
             shard,
             summary: self.summary,
-            template,
+            options,
         })
     }
 }
@@ -396,14 +390,10 @@ pub fn gdal_style_args(
 }
 
 impl ProcessingArgs {
-    /// Validate and convert; also applies `--config` to GDAL.
-    pub fn into_config(
-        self,
-        input: String,
-        output: PathBuf,
-        mask: Option<PathBuf>,
-        overwrite: bool,
-    ) -> Result<RemoveConfig> {
+    /// Validate and convert to the options of a run (the same for every
+    /// input of `batch` and every group of `s2`); also applies `--config` to
+    /// GDAL.
+    pub fn into_options(self, overwrite: bool) -> Result<RemoveOptions> {
         let format = match self.format.to_ascii_lowercase().as_str() {
             "gtiff" => OutputFormat::GTiff,
             "cog" => OutputFormat::Cog,
@@ -457,9 +447,7 @@ impl ProcessingArgs {
             gdal::config::set_config_option(&pair[0], &pair[1])
                 .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
         }
-        let cfg = RemoveConfig {
-            input,
-            output,
+        let opts = RemoveOptions {
             band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
             model: self.model,
             tile_px: self.tile_px,
@@ -486,7 +474,6 @@ impl ProcessingArgs {
                 .as_deref()
                 .map(OutputType::parse)
                 .transpose()?,
-            mask,
             overwrite,
             raw: self.raw,
             rescale,
@@ -512,15 +499,22 @@ impl ProcessingArgs {
                 seed: self.seed.unwrap_or(0),
             }),
         };
-        cfg.validate()?;
-        Ok(cfg)
+        opts.validate()?;
+        Ok(opts)
     }
 }
 
 impl RemoveArgs {
     pub fn into_config(self) -> Result<RemoveConfig> {
-        self.opts
-            .into_config(self.input, self.output, self.mask, self.overwrite)
+        let opts = self.opts.into_options(self.overwrite)?;
+        RemoveConfig::new(
+            opts,
+            Job {
+                input: self.input,
+                output: self.output,
+                mask: self.mask,
+            },
+        )
     }
 }
 

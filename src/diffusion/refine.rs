@@ -20,6 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use ndarray::{s, Array3, ArrayView3};
 use rayon::prelude::*;
 
 use crate::config::Device;
@@ -330,24 +331,25 @@ impl Refine<'_> {
         let t1 = Instant::now();
         let denoiser = &self.models.denoiser;
         let lat = den.latent_channels;
-        let denoise = |z: &[f32], c: &[f32], (th, tw): (usize, usize), t: usize| {
+        let denoise = |z: ArrayView3<f32>, c: ArrayView3<f32>, t: usize| {
             let worker = rayon::current_thread_index().unwrap_or(0);
+            let (_, th, tw) = z.dim();
             let shape = vec![1, lat, th, tw];
             let (eps, _) = denoiser.run(
                 worker,
                 vec![
-                    ("z_t", shape.clone(), z.to_vec()),
+                    ("z_t", shape.clone(), z.iter().copied().collect()),
                     ("t", vec![1], vec![t as f32]),
-                    ("cond", shape, c.to_vec()),
+                    ("cond", shape, c.iter().copied().collect()),
                 ],
             )?;
-            if eps.len() != z.len() {
-                return Err(Error::model(
+            let n = eps.len();
+            Array3::from_shape_vec((lat, th, tw), eps).map_err(|_| {
+                Error::model(
                     &denoiser.path,
-                    format!("returned {} values for a {lat}x{th}x{tw} latent", eps.len()),
-                ));
-            }
-            Ok(eps)
+                    format!("returned {n} values for a {lat}x{th}x{tw} latent"),
+                )
+            })
         };
         let before = done;
         // Only Sync pieces go into the pool (the GDAL dataset is not).
@@ -391,7 +393,7 @@ impl Refine<'_> {
         let (f, bands, lat) = (c.factor, c.bands, c.latent_channels);
         let halo = round_up(c.halo_px, f.max(c.window_px));
         let hl = halo / f;
-        let mut latent = Latent::zeros(lat, lh, lw);
+        let mut latent = Latent::zeros((lat, lh, lw));
         for batch in cores.chunks(self.batches()) {
             crate::interrupt::check()?;
             let mut inputs = Vec::with_capacity(batch.len());
@@ -427,14 +429,9 @@ impl Refine<'_> {
                 let z = z?;
                 let (zh, zw) = ((y1 - y0) + 2 * hl, (x1 - x0) + 2 * hl);
                 let core = crop(&z, lat, (zh, zw), (hl, hl), (y1 - y0, x1 - x0));
-                let n = (y1 - y0) * (x1 - x0);
-                for ch in 0..lat {
-                    for y in 0..y1 - y0 {
-                        let dst = (ch * lh + y0 + y) * lw + x0;
-                        let src = ch * n + y * (x1 - x0);
-                        latent.data[dst..dst + x1 - x0].copy_from_slice(&core[src..src + x1 - x0]);
-                    }
-                }
+                let core = ArrayView3::from_shape((lat, y1 - y0, x1 - x0), &core)
+                    .map_err(|e| Error::model(&enc.path, format!("latent core: {e}")))?;
+                latent.slice_mut(s![.., y0..y1, x0..x1]).assign(&core);
             }
             tick(batch.len() as u64);
         }
@@ -462,14 +459,14 @@ impl Refine<'_> {
             let mut jobs = Vec::with_capacity(batch.len());
             for &(y0, y1, x0, x1) in batch {
                 let (lth, ltw) = (y1 - y0 + 2 * pad_l, x1 - x0 + 2 * pad_l);
+                let (_, zh, zw) = z0.dim();
                 let mut zt = vec![0f32; lat * lth * ltw];
                 for ch in 0..lat {
                     for i in 0..lth {
-                        let sy = mirror((y0 + i) as isize - pad_l as isize, z0.height);
+                        let sy = mirror((y0 + i) as isize - pad_l as isize, zh);
                         for j in 0..ltw {
-                            let sx = mirror((x0 + j) as isize - pad_l as isize, z0.width);
-                            zt[(ch * lth + i) * ltw + j] =
-                                z0.data[(ch * z0.height + sy) * z0.width + sx];
+                            let sx = mirror((x0 + j) as isize - pad_l as isize, zw);
+                            zt[(ch * lth + i) * ltw + j] = z0[[ch, sy, sx]];
                         }
                     }
                 }

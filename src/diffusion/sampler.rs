@@ -15,6 +15,7 @@
 //! This module is pure apart from the denoiser callback (ONNX Runtime in
 //! practice, a closure in the tests).
 
+use ndarray::{Array3, ArrayView3};
 use rayon::prelude::*;
 
 use crate::config::Method;
@@ -68,25 +69,8 @@ impl NormalRng {
     }
 }
 
-/// A latent image: channels x height x width, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Latent {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-    pub data: Vec<f32>,
-}
-
-impl Latent {
-    pub fn zeros(channels: usize, height: usize, width: usize) -> Self {
-        Latent {
-            channels,
-            height,
-            width,
-            data: vec![0.0; channels * height * width],
-        }
-    }
-}
+/// A latent image: (channels, height, width).
+pub type Latent = Array3<f32>;
 
 /// How the latent is cut into tiles for the denoiser (latent pixels).
 #[derive(Debug, Clone, Copy)]
@@ -99,27 +83,17 @@ pub struct LatentTiles {
     pub window: usize,
 }
 
-/// The denoiser: (z_t tile, condition tile, (height, width), timestep) ->
-/// predicted noise for the tile (same layout as z_t).
+/// The denoiser: (z_t tile, condition tile, timestep) -> predicted noise
+/// for the tile (the shape of z_t).
 pub type DenoiseFn<'a> =
-    dyn Fn(&[f32], &[f32], (usize, usize), usize) -> Result<Vec<f32>> + Sync + 'a;
+    dyn Fn(ArrayView3<f32>, ArrayView3<f32>, usize) -> Result<Array3<f32>> + Sync + 'a;
 
-/// The tile of `x` (c x h x w) starting at (y0, x0), th x tw, mirrored past
-/// the edges.
-fn cut(x: &Latent, (y0, x0): (isize, isize), (th, tw): (usize, usize)) -> Vec<f32> {
-    let mut out = vec![0f32; x.channels * th * tw];
-    let cols: Vec<usize> = (0..tw).map(|i| mirror(x0 + i as isize, x.width)).collect();
-    for ty in 0..th {
-        let sy = mirror(y0 + ty as isize, x.height);
-        for c in 0..x.channels {
-            let src = &x.data[(c * x.height + sy) * x.width..(c * x.height + sy + 1) * x.width];
-            let dst = &mut out[(c * th + ty) * tw..(c * th + ty + 1) * tw];
-            for (d, &sx) in dst.iter_mut().zip(&cols) {
-                *d = src[sx];
-            }
-        }
-    }
-    out
+/// The tile of `x` starting at (y0, x0), th x tw, mirrored past the edges.
+fn cut(x: &Latent, (y0, x0): (isize, isize), (th, tw): (usize, usize)) -> Latent {
+    let (ch, h, w) = x.dim();
+    let rows: Vec<usize> = (0..th).map(|i| mirror(y0 + i as isize, h)).collect();
+    let cols: Vec<usize> = (0..tw).map(|i| mirror(x0 + i as isize, w)).collect();
+    Array3::from_shape_fn((ch, th, tw), |(c, ty, tx)| x[[c, rows[ty], cols[tx]]])
 }
 
 /// Predicted noise for the whole latent, from tiles run in parallel and
@@ -130,53 +104,47 @@ pub fn tiled_eps(
     t: usize,
     tiles: &LatentTiles,
     denoise: &DenoiseFn,
-) -> Result<Vec<f32>> {
-    let ygrid = AxisGrid::new(
-        z.height,
-        tiles.tile,
-        tiles.overlap,
-        tiles.margin,
-        tiles.window,
-    )?;
-    let xgrid = AxisGrid::new(
-        z.width,
-        tiles.tile,
-        tiles.overlap,
-        tiles.margin,
-        tiles.window,
-    )?;
+) -> Result<Latent> {
+    let (ch, h, w) = z.dim();
+    let grid = |n| AxisGrid::new(n, tiles.tile, tiles.overlap, tiles.margin, tiles.window);
+    let (ygrid, xgrid) = (grid(h)?, grid(w)?);
     let (th, tw) = (ygrid.tile_px, xgrid.tile_px);
     let jobs: Vec<(usize, usize)> = (0..ygrid.len())
         .flat_map(|ky| (0..xgrid.len()).map(move |kx| (ky, kx)))
         .collect();
-    let outs: Vec<Result<Vec<f32>>> = jobs
+    let outs: Vec<Result<Latent>> = jobs
         .par_iter()
         .map(|&(ky, kx)| {
             let at = (ygrid.starts[ky], xgrid.starts[kx]);
-            denoise(&cut(z, at, (th, tw)), &cut(cond, at, (th, tw)), (th, tw), t)
+            let eps = denoise(
+                cut(z, at, (th, tw)).view(),
+                cut(cond, at, (th, tw)).view(),
+                t,
+            )?;
+            if eps.dim() != (ch, th, tw) {
+                return Err(crate::error::Error::System(format!(
+                    "the denoiser returned a {:?} tile for a {:?} one",
+                    eps.dim(),
+                    (ch, th, tw)
+                )));
+            }
+            Ok(eps)
         })
         .collect();
-    let mut acc = Accumulator::new(z.channels, z.height, z.width);
+    let mut acc = Accumulator::new(ch, h, w);
     let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();
     for (&(ky, kx), out) in jobs.iter().zip(outs) {
-        let out = out?;
         let wy = axis_weights(&ygrid, ky);
         acc.add(
-            &out,
-            (th, tw),
+            out?.view(),
             (ygrid.starts[ky], xgrid.starts[kx]),
             &wy,
             &wx[kx],
         );
     }
-    let n = z.height * z.width;
-    let mut eps = vec![0f32; z.data.len()];
-    for c in 0..z.channels {
-        for p in 0..n {
-            eps[c * n + p] = acc.value(c, p / z.width, p % z.width).unwrap_or(0.0);
-        }
-    }
-    Ok(eps)
+    Ok(Array3::from_shape_fn((ch, h, w), |(c, y, x)| {
+        acc.value(c, y, x).unwrap_or(0.0)
+    }))
 }
 
 /// What to sample with: the number of respaced steps, the method and the seed.
@@ -203,13 +171,11 @@ pub fn sample(
 ) -> Result<Latent> {
     let chain = Respaced::new(&Schedule::idf_cr(), steps.max(1));
     let mut rng = NormalRng::new(seed);
-    let n = channels * cond.height * cond.width;
-    let mut z = Latent {
-        channels,
-        height: cond.height,
-        width: cond.width,
-        data: rng.fill(n),
-    };
+    let (_, h, w) = cond.dim();
+    let n = channels * h * w;
+    // Row-major draws, whatever the thread count: same seed, same latent.
+    let mut z = Array3::from_shape_vec((channels, h, w), rng.fill(n))
+        .map_err(|e| crate::error::Error::System(format!("latent shape: {e}")))?;
     let total = chain.timesteps.len();
     for i in (0..total).rev() {
         crate::interrupt::check()?;
@@ -217,12 +183,12 @@ pub fn sample(
         match method {
             Method::Ddpm => {
                 let noise = if i > 0 { rng.fill(n) } else { vec![0.0; n] };
-                for ((x, &e), &nz) in z.data.iter_mut().zip(&eps).zip(&noise) {
+                for ((x, &e), &nz) in z.iter_mut().zip(&eps).zip(&noise) {
                     *x = chain.ddpm_step(i, *x, e, nz);
                 }
             }
             Method::Ddim => {
-                for (x, &e) in z.data.iter_mut().zip(&eps) {
+                for (x, &e) in z.iter_mut().zip(&eps) {
                     *x = chain.ddim_step(i, *x, e);
                 }
             }
@@ -252,41 +218,33 @@ mod tests {
 
     /// A local "denoiser": a 3x3 box filter of z plus the condition, scaled
     /// by the timestep; its receptive field is 1 px.
-    fn box_denoiser(z: &[f32], c: &[f32], (h, w): (usize, usize), t: usize) -> Result<Vec<f32>> {
-        let ch = z.len() / (h * w);
-        let mut out = vec![0f32; z.len()];
-        for k in 0..ch {
-            for y in 0..h {
-                for x in 0..w {
-                    let mut s = 0.0;
-                    for dy in -1isize..=1 {
-                        for dx in -1isize..=1 {
-                            let yy = (y as isize + dy).clamp(0, h as isize - 1) as usize;
-                            let xx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
-                            s += z[(k * h + yy) * w + xx];
-                        }
-                    }
-                    let i = (k * h + y) * w + x;
-                    out[i] = s / 9.0 * 0.5 + 0.3 * c[i % c.len()] + t as f32 * 1e-4;
+    fn box_denoiser(z: ArrayView3<f32>, c: ArrayView3<f32>, t: usize) -> Result<Latent> {
+        let (ch, h, w) = z.dim();
+        Ok(Array3::from_shape_fn((ch, h, w), |(k, y, x)| {
+            let mut s = 0.0;
+            for dy in -1isize..=1 {
+                for dx in -1isize..=1 {
+                    let yy = (y as isize + dy).clamp(0, h as isize - 1) as usize;
+                    let xx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
+                    s += z[[k, yy, xx]];
                 }
             }
-        }
-        Ok(out)
+            s / 9.0 * 0.5 + 0.3 * c[[k % c.dim().0, y, x]] + t as f32 * 1e-4
+        }))
     }
 
     fn test_latent(c: usize, h: usize, w: usize) -> Latent {
-        let mut l = Latent::zeros(c, h, w);
-        for (i, v) in l.data.iter_mut().enumerate() {
-            *v = ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.8;
-        }
-        l
+        Array3::from_shape_fn((c, h, w), |(k, y, x)| {
+            let i = (k * h + y) * w + x;
+            ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.8
+        })
     }
 
     #[test]
     fn tiled_prediction_equals_the_whole_latent_one() {
         let z = test_latent(4, 40, 56);
         let cond = test_latent(4, 40, 56);
-        let whole = box_denoiser(&z.data, &cond.data, (40, 56), 500).unwrap();
+        let whole = box_denoiser(z.view(), cond.view(), 500).unwrap();
         // Window 1, margin 2 >= the 1 px receptive field; several tile layouts.
         for (tile, overlap) in [(16, 8), (24, 8), (12, 6), (64, 8)] {
             let tiles = LatentTiles {
@@ -338,7 +296,7 @@ mod tests {
         for method in [Method::Ddpm, Method::Ddim] {
             let a = run(1, 231, method);
             assert_eq!(a, run(3, 231, method), "{method:?}");
-            assert!(a.data.iter().all(|v| v.is_finite()));
+            assert!(a.iter().all(|v| v.is_finite()));
             assert_ne!(a, run(1, 7, method), "{method:?}: the seed matters");
         }
     }
@@ -386,9 +344,8 @@ mod tests {
             )
             .unwrap();
             let max = a
-                .data
                 .iter()
-                .zip(&b.data)
+                .zip(&b)
                 .map(|(x, y)| (x - y).abs())
                 .fold(0.0f32, f32::max);
             assert!(max < 1e-4, "{method:?}: {max}");
@@ -401,14 +358,12 @@ mod tests {
         // (x_t - sqrt(ac) x0) / sqrt(1 - ac); DDIM then lands on x0.
         let x0 = 0.7f32;
         let chain = Respaced::new(&Schedule::idf_cr(), 20);
-        let ideal = |z: &[f32], _c: &[f32], _s: (usize, usize), t: usize| -> Result<Vec<f32>> {
+        let ideal = |z: ArrayView3<f32>, _c: ArrayView3<f32>, t: usize| -> Result<Latent> {
             let i = chain.timesteps.iter().position(|&x| x == t).unwrap();
             let ac = chain.alphas_cumprod[i];
-            Ok(z.iter()
-                .map(|&v| ((v as f64 - ac.sqrt() * x0 as f64) / (1.0 - ac).sqrt()) as f32)
-                .collect())
+            Ok(z.mapv(|v| ((v as f64 - ac.sqrt() * x0 as f64) / (1.0 - ac).sqrt()) as f32))
         };
-        let cond = Latent::zeros(1, 8, 8);
+        let cond = Latent::zeros((1, 8, 8));
         let tiles = LatentTiles {
             tile: 8,
             overlap: 4,
@@ -428,10 +383,6 @@ mod tests {
             |_, _| {},
         )
         .unwrap();
-        assert!(
-            out.data.iter().all(|v| (v - x0).abs() < 1e-3),
-            "{:?}",
-            &out.data[..4]
-        );
+        assert!(out.iter().all(|v| (v - x0).abs() < 1e-3), "{out:?}");
     }
 }

@@ -90,13 +90,15 @@ impl InputRaster {
         }
         let ds = Dataset::open(source).map_err(|e| {
             let why = gdal_message(&e);
-            // GDAL says nothing when no driver recognises the file.
-            let why = if why.is_empty() || why.contains("NULL pointer") {
-                "no GDAL driver recognises its format".to_string()
-            } else {
-                why
-            };
-            Error::input(source, format!("not a raster GDAL can open ({why})")).because(e)
+            // GDAL says nothing when no driver recognises the file (and the
+            // crate's "NULL pointer" would only confuse): no source then.
+            if why.is_empty() || why.contains("NULL pointer") {
+                return Error::input(
+                    source,
+                    "not a raster GDAL can open (no GDAL driver recognises its format)",
+                );
+            }
+            Error::input(source, format!("not a raster GDAL can open ({why})")).because_gdal(e)
         })?;
         let (width, height) = ds.raster_size();
         let count = ds.raster_count();
@@ -260,10 +262,10 @@ impl InputRaster {
             let band = self
                 .ds
                 .rasterband(b)
-                .map_err(|e| Error::input(&self.source, gdal_message(&e)).because(e))?;
+                .map_err(|e| Error::input(&self.source, gdal_message(&e)).because_gdal(e))?;
             let buf = band
                 .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
-                .map_err(|e| Error::input(&self.source, gdal_message(&e)).because(e))?;
+                .map_err(|e| Error::input(&self.source, gdal_message(&e)).because_gdal(e))?;
             let (nd, off) = (self.nodata[i], self.dn_offset[i]);
             all.extend(
                 buf.data()

@@ -492,8 +492,9 @@ impl OutputRaster {
         })?;
         let est = (w as u64) * (h as u64) * (bands.len() as u64) * data_type.bytes() as u64;
         let opts = part_options(est)?;
-        let fail =
-            |e: gdal::errors::GdalError| Error::output(final_path, gdal_message(&e)).because(e);
+        let fail = |e: gdal::errors::GdalError| {
+            Error::output(final_path, gdal_message(&e)).because_gdal(e)
+        };
         let mut ds = create_typed_with("GTiff", tmp.path(), data_type, w, h, bands.len(), &opts)
             .map_err(fail)?;
         let src = &prov.input.ds;
@@ -585,7 +586,7 @@ impl OutputRaster {
                 .collect();
             let mut band = ds
                 .rasterband(b + 1)
-                .map_err(|e| Error::output(&self.final_path, gdal_message(&e)).because(e))?;
+                .map_err(|e| Error::output(&self.final_path, gdal_message(&e)).because_gdal(e))?;
             let mut buffer = gdal::raster::Buffer::new((cols, rows), buf);
             band.write((col0 as isize, row0 as isize), (cols, rows), &mut buffer)
                 .map_err(|e| {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use ndarray::{Array2, Array3, Axis};
 use ort::session::Session;
 use sha2::{Digest, Sha256};
 
@@ -100,10 +101,12 @@ pub struct Model {
     sessions: Vec<Mutex<Session>>,
 }
 
-/// One tile's results, in model units, row-major.
+/// One tile's results, in model units.
 pub struct TileOutput {
-    pub clear: Vec<f32>,
-    pub attention: Option<Vec<f32>>,
+    /// (bands, height, width)
+    pub clear: Array3<f32>,
+    /// (height, width): the cloud probability (or raw attention map).
+    pub attention: Option<Array2<f32>>,
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -166,9 +169,17 @@ impl Model {
     }
 
     /// Run one tile (bands x h x w, model units). `worker` picks the session.
-    pub fn run(&self, worker: usize, tile: Vec<f32>, h: usize, w: usize) -> Result<TileOutput> {
+    /// Run one tile (bands, height, width) in model units.
+    pub fn run(&self, worker: usize, tile: Array3<f32>) -> Result<TileOutput> {
         let c = &self.contract;
-        let input = ort::value::Tensor::from_array(([1usize, c.bands, h, w], tile))
+        let (bands, h, w) = tile.dim();
+        if bands != c.bands {
+            return Err(Error::model(
+                &self.path,
+                format!("a tile of {bands} bands for a {}-band model", c.bands),
+            ));
+        }
+        let input = ort::value::Tensor::from_array(tile.insert_axis(Axis(0)))
             .map_err(|e| Error::model(&self.path, format!("cannot build input tensor: {e}")))?;
         let mut session = self.sessions[worker % self.sessions.len()]
             .lock()
@@ -181,26 +192,28 @@ impl Model {
                     format!("inference failed on a {h} x {w} tile: {e}"),
                 )
             })?;
-        let take = |name: &str, want: usize| -> Result<Vec<f32>> {
+        let take = |name: &str, planes: usize| -> Result<Array3<f32>> {
             let v = outputs
                 .get(name)
                 .ok_or_else(|| Error::model(&self.path, format!("no output `{name}`")))?;
             let (_, data) = v.try_extract_tensor::<f32>().map_err(|e| {
                 Error::model(&self.path, format!("output `{name}` is not float32: {e}"))
             })?;
-            if data.len() != want {
-                return Err(Error::model(
+            Array3::from_shape_vec((planes, h, w), data.to_vec()).map_err(|_| {
+                Error::model(
                     &self.path,
-                    format!("output `{name}` has {} values, expected {want}", data.len()),
-                ));
-            }
-            Ok(data.to_vec())
+                    format!(
+                        "output `{name}` has {} values, expected {planes} x {h} x {w}",
+                        data.len()
+                    ),
+                )
+            })
         };
-        let clear = take(&c.clear_output, c.bands * h * w)?;
+        let clear = take(&c.clear_output, c.bands)?;
         let attention = c
             .attention_output
             .as_deref()
-            .map(|n| take(n, h * w))
+            .map(|n| take(n, 1).map(|a| a.index_axis_move(Axis(0), 0)))
             .transpose()?;
         Ok(TileOutput { clear, attention })
     }

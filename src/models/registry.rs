@@ -45,7 +45,7 @@ pub fn model_dirs(first: Option<&Path>) -> Vec<PathBuf> {
 }
 
 pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<PathBuf> {
-    if let Some(p) = cfg.model.as_deref() {
+    if let Some(p) = cfg.opts.model.as_deref() {
         if !p.is_file() {
             return Err(Error::model(p, "no such file"));
         }
@@ -54,12 +54,12 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
     let bands = input.bands();
     let name = default_model_name(bands, &input.band_names).ok_or_else(|| {
         if input.band_names.is_empty() {
-            Error::input(&cfg.input, format!("has {bands} band(s) and there is no bundled model for that; select bands with -b or pass --model"))
+            Error::input(&cfg.job.input, format!("has {bands} band(s) and there is no bundled model for that; select bands with -b or pass --model"))
         } else {
-            Error::input(&cfg.input, format!("there is no bundled model for bands {}; pass --model", input.band_names.join(" ")))
+            Error::input(&cfg.job.input, format!("there is no bundled model for bands {}; pass --model", input.band_names.join(" ")))
         }
     })?;
-    let dirs = model_dirs(cfg.model_dir.as_deref());
+    let dirs = model_dirs(cfg.opts.model_dir.as_deref());
     dirs.iter()
         .map(|d| d.join(name))
         .find(|p| p.is_file())

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use gdal::{Dataset, Metadata};
 
-use crate::config::RemoveConfig;
+use crate::config::{Job, RemoveConfig, RemoveOptions};
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::pipeline::{remove_cached, ModelCache};
@@ -42,8 +42,8 @@ pub struct BatchConfig {
     /// (index, count), 0 <= index < count.
     pub shard: Option<(usize, usize)>,
     pub summary: Option<PathBuf>,
-    /// Settings for every input; `input` and `output` are filled per item.
-    pub template: RemoveConfig,
+    /// What to do with every input (each becomes one `Job`).
+    pub options: RemoveOptions,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -286,30 +286,33 @@ pub fn run_batch(
             continue;
         }
         let t0 = Instant::now();
-        let mut item_cfg = cfg.template.clone();
-        item_cfg.input = input.clone();
-        item_cfg.output = output.clone();
-        if let Some(m) = &cfg.mask_name {
-            item_cfg.mask = Some(output_path(&cfg.out_dir, m, input)?);
-        }
         let result = (|| -> Result<&'static str> {
+            let job = Job {
+                input: input.clone(),
+                output: output.clone(),
+                mask: match &cfg.mask_name {
+                    Some(m) => Some(output_path(&cfg.out_dir, m, input)?),
+                    None => None,
+                },
+            };
+            let mut item_cfg = RemoveConfig::new(cfg.options.clone(), job)?;
             if cfg.skip_existing
                 && !output.exists()
-                && item_cfg.mask.as_ref().is_some_and(|m| m.exists())
+                && item_cfg.job.mask.as_ref().is_some_and(|m| m.exists())
             {
                 // A mask without its output is a leftover of an earlier run.
-                item_cfg.overwrite = true;
+                item_cfg.opts.overwrite = true;
             }
             if output.exists() && cfg.skip_existing {
-                let mut opened = InputRaster::open(input, item_cfg.band_idx.as_deref())?;
-                crate::sentinel2::input::adapt(&mut opened, &item_cfg.s2)?;
+                let mut opened = InputRaster::open(input, item_cfg.opts.band_idx.as_deref())?;
+                crate::sentinel2::input::adapt(&mut opened, &item_cfg.opts.s2)?;
                 let settings =
                     crate::pipeline::provenance::expected_settings(&item_cfg, &opened, &mut cache)?;
-                let mask_ok = item_cfg.mask.as_ref().is_none_or(|m| m.exists());
+                let mask_ok = item_cfg.job.mask.as_ref().is_none_or(|m| m.exists());
                 if mask_ok && is_current(&output, &settings) {
                     return Ok("skipped");
                 }
-                item_cfg.overwrite = true; // stale: made by another version or model
+                item_cfg.opts.overwrite = true; // stale: made by another version or model
             }
             remove_cached(&item_cfg, &mut cache, &progress)?;
             Ok("ok")

@@ -21,8 +21,14 @@ impl ModelCache {
     pub fn get(&mut self, cfg: &RemoveConfig, input: &InputRaster) -> Result<&Model> {
         let path = resolve_model(cfg, input)?;
         if !self.models.contains_key(&path) {
-            let (workers, intra) = split_threads(cfg.threads, cfg.device);
-            let model = Model::load(&path, cfg.device, workers, intra, cfg.ort_lib.as_deref())?;
+            let (workers, intra) = split_threads(cfg.opts.threads, cfg.opts.device);
+            let model = Model::load(
+                &path,
+                cfg.opts.device,
+                workers,
+                intra,
+                cfg.opts.ort_lib.as_deref(),
+            )?;
             self.models.insert(path.clone(), model);
         }
         Ok(&self.models[&path])
@@ -41,14 +47,14 @@ impl ModelCache {
             None => {
                 if input.bands() != 3 || !input.band_names.is_empty() {
                     return Err(Error::input(
-                        &cfg.input,
+                        &cfg.job.input,
                         format!(
                             "--refine: the bundled IND model is for RGB (3 bands) and this input has {}; pass --ind-model",
                             if input.band_names.is_empty() { format!("{} band(s)", input.bands()) } else { format!("bands {}", input.band_names.join(" ")) }
                         ),
                     ));
                 }
-                let dirs = model_dirs(cfg.model_dir.as_deref());
+                let dirs = model_dirs(cfg.opts.model_dir.as_deref());
                 dirs.iter()
                     .map(|d| d.join("ind_rgb"))
                     .find(|p| crate::diffusion::refine::graph_path(p, "encoder").is_file())
@@ -66,14 +72,20 @@ impl ModelCache {
             }
         };
         if !self.ind.contains_key(&prefix) {
-            let (workers, intra) = split_threads(cfg.threads, cfg.device);
-            let m = IndModels::load(&prefix, cfg.device, workers, intra, cfg.ort_lib.as_deref())?;
+            let (workers, intra) = split_threads(cfg.opts.threads, cfg.opts.device);
+            let m = IndModels::load(
+                &prefix,
+                cfg.opts.device,
+                workers,
+                intra,
+                cfg.opts.ort_lib.as_deref(),
+            )?;
             self.ind.insert(prefix.clone(), m);
         }
         let m = &self.ind[&prefix];
         if m.bands() != input.bands() {
             return Err(Error::input(
-                &cfg.input,
+                &cfg.job.input,
                 format!(
                     "has {} band(s) but IND model {} expects {}",
                     input.bands(),

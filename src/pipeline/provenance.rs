@@ -61,7 +61,7 @@ pub(crate) fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
 /// beyond float rounding). Written as `IDFCR_SETTINGS`; `batch
 /// --skip-existing` redoes an output whose line differs.
 pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<&str>) -> String {
-    let bands = match &cfg.band_idx {
+    let bands = match &cfg.opts.band_idx {
         Some(b) => b
             .iter()
             .map(|i| (i + 1).to_string())
@@ -69,7 +69,7 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
             .join(","),
         None => "all".into(),
     };
-    let refine = match (&cfg.refine, ind_sha256) {
+    let refine = match (&cfg.opts.refine, ind_sha256) {
         (Some(r), Some(sha)) => {
             format!("{:?} {} steps seed {} ind {sha}", r.method, r.steps, r.seed)
         }
@@ -77,12 +77,12 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
     };
     format!(
         "source={}; bands={bands}; model={model_sha256}; refine={refine}; raw={}; rescale={:?}; out_type={}; s2_harmonized={}; s2_bands={}",
-        cfg.input,
-        cfg.raw,
-        cfg.rescale,
-        cfg.out_type.map(|t| format!("{t:?}")).unwrap_or_else(|| "input".into()),
-        cfg.s2.harmonized,
-        cfg.s2.stack_bands.as_ref().map(|b| b.join(",")).unwrap_or_else(|| "-".into()),
+        cfg.job.input,
+        cfg.opts.raw,
+        cfg.opts.rescale,
+        cfg.opts.out_type.map(|t| format!("{t:?}")).unwrap_or_else(|| "input".into()),
+        cfg.opts.s2.harmonized,
+        cfg.opts.s2.stack_bands.as_ref().map(|b| b.join(",")).unwrap_or_else(|| "-".into()),
     )
 }
 
@@ -94,7 +94,7 @@ pub fn expected_settings(
     cache: &mut ModelCache,
 ) -> Result<String> {
     let model_sha = cache.get(cfg, input)?.sha256.clone();
-    let ind_sha = match &cfg.refine {
+    let ind_sha = match &cfg.opts.refine {
         Some(opts) => Some(cache.ind(cfg, opts, input)?.sha256_line()),
         None => None,
     };
@@ -123,7 +123,7 @@ pub(crate) fn provenance_tags(
             format!("{} {}", c.name, c.version),
         ),
         ("IDFCR_MODEL_SHA256".to_string(), model.sha256.clone()),
-        ("IDFCR_SOURCE".to_string(), cfg.input.clone()),
+        ("IDFCR_SOURCE".to_string(), cfg.job.input.clone()),
         (
             "IDFCR_RADIOMETRY".to_string(),
             format!(
@@ -137,7 +137,7 @@ pub(crate) fn provenance_tags(
     }
     tags.push((
         "IDFCR_BLEND".to_string(),
-        if cfg.raw {
+        if cfg.opts.raw {
             "none (--raw): the model's output everywhere".to_string()
         } else if c.calibrated_probability {
             "output = p x model + (1 - p) x input, p the model's calibrated cloud probability"

@@ -45,29 +45,29 @@ fn run_one(
 ) -> Result<RemoveSummary> {
     let started = Instant::now();
     cfg.validate()?;
-    check_output_path(&cfg.output, cfg.overwrite)?;
-    if let Some(mask) = &cfg.mask {
-        check_output_path(mask, cfg.overwrite)?;
+    check_output_path(&cfg.job.output, cfg.opts.overwrite)?;
+    if let Some(mask) = &cfg.job.mask {
+        check_output_path(mask, cfg.opts.overwrite)?;
     }
     let mut input = open_input(cfg)?;
     set_input_map(cfg, &mut input, cache)?;
     crate::io::writer::check_creation_options(
-        cfg.format,
-        cfg.out_type.unwrap_or(input.data_type),
+        cfg.opts.format,
+        cfg.opts.out_type.unwrap_or(input.data_type),
         input.bands(),
-        &cfg.creation_options,
+        &cfg.opts.creation_options,
     )?;
-    if cfg.mask.is_some() {
+    if cfg.job.mask.is_some() {
         // The mask is Float32 with one band: options valid for the output
         // (JPEG compression of Byte RGB, say) may not be for it.
         crate::io::writer::check_creation_options(
-            cfg.format,
+            cfg.opts.format,
             OutputType::Float32,
             1,
-            &cfg.creation_options,
+            &cfg.opts.creation_options,
         )?;
     }
-    if let Some(opts) = &cfg.refine {
+    if let Some(opts) = &cfg.opts.refine {
         return remove_refined(cfg, opts, &input, cache, progress_total, started);
     }
     pixel_cr(cfg, &input, cache, progress_total, started)
@@ -87,21 +87,22 @@ fn remove_refined(
     // Load and check the IND model before stage 1 spends any time; the
     // borrow of `cache` ends here, so it is looked up again below.
     cache.ind(cfg, opts, input)?;
-    let stage1_file = crate::io::writer::TempFile::beside(&cfg.output, "pixelcr").map_err(|e| {
-        Error::output(
-            &cfg.output,
-            format!("cannot create a temp file beside it: {e}"),
-        )
-    })?;
+    let stage1_file =
+        crate::io::writer::TempFile::beside(&cfg.job.output, "pixelcr").map_err(|e| {
+            Error::output(
+                &cfg.job.output,
+                format!("cannot create a temp file beside it: {e}"),
+            )
+        })?;
     let stage1_path = stage1_file.path().to_path_buf();
     // The cloud probability goes to a temp file too: the final blend reads
     // it, and the user's --mask is copied from it only once all succeeded.
-    let blend = !cfg.raw && cache.get(cfg, input)?.contract.calibrated_probability;
-    let prob_file = if blend || cfg.mask.is_some() {
+    let blend = !cfg.opts.raw && cache.get(cfg, input)?.contract.calibrated_probability;
+    let prob_file = if blend || cfg.job.mask.is_some() {
         Some(
-            crate::io::writer::TempFile::beside(&cfg.output, "prob").map_err(|e| {
+            crate::io::writer::TempFile::beside(&cfg.job.output, "prob").map_err(|e| {
                 Error::output(
-                    &cfg.output,
+                    &cfg.job.output,
                     format!("cannot create a temp file beside it: {}", e.kind()),
                 )
             })?,
@@ -110,17 +111,22 @@ fn remove_refined(
         None
     };
     let stage1_cfg = RemoveConfig {
-        output: stage1_path.clone(),
-        mask: prob_file.as_ref().map(|f| f.path().to_path_buf()),
-        format: crate::config::OutputFormat::GTiff,
-        creation_options: vec![],
-        out_type: Some(OutputType::Float32),
-        overwrite: true,
-        refine: None,
-        // Stage 2 refines the raw Pixel-CR image (what its ControlNet was
-        // trained on) and the blend by p happens once, at the end.
-        raw: true,
-        ..cfg.clone()
+        job: crate::config::Job {
+            output: stage1_path.clone(),
+            mask: prob_file.as_ref().map(|f| f.path().to_path_buf()),
+            ..cfg.job.clone()
+        },
+        opts: crate::config::RemoveOptions {
+            format: crate::config::OutputFormat::GTiff,
+            creation_options: vec![],
+            out_type: Some(OutputType::Float32),
+            overwrite: true,
+            refine: None,
+            // Stage 2 refines the raw Pixel-CR image (what its ControlNet
+            // was trained on) and the blend by p happens once, at the end.
+            raw: true,
+            ..cfg.opts.clone()
+        },
     };
     let mut summary = pixel_cr(&stage1_cfg, input, cache, progress_total, started)?;
     let stage1 = InputRaster::open(&stage1_path.to_string_lossy(), None)?;
@@ -158,7 +164,7 @@ fn remove_refined(
             None
         },
         models: ind,
-        tile_px: round_up(cfg.tile_px, ind.encoder.contract.factor),
+        tile_px: round_up(cfg.opts.tile_px, ind.encoder.contract.factor),
         chain: crate::diffusion::sampler::Chain {
             steps: opts.steps,
             method: opts.method,
@@ -170,23 +176,23 @@ fn remove_refined(
     let mut progress = progress_total(total);
     let stats = job.run(&mut out, progress.as_mut())?;
     out.finish()?;
-    if let (Some(user_mask), Some(p)) = (&cfg.mask, &prob) {
+    if let (Some(user_mask), Some(p)) = (&cfg.job.mask, &prob) {
         let placed = crate::io::writer::copy_into_place(
             &p.ds,
             user_mask,
-            cfg.format,
+            cfg.opts.format,
             OutputType::Float32,
-            &cfg.creation_options,
-            cfg.overwrite,
+            &cfg.opts.creation_options,
+            cfg.opts.overwrite,
         );
         if let Err(e) = placed {
-            let _ = std::fs::remove_file(&cfg.output);
+            let _ = std::fs::remove_file(&cfg.job.output);
             return Err(e);
         }
     }
     progress.finish(total);
-    summary.output = cfg.output.clone();
-    summary.mask = cfg.mask.clone();
+    summary.output = cfg.job.output.clone();
+    summary.mask = cfg.job.mask.clone();
     summary.seconds = started.elapsed().as_secs_f64();
     summary.refine = Some(RefineSummary {
         model: ind.describe(),

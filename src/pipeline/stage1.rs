@@ -14,6 +14,7 @@
 
 use std::time::Instant;
 
+use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 
 use crate::config::{OutputType, RemoveConfig};
@@ -49,12 +50,17 @@ impl StripSource<'_> {
     /// The tile starting at scene column `x0` (may be negative), `tw` wide,
     /// converted with `to_model`; nodata pixels become 0. `None` when the
     /// tile holds no valid pixel (it is skipped).
-    fn tile(&self, x0: isize, tw: usize, to_model: impl Fn(usize, f32) -> f32) -> Option<Vec<f32>> {
+    fn tile(
+        &self,
+        x0: isize,
+        tw: usize,
+        to_model: impl Fn(usize, f32) -> f32,
+    ) -> Option<Array3<f32>> {
         let (th, w, n) = (self.rows.len(), self.width, self.block.len() / self.bands);
         let cols: Vec<usize> = (0..tw)
             .map(|x| mirror(x0 + x as isize, self.scene_width) - self.c_lo)
             .collect();
-        let mut tile = vec![0f32; self.bands * th * tw];
+        let mut tile = Array3::<f32>::zeros((self.bands, th, tw));
         let mut any_valid = false;
         for (ty, &sr) in self.rows.iter().enumerate() {
             let row_off = (sr - self.r_lo) * w;
@@ -62,8 +68,7 @@ impl StripSource<'_> {
                 if self.valid[row_off + sc] {
                     any_valid = true;
                     for b in 0..self.bands {
-                        tile[(b * th + ty) * tw + tx] =
-                            to_model(b, self.block[b * n + row_off + sc]);
+                        tile[[b, ty, tx]] = to_model(b, self.block[b * n + row_off + sc]);
                     }
                 }
             }
@@ -91,7 +96,7 @@ pub(crate) fn pixel_cr(
             .all(|b| crate::sentinel2::bands::canonical_band(b) == Some(b.as_str()));
     if model_s2 && !input.band_names.is_empty() && c.band_names != input.band_names {
         return Err(Error::input(
-            &cfg.input,
+            &cfg.job.input,
             format!(
                 "has bands {} but model {} was trained on {}",
                 input.band_names.join(" "),
@@ -102,7 +107,7 @@ pub(crate) fn pixel_cr(
     }
     if c.bands != input.bands() {
         return Err(Error::input(
-            &cfg.input,
+            &cfg.job.input,
             format!(
                 "has {} band(s) but model {} expects {}; select bands with -b",
                 input.bands(),
@@ -111,7 +116,7 @@ pub(crate) fn pixel_cr(
             ),
         ));
     }
-    if cfg.mask.is_some() && c.attention_output.is_none() {
+    if cfg.job.mask.is_some() && c.attention_output.is_none() {
         return Err(Error::model(
             &model_path,
             "has no attention output, so --mask cannot be written",
@@ -120,13 +125,13 @@ pub(crate) fn pixel_cr(
 
     let margin = c.margin_px();
     let window = c.window_px;
-    let overlap = cfg.overlap_px.unwrap_or(2 * margin + 2 * window);
+    let overlap = cfg.opts.overlap_px.unwrap_or(2 * margin + 2 * window);
     // A tile too small for the model's own overlap (a 60 m group's share of
     // the 10 m tile, say) grows to fit: the output does not depend on the
     // tile size. An overlap the user chose is checked as given.
-    let tile_px = match cfg.overlap_px {
-        None => round_up(cfg.tile_px.max(2 * overlap), window),
-        Some(_) => round_up(cfg.tile_px, window),
+    let tile_px = match cfg.opts.overlap_px {
+        None => round_up(cfg.opts.tile_px.max(2 * overlap), window),
+        Some(_) => round_up(cfg.opts.tile_px, window),
     };
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
@@ -138,7 +143,7 @@ pub(crate) fn pixel_cr(
     };
     limit_gdal_cache();
     let mut out = create_output(cfg, &prov)?;
-    let mut mask_out = match &cfg.mask {
+    let mut mask_out = match &cfg.job.mask {
         Some(p) => {
             let spec = BandSpec {
                 description: "cloud probability (Pixel-CR cloudy attention)".into(),
@@ -149,19 +154,19 @@ pub(crate) fn pixel_cr(
             };
             Some(OutputRaster::create(
                 p,
-                cfg.format,
-                &cfg.creation_options,
+                cfg.opts.format,
+                &cfg.opts.creation_options,
                 OutputType::Float32,
                 &[spec],
                 &prov,
-                cfg.overwrite,
+                cfg.opts.overwrite,
             )?)
         }
         None => None,
     };
 
     let pool = worker_pool(model.workers())?;
-    let panels = panels(&xgrid, cfg.panel_px);
+    let panels = panels(&xgrid, cfg.opts.panel_px);
     let total_tiles = (ygrid.len() * panels.iter().map(|p| p.tiles.len()).sum::<usize>()) as u64;
     let mut run = Run {
         input,
@@ -176,7 +181,7 @@ pub(crate) fn pixel_cr(
         total_tiles,
         counts: Counts::default(),
         units: input.units(),
-        blend: !cfg.raw && c.calibrated_probability,
+        blend: !cfg.opts.raw && c.calibrated_probability,
     };
     for panel in &panels {
         run.panel(panel)?;
@@ -185,7 +190,7 @@ pub(crate) fn pixel_cr(
     let (counts, mut progress) = (run.counts, run.progress);
     if counts.valid_pixels == 0 {
         return Err(Error::input(
-            &cfg.input,
+            &cfg.job.input,
             "every pixel is nodata; nothing to do",
         ));
     }
@@ -193,19 +198,19 @@ pub(crate) fn pixel_cr(
     if let Some(m) = mask_out {
         if let Err(e) = m.finish() {
             // Output and mask are one result: do not leave half of it.
-            let _ = std::fs::remove_file(&cfg.output);
+            let _ = std::fs::remove_file(&cfg.job.output);
             return Err(e);
         }
     }
     progress.finish(total_tiles);
     Ok(RemoveSummary {
-        input: cfg.input.clone(),
-        output: cfg.output.clone(),
-        mask: cfg.mask.clone(),
+        input: cfg.job.input.clone(),
+        output: cfg.job.output.clone(),
+        mask: cfg.job.mask.clone(),
         model: format!("{} {}", c.name, c.version),
         model_sha256: model.sha256.clone(),
         device_note: crate::models::pixel_cr::device_note(),
-        blended: !cfg.raw && c.calibrated_probability,
+        blended: !cfg.opts.raw && c.calibrated_probability,
         rescale: input.rescale,
         provider: match model.provider {
             Provider::Cpu => "cpu".into(),
@@ -230,35 +235,35 @@ pub(crate) fn set_input_map(
     cache: &mut ModelCache,
 ) -> Result<()> {
     let range = cache.get(cfg, input)?.contract.input_range;
-    let (observed, pct) = match cfg.rescale {
+    let (observed, pct) = match cfg.opts.rescale {
         crate::config::Rescale::None if range.is_some() => (input.approx_range()?, None),
         crate::config::Rescale::Stretch => ((0.0, 0.0), Some(input.percentiles(2.0, 98.0)?)),
         _ => ((f64::NAN, f64::NAN), None),
     };
     input.rescale = crate::io::units::input_map(
         range,
-        cfg.rescale,
+        cfg.opts.rescale,
         observed,
         pct,
         input.data_type == OutputType::Byte,
     )
-    .map_err(|msg| Error::input(&cfg.input, msg))?;
+    .map_err(|msg| Error::input(&cfg.job.input, msg))?;
     Ok(())
 }
 
 /// Open and adapt the input (Sentinel-2 band names and offsets); a whole
 /// Sentinel-2 product is refused with a pointer to `idfcr s2`.
 pub(crate) fn open_input(cfg: &RemoveConfig) -> Result<InputRaster> {
-    if crate::sentinel2::bands::parse_subdataset(&cfg.input).is_none()
-        && crate::sentinel2::input::find_product_metadata(&cfg.input)?.is_some()
+    if crate::sentinel2::bands::parse_subdataset(&cfg.job.input).is_none()
+        && crate::sentinel2::input::find_product_metadata(&cfg.job.input)?.is_some()
     {
         return Err(Error::input(
-            &cfg.input,
+            &cfg.job.input,
             "is a whole Sentinel-2 product: run `idfcr s2` on it for every band group, or pass one SENTINEL2_...:10m:... subdataset (see gdalinfo)",
         ));
     }
-    let mut input = InputRaster::open(&cfg.input, cfg.band_idx.as_deref())?;
-    crate::sentinel2::input::adapt(&mut input, &cfg.s2)?;
+    let mut input = InputRaster::open(&cfg.job.input, cfg.opts.band_idx.as_deref())?;
+    crate::sentinel2::input::adapt(&mut input, &cfg.opts.s2)?;
     Ok(input)
 }
 
@@ -266,13 +271,13 @@ pub(crate) fn open_input(cfg: &RemoveConfig) -> Result<InputRaster> {
 /// type `cfg` asks for.
 pub(crate) fn create_output(cfg: &RemoveConfig, prov: &Provenance) -> Result<OutputRaster> {
     OutputRaster::create(
-        &cfg.output,
-        cfg.format,
-        &cfg.creation_options,
-        cfg.out_type.unwrap_or(prov.input.data_type),
+        &cfg.job.output,
+        cfg.opts.format,
+        &cfg.opts.creation_options,
+        cfg.opts.out_type.unwrap_or(prov.input.data_type),
         &band_specs(prov.input),
         prov,
-        cfg.overwrite,
+        cfg.opts.overwrite,
     )
 }
 
@@ -356,7 +361,7 @@ impl Run<'_> {
             // determines: convert back and write.
             let (lo, hi) = self.ygrid.finished_after(ky);
             if hi > lo && panel.cols.1 > panel.cols.0 {
-                self.write(&acc, &strip, (lo, hi), panel.cols, s, x0, span)?;
+                self.write(&acc, &strip, (lo, hi), panel.cols, s, x0)?;
             }
             if let Some(&next) = self.ygrid.starts.get(ky + 1) {
                 acc.shift_rows((next - s) as usize);
@@ -379,7 +384,7 @@ impl Run<'_> {
         let (model, xgrid, pool) = (self.model, self.xgrid, self.pool);
         let units = &self.units;
         let c = &model.contract;
-        let (th, tw) = (self.ygrid.tile_px, xgrid.tile_px);
+        let tw = xgrid.tile_px;
         let wy = axis_weights(self.ygrid, ky);
         let kxs: Vec<usize> = panel.tiles.clone().collect();
         for batch in kxs.chunks(model.workers() * 2) {
@@ -396,7 +401,7 @@ impl Run<'_> {
                             };
                             let t0 = Instant::now();
                             let worker = rayon::current_thread_index().unwrap_or(0);
-                            let out = model.run(worker, tile, th, tw)?;
+                            let out = model.run(worker, tile)?;
                             Ok(Some((kx, out, t0.elapsed().as_secs_f64())))
                         })
                         .collect()
@@ -408,13 +413,17 @@ impl Run<'_> {
                     continue;
                 };
                 self.counts.inference_s += secs;
-                let mut channels = tile_out.clear;
-                if let Some(a) = tile_out.attention {
-                    channels.extend_from_slice(&a);
-                }
+                // The probability is blended across tiles like a band.
+                let channels = match tile_out.attention {
+                    Some(a) => ndarray::concatenate(
+                        Axis(0),
+                        &[tile_out.clear.view(), a.insert_axis(Axis(0)).view()],
+                    )
+                    .map_err(|e| Error::model(&model.path, format!("output shapes: {e}")))?,
+                    None => tile_out.clear,
+                };
                 acc.add(
-                    &channels,
-                    (th, tw),
+                    channels.view(),
                     (0, xgrid.starts[kx] - x0),
                     &wy,
                     &self.wx[kx],
@@ -437,7 +446,6 @@ impl Run<'_> {
         cols: (usize, usize),
         s: isize,
         x0: isize,
-        span: usize,
     ) -> Result<()> {
         let c = &self.model.contract;
         let bands = c.bands;
@@ -455,9 +463,7 @@ impl Run<'_> {
                 let x = cols.0 + col; // scene column
                 let ac = (x as isize - x0) as usize; // accumulator column
                 let p = r * nc + col;
-                if !strip.valid[vr * strip.width + x - strip.c_lo]
-                    || acc.weight[ar * span + ac] == 0.0
-                {
+                if !strip.valid[vr * strip.width + x - strip.c_lo] || acc.weight[[ar, ac]] == 0.0 {
                     continue;
                 }
                 ok[p] = true;

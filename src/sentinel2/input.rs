@@ -85,7 +85,8 @@ pub fn find_product_metadata(input: &str) -> Result<Option<String>> {
     if name.ends_with(".ZIP") && p.is_file() {
         let vsi = format!("/vsizip/{}", input.trim_start_matches("/vsizip/"));
         let entries = gdal::vsi::read_dir(&vsi, true).map_err(|e| {
-            Error::input(input, format!("cannot list the zip ({})", gdal_message(&e))).because(e)
+            Error::input(input, format!("cannot list the zip ({})", gdal_message(&e)))
+                .because_gdal(e)
         })?;
         let found = entries.iter().find(|e| {
             let depth = e.components().count();

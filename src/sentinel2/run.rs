@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::RemoveConfig;
+use crate::config::{Job, RemoveConfig, RemoveOptions};
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::io::writer::check_output_path;
@@ -30,9 +30,9 @@ pub struct S2RunConfig {
     pub mask_name: Option<String>,
     /// Groups to process ("10m", ...); None: all the input has.
     pub groups: Option<Vec<String>>,
-    /// Processing settings for every group; `input`/`output` are replaced.
-    /// `tile_px`/`overlap_px` are in 10 m pixels.
-    pub template: RemoveConfig,
+    /// What to do with every group; `tile_px`/`overlap_px` are in 10 m
+    /// pixels (each group gets them scaled to its resolution).
+    pub options: RemoveOptions,
     /// Also write every cleaned band on the 10 m grid in one raster.
     pub stack: bool,
 }
@@ -69,7 +69,7 @@ pub fn group_tile(tile_10m: usize, res_m: u32) -> usize {
 }
 
 /// One unit of work: a group's source and output.
-struct Job {
+struct GroupJob {
     label: String,
     source: String,
     output: PathBuf,
@@ -93,7 +93,7 @@ pub fn run_s2(
                 .groups
                 .iter()
                 .map(|g| {
-                    Ok(Job {
+                    Ok(GroupJob {
                         label: g.label.clone(),
                         source: g.dataset.clone(),
                         output: output_path(&cfg.out_dir, &cfg.name, &p.name, &g.label)?,
@@ -135,35 +135,48 @@ pub fn run_s2(
         .chain(stack_path.as_ref())
         .chain(&masks)
     {
-        check_output_path(p, cfg.template.overwrite)?;
+        check_output_path(p, cfg.options.overwrite)?;
     }
     let mut cache = ModelCache::default();
     let mut groups = Vec::new();
     for j in jobs {
-        let mut item = cfg.template.clone();
-        item.input = j.source.clone();
-        item.output = j.output.clone();
-        item.band_idx = j.band_idx.clone();
-        item.mask = match &cfg.mask_name {
-            Some(m) => Some(output_path(&cfg.out_dir, m, &product, &j.label)?),
-            None => None,
-        };
-        if stack {
-            item.s2.stack = true;
+        let opts = if stack {
+            RemoveOptions {
+                band_idx: j.band_idx.clone(),
+                s2: crate::config::S2Options {
+                    stack: true,
+                    ..cfg.options.s2.clone()
+                },
+                ..cfg.options.clone()
+            }
         } else {
-            item.tile_px = group_tile(cfg.template.tile_px, j.res_m);
-            item.overlap_px = cfg
-                .template
-                .overlap_px
-                .map(|o| (o * 10).div_ceil(j.res_m as usize));
-        }
+            // Tiles and overlap cover the same ground in every group.
+            RemoveOptions {
+                band_idx: j.band_idx.clone(),
+                tile_px: group_tile(cfg.options.tile_px, j.res_m),
+                overlap_px: cfg
+                    .options
+                    .overlap_px
+                    .map(|o| (o * 10).div_ceil(j.res_m as usize)),
+                ..cfg.options.clone()
+            }
+        };
+        let job = Job {
+            input: j.source.clone(),
+            output: j.output.clone(),
+            mask: match &cfg.mask_name {
+                Some(m) => Some(output_path(&cfg.out_dir, m, &product, &j.label)?),
+                None => None,
+            },
+        };
+        let item = RemoveConfig::new(opts, job)?;
         let label = j.label.clone();
         let run = remove_cached(&item, &mut cache, |total| progress_total(&label, total))?;
         groups.push(GroupSummary {
             group: j.label,
             res_m: j.res_m,
             source: j.source,
-            tile_px: item.tile_px,
+            tile_px: item.opts.tile_px,
             run,
         });
     }
@@ -172,7 +185,7 @@ pub fn run_s2(
             .iter()
             .map(|g| (g.run.output.clone(), g.res_m))
             .collect();
-        write_stack(&outputs, p, &cfg.template)?;
+        write_stack(&outputs, p, &cfg.options)?;
     }
     Ok(S2Summary {
         input: cfg.input.clone(),
@@ -261,7 +274,7 @@ pub fn stack_vrt_xml(
 
 /// Write the 10 m stack of every band of the group `outputs` (path,
 /// resolution), bands in the SEN12MS/L1C order B1..B12 with B8A after B8.
-fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveConfig) -> Result<()> {
+fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveOptions) -> Result<()> {
     use gdal::{Dataset, Metadata};
     let open = |p: &Path| {
         Dataset::open(p).map_err(|e| {
@@ -345,9 +358,9 @@ fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveConfig) -> Res
 
 /// A band stack: find each group's bands by name (`--s2-bands` or the band
 /// descriptions); every group present becomes a job on the stack's grid.
-fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<Job>)> {
+fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
     let input = InputRaster::open(&cfg.input, None)?;
-    let names = match &cfg.template.s2.stack_bands {
+    let names = match &cfg.options.s2.stack_bands {
         Some(list) => {
             if list.len() != input.ds.raster_count() {
                 return Err(Error::Usage(format!(
@@ -386,7 +399,7 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<Job>)> {
         if idx.is_empty() {
             continue;
         }
-        jobs.push(Job {
+        jobs.push(GroupJob {
             label: g.name.to_string(),
             source: cfg.input.clone(),
             output: output_path(&cfg.out_dir, &cfg.name, &stem, g.name)?,

@@ -9,6 +9,8 @@
 //! weight so that any rounding never shows. A 2-D weight is the product of
 //! the row and column weights.
 
+use ndarray::{s, Array2, Array3, ArrayView3};
+
 use crate::tiling::grid::AxisGrid;
 
 /// Weight of each pixel of tile `k` along one axis (length `grid.tile_px`).
@@ -42,57 +44,57 @@ pub fn axis_weights(grid: &AxisGrid, k: usize) -> Vec<f32> {
 }
 
 /// Running weighted sum of tile outputs over a block of rows, and the sum
-/// of weights, for `bands` channels. `divide` turns it into the blend.
+/// of weights, for `bands` channels; `value` divides.
 #[derive(Debug, Clone)]
 pub struct Accumulator {
-    pub bands: usize,
-    pub rows: usize,
-    pub cols: usize,
-    pub sum: Vec<f32>,
-    pub weight: Vec<f32>,
+    /// (bands, rows, cols)
+    pub sum: Array3<f32>,
+    /// (rows, cols)
+    pub weight: Array2<f32>,
 }
 
 impl Accumulator {
     pub fn new(bands: usize, rows: usize, cols: usize) -> Self {
         Accumulator {
-            bands,
-            rows,
-            cols,
-            sum: vec![0.0; bands * rows * cols],
-            weight: vec![0.0; rows * cols],
+            sum: Array3::zeros((bands, rows, cols)),
+            weight: Array2::zeros((rows, cols)),
         }
     }
 
-    /// Add `tile` (bands x th x tw, row-major) whose top-left lands at
-    /// (`row0`, `col0`) in accumulator coordinates (may be negative or run
-    /// past the edge: those pixels are dropped), weighted by wy x wx.
+    pub fn bands(&self) -> usize {
+        self.sum.dim().0
+    }
+
+    /// Add `tile` (bands x th x tw) whose top-left lands at (`row0`,
+    /// `col0`) in accumulator coordinates (may be negative or run past the
+    /// edge: those pixels are dropped), weighted by wy x wx.
     pub fn add(
         &mut self,
-        tile: &[f32],
-        (th, tw): (usize, usize),
+        tile: ArrayView3<f32>,
         (row0, col0): (isize, isize),
         wy: &[f32],
         wx: &[f32],
     ) {
-        debug_assert_eq!(tile.len(), self.bands * th * tw);
+        let (bands, rows, cols) = self.sum.dim();
+        let (tb, th, tw) = tile.dim();
+        debug_assert_eq!((tb, wy.len(), wx.len()), (bands, th, tw));
         for ty in 0..th {
             let r = row0 + ty as isize;
-            if r < 0 || r >= self.rows as isize || wy[ty] == 0.0 {
+            if r < 0 || r >= rows as isize || wy[ty] == 0.0 {
                 continue;
             }
             let r = r as usize;
             let c_lo = (-col0).max(0) as usize;
-            let c_hi = ((self.cols as isize - col0).max(0) as usize).min(tw);
+            let c_hi = ((cols as isize - col0).max(0) as usize).min(tw);
             for tx in c_lo..c_hi {
                 let w = wy[ty] * wx[tx];
                 if w == 0.0 {
                     continue;
                 }
                 let c = (col0 + tx as isize) as usize;
-                self.weight[r * self.cols + c] += w;
-                for b in 0..self.bands {
-                    self.sum[(b * self.rows + r) * self.cols + c] +=
-                        w * tile[(b * th + ty) * tw + tx];
+                self.weight[[r, c]] += w;
+                for b in 0..bands {
+                    self.sum[[b, r, c]] += w * tile[[b, ty, tx]];
                 }
             }
         }
@@ -100,22 +102,27 @@ impl Accumulator {
 
     /// Blended value of (band, row, col); `None` where no tile contributed.
     pub fn value(&self, band: usize, row: usize, col: usize) -> Option<f32> {
-        let w = self.weight[row * self.cols + col];
-        (w > 0.0).then(|| self.sum[(band * self.rows + row) * self.cols + col] / w)
+        let w = self.weight[[row, col]];
+        (w > 0.0).then(|| self.sum[[band, row, col]] / w)
     }
 
     /// Drop the first `n` rows and append `n` empty ones (the strip moves down).
     pub fn shift_rows(&mut self, n: usize) {
-        let n = n.min(self.rows);
-        let keep = self.rows - n;
-        for b in 0..self.bands {
-            let base = b * self.rows * self.cols;
-            self.sum
-                .copy_within(base + n * self.cols..base + self.rows * self.cols, base);
-            self.sum[base + keep * self.cols..base + self.rows * self.cols].fill(0.0);
+        let rows = self.weight.nrows();
+        let n = n.min(rows);
+        let keep = rows - n;
+        for mut band in self.sum.outer_iter_mut() {
+            for r in 0..keep {
+                let (mut dst, src) = band.multi_slice_mut((s![r, ..], s![r + n, ..]));
+                dst.assign(&src);
+            }
+            band.slice_mut(s![keep.., ..]).fill(0.0);
         }
-        self.weight.copy_within(n * self.cols.., 0);
-        self.weight[keep * self.cols..].fill(0.0);
+        for r in 0..keep {
+            let (mut dst, src) = self.weight.multi_slice_mut((s![r, ..], s![r + n, ..]));
+            dst.assign(&src);
+        }
+        self.weight.slice_mut(s![keep.., ..]).fill(0.0);
     }
 }
 
@@ -194,13 +201,18 @@ mod tests {
     #[test]
     fn accumulator_blends_and_shifts() {
         let mut acc = Accumulator::new(2, 3, 4);
-        let tile: Vec<f32> = (0..2 * 2 * 2).map(|v| v as f32).collect();
-        acc.add(&tile, (2, 2), (-1, 3), &[1.0, 1.0], &[1.0, 0.5]);
+        let tile = Array3::from_shape_fn((2, 2, 2), |(b, y, x)| (b * 4 + y * 2 + x) as f32);
+        acc.add(tile.view(), (-1, 3), &[1.0, 1.0], &[1.0, 0.5]);
         // Only tile pixel (1, 0) lands inside, at (0, 3).
         assert_eq!(acc.value(0, 0, 3), Some(2.0));
         assert_eq!(acc.value(1, 0, 3), Some(6.0));
         assert_eq!(acc.value(0, 1, 3), None);
-        acc.add(&[10.0; 8], (2, 2), (0, 3), &[1.0, 1.0], &[1.0, 1.0]);
+        acc.add(
+            Array3::from_elem((2, 2, 2), 10.0).view(),
+            (0, 3),
+            &[1.0, 1.0],
+            &[1.0, 1.0],
+        );
         assert_eq!(acc.value(0, 0, 3), Some(6.0));
         acc.shift_rows(1);
         assert_eq!(acc.value(0, 0, 3), Some(10.0));

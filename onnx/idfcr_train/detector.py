@@ -1,0 +1,291 @@
+"""A dedicated cloud detector for the RGB model's blend probability.
+
+Why not the cloudy-attention head: trained inside Pixel-CR, its map is
+whatever helps the restoration loss. Measured on pixel_cr_rgb 0.3
+(`models/pixel_cr_rgb.calibration.json`): precision and recall 0 on
+synthetic clouds at p > 0.5, and over the Landsat 8 demo (another stretch
+than RICE2's) it sits near 0.5 everywhere, clear fields included, so no
+calibration can both find clouds and leave a clear scene alone.
+
+This network does one thing: per-pixel cloud/haze opacity in [0, 1]. It is
+small (a 4-level convolutional U-Net, about 0.2 M parameters, a few percent of
+Pixel-CR's cost per pixel) and sees about 45 px around each pixel, which is what
+tells a bright field from a cloud. It is trained on:
+
+- synthetic clouds (`synth_clouds.add_clouds`) over clear images, whose
+  opacity is exact: RICE2 and RICE1 training images, and the RGB bands of
+  the SEN12MS-CR training scenes (other sensors, other palettes);
+- clear images as they are (target 0);
+- real RICE pairs, target from how much the cloudy image differs from its
+  colour-aligned clear label (RICE2's pairs are different dates: the
+  alignment and a signed mean over bands keep most date changes out);
+
+with colour augmentation (band permutation, per-band gain, gamma, global
+brightness) applied to the ground before the clouds are added, so that the
+detector keys on what clouds look like (bright, white, smooth, soft-edged)
+and not on RICE2's palette.
+
+    python -m idfcr_train.detector --data ../../shared/data/rice2_3s \
+        --extra-data ../../shared/data/rice1_xj --s2-data ../../shared/data/sen12mscr_oriolac \
+        --ckpt checkpoints/detector_rgb.pt --hours 0.5 --threads 1 --resume
+
+`calibrate.py --detector` then calibrates its output into p and stores the
+detector inside the Pixel-CR checkpoint, where `export.py` picks it up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import load_state, save_atomic
+from .data import Pair, align_label, load_rice, random_crop_pair, split_by_block
+from .synth_clouds import add_clouds
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation),
+                         nn.LeakyReLU(0.1))
+
+
+class CloudDetector(nn.Module):
+    """(B, bands, H, W) in model units (0..1) -> (B, 1, H, W) opacity in
+    [0, 1]. H and W must be multiples of 8 (Pixel-CR's window already is)."""
+
+    def __init__(self, in_bands: int = 3, width: int = 16):
+        super().__init__()
+        w = width
+        self.in_bands, self.width = in_bands, width
+        self.e1 = nn.Sequential(_conv(in_bands + 2, w), _conv(w, w))
+        self.e2 = nn.Sequential(_conv(w, 2 * w, 2), _conv(2 * w, 2 * w))
+        self.e3 = nn.Sequential(_conv(2 * w, 3 * w, 2), _conv(3 * w, 3 * w))
+        # Coarsest level, a dilated convolution for context (a cloud field
+        # versus a bright roof or a sand bank). The receptive field, about
+        # 45 px in every direction, is the tile halo this adds: one more
+        # dilated layer (90 px) would make every 512 px tile recompute a
+        # third more of its neighbours.
+        self.e4 = nn.Sequential(_conv(3 * w, 4 * w, 2), _conv(4 * w, 4 * w, dilation=2))
+        self.d3 = _conv(7 * w, 3 * w)
+        self.d2 = _conv(5 * w, 2 * w)
+        self.d1 = _conv(3 * w, w)
+        self.head = nn.Conv2d(w, 1, 1)
+
+    def config(self) -> dict:
+        return {"in_bands": self.in_bands, "width": self.width}
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        # Band-wise brightness features help with palette changes: clouds
+        # are bright in every band at once (the minimum) and grey (a small
+        # spread between bands), whatever the sensor's palette.
+        lo, hi = x.amin(1, keepdim=True), x.amax(1, keepdim=True)
+        f1 = self.e1(torch.cat([x, lo, hi - lo], 1))
+        f2 = self.e2(f1)
+        f3 = self.e3(f2)
+        f4 = self.e4(f3)
+        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest")
+        g3 = self.d3(torch.cat([up(f4), f3], 1))
+        g2 = self.d2(torch.cat([up(g3), f2], 1))
+        g1 = self.d1(torch.cat([up(g2), f1], 1))
+        return self.head(g1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x))
+
+
+def load_detector(path_or_state) -> CloudDetector:
+    state = load_state(path_or_state) if isinstance(path_or_state, str) else path_or_state
+    det = CloudDetector(**state["config"])
+    det.load_state_dict(state["model"])
+    return det.eval()
+
+
+# --- training data ----------------------------------------------------------
+
+def colour_augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Another sensor, stretch or season: permuted bands, per-band gain,
+    gamma and a global brightness. (bands, H, W) in 0..1."""
+    if rng.uniform() < 0.5:
+        img = img[rng.permutation(img.shape[0])]
+    gain = rng.uniform(0.75, 1.3, size=(img.shape[0], 1, 1)) * rng.uniform(0.6, 1.5)
+    gamma = rng.uniform(0.6, 1.6)
+    return np.clip(np.clip(img * gain, 0.0, 1.0) ** gamma, 0.0, 1.0).astype(np.float32)
+
+
+def real_target(cloudy: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Opacity estimate for a real pair: the signed mean difference over
+    bands (cloud and haze brighten every band; a field changing crop between
+    the two dates changes bands in different directions), its size also
+    counting shadows, from 0.03 (noise, small date changes) to 0.15."""
+    d = np.abs((cloudy - label).mean(axis=0))
+    return np.clip((d - 0.03) / 0.12, 0.0, 1.0).astype(np.float32)
+
+
+def s2_rgb_clear(root: str, val_scenes: str | None) -> list[np.ndarray]:
+    """The clear RGB (B4, B3, B2) of SEN12MS-CR training scenes, stretched
+    like a quick-look (reflectance x 3.5): other sensors and palettes."""
+    from .s2_data import DEFAULT_VAL_SCENES, load_s2
+
+    pairs = load_s2(root, None, "10m")
+    train, _ = split_by_block(pairs, set((val_scenes or DEFAULT_VAL_SCENES).split(",")))
+    return [np.clip(p.clear[[2, 1, 0]] * 3.5, 0.0, 1.0).astype(np.float32) for p in train]
+
+
+def make_batch(rice: list[Pair], aligned: list[np.ndarray], extra_clear: list[np.ndarray], batch: int, crop: int,
+               rng: np.random.Generator, *, synthetic: float = 0.6, identity: float = 0.1):
+    xs, ts = [], []
+    for _ in range(batch):
+        u = rng.uniform()
+        if u < synthetic + identity:
+            if extra_clear and rng.uniform() < 0.3:
+                img = extra_clear[int(rng.integers(0, len(extra_clear)))]
+                c = min(crop, img.shape[1], img.shape[2])
+                y, x = rng.integers(0, img.shape[1] - c + 1), rng.integers(0, img.shape[2] - c + 1)
+                clear = img[:, y : y + c, x : x + c]
+                if c < crop:
+                    clear = np.pad(clear, ((0, 0), (0, crop - c), (0, crop - c)), mode="reflect")
+            else:
+                p = rice[int(rng.integers(0, len(rice)))]
+                _, clear = random_crop_pair(p.clear_raw, p.clear_raw, crop, rng)
+                clear = clear.astype(np.float32) * p.scale
+            clear = colour_augment(clear, rng)
+            if u < synthetic:
+                x_img, t = add_clouds(clear, rng)
+            else:
+                x_img, t = clear, np.zeros(clear.shape[1:], np.float32)
+        else:
+            i = int(rng.integers(0, len(rice)))
+            p, label = rice[i], aligned[i]
+            a, b = random_crop_pair(p.cloudy_raw, label, crop, rng)
+            a = a.astype(np.float32) * p.scale
+            b = b.astype(np.float32) * (1.0 if b.dtype == np.float32 else p.scale)
+            t = real_target(a, b)
+            # Mild colour changes only: a strong gain would tint the cloud.
+            g = rng.uniform(0.9, 1.1, size=(a.shape[0], 1, 1))
+            x_img = np.clip(a * g, 0.0, 1.0).astype(np.float32)
+        xs.append(x_img)
+        ts.append(t[None])
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts).astype(np.float32))
+
+
+@torch.no_grad()
+def synthetic_score(det: CloudDetector, clear_imgs: list[np.ndarray], seed: int = 3) -> dict:
+    """Precision/recall (p > 0.5 vs opacity > 0.1) on synthetic clouds over
+    held-out clear images, and the share of pixels flagged on the clear
+    images themselves (false alarms)."""
+    rng = np.random.default_rng(seed)
+    tp = fp = fn = 0.0
+    false_alarm = []
+    det.eval()
+    for img in clear_imgs:
+        img = img[:, : img.shape[1] // 8 * 8, : img.shape[2] // 8 * 8]
+        syn, alpha = add_clouds(img, rng)
+        pred = det(torch.from_numpy(syn)[None])[0, 0].numpy() > 0.5
+        truth = alpha > 0.1
+        tp += float((pred & truth).sum())
+        fp += float((pred & ~truth).sum())
+        fn += float((~pred & truth).sum())
+        false_alarm.append(float((det(torch.from_numpy(np.ascontiguousarray(img))[None])[0, 0] > 0.5).float().mean()))
+    det.train()
+    return {"precision": tp / max(tp + fp, 1.0), "recall": tp / max(tp + fn, 1.0),
+            "clear_flagged_share": float(np.mean(false_alarm))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="RICE2 folder (split by scene block)")
+    ap.add_argument("--val-blocks", default="3,9")
+    ap.add_argument("--extra-data", default=None, help="more RICE-layout pairs (RICE1), all for training")
+    ap.add_argument("--s2-data", default=None, help="SEN12MS-CR pairs: clear training scenes' RGB, synthetic clouds")
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=192)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--hours", type=float, default=0.5)
+    ap.add_argument("--save-minutes", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    pairs = load_rice(args.data)
+    train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
+    if args.extra_data:
+        train = train + load_rice(args.extra_data)
+    # By position: RICE1 and RICE2 ids overlap.
+    aligned = [align_label(p.cloudy, p.clear) for p in train]
+    extra = s2_rgb_clear(args.s2_data, None) if args.s2_data else []
+    # Held-out check: synthetic clouds over validation clear images (scene
+    # blocks no training saw), every 8th image.
+    val_clear = [p.clear for p in val[::8]]
+
+    state = load_state(args.ckpt) if args.resume and os.path.exists(args.ckpt) else None
+    torch.manual_seed(args.seed)
+    det = CloudDetector(3, args.width)
+    opt = torch.optim.Adam(det.parameters(), lr=args.lr)
+    step, wall_s = 0, 0.0
+    rng = np.random.default_rng(args.seed)
+    if state:
+        det.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        step, wall_s = state["step"], state["wall_s"]
+        rng.bit_generator.state = state["rng"]
+    meta = {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": args.val_blocks,
+            "extra_data": args.extra_data and os.path.basename(os.path.normpath(args.extra_data)),
+            "s2_data": args.s2_data and os.path.basename(os.path.normpath(args.s2_data)),
+            "crop": args.crop, "batch": args.batch}
+    print(f"detector {det.config()} params={sum(p.numel() for p in det.parameters())} "
+          f"train={len(train)} (+{len(extra)} S2 clear) start step={step}", flush=True)
+    log_path = args.ckpt + ".log.jsonl"
+
+    def checkpoint():
+        save_atomic({"model": det.state_dict(), "optim": opt.state_dict(), "config": det.config(),
+                     "step": step, "wall_s": wall_s, "rng": rng.bit_generator.state, "meta": meta}, args.ckpt)
+
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    t_start = t_prev = t_save = time.time()
+    losses = []
+    while not stop["now"] and time.time() - t_start < args.hours * 3600:
+        # Cosine decay over this run: a detector trains in well under an hour.
+        frac = (time.time() - t_start) / (args.hours * 3600)
+        for g in opt.param_groups:
+            g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
+        x, t = make_batch(train, aligned, extra, args.batch, args.crop, rng)
+        logit = det.logits(x)
+        loss = F.binary_cross_entropy_with_logits(logit, t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        now = time.time()
+        wall_s += now - t_prev
+        t_prev = now
+        losses.append(float(loss))
+        if step % 50 == 0:
+            rec = {"step": step, "wall_s": round(wall_s, 1), "bce": round(float(np.mean(losses)), 5)}
+            losses = []
+            if step % 200 == 0:
+                rec.update(synthetic_score(det, val_clear))
+            print(json.dumps(rec), flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if now - t_save > args.save_minutes * 60:
+            checkpoint()
+            t_save = now
+    checkpoint()
+    print(json.dumps({"final": synthetic_score(det, val_clear), "step": step}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
