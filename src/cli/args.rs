@@ -176,13 +176,7 @@ impl S2Args {
                 "-b does not apply to s2 (bands are found by name); use --groups, or `idfcr remove` on one subdataset".into(),
             ));
         }
-        for g in &self.groups {
-            if crate::sentinel2::bands::group_by_name(g).is_none() {
-                return Err(Error::Usage(format!(
-                    "--groups {g}: expected 10m, 20m or 60m"
-                )));
-            }
-        }
+        let groups = crate::sentinel2::bands::parse_groups(&self.groups)?;
         if let Some(m) = &self.mask_name {
             if !m.contains("{group}") || *m == self.name {
                 return Err(Error::Usage(format!(
@@ -190,7 +184,7 @@ impl S2Args {
                 )));
             }
         }
-        let groups = (!self.groups.is_empty()).then_some(self.groups);
+        let groups = (!groups.is_empty()).then_some(groups);
         let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::sentinel2::run::S2RunConfig {
             input: self.input,

@@ -60,6 +60,44 @@ pub fn group_by_name(name: &str) -> Option<&'static Group> {
     GROUPS.iter().find(|g| g.name.eq_ignore_ascii_case(name))
 }
 
+/// `--groups`: each name one resolution group (case-insensitive), or a
+/// usage error naming it. The one parser for both `s2` paths.
+pub fn parse_groups(names: &[String]) -> crate::Result<Vec<&'static Group>> {
+    names
+        .iter()
+        .map(|g| {
+            group_by_name(g).ok_or_else(|| {
+                crate::Error::Usage(format!("--groups {g}: expected 10m, 20m or 60m"))
+            })
+        })
+        .collect()
+}
+
+/// `--s2-bands` against a raster with `count` bands: the canonical name of
+/// every band, or a usage error (wrong count, a name that is not a
+/// Sentinel-2 band). The one parser for `remove`/`batch` and `s2`.
+pub fn parse_stack_bands(
+    list: &[String],
+    count: usize,
+    source: &str,
+) -> crate::Result<Vec<&'static str>> {
+    if list.len() != count {
+        return Err(crate::Error::Usage(format!(
+            "--s2-bands names {} band(s) but {source} has {count}",
+            list.len()
+        )));
+    }
+    list.iter()
+        .map(|s| {
+            canonical_band(s).ok_or_else(|| {
+                crate::Error::Usage(format!(
+                    "--s2-bands: {s:?} is not a Sentinel-2 band (B1..B12, B8A)"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// The canonical spelling of a band name: "B01", "b1", "B1" -> "B1";
 /// "B8A", "b8a" -> "B8A". None for anything that is not one of the 13.
 pub fn canonical_band(s: &str) -> Option<&'static str> {
@@ -316,6 +354,34 @@ pub fn product_name_from_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_bands_and_groups_parse_one_way() {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (names, band count, Ok(canonical) or Err(fragment))
+        let cases: &[(&[&str], usize, Result<&[&str], &str>)] = &[
+            (&["b2", "B03", "b4", "B8"], 4, Ok(&["B2", "B3", "B4", "B8"])),
+            (&["B2", "B3"], 3, Err("names 2 band(s) but s.tif has 3")),
+            (&["B2", "NIR"], 2, Err("\"NIR\" is not a Sentinel-2 band")),
+        ];
+        for (names, count, want) in cases {
+            let got = parse_stack_bands(&v(names), *count, "s.tif");
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(&g[..], *w),
+                (Err(e), Err(frag)) => {
+                    assert!(
+                        matches!(e, crate::Error::Usage(_)) && e.to_string().contains(frag),
+                        "{e}"
+                    )
+                }
+                (g, w) => panic!("{names:?}: {g:?} vs {w:?}"),
+            }
+        }
+        let g = parse_groups(&v(&["10M", "60m"])).unwrap();
+        assert_eq!(g.iter().map(|g| g.name).collect::<Vec<_>>(), ["10m", "60m"]);
+        let e = parse_groups(&v(&["10m", "30m"])).unwrap_err();
+        assert!(matches!(e, crate::Error::Usage(_)) && e.to_string().contains("30m"));
+    }
 
     #[test]
     fn band_names() {

@@ -13,8 +13,8 @@ use crate::config::S2Options;
 use crate::error::{gdal_message, Error, Result};
 use crate::io::reader::InputRaster;
 use crate::sentinel2::bands::{
-    canonical_band, group_by_name, parse_product_xml, parse_subdataset, product_name_from_path,
-    Group, ProductMeta, GROUPS,
+    canonical_band, group_by_name, parse_product_xml, parse_stack_bands, parse_subdataset,
+    product_name_from_path, Group, ProductMeta, GROUPS,
 };
 
 /// Read a whole (small) file through GDAL's virtual file systems, so that
@@ -123,7 +123,7 @@ pub struct Product {
 
 /// Open a product and list its groups; a subdataset string yields just
 /// that group. `wanted`: group names to keep (None: all).
-pub fn open_product(input: &str, mtd: &str, wanted: Option<&[String]>) -> Result<Product> {
+pub fn open_product(input: &str, mtd: &str, wanted: Option<&[&'static Group]>) -> Result<Product> {
     let meta = load_product_meta(mtd)?;
     let name = if meta.product.is_empty() {
         product_name_from_path(mtd)
@@ -183,14 +183,7 @@ pub fn open_product(input: &str, mtd: &str, wanted: Option<&[String]>) -> Result
         })
         .collect();
     if let Some(w) = wanted {
-        for name in w {
-            if group_by_name(name).is_none() {
-                return Err(Error::Usage(format!(
-                    "--groups {name}: expected 10m, 20m or 60m"
-                )));
-            }
-        }
-        out.retain(|g| w.iter().any(|n| n.eq_ignore_ascii_case(g.group.name)));
+        out.retain(|g| w.iter().any(|n| n.name == g.group.name));
     }
     if out.is_empty() {
         return Err(Error::input(
@@ -268,23 +261,10 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
     // Names of every band of the dataset, by GDAL band number.
     let count = input.ds.raster_count();
     let names: Vec<Option<&'static str>> = match &opts.stack_bands {
-        Some(list) if sd.is_none() => {
-            if list.len() != count {
-                return Err(Error::Usage(format!(
-                    "--s2-bands names {} band(s) but {source} has {count}",
-                    list.len()
-                )));
-            }
-            list.iter()
-                .map(|s| {
-                    canonical_band(s).map(Some).ok_or_else(|| {
-                        Error::Usage(format!(
-                            "--s2-bands: {s:?} is not a Sentinel-2 band (B1..B12, B8A)"
-                        ))
-                    })
-                })
-                .collect::<Result<_>>()?
-        }
+        Some(list) if sd.is_none() => parse_stack_bands(list, count, &source)?
+            .into_iter()
+            .map(Some)
+            .collect(),
         _ => stack_band_names(&input.ds),
     };
     // The bands to process: the user's -b selection, else every

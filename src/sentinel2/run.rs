@@ -16,7 +16,7 @@ use crate::io::reader::InputRaster;
 use crate::io::writer::check_output_path;
 use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
-use crate::sentinel2::bands::{canonical_band, output_path, GROUPS};
+use crate::sentinel2::bands::{output_path, parse_stack_bands, Group, GROUPS};
 use crate::sentinel2::input::{find_product_metadata, open_product, stack_band_names};
 
 /// Settings of `idfcr s2`.
@@ -28,8 +28,8 @@ pub struct S2RunConfig {
     pub name: String,
     /// Cloud-probability file name template (`--mask-name`), if wanted.
     pub mask_name: Option<String>,
-    /// Groups to process ("10m", ...); None: all the input has.
-    pub groups: Option<Vec<String>>,
+    /// Groups to process; None: all the input has.
+    pub groups: Option<Vec<&'static Group>>,
     /// What to do with every group; `tile_px`/`overlap_px` are in 10 m
     /// pixels (each group gets them scaled to its resolution).
     pub options: RemoveOptions,
@@ -361,17 +361,10 @@ fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveOptions) -> Re
 fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
     let input = InputRaster::open(&cfg.input, None)?;
     let names = match &cfg.options.s2.stack_bands {
-        Some(list) => {
-            if list.len() != input.ds.raster_count() {
-                return Err(Error::Usage(format!(
-                    "--s2-bands names {} band(s) but {} has {}",
-                    list.len(),
-                    cfg.input,
-                    input.ds.raster_count()
-                )));
-            }
-            list.iter().map(|s| canonical_band(s)).collect::<Vec<_>>()
-        }
+        Some(list) => parse_stack_bands(list, input.ds.raster_count(), &cfg.input)?
+            .into_iter()
+            .map(Some)
+            .collect::<Vec<_>>(),
         None => stack_band_names(&input.ds),
     };
     if names.iter().all(Option::is_none) {
@@ -387,7 +380,7 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
     let mut jobs = Vec::new();
     for g in &GROUPS {
         if let Some(w) = &cfg.groups {
-            if !w.iter().any(|n| n.eq_ignore_ascii_case(g.name)) {
+            if !w.iter().any(|n| n.name == g.name) {
                 continue;
             }
         }
