@@ -5,6 +5,7 @@ outside ONNX Runtime, and peak memory for several scene sizes.
     python3 scripts/bench.py                                 # shipped model, 1024/2048/4096
     python3 scripts/bench.py --model testdata/models/tiny_conv.onnx --sizes 1024,4096,10980
     python3 scripts/bench.py --refine                        # diffusion stage: DDPM-50, DDIM-20, DDIM-10
+    python3 scripts/bench.py --sizes 1024 --tiles 256,384,512,default   # memory and time per tile size
 
 Scenes are generated (3-band Byte GeoTIFF, image-like pattern) in a temp
 folder. Peak RSS comes from the kernel's accounting of the child process
@@ -77,6 +78,28 @@ def bench_refine(args) -> None:
                   f"{r['decode_seconds']:>7.2f} {rss:>11.0f}", flush=True)
 
 
+def bench_tiles(args) -> None:
+    """Wall time and peak RSS of one scene for each tile size, and the time
+    relative to tile 256 (issue 15's target: default <= 0.75 x tile 256 at
+    <= 2 GB)."""
+    size = int(args.sizes.split(",")[0])
+    print(f"model {os.path.relpath(args.model, ROOT)}, {size} x {size}, {args.threads} threads, device cpu")
+    print(f"{'tile':>8} {'seconds':>8} {'vs 256':>7} {'peak RSS MB':>11}")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, f"scene_{size}.tif")
+        make_scene(src, size)
+        base = None
+        for t in args.tiles.split(","):
+            cmd = [args.binary, "remove", src, os.path.join(tmp, "out.tif"), "--model", args.model,
+                   "--device", "cpu", "--threads", str(args.threads), "--json", "-q", "--overwrite"]
+            if t != "default":
+                cmd += ["--tile", t]
+            _, wall, rss = run(cmd)
+            base = wall if t == "256" else base
+            rel = f"{wall / base:>7.2f}" if base else f"{'-':>7}"
+            print(f"{t:>8} {wall:>8.1f} {rel} {rss:>11.0f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "onnx", "models", "pixel_cr_rgb.onnx"))
@@ -88,11 +111,17 @@ def main() -> None:
                     help="also run scripts/bench_python.py (GDAL + onnxruntime + numpy) on the same scenes")
     ap.add_argument("--refine", nargs="?", const="ddpm:50,ddim:20,ddim:10",
                     help="benchmark the diffusion stage instead: SAMPLER:STEPS,... (default ddpm:50,ddim:20,ddim:10)")
+    ap.add_argument("--tiles", default=None,
+                    help="compare tile sizes on the first --sizes scene: e.g. 256,384,512,default "
+                         "(default: the binary's own tile choice)")
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     if args.refine:
         bench_refine(args)
+        return
+    if args.tiles:
+        bench_tiles(args)
         return
     print(f"model {os.path.relpath(args.model, ROOT)}, {args.threads} threads, tile {args.tile}, device cpu")
     head = f"{'scene':>13} {'MPix':>7} {'seconds':>8} {'MPix/s':>7} {'outside ORT':>11} {'peak RSS MB':>11}"

@@ -148,12 +148,14 @@ def main(argv: list[str] | None = None) -> None:
             return float(np.mean([psnr(a[k], b[k]) for k in range(a.shape[0])]))
         return psnr(a, b)
 
+    feather_cache: dict = {}
+
     def scores(cal: Calibration | None) -> dict:
         def out(img, res):
             pred, att = res
             if cal is None:
                 return pred[0].numpy()
-            pb = cloud_probability(att, cal)
+            pb = cloud_probability(att, cal, feather_cache)
             return blend(torch.from_numpy(img)[None], pred, pb)[0].numpy()
 
         val_psnr = [img_psnr(out(c["cloudy"], c["out"]), c["clear"]) for c in cases]
@@ -177,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     raw = scores(None)
     rows = []
     for t0, width, d, s in itertools.product(GRID["t0"], GRID["width"], GRID["dilate_px"], GRID["blur_px"]):
+        if d == GRID["dilate_px"][0] and s == GRID["blur_px"][0]:
+            feather_cache.clear()  # a new (t0, width): earlier maps are not asked again
         cal = Calibration(t0=t0, t1=t0 + width, dilate_px=d, blur_px=s,
                           **({"shape": "round", "source": "detector"} if detector is not None else {}))
         rows.append({"calibration": cal.to_dict(), **scores(cal)})

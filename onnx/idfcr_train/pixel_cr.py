@@ -109,12 +109,37 @@ class WindowAttention(nn.Module):
         index = rel[..., 0] * (2 * window - 1) + rel[..., 1]
         self.register_buffer("rel_index", index.flatten(), persistent=False)
 
+    # Export sets this: attention is computed one head at a time, with that
+    # head's q, k and v projected straight from x, so one head's
+    # (windows, n, n) scores are alive instead of all heads' at once, and
+    # the full qkv tensor and its permuted copy never exist (a 512 px tile
+    # has 1024 windows of 256 pixels: 268 MB of scores per head and per
+    # intermediate). The same arithmetic, head by head.
+    per_head: bool = False
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         bw, n, c = x.shape
-        qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        d = c // self.heads
+        bias = self.rel_bias[self.rel_index].view(n, n, self.heads).permute(2, 0, 1)
+        if self.per_head:
+            w, b = self.qkv.weight, self.qkv.bias
+            outs = []
+            for h in range(self.heads):
+                proj = [F.linear(x, w[j * c + h * d: j * c + (h + 1) * d], b[j * c + h * d: j * c + (h + 1) * d])
+                        for j in range(3)]
+                a = (proj[0] * self.scale) @ proj[1].transpose(-2, -1)
+                if mask is None:
+                    a = a + bias[h].unsqueeze(0)
+                else:
+                    # Bias and shift mask summed first (nw, n, n): one add
+                    # over the big scores, not two.
+                    nw = mask.shape[0]
+                    a = (a.view(bw // nw, nw, n, n) + (mask + bias[h].unsqueeze(0)).unsqueeze(0)).view(bw, n, n)
+                outs.append(a.softmax(dim=-1) @ proj[2])
+            return self.proj(torch.cat(outs, -1))
+        qkv = self.qkv(x).reshape(bw, n, 3, self.heads, d).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         attn = (q * self.scale) @ k.transpose(-2, -1)
-        bias = self.rel_bias[self.rel_index].view(n, n, self.heads).permute(2, 0, 1)
         attn = attn + bias.unsqueeze(0)
         if mask is not None:
             nw = mask.shape[0]

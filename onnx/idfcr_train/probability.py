@@ -19,21 +19,20 @@ The four numbers are chosen on validation images by `calibrate.py` and
 stored in the checkpoint ("probability") and the model card.
 
 `shape="round"` (the RGB model since 0.4) replaces the square max filter
-and box mean, whose square patches showed on the contact sheets, with one
-truncated Gaussian of radius R = dilate + blur (sigma R / 3), normalised by
-the same filter over the image so p does not fade at its edges, and a gain
-that keeps p = 1 up to `dilate` px beyond a detection's edge:
+and box mean, whose square patches showed on the contact sheets, with three
+box means of radius rb = ceil((dilate + blur) / 3) (close to a Gaussian:
+round iso-lines) and a gain that keeps p = 1 up to `dilate` px beyond a
+detection's edge:
 
-    p = clip(k x G_R(d) / G_R(1), 0, 1),  k = 1 / Phi(-dilate / sigma)
+    p = clip(k x B_rb(B_rb(B_rb(d))), 0, 1),  k = 1 / (kernel weight beyond dilate)
 
-Still exactly 0 farther than R from any detection. `source="detector"`:
+Still exactly 0 farther than 3 rb from any detection (`feather_reach`). `source="detector"`:
 `a` comes from the dedicated cloud detector (detector.py), not the
 attention head.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -58,8 +57,17 @@ class Calibration:
         return Calibration(**d)
 
 
-def cloud_probability(att: torch.Tensor, cal: Calibration) -> torch.Tensor:
-    """(B, 1, H, W) attention in [0, 1] -> calibrated, feathered p in [0, 1]."""
+def cloud_probability(att: torch.Tensor, cal: Calibration, cache: dict | None = None) -> torch.Tensor:
+    """(B, 1, H, W) attention in [0, 1] -> calibrated, feathered p in [0, 1].
+
+    `cache` (calibration grids only): round feathering of the same map with
+    the same t0, t1 and box radius is computed once; only the gain differs."""
+    if cal.shape == "round" and cache is not None:
+        key = (id(att), cal.t0, cal.t1, _round_radius(cal.dilate_px, cal.blur_px))
+        if key not in cache:
+            d = ((att - cal.t0) / max(cal.t1 - cal.t0, 1e-6)).clamp(0.0, 1.0)
+            cache[key] = _round_feather(d, 0, cal.dilate_px + cal.blur_px, gain=False)
+        return (_round_gain(cal.dilate_px, cal.blur_px) * cache[key]).clamp(0.0, 1.0)
     p = ((att - cal.t0) / max(cal.t1 - cal.t0, 1e-6)).clamp(0.0, 1.0)
     if cal.shape == "round":
         return _round_feather(p, cal.dilate_px, cal.blur_px)
@@ -79,25 +87,49 @@ def cloud_probability(att: torch.Tensor, cal: Calibration) -> torch.Tensor:
     return p.clamp(0.0, 1.0)
 
 
-def _round_feather(d: torch.Tensor, dilate_px: int, blur_px: int) -> torch.Tensor:
-    r = dilate_px + blur_px
-    if r <= 0:
+def _box3_kernel(rb: int) -> torch.Tensor:
+    """The 1-D kernel of three box means of radius rb (length 6 rb + 1)."""
+    box = torch.ones(2 * rb + 1, dtype=torch.float64) / (2 * rb + 1)
+    k = box
+    for _ in range(2):
+        k = torch.nn.functional.conv1d(k.view(1, 1, -1), box.flip(0).view(1, 1, -1), padding=2 * rb).view(-1)
+    return k
+
+
+def _round_radius(dilate_px: int, blur_px: int) -> int:
+    """Box radius of each of the three passes: their support, 3 x radius,
+    covers dilate + blur."""
+    return max(1, -(-(dilate_px + blur_px) // 3))
+
+
+def feather_reach(cal: Calibration) -> int:
+    """How far (px) p can reach beyond a detection: the tile halo it adds."""
+    if cal.shape == "round":
+        return 0 if cal.dilate_px + cal.blur_px <= 0 else 3 * _round_radius(cal.dilate_px, cal.blur_px)
+    return cal.dilate_px + cal.blur_px
+
+
+def _round_gain(dilate_px: int, blur_px: int) -> float:
+    # Three box means of a straight edge leave, at distance x outside it,
+    # the kernel's weight beyond x: p reaches 1 at x = dilate.
+    if dilate_px + blur_px <= 0:
+        return 1.0
+    k = _box3_kernel(_round_radius(dilate_px, blur_px))
+    return float(1.0 / k[len(k) // 2 + dilate_px:].sum())
+
+
+def _round_feather(d: torch.Tensor, dilate_px: int, blur_px: int, gain: bool = True) -> torch.Tensor:
+    if dilate_px + blur_px <= 0:
         return d
-    sigma = r / 3.0
-    x = torch.arange(-r, r + 1, dtype=d.dtype)
-    k1 = torch.exp(-0.5 * (x / sigma) ** 2)
-    k1 = k1 / k1.sum()
-    # Gain: the Gaussian of a straight edge is Phi(-x / sigma) at distance x
-    # outside it; p reaches 1 at x = dilate.
-    gain = 1.0 / (0.5 * math.erfc(dilate_px / sigma / math.sqrt(2.0)))
-    rows, cols = k1.view(1, 1, 1, -1), k1.view(1, 1, -1, 1)
-
-    def g(t):
-        return F.conv2d(F.conv2d(t, rows, padding=(0, r)), cols, padding=(r, 0))
-
-    # Divided by the filter of ones: at an image edge, the mean is over real
-    # pixels only (as count_include_pad=False does for the box).
-    return (gain * g(d) / g(torch.ones_like(d[:1]))).clamp(0.0, 1.0)
+    rb = _round_radius(dilate_px, blur_px)
+    p = d
+    # Three separable box means approach a Gaussian (round iso-lines, no
+    # square patches) with exactly zero beyond 3 x rb; count_include_pad=
+    # False: at an image edge the mean is over real pixels only.
+    for _ in range(3):
+        p = F.avg_pool2d(p, (1, 2 * rb + 1), stride=1, padding=(0, rb), count_include_pad=False)
+        p = F.avg_pool2d(p, (2 * rb + 1, 1), stride=1, padding=(rb, 0), count_include_pad=False)
+    return (_round_gain(dilate_px, blur_px) * p).clamp(0.0, 1.0) if gain else p
 
 
 class WithProbability(nn.Module):

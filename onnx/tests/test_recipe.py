@@ -79,6 +79,27 @@ def test_probability_is_exactly_zero_away_from_detections(t0, t1, d, s):
     assert torch.equal(out[..., 40:, 40:], x[..., 40:, 40:])
 
 
+@pytest.mark.parametrize("d,s", [(0, 4), (4, 8), (8, 16), (16, 16)])
+def test_round_feathering_reaches_one_at_the_dilation_zero_beyond_and_is_round(d, s):
+    from idfcr_train.probability import feather_reach
+
+    cal = Calibration(0.5, 0.6, d, s, shape="round", source="detector")
+    # A half-plane of cloud: p = 1 up to `d` px outside its edge.
+    att = torch.zeros(1, 1, 96, 96)
+    att[..., :, :48] = 1.0
+    p = cloud_probability(att, cal)[0, 0, 48]
+    assert torch.all(p[: 48 + d] > 0.999), p[40:60]
+    reach = feather_reach(cal)
+    assert reach >= d + s and torch.all(p[48 + reach:] == 0)
+    # One detected pixel: p along the diagonal falls like along the axis
+    # (a square filter would keep the corners at the axis value).
+    att = torch.zeros(1, 1, 97, 97)
+    att[..., 48, 48] = 1.0
+    q = cloud_probability(att, cal)[0, 0]
+    k = reach // 2
+    assert q[48 + k, 48 + k] < q[48, 48 + k]
+
+
 @pytest.mark.parametrize("blocky,lo,hi", [(False, 0.9, 1.1), (True, 2.0, 1e9)])
 def test_blockiness(blocky, lo, hi):
     rng = np.random.default_rng(3)

@@ -263,8 +263,15 @@ pub(crate) fn build_session(
     report: bool,
 ) -> Result<(Session, Provider)> {
     let cpu = |intra: usize| -> Result<Session> {
+        // Memory patterns off: ORT would plan one block for every
+        // intermediate tensor of a tile shape at once (6.1 GB peak for a
+        // 512 px Pixel-CR tile, 3.8 GB with per-head attention); without it
+        // tensors are allocated as they are needed, from the arena, at the
+        // same speed (measured with scripts/bench.py --tiles). Tile shapes
+        // vary at scene edges anyway, which is when patterns do not help.
         Session::builder(env)
             .and_then(|b| Ok(b.with_intra_threads(intra.max(1))?))
+            .and_then(|b| Ok(b.with_memory_pattern(false)?))
             .and_then(|mut b| b.commit_from_memory(bytes))
             .map_err(|e| Error::model(path, format!("ONNX Runtime cannot load it: {e}")))
     };
