@@ -24,7 +24,7 @@ fn main() {
     let opts = RemoveOptions {
         band_idx: None, // all bands
         model: None,    // the bundled model for the input's band count
-        tile_px: 512,
+        tile_px: 480,
         panel_px: 4096,
         overlap_px: None,
         device: Device::Auto,

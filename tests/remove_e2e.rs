@@ -296,7 +296,7 @@ fn describe_json_lists_the_parameters() {
     assert_eq!(find("input")["kind"], "positional");
     assert_eq!(find("input")["required"], true);
     assert_eq!(find("tile_px")["flag"], "--tile");
-    assert_eq!(find("tile_px")["default"], "512");
+    assert_eq!(find("tile_px")["default"], "480");
     assert_eq!(find("overwrite")["kind"], "flag");
     assert_eq!(find("creation_options")["repeatable"], true);
     let devices: Vec<&str> = find("device")["choices"]

@@ -16,13 +16,31 @@ def blend_section(calibration_json: str) -> list[str]:
         r = json.load(f)
     c, raw, nothing = r["chosen"], r["raw_model"], r["do_nothing"]
     cal = c["calibration"]
+    ramp = f"clip((a - {cal['t0']:.2f}) / {cal['t1'] - cal['t0']:.2f}, 0, 1)"
+    if cal.get("source") == "detector":
+        det = r.get("detector", {})
+        source = [
+            "a dedicated cloud detector's opacity `a` (`idfcr_train/detector.py`: a small convolutional",
+            "U-Net trained on synthetic clouds over colour-augmented clear RICE2, RICE1 and Sentinel-2",
+            "RGB images and on real RICE pairs" + (f", {det['step']} steps, {det['wall_s'] / 3600:.2f} CPU-hours"
+                                                  if det else "") + "), inside the same graph,",
+        ]
+    else:
+        source = ["this model's cloudy-attention map `a`,"]
+    if cal.get("shape") == "round":
+        feather = [f"p = k x B3({ramp}), with B3 three box means of radius "
+                   f"ceil(({cal['dilate_px']} + {cal['blur_px']}) / 3) px (round, exactly 0 beyond three radii)",
+                   f"and k the gain that keeps p = 1 up to {cal['dilate_px']} px beyond a detection."]
+    else:
+        feather = [f"p = blur_{cal['blur_px']}(dilate_{cal['dilate_px']}({ramp})) (radii in pixels)."]
     lines = [
         "## Blending by the cloud probability (the default output)",
         "",
-        "The runtime writes output = p x model + (1 - p) x input, where p is this model's",
-        "cloudy-attention map calibrated and feathered inside the graph:",
-        f"p = blur_{cal['blur_px']}(dilate_{cal['dilate_px']}(clip((a - {cal['t0']:.2f}) / "
-        f"{cal['t1'] - cal['t0']:.2f}, 0, 1))) (radii in pixels). Where p is 0 the input comes back bit",
+        "The runtime writes output = p x model + (1 - p) x input, where p comes from",
+        *source,
+        "calibrated and feathered inside the graph:",
+        *feather,
+        "Where p is 0 the input comes back bit",
         "for bit; `--raw` writes the model's output everywhere. The four numbers were chosen on the",
         f"validation images ({r['val_images']} images of {r['val_blocks']}, checkpoint step "
         f"{r['checkpoint_step']}): the best mean PSNR among the {r['candidates_meeting_40db']} grid points whose",
@@ -55,5 +73,7 @@ def blend_section(calibration_json: str) -> list[str]:
     ]
     for k, v in r["precision_recall"].items():
         lines.append(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} |")
+    if r.get("selection_note"):
+        lines += ["", r["selection_note"]]
     lines += ["", f"Measured with `{r['command']}` ({os.path.basename(calibration_json)}).", ""]
     return lines

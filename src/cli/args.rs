@@ -228,8 +228,10 @@ pub struct ProcessingArgs {
     /// Output data type (default: the input's).
     #[arg(long = "ot", value_name = "TYPE")]
     pub out_type: Option<String>,
-    /// Tile size in pixels (rounded up to the model's window).
-    #[arg(long = "tile", default_value_t = 512)]
+    /// Tile size in pixels (rounded up to the model's window). The default,
+    /// 480, keeps a run of the RGB model under 2 GB of memory at about the
+    /// speed of 512 (scripts/bench.py --tiles).
+    #[arg(long = "tile", default_value_t = 480)]
     pub tile_px: usize,
     /// Width in pixels of the column panels processed at a time: peak memory
     /// grows with this and the tile size, not with the scene.
