@@ -1,0 +1,48 @@
+"""The RGB cloud detector and its place in the exported graph."""
+
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from idfcr_train.detector import CloudDetector, colour_augment, real_target  # noqa: E402
+from idfcr_train.pixel_cr import PixelCR, PixelCRConfig  # noqa: E402
+from idfcr_train.probability import Calibration, WithProbability, feather_reach  # noqa: E402
+
+
+def test_detector_is_a_per_pixel_probability_of_any_window_multiple_size():
+    det = CloudDetector(3, 4).eval()
+    for h, w in [(16, 16), (32, 48), (64, 40)]:
+        with torch.no_grad():
+            p = det(torch.rand(2, 3, h, w))
+        assert p.shape == (2, 1, h, w) and torch.all((p >= 0) & (p <= 1))
+
+
+def test_training_targets_and_augmentation():
+    rng = np.random.default_rng(0)
+    img = rng.random((3, 32, 32)).astype(np.float32)
+    # The same image twice: no cloud; a uniform brightening of 0.2: full cloud.
+    assert np.all(real_target(img, img) == 0)
+    assert np.all(real_target(np.clip(img + 0.2, 0, None), img) == 1)
+    aug = colour_augment(img, rng)
+    assert aug.shape == img.shape and aug.dtype == np.float32 and aug.min() >= 0 and aug.max() <= 1
+
+
+def test_a_graph_with_the_detector_blends_by_its_output():
+    torch.manual_seed(0)
+    model = PixelCR(PixelCRConfig.tiny(3)).eval()
+    det = CloudDetector(3, 4).eval()
+    cal = Calibration(0.2, 0.5, 4, 4, shape="round", source="detector")
+    wrapped = WithProbability(model, cal, det).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        clear, p = wrapped(x)
+        want = torch.clamp((det(x) - 0.2) / 0.3, 0, 1)
+    assert clear.shape == x.shape and p.shape == (1, 1, 32, 32)
+    # Where the detector is below t0 everywhere within the feathering reach, p is exactly 0.
+    r = feather_reach(cal)
+    zero = torch.nn.functional.max_pool2d(want, 2 * r + 1, stride=1, padding=r) == 0
+    assert torch.all(p[zero] == 0)
