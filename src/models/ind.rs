@@ -14,7 +14,7 @@ use ort::session::Session;
 use crate::config::Device;
 use crate::error::{Error, Result};
 use crate::models::contract::{GraphKind, Metadata, Normaliser};
-use crate::models::pixel_cr::{load_session_pool, sha256_hex, Provider};
+use crate::models::pixel_cr::{open_graph, Provider};
 
 /// What one IND graph is and expects.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +49,11 @@ impl IndContract {
         inputs: Vec<String>,
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        let m = Metadata::read(path, GraphKind::Ind, get)?;
+        Self::from_metadata(path, inputs, &Metadata::read(path, GraphKind::Ind, get)?)
+    }
+
+    /// The contract from a graph's read metadata and input names.
+    pub fn from_metadata(path: &Path, inputs: Vec<String>, m: &Metadata) -> Result<Self> {
         let c = IndContract {
             kind: m.required("idfcr.kind")?.to_string(),
             name: m.text("idfcr.name").unwrap_or_default().to_string(),
@@ -100,22 +104,15 @@ impl IndGraph {
         intra_threads: usize,
         ort_lib: Option<&Path>,
     ) -> Result<IndGraph> {
-        let (bytes, sessions, provider) =
-            load_session_pool(path, device, workers, intra_threads, ort_lib)?;
-        let first = sessions[0]
-            .lock()
-            .map_err(|_| Error::model(path, "session lock poisoned"))?;
-        let inputs: Vec<String> = first
-            .inputs()
-            .iter()
-            .map(|i| i.name().to_string())
-            .collect();
-        let meta = first
-            .metadata()
-            .map_err(|e| Error::model(path, format!("cannot read metadata: {e}")))?;
-        let contract = IndContract::from_lookup(path, inputs, |k| meta.custom(k))?;
-        drop(meta);
-        drop(first);
+        let g = open_graph(
+            path,
+            GraphKind::Ind,
+            device,
+            workers,
+            intra_threads,
+            ort_lib,
+        )?;
+        let contract = IndContract::from_metadata(path, g.inputs, &g.meta)?;
         if contract.kind != kind {
             return Err(Error::model(
                 path,
@@ -125,9 +122,9 @@ impl IndGraph {
         Ok(IndGraph {
             path: path.to_path_buf(),
             contract,
-            sha256: sha256_hex(&bytes),
-            provider,
-            sessions,
+            sha256: g.sha256,
+            provider: g.provider,
+            sessions: g.sessions,
         })
     }
 

@@ -44,7 +44,15 @@ impl ModelContract {
         input_name: &str,
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        let m = Metadata::read(path, GraphKind::PixelCr, get)?;
+        Self::from_metadata(
+            path,
+            input_name,
+            &Metadata::read(path, GraphKind::PixelCr, get)?,
+        )
+    }
+
+    /// The contract from a graph's read metadata.
+    pub fn from_metadata(path: &Path, input_name: &str, m: &Metadata) -> Result<Self> {
         let outputs = m.list("idfcr.outputs");
         if outputs.is_empty() {
             return Err(Error::model(path, "metadata `idfcr.outputs` is empty"));
@@ -125,27 +133,20 @@ impl Model {
         intra_threads: usize,
         ort_lib: Option<&Path>,
     ) -> Result<Model> {
-        let (bytes, sessions, provider) =
-            load_session_pool(path, device, workers, intra_threads, ort_lib)?;
-        let first = sessions[0]
-            .lock()
-            .map_err(|_| Error::model(path, "session lock poisoned"))?;
-        let input_name = first
-            .inputs()
+        let g = open_graph(
+            path,
+            GraphKind::PixelCr,
+            device,
+            workers,
+            intra_threads,
+            ort_lib,
+        )?;
+        let input_name = g
+            .inputs
             .first()
-            .map(|i| i.name().to_string())
             .ok_or_else(|| Error::model(path, "model has no inputs"))?;
-        let output_names: Vec<String> = first
-            .outputs()
-            .iter()
-            .map(|o| o.name().to_string())
-            .collect();
-        let meta = first
-            .metadata()
-            .map_err(|e| Error::model(path, format!("cannot read metadata: {e}")))?;
-        let contract = ModelContract::from_lookup(path, &input_name, |k| meta.custom(k))?;
-        drop(meta);
-        drop(first);
+        let contract = ModelContract::from_metadata(path, input_name, &g.meta)?;
+        let output_names = &g.outputs;
         for name in std::iter::once(&contract.clear_output).chain(contract.attention_output.iter())
         {
             if !output_names.contains(name) {
@@ -158,9 +159,9 @@ impl Model {
         Ok(Model {
             path: path.to_path_buf(),
             contract,
-            sha256: sha256_hex(&bytes),
-            provider,
-            sessions,
+            sha256: g.sha256,
+            provider: g.provider,
+            sessions: g.sessions,
         })
     }
 
@@ -217,6 +218,50 @@ impl Model {
             .transpose()?;
         Ok(TileOutput { clear, attention })
     }
+}
+
+/// A graph file opened into a session pool, with what every kind of graph
+/// is checked by: its input and output names and its contract metadata.
+pub(crate) struct OpenGraph {
+    pub sha256: String,
+    pub sessions: Vec<Mutex<Session>>,
+    pub provider: Provider,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub meta: Metadata,
+}
+
+/// Open `path` as a `kind` graph: `workers` sessions of `intra_threads`
+/// threads, and its names and `idfcr.*` metadata read once.
+pub(crate) fn open_graph(
+    path: &Path,
+    kind: GraphKind,
+    device: Device,
+    workers: usize,
+    intra_threads: usize,
+    ort_lib: Option<&Path>,
+) -> Result<OpenGraph> {
+    let (bytes, sessions, provider) =
+        load_session_pool(path, device, workers, intra_threads, ort_lib)?;
+    let (inputs, outputs, meta) = {
+        let first = sessions[0]
+            .lock()
+            .map_err(|_| Error::model(path, "session lock poisoned"))?;
+        let names = |v: &[ort::value::Outlet]| v.iter().map(|o| o.name().to_string()).collect();
+        let md = first
+            .metadata()
+            .map_err(|e| Error::model(path, format!("cannot read metadata: {e}")))?;
+        let meta = Metadata::read(path, kind, |k| md.custom(k))?;
+        (names(first.inputs()), names(first.outputs()), meta)
+    };
+    Ok(OpenGraph {
+        sha256: sha256_hex(&bytes),
+        sessions,
+        provider,
+        inputs,
+        outputs,
+        meta,
+    })
 }
 
 /// Read a model file and build `workers` sessions of it (one per worker,
