@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn one_line_adds_causes_the_message_does_not_quote() {
-        let io = || std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+        let io = || std::io::Error::other("disk on fire");
         let cases = [
             (Error::input("a.tif", "cannot read"), "a.tif: cannot read"),
             (

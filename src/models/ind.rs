@@ -63,7 +63,7 @@ impl IndContract {
             factor: m.positive("idfcr.factor")?,
             window_px: m.positive("idfcr.window_px")?,
             halo_px: m.count("idfcr.halo_px")?,
-            norm: Normaliser::from_metadata(&m)?,
+            norm: Normaliser::from_metadata(m)?,
             inputs,
         };
         let want: &[&str] = match c.kind.as_str() {

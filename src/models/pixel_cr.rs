@@ -67,7 +67,7 @@ impl ModelContract {
             version: m.text("idfcr.version").unwrap_or("unknown").to_string(),
             bands: m.positive("idfcr.bands")?,
             band_names: m.list("idfcr.band_names"),
-            norm: Normaliser::from_metadata(&m)?,
+            norm: Normaliser::from_metadata(m)?,
             window_px: m.positive("idfcr.window_px")?,
             halo_px: m.count("idfcr.halo_px")?,
             input_name: input_name.to_string(),
