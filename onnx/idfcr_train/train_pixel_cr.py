@@ -251,8 +251,9 @@ def main(argv: list[str] | None = None) -> None:
             {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
              "optim": opt.state_dict(), "step": step,
              "wall_s": wall_s, "config": cfg.to_dict(), "rng": rng.bit_generator.state, "meta": meta,
-             # A calibration written by calibrate.py --write-ckpt stays until the next calibration.
-             **({"probability": state["probability"]} if state and state.get("probability") else {})},
+             # A calibration (and the detector it was made for) written by
+             # calibrate.py --write-ckpt stays until the next calibration.
+             **({k: state[k] for k in ("probability", "detector") if state and state.get(k)})},
             args.ckpt,
         )
 
