@@ -114,6 +114,11 @@ def colour_augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     gamma and a global brightness. (bands, H, W) in 0..1."""
     if rng.uniform() < 0.5:
         img = img[rng.permutation(img.shape[0])]
+    if rng.uniform() < 0.5:
+        # More saturated colours (pink or teal fields of other stretches):
+        # bright but coloured ground must stay p = 0.
+        mean = img.mean(axis=0, keepdims=True)
+        img = mean + rng.uniform(1.0, 2.0) * (img - mean)
     gain = rng.uniform(0.75, 1.3, size=(img.shape[0], 1, 1)) * rng.uniform(0.6, 1.5)
     gamma = rng.uniform(0.6, 1.6)
     return np.clip(np.clip(img * gain, 0.0, 1.0) ** gamma, 0.0, 1.0).astype(np.float32)
@@ -136,6 +141,20 @@ def s2_rgb_clear(root: str, val_scenes: str | None) -> list[np.ndarray]:
     pairs = load_s2(root, None, "10m")
     train, _ = split_by_block(pairs, set((val_scenes or DEFAULT_VAL_SCENES).split(",")))
     return [np.clip(p.clear[[2, 1, 0]] * 3.5, 0.0, 1.0).astype(np.float32) for p in train]
+
+
+def clear_rasters(paths: str) -> list[np.ndarray]:
+    """Clear 8-bit rasters (their first three bands as RGB, / 255) as extra
+    ground for synthetic clouds: other sensors' palettes."""
+    from osgeo import gdal
+
+    out = []
+    for path in [p for p in paths.split(",") if p]:
+        ds = gdal.Open(path)
+        assert ds is not None and ds.RasterCount >= 3, f"{path}: need a raster with 3+ bands"
+        arr = np.stack([ds.GetRasterBand(b + 1).ReadAsArray() for b in range(3)]).astype(np.float32)
+        out.append(np.clip(arr / 255.0, 0.0, 1.0))
+    return out
 
 
 def make_batch(rice: list[Pair], aligned: list[np.ndarray], extra_clear: list[np.ndarray], batch: int, crop: int,
@@ -204,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-blocks", default="3,9")
     ap.add_argument("--extra-data", default=None, help="more RICE-layout pairs (RICE1), all for training")
     ap.add_argument("--s2-data", default=None, help="SEN12MS-CR pairs: clear training scenes' RGB, synthetic clouds")
+    ap.add_argument("--clear-rasters", default="",
+                    help="comma-separated clear 8-bit rasters (first 3 bands RGB): more ground for synthetic clouds")
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--crop", type=int, default=192)
@@ -223,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         train = train + load_rice(args.extra_data)
     # By position: RICE1 and RICE2 ids overlap.
     aligned = [align_label(p.cloudy, p.clear) for p in train]
-    extra = s2_rgb_clear(args.s2_data, None) if args.s2_data else []
+    extra = (s2_rgb_clear(args.s2_data, None) if args.s2_data else []) + clear_rasters(args.clear_rasters)
     # Held-out check: synthetic clouds over validation clear images (scene
     # blocks no training saw), every 8th image.
     val_clear = [p.clear for p in val[::8]]
@@ -242,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": args.val_blocks,
             "extra_data": args.extra_data and os.path.basename(os.path.normpath(args.extra_data)),
             "s2_data": args.s2_data and os.path.basename(os.path.normpath(args.s2_data)),
+            "clear_rasters": [os.path.basename(p) for p in args.clear_rasters.split(",") if p],
             "crop": args.crop, "batch": args.batch}
     print(f"detector {det.config()} params={sum(p.numel() for p in det.parameters())} "
           f"train={len(train)} (+{len(extra)} S2 clear) start step={step}", flush=True)
