@@ -37,11 +37,6 @@ fn level(b: usize, y: usize, x: usize) -> f64 {
     }
 }
 
-fn run(dir: &Path, args: &[&str]) -> std::process::Output {
-    let o = idfcr(dir, args);
-    o
-}
-
 #[test]
 fn clear_pixels_come_back_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,7 +50,7 @@ fn clear_pixels_come_back_bit_for_bit() {
     let m = blend_model();
     for input in ["byte.tif", "float.tif"] {
         let out = format!("out_{input}");
-        let o = run(
+        let o = idfcr(
             d,
             &[
                 "remove",
@@ -106,7 +101,7 @@ fn clear_pixels_come_back_bit_for_bit() {
         }
         // --raw: the model's output everywhere.
         let raw = format!("raw_{input}");
-        let o = run(
+        let o = idfcr(
             d,
             &[
                 "remove", input, &raw, "--model", &m, "--device", "cpu", "-q", "--raw",
@@ -132,7 +127,7 @@ fn blended_output_does_not_depend_on_tiling() {
     });
     let m = blend_model();
     for (tile, out) in [("64", "a.tif"), ("512", "b.tif")] {
-        let o = run(
+        let o = idfcr(
             d,
             &[
                 "remove", "in.tif", out, "--model", &m, "--device", "cpu", "-q", "--tile", tile,
@@ -162,7 +157,7 @@ fn input_ranges_are_checked_and_converted() {
     write_tiff::<u8>(&d.join("byte.tif"), W, H, 3, None, |b, y, x| {
         level(b, y, x) as u8
     });
-    let o = run(
+    let o = idfcr(
         d,
         &[
             "remove", "byte.tif", "ref.tif", "--model", &m, "--device", "cpu", "-q",
@@ -208,7 +203,7 @@ fn input_ranges_are_checked_and_converted() {
     for (name, write, why, opt, back) in cases {
         write(&d.join(name));
         let out = format!("out_{name}");
-        let o = run(
+        let o = idfcr(
             d,
             &["remove", name, &out, "--model", &m, "--device", "cpu", "-q"],
         );
@@ -225,7 +220,7 @@ fn input_ranges_are_checked_and_converted() {
         assert!(!d.join(&out).exists());
         let mut args = vec!["remove", name, &out, "--model", &m, "--device", "cpu", "-q"];
         args.extend(opt.iter().copied());
-        let o = run(d, &args);
+        let o = idfcr(d, &args);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let (got, _, _) = read_all(&d.join(&out));
         for band in 0..3 {
@@ -240,7 +235,7 @@ fn input_ranges_are_checked_and_converted() {
         }
         // --stretch works on any of them and keeps the input's units.
         let out2 = format!("stretch_{name}");
-        let o = run(
+        let o = idfcr(
             d,
             &[
                 "remove",
@@ -292,7 +287,7 @@ fn batch_blends_and_takes_raw() {
             "-q",
         ];
         args.extend(extra);
-        let o = run(d, &args);
+        let o = idfcr(d, &args);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let (src, _, _) = read_all(&d.join("x.tif"));
@@ -316,7 +311,7 @@ fn refine_keeps_clear_pixels() {
         .join("testdata/models/ind_tiny")
         .display()
         .to_string();
-    let o = run(
+    let o = idfcr(
         d,
         &[
             "remove",
@@ -370,7 +365,7 @@ fn batch_writes_masks_by_name() {
         level(b, y, x) as u8
     });
     let m = blend_model();
-    let o = run(
+    let o = idfcr(
         d,
         &[
             "batch",
@@ -392,7 +387,7 @@ fn batch_writes_masks_by_name() {
     assert_eq!(p[0][5 * W + 5], 0.0);
     assert!(p[0][30 * W + 40] > 0.99);
     // A mask name that collides with an output is refused before any work.
-    let o = run(
+    let o = idfcr(
         d,
         &[
             "batch",

@@ -49,7 +49,7 @@ fn in_mount_namespace(cwd: &Path, script: &str) -> String {
     text
 }
 
-/// 1. A full disk during the final copy: non-zero exit, and neither the
+/// Guarantee 1: A full disk during the final copy: non-zero exit, and neither the
 /// output nor any temp file is left on the disk (GTiff and COG; `remove`
 /// and `batch`).
 #[test]
@@ -93,7 +93,7 @@ fn full_disk_fails_cleanly() {
     }
 }
 
-/// 2. Names from patterns stay inside the output folder.
+/// Guarantee 2: Names from patterns stay inside the output folder.
 #[test]
 fn batch_names_cannot_leave_the_output_folder() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +132,7 @@ fn batch_names_cannot_leave_the_output_folder() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// 3. Temp files are never opened through a planted symlink: links under
+/// Guarantee 3: Temp files are never opened through a planted symlink: links under
 /// the old predictable names (for the next few hundred pids) point at a
 /// file the run must not touch.
 #[cfg(target_os = "linux")]
@@ -171,7 +171,7 @@ fn planted_temp_symlinks_are_not_followed() {
     assert!(gdal::Dataset::open(d.join("out.tif")).is_ok());
 }
 
-/// 4. Two runs on one output without --overwrite: one wins, the other
+/// Guarantee 4: Two runs on one output without --overwrite: one wins, the other
 /// fails and leaves the winner's file alone.
 #[test]
 fn concurrent_runs_never_both_replace_one_output() {
@@ -225,7 +225,7 @@ fn concurrent_runs_never_both_replace_one_output() {
     }
 }
 
-/// 5. One non-finite value is one nodata pixel, never a whole tile (with a
+/// Guarantee 5: One non-finite value is one nodata pixel, never a whole tile (with a
 /// NaN nodata value; without one, a clear error naming the pixel).
 #[test]
 fn non_finite_pixels_are_nodata_one_by_one() {
@@ -290,7 +290,7 @@ fn non_finite_pixels_are_nodata_one_by_one() {
     }
 }
 
-/// 6. Inputs that map to one output name are refused before any work;
+/// Guarantee 6: Inputs that map to one output name are refused before any work;
 /// {parent} keeps them apart.
 #[test]
 fn batch_refuses_colliding_output_names() {
@@ -345,7 +345,7 @@ fn batch_refuses_colliding_output_names() {
     assert_eq!(listing(&d.join("out")), ["a_x.tif", "b_x.tif"]);
 }
 
-/// 6. `--skip-existing` trusts only complete outputs made with the same
+/// Guarantee 6: `--skip-existing` trusts only complete outputs made with the same
 /// pixel-deciding settings.
 #[test]
 fn skip_existing_checks_completeness_and_settings() {
@@ -393,7 +393,7 @@ fn skip_existing_checks_completeness_and_settings() {
     assert_eq!(run(&[]), "skipped");
 }
 
-/// 7. --mask and OUTPUT spelled differently but naming one file.
+/// Guarantee 7: --mask and OUTPUT spelled differently but naming one file.
 #[test]
 fn mask_and_output_are_compared_as_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -420,7 +420,7 @@ fn mask_and_output_are_compared_as_files() {
     assert_eq!(listing(d), ["in.tif", "x"]);
 }
 
-/// 8. Creation options are checked against the driver before any work.
+/// Guarantee 8: Creation options are checked against the driver before any work.
 #[test]
 fn bad_creation_options_are_refused_up_front() {
     let dir = tempfile::tempdir().unwrap();
@@ -475,7 +475,7 @@ fn bad_creation_options_are_refused_up_front() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
-/// 10. No ONNX Runtime usage records under the user's home.
+/// Guarantee 10: No ONNX Runtime usage records under the user's home.
 #[test]
 fn onnx_runtime_telemetry_is_off() {
     let dir = tempfile::tempdir().unwrap();
@@ -505,7 +505,7 @@ fn onnx_runtime_telemetry_is_off() {
     );
 }
 
-/// 11. Unreadable inputs are described in the user's terms.
+/// Guarantee 11: Unreadable inputs are described in the user's terms.
 #[cfg(unix)]
 #[test]
 fn unreadable_inputs_get_plain_messages() {
@@ -589,7 +589,7 @@ fn unsafe_is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// 11. `eval` never reports "PSNR NaN": a non-finite value at a valid pixel
+/// Guarantee 11: `eval` never reports "PSNR NaN": a non-finite value at a valid pixel
 /// is an error that says where it is.
 #[test]
 fn eval_leaves_non_finite_pixels_out() {
@@ -618,7 +618,7 @@ fn eval_leaves_non_finite_pixels_out() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains("NaN"));
 }
 
-/// 12. `--device auto` on a machine without CUDA: nothing on stderr (cron
+/// Guarantee 12: `--device auto` on a machine without CUDA: nothing on stderr (cron
 /// mails stderr), the reason in the JSON summary.
 #[test]
 fn device_auto_falls_back_quietly() {
@@ -640,7 +640,7 @@ fn device_auto_falls_back_quietly() {
     }
 }
 
-/// 12. Temp files of a killed run (its process gone) are cleaned by the
+/// Guarantee 12: Temp files of a killed run (its process gone) are cleaned by the
 /// next run into the same place; a live process's are kept.
 #[test]
 fn stale_temp_files_are_cleaned() {

@@ -1,7 +1,8 @@
 """Compare Pixel-CR checkpoints the way a user would judge them: full
 validation images from scenes no training saw (split by scene block), the
 bundled Landsat 8 demo, a clear image given as input (it must come back
-unchanged), window blockiness, and a contact sheet to look at.
+unchanged), window blockiness, the validation images under other colour
+stretches (`palette_*`), and a contact sheet to look at.
 
     python -m idfcr_train.compare --data ../../shared/data/rice2_3s \
         --out runs/compare A=path/a.pt B=path/b.pt [--stride 3]
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from .clear_fidelity import load_demo
-from .data import load_rice, split_by_block
+from .data import load_rice, random_palette, split_by_block
 from .metrics import blockiness, psnr, ssim
 from .pixel_cr import load_checkpoint
 
@@ -52,6 +53,25 @@ def contact_sheet(rows: list[list[np.ndarray]], path: str, size: int = 256) -> N
     sheet.save(path)
 
 
+def palette_scores(model, val) -> dict:
+    """Other stretches of unseen scenes: every other validation image with
+    its cloudy and clear versions passed through one fixed random colour map
+    (`data.random_palette`, seeded by position; the same maps for every
+    checkpoint). A model that learnt RICE2's palette repaints these."""
+    ps, base, ident = [], [], []
+    for i, p in enumerate(val[::2]):
+        f = random_palette(p.clear.shape[0], np.random.default_rng(1000 + i))
+        cloudy, clear = f(p.cloudy), f(p.clear)
+        pred, _ = run(model, cloudy)
+        ps.append(psnr(pred, clear))
+        base.append(psnr(cloudy, clear))
+        if i % 4 == 0:
+            ident.append(psnr(run(model, clear)[0], clear))
+    return {"palette_images": len(ps), "palette_psnr": float(np.mean(ps)), "palette_base_psnr": float(np.mean(base)),
+            "palette_worst_vs_base": float(min(a - b for a, b in zip(ps, base))),
+            "palette_clear_in_psnr": float(np.mean(ident))}
+
+
 def score(model, val, demo, sheet_ids: list[str]) -> tuple[dict, list]:
     rows, sheet = [], []
     for p in val:
@@ -76,6 +96,7 @@ def score(model, val, demo, sheet_ids: list[str]) -> tuple[dict, list]:
         "demo_base_psnr": psnr(cloudy, clear),
         "demo_blockiness": blockiness(pred),
         "clear_in_psnr": psnr(ident, clear),
+        **palette_scores(model, val),
     }
     for b in sorted({r["block"] for r in rows}):
         sel = [r for r in rows if r["block"] == b]

@@ -115,6 +115,30 @@ def random_crop_pair(
     return np.ascontiguousarray(a), np.ascontiguousarray(b)
 
 
+def random_palette(bands: int, rng: np.random.Generator):
+    """A random monotone colour map per band (another sensor's stretch,
+    colour balance or atmosphere), to be applied identically to an input and
+    its label: `f = random_palette(3, rng); a, b = f(a), f(b)`.
+
+    RICE2, our only RGB pairs, has one stretch; a model trained on it alone
+    repaints other palettes (the Landsat 8 demo) in RICE2's colours. With the
+    same map on both sides the task is unchanged but the palette is no
+    longer a cue: sometimes permuted bands, a per-band gain and offset, a
+    global gain and gamma. Values stay in 0..1."""
+    perm = rng.permutation(bands) if rng.uniform() < 0.3 else None
+    gain = (rng.uniform(0.75, 1.3, size=(bands, 1, 1)) * rng.uniform(0.6, 1.6)).astype(np.float32)
+    offset = rng.uniform(-0.03, 0.08, size=(bands, 1, 1)).astype(np.float32)
+    gamma = float(rng.uniform(0.6, 1.6))
+
+    def apply(img: np.ndarray) -> np.ndarray:
+        if perm is not None:
+            img = img[perm]
+        y = np.clip(img * gain, 0.0, 1.0) ** gamma + offset
+        return np.clip(y, 0.0, 1.0).astype(np.float32)
+
+    return apply
+
+
 def align_label(cloudy: np.ndarray, clear: np.ndarray, *, tol: float = 0.04,
                 min_share: float = 0.2) -> np.ndarray:
     """The clear label with its colours fitted to the cloudy input's date.

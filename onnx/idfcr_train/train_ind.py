@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ae-channels", default="32,64,128", help="autoencoder widths; latent factor 2^(n-1)")
     ap.add_argument("--codebook", type=int, default=1024)
     ap.add_argument("--kl", action="store_true", help="KL autoencoder instead of the codebook")
+    ap.add_argument("--ae-latent", type=int, default=4, help="latent channels of the autoencoder")
+    ap.add_argument("--kl-weight", type=float, default=1e-4, help="weight of the KL term (--kl)")
     ap.add_argument("--unet-channels", default="64,128")
     ap.add_argument("--grad-weight", type=float, default=1.0,
                     help="weight of the image-difference L1 in the autoencoder and decoder stages")
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ae_cfg = AEConfig.from_dict(state["ae_config"]) if "ae_config" in state else AEConfig(
         in_bands=bands, channels=[int(c) for c in args.ae_channels.split(",")],
-        codebook=0 if args.kl else args.codebook, kl=args.kl)
+        codebook=0 if args.kl else args.codebook, kl=args.kl, latent=args.ae_latent, kl_weight=args.kl_weight)
     unet_cfg = UNetConfig.from_dict(state["unet_config"]) if "unet_config" in state else UNetConfig(
         latent=ae_cfg.latent, channels=[int(c) for c in args.unet_channels.split(",")])
     ae, unet = Autoencoder(ae_cfg), UNet(unet_cfg)

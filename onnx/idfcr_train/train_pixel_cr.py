@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .checkpoint import save_atomic
-from .data import Pair, align_label, load_rice, random_crop_pair, split_by_block
+from .data import Pair, align_label, load_rice, random_crop_pair, random_palette, split_by_block
 from .metrics import psnr
 from .pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
 from .synth_clouds import add_clouds
@@ -44,7 +44,8 @@ S2_CLOUD_BRIGHTNESS = {"B1": 0.9, "B2": 0.9, "B3": 0.86, "B4": 0.95, "B5": 0.98,
 
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
                band_brightness: np.ndarray | None = None, identity: float = 0.0,
-               aligned: dict[str, np.ndarray] | None = None, opacity_target: float = 0.0):
+               aligned: dict[str, np.ndarray] | None = None, opacity_target: float = 0.0,
+               palette: float = 0.0):
     """`identity`: share of samples whose input is the clear image itself (the
     model must give it back unchanged). `aligned`: per pair id, the label with
     its colours fitted to the input's date (see `align_label`), used for real
@@ -56,16 +57,23 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
     `opacity_target` (clipped to 1) for synthetic samples, 0 for identity
     samples, and for real pairs the paper's M (mean |label - input| above
     `threshold`, computed in the loss: marked NaN here). Otherwise the 4th
-    value is None."""
+    value is None.
+
+    `palette`: share of samples (of any kind) whose input and label both go
+    through one random colour map (`data.random_palette`; clouds are added
+    after it, so they stay cloud-coloured)."""
     xs, ys, ws, ms = [], [], [], []
     for _ in range(batch):
         p = train[int(rng.integers(0, len(train)))]
         ws.append(np.ones(p.clear_raw.shape[0], np.float32) if p.band_weight is None else p.band_weight)
         label = aligned[p.id] if aligned is not None and p.id in aligned else p.clear_raw
         u = rng.uniform()
+        recolour = random_palette(p.clear_raw.shape[0], rng) if rng.uniform() < palette else None
         if u < synthetic + identity:
             _, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
             b = b.astype(np.float32) * p.scale
+            if recolour is not None:
+                b = recolour(b)
             # A synthetic pair from the clear image: exact labels, more cloud
             # variety; or the clear image as its own input.
             if u < synthetic:
@@ -77,6 +85,8 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
             a, b = random_crop_pair(p.cloudy_raw, label, crop, rng)
             a = a.astype(np.float32) * p.scale
             b = b.astype(np.float32) * (1.0 if b.dtype == np.float32 else p.scale)
+            if recolour is not None:
+                a, b = recolour(a), recolour(b)
             m = np.full(b.shape[1:], np.nan, np.float32)
         xs.append(a)
         ys.append(b)
@@ -128,10 +138,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--lr-end", type=float, default=None,
-                    help="cosine-decay the learning rate from --lr to this over this run's --hours "
-                         "(a cool-down at the end of a long run; default: constant --lr)")
+                    help="cosine-decay the learning rate from --lr to this over this run's --hours, or up to "
+                         "--max-steps when given (a cool-down at the end of a long run; default: constant --lr)")
     ap.add_argument("--synthetic", type=float, default=0.25, help="fraction of samples with synthetic clouds")
     ap.add_argument("--identity", type=float, default=0.0, help="fraction of samples whose input is the clear image")
+    ap.add_argument("--palette", type=float, default=0.0,
+                    help="fraction of samples recoloured by one random colour map on both sides (RGB: other stretches)")
     ap.add_argument("--align-labels", action="store_true",
                     help="fit each real label's colours to its input on pixels clear in both (see data.align_label)")
     ap.add_argument("--opacity-target", type=float, default=0.0,
@@ -235,12 +247,13 @@ def main(argv: list[str] | None = None) -> None:
         "align_labels": args.align_labels,
         "ema": args.ema,
         "opacity_target": args.opacity_target,
+        "palette": args.palette,
         "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
         changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "crop", "batch",
-                      "opacity_target")
+                      "opacity_target", "palette")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
     log_path = args.ckpt + ".log.jsonl"
     print(f"Pixel-CR {cfg.to_dict()} params={count_params(model)} train={len(train)} val={len(val)} "
@@ -269,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, request_stop)
 
     t_start = time.time()
+    start_step = step
     t_last_save = t_start
     t_prev = t_start
     run_losses = []
@@ -276,11 +290,17 @@ def main(argv: list[str] | None = None) -> None:
         if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
             break
         if args.lr_end is not None:
-            frac = min(1.0, (time.time() - t_start) / (args.hours * 3600))
+            # By steps when the run is bounded by steps (equal-budget
+            # comparisons side by side), else by this run's wall-clock budget.
+            if args.max_steps:
+                frac = min(1.0, (step - start_step) / max(1, args.max_steps - start_step))
+            else:
+                frac = min(1.0, (time.time() - t_start) / (args.hours * 3600))
             for g in opt.param_groups:
                 g["lr"] = args.lr_end + (args.lr - args.lr_end) * 0.5 * (1 + math.cos(math.pi * frac))
         x, y, bw, m = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness,
-                                 identity=args.identity, aligned=aligned, opacity_target=args.opacity_target)
+                                 identity=args.identity, aligned=aligned, opacity_target=args.opacity_target,
+                                 palette=args.palette)
         x, y, bw = x.to(device), y.to(device), bw.to(device)
         pred, maps = model.forward_all(x)
         loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold,

@@ -33,6 +33,10 @@ use crate::models::ind::IndGraph;
 use crate::progress::Progress;
 use crate::tiling::grid::{mirror, round_up};
 
+/// A tile core in latent px: rows `y0..y1`, columns `x0..x1`, as
+/// `(y0, y1, x0, x1)`.
+type LatentCore = (usize, usize, usize, usize);
+
 /// The three IND graphs of one model, checked to fit together.
 pub struct IndModels {
     pub encoder: IndGraph,
@@ -276,9 +280,8 @@ impl Refine<'_> {
         (self.tile_px / self.models.encoder.contract.factor).max(1)
     }
 
-    /// Latent size and the core tiles (latent px, `(y0, y1, x0, x1)`) of the
-    /// encoder and decoder.
-    fn layout(&self) -> ((usize, usize), Vec<(usize, usize, usize, usize)>) {
+    /// Latent size and the core tiles of the encoder and decoder.
+    fn layout(&self) -> ((usize, usize), Vec<LatentCore>) {
         let f = self.models.encoder.contract.factor;
         let (lh, lw) = (
             self.stage1.height.div_ceil(f),
@@ -554,6 +557,8 @@ impl Refine<'_> {
 }
 
 #[cfg(test)]
+// Case tables spell their tuple types out; a type alias per table would hide them.
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 

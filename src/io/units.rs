@@ -41,7 +41,8 @@ pub fn input_map(
     };
     let span = hi - lo;
     let onto = |a: f64, b: f64| -> Result<(f64, f64), String> {
-        if !(b > a) {
+        // Also refuses NaN bounds (no ordering), hence not `b <= a`.
+        if b.partial_cmp(&a) != Some(std::cmp::Ordering::Greater) {
             return Err(format!(
                 "cannot map {a}..{b} onto {lo}..{hi}: the input has no spread"
             ));
@@ -60,9 +61,7 @@ pub fn input_map(
             if !(vmin.is_finite() && vmax.is_finite()) {
                 return Ok((1.0, 0.0)); // no valid pixel: the pipeline says so
             }
-            let hint = format!(
-                "map its values onto the model's range with --rescale MIN,MAX (undone on output), or --stretch"
-            );
+            let hint = "map its values onto the model's range with --rescale MIN,MAX (undone on output), or --stretch";
             if vmin < lo - BELOW * span || vmax > hi + ABOVE * span {
                 return Err(format!(
                     "values reach {vmin}..{vmax}, but the model was trained on {lo}..{hi}; {hint}"
@@ -79,6 +78,8 @@ pub fn input_map(
 }
 
 #[cfg(test)]
+// Case tables spell their tuple types out; a type alias per table would hide them.
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 
