@@ -108,7 +108,7 @@ impl IndModels {
             a.bands == b.bands
                 && a.latent_channels == b.latent_channels
                 && a.factor == b.factor
-                && a.norm == b.norm
+                && a.graph_scale == b.graph_scale
                 && a.version == b.version
         };
         if !same(e, d) || !same(e, n) {
@@ -159,8 +159,9 @@ pub struct Refine<'a> {
     /// The Pixel-CR result (input units less `dn_offset`, nodata where the
     /// input had none valid).
     pub stage1: &'a InputRaster,
-    /// Raster values <-> the graphs' raster units (as in stage 1).
-    pub units: crate::io::reader::PixelUnits,
+    /// Raster values <-> the IND graphs' values (the same conversion as
+    /// stage 1, with the IND graphs' own scale).
+    pub norm: crate::models::contract::Normaliser,
     /// Blend the refined image with the original input by the cloud
     /// probability: `(input, probability raster)`; None: refined everywhere.
     pub blend: Option<(&'a InputRaster, &'a InputRaster)>,
@@ -261,7 +262,6 @@ impl Refine<'_> {
     /// its validity.
     fn read_model_units(
         &self,
-        c: &crate::models::ind::IndContract,
         at: (isize, isize),
         (h, w): (usize, usize),
     ) -> Result<(Vec<f32>, Vec<bool>)> {
@@ -269,7 +269,7 @@ impl Refine<'_> {
         let n = h * w;
         for (b, band) in v.chunks_mut(n.max(1)).enumerate() {
             for x in band {
-                *x = c.to_model(self.units.to_pixel(b, *x));
+                *x = self.norm.to_model(b, *x);
             }
         }
         Ok((v, valid))
@@ -406,7 +406,7 @@ impl Refine<'_> {
                     (y0 * f) as isize - halo as isize,
                     (x0 * f) as isize - halo as isize,
                 );
-                let (mut v, valid) = self.read_model_units(c, at, (th, tw))?;
+                let (mut v, valid) = self.read_model_units(at, (th, tw))?;
                 fill_invalid(&mut v, &valid, bands);
                 inputs.push((v, th, tw));
             }
@@ -479,7 +479,7 @@ impl Refine<'_> {
                     ((y0 * f) as isize) - (ctx_l * f) as isize,
                     ((x0 * f) as isize) - (ctx_l * f) as isize,
                 );
-                let (style, valid) = self.read_model_units(c, at, (rh, rw))?;
+                let (style, valid) = self.read_model_units(at, (rh, rw))?;
                 jobs.push((zt, (lth, ltw), style, valid, (rh, rw)));
             }
             let outs: Vec<Result<(Vec<f32>, Vec<bool>)>> = self.pool.install(|| {
@@ -525,9 +525,8 @@ impl Refine<'_> {
                         let src = (m + r) * rw + m + col;
                         ok[r * nc + col] = valid[src];
                         for b in 0..bands {
-                            values[b * n + r * nc + col] = self
-                                .units
-                                .from_pixel(b, c.from_model(fixed[b * rh * rw + src]));
+                            values[b * n + r * nc + col] =
+                                self.norm.from_model(b, fixed[b * rh * rw + src]);
                         }
                     }
                 }

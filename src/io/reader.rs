@@ -230,17 +230,17 @@ impl InputRaster {
         Ok(out)
     }
 
-    /// Raster values <-> model units for this input.
-    pub fn units(&self) -> PixelUnits {
-        PixelUnits {
-            dn_offset: self.dn_offset.clone(),
-            gain: self.rescale.0,
-            bias: self.rescale.1,
-        }
+    /// Raster values of this input <-> values of a graph with `graph`'s
+    /// units (its DN offsets and rescale, then the graph's scale).
+    pub fn normaliser(
+        &self,
+        graph: crate::models::contract::GraphScale,
+    ) -> crate::models::contract::Normaliser {
+        crate::models::contract::Normaliser::new(&self.dn_offset, self.rescale, graph)
     }
 
     /// Approximate (min, max) over the selected bands, with each band's
-    /// `dn_offset` added (the units `PixelUnits` maps from), on a subsample
+    /// `dn_offset` added (what the user's rescale maps from), on a subsample
     /// (overviews when present): enough to tell 8-bit from 16-bit from
     /// reflectance, cheap on a whole scene.
     pub fn approx_range(&self) -> Result<(f64, f64)> {

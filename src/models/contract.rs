@@ -8,7 +8,8 @@
 //! - one reader, `Metadata`, that parses every value by the same rules for
 //!   Pixel-CR and IND graphs (a zero window or band count is an error in
 //!   both; every error names the file and the key);
-//! - one `Normaliser` (scale and offset) that turns raster values into model
+//! - one `Normaliser` (DN offset, the user's rescale, the graph's scale and
+//!   offset) that turns raster values into model
 //!   units and back, for both stages.
 
 use std::collections::HashMap;
@@ -190,15 +191,15 @@ impl Metadata {
     }
 }
 
-/// Raster value <-> model value: model = (raster + offset) x scale. The one
-/// conversion both stages use.
+/// The graph's own units: model value = (raster units + offset) x scale,
+/// from `idfcr.input_scale` and `idfcr.input_offset`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Normaliser {
+pub struct GraphScale {
     pub scale: f64,
     pub offset: f64,
 }
 
-impl Normaliser {
+impl GraphScale {
     /// From `idfcr.input_scale` (required, non-zero) and `idfcr.input_offset`
     /// (default 0).
     pub fn from_metadata(m: &Metadata) -> Result<Self> {
@@ -206,20 +207,58 @@ impl Normaliser {
         if scale == 0.0 {
             return Err(m.bad("idfcr.input_scale", "is zero"));
         }
-        Ok(Normaliser {
+        Ok(GraphScale {
             scale,
             offset: m.number("idfcr.input_offset", Some(0.0))?,
         })
     }
+}
 
-    /// Raster value -> model value.
-    pub fn to_model(&self, v: f32) -> f32 {
-        ((v as f64 + self.offset) * self.scale) as f32
+/// Raster value <-> model value, per band: the one conversion both stages
+/// use. Three steps, undone in reverse on output:
+/// 1. the band's DN offset (Sentinel-2's radiometric offset, 0 elsewhere);
+/// 2. the user's linear map onto the model's nominal range (`--rescale`,
+///    `--stretch`; identity otherwise) — together the model's raster units;
+/// 3. the graph's scale and offset ([`GraphScale`]).
+///
+/// Each step rounds to f32 as the stages always have, so outputs stay
+/// bit-identical to the layered conversion this replaces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normaliser {
+    pub dn_offset: Vec<f64>,
+    /// `(gain, bias)` of step 2.
+    pub rescale: (f64, f64),
+    pub graph: GraphScale,
+}
+
+impl Normaliser {
+    pub fn new(dn_offset: &[f64], rescale: (f64, f64), graph: GraphScale) -> Self {
+        Normaliser {
+            dn_offset: dn_offset.to_vec(),
+            rescale,
+            graph,
+        }
     }
 
-    /// Model value -> raster value.
-    pub fn from_model(&self, v: f32) -> f32 {
-        (v as f64 / self.scale - self.offset) as f32
+    /// Only the graph's scale (no DN offset, no rescale).
+    pub fn graph_only(graph: GraphScale) -> Self {
+        Normaliser::new(&[], (1.0, 0.0), graph)
+    }
+
+    /// Raster value of band `b` -> model value.
+    pub fn to_model(&self, b: usize, v: f32) -> f32 {
+        let off = self.dn_offset.get(b).copied().unwrap_or(0.0);
+        let (gain, bias) = self.rescale;
+        let units = ((v as f64 + off) * gain + bias) as f32;
+        ((units as f64 + self.graph.offset) * self.graph.scale) as f32
+    }
+
+    /// Model value of band `b` -> raster value.
+    pub fn from_model(&self, b: usize, m: f32) -> f32 {
+        let off = self.dn_offset.get(b).copied().unwrap_or(0.0);
+        let (gain, bias) = self.rescale;
+        let units = (m as f64 / self.graph.scale - self.graph.offset) as f32;
+        ((units as f64 - bias) / gain - off) as f32
     }
 }
 
@@ -318,15 +357,38 @@ mod tests {
     }
 
     #[test]
-    fn normaliser_round_trips() {
-        let cases = [(1.0 / 255.0, 0.0, 255.0, 1.0), (1e-4, -1000.0, 3000.0, 0.2)];
-        for (scale, offset, raster, model) in cases {
-            let n = Normaliser { scale, offset };
+    fn normaliser_applies_dn_offset_rescale_and_graph_scale_and_undoes_them() {
+        // (dn offset, (gain, bias), graph scale, graph offset, raster, model)
+        let cases = [
+            (0.0, (1.0, 0.0), 1.0 / 255.0, 0.0, 255.0, 1.0),
+            (0.0, (1.0, 0.0), 1e-4, -1000.0, 3000.0, 0.2),
+            // Sentinel-2 L2A: DN 2000 with offset -1000 is reflectance 0.1.
+            (-1000.0, (1.0, 0.0), 1e-4, 0.0, 2000.0, 0.1),
+            // A UInt16 RGB stretched onto 0..255 by --rescale 0,25500.
+            (0.0, (0.01, 0.0), 1.0 / 255.0, 0.0, 12750.0, 0.5),
+        ];
+        for (dn, rescale, scale, offset, raster, model) in cases {
+            let n = Normaliser::new(&[dn], rescale, GraphScale { scale, offset });
+            let got = n.to_model(0, raster);
             assert!(
-                (n.to_model(raster) - model).abs() < 1e-6,
-                "{scale} {offset}"
+                (got - model).abs() < 1e-6,
+                "{dn} {rescale:?} {scale} {offset}: {got}"
             );
-            assert!((n.from_model(n.to_model(raster)) - raster).abs() < 1e-3);
+            let back = n.from_model(0, got);
+            assert!(
+                (back - raster).abs() < 1e-3 * raster.abs().max(1.0),
+                "{back}"
+            );
         }
+        // Bands without a DN offset of their own take none.
+        let n = Normaliser::new(
+            &[-1000.0],
+            (1.0, 0.0),
+            GraphScale {
+                scale: 1.0,
+                offset: 0.0,
+            },
+        );
+        assert_eq!(n.to_model(1, 5.0), 5.0);
     }
 }

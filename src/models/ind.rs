@@ -13,7 +13,7 @@ use ort::session::Session;
 
 use crate::config::Device;
 use crate::error::{Error, Result};
-use crate::models::contract::{GraphKind, Metadata, Normaliser};
+use crate::models::contract::{GraphKind, GraphScale, Metadata};
 use crate::models::pixel_cr::{open_graph, Provider};
 
 /// What one IND graph is and expects.
@@ -28,22 +28,12 @@ pub struct IndContract {
     pub factor: usize,
     pub window_px: usize,
     pub halo_px: usize,
-    /// Pixel value <-> the graph's image units.
-    pub norm: Normaliser,
+    /// The graph's units (see `Normaliser` for the whole conversion).
+    pub graph_scale: GraphScale,
     pub inputs: Vec<String>,
 }
 
 impl IndContract {
-    /// Pixel value (input units) -> the graph's image units.
-    pub fn to_model(&self, v: f32) -> f32 {
-        self.norm.to_model(v)
-    }
-
-    /// The graph's image units -> pixel value.
-    pub fn from_model(&self, v: f32) -> f32 {
-        self.norm.from_model(v)
-    }
-
     pub fn from_lookup(
         path: &Path,
         inputs: Vec<String>,
@@ -63,7 +53,7 @@ impl IndContract {
             factor: m.positive("idfcr.factor")?,
             window_px: m.positive("idfcr.window_px")?,
             halo_px: m.count("idfcr.halo_px")?,
-            norm: Normaliser::from_metadata(m)?,
+            graph_scale: GraphScale::from_metadata(m)?,
             inputs,
         };
         let want: &[&str] = match c.kind.as_str() {

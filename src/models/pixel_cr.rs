@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Device;
 use crate::error::{Error, Result};
-use crate::models::contract::{GraphKind, Metadata, Normaliser};
+use crate::models::contract::{GraphKind, GraphScale, Metadata};
 
 /// What a model expects and produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +22,8 @@ pub struct ModelContract {
     pub version: String,
     pub bands: usize,
     pub band_names: Vec<String>,
-    /// Raster value <-> model value.
-    pub norm: Normaliser,
+    /// The graph's units (see `Normaliser` for the whole conversion).
+    pub graph_scale: GraphScale,
     pub window_px: usize,
     pub halo_px: usize,
     pub input_name: String,
@@ -67,7 +67,7 @@ impl ModelContract {
             version: m.text("idfcr.version").unwrap_or("unknown").to_string(),
             bands: m.positive("idfcr.bands")?,
             band_names: m.list("idfcr.band_names"),
-            norm: Normaliser::from_metadata(m)?,
+            graph_scale: GraphScale::from_metadata(m)?,
             window_px: m.positive("idfcr.window_px")?,
             halo_px: m.count("idfcr.halo_px")?,
             input_name: input_name.to_string(),
@@ -79,16 +79,6 @@ impl ModelContract {
     /// Margin the tiler keeps at tile borders: the halo, on the window grid.
     pub fn margin_px(&self) -> usize {
         crate::tiling::grid::round_up(self.halo_px, self.window_px)
-    }
-
-    /// Raster value -> model value.
-    pub fn to_model(&self, v: f32) -> f32 {
-        self.norm.to_model(v)
-    }
-
-    /// Model value -> raster value.
-    pub fn from_model(&self, v: f32) -> f32 {
-        self.norm.from_model(v)
     }
 }
 
@@ -388,8 +378,8 @@ mod tests {
             (3, 16, 40, 48)
         );
         assert_eq!(c.attention_output.as_deref(), Some("attention"));
-        assert!((c.to_model(255.0) - 1.0).abs() < 1e-6);
-        assert!((c.from_model(c.to_model(17.0)) - 17.0).abs() < 1e-4);
+        assert_eq!(c.graph_scale.scale, 1.0 / 255.0);
+        assert_eq!(c.graph_scale.offset, 0.0);
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub(crate) fn provenance_tags(
             "IDFCR_RADIOMETRY".to_string(),
             format!(
                 "model value = (pixel value + {}) * {}; output converted back to the input's units",
-                c.norm.offset, c.norm.scale
+                c.graph_scale.offset, c.graph_scale.scale
             ),
         ),
     ];

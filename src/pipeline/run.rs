@@ -157,7 +157,7 @@ fn remove_refined(
     let pool = worker_pool(ind.encoder.workers())?;
     let job = crate::diffusion::refine::Refine {
         stage1: &stage1,
-        units: input.units(),
+        norm: input.normaliser(ind.encoder.contract.graph_scale),
         blend: if blend {
             prob.as_ref().map(|p| (input, p))
         } else {

@@ -180,7 +180,7 @@ pub(crate) fn pixel_cr(
         progress: progress_total(total_tiles),
         total_tiles,
         counts: Counts::default(),
-        units: input.units(),
+        norm: input.normaliser(model.contract.graph_scale),
         blend: !cfg.opts.raw && c.calibrated_probability,
     };
     for panel in &panels {
@@ -312,8 +312,8 @@ struct Run<'a> {
     progress: Box<dyn Progress>,
     total_tiles: u64,
     counts: Counts,
-    /// Raster values <-> the model's raster units.
-    units: crate::io::reader::PixelUnits,
+    /// Raster values <-> model values.
+    norm: crate::models::contract::Normaliser,
     /// Blend the model's output with the input by its cloud probability.
     blend: bool,
 }
@@ -382,8 +382,7 @@ impl Run<'_> {
         acc: &mut Accumulator,
     ) -> Result<()> {
         let (model, xgrid, pool) = (self.model, self.xgrid, self.pool);
-        let units = &self.units;
-        let c = &model.contract;
+        let norm = &self.norm;
         let tw = xgrid.tile_px;
         let wy = axis_weights(self.ygrid, ky);
         let kxs: Vec<usize> = panel.tiles.clone().collect();
@@ -394,9 +393,9 @@ impl Run<'_> {
                         .par_iter()
                         .map(|&kx| {
                             crate::interrupt::check()?;
-                            let Some(tile) = strip.tile(xgrid.starts[kx], tw, |b, v| {
-                                c.to_model(units.to_pixel(b, v))
-                            }) else {
+                            let Some(tile) =
+                                strip.tile(xgrid.starts[kx], tw, |b, v| norm.to_model(b, v))
+                            else {
                                 return Ok(None);
                             };
                             let t0 = Instant::now();
@@ -479,9 +478,7 @@ impl Run<'_> {
                 }
                 let at = vr * strip.width + x - strip.c_lo; // block pixel
                 for b in 0..bands {
-                    let model = self
-                        .units
-                        .from_pixel(b, c.from_model(acc.value(b, ar, ac).unwrap_or(0.0)));
+                    let model = self.norm.from_model(b, acc.value(b, ar, ac).unwrap_or(0.0));
                     values[b * n + p] = if self.blend {
                         // Where p is 0 the input comes back bit for bit.
                         let input = strip.block[b * nblk + at];
