@@ -35,30 +35,6 @@ pub struct InputRaster {
     pub rescale: (f64, f64),
 }
 
-/// How raster values become the values a model was trained on, and back:
-/// the per-band Sentinel-2 offset, then the user's linear rescale. Shared by
-/// both stages, so that they agree on units.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PixelUnits {
-    pub dn_offset: Vec<f64>,
-    pub gain: f64,
-    pub bias: f64,
-}
-
-impl PixelUnits {
-    /// Raster value of band `b` -> the model's raster units.
-    pub fn to_pixel(&self, b: usize, v: f32) -> f32 {
-        let off = self.dn_offset.get(b).copied().unwrap_or(0.0);
-        ((v as f64 + off) * self.gain + self.bias) as f32
-    }
-
-    /// The model's raster units -> raster value of band `b`.
-    pub fn from_pixel(&self, b: usize, u: f32) -> f32 {
-        let off = self.dn_offset.get(b).copied().unwrap_or(0.0);
-        ((u as f64 - self.bias) / self.gain - off) as f32
-    }
-}
-
 /// Whether `s` looks like something other than a plain file path (GDAL
 /// virtual file systems, subdataset strings such as `SENTINEL2_L2A:...`).
 fn is_gdal_special(s: &str) -> bool {
