@@ -173,7 +173,7 @@ def main() -> None:
 def train(args, tmp: str, have_cuda: bool) -> dict:
     """Pixel-CR RGB training on this machine; the checkpoint goes to --out."""
     ckpt = os.path.join(args.out, "pixel_cr_rgb.pt")
-    cmd = [sys.executable, "-m", "idfcr_train.train_pixel_cr", "--ckpt", ckpt, "--save-minutes", "2"]
+    cmd = [sys.executable, "-m", "idfcr_train.training.train_pixel_cr", "--ckpt", ckpt, "--save-minutes", "2"]
     if args.smoke:
         from PIL import Image
 

@@ -52,8 +52,8 @@ from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "onnx"))
-from idfcr_train.data import load_rice, split_by_block  # noqa: E402
-from idfcr_train.metrics import psnr, ssim  # noqa: E402
+from idfcr_train.data.pairs import load_rice, split_by_block  # noqa: E402
+from idfcr_train.reports.metrics import psnr, ssim  # noqa: E402
 
 
 def metadata(path: str) -> dict[str, str]:

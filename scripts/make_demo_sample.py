@@ -35,7 +35,7 @@ from osgeo import gdal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "onnx"))
-from idfcr_train.synth_clouds import CloudParams, add_clouds  # noqa: E402
+from idfcr_train.data.synth_clouds import CloudParams, add_clouds  # noqa: E402
 
 SCENE = "LC08_L1TP_224077_20200518_20200518_01_RT"
 CROP = (700, 500, 512, 512)  # x0, y0, width, height in the 2006 x 1515 scene

@@ -19,7 +19,7 @@ PY=${5:-../.venv/bin/python}
 DATA=../../shared/data/rice2_3s
 CKPT=checkpoints/ind_rgb.pt
 CACHE=${IDFCR_COND_CACHE:-/tmp/idfcr_ind_rgb_cond.npz}
-T="$PY -m idfcr_train.train_ind --data $DATA --pixel-cr checkpoints/pixel_cr_rgb.pt --cond-cache $CACHE"
+T="$PY -m idfcr_train.training.train_ind --data $DATA --pixel-cr checkpoints/pixel_cr_rgb.pt --cond-cache $CACHE"
 
 $T --stage ae --ckpt $CKPT --hours "$AE_H" --threads 1 --resume &
 AE=$!

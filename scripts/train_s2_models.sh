@@ -16,7 +16,7 @@ WANT=${3:-"60m 60m_l2a 20m 10m"}
 DATA=../../shared/data
 D="--data $DATA/sen12mscr_oriolac --ts-data $DATA/sen12mscr_ts_oriolac --config cpu --dim 32 --heads 4 --shifted-windows --batch 8 --eval-every 100 --eval-n 6 --resume"
 want() { [[ " $WANT " == *" $1 "* ]]; }
-want 60m && $PY -m idfcr_train.train_pixel_cr --s2-group 60m $D --ckpt checkpoints/s2_60m.pt --window 8 --crop 32 --hours 0.25 --threads 1
-want 60m_l2a && $PY -m idfcr_train.train_pixel_cr --s2-group 60m_l2a $D --ckpt checkpoints/s2_60m_l2a.pt --window 8 --crop 32 --hours 0.2 --threads 1
-want 20m && $PY -m idfcr_train.train_pixel_cr --s2-group 20m $D --ckpt checkpoints/s2_20m.pt --window 8 --crop 64 --hours 0.35 --threads 1
-want 10m && $PY -m idfcr_train.train_pixel_cr --s2-group 10m $D --ckpt checkpoints/s2_10m.pt --window 8 --crop 96 --hours "$H10" --threads 2
+want 60m && $PY -m idfcr_train.training.train_pixel_cr --s2-group 60m $D --ckpt checkpoints/s2_60m.pt --window 8 --crop 32 --hours 0.25 --threads 1
+want 60m_l2a && $PY -m idfcr_train.training.train_pixel_cr --s2-group 60m_l2a $D --ckpt checkpoints/s2_60m_l2a.pt --window 8 --crop 32 --hours 0.2 --threads 1
+want 20m && $PY -m idfcr_train.training.train_pixel_cr --s2-group 20m $D --ckpt checkpoints/s2_20m.pt --window 8 --crop 64 --hours 0.35 --threads 1
+want 10m && $PY -m idfcr_train.training.train_pixel_cr --s2-group 10m $D --ckpt checkpoints/s2_10m.pt --window 8 --crop 96 --hours "$H10" --threads 2

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from idfcr_train.contract import TABLE_PATH, check, keys  # noqa: E402
+from idfcr_train.export.contract import TABLE_PATH, check, keys  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 

@@ -8,9 +8,10 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from idfcr_train.detector import CloudDetector, colour_augment, real_target  # noqa: E402
-from idfcr_train.pixel_cr import PixelCR, PixelCRConfig  # noqa: E402
-from idfcr_train.probability import Calibration, WithProbability, feather_reach  # noqa: E402
+from idfcr_train.models.detector import CloudDetector  # noqa: E402
+from idfcr_train.training.train_detector import colour_augment, real_target  # noqa: E402
+from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig  # noqa: E402
+from idfcr_train.models.probability import Calibration, WithProbability, feather_reach  # noqa: E402
 
 
 def test_detector_is_a_per_pixel_probability_of_any_window_multiple_size():

@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from idfcr_train.ind import (  # noqa: E402
+from idfcr_train.models.ind import (  # noqa: E402
     AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, betas, inr_step, q_sample,
 )
 
@@ -124,7 +124,7 @@ def test_every_stage_is_local():
 def test_export_three_graphs_with_contract_and_parity(tmp_path):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from idfcr_train.export_ind import export_all, parity
+    from idfcr_train.export.ind import export_all, parity
 
     torch.manual_seed(4)
     ae = Autoencoder(TINY_AE)
@@ -146,7 +146,7 @@ def test_schedule_fixture_is_what_python_computes_now():
     import json
     import os
 
-    from idfcr_train.ind import Respaced, alphas_cumprod
+    from idfcr_train.models.ind import Respaced, alphas_cumprod
 
     path = os.path.join(os.path.dirname(__file__), "..", "..", "testdata", "models", "schedule.ref.json")
     with open(path) as f:
@@ -160,7 +160,7 @@ def test_schedule_fixture_is_what_python_computes_now():
 
 @pytest.mark.parametrize("steps,want", [(1, [999]), (3, [0, 500, 999]), (7, [0, 167, 333, 500, 666, 833, 999])])
 def test_respaced_timesteps_round_halves_away_from_zero(steps, want):
-    from idfcr_train.ind import respaced_timesteps
+    from idfcr_train.models.ind import respaced_timesteps
 
     assert respaced_timesteps(steps) == want
 
@@ -169,7 +169,7 @@ def test_respaced_timesteps_round_halves_away_from_zero(steps, want):
 def test_sampling_with_the_true_noise_recovers_the_clean_latent(method):
     # A denoiser that knows z0 predicts the exact noise of any z_t: DDIM then
     # lands on z0 exactly, DDPM within its last (noise-free) step's error.
-    from idfcr_train.ind import alphas_cumprod, sample
+    from idfcr_train.models.ind import alphas_cumprod, sample
 
     z0 = torch.randn(1, 4, 6, 6, generator=torch.Generator().manual_seed(3))
     ac = alphas_cumprod()
@@ -185,7 +185,7 @@ def test_sampling_with_the_true_noise_recovers_the_clean_latent(method):
 def test_decoder_parameters_leave_the_latents_alone():
     # `--stage decoder` trains only these: the encoder, codebook and latent
     # scale (what the diffusion models were trained on) must not be among them.
-    from idfcr_train.ind import reconstruction_loss
+    from idfcr_train.models.ind import reconstruction_loss
 
     ae = Autoencoder(TINY_AE)
     dec = {id(p) for p in ae.decoder_parameters()}

@@ -10,10 +10,10 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from idfcr_train.data import Pair, random_crop_pair, split_by_block  # noqa: E402
-from idfcr_train.metrics import psnr, rmse, ssim  # noqa: E402
-from idfcr_train.pixel_cr import PixelCR, PixelCRConfig, attention_target, pixel_cr_loss  # noqa: E402
-from idfcr_train.synth_clouds import add_clouds, fractal_noise  # noqa: E402
+from idfcr_train.data.pairs import Pair, random_crop_pair, split_by_block  # noqa: E402
+from idfcr_train.reports.metrics import psnr, rmse, ssim  # noqa: E402
+from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, attention_target, pixel_cr_loss  # noqa: E402
+from idfcr_train.data.synth_clouds import add_clouds, fractal_noise  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -127,7 +127,7 @@ def test_a_few_training_steps_reduce_the_loss():
 def test_export_parity_and_contract(tmp_path):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from idfcr_train.export import contract, export_onnx, measure_halo, parity
+    from idfcr_train.export.pixel_cr import contract, export_onnx, measure_halo, parity
 
     model = PixelCR(PixelCRConfig.tiny(3)).eval()
     halo = measure_halo(model)
@@ -189,7 +189,7 @@ def test_split_is_by_block_and_crops_are_paired():
 def test_shifted_windows_export_keeps_sizes_dynamic(tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from idfcr_train.export import contract, export_onnx, parity
+    from idfcr_train.export.pixel_cr import contract, export_onnx, parity
 
     cfg = PixelCRConfig.tiny(3)
     cfg.shifted_windows = True
@@ -204,7 +204,7 @@ def test_shifted_windows_export_keeps_sizes_dynamic(tmp_path):
 def test_load_rice_layout_png_and_geotiff(tmp_path):
     from PIL import Image
 
-    from idfcr_train.data import load_rice
+    from idfcr_train.data.pairs import load_rice
 
     gdal = pytest.importorskip("osgeo.gdal")
     (tmp_path / "cloudy_image").mkdir()

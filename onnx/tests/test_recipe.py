@@ -10,10 +10,10 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from idfcr_train.data import Pair, align_label  # noqa: E402
-from idfcr_train.metrics import blockiness  # noqa: E402
-from idfcr_train.probability import Calibration, blend, cloud_probability  # noqa: E402
-from idfcr_train.train_pixel_cr import make_batch  # noqa: E402
+from idfcr_train.data.pairs import Pair, align_label  # noqa: E402
+from idfcr_train.reports.metrics import blockiness  # noqa: E402
+from idfcr_train.models.probability import Calibration, blend, cloud_probability  # noqa: E402
+from idfcr_train.training.train_pixel_cr import make_batch  # noqa: E402
 
 
 def ground(seed=0, h=64, w=64):
@@ -81,7 +81,7 @@ def test_probability_is_exactly_zero_away_from_detections(t0, t1, d, s):
 
 @pytest.mark.parametrize("d,s", [(0, 4), (4, 8), (8, 16), (16, 16)])
 def test_round_feathering_reaches_one_at_the_dilation_zero_beyond_and_is_round(d, s):
-    from idfcr_train.probability import feather_reach
+    from idfcr_train.models.probability import feather_reach
 
     cal = Calibration(0.5, 0.6, d, s, shape="round", source="detector")
     # A half-plane of cloud: p = 1 up to `d` px outside its edge.

@@ -9,8 +9,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from idfcr_train.data import split_by_block  # noqa: E402
-from idfcr_train.s2_data import GROUPS, SEN12MS_BANDS, area_average, load_s2, scene_of, to_group  # noqa: E402
+from idfcr_train.data.pairs import split_by_block  # noqa: E402
+from idfcr_train.data.s2 import GROUPS, SEN12MS_BANDS, area_average, load_s2, scene_of, to_group  # noqa: E402
 
 
 @pytest.mark.parametrize("name,scene", [

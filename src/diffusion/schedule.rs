@@ -183,7 +183,7 @@ mod tests {
     }
 
     /// Tables and chains written by the Python training code
-    /// (`make_fixtures --only-schedule`): the exported denoiser was trained
+    /// (`python -m idfcr_train.export.fixtures --only-schedule`): the exported denoiser was trained
     /// with Python's schedule, so ours must be the same one.
     #[test]
     fn tables_and_chains_match_the_python_ones() {

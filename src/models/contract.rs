@@ -3,7 +3,7 @@
 //! window, halo, input range) is hard-coded at call sites.
 //!
 //! - one table of keys, `onnx/contract_keys.json`, embedded here and read by
-//!   the Python exporters too (`onnx/idfcr_train/contract.py`): which graphs
+//!   the Python exporters too (`onnx/idfcr_train/export/contract.py`): which graphs
 //!   carry a key, which must, and what it means;
 //! - one reader, `Metadata`, that parses every value by the same rules for
 //!   Pixel-CR and IND graphs (a zero window or band count is an error in
@@ -36,9 +36,9 @@ impl GraphKind {
 
     fn not_ours(self) -> &'static str {
         match self {
-            GraphKind::PixelCr => "not an idfcr model (export it with onnx/idfcr_train/export.py)",
+            GraphKind::PixelCr => "not an idfcr model (export it with onnx/idfcr_train/export/pixel_cr.py)",
             GraphKind::Ind => {
-                "not an idfcr IND graph (export it with onnx/idfcr_train/export_ind.py)"
+                "not an idfcr IND graph (export it with onnx/idfcr_train/export/ind.py)"
             }
         }
     }
@@ -349,7 +349,7 @@ mod tests {
             }
         }
         let e = m(&[]).count("idfcr.halo_px").unwrap_err().to_string();
-        assert!(e.contains("export_ind.py"), "{e}");
+        assert!(e.contains("export/ind.py"), "{e}");
         assert_eq!(m(&[("k", "a, ,b")]).list("k"), ["a", "b"]);
         assert_eq!(m(&[("k", "0,255")]).range("k").unwrap(), Some((0.0, 255.0)));
         assert!(m(&[("k", "5,1")]).range("k").is_err());

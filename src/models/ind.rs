@@ -1,6 +1,6 @@
 //! The IND stage's three ONNX graphs (encoder, decoder, fused denoiser),
 //! each with its contract in the metadata (written by
-//! `onnx/idfcr_train/export_ind.py`), as session pools that run tiles.
+//! `onnx/idfcr_train/export/ind.py`), as session pools that run tiles.
 //!
 //! The contract keys (`idfcr.kind`, `idfcr.latent_channels`, `idfcr.factor`,
 //! and the image side as for Pixel-CR) are in `onnx/contract_keys.json`,

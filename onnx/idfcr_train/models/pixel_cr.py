@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import load_state
+from idfcr_train.checkpoint import load_state
 
 
 @dataclass

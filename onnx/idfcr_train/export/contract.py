@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 
-TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "contract_keys.json")
+from idfcr_train import ONNX_DIR
+
+TABLE_PATH = os.path.join(ONNX_DIR, "contract_keys.json")
 
 
 def keys(graph: str) -> dict[str, dict]:

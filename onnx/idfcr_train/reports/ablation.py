@@ -2,7 +2,7 @@
 budget: train the same configuration with and without the cloudy attention
 for the same number of steps, then score both on the validation blocks.
 
-    python -m idfcr_train.ablation --data ../../shared/data/rice2_3s --steps 400 \
+    python -m idfcr_train.reports.ablation --data ../../shared/data/rice2_3s --steps 400 \
         --out models/pixel_cr_rgb.ablation.json
 
 The two runs go in parallel, one thread each, so they see the same machine
@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from idfcr_train import ONNX_DIR
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,13 +30,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=0, help="score on the first N validation images only")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = ONNX_DIR
     tmp = tempfile.mkdtemp(prefix="ablation-")
     runs = {"with cloudy attention": [], "without cloudy attention": ["--no-attention"]}
     procs = {}
     for name, extra in runs.items():
         ckpt = os.path.join(tmp, name.replace(" ", "_") + ".pt")
-        cmd = [sys.executable, "-m", "idfcr_train.train_pixel_cr", "--data", args.data, "--ckpt", ckpt,
+        cmd = [sys.executable, "-m", "idfcr_train.training.train_pixel_cr", "--data", args.data, "--ckpt", ckpt,
                "--config", args.config, "--shifted-windows", "--crop", str(args.crop), "--batch", str(args.batch),
                "--max-steps", str(args.steps), "--hours", "10", "--eval-every", "1000000", "--threads", "1",
                "--seed", "7", *extra]
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     evals = {}
     for name, (_, ckpt) in procs.items():
         out = ckpt + ".scores.json"
-        cmd = [sys.executable, "-m", "idfcr_train.evaluate", "--ckpt", ckpt, "--data", args.data, "--out", out,
+        cmd = [sys.executable, "-m", "idfcr_train.reports.evaluate", "--ckpt", ckpt, "--data", args.data, "--out", out,
                "--threads", "1", "--limit", str(args.limit)]
         evals[name] = (subprocess.Popen(cmd, cwd=here, stdout=subprocess.DEVNULL), out)
     for name, (proc, out) in evals.items():

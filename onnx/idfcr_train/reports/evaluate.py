@@ -1,7 +1,7 @@
 """Score a Pixel-CR checkpoint on the validation scene blocks, next to the
 do-nothing baseline (the cloudy image as output).
 
-    python -m idfcr_train.evaluate --ckpt checkpoints/pixel_cr_rgb.pt \
+    python -m idfcr_train.reports.evaluate --ckpt checkpoints/pixel_cr_rgb.pt \
         --data ../../shared/data/rice2_3s --out models/pixel_cr_rgb.scores.json
 
 Metrics on values in 0..1 (8-bit / 255), data range 1: PSNR, SSIM (Gaussian
@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
-from .data import load_rice, split_by_block
-from .metrics import psnr, rmse, ssim
-from .pixel_cr import PixelCR, load_checkpoint
+from idfcr_train.data.pairs import load_rice, split_by_block
+from idfcr_train.reports.metrics import psnr, rmse, ssim
+from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
 
 
 @torch.no_grad()

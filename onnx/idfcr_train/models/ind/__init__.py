@@ -22,7 +22,7 @@ Decisions (METHOD.md):
 
 from __future__ import annotations
 
-from ..checkpoint import load_state
+from idfcr_train.checkpoint import load_state
 from .autoencoder import AEConfig, Autoencoder, ResBlock, measure_latent_scale, reconstruction_loss
 from .denoiser import ControlNet, Denoiser, Encoder, UNet, UNetConfig, timestep_embedding, zero_conv
 from .inr import inr_step

@@ -1,6 +1,6 @@
 """Export Pixel-CR to ONNX with its contract in the metadata, and check it.
 
-    python -m idfcr_train.export --ckpt checkpoints/pixel_cr_rgb.pt \
+    python -m idfcr_train.export.pixel_cr --ckpt checkpoints/pixel_cr_rgb.pt \
         --out models/pixel_cr_rgb.onnx --scores models/pixel_cr_rgb.scores.json
 
 The contract (keys in onnx/contract_keys.json, checked by contract.py; read
@@ -29,9 +29,10 @@ import os
 import numpy as np
 import torch
 
-from .contract import check as check_contract
-from .pixel_cr import PixelCR, load_checkpoint
-from .probability import Calibration, WithProbability, feather_reach
+from idfcr_train.export.contract import check as check_contract
+from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
+from idfcr_train.models.probability import Calibration, WithProbability, feather_reach
+from idfcr_train import REPO_ROOT
 
 INPUT = "cloudy"
 OUTPUTS = ("clear", "attention")
@@ -72,7 +73,7 @@ def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: in
 def per_head_attention(model: torch.nn.Module) -> None:
     """Exported graphs compute window attention one head at a time: the same
     numbers with a third of the peak memory (see WindowAttention.per_head)."""
-    from .pixel_cr import WindowAttention
+    from idfcr_train.models.pixel_cr import WindowAttention
 
     for m in model.modules():
         if isinstance(m, WindowAttention):
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="nominal raster values of the training data, lo,hi (8-bit RGB 0,255; Sentinel-2 DN 0,10000)")
     ap.add_argument("--scores", help="JSON file with validation scores to embed")
     ap.add_argument("--training-data", default="RICE2 (rice2_3s), scene blocks 0,1,4,5,6,8 + synthetic clouds")
-    ap.add_argument("--ref-dir", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "testdata", "models"),
+    ap.add_argument("--ref-dir", default=os.path.join(REPO_ROOT, "testdata", "models"),
                     help="where to write the Python reference input/outputs the Rust parity test reads")
     args = ap.parse_args(argv)
 
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         cal = Calibration.from_dict(state["probability"])
         detector = None
         if cal.source == "detector":
-            from .detector import load_detector
+            from idfcr_train.models.detector import load_detector
 
             detector = load_detector(state["detector"])
         reach = halo
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     err = parity(model, args.out)
     print(f"exported {args.out}: halo {halo} px, parity max |torch - ort| = {err:.2e}")
     assert err < 1e-4, f"parity check failed: {err}"
-    from .make_fixtures import write_reference
+    from idfcr_train.export.fixtures import write_reference
 
     win = model.cfg.window
     write_reference(args.out, args.ref_dir, args.name, model.cfg.in_bands, 2 * win, 3 * win, seed=11,

@@ -20,7 +20,7 @@ def blend_section(calibration_json: str) -> list[str]:
     if cal.get("source") == "detector":
         det = r.get("detector", {})
         source = [
-            "a dedicated cloud detector's opacity `a` (`idfcr_train/detector.py`: a small convolutional",
+            "a dedicated cloud detector's opacity `a` (`idfcr_train/models/detector.py`: a small convolutional",
             "U-Net trained on synthetic clouds over colour-augmented clear RICE2, RICE1 and Sentinel-2",
             "RGB images and on real RICE pairs" + (f", {det['step']} steps, {det['wall_s'] / 3600:.2f} CPU-hours"
                                                   if det else "") + "), inside the same graph,",

@@ -1,7 +1,7 @@
 """Write the IND model card (Markdown) from the checkpoint, its training logs,
 the runtime scores of `scripts/score_ind.py` and the INR ablation report.
 
-    python -m idfcr_train.card_ind --ckpt checkpoints/ind_rgb.pt --scores models/ind_rgb.scores.json \\
+    python -m idfcr_train.reports.card_ind --ckpt checkpoints/ind_rgb.pt --scores models/ind_rgb.scores.json \\
         --ablation models/ind_rgb.ablation.json --samplers models/ind_rgb.samplers.json \\
         --prefix models/ind_rgb --version 0.2 --out models/ind_rgb.md
 """
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     for key, label in [("pixel_cr", "Pixel-CR alone"), (refined, "Pixel-CR + IND")]:
         md.append(f"| {label} | {gaps[key]['niqe']:.2f} | {gaps[key]['brisque']:.2f} |")
     md += ["", "## INR ablation (paper Table V on our data)", "",
-           f"`idfcr_train.ind_ablation`: {abl['crops']} fixed 128 px crops of blocks {abl['val_blocks']}; each",
+           f"`idfcr_train.reports.ind_ablation`: {abl['crops']} fixed 128 px crops of blocks {abl['val_blocks']}; each",
            "checkpoint differs only in how its ControlNet was trained, all from the same frozen UNet.",
            "Noise-prediction MSE at fixed t and noise, and a full sampling chain "
            f"({abl['sampler']}, fixed seed) decoded by one decoder, before the colour fix. The Pixel-CR condition "
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.detail) as f:
             det = json.load(f)
         md += ["", "## Where the detail goes", "",
-               f"`idfcr_train.ind_detail`: {len(det['images'])} fixed {det['crop']} px crops of blocks "
+               f"`idfcr_train.reports.ind_detail`: {len(det['images'])} fixed {det['crop']} px crops of blocks "
                f"{det['val_blocks']} ({det['sampler']}, fixed seed), each step against the clear crop. "
                "Sharpness: mean |neighbour difference|, summed over the crops, over the clear crops' (1 = as "
                "detailed as the clear image).", "",
@@ -168,13 +168,13 @@ def main(argv: list[str] | None = None) -> None:
     md += ["", "## Reproduce (from `onnx/`)", "",
            "```",
            "../scripts/train_ind_rgb.sh AE_H UNET_H CONTROL_H ABLATION_STEPS",
-           "python -m idfcr_train.train_ind --stage decoder --data ../../shared/data/rice2_3s "
+           "python -m idfcr_train.training.train_ind --stage decoder --data ../../shared/data/rice2_3s "
            "--ckpt checkpoints/ind_rgb.pt --hours H --threads 2 --resume",
-           f"python -m idfcr_train.export_ind --ckpt checkpoints/ind_rgb.pt --out-dir models --name {name} "
+           f"python -m idfcr_train.export.ind --ckpt checkpoints/ind_rgb.pt --out-dir models --name {name} "
            f"--version {args.version}",
            "python3 ../scripts/score_ind.py --limit 24",
-           "python -m idfcr_train.ind_ablation --steps 20 --sampler ddim --out /tmp/s.json checkpoints/ind_rgb.pt  # per sampler",
-           "python -m idfcr_train.ind_ablation /tmp/ind_rgb_unet.pt /tmp/ind_rgb_k1.pt /tmp/ind_rgb_k2.pt "
+           "python -m idfcr_train.reports.ind_ablation --steps 20 --sampler ddim --out /tmp/s.json checkpoints/ind_rgb.pt  # per sampler",
+           "python -m idfcr_train.reports.ind_ablation /tmp/ind_rgb_unet.pt /tmp/ind_rgb_k1.pt /tmp/ind_rgb_k2.pt "
            "/tmp/ind_rgb_k3.pt checkpoints/ind_rgb.pt",
            "```", ""]
     with open(args.out, "w") as f:

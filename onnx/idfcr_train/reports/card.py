@@ -1,7 +1,7 @@
 """Write a Pixel-CR model card (Markdown) from the checkpoint, the scores of
 `evaluate` and, when present, the ablation report.
 
-    python -m idfcr_train.card --ckpt checkpoints/pixel_cr_rgb.pt \
+    python -m idfcr_train.reports.card --ckpt checkpoints/pixel_cr_rgb.pt \
         --scores models/pixel_cr_rgb.scores.json --ablation models/pixel_cr_rgb.ablation.json \
         --onnx models/pixel_cr_rgb.onnx --out models/pixel_cr_rgb.md
 """
@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from .card_blend import blend_section
+from idfcr_train.reports.card_blend import blend_section
 
 PAPER_RICE2 = {"psnr": 30.90, "ssim": 0.9045}
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--onnx", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--recipes", help="JSON of the equal-budget recipe comparison (compare.py)")
-    ap.add_argument("--command", default="python -m idfcr_train.train_pixel_cr --data ../../shared/data/rice2_3s "
+    ap.add_argument("--command", default="python -m idfcr_train.training.train_pixel_cr --data ../../shared/data/rice2_3s "
                     "--ckpt checkpoints/pixel_cr_rgb.pt --config cpu --shifted-windows --crop 128 --batch 8 "
                     "--align-labels --identity 0.1 --ema 0.995 --opacity-target 4 --hours H --resume")
     args = ap.parse_args(argv)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = state.get("meta", {})
     cfg = state["config"]
     try:
-        from .clear_fidelity import measure
+        from idfcr_train.reports.clear_fidelity import measure
 
         m = measure(args.ckpt)
         fidelity = f"{m['clear_mae_dn']:.2f} DN, PSNR {m['psnr']:.2f} dB"
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         "  code's choice) showed strong 16 x 16 block artefacts on the demo sample and on RICE2",
         "  tiles at step 255; with shifted windows they were weaker at step 201.",
         "- A global residual: output = input + reconstruction, meant to let cloud-free pixels pass",
-        "  through. Measured with `python -m idfcr_train.clear_fidelity` on the demo sample (a",
+        "  through. Measured with `python -m idfcr_train.reports.clear_fidelity` on the demo sample (a",
         "  Landsat 8 scene outside RICE2, synthetic clouds of known opacity), mean absolute error on",
         "  its cloud-free pixels: 88.2 DN for both stopped runs without the residual (steps 201 and",
         f"  255), 25.1 DN for this run at step 109, but {fidelity} at step {state['step']}: as training",
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
         for name, r in ab["results"].items():
             lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['rmse']:.4f} |")
-        lines += ["", "Command: `python -m idfcr_train.ablation --data ../../shared/data/rice2_3s "
+        lines += ["", "Command: `python -m idfcr_train.reports.ablation --data ../../shared/data/rice2_3s "
                   f"--steps {ab['steps']} --limit {ab.get('val_images', 0)} --out models/pixel_cr_rgb.ablation.json`"]
     lines += [
         "",

@@ -2,11 +2,11 @@
 them all.
 
     # 1. autoencoder on clear images (codebook lookup, Eq. 9)
-    python -m idfcr_train.train_ind --stage ae --data ../../shared/data/rice2_3s --ckpt checkpoints/ind_rgb.pt --hours 1 --resume
+    python -m idfcr_train.training.train_ind --stage ae --data ../../shared/data/rice2_3s --ckpt checkpoints/ind_rgb.pt --hours 1 --resume
     # 2. UNet on clear latents (epsilon prediction), then frozen
-    python -m idfcr_train.train_ind --stage unet --data ../../shared/data/rice2_3s --ckpt checkpoints/ind_rgb.pt --hours 1 --resume
+    python -m idfcr_train.training.train_ind --stage unet --data ../../shared/data/rice2_3s --ckpt checkpoints/ind_rgb.pt --hours 1 --resume
     # 3. ControlNet on (Pixel-CR output latent -> clear latent) with INR, K = 3
-    python -m idfcr_train.train_ind --stage control --data ../../shared/data/rice2_3s --ckpt checkpoints/ind_rgb.pt \\
+    python -m idfcr_train.training.train_ind --stage control --data ../../shared/data/rice2_3s --ckpt checkpoints/ind_rgb.pt \\
         --pixel-cr checkpoints/pixel_cr_rgb.pt --k-iters 3 --hours 2 --resume
 
 Validation scene blocks are held out of every stage (split by block, never
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import save_atomic
-from .data import load_rice, random_crop_pair, split_by_block
-from .ind import (AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step,
+from idfcr_train.checkpoint import save_atomic
+from idfcr_train.data.pairs import load_rice, random_crop_pair, split_by_block
+from idfcr_train.models.ind import (AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step,
                   measure_latent_scale, q_sample, reconstruction_loss)
-from .pixel_cr import load_checkpoint
+from idfcr_train.models.pixel_cr import load_checkpoint
 
 
 def crops(pairs, n: int, crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

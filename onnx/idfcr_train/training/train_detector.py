@@ -1,36 +1,13 @@
-"""A dedicated cloud detector for the RGB model's blend probability.
+"""Train the RGB cloud detector (`models/detector.py`: what it is and why).
 
-Why not the cloudy-attention head: trained inside Pixel-CR, its map is
-whatever helps the restoration loss. Measured on pixel_cr_rgb 0.3
-(`models/pixel_cr_rgb.calibration.json`): precision and recall 0 on
-synthetic clouds at p > 0.5, and over the Landsat 8 demo (another stretch
-than RICE2's) it sits near 0.5 everywhere, clear fields included, so no
-calibration can both find clouds and leave a clear scene alone.
-
-This network does one thing: per-pixel cloud/haze opacity in [0, 1]. It is
-small (a 4-level convolutional U-Net, about 0.2 M parameters, a few percent of
-Pixel-CR's cost per pixel) and sees about 45 px around each pixel, which is what
-tells a bright field from a cloud. It is trained on:
-
-- synthetic clouds (`synth_clouds.add_clouds`) over clear images, whose
-  opacity is exact: RICE2 and RICE1 training images, and the RGB bands of
-  the SEN12MS-CR training scenes (other sensors, other palettes);
-- clear images as they are (target 0);
-- real RICE pairs, target from how much the cloudy image differs from its
-  colour-aligned clear label (RICE2's pairs are different dates: the
-  alignment and a signed mean over bands keep most date changes out);
-
-with colour augmentation (band permutation, per-band gain, gamma, global
-brightness) applied to the ground before the clouds are added, so that the
-detector keys on what clouds look like (bright, white, smooth, soft-edged)
-and not on RICE2's palette.
-
-    python -m idfcr_train.detector --data ../../shared/data/rice2_3s \
+    python -m idfcr_train.training.train_detector --data ../../shared/data/rice2_3s \
         --extra-data ../../shared/data/rice1_xj --s2-data ../../shared/data/sen12mscr_oriolac \
         --ckpt checkpoints/detector_rgb.pt --hours 0.5 --threads 1 --resume
 
-`calibrate.py --detector` then calibrates its output into p and stores the
-detector inside the Pixel-CR checkpoint, where `export.py` picks it up.
+Data: synthetic clouds over colour-augmented clear images (RICE2 and RICE1
+training images, the RGB bands of the SEN12MS-CR training scenes), clear
+images as they are (target 0), and real RICE pairs (target from the
+colour-aligned difference). Validation scene blocks are held out.
 """
 
 from __future__ import annotations
@@ -44,67 +21,11 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .checkpoint import load_state, save_atomic
-from .data import Pair, align_label, load_rice, random_crop_pair, split_by_block
-from .synth_clouds import add_clouds
-
-
-def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation),
-                         nn.LeakyReLU(0.1))
-
-
-class CloudDetector(nn.Module):
-    """(B, bands, H, W) in model units (0..1) -> (B, 1, H, W) opacity in
-    [0, 1]. H and W must be multiples of 8 (Pixel-CR's window already is)."""
-
-    def __init__(self, in_bands: int = 3, width: int = 16):
-        super().__init__()
-        w = width
-        self.in_bands, self.width = in_bands, width
-        self.e1 = nn.Sequential(_conv(in_bands + 2, w), _conv(w, w))
-        self.e2 = nn.Sequential(_conv(w, 2 * w, 2), _conv(2 * w, 2 * w))
-        self.e3 = nn.Sequential(_conv(2 * w, 3 * w, 2), _conv(3 * w, 3 * w))
-        # Coarsest level, a dilated convolution for context (a cloud field
-        # versus a bright roof or a sand bank). The receptive field, about
-        # 45 px in every direction, is the tile halo this adds: one more
-        # dilated layer (90 px) would make every 512 px tile recompute a
-        # third more of its neighbours.
-        self.e4 = nn.Sequential(_conv(3 * w, 4 * w, 2), _conv(4 * w, 4 * w, dilation=2))
-        self.d3 = _conv(7 * w, 3 * w)
-        self.d2 = _conv(5 * w, 2 * w)
-        self.d1 = _conv(3 * w, w)
-        self.head = nn.Conv2d(w, 1, 1)
-
-    def config(self) -> dict:
-        return {"in_bands": self.in_bands, "width": self.width}
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        # Band-wise brightness features help with palette changes: clouds
-        # are bright in every band at once (the minimum) and grey (a small
-        # spread between bands), whatever the sensor's palette.
-        lo, hi = x.amin(1, keepdim=True), x.amax(1, keepdim=True)
-        f1 = self.e1(torch.cat([x, lo, hi - lo], 1))
-        f2 = self.e2(f1)
-        f3 = self.e3(f2)
-        f4 = self.e4(f3)
-        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest")
-        g3 = self.d3(torch.cat([up(f4), f3], 1))
-        g2 = self.d2(torch.cat([up(g3), f2], 1))
-        g1 = self.d1(torch.cat([up(g2), f1], 1))
-        return self.head(g1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(x))
-
-
-def load_detector(path_or_state) -> CloudDetector:
-    state = load_state(path_or_state) if isinstance(path_or_state, str) else path_or_state
-    det = CloudDetector(**state["config"])
-    det.load_state_dict(state["model"])
-    return det.eval()
+from idfcr_train.checkpoint import save_atomic
+from idfcr_train.data.pairs import Pair, align_label, load_rice, random_crop_pair, split_by_block
+from idfcr_train.data.synth_clouds import add_clouds
+from idfcr_train.models.detector import CloudDetector, load_detector
 
 
 # --- training data ----------------------------------------------------------
@@ -137,7 +58,7 @@ def real_target(cloudy: np.ndarray, label: np.ndarray) -> np.ndarray:
 def s2_rgb_clear(root: str, val_scenes: str | None) -> list[np.ndarray]:
     """The clear RGB (B4, B3, B2) of SEN12MS-CR training scenes, stretched
     like a quick-look (reflectance x 3.5): other sensors and palettes."""
-    from .s2_data import DEFAULT_VAL_SCENES, load_s2
+    from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, load_s2
 
     pairs = load_s2(root, None, "10m")
     train, _ = split_by_block(pairs, set((val_scenes or DEFAULT_VAL_SCENES).split(",")))

@@ -1,7 +1,7 @@
 """Score a Sentinel-2 group model per band on the validation scenes, next to
 the do-nothing baseline, and write its model card.
 
-    python -m idfcr_train.s2_report --ckpt checkpoints/s2_10m.pt \\
+    python -m idfcr_train.reports.s2_report --ckpt checkpoints/s2_10m.pt \\
         --data ../../shared/data/sen12mscr_oriolac --ts-data ../../shared/data/sen12mscr_ts_oriolac \\
         --onnx models/s2_10m.onnx --scores models/s2_10m.scores.json --card models/s2_10m.md
 
@@ -20,11 +20,11 @@ import time
 import numpy as np
 import torch
 
-from .data import split_by_block
-from .metrics import psnr, rmse, ssim
-from .pixel_cr import PixelCR, load_checkpoint
-from .card_blend import blend_section
-from .s2_data import GROUPS, load_s2
+from idfcr_train.data.pairs import split_by_block
+from idfcr_train.reports.metrics import psnr, rmse, ssim
+from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
+from idfcr_train.reports.card_blend import blend_section
+from idfcr_train.data.s2 import GROUPS, load_s2
 
 # An independent retrain of IDF-CR's pixel stage on WHUS2-CRv (13 bands).
 ANCHOR = {"psnr": 29.0, "ssim": 0.858}
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(res["summary"], indent=1))
     if args.card:
         c = state["config"]
-        cmd = (f"python -m idfcr_train.train_pixel_cr --s2-group {group} --data ../../shared/data/sen12mscr_oriolac "
+        cmd = (f"python -m idfcr_train.training.train_pixel_cr --s2-group {group} --data ../../shared/data/sen12mscr_oriolac "
                f"--ts-data ../../shared/data/sen12mscr_ts_oriolac --ckpt {args.ckpt} --config cpu --dim {c['dim']} "
                f"--heads {c['heads']} --window {c['window']} --shifted-windows --crop {meta.get('crop')} "
                f"--batch {meta.get('batch')} --hours H --resume")

@@ -91,3 +91,11 @@ def add_clouds(
     cloud = colour[:, None, None] * texture[None]
     cloudy = ground * (1.0 - alpha[None]) + cloud * alpha[None]
     return np.clip(cloudy, 0.0, max(1.0, float(clear.max()))).astype(np.float32), alpha.astype(np.float32)
+
+
+# Thick-cloud reflectance per Sentinel-2 band relative to the visible, as
+# measured under the thick clouds of the training scene ROIs1970_fall_136
+# (SEN12MS-CR): brighter in the red edge and NIR, darker in the water-vapour
+# and short-wave infrared bands, almost nothing in the cirrus band for low cloud.
+S2_CLOUD_BRIGHTNESS = {"B1": 0.9, "B2": 0.9, "B3": 0.86, "B4": 0.95, "B5": 0.98, "B6": 1.0, "B7": 1.02,
+                       "B8": 1.01, "B8A": 1.05, "B9": 0.6, "B10": 0.025, "B11": 0.76, "B12": 0.62}

@@ -1,7 +1,7 @@
 """Make the small ONNX fixture models the Rust tests run, with reference
 outputs from Python onnxruntime so Rust results can be checked against them.
 
-    python -m idfcr_train.make_fixtures ../testdata/models
+    python -m idfcr_train.export.fixtures ../testdata/models
 
 Writes, for each fixture NAME:
     NAME.onnx              the model, with the idfcr contract in its metadata
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .export import INPUT, OUTPUTS, contract, export_onnx, measure_halo
-from .pixel_cr import PixelCR, PixelCRConfig
+from idfcr_train.export.pixel_cr import INPUT, OUTPUTS, contract, export_onnx, measure_halo
+from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig
 
 
 class TinyConv(nn.Module):
@@ -112,8 +112,8 @@ def write_ind_fixture(out_dir: str) -> None:
     Python onnxruntime outputs on random inputs, for the Rust parity test."""
     import onnxruntime as ort
 
-    from .export_ind import export_all
-    from .ind import AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig
+    from idfcr_train.export.ind import export_all
+    from idfcr_train.models.ind import AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig
 
     torch.manual_seed(1240)
     ae = Autoencoder(AEConfig(in_bands=3, latent=4, channels=[8, 16], codebook=32))
@@ -149,7 +149,7 @@ def write_schedule_fixture(out_dir: str) -> None:
     steps as Python (float64) computes them, for src/diffusion/schedule.rs's tests.
     Steps are taken with a fixed linear "denoiser" eps = 0.3 x - 0.2 x_start
     so the chain exercises every coefficient."""
-    from .ind import Respaced, alphas_cumprod, sampler_step
+    from idfcr_train.models.ind import Respaced, alphas_cumprod, sampler_step
 
     ref: dict = {"alphas_cumprod": alphas_cumprod().tolist(), "chains": {}}
     for steps in (1, 7, 10, 50):
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         swin.recon[-1].weight.mul_(5.0)
     write_fixture(swin, out_dir, "tiny_swin", 32, 48, seed=3)
     # Calibrated probability and a stated input range (8-bit RGB).
-    from .probability import Calibration, WithProbability
+    from idfcr_train.models.probability import Calibration, WithProbability
 
     cal = Calibration(t0=0.5, t1=0.9, dilate_px=2, blur_px=2)
     write_fixture(WithProbability(BrightIsCloud(3), cal), out_dir, "tiny_blend", 32, 48, seed=8,
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def only_blend(out_dir: str) -> None:
-    from .probability import Calibration, WithProbability
+    from idfcr_train.models.probability import Calibration, WithProbability
 
     cal = Calibration(t0=0.5, t1=0.9, dilate_px=2, blur_px=2)
     write_fixture(WithProbability(BrightIsCloud(3), cal), out_dir, "tiny_blend", 32, 48, seed=8,

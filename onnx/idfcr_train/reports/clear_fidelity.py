@@ -3,7 +3,7 @@ bundled demo sample (real Landsat 8 with synthetic clouds, whose cloud
 opacity is known): mean absolute error against the clear reference where the
 opacity is below 0.05, and PSNR over the whole image.
 
-    python -m idfcr_train.clear_fidelity CKPT [CKPT ...]
+    python -m idfcr_train.reports.clear_fidelity CKPT [CKPT ...]
 
 A cloud-removal model should leave cloud-free pixels alone; this is the
 measurement behind the global-residual choice in the model card.
@@ -17,10 +17,11 @@ import sys
 import numpy as np
 import torch
 
-from .metrics import psnr
-from .pixel_cr import load_checkpoint
+from idfcr_train.reports.metrics import psnr
+from idfcr_train.models.pixel_cr import load_checkpoint
+from idfcr_train import REPO_ROOT
 
-DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "testdata", "demo")
+DEMO = os.path.join(REPO_ROOT, "testdata", "demo")
 
 
 def load_demo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ import re
 
 import numpy as np
 
-from .data import Pair
+from idfcr_train.data.pairs import Pair
 
 # SEN12MS-CR band order.
 SEN12MS_BANDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]

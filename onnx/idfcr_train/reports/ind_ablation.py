@@ -2,7 +2,7 @@
 differ only in the ControlNet training (K = 1, 2, 3 at one budget, plus the
 untrained ControlNet and the shipped model) on fixed validation crops.
 
-    python -m idfcr_train.ind_ablation --out models/ind_rgb.ablation.json \\
+    python -m idfcr_train.reports.ind_ablation --out models/ind_rgb.ablation.json \\
         /tmp/ind_rgb_unet.pt /tmp/ind_rgb_k1.pt /tmp/ind_rgb_k2.pt /tmp/ind_rgb_k3.pt checkpoints/ind_rgb.pt
 
 Two scores per checkpoint, on 24 fixed 128 px crops of the validation blocks
@@ -24,10 +24,10 @@ import json
 import numpy as np
 import torch
 
-from .data import load_rice, split_by_block
-from .ind import alphas_cumprod, load_checkpoint, q_sample, sample
-from .metrics import psnr, ssim
-from .train_ind import with_cached_condition
+from idfcr_train.data.pairs import load_rice, split_by_block
+from idfcr_train.models.ind import alphas_cumprod, load_checkpoint, q_sample, sample
+from idfcr_train.reports.metrics import psnr, ssim
+from idfcr_train.training.train_ind import with_cached_condition
 
 
 def val_crops(data: str, blocks: set[str], pixel_cr: str, cache: str, n: int = 24, size: int = 128):

@@ -1,7 +1,7 @@
 """Where does stage 2 lose detail? PSNR and sharpness at each step of the IND
 chain, on fixed validation crops (scene blocks no training saw).
 
-    python -m idfcr_train.ind_detail --out models/ind_rgb.detail.json
+    python -m idfcr_train.reports.ind_detail --out models/ind_rgb.detail.json
 
 Steps, each scored against the clear crop:
 1. clear -> encode -> decode: the autoencoder's ceiling (the decoder cannot
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import load_rice, split_by_block
-from .ind import load_checkpoint as load_ind, sample
-from .metrics import psnr
-from .pixel_cr import load_checkpoint as load_pixel_cr
+from idfcr_train.data.pairs import load_rice, split_by_block
+from idfcr_train.models.ind import load_checkpoint as load_ind, sample
+from idfcr_train.reports.metrics import psnr
+from idfcr_train.models.pixel_cr import load_checkpoint as load_pixel_cr
 
 
 def sharpness(img: np.ndarray) -> float:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         "steps": {k: {"psnr": round(float(np.mean([a for a, _ in v])), 3),
                       "sharpness_ratio": round(float(np.sum([b for _, b in v]) / np.sum(ref_sharp)), 3)}
                   for k, v in steps.items()},
-        "command": "python -m idfcr_train.ind_detail " + " ".join(argv or __import__("sys").argv[1:]),
+        "command": "python -m idfcr_train.reports.ind_detail " + " ".join(argv or __import__("sys").argv[1:]),
     }
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)

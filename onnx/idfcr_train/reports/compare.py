@@ -4,7 +4,7 @@ bundled Landsat 8 demo, a clear image given as input (it must come back
 unchanged), window blockiness, the validation images under other colour
 stretches (`palette_*`), and a contact sheet to look at.
 
-    python -m idfcr_train.compare --data ../../shared/data/rice2_3s \
+    python -m idfcr_train.reports.compare --data ../../shared/data/rice2_3s \
         --out runs/compare A=path/a.pt B=path/b.pt [--stride 3]
 
 Writes `<out>/compare.json` (a table row per checkpoint) and
@@ -22,10 +22,10 @@ import time
 import numpy as np
 import torch
 
-from .clear_fidelity import load_demo
-from .data import load_rice, random_palette, split_by_block
-from .metrics import blockiness, psnr, ssim
-from .pixel_cr import load_checkpoint
+from idfcr_train.reports.clear_fidelity import load_demo
+from idfcr_train.data.pairs import load_rice, random_palette, split_by_block
+from idfcr_train.reports.metrics import blockiness, psnr, ssim
+from idfcr_train.models.pixel_cr import load_checkpoint
 
 
 @torch.no_grad()

@@ -3,7 +3,7 @@ encode -> decode, scored against itself. The decoder cannot give back what
 the latent does not hold, so no diffusion model on these latents can be
 sharper or closer than this (issue 17, step 1 of `ind_detail`).
 
-    python -m idfcr_train.ae_ceiling --ckpt checkpoints/ind_rgb.pt [more checkpoints] --out table.json
+    python -m idfcr_train.reports.ae_ceiling --ckpt checkpoints/ind_rgb.pt [more checkpoints] --out table.json
 
 Scored on every image of the validation scene blocks (default 3 and 9, the
 blocks no training saw), whole 512 x 512 images: PSNR, SSIM and the
@@ -20,11 +20,11 @@ import sys
 import numpy as np
 import torch
 
-from .checkpoint import load_state
-from .data import load_rice, split_by_block
-from .ind import AEConfig, Autoencoder
-from .ind_detail import sharpness
-from .metrics import psnr, ssim
+from idfcr_train.checkpoint import load_state
+from idfcr_train.data.pairs import load_rice, split_by_block
+from idfcr_train.models.ind import AEConfig, Autoencoder
+from idfcr_train.reports.ind_detail import sharpness
+from idfcr_train.reports.metrics import psnr, ssim
 
 
 def load_autoencoder(path: str) -> tuple[dict, Autoencoder]:
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"val_blocks": args.val_blocks, "rows": rows,
-                       "command": "python -m idfcr_train.ae_ceiling " + " ".join(argv or sys.argv[1:])}, f, indent=1)
+                       "command": "python -m idfcr_train.reports.ae_ceiling " + " ".join(argv or sys.argv[1:])}, f, indent=1)
             f.write("\n")
 
 

@@ -2,7 +2,7 @@
 Pixel-CR checkpoint on validation images from scenes no training saw, and
 measure it.
 
-    python -m idfcr_train.calibrate --ckpt checkpoints/pixel_cr_rgb.pt \
+    python -m idfcr_train.training.calibrate --ckpt checkpoints/pixel_cr_rgb.pt \
         --data ../../shared/data/rice2_3s --out models/pixel_cr_rgb.calibration.json --write-ckpt
 
 For every candidate (t0, t1, dilate, blur) on a grid, on the validation
@@ -34,13 +34,13 @@ import time
 import numpy as np
 import torch
 
-from .checkpoint import load_state
-from .clear_fidelity import load_demo
-from .data import load_rice, split_by_block
-from .metrics import psnr
-from .pixel_cr import load_checkpoint
-from .probability import Calibration, blend, cloud_probability
-from .synth_clouds import add_clouds
+from idfcr_train.checkpoint import load_state
+from idfcr_train.reports.clear_fidelity import load_demo
+from idfcr_train.data.pairs import load_rice, split_by_block
+from idfcr_train.reports.metrics import psnr
+from idfcr_train.models.pixel_cr import load_checkpoint
+from idfcr_train.models.probability import Calibration, blend, cloud_probability
+from idfcr_train.data.synth_clouds import add_clouds
 
 GRID = {
     "t0": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
@@ -92,14 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     model, state = load_checkpoint(args.ckpt)
     detector, det_state = None, None
     if args.detector:
-        from .detector import load_detector
+        from idfcr_train.models.detector import load_detector
 
         det_state = load_state(args.detector)
         detector = load_detector(det_state)
     band_brightness = None
     if args.s2_group:
-        from .s2_data import DEFAULT_VAL_SCENES, GROUPS, load_s2
-        from .train_pixel_cr import S2_CLOUD_BRIGHTNESS
+        from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, GROUPS, load_s2
+        from idfcr_train.data.synth_clouds import S2_CLOUD_BRIGHTNESS
 
         args.val_blocks = args.val_blocks or state.get("meta", {}).get("val_blocks") or DEFAULT_VAL_SCENES
         pairs = load_s2(args.data, args.ts_data, args.s2_group)
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
 
         from osgeo import gdal
 
-        from .clear_fidelity import DEMO
+        from idfcr_train.reports.clear_fidelity import DEMO
 
         cloudy_demo, clear_demo, _ = load_demo()
         alpha_demo = gdal.Open(os.path.join(DEMO, "landsat8_cloud_alpha.tif")).ReadAsArray().astype(np.float32)
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         "grid": GRID,
         "candidates": rows,
         "seconds": round(time.time() - t_start, 1),
-        "command": "python -m idfcr_train.calibrate " + " ".join(argv or __import__("sys").argv[1:]),
+        "command": "python -m idfcr_train.training.calibrate " + " ".join(argv or __import__("sys").argv[1:]),
     }
     if args.no_demo_constraint:
         best_demo = max(rows, key=lambda r: r.get("demo_clear_in_psnr", 0.0))
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         f.write("\n")
     print(json.dumps({k: v for k, v in res.items() if k != "grid"}, indent=1))
     if args.write_ckpt:
-        from .checkpoint import save_atomic
+        from idfcr_train.checkpoint import save_atomic
 
         state["probability"] = cal.to_dict()
         if detector is not None:

@@ -1,7 +1,7 @@
 """Export the IND stage as three ONNX graphs with their contract in the
 metadata, and check each against PyTorch.
 
-    python -m idfcr_train.export_ind --ckpt checkpoints/ind_rgb.pt --out-dir models --name ind_rgb --version 0.1
+    python -m idfcr_train.export.ind --ckpt checkpoints/ind_rgb.pt --out-dir models --name ind_rgb --version 0.1
 
 Graphs (opset 17, dynamic batch, height and width):
 - `<name>_encoder.onnx`: image (B, bands, H, W) in model units -> latent (B, C, H/f, W/f)
@@ -25,8 +25,8 @@ import os
 import numpy as np
 import torch
 
-from .contract import check as check_contract
-from .ind import Autoencoder, Denoiser, load_checkpoint
+from idfcr_train.export.contract import check as check_contract
+from idfcr_train.models.ind import Autoencoder, Denoiser, load_checkpoint
 
 SCHEDULE = "scaled_linear 0.00085 0.012 T=1000"
 

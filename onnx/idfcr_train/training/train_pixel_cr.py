@@ -1,11 +1,11 @@
 """Train Pixel-CR; resumable across sessions.
 
-    python -m idfcr_train.train_pixel_cr --data ../../shared/data/rice2_3s \
+    python -m idfcr_train.training.train_pixel_cr --data ../../shared/data/rice2_3s \
         --ckpt checkpoints/pixel_cr_rgb.pt --config cpu --hours 2 --resume
 
 Sentinel-2 group models (reflectance in, SEN12MS-CR pairs, split by scene):
 
-    python -m idfcr_train.train_pixel_cr --s2-group 10m \
+    python -m idfcr_train.training.train_pixel_cr --s2-group 10m \
         --data ../../shared/data/sen12mscr_oriolac --ts-data ../../shared/data/sen12mscr_ts_oriolac \
         --ckpt checkpoints/s2_10m.pt --config cpu --dim 32 --hours 0.5 --resume
 
@@ -27,19 +27,11 @@ import time
 import numpy as np
 import torch
 
-from .checkpoint import save_atomic
-from .data import Pair, align_label, load_rice, random_crop_pair, random_palette, split_by_block
-from .metrics import psnr
-from .pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
-from .synth_clouds import add_clouds
-
-
-# Thick-cloud reflectance per Sentinel-2 band relative to the visible, as
-# measured under the thick clouds of the training scene ROIs1970_fall_136
-# (SEN12MS-CR): brighter in the red edge and NIR, darker in the water-vapour
-# and short-wave infrared bands, almost nothing in the cirrus band for low cloud.
-S2_CLOUD_BRIGHTNESS = {"B1": 0.9, "B2": 0.9, "B3": 0.86, "B4": 0.95, "B5": 0.98, "B6": 1.0, "B7": 1.02,
-                       "B8": 1.01, "B8A": 1.05, "B9": 0.6, "B10": 0.025, "B11": 0.76, "B12": 0.62}
+from idfcr_train.checkpoint import save_atomic
+from idfcr_train.data.pairs import Pair, align_label, load_rice, random_crop_pair, random_palette, split_by_block
+from idfcr_train.reports.metrics import psnr
+from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
+from idfcr_train.data.synth_clouds import S2_CLOUD_BRIGHTNESS, add_clouds
 
 
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
@@ -167,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     band_brightness = None
     if args.s2_group:
-        from .s2_data import DEFAULT_VAL_SCENES, GROUPS, load_s2
+        from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, GROUPS, load_s2
 
         args.val_blocks = args.val_blocks or DEFAULT_VAL_SCENES
         pairs = load_s2(args.data, args.ts_data, args.s2_group)
