@@ -1,7 +1,7 @@
 //! The Rust runtime gives the same numbers as Python onnxruntime (and so as
 //! PyTorch, which the export checks against onnxruntime) on the fixture
 //! models and on the shipped model. References are written by
-//! onnx/idfcr_train/make_fixtures.py and onnx/idfcr_train/export.py.
+//! onnx/idfcr_train/export/fixtures.py and onnx/idfcr_train/export/pixel_cr.py.
 
 mod common;
 

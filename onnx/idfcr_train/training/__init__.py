@@ -1,0 +1,4 @@
+"""Trainers, each resumable from a checkpoint under `onnx/checkpoints/`:
+`train_pixel_cr`, `train_detector`, `train_ind` (autoencoder, UNet,
+ControlNet), and `calibrate` (the blend probability's curve, chosen on
+validation and stored in the Pixel-CR checkpoint)."""
