@@ -109,7 +109,7 @@ def crop_to_window(x: np.ndarray, win: int) -> np.ndarray:
     return x[..., : h - h % win, : w - w % win]
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="RICE-layout folder (pairs.csv, cloudy_image/, ground_truth/)")
     ap.add_argument("--ckpt", required=True, help="checkpoint path (read with --resume, always written)")
@@ -153,10 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
+    return args
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+def load_training_data(args: argparse.Namespace):
+    """(train, val, band_brightness, aligned labels) for this run; fills in
+    the default validation blocks (RICE 3 and 9, or the Sentinel-2 scenes)."""
     band_brightness = None
     if args.s2_group:
         from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, GROUPS, load_s2
@@ -185,6 +187,12 @@ def main(argv: list[str] | None = None) -> None:
                 lab = np.clip(np.round(lab / p.scale), 0, 255).astype(np.uint8)
             aligned[p.id] = lab
 
+    return train, val, band_brightness, aligned
+
+
+def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCRConfig, dict | None]:
+    """The network configuration and the stored state: a resumed run keeps
+    its checkpoint's configuration, a new one takes the preset and flags."""
     state = None
     if args.resume and os.path.exists(args.ckpt):
         state = torch.load(args.ckpt, map_location="cpu")
@@ -202,6 +210,64 @@ def main(argv: list[str] | None = None) -> None:
             clear = np.concatenate([p.clear.reshape(p.clear.shape[0], -1) for p in train], axis=1)
             cfg.band_mean = [round(float(v), 6) for v in clear.mean(axis=1)]
             cfg.band_std = [round(float(max(v, 1e-4)), 6) for v in clear.std(axis=1)]
+    return cfg, state
+
+
+def recipe(args: argparse.Namespace, state: dict | None) -> dict:
+    """What the checkpoint records about how it was trained."""
+    meta = {
+        "data": os.path.basename(os.path.normpath(args.data)),
+        "ts_data": os.path.basename(os.path.normpath(args.ts_data)) if args.ts_data else None,
+        "s2_group": args.s2_group,
+        "band_balanced": bool(args.band_balanced or args.s2_group),
+        "val_blocks": args.val_blocks,
+        "crop": args.crop,
+        "batch": args.batch,
+        "synthetic": args.synthetic,
+        "threshold": args.threshold,
+        "identity": args.identity,
+        "align_labels": args.align_labels,
+        "ema": args.ema,
+        "opacity_target": args.opacity_target,
+        "palette": args.palette,
+        "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
+    }
+    if state and "meta" in state:
+        # The recipe can change between runs: record what this run used.
+        changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "crop", "batch",
+                      "opacity_target", "palette")
+        meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
+    return meta
+
+
+def learning_rate(args: argparse.Namespace, step: int, start_step: int, elapsed_s: float) -> float:
+    """--lr, or with --lr-end a cosine decay to it: by steps when the run is
+    bounded by steps (equal-budget comparisons side by side), else by this
+    run's wall-clock budget."""
+    if args.lr_end is None:
+        return args.lr
+    if args.max_steps:
+        frac = min(1.0, (step - start_step) / max(1, args.max_steps - start_step))
+    else:
+        frac = min(1.0, elapsed_s / (args.hours * 3600))
+    return args.lr_end + (args.lr - args.lr_end) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+@torch.no_grad()
+def ema_update(ema: PixelCR, model: PixelCR, decay: float) -> None:
+    for qe, qm in zip(ema.parameters(), model.parameters()):
+        qe.lerp_(qm, 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    train, val, band_brightness, aligned = load_training_data(args)
+    cfg, state = network_config(args, train)
     assert args.crop % cfg.window == 0, f"--crop {args.crop} must be a multiple of the window {cfg.window}"
 
     torch.manual_seed(args.seed)
@@ -225,28 +291,7 @@ def main(argv: list[str] | None = None) -> None:
             ema.load_state_dict(state["ema"])
         for q in ema.parameters():
             q.requires_grad_(False)
-    meta = {
-        "data": os.path.basename(os.path.normpath(args.data)),
-        "ts_data": os.path.basename(os.path.normpath(args.ts_data)) if args.ts_data else None,
-        "s2_group": args.s2_group,
-        "band_balanced": bool(args.band_balanced or args.s2_group),
-        "val_blocks": args.val_blocks,
-        "crop": args.crop,
-        "batch": args.batch,
-        "synthetic": args.synthetic,
-        "threshold": args.threshold,
-        "identity": args.identity,
-        "align_labels": args.align_labels,
-        "ema": args.ema,
-        "opacity_target": args.opacity_target,
-        "palette": args.palette,
-        "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
-    }
-    if state and "meta" in state:
-        # The recipe can change between runs: record what this run used.
-        changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "crop", "batch",
-                      "opacity_target", "palette")
-        meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
+    meta = recipe(args, state)
     log_path = args.ckpt + ".log.jsonl"
     print(f"Pixel-CR {cfg.to_dict()} params={count_params(model)} train={len(train)} val={len(val)} "
           f"start step={step} device={device}", flush=True)
@@ -282,14 +327,8 @@ def main(argv: list[str] | None = None) -> None:
         if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
             break
         if args.lr_end is not None:
-            # By steps when the run is bounded by steps (equal-budget
-            # comparisons side by side), else by this run's wall-clock budget.
-            if args.max_steps:
-                frac = min(1.0, (step - start_step) / max(1, args.max_steps - start_step))
-            else:
-                frac = min(1.0, (time.time() - t_start) / (args.hours * 3600))
             for g in opt.param_groups:
-                g["lr"] = args.lr_end + (args.lr - args.lr_end) * 0.5 * (1 + math.cos(math.pi * frac))
+                g["lr"] = learning_rate(args, step, start_step, time.time() - t_start)
         x, y, bw, m = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness,
                                  identity=args.identity, aligned=aligned, opacity_target=args.opacity_target,
                                  palette=args.palette)
@@ -302,11 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         opt.step()
         if ema is not None:
-            with torch.no_grad():
-                for qe, qm in zip(ema.parameters(), model.parameters()):
-                    qe.lerp_(qm, 1.0 - args.ema)
-                for be, bm in zip(ema.buffers(), model.buffers()):
-                    be.copy_(bm)
+            ema_update(ema, model, args.ema)
         step += 1
         now = time.time()
         wall_s += now - t_prev
