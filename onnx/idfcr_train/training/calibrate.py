@@ -68,7 +68,7 @@ def precision_recall(p: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return tp / max(float(pred.sum()), 1.0), tp / max(float(truth.sum()), 1.0)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--data", required=True)
@@ -83,19 +83,15 @@ def main(argv: list[str] | None = None) -> None:
                     help="largest blur / dilation ratio allowed, against cloud-edge rings (0: no limit)")
     ap.add_argument("--no-demo-constraint", action="store_true",
                     help="leave the Landsat 8 demo's clear image out of the 40 dB constraint (reported still)")
-    ap.add_argument("--detector", default=None, help="cloud detector checkpoint (detector.py) as the source of p")
+    ap.add_argument("--detector", default=None,
+                    help="cloud detector checkpoint (training/train_detector.py) as the source of p")
     ap.add_argument("--threads", type=int, default=0)
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    t_start = time.time()
-    model, state = load_checkpoint(args.ckpt)
-    detector, det_state = None, None
-    if args.detector:
-        from idfcr_train.models.detector import load_detector
+    return ap.parse_args(argv)
 
-        det_state = load_state(args.detector)
-        detector = load_detector(det_state)
+
+def validation_pairs(args: argparse.Namespace, state: dict):
+    """(validation pairs, every --stride-th; synthetic-cloud band brightness
+    or None); fills in the default validation blocks."""
     band_brightness = None
     if args.s2_group:
         from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, GROUPS, load_s2
@@ -108,15 +104,17 @@ def main(argv: list[str] | None = None) -> None:
         args.val_blocks = args.val_blocks or "3,9"
         pairs = load_rice(args.data)
     _, val = split_by_block(pairs, set(args.val_blocks.split(",")))
-    val = val[:: args.stride]
-    win = model.cfg.window
-    crop = lambda a: np.ascontiguousarray(a[..., : a.shape[-2] - a.shape[-2] % win, : a.shape[-1] - a.shape[-1] % win])
+    return val[:: args.stride], band_brightness
 
+
+def model_outputs(model, detector, val, band_brightness, s2: bool) -> list[dict]:
+    """Model outputs once per image: cloudy in, clear reference in, and a
+    synthetic-cloud version of the reference (exact opacity)."""
+    win = model.cfg.window
+    crop = lambda a: np.ascontiguousarray(a[..., : a.shape[-2] - a.shape[-2] % win, : a.shape[-1] - a.shape[-1] % win])  # noqa: E731
     rng = np.random.default_rng(7)
-    # Model outputs once per image: cloudy in, clear reference in, and a
-    # synthetic-cloud version of the reference (exact opacity).
     cases = []
-    hi = None if args.s2_group else 1.0
+    hi = None if s2 else 1.0
     for p in val:
         cloudy, clear = crop(p.cloudy), crop(p.clear)
         if np.array_equal(cloudy, clear):
@@ -127,65 +125,88 @@ def main(argv: list[str] | None = None) -> None:
             "out": run(model, cloudy, hi, detector), "ident": run(model, clear, hi, detector), "syn": syn,
             "alpha": alpha, "syn_out": run(model, syn, hi, detector),
         })
-    demo = None
-    if not args.s2_group:
-        import os
+    return cases
 
-        from osgeo import gdal
 
-        from idfcr_train.reports.clear_fidelity import DEMO
+def demo_outputs(model, detector) -> dict:
+    """The Landsat 8 demo: cloudy and clear through the model, and the true
+    opacity of its synthetic clouds."""
+    import os
 
-        cloudy_demo, clear_demo, _ = load_demo()
-        alpha_demo = gdal.Open(os.path.join(DEMO, "landsat8_cloud_alpha.tif")).ReadAsArray().astype(np.float32)
-        if alpha_demo.max() > 1.5:
-            alpha_demo = alpha_demo / 255.0
-        demo = {"cloudy": cloudy_demo, "clear": clear_demo, "out": run(model, cloudy_demo, detector=detector),
-                "ident": run(model, clear_demo, detector=detector), "alpha": alpha_demo}
-    print(f"model outputs for {len(cases)} validation images: {time.time() - t_start:.0f} s", flush=True)
+    from osgeo import gdal
 
-    def img_psnr(a, b):
+    from idfcr_train.reports.clear_fidelity import DEMO
+
+    cloudy_demo, clear_demo, _ = load_demo()
+    alpha_demo = gdal.Open(os.path.join(DEMO, "landsat8_cloud_alpha.tif")).ReadAsArray().astype(np.float32)
+    if alpha_demo.max() > 1.5:
+        alpha_demo = alpha_demo / 255.0
+    return {"cloudy": cloudy_demo, "clear": clear_demo, "out": run(model, cloudy_demo, detector=detector),
+            "ident": run(model, clear_demo, detector=detector), "alpha": alpha_demo}
+
+
+class Scorer:
+    """PSNR of the blended (or raw, `cal=None`) output on the cases and the
+    demo, for one calibration; feathered maps are cached per (t0, width)."""
+
+    def __init__(self, cases: list[dict], demo: dict | None, s2: bool):
+        self.cases, self.demo, self.s2 = cases, demo, s2
+        self.feather_cache: dict = {}
+
+    def img_psnr(self, a, b) -> float:
         # Sentinel-2: mean of per-band PSNR (reflectance, range 1), as the
         # cards report; RGB: over all bands.
-        if args.s2_group:
+        if self.s2:
             return float(np.mean([psnr(a[k], b[k]) for k in range(a.shape[0])]))
         return psnr(a, b)
 
-    feather_cache: dict = {}
+    def nothing(self) -> dict:
+        res = {"val_psnr": float(np.mean([self.img_psnr(c["cloudy"], c["clear"]) for c in self.cases]))}
+        if self.demo is not None:
+            res["demo_psnr"] = psnr(self.demo["cloudy"], self.demo["clear"])
+        return res
 
-    def scores(cal: Calibration | None) -> dict:
+    def __call__(self, cal: Calibration | None) -> dict:
         def out(img, res):
             pred, att = res
             if cal is None:
                 return pred[0].numpy()
-            pb = cloud_probability(att, cal, feather_cache)
+            pb = cloud_probability(att, cal, self.feather_cache)
             return blend(torch.from_numpy(img)[None], pred, pb)[0].numpy()
 
-        val_psnr = [img_psnr(out(c["cloudy"], c["out"]), c["clear"]) for c in cases]
-        ident = [img_psnr(out(c["clear"], c["ident"]), c["clear"]) for c in cases]
+        cases = self.cases
+        val_psnr = [self.img_psnr(out(c["cloudy"], c["out"]), c["clear"]) for c in cases]
+        ident = [self.img_psnr(out(c["clear"], c["ident"]), c["clear"]) for c in cases]
         res = {
             "val_psnr": float(np.mean(val_psnr)),
             "val_psnr_per_block": {b: float(np.mean([v for v, c in zip(val_psnr, cases) if c["block"] == b]))
                                    for b in sorted({c["block"] for c in cases})},
-            "val_worst_vs_nothing": float(min(v - img_psnr(c["cloudy"], c["clear"]) for v, c in zip(val_psnr, cases))),
+            "val_worst_vs_nothing": float(min(v - self.img_psnr(c["cloudy"], c["clear"])
+                                              for v, c in zip(val_psnr, cases))),
             "clear_in_psnr_min": float(min(ident)),
             "clear_in_psnr_mean": float(np.mean([min(v, 99.0) for v in ident])),
         }
-        if demo is not None:
-            res["demo_psnr"] = psnr(out(demo["cloudy"], demo["out"]), demo["clear"])
-            res["demo_clear_in_psnr"] = psnr(out(demo["clear"], demo["ident"]), demo["clear"])
+        if self.demo is not None:
+            res["demo_psnr"] = psnr(out(self.demo["cloudy"], self.demo["out"]), self.demo["clear"])
+            res["demo_clear_in_psnr"] = psnr(out(self.demo["clear"], self.demo["ident"]), self.demo["clear"])
         return res
 
-    nothing = {"val_psnr": float(np.mean([img_psnr(c["cloudy"], c["clear"]) for c in cases]))}
-    if demo is not None:
-        nothing["demo_psnr"] = psnr(demo["cloudy"], demo["clear"])
-    raw = scores(None)
+
+def grid_search(score: Scorer, with_detector: bool) -> list[dict]:
     rows = []
     for t0, width, d, s in itertools.product(GRID["t0"], GRID["width"], GRID["dilate_px"], GRID["blur_px"]):
         if d == GRID["dilate_px"][0] and s == GRID["blur_px"][0]:
-            feather_cache.clear()  # a new (t0, width): earlier maps are not asked again
+            score.feather_cache.clear()  # a new (t0, width): earlier maps are not asked again
         cal = Calibration(t0=t0, t1=t0 + width, dilate_px=d, blur_px=s,
-                          **({"shape": "round", "source": "detector"} if detector is not None else {}))
-        rows.append({"calibration": cal.to_dict(), **scores(cal)})
+                          **({"shape": "round", "source": "detector"} if with_detector else {}))
+        rows.append({"calibration": cal.to_dict(), **score(cal)})
+    return rows
+
+
+def choose(rows: list[dict], args: argparse.Namespace) -> tuple[dict, list[dict]]:
+    """The best validation PSNR among the calibrations that give clear
+    images back at >= 40 dB (all of them when none does); also returns
+    those that do."""
     # --ring: the feathering should start outside the detected cloud; with a
     # blur wider than `ring` times the dilation, cloud edges fall inside the
     # ramp and can stay as bright rings (seen on the contact sheets). Off by
@@ -194,11 +215,13 @@ def main(argv: list[str] | None = None) -> None:
     demo_ok = (lambda r: True) if args.no_demo_constraint else (lambda r: r.get("demo_clear_in_psnr", 99.0) >= 40.0)
     ok = [r for r in rows if r["clear_in_psnr_min"] >= 40.0 and demo_ok(r)
           and (args.ring <= 0 or r["calibration"]["blur_px"] <= args.ring * r["calibration"]["dilate_px"])]
-    pool = ok or rows
-    best = max(pool, key=lambda r: r["val_psnr"])
-    cal = Calibration.from_dict(best["calibration"])
+    return max(ok or rows, key=lambda r: r["val_psnr"]), ok
 
-    # Detector quality of the chosen p.
+
+def detector_quality(score: Scorer, cal: Calibration) -> tuple[dict, dict]:
+    """Precision/recall of the chosen p (demo and synthetic clouds on the
+    validation clear images) and what the blend gains on the latter."""
+    cases, demo = score.cases, score.demo
     pr = {}
     if demo is not None:
         pr_demo = precision_recall(cloud_probability(demo["out"][1], cal)[0, 0].numpy(), demo["alpha"] > 0.1)
@@ -210,12 +233,55 @@ def main(argv: list[str] | None = None) -> None:
     pr_syn = precision_recall(np.concatenate(ps), np.concatenate(ts))
     pr["val clear images + synthetic clouds (opacity > 0.1)"] = {"precision": pr_syn[0], "recall": pr_syn[1]}
     syn_gain = {
-        "nothing": float(np.mean([img_psnr(c["syn"], c["clear"]) for c in cases])),
-        "raw": float(np.mean([img_psnr(c["syn_out"][0][0].numpy(), c["clear"]) for c in cases])),
-        "blend": float(np.mean([img_psnr(blend(torch.from_numpy(c["syn"])[None], c["syn_out"][0],
-                                             cloud_probability(c["syn_out"][1], cal))[0].numpy(), c["clear"])
+        "nothing": float(np.mean([score.img_psnr(c["syn"], c["clear"]) for c in cases])),
+        "raw": float(np.mean([score.img_psnr(c["syn_out"][0][0].numpy(), c["clear"]) for c in cases])),
+        "blend": float(np.mean([score.img_psnr(blend(torch.from_numpy(c["syn"])[None], c["syn_out"][0],
+                                                   cloud_probability(c["syn_out"][1], cal))[0].numpy(), c["clear"])
                                 for c in cases])),
     }
+    return pr, syn_gain
+
+
+def store_in_checkpoint(state: dict, cal: Calibration, det_state: dict | None, path: str) -> None:
+    """The chosen calibration (and the detector it was made for) go into
+    the Pixel-CR checkpoint, where the exporter reads them."""
+    from idfcr_train.checkpoint import save_atomic
+
+    state["probability"] = cal.to_dict()
+    if det_state is not None:
+        state["detector"] = {"model": det_state["model"], "config": det_state["config"],
+                             "step": det_state["step"], "wall_s": det_state["wall_s"],
+                             "meta": det_state.get("meta")}
+    else:
+        state.pop("detector", None)
+    save_atomic(state, path)
+    print(f"calibration stored in {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t_start = time.time()
+    model, state = load_checkpoint(args.ckpt)
+    detector, det_state = None, None
+    if args.detector:
+        from idfcr_train.models.detector import load_detector
+
+        det_state = load_state(args.detector)
+        detector = load_detector(det_state)
+    val, band_brightness = validation_pairs(args, state)
+    cases = model_outputs(model, detector, val, band_brightness, bool(args.s2_group))
+    demo = None if args.s2_group else demo_outputs(model, detector)
+    print(f"model outputs for {len(cases)} validation images: {time.time() - t_start:.0f} s", flush=True)
+
+    score = Scorer(cases, demo, bool(args.s2_group))
+    nothing = score.nothing()
+    raw = score(None)
+    rows = grid_search(score, detector is not None)
+    best, ok = choose(rows, args)
+    cal = Calibration.from_dict(best["calibration"])
+    pr, syn_gain = detector_quality(score, cal)
     res = {
         "checkpoint_step": state["step"],
         "val_images": len(cases),
@@ -245,17 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         f.write("\n")
     print(json.dumps({k: v for k, v in res.items() if k != "grid"}, indent=1))
     if args.write_ckpt:
-        from idfcr_train.checkpoint import save_atomic
-
-        state["probability"] = cal.to_dict()
-        if detector is not None:
-            state["detector"] = {"model": det_state["model"], "config": det_state["config"],
-                                 "step": det_state["step"], "wall_s": det_state["wall_s"],
-                                 "meta": det_state.get("meta")}
-        else:
-            state.pop("detector", None)
-        save_atomic(state, args.ckpt)
-        print(f"calibration stored in {args.ckpt}")
+        store_in_checkpoint(state, cal, det_state, args.ckpt)
 
 
 if __name__ == "__main__":
