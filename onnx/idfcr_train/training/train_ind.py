@@ -65,7 +65,7 @@ def with_cached_condition(pairs, pixel_cr_ckpt: str, cache: str):
     return [dataclasses.replace(p, cloudy_raw=have[p.id]) for p in pairs]
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", required=True, choices=["ae", "decoder", "unet", "control", "cond"],
                     help="cond: only compute the --cond-cache of Pixel-CR outputs (runs beside stage ae)")
@@ -93,22 +93,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
+    return ap.parse_args(argv)
 
-    state = torch.load(args.ckpt, map_location="cpu") if args.resume and os.path.exists(args.ckpt) else {}
-    pairs = load_rice(args.data)
-    train, _val = split_by_block(pairs, set(args.val_blocks.split(",")))
-    bands = train[0].clear_raw.shape[0]
-    if args.stage == "cond" or (args.stage == "control" and args.cond_cache):
-        assert args.pixel_cr and args.cond_cache, "--pixel-cr and --cond-cache are needed"
-        train = with_cached_condition(train, args.pixel_cr, args.cond_cache)
-        if args.stage == "cond":
-            return
 
+def build_networks(args: argparse.Namespace, state: dict, bands: int):
+    """(ae config, UNet config, autoencoder, UNet, ControlNet): from the
+    checkpoint when it has them, else new from the flags."""
     ae_cfg = AEConfig.from_dict(state["ae_config"]) if "ae_config" in state else AEConfig(
         in_bands=bands, channels=[int(c) for c in args.ae_channels.split(",")],
         codebook=0 if args.kl else args.codebook, kl=args.kl, latent=args.ae_latent, kl_weight=args.kl_weight)
@@ -122,9 +112,15 @@ def main(argv: list[str] | None = None) -> None:
     control = ControlNet(unet)
     if "control" in state:
         control.load_state_dict(state["control"])
-    steps = dict(state.get("steps", {}))
-    wall = dict(state.get("wall_s", {}))
-    stage = args.stage
+    return ae_cfg, unet_cfg, ae, unet, control
+
+
+def prepare_stage(stage: str, args: argparse.Namespace, state: dict, steps: dict, train, ae, unet):
+    """Freeze what this stage does not train (the autoencoder after its
+    stage, the UNet for the ControlNet); measure the latent scale when the
+    UNet stage starts; returns the Pixel-CR model when the control stage
+    computes its conditions on the fly (else None)."""
+    pixel_cr = None
     if stage != "ae":
         assert "ae" in state, "train the autoencoder first (--stage ae)"
         for p in ae.parameters():
@@ -146,12 +142,72 @@ def main(argv: list[str] | None = None) -> None:
             p.requires_grad_(False)
         if not args.cond_cache:
             pixel_cr, _ = load_checkpoint(args.pixel_cr)
+    return pixel_cr
+
+
+def train_step(stage: str, args: argparse.Namespace, nets: dict, opt, ac, cloudy: np.ndarray, clear: np.ndarray,
+               rng: np.random.Generator) -> dict:
+    """One optimiser step of `stage` on a batch; returns its loss parts."""
+    ae, unet, denoiser, pixel_cr = nets["ae"], nets["unet"], nets["denoiser"], nets["pixel_cr"]
+    x = torch.from_numpy(clear)
+    if stage in ("ae", "decoder"):
+        # The decoder stage trains through the inference path (frozen
+        # encode, lookup, decode): no gradient reaches the frozen parts.
+        rec, reg = ae(x) if stage == "ae" else (ae.decode(ae.encode(x)), torch.zeros(()))
+        loss = reconstruction_loss(rec, x, args.grad_weight) + reg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        rec_parts = {"l1": float(F.l1_loss(rec.detach(), x)), "reg": float(reg), "loss": float(loss.detach())}
+    else:
+        with torch.no_grad():
+            z0 = ae.encode(x)
+        t = torch.from_numpy(rng.integers(0, len(ac), size=args.batch))
+        if stage == "unet":
+            eps = torch.randn_like(z0)
+            loss = F.mse_loss(unet(q_sample(z0, t, eps, ac), t), eps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            rec_parts = {"mse": float(loss)}
+        else:
+            with torch.no_grad():
+                cond_img = torch.from_numpy(cloudy) if args.cond_cache else pixel_cr(torch.from_numpy(cloudy))[0].clamp(0, 1)
+                cond = ae.encode(cond_img)
+            losses = inr_step(denoiser, opt, z0, cond, t, ac, k_iters=args.k_iters)
+            rec_parts = {f"mse_k{k + 1}": v for k, v in enumerate(losses)}
+    return rec_parts
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    state = torch.load(args.ckpt, map_location="cpu") if args.resume and os.path.exists(args.ckpt) else {}
+    pairs = load_rice(args.data)
+    train, _val = split_by_block(pairs, set(args.val_blocks.split(",")))
+    bands = train[0].clear_raw.shape[0]
+    if args.stage == "cond" or (args.stage == "control" and args.cond_cache):
+        assert args.pixel_cr and args.cond_cache, "--pixel-cr and --cond-cache are needed"
+        train = with_cached_condition(train, args.pixel_cr, args.cond_cache)
+        if args.stage == "cond":
+            return
+
+    ae_cfg, unet_cfg, ae, unet, control = build_networks(args, state, bands)
+    steps = dict(state.get("steps", {}))
+    wall = dict(state.get("wall_s", {}))
+    stage = args.stage
+    pixel_cr = prepare_stage(stage, args, state, steps, train, ae, unet)
     module = {"ae": ae, "decoder": ae, "unet": unet, "control": control}[stage]
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=args.lr)
     if state.get("optim_stage") == stage and "optim" in state:
         opt.load_state_dict(state["optim"])
     ac = alphas_cumprod()
     denoiser = Denoiser(unet, control)
+    nets = {"ae": ae, "unet": unet, "denoiser": denoiser, "pixel_cr": pixel_cr}
     log_path = f"{args.ckpt}.{stage}.log.jsonl"
 
     def checkpoint():
@@ -171,33 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     step = steps.get(stage, 0)
     while not stop["now"] and time.time() - t0 < args.hours * 3600 and not (args.max_steps and step >= args.max_steps):
         cloudy, clear = crops(train, args.batch, args.crop, rng)
-        x = torch.from_numpy(clear)
-        if stage in ("ae", "decoder"):
-            # The decoder stage trains through the inference path (frozen
-            # encode, lookup, decode): no gradient reaches the frozen parts.
-            rec, reg = ae(x) if stage == "ae" else (ae.decode(ae.encode(x)), torch.zeros(()))
-            loss = reconstruction_loss(rec, x, args.grad_weight) + reg
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            rec_parts = {"l1": float(F.l1_loss(rec.detach(), x)), "reg": float(reg), "loss": float(loss.detach())}
-        else:
-            with torch.no_grad():
-                z0 = ae.encode(x)
-            t = torch.from_numpy(rng.integers(0, len(ac), size=args.batch))
-            if stage == "unet":
-                eps = torch.randn_like(z0)
-                loss = F.mse_loss(unet(q_sample(z0, t, eps, ac), t), eps)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                rec_parts = {"mse": float(loss)}
-            else:
-                with torch.no_grad():
-                    cond_img = torch.from_numpy(cloudy) if args.cond_cache else pixel_cr(torch.from_numpy(cloudy))[0].clamp(0, 1)
-                    cond = ae.encode(cond_img)
-                losses = inr_step(denoiser, opt, z0, cond, t, ac, k_iters=args.k_iters)
-                rec_parts = {f"mse_k{k + 1}": v for k, v in enumerate(losses)}
+        rec_parts = train_step(stage, args, nets, opt, ac, cloudy, clear, rng)
         step += 1
         now = time.time()
         wall[stage] = wall.get(stage, 0.0) + now - t_prev
