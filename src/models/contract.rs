@@ -36,7 +36,9 @@ impl GraphKind {
 
     fn not_ours(self) -> &'static str {
         match self {
-            GraphKind::PixelCr => "not an idfcr model (export it with onnx/idfcr_train/export/pixel_cr.py)",
+            GraphKind::PixelCr => {
+                "not an idfcr model (export it with onnx/idfcr_train/export/pixel_cr.py)"
+            }
             GraphKind::Ind => {
                 "not an idfcr IND graph (export it with onnx/idfcr_train/export/ind.py)"
             }

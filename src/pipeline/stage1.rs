@@ -86,55 +86,10 @@ pub(crate) fn pixel_cr(
     started: Instant,
 ) -> Result<RemoveSummary> {
     let model = cache.get(cfg, input)?;
-    let model_path = model.path.clone();
     let c = &model.contract;
-    // A model that declares Sentinel-2 bands by their canonical names must
-    // get exactly those (a 10 m model on the 20 m group would run, badly).
-    let model_s2 = !c.band_names.is_empty()
-        && c.band_names
-            .iter()
-            .all(|b| crate::sentinel2::bands::canonical_band(b) == Some(b.as_str()));
-    if model_s2 && !input.band_names.is_empty() && c.band_names != input.band_names {
-        return Err(Error::input(
-            &cfg.job.input,
-            format!(
-                "has bands {} but model {} was trained on {}",
-                input.band_names.join(" "),
-                c.name,
-                c.band_names.join(" ")
-            ),
-        ));
-    }
-    if c.bands != input.bands() {
-        return Err(Error::input(
-            &cfg.job.input,
-            format!(
-                "has {} band(s) but model {} expects {}; select bands with -b",
-                input.bands(),
-                c.name,
-                c.bands
-            ),
-        ));
-    }
-    if cfg.job.mask.is_some() && c.attention_output.is_none() {
-        return Err(Error::model(
-            &model_path,
-            "has no attention output, so --mask cannot be written",
-        ));
-    }
+    check_fit(cfg, input, model)?;
 
-    let margin = c.margin_px();
-    let window = c.window_px;
-    let overlap = cfg.opts.overlap_px.unwrap_or(2 * margin + 2 * window);
-    // A tile too small for the model's own overlap (a 60 m group's share of
-    // the 10 m tile, say) grows to fit: the output does not depend on the
-    // tile size. An overlap the user chose is checked as given.
-    let tile_px = match cfg.opts.overlap_px {
-        None => round_up(cfg.opts.tile_px.max(2 * overlap), window),
-        Some(_) => round_up(cfg.opts.tile_px, window),
-    };
-    let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
-    let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
+    let (ygrid, xgrid) = tile_grids(cfg, c, input)?;
     let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();
 
     let prov = Provenance {
@@ -143,27 +98,7 @@ pub(crate) fn pixel_cr(
     };
     limit_gdal_cache();
     let mut out = create_output(cfg, &prov)?;
-    let mut mask_out = match &cfg.job.mask {
-        Some(p) => {
-            let spec = BandSpec {
-                description: "cloud probability (Pixel-CR cloudy attention)".into(),
-                color: None,
-                nodata: Some(-1.0),
-                scale_offset: None,
-                metadata: vec![],
-            };
-            Some(OutputRaster::create(
-                p,
-                cfg.opts.format,
-                &cfg.opts.creation_options,
-                OutputType::Float32,
-                &[spec],
-                &prov,
-                cfg.opts.overwrite,
-            )?)
-        }
-        None => None,
-    };
+    let mut mask_out = create_mask(cfg, &prov)?;
 
     let pool = worker_pool(model.workers())?;
     let panels = panels(&xgrid, cfg.opts.panel_px);
@@ -203,7 +138,108 @@ pub(crate) fn pixel_cr(
         }
     }
     progress.finish(total_tiles);
-    Ok(RemoveSummary {
+    Ok(summary(cfg, input, model, &counts, started))
+}
+
+/// The input must be what the model was trained on: its band count and,
+/// for Sentinel-2 models, its bands by name; `--mask` needs a probability
+/// output.
+fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) -> Result<()> {
+    let c = &model.contract;
+    // A model that declares Sentinel-2 bands by their canonical names must
+    // get exactly those (a 10 m model on the 20 m group would run, badly).
+    let model_s2 = !c.band_names.is_empty()
+        && c.band_names
+            .iter()
+            .all(|b| crate::sentinel2::bands::canonical_band(b) == Some(b.as_str()));
+    if model_s2 && !input.band_names.is_empty() && c.band_names != input.band_names {
+        return Err(Error::input(
+            &cfg.job.input,
+            format!(
+                "has bands {} but model {} was trained on {}",
+                input.band_names.join(" "),
+                c.name,
+                c.band_names.join(" ")
+            ),
+        ));
+    }
+    if c.bands != input.bands() {
+        return Err(Error::input(
+            &cfg.job.input,
+            format!(
+                "has {} band(s) but model {} expects {}; select bands with -b",
+                input.bands(),
+                c.name,
+                c.bands
+            ),
+        ));
+    }
+    if cfg.job.mask.is_some() && c.attention_output.is_none() {
+        return Err(Error::model(
+            &model.path,
+            "has no attention output, so --mask cannot be written",
+        ));
+    }
+    Ok(())
+}
+
+/// The row and column tile grids: the model's margin and window, the
+/// user's tile size and overlap.
+fn tile_grids(
+    cfg: &RemoveConfig,
+    c: &crate::models::pixel_cr::ModelContract,
+    input: &InputRaster,
+) -> Result<(AxisGrid, AxisGrid)> {
+    let margin = c.margin_px();
+    let window = c.window_px;
+    let overlap = cfg.opts.overlap_px.unwrap_or(2 * margin + 2 * window);
+    // A tile too small for the model's own overlap (a 60 m group's share of
+    // the 10 m tile, say) grows to fit: the output does not depend on the
+    // tile size. An overlap the user chose is checked as given.
+    let tile_px = match cfg.opts.overlap_px {
+        None => round_up(cfg.opts.tile_px.max(2 * overlap), window),
+        Some(_) => round_up(cfg.opts.tile_px, window),
+    };
+    let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
+    let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
+    Ok((ygrid, xgrid))
+}
+
+/// The `--mask` raster (Float32 probability, nodata -1), when asked for.
+fn create_mask(cfg: &RemoveConfig, prov: &Provenance) -> Result<Option<OutputRaster>> {
+    Ok(match &cfg.job.mask {
+        Some(p) => {
+            let spec = BandSpec {
+                description: "cloud probability (Pixel-CR cloudy attention)".into(),
+                color: None,
+                nodata: Some(-1.0),
+                scale_offset: None,
+                metadata: vec![],
+            };
+            Some(OutputRaster::create(
+                p,
+                cfg.opts.format,
+                &cfg.opts.creation_options,
+                OutputType::Float32,
+                &[spec],
+                prov,
+                cfg.opts.overwrite,
+            )?)
+        }
+        None => None,
+    })
+}
+
+/// What the run did, for the CLI's report and `--json`.
+fn summary(
+    cfg: &RemoveConfig,
+    input: &InputRaster,
+    model: &Model,
+    counts: &Counts,
+    started: Instant,
+) -> RemoveSummary {
+    let c = &model.contract;
+    RemoveSummary {
         input: cfg.job.input.clone(),
         output: cfg.job.output.clone(),
         mask: cfg.job.mask.clone(),
@@ -224,7 +260,7 @@ pub(crate) fn pixel_cr(
         seconds: started.elapsed().as_secs_f64(),
         inference_seconds: counts.inference_s,
         refine: None,
-    })
+    }
 }
 
 /// Check the input's values against the model's training range and set the
