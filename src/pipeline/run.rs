@@ -8,6 +8,7 @@
 //!    working file, then the IND stage (`crate::diffusion::refine`), then the
 //!    blend by the probability, into the output.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::{OutputType, RefineOptions, RemoveConfig};
@@ -87,47 +88,21 @@ fn remove_refined(
     // Load and check the IND model before stage 1 spends any time; the
     // borrow of `cache` ends here, so it is looked up again below.
     cache.ind(cfg, opts, input)?;
-    let stage1_file =
-        crate::io::writer::TempFile::beside(&cfg.job.output, "pixelcr").map_err(|e| {
-            Error::output(
-                &cfg.job.output,
-                format!("cannot create a temp file beside it: {e}"),
-            )
-        })?;
+    let stage1_file = temp_beside(cfg, "pixelcr")?;
     let stage1_path = stage1_file.path().to_path_buf();
     // The cloud probability goes to a temp file too: the final blend reads
     // it, and the user's --mask is copied from it only once all succeeded.
     let blend = !cfg.opts.raw && cache.get(cfg, input)?.contract.calibrated_probability;
     let prob_file = if blend || cfg.job.mask.is_some() {
-        Some(
-            crate::io::writer::TempFile::beside(&cfg.job.output, "prob").map_err(|e| {
-                Error::output(
-                    &cfg.job.output,
-                    format!("cannot create a temp file beside it: {}", e.kind()),
-                )
-            })?,
-        )
+        Some(temp_beside(cfg, "prob")?)
     } else {
         None
     };
-    let stage1_cfg = RemoveConfig {
-        job: crate::config::Job {
-            output: stage1_path.clone(),
-            mask: prob_file.as_ref().map(|f| f.path().to_path_buf()),
-            ..cfg.job.clone()
-        },
-        opts: crate::config::RemoveOptions {
-            format: crate::config::OutputFormat::GTiff,
-            creation_options: vec![],
-            out_type: Some(OutputType::Float32),
-            overwrite: true,
-            refine: None,
-            // Stage 2 refines the raw Pixel-CR image (what its ControlNet
-            // was trained on) and the blend by p happens once, at the end.
-            raw: true,
-            ..cfg.opts.clone()
-        },
-    };
+    let stage1_cfg = stage1_config(
+        cfg,
+        stage1_path.clone(),
+        prob_file.as_ref().map(|f| f.path().to_path_buf()),
+    );
     let mut summary = pixel_cr(&stage1_cfg, input, cache, progress_total, started)?;
     let stage1 = InputRaster::open(&stage1_path.to_string_lossy(), None)?;
     let prob = match &prob_file {
@@ -138,20 +113,8 @@ fn remove_refined(
     let model = cache.get(cfg, input)?;
     let mut tags = provenance_tags(cfg, model, input, Some(&ind_sha));
     let ind = cache.ind(cfg, opts, input)?;
-    let method = match opts.method {
-        crate::config::Method::Ddpm => "ddpm",
-        crate::config::Method::Ddim => "ddim",
-    };
-    tags.push((
-        "IDFCR_REFINE".to_string(),
-        format!(
-            "IND {}; {method}, {} steps, seed {}; wavelet colour fix against the Pixel-CR image",
-            ind.describe(),
-            opts.steps,
-            opts.seed
-        ),
-    ));
-    tags.push(("IDFCR_REFINE_SHA256".to_string(), ind_sha));
+    let method = method_name(opts.method);
+    tags.extend(refine_tags(opts, ind, ind_sha));
     let prov = Provenance { input, tags };
     let mut out = create_output(cfg, &prov)?;
     let pool = worker_pool(ind.encoder.workers())?;
@@ -177,15 +140,8 @@ fn remove_refined(
     let stats = job.run(&mut out, progress.as_mut())?;
     out.finish()?;
     if let (Some(user_mask), Some(p)) = (&cfg.job.mask, &prob) {
-        let placed = crate::io::writer::copy_into_place(
-            &p.ds,
-            user_mask,
-            cfg.opts.format,
-            OutputType::Float32,
-            &cfg.opts.creation_options,
-            cfg.opts.overwrite,
-        );
-        if let Err(e) = placed {
+        if let Err(e) = place_mask(cfg, user_mask, p) {
+            // Output and mask are one result: do not leave half of it.
             let _ = std::fs::remove_file(&cfg.job.output);
             return Err(e);
         }
@@ -202,4 +158,78 @@ fn remove_refined(
         stats,
     });
     Ok(summary)
+}
+
+/// A temp file beside the output (same folder, so the final move is a
+/// rename on one file system).
+fn temp_beside(cfg: &RemoveConfig, tag: &str) -> Result<crate::io::writer::TempFile> {
+    crate::io::writer::TempFile::beside(&cfg.job.output, tag).map_err(|e| {
+        Error::output(
+            &cfg.job.output,
+            format!("cannot create a temp file beside it: {e}"),
+        )
+    })
+}
+
+/// The stage-1 run under `--refine`: the raw Pixel-CR image (what the
+/// ControlNet was trained on; the blend by p happens once, at the end) as
+/// Float32 GeoTIFF into a temp file, the probability into another.
+fn stage1_config(cfg: &RemoveConfig, output: PathBuf, prob: Option<PathBuf>) -> RemoveConfig {
+    RemoveConfig {
+        job: crate::config::Job {
+            output,
+            mask: prob,
+            ..cfg.job.clone()
+        },
+        opts: crate::config::RemoveOptions {
+            format: crate::config::OutputFormat::GTiff,
+            creation_options: vec![],
+            out_type: Some(OutputType::Float32),
+            overwrite: true,
+            refine: None,
+            raw: true,
+            ..cfg.opts.clone()
+        },
+    }
+}
+
+fn method_name(m: crate::config::Method) -> &'static str {
+    match m {
+        crate::config::Method::Ddpm => "ddpm",
+        crate::config::Method::Ddim => "ddim",
+    }
+}
+
+/// Output tags that say how the image was refined.
+fn refine_tags(
+    opts: &RefineOptions,
+    ind: &crate::diffusion::refine::IndModels,
+    ind_sha: String,
+) -> Vec<(String, String)> {
+    vec![
+        (
+            "IDFCR_REFINE".to_string(),
+            format!(
+                "IND {}; {}, {} steps, seed {}; wavelet colour fix against the Pixel-CR image",
+                ind.describe(),
+                method_name(opts.method),
+                opts.steps,
+                opts.seed
+            ),
+        ),
+        ("IDFCR_REFINE_SHA256".to_string(), ind_sha),
+    ]
+}
+
+/// The user's `--mask`: the probability temp file copied into place in the
+/// requested format.
+fn place_mask(cfg: &RemoveConfig, user_mask: &Path, prob: &InputRaster) -> Result<()> {
+    crate::io::writer::copy_into_place(
+        &prob.ds,
+        user_mask,
+        cfg.opts.format,
+        OutputType::Float32,
+        &cfg.opts.creation_options,
+        cfg.opts.overwrite,
+    )
 }
