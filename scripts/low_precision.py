@@ -78,11 +78,12 @@ class TrainingCrops(CalibrationDataReader):
         return next(self.batches, None)
 
 
-def session(path: str, threads: int) -> ort.InferenceSession:
+def session(path: str, threads: int, arena: bool = True) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.enable_mem_pattern = False  # as the tool (src/models/runtime.rs)
+    so.enable_cpu_mem_arena = arena
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
@@ -142,8 +143,10 @@ def main(argv: list[str] | None = None) -> None:
             t = time.perf_counter()
             s.run(None, {in_name: x512})
             times[v].append(time.perf_counter() - t)
+    del sessions  # quality one variant at a time: five sessions' arenas at once exhaust 24 GB
     rows, fp32_out = {}, {}
-    for v, s in sessions.items():
+    for v, path in paths.items():
+        s = session(path, args.threads, arena=False)  # full images: give memory back between them
         ps, ss, vs_fp32, p_diff = [], [], [], []
         for p in val:
             out, prob = s.run(None, {in_name: to_model(p.cloudy_raw)[None]})[:2]
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
                    "psnr_vs_fp32": round(float(np.mean(vs_fp32)), 2) if vs_fp32 else None,
                    "probability_max_abs_diff": round(max(p_diff), 4) if p_diff else None}
         print(v, json.dumps(rows[v]), flush=True)
+        del s
     base = rows["fp32"]
     for r in rows.values():
         r["speedup"] = round(base["seconds_per_512px"] / r["seconds_per_512px"], 2)

@@ -86,29 +86,12 @@ pub fn run_s2(
     if cfg.out_dir.exists() && !cfg.out_dir.is_dir() {
         return Err(Error::output(&cfg.out_dir, "is not a folder"));
     }
-    let (product, kind, jobs, stack) = match find_product_metadata(&cfg.input)? {
-        Some(mtd) => {
-            let p = open_product(&cfg.input, &mtd, cfg.groups.as_deref())?;
-            let jobs = p
-                .groups
-                .iter()
-                .map(|g| {
-                    Ok(GroupJob {
-                        label: g.label.clone(),
-                        source: g.dataset.clone(),
-                        output: output_path(&cfg.out_dir, &cfg.name, &p.name, &g.label)?,
-                        band_idx: None,
-                        res_m: g.group.res_m,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            (p.name, p.meta.level.name().to_string(), jobs, false)
-        }
-        None => {
-            let (name, jobs) = stack_jobs(cfg)?;
-            (name, "stack".to_string(), jobs, true)
-        }
-    };
+    let Plan {
+        product,
+        kind,
+        jobs,
+        stack,
+    } = plan(cfg)?;
     std::fs::create_dir_all(&cfg.out_dir)
         .map_err(|e| Error::output(&cfg.out_dir, format!("cannot create the folder: {e}")))?;
     let stack_path = if cfg.stack {
@@ -140,27 +123,7 @@ pub fn run_s2(
     let mut cache = ModelCache::default();
     let mut groups = Vec::new();
     for j in jobs {
-        let opts = if stack {
-            RemoveOptions {
-                band_idx: j.band_idx.clone(),
-                s2: crate::config::S2Options {
-                    stack: true,
-                    ..cfg.options.s2.clone()
-                },
-                ..cfg.options.clone()
-            }
-        } else {
-            // Tiles and overlap cover the same ground in every group.
-            RemoveOptions {
-                band_idx: j.band_idx.clone(),
-                tile_px: group_tile(cfg.options.tile_px, j.res_m),
-                overlap_px: cfg
-                    .options
-                    .overlap_px
-                    .map(|o| (o * 10).div_ceil(j.res_m as usize)),
-                ..cfg.options.clone()
-            }
-        };
+        let opts = group_options(cfg, &j, stack);
         let job = Job {
             input: j.source.clone(),
             output: j.output.clone(),
@@ -195,6 +158,75 @@ pub fn run_s2(
         stack: stack_path,
         device_note: crate::models::pixel_cr::device_note(),
     })
+}
+
+/// What a run works on: the product's name and kind, one job per group,
+/// and whether the input is a band stack rather than a product.
+struct Plan {
+    product: String,
+    kind: String,
+    jobs: Vec<GroupJob>,
+    stack: bool,
+}
+
+/// A SAFE product (or its zip or subdataset) gives one job per resolution
+/// group; anything else is read as a stack of bands.
+fn plan(cfg: &S2RunConfig) -> Result<Plan> {
+    let (product, kind, jobs, stack) = match find_product_metadata(&cfg.input)? {
+        Some(mtd) => {
+            let p = open_product(&cfg.input, &mtd, cfg.groups.as_deref())?;
+            let jobs = p
+                .groups
+                .iter()
+                .map(|g| {
+                    Ok(GroupJob {
+                        label: g.label.clone(),
+                        source: g.dataset.clone(),
+                        output: output_path(&cfg.out_dir, &cfg.name, &p.name, &g.label)?,
+                        band_idx: None,
+                        res_m: g.group.res_m,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (p.name, p.meta.level.name().to_string(), jobs, false)
+        }
+        None => {
+            let (name, jobs) = stack_jobs(cfg)?;
+            (name, "stack".to_string(), jobs, true)
+        }
+    };
+    Ok(Plan {
+        product,
+        kind,
+        jobs,
+        stack,
+    })
+}
+
+/// The options of one group's run: a stack keeps the user's tiling; a
+/// product's groups get tiles and overlap that cover the same ground.
+fn group_options(cfg: &S2RunConfig, j: &GroupJob, stack: bool) -> RemoveOptions {
+    if stack {
+        RemoveOptions {
+            band_idx: j.band_idx.clone(),
+            s2: crate::config::S2Options {
+                stack: true,
+                ..cfg.options.s2.clone()
+            },
+            ..cfg.options.clone()
+        }
+    } else {
+        // Tiles and overlap cover the same ground in every group.
+        RemoveOptions {
+            band_idx: j.band_idx.clone(),
+            tile_px: group_tile(cfg.options.tile_px, j.res_m),
+            overlap_px: cfg
+                .options
+                .overlap_px
+                .map(|o| (o * 10).div_ceil(j.res_m as usize)),
+            ..cfg.options.clone()
+        }
+    }
 }
 
 /// One band of the 10 m stack: where it comes from.
