@@ -441,17 +441,18 @@ impl Refine<'_> {
         Ok(latent)
     }
 
+    /// The sampled latent -> image, core by core: decode with halo, colour
+    /// fix against the Pixel-CR image, write.
     fn decode(
         &self,
         z0: &Latent,
-        cores: &[(usize, usize, usize, usize)],
+        cores: &[LatentCore],
         out: &mut OutputRaster,
         mut tick: impl FnMut(u64),
     ) -> Result<()> {
         let dec = &self.models.decoder;
         let c = &dec.contract;
         let (f, bands, lat) = (c.factor, c.bands, c.latent_channels);
-        let (h, w) = (self.stage1.height, self.stage1.width);
         // Image context for the colour fix, in whole latent pixels, plus
         // the decoder's own halo.
         let ctx_l = HALO_PX.div_ceil(f);
@@ -461,18 +462,7 @@ impl Refine<'_> {
             crate::interrupt::check()?;
             let mut jobs = Vec::with_capacity(batch.len());
             for &(y0, y1, x0, x1) in batch {
-                let (lth, ltw) = (y1 - y0 + 2 * pad_l, x1 - x0 + 2 * pad_l);
-                let (_, zh, zw) = z0.dim();
-                let mut zt = vec![0f32; lat * lth * ltw];
-                for ch in 0..lat {
-                    for i in 0..lth {
-                        let sy = mirror((y0 + i) as isize - pad_l as isize, zh);
-                        for j in 0..ltw {
-                            let sx = mirror((x0 + j) as isize - pad_l as isize, zw);
-                            zt[(ch * lth + i) * ltw + j] = z0[[ch, sy, sx]];
-                        }
-                    }
-                }
+                let (zt, (lth, ltw)) = latent_window(z0, (y0, y1, x0, x1), pad_l);
                 // The Pixel-CR image over the core plus the colour-fix context.
                 let (rh, rw) = ((y1 - y0 + 2 * ctx_l) * f, (x1 - x0 + 2 * ctx_l) * f);
                 let at = (
@@ -511,48 +501,87 @@ impl Refine<'_> {
                     })
                     .collect()
             });
-            for (&(y0, y1, x0, x1), r) in batch.iter().zip(outs) {
+            for (&core, r) in batch.iter().zip(outs) {
                 let (fixed, valid) = r?;
-                let (rh, rw) = ((y1 - y0 + 2 * ctx_l) * f, (x1 - x0 + 2 * ctx_l) * f);
-                let (iy0, ix0) = (y0 * f, x0 * f);
-                let (nr, nc) = ((y1 * f).min(h) - iy0, (x1 * f).min(w) - ix0);
-                let n = nr * nc;
-                let m = ctx_l * f;
-                let mut values = vec![0f32; bands * n];
-                let mut ok = vec![false; n];
-                for r in 0..nr {
-                    for col in 0..nc {
-                        let src = (m + r) * rw + m + col;
-                        ok[r * nc + col] = valid[src];
-                        for b in 0..bands {
-                            values[b * n + r * nc + col] =
-                                self.norm.from_model(b, fixed[b * rh * rw + src]);
-                        }
-                    }
-                }
-                if let Some((input, prob)) = self.blend {
-                    // Refine only where stage 1's probability says cloud;
-                    // where it is 0 the input comes back bit for bit.
-                    let x = input.read_window(iy0, nr, ix0, nc)?;
-                    let p = prob.read_window(iy0, nr, ix0, nc)?;
-                    for (i, &pi) in p.iter().enumerate() {
-                        let pi = if pi.is_finite() {
-                            pi.clamp(0.0, 1.0)
-                        } else {
-                            0.0
-                        };
-                        for b in 0..bands {
-                            let (xi, v) = (x[b * n + i], &mut values[b * n + i]);
-                            *v = if pi == 0.0 { xi } else { xi + pi * (*v - xi) };
-                        }
-                    }
-                }
-                out.write_window(iy0, nr, ix0, nc, &values, &ok)?;
+                self.write_core(core, ctx_l, &fixed, &valid, out)?;
             }
             tick(batch.len() as u64);
         }
         Ok(())
     }
+
+    /// One decoded core back into the output: model values to raster
+    /// values, blended with the input by p when asked, written.
+    fn write_core(
+        &self,
+        (y0, y1, x0, x1): LatentCore,
+        ctx_l: usize,
+        fixed: &[f32],
+        valid: &[bool],
+        out: &mut OutputRaster,
+    ) -> Result<()> {
+        let c = &self.models.decoder.contract;
+        let (f, bands) = (c.factor, c.bands);
+        let (h, w) = (self.stage1.height, self.stage1.width);
+        let (rh, rw) = ((y1 - y0 + 2 * ctx_l) * f, (x1 - x0 + 2 * ctx_l) * f);
+        let (iy0, ix0) = (y0 * f, x0 * f);
+        let (nr, nc) = ((y1 * f).min(h) - iy0, (x1 * f).min(w) - ix0);
+        let n = nr * nc;
+        let m = ctx_l * f;
+        let mut values = vec![0f32; bands * n];
+        let mut ok = vec![false; n];
+        for r in 0..nr {
+            for col in 0..nc {
+                let src = (m + r) * rw + m + col;
+                ok[r * nc + col] = valid[src];
+                for b in 0..bands {
+                    values[b * n + r * nc + col] =
+                        self.norm.from_model(b, fixed[b * rh * rw + src]);
+                }
+            }
+        }
+        if let Some((input, prob)) = self.blend {
+            // Refine only where stage 1's probability says cloud;
+            // where it is 0 the input comes back bit for bit.
+            let x = input.read_window(iy0, nr, ix0, nc)?;
+            let p = prob.read_window(iy0, nr, ix0, nc)?;
+            for (i, &pi) in p.iter().enumerate() {
+                let pi = if pi.is_finite() {
+                    pi.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                for b in 0..bands {
+                    let (xi, v) = (x[b * n + i], &mut values[b * n + i]);
+                    *v = if pi == 0.0 { xi } else { xi + pi * (*v - xi) };
+                }
+            }
+        }
+        out.write_window(iy0, nr, ix0, nc, &values, &ok)?;
+        Ok(())
+    }
+}
+
+/// The latent core `(y0, y1, x0, x1)` with `pad` latent px of context on
+/// every side, mirrored at the latent's edges: (values, (height, width)).
+fn latent_window(
+    z0: &Latent,
+    (y0, y1, x0, x1): LatentCore,
+    pad: usize,
+) -> (Vec<f32>, (usize, usize)) {
+    let (lat, zh, zw) = z0.dim();
+    let (lth, ltw) = (y1 - y0 + 2 * pad, x1 - x0 + 2 * pad);
+    let mut zt = vec![0f32; lat * lth * ltw];
+    for ch in 0..lat {
+        for i in 0..lth {
+            let sy = mirror((y0 + i) as isize - pad as isize, zh);
+            for j in 0..ltw {
+                let sx = mirror((x0 + j) as isize - pad as isize, zw);
+                zt[(ch * lth + i) * ltw + j] = z0[[ch, sy, sx]];
+            }
+        }
+    }
+    (zt, (lth, ltw))
 }
 
 #[cfg(test)]
