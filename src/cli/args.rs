@@ -390,16 +390,7 @@ impl ProcessingArgs {
     /// input of `batch` and every group of `s2`); also applies `--config` to
     /// GDAL.
     pub fn into_options(self, overwrite: bool) -> Result<RemoveOptions> {
-        let format = match self.format.to_ascii_lowercase().as_str() {
-            "gtiff" => OutputFormat::GTiff,
-            "cog" => OutputFormat::Cog,
-            _ => {
-                return Err(Error::Usage(format!(
-                    "-of {}: supported formats are GTiff and COG",
-                    self.format
-                )))
-            }
-        };
+        let format = parse_format(&self.format)?;
         if self.bands.contains(&0) {
             return Err(Error::Usage("-b: band numbers start at 1".into()));
         }
@@ -416,29 +407,7 @@ impl ProcessingArgs {
                 )));
             }
         }
-        let rescale = match (&self.rescale, self.stretch) {
-            (Some(r), _) => {
-                let v: Vec<f64> = r
-                    .split(',')
-                    .map(|x| x.trim().parse::<f64>())
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|_| {
-                        Error::Usage(format!("--rescale {r}: expected MIN,MAX (numbers)"))
-                    })?;
-                match v[..] {
-                    [lo, hi] if lo.is_finite() && hi.is_finite() && lo < hi => {
-                        crate::config::Rescale::Linear(lo, hi)
-                    }
-                    _ => {
-                        return Err(Error::Usage(format!(
-                            "--rescale {r}: expected MIN,MAX with MIN < MAX"
-                        )))
-                    }
-                }
-            }
-            (None, true) => crate::config::Rescale::Stretch,
-            (None, false) => crate::config::Rescale::None,
-        };
+        let rescale = parse_rescale(self.rescale.as_deref(), self.stretch)?;
         for pair in self.gdal_config.chunks(2) {
             gdal::config::set_config_option(&pair[0], &pair[1])
                 .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
@@ -498,6 +467,42 @@ impl ProcessingArgs {
         opts.validate()?;
         Ok(opts)
     }
+}
+
+/// `-of`: GTiff or COG, any case.
+fn parse_format(name: &str) -> Result<OutputFormat> {
+    match name.to_ascii_lowercase().as_str() {
+        "gtiff" => Ok(OutputFormat::GTiff),
+        "cog" => Ok(OutputFormat::Cog),
+        _ => Err(Error::Usage(format!(
+            "-of {name}: supported formats are GTiff and COG"
+        ))),
+    }
+}
+
+/// `--rescale MIN,MAX` or `--stretch` (clap keeps them exclusive).
+fn parse_rescale(rescale: Option<&str>, stretch: bool) -> Result<crate::config::Rescale> {
+    Ok(match (rescale, stretch) {
+        (Some(r), _) => {
+            let v: Vec<f64> = r
+                .split(',')
+                .map(|x| x.trim().parse::<f64>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| Error::Usage(format!("--rescale {r}: expected MIN,MAX (numbers)")))?;
+            match v[..] {
+                [lo, hi] if lo.is_finite() && hi.is_finite() && lo < hi => {
+                    crate::config::Rescale::Linear(lo, hi)
+                }
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "--rescale {r}: expected MIN,MAX with MIN < MAX"
+                    )))
+                }
+            }
+        }
+        (None, true) => crate::config::Rescale::Stretch,
+        (None, false) => crate::config::Rescale::None,
+    })
 }
 
 impl RemoveArgs {

@@ -286,37 +286,7 @@ pub fn run_batch(
             continue;
         }
         let t0 = Instant::now();
-        let result = (|| -> Result<&'static str> {
-            let job = Job {
-                input: input.clone(),
-                output: output.clone(),
-                mask: match &cfg.mask_name {
-                    Some(m) => Some(output_path(&cfg.out_dir, m, input)?),
-                    None => None,
-                },
-            };
-            let mut item_cfg = RemoveConfig::new(cfg.options.clone(), job)?;
-            if cfg.skip_existing
-                && !output.exists()
-                && item_cfg.job.mask.as_ref().is_some_and(|m| m.exists())
-            {
-                // A mask without its output is a leftover of an earlier run.
-                item_cfg.opts.overwrite = true;
-            }
-            if output.exists() && cfg.skip_existing {
-                let mut opened = InputRaster::open(input, item_cfg.opts.band_idx.as_deref())?;
-                crate::sentinel2::input::adapt(&mut opened, &item_cfg.opts.s2)?;
-                let settings =
-                    crate::pipeline::provenance::expected_settings(&item_cfg, &opened, &mut cache)?;
-                let mask_ok = item_cfg.job.mask.as_ref().is_none_or(|m| m.exists());
-                if mask_ok && is_current(&output, &settings) {
-                    return Ok("skipped");
-                }
-                item_cfg.opts.overwrite = true; // stale: made by another version or model
-            }
-            remove_cached(&item_cfg, &mut cache, &progress)?;
-            Ok("ok")
-        })();
+        let result = run_item(cfg, input, &output, &mut cache, &progress);
         let seconds = t0.elapsed().as_secs_f64();
         match result {
             Ok(status) => items.push(ItemResult {
@@ -359,6 +329,45 @@ pub fn run_batch(
         device_note: crate::models::pixel_cr::device_note(),
         items,
     })
+}
+
+/// One input of the batch: "ok", or "skipped" when `--skip-existing` finds
+/// a complete output made with the same settings.
+fn run_item(
+    cfg: &BatchConfig,
+    input: &str,
+    output: &Path,
+    cache: &mut ModelCache,
+    progress: &impl Fn(u64) -> Box<dyn Progress>,
+) -> Result<&'static str> {
+    let job = Job {
+        input: input.to_string(),
+        output: output.to_path_buf(),
+        mask: match &cfg.mask_name {
+            Some(m) => Some(output_path(&cfg.out_dir, m, input)?),
+            None => None,
+        },
+    };
+    let mut item_cfg = RemoveConfig::new(cfg.options.clone(), job)?;
+    if cfg.skip_existing
+        && !output.exists()
+        && item_cfg.job.mask.as_ref().is_some_and(|m| m.exists())
+    {
+        // A mask without its output is a leftover of an earlier run.
+        item_cfg.opts.overwrite = true;
+    }
+    if output.exists() && cfg.skip_existing {
+        let mut opened = InputRaster::open(input, item_cfg.opts.band_idx.as_deref())?;
+        crate::sentinel2::input::adapt(&mut opened, &item_cfg.opts.s2)?;
+        let settings = crate::pipeline::provenance::expected_settings(&item_cfg, &opened, cache)?;
+        let mask_ok = item_cfg.job.mask.as_ref().is_none_or(|m| m.exists());
+        if mask_ok && is_current(output, &settings) {
+            return Ok("skipped");
+        }
+        item_cfg.opts.overwrite = true; // stale: made by another version or model
+    }
+    remove_cached(&item_cfg, cache, progress)?;
+    Ok("ok")
 }
 
 #[cfg(test)]
