@@ -6,9 +6,11 @@
 //! - `sampler`: condition latent + seed -> sampled latent (DDPM/DDIM loops,
 //!   the denoiser run per latent tile and blended);
 //! - `schedule`: the noise schedule (pure, tested against the training code);
-//! - `colorfix`: pulls the decoded image's local colour back to stage 1's.
+//! - `colorfix`: pulls the decoded image's local colour back to stage 1's;
+//! - `tiles`: the window arithmetic (mirrored reads, latent tiles, cores).
 
 pub mod colorfix;
 pub mod refine;
 pub mod sampler;
 pub mod schedule;
+pub mod tiles;

@@ -26,16 +26,15 @@ use rayon::prelude::*;
 use crate::config::Device;
 use crate::diffusion::colorfix::{wavelet_color_fix, HALO_PX};
 use crate::diffusion::sampler::{sample, Chain, Latent, LatentTiles};
+use crate::diffusion::tiles::{
+    cores, crop, fill_invalid, latent_window, read_mirrored, LatentCore,
+};
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::io::writer::OutputRaster;
 use crate::models::ind::IndGraph;
 use crate::progress::Progress;
-use crate::tiling::grid::{mirror, round_up};
-
-/// A tile core in latent px: rows `y0..y1`, columns `x0..x1`, as
-/// `(y0, y1, x0, x1)`.
-type LatentCore = (usize, usize, usize, usize);
+use crate::tiling::grid::round_up;
 
 /// The three IND graphs of one model, checked to fit together.
 pub struct IndModels {
@@ -171,90 +170,6 @@ pub struct Refine<'a> {
     pub tile_px: usize,
     pub chain: Chain,
     pub pool: &'a rayon::ThreadPool,
-}
-
-/// (values, valid) of a mirrored window of `r`: rows `y0..y0+h`, columns
-/// `x0..x0+w` (may reach past the edges), bands x h x w.
-fn read_mirrored(
-    r: &InputRaster,
-    (y0, x0): (isize, isize),
-    (h, w): (usize, usize),
-) -> Result<(Vec<f32>, Vec<bool>)> {
-    let rows: Vec<usize> = (0..h).map(|i| mirror(y0 + i as isize, r.height)).collect();
-    let cols: Vec<usize> = (0..w).map(|j| mirror(x0 + j as isize, r.width)).collect();
-    let (r_lo, r_hi) = (rows.iter().min().copied(), rows.iter().max().copied());
-    let (c_lo, c_hi) = (cols.iter().min().copied(), cols.iter().max().copied());
-    let (Some(r_lo), Some(r_hi), Some(c_lo), Some(c_hi)) = (r_lo, r_hi, c_lo, c_hi) else {
-        return Ok((vec![], vec![]));
-    };
-    let (bh, bw) = (r_hi - r_lo + 1, c_hi - c_lo + 1);
-    let block = r.read_window(r_lo, bh, c_lo, bw)?;
-    let valid_block = r.valid_mask(&block, bh * bw);
-    let bands = r.bands();
-    let n = h * w;
-    let mut values = vec![0f32; bands * n];
-    let mut valid = vec![false; n];
-    for (i, &sy) in rows.iter().enumerate() {
-        for (j, &sx) in cols.iter().enumerate() {
-            let src = (sy - r_lo) * bw + (sx - c_lo);
-            valid[i * w + j] = valid_block[src];
-            for b in 0..bands {
-                values[b * n + i * w + j] = block[b * bh * bw + src];
-            }
-        }
-    }
-    Ok((values, valid))
-}
-
-/// Replace invalid pixels of each band by the band's mean over the valid
-/// ones (0 when none is valid): the graphs must not see nodata values.
-pub fn fill_invalid(values: &mut [f32], valid: &[bool], bands: usize) {
-    let n = valid.len();
-    for b in 0..bands {
-        let band = &mut values[b * n..(b + 1) * n];
-        let (sum, count) = band
-            .iter()
-            .zip(valid)
-            .filter(|(_, &ok)| ok)
-            .fold((0f64, 0usize), |(s, c), (&v, _)| (s + v as f64, c + 1));
-        let mean = if count > 0 {
-            (sum / count as f64) as f32
-        } else {
-            0.0
-        };
-        for (v, &ok) in band.iter_mut().zip(valid) {
-            if !ok {
-                *v = mean;
-            }
-        }
-    }
-}
-
-/// Core ranges `[start, end)` of length `tile` (the last one shorter)
-/// covering `0..n`.
-pub fn cores(n: usize, tile: usize) -> Vec<(usize, usize)> {
-    let tile = tile.max(1);
-    (0..n.div_ceil(tile))
-        .map(|k| (k * tile, ((k + 1) * tile).min(n)))
-        .collect()
-}
-
-/// Rows `c0..c0+ch` and columns `c1..c1+cw` of a (bands x h x w) array.
-fn crop(
-    x: &[f32],
-    bands: usize,
-    (h, w): (usize, usize),
-    (y0, x0): (usize, usize),
-    (ch, cw): (usize, usize),
-) -> Vec<f32> {
-    let mut out = Vec::with_capacity(bands * ch * cw);
-    for b in 0..bands {
-        for y in y0..y0 + ch {
-            let row = (b * h + y) * w;
-            out.extend_from_slice(&x[row + x0..row + x0 + cw]);
-        }
-    }
-    out
 }
 
 impl Refine<'_> {
@@ -560,28 +475,6 @@ impl Refine<'_> {
         out.write_window(iy0, nr, ix0, nc, &values, &ok)?;
         Ok(())
     }
-}
-
-/// The latent core `(y0, y1, x0, x1)` with `pad` latent px of context on
-/// every side, mirrored at the latent's edges: (values, (height, width)).
-fn latent_window(
-    z0: &Latent,
-    (y0, y1, x0, x1): LatentCore,
-    pad: usize,
-) -> (Vec<f32>, (usize, usize)) {
-    let (lat, zh, zw) = z0.dim();
-    let (lth, ltw) = (y1 - y0 + 2 * pad, x1 - x0 + 2 * pad);
-    let mut zt = vec![0f32; lat * lth * ltw];
-    for ch in 0..lat {
-        for i in 0..lth {
-            let sy = mirror((y0 + i) as isize - pad as isize, zh);
-            for j in 0..ltw {
-                let sx = mirror((x0 + j) as isize - pad as isize, zw);
-                zt[(ch * lth + i) * ltw + j] = z0[[ch, sy, sx]];
-            }
-        }
-    }
-    (zt, (lth, ltw))
 }
 
 #[cfg(test)]

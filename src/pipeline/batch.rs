@@ -245,7 +245,7 @@ pub fn is_current(output: &Path, settings: &str) -> bool {
         Err(_) => false,
     };
     // Complete too: a truncated or damaged file is redone, not trusted.
-    same && crate::io::writer::verify_readable(output).is_ok()
+    same && crate::io::place::verify_readable(output).is_ok()
 }
 
 /// Run the batch; per-input failures are recorded in the summary, not

@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use crate::config::{OutputType, RefineOptions, RemoveConfig};
 use crate::error::{Error, Result};
+use crate::io::place::check_output_path;
 use crate::io::reader::InputRaster;
-use crate::io::writer::{check_output_path, Provenance};
+use crate::io::writer::Provenance;
 use crate::pipeline::cache::ModelCache;
 use crate::pipeline::provenance::provenance_tags;
 use crate::pipeline::stage1::{create_output, open_input, pixel_cr, set_input_map, worker_pool};
@@ -162,8 +163,8 @@ fn remove_refined(
 
 /// A temp file beside the output (same folder, so the final move is a
 /// rename on one file system).
-fn temp_beside(cfg: &RemoveConfig, tag: &str) -> Result<crate::io::writer::TempFile> {
-    crate::io::writer::TempFile::beside(&cfg.job.output, tag).map_err(|e| {
+fn temp_beside(cfg: &RemoveConfig, tag: &str) -> Result<crate::io::place::TempFile> {
+    crate::io::place::TempFile::beside(&cfg.job.output, tag).map_err(|e| {
         Error::output(
             &cfg.job.output,
             format!("cannot create a temp file beside it: {e}"),

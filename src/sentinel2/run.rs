@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Job, RemoveConfig, RemoveOptions};
 use crate::error::{Error, Result};
+use crate::io::place::check_output_path;
 use crate::io::reader::InputRaster;
-use crate::io::writer::check_output_path;
 use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
 use crate::sentinel2::bands::{output_path, parse_stack_bands, Group, GROUPS};

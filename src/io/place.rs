@@ -1,0 +1,334 @@
+//! Placing finished files safely: temp files beside the output with
+//! unpredictable names, created with `O_EXCL` (a planted file or symlink
+//! makes creation fail instead of being followed) and deleted by a guard on
+//! every early return, error or interrupt; temp files of killed runs cleaned
+//! by the next run into the same folder; outputs checked before any work;
+//! the finished file read back, fsynced and moved into place without
+//! replacing anything that appeared meanwhile (unless `--overwrite`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use gdal::Dataset;
+
+use crate::error::gdal_watch::GdalWatch;
+use crate::error::{gdal_message, Error, Result};
+
+/// A file that is deleted on drop unless `keep` was called.
+pub struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+/// The marker in every temp name: `.NAME.idfcr-PID-HOST-RANDOM-TAG.tif`.
+const TEMP_MARK: &str = ".idfcr-";
+
+impl TempFile {
+    /// Create a new empty hidden file beside `final_path` (same directory,
+    /// so the final rename is atomic): `.NAME.idfcr-PID-HOST-RANDOM-TAG.tif`,
+    /// created with `O_EXCL` and the user's umask.
+    pub fn beside(final_path: &Path, tag: &str) -> io::Result<Self> {
+        let dir = parent_dir(final_path);
+        let name = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "out".into());
+        debug_assert!(TEMP_TAGS.contains(&tag), "unknown temp tag {tag}");
+        let (prefix, suffix) = (
+            format!(".{name}{TEMP_MARK}{}-{}-", std::process::id(), host_tag()),
+            format!("-{tag}.tif"),
+        );
+        let mut b = tempfile::Builder::new();
+        b.prefix(&prefix).suffix(&suffix).rand_bytes(12);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The mode goes to open(2), so the umask applies as for any new file.
+            b.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let (_file, path) = b.tempfile_in(dir)?.keep().map_err(|e| e.error)?;
+        Ok(TempFile { path, armed: true })
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+            // GDAL side files (.aux.xml, .ovr) are named after the file.
+            for ext in ["aux.xml", "ovr"] {
+                let mut side = self.path.clone().into_os_string();
+                side.push(format!(".{ext}"));
+                let _ = std::fs::remove_file(side);
+            }
+        }
+    }
+}
+
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A short tag of this machine for temp names, so that a run never takes
+/// another machine's temp files (batch shards on NFS) for a dead process's.
+fn host_tag() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    // FNV-1a, 32 bits: stable across runs and builds.
+    let h = host.trim().bytes().fold(0x811c9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x01000193)
+    });
+    format!("{h:08x}")
+}
+
+/// The tags `TempFile::beside` is called with; only these are cleaned.
+const TEMP_TAGS: &[&str] = &["probe", "part", "final", "pixelcr", "prob"];
+
+/// Remove temp files that runs killed by SIGKILL, a power cut or an OOM
+/// left beside `final_path`. Only files that are certainly ours: named
+/// `.NAME.idfcr-PID-HOST-RANDOM-TAG.tif` (or that name's GDAL side files,
+/// or a nested temp of one, as `--refine`'s stage 1 makes), made on this
+/// machine, owned by this user, by a process that no longer exists (Linux,
+/// where /proc says so; elsewhere nothing is cleaned).
+fn clean_stale_temps(final_path: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Some(name) = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+        else {
+            return;
+        };
+        let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+            return;
+        };
+        let prefix = format!(".{name}{TEMP_MARK}");
+        let host = host_tag();
+        let Ok(entries) = std::fs::read_dir(parent_dir(final_path)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().to_string();
+            let Some(rest) = file
+                .strip_prefix(&prefix)
+                .or_else(|| file.strip_prefix('.').and_then(|f| f.strip_prefix(&prefix)))
+            else {
+                continue;
+            };
+            // PID-HOST-RANDOM-TAG.tif[...]
+            let parts: Vec<&str> = rest.splitn(4, '-').collect();
+            let [pid, h, rand, tail] = parts[..] else {
+                continue;
+            };
+            let ours = h == host
+                && rand.len() == 12
+                && TEMP_TAGS
+                    .iter()
+                    .any(|t| tail.starts_with(&format!("{t}.tif")));
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            let owner_ok = entry.metadata().map(|m| m.uid() == me).unwrap_or(false);
+            if ours
+                && owner_ok
+                && pid != std::process::id()
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Refuse to clobber, and fail early on a directory we cannot write to.
+pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::output(path, "is a directory"));
+    }
+    if path.exists() && !overwrite {
+        return Err(Error::output(
+            path,
+            "already exists (use --overwrite to replace it)",
+        ));
+    }
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        return Err(Error::output(
+            path,
+            format!("directory {} does not exist", dir.display()),
+        ));
+    }
+    clean_stale_temps(path);
+    // Probe: the only reliable test of writability is writing.
+    TempFile::beside(path, "probe").map_err(|e| {
+        Error::output(
+            path,
+            format!("cannot write in {}: {}", dir.display(), e.kind()),
+        )
+    })?;
+    Ok(())
+}
+
+/// Move the finished `tmp` to `final_path`. Without `overwrite`, an output
+/// that appeared since the run started (another run, another program) is
+/// never replaced: a hard link is created atomically only if the name is
+/// free. File systems without hard links fall back to check-then-rename.
+pub(crate) fn move_into_place(tmp: &Path, final_path: &Path, overwrite: bool) -> io::Result<()> {
+    if overwrite {
+        return std::fs::rename(tmp, final_path);
+    }
+    match std::fs::hard_link(tmp, final_path) {
+        Ok(()) => {
+            std::fs::remove_file(tmp)?;
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if !final_path.exists() => std::fs::rename(tmp, final_path),
+        Err(e) => Err(e),
+    }
+}
+
+/// fsync a file, then its directory (so the rename itself is durable).
+pub(crate) fn sync_file(path: &Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+pub(crate) fn sync_dir(dir: &Path) {
+    // Some file systems refuse fsync on a directory; the data is synced.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Read every block of every band (and overview) of `path` back: a file
+/// that a full disk truncated fails here, not in the user's GIS.
+pub fn verify_readable(path: &Path) -> std::result::Result<(), String> {
+    let watch = GdalWatch::start();
+    let ds = Dataset::open(path).map_err(|e| gdal_message(&e))?;
+    let (w, h) = ds.raster_size();
+    for b in 1..=ds.raster_count() {
+        let band = ds.rasterband(b).map_err(|e| gdal_message(&e))?;
+        // GDALChecksumImage reads the whole band block by block.
+        unsafe {
+            gdal_sys::GDALChecksumImage(band.c_rasterband(), 0, 0, w as i32, h as i32);
+        }
+        for o in 0..band.overview_count().unwrap_or(0) {
+            if let Ok(ov) = band.overview(o as usize) {
+                let (ow, oh) = ov.size();
+                unsafe {
+                    gdal_sys::GDALChecksumImage(ov.c_rasterband(), 0, 0, ow as i32, oh as i32);
+                }
+            }
+        }
+    }
+    drop(ds);
+    watch.check()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_files_are_new_hidden_and_beside_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("scene.tif");
+        let a = TempFile::beside(&target, "part").unwrap();
+        let b = TempFile::beside(&target, "part").unwrap();
+        assert_ne!(a.path(), b.path(), "names must not repeat");
+        for t in [&a, &b] {
+            assert_eq!(t.path().parent(), Some(dir.path()));
+            let name = t.path().file_name().unwrap().to_string_lossy().to_string();
+            let pid = format!(".scene.tif.idfcr-{}-", std::process::id());
+            assert!(
+                name.starts_with(&pid) && name.ends_with("-part.tif"),
+                "{name}"
+            );
+            assert!(name.len() >= pid.len() + 12 + "-part.tif".len(), "{name}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stale_temps_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("o.tif");
+        // pid 4194305 is above Linux's pid_max limit: never alive.
+        let h = host_tag();
+        let dead = dir
+            .path()
+            .join(format!(".o.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif"));
+        let nested = dir.path().join(format!("..o.tif.idfcr-4194305-{h}-abcdefabcdef-pixelcr.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif"));
+        let mine = TempFile::beside(&target, "part").unwrap();
+        // (kept: another output's, another machine's, not our naming, a user file)
+        let kept = [
+            dir.path()
+                .join(format!(".p.tif.idfcr-4194305-{h}-abcdefabcdef-part.tif")),
+            dir.path()
+                .join(".o.tif.idfcr-4194305-0badbeef-abcdefabcdef-part.tif"),
+            dir.path()
+                .join(format!(".o.tif.idfcr-4194305-{h}-abc-part.tif")),
+            dir.path()
+                .join(format!(".o.tif.idfcr-4194305-{h}-abcdefabcdef-notes.txt")),
+        ];
+        for p in kept.iter().chain([&dead, &nested]) {
+            std::fs::write(p, b"x").unwrap();
+        }
+        check_output_path(&target, false).unwrap();
+        assert!(!dead.exists(), "a dead run's temp file stays");
+        assert!(!nested.exists(), "a dead run's nested temp file stays");
+        assert!(mine.path().exists(), "a live run's temp file was removed");
+        for k in &kept {
+            assert!(k.exists(), "{} was removed", k.display());
+        }
+    }
+
+    #[test]
+    fn moving_into_place_never_replaces_without_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, fin) = (dir.path().join("t"), dir.path().join("f"));
+        // (target exists, overwrite, succeeds, final content)
+        let cases = [
+            (false, false, true, "new"),
+            (true, false, false, "old"),
+            (true, true, true, "new"),
+            (false, true, true, "new"),
+        ];
+        for (exists, overwrite, ok, content) in cases {
+            let _ = std::fs::remove_file(&fin);
+            std::fs::write(&tmp, "new").unwrap();
+            if exists {
+                std::fs::write(&fin, "old").unwrap();
+            }
+            let r = move_into_place(&tmp, &fin, overwrite);
+            assert_eq!(r.is_ok(), ok, "{exists} {overwrite}: {r:?}");
+            assert_eq!(std::fs::read_to_string(&fin).unwrap(), content);
+            assert_eq!(tmp.exists(), !ok, "{exists} {overwrite}");
+        }
+    }
+
+    #[test]
+    fn temp_file_guard_removes_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a.tif");
+        let t = TempFile::beside(&target, "part").unwrap();
+        let p = t.path().to_path_buf();
+        assert!(p.exists());
+        drop(t);
+        assert!(!p.exists());
+        let t = TempFile::beside(&target, "part").unwrap();
+        let p = t.path().to_path_buf();
+        t.keep();
+        assert!(p.exists());
+    }
+}
