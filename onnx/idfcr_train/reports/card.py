@@ -41,7 +41,7 @@ def recipe_section(path: str | None) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--scores", required=True)
@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--command", default="python -m idfcr_train.training.train_pixel_cr --data ../../shared/data/rice2_3s "
                     "--ckpt checkpoints/pixel_cr_rgb.pt --config cpu --shifted-windows --crop 128 --batch 8 "
                     "--align-labels --identity 0.1 --ema 0.995 --opacity-target 4 --hours H --resume")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def card_facts(args: argparse.Namespace) -> dict:
+    """What the card states, read from the checkpoint, its log, the scores,
+    the demo (clear-pixel fidelity) and the exported graph."""
     state = torch.load(args.ckpt, map_location="cpu")
     log_path = args.ckpt + ".log.jsonl"
     quick200 = "n/a"
@@ -76,6 +81,41 @@ def main(argv: list[str] | None = None) -> None:
         fidelity = f"not measured ({e})"
     with open(args.onnx, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
+    return {"state": state, "quick200": quick200, "s": s, "scores": scores, "meta": meta, "cfg": cfg,
+            "fidelity": fidelity, "sha": sha}
+
+
+def ablation_section(path: str | None) -> list[str]:
+    """The cloudy-attention ablation (the paper's Table VI at a small budget)."""
+    if not (path and os.path.exists(path)):
+        return []
+    with open(path) as f:
+        ab = json.load(f)
+    lines = [
+        "",
+        "## Ablation: cloudy attention (the paper's Table VI, small budget)",
+        "",
+        f"Same configuration ({ab['config']}, shifted windows), {ab['steps']} steps of batch {ab['batch']},",
+        f"{ab['crop']} x {ab['crop']} crops, one thread each, same seed, global residual; scored on the first",
+        f"{ab.get('val_images', 'all')} validation images (thick cloud, block 3), where doing nothing scores "
+        f"{next(iter(ab['results'].values()))['baseline_psnr']:.2f} dB / {next(iter(ab['results'].values()))['baseline_ssim']:.4f}.",
+        "At this budget the attention helps PSNR and RMSE but not SSIM; too small a run to conclude.",
+        "",
+        "| | PSNR | SSIM | RMSE |",
+        "|---|---|---|---|",
+    ]
+    for name, r in ab["results"].items():
+        lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['rmse']:.4f} |")
+    lines += ["", "Command: `python -m idfcr_train.reports.ablation --data ../../shared/data/rice2_3s "
+              f"--steps {ab['steps']} --limit {ab.get('val_images', 0)} --out models/pixel_cr_rgb.ablation.json`"]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    facts = card_facts(args)
+    state, quick200, s, scores = facts["state"], facts["quick200"], facts["s"], facts["scores"]
+    meta, cfg, fidelity, sha = facts["meta"], facts["cfg"], facts["fidelity"], facts["sha"]
     lines = [
         "# pixel_cr_rgb: Pixel-CR for 3-band (RGB) imagery",
         "",
@@ -166,26 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         "the honest split and partly training budget: the loss was still falling when this run stopped,",
         "so later sessions keep training from the checkpoint.",
     ]
-    if args.ablation and os.path.exists(args.ablation):
-        with open(args.ablation) as f:
-            ab = json.load(f)
-        lines += [
-            "",
-            "## Ablation: cloudy attention (the paper's Table VI, small budget)",
-            "",
-            f"Same configuration ({ab['config']}, shifted windows), {ab['steps']} steps of batch {ab['batch']},",
-            f"{ab['crop']} x {ab['crop']} crops, one thread each, same seed, global residual; scored on the first",
-            f"{ab.get('val_images', 'all')} validation images (thick cloud, block 3), where doing nothing scores "
-            f"{next(iter(ab['results'].values()))['baseline_psnr']:.2f} dB / {next(iter(ab['results'].values()))['baseline_ssim']:.4f}.",
-            "At this budget the attention helps PSNR and RMSE but not SSIM; too small a run to conclude.",
-            "",
-            "| | PSNR | SSIM | RMSE |",
-            "|---|---|---|---|",
-        ]
-        for name, r in ab["results"].items():
-            lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['rmse']:.4f} |")
-        lines += ["", "Command: `python -m idfcr_train.reports.ablation --data ../../shared/data/rice2_3s "
-                  f"--steps {ab['steps']} --limit {ab.get('val_images', 0)} --out models/pixel_cr_rgb.ablation.json`"]
+    lines += ablation_section(args.ablation)
     lines += [
         "",
         *blend_section(args.onnx.replace(".onnx", ".calibration.json")),
