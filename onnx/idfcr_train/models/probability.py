@@ -27,7 +27,7 @@ detection's edge:
     p = clip(k x B_rb(B_rb(B_rb(d))), 0, 1),  k = 1 / (kernel weight beyond dilate)
 
 Still exactly 0 farther than 3 rb from any detection (`feather_reach`). `source="detector"`:
-`a` comes from the dedicated cloud detector (detector.py), not the
+`a` comes from the dedicated cloud detector (models/detector.py), not the
 attention head.
 """
 
@@ -134,7 +134,7 @@ def _round_feather(d: torch.Tensor, dilate_px: int, blur_px: int, gain: bool = T
 
 class WithProbability(nn.Module):
     """A Pixel-CR model whose second output is the calibrated probability
-    instead of the raw attention map (what `export.py` writes)."""
+    instead of the raw attention map (what `export/pixel_cr.py` writes)."""
 
     def __init__(self, model: nn.Module, cal: Calibration, detector: nn.Module | None = None):
         super().__init__()

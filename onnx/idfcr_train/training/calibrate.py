@@ -16,11 +16,11 @@ detector's precision and recall (p > 0.5 against cloud opacity > 0.1) on
 data with known cloud: the demo's synthetic clouds and synthetic clouds
 over the validation clear images.
 `--write-ckpt` stores the chosen calibration in the checkpoint, where
-`export.py` picks it up.
+`export/pixel_cr.py` picks it up.
 
 `--detector CKPT` takes the attention map from a dedicated cloud detector
-(detector.py) instead of the model's attention head, with round feathering
-(probability.py); `--write-ckpt` then stores the detector's weights in the
+(models/detector.py) instead of the model's attention head, with round feathering
+(models/probability.py); `--write-ckpt` then stores the detector's weights in the
 Pixel-CR checkpoint too, so the export embeds it.
 """
 

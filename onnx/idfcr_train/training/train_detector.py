@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from idfcr_train.checkpoint import save_atomic
+from idfcr_train.checkpoint import load_state, save_atomic
 from idfcr_train.data.pairs import Pair, align_label, load_rice, random_crop_pair, split_by_block
 from idfcr_train.data.synth_clouds import add_clouds
-from idfcr_train.models.detector import CloudDetector, load_detector
+from idfcr_train.models.detector import CloudDetector
 
 
 # --- training data ----------------------------------------------------------

@@ -60,7 +60,8 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
         ws.append(np.ones(p.clear_raw.shape[0], np.float32) if p.band_weight is None else p.band_weight)
         label = aligned[p.id] if aligned is not None and p.id in aligned else p.clear_raw
         u = rng.uniform()
-        recolour = random_palette(p.clear_raw.shape[0], rng) if rng.uniform() < palette else None
+        # No draw at --palette 0, so that older recipes keep their random stream.
+        recolour = random_palette(p.clear_raw.shape[0], rng) if palette > 0 and rng.uniform() < palette else None
         if u < synthetic + identity:
             _, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
             b = b.astype(np.float32) * p.scale

@@ -1,6 +1,6 @@
 """The diffusion schedule and the samplers (the same numbers and chains as
 src/diffusion/schedule.rs and src/diffusion/sampler.rs; the Rust tests compare
-against tables written from here by make_fixtures).
+against tables written from here by export/fixtures.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def q_sample(z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, ac: torch.Ten
 
 # --------------------------------------------------------------------------
 # Sampling (the same chains as src/diffusion/schedule.rs and src/diffusion/sampler.rs; the Rust
-# tests compare against tables written from here by make_fixtures)
+# tests compare against tables written from here by export/fixtures.py)
 
 
 def respaced_timesteps(steps: int, t: int = T_STEPS) -> list[int]:
