@@ -36,7 +36,8 @@ import torch
 
 from idfcr_train.checkpoint import load_state
 from idfcr_train.reports.clear_fidelity import load_demo
-from idfcr_train.data.pairs import load_rice, split_by_block
+from idfcr_train.data import load_pairs
+from idfcr_train.data.pairs import split_by_block
 from idfcr_train.reports.metrics import psnr
 from idfcr_train.models.pixel_cr import load_checkpoint
 from idfcr_train.models.probability import Calibration, blend, cloud_probability
@@ -92,17 +93,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def validation_pairs(args: argparse.Namespace, state: dict):
     """(validation pairs, every --stride-th; synthetic-cloud band brightness
     or None); fills in the default validation blocks."""
-    band_brightness = None
-    if args.s2_group:
-        from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, GROUPS, load_s2
-        from idfcr_train.data.synth_clouds import S2_CLOUD_BRIGHTNESS
-
-        args.val_blocks = args.val_blocks or state.get("meta", {}).get("val_blocks") or DEFAULT_VAL_SCENES
-        pairs = load_s2(args.data, args.ts_data, args.s2_group)
-        band_brightness = np.array([S2_CLOUD_BRIGHTNESS[b] for b in GROUPS[args.s2_group][0]], np.float32)
-    else:
-        args.val_blocks = args.val_blocks or "3,9"
-        pairs = load_rice(args.data)
+    stored = state.get("meta", {}).get("val_blocks") if args.s2_group else None
+    pairs, args.val_blocks, band_brightness = load_pairs(args.data, args.s2_group, args.ts_data,
+                                                         args.val_blocks or stored)
     _, val = split_by_block(pairs, set(args.val_blocks.split(",")))
     return val[:: args.stride], band_brightness
 

@@ -31,7 +31,8 @@ from idfcr_train.checkpoint import save_atomic
 from idfcr_train.data.pairs import Pair, align_label, load_rice, random_crop_pair, random_palette, split_by_block
 from idfcr_train.reports.metrics import psnr
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
-from idfcr_train.data.synth_clouds import S2_CLOUD_BRIGHTNESS, add_clouds
+from idfcr_train.data import load_pairs
+from idfcr_train.data.synth_clouds import add_clouds
 
 
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
@@ -160,16 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def load_training_data(args: argparse.Namespace):
     """(train, val, band_brightness, aligned labels) for this run; fills in
     the default validation blocks (RICE 3 and 9, or the Sentinel-2 scenes)."""
-    band_brightness = None
-    if args.s2_group:
-        from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, GROUPS, load_s2
-
-        args.val_blocks = args.val_blocks or DEFAULT_VAL_SCENES
-        pairs = load_s2(args.data, args.ts_data, args.s2_group)
-        band_brightness = np.array([S2_CLOUD_BRIGHTNESS[b] for b in GROUPS[args.s2_group][0]], np.float32)
-    else:
-        args.val_blocks = args.val_blocks or "3,9"
-        pairs = load_rice(args.data)
+    pairs, args.val_blocks, band_brightness = load_pairs(args.data, args.s2_group, args.ts_data, args.val_blocks)
     train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
     if args.extra_data:
         extra = load_rice(args.extra_data)
