@@ -22,16 +22,9 @@ import torch
 
 from idfcr_train.checkpoint import load_state
 from idfcr_train.data.pairs import load_rice, split_by_block
-from idfcr_train.models.ind import AEConfig, Autoencoder
+from idfcr_train.models.ind import Autoencoder, load_autoencoder
 from idfcr_train.reports.ind_detail import sharpness
 from idfcr_train.reports.metrics import psnr, ssim
-
-
-def load_autoencoder(path: str) -> tuple[dict, Autoencoder]:
-    state = load_state(path)
-    ae = Autoencoder(AEConfig.from_dict(state["ae_config"]))
-    ae.load_state_dict(state["ae"])
-    return state, ae.eval()
 
 
 @torch.no_grad()
@@ -64,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     images = [p.clear for p in val]
     rows = []
     for path in args.ckpt:
-        state, ae = load_autoencoder(path)
+        state = load_state(path)
+        ae = load_autoencoder(state)
         row = {"ckpt": path, "ae_config": state["ae_config"], "ae_steps": state.get("steps", {}).get("ae", 0),
                "ae_hours": round(state.get("wall_s", {}).get("ae", 0.0) / 3600, 3), **score(ae, images)}
         rows.append(row)

@@ -32,14 +32,21 @@ from .schedule import (T_STEPS, Respaced, alphas_cumprod, betas, q_sample, respa
 __all__ = ["AEConfig", "Autoencoder", "ResBlock", "measure_latent_scale", "reconstruction_loss", "ControlNet",
            "Denoiser", "Encoder", "UNet", "UNetConfig", "timestep_embedding", "zero_conv", "inr_step", "T_STEPS",
            "Respaced", "alphas_cumprod", "betas", "q_sample", "respaced_timesteps", "sample", "sampler_step",
-           "load_checkpoint"]
+           "load_autoencoder", "load_checkpoint"]
+
+
+def load_autoencoder(state: dict) -> Autoencoder:
+    """The autoencoder of an IND checkpoint state, in eval mode (its UNet
+    and ControlNet need not be trained yet)."""
+    ae = Autoencoder(AEConfig.from_dict(state["ae_config"]))
+    ae.load_state_dict(state["ae"])
+    return ae.eval()
 
 
 def load_checkpoint(path: str) -> tuple[dict, Autoencoder, Denoiser]:
     """An IND training checkpoint as (state, autoencoder, fused denoiser), in eval mode."""
     state = load_state(path)
-    ae = Autoencoder(AEConfig.from_dict(state["ae_config"]))
-    ae.load_state_dict(state["ae"])
+    ae = load_autoencoder(state)
     unet = UNet(UNetConfig.from_dict(state["unet_config"]))
     unet.load_state_dict(state["unet"])
     control = ControlNet(unet)
