@@ -111,18 +111,16 @@ def ablation_section(path: str | None) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    facts = card_facts(args)
-    state, quick200, s, scores = facts["state"], facts["quick200"], facts["s"], facts["scores"]
-    meta, cfg, fidelity, sha = facts["meta"], facts["cfg"], facts["fidelity"], facts["sha"]
-    lines = [
+def intro_section(onnx_path: str, sha: str) -> list[str]:
+    """Title, the model's place in the pipeline, and the graph's file and
+    input/output contract."""
+    return [
         "# pixel_cr_rgb: Pixel-CR for 3-band (RGB) imagery",
         "",
         "Stage 1 of IDF-CR (coarse cloud removal in pixel space), trained by us on CPU. It is",
         "the default model of `idfcr remove` for 3-band input.",
         "",
-        f"- File: `{os.path.basename(args.onnx)}`, SHA-256 `{sha}`",
+        f"- File: `{os.path.basename(onnx_path)}`, SHA-256 `{sha}`",
         "- Input `cloudy`: (N, 3, H, W) float32, H and W multiples of 16; value = 8-bit DN / 255",
         "  (contract in the ONNX metadata: `idfcr.input_scale` = 1/255, band order red, green, blue).",
         "- Outputs: `clear` (N, 3, H, W), same units; `attention` (N, 1, H, W): the calibrated cloud",
@@ -132,6 +130,14 @@ def main(argv: list[str] | None = None) -> None:
         "- Contact sheet (validation images and the demo, made with the shipped runtime by",
         "  `scripts/contact_sheets.py`): [pixel_cr_rgb.sheet.png](pixel_cr_rgb.sheet.png).",
         "",
+    ]
+
+
+def architecture_section(cfg: dict, step: int, fidelity: str, quick200: str) -> list[str]:
+    """The network configuration and the two changes from METHOD.md with what
+    was measured for them (clear-pixel fidelity and the quick validation at
+    step 200 are the live numbers)."""
+    return [
         "## Architecture",
         "",
         f"`{json.dumps(cfg)}`",
@@ -150,13 +156,20 @@ def main(argv: list[str] | None = None) -> None:
         "  through. Measured with `python -m idfcr_train.reports.clear_fidelity` on the demo sample (a",
         "  Landsat 8 scene outside RICE2, synthetic clouds of known opacity), mean absolute error on",
         "  its cloud-free pixels: 88.2 DN for both stopped runs without the residual (steps 201 and",
-        f"  255), 25.1 DN for this run at step 109, but {fidelity} at step {state['step']}: as training",
+        f"  255), 25.1 DN for this run at step 109, but {fidelity} at step {step}: as training",
         "  goes on the model also recolours clear pixels towards RICE2's palette (RICE2's cloudy and",
         "  clear images are different dates). Doing nothing scores 4.1 DN there. On the first 8",
         "  validation images (thick cloud) the residual run started slower: quick-validation PSNR",
         f"  13.92 dB at step 100 and {quick200} dB at step 200, against 16.26 and 20.33 dB without it.",
         "  A comparison at equal budgets is still to be made.",
         "",
+    ]
+
+
+def data_section(meta: dict, s: dict) -> list[str]:
+    """The split, the sampling and the loss, from the recipe the checkpoint
+    records (with the defaults of older checkpoints that lack a key)."""
+    return [
         "## Data and split",
         "",
         f"- RICE2 pairs from `shared/data/rice2_3s` (Landsat 8, 512 x 512 RGB): validation = scene blocks",
@@ -174,12 +187,26 @@ def main(argv: list[str] | None = None) -> None:
         f"  changes), EMA of the weights {meta.get('ema') or 'off'} (the EMA ships), attention target of synthetic",
         f"  samples = opacity x {meta.get('opacity_target') or '- (M)'} (so the attention is a cloud detector).",
         "",
+    ]
+
+
+def training_section(state: dict, command: str) -> list[str]:
+    """Steps, wall time and the command that resumes the run."""
+    return [
         "## Training",
         "",
         f"- Steps: {state['step']}; wall time {state['wall_s'] / 3600:.2f} h on 2 CPU cores (PyTorch, CPU).",
-        f"- Command (from `onnx/`): `{args.command}`; it resumes from `onnx/checkpoints/pixel_cr_rgb.pt`.",
+        f"- Command (from `onnx/`): `{command}`; it resumes from `onnx/checkpoints/pixel_cr_rgb.pt`.",
         "- Log: `onnx/checkpoints/pixel_cr_rgb.pt.log.jsonl`.",
         "",
+    ]
+
+
+def scores_section(scores: dict) -> list[str]:
+    """The validation scores of `evaluate` against doing nothing, per block,
+    and the gap to the paper's RICE2 numbers."""
+    s = scores["summary"]
+    lines = [
         "## Validation scores",
         "",
         "On the validation scene blocks, full 512 x 512 images, values 0..1 (data range 1);",
@@ -206,11 +233,12 @@ def main(argv: list[str] | None = None) -> None:
         "the honest split and partly training budget: the loss was still falling when this run stopped,",
         "so later sessions keep training from the checkpoint.",
     ]
-    lines += ablation_section(args.ablation)
-    lines += [
-        "",
-        *blend_section(args.onnx.replace(".onnx", ".calibration.json")),
-        *recipe_section(args.recipes),
+    return lines
+
+
+def limits_section() -> list[str]:
+    """What the model cannot do, whatever the scores say."""
+    return [
         "## Limits",
         "",
         "- Trained on RICE2 only (Landsat 8 true colour, one stretch); other sensors and stretches",
@@ -219,6 +247,24 @@ def main(argv: list[str] | None = None) -> None:
         "- The attention map is trained against a thresholded difference between dates, so it also",
         "  flags real ground changes between the two RICE2 acquisitions.",
         "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    facts = card_facts(args)
+    state = facts["state"]
+    lines = intro_section(args.onnx, facts["sha"])
+    lines += architecture_section(facts["cfg"], state["step"], facts["fidelity"], facts["quick200"])
+    lines += data_section(facts["meta"], facts["s"])
+    lines += training_section(state, args.command)
+    lines += scores_section(facts["scores"])
+    lines += ablation_section(args.ablation)
+    lines += [
+        "",
+        *blend_section(args.onnx.replace(".onnx", ".calibration.json")),
+        *recipe_section(args.recipes),
+        *limits_section(),
     ]
     text = "\n".join(lines)
     with open(args.out, "w") as f:

@@ -60,7 +60,7 @@ def ae_recipes_section(path: str | None) -> list[str]:
     return md
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--scores", required=True)
@@ -72,7 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--detail", default=None, help="ind_detail report: PSNR and sharpness per step of the chain")
     ap.add_argument("--ae-recipes", default=None, help="ae_ceiling table of autoencoder recipes at an equal budget")
     ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def load_reports(args: argparse.Namespace) -> tuple[dict, dict, dict, list[dict]]:
+    """The checkpoint and the JSON reports the card is written from: (state,
+    runtime scores, INR ablation, sampler runs). A sampler file may hold one
+    report or a list of them; they are flattened into one list."""
     st = torch.load(args.ckpt, map_location="cpu")
     with open(args.scores) as f:
         scores = json.load(f)
@@ -83,11 +89,18 @@ def main(argv: list[str] | None = None) -> None:
         with open(path) as f:
             rep = json.load(f)
         samplers.extend(rep if isinstance(rep, list) else [rep])
-    name = os.path.basename(args.prefix)
-    steps, wall = st["steps"], st["wall_s"]
-    total_h = sum(wall.values()) / 3600
+    return st, scores, abl, samplers
 
-    md = [f"# {name} {args.version}: IND latent diffusion refinement (RGB)", ""]
+
+def refined_key(mean: dict) -> str:
+    """The scores' key of the refined output (its name carries the sampler)."""
+    return next(k for k in mean if k.startswith("refined"))
+
+
+def intro_section(name: str, version: str, st: dict) -> list[str]:
+    """Title, what the model does in the pipeline, and its architecture from
+    the checkpoint's configs."""
+    md = [f"# {name} {version}: IND latent diffusion refinement (RGB)", ""]
     md += ["Stage 2 of IDF-CR (`idfcr remove --refine`): the Pixel-CR result is encoded to a latent, a",
            "ControlNet-conditioned UNet samples a clean latent (respaced DDPM, 50 steps by default), the",
            "decoder maps it back and a wavelet colour fix keeps the Pixel-CR image's low frequencies.",
@@ -101,25 +114,38 @@ def main(argv: list[str] | None = None) -> None:
            "  zero-initialised 1x1 outputs added to the UNet skips and middle. Exported fused with the UNet",
            "  as one denoiser graph (z_t, t, condition latent -> predicted noise).",
            f"- Latent scale {float(st['ae']['latent_scale']):.4f} (1 / std of clear training latents).", ""]
-    md += ["## Training", "",
-           f"Data `{st['meta']['data']}`, validation scene blocks {st['meta']['val_blocks']} held out (split by block).",
-           f"Crops {st['meta']['crop']} px, batch {st['meta']['batch']}, Adam 2e-4, 2 CPU cores. "
-           f"Total {total_h:.2f} h.", "",
-           "| stage | steps | hours | last logged loss |", "|---|---|---|---|"]
+    return md
+
+
+def training_section(st: dict, ckpt: str) -> list[str]:
+    """Data, split and budget, and per stage its steps, hours and the last
+    record of that stage's log (`<ckpt>.<stage>.log.jsonl`)."""
+    steps, wall = st["steps"], st["wall_s"]
+    total_h = sum(wall.values()) / 3600
+    md = ["## Training", "",
+          f"Data `{st['meta']['data']}`, validation scene blocks {st['meta']['val_blocks']} held out (split by block).",
+          f"Crops {st['meta']['crop']} px, batch {st['meta']['batch']}, Adam 2e-4, 2 CPU cores. "
+          f"Total {total_h:.2f} h.", "",
+          "| stage | steps | hours | last logged loss |", "|---|---|---|---|"]
     for key, label in STAGES:
         if key in steps:
-            rec = {k: v for k, v in last_log(f"{args.ckpt}.{key}.log.jsonl").items() if k not in ("step", "wall_s")}
+            rec = {k: v for k, v in last_log(f"{ckpt}.{key}.log.jsonl").items() if k not in ("step", "wall_s")}
             md.append(f"| {label} | {steps[key]} | {wall.get(key, 0) / 3600:.2f} | "
                       f"{', '.join(f'{k} {v}' for k, v in rec.items())} |")
     md += ["", f"INR: K = {st['meta']['k_iters']} refinement iterations per batch (Algorithm 3).", ""]
+    return md
 
+
+def scores_section(scores: dict) -> list[str]:
+    """The runtime scores of `scripts/score_ind.py`, then each output's mean
+    per-image gap to the clear reference's own NIQE and BRISQUE."""
     m = scores["mean"]
-    refined = next(k for k in m if k.startswith("refined"))
-    md += ["## Scores (runtime, validation blocks)", "",
-           f"`scripts/score_ind.py`: {scores['images']} images of blocks {scores['blocks']}, the shipped graphs run",
-           f"by `idfcr remove` ({scores['sampler']}); NIQE and BRISQUE from `idfcr quality` (lower is more",
-           "natural), PSNR/SSIM from `idfcr eval` against the clear image.", "",
-           "| output | NIQE | BRISQUE | PSNR dB | SSIM |", "|---|---|---|---|---|"]
+    refined = refined_key(m)
+    md = ["## Scores (runtime, validation blocks)", "",
+          f"`scripts/score_ind.py`: {scores['images']} images of blocks {scores['blocks']}, the shipped graphs run",
+          f"by `idfcr remove` ({scores['sampler']}); NIQE and BRISQUE from `idfcr quality` (lower is more",
+          "natural), PSNR/SSIM from `idfcr eval` against the clear image.", "",
+          "| output | NIQE | BRISQUE | PSNR dB | SSIM |", "|---|---|---|---|---|"]
     for key, label in [("pixel_cr", "Pixel-CR alone"), (refined, "Pixel-CR + IND (`--refine`)"),
                        ("clear_reference", "clear reference image")]:
         r = m[key]
@@ -138,74 +164,126 @@ def main(argv: list[str] | None = None) -> None:
            "| output | NIQE gap | BRISQUE gap |", "|---|---|---|"]
     for key, label in [("pixel_cr", "Pixel-CR alone"), (refined, "Pixel-CR + IND")]:
         md.append(f"| {label} | {gaps[key]['niqe']:.2f} | {gaps[key]['brisque']:.2f} |")
-    md += ["", "## INR ablation (paper Table V on our data)", "",
-           f"`idfcr_train.reports.ind_ablation`: {abl['crops']} fixed 128 px crops of blocks {abl['val_blocks']}; each",
-           "checkpoint differs only in how its ControlNet was trained, all from the same frozen UNet.",
-           "Noise-prediction MSE at fixed t and noise, and a full sampling chain "
-           f"({abl['sampler']}, fixed seed) decoded by one decoder, before the colour fix. The Pixel-CR condition "
-           f"itself scores {abl['pixel_cr']['psnr']:.2f} dB / {abl['pixel_cr']['ssim']:.4f}.", "",
-           "Hours are wall clock (runs that shared the CPU with other jobs look slower).", "",
-           "| ControlNet | K | steps | hours | val eps MSE | sampled PSNR | sampled SSIM |",
-           "|---|---|---|---|---|---|---|"]
+    return md
+
+
+def ablation_section(abl: dict) -> list[str]:
+    """The INR ablation (paper Table V): ControlNets trained with different K
+    from one frozen UNet, by noise-prediction MSE and a sampled chain."""
+    md = ["", "## INR ablation (paper Table V on our data)", "",
+          f"`idfcr_train.reports.ind_ablation`: {abl['crops']} fixed 128 px crops of blocks {abl['val_blocks']}; each",
+          "checkpoint differs only in how its ControlNet was trained, all from the same frozen UNet.",
+          "Noise-prediction MSE at fixed t and noise, and a full sampling chain "
+          f"({abl['sampler']}, fixed seed) decoded by one decoder, before the colour fix. The Pixel-CR condition "
+          f"itself scores {abl['pixel_cr']['psnr']:.2f} dB / {abl['pixel_cr']['ssim']:.4f}.", "",
+          "Hours are wall clock (runs that shared the CPU with other jobs look slower).", "",
+          "| ControlNet | K | steps | hours | val eps MSE | sampled PSNR | sampled SSIM |",
+          "|---|---|---|---|---|---|---|"]
     for path, r in abl["checkpoints"].items():
         label = "untrained (zero outputs)" if not r["control_steps"] else os.path.basename(path)
         md.append(f"| {label} | {r['k'] if r['k'] else '-'} | {r['control_steps']} | {r['control_hours']:.2f} | "
                   f"{r['val_eps_mse']:.5f} | {r['sampled']['psnr']:.2f} | {r['sampled']['ssim']:.4f} |")
-    if samplers:
-        md += ["", "## Samplers (same crops as the ablation, shipped checkpoint, before the colour fix)", "",
-               "| sampler | sampled PSNR | sampled SSIM |", "|---|---|---|"]
-        for s_ in samplers:
-            r = next(iter(s_["checkpoints"].values()))["sampled"]
-            md.append(f"| {s_['sampler']} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
-    pc, rf = m["pixel_cr"], m[refined]
+    return md
+
+
+def samplers_section(samplers: list[dict]) -> list[str]:
+    """The shipped checkpoint under other samplers, on the ablation's crops
+    (nothing when no sampler report was given)."""
+    if not samplers:
+        return []
+    md = ["", "## Samplers (same crops as the ablation, shipped checkpoint, before the colour fix)", "",
+          "| sampler | sampled PSNR | sampled SSIM |", "|---|---|---|"]
+    for s_ in samplers:
+        r = next(iter(s_["checkpoints"].values()))["sampled"]
+        md.append(f"| {s_['sampler']} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
+    return md
+
+
+def limitations_section(scores: dict) -> list[str]:
+    """What refinement changes against Pixel-CR alone, how to read NIQE and
+    BRISQUE here, and the model's known limits."""
+    m = scores["mean"]
+    pc, rf = m["pixel_cr"], m[refined_key(m)]
     verdict = [f"{k.upper()} {pc[k]:.2f} -> {rf[k]:.2f} (clear reference {m['clear_reference'][k]:.2f})"
                for k in ("niqe", "brisque")]
-    md += ["", "## Limitations", "",
-           f"- Against Pixel-CR alone, refinement moves the no-reference scores ({'; '.join(verdict)})",
-           f"  and changes PSNR by {rf['psnr'] - pc['psnr']:+.2f} dB and SSIM by {rf['ssim'] - pc['ssim']:+.4f}. NIQE and "
-           "BRISQUE were fitted on",
-           "  photographs: on these crops the clear images score worse than the smooth Pixel-CR output,",
-           "  so read them as the gap to the clear reference, not as lower-is-better.",
-           "- A small model trained for about two hours on 2 CPU cores, not days on GPUs; the ablation",
-           "  budgets (300 ControlNet steps) are small, so K differences there are within noise of one run.",
-           "- RGB, 8-bit RICE2 imagery only; no Sentinel-2 IND model yet (`--refine` refuses other band counts).",
-           "- The decoder's codebook lookup limits detail: 1024 codes per 4 x 4 pixel latent position.",
-           "- Sampling costs one denoiser pass per latent tile per step (see `scripts/bench.py --refine`)."]
-    if args.detail and os.path.exists(args.detail):
-        with open(args.detail) as f:
-            det = json.load(f)
-        md += ["", "## Where the detail goes", "",
-               f"`idfcr_train.reports.ind_detail`: {len(det['images'])} fixed {det['crop']} px crops of blocks "
-               f"{det['val_blocks']} ({det['sampler']}, fixed seed), each step against the clear crop. "
-               "Sharpness: mean |neighbour difference|, summed over the crops, over the clear crops' (1 = as "
-               "detailed as the clear image).", "",
-               "| step | PSNR | sharpness ratio |", "|---|---|---|"]
-        names = {"autoencoder_ceiling": "clear -> encode -> decode (autoencoder ceiling)",
-                 "stage1": "stage 1 (Pixel-CR)", "stage1_enc_dec": "stage 1 -> encode -> decode",
-                 "sampled_decoded": "sampled latent -> decode", "refined_colour_fixed": "+ colour fix (what `--refine` writes)"}
-        for k, v in det["steps"].items():
-            md.append(f"| {names.get(k, k)} | {v['psnr']:.2f} | {v['sharpness_ratio']:.2f} |")
-        md += ["", "The autoencoder round trip of the clear image itself keeps about a third of its detail: no",
-               "sampler or ControlNet can give back more than the decoder can draw. It is the first thing to fix",
-               "(more latent channels or a smaller downsampling factor, a decoder loss on high frequencies).",
-               f"Measured with `{det['command']}`."]
-    md += ae_recipes_section(args.ae_recipes)
-    md += ["", "## Graphs", ""]
+    return ["", "## Limitations", "",
+            f"- Against Pixel-CR alone, refinement moves the no-reference scores ({'; '.join(verdict)})",
+            f"  and changes PSNR by {rf['psnr'] - pc['psnr']:+.2f} dB and SSIM by {rf['ssim'] - pc['ssim']:+.4f}. NIQE and "
+            "BRISQUE were fitted on",
+            "  photographs: on these crops the clear images score worse than the smooth Pixel-CR output,",
+            "  so read them as the gap to the clear reference, not as lower-is-better.",
+            "- A small model trained for about two hours on 2 CPU cores, not days on GPUs; the ablation",
+            "  budgets (300 ControlNet steps) are small, so K differences there are within noise of one run.",
+            "- RGB, 8-bit RICE2 imagery only; no Sentinel-2 IND model yet (`--refine` refuses other band counts).",
+            "- The decoder's codebook lookup limits detail: 1024 codes per 4 x 4 pixel latent position.",
+            "- Sampling costs one denoiser pass per latent tile per step (see `scripts/bench.py --refine`)."]
+
+
+def detail_section(path: str | None) -> list[str]:
+    """PSNR and sharpness at each step of the refinement chain, from
+    `reports.ind_detail` (nothing when the report is not given or missing)."""
+    if not (path and os.path.exists(path)):
+        return []
+    with open(path) as f:
+        det = json.load(f)
+    md = ["", "## Where the detail goes", "",
+          f"`idfcr_train.reports.ind_detail`: {len(det['images'])} fixed {det['crop']} px crops of blocks "
+          f"{det['val_blocks']} ({det['sampler']}, fixed seed), each step against the clear crop. "
+          "Sharpness: mean |neighbour difference|, summed over the crops, over the clear crops' (1 = as "
+          "detailed as the clear image).", "",
+          "| step | PSNR | sharpness ratio |", "|---|---|---|"]
+    names = {"autoencoder_ceiling": "clear -> encode -> decode (autoencoder ceiling)",
+             "stage1": "stage 1 (Pixel-CR)", "stage1_enc_dec": "stage 1 -> encode -> decode",
+             "sampled_decoded": "sampled latent -> decode", "refined_colour_fixed": "+ colour fix (what `--refine` writes)"}
+    for k, v in det["steps"].items():
+        md.append(f"| {names.get(k, k)} | {v['psnr']:.2f} | {v['sharpness_ratio']:.2f} |")
+    md += ["", "The autoencoder round trip of the clear image itself keeps about a third of its detail: no",
+           "sampler or ControlNet can give back more than the decoder can draw. It is the first thing to fix",
+           "(more latent channels or a smaller downsampling factor, a decoder loss on high frequencies).",
+           f"Measured with `{det['command']}`."]
+    return md
+
+
+def graphs_section(prefix: str) -> list[str]:
+    """The three exported graphs with their SHA-256, so a reader can check
+    that the card describes the files next to it."""
+    md = ["", "## Graphs", ""]
     for part in ("encoder", "decoder", "denoiser"):
-        path = f"{args.prefix}_{part}.onnx"
+        path = f"{prefix}_{part}.onnx"
         md.append(f"- `{os.path.basename(path)}` sha256 `{sha256(path)}`")
-    md += ["", "## Reproduce (from `onnx/`)", "",
-           "```",
-           "../scripts/train_ind_rgb.sh AE_H UNET_H CONTROL_H ABLATION_STEPS",
-           "python -m idfcr_train.training.train_ind --stage decoder --data ../../shared/data/rice2_3s "
-           "--ckpt checkpoints/ind_rgb.pt --hours H --threads 2 --resume",
-           f"python -m idfcr_train.export.ind --ckpt checkpoints/ind_rgb.pt --out-dir models --name {name} "
-           f"--version {args.version}",
-           "python3 ../scripts/score_ind.py --limit 24",
-           "python -m idfcr_train.reports.ind_ablation --steps 20 --sampler ddim --out /tmp/s.json checkpoints/ind_rgb.pt  # per sampler",
-           "python -m idfcr_train.reports.ind_ablation /tmp/ind_rgb_unet.pt /tmp/ind_rgb_k1.pt /tmp/ind_rgb_k2.pt "
-           "/tmp/ind_rgb_k3.pt checkpoints/ind_rgb.pt",
-           "```", ""]
+    return md
+
+
+def reproduce_section(name: str, version: str) -> list[str]:
+    """The commands (from `onnx/`) that train, export, score and ablate the model."""
+    return ["", "## Reproduce (from `onnx/`)", "",
+            "```",
+            "../scripts/train_ind_rgb.sh AE_H UNET_H CONTROL_H ABLATION_STEPS",
+            "python -m idfcr_train.training.train_ind --stage decoder --data ../../shared/data/rice2_3s "
+            "--ckpt checkpoints/ind_rgb.pt --hours H --threads 2 --resume",
+            f"python -m idfcr_train.export.ind --ckpt checkpoints/ind_rgb.pt --out-dir models --name {name} "
+            f"--version {version}",
+            "python3 ../scripts/score_ind.py --limit 24",
+            "python -m idfcr_train.reports.ind_ablation --steps 20 --sampler ddim --out /tmp/s.json checkpoints/ind_rgb.pt  # per sampler",
+            "python -m idfcr_train.reports.ind_ablation /tmp/ind_rgb_unet.pt /tmp/ind_rgb_k1.pt /tmp/ind_rgb_k2.pt "
+            "/tmp/ind_rgb_k3.pt checkpoints/ind_rgb.pt",
+            "```", ""]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    st, scores, abl, samplers = load_reports(args)
+    name = os.path.basename(args.prefix)
+    md = intro_section(name, args.version, st)
+    md += training_section(st, args.ckpt)
+    md += scores_section(scores)
+    md += ablation_section(abl)
+    md += samplers_section(samplers)
+    md += limitations_section(scores)
+    md += detail_section(args.detail)
+    md += ae_recipes_section(args.ae_recipes)
+    md += graphs_section(args.prefix)
+    md += reproduce_section(name, args.version)
     with open(args.out, "w") as f:
         f.write("\n".join(md))
     print(f"wrote {args.out}")

@@ -60,12 +60,10 @@ def score(model: PixelCR, val, bands: list[str]) -> dict:
     return {"summary": summary, "per_band": per_band, "per_scene": per_scene, "per_image_band": rows}
 
 
-def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, command: str) -> str:
-    s, meta, cfg = scores["summary"], state.get("meta", {}), state["config"]
-    with open(onnx_path, "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
+def intro_section(name: str, group: str, s: dict) -> list[str]:
+    """Title, what the model is for, and its data and scene split."""
     bands = s["bands"]
-    lines = [
+    return [
         f"# {name}: Pixel-CR for the Sentinel-2 {group.replace('_l2a', '')} group ({' '.join(bands)})",
         "",
         "Stage 1 of IDF-CR (coarse cloud removal in pixel space) for one Sentinel-2 resolution",
@@ -83,6 +81,16 @@ def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, comma
         f"- Validation: scenes {', '.join(s['scenes'])} ({s['images']} pairs), held out whole (split by",
         "  scene, never at random). Training: every other scene.",
         "",
+    ]
+
+
+def model_section(state: dict, onnx_path: str, command: str) -> list[str]:
+    """The configuration, the training recipe and budget from the checkpoint,
+    the graph's file and hash, and its input convention."""
+    meta, cfg = state.get("meta", {}), state["config"]
+    with open(onnx_path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    return [
         "## Model",
         "",
         f"- Config: `{json.dumps(cfg)}`",
@@ -99,12 +107,20 @@ def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, comma
         "  RADIO_ADD_OFFSET / BOA_ADD_OFFSET (baseline 04.00 and later) before the model and",
         "  takes it off again after, so outputs keep the product's DN convention.",
         "",
+    ]
+
+
+def scores_section(scores: dict) -> list[str]:
+    """The raw model against doing nothing, per band (with the mean), per
+    scene, and set against the published anchor."""
+    s = scores["summary"]
+    lines = [
         "## Validation scores of the raw model (reflectance, data range 1)",
         "",
         "| band | PSNR | do nothing | SSIM | do nothing | RMSE | do nothing |",
         "|---|---|---|---|---|---|---|",
     ]
-    for b in bands:
+    for b in s["bands"]:
         r = scores["per_band"][b]
         lines.append(f"| {b} | {r['psnr']:.2f} | {r['baseline_psnr']:.2f} | {r['ssim']:.4f} | "
                      f"{r['baseline_ssim']:.4f} | {r['rmse']:.4f} | {r['baseline_rmse']:.4f} |")
@@ -125,7 +141,13 @@ def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, comma
         "as B10 that barely change between dates lift mean PSNR), so this is indicative only; the",
         "comparison that counts here is against doing nothing on the same pairs.",
         "",
-        *blend_section(onnx_path.replace(".onnx", ".calibration.json")),
+    ]
+    return lines
+
+
+def limits_section(onnx_path: str) -> list[str]:
+    """What the model cannot do, and where its scores file is."""
+    return [
         "## Limits",
         "",
         "- Very little training data (about 20 real pairs from 4 scenes plus one time series) and",
@@ -135,6 +157,15 @@ def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, comma
         "Scores: `" + onnx_path.replace(".onnx", ".scores.json").split("/")[-1] + "`.",
         "",
     ]
+
+
+def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, command: str) -> str:
+    """The model card (Markdown) of one group model: one function per section."""
+    lines = intro_section(name, group, scores["summary"])
+    lines += model_section(state, onnx_path, command)
+    lines += scores_section(scores)
+    lines += blend_section(onnx_path.replace(".onnx", ".calibration.json"))
+    lines += limits_section(onnx_path)
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -139,7 +140,9 @@ def synthetic_score(det: CloudDetector, clear_imgs: list[np.ndarray], seed: int 
             "clear_flagged_share": float(np.mean(false_alarm))}
 
 
-def main(argv: list[str] | None = None) -> None:
+# --- training run -------------------------------------------------------------
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="RICE2 folder (split by scene block)")
     ap.add_argument("--val-blocks", default="3,9")
@@ -159,20 +162,39 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    return ap.parse_args(argv)
 
+
+def load_detector_data(args: argparse.Namespace):
+    """(training pairs, their colour-aligned labels, extra clear ground,
+    held-out clear images). The labels are a list by position because RICE1
+    and RICE2 ids overlap; the held-out check puts synthetic clouds over every
+    8th validation clear image (scene blocks no training saw)."""
     pairs = load_rice(args.data)
     train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
     if args.extra_data:
         train = train + load_rice(args.extra_data)
-    # By position: RICE1 and RICE2 ids overlap.
     aligned = [align_label(p.cloudy, p.clear) for p in train]
     extra = (s2_rgb_clear(args.s2_data, None) if args.s2_data else []) + clear_rasters(args.clear_rasters)
-    # Held-out check: synthetic clouds over validation clear images (scene
-    # blocks no training saw), every 8th image.
     val_clear = [p.clear for p in val[::8]]
+    return train, aligned, extra, val_clear
 
+
+@dataclass
+class DetectorRun:
+    """What a run updates and what its checkpoint holds."""
+    det: CloudDetector
+    opt: torch.optim.Optimizer
+    rng: np.random.Generator
+    meta: dict
+    step: int = 0
+    wall_s: float = 0.0
+
+
+def start_run(args: argparse.Namespace) -> DetectorRun:
+    """Build the detector, optimiser and random stream from the seed, or
+    restore them from the checkpoint with --resume. The torch seed comes
+    right before the detector's initialisation, so a seed is reproducible."""
     state = load_state(args.ckpt) if args.resume and os.path.exists(args.ckpt) else None
     torch.manual_seed(args.seed)
     det = CloudDetector(3, args.width)
@@ -189,48 +211,66 @@ def main(argv: list[str] | None = None) -> None:
             "s2_data": args.s2_data and os.path.basename(os.path.normpath(args.s2_data)),
             "clear_rasters": [os.path.basename(p) for p in args.clear_rasters.split(",") if p],
             "crop": args.crop, "batch": args.batch}
-    print(f"detector {det.config()} params={sum(p.numel() for p in det.parameters())} "
-          f"train={len(train)} (+{len(extra)} S2 clear) start step={step}", flush=True)
-    log_path = args.ckpt + ".log.jsonl"
+    return DetectorRun(det=det, opt=opt, rng=rng, meta=meta, step=step, wall_s=wall_s)
 
-    def checkpoint():
-        save_atomic({"model": det.state_dict(), "optim": opt.state_dict(), "config": det.config(),
-                     "step": step, "wall_s": wall_s, "rng": rng.bit_generator.state, "meta": meta}, args.ckpt)
 
+def save_checkpoint(run: DetectorRun, path: str) -> None:
+    """Write everything needed to resume (atomically)."""
+    save_atomic({"model": run.det.state_dict(), "optim": run.opt.state_dict(), "config": run.det.config(),
+                 "step": run.step, "wall_s": run.wall_s, "rng": run.rng.bit_generator.state, "meta": run.meta},
+                path)
+
+
+def train_until_stopped(args: argparse.Namespace, run: DetectorRun, train: list[Pair], aligned: list[np.ndarray],
+                        extra: list[np.ndarray], val_clear: list[np.ndarray]) -> None:
+    """Train until SIGINT/SIGTERM or the --hours budget, the learning rate
+    cosine-decayed over this run's budget (a detector trains in well under an
+    hour); log every 50 steps (with the held-out score every 200) and save
+    every --save-minutes."""
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    log_path = args.ckpt + ".log.jsonl"
     t_start = t_prev = t_save = time.time()
     losses = []
     while not stop["now"] and time.time() - t_start < args.hours * 3600:
-        # Cosine decay over this run: a detector trains in well under an hour.
         frac = (time.time() - t_start) / (args.hours * 3600)
-        for g in opt.param_groups:
+        for g in run.opt.param_groups:
             g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
-        x, t = make_batch(train, aligned, extra, args.batch, args.crop, rng, saturate=args.saturation_boost)
-        logit = det.logits(x)
+        x, t = make_batch(train, aligned, extra, args.batch, args.crop, run.rng, saturate=args.saturation_boost)
+        logit = run.det.logits(x)
         loss = F.binary_cross_entropy_with_logits(logit, t)
-        opt.zero_grad(set_to_none=True)
+        run.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        step += 1
+        run.opt.step()
+        run.step += 1
         now = time.time()
-        wall_s += now - t_prev
+        run.wall_s += now - t_prev
         t_prev = now
         losses.append(float(loss))
-        if step % 50 == 0:
-            rec = {"step": step, "wall_s": round(wall_s, 1), "bce": round(float(np.mean(losses)), 5)}
+        if run.step % 50 == 0:
+            rec = {"step": run.step, "wall_s": round(run.wall_s, 1), "bce": round(float(np.mean(losses)), 5)}
             losses = []
-            if step % 200 == 0:
-                rec.update(synthetic_score(det, val_clear))
+            if run.step % 200 == 0:
+                rec.update(synthetic_score(run.det, val_clear))
             print(json.dumps(rec), flush=True)
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
         if now - t_save > args.save_minutes * 60:
-            checkpoint()
+            save_checkpoint(run, args.ckpt)
             t_save = now
-    checkpoint()
-    print(json.dumps({"final": synthetic_score(det, val_clear), "step": step}), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    train, aligned, extra, val_clear = load_detector_data(args)
+    run = start_run(args)
+    print(f"detector {run.det.config()} params={sum(p.numel() for p in run.det.parameters())} "
+          f"train={len(train)} (+{len(extra)} S2 clear) start step={run.step}", flush=True)
+    train_until_stopped(args, run, train, aligned, extra, val_clear)
+    save_checkpoint(run, args.ckpt)
+    print(json.dumps({"final": synthetic_score(run.det, val_clear), "step": run.step}), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,13 @@ the end, so killing the process loses at most that much. A JSON-lines log
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
 import signal
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -254,15 +256,25 @@ def ema_update(ema: PixelCR, model: PixelCR, decay: float) -> None:
         be.copy_(bm)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    train, val, band_brightness, aligned = load_training_data(args)
-    cfg, state = network_config(args, train)
-    assert args.crop % cfg.window == 0, f"--crop {args.crop} must be a multiple of the window {cfg.window}"
+@dataclass
+class TrainingRun:
+    """What a run updates and what its checkpoint holds. `prior` is the
+    resumed checkpoint (None for a new run): its calibration stays."""
+    model: PixelCR
+    ema: PixelCR | None
+    opt: torch.optim.Optimizer
+    rng: np.random.Generator
+    cfg: PixelCRConfig
+    meta: dict
+    prior: dict | None
+    step: int = 0
+    wall_s: float = 0.0
 
+
+def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, device: str) -> TrainingRun:
+    """Build the model, optimiser, EMA and random stream, from the seed or
+    from the resumed checkpoint. The order of the draws (torch seed, then
+    the model's initialisation) is what makes a seed reproducible."""
     torch.manual_seed(args.seed)
     model = PixelCR(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999), weight_decay=1e-5)
@@ -277,31 +289,34 @@ def main(argv: list[str] | None = None) -> None:
         rng.bit_generator.state = state["rng"]
     ema = None
     if args.ema > 0:
-        import copy
-
         ema = copy.deepcopy(model).eval()
         if state and state.get("ema"):
             ema.load_state_dict(state["ema"])
         for q in ema.parameters():
             q.requires_grad_(False)
-    meta = recipe(args, state)
-    log_path = args.ckpt + ".log.jsonl"
-    print(f"Pixel-CR {cfg.to_dict()} params={count_params(model)} train={len(train)} val={len(val)} "
-          f"start step={step} device={device}", flush=True)
+    return TrainingRun(model=model, ema=ema, opt=opt, rng=rng, cfg=cfg, meta=recipe(args, state), prior=state,
+                       step=step, wall_s=wall_s)
 
-    def checkpoint():
-        save_atomic(
-            {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-             "optim": opt.state_dict(), "step": step,
-             "wall_s": wall_s, "config": cfg.to_dict(), "rng": rng.bit_generator.state, "meta": meta,
-             # A calibration (and the detector it was made for) written by
-             # calibrate.py --write-ckpt stays until the next calibration.
-             **({k: state[k] for k in ("probability", "detector") if state and state.get(k)})},
-            args.ckpt,
-        )
 
-    # SIGINT/SIGTERM: finish the current step, save, and exit cleanly, so a
-    # session can stop training at any moment without losing work.
+def save_checkpoint(run: TrainingRun, path: str) -> None:
+    """Write everything needed to resume (atomically: a kill mid-write keeps
+    the previous checkpoint)."""
+    state = run.prior
+    save_atomic(
+        {"model": run.model.state_dict(), "ema": run.ema.state_dict() if run.ema is not None else None,
+         "optim": run.opt.state_dict(), "step": run.step,
+         "wall_s": run.wall_s, "config": run.cfg.to_dict(), "rng": run.rng.bit_generator.state, "meta": run.meta,
+         # A calibration (and the detector it was made for) written by
+         # calibrate.py --write-ckpt stays until the next calibration.
+         **({k: state[k] for k in ("probability", "detector") if state and state.get(k)})},
+        path,
+    )
+
+
+def stop_on_signals() -> dict:
+    """SIGINT/SIGTERM: finish the current step, save, and exit cleanly, so a
+    session can stop training at any moment without losing work. The
+    returned flag's "now" turns True on a signal."""
     stop = {"now": False}
 
     def request_stop(signum, _frame):
@@ -310,51 +325,90 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    return stop
 
+
+def train_step(args: argparse.Namespace, run: TrainingRun, batch: tuple, device: str) -> dict:
+    """One optimiser step on one batch, then the EMA; the loss parts."""
+    x, y, bw, m = batch
+    x, y, bw = x.to(device), y.to(device), bw.to(device)
+    pred, maps = run.model.forward_all(x)
+    loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold,
+                                band_balanced=bool(run.meta.get("band_balanced")), band_weight=bw,
+                                attn_target=m)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    if run.ema is not None:
+        ema_update(run.ema, run.model, args.ema)
+    run.step += 1
+    return parts
+
+
+def log_progress(args: argparse.Namespace, run: TrainingRun, losses: list[dict], val: list[Pair],
+                 log_path: str) -> None:
+    """Print and append to the JSON-lines log the mean loss parts since the
+    last record, with a quick validation (of the EMA when kept: it is what
+    ships) every --eval-every steps."""
+    avg = {k: float(np.mean([p[k] for p in losses])) for k in losses[0]}
+    rec = {"step": run.step, "wall_s": round(run.wall_s, 1), **{k: round(v, 5) for k, v in avg.items()}}
+    if run.step % args.eval_every == 0:
+        rec.update(quick_val(run.ema if run.ema is not None else run.model, val, args.eval_n))
+    print(json.dumps(rec), flush=True)
+    with open(log_path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def train_until_stopped(args: argparse.Namespace, run: TrainingRun, train: list[Pair], val: list[Pair],
+                        band_brightness: np.ndarray | None, aligned: dict[str, np.ndarray] | None,
+                        device: str, stop: dict) -> None:
+    """Train until a signal, the --hours budget or --max-steps; log every 25
+    steps and save every --save-minutes (wall time counts training only, not
+    the saves)."""
+    log_path = args.ckpt + ".log.jsonl"
     t_start = time.time()
-    start_step = step
+    start_step = run.step
     t_last_save = t_start
     t_prev = t_start
     run_losses = []
     while True:
-        if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and step >= args.max_steps):
+        if stop["now"] or time.time() - t_start > args.hours * 3600 or (args.max_steps and run.step >= args.max_steps):
             break
         if args.lr_end is not None:
-            for g in opt.param_groups:
-                g["lr"] = learning_rate(args, step, start_step, time.time() - t_start)
-        x, y, bw, m = make_batch(train, args.batch, args.crop, args.synthetic, rng, band_brightness,
-                                 identity=args.identity, aligned=aligned, opacity_target=args.opacity_target,
-                                 palette=args.palette)
-        x, y, bw = x.to(device), y.to(device), bw.to(device)
-        pred, maps = model.forward_all(x)
-        loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold,
-                                    band_balanced=bool(meta.get("band_balanced")), band_weight=bw,
-                                    attn_target=m)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if ema is not None:
-            ema_update(ema, model, args.ema)
-        step += 1
+            for g in run.opt.param_groups:
+                g["lr"] = learning_rate(args, run.step, start_step, time.time() - t_start)
+        batch = make_batch(train, args.batch, args.crop, args.synthetic, run.rng, band_brightness,
+                           identity=args.identity, aligned=aligned, opacity_target=args.opacity_target,
+                           palette=args.palette)
+        parts = train_step(args, run, batch, device)
         now = time.time()
-        wall_s += now - t_prev
+        run.wall_s += now - t_prev
         t_prev = now
         run_losses.append(parts)
-        if step % 25 == 0:
-            avg = {k: float(np.mean([p[k] for p in run_losses])) for k in run_losses[0]}
+        if run.step % 25 == 0:
+            log_progress(args, run, run_losses, val, log_path)
             run_losses = []
-            rec = {"step": step, "wall_s": round(wall_s, 1), **{k: round(v, 5) for k, v in avg.items()}}
-            if step % args.eval_every == 0:
-                rec.update(quick_val(ema if ema is not None else model, val, args.eval_n))
-            print(json.dumps(rec), flush=True)
-            with open(log_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
         if now - t_last_save > args.save_minutes * 60:
-            checkpoint()
+            save_checkpoint(run, args.ckpt)
             t_last_save = now
             t_prev = time.time()
-    checkpoint()
-    print(f"saved {args.ckpt} at step {step}, {wall_s / 3600:.2f} h of training in all", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    train, val, band_brightness, aligned = load_training_data(args)
+    cfg, state = network_config(args, train)
+    assert args.crop % cfg.window == 0, f"--crop {args.crop} must be a multiple of the window {cfg.window}"
+    run = start_run(args, cfg, state, device)
+    print(f"Pixel-CR {cfg.to_dict()} params={count_params(run.model)} train={len(train)} val={len(val)} "
+          f"start step={run.step} device={device}", flush=True)
+    stop = stop_on_signals()
+    train_until_stopped(args, run, train, val, band_brightness, aligned, device, stop)
+    save_checkpoint(run, args.ckpt)
+    print(f"saved {args.ckpt} at step {run.step}, {run.wall_s / 3600:.2f} h of training in all", flush=True)
 
 
 if __name__ == "__main__":
