@@ -17,19 +17,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     // `idfcr SUBCOMMAND --describe-json`: describe instead of run, so the
     // required positionals need not be given.
     if args.iter().any(|a| a == "--describe-json") {
-        let sub = args.get(1).and_then(|s| s.to_str()).unwrap_or("");
-        return match cli::describe(sub) {
-            Some(d) => {
-                stdout_line(&serde_json::to_string_pretty(&d).unwrap_or_default());
-                0
-            }
-            None => {
-                eprintln!(
-                    "idfcr: error: --describe-json needs a subcommand before it (remove, batch, s2, eval)"
-                );
-                2
-            }
-        };
+        return describe_json(&args);
     }
     let cli = match cli::Cli::try_parse_from(cli::gdal_style_args(args)) {
         Ok(c) => c,
@@ -51,56 +39,9 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             args.into_config()
                 .and_then(|cfg| run_eval(&cfg, json.as_deref(), csv.as_deref()))
         }
-        cli::Command::Quality(args) => {
-            let json = args.json;
-            args.into_config().and_then(|cfg| {
-                let results = crate::metrics::quality::quality(&cfg)?;
-                if json {
-                    stdout_line(&serde_json::to_string_pretty(&results).unwrap_or_default());
-                } else {
-                    for r in &results {
-                        stdout_line(&format!(
-                            "{}: NIQE {:.4}  BRISQUE {:.4}",
-                            r.input, r.niqe, r.brisque
-                        ));
-                    }
-                }
-                Ok(())
-            })
-        }
-        cli::Command::S2(args) => {
-            let json = args.json;
-            args.into_config().and_then(|cfg| {
-                let mode = cfg.options.progress;
-                let summary = crate::sentinel2::run::run_s2(&cfg, |group, total| {
-                    use std::io::IsTerminal;
-                    if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal()
-                    {
-                        device_note_on_terminal(mode);
-                        eprintln!("idfcr: group {group}");
-                    }
-                    Box::new(progress::Display::new(mode, total))
-                })?;
-                if json {
-                    stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
-                }
-                Ok(())
-            })
-        }
-        cli::Command::Remove(args) => {
-            let json = args.json;
-            args.into_config().and_then(|cfg| {
-                let mode = cfg.opts.progress;
-                let summary = pipeline::remove(&cfg, |total| {
-                    device_note_on_terminal(mode);
-                    Box::new(progress::Display::new(mode, total))
-                })?;
-                if json {
-                    stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
-                }
-                Ok(())
-            })
-        }
+        cli::Command::Quality(args) => run_quality_cli(args),
+        cli::Command::S2(args) => run_s2_cli(args),
+        cli::Command::Remove(args) => run_remove_cli(args),
     };
     match result {
         Ok(()) => 0,
@@ -109,6 +50,76 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `idfcr SUBCOMMAND --describe-json`: the subcommand's options as JSON for
+/// QGIS and other front ends; exit 2 without a subcommand.
+fn describe_json(args: &[std::ffi::OsString]) -> i32 {
+    let sub = args.get(1).and_then(|s| s.to_str()).unwrap_or("");
+    match cli::describe(sub) {
+        Some(d) => {
+            stdout_line(&serde_json::to_string_pretty(&d).unwrap_or_default());
+            0
+        }
+        None => {
+            eprintln!("idfcr: error: --describe-json needs a subcommand before it (remove, batch, s2, eval)");
+            2
+        }
+    }
+}
+
+/// `idfcr quality`: NIQE and BRISQUE per input, as text lines or JSON.
+fn run_quality_cli(args: cli::QualityArgs) -> Result<()> {
+    let json = args.json;
+    let cfg = args.into_config()?;
+    let results = crate::metrics::quality::quality(&cfg)?;
+    if json {
+        stdout_line(&serde_json::to_string_pretty(&results).unwrap_or_default());
+    } else {
+        for r in &results {
+            stdout_line(&format!(
+                "{}: NIQE {:.4}  BRISQUE {:.4}",
+                r.input, r.niqe, r.brisque
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `idfcr s2`: one output per band group; on a terminal each group's
+/// progress bar is introduced by its name.
+fn run_s2_cli(args: cli::S2Args) -> Result<()> {
+    let json = args.json;
+    let cfg = args.into_config()?;
+    let mode = cfg.options.progress;
+    let summary = crate::sentinel2::run::run_s2(&cfg, |group, total| {
+        use std::io::IsTerminal;
+        if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal() {
+            device_note_on_terminal(mode);
+            eprintln!("idfcr: group {group}");
+        }
+        Box::new(progress::Display::new(mode, total))
+    })?;
+    if json {
+        stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// `idfcr remove`: one input, one output (and mask); the summary as JSON
+/// on request.
+fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
+    let json = args.json;
+    let cfg = args.into_config()?;
+    let mode = cfg.opts.progress;
+    let summary = pipeline::remove(&cfg, |total| {
+        device_note_on_terminal(mode);
+        Box::new(progress::Display::new(mode, total))
+    })?;
+    if json {
+        stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
+    }
+    Ok(())
 }
 
 /// The one stderr line of a failure: our message (it names the file and the

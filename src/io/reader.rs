@@ -61,85 +61,17 @@ pub fn map_data_type(t: GdalDataType) -> Option<OutputType> {
 impl InputRaster {
     /// Open `source` and select `band_idx` (0-based; None: all bands).
     pub fn open(source: &str, band_idx: Option<&[usize]>) -> Result<Self> {
-        if !is_gdal_special(source) {
-            check_readable_file(source)?;
-        }
-        let ds = Dataset::open(source).map_err(|e| {
-            let why = gdal_message(&e);
-            // GDAL says nothing when no driver recognises the file (and the
-            // crate's "NULL pointer" would only confuse): no source then.
-            if why.is_empty() || why.contains("NULL pointer") {
-                return Error::input(
-                    source,
-                    "not a raster GDAL can open (no GDAL driver recognises its format)",
-                );
-            }
-            Error::input(source, format!("not a raster GDAL can open ({why})")).because_gdal(e)
-        })?;
+        let ds = open_dataset(source)?;
         let (width, height) = ds.raster_size();
-        let count = ds.raster_count();
-        if count == 0 {
-            let subs = ds.metadata_domain("SUBDATASETS").unwrap_or_default();
-            let hint = if subs.iter().any(|s| s.contains("=SENTINEL2_")) {
-                "; it is a Sentinel-2 product: run `idfcr s2` on it for every band group, or pass one SENTINEL2_...:10m:... subdataset (see gdalinfo)"
-            } else if !subs.is_empty() {
-                "; it has subdatasets: pass one of them (see gdalinfo)"
-            } else {
-                ""
-            };
-            return Err(Error::input(source, format!("has no raster bands{hint}")));
-        }
-        if width == 0 || height == 0 {
-            return Err(Error::input(
-                source,
-                format!("raster is empty ({width} x {height} pixels)"),
-            ));
-        }
-        let band_nos: Vec<usize> = match band_idx {
-            None => (1..=count).collect(),
-            Some(idx) => {
-                for &i in idx {
-                    if i >= count {
-                        return Err(Error::input(
-                            source,
-                            format!("-b {}: the raster has only {count} band(s)", i + 1),
-                        ));
-                    }
-                }
-                idx.iter().map(|i| i + 1).collect()
-            }
-        };
-        let mut data_type = None;
-        let mut nodata = Vec::with_capacity(band_nos.len());
-        for &band_no in &band_nos {
-            let band = ds
-                .rasterband(band_no)
-                .map_err(|e| Error::input(source, format!("band {band_no}: {e}")))?;
-            let t = band.band_type();
-            let mapped = map_data_type(t).ok_or_else(|| {
-                let name = raw_type_name(&band);
-                Error::input(
-                    source,
-                    format!("band {band_no} has data type {name}, which is not supported (use Byte, (U)Int16, (U)Int32, Float32 or Float64)"),
-                )
-            })?;
-            // Bands of mixed types: write floats, which hold any of them.
-            data_type = Some(match data_type {
-                None => mapped,
-                Some(d) if d == mapped => d,
-                Some(d) if d == OutputType::Float64 || mapped == OutputType::Float64 => {
-                    OutputType::Float64
-                }
-                Some(_) => OutputType::Float32,
-            });
-            nodata.push(band.no_data_value());
-        }
+        check_has_pixels(&ds, source)?;
+        let band_nos = select_bands(ds.raster_count(), band_idx, source)?;
+        let (data_type, nodata) = band_types(&ds, &band_nos, source)?;
         Ok(InputRaster {
             ds,
             source: source.to_string(),
             width,
             height,
-            data_type: data_type.expect("at least one band"),
+            data_type,
             dn_offset: vec![0.0; band_nos.len()],
             rescale: (1.0, 0.0),
             nodata,
@@ -360,6 +292,103 @@ fn raw_type_name(band: &gdal::raster::RasterBand) -> String {
         }
         std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
     }
+}
+
+/// GDAL's dataset for `source`, with a plain message when no driver knows
+/// the format (GDAL itself says nothing then).
+fn open_dataset(source: &str) -> Result<Dataset> {
+    if !is_gdal_special(source) {
+        check_readable_file(source)?;
+    }
+    Dataset::open(source).map_err(|e| {
+        let why = gdal_message(&e);
+        // GDAL says nothing when no driver recognises the file (and the
+        // crate's "NULL pointer" would only confuse): no source then.
+        if why.is_empty() || why.contains("NULL pointer") {
+            return Error::input(
+                source,
+                "not a raster GDAL can open (no GDAL driver recognises its format)",
+            );
+        }
+        Error::input(source, format!("not a raster GDAL can open ({why})")).because_gdal(e)
+    })
+}
+
+/// Refuse a dataset without pixels: no bands (a container of subdatasets,
+/// such as a Sentinel-2 product, says which command or subdataset to use)
+/// or a zero size.
+fn check_has_pixels(ds: &Dataset, source: &str) -> Result<()> {
+    let (width, height) = ds.raster_size();
+    if ds.raster_count() == 0 {
+        let subs = ds.metadata_domain("SUBDATASETS").unwrap_or_default();
+        let hint = if subs.iter().any(|s| s.contains("=SENTINEL2_")) {
+            "; it is a Sentinel-2 product: run `idfcr s2` on it for every band group, or pass one SENTINEL2_...:10m:... subdataset (see gdalinfo)"
+        } else if !subs.is_empty() {
+            "; it has subdatasets: pass one of them (see gdalinfo)"
+        } else {
+            ""
+        };
+        return Err(Error::input(source, format!("has no raster bands{hint}")));
+    }
+    if width == 0 || height == 0 {
+        return Err(Error::input(
+            source,
+            format!("raster is empty ({width} x {height} pixels)"),
+        ));
+    }
+    Ok(())
+}
+
+/// 1-based GDAL band numbers for the 0-based `-b` selection (all bands
+/// when None); a band past the raster's count is the user's error.
+fn select_bands(count: usize, band_idx: Option<&[usize]>, source: &str) -> Result<Vec<usize>> {
+    match band_idx {
+        None => Ok((1..=count).collect()),
+        Some(idx) => {
+            if let Some(&i) = idx.iter().find(|&&i| i >= count) {
+                return Err(Error::input(
+                    source,
+                    format!("-b {}: the raster has only {count} band(s)", i + 1),
+                ));
+            }
+            Ok(idx.iter().map(|i| i + 1).collect())
+        }
+    }
+}
+
+/// The output pixel type for the selected bands (mixed types: floats,
+/// which hold any of them) and each band's nodata value; an unsupported
+/// type names the band.
+fn band_types(
+    ds: &Dataset,
+    band_nos: &[usize],
+    source: &str,
+) -> Result<(OutputType, Vec<Option<f64>>)> {
+    let mut data_type = None;
+    let mut nodata = Vec::with_capacity(band_nos.len());
+    for &band_no in band_nos {
+        let band = ds
+            .rasterband(band_no)
+            .map_err(|e| Error::input(source, format!("band {band_no}: {e}")))?;
+        let t = band.band_type();
+        let mapped = map_data_type(t).ok_or_else(|| {
+            let name = raw_type_name(&band);
+            Error::input(
+                source,
+                format!("band {band_no} has data type {name}, which is not supported (use Byte, (U)Int16, (U)Int32, Float32 or Float64)"),
+            )
+        })?;
+        data_type = Some(match data_type {
+            None => mapped,
+            Some(d) if d == mapped => d,
+            Some(d) if d == OutputType::Float64 || mapped == OutputType::Float64 => {
+                OutputType::Float64
+            }
+            Some(_) => OutputType::Float32,
+        });
+        nodata.push(band.no_data_value());
+    }
+    Ok((data_type.expect("at least one band"), nodata))
 }
 
 #[cfg(test)]

@@ -276,58 +276,13 @@ impl OutputRaster {
         };
         let mut ds = create_typed_with("GTiff", tmp.path(), data_type, w, h, bands.len(), &opts)
             .map_err(fail)?;
-        let src = &prov.input.ds;
-        if let Ok(gt) = src.geo_transform() {
-            ds.set_geo_transform(&gt).map_err(fail)?;
-        }
-        let wkt = src.projection();
-        if !wkt.is_empty() {
-            ds.set_projection(&wkt).map_err(fail)?;
-        }
-        // Dataset metadata: every domain except those describing the source
-        // file's layout or its subdatasets.
-        for domain in src.metadata_domains() {
-            if matches!(
-                domain.as_str(),
-                "IMAGE_STRUCTURE" | "SUBDATASETS" | "DERIVED_SUBDATASETS"
-            ) || domain.starts_with("xml:")
-            {
-                continue;
-            }
-            for item in src.metadata_domain(&domain).unwrap_or_default() {
-                if let Some((k, v)) = item.split_once('=') {
-                    ds.set_metadata_item(k, v, &domain).map_err(fail)?;
-                }
-            }
-        }
-        for (k, v) in &prov.tags {
-            ds.set_metadata_item(k, v, "").map_err(fail)?;
-        }
-        let mut nodata = Vec::new();
-        for (i, spec) in bands.iter().enumerate() {
-            let mut band = ds.rasterband(i + 1).map_err(fail)?;
-            if !spec.description.is_empty() {
-                band.set_description(&spec.description).map_err(fail)?;
-            }
-            if let Some(c) = spec
-                .color
-                .as_deref()
-                .and_then(|n| ColorInterpretation::from_name(n).ok())
-            {
-                band.set_color_interpretation(c).map_err(fail)?;
-            }
-            if let Some(nd) = spec.nodata {
-                band.set_no_data_value(Some(nd)).map_err(fail)?;
-            }
-            if let Some((scale, offset)) = spec.scale_offset {
-                band.set_scale(scale).map_err(fail)?;
-                band.set_offset(offset).map_err(fail)?;
-            }
-            for (k, v) in &spec.metadata {
-                band.set_metadata_item(k, v, "").map_err(fail)?;
-            }
-            nodata.push(spec.nodata);
-        }
+        copy_georeferencing_and_metadata(&mut ds, prov).map_err(fail)?;
+        let nodata = bands
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| describe_band(&ds, i + 1, spec).map(|()| spec.nodata))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(fail)?;
         Ok(OutputRaster {
             ds: Some(ds),
             tmp,
@@ -457,6 +412,72 @@ pub fn copy_into_place(
     })?;
     ready.keep();
     sync_dir(parent_dir(final_path));
+    Ok(())
+}
+
+/// Geotransform, projection and the input's metadata (every domain except
+/// those describing the source file's layout or its subdatasets) onto the
+/// new dataset, then our provenance tags.
+fn copy_georeferencing_and_metadata(
+    ds: &mut Dataset,
+    prov: &Provenance,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    let src = &prov.input.ds;
+    if let Ok(gt) = src.geo_transform() {
+        ds.set_geo_transform(&gt)?;
+    }
+    let wkt = src.projection();
+    if !wkt.is_empty() {
+        ds.set_projection(&wkt)?;
+    }
+    for domain in src.metadata_domains() {
+        if matches!(
+            domain.as_str(),
+            "IMAGE_STRUCTURE" | "SUBDATASETS" | "DERIVED_SUBDATASETS"
+        ) || domain.starts_with("xml:")
+        {
+            continue;
+        }
+        for item in src.metadata_domain(&domain).unwrap_or_default() {
+            if let Some((k, v)) = item.split_once('=') {
+                ds.set_metadata_item(k, v, &domain)?;
+            }
+        }
+    }
+    for (k, v) in &prov.tags {
+        ds.set_metadata_item(k, v, "")?;
+    }
+    Ok(())
+}
+
+/// Band `band_no` (1-based) as `spec` says: description, colour
+/// interpretation, nodata, scale/offset and band metadata.
+fn describe_band(
+    ds: &Dataset,
+    band_no: usize,
+    spec: &BandSpec,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    let mut band = ds.rasterband(band_no)?;
+    if !spec.description.is_empty() {
+        band.set_description(&spec.description)?;
+    }
+    if let Some(c) = spec
+        .color
+        .as_deref()
+        .and_then(|n| ColorInterpretation::from_name(n).ok())
+    {
+        band.set_color_interpretation(c)?;
+    }
+    if let Some(nd) = spec.nodata {
+        band.set_no_data_value(Some(nd))?;
+    }
+    if let Some((scale, offset)) = spec.scale_offset {
+        band.set_scale(scale)?;
+        band.set_offset(offset)?;
+    }
+    for (k, v) in &spec.metadata {
+        band.set_metadata_item(k, v, "")?;
+    }
     Ok(())
 }
 

@@ -114,7 +114,6 @@ fn remove_refined(
     let model = cache.get(cfg, input)?;
     let mut tags = provenance_tags(cfg, model, input, Some(&ind_sha));
     let ind = cache.ind(cfg, opts, input)?;
-    let method = method_name(opts.method);
     tags.extend(refine_tags(opts, ind, ind_sha));
     let prov = Provenance { input, tags };
     let mut out = create_output(cfg, &prov)?;
@@ -122,11 +121,7 @@ fn remove_refined(
     let job = crate::diffusion::refine::Refine {
         stage1: &stage1,
         norm: input.normaliser(ind.encoder.contract.graph_scale),
-        blend: if blend {
-            prob.as_ref().map(|p| (input, p))
-        } else {
-            None
-        },
+        blend: prob.as_ref().filter(|_| blend).map(|p| (input, p)),
         models: ind,
         tile_px: round_up(cfg.opts.tile_px, ind.encoder.contract.factor),
         chain: crate::diffusion::sampler::Chain {
@@ -153,7 +148,7 @@ fn remove_refined(
     summary.seconds = started.elapsed().as_secs_f64();
     summary.refine = Some(RefineSummary {
         model: ind.describe(),
-        sampler: method.to_string(),
+        sampler: method_name(opts.method).to_string(),
         steps: opts.steps,
         seed: opts.seed,
         stats,

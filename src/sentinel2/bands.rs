@@ -232,6 +232,24 @@ pub fn parse_product_xml(text: &str) -> Result<ProductMeta, String> {
             .ok_or_else(|| format!("{quant_item} {q:?} is not a positive number"))?,
         None => 10000.0,
     };
+    let offsets = radiometric_offsets(root, level)?;
+    let nodata = nodata_index(root);
+    Ok(ProductMeta {
+        level,
+        product,
+        baseline,
+        quantification,
+        offsets,
+        nodata,
+    })
+}
+
+/// The per-band radiometric offsets (`RADIO_ADD_OFFSET` for L1C,
+/// `BOA_ADD_OFFSET` for L2A; none before baseline 04.00) by band name.
+fn radiometric_offsets(
+    root: roxmltree::Node,
+    level: Level,
+) -> Result<BTreeMap<String, f64>, String> {
     let mut offsets = BTreeMap::new();
     for n in root
         .descendants()
@@ -250,7 +268,12 @@ pub fn parse_product_xml(text: &str) -> Result<ProductMeta, String> {
             .map_err(|_| format!("{} for {band} is {v:?}, not a number", level.offset_item()))?;
         offsets.insert(band, v);
     }
-    // Special values: NODATA index (0 in every product so far).
+    Ok(offsets)
+}
+
+/// The digital number that marks no data (the `NODATA` special value; 0 in
+/// every product so far, and 0 when the metadata does not say).
+fn nodata_index(root: roxmltree::Node) -> f64 {
     let mut nodata = 0.0;
     for sv in root
         .descendants()
@@ -268,14 +291,7 @@ pub fn parse_product_xml(text: &str) -> Result<ProductMeta, String> {
             }
         }
     }
-    Ok(ProductMeta {
-        level,
-        product,
-        baseline,
-        quantification,
-        offsets,
-        nodata,
-    })
+    nodata
 }
 
 /// A GDAL SENTINEL2 subdataset name, taken apart.

@@ -94,43 +94,15 @@ pub fn run_s2(
     } = plan(cfg)?;
     std::fs::create_dir_all(&cfg.out_dir)
         .map_err(|e| Error::output(&cfg.out_dir, format!("cannot create the folder: {e}")))?;
-    let stack_path = if cfg.stack {
-        if !jobs.iter().any(|j| j.res_m == 10) {
-            return Err(Error::Usage(
-                "--stack needs the 10m group (its grid is the stack's)".into(),
-            ));
-        }
-        Some(output_path(&cfg.out_dir, &cfg.name, &product, "stack10m")?)
-    } else {
-        None
-    };
-    // Refuse before any work if an output exists (the whole product or none).
-    let masks = match &cfg.mask_name {
-        Some(m) => jobs
-            .iter()
-            .map(|j| output_path(&cfg.out_dir, m, &product, &j.label))
-            .collect::<Result<Vec<_>>>()?,
-        None => vec![],
-    };
-    for p in jobs
-        .iter()
-        .map(|j| &j.output)
-        .chain(stack_path.as_ref())
-        .chain(&masks)
-    {
-        check_output_path(p, cfg.options.overwrite)?;
-    }
+    let (stack_path, masks) = planned_outputs(cfg, &product, &jobs)?;
     let mut cache = ModelCache::default();
     let mut groups = Vec::new();
-    for j in jobs {
+    for (i, j) in jobs.into_iter().enumerate() {
         let opts = group_options(cfg, &j, stack);
         let job = Job {
             input: j.source.clone(),
             output: j.output.clone(),
-            mask: match &cfg.mask_name {
-                Some(m) => Some(output_path(&cfg.out_dir, m, &product, &j.label)?),
-                None => None,
-            },
+            mask: masks.get(i).cloned(),
         };
         let item = RemoveConfig::new(opts, job)?;
         let label = j.label.clone();
@@ -158,6 +130,42 @@ pub fn run_s2(
         stack: stack_path,
         device_note: crate::models::pixel_cr::device_note(),
     })
+}
+
+/// The stack's path (with `--stack`) and one mask path per job (with
+/// `--mask-name`), after refusing, before any work, a run where one of the
+/// outputs exists: the whole product is written or none of it.
+fn planned_outputs(
+    cfg: &S2RunConfig,
+    product: &str,
+    jobs: &[GroupJob],
+) -> Result<(Option<PathBuf>, Vec<PathBuf>)> {
+    let stack_path = if cfg.stack {
+        if !jobs.iter().any(|j| j.res_m == 10) {
+            return Err(Error::Usage(
+                "--stack needs the 10m group (its grid is the stack's)".into(),
+            ));
+        }
+        Some(output_path(&cfg.out_dir, &cfg.name, product, "stack10m")?)
+    } else {
+        None
+    };
+    let masks = match &cfg.mask_name {
+        Some(m) => jobs
+            .iter()
+            .map(|j| output_path(&cfg.out_dir, m, product, &j.label))
+            .collect::<Result<Vec<_>>>()?,
+        None => vec![],
+    };
+    for p in jobs
+        .iter()
+        .map(|j| &j.output)
+        .chain(stack_path.as_ref())
+        .chain(&masks)
+    {
+        check_output_path(p, cfg.options.overwrite)?;
+    }
+    Ok((stack_path, masks))
 }
 
 /// What a run works on: the product's name and kind, one job per group,
@@ -308,22 +316,11 @@ pub fn stack_vrt_xml(
 /// resolution), bands in the SEN12MS/L1C order B1..B12 with B8A after B8.
 fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveOptions) -> Result<()> {
     use gdal::{Dataset, Metadata};
-    let open = |p: &Path| {
-        Dataset::open(p).map_err(|e| {
-            Error::output(
-                p,
-                format!(
-                    "cannot reopen for the stack: {}",
-                    crate::error::gdal_message(&e)
-                ),
-            )
-        })
-    };
     let (p10, _) = outputs
         .iter()
         .find(|(_, r)| *r == 10)
         .ok_or_else(|| Error::Usage("--stack needs the 10m group".into()))?;
-    let base = open(p10)?;
+    let base = reopen(p10)?;
     let size = base.raster_size();
     let geo = base
         .geo_transform()
@@ -338,26 +335,7 @@ fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveOptions) -> Re
     let nodata = b1.no_data_value();
     let data_type = crate::io::reader::map_data_type(b1.band_type())
         .ok_or_else(|| Error::output(p10, "unexpected data type"))?;
-    let mut bands = Vec::new();
-    for (p, _) in outputs {
-        let ds = open(p)?;
-        for b in 1..=ds.raster_count() {
-            let band = ds
-                .rasterband(b)
-                .map_err(|e| Error::output(p, e.to_string()))?;
-            let name = band.metadata_item("BANDNAME", "").unwrap_or_default();
-            bands.push(StackBand {
-                name,
-                path: std::fs::canonicalize(p)
-                    .unwrap_or_else(|_| p.clone())
-                    .to_string_lossy()
-                    .into_owned(),
-                band_no: b,
-                src_size: ds.raster_size(),
-            });
-        }
-    }
-    bands.sort_by_key(|b| crate::sentinel2::bands::band_id(&b.name).unwrap_or(usize::MAX));
+    let bands = stack_bands(outputs)?;
     let metadata: Vec<(String, String)> = base
         .metadata()
         .filter(|e| e.domain.is_empty())
@@ -386,6 +364,46 @@ fn write_stack(outputs: &[(PathBuf, u32)], path: &Path, t: &RemoveOptions) -> Re
         &t.creation_options,
         t.overwrite,
     )
+}
+
+/// A group output just written, opened again to stack its bands.
+fn reopen(p: &Path) -> Result<gdal::Dataset> {
+    gdal::Dataset::open(p).map_err(|e| {
+        Error::output(
+            p,
+            format!(
+                "cannot reopen for the stack: {}",
+                crate::error::gdal_message(&e)
+            ),
+        )
+    })
+}
+
+/// Every band of the group outputs, named by their BANDNAME, in band
+/// order (B1..B12 with B8A after B8; unknown names last).
+fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<Vec<StackBand>> {
+    use gdal::Metadata;
+    let mut bands = Vec::new();
+    for (p, _) in outputs {
+        let ds = reopen(p)?;
+        for b in 1..=ds.raster_count() {
+            let band = ds
+                .rasterband(b)
+                .map_err(|e| Error::output(p, e.to_string()))?;
+            let name = band.metadata_item("BANDNAME", "").unwrap_or_default();
+            bands.push(StackBand {
+                name,
+                path: std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .to_string_lossy()
+                    .into_owned(),
+                band_no: b,
+                src_size: ds.raster_size(),
+            });
+        }
+    }
+    bands.sort_by_key(|b| crate::sentinel2::bands::band_id(&b.name).unwrap_or(usize::MAX));
+    Ok(bands)
 }
 
 /// A band stack: find each group's bands by name (`--s2-bands` or the band
