@@ -7,6 +7,7 @@ cost of generative refinement is visible).
 
     python3 scripts/score_ind.py                          # blocks 3,9, DDPM 50 steps
     python3 scripts/score_ind.py --sampler ddim --steps 10 --limit 8
+    python3 scripts/score_ind.py --ind-model 0.2=onnx/models/ind_rgb --ind-model new=/tmp/x/ind_rgb --steps 20
 
 Inputs are the RICE-layout pairs of `--data` whose scene block is in
 `--blocks` (the blocks training held out). Outputs go to `--work` (outside
@@ -46,6 +47,8 @@ def main() -> None:
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "idfcr"))
     ap.add_argument("--work", default="/tmp/idfcr_score_ind")
     ap.add_argument("--out", default=os.path.join(ROOT, "onnx", "models", "ind_rgb.scores.json"))
+    ap.add_argument("--ind-model", action="append", default=[], metavar="NAME=PREFIX",
+                    help="score these IND graphs side by side (repeatable; default: the bundled one)")
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -56,8 +59,15 @@ def main() -> None:
     if args.limit and len(pairs) > args.limit:
         pairs = pairs[:: -(-len(pairs) // args.limit)]
     tag = f"{args.sampler}{args.steps}_seed{args.seed}"
-    runs = {"pixel_cr": [], f"refined_{tag}": ["--refine", "--sampler", args.sampler, "--steps", str(args.steps),
-                                               "--seed", str(args.seed)]}
+    refine = ["--refine", "--sampler", args.sampler, "--steps", str(args.steps), "--seed", str(args.seed)]
+    runs = {"pixel_cr": []}
+    if not args.ind_model:
+        runs[f"refined_{tag}"] = refine
+    for spec in args.ind_model:
+        name, _, prefix = spec.partition("=")
+        if not prefix:
+            raise SystemExit(f"--ind-model {spec}: expected NAME=PREFIX")
+        runs[f"refined_{name}_{tag}"] = [*refine, "--ind-model", prefix]
     common = ["--threads", str(args.threads), "-q", "--device", "cpu"]
     per_image: dict[str, list[dict]] = {name: [] for name in runs}
     seconds = {name: 0.0 for name in runs}

@@ -173,7 +173,17 @@ pub struct RefineOptions {
     /// Seed of the sampler's noise: same seed, same output, whatever the
     /// thread count.
     pub seed: u64,
+    /// The denoiser's tile in image px (its latent tiles are this /
+    /// factor), apart from `tile_px` (stage 1, and the encoder and decoder,
+    /// which run once): the denoiser runs at every sampler step, so the
+    /// overlap of small tiles is recomputed at every step, while its
+    /// activations are 1/factor^2 of the image's.
+    pub tile_px: usize,
 }
+
+/// Default stage-2 tile (`--refine-tile`): a 1024 px scene is one latent
+/// tile; measured in the README's Performance section.
+pub const DEFAULT_REFINE_TILE_PX: usize = 1024;
 
 /// Split `KEY=VALUE` (creation options).
 pub fn parse_key_value(s: &str) -> Result<(String, String)> {
@@ -226,6 +236,12 @@ impl RemoveOptions {
                 return Err(Error::Usage(format!(
                     "--steps {}: must be 1 to 1000 (the diffusion has 1000 timesteps)",
                     r.steps
+                )));
+            }
+            if r.tile_px < 32 {
+                return Err(Error::Usage(format!(
+                    "--refine-tile {} is too small (at least 32 px)",
+                    r.tile_px
                 )));
             }
         }

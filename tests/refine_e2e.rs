@@ -59,17 +59,17 @@ fn tiled_refinement_has_no_seams_and_ignores_thread_count() {
     let whole = refine(
         dir.path(),
         "whole.tif",
-        &["--tile", "256", "--threads", "1"],
+        &["--tile", "256", "--refine-tile", "256", "--threads", "1"],
     );
     let tiled = refine(
         dir.path(),
         "tiled.tif",
-        &["--tile", "128", "--threads", "1"],
+        &["--tile", "128", "--refine-tile", "128", "--threads", "1"],
     );
     let tiled2 = refine(
         dir.path(),
         "tiled2.tif",
-        &["--tile", "128", "--threads", "2"],
+        &["--tile", "128", "--refine-tile", "128", "--threads", "2"],
     );
     let d = max_diff(&whole, &tiled);
     assert!(d < 0.05, "tiling changed the output by {d} DN");
@@ -79,7 +79,11 @@ fn tiled_refinement_has_no_seams_and_ignores_thread_count() {
         "thread count changed the output"
     );
     // Another seed, another sample; the stage did something.
-    let other = refine(dir.path(), "seed.tif", &["--tile", "128", "--seed", "7"]);
+    let other = refine(
+        dir.path(),
+        "seed.tif",
+        &["--tile", "128", "--refine-tile", "128", "--seed", "7"],
+    );
     assert!(max_diff(&tiled, &other) > 0.01);
     let stage1 = {
         let conv = fixture_model("tiny_conv").display().to_string();
@@ -128,7 +132,7 @@ fn refine_flags_errors() {
         .display()
         .to_string();
     // (extra arguments, exit code when it must be the usage code, message)
-    let cases: [(&[&str], Option<i32>, &str); 3] = [
+    let cases: [(&[&str], Option<i32>, &str); 5] = [
         // A sampler flag without --refine.
         (
             &["--steps", "10"],
@@ -146,6 +150,17 @@ fn refine_flags_errors() {
             &["--refine", "--ind-model", &ind, "--steps", "5000"],
             None,
             "--steps 5000",
+        ),
+        // The stage-2 tile without the stage, or too small to hold a window.
+        (
+            &["--refine-tile", "512"],
+            Some(2),
+            "--refine-tile belongs to the diffusion stage",
+        ),
+        (
+            &["--refine", "--ind-model", &ind, "--refine-tile", "16"],
+            Some(2),
+            "--refine-tile 16 is too small",
         ),
     ];
     for (extra, code, msg) in cases {

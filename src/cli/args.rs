@@ -307,6 +307,15 @@ pub struct ProcessingArgs {
     /// thread count [default: 0]
     #[arg(long, help_heading = "Diffusion refinement")]
     pub seed: Option<u64>,
+    /// Tile of the diffusion stage's denoiser in px (--tile still sets stage 1's
+    /// and the encoder's); smaller tiles recompute more overlap at every step
+    /// [default: 1024]
+    #[arg(
+        long = "refine-tile",
+        value_name = "PX",
+        help_heading = "Diffusion refinement"
+    )]
+    pub refine_tile: Option<usize>,
 }
 
 /// `idfcr batch`: many inputs, one output folder.
@@ -400,6 +409,7 @@ impl ProcessingArgs {
                 ("--steps", self.steps.is_some()),
                 ("--sampler", self.sampler.is_some()),
                 ("--seed", self.seed.is_some()),
+                ("--refine-tile", self.refine_tile.is_some()),
             ];
             if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
                 return Err(Error::Usage(format!(
@@ -462,6 +472,9 @@ impl ProcessingArgs {
                     SamplerArg::Ddim => crate::config::Method::Ddim,
                 },
                 seed: self.seed.unwrap_or(0),
+                tile_px: self
+                    .refine_tile
+                    .unwrap_or(crate::config::DEFAULT_REFINE_TILE_PX),
             }),
         };
         opts.validate()?;

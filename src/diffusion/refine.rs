@@ -165,9 +165,13 @@ pub struct Refine<'a> {
     /// probability: `(input, probability raster)`; None: refined everywhere.
     pub blend: Option<(&'a InputRaster, &'a InputRaster)>,
     pub models: &'a IndModels,
-    /// Image tile size (px) for the encoder and decoder; the denoiser's
-    /// latent tiles are this / factor.
+    /// Image tile size (px) for the encoder and decoder: they run once, so
+    /// their memory (full-resolution activations) decides this size.
     pub tile_px: usize,
+    /// Image px per denoiser tile (latent tiles are this / factor): the
+    /// denoiser runs at every step on 1/factor^2 of the pixels, so a larger
+    /// tile costs little memory and saves the overlap recomputed per step.
+    pub latent_tile_px: usize,
     pub chain: Chain,
     pub pool: &'a rayon::ThreadPool,
 }
@@ -219,14 +223,14 @@ impl Refine<'_> {
     /// Run the stage and write every valid pixel of `out`. `progress`
     /// counts encoder tiles, sampler steps and decoder tiles.
     pub fn run(&self, out: &mut OutputRaster, progress: &mut dyn Progress) -> Result<RefineStats> {
-        let core_l = self.core_l();
         let ((lh, lw), enc_cores) = self.layout();
+        let latent_core = (self.latent_tile_px / self.models.encoder.contract.factor).max(1);
         let den = &self.models.denoiser.contract;
         let win = den.window_px;
         let margin = round_up(den.halo_px, win);
         let overlap = 2 * margin + 2 * win;
         let tiles = LatentTiles {
-            tile: round_up(core_l, win).max(2 * overlap),
+            tile: round_up(latent_core, win).max(2 * overlap),
             overlap,
             margin,
             window: win,

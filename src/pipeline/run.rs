@@ -124,6 +124,7 @@ fn remove_refined(
         blend: prob.as_ref().filter(|_| blend).map(|p| (input, p)),
         models: ind,
         tile_px: round_up(cfg.opts.tile_px, ind.encoder.contract.factor),
+        latent_tile_px: round_up(opts.tile_px, ind.encoder.contract.factor),
         chain: crate::diffusion::sampler::Chain {
             steps: opts.steps,
             method: opts.method,
@@ -151,6 +152,7 @@ fn remove_refined(
         sampler: method_name(opts.method).to_string(),
         steps: opts.steps,
         seed: opts.seed,
+        tile_px: opts.tile_px,
         stats,
     });
     Ok(summary)
@@ -206,11 +208,12 @@ fn refine_tags(
         (
             "IDFCR_REFINE".to_string(),
             format!(
-                "IND {}; {}, {} steps, seed {}; wavelet colour fix against the Pixel-CR image",
+                "IND {}; {}, {} steps, seed {}, tile {} px; wavelet colour fix against the Pixel-CR image",
                 ind.describe(),
                 method_name(opts.method),
                 opts.steps,
-                opts.seed
+                opts.seed,
+                opts.tile_px
             ),
         ),
         ("IDFCR_REFINE_SHA256".to_string(), ind_sha),

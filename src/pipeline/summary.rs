@@ -38,6 +38,8 @@ pub struct RefineSummary {
     pub sampler: String,
     pub steps: usize,
     pub seed: u64,
+    /// Stage-2 tile in image px (`--refine-tile`).
+    pub tile_px: usize,
     #[serde(flatten)]
     pub stats: crate::diffusion::refine::RefineStats,
 }
