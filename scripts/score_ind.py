@@ -12,7 +12,12 @@ cost of generative refinement is visible).
 Inputs are the RICE-layout pairs of `--data` whose scene block is in
 `--blocks` (the blocks training held out). Outputs go to `--work` (outside
 the repository; reruns skip what is there) and the report to `--out`.
-Only the standard library: the binary does the imaging.
+The binary does the imaging; with numpy and GDAL's Python bindings (e.g.
+`.venv-ci/bin/python`) each output also gets its sharpness (mean absolute
+neighbour difference; the report's sharpness_ratio is the sum over images
+against the clear references' sum, 1 = as detailed, so that nearly flat
+references do not dominate) and its window blockiness
+(`idfcr_train.reports.metrics.blockiness`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,33 @@ import subprocess
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def detail_scorer():
+    """(sharpness, blockiness) of an image, or None without numpy and GDAL's
+    bindings."""
+    try:
+        import sys
+
+        import numpy as np
+        from osgeo import gdal
+
+        sys.path.insert(0, os.path.join(ROOT, "onnx"))
+        from idfcr_train.reports.metrics import blockiness
+    except ImportError:
+        return None
+
+    def read(path: str):
+        return gdal.Open(path).ReadAsArray().astype(np.float64)
+
+    def sharpness(a) -> float:
+        return float((np.abs(np.diff(a, axis=-1)).mean() + np.abs(np.diff(a, axis=-2)).mean()) / 2)
+
+    def score(path: str) -> dict:
+        a = read(path)
+        return {"sharpness": sharpness(a), "blockiness": blockiness(a)}
+
+    return score
 
 
 def sh(cmd: list[str]) -> str:
@@ -74,6 +106,7 @@ def main() -> None:
     for name in runs:
         os.makedirs(os.path.join(args.work, name), exist_ok=True)
     per_image["clear_reference"] = []
+    detail = detail_scorer()
     for i, row in enumerate(pairs):
         cloudy, clear = os.path.join(args.data, row["cloudy"]), os.path.join(args.data, row["clear"])
         outs = {name: os.path.join(args.work, name, f"{row['id']}.tif") for name in runs}
@@ -89,6 +122,10 @@ def main() -> None:
             if name in runs:
                 e = json.loads(sh([args.binary, "eval", outs[name], clear, "--json", "-"]))["mean"]
                 rec.update(psnr=e["psnr"], ssim=e["ssim"])
+                if detail:
+                    rec.update(detail(outs[name]))
+            elif detail:
+                rec.update(detail(clear))
             per_image[name].append(rec)
         last = {n: round(v[-1]["brisque"], 1) for n, v in per_image.items()}
         print(f"{i + 1}/{len(pairs)} id {row['id']}: BRISQUE {last}", flush=True)
@@ -98,7 +135,11 @@ def main() -> None:
               "mean": {}, "seconds_new_outputs": {n: round(s, 1) for n, s in seconds.items()}}
     for name, rows in per_image.items():
         report["mean"][name] = {k: round(statistics.fmean(r[k] for r in rows), 4)
-                                for k in ("niqe", "brisque", "psnr", "ssim") if k in rows[0]}
+                                for k in ("niqe", "brisque", "psnr", "ssim", "blockiness")
+                                if k in rows[0]}
+        if "sharpness" in rows[0]:
+            ref = sum(r["sharpness"] for r in per_image["clear_reference"])
+            report["mean"][name]["sharpness_ratio"] = round(sum(r["sharpness"] for r in rows) / max(ref, 1e-9), 4)
     report["per_image"] = per_image
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
