@@ -105,6 +105,7 @@ def export_all(ae: Autoencoder, den: Denoiser, out_dir: str, name: str, version:
     halo_enc = measure_halo(enc, bands, f, 1 / f)
     halo_dec = measure_halo(dec, lat, 1, f)
     halo_den = measure_halo(lambda z: den(z, torch.full((1,), 500.0), z), lat, win_lat, 1.0)
+    os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, f"{name}_{k}.onnx") for k in ("encoder", "decoder", "denoiser")}
     dyn = {0: "b", 2: "h", 3: "w"}
     _export(enc, (torch.rand(1, bands, 4 * f, 6 * f),), ["image"], ["latent"], {"image": dyn, "latent": dyn},
