@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="ind_ablation reports of the shipped checkpoint with other samplers")
     ap.add_argument("--detail", default=None, help="ind_detail report: PSNR and sharpness per step of the chain")
     ap.add_argument("--ae-recipes", default=None, help="ae_ceiling table of autoencoder recipes at an equal budget")
+    ap.add_argument("--reports-of", default=None, metavar="VERSION",
+                    help="the ablation, sampler and detail reports were measured on this earlier version "
+                         "(their headings say so)")
     ap.add_argument("--out", required=True)
     return ap.parse_args(argv)
 
@@ -146,12 +149,24 @@ def scores_section(scores: dict) -> list[str]:
           f"by `idfcr remove` ({scores['sampler']}); NIQE and BRISQUE from `idfcr quality` (lower is more",
           "natural), PSNR/SSIM from `idfcr eval` against the clear image.", "",
           "| output | NIQE | BRISQUE | PSNR dB | SSIM |", "|---|---|---|---|---|"]
-    for key, label in [("pixel_cr", "Pixel-CR alone"), (refined, "Pixel-CR + IND (`--refine`)"),
-                       ("clear_reference", "clear reference image")]:
+    rows = [("pixel_cr", "Pixel-CR alone"), (refined, "Pixel-CR + IND (`--refine`)")]
+    # Scores of the version this one replaced, on the same images and stage 1.
+    rows += [(k, f"Pixel-CR + IND {k.split('_')[1]} (previous version)") for k in m if k.startswith("previous_")]
+    rows += [("clear_reference", "clear reference image")]
+    detail = "sharpness_ratio" in m["pixel_cr"]
+    if detail:
+        md[-2:] = ["| output | NIQE | BRISQUE | PSNR dB | SSIM | sharpness ratio | blockiness |",
+                   "|---|---|---|---|---|---|---|"]
+    for key, label in rows:
         r = m[key]
-        md.append(f"| {label} | {r['niqe']:.2f} | {r['brisque']:.2f} | "
-                  f"{r['psnr']:.2f} | {r['ssim']:.4f} |" if "psnr" in r else
-                  f"| {label} | {r['niqe']:.2f} | {r['brisque']:.2f} | - | - |")
+        extra = f" {r['sharpness_ratio']:.2f} | {r['blockiness']:.3f} |" if detail else ""
+        md.append((f"| {label} | {r['niqe']:.2f} | {r['brisque']:.2f} | "
+                   f"{r['psnr']:.2f} | {r['ssim']:.4f} |" if "psnr" in r else
+                   f"| {label} | {r['niqe']:.2f} | {r['brisque']:.2f} | - | - |") + extra)
+    if detail:
+        md += ["", "Sharpness ratio: mean absolute neighbour difference summed over the images, against the",
+               "clear references' (1 = as detailed as real clear imagery). Blockiness: across the borders of a",
+               "16 px grid against elsewhere (about 1 for natural images)."]
     # NIQE and BRISQUE were fitted on natural photographs; on these Landsat
     # crops the clear references themselves score high (textured, noisy), so
     # "lower" alone would reward the smooth Pixel-CR output. The per-image
@@ -199,7 +214,7 @@ def samplers_section(samplers: list[dict]) -> list[str]:
     return md
 
 
-def limitations_section(scores: dict) -> list[str]:
+def limitations_section(scores: dict, st: dict) -> list[str]:
     """What refinement changes against Pixel-CR alone, how to read NIQE and
     BRISQUE here, and the model's known limits."""
     m = scores["mean"]
@@ -215,8 +230,17 @@ def limitations_section(scores: dict) -> list[str]:
             "- A small model trained for about two hours on 2 CPU cores, not days on GPUs; the ablation",
             "  budgets (300 ControlNet steps) are small, so K differences there are within noise of one run.",
             "- RGB, 8-bit RICE2 imagery only; no Sentinel-2 IND model yet (`--refine` refuses other band counts).",
-            "- The decoder's codebook lookup limits detail: 1024 codes per 4 x 4 pixel latent position.",
+            latent_limit(st.get("ae_config", {})),
             "- Sampling costs one denoiser pass per latent tile per step (see `scripts/bench.py --refine`)."]
+
+
+def latent_limit(ae: dict) -> str:
+    """What the autoencoder's latent leaves out, by its kind."""
+    if ae.get("kl"):
+        f = 2 ** (len(ae.get("channels", [0, 0, 0])) - 1)
+        return (f"- The KL autoencoder keeps {ae.get('latent')} channels per {f} x {f} pixels; its L1-trained decoder "
+                "averages the fine texture the latent leaves open (sharpness below the clear images').")
+    return "- The decoder's codebook lookup limits detail: 1024 codes per 4 x 4 pixel latent position."
 
 
 def detail_section(path: str | None) -> list[str]:
@@ -270,6 +294,14 @@ def reproduce_section(name: str, version: str) -> list[str]:
             "```", ""]
 
 
+def older_reports(section: list[str], name: str, version: str | None) -> list[str]:
+    """Reports not remeasured for this version keep their numbers; with
+    --reports-of their headings name the version they describe."""
+    if not version:
+        return section
+    return [f"{line} (measured on {name} {version})" if line.startswith("## ") else line for line in section]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     st, scores, abl, samplers = load_reports(args)
@@ -277,10 +309,9 @@ def main(argv: list[str] | None = None) -> None:
     md = intro_section(name, args.version, st)
     md += training_section(st, args.ckpt)
     md += scores_section(scores)
-    md += ablation_section(abl)
-    md += samplers_section(samplers)
-    md += limitations_section(scores)
-    md += detail_section(args.detail)
+    md += older_reports(ablation_section(abl) + samplers_section(samplers), name, args.reports_of)
+    md += limitations_section(scores, st)
+    md += older_reports(detail_section(args.detail), name, args.reports_of)
     md += ae_recipes_section(args.ae_recipes)
     md += graphs_section(args.prefix)
     md += reproduce_section(name, args.version)
