@@ -56,7 +56,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 /// QGIS and other front ends; exit 2 without a subcommand.
 fn describe_json(args: &[std::ffi::OsString]) -> i32 {
     let sub = args.get(1).and_then(|s| s.to_str()).unwrap_or("");
-    match cli::describe(sub) {
+    match crate::cli::describe::describe(sub) {
         Some(d) => {
             stdout_line(&serde_json::to_string_pretty(&d).unwrap_or_default());
             0

@@ -403,20 +403,7 @@ impl ProcessingArgs {
         if self.bands.contains(&0) {
             return Err(Error::Usage("-b: band numbers start at 1".into()));
         }
-        if !self.refine {
-            let given = [
-                ("--ind-model", self.ind_model.is_some()),
-                ("--steps", self.steps.is_some()),
-                ("--sampler", self.sampler.is_some()),
-                ("--seed", self.seed.is_some()),
-                ("--refine-tile", self.refine_tile.is_some()),
-            ];
-            if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
-                return Err(Error::Usage(format!(
-                    "{name} belongs to the diffusion stage: add --refine"
-                )));
-            }
-        }
+        let refine = self.refine_options()?;
         let rescale = parse_rescale(self.rescale.as_deref(), self.stretch)?;
         for pair in self.gdal_config.chunks(2) {
             gdal::config::set_config_option(&pair[0], &pair[1])
@@ -464,21 +451,42 @@ impl ProcessingArgs {
                 stack: !self.s2_bands.is_empty(),
                 stack_bands: (!self.s2_bands.is_empty()).then_some(self.s2_bands),
             },
-            refine: self.refine.then(|| crate::config::RefineOptions {
-                ind_model: self.ind_model.clone(),
-                steps: self.steps.unwrap_or(50),
-                method: match self.sampler.unwrap_or(SamplerArg::Ddpm) {
-                    SamplerArg::Ddpm => crate::config::Method::Ddpm,
-                    SamplerArg::Ddim => crate::config::Method::Ddim,
-                },
-                seed: self.seed.unwrap_or(0),
-                tile_px: self
-                    .refine_tile
-                    .unwrap_or(crate::config::DEFAULT_REFINE_TILE_PX),
-            }),
+            refine,
         };
         opts.validate()?;
         Ok(opts)
+    }
+
+    /// The diffusion stage's options with `--refine`; without it, any of
+    /// its flags is a usage error (it would be silently ignored).
+    fn refine_options(&self) -> Result<Option<crate::config::RefineOptions>> {
+        if !self.refine {
+            let given = [
+                ("--ind-model", self.ind_model.is_some()),
+                ("--steps", self.steps.is_some()),
+                ("--sampler", self.sampler.is_some()),
+                ("--seed", self.seed.is_some()),
+                ("--refine-tile", self.refine_tile.is_some()),
+            ];
+            return match given.iter().find(|(_, g)| *g) {
+                Some((name, _)) => Err(Error::Usage(format!(
+                    "{name} belongs to the diffusion stage: add --refine"
+                ))),
+                None => Ok(None),
+            };
+        }
+        Ok(Some(crate::config::RefineOptions {
+            ind_model: self.ind_model.clone(),
+            steps: self.steps.unwrap_or(50),
+            method: match self.sampler.unwrap_or(SamplerArg::Ddpm) {
+                SamplerArg::Ddpm => crate::config::Method::Ddpm,
+                SamplerArg::Ddim => crate::config::Method::Ddim,
+            },
+            seed: self.seed.unwrap_or(0),
+            tile_px: self
+                .refine_tile
+                .unwrap_or(crate::config::DEFAULT_REFINE_TILE_PX),
+        }))
     }
 }
 
@@ -530,49 +538,6 @@ impl RemoveArgs {
             },
         )
     }
-}
-
-/// A machine-readable description of a subcommand's parameters, for front
-/// ends (a QGIS Processing provider, for one) to build their dialogs from.
-/// Printed by `idfcr SUBCOMMAND --describe-json`.
-pub fn describe(sub: &str) -> Option<serde_json::Value> {
-    use clap::CommandFactory;
-    let root = Cli::command();
-    let cmd = root.find_subcommand(sub)?;
-    let params: Vec<serde_json::Value> = cmd
-        .get_arguments()
-        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
-        .map(|a| {
-            let kind = if a.is_positional() {
-                "positional"
-            } else if a.get_action().takes_values() {
-                "value"
-            } else {
-                "flag"
-            };
-            serde_json::json!({
-                "name": a.get_id().as_str(),
-                "kind": kind,
-                "flag": a.get_long().map(|l| format!("--{l}")),
-                "short": a.get_short().map(|c| format!("-{c}")),
-                "required": a.is_required_set(),
-                "repeatable": matches!(a.get_action(), clap::ArgAction::Append),
-                "values": a.get_value_names().map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-                "default": a.get_default_values().iter().map(|v| v.to_string_lossy().to_string()).collect::<Vec<_>>().first().cloned(),
-                "choices": a.get_possible_values().iter().map(|v| v.get_name().to_string()).collect::<Vec<_>>(),
-                "help": a.get_help().map(|h| h.to_string()).unwrap_or_default(),
-            })
-        })
-        .collect();
-    Some(serde_json::json!({
-        "tool": "idfcr",
-        "version": env!("CARGO_PKG_VERSION"),
-        "command": sub,
-        "about": cmd.get_about().map(|h| h.to_string()).unwrap_or_default(),
-        "exit_codes": {"0": "success", "1": "failure", "2": "usage error", "130": "interrupted"},
-        "progress": "--progress gdal prints 0...10...20...100 - done. on stdout",
-        "parameters": params,
-    }))
 }
 
 #[cfg(test)]

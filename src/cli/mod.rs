@@ -1,7 +1,8 @@
 //! The command-line edge: arguments in, exit code out.
 //!
 //! - `args`: clap structs, turned into validated configs (nothing below this
-//!   folder sees clap types), and `--describe-json`;
+//!   folder sees clap types);
+//! - `describe`: `--describe-json`, the parameters for front ends such as QGIS;
 //! - `app`: runs a subcommand, prints its report on stdout and its error
 //!   once on stderr, maps errors to exit codes;
 //! - `progress`: the progress sink the CLI hands to the pipeline (a bar on a
@@ -10,6 +11,7 @@
 
 pub mod app;
 pub mod args;
+pub mod describe;
 pub mod progress;
 
 /// Write to stdout, ignoring a closed pipe (`idfcr ... | head` must not

@@ -1,0 +1,47 @@
+//! `idfcr SUBCOMMAND --describe-json`: the subcommand's parameters as JSON,
+//! read from the clap definitions in `args` so the two cannot disagree.
+
+use crate::cli::args::Cli;
+
+/// A machine-readable description of a subcommand's parameters, for front
+/// ends (a QGIS Processing provider, for one) to build their dialogs from.
+/// Printed by `idfcr SUBCOMMAND --describe-json`.
+pub fn describe(sub: &str) -> Option<serde_json::Value> {
+    use clap::CommandFactory;
+    let root = Cli::command();
+    let cmd = root.find_subcommand(sub)?;
+    let params: Vec<serde_json::Value> = cmd
+        .get_arguments()
+        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+        .map(|a| {
+            let kind = if a.is_positional() {
+                "positional"
+            } else if a.get_action().takes_values() {
+                "value"
+            } else {
+                "flag"
+            };
+            serde_json::json!({
+                "name": a.get_id().as_str(),
+                "kind": kind,
+                "flag": a.get_long().map(|l| format!("--{l}")),
+                "short": a.get_short().map(|c| format!("-{c}")),
+                "required": a.is_required_set(),
+                "repeatable": matches!(a.get_action(), clap::ArgAction::Append),
+                "values": a.get_value_names().map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                "default": a.get_default_values().iter().map(|v| v.to_string_lossy().to_string()).collect::<Vec<_>>().first().cloned(),
+                "choices": a.get_possible_values().iter().map(|v| v.get_name().to_string()).collect::<Vec<_>>(),
+                "help": a.get_help().map(|h| h.to_string()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Some(serde_json::json!({
+        "tool": "idfcr",
+        "version": env!("CARGO_PKG_VERSION"),
+        "command": sub,
+        "about": cmd.get_about().map(|h| h.to_string()).unwrap_or_default(),
+        "exit_codes": {"0": "success", "1": "failure", "2": "usage error", "130": "interrupted"},
+        "progress": "--progress gdal prints 0...10...20...100 - done. on stdout",
+        "parameters": params,
+    }))
+}
