@@ -278,6 +278,19 @@ def graphs_section(prefix: str) -> list[str]:
     return md
 
 
+def sheet_section(prefix: str) -> list[str]:
+    """The contact sheet next to the graphs (`scripts/ind_sheet.py`), when
+    there is one: pictures, not only scores."""
+    path = f"{prefix}.sheet.png"
+    if not os.path.exists(path):
+        return []
+    return ["", "## Contact sheet", "",
+            f"![cloudy | stage 1 | refined | clear reference]({os.path.basename(path)})", "",
+            "Validation images of blocks 3 and 9 and the Landsat 8 demo, each whole and as a 128 px centre crop",
+            "at 1.5x (nearest neighbour): cloudy input | stage 1 (Pixel-CR) | refined (DDPM-20) | clear reference.",
+            "Made by `python3 ../scripts/ind_sheet.py` from the shipped binary and graphs."]
+
+
 def reproduce_section(name: str, version: str) -> list[str]:
     """The commands (from `onnx/`) that train, export, score and ablate the model."""
     return ["", "## Reproduce (from `onnx/`)", "",
@@ -313,6 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     md += limitations_section(scores, st)
     md += older_reports(detail_section(args.detail), name, args.reports_of)
     md += ae_recipes_section(args.ae_recipes)
+    md += sheet_section(args.prefix)
     md += graphs_section(args.prefix)
     md += reproduce_section(name, args.version)
     with open(args.out, "w") as f:
