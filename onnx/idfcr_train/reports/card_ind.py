@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="ind_ablation reports of the shipped checkpoint with other samplers")
     ap.add_argument("--detail", default=None, help="ind_detail report: PSNR and sharpness per step of the chain")
     ap.add_argument("--ae-recipes", default=None, help="ae_ceiling table of autoencoder recipes at an equal budget")
+    ap.add_argument("--trial", action="append", default=[],
+                    help="score_ind report of a candidate against the shipped graphs (not shipped; repeatable)")
     ap.add_argument("--reports-of", default=None, metavar="VERSION",
                     help="the ablation, sampler and detail reports were measured on this earlier version "
                          "(their headings say so)")
@@ -278,6 +280,28 @@ def graphs_section(prefix: str) -> list[str]:
     return md
 
 
+def trials_section(paths: list[str]) -> list[str]:
+    """Candidates scored against the shipped graphs on the same images and
+    stage 1, and not shipped: what was tried and why it lost."""
+    if not paths:
+        return []
+    md = ["", "## Tried since this version (not shipped)", "",
+          "| candidate | PSNR dB | SSIM | sharpness ratio | BRISQUE gap |", "|---|---|---|---|---|"]
+    for path in paths:
+        with open(path) as f:
+            t = json.load(f)
+        clear = t["per_image"]["clear_reference"]
+        for key, m in t["mean"].items():
+            if not key.startswith("refined"):
+                continue
+            gap = statistics.fmean(abs(r["brisque"] - c["brisque"]) for r, c in zip(t["per_image"][key], clear))
+            md.append(f"| `{key}` | {m['psnr']:.2f} | {m['ssim']:.4f} | {m.get('sharpness_ratio', float('nan')):.2f} | "
+                      f"{gap:.1f} |")
+        md += ["", f"{t.get('note', '')} {t['images']} images of blocks {t['blocks']}, {t['sampler']} "
+               f"(`{os.path.basename(path)}`)."]
+    return md
+
+
 def sheet_section(prefix: str) -> list[str]:
     """The contact sheet next to the graphs (`scripts/ind_sheet.py`), when
     there is one: pictures, not only scores."""
@@ -326,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     md += limitations_section(scores, st)
     md += older_reports(detail_section(args.detail), name, args.reports_of)
     md += ae_recipes_section(args.ae_recipes)
+    md += trials_section(args.trial)
     md += sheet_section(args.prefix)
     md += graphs_section(args.prefix)
     md += reproduce_section(name, args.version)
