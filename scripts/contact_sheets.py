@@ -77,8 +77,10 @@ S2_NAMES = S2_ALL.split(",")
 S2_VAL_SCENES = ("ROIs1158_spring_39", "ROIs1868_summer_100")
 
 
-def run(binary: str, src: str, out: str, mask: str, extra: list[str] | None = None) -> None:
-    cmd = [binary, "remove", src, out, "--mask", mask, "--overwrite", "-q", "--device", "cpu", *(extra or [])]
+def run(binary: str, src: str, out: str, mask: str | None, extra: list[str] | None = None) -> None:
+    """`idfcr remove` on the CPU (with `--mask` when given); exits with its message on failure."""
+    cmd = [binary, "remove", src, out, *(["--mask", mask] if mask else []), "--overwrite", "-q", "--device", "cpu",
+           *(extra or [])]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)}: {p.stderr.strip()}")

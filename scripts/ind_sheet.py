@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -29,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contact_sheets import SIZE, read, sheet, to_img  # noqa: E402
+from contact_sheets import SIZE, read, run, sheet, to_img  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CROP = 128
@@ -43,13 +42,6 @@ def crop_img(a: np.ndarray) -> Image.Image:
     c = a[:3, y0:y0 + CROP, x0:x0 + CROP]
     c = np.clip(c, 0, 255).astype(np.uint8).transpose(1, 2, 0)
     return Image.fromarray(c).resize((SIZE, SIZE), Image.NEAREST)
-
-
-def remove(binary: str, src: str, out: str, extra: list[str]) -> None:
-    cmd = [binary, "remove", src, out, "--overwrite", "-q", "--device", "cpu", *extra]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)}: {p.stderr.strip()}")
 
 
 def main() -> None:
@@ -81,8 +73,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (label, cloudy, clear) in enumerate(images):
             stage1, refined = os.path.join(tmp, f"{i}_s1.tif"), os.path.join(tmp, f"{i}_ref.tif")
-            remove(args.binary, cloudy, stage1, [])
-            remove(args.binary, cloudy, refined, refine)
+            run(args.binary, cloudy, stage1, None)
+            run(args.binary, cloudy, refined, None, refine)
             arrays = [read(p) for p in (cloudy, stage1, refined, clear)]
             rows.append((label, [to_img(a, 1) for a in arrays]))
             rows.append((f"{label}: centre {CROP} px, 1.5x", [crop_img(a) for a in arrays]))
