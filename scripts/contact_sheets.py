@@ -77,6 +77,19 @@ S2_NAMES = S2_ALL.split(",")
 S2_VAL_SCENES = ("ROIs1158_spring_39", "ROIs1868_summer_100")
 
 
+def fixed_validation_pairs(data: str, blocks: str) -> list[dict]:
+    """The sheets' RICE2 rows: the first and the middle pair of each
+    validation block, in pairs.csv order (fixed, so sheets of different
+    versions show the same images)."""
+    with open(os.path.join(data, "pairs.csv")) as f:
+        pairs = [r for r in csv.DictReader(f) if r["scene_block"] in blocks.split(",")]
+    chosen = []
+    for b in blocks.split(","):
+        ids = [r for r in pairs if r["scene_block"] == b]
+        chosen += [ids[0], ids[len(ids) // 2]]
+    return chosen
+
+
 def run(binary: str, src: str, out: str, mask: str | None, extra: list[str] | None = None) -> None:
     """`idfcr remove` on the CPU (with `--mask` when given); exits with its message on failure."""
     cmd = [binary, "remove", src, out, *(["--mask", mask] if mask else []), "--overwrite", "-q", "--device", "cpu",
@@ -93,12 +106,7 @@ def main() -> None:
     ap.add_argument("--blocks", default="3,9")
     ap.add_argument("--s2-data", default=os.path.join(ROOT, "..", "shared", "data", "sen12mscr_oriolac"))
     args = ap.parse_args()
-    with open(os.path.join(args.data, "pairs.csv")) as f:
-        pairs = [r for r in csv.DictReader(f) if r["scene_block"] in args.blocks.split(",")]
-    chosen = []
-    for b in args.blocks.split(","):
-        ids = [r for r in pairs if r["scene_block"] == b]
-        chosen += [ids[0], ids[len(ids) // 2]]
+    chosen = fixed_validation_pairs(args.data, args.blocks)
     head = ["cloudy input", "output (blended)", "clear reference", "cloud probability p"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,7 +19,6 @@ otherwise.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contact_sheets import SIZE, read, run, sheet, to_img  # noqa: E402
+from contact_sheets import SIZE, fixed_validation_pairs, read, run, sheet, to_img  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CROP = 128
@@ -55,14 +54,9 @@ def main() -> None:
     ap.add_argument("--out", default=os.path.join(ROOT, "onnx", "models", "ind_rgb.sheet.png"))
     args = ap.parse_args()
 
-    with open(os.path.join(args.data, "pairs.csv")) as f:
-        pairs = [r for r in csv.DictReader(f) if r["scene_block"] in args.blocks.split(",")]
-    images = []
-    for b in args.blocks.split(","):
-        ids = [r for r in pairs if r["scene_block"] == b]
-        for r in (ids[0], ids[len(ids) // 2]):
-            images.append((f"RICE2 id {r['id']} (validation block {b})",
-                           os.path.join(args.data, r["cloudy"]), os.path.join(args.data, r["clear"])))
+    images = [(f"RICE2 id {r['id']} (validation block {r['scene_block']})",
+               os.path.join(args.data, r["cloudy"]), os.path.join(args.data, r["clear"]))
+              for r in fixed_validation_pairs(args.data, args.blocks)]
     demo = os.path.join(ROOT, "testdata", "demo")
     images.append(("Landsat 8 demo", os.path.join(demo, "landsat8_cloudy.tif"), os.path.join(demo, "landsat8_clear.tif")))
 
