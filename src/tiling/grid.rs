@@ -21,8 +21,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AxisGrid {
     pub scene_px: usize,
-    /// Tile length actually used: the requested tile size, or less when the
-    /// whole scene (plus margins) fits in one smaller tile.
+    /// Tile length actually used: the requested tile size at most, shrunk
+    /// to the smallest that covers the scene (plus margins) with as few
+    /// tiles as the requested size needs.
     pub tile_px: usize,
     pub overlap_px: usize,
     pub margin_px: usize,
@@ -86,10 +87,21 @@ impl AxisGrid {
                 starts: vec![-(margin_px as isize)],
             });
         }
-        let stride = tile_px - overlap_px;
         let interior = tile_px - 2 * margin_px;
         // Smallest n with (n - 1) * stride + interior >= scene_px.
-        let n = 1 + (scene_px - interior).div_ceil(stride);
+        let n = 1 + (scene_px - interior).div_ceil(tile_px - overlap_px);
+        // Then the smallest tile that still covers the scene with n tiles:
+        // n * t - (n - 1) * overlap - 2 * margin >= scene. At the requested
+        // size the last tile mostly hangs past the scene (a 512 px scene at
+        // tile 480 took four 480 px tiles, 2.1x the pixels of the scene with
+        // its margins); shrunk, every tile's work lands in the scene.
+        let tile_px = round_up(
+            (scene_px + 2 * margin_px + (n - 1) * overlap_px).div_ceil(n),
+            window_px,
+        )
+        .max(2 * overlap_px)
+        .min(tile_px);
+        let stride = tile_px - overlap_px;
         let starts = (0..n)
             .map(|k| -(margin_px as isize) + (k * stride) as isize)
             .collect();
@@ -239,6 +251,28 @@ mod tests {
         for (scene, margin, window, want_tile) in cases {
             let g = AxisGrid::new(scene, 512, 128, margin, window).unwrap();
             assert_eq!((g.len(), g.tile_px), (1, want_tile), "scene {scene}");
+        }
+    }
+
+    #[test]
+    fn tiles_shrink_to_cover_the_scene_with_as_few_tiles() {
+        // (scene, tile, overlap, margin, window) -> (tiles, tile used)
+        let cases = [
+            ((512, 480, 192, 80, 16), (2, 432)),
+            ((1024, 480, 192, 80, 16), (4, 448)),
+            ((10980, 512, 128, 48, 16), (29, 512)),
+            ((1000, 256, 64, 16, 16), (6, 240)),
+            ((100, 64, 32, 16, 16), (4, 64)),
+        ];
+        for ((scene, tile, overlap, margin, window), want) in cases {
+            let g = AxisGrid::new(scene, tile, overlap, margin, window).unwrap();
+            assert_eq!((g.len(), g.tile_px), want, "scene {scene} tile {tile}");
+            // One window less and the same number of tiles would not cover it.
+            let n = g.len();
+            let smaller = g.tile_px - window;
+            if smaller >= 2 * overlap {
+                assert!(n * smaller - (n - 1) * overlap - 2 * margin < scene, "{g:?}");
+            }
         }
     }
 
