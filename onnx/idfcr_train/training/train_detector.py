@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from idfcr_train.checkpoint import load_state, save_atomic
+from idfcr_train.data.bright_ground import add_bright_fields
 from idfcr_train.data.pairs import Pair, align_label, load_rice, random_crop_pair, split_by_block
 from idfcr_train.data.synth_clouds import add_clouds
 from idfcr_train.models.detector import CloudDetector
@@ -47,13 +48,24 @@ def colour_augment(img: np.ndarray, rng: np.random.Generator, saturate: bool = F
     return np.clip(np.clip(img * gain, 0.0, 1.0) ** gamma, 0.0, 1.0).astype(np.float32)
 
 
-def real_target(cloudy: np.ndarray, label: np.ndarray) -> np.ndarray:
+def real_target(cloudy: np.ndarray, label: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Opacity estimate for a real pair: the signed mean difference over
     bands (cloud and haze brighten every band; a field changing crop between
     the two dates changes bands in different directions), its size also
-    counting shadows, from 0.03 (noise, small date changes) to 0.15."""
+    counting shadows, from 0.03 (noise, small date changes) to 0.15; with
+    `scale` < 1 the ramp ends at 0.03 + 0.12 x scale (see `target`)."""
     d = np.abs((cloudy - label).mean(axis=0))
-    return np.clip((d - 0.03) / 0.12, 0.0, 1.0).astype(np.float32)
+    return np.clip((d - 0.03) / (0.12 * scale), 0.0, 1.0).astype(np.float32)
+
+
+def target(alpha: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """What the detector learns for a synthetic cloud of opacity `alpha`.
+    scale 1: the opacity itself. Smaller: presence, min(1, alpha / scale).
+    The runtime blends output = p x model + (1 - p) x input, so a haze of
+    opacity 0.1 that the model removes well wants p near 1, not 0.1: with
+    opacity targets, thin haze (RICE2 block 9) stayed under any threshold
+    that also left clear ground alone."""
+    return np.minimum(alpha / scale, 1.0).astype(np.float32) if scale != 1.0 else alpha
 
 
 def s2_rgb_clear(root: str, val_scenes: str | None) -> list[np.ndarray]:
@@ -81,7 +93,11 @@ def clear_rasters(paths: str) -> list[np.ndarray]:
 
 
 def make_batch(rice: list[Pair], aligned: list[np.ndarray], extra_clear: list[np.ndarray], batch: int, crop: int,
-               rng: np.random.Generator, *, synthetic: float = 0.6, identity: float = 0.1, saturate: bool = False):
+               rng: np.random.Generator, *, synthetic: float = 0.6, identity: float = 0.1, saturate: bool = False,
+               bright: float = 0.0, target_scale: float = 1.0):
+    """`bright`: share of the synthetic and identity samples whose ground
+    gets bright, pale, sharp-edged patches (`data.bright_ground`; target 0
+    there) before any cloud is added. `target_scale`: see `target`."""
     xs, ts = [], []
     for _ in range(batch):
         u = rng.uniform()
@@ -98,8 +114,12 @@ def make_batch(rice: list[Pair], aligned: list[np.ndarray], extra_clear: list[np
                 _, clear = random_crop_pair(p.clear_raw, p.clear_raw, crop, rng)
                 clear = clear.astype(np.float32) * p.scale
             clear = colour_augment(clear, rng, saturate)
+            # No draw at --bright-fields 0, so that older recipes keep their random stream.
+            if bright > 0 and rng.uniform() < bright:
+                clear = add_bright_fields(clear, rng)
             if u < synthetic:
-                x_img, t = add_clouds(clear, rng)
+                x_img, alpha = add_clouds(clear, rng)
+                t = target(alpha, target_scale)
             else:
                 x_img, t = clear, np.zeros(clear.shape[1:], np.float32)
         else:
@@ -108,7 +128,7 @@ def make_batch(rice: list[Pair], aligned: list[np.ndarray], extra_clear: list[np
             a, b = random_crop_pair(p.cloudy_raw, label, crop, rng)
             a = a.astype(np.float32) * p.scale
             b = b.astype(np.float32) * (1.0 if b.dtype == np.float32 else p.scale)
-            t = real_target(a, b)
+            t = real_target(a, b, target_scale)
             # Mild colour changes only: a strong gain would tint the cloud.
             g = rng.uniform(0.9, 1.1, size=(a.shape[0], 1, 1))
             x_img = np.clip(a * g, 0.0, 1.0).astype(np.float32)
@@ -121,10 +141,12 @@ def make_batch(rice: list[Pair], aligned: list[np.ndarray], extra_clear: list[np
 def synthetic_score(det: CloudDetector, clear_imgs: list[np.ndarray], seed: int = 3) -> dict:
     """Precision/recall (p > 0.5 vs opacity > 0.1) on synthetic clouds over
     held-out clear images, and the share of pixels flagged on the clear
-    images themselves (false alarms)."""
+    images themselves (false alarms), and with bright sharp-edged fields
+    painted in (`data.bright_ground`: bright ground that is not cloud)."""
     rng = np.random.default_rng(seed)
     tp = fp = fn = 0.0
-    false_alarm = []
+    false_alarm, bright_alarm = [], []
+    rng_fields = np.random.default_rng(seed + 1)  # its own stream: the cloud draws stay as they were
     det.eval()
     for img in clear_imgs:
         img = img[:, : img.shape[1] // 8 * 8, : img.shape[2] // 8 * 8]
@@ -135,9 +157,12 @@ def synthetic_score(det: CloudDetector, clear_imgs: list[np.ndarray], seed: int 
         fp += float((pred & ~truth).sum())
         fn += float((~pred & truth).sum())
         false_alarm.append(float((det(torch.from_numpy(np.ascontiguousarray(img))[None])[0, 0] > 0.5).float().mean()))
+        fields = add_bright_fields(np.ascontiguousarray(img), rng_fields)
+        bright_alarm.append(float((det(torch.from_numpy(fields)[None])[0, 0] > 0.5).float().mean()))
     det.train()
     return {"precision": tp / max(tp + fp, 1.0), "recall": tp / max(tp + fn, 1.0),
-            "clear_flagged_share": float(np.mean(false_alarm))}
+            "clear_flagged_share": float(np.mean(false_alarm)),
+            "bright_fields_flagged_share": float(np.mean(bright_alarm))}
 
 
 # --- training run -------------------------------------------------------------
@@ -152,6 +177,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="comma-separated clear 8-bit rasters (first 3 bands RGB): more ground for synthetic clouds")
     ap.add_argument("--saturation-boost", action="store_true",
                     help="also oversaturate the ground's colours in augmentation (did not help so far)")
+    ap.add_argument("--bright-fields", type=float, default=0.0,
+                    help="share of synthetic and clear samples with bright, sharp-edged ground patches (hard negatives)")
+    ap.add_argument("--target-scale", type=float, default=1.0,
+                    help="learn min(1, opacity / S): presence of thin haze, not its opacity (1: opacity)")
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--crop", type=int, default=192)
@@ -210,7 +239,8 @@ def start_run(args: argparse.Namespace) -> DetectorRun:
             "extra_data": args.extra_data and os.path.basename(os.path.normpath(args.extra_data)),
             "s2_data": args.s2_data and os.path.basename(os.path.normpath(args.s2_data)),
             "clear_rasters": [os.path.basename(p) for p in args.clear_rasters.split(",") if p],
-            "crop": args.crop, "batch": args.batch}
+            "crop": args.crop, "batch": args.batch, "bright_fields": args.bright_fields,
+            "target_scale": args.target_scale}
     return DetectorRun(det=det, opt=opt, rng=rng, meta=meta, step=step, wall_s=wall_s)
 
 
@@ -237,7 +267,8 @@ def train_until_stopped(args: argparse.Namespace, run: DetectorRun, train: list[
         frac = (time.time() - t_start) / (args.hours * 3600)
         for g in run.opt.param_groups:
             g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
-        x, t = make_batch(train, aligned, extra, args.batch, args.crop, run.rng, saturate=args.saturation_boost)
+        x, t = make_batch(train, aligned, extra, args.batch, args.crop, run.rng, saturate=args.saturation_boost,
+                          bright=args.bright_fields, target_scale=args.target_scale)
         logit = run.det.logits(x)
         loss = F.binary_cross_entropy_with_logits(logit, t)
         run.opt.zero_grad(set_to_none=True)
