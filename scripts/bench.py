@@ -6,6 +6,7 @@ outside ONNX Runtime, and peak memory for several scene sizes.
     python3 scripts/bench.py --model testdata/models/tiny_conv.onnx --sizes 1024,4096,10980
     python3 scripts/bench.py --refine                        # diffusion stage: DDPM-50, DDIM-20, DDIM-10
     python3 scripts/bench.py --sizes 1024 --tiles 256,384,512,default   # memory and time per tile size
+    python3 scripts/bench.py --s2 10980                      # a whole Sentinel-2 L2A product, all groups
 
 Scenes are generated (3-band Byte GeoTIFF, image-like pattern) in a temp
 folder. Peak RSS comes from the kernel's accounting of the child process
@@ -46,7 +47,8 @@ def make_scene(path: str, size: int) -> None:
     ds = None
 
 
-def run(cmd: list[str]) -> tuple[dict, float, float]:
+def run_usage(cmd: list[str]):
+    """(JSON summary, wall seconds, the child's resource usage from wait4)."""
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = proc.stdout.read()
@@ -55,7 +57,39 @@ def run(cmd: list[str]) -> tuple[dict, float, float]:
     wall = time.time() - t0
     if status != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {err.decode()}")
-    return json.loads(out), wall, usage.ru_maxrss / 1024.0
+    return json.loads(out), wall, usage
+
+
+def run(cmd: list[str]) -> tuple[dict, float, float]:
+    summary, wall, usage = run_usage(cmd)
+    return summary, wall, usage.ru_maxrss / 1024.0
+
+
+def bench_s2(args) -> None:
+    """A whole Sentinel-2 L2A product (`make_s2_fixture.py --size N --cloud`,
+    all groups, the shipped models): wall time, CPU time, peak RSS, and the
+    seconds and megapixels of each group. The product is written once into
+    --s2-dir (kept: writing 10980 px JPEG 2000 bands takes minutes)."""
+    size = args.s2
+    folder = os.path.join(args.s2_dir, f"s2_{size}")
+    products = [p for p in os.listdir(folder) if p.endswith(".SAFE")] if os.path.isdir(folder) else []
+    if not products:
+        t0 = time.time()
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_s2_fixture.py"), "--out", folder,
+                        "--level", "L2A", "--size", str(size), "--cloud"], check=True, stdout=subprocess.DEVNULL)
+        products = [p for p in os.listdir(folder) if p.endswith(".SAFE")]
+        print(f"wrote the {size} px product in {time.time() - t0:.0f} s")
+    out = os.path.join(args.s2_dir, f"out_{size}")
+    summary, wall, usage = run_usage([args.binary, "s2", os.path.join(folder, products[0]), out, "--device", "cpu",
+                                      "--threads", str(args.threads), "--json", "-q", "--overwrite"])
+    cpu = usage.ru_utime + usage.ru_stime
+    print(f"Sentinel-2 L2A product, 10 m grid {size} x {size}, {args.threads} threads, device cpu")
+    print(f"wall {wall:.1f} s, CPU {cpu:.1f} s ({cpu / wall:.2f} cores busy), peak RSS {usage.ru_maxrss / 1024:.0f} MB")
+    print(f"{'group':>6} {'model':>16} {'bands':>5} {'MPix':>7} {'tiles':>6} {'seconds':>8} {'MPix/s':>7} {'in ORT':>7}")
+    for g in summary["groups"]:
+        mp = g["width"] * g["height"] / 1e6
+        print(f"{g['group']:>6} {g['model']:>16} {g['bands']:>5} {mp:>7.1f} {g['tiles_run']:>6} {g['seconds']:>8.1f} "
+              f"{mp / g['seconds']:>7.2f} {g['inference_seconds'] / g['seconds']:>7.1%}", flush=True)
 
 
 def bench_refine(args) -> None:
@@ -114,9 +148,16 @@ def main() -> None:
     ap.add_argument("--tiles", default=None,
                     help="compare tile sizes on the first --sizes scene: e.g. 256,384,512,default "
                          "(default: the binary's own tile choice)")
+    ap.add_argument("--s2", type=int, default=0, metavar="SIZE",
+                    help="benchmark `idfcr s2` on a whole L2A product of this 10 m size instead (e.g. 10980)")
+    ap.add_argument("--s2-dir", default=os.path.join(tempfile.gettempdir(), "idfcr_bench"),
+                    help="where the --s2 product is written once and kept, and the outputs go")
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if args.s2:
+        bench_s2(args)
+        return
     if args.refine:
         bench_refine(args)
         return
