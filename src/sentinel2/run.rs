@@ -30,8 +30,8 @@ pub struct S2RunConfig {
     pub mask_name: Option<String>,
     /// Groups to process; None: all the input has.
     pub groups: Option<Vec<&'static Group>>,
-    /// What to do with every group; `tile_px`/`overlap_px` are in 10 m
-    /// pixels (each group gets them scaled to its resolution).
+    /// What to do with every group; `tile_px`/`overlap_px` are in each
+    /// group's own pixels.
     pub options: RemoveOptions,
     /// Also write every cleaned band on the 10 m grid in one raster.
     pub stack: bool,
@@ -58,14 +58,6 @@ pub struct GroupSummary {
     pub tile_px: usize,
     #[serde(flatten)]
     pub run: RemoveSummary,
-}
-
-/// The 10 m tile size rounded so that it divides into whole tiles of
-/// every group on a 16 px window grid (6 x 16 = 96), and the size in
-/// pixels of the group at `res_m`.
-pub fn group_tile(tile_10m: usize, res_m: u32) -> usize {
-    let base = crate::tiling::grid::round_up(tile_10m.max(96), 96);
-    base * 10 / res_m as usize
 }
 
 /// One unit of work: a group's source and output.
@@ -211,29 +203,20 @@ fn plan(cfg: &S2RunConfig) -> Result<Plan> {
     })
 }
 
-/// The options of one group's run: a stack keeps the user's tiling; a
-/// product's groups get tiles and overlap that cover the same ground.
+/// The options of one group's run: the user's, with the group's bands.
+/// `--tile` and `--overlap` are in each group's own pixels: the tile size is
+/// what sets memory, and ONNX Runtime's memory follows the pixels of a tile,
+/// not its ground area. (Scaled to cover the same ground, a 20 m group ran
+/// 240 px tiles at the default 480, of which the model's margins left 40 %
+/// of the area.)
 fn group_options(cfg: &S2RunConfig, j: &GroupJob, stack: bool) -> RemoveOptions {
-    if stack {
-        RemoveOptions {
-            band_idx: j.band_idx.clone(),
-            s2: crate::config::S2Options {
-                stack: true,
-                ..cfg.options.s2.clone()
-            },
-            ..cfg.options.clone()
-        }
-    } else {
-        // Tiles and overlap cover the same ground in every group.
-        RemoveOptions {
-            band_idx: j.band_idx.clone(),
-            tile_px: group_tile(cfg.options.tile_px, j.res_m),
-            overlap_px: cfg
-                .options
-                .overlap_px
-                .map(|o| (o * 10).div_ceil(j.res_m as usize)),
-            ..cfg.options.clone()
-        }
+    RemoveOptions {
+        band_idx: j.band_idx.clone(),
+        s2: crate::config::S2Options {
+            stack: stack || cfg.options.s2.stack,
+            ..cfg.options.s2.clone()
+        },
+        ..cfg.options.clone()
     }
 }
 
@@ -512,23 +495,5 @@ mod tests {
             x.contains("<SourceBand>4</SourceBand>") && x.contains("<NoDataValue>0</NoDataValue>")
         );
         assert!(x.find(">B1<").unwrap() < x.find(">B2<").unwrap());
-    }
-
-    #[test]
-    fn group_tiles_cover_the_same_ground() {
-        // (10 m tile asked for, 10 m / 20 m / 60 m tile sizes)
-        let cases = [
-            (384, [384, 192, 64]),
-            (512, [576, 288, 96]),
-            (32, [96, 48, 16]),
-            (1000, [1056, 528, 176]),
-        ];
-        for (t, want) in cases {
-            let got = [group_tile(t, 10), group_tile(t, 20), group_tile(t, 60)];
-            assert_eq!(got, want, "{t}");
-            assert_eq!(got[0] * 10, got[1] * 20);
-            assert_eq!(got[0] * 10, got[2] * 60);
-            assert!(got.iter().all(|g| g % 16 == 0));
-        }
     }
 }

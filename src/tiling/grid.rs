@@ -271,7 +271,10 @@ mod tests {
             let n = g.len();
             let smaller = g.tile_px - window;
             if smaller >= 2 * overlap {
-                assert!(n * smaller - (n - 1) * overlap - 2 * margin < scene, "{g:?}");
+                assert!(
+                    n * smaller - (n - 1) * overlap - 2 * margin < scene,
+                    "{g:?}"
+                );
             }
         }
     }
