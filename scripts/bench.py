@@ -5,6 +5,7 @@ outside ONNX Runtime, and peak memory for several scene sizes.
     python3 scripts/bench.py                                 # shipped model, 1024/2048/4096
     python3 scripts/bench.py --model testdata/models/tiny_conv.onnx --sizes 1024,4096,10980
     python3 scripts/bench.py --refine                        # diffusion stage: DDPM-50, DDIM-20, DDIM-10
+    python3 scripts/bench.py --refine ddpm:20 --refine-size 2048   # the same on a generated 2048 px scene
     python3 scripts/bench.py --sizes 1024 --tiles 256,384,512,default   # memory and time per tile size
     python3 scripts/bench.py --s2 10980                      # a whole Sentinel-2 L2A product, all groups
 
@@ -93,10 +94,18 @@ def bench_s2(args) -> None:
 
 
 def bench_refine(args) -> None:
-    """Seconds per 512 x 512 tile of the diffusion stage for each sampler
-    setting in --refine (e.g. ddpm:50,ddim:20,ddim:10), on the demo scene."""
-    src = os.path.join(ROOT, "testdata", "demo", "landsat8_cloudy.tif")
-    print(f"IND refinement of {os.path.relpath(src, ROOT)} (512 x 512), {args.threads} threads, device cpu")
+    """Seconds of each part of the diffusion stage for each sampler setting
+    in --refine (e.g. ddpm:50,ddim:20,ddim:10), on the demo scene or a
+    generated --refine-size scene."""
+    tmp_scene = tempfile.TemporaryDirectory()
+    if args.refine_size:
+        src = os.path.join(tmp_scene.name, f"scene_{args.refine_size}.tif")
+        make_scene(src, args.refine_size)
+        label = f"a generated {args.refine_size} x {args.refine_size} scene"
+    else:
+        src = os.path.join(ROOT, "testdata", "demo", "landsat8_cloudy.tif")
+        label = f"{os.path.relpath(src, ROOT)} (512 x 512)"
+    print(f"IND refinement of {label}, {args.threads} threads, device cpu, default tiles")
     print(f"{'sampler':>9} {'steps':>5} {'total s':>8} {'stage 1':>8} {'encode':>7} {'sample':>7} "
           f"{'s/step':>7} {'decode':>7} {'peak RSS MB':>11}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,6 +119,7 @@ def bench_refine(args) -> None:
             print(f"{sampler:>9} {steps:>5} {wall:>8.1f} {stage1:>8.1f} {r['encode_seconds']:>7.2f} "
                   f"{r['sample_seconds']:>7.1f} {r['sample_seconds'] / int(steps):>7.2f} "
                   f"{r['decode_seconds']:>7.2f} {rss:>11.0f}", flush=True)
+    tmp_scene.cleanup()
 
 
 def bench_tiles(args) -> None:
@@ -145,6 +155,8 @@ def main() -> None:
                     help="also run scripts/bench_python.py (GDAL + onnxruntime + numpy) on the same scenes")
     ap.add_argument("--refine", nargs="?", const="ddpm:50,ddim:20,ddim:10",
                     help="benchmark the diffusion stage instead: SAMPLER:STEPS,... (default ddpm:50,ddim:20,ddim:10)")
+    ap.add_argument("--refine-size", type=int, default=0, metavar="SIZE",
+                    help="with --refine: a generated SIZE x SIZE scene instead of the demo")
     ap.add_argument("--tiles", default=None,
                     help="compare tile sizes on the first --sizes scene: e.g. 256,384,512,default "
                          "(default: the binary's own tile choice)")
