@@ -88,7 +88,7 @@ impl AxisGrid {
             });
         }
         let interior = tile_px - 2 * margin_px;
-        // Smallest n with (n - 1) * stride + interior >= scene_px.
+        // Smallest n with (n - 1) * (tile - overlap) + interior >= scene_px.
         let n = 1 + (scene_px - interior).div_ceil(tile_px - overlap_px);
         // Then the smallest tile that still covers the scene with n tiles:
         // n * t - (n - 1) * overlap - 2 * margin >= scene. At the requested
