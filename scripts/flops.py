@@ -52,16 +52,13 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from graph_inputs import feeds
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "onnx", "models")
 GRAPHS = ["pixel_cr_rgb", "s2_10m", "s2_20m", "s2_60m", "s2_60m_l2a",
           "ind_rgb_encoder", "ind_rgb_decoder", "ind_rgb_denoiser"]
 COUNTED = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
-# ORT type strings of the inputs these graphs declare.
-DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
-          "tensor(int64)": np.int64, "tensor(int32)": np.int32}
-
-
 def session(model: bytes | str, threads: int, optimise: bool) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -98,28 +95,17 @@ def subgraph_ops(graph: onnx.GraphProto) -> collections.Counter:
     return ops
 
 
-def feeds(sess: ort.InferenceSession, meta: dict[str, str], size: int,
-          rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Inputs of the declared channel counts: images `size` px, latents size / factor.
-
-    Values do not change any shape here; images get values in the graph's
-    declared input range anyway so that no branch sees absurd data."""
+def graph_feeds(sess: ort.InferenceSession, meta: dict[str, str], size: int,
+                rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Inputs for an image of `size` px: latents size / factor (normal),
+    images in the graph's declared input range (values change no shape, but
+    no branch should see absurd data)."""
     factor = int(meta.get("idfcr.factor", "1"))
     latent_in = meta.get("idfcr.kind") in ("ind_decoder", "ind_denoiser")
-    side = size // factor if latent_in else size
+    if latent_in:
+        return feeds(sess, size // factor, rng, channels=int(meta.get("idfcr.latent_channels", "3")))
     lo, hi = (float(v) for v in meta.get("idfcr.input_range", "0,1").split(","))
-    out = {}
-    for i in sess.get_inputs():
-        dtype = DTYPES.get(i.type, np.float32)
-        if len(i.shape) == 4:
-            channels = i.shape[1] if isinstance(i.shape[1], int) else int(
-                meta.get("idfcr.latent_channels" if latent_in else "idfcr.bands", "3"))
-            x = rng.uniform(lo, hi, (1, channels, side, side)) if not latent_in else \
-                rng.standard_normal((1, channels, side, side))
-            out[i.name] = x.astype(dtype)
-        else:  # the denoiser's timestep: mid-schedule, as in profile_graph.py
-            out[i.name] = np.full([d if isinstance(d, int) else 1 for d in i.shape], 500, dtype)
-    return out
+    return feeds(sess, size, rng, channels=int(meta.get("idfcr.bands", "3")), value_range=(lo, hi))
 
 
 def record_shapes(path: str, size: int) -> tuple[onnx.ModelProto, dict, dict, dict]:
@@ -129,7 +115,7 @@ def record_shapes(path: str, size: int) -> tuple[onnx.ModelProto, dict, dict, di
     shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
     # A second copy to widen: `model` keeps the node list without the extra outputs.
     sess = session(expose_all(onnx.load(path)).SerializeToString(), 1, optimise=False)
-    feed = feeds(sess, meta, size, np.random.default_rng(0))
+    feed = graph_feeds(sess, meta, size, np.random.default_rng(0))
     names = [o.name for o in sess.get_outputs()]
     for name, value in zip(names, sess.run(names, feed)):
         shapes[name] = tuple(np.shape(value))

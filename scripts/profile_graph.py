@@ -23,17 +23,7 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-
-def feeds(session: ort.InferenceSession, size: int, rng: np.random.Generator) -> dict:
-    """Random inputs of the declared shapes; free dimensions: batch 1, H = W = size."""
-    out = {}
-    for i in session.get_inputs():
-        if len(i.shape) == 4:
-            channels = i.shape[1] if isinstance(i.shape[1], int) else 3
-            out[i.name] = rng.standard_normal((1, channels, size, size)).astype(np.float32)
-        else:
-            out[i.name] = np.full([d if isinstance(d, int) else 1 for d in i.shape], 500.0, np.float32)
-    return out
+from graph_inputs import feeds
 
 
 def main() -> None:

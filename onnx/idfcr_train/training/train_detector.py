@@ -67,7 +67,7 @@ def target(alpha: np.ndarray, scale: float = 1.0) -> np.ndarray:
     opacity 0.1 that the model removes well wants p near 1, not 0.1: with
     opacity targets, thin haze (RICE2 block 9) stayed under any threshold
     that also left clear ground alone."""
-    return np.minimum(alpha / scale, 1.0).astype(np.float32) if scale != 1.0 else alpha
+    return np.minimum(alpha / scale, 1.0).astype(np.float32)
 
 
 def s2_rgb_clear(root: str, val_scenes: str | None) -> list[np.ndarray]:
