@@ -197,3 +197,18 @@ def test_decoder_parameters_leave_the_latents_alone():
     assert float(reconstruction_loss(x + 0.1, x, 1.0)) == pytest.approx(0.1, abs=1e-6)
     flat = x.mean().expand_as(x)
     assert float(reconstruction_loss(flat, x, 1.0)) > float(reconstruction_loss(flat, x, 0.0))
+
+
+def test_ablation_groups_runs_by_k_with_mean_and_spread():
+    from idfcr_train.reports.ind_ablation import by_k
+
+    def run(k, psnr):
+        scores = {"psnr": psnr, "ssim": 0.9, "sharpness_ratio": 1.0}
+        return {"k": k, "control_steps": 600, "decoded": scores, "refined": scores}
+
+    summary = by_k({"a": run(1, 28.0), "b": run(1, 30.0), "c": run(2, 29.0), "d": run(1, 29.0)})
+    assert list(summary) == ["1", "2"]
+    assert summary["1"]["runs"] == 3
+    assert summary["1"]["refined_psnr"] == {"mean": 29.0, "std": 1.0}
+    # One run: no spread to measure, reported as 0 rather than NaN.
+    assert summary["2"]["decoded_psnr"] == {"mean": 29.0, "std": 0.0}

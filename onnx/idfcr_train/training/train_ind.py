@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
                      "ae_config": ae_cfg.to_dict(), "unet_config": unet_cfg.to_dict(), "steps": steps,
                      "wall_s": wall, "optim": opt.state_dict(), "optim_stage": stage,
                      "meta": {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": args.val_blocks,
-                              "k_iters": args.k_iters, "crop": args.crop, "batch": args.batch}}, args.ckpt)
+                              "k_iters": args.k_iters, "crop": args.crop, "batch": args.batch,
+                              "seed": args.seed}}, args.ckpt)
 
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
