@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from idfcr_train.data.pairs import Pair, align_label  # noqa: E402
+from idfcr_train.data.pairs import Pair, align_label, in_id_range  # noqa: E402
 from idfcr_train.reports.metrics import blockiness  # noqa: E402
 from idfcr_train.models.probability import Calibration, blend, cloud_probability  # noqa: E402
 from idfcr_train.training.train_pixel_cr import make_batch  # noqa: E402
@@ -64,6 +64,22 @@ def test_identity_and_synthetic_samples_and_their_targets():
     assert torch.allclose(x, torch.full_like(x, 250 / 255))
     *_, m = make_batch(pairs, 2, 32, 0.5, rng)
     assert m is None
+
+
+@pytest.mark.parametrize("pair_id,span,held_out", [
+    ("300", "300-399", True), ("399", "300-399", True), ("400", "300-399", False),
+    ("42", None, False), ("extra:300", "300-399", False), ("7", "0-9", True),
+])
+def test_held_out_id_runs(pair_id, span, held_out):
+    assert in_id_range(pair_id, span) is held_out
+
+
+def test_weights_decide_which_pairs_are_drawn():
+    clear = (ground(3) * 255).astype(np.uint8)
+    pairs = [Pair("a", "0", np.full_like(clear, 10), clear, 1 / 255),
+             Pair("b", "1", np.full_like(clear, 200), clear, 1 / 255)]
+    x, *_ = make_batch(pairs, 8, 32, 0.0, np.random.default_rng(0), weights=np.array([0.0, 1.0]))
+    assert torch.allclose(x, torch.full_like(x, 200 / 255))
 
 
 @pytest.mark.parametrize("t0,t1,d,s", [(0.3, 0.6, 0, 0), (0.3, 0.6, 4, 8), (0.1, 0.2, 8, 4)])

@@ -92,6 +92,14 @@ def load_rice(root: str) -> list[Pair]:
     return pairs
 
 
+def in_id_range(pair_id: str, span: str | None) -> bool:
+    """Whether a numeric id lies in "LO-HI" (inclusive); False without a span."""
+    if not span:
+        return False
+    lo, hi = (int(v) for v in span.split("-"))
+    return pair_id.isdigit() and lo <= int(pair_id) <= hi
+
+
 def split_by_block(pairs: list[Pair], val_blocks: set[str]) -> tuple[list[Pair], list[Pair]]:
     train = [p for p in pairs if p.block not in val_blocks]
     val = [p for p in pairs if p.block in val_blocks]

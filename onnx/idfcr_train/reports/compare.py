@@ -2,7 +2,10 @@
 validation images from scenes no training saw (split by scene block), the
 bundled Landsat 8 demo, a clear image given as input (it must come back
 unchanged), window blockiness, the validation images under other colour
-stretches (`palette_*`), and a contact sheet to look at.
+stretches (`palette_*`), another dataset's held-out pairs (`extra_*`, e.g.
+RICE1's ids 300-399 with `--extra-data ../../shared/data/rice1_xj
+--extra-val 300-399`: a run of consecutive ids that training leaves out with
+the same flags), and a contact sheet to look at.
 
     python -m idfcr_train.reports.compare --data ../../shared/data/rice2_3s \
         --out runs/compare A=path/a.pt B=path/b.pt [--stride 3]
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 
 from idfcr_train.reports.clear_fidelity import load_demo
-from idfcr_train.data.pairs import load_rice, random_palette, split_by_block
+from idfcr_train.data.pairs import in_id_range, load_rice, random_palette, split_by_block
 from idfcr_train.reports.metrics import blockiness, psnr, ssim
 from idfcr_train.models.pixel_cr import load_checkpoint
 
@@ -72,6 +75,23 @@ def palette_scores(model, val) -> dict:
             "palette_clear_in_psnr": float(np.mean(ident))}
 
 
+def extra_scores(model, pairs) -> dict:
+    """Held-out pairs of another dataset (another sensor or haze type): PSNR,
+    SSIM and blockiness against doing nothing, and every clear image given
+    as input."""
+    ps, ss, base, block, ident = [], [], [], [], []
+    for p in pairs:
+        pred, _ = run(model, p.cloudy)
+        ps.append(psnr(pred, p.clear))
+        ss.append(ssim(pred, p.clear))
+        base.append(psnr(p.cloudy, p.clear))
+        block.append(blockiness(pred))
+        ident.append(psnr(run(model, p.clear)[0], p.clear))
+    return {"extra_images": len(ps), "extra_psnr": float(np.mean(ps)), "extra_ssim": float(np.mean(ss)),
+            "extra_base_psnr": float(np.mean(base)), "extra_worst_vs_base": float(min(a - b for a, b in zip(ps, base))),
+            "extra_blockiness": float(np.mean(block)), "extra_clear_in_psnr": float(np.mean(ident))}
+
+
 def score(model, val, demo, sheet_ids: list[str]) -> tuple[dict, list]:
     rows, sheet = [], []
     for p in val:
@@ -112,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-blocks", default="3,9")
     ap.add_argument("--stride", type=int, default=1, help="every n-th validation image (1: all)")
     ap.add_argument("--raw", action="store_true", help="raw weights, not the EMA")
+    ap.add_argument("--extra-data", default=None, help="another RICE-layout folder to score held-out pairs of")
+    ap.add_argument("--extra-val", default=None, metavar="LO-HI", help="its held-out ids (inclusive)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
@@ -126,12 +148,16 @@ def main(argv: list[str] | None = None) -> None:
         ids = [p.id for p in val if p.block == b]
         sheet_ids += [ids[0], ids[len(ids) // 2]]
     demo = load_demo()
+    extra = ([p for p in load_rice(args.extra_data) if in_id_range(p.id, args.extra_val)]
+             if args.extra_data else [])
     table = {}
     for spec in args.ckpts:
         label, path = spec.split("=", 1)
         model, state = load_checkpoint(path, ema=not args.raw)
         t0 = time.time()
         res, sheet = score(model, val, demo, sheet_ids)
+        if extra:
+            res.update(extra_scores(model, extra))
         res.update({"step": state["step"], "hours": round(state["wall_s"] / 3600, 2),
                     "recipe": state.get("meta", {}), "eval_s": round(time.time() - t0, 1)})
         contact_sheet(sheet, os.path.join(args.out, f"{label}.png"))

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from idfcr_train.checkpoint import save_atomic
-from idfcr_train.data.pairs import Pair, align_label, load_rice, random_crop_pair, random_palette, split_by_block
+from idfcr_train.data.pairs import (Pair, align_label, in_id_range, load_rice, random_crop_pair, random_palette,
+                                    split_by_block)
 from idfcr_train.reports.metrics import psnr
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
 from idfcr_train.data import load_pairs
@@ -40,8 +41,10 @@ from idfcr_train.data.synth_clouds import add_clouds
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
                band_brightness: np.ndarray | None = None, identity: float = 0.0,
                aligned: dict[str, np.ndarray] | None = None, opacity_target: float = 0.0,
-               palette: float = 0.0):
-    """`identity`: share of samples whose input is the clear image itself (the
+               palette: float = 0.0, weights: np.ndarray | None = None):
+    """`weights`: probability of drawing each training pair (None: uniform).
+
+    `identity`: share of samples whose input is the clear image itself (the
     model must give it back unchanged). `aligned`: per pair id, the label with
     its colours fitted to the input's date (see `align_label`), used for real
     pairs; synthetic and identity samples use the clear image as it is.
@@ -59,7 +62,8 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
     after it, so they stay cloud-coloured)."""
     xs, ys, ws, ms = [], [], [], []
     for _ in range(batch):
-        p = train[int(rng.integers(0, len(train)))]
+        # Uniform draws keep integers() so that older recipes keep their random stream.
+        p = train[int(rng.integers(0, len(train)) if weights is None else rng.choice(len(train), p=weights))]
         ws.append(np.ones(p.clear_raw.shape[0], np.float32) if p.band_weight is None else p.band_weight)
         label = aligned[p.id] if aligned is not None and p.id in aligned else p.clear_raw
         u = rng.uniform()
@@ -146,7 +150,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="attention target of synthetic samples = opacity x this (0: the paper's M everywhere)")
     ap.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights with this decay (0: off)")
     ap.add_argument("--extra-data", default=None,
-                    help="another RICE-layout folder mixed into training (all its pairs; e.g. RICE1)")
+                    help="another RICE-layout folder mixed into training (e.g. RICE1)")
+    ap.add_argument("--extra-val", default=None, metavar="LO-HI",
+                    help="ids LO..HI (inclusive) of --extra-data held out of training: a run of consecutive "
+                         "ids, since neighbouring ids may be pieces of one scene (score them with "
+                         "reports.evaluate --val-ids)")
+    ap.add_argument("--extra-share", type=float, default=None,
+                    help="share of samples drawn from --extra-data (default: in proportion to its pairs)")
     ap.add_argument("--threshold", type=float, default=0.08, help="attention target threshold (model units)")
     ap.add_argument("--hours", type=float, default=1.0, help="wall-clock budget of this run")
     ap.add_argument("--max-steps", type=int, default=0, help="stop at this total step count (0: no limit)")
@@ -161,14 +171,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_training_data(args: argparse.Namespace):
-    """(train, val, band_brightness, aligned labels) for this run; fills in
+    """(train, val, band_brightness, aligned labels, sampling weights or
+    None) for this run; fills in
     the default validation blocks (RICE 3 and 9, or the Sentinel-2 scenes)."""
     pairs, args.val_blocks, band_brightness = load_pairs(args.data, args.s2_group, args.ts_data, args.val_blocks)
     train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
+    weights = None
     if args.extra_data:
-        extra = load_rice(args.extra_data)
+        extra = [p for p in load_rice(args.extra_data) if not in_id_range(p.id, args.extra_val)]
         for p in extra:
             p.id, p.block = f"extra:{p.id}", f"extra:{p.block}"
+        if args.extra_share is not None:
+            weights = np.array([(1 - args.extra_share) / len(train)] * len(train)
+                               + [args.extra_share / len(extra)] * len(extra))
         train += extra
     aligned = None
     if args.align_labels:
@@ -182,7 +197,7 @@ def load_training_data(args: argparse.Namespace):
                 lab = np.clip(np.round(lab / p.scale), 0, 255).astype(np.uint8)
             aligned[p.id] = lab
 
-    return train, val, band_brightness, aligned
+    return train, val, band_brightness, aligned, weights
 
 
 def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCRConfig, dict | None]:
@@ -226,10 +241,12 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "opacity_target": args.opacity_target,
         "palette": args.palette,
         "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
+        "extra_val": args.extra_val,
+        "extra_share": args.extra_share,
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
-        changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "crop", "batch",
+        changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share", "crop", "batch",
                       "opacity_target", "palette")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
     return meta
@@ -361,7 +378,7 @@ def log_progress(args: argparse.Namespace, run: TrainingRun, losses: list[dict],
 
 def train_until_stopped(args: argparse.Namespace, run: TrainingRun, train: list[Pair], val: list[Pair],
                         band_brightness: np.ndarray | None, aligned: dict[str, np.ndarray] | None,
-                        device: str, stop: dict) -> None:
+                        device: str, stop: dict, weights: np.ndarray | None = None) -> None:
     """Train until a signal, the --hours budget or --max-steps; log every 25
     steps and save every --save-minutes (wall time counts training only, not
     the saves)."""
@@ -379,7 +396,7 @@ def train_until_stopped(args: argparse.Namespace, run: TrainingRun, train: list[
                 g["lr"] = learning_rate(args, run.step, start_step, time.time() - t_start)
         batch = make_batch(train, args.batch, args.crop, args.synthetic, run.rng, band_brightness,
                            identity=args.identity, aligned=aligned, opacity_target=args.opacity_target,
-                           palette=args.palette)
+                           palette=args.palette, weights=weights)
         parts = train_step(args, run, batch, device)
         now = time.time()
         run.wall_s += now - t_prev
@@ -399,14 +416,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    train, val, band_brightness, aligned = load_training_data(args)
+    train, val, band_brightness, aligned, weights = load_training_data(args)
     cfg, state = network_config(args, train)
     assert args.crop % cfg.window == 0, f"--crop {args.crop} must be a multiple of the window {cfg.window}"
     run = start_run(args, cfg, state, device)
     print(f"Pixel-CR {cfg.to_dict()} params={count_params(run.model)} train={len(train)} val={len(val)} "
           f"start step={run.step} device={device}", flush=True)
     stop = stop_on_signals()
-    train_until_stopped(args, run, train, val, band_brightness, aligned, device, stop)
+    train_until_stopped(args, run, train, val, band_brightness, aligned, device, stop, weights)
     save_checkpoint(run, args.ckpt)
     print(f"saved {args.ckpt} at step {run.step}, {run.wall_s / 3600:.2f} h of training in all", flush=True)
 
