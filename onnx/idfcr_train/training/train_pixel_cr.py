@@ -153,8 +153,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="another RICE-layout folder mixed into training (e.g. RICE1)")
     ap.add_argument("--extra-val", default=None, metavar="LO-HI",
                     help="ids LO..HI (inclusive) of --extra-data held out of training: a run of consecutive "
-                         "ids, since neighbouring ids may be pieces of one scene (score them with "
-                         "reports.evaluate --val-ids)")
+                         "ids, since neighbouring ids may be pieces of one scene (reports.compare --extra-val "
+                         "scores them)")
     ap.add_argument("--extra-share", type=float, default=None,
                     help="share of samples drawn from --extra-data (default: in proportion to its pairs)")
     ap.add_argument("--threshold", type=float, default=0.08, help="attention target threshold (model units)")
@@ -172,8 +172,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_training_data(args: argparse.Namespace):
     """(train, val, band_brightness, aligned labels, sampling weights or
-    None) for this run; fills in
-    the default validation blocks (RICE 3 and 9, or the Sentinel-2 scenes)."""
+    None) for this run; fills in the default validation blocks (RICE 3 and
+    9, or the Sentinel-2 scenes)."""
     pairs, args.val_blocks, band_brightness = load_pairs(args.data, args.s2_group, args.ts_data, args.val_blocks)
     train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
     weights = None
@@ -246,8 +246,8 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
-        changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share", "crop", "batch",
-                      "opacity_target", "palette")
+        changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share",
+                      "crop", "batch", "opacity_target", "palette")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
     return meta
 
