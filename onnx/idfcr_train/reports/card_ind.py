@@ -150,7 +150,9 @@ def scores_section(scores: dict) -> list[str]:
     refined = refined_key(m)
     md = ["## Scores (runtime, validation blocks)", "",
           f"`scripts/score_ind.py`: {scores['images']} images of blocks {scores['blocks']}, the shipped graphs run",
-          f"by `idfcr remove` ({scores['sampler']}); NIQE and BRISQUE from `idfcr quality` (lower is more",
+          f"by `idfcr remove` ({scores['sampler']}"
+          + (f"; stage 1: {scores['stage1']}" if scores.get("stage1") else "")
+          + "); NIQE and BRISQUE from `idfcr quality` (lower is more",
           "natural), PSNR/SSIM from `idfcr eval` against the clear image.", "",
           "| output | NIQE | BRISQUE | PSNR dB | SSIM |", "|---|---|---|---|---|"]
     rows = [("pixel_cr", "Pixel-CR alone"), (refined, "Pixel-CR + IND (`--refine`)")]
@@ -170,7 +172,8 @@ def scores_section(scores: dict) -> list[str]:
     if detail:
         md += ["", "Sharpness ratio: mean absolute neighbour difference summed over the images, against the",
                "clear references' (1 = as detailed as real clear imagery). Blockiness: across the borders of a",
-               "16 px grid against elsewhere (about 1 for natural images)."]
+               "16 px grid against elsewhere (1: window borders like anywhere else; the clear references' own",
+               "value is in the table: RICE2's clear images are smoother across that grid than elsewhere)."]
     # NIQE and BRISQUE were fitted on natural photographs; on these Landsat
     # crops the clear references themselves score high (textured, noisy), so
     # "lower" alone would reward the smooth Pixel-CR output. The per-image
@@ -325,11 +328,12 @@ def trials_section(paths: list[str]) -> list[str]:
     stage 1, and not shipped: what was tried and why it lost."""
     if not paths:
         return []
-    md = ["", "## Tried since this version (not shipped)", "",
-          "| candidate | PSNR dB | SSIM | sharpness ratio | BRISQUE gap |", "|---|---|---|---|---|"]
+    md = ["", "## Tried since this version (not shipped)"]
     for path in paths:
         with open(path) as f:
             t = json.load(f)
+        # One table per trial: each scored its own images.
+        md += ["", "| candidate | PSNR dB | SSIM | sharpness ratio | BRISQUE gap |", "|---|---|---|---|---|"]
         clear = t["per_image"]["clear_reference"]
         for key, m in t["mean"].items():
             if not key.startswith("refined"):
