@@ -59,6 +59,8 @@ MODELS = os.path.join(ROOT, "onnx", "models")
 GRAPHS = ["pixel_cr_rgb", "s2_10m", "s2_20m", "s2_60m", "s2_60m_l2a",
           "ind_rgb_encoder", "ind_rgb_decoder", "ind_rgb_denoiser"]
 COUNTED = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+
+
 def session(model: bytes | str, threads: int, optimise: bool) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads

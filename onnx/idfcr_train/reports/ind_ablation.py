@@ -65,9 +65,10 @@ def val_images(data: str, blocks: set[str], pixel_cr: str, cache: str, n: int):
     return [(p.id, torch.from_numpy(p.cloudy)[None], torch.from_numpy(p.clear)[None]) for p in picks]
 
 
-def full_image_scores(path: str, images, steps: int, sampler: str) -> dict:
+def full_image_scores(path: str, images, ref_sharp: float, steps: int, sampler: str) -> dict:
     """One checkpoint on whole images: its own decoder, one fixed sampling
-    seed per image, before and after the colour fix."""
+    seed per image, before and after the colour fix; `ref_sharp` is the
+    clear images' summed sharpness (the ratio's denominator)."""
     st, ae, den = load_checkpoint(path)
     parts = {"decoded": [], "refined": []}
     for _, cond_img, clear in images:
@@ -76,7 +77,6 @@ def full_image_scores(path: str, images, steps: int, sampler: str) -> dict:
         parts["decoded"].append(dec)
         parts["refined"].append(colour_fix(dec, cond_img).clamp(0, 1))
     clears = [c for _, _, c in images]
-    ref_sharp = sum(sharpness(c.numpy()) for c in clears)
     out = {"k": st["meta"]["k_iters"], "seed": st["meta"].get("seed"), "control_steps": st["steps"].get("control", 0),
            "control_hours": round(st["wall_s"].get("control", 0) / 3600, 3)}
     for name, preds in parts.items():
@@ -106,14 +106,14 @@ def full_mode(args: argparse.Namespace) -> dict:
     images = val_images(args.data, set(args.val_blocks.split(",")), args.pixel_cr, args.cond_cache, args.full)
     clears = torch.cat([c for _, _, c in images])
     conds = torch.cat([c for _, c, _ in images])
+    ref_sharp = sum(sharpness(c.numpy()) for c in clears)
     out = {"images": [i for i, _, _ in images], "val_blocks": args.val_blocks,
            "sampler": f"{args.sampler}-{args.steps}", "pixel_cr_ckpt": args.pixel_cr,
            "pixel_cr": {**image_scores(conds, clears),
-                        "sharpness_ratio": round(sum(sharpness(c.numpy()) for c in conds)
-                                                 / sum(sharpness(c.numpy()) for c in clears), 3)},
+                        "sharpness_ratio": round(sum(sharpness(c.numpy()) for c in conds) / ref_sharp, 3)},
            "checkpoints": {}}
     for path in args.ckpts:
-        out["checkpoints"][path] = full_image_scores(path, images, args.steps, args.sampler)
+        out["checkpoints"][path] = full_image_scores(path, images, ref_sharp, args.steps, args.sampler)
         print(path, out["checkpoints"][path], flush=True)
     out["by_k"] = by_k(out["checkpoints"])
     return out
