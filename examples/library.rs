@@ -19,7 +19,8 @@ fn main() {
     let job = Job {
         input,
         output: PathBuf::from(output),
-        mask: None, // Some(path): also write the cloud probability
+        mask: None,        // Some(path): also write the cloud probability
+        probability: None, // Some(map): blend by another detector's p, not the model's
     };
     let opts = RemoveOptions {
         band_idx: None, // all bands

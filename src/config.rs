@@ -104,6 +104,24 @@ pub struct Job {
     pub input: String,
     pub output: PathBuf,
     pub mask: Option<PathBuf>,
+    /// A cloud probability from a separate detector, blended by instead of
+    /// the model's own (`idfcr s2` on L1C: s2cloudless); None: the model's.
+    pub probability: Option<SceneProbability>,
+}
+
+/// A scene-wide probability map and how this job's grid samples it.
+#[derive(Debug, Clone)]
+pub struct SceneProbability {
+    pub map: std::sync::Arc<crate::tiling::probability::ProbabilityMap>,
+    /// This job's pixel size in map pixels.
+    pub ratio: f64,
+}
+
+impl SceneProbability {
+    /// p at pixel (row, col) of this job's raster.
+    pub fn at(&self, row: usize, col: usize) -> f32 {
+        self.map.sample(row, col, self.ratio)
+    }
 }
 
 /// What to do: model, tiling, device, output format, blending; the same
@@ -194,6 +212,13 @@ pub fn parse_key_value(s: &str) -> Result<(String, String)> {
 }
 
 impl RemoveConfig {
+    /// Whether the output is blended with the input: not `--raw`, and a
+    /// cloud probability to blend by (the model's calibrated one or the
+    /// job's own).
+    pub fn blends(&self, model: &crate::models::pixel_cr::ModelContract) -> bool {
+        !self.opts.raw && (model.calibrated_probability || self.job.probability.is_some())
+    }
+
     /// Options and job, checked.
     pub fn new(opts: RemoveOptions, job: Job) -> Result<Self> {
         let cfg = RemoveConfig { opts, job };

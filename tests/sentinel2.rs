@@ -846,3 +846,112 @@ fn shipped_models_leave_a_clear_product_alone() {
         }
     }
 }
+
+/// L1C: every group blends by one s2cloudless map of the scene (the same p
+/// on each grid) and where it is 0 the input comes back bit for bit; L2A
+/// keeps each model's own p, and asking for s2cloudless there is refused
+/// before anything is written.
+#[test]
+fn l1c_groups_blend_by_one_s2cloudless_map() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut products = vec![];
+    for level in ["L1C", "L2A"] {
+        let dir = tmp.path().join(level);
+        let made = Command::new(python())
+            .arg(common::repo().join("scripts/make_s2_fixture.py"))
+            .args(["--out", dir.to_str().unwrap(), "--level", level, "--cloud"])
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        products.push(String::from_utf8(made.stdout).unwrap().trim().to_string());
+    }
+    let run = |product: &str, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "s2",
+            product,
+            out.to_str().unwrap(),
+            "-q",
+            "--json",
+            "--device",
+            "cpu",
+            "--mask-name",
+            "{product}_p_{group}.tif",
+        ];
+        args.extend_from_slice(extra);
+        common::idfcr(tmp.path(), &args)
+    };
+
+    let o = run(&products[0], &tmp.path().join("l1c_out"), &[]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let source = summary["cloud_probability"].as_str().unwrap();
+    assert!(source.starts_with("s2cloudless"), "{source}");
+    let mut mean_p = vec![];
+    for g in summary["groups"].as_array().unwrap() {
+        assert_eq!(g["blended"], true, "{g}");
+        let mask = Dataset::open(g["mask"].as_str().unwrap()).unwrap();
+        let desc = mask.rasterband(1).unwrap().description().unwrap();
+        assert!(desc.contains("s2cloudless"), "{desc}");
+        let p = &read_all(&mask, &[1])[0];
+        mean_p.push(p.iter().sum::<f64>() / p.len() as f64);
+        let zero = p.iter().filter(|v| **v == 0.0).count();
+        assert!(
+            zero > 0 && zero < p.len(),
+            "{}: p is 0 on {zero} of {} px",
+            g["group"],
+            p.len()
+        );
+        let out = Dataset::open(g["output"].as_str().unwrap()).unwrap();
+        let src = Dataset::open(g["source"].as_str().unwrap()).unwrap();
+        for k in 1..=out.raster_count() {
+            let name = band_name(&out, k);
+            let sb = (1..=src.raster_count())
+                .find(|&b| band_name(&src, b) == name)
+                .unwrap();
+            let (a, b) = (&read_all(&src, &[sb])[0], &read_all(&out, &[k])[0]);
+            for (i, pv) in p.iter().enumerate() {
+                if *pv == 0.0 {
+                    assert_eq!(a[i], b[i], "{} {name} px {i}", g["group"]);
+                }
+            }
+        }
+    }
+    // One map sampled on three grids: the same cloud cover on each.
+    for m in &mean_p {
+        assert!((m - mean_p[0]).abs() < 0.03, "mean p per group {mean_p:?}");
+    }
+
+    let o = run(
+        &products[0],
+        &tmp.path().join("own_out"),
+        &["--cloud-detector", "model"],
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let source = summary["cloud_probability"].as_str().unwrap();
+    assert!(
+        source.contains("own") && source.contains("--cloud-detector model"),
+        "{source}"
+    );
+
+    let o = run(&products[1], &tmp.path().join("l2a_out"), &[]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let source = summary["cloud_probability"].as_str().unwrap();
+    assert!(source.contains("own") && source.contains("L2A"), "{source}");
+
+    let refused = tmp.path().join("l2a_refused");
+    let o = run(&products[1], &refused, &["--cloud-detector", "s2cloudless"]);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("--cloud-detector s2cloudless") && err.contains(&products[1]),
+        "{err}"
+    );
+    let written = std::fs::read_dir(&refused).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(written, 0, "nothing may be written for a refused run");
+}

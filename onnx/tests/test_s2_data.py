@@ -10,13 +10,15 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from idfcr_train.data.pairs import split_by_block  # noqa: E402
-from idfcr_train.data.s2 import GROUPS, SEN12MS_BANDS, area_average, load_s2, scene_of, to_group  # noqa: E402
+from idfcr_train.data.s2 import (  # noqa: E402
+    GROUPS, SEN12MS_BANDS, area_average, load_s2, load_s2_l1c, scene_of, to_group)
 
 
 @pytest.mark.parametrize("name,scene", [
     ("ROIs1970_fall_s2_cloudy_136_p139.tif", "ROIs1970_fall_136"),
     ("ROIs1970_fall_s2_136_p139.tif", "ROIs1970_fall_136"),
     ("ROIs1868_summer_s2_31_p100.tif", "ROIs1868_summer_31"),
+    ("ROIs1970_fall_139_p839.tif", "ROIs1970_fall_139"),  # sen12mscr_glfcr's naming
     ("s2_ROIs2017_146_ImgNo_3_2018-02-10_patch_0.tif", "ROIs2017_146"),
 ])
 def test_scene_names(name, scene):
@@ -82,3 +84,29 @@ def test_load_pairs_time_series_and_split_by_scene(tmp_path):
     train, val = split_by_block(pairs, {"ROIs1158_spring_39"})
     assert [p.block for p in val] == ["ROIs1158_spring_39"]
     assert all(p.block != "ROIs1158_spring_39" for p in train)
+    # The same pairs with all 13 bands (what s2cloudless reads), in the same order.
+    full = load_s2_l1c(str(pr), str(ts))
+    assert [(p.id, p.block) for p in full] == [(p.id, p.block) for p in pairs]
+    assert full[0].cloudy.shape == (13, 12, 12)
+    np.testing.assert_allclose(full[0].cloudy[[1, 2, 3, 7]], pairs[0].cloudy)
+
+
+@pytest.mark.parametrize("i,ratio,size,want", [
+    # (fine pixel, fine px / map px, map size) -> (lower, upper, weight),
+    # the same table as src/tiling/probability.rs
+    (0, 1 / 6, 4, (0, 1, 0.0)),
+    (3, 1 / 6, 4, (0, 1, 0.0833333)),
+    (6, 1 / 6, 4, (0, 1, 0.5833333)),
+    (23, 1 / 6, 4, (3, 3, 0.0)),
+    (5, 1.0, 8, (5, 6, 0.0)),
+    (1, 0.5, 4, (0, 1, 0.25)),
+])
+def test_s2cloudless_map_sampling_matches_the_runtime(i, ratio, size, want):
+    from idfcr_train.reports.s2_detectors import sample_bilinear
+
+    m = np.zeros((1, size), np.float32)
+    m[0, want[0]] = 1.0  # the lower neighbour alone: sample = 1 - weight
+    got = sample_bilinear(m, 1, i + 1, ratio)[0, i]
+    expect = (1.0 - want[2]) + (want[2] if want[1] == want[0] else 0.0)
+    assert got == pytest.approx(expect, abs=1e-5)
+    assert sample_bilinear(np.zeros((3, size), np.float32), 2, i + 1, ratio).max() == 0.0

@@ -133,6 +133,13 @@ pub struct RemoveArgs {
     pub opts: ProcessingArgs,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CloudDetectorArg {
+    Auto,
+    S2cloudless,
+    Model,
+}
+
 /// `idfcr s2`: a Sentinel-2 product in, one cleaned raster per group out.
 #[derive(clap::Args, Debug)]
 pub struct S2Args {
@@ -153,6 +160,9 @@ pub struct S2Args {
     /// Also write all cleaned bands on the 10 m grid in one raster ({group} = stack10m; 20/60 m bands repeated, values unchanged).
     #[arg(long)]
     pub stack: bool,
+    /// Where the cloud probability p (what each output is blended by) comes from: s2cloudless on the ten L1C bands (auto: when the input has them, so not for L2A), or each group model's own.
+    #[arg(long = "cloud-detector", value_enum, default_value_t = CloudDetectorArg::Auto)]
+    pub cloud_detector: CloudDetectorArg,
     /// Replace existing outputs.
     #[arg(long)]
     pub overwrite: bool,
@@ -194,6 +204,13 @@ impl S2Args {
             groups,
             options,
             stack: self.stack,
+            cloud_detector: match self.cloud_detector {
+                CloudDetectorArg::Auto => crate::sentinel2::detector::CloudDetector::Auto,
+                CloudDetectorArg::S2cloudless => {
+                    crate::sentinel2::detector::CloudDetector::S2cloudless
+                }
+                CloudDetectorArg::Model => crate::sentinel2::detector::CloudDetector::Model,
+            },
         })
     }
 }
@@ -535,6 +552,7 @@ impl RemoveArgs {
                 input: self.input,
                 output: self.output,
                 mask: self.mask,
+                probability: None,
             },
         )
     }

@@ -347,6 +347,7 @@ fn run_item(
             Some(m) => Some(output_path(&cfg.out_dir, m, input)?),
             None => None,
         },
+        probability: None,
     };
     let mut item_cfg = RemoveConfig::new(cfg.options.clone(), job)?;
     if cfg.skip_existing

@@ -139,6 +139,11 @@ pub(crate) fn provenance_tags(
         "IDFCR_BLEND".to_string(),
         if cfg.opts.raw {
             "none (--raw): the model's output everywhere".to_string()
+        } else if let Some(sp) = &cfg.job.probability {
+            format!(
+                "output = p x model + (1 - p) x input, p the cloud probability of {}",
+                sp.map.source
+            )
         } else if c.calibrated_probability {
             "output = p x model + (1 - p) x input, p the model's calibrated cloud probability"
                 .to_string()

@@ -93,7 +93,7 @@ fn remove_refined(
     let stage1_path = stage1_file.path().to_path_buf();
     // The cloud probability goes to a temp file too: the final blend reads
     // it, and the user's --mask is copied from it only once all succeeded.
-    let blend = !cfg.opts.raw && cache.get(cfg, input)?.contract.calibrated_probability;
+    let blend = cfg.blends(&cache.get(cfg, input)?.contract);
     let prob_file = if blend || cfg.job.mask.is_some() {
         Some(temp_beside(cfg, "prob")?)
     } else {

@@ -116,7 +116,8 @@ pub(crate) fn pixel_cr(
         total_tiles,
         counts: Counts::default(),
         norm: input.normaliser(model.contract.graph_scale),
-        blend: !cfg.opts.raw && c.calibrated_probability,
+        blend: cfg.blends(c),
+        scene_p: cfg.job.probability.as_ref(),
     };
     for panel in &panels {
         run.panel(panel)?;
@@ -174,7 +175,7 @@ fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) -> Result<(
             ),
         ));
     }
-    if cfg.job.mask.is_some() && c.attention_output.is_none() {
+    if cfg.job.mask.is_some() && c.attention_output.is_none() && cfg.job.probability.is_none() {
         return Err(Error::model(
             &model.path,
             "has no attention output, so --mask cannot be written",
@@ -210,7 +211,10 @@ fn create_mask(cfg: &RemoveConfig, prov: &Provenance) -> Result<Option<OutputRas
     Ok(match &cfg.job.mask {
         Some(p) => {
             let spec = BandSpec {
-                description: "cloud probability (Pixel-CR cloudy attention)".into(),
+                description: match &cfg.job.probability {
+                    Some(sp) => format!("cloud probability ({})", sp.map.source),
+                    None => "cloud probability (Pixel-CR cloudy attention)".into(),
+                },
                 color: None,
                 nodata: Some(-1.0),
                 scale_offset: None,
@@ -246,7 +250,7 @@ fn summary(
         model: format!("{} {}", c.name, c.version),
         model_sha256: model.sha256.clone(),
         device_note: crate::models::pixel_cr::device_note(),
-        blended: !cfg.opts.raw && c.calibrated_probability,
+        blended: cfg.blends(c),
         rescale: input.rescale,
         provider: match model.provider {
             Provider::Cpu => "cpu".into(),
@@ -352,6 +356,8 @@ struct Run<'a> {
     norm: crate::models::contract::Normaliser,
     /// Blend the model's output with the input by its cloud probability.
     blend: bool,
+    /// A detector's probability, used instead of the model's.
+    scene_p: Option<&'a crate::config::SceneProbability>,
 }
 
 impl Run<'_> {
@@ -503,7 +509,9 @@ impl Run<'_> {
                 }
                 ok[p] = true;
                 self.counts.valid_pixels += 1;
-                if has_att {
+                if let Some(sp) = self.scene_p {
+                    prob[p] = sp.at(rows.0 + r, x);
+                } else if has_att {
                     let v = acc.value(bands, ar, ac).unwrap_or(0.0);
                     // A non-finite probability means no usable detection.
                     prob[p] = if v.is_finite() {

@@ -5,9 +5,12 @@
 //! - `input`: a product path (SAFE folder, zip, MTD file, subdataset, band
 //!   stack) in -> the GDAL dataset of one group with its bands in order and
 //!   its radiometry;
+//! - `detector`: s2cloudless's cloud probability of an L1C scene, the p
+//!   every group blends by;
 //! - `run`: one product in -> one output per resolution group (or a stack),
 //!   each through `crate::pipeline`.
 
 pub mod bands;
+pub mod detector;
 pub mod input;
 pub mod run;

@@ -9,15 +9,18 @@
 //! model we have no training data for yet.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::config::{Job, RemoveConfig, RemoveOptions};
+use crate::config::{Job, RemoveConfig, RemoveOptions, SceneProbability};
 use crate::error::{Error, Result};
 use crate::io::place::check_output_path;
 use crate::io::reader::InputRaster;
 use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
 use crate::sentinel2::bands::{output_path, parse_stack_bands, Group, GROUPS};
+use crate::sentinel2::detector::{self, stack_pixel_m, CloudDetector, DetectorBand, MAP_RES_M};
 use crate::sentinel2::input::{find_product_metadata, open_product, stack_band_names};
+use crate::tiling::probability::ProbabilityMap;
 
 /// Settings of `idfcr s2`.
 #[derive(Debug, Clone)]
@@ -35,6 +38,7 @@ pub struct S2RunConfig {
     pub options: RemoveOptions,
     /// Also write every cleaned band on the 10 m grid in one raster.
     pub stack: bool,
+    pub cloud_detector: CloudDetector,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -48,6 +52,8 @@ pub struct S2Summary {
     pub stack: Option<PathBuf>,
     /// Why `--device auto` fell back to CPU, if it did.
     pub device_note: Option<String>,
+    /// What the outputs are blended by, and why.
+    pub cloud_probability: String,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -67,6 +73,8 @@ struct GroupJob {
     output: PathBuf,
     band_idx: Option<Vec<usize>>,
     res_m: u32,
+    /// The pixel size of the raster this job reads, in metres.
+    px_m: f64,
 }
 
 /// Run every group; stops at the first failing group (outputs of finished
@@ -87,6 +95,7 @@ pub fn run_s2(
     std::fs::create_dir_all(&cfg.out_dir)
         .map_err(|e| Error::output(&cfg.out_dir, format!("cannot create the folder: {e}")))?;
     let (stack_path, masks) = planned_outputs(cfg, &product, &jobs)?;
+    let (scene_p, cloud_probability) = cloud_map(cfg, &kind)?;
     let mut cache = ModelCache::default();
     let mut groups = Vec::new();
     for (i, j) in jobs.into_iter().enumerate() {
@@ -95,6 +104,10 @@ pub fn run_s2(
             input: j.source.clone(),
             output: j.output.clone(),
             mask: masks.get(i).cloned(),
+            probability: scene_p.as_ref().map(|map| SceneProbability {
+                map: map.clone(),
+                ratio: j.px_m / MAP_RES_M,
+            }),
         };
         let item = RemoveConfig::new(opts, job)?;
         let label = j.label.clone();
@@ -121,7 +134,84 @@ pub fn run_s2(
         groups,
         stack: stack_path,
         device_note: crate::models::pixel_cr::device_note(),
+        cloud_probability,
     })
+}
+
+/// The scene's s2cloudless map (None: each model's own p) and the
+/// summary's word on where p comes from.
+fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<Arc<ProbabilityMap>>, String)> {
+    let own = "each group model's own calibrated cloud probability";
+    if cfg.cloud_detector == CloudDetector::Model {
+        return Ok((None, format!("{own} (--cloud-detector model)")));
+    }
+    if cfg.options.raw && cfg.mask_name.is_none() {
+        return Ok((None, "none (--raw)".into()));
+    }
+    let why_not = if kind == "L2A" {
+        Some("an L2A product: s2cloudless knows L1C top-of-atmosphere reflectance only".to_string())
+    } else {
+        None
+    };
+    let bands = match why_not.map_or_else(|| detector_bands(cfg), |w| Ok(Err(w)))? {
+        Ok(b) => b,
+        Err(why) if cfg.cloud_detector == CloudDetector::S2cloudless => {
+            return Err(Error::input(
+                &cfg.input,
+                format!("--cloud-detector s2cloudless: {why}"),
+            ))
+        }
+        Err(why) => return Ok((None, format!("{own} ({why})"))),
+    };
+    let dirs = crate::models::registry::model_dirs(cfg.options.model_dir.as_deref());
+    let model = detector::find_model(&dirs)?;
+    let map = detector::scene_probability(
+        &bands,
+        &model,
+        cfg.options.threads,
+        cfg.options.ort_lib.as_deref(),
+    )?;
+    let what = map.source.clone();
+    Ok((Some(Arc::new(map)), what))
+}
+
+/// s2cloudless's ten bands, found by name in every group of the input
+/// (whatever --groups keeps); Err(why) when some are missing.
+fn detector_bands(cfg: &S2RunConfig) -> Result<std::result::Result<Vec<DetectorBand>, String>> {
+    let all = plan(&S2RunConfig {
+        groups: None,
+        ..cfg.clone()
+    })?;
+    let mut found: Vec<Option<DetectorBand>> = vec![None; detector::BANDS.len()];
+    for j in &all.jobs {
+        let mut input = InputRaster::open(&j.source, j.band_idx.as_deref())?;
+        crate::sentinel2::input::adapt(&mut input, &group_options(cfg, j, all.stack).s2)?;
+        for (i, name) in input.band_names.iter().enumerate() {
+            if let Some(k) = detector::BANDS.iter().position(|b| b == name) {
+                found[k] = Some(DetectorBand {
+                    name: detector::BANDS[k],
+                    source: j.source.clone(),
+                    band_no: input.band_nos[i],
+                    dn_offset: input.dn_offset[i],
+                    px_m: j.px_m,
+                });
+            }
+        }
+    }
+    let missing: Vec<&str> = detector::BANDS
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(b, _)| *b)
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Err(format!(
+            "the input has no {} (s2cloudless needs {})",
+            missing.join(", "),
+            detector::BANDS.join(",")
+        )));
+    }
+    Ok(Ok(found.into_iter().flatten().collect()))
 }
 
 /// The stack's path (with `--stack`) and one mask path per job (with
@@ -185,6 +275,7 @@ fn plan(cfg: &S2RunConfig) -> Result<Plan> {
                         output: output_path(&cfg.out_dir, &cfg.name, &p.name, &g.label)?,
                         band_idx: None,
                         res_m: g.group.res_m,
+                        px_m: g.group.res_m as f64,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -406,6 +497,7 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
             "is neither a Sentinel-2 product nor a band stack with Sentinel-2 band names in its descriptions; name the bands with --s2-bands B1,B2,...",
         ));
     }
+    let px_m = stack_pixel_m(&input.ds);
     let stem = Path::new(&cfg.input)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -431,6 +523,7 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
             output: output_path(&cfg.out_dir, &cfg.name, &stem, g.name)?,
             band_idx: Some(idx),
             res_m: g.res_m,
+            px_m,
         });
     }
     if jobs.is_empty() {

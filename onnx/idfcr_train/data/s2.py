@@ -81,8 +81,9 @@ def to_group(raw: np.ndarray, group: str) -> np.ndarray:
 
 def scene_of(name: str) -> str:
     """ROIs1970_fall_s2_cloudy_136_p139.tif -> ROIs1970_fall_136;
+    ROIs1970_fall_139_p839.tif (sen12mscr_glfcr) -> ROIs1970_fall_139;
     s2_ROIs2017_146_ImgNo_3_... -> ROIs2017_146."""
-    m = re.match(r"(ROIs\d+_[a-z]+)_s2(?:_cloudy)?_(\d+)_p\d+", name)
+    m = re.match(r"(ROIs\d+_[a-z]+)(?:_s2(?:_cloudy)?)?_(\d+)_p\d+", name)
     if m:
         return f"{m.group(1)}_{m.group(2)}"
     m = re.match(r"s2_(ROIs\d+_\d+)_ImgNo", name)
@@ -110,12 +111,21 @@ def load_s2(pairs_root: str, ts_root: str | None, group: str) -> list[Pair]:
     return pairs
 
 
-def _load_s2(pairs_root: str, ts_root: str | None, group: str) -> list[Pair]:
+def load_s2_l1c(pairs_root: str, ts_root: str | None) -> list[Pair]:
+    """The same pairs as `load_s2`, in the same order, with all 13 bands as
+    reflectance on the 10 m grid (for a detector that needs every band)."""
+    return _load_s2(pairs_root, ts_root, None)
+
+
+def _load_s2(pairs_root: str, ts_root: str | None, group: str | None) -> list[Pair]:
+    def convert(raw: np.ndarray) -> np.ndarray:
+        return (raw.astype(np.float32) / 10000.0) if group is None else to_group(raw, group)
+
     pairs: list[Pair] = []
     with open(os.path.join(pairs_root, "pairs.csv")) as f:
         for r in csv.DictReader(f):
-            cloudy = to_group(read_bands(os.path.join(pairs_root, r["cloudy"])), group)
-            clear = to_group(read_bands(os.path.join(pairs_root, r["clear"])), group)
+            cloudy = convert(read_bands(os.path.join(pairs_root, r["cloudy"])))
+            clear = convert(read_bands(os.path.join(pairs_root, r["clear"])))
             name = os.path.basename(r["clear"])
             pairs.append(Pair(os.path.splitext(name)[0], scene_of(name), cloudy, clear, 1.0))
     if ts_root:
@@ -125,7 +135,7 @@ def _load_s2(pairs_root: str, ts_root: str | None, group: str) -> list[Pair]:
             m = re.search(r"ImgNo_(\d+)_", name)
             if m:
                 by_no[int(m.group(1))] = name
-        images = {k: to_group(read_bands(os.path.join(d, v)), group) for k, v in by_no.items()}
+        images = {k: convert(read_bands(os.path.join(d, v))) for k, v in by_no.items()}
         clear_nos = sorted(k for k in by_no if k in TS_CLEAR)
         for k in sorted(by_no):
             name = by_no[k]

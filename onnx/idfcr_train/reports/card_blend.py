@@ -76,4 +76,39 @@ def blend_section(calibration_json: str) -> list[str]:
     if r.get("selection_note"):
         lines += ["", r["selection_note"]]
     lines += ["", f"Measured with `{r['command']}` ({os.path.basename(calibration_json)}).", ""]
+    detectors = calibration_json.replace(".calibration.json", ".detectors.json")
+    if os.path.exists(detectors):
+        lines += s2cloudless_section(detectors)
     return lines
+
+
+def s2cloudless_section(detectors_json: str) -> list[str]:
+    """For the Sentinel-2 L1C groups: `idfcr s2` blends by s2cloudless's
+    map by default; what that gives against this model's own p
+    (reports/s2_detectors.py's JSON)."""
+    with open(detectors_json) as f:
+        r = json.load(f)
+    rt, own, raw = r["runtime"], r["shipped"], r["raw_model"]
+
+    def row(label, s, base=False):
+        return (f"| {label} | {s['val_psnr']:.2f} | {'0.00' if base else format(s['val_worst_vs_nothing'], '+.2f')} | "
+                f"{'-' if base else format(s['clear_in_psnr_min'], '.1f') + ' dB'} |")
+
+    return [
+        "### L1C inputs: blended by s2cloudless (the default of `idfcr s2`)",
+        "",
+        "For L1C products and band stacks with s2cloudless's ten bands, `idfcr s2` blends every group",
+        "by one s2cloudless map of the scene instead of this model's own p (card: `s2cloudless.md`);",
+        "this model's p above serves L2A products and `--cloud-detector model`. On "
+        f"{len(r['images'])} whole images of scenes no model trained on (validation scenes and `sen12mscr_glfcr`):",
+        "",
+        "| output | PSNR | worst image vs doing nothing | clear input comes back at (min) |",
+        "|---|---|---|---|",
+        row("**blended by s2cloudless (default for L1C)**", rt),
+        row("blended by this model's p", own),
+        row("raw model (`--raw`)", raw),
+        row("doing nothing", r["do_nothing"], True),
+        "",
+        f"Measured with `{r['command']}` ({os.path.basename(detectors_json)}).",
+        "",
+    ]

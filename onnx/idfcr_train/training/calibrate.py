@@ -153,6 +153,10 @@ class Scorer:
             return float(np.mean([psnr(a[k], b[k]) for k in range(a.shape[0])]))
         return psnr(a, b)
 
+    def probability(self, att: torch.Tensor, cal: Calibration) -> torch.Tensor:
+        """The blend's p from a map (reports/s2_detectors.py overrides this)."""
+        return cloud_probability(att, cal, self.feather_cache)
+
     def nothing(self) -> dict:
         res = {"val_psnr": float(np.mean([self.img_psnr(c["cloudy"], c["clear"]) for c in self.cases]))}
         if self.demo is not None:
@@ -164,7 +168,7 @@ class Scorer:
             pred, att = res
             if cal is None:
                 return pred[0].numpy()
-            pb = cloud_probability(att, cal, self.feather_cache)
+            pb = self.probability(att, cal)
             return blend(torch.from_numpy(img)[None], pred, pb)[0].numpy()
 
         cases = self.cases

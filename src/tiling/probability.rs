@@ -1,0 +1,218 @@
+//! A scene-wide cloud probability map from a separate detector: its
+//! calibration into the blend's p, and sampling it onto a finer grid.
+//!
+//! Used for Sentinel-2 L1C, where s2cloudless (`sentinel2::detector`) runs
+//! once per scene on a 60 m grid and every resolution group blends by the
+//! same p. The arithmetic mirrors the training code
+//! (`onnx/idfcr_train/models/probability.py`, box shape, and
+//! `reports/s2_detectors.py::sample_bilinear`) that chose the calibration,
+//! so what was measured is what runs.
+
+use ndarray::Array2;
+
+/// p = blur_s(dilate_r(clip((a - t0) / (t1 - t0), 0, 1))), in map pixels:
+/// below `t0` p is exactly 0, dilation (a square max filter of radius r)
+/// keeps cloud edges inside p = 1, and a box mean of radius s feathers
+/// the edge so no seam shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    pub t0: f32,
+    pub t1: f32,
+    pub dilate_px: usize,
+    pub blur_px: usize,
+}
+
+/// The calibrated map of `a` (rows x cols).
+pub fn calibrate(a: &Array2<f32>, cal: Calibration) -> Array2<f32> {
+    let width = (cal.t1 - cal.t0).max(1e-6);
+    let ramp = a.mapv(|v| {
+        if v.is_finite() {
+            ((v - cal.t0) / width).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    });
+    let dilated = separable(&ramp, cal.dilate_px, max_window);
+    separable(&dilated, cal.blur_px, mean_window).mapv(|v| v.clamp(0.0, 1.0))
+}
+
+/// A 1-D window filter applied along rows, then along columns.
+fn separable(a: &Array2<f32>, r: usize, f: fn(&[f32], usize) -> Vec<f32>) -> Array2<f32> {
+    if r == 0 {
+        return a.clone();
+    }
+    let mut out = a.clone();
+    for mut row in out.rows_mut() {
+        let v = f(&row.to_vec(), r);
+        row.iter_mut().zip(v).for_each(|(o, x)| *o = x);
+    }
+    for mut col in out.columns_mut() {
+        let v = f(&col.to_vec(), r);
+        col.iter_mut().zip(v).for_each(|(o, x)| *o = x);
+    }
+    out
+}
+
+/// Max over i-r..=i+r, within the line.
+fn max_window(line: &[f32], r: usize) -> Vec<f32> {
+    (0..line.len())
+        .map(|i| {
+            let (lo, hi) = (i.saturating_sub(r), (i + r + 1).min(line.len()));
+            line[lo..hi]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max)
+        })
+        .collect()
+}
+
+/// Mean over i-r..=i+r of the pixels inside the line (at an edge the mean
+/// is over real pixels only, so p does not fade towards the border). A
+/// window of zeros gives exactly 0.
+fn mean_window(line: &[f32], r: usize) -> Vec<f32> {
+    (0..line.len())
+        .map(|i| {
+            let (lo, hi) = (i.saturating_sub(r), (i + r + 1).min(line.len()));
+            let s: f64 = line[lo..hi].iter().map(|&v| v as f64).sum();
+            (s / (hi - lo) as f64) as f32
+        })
+        .collect()
+}
+
+/// A calibrated p on a coarse grid, read on any finer grid over the same
+/// ground: pixel i of the finer grid has its centre at
+/// `(i + 0.5) * ratio - 0.5` map pixels (ratio = fine pixel size over map
+/// pixel size), clamped to the edge pixels, and takes the bilinear mix of
+/// the four map pixels around it. Where all four are 0, p is exactly 0
+/// (the input comes back bit for bit).
+pub struct ProbabilityMap {
+    pub p: Array2<f32>,
+    /// What made it, for summaries and the mask's description.
+    pub source: String,
+}
+
+impl std::fmt::Debug for ProbabilityMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProbabilityMap({}, {:?})", self.source, self.p.dim())
+    }
+}
+
+/// One axis of the sampling: (lower index, upper index, weight of upper).
+pub fn axis_sample(i: usize, ratio: f64, size: usize) -> (usize, usize, f32) {
+    let x = ((i as f64 + 0.5) * ratio - 0.5).clamp(0.0, (size.max(1) - 1) as f64);
+    let i0 = x.floor() as usize;
+    let i1 = (i0 + 1).min(size.max(1) - 1);
+    (i0, i1, (x - i0 as f64) as f32)
+}
+
+impl ProbabilityMap {
+    /// p at pixel (row, col) of a grid whose pixels are `ratio` map pixels.
+    pub fn sample(&self, row: usize, col: usize, ratio: f64) -> f32 {
+        let (h, w) = self.p.dim();
+        if h == 0 || w == 0 {
+            return 0.0;
+        }
+        let (y0, y1, fy) = axis_sample(row, ratio, h);
+        let (x0, x1, fx) = axis_sample(col, ratio, w);
+        let (a, b) = (self.p[[y0, x0]], self.p[[y0, x1]]);
+        let (c, d) = (self.p[[y1, x0]], self.p[[y1, x1]]);
+        let top = a * (1.0 - fx) + b * fx;
+        let bot = c * (1.0 - fx) + d * fx;
+        top * (1.0 - fy) + bot * fy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    const CAL: Calibration = Calibration {
+        t0: 0.6,
+        t1: 0.9,
+        dilate_px: 0,
+        blur_px: 0,
+    };
+
+    #[test]
+    fn ramp_is_zero_below_t0_and_one_above_t1() {
+        let a = array![[0.0, 0.6, 0.75, 0.9, 1.0, f32::NAN]];
+        let p = calibrate(&a, CAL);
+        let want = [0.0, 0.0, 0.5, 1.0, 1.0, 0.0];
+        for (got, want) in p.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn dilation_and_feathering_in_map_pixels() {
+        // One detected pixel in a line of 7: (dilate, blur) -> p along it.
+        let cases: [(usize, usize, [f32; 7]); 4] = [
+            (0, 0, [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
+            (1, 0, [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]),
+            (0, 1, [0.0, 0.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0, 0.0, 0.0]),
+            (
+                1,
+                1,
+                [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0, 2.0 / 3.0, 1.0 / 3.0, 0.0],
+            ),
+        ];
+        for (d, s, want) in cases {
+            let mut a = Array2::<f32>::zeros((1, 7));
+            a[[0, 3]] = 1.0;
+            let cal = Calibration {
+                dilate_px: d,
+                blur_px: s,
+                ..CAL
+            };
+            let p = calibrate(&a, cal);
+            for (k, (got, w)) in p.iter().zip(want).enumerate() {
+                assert!((got - w).abs() < 1e-6, "d={d} s={s} px {k}: {got} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn feathering_at_the_edge_averages_real_pixels_only() {
+        let a = Array2::<f32>::ones((3, 3));
+        let p = calibrate(&a, Calibration { blur_px: 2, ..CAL });
+        assert!(p.iter().all(|&v| (v - 1.0).abs() < 1e-6));
+    }
+
+    #[test]
+    fn axis_sampling_matches_the_training_code() {
+        // (fine index, ratio, map size) -> (i0, i1, weight), as
+        // reports/s2_detectors.py::sample_bilinear computes it.
+        let cases = [
+            (0, 1.0 / 6.0, 4, (0, 1, 0.0)), // clamped at the first centre
+            (3, 1.0 / 6.0, 4, (0, 1, 0.083_333_3)),
+            (6, 1.0 / 6.0, 4, (0, 1, 0.583_333_3)),
+            (23, 1.0 / 6.0, 4, (3, 3, 0.0)), // clamped at the last centre
+            (5, 1.0, 8, (5, 6, 0.0)),        // same grid: the pixel itself
+            (1, 0.5, 4, (0, 1, 0.25)),
+        ];
+        for (i, ratio, size, want) in cases {
+            let (i0, i1, f) = axis_sample(i, ratio, size);
+            assert_eq!((i0, i1), (want.0, want.1), "i={i} ratio={ratio}");
+            assert!((f - want.2).abs() < 1e-5, "i={i} ratio={ratio}: {f}");
+        }
+    }
+
+    #[test]
+    fn zeros_sample_to_exactly_zero_and_ones_to_one() {
+        let mut p = Array2::<f32>::zeros((4, 4));
+        p[[3, 3]] = 1.0;
+        let m = ProbabilityMap {
+            p,
+            source: "test".into(),
+        };
+        let r = 1.0 / 6.0;
+        // 10 m pixels whose four map neighbours are all 0.
+        assert_eq!(m.sample(0, 0, r), 0.0);
+        assert_eq!(m.sample(10, 10, r), 0.0);
+        // Beyond the last map centre: the corner pixel itself.
+        assert_eq!(m.sample(23, 23, r), 1.0);
+        let mid = m.sample(20, 20, r);
+        assert!(mid > 0.0 && mid < 1.0);
+    }
+}
