@@ -8,6 +8,7 @@ outside ONNX Runtime, and peak memory for several scene sizes.
     python3 scripts/bench.py --refine ddpm:20 --refine-size 2048   # the same on a generated 2048 px scene
     python3 scripts/bench.py --sizes 1024 --tiles 256,384,512,default   # memory and time per tile size
     python3 scripts/bench.py --s2 10980                      # a whole Sentinel-2 L2A product, all groups
+    python3 scripts/bench.py --s2 1098 --s2-level L1C        # L1C: s2cloudless's map, clear tiles not run
 
 Scenes are generated (3-band Byte GeoTIFF, image-like pattern) in a temp
 folder. Peak RSS comes from the kernel's accounting of the child process
@@ -67,29 +68,34 @@ def run(cmd: list[str]) -> tuple[dict, float, float]:
 
 
 def bench_s2(args) -> None:
-    """A whole Sentinel-2 L2A product (`make_s2_fixture.py --size N --cloud`,
+    """A whole Sentinel-2 product (`make_s2_fixture.py --size N --cloud`, L2A
+    or --s2-level L1C,
     all groups, the shipped models): wall time, CPU time, peak RSS, and the
     seconds and megapixels of each group. The product is written once into
     --s2-dir (kept: writing 10980 px JPEG 2000 bands takes minutes)."""
     size = args.s2
-    folder = os.path.join(args.s2_dir, f"s2_{size}")
+    level = args.s2_level
+    folder = os.path.join(args.s2_dir, f"s2_{size}" + ("" if level == "L2A" else f"_{level}"))
     products = [p for p in os.listdir(folder) if p.endswith(".SAFE")] if os.path.isdir(folder) else []
     if not products:
         t0 = time.time()
         subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_s2_fixture.py"), "--out", folder,
-                        "--level", "L2A", "--size", str(size), "--cloud"], check=True, stdout=subprocess.DEVNULL)
+                        "--level", level, "--size", str(size), "--cloud"], check=True, stdout=subprocess.DEVNULL)
         products = [p for p in os.listdir(folder) if p.endswith(".SAFE")]
         print(f"wrote the {size} px product in {time.time() - t0:.0f} s")
-    out = os.path.join(args.s2_dir, f"out_{size}")
+    out = os.path.join(args.s2_dir, f"out_{size}_{level}")
     summary, wall, usage = run_usage([args.binary, "s2", os.path.join(folder, products[0]), out, "--device", "cpu",
                                       "--threads", str(args.threads), "--json", "-q", "--overwrite"])
     cpu = usage.ru_utime + usage.ru_stime
-    print(f"Sentinel-2 L2A product, 10 m grid {size} x {size}, {args.threads} threads, device cpu")
+    print(f"Sentinel-2 {level} product, 10 m grid {size} x {size}, {args.threads} threads, device cpu; "
+          f"cloud probability: {summary.get('cloud_probability', '?')}")
     print(f"wall {wall:.1f} s, CPU {cpu:.1f} s ({cpu / wall:.2f} cores busy), peak RSS {usage.ru_maxrss / 1024:.0f} MB")
-    print(f"{'group':>6} {'model':>16} {'bands':>5} {'MPix':>7} {'tiles':>6} {'seconds':>8} {'MPix/s':>7} {'in ORT':>7}")
+    print(f"{'group':>6} {'model':>16} {'bands':>5} {'MPix':>7} {'tiles':>6} {'clear':>6} {'seconds':>8} {'MPix/s':>7} "
+          f"{'in ORT':>7}")
     for g in summary["groups"]:
         mp = g["width"] * g["height"] / 1e6
-        print(f"{g['group']:>6} {g['model']:>16} {g['bands']:>5} {mp:>7.1f} {g['tiles_run']:>6} {g['seconds']:>8.1f} "
+        print(f"{g['group']:>6} {g['model']:>16} {g['bands']:>5} {mp:>7.1f} {g['tiles_run']:>6} {g.get('tiles_clear', 0):>6} "
+              f"{g['seconds']:>8.1f} "
               f"{mp / g['seconds']:>7.2f} {g['inference_seconds'] / g['seconds']:>7.1%}", flush=True)
 
 
@@ -162,6 +168,8 @@ def main() -> None:
                          "(default: the binary's own tile choice)")
     ap.add_argument("--s2", type=int, default=0, metavar="SIZE",
                     help="benchmark `idfcr s2` on a whole L2A product of this 10 m size instead (e.g. 10980)")
+    ap.add_argument("--s2-level", choices=["L1C", "L2A"], default="L2A",
+                    help="--s2 product level (L1C: blended by s2cloudless, tiles with p = 0 everywhere not run)")
     ap.add_argument("--s2-dir", default=os.path.join(tempfile.gettempdir(), "idfcr_bench"),
                     help="where the --s2 product is written once and kept, and the outputs go")
     args = ap.parse_args()

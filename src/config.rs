@@ -122,6 +122,11 @@ impl SceneProbability {
     pub fn at(&self, row: usize, col: usize) -> f32 {
         self.map.sample(row, col, self.ratio)
     }
+
+    /// Whether p is 0 at every pixel of rows and columns (first, last).
+    pub fn zero_over(&self, rows: (usize, usize), cols: (usize, usize)) -> bool {
+        self.map.zero_over(rows, cols, self.ratio)
+    }
 }
 
 /// What to do: model, tiling, device, output format, blending; the same

@@ -955,3 +955,71 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
     let written = std::fs::read_dir(&refused).map(|d| d.count()).unwrap_or(0);
     assert_eq!(written, 0, "nothing may be written for a refused run");
 }
+
+/// Tiles over which the s2cloudless p is 0 are not run (the output there
+/// is the input), and skipping them changes nothing: small tiles with
+/// skips give the one-tile result (to the rounding of tiling, 1 DN).
+#[test]
+fn clear_tiles_are_skipped_without_changing_the_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    let made = Command::new(python())
+        .arg(common::repo().join("scripts/make_s2_fixture.py"))
+        .args([
+            "--out",
+            dir.to_str().unwrap(),
+            "--level",
+            "L1C",
+            "--cloud",
+            "--size",
+            "384",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let product = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let mut outputs = vec![];
+    for tile in ["32", "4096"] {
+        let out_dir = tmp.path().join(format!("out{tile}"));
+        let o = common::idfcr(
+            tmp.path(),
+            &[
+                "s2",
+                &product,
+                out_dir.to_str().unwrap(),
+                "-q",
+                "--json",
+                "--device",
+                "cpu",
+                "--groups",
+                "10m",
+                "--tile",
+                tile,
+            ],
+        );
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let g = &summary["groups"][0];
+        if tile == "32" {
+            assert!(g["tiles_clear"].as_u64().unwrap() >= 1, "{g}");
+        }
+        let ds = Dataset::open(g["output"].as_str().unwrap()).unwrap();
+        let all: Vec<usize> = (1..=ds.raster_count()).collect();
+        outputs.push(read_all(&ds, &all));
+    }
+    for (a, b) in outputs[0].iter().zip(&outputs[1]) {
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst <= 1.0,
+            "skipping clear tiles changed a value by {worst} DN"
+        );
+    }
+}

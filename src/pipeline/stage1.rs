@@ -47,6 +47,18 @@ struct StripSource<'a> {
 }
 
 impl StripSource<'_> {
+    /// The scene rows and columns (first, last) the tile starting at scene
+    /// column `x0`, `tw` wide, reads (mirroring folds it into the scene).
+    fn extent(&self, x0: isize, tw: usize) -> ((usize, usize), (usize, usize)) {
+        let cols = (0..tw).map(|x| mirror(x0 + x as isize, self.scene_width));
+        let (c0, c1) = cols.fold((usize::MAX, 0), |(lo, hi), c| (lo.min(c), hi.max(c)));
+        let (r0, r1) = self
+            .rows
+            .iter()
+            .fold((usize::MAX, 0), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        ((r0, r1), (c0, c1))
+    }
+
     /// The tile starting at scene column `x0` (may be negative), `tw` wide,
     /// converted with `to_model`; nodata pixels become 0. `None` when the
     /// tile holds no valid pixel (it is skipped).
@@ -261,6 +273,7 @@ fn summary(
         bands: input.bands(),
         tiles_run: counts.tiles_run,
         tiles_skipped: counts.tiles_skipped,
+        tiles_clear: counts.tiles_clear,
         seconds: started.elapsed().as_secs_f64(),
         inference_seconds: counts.inference_s,
         refine: None,
@@ -333,9 +346,20 @@ pub(crate) fn worker_pool(workers: usize) -> Result<rayon::ThreadPool> {
 struct Counts {
     tiles_run: usize,
     tiles_skipped: usize,
+    tiles_clear: usize,
     done: u64,
     valid_pixels: u64,
     inference_s: f64,
+}
+
+/// What became of one tile.
+enum TileResult {
+    /// Every pixel it reads is nodata.
+    Nodata,
+    /// The detector's p is 0 over it: the output there is the input.
+    Clear,
+    /// Run: (tile column, output, seconds in ONNX Runtime).
+    Ran(usize, crate::models::pixel_cr::TileOutput, f64),
 }
 
 /// Everything one run needs while it walks the panels and strips.
@@ -427,31 +451,47 @@ impl Run<'_> {
         let norm = &self.norm;
         let tw = xgrid.tile_px;
         let wy = axis_weights(self.ygrid, ky);
+        // With a detector's p, a tile over which p is 0 everywhere it reads
+        // need not run: every pixel it would feed comes back as the input,
+        // and a pixel with p > 0 still gets all of its tiles (exact).
+        let skip_clear = if self.blend { self.scene_p } else { None };
         let kxs: Vec<usize> = panel.tiles.clone().collect();
         for batch in kxs.chunks(model.workers() * 2) {
-            let results: Vec<Result<Option<(usize, crate::models::pixel_cr::TileOutput, f64)>>> =
-                pool.install(|| {
-                    batch
-                        .par_iter()
-                        .map(|&kx| {
-                            crate::interrupt::check()?;
-                            let Some(tile) =
-                                strip.tile(xgrid.starts[kx], tw, |b, v| norm.to_model(b, v))
-                            else {
-                                return Ok(None);
-                            };
-                            let t0 = Instant::now();
-                            let worker = rayon::current_thread_index().unwrap_or(0);
-                            let out = model.run(worker, tile)?;
-                            Ok(Some((kx, out, t0.elapsed().as_secs_f64())))
-                        })
-                        .collect()
-                });
+            let results: Vec<Result<TileResult>> = pool.install(|| {
+                batch
+                    .par_iter()
+                    .map(|&kx| {
+                        crate::interrupt::check()?;
+                        if let Some(sp) = skip_clear {
+                            let (rows, cols) = strip.extent(xgrid.starts[kx], tw);
+                            if sp.zero_over(rows, cols) {
+                                return Ok(TileResult::Clear);
+                            }
+                        }
+                        let Some(tile) =
+                            strip.tile(xgrid.starts[kx], tw, |b, v| norm.to_model(b, v))
+                        else {
+                            return Ok(TileResult::Nodata);
+                        };
+                        let t0 = Instant::now();
+                        let worker = rayon::current_thread_index().unwrap_or(0);
+                        let out = model.run(worker, tile)?;
+                        Ok(TileResult::Ran(kx, out, t0.elapsed().as_secs_f64()))
+                    })
+                    .collect()
+            });
             for r in results {
                 self.counts.done += 1;
-                let Some((kx, tile_out, secs)) = r? else {
-                    self.counts.tiles_skipped += 1;
-                    continue;
+                let (kx, tile_out, secs) = match r? {
+                    TileResult::Ran(kx, out, secs) => (kx, out, secs),
+                    TileResult::Nodata => {
+                        self.counts.tiles_skipped += 1;
+                        continue;
+                    }
+                    TileResult::Clear => {
+                        self.counts.tiles_clear += 1;
+                        continue;
+                    }
                 };
                 self.counts.inference_s += secs;
                 // The probability is blended across tiles like a band.
@@ -504,13 +544,27 @@ impl Run<'_> {
                 let x = cols.0 + col; // scene column
                 let ac = (x as isize - x0) as usize; // accumulator column
                 let p = r * nc + col;
-                if !strip.valid[vr * strip.width + x - strip.c_lo] || acc.weight[[ar, ac]] == 0.0 {
+                let valid = strip.valid[vr * strip.width + x - strip.c_lo];
+                let at = vr * strip.width + x - strip.c_lo; // block pixel
+                if let Some(sp) = self.scene_p {
+                    prob[p] = sp.at(rows.0 + r, x);
+                    // No tile need have run here (see run_tiles).
+                    if valid && self.blend && prob[p] == 0.0 {
+                        ok[p] = true;
+                        self.counts.valid_pixels += 1;
+                        for b in 0..bands {
+                            values[b * n + p] = strip.block[b * nblk + at];
+                        }
+                        continue;
+                    }
+                }
+                if !valid || acc.weight[[ar, ac]] == 0.0 {
                     continue;
                 }
                 ok[p] = true;
                 self.counts.valid_pixels += 1;
-                if let Some(sp) = self.scene_p {
-                    prob[p] = sp.at(rows.0 + r, x);
+                if self.scene_p.is_some() {
+                    // prob[p] set above
                 } else if has_att {
                     let v = acc.value(bands, ar, ac).unwrap_or(0.0);
                     // A non-finite probability means no usable detection.
@@ -520,7 +574,6 @@ impl Run<'_> {
                         0.0
                     };
                 }
-                let at = vr * strip.width + x - strip.c_lo; // block pixel
                 for b in 0..bands {
                     let model = self.norm.from_model(b, acc.value(b, ar, ac).unwrap_or(0.0));
                     values[b * n + p] = if self.blend {

@@ -24,6 +24,9 @@ pub struct RemoveSummary {
     pub bands: usize,
     pub tiles_run: usize,
     pub tiles_skipped: usize,
+    /// Tiles not run because the detector's cloud probability is 0 over
+    /// them (the output there is the input); `idfcr s2` on L1C.
+    pub tiles_clear: usize,
     pub seconds: f64,
     /// Seconds spent inside ONNX Runtime, summed over workers.
     pub inference_seconds: f64,

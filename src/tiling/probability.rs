@@ -122,6 +122,31 @@ impl ProbabilityMap {
     }
 }
 
+impl ProbabilityMap {
+    /// Whether `sample` is 0 at every pixel of rows and columns (first,
+    /// last) of a grid with this `ratio`: the map pixels any of them mixes
+    /// are all 0 (sampling is monotone, so they lie between those of the
+    /// first and the last pixel).
+    pub fn zero_over(&self, rows: (usize, usize), cols: (usize, usize), ratio: f64) -> bool {
+        let (h, w) = self.p.dim();
+        if h == 0 || w == 0 {
+            return true;
+        }
+        let (y0, y1) = (
+            axis_sample(rows.0, ratio, h).0,
+            axis_sample(rows.1, ratio, h).1,
+        );
+        let (x0, x1) = (
+            axis_sample(cols.0, ratio, w).0,
+            axis_sample(cols.1, ratio, w).1,
+        );
+        self.p
+            .slice(ndarray::s![y0..=y1, x0..=x1])
+            .iter()
+            .all(|&v| v == 0.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +239,39 @@ mod tests {
         assert_eq!(m.sample(23, 23, r), 1.0);
         let mid = m.sample(20, 20, r);
         assert!(mid > 0.0 && mid < 1.0);
+    }
+
+    #[test]
+    fn zero_over_agrees_with_sampling_every_pixel() {
+        // A 6 x 5 map with a few detections, read at 10 m (ratio 1/6),
+        // 20 m (1/3) and on its own grid; every window of the fine grid:
+        // zero_over says 0 exactly when every sample in it is 0.
+        let mut p = Array2::<f32>::zeros((6, 5));
+        p[[1, 1]] = 0.5;
+        p[[4, 3]] = 1.0;
+        let m = ProbabilityMap {
+            p,
+            source: "test".into(),
+        };
+        let mut seen = [0usize; 2];
+        for ratio in [1.0 / 6.0, 1.0 / 3.0, 1.0] {
+            let (h, w) = ((6.0 / ratio) as usize, (5.0 / ratio) as usize);
+            for (r0, r1, c0, c1) in [(0, 3, 0, 3), (0, h - 1, 0, w - 1), (h / 2, h - 1, 0, w / 3)]
+                .into_iter()
+                .chain((0..h).step_by(5).map(|r| (r, (r + 4).min(h - 1), 0, 4)))
+            {
+                let all_zero = (r0..=r1).all(|r| (c0..=c1).all(|c| m.sample(r, c, ratio) == 0.0));
+                seen[all_zero as usize] += 1;
+                assert_eq!(
+                    m.zero_over((r0, r1), (c0, c1), ratio),
+                    all_zero,
+                    "ratio {ratio} rows {r0}..={r1} cols {c0}..={c1}"
+                );
+            }
+        }
+        assert!(
+            seen[0] > 0 && seen[1] > 0,
+            "windows with and without p: {seen:?}"
+        );
     }
 }
