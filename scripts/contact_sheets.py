@@ -13,7 +13,11 @@ colour composite of the group's bands. Columns: cloudy input | output
 probability p (the `--mask` output, white = 1). Writes
 onnx/models/{pixel_cr_rgb,s2_10m,s2_20m,s2_60m,s2_60m_l2a}.sheet.png and,
 for the README, onnx/models/demo_before_after.png (demo input | output |
-clear).
+clear). The group sheets show each model's own p (what L2A products get);
+onnx/models/s2cloudless.sheet.png shows what `idfcr s2` does by default
+with an L1C band stack (10 m group, blended by s2cloudless's map), for the
+validation scenes and sen12mscr_glfcr (scenes no model trained on).
+`--only rgb,s2,s2cloudless` makes some of them.
 """
 
 from __future__ import annotations
@@ -99,56 +103,105 @@ def run(binary: str, src: str, out: str, mask: str | None, extra: list[str] | No
         raise SystemExit(f"{' '.join(cmd)}: {p.stderr.strip()}")
 
 
+HEAD = ["cloudy input", "output (blended)", "clear reference", "cloud probability p"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "idfcr"))
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "rice2_3s"))
     ap.add_argument("--blocks", default="3,9")
     ap.add_argument("--s2-data", default=os.path.join(ROOT, "..", "shared", "data", "sen12mscr_oriolac"))
+    ap.add_argument("--s2-extra", default=os.path.join(ROOT, "..", "shared", "data", "sen12mscr_glfcr"))
+    ap.add_argument("--only", default="rgb,s2,s2cloudless")
     args = ap.parse_args()
-    chosen = fixed_validation_pairs(args.data, args.blocks)
-    head = ["cloudy input", "output (blended)", "clear reference", "cloud probability p"]
-    rows = []
+    only = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        for r in chosen:
-            out, mask = os.path.join(tmp, f"{r['id']}.tif"), os.path.join(tmp, f"{r['id']}_p.tif")
-            src = os.path.join(args.data, r["cloudy"])
-            run(args.binary, src, out, mask)
-            tiles = [to_img(read(src), 1), to_img(read(out), 1), to_img(read(os.path.join(args.data, r["clear"])), 1),
+        if "rgb" in only:
+            rgb_sheets(args, tmp)
+        if "s2" in only:
+            s2_group_sheets(args, tmp)
+        if "s2cloudless" in only:
+            s2cloudless_sheet(args, tmp)
+
+
+def rgb_sheets(args, tmp: str) -> None:
+    """The RGB model on fixed RICE2 validation images and the demo."""
+    chosen = fixed_validation_pairs(args.data, args.blocks)
+    head = HEAD
+    rows = []
+    for r in chosen:
+        out, mask = os.path.join(tmp, f"{r['id']}.tif"), os.path.join(tmp, f"{r['id']}_p.tif")
+        src = os.path.join(args.data, r["cloudy"])
+        run(args.binary, src, out, mask)
+        tiles = [to_img(read(src), 1), to_img(read(out), 1), to_img(read(os.path.join(args.data, r["clear"])), 1),
+                 to_img(read(mask), 255)]
+        rows.append((f"RICE2 id {r['id']} (validation block {r['scene_block']})", tiles))
+    demo = os.path.join(ROOT, "testdata", "demo")
+    out, mask = os.path.join(tmp, "demo.tif"), os.path.join(tmp, "demo_p.tif")
+    run(args.binary, os.path.join(demo, "landsat8_cloudy.tif"), out, mask)
+    demo_tiles = [to_img(read(os.path.join(demo, "landsat8_cloudy.tif")), 1), to_img(read(out), 1),
+                  to_img(read(os.path.join(demo, "landsat8_clear.tif")), 1), to_img(read(mask), 255)]
+    rows.append(("Landsat 8 demo (testdata/demo)", demo_tiles))
+    sheet(rows, head, os.path.join(ROOT, "onnx", "models", "pixel_cr_rgb.sheet.png"))
+    sheet([("Landsat 8 demo: README's first command", demo_tiles[:3])], head[:3],
+          os.path.join(ROOT, "onnx", "models", "demo_before_after.png"))
+
+
+def s2_group_sheets(args, tmp: str) -> None:
+    """Each Sentinel-2 group model with its own p (`idfcr remove` on the group's bands)."""
+    head = HEAD
+    with open(os.path.join(args.s2_data, "pairs.csv")) as f:
+        s2_pairs = [r for r in csv.DictReader(f) if any(s in r["clear"].replace("_s2_", "_") for s in S2_VAL_SCENES)]
+    for name, (band_nos, show, f) in S2_GROUPS.items():
+        rows = []
+        for r in s2_pairs:
+            # The group's bands at the group's resolution (area average, as
+            # in training), as the model would get them from a product.
+            def group_raster(path: str, tag: str) -> str:
+                ds = gdal.Open(path)
+                dst = os.path.join(tmp, f"{name}_{tag}.tif")
+                gdal.Translate(dst, ds, bandList=band_nos, width=ds.RasterXSize // f,
+                               height=ds.RasterYSize // f, resampleAlg="average")
+                return dst
+            src = group_raster(os.path.join(args.s2_data, r["cloudy"]), "cloudy")
+            ref = group_raster(os.path.join(args.s2_data, r["clear"]), "clear")
+            out, mask = os.path.join(tmp, f"{name}.tif"), os.path.join(tmp, f"{name}_p.tif")
+            run(args.binary, src, out, mask, ["--s2-bands", ",".join(S2_NAMES[b - 1] for b in band_nos)])
+            # Reflectance x 10000 -> 8-bit, brightened x 3 (as common for true colour).
+            k = 255 * 3 / 10000
+            tiles = [to_img(read(src)[show], k), to_img(read(out)[show], k), to_img(read(ref)[show], k),
                      to_img(read(mask), 255)]
-            rows.append((f"RICE2 id {r['id']} (validation block {r['scene_block']})", tiles))
-        demo = os.path.join(ROOT, "testdata", "demo")
-        out, mask = os.path.join(tmp, "demo.tif"), os.path.join(tmp, "demo_p.tif")
-        run(args.binary, os.path.join(demo, "landsat8_cloudy.tif"), out, mask)
-        demo_tiles = [to_img(read(os.path.join(demo, "landsat8_cloudy.tif")), 1), to_img(read(out), 1),
-                      to_img(read(os.path.join(demo, "landsat8_clear.tif")), 1), to_img(read(mask), 255)]
-        rows.append(("Landsat 8 demo (testdata/demo)", demo_tiles))
-        sheet(rows, head, os.path.join(ROOT, "onnx", "models", "pixel_cr_rgb.sheet.png"))
-        sheet([("Landsat 8 demo: README's first command", demo_tiles[:3])], head[:3],
-              os.path.join(ROOT, "onnx", "models", "demo_before_after.png"))
-        with open(os.path.join(args.s2_data, "pairs.csv")) as f:
-            s2_pairs = [r for r in csv.DictReader(f) if any(s in r["clear"].replace("_s2_", "_") for s in S2_VAL_SCENES)]
-        for name, (band_nos, show, f) in S2_GROUPS.items():
-            rows = []
-            for r in s2_pairs:
-                # The group's bands at the group's resolution (area average, as
-                # in training), as the model would get them from a product.
-                def group_raster(path: str, tag: str) -> str:
-                    ds = gdal.Open(path)
-                    dst = os.path.join(tmp, f"{name}_{tag}.tif")
-                    gdal.Translate(dst, ds, bandList=band_nos, width=ds.RasterXSize // f,
-                                   height=ds.RasterYSize // f, resampleAlg="average")
-                    return dst
-                src = group_raster(os.path.join(args.s2_data, r["cloudy"]), "cloudy")
-                ref = group_raster(os.path.join(args.s2_data, r["clear"]), "clear")
-                out, mask = os.path.join(tmp, f"{name}.tif"), os.path.join(tmp, f"{name}_p.tif")
-                run(args.binary, src, out, mask, ["--s2-bands", ",".join(S2_NAMES[b - 1] for b in band_nos)])
-                # Reflectance x 10000 -> 8-bit, brightened x 3 (as common for true colour).
-                k = 255 * 3 / 10000
-                tiles = [to_img(read(src)[show], k), to_img(read(out)[show], k), to_img(read(ref)[show], k),
-                         to_img(read(mask), 255)]
-                rows.append((os.path.basename(r["cloudy"]).replace("_s2_cloudy", ""), tiles))
-            sheet(rows, head, os.path.join(ROOT, "onnx", "models", f"{name}.sheet.png"))
+            rows.append((os.path.basename(r["cloudy"]).replace("_s2_cloudy", ""), tiles))
+        sheet(rows, head, os.path.join(ROOT, "onnx", "models", f"{name}.sheet.png"))
+
+
+def s2cloudless_sheet(args, tmp: str) -> None:
+    """`idfcr s2` on 13-band L1C stacks (the default: p from s2cloudless),
+    the 10 m group shown in true colour."""
+    pairs = []
+    for root in (args.s2_data, args.s2_extra):
+        with open(os.path.join(root, "pairs.csv")) as f:
+            for r in csv.DictReader(f):
+                if root == args.s2_extra or any(s in r["clear"].replace("_s2_", "_") for s in S2_VAL_SCENES):
+                    pairs.append((root, r))
+    rows = []
+    k = 255 * 3 / 10000
+    for i, (root, r) in enumerate(pairs):
+        src, ref = os.path.join(root, r["cloudy"]), os.path.join(root, r["clear"])
+        out_dir = os.path.join(tmp, f"s2c_{i}")
+        cmd = [args.binary, "s2", src, out_dir, "--s2-bands", S2_ALL, "--groups", "10m", "--mask-name",
+               "{product}_p_{group}.tif", "-q", "--device", "cpu", "--overwrite"]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)}: {p.stderr.strip()}")
+        stem = os.path.splitext(os.path.basename(src))[0]
+        out = read(os.path.join(out_dir, f"{stem}_idfcr_10m.tif"))
+        mask = read(os.path.join(out_dir, f"{stem}_p_10m.tif"))
+        rgb = [3, 2, 1]  # B4 B3 B2 of the 13 bands; the output holds B2 B3 B4 B8
+        tiles = [to_img(read(src)[rgb], k), to_img(out[[2, 1, 0]], k), to_img(read(ref)[rgb], k), to_img(mask, 255)]
+        rows.append((os.path.basename(r["cloudy"]).replace("_s2_cloudy", ""), tiles))
+    sheet(rows, HEAD, os.path.join(ROOT, "onnx", "models", "s2cloudless.sheet.png"))
 
 
 if __name__ == "__main__":
