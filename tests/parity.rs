@@ -148,3 +148,61 @@ fn ind_graphs_match_python_onnxruntime() {
     .to_string();
     assert!(e.contains("is a ind_encoder, not a ind_decoder"), "{e}");
 }
+
+/// `idfcr s2` on an L1C band stack computes the cloud probability the
+/// measurement that chose its calibration computed
+/// (`python -m idfcr_train.export.s2cloudless --parity-fixture`): 6 x 6 block
+/// means, the s2cloudless graph, the calibration, bilinear sampling.
+#[test]
+fn s2cloudless_map_matches_the_measurement() {
+    let dir = common::repo().join("testdata/models");
+    let refj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("s2cloudless.ref.json")).unwrap())
+            .unwrap();
+    let n = refj["size"].as_u64().unwrap() as usize;
+    let dn: Vec<u16> = std::fs::read(dir.join("s2cloudless.dn.bin"))
+        .unwrap()
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let want = read_f32(&dir.join("s2cloudless.p10m.bin"));
+    assert_eq!((dn.len(), want.len()), (13 * n * n, n * n));
+    let tmp = tempfile::tempdir().unwrap();
+    let stack = tmp.path().join("stack.tif");
+    common::write_tiff::<u16>(&stack, n, n, 13, None, |b, y, x| dn[(b * n + y) * n + x]);
+    let out = tmp.path().join("out");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--s2-bands",
+            "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
+            "--groups",
+            "10m",
+            "--mask-name",
+            "{product}_p_{group}.tif",
+            "-q",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let (p, w, h) = common::read_all(&out.join("stack_p_10m.tif"));
+    assert_eq!((w, h), (n, n));
+    let worst = p[0]
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (*a - *b as f64).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst < 1e-5,
+        "runtime p differs from the measurement's by {worst}"
+    );
+    // The fixture has both clear ground (p exactly 0) and cloud (p = 1).
+    assert!(want.iter().any(|&v| v == 0.0) && want.iter().any(|&v| v == 1.0));
+    for (a, b) in p[0].iter().zip(&want) {
+        assert_eq!(*a == 0.0, *b == 0.0, "p = 0 must agree exactly");
+    }
+}

@@ -944,16 +944,36 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
     let source = summary["cloud_probability"].as_str().unwrap();
     assert!(source.contains("own") && source.contains("L2A"), "{source}");
 
-    let refused = tmp.path().join("l2a_refused");
-    let o = run(&products[1], &refused, &["--cloud-detector", "s2cloudless"]);
-    assert!(!o.status.success());
-    let err = common::stderr(&o);
-    assert!(
-        err.contains("--cloud-detector s2cloudless") && err.contains(&products[1]),
-        "{err}"
+    // s2cloudless reads the product's DNs: a rescaled run keeps the models' p.
+    let o = run(
+        &products[0],
+        &tmp.path().join("stretch_out"),
+        &["--stretch"],
     );
-    let written = std::fs::read_dir(&refused).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(written, 0, "nothing may be written for a refused run");
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let source = summary["cloud_probability"].as_str().unwrap();
+    assert!(
+        source.contains("own") && source.contains("--stretch"),
+        "{source}"
+    );
+
+    let asks: [&[&str]; 2] = [
+        &["--cloud-detector", "s2cloudless"],
+        &["--cloud-detector", "s2cloudless", "--raw"],
+    ];
+    for extra in asks {
+        let refused = tmp.path().join("l2a_refused");
+        let o = run(&products[1], &refused, extra);
+        assert!(!o.status.success(), "{extra:?}");
+        let err = common::stderr(&o);
+        assert!(
+            err.contains("--cloud-detector s2cloudless") && err.contains(&products[1]),
+            "{err}"
+        );
+        let written = std::fs::read_dir(&refused).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(written, 0, "nothing may be written for a refused run");
+    }
 }
 
 /// Tiles over which the s2cloudless p is 0 are not run (the output there

@@ -7,6 +7,7 @@
 //!   its radiometry;
 //! - `detector`: s2cloudless's cloud probability of an L1C scene, the p
 //!   every group blends by;
+//! - `stack`: the 10 m stack of every cleaned band (`--stack`);
 //! - `run`: one product in -> one output per resolution group (or a stack),
 //!   each through `crate::pipeline`.
 
@@ -14,3 +15,4 @@ pub mod bands;
 pub mod detector;
 pub mod input;
 pub mod run;
+pub mod stack;

@@ -7,11 +7,19 @@ graph (models/s2cloudless.py) and check it against LightGBM itself.
         --out /tmp/s2cloudless.onnx
 
 The graph carries its origin and licence (CC BY-SA 4.0) in its metadata.
+
+    python -m idfcr_train.export.s2cloudless --parity-fixture ../testdata/models
+
+writes the runtime parity reference (tests/parity.rs): a small 13-band
+DN stack with a cloud in it, and the p that the measurement
+(reports/s2_detectors.py: 6 x 6 block means, the graph, the calibration
+of src/sentinel2/detector.rs, bilinear sampling) gives its 10 m grid.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import numpy as np
@@ -34,11 +42,60 @@ def check(path: str, booster, seed: int = 0, tol: float = 1e-4) -> float:
     return err
 
 
+FIXTURE_SIZE = 96  # 10 m pixels: a 16 x 16 map
+
+
+def fixture_dn(size: int = FIXTURE_SIZE) -> np.ndarray:
+    """(13, size, size) uint16 DNs: ground with a gradient and a bright,
+    soft cloud off the centre (B10 stays dark, as for a low cloud)."""
+    from idfcr_train.data.s2 import SEN12MS_BANDS
+
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    cloud = np.exp(-((x - 0.7 * size) ** 2 + (y - 0.3 * size) ** 2) / (2 * (size / 14) ** 2))
+    dn = np.empty((13, size, size), np.uint16)
+    for k, b in enumerate(SEN12MS_BANDS):
+        ground = 0.04 + 0.015 * k + 0.1 * (x + y) / (2 * size)
+        top = 0.02 if b == "B10" else 0.55
+        dn[k] = np.round((ground * (1 - cloud) + top * cloud) * 10000)
+    return dn
+
+
+def write_parity_fixture(folder: str, onnx_path: str) -> None:
+    import torch
+
+    from idfcr_train.data.s2 import area_average
+    from idfcr_train.models.probability import Calibration, cloud_probability
+    from idfcr_train.models.s2cloudless import S2Cloudless
+    from idfcr_train.reports.s2_detectors import sample_bilinear
+
+    dn = fixture_dn()
+    p60 = S2Cloudless(onnx_path)(area_average(dn.astype(np.float32) / 10000.0, 6))
+    cal = Calibration(t0=0.6, t1=0.9, dilate_px=4, blur_px=2)  # src/sentinel2/detector.rs
+    pc = cloud_probability(torch.from_numpy(p60)[None, None], cal)[0, 0].numpy()
+    p10 = sample_bilinear(pc, FIXTURE_SIZE, FIXTURE_SIZE, 1 / 6)
+    dn.astype("<u2").tofile(os.path.join(folder, "s2cloudless.dn.bin"))
+    p10.astype("<f4").tofile(os.path.join(folder, "s2cloudless.p10m.bin"))
+    with open(os.path.join(folder, "s2cloudless.ref.json"), "w") as f:
+        json.dump({"size": FIXTURE_SIZE, "bands": 13, "calibration": cal.to_dict(),
+                   "p_min": float(p10.min()), "p_max": float(p10.max()),
+                   "written_by": "python -m idfcr_train.export.s2cloudless --parity-fixture"}, f, indent=1)
+        f.write("\n")
+    print(f"{folder}: p in [{p10.min():.3f}, {p10.max():.3f}], {np.mean(p10 == 0):.0%} exactly 0")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--wheel", required=True, help="the s2cloudless wheel (pip download --no-deps s2cloudless)")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--wheel", help="the s2cloudless wheel (pip download --no-deps s2cloudless)")
+    ap.add_argument("--out", help="where to write the converted graph")
+    ap.add_argument("--parity-fixture", metavar="DIR", help="write the runtime parity reference into DIR")
+    ap.add_argument("--onnx", default=os.path.join(os.path.dirname(__file__), "..", "..", "models", "s2cloudless.onnx"),
+                    help="the graph --parity-fixture runs")
     args = ap.parse_args(argv)
+    if args.parity_fixture:
+        write_parity_fixture(args.parity_fixture, args.onnx)
+        return
+    if not (args.wheel and args.out):
+        ap.error("--wheel and --out are needed to convert")
     import onnx
 
     model, booster = build_graph(booster_text(args.wheel))

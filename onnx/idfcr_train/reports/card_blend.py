@@ -100,7 +100,8 @@ def s2cloudless_section(detectors_json: str) -> list[str]:
         "For L1C products and band stacks with s2cloudless's ten bands, `idfcr s2` blends every group",
         "by one s2cloudless map of the scene instead of this model's own p (card: `s2cloudless.md`);",
         "this model's p above serves L2A products and `--cloud-detector model`. On "
-        f"{len(r['images'])} whole images of scenes no model trained on (validation scenes and `sen12mscr_glfcr`):",
+        f"{len(r['images'])} whole images of scenes no model trained on (validation scenes and `sen12mscr_glfcr`;",
+        "the same images chose the calibration):",
         "",
         "| output | PSNR | worst image vs doing nothing | clear input comes back at (min) |",
         "|---|---|---|---|",

@@ -1,0 +1,238 @@
+//! The 10 m stack of every cleaned band (`idfcr s2 --stack`): a GDAL VRT
+//! that puts the group outputs on the 10 m grid by nearest neighbour (so
+//! every value is a cleaned value, unchanged), copied into the output
+//! format.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::RemoveOptions;
+use crate::error::{Error, Result};
+
+/// One band of the 10 m stack: where it comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackBand {
+    pub name: String,
+    pub path: String,
+    pub band_no: usize,
+    /// Source size in pixels (its grid covers the same ground as the stack's).
+    pub src_size: (usize, usize),
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A GDAL VRT that puts `bands` (from rasters of any of the group
+/// resolutions over the same ground) on a `size` grid, nearest neighbour,
+/// so every value is a cleaned value, unchanged.
+pub fn stack_vrt_xml(
+    bands: &[StackBand],
+    size: (usize, usize),
+    geo: &[f64; 6],
+    srs_wkt: &str,
+    data_type: &str,
+    nodata: Option<f64>,
+    metadata: &[(String, String)],
+) -> String {
+    let (w, h) = size;
+    let mut x = format!("<VRTDataset rasterXSize=\"{w}\" rasterYSize=\"{h}\">\n");
+    x += &format!("  <SRS>{}</SRS>\n", xml_escape(srs_wkt));
+    x += &format!(
+        "  <GeoTransform>{:.17e}, {:.17e}, {:.17e}, {:.17e}, {:.17e}, {:.17e}</GeoTransform>\n",
+        geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    );
+    x += "  <Metadata>\n";
+    for (k, v) in metadata {
+        x += &format!(
+            "    <MDI key=\"{}\">{}</MDI>\n",
+            xml_escape(k),
+            xml_escape(v)
+        );
+    }
+    x += "  </Metadata>\n";
+    for (i, b) in bands.iter().enumerate() {
+        x += &format!(
+            "  <VRTRasterBand dataType=\"{data_type}\" band=\"{}\">\n",
+            i + 1
+        );
+        x += &format!("    <Description>{}</Description>\n", xml_escape(&b.name));
+        x += &format!(
+            "    <Metadata><MDI key=\"BANDNAME\">{}</MDI></Metadata>\n",
+            xml_escape(&b.name)
+        );
+        if let Some(nd) = nodata {
+            x += &format!("    <NoDataValue>{nd}</NoDataValue>\n");
+        }
+        x += "    <SimpleSource resampling=\"nearest\">\n";
+        x += &format!(
+            "      <SourceFilename relativeToVRT=\"0\">{}</SourceFilename>\n",
+            xml_escape(&b.path)
+        );
+        x += &format!("      <SourceBand>{}</SourceBand>\n", b.band_no);
+        x += &format!(
+            "      <SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{}\" ySize=\"{}\"/>\n",
+            b.src_size.0, b.src_size.1
+        );
+        x += &format!("      <DstRect xOff=\"0\" yOff=\"0\" xSize=\"{w}\" ySize=\"{h}\"/>\n");
+        x += "    </SimpleSource>\n  </VRTRasterBand>\n";
+    }
+    x += "</VRTDataset>\n";
+    x
+}
+
+/// Write the 10 m stack of every band of the group `outputs` (path,
+/// resolution), bands in the SEN12MS/L1C order B1..B12 with B8A after B8.
+pub(crate) fn write_stack(
+    outputs: &[(PathBuf, u32)],
+    path: &Path,
+    t: &RemoveOptions,
+) -> Result<()> {
+    use gdal::{Dataset, Metadata};
+    let (p10, _) = outputs
+        .iter()
+        .find(|(_, r)| *r == 10)
+        .ok_or_else(|| Error::Usage("--stack needs the 10m group".into()))?;
+    let base = reopen(p10)?;
+    let size = base.raster_size();
+    let geo = base
+        .geo_transform()
+        .map_err(|_| Error::output(p10, "has no geotransform"))?;
+    let wkt = base
+        .spatial_ref()
+        .and_then(|s| s.to_wkt())
+        .unwrap_or_default();
+    let b1 = base
+        .rasterband(1)
+        .map_err(|e| Error::output(p10, e.to_string()))?;
+    let nodata = b1.no_data_value();
+    let data_type = crate::io::reader::map_data_type(b1.band_type())
+        .ok_or_else(|| Error::output(p10, "unexpected data type"))?;
+    let bands = stack_bands(outputs)?;
+    let metadata: Vec<(String, String)> = base
+        .metadata()
+        .filter(|e| e.domain.is_empty())
+        .map(|e| (e.key, e.value))
+        .collect();
+    let xml = stack_vrt_xml(
+        &bands,
+        size,
+        &geo,
+        &wkt,
+        &format!("{data_type:?}"),
+        nodata,
+        &metadata,
+    );
+    let vrt = Dataset::open(&xml).map_err(|e| {
+        Error::output(
+            path,
+            format!("cannot build the stack: {}", crate::error::gdal_message(&e)),
+        )
+    })?;
+    crate::io::writer::copy_into_place(
+        &vrt,
+        path,
+        t.format,
+        data_type,
+        &t.creation_options,
+        t.overwrite,
+    )
+}
+
+/// A group output just written, opened again to stack its bands.
+fn reopen(p: &Path) -> Result<gdal::Dataset> {
+    gdal::Dataset::open(p).map_err(|e| {
+        Error::output(
+            p,
+            format!(
+                "cannot reopen for the stack: {}",
+                crate::error::gdal_message(&e)
+            ),
+        )
+    })
+}
+
+/// Every band of the group outputs, named by their BANDNAME, in band
+/// order (B1..B12 with B8A after B8; unknown names last).
+fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<Vec<StackBand>> {
+    use gdal::Metadata;
+    let mut bands = Vec::new();
+    for (p, _) in outputs {
+        let ds = reopen(p)?;
+        for b in 1..=ds.raster_count() {
+            let band = ds
+                .rasterband(b)
+                .map_err(|e| Error::output(p, e.to_string()))?;
+            let name = band.metadata_item("BANDNAME", "").unwrap_or_default();
+            bands.push(StackBand {
+                name,
+                path: std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .to_string_lossy()
+                    .into_owned(),
+                band_no: b,
+                src_size: ds.raster_size(),
+            });
+        }
+    }
+    bands.sort_by_key(|b| crate::sentinel2::bands::band_id(&b.name).unwrap_or(usize::MAX));
+    Ok(bands)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_vrt_puts_every_band_on_the_10m_grid() {
+        let bands = [
+            StackBand {
+                name: "B1".into(),
+                path: "/o/p_60m.tif".into(),
+                band_no: 1,
+                src_size: (32, 32),
+            },
+            StackBand {
+                name: "B2".into(),
+                path: "/o/p_10m.tif".into(),
+                band_no: 1,
+                src_size: (192, 192),
+            },
+            StackBand {
+                name: "B8A".into(),
+                path: "/o/a&b_20m.tif".into(),
+                band_no: 4,
+                src_size: (96, 96),
+            },
+        ];
+        let geo = [399960.0, 10.0, 0.0, 5000040.0, 0.0, -10.0];
+        let md = [("IDFCR_MODEL".to_string(), "s2 <1>".to_string())];
+        let x = stack_vrt_xml(
+            &bands,
+            (192, 192),
+            &geo,
+            "PROJCS[\"x\"]",
+            "UInt16",
+            Some(0.0),
+            &md,
+        );
+        assert_eq!(x.matches("<VRTRasterBand").count(), 3);
+        assert!(x.contains("<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"32\" ySize=\"32\"/>"));
+        assert_eq!(
+            x.matches("<DstRect xOff=\"0\" yOff=\"0\" xSize=\"192\" ySize=\"192\"/>")
+                .count(),
+            3
+        );
+        assert!(
+            x.contains("a&amp;b_20m.tif")
+                && x.contains("s2 &lt;1&gt;")
+                && x.contains("PROJCS[&quot;x&quot;]")
+        );
+        assert!(
+            x.contains("<SourceBand>4</SourceBand>") && x.contains("<NoDataValue>0</NoDataValue>")
+        );
+        assert!(x.find(">B1<").unwrap() < x.find(">B2<").unwrap());
+    }
+}
