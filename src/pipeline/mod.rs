@@ -4,7 +4,8 @@
 //!   raster (and optional probability mask) written, a `RemoveSummary` out.
 //!   Stage 1 (Pixel-CR, tiled and blended) runs here; with `--refine` its
 //!   result goes through `crate::diffusion` before the final blend;
-//! - `stage1`: Pixel-CR over one input, tiled, blended, written;
+//! - `stage1`: Pixel-CR over one input, tiled, blended, written (`strip`:
+//!   the pixels one strip of tiles reads);
 //! - `cache`: models loaded once per process; `provenance`: the tags and
 //!   settings line every output carries;
 //! - `batch`: a list of inputs and an output folder in -> one `run` per
@@ -15,6 +16,7 @@ pub mod cache;
 pub mod provenance;
 pub mod run;
 pub mod stage1;
+pub mod strip;
 pub mod summary;
 
 pub use cache::ModelCache;

@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use ndarray::{Array3, Axis};
+use ndarray::Axis;
 use rayon::prelude::*;
 
 use crate::config::{OutputType, RemoveConfig};
@@ -28,66 +28,8 @@ use crate::tiling::grid::{mirror, panels, round_up, AxisGrid, Panel};
 
 use crate::pipeline::cache::ModelCache;
 use crate::pipeline::provenance::{band_specs, provenance_tags};
+use crate::pipeline::strip::StripSource;
 use crate::pipeline::summary::RemoveSummary;
-
-/// The pixels a strip of tiles needs, read once: (bands x rows x width)
-/// values of a window of the scene starting at column `c_lo`, their
-/// validity, and which source row each strip row mirrors.
-struct StripSource<'a> {
-    block: &'a [f32],
-    valid: &'a [bool],
-    /// Source row (scene coordinates) of each strip row.
-    rows: &'a [usize],
-    r_lo: usize,
-    c_lo: usize,
-    /// Width of the window read.
-    width: usize,
-    scene_width: usize,
-    bands: usize,
-}
-
-impl StripSource<'_> {
-    /// The scene rows and columns (first, last) the tile starting at scene
-    /// column `x0`, `tw` wide, reads (mirroring folds it into the scene).
-    fn extent(&self, x0: isize, tw: usize) -> ((usize, usize), (usize, usize)) {
-        let cols = (0..tw).map(|x| mirror(x0 + x as isize, self.scene_width));
-        let (c0, c1) = cols.fold((usize::MAX, 0), |(lo, hi), c| (lo.min(c), hi.max(c)));
-        let (r0, r1) = self
-            .rows
-            .iter()
-            .fold((usize::MAX, 0), |(lo, hi), &r| (lo.min(r), hi.max(r)));
-        ((r0, r1), (c0, c1))
-    }
-
-    /// The tile starting at scene column `x0` (may be negative), `tw` wide,
-    /// converted with `to_model`; nodata pixels become 0. `None` when the
-    /// tile holds no valid pixel (it is skipped).
-    fn tile(
-        &self,
-        x0: isize,
-        tw: usize,
-        to_model: impl Fn(usize, f32) -> f32,
-    ) -> Option<Array3<f32>> {
-        let (th, w, n) = (self.rows.len(), self.width, self.block.len() / self.bands);
-        let cols: Vec<usize> = (0..tw)
-            .map(|x| mirror(x0 + x as isize, self.scene_width) - self.c_lo)
-            .collect();
-        let mut tile = Array3::<f32>::zeros((self.bands, th, tw));
-        let mut any_valid = false;
-        for (ty, &sr) in self.rows.iter().enumerate() {
-            let row_off = (sr - self.r_lo) * w;
-            for (tx, &sc) in cols.iter().enumerate() {
-                if self.valid[row_off + sc] {
-                    any_valid = true;
-                    for b in 0..self.bands {
-                        tile[[b, ty, tx]] = to_model(b, self.block[b * n + row_off + sc]);
-                    }
-                }
-            }
-        }
-        any_valid.then_some(tile)
-    }
-}
 
 /// Stage 1 (Pixel-CR) of an open input into `cfg.output`.
 pub(crate) fn pixel_cr(
