@@ -28,20 +28,21 @@ fn python() -> String {
 
 /// Build a product; returns the path the script printed (SAFE folder or zip).
 fn make_product(dir: &Path, level: &str, baseline: &str, zip: bool) -> String {
-    let mut cmd = Command::new(python());
-    cmd.arg(common::repo().join("scripts/make_s2_fixture.py"))
-        .args([
-            "--out",
-            dir.to_str().unwrap(),
-            "--level",
-            level,
-            "--baseline",
-            baseline,
-        ]);
+    let mut args = vec!["--level", level, "--baseline", baseline];
     if zip {
-        cmd.arg("--zip");
+        args.push("--zip");
     }
-    let out = cmd.output().expect("run make_s2_fixture.py");
+    fixture(dir, &args)
+}
+
+/// `scripts/make_s2_fixture.py --out DIR ARGS...`: the product's path.
+fn fixture(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg(common::repo().join("scripts/make_s2_fixture.py"))
+        .args(["--out", dir.to_str().unwrap()])
+        .args(args)
+        .output()
+        .expect("run make_s2_fixture.py");
     assert!(
         out.status.success(),
         "make_s2_fixture.py: {}",
@@ -555,16 +556,7 @@ fn shipped_models_clean_every_group() {
     let tmp = tempfile::tempdir().unwrap();
     for level in ["L1C", "L2A"] {
         let dir = tmp.path().join(level);
-        let mut cmd = Command::new(python());
-        cmd.arg(common::repo().join("scripts/make_s2_fixture.py"))
-            .args(["--out", dir.to_str().unwrap(), "--level", level, "--cloud"]);
-        let made = cmd.output().unwrap();
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        let product = String::from_utf8(made.stdout).unwrap().trim().to_string();
+        let product = fixture(&dir, &["--level", level, "--cloud"]);
         let out_dir = dir.join("out");
         let o = common::idfcr(
             tmp.path(),
@@ -766,17 +758,7 @@ fn stacks_of_band_stacks_keep_band_names_and_order() {
 fn shipped_models_leave_a_clear_product_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");
-    let made = Command::new(python())
-        .arg(common::repo().join("scripts/make_s2_fixture.py"))
-        .args(["--out", dir.to_str().unwrap(), "--level", "L1C"])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let product = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let product = fixture(&dir, &["--level", "L1C"]);
     let out_dir = dir.join("out");
     let o = common::idfcr(
         tmp.path(),
@@ -857,17 +839,7 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
     let mut products = vec![];
     for level in ["L1C", "L2A"] {
         let dir = tmp.path().join(level);
-        let made = Command::new(python())
-            .arg(common::repo().join("scripts/make_s2_fixture.py"))
-            .args(["--out", dir.to_str().unwrap(), "--level", level, "--cloud"])
-            .output()
-            .unwrap();
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        products.push(String::from_utf8(made.stdout).unwrap().trim().to_string());
+        products.push(fixture(&dir, &["--level", level, "--cloud"]));
     }
     let run = |product: &str, out: &Path, extra: &[&str]| {
         let mut args = vec![
@@ -983,25 +955,7 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
 fn clear_tiles_are_skipped_without_changing_the_output() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");
-    let made = Command::new(python())
-        .arg(common::repo().join("scripts/make_s2_fixture.py"))
-        .args([
-            "--out",
-            dir.to_str().unwrap(),
-            "--level",
-            "L1C",
-            "--cloud",
-            "--size",
-            "384",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let product = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let product = fixture(&dir, &["--level", "L1C", "--cloud", "--size", "384"]);
     let mut outputs = vec![];
     for tile in ["32", "4096"] {
         let out_dir = tmp.path().join(format!("out{tile}"));
