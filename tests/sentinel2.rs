@@ -51,6 +51,28 @@ fn fixture(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// `idfcr s2 PRODUCT OUT -q --json --device cpu EXTRA...` run in `cwd`.
+fn s2_cpu(cwd: &Path, product: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "s2",
+        product,
+        out.to_str().unwrap(),
+        "-q",
+        "--json",
+        "--device",
+        "cpu",
+    ];
+    args.extend_from_slice(extra);
+    common::idfcr(cwd, &args)
+}
+
+/// `s2_cpu` that must succeed: its JSON summary.
+fn s2_json(cwd: &Path, product: &str, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let o = s2_cpu(cwd, product, out, extra);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// A folder of fixture models under the bundled Sentinel-2 names.
 fn model_dir(dir: &Path) -> PathBuf {
     let m = dir.join("models");
@@ -557,21 +579,7 @@ fn shipped_models_clean_every_group() {
     for level in ["L1C", "L2A"] {
         let dir = tmp.path().join(level);
         let product = fixture(&dir, &["--level", level, "--cloud"]);
-        let out_dir = dir.join("out");
-        let o = common::idfcr(
-            tmp.path(),
-            &[
-                "s2",
-                &product,
-                out_dir.to_str().unwrap(),
-                "-q",
-                "--json",
-                "--device",
-                "cpu",
-            ],
-        );
-        assert!(o.status.success(), "{}", common::stderr(&o));
-        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let summary = s2_json(tmp.path(), &product, &dir.join("out"), &[]);
         for g in summary["groups"].as_array().unwrap() {
             assert!(g["model"].as_str().unwrap().starts_with("s2_"), "{g}");
             let out = Dataset::open(g["output"].as_str().unwrap()).unwrap();
@@ -759,23 +767,8 @@ fn shipped_models_leave_a_clear_product_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");
     let product = fixture(&dir, &["--level", "L1C"]);
-    let out_dir = dir.join("out");
-    let o = common::idfcr(
-        tmp.path(),
-        &[
-            "s2",
-            &product,
-            out_dir.to_str().unwrap(),
-            "-q",
-            "--json",
-            "--device",
-            "cpu",
-            "--mask-name",
-            "{product}_p_{group}.tif",
-        ],
-    );
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mask_name = ["--mask-name", "{product}_p_{group}.tif"];
+    let summary = s2_json(tmp.path(), &product, &dir.join("out"), &mask_name);
     for g in summary["groups"].as_array().unwrap() {
         assert_eq!(g["blended"], true, "{g}");
         let mask = g["mask"].as_str().unwrap();
@@ -842,19 +835,9 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
         products.push(fixture(&dir, &["--level", level, "--cloud"]));
     }
     let run = |product: &str, out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "s2",
-            product,
-            out.to_str().unwrap(),
-            "-q",
-            "--json",
-            "--device",
-            "cpu",
-            "--mask-name",
-            "{product}_p_{group}.tif",
-        ];
+        let mut args = vec!["--mask-name", "{product}_p_{group}.tif"];
         args.extend_from_slice(extra);
-        common::idfcr(tmp.path(), &args)
+        s2_cpu(tmp.path(), product, out, &args)
     };
 
     let o = run(&products[0], &tmp.path().join("l1c_out"), &[]);
@@ -959,24 +942,12 @@ fn clear_tiles_are_skipped_without_changing_the_output() {
     let mut outputs = vec![];
     for tile in ["32", "4096"] {
         let out_dir = tmp.path().join(format!("out{tile}"));
-        let o = common::idfcr(
+        let summary = s2_json(
             tmp.path(),
-            &[
-                "s2",
-                &product,
-                out_dir.to_str().unwrap(),
-                "-q",
-                "--json",
-                "--device",
-                "cpu",
-                "--groups",
-                "10m",
-                "--tile",
-                tile,
-            ],
+            &product,
+            &out_dir,
+            &["--groups", "10m", "--tile", tile],
         );
-        assert!(o.status.success(), "{}", common::stderr(&o));
-        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let g = &summary["groups"][0];
         if tile == "32" {
             assert!(g["tiles_clear"].as_u64().unwrap() >= 1, "{g}");
