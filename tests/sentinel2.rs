@@ -108,6 +108,13 @@ fn read_all(ds: &Dataset, band_nos: &[usize]) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The GDAL band number of band `name` (by BANDNAME) in `ds`.
+fn band_no(ds: &Dataset, name: &str) -> usize {
+    (1..=ds.raster_count())
+        .find(|&b| band_name(ds, b) == name)
+        .unwrap_or_else(|| panic!("no band {name}"))
+}
+
 fn band_name(ds: &Dataset, b: usize) -> String {
     ds.rasterband(b)
         .unwrap()
@@ -594,9 +601,7 @@ fn shipped_models_clean_every_group() {
                 if ["B9", "B10"].contains(&name.as_str()) {
                     continue;
                 }
-                let sb = (1..=src.raster_count())
-                    .find(|&b| band_name(&src, b) == *name)
-                    .unwrap();
+                let sb = band_no(&src, name);
                 let a = &read_all(&src, &[sb])[0];
                 let b = &read_all(&out, &[k + 1])[0];
                 // Mean over the cloud core (the central eighth of the tile).
@@ -781,9 +786,7 @@ fn shipped_models_leave_a_clear_product_alone() {
         let src = Dataset::open(g["source"].as_str().unwrap()).unwrap();
         for k in 1..=out.raster_count() {
             let name = band_name(&out, k);
-            let sb = (1..=src.raster_count())
-                .find(|&b| band_name(&src, b) == name)
-                .unwrap();
+            let sb = band_no(&src, &name);
             let a = &read_all(&src, &[sb])[0];
             let b = &read_all(&out, &[k])[0];
             let valid: Vec<(f64, f64)> = a
@@ -864,9 +867,7 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
         let src = Dataset::open(g["source"].as_str().unwrap()).unwrap();
         for k in 1..=out.raster_count() {
             let name = band_name(&out, k);
-            let sb = (1..=src.raster_count())
-                .find(|&b| band_name(&src, b) == name)
-                .unwrap();
+            let sb = band_no(&src, &name);
             let (a, b) = (&read_all(&src, &[sb])[0], &read_all(&out, &[k])[0]);
             for (i, pv) in p.iter().enumerate() {
                 if *pv == 0.0 {
