@@ -843,6 +843,13 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
         s2_cpu(tmp.path(), product, out, &args)
     };
 
+    // The summary's word on where p came from, of a run that must succeed.
+    let source_of = |o: std::process::Output| -> String {
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        summary["cloud_probability"].as_str().unwrap().to_string()
+    };
+
     let o = run(&products[0], &tmp.path().join("l1c_out"), &[]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -886,18 +893,14 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
         &tmp.path().join("own_out"),
         &["--cloud-detector", "model"],
     );
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let source = summary["cloud_probability"].as_str().unwrap();
+    let source = source_of(o);
     assert!(
         source.contains("own") && source.contains("--cloud-detector model"),
         "{source}"
     );
 
     let o = run(&products[1], &tmp.path().join("l2a_out"), &[]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let source = summary["cloud_probability"].as_str().unwrap();
+    let source = source_of(o);
     assert!(source.contains("own") && source.contains("L2A"), "{source}");
 
     // s2cloudless reads the product's DNs: a rescaled run keeps the models' p.
@@ -906,9 +909,7 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
         &tmp.path().join("stretch_out"),
         &["--stretch"],
     );
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let source = summary["cloud_probability"].as_str().unwrap();
+    let source = source_of(o);
     assert!(
         source.contains("own") && source.contains("--stretch"),
         "{source}"

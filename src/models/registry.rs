@@ -60,6 +60,12 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
         }
     })?;
     let dirs = model_dirs(cfg.opts.model_dir.as_deref());
+    find_bundled(name, &dirs, "pass --model")
+}
+
+/// The first `dirs/name` that is a file; the error lists where it looked
+/// and ends with `otherwise` (what else the user can do).
+pub fn find_bundled(name: &str, dirs: &[PathBuf], otherwise: &str) -> Result<PathBuf> {
     dirs.iter()
         .map(|d| d.join(name))
         .find(|p| p.is_file())
@@ -68,7 +74,7 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
             Error::model(
                 name,
                 format!(
-                    "bundled model not found (looked in {}); set IDFCR_MODEL_DIR or pass --model",
+                    "bundled model not found (looked in {}); set IDFCR_MODEL_DIR or {otherwise}",
                     looked.join(", ")
                 ),
             )

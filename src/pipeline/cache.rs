@@ -1,13 +1,13 @@
 //! Loaded models by path, so that `batch` and `s2` load each model once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{Device, RefineOptions, RemoveConfig};
 use crate::diffusion::refine::IndModels;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::models::pixel_cr::Model;
-use crate::models::registry::{model_dirs, resolve_model};
+use crate::models::registry::{find_bundled, model_dirs, resolve_model};
 
 /// Loaded models by path, so that a batch loads its model once.
 #[derive(Default)]
@@ -62,20 +62,10 @@ impl ModelCache {
                     ));
                 }
                 let dirs = model_dirs(cfg.opts.model_dir.as_deref());
-                dirs.iter()
-                    .map(|d| d.join("ind_rgb"))
-                    .find(|p| crate::diffusion::refine::graph_path(p, "encoder").is_file())
-                    .ok_or_else(|| {
-                        let looked: Vec<String> =
-                            dirs.iter().map(|d| d.display().to_string()).collect();
-                        Error::model(
-                            "ind_rgb_encoder.onnx",
-                            format!(
-                                "bundled IND model not found (looked in {}); set IDFCR_MODEL_DIR or pass --ind-model",
-                                looked.join(", ")
-                            ),
-                        )
-                    })?
+                // The three graphs sit side by side: found by the encoder.
+                let encoder = crate::diffusion::refine::graph_path(Path::new("ind_rgb"), "encoder");
+                find_bundled(&encoder.to_string_lossy(), &dirs, "pass --ind-model")?
+                    .with_file_name("ind_rgb")
             }
         };
         if !self.ind.contains_key(&prefix) {

@@ -98,19 +98,7 @@ pub fn map_grid(size: (usize, usize), px_m: f64) -> ((usize, usize), (usize, usi
 
 /// The detector's file among the model folders.
 pub fn find_model(dirs: &[PathBuf]) -> Result<PathBuf> {
-    dirs.iter()
-        .map(|d| d.join(DETECTOR_FILE))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            Error::model(
-                DETECTOR_FILE,
-                format!(
-                    "bundled cloud detector not found (looked in {}); set IDFCR_MODEL_DIR, or pass --cloud-detector model",
-                    looked.join(", ")
-                ),
-            )
-        })
+    crate::models::registry::find_bundled(DETECTOR_FILE, dirs, "pass --cloud-detector model")
 }
 
 /// The ten bands on the map grid: its size (width, height), reflectance
