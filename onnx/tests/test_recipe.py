@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from idfcr_train.data.pairs import Pair, align_label, in_id_range  # noqa: E402
+from idfcr_train.data.pairs import Pair, align_label, in_id_range, random_stretch  # noqa: E402
 from idfcr_train.reports.metrics import blockiness  # noqa: E402
 from idfcr_train.models.probability import Calibration, blend, cloud_probability  # noqa: E402
 from idfcr_train.training.train_pixel_cr import make_batch  # noqa: E402
@@ -64,6 +64,34 @@ def test_identity_and_synthetic_samples_and_their_targets():
     assert torch.allclose(x, torch.full_like(x, 250 / 255))
     *_, m = make_batch(pairs, 2, 32, 0.5, rng)
     assert m is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stretch_spans_the_range_keeps_order_and_caps_the_gain(seed):
+    rng = np.random.default_rng(seed)
+    dim = 0.1 + 0.4 * ground(seed)  # a RICE2-like dim tile (span about 0.2)
+    f = random_stretch(dim, rng)
+    out = f(dim)
+    assert out.min() == 0.0 and out.max() == 1.0  # percentiles went to 0 and 1
+    # Monotone per band: one linear map, the same for any image it is given.
+    order = np.argsort(dim[0].ravel())
+    assert np.all(np.diff(out[0].ravel()[order]) >= 0)
+    np.testing.assert_array_equal(f(dim.copy()), out)
+    flat = np.full((3, 16, 16), 0.4, np.float32)
+    flat[:, 0, 0] = 0.41
+    g = random_stretch(flat, np.random.default_rng(seed))(flat)
+    assert np.abs(g - g.mean()).max() <= 0.1 + 1e-6  # gain capped at 10
+
+
+def test_stretched_samples_share_one_map_on_both_sides():
+    clear = (ground(4) * 100 + 40).astype(np.uint8)  # dim
+    cloudy = clear.copy()
+    pairs = [Pair("a", "0", cloudy, clear, 1 / 255)]
+    x, y, *_ = make_batch(pairs, 4, 32, 0.0, np.random.default_rng(1), stretch=1.0)
+    assert torch.equal(x, y)  # same image both sides: same map
+    assert float(y.amax()) == 1.0 and float(y.amin()) == 0.0
+    x0, *_ = make_batch(pairs, 4, 32, 0.0, np.random.default_rng(1))
+    assert float(x0.amax()) < 0.8  # without it the tile stays dim
 
 
 @pytest.mark.parametrize("pair_id,span,held_out", [
@@ -123,3 +151,21 @@ def test_blockiness(blocky, lo, hi):
     if blocky:
         img = np.kron(rng.random((3, 4, 4)), np.ones((1, 16, 16))) + 0.01 * rng.random((3, 64, 64))
     assert lo <= blockiness(img) <= hi
+
+
+def test_stretched_validation_scores_an_identity_model_as_doing_nothing():
+    from idfcr_train.reports.compare import stretch_scores
+
+    def identity(x):
+        return x, torch.zeros_like(x[:, :1])
+
+    val = []
+    for i in range(4):
+        clear = (ground(10 + i, 32, 32) * 200).astype(np.uint8)
+        cloudy = np.clip(clear.astype(int) + 40, 0, 255).astype(np.uint8)
+        val.append(Pair(str(i), "3", cloudy, clear, 1 / 255))
+    res, row = stretch_scores(identity, val)
+    assert res["stretch_images"] == 2
+    assert res["stretch_psnr"] == pytest.approx(res["stretch_base_psnr"])
+    assert res["stretch_worst_vs_base"] == pytest.approx(0.0)
+    assert len(row) == 4 and row[2].max() == 1.0  # the stretched reference spans 0..1

@@ -147,6 +147,30 @@ def random_palette(bands: int, rng: np.random.Generator):
     return apply
 
 
+def random_stretch(reference: np.ndarray, rng: np.random.Generator, max_gain: float = 10.0):
+    """A random linear stretch of the kind users put on their own scenes (a
+    percentile stretch: QGIS's cumulative cut, `gdal_translate -scale`),
+    fitted on `reference` (bands, H, W) in 0..1 and applied identically to an
+    input and its label: `f = random_stretch(label, rng); a, b = f(a), f(b)`.
+
+    RICE2 tiles come from one stretch of whole scenes, so a 512 px tile is
+    dim and flat (mean within-image deviation 0.03); a user's stretched crop
+    spans 0..1 (the Landsat 8 demo: 0.1-0.3). The reference's lower and upper
+    percentiles (0.5-5 and 95-99.5, drawn) go to 0 and 1, jointly for all
+    bands (keeps the colour balance) or per band (a colour-balancing
+    stretch), half and half; the gain is capped so flat crops stay natural."""
+    axis = None if rng.uniform() < 0.5 else (1, 2)
+    q_lo, q_hi = float(rng.uniform(0.5, 5.0)), float(rng.uniform(95.0, 99.5))
+    lo = np.reshape(np.percentile(reference, q_lo, axis=axis), (-1, 1, 1)).astype(np.float32)
+    hi = np.reshape(np.percentile(reference, q_hi, axis=axis), (-1, 1, 1)).astype(np.float32)
+    span = np.maximum(hi - lo, 1.0 / max_gain).astype(np.float32)
+
+    def apply(img: np.ndarray) -> np.ndarray:
+        return np.clip((img - lo) / span, 0.0, 1.0).astype(np.float32)
+
+    return apply
+
+
 def align_label(cloudy: np.ndarray, clear: np.ndarray, *, tol: float = 0.04,
                 min_share: float = 0.2) -> np.ndarray:
     """The clear label with its colours fitted to the cloudy input's date.

@@ -2,10 +2,11 @@
 validation images from scenes no training saw (split by scene block), the
 bundled Landsat 8 demo, a clear image given as input (it must come back
 unchanged), window blockiness, the validation images under other colour
-stretches (`palette_*`), another dataset's held-out pairs (`extra_*`, e.g.
-RICE1's ids 300-399 with `--extra-data ../../shared/data/rice1_xj
---extra-val 300-399`: a run of consecutive ids that training leaves out with
-the same flags), and a contact sheet to look at.
+maps (`palette_*`) and under a user's percentile stretch (`stretch_*`),
+another dataset's held-out pairs (`extra_*`, e.g. RICE1's ids 300-399 with
+`--extra-data ../../shared/data/rice1_xj --extra-val 300-399`: a run of
+consecutive ids that training leaves out with the same flags), and a contact
+sheet to look at.
 
     python -m idfcr_train.reports.compare --data ../../shared/data/rice2_3s \
         --out runs/compare A=path/a.pt B=path/b.pt [--stride 3]
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from idfcr_train.reports.clear_fidelity import load_demo
-from idfcr_train.data.pairs import in_id_range, load_rice, random_palette, split_by_block
+from idfcr_train.data.pairs import in_id_range, load_rice, random_palette, random_stretch, split_by_block
 from idfcr_train.reports.metrics import blockiness, psnr, ssim
 from idfcr_train.models.pixel_cr import load_checkpoint
 
@@ -75,6 +76,30 @@ def palette_scores(model, val) -> dict:
             "palette_clear_in_psnr": float(np.mean(ident))}
 
 
+def stretch_scores(model, val) -> tuple[dict, list]:
+    """Unseen scenes as a user who stretched them would give them: every
+    other validation image (the ones `palette_scores` skips), cloudy and
+    clear through one fixed percentile stretch fitted on the clear image
+    (`data.random_stretch`, seeded by position, the same for every
+    checkpoint). RICE2's tiles are dim and flat; users' stretched crops span
+    0..1 and show what contrast does to the windows. Also returns the first
+    image's contact-sheet row."""
+    ps, base, block, ident, row = [], [], [], [], []
+    for i, p in enumerate(val[1::2]):
+        f = random_stretch(p.clear, np.random.default_rng(2000 + i))
+        cloudy, clear = f(p.cloudy), f(p.clear)
+        pred, attn = run(model, cloudy)
+        row = row or [cloudy, pred, clear, attn]
+        ps.append(psnr(pred, clear))
+        base.append(psnr(cloudy, clear))
+        block.append(blockiness(pred))
+        if i % 4 == 0:
+            ident.append(psnr(run(model, clear)[0], clear))
+    return {"stretch_images": len(ps), "stretch_psnr": float(np.mean(ps)), "stretch_base_psnr": float(np.mean(base)),
+            "stretch_worst_vs_base": float(min(a - b for a, b in zip(ps, base))),
+            "stretch_blockiness": float(np.mean(block)), "stretch_clear_in_psnr": float(np.mean(ident))}, row
+
+
 def extra_scores(model, pairs) -> dict:
     """Held-out pairs of another dataset (another sensor or haze type): PSNR,
     SSIM and blockiness against doing nothing, and every clear image given
@@ -105,6 +130,8 @@ def score(model, val, demo, sheet_ids: list[str]) -> tuple[dict, list]:
     pred, attn = run(model, cloudy)
     sheet.append([cloudy, pred, clear, attn])
     ident, _ = run(model, clear)
+    stretched, row = stretch_scores(model, val)
+    sheet.append(row)
     res = {
         "val_images": len(rows),
         "val_psnr": float(np.mean([r["psnr"] for r in rows])),
@@ -117,6 +144,7 @@ def score(model, val, demo, sheet_ids: list[str]) -> tuple[dict, list]:
         "demo_blockiness": blockiness(pred),
         "clear_in_psnr": psnr(ident, clear),
         **palette_scores(model, val),
+        **stretched,
     }
     for b in sorted({r["block"] for r in rows}):
         sel = [r for r in rows if r["block"] == b]

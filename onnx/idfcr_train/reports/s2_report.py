@@ -100,7 +100,8 @@ def model_section(state: dict, onnx_path: str, command: str) -> list[str]:
         "  per-band L1s (so that dark bands such as B10 count as much as bright ones), each band",
         "  standardised inside the network by the clear training images' mean and deviation;",
         "  B10 labels of 'clear' dates that carry cirrus themselves (mean B10 above 0.01, the",
-        "  clear dates of ROIs1970_fall_136) get no loss. Adam(0.5, 0.999), lr 4e-4.",
+        "  clear dates of ROIs1970_fall_136) get no loss. Adam(0.5, 0.999), lr 4e-4 (or cosine-decayed",
+        "  within a run with `--lr-end`: each run's schedule is in CHANGELOG.md).",
         f"- Command (from `onnx/`): `{command}`",
         f"- File: `{onnx_path.split('/')[-1]}`, SHA-256 `{sha}`",
         "- Input: reflectance = (DN + offset) / 10000; the runtime applies the product's",
@@ -145,13 +146,13 @@ def scores_section(scores: dict) -> list[str]:
     return lines
 
 
-def limits_section(onnx_path: str) -> list[str]:
+def limits_section(onnx_path: str, hours: float) -> list[str]:
     """What the model cannot do, and where its scores file is."""
     return [
         "## Limits",
         "",
         "- Very little training data (about 20 real pairs from 4 scenes plus one time series) and",
-        "  less than an hour of CPU: expect blurred ground under thick cloud.",
+        f"  {hours:.2f} h of CPU: expect blurred ground under thick cloud.",
         "- Groups are cleaned independently; the 10 m model never sees the 20 m or 60 m bands.",
         "",
         "Scores: `" + onnx_path.replace(".onnx", ".scores.json").split("/")[-1] + "`.",
@@ -165,7 +166,7 @@ def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, comma
     lines += model_section(state, onnx_path, command)
     lines += scores_section(scores)
     lines += blend_section(onnx_path.replace(".onnx", ".calibration.json"))
-    lines += limits_section(onnx_path)
+    lines += limits_section(onnx_path, state["wall_s"] / 3600)
     return "\n".join(lines)
 
 

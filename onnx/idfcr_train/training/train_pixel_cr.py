@@ -31,7 +31,7 @@ import torch
 
 from idfcr_train.checkpoint import save_atomic
 from idfcr_train.data.pairs import (Pair, align_label, in_id_range, load_rice, random_crop_pair, random_palette,
-                                    split_by_block)
+                                    random_stretch, split_by_block)
 from idfcr_train.reports.metrics import psnr
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
 from idfcr_train.data import load_pairs
@@ -41,7 +41,7 @@ from idfcr_train.data.synth_clouds import add_clouds
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
                band_brightness: np.ndarray | None = None, identity: float = 0.0,
                aligned: dict[str, np.ndarray] | None = None, opacity_target: float = 0.0,
-               palette: float = 0.0, weights: np.ndarray | None = None):
+               palette: float = 0.0, weights: np.ndarray | None = None, stretch: float = 0.0):
     """`weights`: probability of drawing each training pair (None: uniform).
 
     `identity`: share of samples whose input is the clear image itself (the
@@ -59,7 +59,12 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
 
     `palette`: share of samples (of any kind) whose input and label both go
     through one random colour map (`data.random_palette`; clouds are added
-    after it, so they stay cloud-coloured)."""
+    after it, so they stay cloud-coloured).
+
+    `stretch`: share of samples whose input and label both go through one
+    random percentile stretch fitted on the label crop
+    (`data.random_stretch`: the contrast of a user's stretched scene, which
+    RICE2's dim tiles lack), before any palette and before synthetic clouds."""
     xs, ys, ws, ms = [], [], [], []
     for _ in range(batch):
         # Uniform draws keep integers() so that older recipes keep their random stream.
@@ -69,9 +74,12 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
         u = rng.uniform()
         # No draw at --palette 0, so that older recipes keep their random stream.
         recolour = random_palette(p.clear_raw.shape[0], rng) if palette > 0 and rng.uniform() < palette else None
+        restretch = stretch > 0 and rng.uniform() < stretch
         if u < synthetic + identity:
             _, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
             b = b.astype(np.float32) * p.scale
+            if restretch:
+                b = random_stretch(b, rng)(b)
             if recolour is not None:
                 b = recolour(b)
             # A synthetic pair from the clear image: exact labels, more cloud
@@ -85,6 +93,9 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
             a, b = random_crop_pair(p.cloudy_raw, label, crop, rng)
             a = a.astype(np.float32) * p.scale
             b = b.astype(np.float32) * (1.0 if b.dtype == np.float32 else p.scale)
+            if restretch:
+                f = random_stretch(b, rng)
+                a, b = f(a), f(b)
             if recolour is not None:
                 a, b = recolour(a), recolour(b)
             m = np.full(b.shape[1:], np.nan, np.float32)
@@ -144,6 +155,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--identity", type=float, default=0.0, help="fraction of samples whose input is the clear image")
     ap.add_argument("--palette", type=float, default=0.0,
                     help="fraction of samples recoloured by one random colour map on both sides (RGB: other stretches)")
+    ap.add_argument("--stretch", type=float, default=0.0,
+                    help="fraction of samples stretched on both sides by a random percentile stretch of the label "
+                         "(the contrast of users' stretched scenes)")
     ap.add_argument("--align-labels", action="store_true",
                     help="fit each real label's colours to its input on pixels clear in both (see data.align_label)")
     ap.add_argument("--opacity-target", type=float, default=0.0,
@@ -240,6 +254,7 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "ema": args.ema,
         "opacity_target": args.opacity_target,
         "palette": args.palette,
+        "stretch": args.stretch,
         "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
         "extra_val": args.extra_val,
         "extra_share": args.extra_share,
@@ -247,7 +262,7 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
         changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share",
-                      "crop", "batch", "opacity_target", "palette")
+                      "crop", "batch", "opacity_target", "palette", "stretch")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
     return meta
 
@@ -396,7 +411,7 @@ def train_until_stopped(args: argparse.Namespace, run: TrainingRun, train: list[
                 g["lr"] = learning_rate(args, run.step, start_step, time.time() - t_start)
         batch = make_batch(train, args.batch, args.crop, args.synthetic, run.rng, band_brightness,
                            identity=args.identity, aligned=aligned, opacity_target=args.opacity_target,
-                           palette=args.palette, weights=weights)
+                           palette=args.palette, weights=weights, stretch=args.stretch)
         parts = train_step(args, run, batch, device)
         now = time.time()
         run.wall_s += now - t_prev
