@@ -185,7 +185,9 @@ def data_section(meta: dict, s: dict) -> list[str]:
         f"  and label), labels colour-aligned to their input {'on' if meta.get('align_labels') else 'off'} (a gain and offset per",
         "  band fitted on pixels clear in both dates, so the model stops learning RICE2's date",
         f"  changes), EMA of the weights {meta.get('ema') or 'off'} (the EMA ships), attention target of synthetic",
-        f"  samples = opacity x {meta.get('opacity_target') or '- (M)'} (so the attention is a cloud detector).",
+        f"  samples = opacity x {meta.get('opacity_target') or '- (M)'} (so the attention is a cloud detector),",
+        f"  a fraction {meta.get('stretch', 0) or 0} of the samples with input and label both put through one random",
+        "  percentile stretch of the label crop (`data.random_stretch`: the contrast of a user's stretched scene).",
         "",
     ]
 
