@@ -57,36 +57,14 @@ def contact_sheet(rows: list[list[np.ndarray]], path: str, size: int = 256) -> N
     sheet.save(path)
 
 
-def palette_scores(model, val) -> dict:
-    """Other stretches of unseen scenes: every other validation image with
-    its cloudy and clear versions passed through one fixed random colour map
-    (`data.random_palette`, seeded by position; the same maps for every
-    checkpoint). A model that learnt RICE2's palette repaints these."""
-    ps, base, ident = [], [], []
-    for i, p in enumerate(val[::2]):
-        f = random_palette(p.clear.shape[0], np.random.default_rng(1000 + i))
-        cloudy, clear = f(p.cloudy), f(p.clear)
-        pred, _ = run(model, cloudy)
-        ps.append(psnr(pred, clear))
-        base.append(psnr(cloudy, clear))
-        if i % 4 == 0:
-            ident.append(psnr(run(model, clear)[0], clear))
-    return {"palette_images": len(ps), "palette_psnr": float(np.mean(ps)), "palette_base_psnr": float(np.mean(base)),
-            "palette_worst_vs_base": float(min(a - b for a, b in zip(ps, base))),
-            "palette_clear_in_psnr": float(np.mean(ident))}
-
-
-def stretch_scores(model, val) -> tuple[dict, list]:
-    """Unseen scenes as a user who stretched them would give them: every
-    other validation image (the ones `palette_scores` skips), cloudy and
-    clear through one fixed percentile stretch fitted on the clear image
-    (`data.random_stretch`, seeded by position, the same for every
-    checkpoint). RICE2's tiles are dim and flat; users' stretched crops span
-    0..1 and show what contrast does to the windows. Also returns the first
-    image's contact-sheet row."""
+def mapped_scores(model, images, make_map, prefix: str, seed: int) -> tuple[dict, list]:
+    """Score images whose cloudy and clear versions both go through one fixed
+    map (`make_map(clear, rng)`, seeded by position so every checkpoint sees
+    the same maps): PSNR against doing nothing, blockiness, every fourth
+    clear image as input; and the first image's contact-sheet row."""
     ps, base, block, ident, row = [], [], [], [], []
-    for i, p in enumerate(val[1::2]):
-        f = random_stretch(p.clear, np.random.default_rng(2000 + i))
+    for i, p in enumerate(images):
+        f = make_map(p.clear, np.random.default_rng(seed + i))
         cloudy, clear = f(p.cloudy), f(p.clear)
         pred, attn = run(model, cloudy)
         row = row or [cloudy, pred, clear, attn]
@@ -95,9 +73,27 @@ def stretch_scores(model, val) -> tuple[dict, list]:
         block.append(blockiness(pred))
         if i % 4 == 0:
             ident.append(psnr(run(model, clear)[0], clear))
-    return {"stretch_images": len(ps), "stretch_psnr": float(np.mean(ps)), "stretch_base_psnr": float(np.mean(base)),
-            "stretch_worst_vs_base": float(min(a - b for a, b in zip(ps, base))),
-            "stretch_blockiness": float(np.mean(block)), "stretch_clear_in_psnr": float(np.mean(ident))}, row
+    return {f"{prefix}_images": len(ps), f"{prefix}_psnr": float(np.mean(ps)),
+            f"{prefix}_base_psnr": float(np.mean(base)),
+            f"{prefix}_worst_vs_base": float(min(a - b for a, b in zip(ps, base))),
+            f"{prefix}_blockiness": float(np.mean(block)),
+            f"{prefix}_clear_in_psnr": float(np.mean(ident))}, row
+
+
+def palette_scores(model, val) -> dict:
+    """Other stretches of unseen scenes: every other validation image through
+    one fixed random colour map (`data.random_palette`). A model that learnt
+    RICE2's palette repaints these."""
+    return mapped_scores(model, val[::2], lambda clear, rng: random_palette(clear.shape[0], rng), "palette", 1000)[0]
+
+
+def stretch_scores(model, val) -> tuple[dict, list]:
+    """Unseen scenes as a user who stretched them would give them: the other
+    half of the validation images through one fixed percentile stretch
+    fitted on the clear image (`data.random_stretch`). RICE2's tiles are dim
+    and flat; users' stretched crops span 0..1 and show what contrast does to
+    the windows. Also returns the first image's contact-sheet row."""
+    return mapped_scores(model, val[1::2], random_stretch, "stretch", 2000)
 
 
 def extra_scores(model, pairs) -> dict:
