@@ -169,3 +169,15 @@ def test_stretched_validation_scores_an_identity_model_as_doing_nothing():
     assert res["stretch_psnr"] == pytest.approx(res["stretch_base_psnr"])
     assert res["stretch_worst_vs_base"] == pytest.approx(0.0)
     assert len(row) == 4 and row[2].max() == 1.0  # the stretched reference spans 0..1
+
+
+@pytest.mark.parametrize("psnr, ssim, first, follow", [
+    (31.69, 0.9113, "+0.79 dB PSNR and +0.0068 SSIM", "Not the same test"),
+    (30.62, 0.9096, "-0.28 dB PSNR and +0.0051 SSIM", "The gap is partly"),
+    (29.61, 0.9022, "-1.29 dB PSNR and -0.0023 SSIM", "The gap is partly"),
+])
+def test_card_states_the_paper_comparison_with_its_sign(psnr, ssim, first, follow):
+    from idfcr_train.reports.card import paper_comparison
+
+    lines = paper_comparison({"psnr": psnr, "ssim": ssim})
+    assert first in lines[0] and lines[1].startswith(follow)
