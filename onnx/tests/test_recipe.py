@@ -181,3 +181,15 @@ def test_card_states_the_paper_comparison_with_its_sign(psnr, ssim, first, follo
 
     lines = paper_comparison({"psnr": psnr, "ssim": ssim})
     assert first in lines[0] and lines[1].startswith(follow)
+
+
+@pytest.mark.parametrize("ema, says_ema", [(0.998, True), (0.0, False), (None, False)])
+def test_s2_card_says_when_the_ema_ships(tmp_path, ema, says_ema):
+    from idfcr_train.reports.s2_report import model_section
+
+    graph = tmp_path / "g.onnx"
+    graph.write_bytes(b"graph")
+    meta = {"crop": 64, "batch": 8, "synthetic": 0.25, **({} if ema is None else {"ema": ema})}
+    text = "\n".join(model_section({"meta": meta, "config": {}, "step": 10, "wall_s": 36.0}, str(graph), "cmd"))
+    assert ("moving average" in text) == says_ema
+    assert ("decay 0.998" in text) == says_ema

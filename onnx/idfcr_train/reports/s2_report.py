@@ -102,6 +102,9 @@ def model_section(state: dict, onnx_path: str, command: str) -> list[str]:
         "  B10 labels of 'clear' dates that carry cirrus themselves (mean B10 above 0.01, the",
         "  clear dates of ROIs1970_fall_136) get no loss. Adam(0.5, 0.999), lr 4e-4 (or cosine-decayed",
         "  within a run with `--lr-end`: each run's schedule is in CHANGELOG.md).",
+        *([f"- Weights: an exponential moving average of the training weights (decay {meta['ema']}, "
+           "`--ema`, since the run that set it) is what ships; training resumes from the raw weights."]
+          if meta.get("ema") else []),
         f"- Command (from `onnx/`): `{command}`",
         f"- File: `{onnx_path.split('/')[-1]}`, SHA-256 `{sha}`",
         "- Input: reflectance = (DN + offset) / 10000; the runtime applies the product's",
@@ -200,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         cmd = (f"python -m idfcr_train.training.train_pixel_cr --s2-group {group} --data ../../shared/data/sen12mscr_oriolac "
                f"--ts-data ../../shared/data/sen12mscr_ts_oriolac --ckpt {args.ckpt} --config cpu --dim {c['dim']} "
                f"--heads {c['heads']} --window {c['window']} --shifted-windows --crop {meta.get('crop')} "
-               f"--batch {meta.get('batch')} --hours H --resume")
+               f"--batch {meta.get('batch')}"
+               + (f" --ema {meta['ema']}" if meta.get("ema") else "") + " --hours H --resume")
         name = args.onnx.split("/")[-1].removesuffix(".onnx")
         with open(args.card, "w") as f:
             f.write(card(name, group, state, res, args.onnx, cmd))
