@@ -152,7 +152,8 @@ fn ind_graphs_match_python_onnxruntime() {
 /// `idfcr s2` on an L1C band stack computes the cloud probability the
 /// measurement that chose its calibration computed
 /// (`python -m idfcr_train.export.s2cloudless --parity-fixture`): 6 x 6 block
-/// means, the s2cloudless graph, the calibration, bilinear sampling.
+/// means, the s2cloudless graph, the calibration the bundled 10 m model
+/// carries, bilinear sampling.
 #[test]
 fn s2cloudless_map_matches_the_measurement() {
     let dir = common::repo().join("testdata/models");

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from idfcr_train.data.pairs import Pair, align_label, in_id_range, random_stretch  # noqa: E402
+from idfcr_train.data.pairs import Pair, align_label, in_id_range, random_lift, random_stretch  # noqa: E402
 from idfcr_train.reports.metrics import blockiness  # noqa: E402
 from idfcr_train.models.probability import Calibration, blend, cloud_probability  # noqa: E402
 from idfcr_train.training.train_pixel_cr import make_batch  # noqa: E402
@@ -92,6 +92,30 @@ def test_stretched_samples_share_one_map_on_both_sides():
     assert float(y.amax()) == 1.0 and float(y.amin()) == 0.0
     x0, *_ = make_batch(pairs, 4, 32, 0.0, np.random.default_rng(1))
     assert float(x0.amax()) < 0.8  # without it the tile stays dim
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lift_squeezes_each_band_monotonically_within_range(seed):
+    img = ground(seed)  # 0..1
+    f = random_lift(3, np.random.default_rng(seed))
+    out = f(img)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_array_equal(f(img.copy()), out)  # one map for input and label
+    for b in range(3):
+        lo, hi = out[b].min(), out[b].max()
+        assert hi - lo >= 0.4 * (img[b].max() - img[b].min()) - 1e-6  # gain >= 0.4
+        order = np.argsort(img[b].ravel())
+        assert np.all(np.diff(out[b].ravel()[order]) >= -1e-7)  # monotone
+
+
+def test_lift_draws_no_randomness_when_off():
+    clear = (ground(2) * 100 + 40).astype(np.uint8)
+    pairs = [Pair("a", "0", clear.copy(), clear, 1 / 255)]
+    a = make_batch(pairs, 3, 32, 0.5, np.random.default_rng(5))
+    b = make_batch(pairs, 3, 32, 0.5, np.random.default_rng(5), lift=0.0)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    x, y, *_ = make_batch(pairs, 4, 32, 0.0, np.random.default_rng(1), lift=1.0)
+    assert torch.equal(x, y)  # same image both sides: same squeeze
 
 
 @pytest.mark.parametrize("pair_id,span,held_out", [

@@ -35,6 +35,11 @@ pub struct ModelContract {
     /// The attention output is a calibrated cloud probability (0 where the
     /// model found no cloud), fit for blending.
     pub calibrated_probability: bool,
+    /// How to calibrate a separate detector's probability (s2cloudless) for
+    /// this model's blend; None: the detector's default. Each model has
+    /// its own because how much thin cloud is worth handing to the model
+    /// depends on how well the model removes it.
+    pub detector_calibration: Option<crate::tiling::probability::Calibration>,
 }
 
 impl ModelContract {
@@ -63,6 +68,11 @@ impl ModelContract {
                 .text("idfcr.probability")
                 .is_some_and(|v| v.trim() == "calibrated")
                 && outputs.len() > 1,
+            detector_calibration: m
+                .text("idfcr.detector_calibration")
+                .map(crate::tiling::probability::Calibration::parse)
+                .transpose()
+                .map_err(|e| Error::model(path, format!("idfcr.detector_calibration: {e}")))?,
             name: m.required("idfcr.name")?.to_string(),
             version: m.text("idfcr.version").unwrap_or("unknown").to_string(),
             bands: m.positive("idfcr.bands")?,
@@ -380,6 +390,12 @@ mod tests {
         assert_eq!(c.attention_output.as_deref(), Some("attention"));
         assert_eq!(c.graph_scale.scale, 1.0 / 255.0);
         assert_eq!(c.graph_scale.offset, 0.0);
+        assert_eq!(c.detector_calibration, None);
+        let mut pairs = GOOD.to_vec();
+        pairs.push(("idfcr.detector_calibration", "0.1,0.2,0,1"));
+        let c = ModelContract::from_lookup(Path::new("m.onnx"), "cloudy", lookup(&pairs)).unwrap();
+        let cal = c.detector_calibration.expect("carried");
+        assert_eq!((cal.t0, cal.t1, cal.dilate_px, cal.blur_px), (0.1, 0.2, 0, 1));
     }
 
     #[test]
@@ -391,6 +407,8 @@ mod tests {
             ("idfcr.outputs", Some(" , "), "empty"),
             ("idfcr.input_scale", Some("0"), "zero"),
             ("idfcr.window_px", Some("0"), "zero"),
+            ("idfcr.detector_calibration", Some("0.9,0.6,4,2"), "below t1"),
+            ("idfcr.detector_calibration", Some("0.6"), "detector_calibration"),
         ];
         for (key, value, want) in cases {
             let mut pairs: Vec<(&str, &str)> =

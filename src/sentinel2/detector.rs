@@ -7,9 +7,9 @@
 //! `onnx/idfcr_train/export/s2cloudless.py`; card: onnx/models/s2cloudless.md)
 //! finds those pixels from all bands at once. It runs once per scene on a
 //! 60 m grid (every band block-averaged onto it: for a whole tile a 13 MB
-//! map from about 140 MB of bands), the map
-//! is calibrated there (`tiling::probability`), and each group samples it
-//! on its own grid, so every group blends by the same p.
+//! map from about 140 MB of bands); each group calibrates that map as its
+//! model asks (`tiling::probability`; a model that removes thin cloud well
+//! wants a lower threshold) and samples it on its own grid.
 //!
 //! It needs L1C top-of-atmosphere reflectance with B10; L2A products (no
 //! B10, surface reflectance) keep each model's own p.
@@ -23,7 +23,7 @@ use ndarray::{Array2, Array4, Axis};
 use crate::error::{Error, Result};
 use crate::tiling::probability::{calibrate, Calibration, ProbabilityMap};
 
-/// Where the cloud probability p that every group blends by comes from.
+/// Where the cloud probability p that the groups blend by comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloudDetector {
     /// s2cloudless when the input has its ten L1C bands, else each model's own.
@@ -51,12 +51,13 @@ pub const BANDS: [&str; 10] = [
 ];
 /// The map's pixel size.
 pub const MAP_RES_M: f64 = 60.0;
-/// Chosen by hand from the three groups' `python -m
-/// idfcr_train.reports.s2_detectors` results (see the card): one
-/// calibration for all groups, the best summed gain among those that give
-/// every clear reference back at >= 50 dB in every group (a 10 dB margin
-/// over the target, the choice resting on 8 images).
-pub const CALIBRATION: Calibration = Calibration {
+/// For group models that do not carry their own
+/// `idfcr.detector_calibration`. Chosen by hand from the three groups'
+/// `python -m idfcr_train.reports.s2_detectors` results (see the card):
+/// the best summed gain among those that give every clear reference back
+/// at >= 50 dB in every group (a 10 dB margin over the target, the choice
+/// resting on 8 images).
+pub const DEFAULT_CALIBRATION: Calibration = Calibration {
     t0: 0.6,
     t1: 0.9,
     dilate_px: 4,
@@ -219,14 +220,32 @@ pub fn block_means(strip: &[f32], width: usize, f: usize) -> Vec<Option<f32>> {
     out
 }
 
-/// s2cloudless's cloud probability of the scene on the map grid,
-/// calibrated: what every group blends by.
+/// s2cloudless's raw cloud probability of a scene on the map grid (0 on
+/// nodata), before any calibration.
+pub struct SceneDetection {
+    pub prob: Array2<f32>,
+}
+
+impl SceneDetection {
+    /// The map a group blends by: calibrated as its model asks (its
+    /// `idfcr.detector_calibration`), else by `DEFAULT_CALIBRATION`.
+    pub fn calibrated(&self, cal: Option<Calibration>) -> ProbabilityMap {
+        let cal = cal.unwrap_or(DEFAULT_CALIBRATION);
+        ProbabilityMap {
+            p: calibrate(&self.prob, cal),
+            source: format!("s2cloudless on a {MAP_RES_M} m grid ({})", cal.describe()),
+        }
+    }
+}
+
+/// s2cloudless's cloud probability of the scene on the map grid, raw:
+/// each group calibrates it for its own model.
 pub fn scene_probability(
     bands: &[DetectorBand],
     model: &Path,
     threads: usize,
     ort_lib: Option<&Path>,
-) -> Result<ProbabilityMap> {
+) -> Result<SceneDetection> {
     let names: Vec<&str> = bands.iter().map(|b| b.name).collect();
     if names != BANDS {
         return Err(Error::Runtime(format!(
@@ -284,13 +303,7 @@ pub fn scene_probability(
             prob[[at / w, at % w]] = if nodata[at] { 0.0 } else { v };
         }
     }
-    Ok(ProbabilityMap {
-        p: calibrate(&prob, CALIBRATION),
-        source: format!(
-            "s2cloudless on a {MAP_RES_M} m grid (p = 0 below {}, 1 above {}, dilated {} and feathered {} map px)",
-            CALIBRATION.t0, CALIBRATION.t1, CALIBRATION.dilate_px, CALIBRATION.blur_px
-        ),
-    })
+    Ok(SceneDetection { prob })
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! - `input`: a product path (SAFE folder, zip, MTD file, subdataset, band
 //!   stack) in -> the GDAL dataset of one group with its bands in order and
 //!   its radiometry;
-//! - `detector`: s2cloudless's cloud probability of an L1C scene, the p
-//!   every group blends by;
+//! - `detector`: s2cloudless's cloud probability of an L1C scene, which
+//!   every group blends by, calibrated as its model asks;
 //! - `stack`: the 10 m stack of every cleaned band (`--stack`);
 //! - `run`: one product in -> one output per resolution group (or a stack),
 //!   each through `crate::pipeline`.

@@ -18,10 +18,12 @@ use crate::io::reader::InputRaster;
 use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
 use crate::sentinel2::bands::{output_path, parse_stack_bands, Group, GROUPS};
-use crate::sentinel2::detector::{self, stack_pixel_m, CloudDetector, DetectorBand, MAP_RES_M};
+use crate::sentinel2::detector::{
+    self, stack_pixel_m, CloudDetector, DetectorBand, SceneDetection, MAP_RES_M,
+};
 use crate::sentinel2::input::{find_product_metadata, open_product, stack_band_names};
 use crate::sentinel2::stack::write_stack;
-use crate::tiling::probability::ProbabilityMap;
+use crate::tiling::probability::{Calibration, ProbabilityMap};
 
 /// Settings of `idfcr s2`.
 #[derive(Debug, Clone)]
@@ -63,6 +65,9 @@ pub struct GroupSummary {
     pub res_m: u32,
     pub source: String,
     pub tile_px: usize,
+    /// The detector map this group blended by, with its calibration; None:
+    /// the model's own probability.
+    pub cloud_probability: Option<String>,
     #[serde(flatten)]
     pub run: RemoveSummary,
 }
@@ -96,20 +101,29 @@ pub fn run_s2(
     std::fs::create_dir_all(&cfg.out_dir)
         .map_err(|e| Error::output(&cfg.out_dir, format!("cannot create the folder: {e}")))?;
     let (stack_path, masks) = planned_outputs(cfg, &product, &jobs)?;
-    let (scene_p, cloud_probability) = cloud_map(cfg, &kind)?;
+    let (detection, cloud_probability) = cloud_map(cfg, &kind)?;
     let mut cache = ModelCache::default();
+    let mut maps = CalibratedMaps::default();
     let mut groups = Vec::new();
     for (i, j) in jobs.into_iter().enumerate() {
         let opts = group_options(cfg, &j, stack);
-        let job = Job {
+        let mut job = Job {
             input: j.source.clone(),
             output: j.output.clone(),
             mask: masks.get(i).cloned(),
-            probability: scene_p.as_ref().map(|map| SceneProbability {
-                map: map.clone(),
-                ratio: j.px_m / MAP_RES_M,
-            }),
+            probability: None,
         };
+        if let Some(d) = &detection {
+            // The map calibrated as this group's model asks: load the model
+            // first (the run below finds it in the cache).
+            let probe = RemoveConfig::new(opts.clone(), job.clone())?;
+            let input = crate::pipeline::stage1::open_input(&probe)?;
+            let cal = cache.get(&probe, &input)?.contract.detector_calibration;
+            job.probability = Some(SceneProbability {
+                map: maps.get(d, cal),
+                ratio: j.px_m / MAP_RES_M,
+            });
+        }
         let item = RemoveConfig::new(opts, job)?;
         let label = j.label.clone();
         let run = remove_cached(&item, &mut cache, |total| progress_total(&label, total))?;
@@ -118,6 +132,7 @@ pub fn run_s2(
             res_m: j.res_m,
             source: j.source,
             tile_px: item.opts.tile_px,
+            cloud_probability: item.job.probability.as_ref().map(|p| p.map.source.clone()),
             run,
         });
     }
@@ -139,9 +154,25 @@ pub fn run_s2(
     })
 }
 
-/// The scene's s2cloudless map (None: each model's own p) and the
+/// The scene's detection calibrated once per distinct calibration (groups
+/// whose models ask for the same one share the map).
+#[derive(Default)]
+struct CalibratedMaps(Vec<(Option<Calibration>, Arc<ProbabilityMap>)>);
+
+impl CalibratedMaps {
+    fn get(&mut self, d: &SceneDetection, cal: Option<Calibration>) -> Arc<ProbabilityMap> {
+        if let Some((_, m)) = self.0.iter().find(|(c, _)| *c == cal) {
+            return m.clone();
+        }
+        let m = Arc::new(d.calibrated(cal));
+        self.0.push((cal, m.clone()));
+        m
+    }
+}
+
+/// The scene's s2cloudless detection (None: each model's own p) and the
 /// summary's word on where p comes from.
-fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<Arc<ProbabilityMap>>, String)> {
+fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<SceneDetection>, String)> {
     let own = "each group model's own calibrated cloud probability";
     if cfg.cloud_detector == CloudDetector::Model {
         return Ok((None, format!("{own} (--cloud-detector model)")));
@@ -161,18 +192,19 @@ fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<Arc<ProbabilityMap
     if raw_only {
         return Ok((None, "none (--raw)".into()));
     }
-    let map = detector::scene_probability(
+    let detection = detector::scene_probability(
         &bands,
         &model,
         cfg.options.threads,
         cfg.options.ort_lib.as_deref(),
     )?;
+    let source = format!("s2cloudless on a {MAP_RES_M} m grid, calibrated per group model (each group's cloud_probability)");
     let what = if cfg.options.raw {
-        format!("none (--raw); the masks hold {}", map.source)
+        format!("none (--raw); the masks hold {source}")
     } else {
-        map.source.clone()
+        source
     };
-    Ok((Some(Arc::new(map)), what))
+    Ok((Some(detection), what))
 }
 
 /// s2cloudless's bands and graph for this input, or why it cannot serve it.

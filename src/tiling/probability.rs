@@ -2,8 +2,8 @@
 //! calibration into the blend's p, and sampling it onto a finer grid.
 //!
 //! Used for Sentinel-2 L1C, where s2cloudless (`sentinel2::detector`) runs
-//! once per scene on a 60 m grid and every resolution group blends by the
-//! same p. The arithmetic mirrors the training code
+//! once per scene on a 60 m grid and every resolution group blends by
+//! that map, calibrated as its model asks. The arithmetic mirrors the training code
 //! (`onnx/idfcr_train/models/probability.py`, box shape, and
 //! `reports/s2_detectors.py::sample_bilinear`) that chose the calibration,
 //! so what was measured is what runs.
@@ -20,6 +20,52 @@ pub struct Calibration {
     pub t1: f32,
     pub dilate_px: usize,
     pub blur_px: usize,
+}
+
+impl Calibration {
+    /// Dilation or feathering beyond this many map pixels (3.8 km on the
+    /// 60 m grid) is refused as a broken model file, not a choice.
+    pub const MAX_RADIUS_PX: usize = 64;
+
+    /// `t0,t1,dilate_px,blur_px` (a model's `idfcr.detector_calibration`):
+    /// 0 <= t0 < t1 <= 1, whole radii up to `MAX_RADIUS_PX`.
+    pub fn parse(text: &str) -> std::result::Result<Calibration, String> {
+        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+        let [t0, t1, d, b] = parts[..] else {
+            return Err(format!(
+                "`{text}` is not t0,t1,dilate_px,blur_px (four values)"
+            ));
+        };
+        let threshold = |v: &str| match v.parse::<f32>() {
+            Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+            _ => Err(format!("threshold `{v}` in `{text}` is not a number in 0..1")),
+        };
+        let radius = |v: &str| match v.parse::<usize>() {
+            Ok(r) if r <= Self::MAX_RADIUS_PX => Ok(r),
+            _ => Err(format!(
+                "radius `{v}` in `{text}` is not a whole number of pixels up to {}",
+                Self::MAX_RADIUS_PX
+            )),
+        };
+        let (t0, t1) = (threshold(t0)?, threshold(t1)?);
+        if t0 >= t1 {
+            return Err(format!("`{text}`: t0 must be below t1"));
+        }
+        Ok(Calibration {
+            t0,
+            t1,
+            dilate_px: radius(d)?,
+            blur_px: radius(b)?,
+        })
+    }
+
+    /// For summaries and mask descriptions: what p is, in map pixels.
+    pub fn describe(&self) -> String {
+        format!(
+            "p = 0 below {}, 1 above {}, dilated {} and feathered {} map px",
+            self.t0, self.t1, self.dilate_px, self.blur_px
+        )
+    }
 }
 
 /// The calibrated map of `a` (rows x cols).
@@ -158,6 +204,37 @@ mod tests {
         dilate_px: 0,
         blur_px: 0,
     };
+
+    #[test]
+    fn calibrations_parse_from_model_metadata() {
+        let ok = |t0, t1, d, b| {
+            Ok(Calibration {
+                t0,
+                t1,
+                dilate_px: d,
+                blur_px: b,
+            })
+        };
+        // (metadata value, calibration or a fragment of the error)
+        let cases: [(&str, std::result::Result<Calibration, &str>); 9] = [
+            ("0.1,0.2,0,1", ok(0.1, 0.2, 0, 1)),
+            (" 0.6, 0.9, 4, 2 ", ok(0.6, 0.9, 4, 2)),
+            ("0,1,64,0", ok(0.0, 1.0, 64, 0)),
+            ("0.6,0.9,4", Err("four values")),
+            ("0.6,0.9,4,2,1", Err("four values")),
+            ("0.9,0.6,4,2", Err("below t1")),
+            ("0.6,1.5,4,2", Err("number in 0..1")),
+            ("0.6,0.9,-1,2", Err("whole number")),
+            ("0.6,0.9,4,65", Err("up to 64")),
+        ];
+        for (text, want) in cases {
+            match (Calibration::parse(text), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{text}"),
+                (Err(e), Err(frag)) => assert!(e.contains(frag), "{text}: {e}"),
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     #[test]
     fn ramp_is_zero_below_t0_and_one_above_t1() {

@@ -11,6 +11,8 @@ by the Rust runtime, see src/models/contract.rs):
     idfcr.halo_px                           how far a tile border disturbs the output (measured)
     idfcr.outputs                           "clear,attention"
     idfcr.input_range                       "lo,hi": nominal raster values of the training data
+    idfcr.detector_calibration              "t0,t1,dilate,blur": how the runtime calibrates s2cloudless
+                                            for this model (Sentinel-2 groups; --detector-calibration)
     idfcr.probability, idfcr.calibration    "calibrated" and its parameters, when the checkpoint
                                             holds a calibration (calibrate.py): the second output
                                             is then the cloud probability p the runtime blends by
@@ -148,6 +150,19 @@ def contract(model: PixelCR, *, name: str, version: str, band_names: list[str], 
     return meta
 
 
+def detector_calibration(text: str) -> str:
+    """`t0,t1,dilate,blur` checked by the runtime's rules
+    (src/tiling/probability.rs, Calibration::parse), normalised."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4:
+        raise SystemExit(f"--detector-calibration {text}: want T0,T1,DILATE,BLUR")
+    t0, t1 = float(parts[0]), float(parts[1])
+    d, b = int(parts[2]), int(parts[3])
+    if not (0 <= t0 < t1 <= 1) or not (0 <= d <= 64 and 0 <= b <= 64):
+        raise SystemExit(f"--detector-calibration {text}: need 0 <= T0 < T1 <= 1 and radii 0..64")
+    return f"{t0:g},{t1:g},{d},{b}"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
@@ -161,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="nominal raster values of the training data, lo,hi (8-bit RGB 0,255; Sentinel-2 DN 0,10000)")
     ap.add_argument("--scores", help="JSON file with validation scores to embed")
     ap.add_argument("--training-data", default="RICE2 (rice2_3s), scene blocks 0,1,4,5,6,8 + synthetic clouds")
+    ap.add_argument("--detector-calibration", metavar="T0,T1,DILATE,BLUR",
+                    help="how the runtime calibrates s2cloudless's map (60 m px) for this model's blend "
+                         "(idfcr.detector_calibration; reports.s2_detectors measures it); absent: the runtime's default")
     ap.add_argument("--ref-dir", default=os.path.join(REPO_ROOT, "testdata", "models"),
                     help="where to write the Python reference input/outputs the Rust parity test reads")
     args = ap.parse_args(argv)
@@ -188,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
         model = WithProbability(model, cal, detector).eval()
         extra.update({"idfcr.probability": "calibrated", "idfcr.calibration": json.dumps(cal.to_dict())})
         halo = max(measure_halo(model), halo, reach + feather_reach(cal))
+    if args.detector_calibration:
+        extra["idfcr.detector_calibration"] = detector_calibration(args.detector_calibration)
     if args.scores:
         with open(args.scores) as f:
             extra["idfcr.scores"] = json.dumps(json.load(f)["summary"])

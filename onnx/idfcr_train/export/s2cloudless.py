@@ -60,7 +60,7 @@ def fixture_dn(size: int = FIXTURE_SIZE) -> np.ndarray:
     return dn
 
 
-def write_parity_fixture(folder: str, onnx_path: str) -> None:
+def write_parity_fixture(folder: str, onnx_path: str, group_model: str) -> None:
     import torch
 
     from idfcr_train.data.s2 import area_average
@@ -70,13 +70,20 @@ def write_parity_fixture(folder: str, onnx_path: str) -> None:
 
     dn = fixture_dn()
     p60 = S2Cloudless(onnx_path)(area_average(dn.astype(np.float32) / 10000.0, 6))
-    cal = Calibration(t0=0.6, t1=0.9, dilate_px=4, blur_px=2)  # src/sentinel2/detector.rs
+    # The test runs the 10 m group: its bundled model says how the map is
+    # calibrated (else the runtime's default, src/sentinel2/detector.rs).
+    from idfcr_train.reports.card_blend import DEFAULT_DETECTOR_CALIBRATION, carried_detector_calibration
+
+    text = carried_detector_calibration(group_model) or DEFAULT_DETECTOR_CALIBRATION
+    t0, t1, d, b = text.split(",")
+    cal = Calibration(t0=float(t0), t1=float(t1), dilate_px=int(d), blur_px=int(b))
     pc = cloud_probability(torch.from_numpy(p60)[None, None], cal)[0, 0].numpy()
     p10 = sample_bilinear(pc, FIXTURE_SIZE, FIXTURE_SIZE, 1 / 6)
     dn.astype("<u2").tofile(os.path.join(folder, "s2cloudless.dn.bin"))
     p10.astype("<f4").tofile(os.path.join(folder, "s2cloudless.p10m.bin"))
     with open(os.path.join(folder, "s2cloudless.ref.json"), "w") as f:
         json.dump({"size": FIXTURE_SIZE, "bands": 13, "calibration": cal.to_dict(),
+                   "calibrated_for": os.path.basename(group_model),
                    "p_min": float(p10.min()), "p_max": float(p10.max()),
                    "written_by": "python -m idfcr_train.export.s2cloudless --parity-fixture"}, f, indent=1)
         f.write("\n")
@@ -90,9 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--parity-fixture", metavar="DIR", help="write the runtime parity reference into DIR")
     ap.add_argument("--onnx", default=os.path.join(os.path.dirname(__file__), "..", "..", "models", "s2cloudless.onnx"),
                     help="the graph --parity-fixture runs")
+    ap.add_argument("--group-model", default=os.path.join(os.path.dirname(__file__), "..", "..", "models", "s2_10m.onnx"),
+                    help="the 10 m group model whose detector calibration --parity-fixture applies")
     args = ap.parse_args(argv)
     if args.parity_fixture:
-        write_parity_fixture(args.parity_fixture, args.onnx)
+        write_parity_fixture(args.parity_fixture, args.onnx, args.group_model)
         return
     if not (args.wheel and args.out):
         ap.error("--wheel and --out are needed to convert")

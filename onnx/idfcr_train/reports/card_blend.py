@@ -82,13 +82,47 @@ def blend_section(calibration_json: str) -> list[str]:
     return lines
 
 
+# src/sentinel2/detector.rs DEFAULT_CALIBRATION: what the runtime uses for a
+# model that carries no idfcr.detector_calibration (a test keeps them equal).
+DEFAULT_DETECTOR_CALIBRATION = "0.6,0.9,4,2"
+
+
+def carried_detector_calibration(onnx_path: str) -> str | None:
+    """The model's `idfcr.detector_calibration`, if it carries one."""
+    import onnx
+
+    m = onnx.load(onnx_path, load_external_data=False)
+    return {p.key: p.value for p in m.metadata_props}.get("idfcr.detector_calibration")
+
+
+def same_calibration(text: str, cal: dict) -> bool:
+    t0, t1, d, b = text.split(",")
+    return (abs(float(t0) - cal["t0"]) < 1e-6 and abs(float(t1) - cal["t1"]) < 1e-6
+            and int(d) == cal["dilate_px"] and int(b) == cal["blur_px"])
+
+
 def s2cloudless_section(detectors_json: str) -> list[str]:
     """For the Sentinel-2 L1C groups: `idfcr s2` blends by s2cloudless's
-    map by default; what that gives against this model's own p
-    (reports/s2_detectors.py's JSON)."""
+    map by default, calibrated as the model asks; what that gives against
+    this model's own p (reports/s2_detectors.py's JSON, whose `runtime`
+    row must be the calibration the exported model makes the runtime use)."""
     with open(detectors_json) as f:
         r = json.load(f)
     rt, own, raw = r["runtime"], r["shipped"], r["raw_model"]
+    onnx_path = detectors_json.replace(".detectors.json", ".onnx")
+    carried = carried_detector_calibration(onnx_path) if os.path.exists(onnx_path) else None
+    runs = carried or DEFAULT_DETECTOR_CALIBRATION
+    if not same_calibration(runs, rt["calibration"]):
+        raise SystemExit(f"{detectors_json} scored the runtime calibration {rt['calibration']} but the model makes "
+                         f"the runtime use {runs}: rerun reports.s2_detectors with --runtime {runs}")
+    cal = rt["calibration"]
+    formula = (f"p = blur_{cal['blur_px']}(dilate_{cal['dilate_px']}(clip((s - {cal['t0']:g}) / "
+               f"{cal['t1'] - cal['t0']:.2g}, 0, 1))) on s2cloudless's probability s, radii in 60 m map pixels")
+    why = (["carried in this model's metadata (`idfcr.detector_calibration`); chosen on the images below as the",
+            f"{r['recommended_runtime']['rule']} (a margin over the 40 dB target, since",
+            "the same images choose and score it)."]
+           if carried and r.get("recommended_runtime") else
+           ["the runtime's default for models that carry no calibration of their own."])
 
     def row(label, s, base=False):
         return (f"| {label} | {s['val_psnr']:.2f} | {'0.00' if base else format(s['val_worst_vs_nothing'], '+.2f')} | "
@@ -98,8 +132,10 @@ def s2cloudless_section(detectors_json: str) -> list[str]:
         "### L1C inputs: blended by s2cloudless (the default of `idfcr s2`)",
         "",
         "For L1C products and band stacks with s2cloudless's ten bands, `idfcr s2` blends every group",
-        "by one s2cloudless map of the scene instead of this model's own p (card: `s2cloudless.md`);",
-        "this model's p above serves L2A products and `--cloud-detector model`. On "
+        "by one s2cloudless map of the scene instead of this model's own p (card: `s2cloudless.md`),",
+        f"calibrated for this model: {formula},",
+        *why,
+        "This model's p above serves L2A products and `--cloud-detector model`. On "
         f"{len(r['images'])} whole images of scenes no model trained on (validation scenes and `sen12mscr_glfcr`;",
         "the same images chose the calibration):",
         "",

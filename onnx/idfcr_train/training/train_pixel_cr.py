@@ -31,7 +31,7 @@ import torch
 
 from idfcr_train.checkpoint import save_atomic
 from idfcr_train.data.pairs import (Pair, align_label, in_id_range, load_rice, random_crop_pair, random_palette,
-                                    random_stretch, split_by_block)
+                                    random_lift, random_stretch, split_by_block)
 from idfcr_train.reports.metrics import psnr
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
 from idfcr_train.data import load_pairs
@@ -41,7 +41,8 @@ from idfcr_train.data.synth_clouds import add_clouds
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
                band_brightness: np.ndarray | None = None, identity: float = 0.0,
                aligned: dict[str, np.ndarray] | None = None, opacity_target: float = 0.0,
-               palette: float = 0.0, weights: np.ndarray | None = None, stretch: float = 0.0):
+               palette: float = 0.0, weights: np.ndarray | None = None, stretch: float = 0.0,
+               lift: float = 0.0):
     """`weights`: probability of drawing each training pair (None: uniform).
 
     `identity`: share of samples whose input is the clear image itself (the
@@ -64,7 +65,12 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
     `stretch`: share of samples whose input and label both go through one
     random percentile stretch fitted on the label crop
     (`data.random_stretch`: the contrast of a user's stretched scene, which
-    RICE2's dim tiles lack), before any palette and before synthetic clouds."""
+    RICE2's dim tiles lack), before any palette and before synthetic clouds.
+
+    `lift`: share of samples whose input and label both go through one
+    random per-band squeeze into a higher range (`data.random_lift`: a
+    colour cast such as the demo's), after any stretch, before synthetic
+    clouds (which stay white)."""
     xs, ys, ws, ms = [], [], [], []
     for _ in range(batch):
         # Uniform draws keep integers() so that older recipes keep their random stream.
@@ -75,11 +81,15 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
         # No draw at --palette 0, so that older recipes keep their random stream.
         recolour = random_palette(p.clear_raw.shape[0], rng) if palette > 0 and rng.uniform() < palette else None
         restretch = stretch > 0 and rng.uniform() < stretch
+        # No draw at --lift 0, so that older recipes keep their random stream.
+        squeeze = random_lift(p.clear_raw.shape[0], rng) if lift > 0 and rng.uniform() < lift else None
         if u < synthetic + identity:
             _, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
             b = b.astype(np.float32) * p.scale
             if restretch:
                 b = random_stretch(b, rng)(b)
+            if squeeze is not None:
+                b = squeeze(b)
             if recolour is not None:
                 b = recolour(b)
             # A synthetic pair from the clear image: exact labels, more cloud
@@ -96,6 +106,8 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
             if restretch:
                 f = random_stretch(b, rng)
                 a, b = f(a), f(b)
+            if squeeze is not None:
+                a, b = squeeze(a), squeeze(b)
             if recolour is not None:
                 a, b = recolour(a), recolour(b)
             m = np.full(b.shape[1:], np.nan, np.float32)
@@ -158,6 +170,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--stretch", type=float, default=0.0,
                     help="fraction of samples stretched on both sides by a random percentile stretch of the label "
                          "(the contrast of users' stretched scenes)")
+    ap.add_argument("--lift", type=float, default=0.0,
+                    help="fraction of samples squeezed on both sides into a higher range per band (colour casts "
+                         "with raised floors, which RICE2 lacks)")
     ap.add_argument("--align-labels", action="store_true",
                     help="fit each real label's colours to its input on pixels clear in both (see data.align_label)")
     ap.add_argument("--opacity-target", type=float, default=0.0,
@@ -255,6 +270,7 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "opacity_target": args.opacity_target,
         "palette": args.palette,
         "stretch": args.stretch,
+        "lift": args.lift,
         "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
         "extra_val": args.extra_val,
         "extra_share": args.extra_share,
@@ -262,7 +278,7 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
         changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share",
-                      "crop", "batch", "opacity_target", "palette", "stretch")
+                      "crop", "batch", "opacity_target", "palette", "stretch", "lift")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
     return meta
 
@@ -411,7 +427,8 @@ def train_until_stopped(args: argparse.Namespace, run: TrainingRun, train: list[
                 g["lr"] = learning_rate(args, run.step, start_step, time.time() - t_start)
         batch = make_batch(train, args.batch, args.crop, args.synthetic, run.rng, band_brightness,
                            identity=args.identity, aligned=aligned, opacity_target=args.opacity_target,
-                           palette=args.palette, weights=weights, stretch=args.stretch)
+                           palette=args.palette, weights=weights, stretch=args.stretch,
+                           lift=args.lift)
         parts = train_step(args, run, batch, device)
         now = time.time()
         run.wall_s += now - t_prev
