@@ -16,8 +16,14 @@ use crate::config::Rescale;
 const BELOW: f64 = 0.1;
 const ABOVE: f64 = 1.5;
 /// Non-8-bit inputs whose values all stay below this fraction of the range
-/// are most likely in other units (reflectance 0..1 given to a 0..255 model).
+/// and look like fractions (at most `FRACTION_MAX`) are most likely in
+/// other units: reflectance 0..1 given to a 0..255 or 0..10000 model.
 const TOO_SMALL: f64 = 0.05;
+/// Reflectance as a fraction stays below this even over bright cloud. Dark
+/// scenes in the model's own units must still run: a Sentinel-2 patch of
+/// open water reaches only a few hundred DN (a SEN12MS-CR clear reference,
+/// ROIs1868_summer_100_p100: 462) and was refused before this bound.
+const FRACTION_MAX: f64 = 2.0;
 
 /// The map `model value = raster value * gain + bias` for an input whose
 /// (offset-corrected) values span `observed`, for a model trained on
@@ -67,7 +73,7 @@ pub fn input_map(
                     "values reach {vmin}..{vmax}, but the model was trained on {lo}..{hi}; {hint}"
                 ));
             }
-            if !byte_input && vmax < lo + TOO_SMALL * span {
+            if !byte_input && vmax < lo + TOO_SMALL * span && vmax <= FRACTION_MAX {
                 return Err(format!(
                     "values only reach {vmax}, while the model was trained on {lo}..{hi} (other units, such as reflectance 0..1?); {hint}"
                 ));
@@ -162,6 +168,9 @@ mod tests {
                 false,
                 Err("other units"),
             ),
+            (s2, Rescale::None, (0.0, 1.8), None, false, Err("other units")), // reflectance with cloud
+            (s2, Rescale::None, (12.0, 462.0), None, false, Ok((1.0, 0.0))), // open water in DN
+            (rgb, Rescale::None, (0.0, 9.0), None, false, Ok((1.0, 0.0))), // a dark UInt16 scene
             (
                 s2,
                 Rescale::Linear(0.0, 1.0),
