@@ -863,7 +863,10 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
         let desc = mask.rasterband(1).unwrap().description().unwrap();
         // Each group's mask says which calibration its model asked for.
         let cal = g["cloud_probability"].as_str().unwrap();
-        assert!(cal.starts_with("s2cloudless") && cal.contains("below"), "{cal}");
+        assert!(
+            cal.starts_with("s2cloudless") && cal.contains("below"),
+            "{cal}"
+        );
         assert_eq!(desc, format!("cloud probability ({cal})"));
         let p = &read_all(&mask, &[1])[0];
         mean_p.push((cal.to_string(), p.iter().sum::<f64>() / p.len() as f64));

@@ -168,8 +168,22 @@ mod tests {
                 false,
                 Err("other units"),
             ),
-            (s2, Rescale::None, (0.0, 1.8), None, false, Err("other units")), // reflectance with cloud
-            (s2, Rescale::None, (12.0, 462.0), None, false, Ok((1.0, 0.0))), // open water in DN
+            (
+                s2,
+                Rescale::None,
+                (0.0, 1.8),
+                None,
+                false,
+                Err("other units"),
+            ), // reflectance with cloud
+            (
+                s2,
+                Rescale::None,
+                (12.0, 462.0),
+                None,
+                false,
+                Ok((1.0, 0.0)),
+            ), // open water in DN
             (rgb, Rescale::None, (0.0, 9.0), None, false, Ok((1.0, 0.0))), // a dark UInt16 scene
             (
                 s2,

@@ -395,7 +395,10 @@ mod tests {
         pairs.push(("idfcr.detector_calibration", "0.1,0.2,0,1"));
         let c = ModelContract::from_lookup(Path::new("m.onnx"), "cloudy", lookup(&pairs)).unwrap();
         let cal = c.detector_calibration.expect("carried");
-        assert_eq!((cal.t0, cal.t1, cal.dilate_px, cal.blur_px), (0.1, 0.2, 0, 1));
+        assert_eq!(
+            (cal.t0, cal.t1, cal.dilate_px, cal.blur_px),
+            (0.1, 0.2, 0, 1)
+        );
     }
 
     #[test]
@@ -407,8 +410,16 @@ mod tests {
             ("idfcr.outputs", Some(" , "), "empty"),
             ("idfcr.input_scale", Some("0"), "zero"),
             ("idfcr.window_px", Some("0"), "zero"),
-            ("idfcr.detector_calibration", Some("0.9,0.6,4,2"), "below t1"),
-            ("idfcr.detector_calibration", Some("0.6"), "detector_calibration"),
+            (
+                "idfcr.detector_calibration",
+                Some("0.9,0.6,4,2"),
+                "below t1",
+            ),
+            (
+                "idfcr.detector_calibration",
+                Some("0.6"),
+                "detector_calibration",
+            ),
         ];
         for (key, value, want) in cases {
             let mut pairs: Vec<(&str, &str)> =

@@ -38,7 +38,9 @@ impl Calibration {
         };
         let threshold = |v: &str| match v.parse::<f32>() {
             Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
-            _ => Err(format!("threshold `{v}` in `{text}` is not a number in 0..1")),
+            _ => Err(format!(
+                "threshold `{v}` in `{text}` is not a number in 0..1"
+            )),
         };
         let radius = |v: &str| match v.parse::<usize>() {
             Ok(r) if r <= Self::MAX_RADIUS_PX => Ok(r),
