@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from idfcr_train.checkpoint import load_state, save_atomic
 from idfcr_train.data.bright_ground import add_bright_fields
-from idfcr_train.data.pairs import Pair, align_label, load_rice, random_crop_pair, split_by_block
+from idfcr_train.data.pairs import Pair, align_label, load_rice, random_crop_pair, random_lift, split_by_block
 from idfcr_train.data.synth_clouds import add_clouds
 from idfcr_train.models.detector import CloudDetector
 
@@ -96,10 +96,14 @@ def clear_rasters(paths: str) -> list[np.ndarray]:
 
 def make_batch(rice: list[Pair], aligned: list[np.ndarray], extra_clear: list[np.ndarray], batch: int, crop: int,
                rng: np.random.Generator, *, synthetic: float = 0.6, identity: float = 0.1, saturate: bool = False,
-               bright: float = 0.0, target_scale: float = 1.0):
+               bright: float = 0.0, target_scale: float = 1.0, lift: float = 0.0):
     """`bright`: share of the synthetic and identity samples whose ground
     gets bright, pale, sharp-edged patches (`data.bright_ground`; target 0
-    there) before any cloud is added. `target_scale`: see `target`."""
+    there) before any cloud is added. `target_scale`: see `target`.
+    `lift`: share of the synthetic and identity samples whose ground is
+    squeezed per band into a higher range (`data.random_lift`: a colour
+    cast with raised floors, which is not haze; target 0 there) before any
+    cloud is added."""
     xs, ts = [], []
     for _ in range(batch):
         u = rng.uniform()
@@ -119,6 +123,9 @@ def make_batch(rice: list[Pair], aligned: list[np.ndarray], extra_clear: list[np
             # No draw at --bright-fields 0, so that older recipes keep their random stream.
             if bright > 0 and rng.uniform() < bright:
                 clear = add_bright_fields(clear, rng)
+            # Likewise no draw at --lift 0.
+            if lift > 0 and rng.uniform() < lift:
+                clear = random_lift(clear.shape[0], rng)(clear)
             if u < synthetic:
                 x_img, alpha = add_clouds(clear, rng)
                 t = target(alpha, target_scale)
@@ -147,8 +154,9 @@ def synthetic_score(det: CloudDetector, clear_imgs: list[np.ndarray], seed: int 
     painted in (`data.bright_ground`: bright ground that is not cloud)."""
     rng = np.random.default_rng(seed)
     tp = fp = fn = 0.0
-    false_alarm, bright_alarm = [], []
+    false_alarm, bright_alarm, lift_alarm = [], [], []
     rng_fields = np.random.default_rng(seed + 1)  # its own stream: the cloud draws stay as they were
+    rng_lift = np.random.default_rng(seed + 2)
     det.eval()
     for img in clear_imgs:
         img = img[:, : img.shape[1] // 8 * 8, : img.shape[2] // 8 * 8]
@@ -161,10 +169,13 @@ def synthetic_score(det: CloudDetector, clear_imgs: list[np.ndarray], seed: int 
         false_alarm.append(float((det(torch.from_numpy(np.ascontiguousarray(img))[None])[0, 0] > 0.5).float().mean()))
         fields = add_bright_fields(np.ascontiguousarray(img), rng_fields)
         bright_alarm.append(float((det(torch.from_numpy(fields)[None])[0, 0] > 0.5).float().mean()))
+        cast = random_lift(img.shape[0], rng_lift)(np.ascontiguousarray(img))
+        lift_alarm.append(float((det(torch.from_numpy(cast)[None])[0, 0] > 0.5).float().mean()))
     det.train()
     return {"precision": tp / max(tp + fp, 1.0), "recall": tp / max(tp + fn, 1.0),
             "clear_flagged_share": float(np.mean(false_alarm)),
-            "bright_fields_flagged_share": float(np.mean(bright_alarm))}
+            "bright_fields_flagged_share": float(np.mean(bright_alarm)),
+            "colour_cast_flagged_share": float(np.mean(lift_alarm))}
 
 
 # --- training run -------------------------------------------------------------
@@ -181,6 +192,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="also oversaturate the ground's colours in augmentation (did not help so far)")
     ap.add_argument("--bright-fields", type=float, default=0.0,
                     help="share of synthetic and clear samples with bright, sharp-edged ground patches (hard negatives)")
+    ap.add_argument("--lift", type=float, default=0.0,
+                    help="share of synthetic and clear samples whose ground gets a colour cast with raised floors "
+                         "(data.random_lift; hard negatives)")
     ap.add_argument("--target-scale", type=float, default=1.0,
                     help="learn min(1, opacity / S) on synthetic clouds: presence of thin haze, not its opacity (1: opacity)")
     ap.add_argument("--ckpt", required=True)
@@ -242,7 +256,7 @@ def start_run(args: argparse.Namespace) -> DetectorRun:
             "s2_data": args.s2_data and os.path.basename(os.path.normpath(args.s2_data)),
             "clear_rasters": [os.path.basename(p) for p in args.clear_rasters.split(",") if p],
             "crop": args.crop, "batch": args.batch, "bright_fields": args.bright_fields,
-            "target_scale": args.target_scale}
+            "target_scale": args.target_scale, "lift": args.lift}
     return DetectorRun(det=det, opt=opt, rng=rng, meta=meta, step=step, wall_s=wall_s)
 
 
@@ -270,7 +284,7 @@ def train_until_stopped(args: argparse.Namespace, run: DetectorRun, train: list[
         for g in run.opt.param_groups:
             g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
         x, t = make_batch(train, aligned, extra, args.batch, args.crop, run.rng, saturate=args.saturation_boost,
-                          bright=args.bright_fields, target_scale=args.target_scale)
+                          bright=args.bright_fields, target_scale=args.target_scale, lift=args.lift)
         logit = run.det.logits(x)
         loss = F.binary_cross_entropy_with_logits(logit, t)
         run.opt.zero_grad(set_to_none=True)
