@@ -153,14 +153,10 @@ def contract(model: PixelCR, *, name: str, version: str, band_names: list[str], 
 def detector_calibration(text: str) -> str:
     """`t0,t1,dilate,blur` checked by the runtime's rules
     (src/tiling/probability.rs, Calibration::parse), normalised."""
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 4:
-        raise SystemExit(f"--detector-calibration {text}: want T0,T1,DILATE,BLUR")
-    t0, t1 = float(parts[0]), float(parts[1])
-    d, b = int(parts[2]), int(parts[3])
-    if not (0 <= t0 < t1 <= 1) or not (0 <= d <= 64 and 0 <= b <= 64):
-        raise SystemExit(f"--detector-calibration {text}: need 0 <= T0 < T1 <= 1 and radii 0..64")
-    return f"{t0:g},{t1:g},{d},{b}"
+    try:
+        return Calibration.from_runtime_text(text).runtime_text()
+    except ValueError as e:
+        raise SystemExit(f"--detector-calibration {e}") from None
 
 
 def main(argv: list[str] | None = None) -> None:

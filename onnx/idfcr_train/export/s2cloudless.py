@@ -75,8 +75,7 @@ def write_parity_fixture(folder: str, onnx_path: str, group_model: str) -> None:
     from idfcr_train.reports.card_blend import DEFAULT_DETECTOR_CALIBRATION, carried_detector_calibration
 
     text = carried_detector_calibration(group_model) or DEFAULT_DETECTOR_CALIBRATION
-    t0, t1, d, b = text.split(",")
-    cal = Calibration(t0=float(t0), t1=float(t1), dilate_px=int(d), blur_px=int(b))
+    cal = Calibration.from_runtime_text(text)
     pc = cloud_probability(torch.from_numpy(p60)[None, None], cal)[0, 0].numpy()
     p10 = sample_bilinear(pc, FIXTURE_SIZE, FIXTURE_SIZE, 1 / 6)
     dn.astype("<u2").tofile(os.path.join(folder, "s2cloudless.dn.bin"))

@@ -40,6 +40,10 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# src/tiling/probability.rs Calibration::MAX_RADIUS_PX.
+RUNTIME_MAX_RADIUS_PX = 64
+
+
 @dataclass
 class Calibration:
     t0: float = 0.3
@@ -55,6 +59,24 @@ class Calibration:
     @staticmethod
     def from_dict(d: dict) -> "Calibration":
         return Calibration(**d)
+
+    @staticmethod
+    def from_runtime_text(text: str, **kw) -> "Calibration":
+        """`t0,t1,dilate_px,blur_px`, the form of a model's
+        `idfcr.detector_calibration`, checked by the runtime's rules
+        (src/tiling/probability.rs, Calibration::parse); ValueError if not."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 4:
+            raise ValueError(f"{text}: want T0,T1,DILATE,BLUR")
+        t0, t1, d, b = float(parts[0]), float(parts[1]), int(parts[2]), int(parts[3])
+        if not (0 <= t0 < t1 <= 1) or not (0 <= d <= RUNTIME_MAX_RADIUS_PX and 0 <= b <= RUNTIME_MAX_RADIUS_PX):
+            raise ValueError(f"{text}: need 0 <= T0 < T1 <= 1 and radii 0..{RUNTIME_MAX_RADIUS_PX}")
+        return Calibration(t0=t0, t1=t1, dilate_px=d, blur_px=b, **kw)
+
+    def runtime_text(self) -> str:
+        """The `t0,t1,dilate_px,blur_px` form (float noise such as
+        0.30000000000000004 printed as 0.3)."""
+        return f"{self.t0:g},{self.t1:g},{self.dilate_px},{self.blur_px}"
 
 
 def cloud_probability(att: torch.Tensor, cal: Calibration, cache: dict | None = None) -> torch.Tensor:

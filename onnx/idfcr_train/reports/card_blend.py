@@ -96,9 +96,10 @@ def carried_detector_calibration(onnx_path: str) -> str | None:
 
 
 def same_calibration(text: str, cal: dict) -> bool:
-    t0, t1, d, b = text.split(",")
-    return (abs(float(t0) - cal["t0"]) < 1e-6 and abs(float(t1) - cal["t1"]) < 1e-6
-            and int(d) == cal["dilate_px"] and int(b) == cal["blur_px"])
+    """Whether `t0,t1,dilate,blur` is the calibration `cal` (a to_dict())."""
+    from idfcr_train.models.probability import Calibration
+
+    return Calibration.from_runtime_text(text).runtime_text() == Calibration.from_dict(cal).runtime_text()
 
 
 def s2cloudless_section(detectors_json: str) -> list[str]:

@@ -191,7 +191,7 @@ def recommend(rows: list[dict]) -> dict | None:
         return None
     best = max(ok, key=lambda r: r["val_psnr"])
     c = best["calibration"]
-    return {"calibration": c, "flag": f"--detector-calibration {c['t0']:g},{c['t1']:g},{c['dilate_px']},{c['blur_px']}",
+    return {"calibration": c, "flag": "--detector-calibration " + Calibration.from_dict(c).runtime_text(),
             "rule": f"best mean PSNR with every clear reference back at >= {MARGIN_DB:g} dB and no image "
                     "more than 0.3 dB below doing nothing",
             **{k: best[k] for k in ("val_psnr", "val_worst_vs_nothing", "clear_in_psnr_min")}}
@@ -262,8 +262,7 @@ def main(argv: list[str] | None = None) -> None:
                             **{k: round(r[k], 3) for k in ("val_psnr", "val_worst_vs_nothing", "clear_in_psnr_min")}}
                            for r in rows],
         }
-    t0_, t1_, d_, b_ = args.runtime.split(",")
-    rt = Calibration(t0=float(t0_), t1=float(t1_), dilate_px=int(d_), blur_px=int(b_), source="s2cloudless_60m")
+    rt = Calibration.from_runtime_text(args.runtime, source="s2cloudless_60m")
     sc = with_source(cases, "s2cloudless_60m")
     score = MapScorer(sc, ratio)
     res["runtime"] = {"calibration": rt.to_dict(), **score(rt), "precision_recall": quality(sc, rt, score)}
