@@ -13,7 +13,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from idfcr_train.data.pairs import Pair, align_label, in_id_range, random_lift, random_stretch  # noqa: E402
 from idfcr_train.reports.metrics import blockiness  # noqa: E402
 from idfcr_train.models.probability import Calibration, blend, cloud_probability  # noqa: E402
-from idfcr_train.training.train_pixel_cr import make_batch  # noqa: E402
+from idfcr_train.reports.ablation import paired, verdict as ablation_verdict  # noqa: E402
+from idfcr_train.training.train_pixel_cr import make_batch, sampling_weights  # noqa: E402
 
 
 def ground(seed=0, h=64, w=64):
@@ -132,6 +133,40 @@ def test_weights_decide_which_pairs_are_drawn():
              Pair("b", "1", np.full_like(clear, 200), clear, 1 / 255)]
     x, *_ = make_batch(pairs, 8, 32, 0.0, np.random.default_rng(0), weights=np.array([0.0, 1.0]))
     assert torch.allclose(x, torch.full_like(x, 200 / 255))
+
+
+@pytest.mark.parametrize("n_main,mixed,want", [
+    # (main pairs, [(source size, share or None)]) -> per-pair draw probabilities
+    (2, [], None),
+    (2, [(3, None)], None),  # no share anywhere: uniform draws (older recipes' random stream)
+    (2, [(4, 0.5)], [0.25] * 2 + [0.125] * 4),
+    (3, [(1, 0.25), (2, None)], [0.15] * 3 + [0.25] + [0.15] * 2),
+    (1, [(2, 0.2), (2, 0.2)], [0.6, 0.1, 0.1, 0.1, 0.1]),
+])
+def test_mixed_sources_get_their_share(n_main, mixed, want):
+    w = sampling_weights(n_main, [([None] * n, share) for n, share in mixed])
+    if want is None:
+        assert w is None
+    else:
+        np.testing.assert_allclose(w, want)
+        assert w.sum() == pytest.approx(1.0)
+
+
+def test_mixed_shares_must_leave_room_for_the_main_data():
+    with pytest.raises(ValueError, match="add up to 1.0"):
+        sampling_weights(2, [([None], 0.6), ([None], 0.4)])
+
+
+@pytest.mark.parametrize("a,b,mean,wins,verdict", [
+    ([30, 31, 32, 33], [29, 30, 31, 32], 1.0, 4, "helps"),
+    ([29, 30, 31, 32], [30, 31, 32, 33], -1.0, 0, "hurts"),
+    ([30, 28, 31, 29], [29, 29, 30, 30], 0.0, 2, "undecided"),
+])
+def test_ablation_pairs_images_and_decides_only_outside_noise(a, b, mean, wins, verdict):
+    d = paired(a, b)
+    assert d["mean_db"] == pytest.approx(mean) and d["a_wins"] == wins and d["images"] == 4
+    assert d["ci95_db"][0] <= mean <= d["ci95_db"][1]
+    assert verdict in ablation_verdict(d)
 
 
 @pytest.mark.parametrize("t0,t1,d,s", [(0.3, 0.6, 0, 0), (0.3, 0.6, 4, 8), (0.1, 0.2, 8, 4)])

@@ -11,7 +11,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from idfcr_train.data.pairs import split_by_block  # noqa: E402
 from idfcr_train.data.s2 import (  # noqa: E402
-    GROUPS, SEN12MS_BANDS, area_average, load_s2, load_s2_l1c, scene_of, to_group)
+    GROUPS, QUICKLOOK_GAIN, SEN12MS_BANDS, area_average, load_s2, load_s2_l1c, load_s2_rgb, quicklook, scene_of,
+    to_group)
 
 
 @pytest.mark.parametrize("name,scene", [
@@ -89,6 +90,22 @@ def test_load_pairs_time_series_and_split_by_scene(tmp_path):
     assert [(p.id, p.block) for p in full] == [(p.id, p.block) for p in pairs]
     assert full[0].cloudy.shape == (13, 12, 12)
     np.testing.assert_allclose(full[0].cloudy[[1, 2, 3, 7]], pairs[0].cloudy)
+    # The same pairs as 8-bit true-colour quick-looks for RGB models.
+    rgb = load_s2_rgb(str(pr), str(ts))
+    assert [(p.id, p.block) for p in rgb] == [("s2:" + p.id, p.block) for p in pairs]
+    assert rgb[0].cloudy_raw.dtype == np.uint8 and rgb[0].cloudy.shape == (3, 12, 12)
+    np.testing.assert_allclose(rgb[0].cloudy, np.clip(pairs[0].cloudy[[2, 1, 0]] * QUICKLOOK_GAIN, 0, 1), atol=0.5 / 255)
+
+
+@pytest.mark.parametrize("refl,want", [
+    # reflectance (B2, B3, B4, B8) -> 8-bit (red, green, blue): B4 first, saturating above 1 / gain, B8 unused
+    ((0.0, 0.0, 0.0, 0.5), (0, 0, 0)),
+    ((0.1, 0.16, 0.05, 0.5), (45, 143, 89)),
+    ((0.3, 0.29, 1.2, 0.0), (255, 255, 255)),
+])
+def test_quicklook_is_true_colour_at_the_display_gain(refl, want):
+    x = np.array(refl, np.float32).reshape(4, 1, 1)
+    assert tuple(int(v) for v in quicklook(x)[:, 0, 0]) == want
 
 
 @pytest.mark.parametrize("i,ratio,size,want", [

@@ -145,3 +145,27 @@ def _load_s2(pairs_root: str, ts_root: str | None, group: str | None) -> list[Pa
             elif k in TS_CLEAR:
                 pairs.append(Pair(f"ts{k}_clear", scene_of(name), images[k], images[k], 1.0))
     return pairs
+
+
+# A quick-look's display gain: reflectance 0.29 shows as white, about what
+# users' true-colour Sentinel-2 composites use (0..0.3 -> 0..255).
+QUICKLOOK_GAIN = 3.5
+
+
+def quicklook(reflectance_10m: np.ndarray) -> np.ndarray:
+    """The 10 m group's (B2, B3, B4, B8) reflectance -> true-colour (B4, B3,
+    B2) 8-bit quick-look, (3, H, W) uint8."""
+    rgb = reflectance_10m[[2, 1, 0]] * QUICKLOOK_GAIN
+    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def load_s2_rgb(pairs_root: str, ts_root: str | None = None) -> list[Pair]:
+    """The Sentinel-2 pairs of `load_s2(..., "10m")` as 8-bit true-colour
+    quick-looks in RGB model units (value / 255), for an RGB model that
+    should also know top-of-atmosphere colours (a blue floor from the
+    atmosphere's own scattering, which RICE2's tiles lack). Ids are prefixed
+    "s2:"; blocks stay the scenes, so `DEFAULT_VAL_SCENES` splits them."""
+    out = []
+    for p in load_s2(pairs_root, ts_root, "10m"):
+        out.append(Pair(f"s2:{p.id}", p.block, quicklook(p.cloudy_raw), quicklook(p.clear_raw), 1.0 / 255.0))
+    return out

@@ -3,7 +3,9 @@ validation images from scenes no training saw (split by scene block), the
 bundled Landsat 8 demo, a clear image given as input (it must come back
 unchanged), window blockiness, the validation images under other colour
 maps (`palette_*`) and under a user's percentile stretch (`stretch_*`),
-another dataset's held-out pairs (`extra_*`, e.g. RICE1's ids 300-399 with
+Sentinel-2 validation scenes as true-colour quick-looks (`s2rgb_*`, with
+`--s2-rgb ../../shared/data/sen12mscr_oriolac`), another dataset's held-out
+pairs (`extra_*`, e.g. RICE1's ids 300-399 with
 `--extra-data ../../shared/data/rice1_xj --extra-val 300-399`: a run of
 consecutive ids that training leaves out with the same flags), and a contact
 sheet to look at.
@@ -96,10 +98,10 @@ def stretch_scores(model, val) -> tuple[dict, list]:
     return mapped_scores(model, val[1::2], random_stretch, "stretch", 2000)
 
 
-def extra_scores(model, pairs) -> dict:
+def extra_scores(model, pairs, prefix: str = "extra") -> dict:
     """Held-out pairs of another dataset (another sensor or haze type): PSNR,
     SSIM and blockiness against doing nothing, and every clear image given
-    as input."""
+    as input; keys `<prefix>_*`."""
     ps, ss, base, block, ident = [], [], [], [], []
     for p in pairs:
         pred, _ = run(model, p.cloudy)
@@ -108,9 +110,10 @@ def extra_scores(model, pairs) -> dict:
         base.append(psnr(p.cloudy, p.clear))
         block.append(blockiness(pred))
         ident.append(psnr(run(model, p.clear)[0], p.clear))
-    return {"extra_images": len(ps), "extra_psnr": float(np.mean(ps)), "extra_ssim": float(np.mean(ss)),
-            "extra_base_psnr": float(np.mean(base)), "extra_worst_vs_base": float(min(a - b for a, b in zip(ps, base))),
-            "extra_blockiness": float(np.mean(block)), "extra_clear_in_psnr": float(np.mean(ident))}
+    res = {"images": len(ps), "psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)),
+           "base_psnr": float(np.mean(base)), "worst_vs_base": float(min(a - b for a, b in zip(ps, base))),
+           "blockiness": float(np.mean(block)), "clear_in_psnr": float(np.mean(ident))}
+    return {f"{prefix}_{k}": v for k, v in res.items()}
 
 
 def score(model, val, demo, sheet_ids: list[str]) -> tuple[dict, list]:
@@ -139,6 +142,8 @@ def score(model, val, demo, sheet_ids: list[str]) -> tuple[dict, list]:
         "demo_base_psnr": psnr(cloudy, clear),
         "demo_blockiness": blockiness(pred),
         "clear_in_psnr": psnr(ident, clear),
+        # Per image, so two checkpoints can be compared pairwise (ablation).
+        "per_image": [{"id": r["id"], "block": r["block"], "psnr": r["psnr"], "base": r["base"]} for r in rows],
         **palette_scores(model, val),
         **stretched,
     }
@@ -158,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--raw", action="store_true", help="raw weights, not the EMA")
     ap.add_argument("--extra-data", default=None, help="another RICE-layout folder to score held-out pairs of")
     ap.add_argument("--extra-val", default=None, metavar="LO-HI", help="its held-out ids (inclusive)")
+    ap.add_argument("--s2-rgb", default=None, metavar="SEN12MSCR",
+                    help="also score the validation scenes of this SEN12MS-CR folder as true-colour quick-looks "
+                         "(`s2rgb_*`; data.s2.load_s2_rgb)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
@@ -174,6 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     demo = load_demo()
     extra = ([p for p in load_rice(args.extra_data) if in_id_range(p.id, args.extra_val)]
              if args.extra_data else [])
+    s2_val = []
+    if args.s2_rgb:
+        from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, load_s2_rgb
+
+        s2_val = split_by_block(load_s2_rgb(args.s2_rgb), set(DEFAULT_VAL_SCENES.split(",")))[1]
     table = {}
     for spec in args.ckpts:
         label, path = spec.split("=", 1)
@@ -182,12 +195,14 @@ def main(argv: list[str] | None = None) -> None:
         res, sheet = score(model, val, demo, sheet_ids)
         if extra:
             res.update(extra_scores(model, extra))
+        if s2_val:
+            res.update(extra_scores(model, s2_val, "s2rgb"))
         res.update({"step": state["step"], "hours": round(state["wall_s"] / 3600, 2),
                     "recipe": state.get("meta", {}), "eval_s": round(time.time() - t0, 1)})
         contact_sheet(sheet, os.path.join(args.out, f"{label}.png"))
         table[label] = res
         print(label, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()
-                                 if k != "recipe"}), flush=True)
+                                 if k not in ("recipe", "per_image")}), flush=True)
     with open(os.path.join(args.out, "compare.json"), "w") as f:
         json.dump(table, f, indent=1)
         f.write("\n")

@@ -71,13 +71,12 @@ def target(alpha: np.ndarray, scale: float = 1.0) -> np.ndarray:
 
 
 def s2_rgb_clear(root: str, val_scenes: str | None) -> list[np.ndarray]:
-    """The clear RGB (B4, B3, B2) of SEN12MS-CR training scenes, stretched
-    like a quick-look (reflectance x 3.5): other sensors and palettes."""
-    from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, load_s2
+    """The clear true-colour quick-looks (`data.s2.quicklook`) of SEN12MS-CR
+    training scenes: other sensors and palettes."""
+    from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, load_s2_rgb
 
-    pairs = load_s2(root, None, "10m")
-    train, _ = split_by_block(pairs, set((val_scenes or DEFAULT_VAL_SCENES).split(",")))
-    return [np.clip(p.clear[[2, 1, 0]] * 3.5, 0.0, 1.0).astype(np.float32) for p in train]
+    train, _ = split_by_block(load_s2_rgb(root), set((val_scenes or DEFAULT_VAL_SCENES).split(",")))
+    return [p.clear for p in train]
 
 
 def clear_rasters(paths: str) -> list[np.ndarray]:

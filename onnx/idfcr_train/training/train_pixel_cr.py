@@ -186,6 +186,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "scores them)")
     ap.add_argument("--extra-share", type=float, default=None,
                     help="share of samples drawn from --extra-data (default: in proportion to its pairs)")
+    ap.add_argument("--s2-rgb", default=None, metavar="SEN12MSCR",
+                    help="RGB runs: also train on the Sentinel-2 pairs of this SEN12MS-CR folder as true-colour "
+                         "quick-looks (their validation scenes left out)")
+    ap.add_argument("--s2-rgb-ts", default=None, metavar="SEN12MSCR_TS", help="and on this time series' pairs")
+    ap.add_argument("--s2-rgb-share", type=float, default=None,
+                    help="share of samples drawn from --s2-rgb (default: in proportion to its pairs)")
     ap.add_argument("--threshold", type=float, default=0.08, help="attention target threshold (model units)")
     ap.add_argument("--hours", type=float, default=1.0, help="wall-clock budget of this run")
     ap.add_argument("--max-steps", type=int, default=0, help="stop at this total step count (0: no limit)")
@@ -199,21 +205,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def sampling_weights(n_main: int, mixed: list[tuple[list, float | None]]) -> np.ndarray | None:
+    """Per-pair draw probabilities for the main pairs followed by each mixed
+    source: a source with a share gets that share of the samples, spread
+    evenly over its pairs; the rest goes to the main pairs and to sources
+    without a share, evenly per pair. None when no source has a share
+    (uniform draws keep older recipes' random streams)."""
+    if not any(share is not None for _, share in mixed):
+        return None
+    fixed = sum(share for _, share in mixed if share is not None)
+    if not 0.0 <= fixed < 1.0:
+        raise ValueError(f"the mixed sources' shares add up to {fixed}: they must leave some for the main data")
+    free = n_main + sum(len(src) for src, share in mixed if share is None)
+    parts = [np.full(n_main, (1.0 - fixed) / free)]
+    for src, share in mixed:
+        parts.append(np.full(len(src), (1.0 - fixed) / free if share is None else share / len(src)))
+    return np.concatenate(parts)
+
+
 def load_training_data(args: argparse.Namespace):
     """(train, val, band_brightness, aligned labels, sampling weights or
     None) for this run; fills in the default validation blocks (RICE 3 and
     9, or the Sentinel-2 scenes)."""
     pairs, args.val_blocks, band_brightness = load_pairs(args.data, args.s2_group, args.ts_data, args.val_blocks)
     train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
-    weights = None
+    # Other sources mixed into an RGB run, each at its share of the samples
+    # (None: in proportion to its pairs).
+    mixed = []
     if args.extra_data:
         extra = [p for p in load_rice(args.extra_data) if not in_id_range(p.id, args.extra_val)]
         for p in extra:
             p.id, p.block = f"extra:{p.id}", f"extra:{p.block}"
-        if args.extra_share is not None:
-            weights = np.array([(1 - args.extra_share) / len(train)] * len(train)
-                               + [args.extra_share / len(extra)] * len(extra))
-        train += extra
+        mixed.append((extra, args.extra_share))
+    if args.s2_rgb:
+        from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, load_s2_rgb
+
+        s2_train, _ = split_by_block(load_s2_rgb(args.s2_rgb, args.s2_rgb_ts), set(DEFAULT_VAL_SCENES.split(",")))
+        mixed.append((s2_train, args.s2_rgb_share))
+    weights = sampling_weights(len(train), mixed)
+    for more, _ in mixed:
+        train += more
     aligned = None
     if args.align_labels:
         # Stored like the pairs (8-bit data stays 8-bit: 4x less memory than
@@ -274,11 +305,14 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
         "extra_val": args.extra_val,
         "extra_share": args.extra_share,
+        "s2_rgb": os.path.basename(os.path.normpath(args.s2_rgb)) if args.s2_rgb else None,
+        "s2_rgb_ts": os.path.basename(os.path.normpath(args.s2_rgb_ts)) if args.s2_rgb_ts else None,
+        "s2_rgb_share": args.s2_rgb_share,
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
         changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share",
-                      "crop", "batch", "opacity_target", "palette", "stretch", "lift")
+                      "s2_rgb", "s2_rgb_ts", "s2_rgb_share", "crop", "batch", "opacity_target", "palette", "stretch", "lift")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
     return meta
 
