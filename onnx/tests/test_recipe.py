@@ -252,3 +252,23 @@ def test_s2_card_says_when_the_ema_ships(tmp_path, ema, says_ema):
     text = "\n".join(model_section({"meta": meta, "config": {}, "step": 10, "wall_s": 36.0}, str(graph), "cmd"))
     assert ("moving average" in text) == says_ema
     assert ("decay 0.998" in text) == says_ema
+
+
+def test_card_ablation_section_states_both_arms_and_the_paired_verdict(tmp_path):
+    from idfcr_train.reports.card import ablation_section
+
+    arm = {"val_images": 23, "val_psnr": 30.0, "val_ssim": 0.9, "val_base_psnr": 24.0, "val_worst_vs_base": -1.0,
+           "val_blockiness": 1.01, "block3_psnr": 27.0, "block9_psnr": 34.0, "demo_psnr": 10.0,
+           "demo_base_psnr": 15.1, "clear_in_psnr": 12.0, "stretch_psnr": 13.0, "hours": 1.5}
+    diff = paired([30.5, 31, 29], [30, 30, 29.5])
+    report = {"steps": 1400, "crop": 64, "batch": 8, "lr": [4e-4, 4e-5], "recipe": "--config cpu", "stride": 6,
+              "seed": 7, "results": {"with cloudy attention": {**arm, "val_psnr": 30.5},
+                                     "without cloudy attention": arm},
+              "with_minus_without": diff, "verdict": ablation_verdict(diff), "command": "python -m x"}
+    path = tmp_path / "ab.json"
+    path.write_text(__import__("json").dumps(report))
+    text = "\n".join(ablation_section(str(path)))
+    assert "| with cloudy attention | 30.50 / 0.9000 |" in text
+    assert "| without cloudy attention | 30.00 / 0.9000 |" in text
+    assert f"wins 2 of 3 images. Verdict: {ablation_verdict(diff)}." in text
+    assert ablation_section(str(tmp_path / "missing.json")) == []
