@@ -208,6 +208,43 @@ pub struct RefineOptions {
 /// tile; measured in the README's Performance section.
 pub const DEFAULT_REFINE_TILE_PX: usize = 1024;
 
+/// Oversubscription we still accept for `--threads`: a few threads per
+/// CPU can hide I/O waits; hundreds make ONNX Runtime spend the run (and
+/// Ctrl-C's response time) switching between them.
+pub const MAX_THREADS_PER_CPU: usize = 4;
+
+/// An output path must name a GeoTIFF file: not a folder (a trailing '/'
+/// would only fail after the whole run, when the result is moved into
+/// place) and not another format's extension (GDAL would write a GeoTIFF
+/// under a name that promises PNG or JPEG). No extension is accepted.
+pub fn check_output_name(what: &str, path: &std::path::Path) -> Result<()> {
+    let text = path.to_string_lossy();
+    if text.ends_with('/')
+        || text.ends_with(std::path::MAIN_SEPARATOR)
+        || path.file_name().is_none()
+    {
+        return Err(Error::Usage(format!(
+            "{what} {text}: names a folder; give a file name (e.g. {}out.tif)",
+            if text.ends_with('/') {
+                text.to_string()
+            } else {
+                format!("{text}/")
+            }
+        )));
+    }
+    if let Some(ext) = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    {
+        if ext != "tif" && ext != "tiff" {
+            return Err(Error::Usage(format!(
+                "{what} {text}: idfcr writes GeoTIFF (-of GTiff or COG), not .{ext}; name it .tif"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Split `KEY=VALUE` (creation options).
 pub fn parse_key_value(s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
@@ -235,15 +272,23 @@ impl RemoveConfig {
     /// only asked whether two output paths are one file).
     pub fn validate(&self) -> Result<()> {
         self.opts.validate()?;
-        if self
-            .job
-            .mask
-            .as_ref()
-            .is_some_and(|m| crate::io::names::same_target(m, &self.job.output))
-        {
-            return Err(Error::Usage(
-                "--mask must name a different file than OUTPUT".into(),
-            ));
+        check_output_name("OUTPUT", &self.job.output)?;
+        let input = std::path::Path::new(&self.job.input);
+        if let Some(m) = &self.job.mask {
+            check_output_name("--mask", m)?;
+            if crate::io::names::same_target(m, &self.job.output) {
+                return Err(Error::Usage(
+                    "--mask must name a different file than OUTPUT".into(),
+                ));
+            }
+            // Even with --overwrite: the probability map would replace the
+            // very raster it was computed from.
+            if crate::io::names::same_target(m, input) {
+                return Err(Error::Usage(format!(
+                    "--mask {}: that is the input; give the mask its own file",
+                    m.display()
+                )));
+            }
         }
         Ok(())
     }
@@ -260,6 +305,14 @@ impl RemoveOptions {
         }
         if self.threads == 0 {
             return Err(Error::Usage("--threads must be at least 1".into()));
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.threads > MAX_THREADS_PER_CPU * cpus {
+            return Err(Error::Usage(format!(
+                "--threads {}: this machine gives the process {cpus} CPU(s); use at most {} (default: {cpus})",
+                self.threads,
+                MAX_THREADS_PER_CPU * cpus
+            )));
         }
         if let Some(r) = &self.refine {
             if r.steps == 0 || r.steps > 1000 {

@@ -215,6 +215,91 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "mask is the input",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.extend(["--mask", "./in.tif", "--overwrite"].map(String::from));
+            a
+        },
+        want: &["--mask ./in.tif", "that is the input"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "output names a folder",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a[2] = "newdir/".into();
+            a
+        },
+        want: &["OUTPUT newdir/", "names a folder"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "output in another format's name",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a[2] = "out.png".into();
+            a
+        },
+        want: &["out.png", "GeoTIFF", "not .png"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "absurd thread count",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.extend(["--threads", "100000"].map(String::from));
+            a
+        },
+        want: &["--threads 100000", "use at most"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "quality of an all-NaN raster",
+        setup: |d| {
+            write_tiff::<f32>(&d.join("nan.tif"), 200, 200, 3, Some(f64::NAN), |_, _, _| {
+                f32::NAN
+            });
+            ["quality", "nan.tif", "--data-range", "255"]
+                .map(String::from)
+                .to_vec()
+        },
+        want: &["nan.tif", "nodata pixels (100.0 %)"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "quality with nodata inside",
+        setup: |d| {
+            rgb_tiff(&d.join("holes.tif"), 200, 200, Some((0, 0, 40, 200)));
+            ["quality", "holes.tif"].map(String::from).to_vec()
+        },
+        want: &["holes.tif", "nodata pixels", "crop to the valid area"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "batch on a folder without rasters",
+        setup: |d| {
+            std::fs::create_dir(d.join("empty")).unwrap();
+            std::fs::write(d.join("empty").join("notes.txt"), "x").unwrap();
+            ["batch", "empty", "--out-dir", "out", "-q"]
+                .map(String::from)
+                .to_vec()
+        },
+        want: &["empty", "holds no rasters"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "usage error",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);

@@ -55,6 +55,15 @@ pub fn output_path(dir: &Path, pattern: &str, values: &[(&str, &str)]) -> Result
     for (key, value) in values {
         name = name.replace(&format!("{{{key}}}"), &clean_value(value));
     }
+    // Checked on the result, so that a brace a value brought in (cleaned
+    // values keep none) cannot trip it: what is left is the pattern's own.
+    if name.contains(['{', '}']) {
+        let known: Vec<String> = values.iter().map(|(k, _)| format!("{{{k}}}")).collect();
+        return Err(format!(
+            "has a placeholder idfcr does not know or an unmatched brace (it knows {})",
+            known.join(", ")
+        ));
+    }
     let path = Path::new(&name);
     let one_normal = matches!(
         path.components().collect::<Vec<_>>().as_slice(),
@@ -135,7 +144,7 @@ mod tests {
     fn paths_stay_in_the_folder() {
         let dir = Path::new("/out");
         // (pattern, value of {stem}, Ok(file name) or Err)
-        let cases: [(&str, &str, Option<&str>); 9] = [
+        let cases: [(&str, &str, Option<&str>); 12] = [
             ("{stem}_clear.tif", "scene", Some("scene_clear.tif")),
             ("{stem}", "..", Some("__")),
             ("{stem}.tif", "../../etc/x", Some(".._.._etc_x.tif")),
@@ -145,6 +154,9 @@ mod tests {
             ("..", "a", None),
             ("", "a", None),
             ("{stem}", "", Some("_")),
+            ("{foo}.tif", "a", None),
+            ("{stem", "a", None),
+            ("{stem}}.tif", "a", None),
         ];
         for (pattern, stem, want) in cases {
             let got = output_path(dir, pattern, &[("stem", stem)]);

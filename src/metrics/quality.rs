@@ -88,15 +88,41 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
         }
         let (w, h) = (input.width, input.height);
         let block = input.read_window(0, h, 0, w)?;
+        // NIQE and BRISQUE score every pixel: nodata would be scored as
+        // ground (and NaN nodata turns every score into NaN).
+        let invalid = input
+            .valid_mask(&block, w * h)
+            .iter()
+            .filter(|v| !**v)
+            .count();
+        if invalid > 0 {
+            return Err(Error::input(
+                &source,
+                format!(
+                    "has {invalid} nodata pixels ({:.1} %); NIQE and BRISQUE score whole images: crop to the valid area first (gdal_translate -srcwin)",
+                    100.0 * invalid as f64 / (w * h) as f64
+                ),
+            ));
+        }
         let g601: Vec<f32> = grey(&block, idx.len(), w * h, range, BT601)
             .iter()
             .map(|v| (v * 255.0) as f32)
             .collect();
         let g709 = grey(&block, idx.len(), w * h, range, BT709);
+        let (niqe, brisque) = (
+            niqe(&g601, w, h).expect("size checked"),
+            brisque(&g709, w, h).expect("size checked"),
+        );
+        if !niqe.is_finite() || !brisque.is_finite() {
+            return Err(Error::input(
+                &source,
+                format!("cannot be scored (NIQE {niqe}, BRISQUE {brisque}): it has no texture to measure (constant or nearly so)"),
+            ));
+        }
         out.push(QualityResult {
             input: source,
-            niqe: niqe(&g601, w, h).expect("size checked"),
-            brisque: brisque(&g709, w, h).expect("size checked"),
+            niqe,
+            brisque,
             luminance: if idx.len() == 3 {
                 format!(
                     "bands {} {} {} as R G B: BT.601 luminance for NIQE, BT.709 (scikit-image rgb2gray) for BRISQUE",

@@ -196,6 +196,7 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
         if p.is_dir() {
             let entries = std::fs::read_dir(p)
                 .map_err(|e| Error::input(&item, format!("cannot list the folder: {e}")))?;
+            let before = out.len();
             for e in entries.flatten() {
                 let path = e.path();
                 let ext = path
@@ -206,6 +207,15 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
                 if path.is_file() && RASTER_EXTENSIONS.contains(&ext.as_str()) {
                     out.push(path.display().to_string());
                 }
+            }
+            if out.len() == before {
+                return Err(Error::input(
+                    &item,
+                    format!(
+                        "the folder holds no rasters (files ending in .{})",
+                        RASTER_EXTENSIONS.join(", .")
+                    ),
+                ));
             }
         } else if is_glob(&item) && !p.exists() {
             let paths =

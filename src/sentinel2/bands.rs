@@ -81,13 +81,21 @@ pub fn parse_stack_bands(
     count: usize,
     source: &str,
 ) -> crate::Result<Vec<&'static str>> {
+    if let Some(k) = list.iter().position(|s| s.trim().is_empty()) {
+        return Err(crate::Error::Usage(format!(
+            "--s2-bands: name {} of {} is empty (give one name per band, e.g. B2,B3,B4,B8)",
+            k + 1,
+            list.len()
+        )));
+    }
     if list.len() != count {
         return Err(crate::Error::Usage(format!(
             "--s2-bands names {} band(s) but {source} has {count}",
             list.len()
         )));
     }
-    list.iter()
+    let names = list
+        .iter()
         .map(|s| {
             canonical_band(s).ok_or_else(|| {
                 crate::Error::Usage(format!(
@@ -95,7 +103,19 @@ pub fn parse_stack_bands(
                 ))
             })
         })
-        .collect()
+        .collect::<crate::Result<Vec<_>>>()?;
+    // A repeated name means another band is missing, and the groups would
+    // be chosen (or the product typed L2A) from the wrong bands.
+    for (k, name) in names.iter().enumerate() {
+        if let Some(first) = names[..k].iter().position(|n| n == name) {
+            return Err(crate::Error::Usage(format!(
+                "--s2-bands names {name} twice (bands {} and {}); each band of {source} needs its own name",
+                first + 1,
+                k + 1
+            )));
+        }
+    }
+    Ok(names)
 }
 
 /// The canonical spelling of a band name: "B01", "b1", "B1" -> "B1";
@@ -381,6 +401,13 @@ mod tests {
             (&["b2", "B03", "b4", "B8"], 4, Ok(&["B2", "B3", "B4", "B8"])),
             (&["B2", "B3"], 3, Err("names 2 band(s) but s.tif has 3")),
             (&["B2", "NIR"], 2, Err("\"NIR\" is not a Sentinel-2 band")),
+            (
+                &["B2", "B9", "b09"],
+                3,
+                Err("names B9 twice (bands 2 and 3)"),
+            ),
+            (&["B2", "", "B4"], 3, Err("name 2 of 3 is empty")),
+            (&[""], 1, Err("name 1 of 1 is empty")),
         ];
         for (names, count, want) in cases {
             let got = parse_stack_bands(&v(names), *count, "s.tif");

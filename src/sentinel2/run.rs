@@ -83,8 +83,9 @@ struct GroupJob {
     px_m: f64,
 }
 
-/// Run every group; stops at the first failing group (outputs of finished
-/// groups are complete files and stay).
+/// Run every group; the first failing group (or an interrupt) stops the
+/// run and removes the outputs of the groups it had finished: the product
+/// is written whole or not at all.
 pub fn run_s2(
     cfg: &S2RunConfig,
     mut progress_total: impl FnMut(&str, u64) -> Box<dyn Progress>,
@@ -102,9 +103,60 @@ pub fn run_s2(
         .map_err(|e| Error::output(&cfg.out_dir, format!("cannot create the folder: {e}")))?;
     let (stack_path, masks) = planned_outputs(cfg, &product, &jobs)?;
     let (detection, cloud_probability) = cloud_map(cfg, &kind)?;
+    let mut groups = Vec::new();
+    let done = run_groups(
+        cfg,
+        jobs,
+        stack,
+        &masks,
+        detection.as_ref(),
+        &mut groups,
+        &mut progress_total,
+    )
+    .and_then(|()| match &stack_path {
+        Some(p) => {
+            let outputs: Vec<(PathBuf, u32)> = groups
+                .iter()
+                .map(|g| (g.run.output.clone(), g.res_m))
+                .collect();
+            write_stack(&outputs, p, &cfg.options)
+        }
+        None => Ok(()),
+    });
+    if let Err(e) = done {
+        // The whole product or none of it (see `planned_outputs`): a failed
+        // or interrupted run takes back the groups it finished.
+        for g in &groups {
+            for p in std::iter::once(&g.run.output).chain(g.run.mask.as_ref()) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        return Err(e);
+    }
+    Ok(S2Summary {
+        input: cfg.input.clone(),
+        product,
+        kind,
+        groups,
+        stack: stack_path,
+        device_note: crate::models::pixel_cr::device_note(),
+        cloud_probability,
+    })
+}
+
+/// Run each group's job in turn, appending its summary to `groups` as it
+/// finishes (so that the caller can take finished groups back on failure).
+fn run_groups(
+    cfg: &S2RunConfig,
+    jobs: Vec<GroupJob>,
+    stack: bool,
+    masks: &[PathBuf],
+    detection: Option<&SceneDetection>,
+    groups: &mut Vec<GroupSummary>,
+    progress_total: &mut impl FnMut(&str, u64) -> Box<dyn Progress>,
+) -> Result<()> {
     let mut cache = ModelCache::default();
     let mut maps = CalibratedMaps::default();
-    let mut groups = Vec::new();
     for (i, j) in jobs.into_iter().enumerate() {
         let opts = group_options(cfg, &j, stack);
         let mut job = Job {
@@ -113,7 +165,7 @@ pub fn run_s2(
             mask: masks.get(i).cloned(),
             probability: None,
         };
-        if let Some(d) = &detection {
+        if let Some(d) = detection {
             // The map calibrated as this group's model asks: load the model
             // first (the run below finds it in the cache).
             let probe = RemoveConfig::new(opts.clone(), job.clone())?;
@@ -136,22 +188,7 @@ pub fn run_s2(
             run,
         });
     }
-    if let Some(p) = &stack_path {
-        let outputs: Vec<(PathBuf, u32)> = groups
-            .iter()
-            .map(|g| (g.run.output.clone(), g.res_m))
-            .collect();
-        write_stack(&outputs, p, &cfg.options)?;
-    }
-    Ok(S2Summary {
-        input: cfg.input.clone(),
-        product,
-        kind,
-        groups,
-        stack: stack_path,
-        device_note: crate::models::pixel_cr::device_note(),
-        cloud_probability,
-    })
+    Ok(())
 }
 
 /// The scene's detection calibrated once per distinct calibration (groups

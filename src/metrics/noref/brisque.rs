@@ -240,7 +240,9 @@ pub fn skimage_half_order2(img: &[f64], w: usize, h: usize) -> (Vec<f64>, usize,
                     s += a * b * get(y0 + i as isize, x0 + j as isize);
                 }
             }
-            out[oy * w2 + ox] = s.clamp(lo, hi);
+            // max/min rather than clamp: clamp panics when lo > hi (an
+            // image without one finite value).
+            out[oy * w2 + ox] = s.max(lo).min(hi);
         }
     }
     (out, w2, h2)
