@@ -265,9 +265,14 @@ const CASES: &[Case] = &[
     Case {
         name: "quality of an all-NaN raster",
         setup: |d| {
-            write_tiff::<f32>(&d.join("nan.tif"), 200, 200, 3, Some(f64::NAN), |_, _, _| {
-                f32::NAN
-            });
+            write_tiff::<f32>(
+                &d.join("nan.tif"),
+                200,
+                200,
+                3,
+                Some(f64::NAN),
+                |_, _, _| f32::NAN,
+            );
             ["quality", "nan.tif", "--data-range", "255"]
                 .map(String::from)
                 .to_vec()
@@ -296,6 +301,16 @@ const CASES: &[Case] = &[
                 .to_vec()
         },
         want: &["empty", "holds no rasters"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "zip that does not exist",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            conv_args("/vsizip/nope.zip/in.tif")
+        },
+        want: &["nope.zip", "no such file"],
         code: 1,
         env: &[],
     },

@@ -115,7 +115,7 @@ impl InputRaster {
                 Error::input(
                     &self.source,
                     format!(
-                        "cannot read band {band_no}, rows {row0}..{}: {}",
+                        "cannot read band {band_no}, rows {row0}..{} (the file may be truncated or corrupt): {}",
                         row0 + rows,
                         gdal_message(&e)
                     ),
@@ -173,7 +173,19 @@ impl InputRaster {
                 .map_err(|e| Error::input(&self.source, gdal_message(&e)).because_gdal(e))?;
             let buf = band
                 .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
-                .map_err(|e| Error::input(&self.source, gdal_message(&e)).because_gdal(e))?;
+                .map_err(|e| {
+                    // GDAL's message starts with the file's name again.
+                    let why = gdal_message(&e);
+                    let why = why
+                        .strip_prefix(&format!("{}, ", self.source))
+                        .unwrap_or(&why)
+                        .to_string();
+                    // The message already carries GDAL's words: no cause.
+                    Error::input(
+                        &self.source,
+                        format!("cannot read (the file may be truncated or corrupt): {why}"),
+                    )
+                })?;
             let (nd, off) = (self.nodata[i], self.dn_offset[i]);
             all.extend(
                 buf.data()
@@ -223,6 +235,9 @@ impl InputRaster {
 /// terms: missing, in a folder we may not enter, unreadable, a folder, or
 /// empty. (GDAL would report all of these as "cannot open".)
 fn check_readable_file(source: &str) -> Result<()> {
+    if source.trim().is_empty() {
+        return Err(Error::Usage("INPUT is empty: give a raster's path".into()));
+    }
     let path = Path::new(source);
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -299,6 +314,8 @@ fn raw_type_name(band: &gdal::raster::RasterBand) -> String {
 fn open_dataset(source: &str) -> Result<Dataset> {
     if !is_gdal_special(source) {
         check_readable_file(source)?;
+    } else if let Some(archive) = missing_archive(source) {
+        return Err(Error::input(source, format!("no such file: {archive}")));
     }
     Dataset::open(source).map_err(|e| {
         let why = gdal_message(&e);
@@ -312,6 +329,21 @@ fn open_dataset(source: &str) -> Result<Dataset> {
         }
         Error::input(source, format!("not a raster GDAL can open ({why})")).because_gdal(e)
     })
+}
+
+/// The archive of a `/vsizip/` or `/vsitar/` path when it does not exist
+/// on disk (GDAL would only say that no driver recognises the format).
+fn missing_archive(source: &str) -> Option<String> {
+    let rest = ["/vsizip/", "/vsitar/", "/vsigzip/"]
+        .iter()
+        .find_map(|p| source.strip_prefix(p))?;
+    let lower = rest.to_ascii_lowercase();
+    let end = [".zip", ".tar.gz", ".tgz", ".tar", ".gz"]
+        .iter()
+        .filter_map(|ext| lower.find(ext).map(|i| i + ext.len()))
+        .min()?;
+    let archive = &rest[..end];
+    (!archive.starts_with("/vsi") && !Path::new(archive).exists()).then(|| archive.to_string())
 }
 
 /// Refuse a dataset without pixels: no bands (a container of subdatasets,

@@ -30,6 +30,17 @@ const FRACTION_MAX: f64 = 2.0;
 /// `range`. `percentiles`: the input's 2nd and 98th percentile, needed for
 /// `Rescale::Stretch`. `integer_8bit`: Byte inputs are always taken as they
 /// are by 0..255 models. Err: one line naming the problem and the options.
+/// A value for a message: six decimals at most, float noise
+/// (27.299999999999823, from scale and offset) printed as 27.3.
+fn short(v: f64) -> String {
+    let r = (v * 1e6).round() / 1e6;
+    if r.is_finite() {
+        format!("{r}")
+    } else {
+        format!("{v}")
+    }
+}
+
 pub fn input_map(
     range: Option<(f64, f64)>,
     rescale: Rescale,
@@ -50,7 +61,9 @@ pub fn input_map(
         // Also refuses NaN bounds (no ordering), hence not `b <= a`.
         if b.partial_cmp(&a) != Some(std::cmp::Ordering::Greater) {
             return Err(format!(
-                "cannot map {a}..{b} onto {lo}..{hi}: the input has no spread"
+                "cannot map {}..{} onto {lo}..{hi}: the input has no spread",
+                short(a),
+                short(b)
             ));
         }
         let gain = span / (b - a);
@@ -70,12 +83,15 @@ pub fn input_map(
             let hint = "map its values onto the model's range with --rescale MIN,MAX (undone on output), or --stretch";
             if vmin < lo - BELOW * span || vmax > hi + ABOVE * span {
                 return Err(format!(
-                    "values reach {vmin}..{vmax}, but the model was trained on {lo}..{hi}; {hint}"
+                    "values reach {}..{}, but the model was trained on {lo}..{hi}; {hint}",
+                    short(vmin),
+                    short(vmax)
                 ));
             }
             if !byte_input && vmax < lo + TOO_SMALL * span && vmax <= FRACTION_MAX {
                 return Err(format!(
-                    "values only reach {vmax}, while the model was trained on {lo}..{hi} (other units, such as reflectance 0..1?); {hint}"
+                    "values only reach {}, while the model was trained on {lo}..{hi} (other units, such as reflectance 0..1?); {hint}",
+                    short(vmax)
                 ));
             }
             Ok((1.0, 0.0))
@@ -88,6 +104,21 @@ pub fn input_map(
 #[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_values_drop_float_noise() {
+        let cases = [
+            (27.299999999999823, "27.3"),
+            (852.2999999999997, "852.3"),
+            (0.0001, "0.0001"),
+            (-3.0, "-3"),
+            (65535.0, "65535"),
+            (f64::INFINITY, "inf"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(short(v), want, "{v}");
+        }
+    }
 
     #[test]
     fn maps_and_refusals() {

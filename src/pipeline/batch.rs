@@ -266,6 +266,9 @@ pub fn run_batch(
     progress: impl Fn(u64) -> Box<dyn Progress>,
     on_failure: impl Fn(&str, &Error),
 ) -> Result<BatchSummary> {
+    if cfg.out_dir.exists() && !cfg.out_dir.is_dir() {
+        return Err(Error::output(&cfg.out_dir, "is not a folder (--out-dir)"));
+    }
     if !cfg.out_dir.is_dir() {
         std::fs::create_dir_all(&cfg.out_dir).map_err(|e| {
             Error::output(

@@ -85,8 +85,19 @@ pub fn find_product_metadata(input: &str) -> Result<Option<String>> {
     if name.ends_with(".ZIP") && p.is_file() {
         let vsi = format!("/vsizip/{}", input.trim_start_matches("/vsizip/"));
         let entries = gdal::vsi::read_dir(&vsi, true).map_err(|e| {
-            Error::input(input, format!("cannot list the zip ({})", gdal_message(&e)))
-                .because_gdal(e)
+            let why = gdal_message(&e);
+            if why.is_empty() || why.contains("NULL pointer") {
+                // GDAL says nothing useful: no cause to append.
+                return Error::input(
+                    input,
+                    "cannot list the zip (GDAL cannot read it as a zip archive); is it a complete download?",
+                );
+            }
+            Error::input(
+                input,
+                format!("cannot list the zip ({why}); is it a complete download?"),
+            )
+            .because_gdal(e)
         })?;
         let found = entries.iter().find(|e| {
             let depth = e.components().count();
