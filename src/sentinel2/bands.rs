@@ -81,11 +81,11 @@ pub fn parse_stack_bands(
     count: usize,
     source: &str,
 ) -> crate::Result<Vec<&'static str>> {
+    let n = list.len();
     if let Some(k) = list.iter().position(|s| s.trim().is_empty()) {
+        let k = k + 1;
         return Err(crate::Error::Usage(format!(
-            "--s2-bands: name {} of {} is empty (give one name per band, e.g. B2,B3,B4,B8)",
-            k + 1,
-            list.len()
+            "--s2-bands: name {k} of {n} is empty (give one name per band, e.g. B2,B3,B4,B8)"
         )));
     }
     if list.len() != count {
@@ -108,10 +108,9 @@ pub fn parse_stack_bands(
     // be chosen (or the product typed L2A) from the wrong bands.
     for (k, name) in names.iter().enumerate() {
         if let Some(first) = names[..k].iter().position(|n| n == name) {
+            let (a, b) = (first + 1, k + 1);
             return Err(crate::Error::Usage(format!(
-                "--s2-bands names {name} twice (bands {} and {}); each band of {source} needs its own name",
-                first + 1,
-                k + 1
+                "--s2-bands names {name} twice (bands {a} and {b}); each band of {source} needs its own name"
             )));
         }
     }
@@ -401,11 +400,7 @@ mod tests {
             (&["b2", "B03", "b4", "B8"], 4, Ok(&["B2", "B3", "B4", "B8"])),
             (&["B2", "B3"], 3, Err("names 2 band(s) but s.tif has 3")),
             (&["B2", "NIR"], 2, Err("\"NIR\" is not a Sentinel-2 band")),
-            (
-                &["B2", "B9", "b09"],
-                3,
-                Err("names B9 twice (bands 2 and 3)"),
-            ),
+            (&["B9", "b09"], 2, Err("names B9 twice (bands 1 and 2)")),
             (&["B2", "", "B4"], 3, Err("name 2 of 3 is empty")),
             (&[""], 1, Err("name 1 of 1 is empty")),
         ];
