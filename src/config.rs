@@ -219,17 +219,10 @@ pub const MAX_THREADS_PER_CPU: usize = 4;
 /// under a name that promises PNG or JPEG). No extension is accepted.
 pub fn check_output_name(what: &str, path: &std::path::Path) -> Result<()> {
     let text = path.to_string_lossy();
-    if text.ends_with('/')
-        || text.ends_with(std::path::MAIN_SEPARATOR)
-        || path.file_name().is_none()
-    {
+    if text.ends_with(['/', std::path::MAIN_SEPARATOR]) || path.file_name().is_none() {
         return Err(Error::Usage(format!(
-            "{what} {text}: names a folder; give a file name (e.g. {}out.tif)",
-            if text.ends_with('/') {
-                text.to_string()
-            } else {
-                format!("{text}/")
-            }
+            "{what} {text}: names a folder; give a file name (e.g. {}/out.tif)",
+            text.trim_end_matches('/')
         )));
     }
     if let Some(ext) = path

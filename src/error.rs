@@ -154,6 +154,13 @@ pub fn gdal_message(e: &gdal::errors::GdalError) -> String {
     msg.lines().next().unwrap_or("").trim().to_string()
 }
 
+/// Whether GDAL's message (from `gdal_message`) says nothing a user can
+/// act on: empty, or the crate's "NULL pointer" for a call GDAL failed
+/// without a word (no driver recognises a file, a zip it cannot list).
+pub fn gdal_said_nothing(why: &str) -> bool {
+    why.is_empty() || why.contains("NULL pointer")
+}
+
 /// GDAL errors that no return value reports.
 ///
 /// GDAL before 3.7 cannot say that closing a dataset failed (`GDALClose`

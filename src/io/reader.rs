@@ -117,7 +117,7 @@ impl InputRaster {
                     format!(
                         "cannot read band {band_no}, rows {row0}..{} (the file may be truncated or corrupt): {}",
                         row0 + rows,
-                        gdal_message(&e)
+                        self.read_failure(&e)
                     ),
                 )
             })?;
@@ -174,16 +174,12 @@ impl InputRaster {
             let buf = band
                 .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
                 .map_err(|e| {
-                    // GDAL's message starts with the file's name again.
-                    let why = gdal_message(&e);
-                    let why = why
-                        .strip_prefix(&format!("{}, ", self.source))
-                        .unwrap_or(&why)
-                        .to_string();
-                    // The message already carries GDAL's words: no cause.
                     Error::input(
                         &self.source,
-                        format!("cannot read (the file may be truncated or corrupt): {why}"),
+                        format!(
+                            "cannot read (the file may be truncated or corrupt): {}",
+                            self.read_failure(&e)
+                        ),
                     )
                 })?;
             let (nd, off) = (self.nodata[i], self.dn_offset[i]);
@@ -207,6 +203,15 @@ impl InputRaster {
         all.sort_by(|a, b| a.total_cmp(b));
         let at = |p: f64| all[((p / 100.0) * (all.len() - 1) as f64).round() as usize];
         Ok((at(p_lo), at(p_hi)))
+    }
+
+    /// GDAL's words for a failed read, without the file name it starts
+    /// them with (our message names the file already).
+    fn read_failure(&self, e: &gdal::errors::GdalError) -> String {
+        let why = gdal_message(e);
+        why.strip_prefix(&format!("{}, ", self.source))
+            .unwrap_or(&why)
+            .to_string()
     }
 
     /// Per-pixel validity of a block from `read_window` with `n` pixels per
@@ -321,7 +326,7 @@ fn open_dataset(source: &str) -> Result<Dataset> {
         let why = gdal_message(&e);
         // GDAL says nothing when no driver recognises the file (and the
         // crate's "NULL pointer" would only confuse): no source then.
-        if why.is_empty() || why.contains("NULL pointer") {
+        if crate::error::gdal_said_nothing(&why) {
             return Error::input(
                 source,
                 "not a raster GDAL can open (no GDAL driver recognises its format)",
@@ -331,19 +336,33 @@ fn open_dataset(source: &str) -> Result<Dataset> {
     })
 }
 
-/// The archive of a `/vsizip/` or `/vsitar/` path when it does not exist
-/// on disk (GDAL would only say that no driver recognises the format).
+/// The archive of a `/vsizip/`, `/vsitar/` or `/vsigzip/` path when no
+/// file along it exists on disk (GDAL would only say that no driver
+/// recognises the format); None when it exists or the path chains another
+/// virtual file system.
 fn missing_archive(source: &str) -> Option<String> {
     let rest = ["/vsizip/", "/vsitar/", "/vsigzip/"]
         .iter()
         .find_map(|p| source.strip_prefix(p))?;
-    let lower = rest.to_ascii_lowercase();
-    let end = [".zip", ".tar.gz", ".tgz", ".tar", ".gz"]
-        .iter()
-        .filter_map(|ext| lower.find(ext).map(|i| i + ext.len()))
-        .min()?;
-    let archive = &rest[..end];
-    (!archive.starts_with("/vsi") && !Path::new(archive).exists()).then(|| archive.to_string())
+    if rest.starts_with("/vsi") {
+        return None;
+    }
+    let mut prefixes = rest
+        .match_indices('/')
+        .map(|(i, _)| &rest[..i])
+        .chain([rest]);
+    if prefixes.clone().any(|p| Path::new(p).is_file()) {
+        return None;
+    }
+    let archive = prefixes
+        .find(|p| {
+            let p = p.to_ascii_lowercase();
+            [".zip", ".tar", ".tar.gz", ".tgz", ".gz"]
+                .iter()
+                .any(|e| p.ends_with(e))
+        })
+        .unwrap_or(rest);
+    Some(archive.to_string())
 }
 
 /// Refuse a dataset without pixels: no bands (a container of subdatasets,
@@ -437,6 +456,32 @@ mod tests {
             ("C:/x.tif", false),
         ] {
             assert_eq!(is_gdal_special(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn missing_archives_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::write(dir.path().join("x.tar.gz"), b"").unwrap();
+        std::fs::write(dir.path().join("y.zip"), b"").unwrap();
+        // (path, Some(missing archive) or None)
+        let cases = [
+            (format!("/vsitar/{d}/x.tar.gz/b.tif"), None),
+            (format!("/vsizip/{d}/y.zip/in/b.tif"), None),
+            (
+                format!("/vsizip/{d}/nope.zip/b.tif"),
+                Some(format!("{d}/nope.zip")),
+            ),
+            (
+                format!("/vsitar/{d}/z.tar.gz/b.tif"),
+                Some(format!("{d}/z.tar.gz")),
+            ),
+            ("/vsizip//vsicurl/http://h/a.zip/b.tif".to_string(), None),
+            (format!("{d}/y.zip"), None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(missing_archive(&path), want, "{path}");
         }
     }
 }

@@ -25,11 +25,6 @@ const TOO_SMALL: f64 = 0.05;
 /// ROIs1868_summer_100_p100: 462) and was refused before this bound.
 const FRACTION_MAX: f64 = 2.0;
 
-/// The map `model value = raster value * gain + bias` for an input whose
-/// (offset-corrected) values span `observed`, for a model trained on
-/// `range`. `percentiles`: the input's 2nd and 98th percentile, needed for
-/// `Rescale::Stretch`. `integer_8bit`: Byte inputs are always taken as they
-/// are by 0..255 models. Err: one line naming the problem and the options.
 /// A value for a message: six decimals at most, float noise
 /// (27.299999999999823, from scale and offset) printed as 27.3.
 fn short(v: f64) -> String {
@@ -41,6 +36,11 @@ fn short(v: f64) -> String {
     }
 }
 
+/// The map `model value = raster value * gain + bias` for an input whose
+/// (offset-corrected) values span `observed`, for a model trained on
+/// `range`. `percentiles`: the input's 2nd and 98th percentile, needed for
+/// `Rescale::Stretch`. `integer_8bit`: Byte inputs are always taken as they
+/// are by 0..255 models. Err: one line naming the problem and the options.
 pub fn input_map(
     range: Option<(f64, f64)>,
     rescale: Rescale,

@@ -86,7 +86,7 @@ pub fn find_product_metadata(input: &str) -> Result<Option<String>> {
         let vsi = format!("/vsizip/{}", input.trim_start_matches("/vsizip/"));
         let entries = gdal::vsi::read_dir(&vsi, true).map_err(|e| {
             let why = gdal_message(&e);
-            if why.is_empty() || why.contains("NULL pointer") {
+            if crate::error::gdal_said_nothing(&why) {
                 // GDAL says nothing useful: no cause to append.
                 return Error::input(
                     input,
