@@ -375,3 +375,34 @@ fn every_bad_input_fails_cleanly() {
         );
     }
 }
+
+/// A negative number given to a numeric option is a bad value of that
+/// option, said as such; clap's default read it as an unknown argument and
+/// advised `-- -5`, which is wrong for an option's value.
+#[test]
+fn negative_numbers_are_bad_values_of_their_option() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 20, 20, None);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--tile", "-5"], "--tile"),
+        (&["--threads", "-2"], "--threads"),
+        (&["-b", "-1"], "--band"),
+    ];
+    for (extra, option) in cases {
+        let mut args = conv_args("in.tif");
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"))
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(
+            err.contains("invalid value") && err.contains(option) && err.contains(extra[1]),
+            "{extra:?}: {err}"
+        );
+        assert!(!err.contains("-- "), "{extra:?}: {err}");
+        assert!(!dir.path().join("out.tif").exists());
+    }
+}

@@ -73,3 +73,51 @@ def test_a_graph_with_the_detector_blends_by_its_output():
     r = feather_reach(cal)
     zero = torch.nn.functional.max_pool2d(want, 2 * r + 1, stride=1, padding=r) == 0
     assert torch.all(p[zero] == 0)
+
+
+def test_teacher_targets_ramp_around_s2cloudless_threshold():
+    from idfcr_train.data.s2_teacher import teacher_target
+
+    cases = [  # s2cloudless probability -> target
+        (0.0, 0.0), (0.2, 0.0), (0.3, 0.25), (0.4, 0.5), (0.6, 1.0), (0.95, 1.0),
+    ]
+    probs, want = zip(*cases)
+    np.testing.assert_allclose(teacher_target(np.array(probs, np.float32)), want, atol=1e-6)
+
+
+def test_teacher_quicklook_is_the_rgb_models_quicklook():
+    from idfcr_train.data.s2 import SEN12MS_BANDS, quicklook
+    from idfcr_train.data.s2_teacher import quicklook_l1c
+
+    rng = np.random.default_rng(0)
+    l1c = rng.uniform(0, 0.4, (13, 8, 8)).astype(np.float32)
+    ten_m = l1c[[SEN12MS_BANDS.index(b) for b in ("B2", "B3", "B4", "B8")]]
+    np.testing.assert_array_equal(quicklook_l1c(l1c), quicklook(ten_m).astype(np.float32) / 255.0)
+    # Red first: B4 is band 0 of the picture.
+    assert np.allclose(quicklook_l1c(l1c)[0], np.clip(np.round(l1c[3] * 3.5 * 255), 0, 255) / 255.0)
+
+
+def test_teacher_samples_join_the_batch_and_keep_old_streams():
+    from idfcr_train.data.pairs import Pair
+    from idfcr_train.data.s2_teacher import TeacherImage
+    from idfcr_train.training.train_detector import make_batch, percentile_stretch
+
+    rng = np.random.default_rng(0)
+    rice = [Pair("0", "0", (rng.random((3, 40, 40)) * 255).astype(np.uint8),
+                 (rng.random((3, 40, 40)) * 255).astype(np.uint8), 1 / 255)]
+    aligned = [rice[0].clear]
+    # A small teacher image is padded up to the crop, its target with it.
+    small = TeacherImage("t", "s", np.full((3, 20, 20), 0.5, np.float32), np.ones((20, 20), np.float32))
+    x, t = make_batch(rice, aligned, [], 4, 32, np.random.default_rng(1), teacher=[small], teacher_share=1.0)
+    assert x.shape == (4, 3, 32, 32) and t.shape == (4, 1, 32, 32) and torch.all(t == 1)
+    # Share 0 and stretch 0 draw nothing: the batch is the one older recipes made.
+    a = make_batch(rice, aligned, [], 3, 32, np.random.default_rng(5))
+    b = make_batch(rice, aligned, [], 3, 32, np.random.default_rng(5), teacher=[small], teacher_share=0.0)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    # A full stretch keeps values in 0..1 and spreads each sample to it.
+    xs, _ = make_batch(rice, aligned, [], 3, 32, np.random.default_rng(5), stretch=1.0)
+    assert xs.min() >= 0 and xs.max() <= 1 and float(xs.amax(dim=(2, 3)).min()) > 0.9
+    # The report's stretch: each band's 1st/99th percentiles onto 0 and 1.
+    img = np.stack([np.linspace(0.2, 0.4, 100).reshape(10, 10)] * 3).astype(np.float32)
+    s = percentile_stretch(img)
+    assert s.min() == 0.0 and s.max() == 1.0

@@ -43,10 +43,15 @@ pub struct QualityArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Value range mapped to 0..255 (default: the integer type's full range; required for floats).
-    #[arg(long = "data-range")]
+    #[arg(long = "data-range", allow_negative_numbers = true)]
     pub data_range: Option<f64>,
     /// Band to use, 1-based: one (grey) or three (R G B, scored on luminance). Default: bands 1-3, or band 1.
-    #[arg(short = 'b', long = "band", value_name = "BAND")]
+    #[arg(
+        short = 'b',
+        long = "band",
+        value_name = "BAND",
+        allow_negative_numbers = true
+    )]
     pub bands: Vec<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -73,10 +78,15 @@ pub struct EvalArgs {
     /// Reference raster, or a folder with files of the same names.
     pub reference: PathBuf,
     /// Value range for PSNR and SSIM (default: the integer type's full range; required for floats).
-    #[arg(long = "data-range")]
+    #[arg(long = "data-range", allow_negative_numbers = true)]
     pub data_range: Option<f64>,
     /// Band to score, 1-based; repeatable (default: all).
-    #[arg(short = 'b', long = "band", value_name = "BAND")]
+    #[arg(
+        short = 'b',
+        long = "band",
+        value_name = "BAND",
+        allow_negative_numbers = true
+    )]
     pub bands: Vec<usize>,
     /// Write the JSON report to FILE ('-': stdout).
     #[arg(long, value_name = "FILE")]
@@ -225,7 +235,15 @@ pub enum SamplerArg {
 #[derive(clap::Args, Debug)]
 pub struct ProcessingArgs {
     /// Input band to use, 1-based; repeat for several (-b 4 -b 3 -b 2). Default: all.
-    #[arg(short = 'b', long = "band", value_name = "BAND")]
+    // allow_negative_numbers on every numeric option: `-b -1` or `--tile -5`
+    // is then a bad value of that option; clap's default called it an
+    // unknown argument and advised writing `-- -5`.
+    #[arg(
+        short = 'b',
+        long = "band",
+        value_name = "BAND",
+        allow_negative_numbers = true
+    )]
     pub bands: Vec<usize>,
     /// ONNX model; default: the bundled model for the input's band count.
     #[arg(long)]
@@ -248,20 +266,20 @@ pub struct ProcessingArgs {
     /// Tile size in pixels (rounded up to the model's window). The default,
     /// 480, keeps a run of the RGB model under 2 GB of memory at about the
     /// speed of 512 (scripts/bench.py --tiles).
-    #[arg(long = "tile", default_value_t = 480)]
+    #[arg(long = "tile", default_value_t = 480, allow_negative_numbers = true)]
     pub tile_px: usize,
     /// Width in pixels of the column panels processed at a time: peak memory
     /// grows with this and the tile size, not with the scene.
-    #[arg(long = "panel", default_value_t = 4096)]
+    #[arg(long = "panel", default_value_t = 4096, allow_negative_numbers = true)]
     pub panel_px: usize,
     /// Overlap between tiles in pixels (default: from the model's halo).
-    #[arg(long = "overlap")]
+    #[arg(long = "overlap", allow_negative_numbers = true)]
     pub overlap_px: Option<usize>,
     /// Execution device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// CPU threads in all (default: all cores).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Progress display: a bar on a terminal (auto), GDAL-style text on stdout (gdal), or none.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
@@ -313,7 +331,11 @@ pub struct ProcessingArgs {
     )]
     pub ind_model: Option<PathBuf>,
     /// Sampler steps, respaced from the 1000 of training [default: 50]
-    #[arg(long, help_heading = "Diffusion refinement")]
+    #[arg(
+        long,
+        help_heading = "Diffusion refinement",
+        allow_negative_numbers = true
+    )]
     pub steps: Option<usize>,
     /// Sampler: ddpm (the paper's, stochastic) or ddim (deterministic). For
     /// speed, prefer fewer DDPM steps: with the bundled ind_rgb, DDPM at 20
@@ -322,12 +344,17 @@ pub struct ProcessingArgs {
     pub sampler: Option<SamplerArg>,
     /// Seed of the sampler's noise; a seed gives the same output on any
     /// thread count [default: 0]
-    #[arg(long, help_heading = "Diffusion refinement")]
+    #[arg(
+        long,
+        help_heading = "Diffusion refinement",
+        allow_negative_numbers = true
+    )]
     pub seed: Option<u64>,
     /// Tile of the diffusion stage's denoiser in px (--tile still sets stage 1's
     /// and the encoder's); smaller tiles recompute more overlap at every step
     /// [default: 1024]
     #[arg(
+        allow_negative_numbers = true,
         long = "refine-tile",
         value_name = "PX",
         help_heading = "Diffusion refinement"

@@ -3,11 +3,18 @@
     python -m idfcr_train.training.train_detector --data ../../shared/data/rice2_3s \
         --extra-data ../../shared/data/rice1_xj --s2-data ../../shared/data/sen12mscr_oriolac \
         --ckpt checkpoints/detector_rgb.pt --hours 0.5 --threads 1 --resume
+        [--s2-teacher ../../shared/data/sen12mscr_oriolac --s2-teacher-ts ../../shared/data/sen12mscr_ts_oriolac
+         --teacher-share 0.3 --stretch 0.3]
 
 Data: synthetic clouds over colour-augmented clear images (RICE2 and RICE1
 training images, the RGB bands of the SEN12MS-CR training scenes), clear
 images as they are (target 0), and real RICE pairs (target from the
 colour-aligned difference). Validation scene blocks are held out.
+With `--s2-teacher`: real clouds in Sentinel-2 true-colour quick-looks,
+labelled by s2cloudless from all their bands (`data.s2_teacher`). With
+`--stretch`: a share of all samples percentile-stretched as users stretch
+their crops (`data.pairs.random_stretch`; a monotone map per band, so the
+target does not change).
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ import torch.nn.functional as F
 
 from idfcr_train.checkpoint import load_state, save_atomic
 from idfcr_train.data.bright_ground import add_bright_fields
-from idfcr_train.data.pairs import Pair, align_label, load_rice, random_crop_pair, random_lift, split_by_block
+from idfcr_train.data.pairs import (Pair, align_label, load_rice, random_crop_pair, random_lift, random_stretch,
+                                   split_by_block)
+from idfcr_train.data.s2_teacher import TeacherImage
 from idfcr_train.data.synth_clouds import add_clouds
 from idfcr_train.models.detector import CloudDetector
 
@@ -93,53 +102,93 @@ def clear_rasters(paths: str) -> list[np.ndarray]:
     return out
 
 
+def teacher_crop(images: list[TeacherImage], crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random crop of a random quick-look and its target, reflect-padded
+    to `crop` when the image is smaller (SEN12MS-CR patches are 256 px)."""
+    im = images[int(rng.integers(0, len(images)))]
+    h, w = im.target.shape
+    c = min(crop, h, w)
+    y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+    rgb, t = im.rgb[:, y : y + c, x : x + c], im.target[y : y + c, x : x + c]
+    if c < crop:
+        rgb = np.pad(rgb, ((0, 0), (0, crop - c), (0, crop - c)), mode="reflect")
+        t = np.pad(t, ((0, crop - c), (0, crop - c)), mode="reflect")
+    # Mild colour changes only, as for RICE pairs: a strong gain would tint the cloud.
+    g = rng.uniform(0.9, 1.1, size=(rgb.shape[0], 1, 1))
+    return np.clip(rgb * g, 0.0, 1.0).astype(np.float32), t.astype(np.float32)
+
+
+def synthetic_sample(rice: list[Pair], extra_clear: list[np.ndarray], crop: int, rng: np.random.Generator,
+                     with_cloud: bool, *, saturate: bool, bright: float, lift: float,
+                     target_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Colour-augmented clear ground (RICE or the extra clear images), with
+    a synthetic cloud (target from its opacity) or without (target 0)."""
+    if extra_clear and rng.uniform() < 0.3:
+        img = extra_clear[int(rng.integers(0, len(extra_clear)))]
+        c = min(crop, img.shape[1], img.shape[2])
+        y, x = rng.integers(0, img.shape[1] - c + 1), rng.integers(0, img.shape[2] - c + 1)
+        clear = img[:, y : y + c, x : x + c]
+        if c < crop:
+            clear = np.pad(clear, ((0, 0), (0, crop - c), (0, crop - c)), mode="reflect")
+    else:
+        p = rice[int(rng.integers(0, len(rice)))]
+        _, clear = random_crop_pair(p.clear_raw, p.clear_raw, crop, rng)
+        clear = clear.astype(np.float32) * p.scale
+    clear = colour_augment(clear, rng, saturate)
+    # No draw at --bright-fields 0, so that older recipes keep their random stream.
+    if bright > 0 and rng.uniform() < bright:
+        clear = add_bright_fields(clear, rng)
+    # Likewise no draw at --lift 0.
+    if lift > 0 and rng.uniform() < lift:
+        clear = random_lift(clear.shape[0], rng)(clear)
+    if with_cloud:
+        x_img, alpha = add_clouds(clear, rng)
+        return x_img, target(alpha, target_scale)
+    return clear, np.zeros(clear.shape[1:], np.float32)
+
+
+def real_pair_sample(rice: list[Pair], aligned: list[np.ndarray], crop: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A crop of a real cloudy image, target from its colour-aligned label."""
+    i = int(rng.integers(0, len(rice)))
+    p, label = rice[i], aligned[i]
+    a, b = random_crop_pair(p.cloudy_raw, label, crop, rng)
+    a = a.astype(np.float32) * p.scale
+    b = b.astype(np.float32) * (1.0 if b.dtype == np.float32 else p.scale)
+    t = real_target(a, b)
+    # Mild colour changes only: a strong gain would tint the cloud.
+    g = rng.uniform(0.9, 1.1, size=(a.shape[0], 1, 1))
+    return np.clip(a * g, 0.0, 1.0).astype(np.float32), t
+
+
 def make_batch(rice: list[Pair], aligned: list[np.ndarray], extra_clear: list[np.ndarray], batch: int, crop: int,
                rng: np.random.Generator, *, synthetic: float = 0.6, identity: float = 0.1, saturate: bool = False,
-               bright: float = 0.0, target_scale: float = 1.0, lift: float = 0.0):
+               bright: float = 0.0, target_scale: float = 1.0, lift: float = 0.0,
+               teacher: list[TeacherImage] | None = None, teacher_share: float = 0.0, stretch: float = 0.0):
     """`bright`: share of the synthetic and identity samples whose ground
     gets bright, pale, sharp-edged patches (`data.bright_ground`; target 0
     there) before any cloud is added. `target_scale`: see `target`.
     `lift`: share of the synthetic and identity samples whose ground is
     squeezed per band into a higher range (`data.random_lift`: a colour
     cast with raised floors, which is not haze; target 0 there) before any
-    cloud is added."""
+    cloud is added. `teacher_share`: share of samples that are Sentinel-2
+    quick-looks with s2cloudless targets (the rest split as before).
+    `stretch`: share of all samples percentile-stretched (fitted on the
+    sample itself, clouds included, as a user stretches a cloudy scene)."""
     xs, ts = [], []
     for _ in range(batch):
-        u = rng.uniform()
-        if u < synthetic + identity:
-            if extra_clear and rng.uniform() < 0.3:
-                img = extra_clear[int(rng.integers(0, len(extra_clear)))]
-                c = min(crop, img.shape[1], img.shape[2])
-                y, x = rng.integers(0, img.shape[1] - c + 1), rng.integers(0, img.shape[2] - c + 1)
-                clear = img[:, y : y + c, x : x + c]
-                if c < crop:
-                    clear = np.pad(clear, ((0, 0), (0, crop - c), (0, crop - c)), mode="reflect")
-            else:
-                p = rice[int(rng.integers(0, len(rice)))]
-                _, clear = random_crop_pair(p.clear_raw, p.clear_raw, crop, rng)
-                clear = clear.astype(np.float32) * p.scale
-            clear = colour_augment(clear, rng, saturate)
-            # No draw at --bright-fields 0, so that older recipes keep their random stream.
-            if bright > 0 and rng.uniform() < bright:
-                clear = add_bright_fields(clear, rng)
-            # Likewise no draw at --lift 0.
-            if lift > 0 and rng.uniform() < lift:
-                clear = random_lift(clear.shape[0], rng)(clear)
-            if u < synthetic:
-                x_img, alpha = add_clouds(clear, rng)
-                t = target(alpha, target_scale)
-            else:
-                x_img, t = clear, np.zeros(clear.shape[1:], np.float32)
+        # No draw at --teacher-share 0 or --stretch 0, so that older recipes keep their random stream.
+        if teacher and teacher_share > 0 and rng.uniform() < teacher_share:
+            x_img, t = teacher_crop(teacher, crop, rng)
         else:
-            i = int(rng.integers(0, len(rice)))
-            p, label = rice[i], aligned[i]
-            a, b = random_crop_pair(p.cloudy_raw, label, crop, rng)
-            a = a.astype(np.float32) * p.scale
-            b = b.astype(np.float32) * (1.0 if b.dtype == np.float32 else p.scale)
-            t = real_target(a, b)
-            # Mild colour changes only: a strong gain would tint the cloud.
-            g = rng.uniform(0.9, 1.1, size=(a.shape[0], 1, 1))
-            x_img = np.clip(a * g, 0.0, 1.0).astype(np.float32)
+            u = rng.uniform()
+            if u < synthetic + identity:
+                x_img, t = synthetic_sample(rice, extra_clear, crop, rng, u < synthetic, saturate=saturate,
+                                            bright=bright, lift=lift, target_scale=target_scale)
+            else:
+                x_img, t = real_pair_sample(rice, aligned, crop, rng)
+        if stretch > 0 and rng.uniform() < stretch:
+            x_img = random_stretch(x_img, rng)(x_img)
         xs.append(x_img)
         ts.append(t[None])
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts).astype(np.float32))
@@ -177,6 +226,41 @@ def synthetic_score(det: CloudDetector, clear_imgs: list[np.ndarray], seed: int 
             "colour_cast_flagged_share": float(np.mean(lift_alarm))}
 
 
+def percentile_stretch(img: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> np.ndarray:
+    """Each band's lo..hi percentiles onto 0..1: how the Landsat 8 demo and
+    many users' true-colour crops are made."""
+    a = np.percentile(img, lo, axis=(1, 2), keepdims=True)
+    b = np.percentile(img, hi, axis=(1, 2), keepdims=True)
+    return np.clip((img - a) / np.maximum(b - a, 1e-3), 0.0, 1.0).astype(np.float32)
+
+
+@torch.no_grad()
+def teacher_score(det: CloudDetector, images: list[TeacherImage]) -> dict:
+    """On held-out Sentinel-2 quick-looks: precision/recall of p > 0.5
+    against s2cloudless's target > 0.5, as they are and after a 1-99 %
+    per-band stretch; and the share of pixels flagged on the images that
+    s2cloudless calls clear (target > 0.5 on under 1 % of them), stretched."""
+    det.eval()
+    out = {}
+    for name, prep in (("", lambda x: x), ("stretched_", percentile_stretch)):
+        tp = fp = fn = 0.0
+        clear_flagged = []
+        for im in images:
+            x = prep(im.rgb)
+            pred = det(torch.from_numpy(np.ascontiguousarray(x))[None])[0, 0].numpy() > 0.5
+            truth = im.target > 0.5
+            tp += float((pred & truth).sum())
+            fp += float((pred & ~truth).sum())
+            fn += float((~pred & truth).sum())
+            if truth.mean() < 0.01:
+                clear_flagged.append(float(pred.mean()))
+        out[f"s2_{name}precision"] = tp / max(tp + fp, 1.0)
+        out[f"s2_{name}recall"] = tp / max(tp + fn, 1.0)
+        out[f"s2_{name}clear_flagged_share"] = float(np.mean(clear_flagged)) if clear_flagged else None
+    det.train()
+    return out
+
+
 # --- training run -------------------------------------------------------------
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -196,6 +280,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "(data.random_lift; hard negatives)")
     ap.add_argument("--target-scale", type=float, default=1.0,
                     help="learn min(1, opacity / S) on synthetic clouds: presence of thin haze, not its opacity (1: opacity)")
+    ap.add_argument("--s2-teacher", default=None,
+                    help="SEN12MS-CR pairs: true-colour quick-looks of every date with s2cloudless targets (data.s2_teacher)")
+    ap.add_argument("--s2-teacher-ts", default=None, help="SEN12MS-CR-TS time series, the same way")
+    ap.add_argument("--s2cloudless", default="models/s2cloudless.onnx", help="the converted s2cloudless graph")
+    ap.add_argument("--teacher-share", type=float, default=0.3, help="share of samples from --s2-teacher")
+    ap.add_argument("--stretch", type=float, default=0.0,
+                    help="share of all samples percentile-stretched as users stretch crops (data.pairs.random_stretch)")
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--crop", type=int, default=192)
@@ -209,19 +300,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def load_detector_data(args: argparse.Namespace):
-    """(training pairs, their colour-aligned labels, extra clear ground,
-    held-out clear images). The labels are a list by position because RICE1
-    and RICE2 ids overlap; the held-out check puts synthetic clouds over every
-    8th validation clear image (scene blocks no training saw)."""
+@dataclass
+class DetectorData:
+    """What a run trains and checks on. The labels are a list by position
+    because RICE1 and RICE2 ids overlap; the held-out check puts synthetic
+    clouds over every 8th validation clear image (scene blocks no training
+    saw) and, with a teacher, scores the validation scenes' quick-looks."""
+    train: list[Pair]
+    aligned: list[np.ndarray]
+    extra: list[np.ndarray]
+    val_clear: list[np.ndarray]
+    teacher: list[TeacherImage]
+    teacher_val: list[TeacherImage]
+
+    def score(self, det: CloudDetector) -> dict:
+        rec = synthetic_score(det, self.val_clear)
+        if self.teacher_val:
+            rec.update(teacher_score(det, self.teacher_val))
+        return rec
+
+
+def load_detector_data(args: argparse.Namespace) -> DetectorData:
     pairs = load_rice(args.data)
     train, val = split_by_block(pairs, set(args.val_blocks.split(",")))
     if args.extra_data:
         train = train + load_rice(args.extra_data)
     aligned = [align_label(p.cloudy, p.clear) for p in train]
     extra = (s2_rgb_clear(args.s2_data, None) if args.s2_data else []) + clear_rasters(args.clear_rasters)
-    val_clear = [p.clear for p in val[::8]]
-    return train, aligned, extra, val_clear
+    teacher, teacher_val = [], []
+    if args.s2_teacher:
+        from idfcr_train.data.s2_teacher import load_teacher_images
+
+        teacher, teacher_val = load_teacher_images(args.s2_teacher, args.s2_teacher_ts, args.s2cloudless,
+                                                   threads=args.threads)
+    return DetectorData(train, aligned, extra, [p.clear for p in val[::8]], teacher, teacher_val)
 
 
 @dataclass
@@ -255,7 +367,9 @@ def start_run(args: argparse.Namespace) -> DetectorRun:
             "s2_data": args.s2_data and os.path.basename(os.path.normpath(args.s2_data)),
             "clear_rasters": [os.path.basename(p) for p in args.clear_rasters.split(",") if p],
             "crop": args.crop, "batch": args.batch, "bright_fields": args.bright_fields,
-            "target_scale": args.target_scale, "lift": args.lift}
+            "target_scale": args.target_scale, "lift": args.lift,
+            "s2_teacher": args.s2_teacher and os.path.basename(os.path.normpath(args.s2_teacher)),
+            "teacher_share": args.teacher_share if args.s2_teacher else 0.0, "stretch": args.stretch}
     return DetectorRun(det=det, opt=opt, rng=rng, meta=meta, step=step, wall_s=wall_s)
 
 
@@ -266,8 +380,7 @@ def save_checkpoint(run: DetectorRun, path: str) -> None:
                 path)
 
 
-def train_until_stopped(args: argparse.Namespace, run: DetectorRun, train: list[Pair], aligned: list[np.ndarray],
-                        extra: list[np.ndarray], val_clear: list[np.ndarray]) -> None:
+def train_until_stopped(args: argparse.Namespace, run: DetectorRun, data: DetectorData) -> None:
     """Train until SIGINT/SIGTERM or the --hours budget, the learning rate
     cosine-decayed over this run's budget (a detector trains in well under an
     hour); log every 50 steps (with the held-out score every 200) and save
@@ -282,7 +395,9 @@ def train_until_stopped(args: argparse.Namespace, run: DetectorRun, train: list[
         frac = (time.time() - t_start) / (args.hours * 3600)
         for g in run.opt.param_groups:
             g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
-        x, t = make_batch(train, aligned, extra, args.batch, args.crop, run.rng, saturate=args.saturation_boost,
+        x, t = make_batch(data.train, data.aligned, data.extra, args.batch, args.crop, run.rng,
+                          saturate=args.saturation_boost, teacher=data.teacher, teacher_share=args.teacher_share,
+                          stretch=args.stretch,
                           bright=args.bright_fields, target_scale=args.target_scale, lift=args.lift)
         logit = run.det.logits(x)
         loss = F.binary_cross_entropy_with_logits(logit, t)
@@ -298,7 +413,7 @@ def train_until_stopped(args: argparse.Namespace, run: DetectorRun, train: list[
             rec = {"step": run.step, "wall_s": round(run.wall_s, 1), "bce": round(float(np.mean(losses)), 5)}
             losses = []
             if run.step % 200 == 0:
-                rec.update(synthetic_score(run.det, val_clear))
+                rec.update(data.score(run.det))
             print(json.dumps(rec), flush=True)
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -310,13 +425,14 @@ def train_until_stopped(args: argparse.Namespace, run: DetectorRun, train: list[
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    train, aligned, extra, val_clear = load_detector_data(args)
+    data = load_detector_data(args)
     run = start_run(args)
     print(f"detector {run.det.config()} params={sum(p.numel() for p in run.det.parameters())} "
-          f"train={len(train)} (+{len(extra)} S2 clear) start step={run.step}", flush=True)
-    train_until_stopped(args, run, train, aligned, extra, val_clear)
+          f"train={len(data.train)} (+{len(data.extra)} S2 clear, {len(data.teacher)} teacher quick-looks) "
+          f"start step={run.step}", flush=True)
+    train_until_stopped(args, run, data)
     save_checkpoint(run, args.ckpt)
-    print(json.dumps({"final": synthetic_score(run.det, val_clear), "step": run.step}), flush=True)
+    print(json.dumps({"final": data.score(run.det), "step": run.step}), flush=True)
 
 
 if __name__ == "__main__":
