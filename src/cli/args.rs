@@ -11,6 +11,9 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 
+/// Help heading of the `--refine` options.
+const REFINE: &str = "Diffusion refinement";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "idfcr",
@@ -319,46 +322,29 @@ pub struct ProcessingArgs {
     pub stretch: bool,
     /// Refine the Pixel-CR result with the IND latent diffusion stage (slow:
     /// one denoiser pass per latent tile per step)
-    #[arg(long, help_heading = "Diffusion refinement")]
+    #[arg(long, help_heading = REFINE)]
     pub refine: bool,
     /// IND model: the prefix of its three graphs (PREFIX_encoder.onnx,
     /// PREFIX_decoder.onnx, PREFIX_denoiser.onnx) or one of them [default:
     /// the bundled ind_rgb]
-    #[arg(
-        long = "ind-model",
-        value_name = "PREFIX",
-        help_heading = "Diffusion refinement"
-    )]
+    #[arg(long = "ind-model", value_name = "PREFIX", help_heading = REFINE)]
     pub ind_model: Option<PathBuf>,
     /// Sampler steps, respaced from the 1000 of training [default: 50]
-    #[arg(
-        long,
-        help_heading = "Diffusion refinement",
-        allow_negative_numbers = true
-    )]
+    #[arg(long, help_heading = REFINE, allow_negative_numbers = true)]
     pub steps: Option<usize>,
     /// Sampler: ddpm (the paper's, stochastic) or ddim (deterministic). For
     /// speed, prefer fewer DDPM steps: with the bundled ind_rgb, DDPM at 20
     /// steps scores better than DDIM at 50 (see its model card) [default: ddpm]
-    #[arg(long, value_enum, help_heading = "Diffusion refinement")]
+    #[arg(long, value_enum, help_heading = REFINE)]
     pub sampler: Option<SamplerArg>,
     /// Seed of the sampler's noise; a seed gives the same output on any
     /// thread count [default: 0]
-    #[arg(
-        long,
-        help_heading = "Diffusion refinement",
-        allow_negative_numbers = true
-    )]
+    #[arg(long, help_heading = REFINE, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Tile of the diffusion stage's denoiser in px (--tile still sets stage 1's
     /// and the encoder's); smaller tiles recompute more overlap at every step
     /// [default: 1024]
-    #[arg(
-        allow_negative_numbers = true,
-        long = "refine-tile",
-        value_name = "PX",
-        help_heading = "Diffusion refinement"
-    )]
+    #[arg(long = "refine-tile", value_name = "PX", help_heading = REFINE, allow_negative_numbers = true)]
     pub refine_tile: Option<usize>,
 }
 
