@@ -213,6 +213,11 @@ pub const DEFAULT_REFINE_TILE_PX: usize = 1024;
 /// Ctrl-C's response time) switching between them.
 pub const MAX_THREADS_PER_CPU: usize = 4;
 
+/// The largest `--tile`, `--overlap` and `--refine-tile`, in pixels. A
+/// 8192 px tile already holds some 50 GB of Pixel-CR activations; the bound
+/// also keeps the tile arithmetic far from overflow.
+pub const MAX_TILE_PX: usize = 8192;
+
 /// An output path must name a GeoTIFF file: not a folder (a trailing '/'
 /// would only fail after the whole run, when the result is moved into
 /// place) and not another format's extension (GDAL would write a GeoTIFF
@@ -267,6 +272,14 @@ impl RemoveConfig {
         self.opts.validate()?;
         check_output_name("OUTPUT", &self.job.output)?;
         let input = std::path::Path::new(&self.job.input);
+        // Even with --overwrite: the result would replace its own source,
+        // and a failure after the move would delete both.
+        if crate::io::names::same_target(&self.job.output, input) {
+            return Err(Error::Usage(format!(
+                "OUTPUT {}: that is the input; write the result to its own file",
+                self.job.output.display()
+            )));
+        }
         if let Some(m) = &self.job.mask {
             check_output_name("--mask", m)?;
             if crate::io::names::same_target(m, &self.job.output) {
@@ -295,6 +308,18 @@ impl RemoveOptions {
                 "--tile {} is too small (at least 32 px)",
                 self.tile_px
             )));
+        }
+        let sizes = [
+            ("--tile", Some(self.tile_px)),
+            ("--overlap", self.overlap_px),
+            ("--refine-tile", self.refine.as_ref().map(|r| r.tile_px)),
+        ];
+        for (option, px) in sizes {
+            if let Some(px) = px.filter(|&px| px > MAX_TILE_PX) {
+                return Err(Error::Usage(format!(
+                    "{option} {px} px: at most {MAX_TILE_PX} px"
+                )));
+            }
         }
         if self.threads == 0 {
             return Err(Error::Usage("--threads must be at least 1".into()));

@@ -227,6 +227,56 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "output is the input",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a[2] = "./in.tif".into();
+            a.push("--overwrite".into());
+            a
+        },
+        want: &["OUTPUT ./in.tif", "that is the input"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "tile size past any memory",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.extend(["--tile", "18446744073709551615"].map(String::from));
+            a
+        },
+        want: &["--tile 18446744073709551615", "at most"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "overlap past any memory",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.extend(["--overlap", "9223372036854775808"].map(String::from));
+            a
+        },
+        want: &["--overlap 9223372036854775808", "at most"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "eval report over a scored raster",
+        setup: |d| {
+            rgb_tiff(&d.join("a.tif"), 20, 20, None);
+            rgb_tiff(&d.join("b.tif"), 20, 20, None);
+            ["eval", "a.tif", "b.tif", "--json", "./b.tif"]
+                .map(String::from)
+                .to_vec()
+        },
+        want: &["--json ./b.tif", "being scored"],
+        code: 2,
+        env: &[],
+    },
+    Case {
         name: "output names a folder",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);
@@ -328,12 +378,24 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// Every file of `dir` with its contents: a failed run must neither leave
+/// files behind nor touch the ones that were there (the input above all).
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    listing(dir)
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(&name)).unwrap_or_default();
+            (name, bytes)
+        })
+        .collect()
+}
+
 #[test]
 fn every_bad_input_fails_cleanly() {
     for case in CASES {
         let dir = tempfile::tempdir().unwrap();
         let args = (case.setup)(dir.path());
-        let before = listing(dir.path());
+        let before = snapshot(dir.path());
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"));
         cmd.current_dir(dir.path()).args(&args);
         for (k, v) in case.env {
@@ -368,9 +430,9 @@ fn every_bad_input_fails_cleanly() {
         }
         assert!(!lines[0].contains("panicked"), "{}: {err}", case.name);
         assert_eq!(
-            listing(dir.path()),
+            snapshot(dir.path()),
             before,
-            "{}: files left behind",
+            "{}: files left behind or changed",
             case.name
         );
     }

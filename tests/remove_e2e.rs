@@ -309,3 +309,120 @@ fn describe_json_lists_the_parameters() {
     let o = idfcr(dir.path(), &["--describe-json"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A scene placed by ground control points (no geotransform) keeps them:
+/// the output lands where the input does.
+#[test]
+fn ground_control_points_travel_with_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("gcp.tif");
+    rgb_tiff(&input, 64, 48, None);
+    {
+        // GDAL drops the geotransform of a GeoTIFF that gets GCPs.
+        let ds = Dataset::open_ex(
+            &input,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let gcp = |id: &str, pixel: f64, line: f64, x: f64, y: f64| gdal::Gcp {
+            id: id.into(),
+            info: String::new(),
+            pixel,
+            line,
+            x,
+            y,
+            z: 0.0,
+        };
+        let gcps = vec![
+            gcp("1", 0.0, 0.0, 13.0, 52.0),
+            gcp("2", 64.0, 0.0, 13.01, 52.0),
+            gcp("3", 0.0, 48.0, 13.0, 51.99),
+            gcp("4", 64.0, 48.0, 13.01, 51.99),
+        ];
+        let wgs84 = gdal::spatial_ref::SpatialRef::from_epsg(4326).unwrap();
+        ds.set_gcps(gcps, &wgs84).unwrap();
+        ds.close().unwrap();
+    }
+    let src = Dataset::open(&input).unwrap();
+    assert_eq!(src.gcps().len(), 4);
+    let o = idfcr(
+        dir.path(),
+        &[
+            "remove",
+            "gcp.tif",
+            "out.tif",
+            "--model",
+            &conv(),
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    let got: Vec<(f64, f64, f64, f64)> = out
+        .gcps()
+        .iter()
+        .map(|g| (g.pixel(), g.line(), g.x(), g.y()))
+        .collect();
+    let want: Vec<(f64, f64, f64, f64)> = src
+        .gcps()
+        .iter()
+        .map(|g| (g.pixel(), g.line(), g.x(), g.y()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(out.gcp_spatial_ref().unwrap().auth_code().unwrap(), 4326);
+}
+
+/// `-ot` to a type that cannot hold the input's nodata value: the value is
+/// mapped into the type (as gdal_translate does) and the holes stay holes,
+/// not valid zeros under a declared -9999.
+#[test]
+fn nodata_is_mapped_into_the_output_type() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiff::<i16>(
+        &dir.path().join("in.tif"),
+        64,
+        48,
+        3,
+        Some(-9999.0),
+        |b, y, x| {
+            if x < 8 {
+                -9999
+            } else {
+                pattern(b, y, x) as i16
+            }
+        },
+    );
+    let o = idfcr(
+        dir.path(),
+        &[
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--model",
+            &conv(),
+            "--device",
+            "cpu",
+            "-q",
+            "-ot",
+            "UInt16",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    let (z, w, _) = read_all(&dir.path().join("out.tif"));
+    for (b, band) in z.iter().enumerate() {
+        assert_eq!(out.rasterband(b + 1).unwrap().no_data_value(), Some(0.0));
+        for (p, &v) in band.iter().enumerate() {
+            if p % w < 8 {
+                assert_eq!(v, 0.0, "hole at {p} band {b}");
+            } else {
+                assert!(v > 0.0, "valid pixel {p} band {b} reads as nodata");
+            }
+        }
+    }
+}

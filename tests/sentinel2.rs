@@ -505,6 +505,114 @@ fn band_stacks_are_split_into_groups_by_name() {
     assert_eq!(files, [std::ffi::OsString::from("named_idfcr_20m.tif")]);
 }
 
+/// `--stack` on a band stack with no georeferencing at all (a plain array
+/// exported from a notebook): the stack comes out without one too, instead
+/// of every group running and then the run failing on its own 10 m output.
+#[test]
+fn stacks_without_georeferencing_still_stack() {
+    use gdal::raster::{Buffer, RasterCreationOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let stack = tmp.path().join("plain.tif");
+    {
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let ds = driver
+            .create_with_band_type_with_options::<u16, _>(
+                &stack,
+                96,
+                96,
+                13,
+                &RasterCreationOptions::new(),
+            )
+            .unwrap();
+        for b in 0..13 {
+            let data: Vec<u16> = (0..96 * 96)
+                .map(|i| {
+                    (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, i / 96, i % 96)) as u16
+                })
+                .collect();
+            let mut buf = Buffer::new((96, 96), data);
+            ds.rasterband(b + 1)
+                .unwrap()
+                .write((0, 0), (96, 96), &mut buf)
+                .unwrap();
+        }
+        ds.close().unwrap();
+    }
+    assert!(Dataset::open(&stack).unwrap().geo_transform().is_err());
+    let out = tmp.path().join("out");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--s2-bands",
+            "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--stack",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stacked = Dataset::open(summary["stack"].as_str().unwrap()).unwrap();
+    assert_eq!(stacked.raster_size(), (96, 96));
+    assert_eq!(stacked.raster_count(), 13);
+    assert!(stacked.geo_transform().is_err());
+}
+
+/// A band stack that declares its own nodata (NaN here) keeps it: the hole
+/// stays a hole in the output, and the run does not stop at "band 1 has
+/// NaN values" as it did when every stack's nodata was forced to DN 0.
+#[test]
+fn band_stacks_keep_their_own_nodata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let stack = tmp.path().join("nan_stack.tif");
+    common::write_tiff::<f32>(&stack, 96, 96, 4, Some(f64::NAN), |b, y, x| {
+        if x < 16 {
+            f32::NAN
+        } else {
+            (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as f32
+        }
+    });
+    let out = tmp.path().join("out");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--s2-bands",
+            "B2,B3,B4,B8",
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let ds = Dataset::open(out.join("nan_stack_idfcr_10m.tif")).unwrap();
+    let bands = read_all(&ds, &[1, 2, 3, 4]);
+    for (b, v) in bands.iter().enumerate() {
+        assert!(ds
+            .rasterband(b + 1)
+            .unwrap()
+            .no_data_value()
+            .unwrap()
+            .is_nan());
+        for (i, x) in v.iter().enumerate() {
+            if i % 96 < 16 {
+                assert!(x.is_nan(), "band {b}: hole filled at {i}");
+            } else {
+                assert!(x.is_finite(), "band {b}: data lost at {i}");
+            }
+        }
+    }
+}
+
 #[test]
 fn sentinel2_mistakes_get_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();

@@ -163,14 +163,28 @@ fn run_eval(
     json: Option<&std::path::Path>,
     csv: Option<&std::path::Path>,
 ) -> Result<()> {
+    // Checked before the (possibly long) scoring: a report must not replace
+    // one of the rasters it scores.
+    for (option, path) in [("--json", json), ("--csv", csv)] {
+        if let Some(p) = path.filter(|p| p.as_os_str() != "-") {
+            if [&cfg.pred, &cfg.reference]
+                .iter()
+                .any(|r| crate::io::names::same_target(p, r))
+            {
+                return Err(Error::Usage(format!(
+                    "{option} {}: that is a raster being scored; give the report its own file",
+                    p.display()
+                )));
+            }
+        }
+    }
     let report = evaluate::evaluate(cfg)?;
     let emit = |path: &std::path::Path, text: String| -> Result<()> {
         if path.as_os_str() == "-" {
             stdout_text(&text);
             Ok(())
         } else {
-            std::fs::write(path, text)
-                .map_err(|e| Error::output(path, format!("cannot write: {e}")))
+            crate::io::place::write_report(path, &text)
         }
     };
     let to_stdout = |p: Option<&std::path::Path>| p.is_some_and(|p| p.as_os_str() == "-");
@@ -232,12 +246,9 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
         if p.as_os_str() == "-" {
             stdout_text(&text);
-        } else if let Err(e) = std::fs::write(&p, text) {
-            eprintln!(
-                "idfcr: error: {}: cannot write the summary: {e}",
-                p.display()
-            );
-            return 1;
+        } else if let Err(e) = crate::io::place::write_report(&p, &text) {
+            report(&e);
+            return e.exit_code();
         }
     }
     if summary.interrupted {

@@ -257,14 +257,22 @@ impl Refine<'_> {
             let worker = rayon::current_thread_index().unwrap_or(0);
             let (_, th, tw) = z.dim();
             let shape = vec![1, lat, th, tw];
-            let (eps, _) = denoiser.run(
+            let (eps, got) = denoiser.run(
                 worker,
                 vec![
                     ("z_t", shape.clone(), z.iter().copied().collect()),
                     ("t", vec![1], vec![t as f32]),
-                    ("cond", shape, c.iter().copied().collect()),
+                    ("cond", shape.clone(), c.iter().copied().collect()),
                 ],
             )?;
+            if got != shape {
+                return Err(Error::model(
+                    &denoiser.path,
+                    format!(
+                        "returned shape {got:?} for a latent tile {th}x{tw}, expected {shape:?}"
+                    ),
+                ));
+            }
             let n = eps.len();
             Array3::from_shape_vec((lat, th, tw), eps).map_err(|_| {
                 Error::model(

@@ -91,7 +91,7 @@ fn host_tag() -> String {
 }
 
 /// The tags `TempFile::beside` is called with; only these are cleaned.
-const TEMP_TAGS: &[&str] = &["probe", "part", "final", "pixelcr", "prob"];
+const TEMP_TAGS: &[&str] = &["probe", "part", "final", "pixelcr", "prob", "report"];
 
 /// Remove temp files that runs killed by SIGKILL, a power cut or an OOM
 /// left beside `final_path`. Only files that are certainly ours: named
@@ -199,6 +199,21 @@ pub(crate) fn move_into_place(tmp: &Path, final_path: &Path, overwrite: bool) ->
 }
 
 /// fsync a file, then its directory (so the rename itself is durable).
+/// Write a text report (JSON, CSV) to `path` through a temp file beside it,
+/// so that a full disk or a kill leaves the previous report or none, never
+/// a truncated one. A report replaces an older one at the same path, as a
+/// shell redirection would.
+pub fn write_report(path: &Path, text: &str) -> Result<()> {
+    let fail = |e: io::Error| Error::output(path, format!("cannot write: {e}"));
+    let tmp = TempFile::beside(path, "report").map_err(fail)?;
+    std::fs::write(tmp.path(), text).map_err(fail)?;
+    sync_file(tmp.path()).map_err(fail)?;
+    move_into_place(tmp.path(), path, true).map_err(fail)?;
+    tmp.keep();
+    sync_dir(parent_dir(path));
+    Ok(())
+}
+
 pub(crate) fn sync_file(path: &Path) -> io::Result<()> {
     std::fs::File::open(path)?.sync_all()
 }

@@ -186,7 +186,7 @@ impl InputRaster {
             all.extend(
                 buf.data()
                     .iter()
-                    .filter(|v| v.is_finite() && nd.is_none_or(|n| **v != n))
+                    .filter(|v| v.is_finite() && nd.is_none_or(|n| !is_nodata(**v, n)))
                     .map(|v| v + off),
             );
         }
@@ -227,13 +227,21 @@ impl InputRaster {
                     && (0..self.bands()).any(|b| {
                         let x = block[b * n + p];
                         match self.nodata[b] {
-                            Some(nd) => (x as f64) != nd && x != nd as f32,
+                            Some(nd) => !is_nodata(x as f64, nd),
                             None => true,
                         }
                     })
             })
             .collect()
     }
+}
+
+/// Whether a pixel value read from a band is that band's nodata value. A
+/// Float32 band stores its nodata rounded to float precision (-9999.9 is
+/// stored as -9999.900390625), so the comparison is made at both precisions.
+fn is_nodata(v: f64, nodata: f64) -> bool {
+    let at_f32 = nodata as f32;
+    v == nodata || (at_f32 as f64 != nodata && v as f32 == at_f32)
 }
 
 /// What is wrong with a plain path before GDAL sees it, in the user's
@@ -445,6 +453,24 @@ fn band_types(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodata_values_match_at_the_band_precision() {
+        // (value read, nodata declared, is nodata)
+        let cases = [
+            (0.0, 0.0, true),
+            (1.0, 0.0, false),
+            (-9999.0, -9999.0, true),
+            (-9999.9f32 as f64, -9999.9, true),
+            (-9999.8f32 as f64, -9999.9, false),
+            (-3.4e38f32 as f64, -3.4e38, true),
+            (65535.0, 65535.0, true),
+            (65534.0, 65535.0, false),
+        ];
+        for (v, nd, want) in cases {
+            assert_eq!(is_nodata(v, nd), want, "{v} {nd}");
+        }
+    }
 
     #[test]
     fn special_gdal_names() {

@@ -51,6 +51,27 @@ pub fn output_value(v: f32, valid: bool, nodata: Option<f64>, t: OutputType) -> 
     x
 }
 
+/// A nodata value as an output of type `t` can hold it, as `gdal_translate
+/// -ot` maps it: integer types round it and clamp it to their range (NaN
+/// becomes the type's lowest value); Float32 clamps to its range and rounds
+/// to float precision, so that the declared value equals the stored one.
+pub fn nodata_in_type(nodata: Option<f64>, t: OutputType) -> Option<f64> {
+    let nd = nodata?;
+    let (lo, hi) = t.range();
+    Some(match t {
+        _ if nd.is_nan() => {
+            if t.is_integer() {
+                lo
+            } else {
+                nd
+            }
+        }
+        OutputType::Float64 => nd,
+        OutputType::Float32 => (nd.clamp(lo, hi) as f32) as f64,
+        _ => nd.round().clamp(lo, hi),
+    })
+}
+
 /// What one output band looks like.
 #[derive(Debug, Clone)]
 pub struct BandSpec {
@@ -277,6 +298,17 @@ impl OutputRaster {
         let mut ds = create_typed_with("GTiff", tmp.path(), data_type, w, h, bands.len(), &opts)
             .map_err(fail)?;
         copy_georeferencing_and_metadata(&mut ds, prov).map_err(fail)?;
+        // The input's nodata value as the output type stores it: an Int16
+        // input's -9999 written as UInt16 would otherwise be clamped to 0 in
+        // the pixels while the file still declared -9999, and its holes would
+        // read as valid zeros.
+        let bands: Vec<BandSpec> = bands
+            .iter()
+            .map(|b| BandSpec {
+                nodata: nodata_in_type(b.nodata, data_type),
+                ..b.clone()
+            })
+            .collect();
         let nodata = bands
             .iter()
             .enumerate()
@@ -430,6 +462,15 @@ fn copy_georeferencing_and_metadata(
     if !wkt.is_empty() {
         ds.set_projection(&wkt)?;
     }
+    // Unrectified scenes (a Level-1 swath, a scanned map) are placed by
+    // ground control points instead of a geotransform: they travel too.
+    let gcps: Vec<gdal::Gcp> = src.gcps().iter().map(gdal::Gcp::from).collect();
+    if !gcps.is_empty() && src.geo_transform().is_err() {
+        let srs = src
+            .gcp_spatial_ref()
+            .map_or_else(gdal::spatial_ref::SpatialRef::new, Ok)?;
+        ds.set_gcps(gcps, &srs)?;
+    }
     for domain in src.metadata_domains() {
         if matches!(
             domain.as_str(),
@@ -484,6 +525,34 @@ fn describe_band(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodata_values_fit_the_output_type() {
+        use OutputType::*;
+        // (input nodata, output type, declared nodata)
+        let cases = [
+            (None, Byte, None),
+            (Some(0.0), Byte, Some(0.0)),
+            (Some(-9999.0), UInt16, Some(0.0)),
+            (Some(-9999.0), Int16, Some(-9999.0)),
+            (Some(65535.0), Byte, Some(255.0)),
+            (Some(f64::NAN), UInt16, Some(0.0)),
+            (Some(f64::NAN), Int16, Some(-32768.0)),
+            (Some(f64::NAN), Float32, Some(f64::NAN)),
+            (Some(-3.4e39), Float32, Some(f32::MIN as f64)),
+            (Some(-9999.9), Float32, Some(-9999.9f32 as f64)),
+            (Some(-9999.9), Float64, Some(-9999.9)),
+            (Some(2.6), Byte, Some(3.0)),
+        ];
+        for (nd, t, want) in cases {
+            let got = nodata_in_type(nd, t);
+            let same = match (got, want) {
+                (Some(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            assert!(same, "{nd:?} {t:?}: {got:?} != {want:?}");
+        }
+    }
 
     #[test]
     fn output_values_table() {

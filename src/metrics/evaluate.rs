@@ -192,7 +192,11 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
     };
     let images = list
         .iter()
-        .map(|(p, r)| eval_pair(p, r, cfg.band_idx.as_deref(), data_range))
+        .map(|(p, r)| {
+            // A scheduler's SIGTERM or Ctrl-C stops a long folder between pairs.
+            crate::interrupt::check()?;
+            eval_pair(p, r, cfg.band_idx.as_deref(), data_range)
+        })
         .collect::<Result<Vec<_>>>()?;
     let mean = mean_of(
         images

@@ -54,6 +54,8 @@ const BT709: [f64; 3] = [0.2125, 0.7154, 0.0721];
 pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
     let mut out = Vec::new();
     for path in &cfg.inputs {
+        // A scheduler's SIGTERM or Ctrl-C stops a long list between images.
+        crate::interrupt::check()?;
         let source = path.to_string_lossy().to_string();
         let probe = InputRaster::open(&source, None)?;
         let idx: Vec<usize> = match &cfg.band_idx {

@@ -197,9 +197,21 @@ impl Model {
             let v = outputs
                 .get(name)
                 .ok_or_else(|| Error::model(&self.path, format!("no output `{name}`")))?;
-            let (_, data) = v.try_extract_tensor::<f32>().map_err(|e| {
+            let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| {
                 Error::model(&self.path, format!("output `{name}` is not float32: {e}"))
             })?;
+            // The shape, not only the count: a channels-last (1, h, w, c)
+            // output has the same count and would come out scrambled.
+            let want = [1, planes as i64, h as i64, w as i64];
+            if shape.iter().copied().ne(want) {
+                return Err(Error::model(
+                    &self.path,
+                    format!(
+                        "output `{name}` has shape {:?} for a {h} x {w} tile, expected {want:?} (batch, bands, height, width)",
+                        shape.iter().collect::<Vec<_>>()
+                    ),
+                ));
+            }
             Array3::from_shape_vec((planes, h, w), data.to_vec()).map_err(|_| {
                 Error::model(
                     &self.path,

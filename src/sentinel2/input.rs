@@ -320,7 +320,23 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
     }
     let chosen_names: Vec<&str> = chosen.iter().map(|c| c.1).collect();
     input.band_nos = chosen.iter().map(|c| c.0).collect();
-    input.nodata = vec![Some(meta.as_ref().map_or(0.0, |m| m.nodata)); chosen.len()];
+    // A product's nodata is its metadata's (DN 0); a band stack keeps the
+    // file's own value where it declares one (a NaN or -9999 is not data),
+    // else DN 0 as in SEN12MS-CR.
+    input.nodata = chosen
+        .iter()
+        .map(|&(b, _)| match &meta {
+            Some(m) => Some(m.nodata),
+            None => Some(
+                input
+                    .ds
+                    .rasterband(b)
+                    .ok()
+                    .and_then(|band| band.no_data_value())
+                    .unwrap_or(0.0),
+            ),
+        })
+        .collect();
     input.band_names = chosen_names.iter().map(|s| s.to_string()).collect();
     input.dn_offset = chosen_names
         .iter()
@@ -331,7 +347,13 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
         .collect();
     input.radiometry_note = Some(match &meta {
         Some(m) => radiometry_note(m, &chosen_names, opts.harmonized),
-        None => "Sentinel-2 band stack: reflectance = DN / 10000, no offset (SEN12MS-CR convention); DN 0 = nodata".to_string(),
+        None => format!(
+            "Sentinel-2 band stack: reflectance = DN / 10000, no offset (SEN12MS-CR convention); nodata {}",
+            match input.nodata.first().copied().flatten() {
+                Some(nd) if nd != 0.0 => format!("{nd} (the file's)"),
+                _ => "DN 0".to_string(),
+            }
+        ),
     });
     Ok(Some(group))
 }

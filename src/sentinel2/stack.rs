@@ -31,7 +31,7 @@ fn xml_escape(s: &str) -> String {
 pub fn stack_vrt_xml(
     bands: &[StackBand],
     size: (usize, usize),
-    geo: &[f64; 6],
+    geo: Option<&[f64; 6]>,
     srs_wkt: &str,
     data_type: &str,
     nodata: Option<f64>,
@@ -40,10 +40,14 @@ pub fn stack_vrt_xml(
     let (w, h) = size;
     let mut x = format!("<VRTDataset rasterXSize=\"{w}\" rasterYSize=\"{h}\">\n");
     x += &format!("  <SRS>{}</SRS>\n", xml_escape(srs_wkt));
-    x += &format!(
-        "  <GeoTransform>{:.17e}, {:.17e}, {:.17e}, {:.17e}, {:.17e}, {:.17e}</GeoTransform>\n",
-        geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
-    );
+    // A stack of rasters without georeferencing has none either: the bands
+    // still line up by their pixel rectangles.
+    if let Some(geo) = geo {
+        x += &format!(
+            "  <GeoTransform>{:.17e}, {:.17e}, {:.17e}, {:.17e}, {:.17e}, {:.17e}</GeoTransform>\n",
+            geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+        );
+    }
     x += "  <Metadata>\n";
     for (k, v) in metadata {
         x += &format!(
@@ -97,9 +101,7 @@ pub(crate) fn write_stack(
         .ok_or_else(|| Error::Usage("--stack needs the 10m group".into()))?;
     let base = reopen(p10)?;
     let size = base.raster_size();
-    let geo = base
-        .geo_transform()
-        .map_err(|_| Error::output(p10, "has no geotransform"))?;
+    let geo = base.geo_transform().ok();
     let wkt = base
         .spatial_ref()
         .and_then(|s| s.to_wkt())
@@ -119,7 +121,7 @@ pub(crate) fn write_stack(
     let xml = stack_vrt_xml(
         &bands,
         size,
-        &geo,
+        geo.as_ref(),
         &wkt,
         &format!("{data_type:?}"),
         nodata,
@@ -212,7 +214,7 @@ mod tests {
         let x = stack_vrt_xml(
             &bands,
             (192, 192),
-            &geo,
+            Some(&geo),
             "PROJCS[\"x\"]",
             "UInt16",
             Some(0.0),
@@ -234,5 +236,8 @@ mod tests {
             x.contains("<SourceBand>4</SourceBand>") && x.contains("<NoDataValue>0</NoDataValue>")
         );
         assert!(x.find(">B1<").unwrap() < x.find(">B2<").unwrap());
+        assert!(x.contains("<GeoTransform>"));
+        let bare = stack_vrt_xml(&bands, (192, 192), None, "", "UInt16", None, &md);
+        assert!(!bare.contains("<GeoTransform>"));
     }
 }
