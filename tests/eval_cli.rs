@@ -27,6 +27,19 @@ fn eval_folders_json_and_csv() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = String::from_utf8_lossy(&o.stdout);
+    // A report over one of the rasters of a folder pair is refused before
+    // scoring, and the raster is left as it was.
+    let before = std::fs::read(dir.path().join("pred").join("a.tif")).unwrap();
+    let o2 = idfcr(dir.path(), &["eval", "pred", "ref", "--json", "pred/a.tif"]);
+    assert_eq!(o2.status.code(), Some(2), "{}", stderr(&o2));
+    assert!(stderr(&o2).contains("being scored"), "{}", stderr(&o2));
+    assert_eq!(
+        std::fs::read(dir.path().join("pred").join("a.tif")).unwrap(),
+        before
+    );
+    // Special files are written in place, not replaced by a temp file.
+    let o3 = idfcr(dir.path(), &["eval", "pred", "ref", "--json", "/dev/null"]);
+    assert!(o3.status.success(), "{}", stderr(&o3));
     assert_eq!(csv.lines().count(), 1 + 2 * 4, "{csv}");
     assert!(csv.starts_with("pred,reference,band,psnr,ssim,rmse,pixels,data_range"));
     let report: serde_json::Value =
@@ -60,6 +73,13 @@ fn eval_errors() {
             &["eval", "missing.tif", "a.tif"],
             1,
             "missing.tif: no such file",
+        ),
+        (
+            &[
+                "eval", "a.tif", "a.tif", "--json", "r.txt", "--csv", "./r.txt",
+            ],
+            2,
+            "give each report its own file",
         ),
     ];
     for (args, code, want) in cases {

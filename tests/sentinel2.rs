@@ -564,6 +564,45 @@ fn stacks_without_georeferencing_still_stack() {
     assert!(stacked.geo_transform().is_err());
 }
 
+/// An output name pattern that lands on the input is refused before any
+/// group runs, even with --overwrite, and the input is left as it was.
+#[test]
+fn s2_outputs_never_replace_the_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let stack = out.join("10m.tif");
+    common::write_tiff::<u16>(&stack, 96, 96, 4, None, |b, y, x| {
+        (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+    });
+    let before = std::fs::read(&stack).unwrap();
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--s2-bands",
+            "B2,B3,B4,B8",
+            "--name",
+            "{group}.tif",
+            "--overwrite",
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("that is the input"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert_eq!(std::fs::read(&stack).unwrap(), before);
+    assert_eq!(common::listing(&out), ["10m.tif"]);
+}
+
 /// A band stack that declares its own nodata (NaN here) keeps it: the hole
 /// stays a hole in the output, and the run does not stop at "band 1 has
 /// NaN values" as it did when every stack's nodata was forced to DN 0.

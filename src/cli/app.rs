@@ -156,6 +156,11 @@ fn device_note_on_terminal(mode: crate::config::ProgressMode) {
     }
 }
 
+/// A report path that names a file (`-` is standard output).
+fn report_file(p: Option<&std::path::Path>) -> Option<&std::path::Path> {
+    p.filter(|p| p.as_os_str() != "-")
+}
+
 /// Run `eval` and print or write its report: a short table on stdout unless
 /// a JSON or CSV report goes there.
 fn run_eval(
@@ -164,11 +169,21 @@ fn run_eval(
     csv: Option<&std::path::Path>,
 ) -> Result<()> {
     // Checked before the (possibly long) scoring: a report must not replace
-    // one of the rasters it scores.
+    // one of the rasters it scores, nor the other report.
+    if let (Some(j), Some(c)) = (report_file(json), report_file(csv)) {
+        if crate::io::names::same_target(j, c) {
+            return Err(Error::Usage(format!(
+                "--json and --csv both name {}; give each report its own file",
+                j.display()
+            )));
+        }
+    }
+    let scored = evaluate::pairs(&cfg.pred, &cfg.reference)?;
     for (option, path) in [("--json", json), ("--csv", csv)] {
-        if let Some(p) = path.filter(|p| p.as_os_str() != "-") {
-            if [&cfg.pred, &cfg.reference]
+        if let Some(p) = report_file(path) {
+            if scored
                 .iter()
+                .flat_map(|(a, b)| [a, b])
                 .any(|r| crate::io::names::same_target(p, r))
             {
                 return Err(Error::Usage(format!(

@@ -198,13 +198,20 @@ pub(crate) fn move_into_place(tmp: &Path, final_path: &Path, overwrite: bool) ->
     }
 }
 
-/// fsync a file, then its directory (so the rename itself is durable).
-/// Write a text report (JSON, CSV) to `path` through a temp file beside it,
-/// so that a full disk or a kill leaves the previous report or none, never
-/// a truncated one. A report replaces an older one at the same path, as a
-/// shell redirection would.
+/// Write a text report (JSON, CSV) to `path`. A regular file (or a new
+/// one) is written through a temp file beside it and a rename, so that a
+/// full disk or a kill leaves the previous report or none, never a
+/// truncated one; a report replaces an older one, as a shell redirection
+/// would. Anything else (`/dev/stdout`, a pipe, a symlink) is written in
+/// place: replacing it would break what it is.
 pub fn write_report(path: &Path, text: &str) -> Result<()> {
     let fail = |e: io::Error| Error::output(path, format!("cannot write: {e}"));
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => return std::fs::write(path, text).map_err(fail),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(fail(e)),
+        _ => {}
+    }
+    clean_stale_temps(path);
     let tmp = TempFile::beside(path, "report").map_err(fail)?;
     std::fs::write(tmp.path(), text).map_err(fail)?;
     sync_file(tmp.path()).map_err(fail)?;
@@ -214,6 +221,7 @@ pub fn write_report(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// fsync a file, then its directory (so the rename itself is durable).
 pub(crate) fn sync_file(path: &Path) -> io::Result<()> {
     std::fs::File::open(path)?.sync_all()
 }

@@ -67,6 +67,7 @@ pub fn nodata_in_type(nodata: Option<f64>, t: OutputType) -> Option<f64> {
             }
         }
         OutputType::Float64 => nd,
+        OutputType::Float32 if nd.is_infinite() => nd,
         OutputType::Float32 => (nd.clamp(lo, hi) as f32) as f64,
         _ => nd.round().clamp(lo, hi),
     })
@@ -540,6 +541,8 @@ mod tests {
             (Some(f64::NAN), Int16, Some(-32768.0)),
             (Some(f64::NAN), Float32, Some(f64::NAN)),
             (Some(-3.4e39), Float32, Some(f32::MIN as f64)),
+            (Some(f64::NEG_INFINITY), Float32, Some(f64::NEG_INFINITY)),
+            (Some(f64::INFINITY), Int16, Some(32767.0)),
             (Some(-9999.9), Float32, Some(-9999.9f32 as f64)),
             (Some(-9999.9), Float64, Some(-9999.9)),
             (Some(2.6), Byte, Some(3.0)),

@@ -204,7 +204,10 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
                     .and_then(|x| x.to_str())
                     .unwrap_or("")
                     .to_ascii_lowercase();
-                if path.is_file() && RASTER_EXTENSIONS.contains(&ext.as_str()) {
+                // Hidden files are not scenes: among them our own temp files
+                // (`.NAME.idfcr-...`), another run's work in progress.
+                let hidden = e.file_name().to_string_lossy().starts_with('.');
+                if !hidden && path.is_file() && RASTER_EXTENSIONS.contains(&ext.as_str()) {
                     out.push(path.display().to_string());
                 }
             }

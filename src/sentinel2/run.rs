@@ -340,6 +340,14 @@ fn planned_outputs(
         .chain(stack_path.as_ref())
         .chain(&masks)
     {
+        // Before any group runs: with --overwrite a name pattern can land
+        // on the input itself.
+        if crate::io::names::same_target(p, Path::new(&cfg.input)) {
+            return Err(Error::Usage(format!(
+                "{}: that is the input; choose another --name or output folder",
+                p.display()
+            )));
+        }
         check_output_path(p, cfg.options.overwrite)?;
     }
     Ok((stack_path, masks))
