@@ -76,9 +76,33 @@ def blend_section(calibration_json: str) -> list[str]:
     if r.get("selection_note"):
         lines += ["", r["selection_note"]]
     lines += ["", f"Measured with `{r['command']}` ({os.path.basename(calibration_json)}).", ""]
+    lines += all_images_section(calibration_json.replace(".calibration.json", ".blend_all.json"))
     detectors = calibration_json.replace(".calibration.json", ".detectors.json")
     if os.path.exists(detectors):
         lines += s2cloudless_section(detectors)
+    return lines
+
+
+def all_images_section(path: str) -> list[str]:
+    """The shipped graph's blend on every validation image (`blend_all.py`):
+    the calibration was chosen on a subset, and this is where it was not."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        r = json.load(f)
+    lines = [
+        f"On all {r['all']['n']} validation images (the calibration saw every ninth), through the exported graph:",
+        "",
+        "| images | blended | raw | doing nothing | blended SSIM | > 0.5 dB below nothing (blended / raw) | clear input back below 40 dB | clear input, worst |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key in [k for k in r if k == "all" or k.startswith("block")]:
+        s = r[key]
+        label = "all" if key == "all" else f"block {key[5:]}"
+        lines.append(f"| {label} ({s['n']}) | {s['blend']:.2f} | {s['raw']:.2f} | {s['nothing']:.2f} | {s['blend_ssim']:.4f} | "
+                     f"{s['blend_below_nothing_0_5']} / {s['raw_below_nothing_0_5']} | {s['clear_in_below_40']} | "
+                     f"{s['clear_in_min']:.1f} dB |")
+    lines += ["", f"Measured with `{r['command']}`.", ""]
     return lines
 
 
