@@ -541,23 +541,14 @@ fn stacks_without_georeferencing_still_stack() {
     }
     assert!(Dataset::open(&stack).unwrap().geo_transform().is_err());
     let out = tmp.path().join("out");
-    let o = common::idfcr(
+    let bands = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12";
+    let m = models.to_str().unwrap();
+    let summary = s2_json(
         tmp.path(),
-        &[
-            "s2",
-            stack.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--s2-bands",
-            "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
-            "--model-dir",
-            models.to_str().unwrap(),
-            "-q",
-            "--stack",
-            "--json",
-        ],
+        stack.to_str().unwrap(),
+        &out,
+        &["--s2-bands", bands, "--model-dir", m, "--stack"],
     );
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let stacked = Dataset::open(summary["stack"].as_str().unwrap()).unwrap();
     assert_eq!(stacked.raster_size(), (96, 96));
     assert_eq!(stacked.raster_count(), 13);
@@ -577,21 +568,19 @@ fn s2_outputs_never_replace_the_input() {
         (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
     });
     let before = std::fs::read(&stack).unwrap();
-    let o = common::idfcr(
+    let m = models.to_str().unwrap();
+    let extra = [
+        "--s2-bands",
+        "B2,B3,B4,B8",
+        "--name",
+        "{group}.tif",
+        "--overwrite",
+    ];
+    let o = s2_cpu(
         tmp.path(),
-        &[
-            "s2",
-            stack.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--s2-bands",
-            "B2,B3,B4,B8",
-            "--name",
-            "{group}.tif",
-            "--overwrite",
-            "--model-dir",
-            models.to_str().unwrap(),
-            "-q",
-        ],
+        stack.to_str().unwrap(),
+        &out,
+        &[&extra[..], &["--model-dir", m]].concat(),
     );
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     assert!(
@@ -619,20 +608,9 @@ fn band_stacks_keep_their_own_nodata() {
         }
     });
     let out = tmp.path().join("out");
-    let o = common::idfcr(
-        tmp.path(),
-        &[
-            "s2",
-            stack.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--s2-bands",
-            "B2,B3,B4,B8",
-            "--model-dir",
-            models.to_str().unwrap(),
-            "-q",
-        ],
-    );
-    assert!(o.status.success(), "{}", common::stderr(&o));
+    let m = models.to_str().unwrap();
+    let extra = ["--s2-bands", "B2,B3,B4,B8", "--model-dir", m];
+    s2_json(tmp.path(), stack.to_str().unwrap(), &out, &extra);
     let ds = Dataset::open(out.join("nan_stack_idfcr_10m.tif")).unwrap();
     let bands = read_all(&ds, &[1, 2, 3, 4]);
     for (b, v) in bands.iter().enumerate() {
