@@ -13,6 +13,16 @@ fn swin() -> String {
     fixture_model("tiny_swin").display().to_string()
 }
 
+/// `idfcr remove INPUT out.tif` with the small conv model on CPU, quiet.
+fn remove_conv(dir: &std::path::Path, input: &str, extra: &[&str]) -> std::process::Output {
+    let model = conv();
+    let mut args = vec![
+        "remove", input, "out.tif", "--model", &model, "--device", "cpu", "-q",
+    ];
+    args.extend_from_slice(extra);
+    idfcr(dir, &args)
+}
+
 #[test]
 fn georeferencing_nodata_metadata_and_values() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,19 +358,7 @@ fn ground_control_points_travel_with_the_output() {
     }
     let src = Dataset::open(&input).unwrap();
     assert_eq!(src.gcps().len(), 4);
-    let o = idfcr(
-        dir.path(),
-        &[
-            "remove",
-            "gcp.tif",
-            "out.tif",
-            "--model",
-            &conv(),
-            "--device",
-            "cpu",
-            "-q",
-        ],
-    );
+    let o = remove_conv(dir.path(), "gcp.tif", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = Dataset::open(dir.path().join("out.tif")).unwrap();
     let got: Vec<(f64, f64, f64, f64)> = out
@@ -397,21 +395,7 @@ fn nodata_is_mapped_into_the_output_type() {
             }
         },
     );
-    let o = idfcr(
-        dir.path(),
-        &[
-            "remove",
-            "in.tif",
-            "out.tif",
-            "--model",
-            &conv(),
-            "--device",
-            "cpu",
-            "-q",
-            "-ot",
-            "UInt16",
-        ],
-    );
+    let o = remove_conv(dir.path(), "in.tif", &["-ot", "UInt16"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = Dataset::open(dir.path().join("out.tif")).unwrap();
     let (z, w, _) = read_all(&dir.path().join("out.tif"));
