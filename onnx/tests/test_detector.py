@@ -4,6 +4,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -12,7 +13,7 @@ from idfcr_train.models.detector import CloudDetector  # noqa: E402
 from idfcr_train.data.bright_ground import add_bright_fields  # noqa: E402
 from idfcr_train.training.train_detector import colour_augment, real_target, target  # noqa: E402
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig  # noqa: E402
-from idfcr_train.models.probability import Calibration, WithProbability, feather_reach  # noqa: E402
+from idfcr_train.models.probability import Calibration, WithProbability, detection, feather_reach  # noqa: E402
 
 
 def test_detector_is_a_per_pixel_probability_of_any_window_multiple_size():
@@ -75,6 +76,40 @@ def test_a_graph_with_the_detector_blends_by_its_output():
     assert torch.all(p[zero] == 0)
 
 
+def test_the_attention_cue_joins_the_detector_by_max():
+    det = torch.tensor([0.0, 0.25, 0.5, 0.0, 0.5]).view(1, 1, 1, 5)
+    att = torch.tensor([0.0, 0.0, 0.0, 0.5, 0.7]).view(1, 1, 1, 5)
+    cases = [  # (attention thresholds, ramped map): detector ramp 0.2..0.4
+        ((None, None), [0.0, 0.25, 1.0, 0.0, 1.0]),  # detector alone; the attention unread
+        ((0.4, 0.6), [0.0, 0.25, 1.0, 0.5, 1.0]),  # the attention adds pixel 3
+        ((0.8, 0.9), [0.0, 0.25, 1.0, 0.0, 1.0]),  # too strict to add anything
+    ]
+    for (a0, a1), want in cases:
+        cal = Calibration(0.2, 0.4, 0, 0, shape="round", source="detector", att_t0=a0, att_t1=a1)
+        np.testing.assert_allclose(detection(det, cal, att).view(-1).numpy(), want, atol=1e-6)
+    # Older calibrations round-trip without the new keys.
+    plain = Calibration(0.2, 0.4, 0, 0, shape="round", source="detector")
+    assert "att_t0" not in plain.to_dict() and Calibration.from_dict(plain.to_dict()) == plain
+
+
+def test_a_graph_with_both_cues_fires_where_only_the_attention_sees_cloud():
+    torch.manual_seed(0)
+    model = PixelCR(PixelCRConfig.tiny(3)).eval()
+    det = CloudDetector(3, 4).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        _, att = model(x)
+        d = det(x)
+        # Thresholds that the detector never reaches and the attention does somewhere.
+        t_det = float(d.max()) + 0.01
+        a0 = float(att.median())
+        cal = Calibration(min(t_det, 0.98), min(t_det, 0.98) + 0.01, 0, 0, shape="round", source="detector",
+                          att_t0=a0, att_t1=a0 + 1e-3)
+        _, p = WithProbability(model, cal, det).eval()(x)
+    assert float(p.max()) == 1.0 and float(p.min()) == 0.0
+    assert torch.equal(p > 0, att > a0)
+
+
 def test_teacher_targets_ramp_around_s2cloudless_threshold():
     from idfcr_train.data.s2_teacher import teacher_target
 
@@ -121,3 +156,44 @@ def test_teacher_samples_join_the_batch_and_keep_old_streams():
     img = np.stack([np.linspace(0.2, 0.4, 100).reshape(10, 10)] * 3).astype(np.float32)
     s = percentile_stretch(img)
     assert s.min() == 0.0 and s.max() == 1.0
+
+
+def test_the_calibration_scorer_matches_blending_and_psnr():
+    """The grid's PSNR from per-image sums equals blending and scoring."""
+    from idfcr_train.models.probability import blend, cloud_probability
+    from idfcr_train.reports.metrics import psnr
+    from idfcr_train.training.calibrate import Scorer
+
+    rng = np.random.default_rng(0)
+    clear = rng.random((3, 32, 32)).astype(np.float32)
+    cloudy = np.clip(clear + 0.3 * (rng.random((1, 32, 32)) > 0.6), 0, 1).astype(np.float32)
+    pred = torch.from_numpy(np.clip(clear + 0.02 * rng.standard_normal(clear.shape), 0, 1).astype(np.float32))[None]
+    det = torch.from_numpy(rng.random((1, 1, 32, 32)).astype(np.float32))
+    att = torch.from_numpy(rng.random((1, 1, 32, 32)).astype(np.float32))
+    case = {"id": "1", "block": "9", "cloudy": cloudy, "clear": clear, "out": (pred, det, att),
+            "ident": (pred, det, att)}
+    score = Scorer([case], None, False)
+    for cal in [Calibration(0.3, 0.4, 4, 4, shape="round", source="detector"),
+                Calibration(0.9, 0.95, 0, 2, shape="round", source="detector", att_t0=0.5, att_t1=0.6),
+                Calibration(0.99, 1.0, 0, 0, shape="round", source="detector")]:
+        p = cloud_probability(det, cal, attention=att)
+        want = psnr(blend(torch.from_numpy(cloudy)[None], pred, p)[0].numpy(), clear)
+        assert abs(score(cal)["val_psnr"] - want) < 1e-6
+    assert abs(score(None)["val_psnr"] - psnr(pred[0].numpy(), clear)) < 1e-6
+
+
+@pytest.mark.parametrize("items, want", [
+    ([], None),
+    (["t0=0.2,0.3", "dilate_px=8"], {"t0": [0.2, 0.3], "dilate_px": [8]}),
+    (["att_t0=0.5"], {"att_t0": [0.5]}),
+])
+def test_the_calibration_grid_narrows_by_key(items, want):
+    from idfcr_train.training.calibrate import ATT_GRID, GRID, narrowed_grid
+
+    got = narrowed_grid(items)
+    expect = {**GRID, **ATT_GRID, **(want or {})}
+    assert got == expect
+    with pytest.raises(SystemExit):
+        narrowed_grid(["nonsense=1"])
+    with pytest.raises(SystemExit):
+        narrowed_grid(["dilate_px=0.5"])

@@ -197,8 +197,10 @@ def main(argv: list[str] | None = None) -> None:
             detector = load_detector(state["detector"])
         reach = halo
         if detector is not None:
-            reach = measure_halo(detector, bands=model.cfg.in_bands, window=model.cfg.window)
-            print(f"detector halo {reach} px (network {halo} px)")
+            det_reach = measure_halo(detector, bands=model.cfg.in_bands, window=model.cfg.window)
+            print(f"detector halo {det_reach} px (network {halo} px)")
+            # With the attention as a second cue, p also reaches as far as the network does.
+            reach = max(det_reach, halo) if cal.att_t0 is not None else det_reach
         model = WithProbability(model, cal, detector).eval()
         extra.update({"idfcr.probability": "calibrated", "idfcr.calibration": json.dumps(cal.to_dict())})
         halo = max(measure_halo(model), halo, reach + feather_reach(cal))

@@ -29,6 +29,17 @@ detection's edge:
 Still exactly 0 farther than 3 rb from any detection (`feather_reach`). `source="detector"`:
 `a` comes from the dedicated cloud detector (models/detector.py), not the
 attention head.
+
+`att_t0`/`att_t1` (with the detector as source): the model's own
+cloudy-attention map as a second cue, with its own ramp, joined by max
+before the feathering:
+
+    d = max(clip((a - t0) / (t1 - t0)), clip((att - att_t0) / (att_t1 - att_t0)))
+
+The detector misses thin cirrus over dark sea (RICE2 block 9: it says
+0.14-0.19 there, less than on clear river banks), which the Pixel-CR
+attention head, trained on the same real pairs with presence targets,
+finds at 0.3-0.5 while staying near 0.05 on clear sea.
 """
 
 from __future__ import annotations
@@ -52,9 +63,13 @@ class Calibration:
     blur_px: int = 8
     shape: str = "box"  # "box" (max filter + box mean) or "round" (one Gaussian)
     source: str = "attention"  # "attention" (the model's head) or "detector"
+    # With source "detector": the model's attention as a second cue (None: off).
+    att_t0: float | None = None
+    att_t1: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # Without the second cue the dict is what it was before it existed.
+        return {k: v for k, v in asdict(self).items() if v is not None or not k.startswith("att_")}
 
     @staticmethod
     def from_dict(d: dict) -> "Calibration":
@@ -79,18 +94,34 @@ class Calibration:
         return f"{self.t0:g},{self.t1:g},{self.dilate_px},{self.blur_px}"
 
 
-def cloud_probability(att: torch.Tensor, cal: Calibration, cache: dict | None = None) -> torch.Tensor:
-    """(B, 1, H, W) attention in [0, 1] -> calibrated, feathered p in [0, 1].
+def _ramp(a: torch.Tensor, t0: float, t1: float) -> torch.Tensor:
+    return ((a - t0) / max(t1 - t0, 1e-6)).clamp(0.0, 1.0)
 
-    `cache` (calibration grids only): round feathering of the same map with
-    the same t0, t1 and box radius is computed once; only the gain differs."""
+
+def detection(att: torch.Tensor, cal: Calibration, attention: torch.Tensor | None = None) -> torch.Tensor:
+    """The ramped map before feathering: `att`'s ramp, joined by max with
+    the model's `attention` ramp when the calibration names one."""
+    d = _ramp(att, cal.t0, cal.t1)
+    if cal.att_t0 is not None:
+        assert attention is not None and cal.att_t1 is not None, "this calibration also reads the model's attention"
+        d = torch.maximum(d, _ramp(attention, cal.att_t0, cal.att_t1))
+    return d
+
+
+def cloud_probability(att: torch.Tensor, cal: Calibration, cache: dict | None = None,
+                      attention: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 1, H, W) attention in [0, 1] -> calibrated, feathered p in [0, 1].
+    `attention`: the model's own map, read when `cal.att_t0` is set.
+
+    `cache` (calibration grids only): round feathering of the same maps with
+    the same thresholds and box radius is computed once; only the gain differs."""
     if cal.shape == "round" and cache is not None:
-        key = (id(att), cal.t0, cal.t1, _round_radius(cal.dilate_px, cal.blur_px))
+        key = (id(att), cal.t0, cal.t1, id(attention), cal.att_t0, cal.att_t1,
+               _round_radius(cal.dilate_px, cal.blur_px))
         if key not in cache:
-            d = ((att - cal.t0) / max(cal.t1 - cal.t0, 1e-6)).clamp(0.0, 1.0)
-            cache[key] = _round_feather(d, 0, cal.dilate_px + cal.blur_px, gain=False)
+            cache[key] = _round_feather(detection(att, cal, attention), 0, cal.dilate_px + cal.blur_px, gain=False)
         return (_round_gain(cal.dilate_px, cal.blur_px) * cache[key]).clamp(0.0, 1.0)
-    p = ((att - cal.t0) / max(cal.t1 - cal.t0, 1e-6)).clamp(0.0, 1.0)
+    p = detection(att, cal, attention)
     if cal.shape == "round":
         return _round_feather(p, cal.dilate_px, cal.blur_px)
     assert cal.shape == "box", f"unknown feathering shape {cal.shape!r}"
@@ -169,7 +200,7 @@ class WithProbability(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         clear, att = self.model(x)
         if self.detector is not None:
-            att = self.detector(x)
+            return clear, cloud_probability(self.detector(x), self.cal, attention=att)
         return clear, cloud_probability(att, self.cal)
 
 

@@ -27,6 +27,11 @@ def blend_section(calibration_json: str) -> list[str]:
         ]
     else:
         source = ["this model's cloudy-attention map `a`,"]
+    if cal.get("att_t0") is not None:
+        # The second cue: the model's own attention, joined by max (models/probability.py).
+        source += ["and this model's own cloudy-attention map `m` as a second cue (it finds the thin cirrus over",
+                   "dark sea that the detector misses),"]
+        ramp = (f"max({ramp}, clip((m - {cal['att_t0']:.2f}) / {cal['att_t1'] - cal['att_t0']:.2f}, 0, 1))")
     if cal.get("shape") == "round":
         feather = [f"p = k x B3({ramp}), with B3 three box means of radius "
                    f"ceil(({cal['dilate_px']} + {cal['blur_px']}) / 3) px (round, exactly 0 beyond three radii)",
@@ -41,10 +46,10 @@ def blend_section(calibration_json: str) -> list[str]:
         "calibrated and feathered inside the graph:",
         *feather,
         "Where p is 0 the input comes back bit",
-        "for bit; `--raw` writes the model's output everywhere. The four numbers were chosen on the",
+        "for bit; `--raw` writes the model's output everywhere. The calibration's numbers were chosen on the",
         f"validation images ({r['val_images']} images of {r['val_blocks']}, checkpoint step "
-        f"{r['checkpoint_step']}): the best mean PSNR among the {r['candidates_meeting_40db']} grid points whose",
-        "clear references, given as input, come back at 40 dB or better.",
+        f"{r['checkpoint_step']}): the best mean PSNR among the {r['candidates_meeting_40db']} grid points",
+        r.get("selection_rule", "whose clear references, given as input, come back at 40 dB or better") + ".",
         "",
         "| output | validation PSNR | worst image vs doing nothing | clear input comes back at (min) |"
         + (" demo PSNR | demo clear input |" if "demo_psnr" in c else ""),
@@ -76,29 +81,37 @@ def blend_section(calibration_json: str) -> list[str]:
     if r.get("selection_note"):
         lines += ["", r["selection_note"]]
     lines += ["", f"Measured with `{r['command']}` ({os.path.basename(calibration_json)}).", ""]
-    lines += all_images_section(calibration_json.replace(".calibration.json", ".blend_all.json"))
+    lines += all_images_section(calibration_json.replace(".calibration.json", ".blend_all.json"), r.get("val_ids"))
     detectors = calibration_json.replace(".calibration.json", ".detectors.json")
     if os.path.exists(detectors):
         lines += s2cloudless_section(detectors)
     return lines
 
 
-def all_images_section(path: str) -> list[str]:
+def all_images_section(path: str, seen_ids: list[str] | None = None) -> list[str]:
     """The shipped graph's blend on every validation image (`blend_all.py`):
-    the calibration was chosen on a subset, and this is where it was not."""
+    the calibration was chosen on a subset (`seen_ids`, when its JSON names
+    them), and this is where it was not."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
         r = json.load(f)
+    seen = (f"the calibration saw {len(seen_ids)} of them" if seen_ids else "the calibration saw every ninth")
+    if seen_ids:
+        from idfcr_train.reports.blend_all import summarise
+
+        unseen = [row for row in r["rows"] if row["id"] not in set(seen_ids)]
+        if unseen:
+            r = {**r, "unseen": summarise(unseen)}
     lines = [
-        f"On all {r['all']['n']} validation images (the calibration saw every ninth), through the exported graph:",
+        f"On all {r['all']['n']} validation images ({seen}), through the exported graph:",
         "",
         "| images | blended | raw | doing nothing | blended SSIM | > 0.5 dB below nothing (blended / raw) | clear input back below 40 dB | clear input, worst |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for key in [k for k in r if k == "all" or k.startswith("block")]:
+    for key in [k for k in r if k in ("all", "unseen") or k.startswith("block")]:
         s = r[key]
-        label = "all" if key == "all" else f"block {key[5:]}"
+        label = {"all": "all", "unseen": "not seen by the calibration"}.get(key, f"block {key[5:]}")
         lines.append(f"| {label} ({s['n']}) | {s['blend']:.2f} | {s['raw']:.2f} | {s['nothing']:.2f} | {s['blend_ssim']:.4f} | "
                      f"{s['blend_below_nothing_0_5']} / {s['raw_below_nothing_0_5']} | {s['clear_in_below_40']} | "
                      f"{s['clear_in_min']:.1f} dB |")

@@ -102,7 +102,7 @@ class MapScorer(Scorer):
             for k in ("out", "ident", "syn_out"):
                 self.size[id(c[k][1])] = c["clear"].shape[-2:]
 
-    def probability(self, att, cal):
+    def probability(self, att, cal, attention=None):
         h, w = self.size[id(att)]
         p60 = cloud_probability(att, cal, self.feather_cache)[0, 0].numpy()
         return torch.from_numpy(sample_bilinear(p60, h, w, self.ratio))[None, None]
