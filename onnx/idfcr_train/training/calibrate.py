@@ -344,6 +344,9 @@ def store_in_checkpoint(state: dict, cal: Calibration, det_state: dict | None, p
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.with_attention and not args.detector:
+        raise SystemExit("--with-attention needs --detector (the attention is the second cue)")
+    grid = narrowed_grid(args.grid)  # a bad --grid fails before half an hour of model outputs
     if args.threads:
         torch.set_num_threads(args.threads)
     t_start = time.time()
@@ -362,9 +365,6 @@ def main(argv: list[str] | None = None) -> None:
     score = Scorer(cases, demo, bool(args.s2_group), frozenset(i for i in args.cloudy_refs.split(",") if i))
     nothing = score.nothing()
     raw = score(None)
-    if args.with_attention and detector is None:
-        raise SystemExit("--with-attention needs --detector (the attention is the second cue)")
-    grid = narrowed_grid(args.grid)
     rows = grid_search(score, detector is not None, args.with_attention, grid)
     best, ok = choose(rows, args)
     cal = Calibration.from_dict(best["calibration"])
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_demo_constraint:
         best_demo = max(rows, key=lambda r: r.get("demo_clear_in_psnr", 0.0))
         res["selection_note"] = (
-            "The clear-input constraint holds on the validation clear references only: no grid point "
+            "The clear-input rule applies to the validation clear references only: no grid point "
             "gives the Landsat 8 demo's clear image back at 40 dB (best "
             f"{best_demo.get('demo_clear_in_psnr', 0.0):.1f} dB), because p fires on its bright fields, a "
             "palette and stretch unlike RICE2's.")
