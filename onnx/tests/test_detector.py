@@ -197,3 +197,29 @@ def test_the_calibration_grid_narrows_by_key(items, want):
         narrowed_grid(["nonsense=1"])
     with pytest.raises(SystemExit):
         narrowed_grid(["dilate_px=0.5"])
+
+
+def test_calibration_outputs_are_cached_by_weights_and_images(tmp_path):
+    import argparse
+
+    from idfcr_train.training.calibrate import cached
+
+    args = argparse.Namespace(cache=str(tmp_path), data="d", s2_group=None)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return [{"id": "1", "x": np.ones(3)}], None
+
+    det = CloudDetector(3, 4)
+    first = cached(args, [det, None], ["1"], compute)
+    again = cached(args, [det, None], ["1"], compute)
+    assert len(calls) == 1 and np.array_equal(first[0][0]["x"], again[0][0]["x"])
+    cached(args, [det, None], ["1", "2"], compute)  # other images: computed
+    with torch.no_grad():
+        det.head.bias += 1.0
+    cached(args, [det, None], ["1"], compute)  # other weights: computed
+    assert len(calls) == 3
+    args.cache = None
+    cached(args, [det, None], ["1"], compute)  # no cache: always computed
+    assert len(calls) == 4

@@ -31,8 +31,10 @@ hold cloud themselves (looked at).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
+import os
 import time
 
 import numpy as np
@@ -91,11 +93,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-demo-constraint", action="store_true",
                     help="leave the Landsat 8 demo's clear image out of the 40 dB constraint (reported still)")
     ap.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                    help="narrow a grid axis (t0, width, dilate_px, blur_px, att_t0, att_width) to these values")
+                    help="narrow a grid axis (t0, width, dilate_px, blur_px, att_t0, att_width) to these values; "
+                         "t0=1 leaves the detector out (the attention alone)")
     ap.add_argument("--max-clear-below-40", type=int, default=0,
                     help="admit calibrations that give up to K clear references back below 40 dB (default 0)")
     ap.add_argument("--max-below-nothing", type=int, default=None,
                     help="and at most B validation images more than 0.5 dB below doing nothing (default: no limit)")
+    ap.add_argument("--cache", default=None, metavar="DIR",
+                    help="keep the model outputs here (GBs for the full validation set): a later grid over the "
+                         "same weights and images skips the forward passes")
     ap.add_argument("--with-attention", action="store_true",
                     help="with --detector: also try the model's attention as a second cue (ATT_GRID, joined by max)")
     ap.add_argument("--cloudy-refs", default="",
@@ -153,6 +159,28 @@ def demo_outputs(model, detector) -> dict:
         alpha_demo = alpha_demo / 255.0
     return {"cloudy": cloudy_demo, "clear": clear_demo, "out": run(model, cloudy_demo, detector=detector),
             "ident": run(model, clear_demo, detector=detector), "alpha": alpha_demo}
+
+
+def cached(args: argparse.Namespace, nets: list, ids: list[str], compute):
+    """`compute()`'s model outputs, kept under --cache keyed by the
+    networks' weights and the images, so another grid over the same weights
+    (a --write-ckpt run only adds a calibration) skips the forward passes."""
+    if not args.cache:
+        return compute()
+    h = hashlib.sha256(json.dumps([args.data, args.s2_group, ids]).encode())
+    for net in [n for n in nets if n is not None]:
+        for k, v in sorted(net.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().numpy().tobytes())
+    path = os.path.join(args.cache, f"calibrate-{h.hexdigest()[:20]}.pt")
+    if os.path.exists(path):
+        print(f"model outputs from {path}", flush=True)
+        return torch.load(path, weights_only=False)
+    out = compute()
+    os.makedirs(args.cache, exist_ok=True)
+    torch.save(out, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    return out
 
 
 class Scorer:
@@ -358,8 +386,9 @@ def main(argv: list[str] | None = None) -> None:
         det_state = load_state(args.detector)
         detector = load_detector(det_state)
     val, band_brightness = validation_pairs(args, state)
-    cases = model_outputs(model, detector, val, band_brightness, bool(args.s2_group))
-    demo = None if args.s2_group else demo_outputs(model, detector)
+    cases, demo = cached(args, [model, detector], [p.id for p in val], lambda: (
+        model_outputs(model, detector, val, band_brightness, bool(args.s2_group)),
+        None if args.s2_group else demo_outputs(model, detector)))
     print(f"model outputs for {len(cases)} validation images: {time.time() - t_start:.0f} s", flush=True)
 
     score = Scorer(cases, demo, bool(args.s2_group), frozenset(i for i in args.cloudy_refs.split(",") if i))
