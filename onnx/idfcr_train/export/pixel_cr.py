@@ -42,11 +42,13 @@ OUTPUTS = ("clear", "attention")
 
 @torch.no_grad()
 def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: int = 0,
-                 bands: int | None = None, window: int | None = None) -> int:
+                 bands: int | None = None, window: int | None = None, span: int = 1) -> int:
     """How far (px) a crop border changes the output: run on a big input and
     on window-aligned crops of it, and find the deepest pixel (distance from
     the crop border) whose output differs by more than `tol`. A module with
-    one output (the cloud detector) gets `bands` and `window` given."""
+    one output (the cloud detector) gets `bands` and `window` given; `span`
+    scales the test image for models that reach farther (a blend gate adds
+    its reach to the network's)."""
     w = window or model.cfg.window
     bands = bands or model.cfg.in_bands
     if not isinstance(model(torch.zeros(1, bands, 2 * w, 2 * w)), tuple):
@@ -55,7 +57,7 @@ def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: in
     gen = torch.Generator().manual_seed(seed)
     # Big enough for the feathering of the calibrated probability (up to
     # 32 px beyond the network's own reach).
-    size, crop0, crop = 24 * w, 6 * w, 12 * w
+    size, crop0, crop = 24 * w * span, 6 * w * span, 12 * w * span
     worst = 0
     for _ in range(trials):
         x = torch.rand(1, bands, size, size, generator=gen)
@@ -197,13 +199,20 @@ def main(argv: list[str] | None = None) -> None:
             detector = load_detector(state["detector"])
         reach = halo
         if detector is not None:
-            det_reach = measure_halo(detector, bands=model.cfg.in_bands, window=model.cfg.window)
+            if getattr(detector, "extra_in", 0):
+                # A blend gate reads the network's output: the two reaches add up.
+                det_reach = measure_halo(lambda x: detector(x, torch.zeros_like(x[:, :1]).expand(-1, detector.extra_in, -1, -1)),
+                                         bands=model.cfg.in_bands, window=model.cfg.window)
+                reach = halo + det_reach
+            else:
+                det_reach = measure_halo(detector, bands=model.cfg.in_bands, window=model.cfg.window)
+                # With the attention as a second cue, p also reaches as far as the network does.
+                reach = max(det_reach, halo) if cal.att_t0 is not None else det_reach
             print(f"detector halo {det_reach} px (network {halo} px)")
-            # With the attention as a second cue, p also reaches as far as the network does.
-            reach = max(det_reach, halo) if cal.att_t0 is not None else det_reach
         model = WithProbability(model, cal, detector).eval()
         extra.update({"idfcr.probability": "calibrated", "idfcr.calibration": json.dumps(cal.to_dict())})
-        halo = max(measure_halo(model), halo, reach + feather_reach(cal))
+        span = 2 if getattr(detector, "extra_in", 0) else 1
+        halo = max(measure_halo(model, span=span), halo, reach + feather_reach(cal))
     if args.detector_calibration:
         extra["idfcr.detector_calibration"] = detector_calibration(args.detector_calibration)
     if args.scores:

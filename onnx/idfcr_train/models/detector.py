@@ -48,11 +48,11 @@ class CloudDetector(nn.Module):
     """(B, bands, H, W) in model units (0..1) -> (B, 1, H, W) opacity in
     [0, 1]. H and W must be multiples of 8 (Pixel-CR's window already is)."""
 
-    def __init__(self, in_bands: int = 3, width: int = 16):
+    def __init__(self, in_bands: int = 3, width: int = 16, extra_in: int = 0):
         super().__init__()
         w = width
-        self.in_bands, self.width = in_bands, width
-        self.e1 = nn.Sequential(_conv(in_bands + 2, w), _conv(w, w))
+        self.in_bands, self.width, self.extra_in = in_bands, width, extra_in
+        self.e1 = nn.Sequential(_conv(in_bands + 2 + extra_in, w), _conv(w, w))
         self.e2 = nn.Sequential(_conv(w, 2 * w, 2), _conv(2 * w, 2 * w))
         self.e3 = nn.Sequential(_conv(2 * w, 3 * w, 2), _conv(3 * w, 3 * w))
         # Coarsest level, a dilated convolution for context (a cloud field
@@ -67,14 +67,19 @@ class CloudDetector(nn.Module):
         self.head = nn.Conv2d(w, 1, 1)
 
     def config(self) -> dict:
-        return {"in_bands": self.in_bands, "width": self.width}
+        # A plain detector's config is what it was before gates existed.
+        return {"in_bands": self.in_bands, "width": self.width, **({"extra_in": self.extra_in} if self.extra_in else {})}
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         # Band-wise brightness features help with palette changes: clouds
         # are bright in every band at once (the minimum) and grey (a small
         # spread between bands), whatever the sensor's palette.
         lo, hi = x.amin(1, keepdim=True), x.amax(1, keepdim=True)
-        f1 = self.e1(torch.cat([x, lo, hi - lo], 1))
+        feats = [x, lo, hi - lo]
+        if self.extra_in:
+            assert extra is not None and extra.shape[1] == self.extra_in, f"this net reads {self.extra_in} more channels"
+            feats.append(extra)
+        f1 = self.e1(torch.cat(feats, 1))
         f2 = self.e2(f1)
         f3 = self.e3(f2)
         f4 = self.e4(f3)
@@ -84,8 +89,20 @@ class CloudDetector(nn.Module):
         g1 = self.d1(torch.cat([up(g2), f1], 1))
         return self.head(g1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(x))
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x, extra))
+
+    def with_extra_inputs(self, extra_in: int) -> "CloudDetector":
+        """A copy that also reads `extra_in` more channels, whose input
+        weights start at zero: it begins as exactly this detector."""
+        net = CloudDetector(self.in_bands, self.width, extra_in)
+        state = self.state_dict()
+        first = "e1.0.0.weight"
+        w = torch.zeros_like(net.state_dict()[first])
+        w[:, : state[first].shape[1]] = state[first]
+        state[first] = w
+        net.load_state_dict(state)
+        return net
 
 
 def load_detector(path_or_state) -> CloudDetector:

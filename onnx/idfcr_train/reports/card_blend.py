@@ -17,8 +17,15 @@ def blend_section(calibration_json: str) -> list[str]:
     c, raw, nothing = r["chosen"], r["raw_model"], r["do_nothing"]
     cal = c["calibration"]
     ramp = f"clip((a - {cal['t0']:.2f}) / {cal['t1'] - cal['t0']:.2f}, 0, 1)"
-    if cal.get("source") == "detector":
-        det = r.get("detector", {})
+    det = r.get("detector", {})
+    if cal.get("source") == "detector" and (det.get("config") or {}).get("extra_in"):
+        source = [
+            "a blend gate's output `a` (`idfcr_train/training/train_gate.py`: the cloud detector's small",
+            "convolutional U-Net reading the input, this model's correction (output - input) and its attention,",
+            "trained to minimise the blended output's error on the training scene blocks, with clear images as",
+            f"their own input; {det['step']} steps, {det['wall_s'] / 3600:.2f} CPU-hours), inside the same graph,",
+        ]
+    elif cal.get("source") == "detector":
         source = [
             "a dedicated cloud detector's opacity `a` (`idfcr_train/models/detector.py`: a small convolutional",
             "U-Net trained on synthetic clouds over colour-augmented clear RICE2, RICE1 and Sentinel-2",

@@ -68,7 +68,34 @@ def run(model, img: np.ndarray, hi: float | None = 1.0,
     the detector's opacity) and the model's own attention (the second cue)."""
     x = torch.from_numpy(np.ascontiguousarray(img))[None]
     out, att = model(x)
-    return out.clamp(0, hi), (detector(x) if detector is not None else att), att
+    out = out.clamp(0, hi)
+    return out, (att if detector is None else detector_map(detector, x, out, att)), att
+
+
+def detector_map(detector, x: torch.Tensor, out: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+    """A detector reads the input; a blend gate (train_gate.py) also reads
+    what the model did to it."""
+    if getattr(detector, "extra_in", 0):
+        from idfcr_train.training.train_gate import gate_inputs
+
+        return detector(x, gate_inputs(x, out, att))
+    return detector(x)
+
+
+@torch.no_grad()
+def with_detector(cases: list[dict], demo: dict | None, detector) -> None:
+    """Swap the map in every (output, map, attention) triple for the
+    detector's. The cache holds the model's outputs only (the expensive
+    part), so any detector or gate is scored on them in a minute."""
+    def swap(img: np.ndarray, res: tuple) -> tuple:
+        x = torch.from_numpy(np.ascontiguousarray(img))[None]
+        return res[0], detector_map(detector, x, res[0], res[2]), res[2]
+
+    for c in cases:
+        c["out"], c["ident"], c["syn_out"] = (swap(c["cloudy"], c["out"]), swap(c["clear"], c["ident"]),
+                                              swap(c["syn"], c["syn_out"]))
+    if demo is not None:
+        demo["out"], demo["ident"] = swap(demo["cloudy"], demo["out"]), swap(demo["clear"], demo["ident"])
 
 
 def precision_recall(p: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -164,7 +191,8 @@ def demo_outputs(model, detector) -> dict:
 def cached(args: argparse.Namespace, nets: list, ids: list[str], compute):
     """`compute()`'s model outputs, kept under --cache keyed by the
     networks' weights and the images, so another grid over the same weights
-    (a --write-ckpt run only adds a calibration) skips the forward passes."""
+    (a --write-ckpt run only adds a calibration, or another detector) skips
+    the forward passes."""
     if not args.cache:
         return compute()
     h = hashlib.sha256(json.dumps([args.data, args.s2_group, ids]).encode())
@@ -386,9 +414,11 @@ def main(argv: list[str] | None = None) -> None:
         det_state = load_state(args.detector)
         detector = load_detector(det_state)
     val, band_brightness = validation_pairs(args, state)
-    cases, demo = cached(args, [model, detector], [p.id for p in val], lambda: (
-        model_outputs(model, detector, val, band_brightness, bool(args.s2_group)),
-        None if args.s2_group else demo_outputs(model, detector)))
+    cases, demo = cached(args, [model], [p.id for p in val], lambda: (
+        model_outputs(model, None, val, band_brightness, bool(args.s2_group)),
+        None if args.s2_group else demo_outputs(model, None)))
+    if detector is not None:
+        with_detector(cases, demo, detector)
     print(f"model outputs for {len(cases)} validation images: {time.time() - t_start:.0f} s", flush=True)
 
     score = Scorer(cases, demo, bool(args.s2_group), frozenset(i for i in args.cloudy_refs.split(",") if i))
@@ -424,7 +454,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{best_demo.get('demo_clear_in_psnr', 0.0):.1f} dB), because p fires on its bright fields, a "
             "palette and stretch unlike RICE2's.")
     if det_state is not None:
-        res["detector"] = {"step": det_state["step"], "wall_s": det_state["wall_s"], "meta": det_state.get("meta")}
+        res["detector"] = {"step": det_state["step"], "wall_s": det_state["wall_s"], "meta": det_state.get("meta"),
+                           "config": det_state.get("config")}
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
         f.write("\n")

@@ -1,0 +1,261 @@
+"""Train the RGB blend gate: where does the model's output beat the input?
+
+    python -m idfcr_train.training.train_gate --data ../../shared/data/rice2_3s \
+        --pixel-cr checkpoints/pixel_cr_rgb.pt --init-detector checkpoints/detector_rgb.pt \
+        --ckpt checkpoints/gate_rgb.pt --hours 1 --threads 2 --resume
+
+Why: the blend output = p x model + (1 - p) x input is only as good as p. A
+cloud detector answers "is there cloud here?", which is not the question the
+blend asks. It misses thin cirrus over dark sea (RICE2 block 9, where the
+model's raw output is 3.7 dB better than the blended one) and fires on bright
+clear fields (the Landsat 8 demo), where the model's output is a window mosaic.
+The gate answers the blend's own question. It is the detector's network
+(`models/detector.py`) reading, besides the input, what the model did: its
+correction (output - input) and its cloudy-attention map; it starts as the
+shipped detector (the extra inputs' weights start at zero) and learns p by
+minimising the blended output's error itself:
+
+    loss = 100 x mean |x + p (model(x) - x) - y|  +  sparsity x mean(p)
+
+where the model's correction is small, p does not matter to the first term;
+the second keeps it at 0 there, so that the feathering does not spread it.
+
+Samples are drawn as Pixel-CR's training draws them (`train_pixel_cr.make_batch`):
+real pairs (labels colour-aligned to the input's date, so a date change is not
+mistaken for the model's fault), synthetic clouds over clear images, clear
+images as their own input (the model's change can only hurt: p must be 0), and
+shares of each with a user's stretch, a colour cast or another palette (where
+the frozen model is least trustworthy). The Pixel-CR model is frozen; only the
+gate trains. Validation scene blocks are held out.
+
+The frozen model has seen RICE2's training pairs and partly remembers their
+labels: on them it looks better than on a new scene, and a gate trained there
+learns to trust it everywhere (measured: clear references given as input fell
+from 49.6 to 34.4 dB in 420 steps). `--main-real 0` therefore takes from RICE2
+only synthetic clouds and clear images (new every draw) and real pairs from
+RICE1 (`--extra-data`), which the model never saw.
+
+The gate goes into the Pixel-CR checkpoint like a detector
+(`calibrate.py --detector GATE`), which calibrates its output into p.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import torch
+
+from idfcr_train.checkpoint import load_state, save_atomic
+from idfcr_train.data.pairs import align_label, in_id_range, load_rice, split_by_block
+from idfcr_train.models.detector import CloudDetector, load_detector
+from idfcr_train.models.pixel_cr import load_checkpoint
+from idfcr_train.reports.metrics import psnr
+from idfcr_train.training.train_pixel_cr import crop_to_window, make_batch
+
+# The gate's extra inputs: the model's correction (3 bands) and its attention.
+GATE_EXTRA_IN = 4
+
+
+def gate_inputs(x: torch.Tensor, out: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+    """What the gate reads besides the input: the correction the runtime
+    would apply (output clipped as it is written, minus input) and the
+    model's attention. The exported graph builds the same tensor."""
+    return torch.cat([out.clamp(0.0, 1.0) - x, att], 1)
+
+
+def gate_loss(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor, p: torch.Tensor,
+              sparsity: float) -> tuple[torch.Tensor, dict]:
+    """The blended output's L1 error (x100, as Pixel-CR's loss) plus a
+    small pull of p towards 0."""
+    blended = x + p * (out.clamp(0.0, 1.0) - x)
+    l1 = (blended - y).abs().mean()
+    total = 100.0 * l1 + sparsity * p.mean()
+    return total, {"l1": float(l1.detach()), "p_mean": float(p.detach().mean())}
+
+
+def draw(train: list, extra: list, args: argparse.Namespace, rng: np.random.Generator,
+         aligned: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch (input, label). Without --main-real: Pixel-CR's draw over
+    one pool. With it: --data's samples at the given share of real pairs
+    (the rest synthetic and identity in their ratio) and --extra-share of
+    the batch from --extra-data with Pixel-CR's shares."""
+    kw = dict(aligned=aligned, palette=args.palette, stretch=args.stretch, lift=args.lift)
+    if args.main_real is None:
+        x, y, _, _ = make_batch(train, args.batch, args.crop, args.synthetic, rng, identity=args.identity, **kw)
+        return x, y
+    n_extra = int(round(args.batch * args.extra_share)) if extra else 0
+    fake = 1.0 - args.main_real
+    syn = fake * args.synthetic / max(args.synthetic + args.identity, 1e-9)
+    x, y, _, _ = make_batch(train, args.batch - n_extra, args.crop, syn, rng, identity=fake - syn, **kw)
+    if n_extra:
+        xe, ye, _, _ = make_batch(extra, n_extra, args.crop, args.synthetic, rng, identity=args.identity, **kw)
+        x, y = torch.cat([x, xe]), torch.cat([y, ye])
+    return x, y
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="RICE2 folder (split by scene block)")
+    ap.add_argument("--val-blocks", default="3,9")
+    ap.add_argument("--extra-data", default=None, help="more RICE-layout pairs (RICE1) for training")
+    ap.add_argument("--extra-val", default="300-399", metavar="LO-HI",
+                    help="--extra-data ids held out (as Pixel-CR's RICE1 runs hold them out)")
+    ap.add_argument("--pixel-cr", required=True, help="the frozen Pixel-CR checkpoint whose output the gate judges")
+    ap.add_argument("--init-detector", default=None, help="start from this detector (extra inputs at zero)")
+    ap.add_argument("--ckpt", required=True, help="gate checkpoint (read with --resume, always written)")
+    ap.add_argument("--synthetic", type=float, default=0.25)
+    ap.add_argument("--identity", type=float, default=0.2)
+    ap.add_argument("--stretch", type=float, default=0.3)
+    ap.add_argument("--lift", type=float, default=0.15)
+    ap.add_argument("--palette", type=float, default=0.15)
+    ap.add_argument("--main-real", type=float, default=None,
+                    help="share of --data samples drawn from its real pairs (default: what --synthetic and --identity "
+                         "leave). The frozen model was trained on those pairs and partly remembers their labels, so "
+                         "there it looks better than it will on a new scene; 0 keeps only synthetic clouds and clear "
+                         "images from --data (fresh every draw) and takes real pairs from --extra-data alone")
+    ap.add_argument("--extra-share", type=float, default=0.25, help="share of each batch from --extra-data")
+    ap.add_argument("--sparsity", type=float, default=0.5, help="weight of mean(p) in the loss")
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--hours", type=float, default=1.0)
+    ap.add_argument("--save-minutes", type=float, default=5.0)
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true")
+    return ap.parse_args(argv)
+
+
+@torch.no_grad()
+def held_out(model, gate: CloudDetector, cases: list[dict]) -> dict:
+    """On whole validation images (cached model outputs): PSNR of the raw
+    model, of the gated blend (p as the gate gives it, no calibration), of
+    doing nothing, and of each clear reference given as input."""
+    gate.eval()
+    rec = {"raw": [], "gated": [], "nothing": [], "clear_in": []}
+    for c in cases:
+        for tag in ("c", "g"):
+            x = torch.from_numpy(c[tag])[None]
+            p = gate(x, gate_inputs(x, c["out_" + tag], c["att_" + tag]))
+            blended = (x + p * (c["out_" + tag].clamp(0, 1) - x))[0].numpy()
+            if tag == "c":
+                rec["raw"].append(psnr(c["out_c"][0].clamp(0, 1).numpy(), c["g"]))
+                rec["gated"].append(psnr(blended, c["g"]))
+                rec["nothing"].append(psnr(c["c"], c["g"]))
+            else:
+                rec["clear_in"].append(psnr(blended, c["g"]))
+    gate.train()
+    return {"val_" + k: round(float(np.mean(v)), 3) for k, v in rec.items()} | {
+        "val_clear_in_min": round(float(np.min(rec["clear_in"])), 2), "val_n": len(cases)}
+
+
+@torch.no_grad()
+def held_out_cases(model, val, every: int) -> list[dict]:
+    win = model.cfg.window
+    cases = []
+    for p in val[::every]:
+        c, g = crop_to_window(p.cloudy, win), crop_to_window(p.clear, win)
+        rec = {"c": np.ascontiguousarray(c), "g": np.ascontiguousarray(g)}
+        for tag in ("c", "g"):
+            out, att = model(torch.from_numpy(rec[tag])[None])
+            rec["out_" + tag], rec["att_" + tag] = out, att
+        cases.append(rec)
+    return cases
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, _ = load_checkpoint(args.pixel_cr)
+    for q in model.parameters():
+        q.requires_grad_(False)
+    train, val = split_by_block(load_rice(args.data), set(args.val_blocks.split(",")))
+    extra = []
+    if args.extra_data:
+        extra = [p for p in load_rice(args.extra_data) if not in_id_range(p.id, args.extra_val)]
+        for p in extra:
+            p.id, p.block = f"extra:{p.id}", f"extra:{p.block}"
+        if args.main_real is None:
+            # One pool, each pair as likely as any other (the first gate's recipe).
+            train, extra = train + extra, []
+    aligned = {}
+    for p in train + extra:
+        lab = align_label(p.cloudy, p.clear)
+        aligned[p.id] = np.clip(np.round(lab / p.scale), 0, 255).astype(np.uint8) if p.clear_raw.dtype == np.uint8 else lab
+
+    state = load_state(args.ckpt) if args.resume and os.path.exists(args.ckpt) else None
+    torch.manual_seed(args.seed)
+    if state:
+        gate = load_detector(state)
+    elif args.init_detector:
+        gate = load_detector(args.init_detector).with_extra_inputs(GATE_EXTRA_IN)
+    else:
+        gate = CloudDetector(3, 16, GATE_EXTRA_IN)
+    gate.train()
+    opt = torch.optim.Adam(gate.parameters(), lr=args.lr)
+    rng = np.random.default_rng(args.seed)
+    step, wall_s = 0, 0.0
+    if state:
+        opt.load_state_dict(state["optim"])
+        step, wall_s = state["step"], state["wall_s"]
+        rng.bit_generator.state = state["rng"]
+    meta = {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": args.val_blocks,
+            "extra_data": args.extra_data and os.path.basename(os.path.normpath(args.extra_data)),
+            "pixel_cr": os.path.basename(args.pixel_cr), "init_detector": args.init_detector and os.path.basename(args.init_detector),
+            **{k: getattr(args, k) for k in ("synthetic", "identity", "stretch", "lift", "palette", "sparsity",
+                                             "crop", "batch", "lr", "main_real", "extra_share")}}
+
+    def save() -> None:
+        save_atomic({"model": gate.state_dict(), "optim": opt.state_dict(), "config": gate.config(), "step": step,
+                     "wall_s": wall_s, "rng": rng.bit_generator.state, "meta": meta, "kind": "gate"}, args.ckpt)
+
+    cases = held_out_cases(model, val, 16)
+    print(f"gate params={sum(q.numel() for q in gate.parameters())} train={len(train)} held-out={len(cases)} "
+          f"start step={step} {json.dumps(held_out(model, gate, cases))}", flush=True)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    log_path = args.ckpt + ".log.jsonl"
+    t_start = t_prev = t_save = time.time()
+    parts = []
+    while not stop["now"] and time.time() - t_start < args.hours * 3600:
+        frac = (time.time() - t_start) / (args.hours * 3600)
+        for g in opt.param_groups:
+            g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
+        x, y = draw(train, extra, args, rng, aligned)
+        with torch.no_grad():
+            out, att = model(x)
+        p = gate(x, gate_inputs(x, out, att))
+        loss, part = gate_loss(x, out, y, p, args.sparsity)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        now = time.time()
+        wall_s += now - t_prev
+        t_prev = now
+        parts.append(part)
+        if step % 25 == 0:
+            rec = {"step": step, "wall_s": round(wall_s, 1),
+                   **{k: round(float(np.mean([q[k] for q in parts])), 5) for k in parts[0]}}
+            parts = []
+            if step % args.eval_every == 0:
+                rec.update(held_out(model, gate, cases))
+            print(json.dumps(rec), flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if now - t_save > args.save_minutes * 60:
+            save()
+            t_save = now
+    save()
+    print(json.dumps({"final": held_out(model, gate, cases), "step": step}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
