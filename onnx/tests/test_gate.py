@@ -132,3 +132,30 @@ def test_the_gate_draws_real_pairs_only_where_the_model_never_trained(main_real,
         is_extra = [bool(torch.allclose(y[i], torch.tensor(90 / 255))) for i in range(8)]
         assert sum(is_extra) == n_extra and all(r for r, e in zip(real, is_extra) if e)
         assert sum(r for r, e in zip(real, is_extra) if not e) == want_real_main
+
+
+def test_the_screen_reads_cached_maps_and_swaps_in_the_gates(tmp_path):
+    from idfcr_train.reports.screen_blend import load_cases
+    from idfcr_train.training.calibrate import detector_map
+
+    rng = np.random.default_rng(0)
+    for pid in ("1", "2", "demo"):
+        img = rng.random((3, 16, 16), dtype=np.float32)
+        same = pid == "2"  # a pair whose two dates are one image: not a case
+        rec = {"block": "3", "cloudy": img, "clear": img if same else rng.random((3, 16, 16), dtype=np.float32)}
+        for tag in ("c", "g"):
+            rec[f"out_{tag}"] = rng.random((3, 16, 16)).astype(np.float16)
+            rec[f"att_{tag}"] = rng.random((16, 16)).astype(np.float16)
+            rec[f"det_{tag}"] = rng.random((16, 16)).astype(np.float16)
+        np.savez(tmp_path / f"{pid}.npz", **rec)
+    cases, demo = load_cases(str(tmp_path), ["1", "2"], None)
+    assert [c["id"] for c in cases] == ["1"] and cases[0]["pos"] == 0 and demo["id"] == "demo"
+    d = np.load(tmp_path / "1.npz")
+    # Without a detector the carried detector's map is read as stored.
+    np.testing.assert_array_equal(cases[0]["out"][1][0, 0].numpy(), d["det_c"].astype(np.float32))
+    gate = CloudDetector(3, 4).with_extra_inputs(GATE_EXTRA_IN).eval()
+    cases, _ = load_cases(str(tmp_path), ["1", "2"], gate)
+    out, m, att = cases[0]["ident"]
+    with torch.no_grad():
+        want = detector_map(gate, torch.from_numpy(d["clear"])[None], out, att)
+    torch.testing.assert_close(m, want)
