@@ -159,3 +159,20 @@ def test_the_screen_reads_cached_maps_and_swaps_in_the_gates(tmp_path):
     with torch.no_grad():
         want = detector_map(gate, torch.from_numpy(d["clear"])[None], out, att)
     torch.testing.assert_close(m, want)
+
+
+def test_a_gates_tile_halo_covers_the_network_and_the_gate():
+    from idfcr_train.export.pixel_cr import measure_halo
+
+    torch.manual_seed(0)
+    model = PixelCR(PixelCRConfig.tiny(3)).eval()
+    gate = CloudDetector(3, 4).with_extra_inputs(GATE_EXTRA_IN).eval()
+    with torch.no_grad():  # let the extra inputs matter
+        gate.e1[0][0].weight[:, 5:] = 0.5
+    cal = Calibration(0.0, 1.0, 0, 0, shape="round", source="detector")
+    net = measure_halo(model)
+    both = measure_halo(WithProbability(model, cal, gate).eval(), span=2)
+    alone = measure_halo(lambda x: gate(x, torch.zeros_like(x[:, :1]).expand(-1, GATE_EXTRA_IN, -1, -1)),
+                         bands=3, window=model.cfg.window)
+    # The gate reads the network's output: its map reaches beyond either alone.
+    assert both > max(net, alone)
