@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from idfcr_train.models.detector import CloudDetector  # noqa: E402
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig  # noqa: E402
 from idfcr_train.models.probability import Calibration, WithProbability  # noqa: E402
-from idfcr_train.training.train_gate import GATE_EXTRA_IN, gate_inputs, gate_loss  # noqa: E402
+from idfcr_train.models.detector import GATE_EXTRA_IN, gate_inputs  # noqa: E402
+from idfcr_train.training.train_gate import gate_loss  # noqa: E402
 
 
 def test_a_gate_starts_as_the_detector_it_grows_from():
@@ -136,7 +137,7 @@ def test_the_gate_draws_real_pairs_only_where_the_model_never_trained(main_real,
 
 def test_the_screen_reads_cached_maps_and_swaps_in_the_gates(tmp_path):
     from idfcr_train.reports.screen_blend import load_cases
-    from idfcr_train.training.calibrate import detector_map
+    from idfcr_train.models.detector import detector_map
 
     rng = np.random.default_rng(0)
     for pid in ("1", "2", "demo"):

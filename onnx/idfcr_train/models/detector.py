@@ -105,6 +105,24 @@ class CloudDetector(nn.Module):
         return net
 
 
+# A blend gate's extra inputs (training/train_gate.py): the model's
+# correction (one per band) and its attention.
+GATE_EXTRA_IN = 4
+
+
+def gate_inputs(x: torch.Tensor, out: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+    """What a gate reads besides the input: the correction the runtime would
+    apply (the output clipped as it is written, minus the input) and the
+    model's attention."""
+    return torch.cat([out.clamp(0.0, 1.0) - x, att], 1)
+
+
+def detector_map(det: CloudDetector, x: torch.Tensor, out: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+    """The map p is made from: a detector reads the input; a blend gate also
+    reads what the model did to it (`out`, `att`: the model's outputs for `x`)."""
+    return det(x, gate_inputs(x, out, att)) if det.extra_in else det(x)
+
+
 def load_detector(path_or_state) -> CloudDetector:
     state = load_state(path_or_state) if isinstance(path_or_state, str) else path_or_state
     det = CloudDetector(**state["config"])

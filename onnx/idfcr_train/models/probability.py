@@ -200,12 +200,10 @@ class WithProbability(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         clear, att = self.model(x)
         if self.detector is not None:
-            if getattr(self.detector, "extra_in", 0):
-                # A blend gate (training/train_gate.py) also reads what the model did.
-                from idfcr_train.training.train_gate import gate_inputs
+            from idfcr_train.models.detector import detector_map
 
-                return clear, cloud_probability(self.detector(x, gate_inputs(x, clear, att)), self.cal, attention=att)
-            return clear, cloud_probability(self.detector(x), self.cal, attention=att)
+            # A blend gate (training/train_gate.py) also reads what the model did.
+            return clear, cloud_probability(detector_map(self.detector, x, clear, att), self.cal, attention=att)
         return clear, cloud_probability(att, self.cal)
 
 

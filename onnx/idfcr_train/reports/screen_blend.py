@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from idfcr_train.data.pairs import load_rice, split_by_block
-from idfcr_train.models.detector import load_detector
+from idfcr_train.models.detector import detector_map, load_detector
 from idfcr_train.models.pixel_cr import load_checkpoint
 from idfcr_train.models.probability import Calibration
 from idfcr_train.reports.clear_fidelity import load_demo
-from idfcr_train.training.calibrate import Scorer, choose, detector_map, grid_search, narrowed_grid
+from idfcr_train.training.calibrate import Scorer, choose, grid_search, narrowed_grid
 from idfcr_train.training.train_pixel_cr import crop_to_window
 
 

@@ -45,6 +45,7 @@ from idfcr_train.reports.clear_fidelity import load_demo
 from idfcr_train.data import load_pairs
 from idfcr_train.data.pairs import split_by_block
 from idfcr_train.reports.metrics import psnr
+from idfcr_train.models.detector import detector_map
 from idfcr_train.models.pixel_cr import load_checkpoint
 from idfcr_train.models.probability import Calibration, blend, cloud_probability
 from idfcr_train.data.synth_clouds import add_clouds
@@ -70,16 +71,6 @@ def run(model, img: np.ndarray, hi: float | None = 1.0,
     out, att = model(x)
     out = out.clamp(0, hi)
     return out, (att if detector is None else detector_map(detector, x, out, att)), att
-
-
-def detector_map(detector, x: torch.Tensor, out: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
-    """A detector reads the input; a blend gate (train_gate.py) also reads
-    what the model did to it."""
-    if getattr(detector, "extra_in", 0):
-        from idfcr_train.training.train_gate import gate_inputs
-
-        return detector(x, gate_inputs(x, out, att))
-    return detector(x)
 
 
 @torch.no_grad()

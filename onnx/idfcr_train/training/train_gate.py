@@ -52,21 +52,10 @@ import torch
 
 from idfcr_train.checkpoint import load_state, save_atomic
 from idfcr_train.data.pairs import align_label, in_id_range, load_rice, split_by_block
-from idfcr_train.models.detector import CloudDetector, load_detector
+from idfcr_train.models.detector import GATE_EXTRA_IN, CloudDetector, gate_inputs, load_detector
 from idfcr_train.models.pixel_cr import load_checkpoint
 from idfcr_train.reports.metrics import psnr
 from idfcr_train.training.train_pixel_cr import crop_to_window, make_batch
-
-# The gate's extra inputs: the model's correction (3 bands) and its attention.
-GATE_EXTRA_IN = 4
-
-
-def gate_inputs(x: torch.Tensor, out: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
-    """What the gate reads besides the input: the correction the runtime
-    would apply (output clipped as it is written, minus input) and the
-    model's attention. The exported graph builds the same tensor."""
-    return torch.cat([out.clamp(0.0, 1.0) - x, att], 1)
-
 
 def gate_loss(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor, p: torch.Tensor,
               sparsity: float) -> tuple[torch.Tensor, dict]:
