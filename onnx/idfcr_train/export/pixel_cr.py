@@ -199,19 +199,22 @@ def main(argv: list[str] | None = None) -> None:
             detector = load_detector(state["detector"])
         reach = halo
         if detector is not None:
-            if getattr(detector, "extra_in", 0):
+            # Measured on the logits: a sigmoid saturated on random input
+            # (a gate fed no correction says 0 everywhere) hides its reach.
+            n_extra = detector.extra_in
+            det_reach = measure_halo(
+                lambda x: detector.logits(x, torch.zeros_like(x[:, :1]).expand(-1, n_extra, -1, -1) if n_extra else None),
+                bands=model.cfg.in_bands, window=model.cfg.window)
+            if n_extra:
                 # A blend gate reads the network's output: the two reaches add up.
-                det_reach = measure_halo(lambda x: detector(x, torch.zeros_like(x[:, :1]).expand(-1, detector.extra_in, -1, -1)),
-                                         bands=model.cfg.in_bands, window=model.cfg.window)
                 reach = halo + det_reach
             else:
-                det_reach = measure_halo(detector, bands=model.cfg.in_bands, window=model.cfg.window)
                 # With the attention as a second cue, p also reaches as far as the network does.
                 reach = max(det_reach, halo) if cal.att_t0 is not None else det_reach
             print(f"detector halo {det_reach} px (network {halo} px)")
         model = WithProbability(model, cal, detector).eval()
         extra.update({"idfcr.probability": "calibrated", "idfcr.calibration": json.dumps(cal.to_dict())})
-        span = 2 if getattr(detector, "extra_in", 0) else 1
+        span = 2 if detector is not None and detector.extra_in else 1
         halo = max(measure_halo(model, span=span), halo, reach + feather_reach(cal))
     if args.detector_calibration:
         extra["idfcr.detector_calibration"] = detector_calibration(args.detector_calibration)
