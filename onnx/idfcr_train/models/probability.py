@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from idfcr_train.models.detector import detector_map
+
 
 # src/tiling/probability.rs Calibration::MAX_RADIUS_PX.
 RUNTIME_MAX_RADIUS_PX = 64
@@ -200,8 +202,6 @@ class WithProbability(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         clear, att = self.model(x)
         if self.detector is not None:
-            from idfcr_train.models.detector import detector_map
-
             # A blend gate (training/train_gate.py) also reads what the model did.
             return clear, cloud_probability(detector_map(self.detector, x, clear, att), self.cal, attention=att)
         return clear, cloud_probability(att, self.cal)

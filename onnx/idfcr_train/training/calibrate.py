@@ -62,15 +62,14 @@ ATT_GRID = {"att_t0": [0.3, 0.4, 0.5, 0.6], "att_width": [0.1, 0.3]}
 
 
 @torch.no_grad()
-def run(model, img: np.ndarray, hi: float | None = 1.0,
-        detector=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def run(model, img: np.ndarray, hi: float | None = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Model output clipped as the runtime writes it (8-bit: 0..1 in model
-    units; reflectance: >= 0), the map p is made from (the raw attention or
-    the detector's opacity) and the model's own attention (the second cue)."""
+    units; reflectance: >= 0), the map p is made from (the raw attention
+    here; `with_detector` swaps in a detector's or gate's) and the model's
+    own attention (the second cue)."""
     x = torch.from_numpy(np.ascontiguousarray(img))[None]
     out, att = model(x)
-    out = out.clamp(0, hi)
-    return out, (att if detector is None else detector_map(detector, x, out, att)), att
+    return out.clamp(0, hi), att, att
 
 
 @torch.no_grad()
@@ -141,7 +140,7 @@ def validation_pairs(args: argparse.Namespace, state: dict):
     return val[:: args.stride], band_brightness
 
 
-def model_outputs(model, detector, val, band_brightness, s2: bool) -> list[dict]:
+def model_outputs(model, val, band_brightness, s2: bool) -> list[dict]:
     """Model outputs once per image: cloudy in, clear reference in, and a
     synthetic-cloud version of the reference (exact opacity)."""
     win = model.cfg.window
@@ -156,13 +155,13 @@ def model_outputs(model, detector, val, band_brightness, s2: bool) -> list[dict]
         syn, alpha = add_clouds(clear, rng, band_brightness=band_brightness)
         cases.append({
             "id": p.id, "block": p.block, "cloudy": cloudy, "clear": clear,
-            "out": run(model, cloudy, hi, detector), "ident": run(model, clear, hi, detector), "syn": syn,
-            "alpha": alpha, "syn_out": run(model, syn, hi, detector),
+            "out": run(model, cloudy, hi), "ident": run(model, clear, hi), "syn": syn,
+            "alpha": alpha, "syn_out": run(model, syn, hi),
         })
     return cases
 
 
-def demo_outputs(model, detector) -> dict:
+def demo_outputs(model) -> dict:
     """The Landsat 8 demo: cloudy and clear through the model, and the true
     opacity of its synthetic clouds."""
     import os
@@ -175,8 +174,8 @@ def demo_outputs(model, detector) -> dict:
     alpha_demo = gdal.Open(os.path.join(DEMO, "landsat8_cloud_alpha.tif")).ReadAsArray().astype(np.float32)
     if alpha_demo.max() > 1.5:
         alpha_demo = alpha_demo / 255.0
-    return {"cloudy": cloudy_demo, "clear": clear_demo, "out": run(model, cloudy_demo, detector=detector),
-            "ident": run(model, clear_demo, detector=detector), "alpha": alpha_demo}
+    return {"cloudy": cloudy_demo, "clear": clear_demo, "out": run(model, cloudy_demo),
+            "ident": run(model, clear_demo), "alpha": alpha_demo}
 
 
 def cached(args: argparse.Namespace, nets: list, ids: list[str], compute):
@@ -406,8 +405,8 @@ def main(argv: list[str] | None = None) -> None:
         detector = load_detector(det_state)
     val, band_brightness = validation_pairs(args, state)
     cases, demo = cached(args, [model], [p.id for p in val], lambda: (
-        model_outputs(model, None, val, band_brightness, bool(args.s2_group)),
-        None if args.s2_group else demo_outputs(model, None)))
+        model_outputs(model, val, band_brightness, bool(args.s2_group)),
+        None if args.s2_group else demo_outputs(model)))
     if detector is not None:
         with_detector(cases, demo, detector)
     print(f"model outputs for {len(cases)} validation images: {time.time() - t_start:.0f} s", flush=True)

@@ -44,25 +44,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import time
 
 import numpy as np
 import torch
 
 from idfcr_train.checkpoint import load_state, save_atomic
-from idfcr_train.data.pairs import align_label, in_id_range, load_rice, split_by_block
+from idfcr_train.data.pairs import load_rice, split_by_block
 from idfcr_train.models.detector import GATE_EXTRA_IN, CloudDetector, gate_inputs, load_detector
 from idfcr_train.models.pixel_cr import load_checkpoint
+from idfcr_train.models.probability import blend
 from idfcr_train.reports.metrics import psnr
-from idfcr_train.training.train_pixel_cr import crop_to_window, make_batch
+from idfcr_train.training.train_pixel_cr import (aligned_labels, crop_to_window, load_extra_pairs, make_batch,
+                                                 stop_on_signals)
 
 def gate_loss(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor, p: torch.Tensor,
               sparsity: float) -> tuple[torch.Tensor, dict]:
     """The blended output's L1 error (x100, as Pixel-CR's loss) plus a
     small pull of p towards 0."""
-    blended = x + p * (out.clamp(0.0, 1.0) - x)
-    l1 = (blended - y).abs().mean()
+    l1 = (blend(x, out.clamp(0.0, 1.0), p) - y).abs().mean()
     total = 100.0 * l1 + sparsity * p.mean()
     return total, {"l1": float(l1.detach()), "p_mean": float(p.detach().mean())}
 
@@ -122,30 +122,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @torch.no_grad()
-def held_out(model, gate: CloudDetector, cases: list[dict]) -> dict:
-    """On whole validation images (cached model outputs): PSNR of the raw
-    model, of the gated blend (p as the gate gives it, no calibration), of
-    doing nothing, and of each clear reference given as input."""
+def held_out(gate: CloudDetector, cases: list[dict]) -> dict:
+    """On whole validation images (the model's outputs computed once by
+    `held_out_cases`): PSNR of the gated blend (p as the gate gives it, no
+    calibration) next to the raw model and doing nothing, and of each clear
+    reference given as input."""
     gate.eval()
-    rec = {"raw": [], "gated": [], "nothing": [], "clear_in": []}
+    gated, clear_in = [], []
     for c in cases:
-        for tag in ("c", "g"):
+        for tag, scores in (("c", gated), ("g", clear_in)):
             x = torch.from_numpy(c[tag])[None]
-            p = gate(x, gate_inputs(x, c["out_" + tag], c["att_" + tag]))
-            blended = (x + p * (c["out_" + tag].clamp(0, 1) - x))[0].numpy()
-            if tag == "c":
-                rec["raw"].append(psnr(c["out_c"][0].clamp(0, 1).numpy(), c["g"]))
-                rec["gated"].append(psnr(blended, c["g"]))
-                rec["nothing"].append(psnr(c["c"], c["g"]))
-            else:
-                rec["clear_in"].append(psnr(blended, c["g"]))
+            out = c["out_" + tag]
+            p = gate(x, gate_inputs(x, out, c["att_" + tag]))
+            scores.append(psnr(blend(x, out, p)[0].numpy(), c["g"]))
     gate.train()
-    return {"val_" + k: round(float(np.mean(v)), 3) for k, v in rec.items()} | {
-        "val_clear_in_min": round(float(np.min(rec["clear_in"])), 2), "val_n": len(cases)}
+    mean = lambda k: round(float(np.mean([c[k] for c in cases])), 3)  # noqa: E731
+    return {"val_raw": mean("raw"), "val_gated": round(float(np.mean(gated)), 3), "val_nothing": mean("nothing"),
+            "val_clear_in": round(float(np.mean(clear_in)), 3), "val_clear_in_min": round(float(np.min(clear_in)), 2),
+            "val_n": len(cases)}
 
 
 @torch.no_grad()
 def held_out_cases(model, val, every: int) -> list[dict]:
+    """Every `every`-th validation image, cloudy and clear in, with the
+    frozen model's outputs (clipped as written) and the scores that do not
+    depend on the gate."""
     win = model.cfg.window
     cases = []
     for p in val[::every]:
@@ -153,7 +154,8 @@ def held_out_cases(model, val, every: int) -> list[dict]:
         rec = {"c": np.ascontiguousarray(c), "g": np.ascontiguousarray(g)}
         for tag in ("c", "g"):
             out, att = model(torch.from_numpy(rec[tag])[None])
-            rec["out_" + tag], rec["att_" + tag] = out, att
+            rec["out_" + tag], rec["att_" + tag] = out.clamp(0.0, 1.0), att
+        rec["raw"], rec["nothing"] = psnr(rec["out_c"][0].numpy(), g), psnr(c, g)
         cases.append(rec)
     return cases
 
@@ -165,18 +167,11 @@ def main(argv: list[str] | None = None) -> None:
     for q in model.parameters():
         q.requires_grad_(False)
     train, val = split_by_block(load_rice(args.data), set(args.val_blocks.split(",")))
-    extra = []
-    if args.extra_data:
-        extra = [p for p in load_rice(args.extra_data) if not in_id_range(p.id, args.extra_val)]
-        for p in extra:
-            p.id, p.block = f"extra:{p.id}", f"extra:{p.block}"
-        if args.main_real is None:
-            # One pool, each pair as likely as any other (the first gate's recipe).
-            train, extra = train + extra, []
-    aligned = {}
-    for p in train + extra:
-        lab = align_label(p.cloudy, p.clear)
-        aligned[p.id] = np.clip(np.round(lab / p.scale), 0, 255).astype(np.uint8) if p.clear_raw.dtype == np.uint8 else lab
+    extra = load_extra_pairs(args.extra_data, args.extra_val) if args.extra_data else []
+    if args.main_real is None:
+        # One pool, each pair as likely as any other (the first gate's recipe).
+        train, extra = train + extra, []
+    aligned = aligned_labels(train + extra)
 
     state = load_state(args.ckpt) if args.resume and os.path.exists(args.ckpt) else None
     torch.manual_seed(args.seed)
@@ -202,14 +197,12 @@ def main(argv: list[str] | None = None) -> None:
 
     def save() -> None:
         save_atomic({"model": gate.state_dict(), "optim": opt.state_dict(), "config": gate.config(), "step": step,
-                     "wall_s": wall_s, "rng": rng.bit_generator.state, "meta": meta, "kind": "gate"}, args.ckpt)
+                     "wall_s": wall_s, "rng": rng.bit_generator.state, "meta": meta}, args.ckpt)
 
     cases = held_out_cases(model, val, 16)
     print(f"gate params={sum(q.numel() for q in gate.parameters())} train={len(train)} held-out={len(cases)} "
-          f"start step={step} {json.dumps(held_out(model, gate, cases))}", flush=True)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+          f"start step={step} {json.dumps(held_out(gate, cases))}", flush=True)
+    stop = stop_on_signals()
     log_path = args.ckpt + ".log.jsonl"
     t_start = t_prev = t_save = time.time()
     parts = []
@@ -235,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
                    **{k: round(float(np.mean([q[k] for q in parts])), 5) for k in parts[0]}}
             parts = []
             if step % args.eval_every == 0:
-                rec.update(held_out(model, gate, cases))
+                rec.update(held_out(gate, cases))
             print(json.dumps(rec), flush=True)
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -243,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             save()
             t_save = now
     save()
-    print(json.dumps({"final": held_out(model, gate, cases), "step": step}), flush=True)
+    print(json.dumps({"final": held_out(gate, cases), "step": step}), flush=True)
 
 
 if __name__ == "__main__":

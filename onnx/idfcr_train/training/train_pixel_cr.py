@@ -233,10 +233,7 @@ def load_training_data(args: argparse.Namespace):
     # (None: in proportion to its pairs).
     mixed = []
     if args.extra_data:
-        extra = [p for p in load_rice(args.extra_data) if not in_id_range(p.id, args.extra_val)]
-        for p in extra:
-            p.id, p.block = f"extra:{p.id}", f"extra:{p.block}"
-        mixed.append((extra, args.extra_share))
+        mixed.append((load_extra_pairs(args.extra_data, args.extra_val), args.extra_share))
     if args.s2_rgb:
         from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, load_s2_rgb
 
@@ -245,19 +242,32 @@ def load_training_data(args: argparse.Namespace):
     weights = sampling_weights(len(train), mixed)
     for more, _ in mixed:
         train += more
-    aligned = None
-    if args.align_labels:
-        # Stored like the pairs (8-bit data stays 8-bit: 4x less memory than
-        # float); make_batch scales integer labels and takes float ones as
-        # they are.
-        aligned = {}
-        for p in train:
-            lab = align_label(p.cloudy, p.clear)
-            if p.clear_raw.dtype == np.uint8:
-                lab = np.clip(np.round(lab / p.scale), 0, 255).astype(np.uint8)
-            aligned[p.id] = lab
-
+    aligned = aligned_labels(train) if args.align_labels else None
     return train, val, band_brightness, aligned, weights
+
+
+def load_extra_pairs(path: str, held_out: str | None) -> list[Pair]:
+    """More RICE-layout pairs (RICE1) for training, ids in `held_out`
+    ("LO-HI") left out; ids and blocks prefixed so they cannot collide with
+    RICE2's."""
+    extra = [p for p in load_rice(path) if not in_id_range(p.id, held_out)]
+    for p in extra:
+        p.id, p.block = f"extra:{p.id}", f"extra:{p.block}"
+    return extra
+
+
+def aligned_labels(pairs: list[Pair]) -> dict[str, np.ndarray]:
+    """Each pair's label with its colours fitted to the input's date
+    (`align_label`), by id. Stored like the pairs (8-bit data stays 8-bit:
+    4x less memory than float); make_batch scales integer labels and takes
+    float ones as they are."""
+    aligned = {}
+    for p in pairs:
+        lab = align_label(p.cloudy, p.clear)
+        if p.clear_raw.dtype == np.uint8:
+            lab = np.clip(np.round(lab / p.scale), 0, 255).astype(np.uint8)
+        aligned[p.id] = lab
+    return aligned
 
 
 def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCRConfig, dict | None]:
