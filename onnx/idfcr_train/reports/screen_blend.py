@@ -36,14 +36,12 @@ from idfcr_train.training.train_pixel_cr import crop_to_window
 
 
 @torch.no_grad()
-def fill_maps(ckpt: str, data: str, val_blocks: str, maps: str) -> None:
+def fill_maps(model, state: dict, val: list, maps: str) -> None:
     """Pixel-CR's output and attention (and the carried detector's map) for
     every validation image and the demo, cloudy and clear in; skips images
     already there, so an interrupted fill resumes."""
-    model, state = load_checkpoint(ckpt)
     det = load_detector(state["detector"]) if state.get("detector") else None
     win = model.cfg.window
-    _, val = split_by_block(load_rice(data), set(val_blocks.split(",")))
     items = [(p.id, p.block, p.cloudy, p.clear) for p in val]
     cloudy, clear, _ = load_demo()
     items.append(("demo", "demo", cloudy, clear))
@@ -110,8 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    fill_maps(args.ckpt, args.data, args.val_blocks, args.maps)
+    model, state = load_checkpoint(args.ckpt)
     _, val = split_by_block(load_rice(args.data), set(args.val_blocks.split(",")))
+    fill_maps(model, state, val, args.maps)
     detector = None if args.detector == "shipped" else load_detector(args.detector)
     cases, demo = load_cases(args.maps, [p.id for p in val], detector)
     # calibrate.py --stride 2 takes every second validation pair, then drops
@@ -121,7 +120,6 @@ def main(argv: list[str] | None = None) -> None:
     rule = argparse.Namespace(no_demo_constraint=True, max_clear_below_40=args.max_clear_below_40,
                               max_below_nothing=args.max_below_nothing, ring=0)
     if detector is None:
-        _, state = load_checkpoint(args.ckpt)
         cal, n_ok = Calibration.from_dict(state["probability"]), None
     else:
         rows = grid_search(Scorer(seen, demo, False, refs), True, args.with_attention, narrowed_grid(args.grid))
