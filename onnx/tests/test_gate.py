@@ -107,16 +107,20 @@ def test_the_calibration_swaps_in_a_gates_map_on_cached_outputs():
         torch.testing.assert_close(case[key][1], want)
 
 
-@pytest.mark.parametrize("main_real, extra_share, want_real_main", [
-    (0.0, 0.25, 0),    # the remembered pairs are never drawn; the extra pool's real pairs are
-    (1.0, 0.25, 6),    # all of --data's samples real
-    (0.0, 0.0, 0),     # no extra samples in the batch
+@pytest.mark.parametrize("main_real, extra_share, s2_share, want_real_main", [
+    (0.0, 0.25, 0.0, 0),    # the remembered pairs are never drawn; the extra pool's real pairs are
+    (1.0, 0.25, 0.0, 6),    # all of --data's samples real
+    (0.0, 0.0, 0.0, 0),     # no extra samples in the batch
+    (0.0, 0.25, 0.25, 0),   # RICE1 and the Sentinel-2 quick-looks, a quarter each
+    (1.0, 0.0, 0.5, 4),     # half the batch quick-looks, the rest --data's real pairs
 ])
-def test_the_gate_draws_real_pairs_only_where_the_model_never_trained(main_real, extra_share, want_real_main):
+def test_the_gate_draws_real_pairs_only_where_the_model_never_trained(main_real, extra_share, s2_share,
+                                                                      want_real_main):
     """A real pair's input is all 200 (cloud), a clear image given as input
-    keeps its ground (40); the extra pool is told apart by its ground (90).
-    Pixel-CR's shares (--synthetic 0, --identity 0) make every extra sample
-    a real pair and every fake --data sample a clear image."""
+    keeps its ground (40); the extra pool and the quick-looks are told apart
+    by their ground (90, 140). Pixel-CR's shares (--synthetic 0, --identity
+    0) make every pooled sample a real pair and every fake --data sample a
+    clear image."""
     import argparse
 
     from idfcr_train.data.pairs import Pair
@@ -125,18 +129,33 @@ def test_the_gate_draws_real_pairs_only_where_the_model_never_trained(main_real,
     def pair(pid, ground):
         return Pair(pid, "0", np.full((3, 32, 32), 200, np.uint8), np.full((3, 32, 32), ground, np.uint8), 1 / 255)
 
-    main, extra = [pair("m", 40)], [pair("e", 90)]
-    args = argparse.Namespace(main_real=main_real, extra_share=extra_share, batch=8, crop=32, synthetic=0.0,
-                              identity=0.0, palette=0.0, stretch=0.0, lift=0.0)
+    main, extra, s2 = [pair("m", 40)], [pair("e", 90)], [pair("s2:x", 140)]
+    args = argparse.Namespace(main_real=main_real, extra_share=extra_share, s2_rgb_share=s2_share, batch=8, crop=32,
+                              synthetic=0.0, identity=0.0, palette=0.0, stretch=0.0, lift=0.0)
     rng = np.random.default_rng(0)
-    n_extra = int(round(8 * extra_share))
+    n_extra, n_s2 = int(round(8 * extra_share)), int(round(8 * s2_share))
     for _ in range(5):
-        x, y = draw(main, extra, args, rng, {})
+        x, y = draw(main, extra, args, rng, {}, s2)
         assert x.shape == (8, 3, 32, 32) and y.shape == x.shape
         real = [bool(torch.allclose(x[i], torch.tensor(200 / 255))) for i in range(8)]
+        is_s2 = [bool(torch.allclose(y[i], torch.tensor(140 / 255))) for i in range(8)]
         is_extra = [bool(torch.allclose(y[i], torch.tensor(90 / 255))) for i in range(8)]
-        assert sum(is_extra) == n_extra and all(r for r, e in zip(real, is_extra) if e)
-        assert sum(r for r, e in zip(real, is_extra) if not e) == want_real_main
+        assert sum(is_extra) == n_extra and sum(is_s2) == n_s2
+        assert all(r for r, e, q in zip(real, is_extra, is_s2) if e or q)
+        assert sum(r for r, e, q in zip(real, is_extra, is_s2) if not (e or q)) == want_real_main
+
+
+def test_the_gate_refuses_a_batch_with_no_room_for_its_main_data():
+    import argparse
+
+    from idfcr_train.data.pairs import Pair
+    from idfcr_train.training.train_gate import draw
+
+    p = Pair("m", "0", np.zeros((3, 32, 32), np.uint8), np.zeros((3, 32, 32), np.uint8), 1 / 255)
+    args = argparse.Namespace(main_real=0.0, extra_share=0.5, s2_rgb_share=0.5, batch=8, crop=32, synthetic=0.0,
+                              identity=0.0, palette=0.0, stretch=0.0, lift=0.0)
+    with pytest.raises(ValueError, match="no room"):
+        draw([p], [p], args, np.random.default_rng(0), {}, [p])
 
 
 def test_the_screen_reads_cached_maps_and_swaps_in_the_gates(tmp_path):

@@ -33,7 +33,11 @@ labels: on them it looks better than on a new scene, and a gate trained there
 learns to trust it everywhere (measured: clear references given as input fell
 from 49.6 to 34.4 dB in 420 steps). `--main-real 0` therefore takes from RICE2
 only synthetic clouds and clear images (new every draw) and real pairs from
-RICE1 (`--extra-data`), which the model never saw.
+RICE1 (`--extra-data`), which the model never saw. `--s2-rgb` adds the
+Sentinel-2 training scenes' real pairs as true-colour quick-looks, also never
+seen by the model: real thick cloud over ground whose palette is not RICE2's
+(top-of-atmosphere colours, like the Landsat 8 demo), where the model's fill
+may or may not beat the input and its correction of clear ground recolours.
 
 The gate goes into the Pixel-CR checkpoint like a detector
 (`calibrate.py --detector GATE`), which calibrates its output into p.
@@ -44,6 +48,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -68,23 +73,30 @@ def gate_loss(x: torch.Tensor, out: torch.Tensor, y: torch.Tensor, p: torch.Tens
 
 
 def draw(train: list, extra: list, args: argparse.Namespace, rng: np.random.Generator,
-         aligned: dict) -> tuple[torch.Tensor, torch.Tensor]:
+         aligned: dict, s2: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch (input, label). Without --main-real: Pixel-CR's draw over
     one pool. With it: --data's samples at the given share of real pairs
-    (the rest synthetic and identity in their ratio) and --extra-share of
-    the batch from --extra-data with Pixel-CR's shares."""
+    (the rest synthetic and identity in their ratio), --extra-share of
+    the batch from --extra-data and --s2-rgb-share from the Sentinel-2
+    quick-looks, each with Pixel-CR's shares."""
     kw = dict(aligned=aligned, palette=args.palette, stretch=args.stretch, lift=args.lift)
     if args.main_real is None:
         x, y, _, _ = make_batch(train, args.batch, args.crop, args.synthetic, rng, identity=args.identity, **kw)
         return x, y
     n_extra = int(round(args.batch * args.extra_share)) if extra else 0
+    n_s2 = int(round(args.batch * args.s2_rgb_share)) if s2 else 0
+    if n_extra + n_s2 >= args.batch:
+        raise ValueError(f"--extra-share and --s2-rgb-share leave no room for --data in a batch of {args.batch}")
     fake = 1.0 - args.main_real
     syn = fake * args.synthetic / max(args.synthetic + args.identity, 1e-9)
-    x, y, _, _ = make_batch(train, args.batch - n_extra, args.crop, syn, rng, identity=fake - syn, **kw)
-    if n_extra:
-        xe, ye, _, _ = make_batch(extra, n_extra, args.crop, args.synthetic, rng, identity=args.identity, **kw)
-        x, y = torch.cat([x, xe]), torch.cat([y, ye])
-    return x, y
+    xs, ys = [], []
+    x, y, _, _ = make_batch(train, args.batch - n_extra - n_s2, args.crop, syn, rng, identity=fake - syn, **kw)
+    xs.append(x), ys.append(y)
+    for pool, n in ((extra, n_extra), (s2, n_s2)):
+        if n:
+            xe, ye, _, _ = make_batch(pool, n, args.crop, args.synthetic, rng, identity=args.identity, **kw)
+            xs.append(xe), ys.append(ye)
+    return torch.cat(xs), torch.cat(ys)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -108,6 +120,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "there it looks better than it will on a new scene; 0 keeps only synthetic clouds and clear "
                          "images from --data (fresh every draw) and takes real pairs from --extra-data alone")
     ap.add_argument("--extra-share", type=float, default=0.25, help="share of each batch from --extra-data")
+    ap.add_argument("--s2-rgb", default=None, metavar="SEN12MSCR",
+                    help="with --main-real: real pairs of these Sentinel-2 training scenes as quick-looks (validation "
+                         "scenes left out)")
+    ap.add_argument("--s2-rgb-ts", default=None, metavar="SEN12MSCR_TS", help="and of this time series")
+    ap.add_argument("--s2-rgb-share", type=float, default=0.25, help="share of each batch from --s2-rgb")
     ap.add_argument("--sparsity", type=float, default=0.5, help="weight of mean(p) in the loss")
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
@@ -115,6 +132,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--save-minutes", type=float, default=5.0)
     ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--snapshot-every", type=int, default=0, metavar="STEPS",
+                    help="also keep CKPT.stepN.pt every STEPS steps (a gate drifts as it trains: screen several)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
@@ -168,10 +187,17 @@ def main(argv: list[str] | None = None) -> None:
         q.requires_grad_(False)
     train, val = split_by_block(load_rice(args.data), set(args.val_blocks.split(",")))
     extra = load_extra_pairs(args.extra_data, args.extra_val) if args.extra_data else []
+    s2 = []
+    if args.s2_rgb:
+        if args.main_real is None:
+            raise SystemExit("--s2-rgb needs --main-real (the quick-looks are drawn as their own share)")
+        from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, load_s2_rgb
+
+        s2, _ = split_by_block(load_s2_rgb(args.s2_rgb, args.s2_rgb_ts), set(DEFAULT_VAL_SCENES.split(",")))
     if args.main_real is None:
         # One pool, each pair as likely as any other (the first gate's recipe).
         train, extra = train + extra, []
-    aligned = aligned_labels(train + extra)
+    aligned = aligned_labels(train + extra + s2)
 
     state = load_state(args.ckpt) if args.resume and os.path.exists(args.ckpt) else None
     torch.manual_seed(args.seed)
@@ -193,14 +219,17 @@ def main(argv: list[str] | None = None) -> None:
             "extra_data": args.extra_data and os.path.basename(os.path.normpath(args.extra_data)),
             "pixel_cr": os.path.basename(args.pixel_cr), "init_detector": args.init_detector and os.path.basename(args.init_detector),
             **{k: getattr(args, k) for k in ("synthetic", "identity", "stretch", "lift", "palette", "sparsity",
-                                             "crop", "batch", "lr", "main_real", "extra_share")}}
+                                             "crop", "batch", "lr", "main_real", "extra_share", "s2_rgb_share")},
+            "s2_rgb": args.s2_rgb and os.path.basename(os.path.normpath(args.s2_rgb)),
+            "s2_rgb_ts": args.s2_rgb_ts and os.path.basename(os.path.normpath(args.s2_rgb_ts))}
 
     def save() -> None:
         save_atomic({"model": gate.state_dict(), "optim": opt.state_dict(), "config": gate.config(), "step": step,
                      "wall_s": wall_s, "rng": rng.bit_generator.state, "meta": meta}, args.ckpt)
 
     cases = held_out_cases(model, val, 16)
-    print(f"gate params={sum(q.numel() for q in gate.parameters())} train={len(train)} held-out={len(cases)} "
+    print(f"gate params={sum(q.numel() for q in gate.parameters())} train={len(train)} extra={len(extra)} "
+          f"s2={len(s2)} held-out={len(cases)} "
           f"start step={step} {json.dumps(held_out(gate, cases))}", flush=True)
     stop = stop_on_signals()
     log_path = args.ckpt + ".log.jsonl"
@@ -210,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         frac = (time.time() - t_start) / (args.hours * 3600)
         for g in opt.param_groups:
             g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
-        x, y = draw(train, extra, args, rng, aligned)
+        x, y = draw(train, extra, args, rng, aligned, s2)
         with torch.no_grad():
             out, att = model(x)
         p = gate(x, gate_inputs(x, out, att))
@@ -232,6 +261,9 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(rec), flush=True)
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
+        if args.snapshot_every and step % args.snapshot_every == 0:
+            save()
+            shutil.copyfile(args.ckpt, f"{args.ckpt[:-3] if args.ckpt.endswith('.pt') else args.ckpt}.step{step}.pt")
         if now - t_save > args.save_minutes * 60:
             save()
             t_save = now
