@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from idfcr_train.export.contract import check as check_contract
+from idfcr_train.models.ensemble import ShiftEnsemble, parse_shifts
 from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
 from idfcr_train.models.probability import Calibration, WithProbability, feather_reach
 from idfcr_train import REPO_ROOT
@@ -177,6 +178,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--detector-calibration", metavar="T0,T1,DILATE,BLUR",
                     help="how the runtime calibrates s2cloudless's map (60 m px) for this model's blend "
                          "(idfcr.detector_calibration; reports.s2_detectors measures it); absent: the runtime's default")
+    ap.add_argument("--shifts", default=None, metavar="DY,DX;...",
+                    help="run the network at these shifts too and average the clear outputs (a shift ensemble, "
+                         "models/ensemble.py; e.g. '8,8': fewer window borders, twice the compute); the attention "
+                         "and so the calibrated probability stay the unshifted run's")
     ap.add_argument("--ref-dir", default=os.path.join(REPO_ROOT, "testdata", "models"),
                     help="where to write the Python reference input/outputs the Rust parity test reads")
     args = ap.parse_args(argv)
@@ -185,6 +190,13 @@ def main(argv: list[str] | None = None) -> None:
     per_head_attention(model)
     extra = {"idfcr.training_data": args.training_data, "idfcr.training_steps": str(state["step"]),
              "idfcr.training_hours": f"{state['wall_s'] / 3600:.2f}", "idfcr.input_range": args.input_range}
+    if args.shifts:
+        try:
+            shifts = parse_shifts(args.shifts)
+            model = ShiftEnsemble(model, shifts).eval()
+        except ValueError as e:
+            raise SystemExit(f"--shifts: {e}") from None
+        extra["idfcr.shift_ensemble"] = ";".join(f"{dy},{dx}" for dy, dx in shifts)
     halo = measure_halo(model)
     if state.get("probability"):
         # The second output becomes the calibrated probability. Its reach is

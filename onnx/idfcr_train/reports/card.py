@@ -124,9 +124,22 @@ def ablation_section(path: str | None) -> list[str]:
     return lines
 
 
-def intro_section(onnx_path: str, sha: str) -> list[str]:
+def graph_shifts(onnx_path: str) -> str | None:
+    """The graph's shift ensemble (`idfcr.shift_ensemble`), if it has one."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(onnx_path, load_external_data=False).metadata_props}
+    return meta.get("idfcr.shift_ensemble")
+
+
+def intro_section(onnx_path: str, sha: str, shifts: str | None = None) -> list[str]:
     """Title, the model's place in the pipeline, and the graph's file and
     input/output contract."""
+    ensemble = [
+        f"- Shift ensemble: the graph runs the network at the shifts (dy, dx) `{shifts}` (px) and averages",
+        "  the clear outputs (`models/ensemble.py`): fewer 16 px window borders, twice the compute of",
+        "  one run; the attention, and so p, are the unshifted run's.",
+    ] if shifts and ";" in shifts else []
     return [
         "# pixel_cr_rgb: Pixel-CR for 3-band (RGB) imagery",
         "",
@@ -142,6 +155,7 @@ def intro_section(onnx_path: str, sha: str) -> list[str]:
         "  unless mapped with `--rescale` or `--stretch`).",
         "- Contact sheet (validation images and the demo, made with the shipped runtime by",
         "  `scripts/contact_sheets.py`): [pixel_cr_rgb.sheet.png](pixel_cr_rgb.sheet.png).",
+        *ensemble,
         "",
     ]
 
@@ -282,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     facts = card_facts(args)
     state = facts["state"]
-    lines = intro_section(args.onnx, facts["sha"])
+    lines = intro_section(args.onnx, facts["sha"], graph_shifts(args.onnx))
     lines += architecture_section(facts["cfg"], state["step"], facts["fidelity"], facts["quick200"])
     lines += data_section(facts["meta"], facts["s"])
     lines += training_section(state, args.command)

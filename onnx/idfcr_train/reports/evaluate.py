@@ -19,6 +19,7 @@ import torch
 
 from idfcr_train.data.pairs import load_rice, split_by_block
 from idfcr_train.reports.metrics import psnr, rmse, ssim
+from idfcr_train.models.ensemble import ShiftEnsemble, parse_shifts
 from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
 
 
@@ -54,18 +55,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-blocks", default=None, help="default: the blocks stored in the checkpoint")
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--shifts", default=None, metavar="DY,DX;...",
+                    help="score the shift ensemble the export builds with the same option (models/ensemble.py)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N validation images (quick checks)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     model, state = load_checkpoint(args.ckpt)
+    if args.shifts:
+        model = ShiftEnsemble(model, parse_shifts(args.shifts))
     blocks = args.val_blocks or state.get("meta", {}).get("val_blocks", "3,9")
     _, val = split_by_block(load_rice(args.data), set(blocks.split(",")))
     if args.limit:
         val = val[: args.limit]
     t0 = time.time()
     res = evaluate(model, val)
-    res["summary"].update({"checkpoint_step": state["step"], "training_hours": round(state["wall_s"] / 3600, 2),
+    res["summary"].update({"checkpoint_step": state["step"], "shift_ensemble": args.shifts, "training_hours": round(state["wall_s"] / 3600, 2),
                            "eval_seconds": round(time.time() - t0, 1)})
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
