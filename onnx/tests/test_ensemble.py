@@ -97,10 +97,23 @@ def test_an_ensemble_exports_with_dynamic_sizes(tmp_path):
     # The shifted run reaches past the unshifted one by at most its shift.
     assert measure_halo(single) <= halo <= measure_halo(single) + 4 + cfg.window
     path = str(tmp_path / "e.onnx")
-    export_onnx(model, path, contract(model, name="e", version="0", band_names=["r", "g", "b"], input_scale=1 / 255,
-                                      halo_px=halo))
+    meta = contract(model, name="e", version="0", band_names=["r", "g", "b"], input_scale=1 / 255, halo_px=halo,
+                    extra={"idfcr.shift_ensemble": "0,0;4,4"})
+    export_onnx(model, path, meta)
     for h, w in [(24, 40), (32, 16), (8, 8)]:
         assert parity(model, path, h=h, w=w) < 1e-4, (h, w)
+
+    # reports.evaluate --onnx scores the graph the way it scores the network.
+    from idfcr_train.reports.evaluate import OnnxPixelCR
+
+    graph = OnnxPixelCR(path, threads=1)
+    assert graph.shifts == "0,0;4,4"
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        want = model(x)
+    got = graph.eval()(x)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("shifts, stated", [("0,0;8,8", True), ("0,0", False), (None, False)])
