@@ -47,7 +47,7 @@ class OnnxPixelCR:
 
 
 @torch.no_grad()
-def evaluate(model: PixelCR, val) -> dict:
+def evaluate(model: PixelCR | ShiftEnsemble | OnnxPixelCR, val) -> dict:
     model.eval()
     rows = []
     for p in val:
@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> None:
         val = val[: args.limit]
     t0 = time.time()
     res = evaluate(model, val)
-    res["summary"].update({"checkpoint_step": state["step"], "shift_ensemble": getattr(model, "shifts", args.shifts),
-                           "scored": os.path.basename(args.onnx) if args.onnx else "checkpoint", "training_hours": round(state["wall_s"] / 3600, 2),
+    res["summary"].update({"checkpoint_step": state["step"], "training_hours": round(state["wall_s"] / 3600, 2),
+                           "scored": os.path.basename(args.onnx) if args.onnx else "checkpoint",
+                           "shift_ensemble": getattr(model, "shifts", args.shifts),
                            "eval_seconds": round(time.time() - t0, 1)})
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
