@@ -37,6 +37,7 @@ from idfcr_train.data.pairs import (Pair, align_label, load_rice, random_crop_pa
 from idfcr_train.data.s2_teacher import TeacherImage
 from idfcr_train.data.synth_clouds import add_clouds
 from idfcr_train.models.detector import CloudDetector
+from idfcr_train.training.run_options import add_run_options
 
 
 # --- training data ----------------------------------------------------------
@@ -289,14 +290,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="share of all samples percentile-stretched as users stretch crops (data.pairs.random_stretch)")
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--crop", type=int, default=192)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--hours", type=float, default=0.5)
-    ap.add_argument("--save-minutes", type=float, default=5.0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resume", action="store_true")
+    add_run_options(ap, crop=192, lr=1e-3, hours=0.5, threads=1)
     return ap.parse_args(argv)
 
 

@@ -60,6 +60,7 @@ from idfcr_train.models.detector import GATE_EXTRA_IN, CloudDetector, gate_input
 from idfcr_train.models.pixel_cr import load_checkpoint
 from idfcr_train.models.probability import blend
 from idfcr_train.reports.metrics import psnr
+from idfcr_train.training.run_options import add_run_options
 from idfcr_train.training.train_pixel_cr import (aligned_labels, crop_to_window, load_extra_pairs, make_batch,
                                                  stop_on_signals)
 
@@ -126,17 +127,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--s2-rgb-ts", default=None, metavar="SEN12MSCR_TS", help="and of this time series")
     ap.add_argument("--s2-rgb-share", type=float, default=0.25, help="share of each batch from --s2-rgb")
     ap.add_argument("--sparsity", type=float, default=0.5, help="weight of mean(p) in the loss")
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--hours", type=float, default=1.0)
-    ap.add_argument("--save-minutes", type=float, default=5.0)
+    add_run_options(ap, lr=5e-4, threads=1)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--snapshot-every", type=int, default=0, metavar="STEPS",
                     help="also keep CKPT.stepN.pt every STEPS steps (a gate drifts as it trains: screen several)")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resume", action="store_true")
     return ap.parse_args(argv)
 
 

@@ -32,6 +32,7 @@ from idfcr_train.data.pairs import load_rice, random_crop_pair, split_by_block
 from idfcr_train.models.ind import (AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step,
                   measure_latent_scale, q_sample, reconstruction_loss)
 from idfcr_train.models.pixel_cr import load_checkpoint
+from idfcr_train.training.run_options import add_run_options
 
 
 def crops(pairs, n: int, crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -84,15 +85,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--grad-weight", type=float, default=1.0,
                     help="weight of the image-difference L1 in the autoencoder and decoder stages")
     ap.add_argument("--k-iters", type=int, default=3, help="INR refinement iterations K")
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--hours", type=float, default=1.0)
+    add_run_options(ap, lr=2e-4)
     ap.add_argument("--max-steps", type=int, default=0)
-    ap.add_argument("--save-minutes", type=float, default=5.0)
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resume", action="store_true")
     return ap.parse_args(argv)
 
 

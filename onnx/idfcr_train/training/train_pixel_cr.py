@@ -36,6 +36,7 @@ from idfcr_train.reports.metrics import psnr
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
 from idfcr_train.data import load_pairs
 from idfcr_train.data.synth_clouds import add_clouds
+from idfcr_train.training.run_options import add_run_options
 
 
 def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: np.random.Generator,
@@ -157,9 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ts-data", default=None, help="SEN12MS-CR-TS folder (with --s2-group)")
     ap.add_argument("--band-balanced", action="store_true",
                     help="L1 as the geometric mean of per-band L1s (default with --s2-group)")
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=4e-4)
+    add_run_options(ap, lr=4e-4)
     ap.add_argument("--lr-end", type=float, default=None,
                     help="cosine-decay the learning rate from --lr to this over this run's --hours, or up to "
                          "--max-steps when given (a cool-down at the end of a long run; default: constant --lr)")
@@ -193,14 +192,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--s2-rgb-share", type=float, default=None,
                     help="share of samples drawn from --s2-rgb (default: in proportion to its pairs)")
     ap.add_argument("--threshold", type=float, default=0.08, help="attention target threshold (model units)")
-    ap.add_argument("--hours", type=float, default=1.0, help="wall-clock budget of this run")
     ap.add_argument("--max-steps", type=int, default=0, help="stop at this total step count (0: no limit)")
-    ap.add_argument("--save-minutes", type=float, default=5.0)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--eval-n", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
     return args
 
