@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, state = load_checkpoint(args.ckpt)
     if args.onnx and args.shifts:
         raise SystemExit("--shifts and --onnx: a graph carries its own shifts (idfcr.shift_ensemble)")
+    model, state = load_checkpoint(args.ckpt)
     if args.shifts:
         model = ShiftEnsemble(model, parse_shifts(args.shifts))
     if args.onnx:
