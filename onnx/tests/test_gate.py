@@ -13,7 +13,7 @@ from idfcr_train.models.detector import CloudDetector  # noqa: E402
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig  # noqa: E402
 from idfcr_train.models.probability import Calibration, WithProbability  # noqa: E402
 from idfcr_train.models.detector import GATE_EXTRA_IN, gate_inputs  # noqa: E402
-from idfcr_train.training.train_gate import gate_loss  # noqa: E402
+from idfcr_train.training.train_gate import gate_loss, unseen_training_blocks  # noqa: E402
 
 
 def test_a_gate_starts_as_the_detector_it_grows_from():
@@ -200,3 +200,20 @@ def test_a_gates_tile_halo_covers_the_network_and_the_gate():
                          bands=3, window=model.cfg.window)
     # The gate reads the network's output: its map reaches beyond either alone.
     assert both > max(net, alone)
+
+
+@pytest.mark.parametrize("train_blocks, model_val, gate_val, want", [
+    ("4", "3,9,4", "3,9", {"4"}),                 # the block the model held out
+    ("4, 8", "3,9,4,8", "3,9", {"4", "8"}),        # several, spaces tolerated
+    ("4,5", "3,9,4", "3,9", "trained on these blocks (it held out only 3,4,9)"),
+    ("4", "3,9", "3,9", "trained on these blocks"),  # the shipped model held out only validation
+    ("4", None, "3,9", "nothing recorded"),      # a checkpoint without its split
+    ("3", "3,9,4", "3,9", "validation blocks of the gate"),
+    (",", "3,9,4", "3,9", "names no block"),
+])
+def test_the_gate_trains_only_on_blocks_the_model_never_saw(train_blocks, model_val, gate_val, want):
+    if isinstance(want, set):
+        assert unseen_training_blocks(train_blocks, model_val, gate_val) == want
+    else:
+        with pytest.raises(ValueError, match=want.replace("(", r"\(").replace(")", r"\)")):
+            unseen_training_blocks(train_blocks, model_val, gate_val)

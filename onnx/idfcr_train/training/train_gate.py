@@ -39,6 +39,11 @@ seen by the model: real thick cloud over ground whose palette is not RICE2's
 (top-of-atmosphere colours, like the Landsat 8 demo), where the model's fill
 may or may not beat the input and its correction of clear ground recolours.
 
+`--train-blocks` goes one step further: with a Pixel-CR trained with those
+RICE2 blocks held out (`train_pixel_cr --val-blocks 3,9,4`), the gate learns
+from real pairs of RICE2 itself on which the frozen model behaves as it will
+on a new scene (the gate then ships beside the model trained on every block).
+
 The gate goes into the Pixel-CR checkpoint like a detector
 (`calibrate.py --detector GATE`), which calibrates its output into p.
 """
@@ -104,6 +109,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="RICE2 folder (split by scene block)")
     ap.add_argument("--val-blocks", default="3,9")
+    ap.add_argument("--train-blocks", default=None, metavar="B,...",
+                    help="train only on these blocks of --data; each must be one the frozen --pixel-cr held out "
+                         "(its checkpoint records them) and none a gate validation block")
     ap.add_argument("--extra-data", default=None, help="more RICE-layout pairs (RICE1) for training")
     ap.add_argument("--extra-val", default="300-399", metavar="LO-HI",
                     help="--extra-data ids held out (as Pixel-CR's RICE1 runs hold them out)")
@@ -132,6 +140,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--snapshot-every", type=int, default=0, metavar="STEPS",
                     help="also keep CKPT.stepN.pt every STEPS steps (a gate drifts as it trains: screen several)")
     return ap.parse_args(argv)
+
+
+def unseen_training_blocks(train_blocks: str, model_val_blocks: str | None, gate_val_blocks: str) -> set[str]:
+    """The blocks the gate may train on with `--train-blocks`: each must be
+    held out by the frozen model (else the model remembers its labels there
+    and the gate learns to trust it too much) and none may be a block the
+    gate is validated on. Raises ValueError naming the offending blocks."""
+    want = {b.strip() for b in train_blocks.split(",") if b.strip()}
+    if not want:
+        raise ValueError("--train-blocks names no block")
+    model_held = {b.strip() for b in (model_val_blocks or "").split(",") if b.strip()}
+    seen = sorted(want - model_held)
+    if seen:
+        raise ValueError(f"--train-blocks {','.join(seen)}: the frozen model trained on these blocks "
+                         f"(it held out only {','.join(sorted(model_held)) or 'nothing recorded'})")
+    gate_val = want & {b.strip() for b in gate_val_blocks.split(",")}
+    if gate_val:
+        raise ValueError(f"--train-blocks {','.join(sorted(gate_val))}: validation blocks of the gate")
+    return want
 
 
 @torch.no_grad()
@@ -180,6 +207,15 @@ def main(argv: list[str] | None = None) -> None:
     for q in model.parameters():
         q.requires_grad_(False)
     train, val = split_by_block(load_rice(args.data), set(args.val_blocks.split(",")))
+    if args.train_blocks:
+        model_val = load_state(args.pixel_cr).get("meta", {}).get("val_blocks")
+        try:
+            blocks = unseen_training_blocks(args.train_blocks, model_val, args.val_blocks)
+        except ValueError as e:
+            raise SystemExit(f"{args.pixel_cr}: {e}")
+        train = [p for p in train if p.block in blocks]
+        if not train:
+            raise SystemExit(f"{args.data}: no pairs in blocks {args.train_blocks}")
     extra = load_extra_pairs(args.extra_data, args.extra_val) if args.extra_data else []
     s2 = []
     if args.s2_rgb:
@@ -210,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         step, wall_s = state["step"], state["wall_s"]
         rng.bit_generator.state = state["rng"]
     meta = {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": args.val_blocks,
+            "train_blocks": args.train_blocks,
             "extra_data": args.extra_data and os.path.basename(os.path.normpath(args.extra_data)),
             "pixel_cr": os.path.basename(args.pixel_cr), "init_detector": args.init_detector and os.path.basename(args.init_detector),
             **{k: getattr(args, k) for k in ("synthetic", "identity", "stretch", "lift", "palette", "sparsity",
