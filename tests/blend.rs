@@ -405,3 +405,73 @@ fn batch_writes_masks_by_name() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// `--json` reports the scene's cloud cover (share of pixels with p >= 0.5)
+/// and mean p: the same figures the written `--mask` gives.
+#[test]
+fn the_summary_reports_the_cloud_cover_the_mask_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_tiff::<u8>(&d.join("in.tif"), W, H, 3, None, |b, y, x| {
+        level(b, y, x) as u8
+    });
+    let m = blend_model();
+    let o = idfcr(
+        d,
+        &[
+            "remove", "in.tif", "out.tif", "--model", &m, "--device", "cpu", "--json", "--mask",
+            "p.tif", "--tile", "64",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (p, _, _) = read_all(&d.join("p.tif"));
+    let n = p[0].len() as f64;
+    let cover = p[0].iter().filter(|&&v| v >= 0.5).count() as f64 / n;
+    let mean = p[0].iter().map(|&v| v as f64).sum::<f64>() / n;
+    // The cloud is 24 x 20 of 80 x 96 pixels, about 6 %; p feathers a little beyond it.
+    assert!((0.05..0.12).contains(&cover), "{cover}");
+    let got = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k} in {s}"));
+    assert!((got("cloud_cover") - cover).abs() < 1e-9, "{s} vs {cover}");
+    assert!(
+        (got("mean_probability") - mean).abs() < 1e-5,
+        "{s} vs {mean}"
+    );
+    // --raw blends nothing, but the probability is still the model's.
+    let o = idfcr(
+        d,
+        &[
+            "remove", "in.tif", "raw.tif", "--model", &m, "--device", "cpu", "--json", "--raw",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        (s["cloud_cover"].as_f64().unwrap() - cover).abs() < 1e-9,
+        "{s}"
+    );
+    // `batch --summary` gives each input's cover.
+    let o = idfcr(
+        d,
+        &[
+            "batch",
+            "in.tif",
+            "--out-dir",
+            "b",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+            "--summary",
+            "-",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let item = &s["items"][0];
+    assert!(
+        (item["cloud_cover"].as_f64().unwrap() - cover).abs() < 1e-9,
+        "{s}"
+    );
+}

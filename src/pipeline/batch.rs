@@ -54,6 +54,8 @@ pub struct ItemResult {
     pub status: &'static str,
     pub seconds: f64,
     pub error: Option<String>,
+    /// The run's `cloud_cover` (see `RemoveSummary`); null unless "ok".
+    pub cloud_cover: Option<f64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -298,6 +300,7 @@ pub fn run_batch(
                 status: "interrupted",
                 seconds: 0.0,
                 error: None,
+                cloud_cover: None,
             });
             continue;
         }
@@ -305,12 +308,13 @@ pub fn run_batch(
         let result = run_item(cfg, input, &output, &mut cache, &progress);
         let seconds = t0.elapsed().as_secs_f64();
         match result {
-            Ok(status) => items.push(ItemResult {
+            Ok((status, cloud_cover)) => items.push(ItemResult {
                 input: input.clone(),
                 output,
                 status,
                 seconds,
                 error: None,
+                cloud_cover,
             }),
             Err(Error::Interrupted) => {
                 interrupted = true;
@@ -320,6 +324,7 @@ pub fn run_batch(
                     status: "interrupted",
                     seconds,
                     error: None,
+                    cloud_cover: None,
                 });
             }
             Err(e) => {
@@ -330,6 +335,7 @@ pub fn run_batch(
                     status: "failed",
                     seconds,
                     error: Some(e.to_string()),
+                    cloud_cover: None,
                 });
             }
         }
@@ -355,7 +361,7 @@ fn run_item(
     output: &Path,
     cache: &mut ModelCache,
     progress: &impl Fn(u64) -> Box<dyn Progress>,
-) -> Result<&'static str> {
+) -> Result<(&'static str, Option<f64>)> {
     let job = Job {
         input: input.to_string(),
         output: output.to_path_buf(),
@@ -379,12 +385,12 @@ fn run_item(
         let settings = crate::pipeline::provenance::expected_settings(&item_cfg, &opened, cache)?;
         let mask_ok = item_cfg.job.mask.as_ref().is_none_or(|m| m.exists());
         if mask_ok && is_current(output, &settings) {
-            return Ok("skipped");
+            return Ok(("skipped", None));
         }
         item_cfg.opts.overwrite = true; // stale: made by another version or model
     }
-    remove_cached(&item_cfg, cache, progress)?;
-    Ok("ok")
+    let summary = remove_cached(&item_cfg, cache, progress)?;
+    Ok(("ok", summary.cloud_cover))
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use crate::tiling::grid::{mirror, panels, round_up, AxisGrid, Panel};
 use crate::pipeline::cache::ModelCache;
 use crate::pipeline::provenance::{band_specs, provenance_tags};
 use crate::pipeline::strip::StripSource;
-use crate::pipeline::summary::RemoveSummary;
+use crate::pipeline::summary::{CloudCover, RemoveSummary};
 
 /// Stage 1 (Pixel-CR) of an open input into `cfg.output`.
 pub(crate) fn pixel_cr(
@@ -218,6 +218,8 @@ fn summary(
         tiles_clear: counts.tiles_clear,
         seconds: started.elapsed().as_secs_f64(),
         inference_seconds: counts.inference_s,
+        cloud_cover: counts.cover.fractions().map(|f| f.0),
+        mean_probability: counts.cover.fractions().map(|f| f.1),
         refine: None,
     }
 }
@@ -292,6 +294,8 @@ struct Counts {
     done: u64,
     valid_pixels: u64,
     inference_s: f64,
+    /// Over the valid pixels, when the run has a probability.
+    cover: CloudCover,
 }
 
 /// What became of one tile.
@@ -494,6 +498,7 @@ impl Run<'_> {
                     if valid && self.blend && prob[p] == 0.0 {
                         ok[p] = true;
                         self.counts.valid_pixels += 1;
+                        self.counts.cover.add(0.0);
                         for b in 0..bands {
                             values[b * n + p] = strip.block[b * nblk + at];
                         }
@@ -515,6 +520,9 @@ impl Run<'_> {
                     } else {
                         0.0
                     };
+                }
+                if self.scene_p.is_some() || has_att {
+                    self.counts.cover.add(prob[p]);
                 }
                 for b in 0..bands {
                     let model = self.norm.from_model(b, acc.value(b, ar, ac).unwrap_or(0.0));
