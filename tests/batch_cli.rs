@@ -153,3 +153,67 @@ fn shards_cover_every_input_exactly_once() {
     assert_eq!(seen, want, "every input exactly once across shards");
     assert_eq!(listing(&dir.path().join("out")).len(), 7);
 }
+
+/// Usage errors of the whole batch are found before any work, exit 2 and
+/// leave nothing behind: a `--summary` that would overwrite an input or an
+/// output, an output name the format cannot take.
+#[test]
+fn batch_usage_errors_come_first_and_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("in.tif"), 40, 30, None);
+    let before = std::fs::read(d.join("in.tif")).unwrap();
+    let model = fixture_model("tiny_conv").display().to_string();
+    let base = [
+        "batch", "in.tif", "--model", &model, "--device", "cpu", "-q",
+    ];
+    // (extra arguments, words the message must hold)
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--out-dir", "o1", "--summary", "in.tif"],
+            &["--summary", "the input"],
+        ),
+        (
+            &["--out-dir", "o2", "--summary", "o2/in_clear.tif"],
+            &["--summary", "the output"],
+        ),
+        (
+            &[
+                "--out-dir",
+                "o3",
+                "--mask-name",
+                "{stem}_p.tif",
+                "--summary",
+                "o3/in_p.tif",
+            ],
+            &["--summary", "the output"],
+        ),
+        (&["--out-dir", "o4", "--name", "{stem}.png"], &["png"]),
+        (
+            &["--out-dir", "o5", "--name", "{nope}.tif"],
+            &["placeholder"],
+        ),
+    ];
+    for (extra, words) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let o = idfcr(d, &args);
+        let msg = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {msg}");
+        for w in *words {
+            assert!(msg.contains(w), "{extra:?}: {msg}");
+        }
+        assert_eq!(msg.trim().lines().count(), 1, "{extra:?}: {msg}");
+        assert_eq!(
+            std::fs::read(d.join("in.tif")).unwrap(),
+            before,
+            "{extra:?}"
+        );
+        let out_dir = d.join(extra[1]);
+        assert!(
+            !out_dir.exists(),
+            "{extra:?}: {} was created",
+            out_dir.display()
+        );
+    }
+}

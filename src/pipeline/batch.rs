@@ -120,11 +120,14 @@ pub fn output_path(dir: &Path, pattern: &str, input: &str) -> Result<PathBuf> {
     .map_err(|e| Error::Usage(format!("--name '{pattern}' {e}")))
 }
 
-/// Every input's output path, refusing two inputs that would be written to
-/// one file (`a/x.tif` and `b/x.tif`, `x.tif` and `x.png`): one would
-/// silently replace or "skip" the other. All inputs count, not only this
-/// shard's, since shards run as separate jobs into the same folder.
-pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
+/// Every input's job, checked before anything touches the disk: each is a
+/// valid `remove` job (an output name the format accepts, not its own
+/// input); no two inputs are written to one file (`a/x.tif` and `b/x.tif`,
+/// `x.tif` and `x.png`: one would silently replace or "skip" the other); no
+/// output or mask is an input; and `--summary` is none of them. All inputs
+/// count, not only this shard's, since shards run as separate jobs into the
+/// same folder.
+pub fn plan(cfg: &BatchConfig) -> Result<Vec<RemoveConfig>> {
     let outputs = cfg
         .inputs
         .iter()
@@ -134,16 +137,18 @@ pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
         Some(m) => cfg
             .inputs
             .iter()
-            .map(|i| output_path(&cfg.out_dir, m, i))
+            .map(|i| output_path(&cfg.out_dir, m, i).map(Some))
             .collect::<Result<Vec<_>>>()?,
-        None => vec![],
+        None => vec![None; cfg.inputs.len()],
     };
+    let written = || outputs.iter().chain(masks.iter().flatten());
     // An output or mask that is one of the inputs would replace it.
-    for (out, input) in outputs
-        .iter()
-        .zip(&cfg.inputs)
-        .chain(masks.iter().zip(&cfg.inputs))
-    {
+    for (out, input) in outputs.iter().zip(&cfg.inputs).chain(
+        masks
+            .iter()
+            .zip(&cfg.inputs)
+            .filter_map(|(m, i)| Some((m.as_ref()?, i))),
+    ) {
         if let Some(victim) = cfg
             .inputs
             .iter()
@@ -156,12 +161,12 @@ pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
         }
     }
     let mut seen: std::collections::HashMap<&PathBuf, &String> = Default::default();
-    for (input, out) in cfg
-        .inputs
-        .iter()
-        .zip(&outputs)
-        .chain(cfg.inputs.iter().zip(&masks))
-    {
+    for (input, out) in cfg.inputs.iter().zip(&outputs).chain(
+        cfg.inputs
+            .iter()
+            .zip(&masks)
+            .filter_map(|(i, m)| Some((i, m.as_ref()?))),
+    ) {
         if let Some(first) = seen.insert(out, input) {
             return Err(Error::Usage(format!(
                 "inputs {first} and {input} would both be written to {}; keep them apart with {{parent}} or {{ext}} in --name (e.g. --name '{{parent}}_{{stem}}_clear.tif')",
@@ -169,7 +174,41 @@ pub fn output_paths(cfg: &BatchConfig) -> Result<Vec<PathBuf>> {
             )));
         }
     }
-    Ok(outputs)
+    // The JSON summary is written last: over an input or an output it
+    // would destroy what the run read or made.
+    if let Some(sum) = cfg.summary.as_deref().filter(|p| p.as_os_str() != "-") {
+        let clash = cfg
+            .inputs
+            .iter()
+            .map(PathBuf::from)
+            .chain(written().cloned())
+            .find(|p| crate::io::names::same_target(sum, p));
+        if let Some(p) = clash {
+            return Err(Error::Usage(format!(
+                "--summary {}: that is {}; give the summary its own file",
+                sum.display(),
+                if cfg.inputs.iter().any(|i| Path::new(i) == p) {
+                    format!("the input {}", p.display())
+                } else {
+                    format!("the output {}", p.display())
+                }
+            )));
+        }
+    }
+    cfg.inputs
+        .iter()
+        .zip(outputs)
+        .zip(masks)
+        .map(|((input, output), mask)| {
+            let job = Job {
+                input: input.clone(),
+                output,
+                mask,
+                probability: None,
+            };
+            RemoveConfig::new(cfg.options.clone(), job)
+        })
+        .collect()
 }
 
 fn is_glob(s: &str) -> bool {
@@ -274,6 +313,9 @@ pub fn run_batch(
     if cfg.out_dir.exists() && !cfg.out_dir.is_dir() {
         return Err(Error::output(&cfg.out_dir, "is not a folder (--out-dir)"));
     }
+    // Usage errors first: a bad --name fails the run (exit 2), not every
+    // input one by one, and leaves no folder behind.
+    let jobs = plan(cfg)?;
     if !cfg.out_dir.is_dir() {
         std::fs::create_dir_all(&cfg.out_dir).map_err(|e| {
             Error::output(
@@ -282,17 +324,15 @@ pub fn run_batch(
             )
         })?;
     }
-    let outputs = output_paths(cfg)?;
-    let mine: Vec<(&String, PathBuf)> = cfg
-        .inputs
-        .iter()
-        .zip(outputs)
-        .filter(|(i, _)| in_shard(i, cfg.shard))
+    let mine: Vec<RemoveConfig> = jobs
+        .into_iter()
+        .filter(|j| in_shard(&j.job.input, cfg.shard))
         .collect();
     let mut cache = ModelCache::default();
     let mut items = Vec::with_capacity(mine.len());
     let mut interrupted = false;
-    for (input, output) in mine {
+    for item_cfg in mine {
+        let (input, output) = (&item_cfg.job.input, item_cfg.job.output.clone());
         if interrupted {
             items.push(ItemResult {
                 input: input.clone(),
@@ -305,7 +345,7 @@ pub fn run_batch(
             continue;
         }
         let t0 = Instant::now();
-        let result = run_item(cfg, input, &output, &mut cache, &progress);
+        let result = run_item(cfg, item_cfg.clone(), &mut cache, &progress);
         let seconds = t0.elapsed().as_secs_f64();
         match result {
             Ok((status, cloud_cover)) => items.push(ItemResult {
@@ -357,21 +397,11 @@ pub fn run_batch(
 /// a complete output made with the same settings.
 fn run_item(
     cfg: &BatchConfig,
-    input: &str,
-    output: &Path,
+    mut item_cfg: RemoveConfig,
     cache: &mut ModelCache,
     progress: &impl Fn(u64) -> Box<dyn Progress>,
 ) -> Result<(&'static str, Option<f64>)> {
-    let job = Job {
-        input: input.to_string(),
-        output: output.to_path_buf(),
-        mask: match &cfg.mask_name {
-            Some(m) => Some(output_path(&cfg.out_dir, m, input)?),
-            None => None,
-        },
-        probability: None,
-    };
-    let mut item_cfg = RemoveConfig::new(cfg.options.clone(), job)?;
+    let (input, output) = (item_cfg.job.input.clone(), item_cfg.job.output.clone());
     if cfg.skip_existing
         && !output.exists()
         && item_cfg.job.mask.as_ref().is_some_and(|m| m.exists())
@@ -380,11 +410,11 @@ fn run_item(
         item_cfg.opts.overwrite = true;
     }
     if output.exists() && cfg.skip_existing {
-        let mut opened = InputRaster::open(input, item_cfg.opts.band_idx.as_deref())?;
+        let mut opened = InputRaster::open(&input, item_cfg.opts.band_idx.as_deref())?;
         crate::sentinel2::input::adapt(&mut opened, &item_cfg.opts.s2)?;
         let settings = crate::pipeline::provenance::expected_settings(&item_cfg, &opened, cache)?;
         let mask_ok = item_cfg.job.mask.as_ref().is_none_or(|m| m.exists());
-        if mask_ok && is_current(output, &settings) {
+        if mask_ok && is_current(&output, &settings) {
             return Ok(("skipped", None));
         }
         item_cfg.opts.overwrite = true; // stale: made by another version or model
