@@ -19,6 +19,10 @@ use crate::error::{Error, Result};
 
 const TABLE: &str = include_str!("../../onnx/contract_keys.json");
 
+/// The largest count a model may state (`idfcr.halo_px`, `idfcr.window_px`,
+/// band counts...): at most a tile's half (`config::MAX_TILE_PX` is 8192).
+pub const MAX_COUNT: usize = 4096;
+
 /// Which family of graph a contract belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GraphKind {
@@ -151,6 +155,15 @@ impl Metadata {
         let v = self.number(key, None)?;
         if v < 0.0 || v.fract() != 0.0 {
             return Err(self.bad(key, format!("= {v} is not a whole number")));
+        }
+        // Every count a model states (bands, windows, halos, factors) is
+        // small; a huge one is a broken file, and sizing tiles by it would
+        // overflow or exhaust memory instead of saying so.
+        if v > MAX_COUNT as f64 {
+            return Err(self.bad(
+                key,
+                format!("= {v} is more than idfcr accepts ({MAX_COUNT})"),
+            ));
         }
         Ok(v as usize)
     }
@@ -330,6 +343,25 @@ mod tests {
             ("idfcr.halo_px", "0", count, Ok(0.0)),
             ("idfcr.halo_px", "1.5", count, Err("whole number")),
             ("idfcr.halo_px", "-2", count, Err("whole number")),
+            ("idfcr.halo_px", "4096", count, Ok(4096.0)),
+            (
+                "idfcr.halo_px",
+                "4097",
+                count,
+                Err("more than idfcr accepts"),
+            ),
+            (
+                "idfcr.halo_px",
+                "1e19",
+                count,
+                Err("more than idfcr accepts"),
+            ),
+            (
+                "idfcr.window_px",
+                "4611686018427387904",
+                positive,
+                Err("more than"),
+            ),
             ("idfcr.window_px", "0", positive, Err("is zero")),
             ("idfcr.window_px", "16", positive, Ok(16.0)),
             ("idfcr.input_scale", "inf", number, Err("not a number")),

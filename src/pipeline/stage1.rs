@@ -43,8 +43,7 @@ pub(crate) fn pixel_cr(
     let c = &model.contract;
     check_fit(cfg, input, model)?;
 
-    let (ygrid, xgrid) = tile_grids(cfg, c, input)?;
-    let wx: Vec<Vec<f32>> = (0..xgrid.len()).map(|k| axis_weights(&xgrid, k)).collect();
+    let (ygrid, xgrid) = tile_grids(cfg, model, input)?;
 
     let prov = Provenance {
         input,
@@ -62,7 +61,6 @@ pub(crate) fn pixel_cr(
         model,
         ygrid: &ygrid,
         xgrid: &xgrid,
-        wx: &wx,
         pool: &pool,
         out: &mut out,
         mask_out: mask_out.as_mut(),
@@ -142,22 +140,49 @@ fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) -> Result<(
 /// user's tile size and overlap.
 fn tile_grids(
     cfg: &RemoveConfig,
-    c: &crate::models::pixel_cr::ModelContract,
+    model: &Model,
     input: &InputRaster,
 ) -> Result<(AxisGrid, AxisGrid)> {
-    let margin = c.margin_px();
-    let window = c.window_px;
-    let overlap = cfg.opts.overlap_px.unwrap_or(2 * margin + 2 * window);
-    // A tile too small for the model's own overlap (a 60 m group's share of
-    // the 10 m tile, say) grows to fit: the output does not depend on the
-    // tile size. An overlap the user chose is checked as given.
-    let tile_px = match cfg.opts.overlap_px {
-        None => round_up(cfg.opts.tile_px.max(2 * overlap), window),
-        Some(_) => round_up(cfg.opts.tile_px, window),
-    };
+    let c = &model.contract;
+    let (margin, window) = (c.margin_px(), c.window_px);
+    let (tile_px, overlap) = tile_and_overlap(cfg.opts.tile_px, cfg.opts.overlap_px, margin, window)
+        .map_err(|need| {
+            Error::model(
+                &model.path,
+                format!(
+                    "its window ({window} px) and halo ({} px) need tiles of {need} px, more than idfcr runs ({} px)",
+                    c.halo_px,
+                    crate::config::MAX_TILE_PX
+                ),
+            )
+        })?;
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
     Ok((ygrid, xgrid))
+}
+
+/// Tile size and overlap from the user's choices and the model's margin and
+/// window. Without `--overlap`, the overlap is the model's (twice the margin
+/// plus two windows) and a tile too small for it (a 60 m group's share of
+/// the 10 m tile, say) grows to fit: the output does not depend on the tile
+/// size. An overlap the user chose is checked as given (by `AxisGrid`).
+/// Err(the tile the model would need) when that is more than idfcr runs.
+fn tile_and_overlap(
+    tile_px: usize,
+    overlap_px: Option<usize>,
+    margin: usize,
+    window: usize,
+) -> std::result::Result<(usize, usize), usize> {
+    match overlap_px {
+        Some(o) => Ok((round_up(tile_px, window), o)),
+        None => {
+            let overlap = 2 * margin + 2 * window;
+            if 2 * overlap > crate::config::MAX_TILE_PX {
+                return Err(2 * overlap);
+            }
+            Ok((round_up(tile_px.max(2 * overlap), window), overlap))
+        }
+    }
 }
 
 /// The `--mask` raster (Float32 probability, nodata -1), when asked for.
@@ -314,8 +339,6 @@ struct Run<'a> {
     model: &'a Model,
     ygrid: &'a AxisGrid,
     xgrid: &'a AxisGrid,
-    /// Column blend weights of every tile of the row.
-    wx: &'a [Vec<f32>],
     pool: &'a rayon::ThreadPool,
     out: &'a mut OutputRaster,
     mask_out: Option<&'a mut OutputRaster>,
@@ -346,6 +369,13 @@ impl Run<'_> {
         // Clear bands, plus the attention map as one more channel when the
         // model has one (they share the blend weights).
         let mut acc = Accumulator::new(c.bands + has_att as usize, th, span);
+        // Column blend weights of the panel's tiles (per panel, so memory
+        // follows the panel, not the scene's width).
+        let wx: Vec<Vec<f32>> = panel
+            .tiles
+            .clone()
+            .map(|k| axis_weights(self.xgrid, k))
+            .collect();
         for ky in 0..self.ygrid.len() {
             crate::interrupt::check()?;
             let s = self.ygrid.starts[ky];
@@ -368,7 +398,7 @@ impl Run<'_> {
                 scene_width: width,
                 bands: c.bands,
             };
-            self.run_tiles(panel, &strip, ky, x0, &mut acc)?;
+            self.run_tiles(panel, &strip, ky, (x0, &wx), &mut acc)?;
             // Rows no later strip touches, in the columns this panel
             // determines: convert back and write.
             let (lo, hi) = self.ygrid.finished_after(ky);
@@ -390,7 +420,7 @@ impl Run<'_> {
         panel: &Panel,
         strip: &StripSource,
         ky: usize,
-        x0: isize,
+        (x0, wx): (isize, &[Vec<f32>]),
         acc: &mut Accumulator,
     ) -> Result<()> {
         let (model, xgrid, pool) = (self.model, self.xgrid, self.pool);
@@ -453,7 +483,7 @@ impl Run<'_> {
                     channels.view(),
                     (0, xgrid.starts[kx] - x0),
                     &wy,
-                    &self.wx[kx],
+                    &wx[kx - panel.tiles.start],
                 );
                 self.counts.tiles_run += 1;
             }
@@ -559,5 +589,30 @@ pub(crate) fn limit_gdal_cache() {
         .is_empty()
     {
         let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "64");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tile_and_overlap;
+
+    #[test]
+    fn tiles_grow_to_the_models_overlap_within_the_limit() {
+        // (tile, --overlap, margin, window, want)
+        let cases = [
+            (480, None, 64, 16, Ok((480, 160))), // the RGB model: 2 x 64 + 2 x 16
+            (96, None, 64, 16, Ok((320, 160))),  // too small: grows to twice the overlap
+            (100, None, 8, 8, Ok((104, 32))),    // rounded up to the window
+            (480, Some(0), 64, 16, Ok((480, 0))), // the user's overlap as given
+            (8192, None, 4096, 16, Err(16448)),  // a halo no tile can hold
+            (480, None, 0, 4096, Err(16384)),    // nor a window
+        ];
+        for (tile, overlap, margin, window, want) in cases {
+            assert_eq!(
+                tile_and_overlap(tile, overlap, margin, window),
+                want,
+                "{tile} {overlap:?} {margin} {window}"
+            );
+        }
     }
 }
