@@ -1109,3 +1109,50 @@ fn clear_tiles_are_skipped_without_changing_the_output() {
         );
     }
 }
+
+/// A band stack whose pixels are far coarser than any Sentinel-2 group (a
+/// 100 km grid) is refused by name, before any group runs, instead of the
+/// detector's 60 m map being scaled up without bound.
+#[test]
+fn stacks_at_no_sentinel2_resolution_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let stack = tmp.path().join("coarse.tif");
+    common::write_tiff::<u16>(&stack, 8, 8, 13, None, |b, y, x| {
+        (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+    });
+    {
+        let mut ds = Dataset::open_ex(
+            &stack,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        ds.set_geo_transform(&[500000.0, 100000.0, 0.0, 4200000.0, 0.0, -100000.0])
+            .unwrap();
+        ds.close().unwrap();
+    }
+    let out = tmp.path().join("out");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--s2-bands",
+            "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
+        ],
+    );
+    let msg = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains("coarse.tif") && msg.contains("100000 m"),
+        "{msg}"
+    );
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+}

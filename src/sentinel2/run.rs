@@ -432,6 +432,18 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
         ));
     }
     let px_m = stack_pixel_m(&input.ds);
+    // The groups' grids and the detector's 60 m map are made from the
+    // stack's pixels: a stack coarser than 60 m (or finer than 1 m) is not
+    // Sentinel-2 at any of its resolutions, and its map would be scaled
+    // up without bound.
+    if !(1.0..=MAP_RES_M).contains(&px_m) {
+        return Err(Error::input(
+            &cfg.input,
+            format!(
+                "has {px_m} m pixels: idfcr s2 takes band stacks at Sentinel-2's 10, 20 or 60 m"
+            ),
+        ));
+    }
     let stem = Path::new(&cfg.input)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
