@@ -21,6 +21,11 @@ fn eval_folders_json_and_csv() {
             |b, y, x| (pattern(b, y, x) as u8).saturating_add(((x + y) % 5) as u8),
         );
     }
+    // Side files in the predictions' folder (a batch summary, GDAL's
+    // overviews and aux files) are not predictions.
+    for side in ["summary.json", "a.tif.ovr", "a.tif.aux.xml"] {
+        std::fs::write(dir.path().join("pred").join(side), b"{}").unwrap();
+    }
     let o = idfcr(
         dir.path(),
         &["eval", "pred", "ref", "--json", "report.json", "--csv", "-"],
@@ -69,6 +74,16 @@ fn eval_errors() {
             "40 x 30 x 3 bands but the reference small.tif is 20 x 30 x 3",
         ),
         (&["eval", "f.tif", "f.tif"], 2, "--data-range"),
+        (
+            &["eval", "a.tif", "a.tif", "--data-range", "0"],
+            2,
+            "--data-range 0 must be positive",
+        ),
+        (
+            &["quality", "a.tif", "--data-range", "-5"],
+            2,
+            "--data-range -5 must be positive",
+        ),
         (
             &["eval", "missing.tif", "a.tif"],
             1,

@@ -66,6 +66,9 @@ impl QualityArgs {
         if self.bands.contains(&0) {
             return Err(Error::Usage("-b: band numbers start at 1".into()));
         }
+        if let Some(d) = self.data_range.filter(|d| !(*d > 0.0 && d.is_finite())) {
+            return Err(Error::Usage(format!("--data-range {d} must be positive")));
+        }
         Ok(crate::metrics::quality::QualityConfig {
             inputs: self.inputs,
             data_range: self.data_range,

@@ -77,6 +77,18 @@ pub fn output_path(dir: &Path, pattern: &str, values: &[(&str, &str)]) -> Result
     Ok(dir.join(name))
 }
 
+/// File extensions taken as rasters when a folder is given (`batch`
+/// inputs, `eval` folders); anything else there (summaries, `.ovr`, `.xml`
+/// side files) is left alone.
+pub const RASTER_EXTENSIONS: &[&str] = &["tif", "tiff", "jp2", "png", "jpg", "jpeg", "vrt", "img"];
+
+/// Whether `path`'s extension (any case) is one of `RASTER_EXTENSIONS`.
+pub fn is_raster_name(path: &Path) -> bool {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .is_some_and(|e| RASTER_EXTENSIONS.contains(&e.as_str()))
+}
+
 /// Whether two output paths name the same file, however they are spelled
 /// (`o.tif`, `./x/../o.tif`, a symlinked folder): their folders are compared
 /// after resolving, then their file names.

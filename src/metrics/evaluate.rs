@@ -83,7 +83,7 @@ pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
                 && !p
                     .file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                && p.extension().is_some_and(|e| e != "xml")
+                && crate::io::names::is_raster_name(p)
         })
         .collect();
     names.sort();

@@ -27,8 +27,7 @@ use crate::io::reader::InputRaster;
 use crate::pipeline::{remove_cached, ModelCache};
 use crate::progress::Progress;
 
-/// File extensions taken from folders.
-const RASTER_EXTENSIONS: &[&str] = &["tif", "tiff", "jp2", "png", "jpg", "jpeg", "vrt", "img"];
+use crate::io::names::RASTER_EXTENSIONS;
 
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
@@ -240,15 +239,10 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
             let before = out.len();
             for e in entries.flatten() {
                 let path = e.path();
-                let ext = path
-                    .extension()
-                    .and_then(|x| x.to_str())
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
                 // Hidden files are not scenes: among them our own temp files
                 // (`.NAME.idfcr-...`), another run's work in progress.
                 let hidden = e.file_name().to_string_lossy().starts_with('.');
-                if !hidden && path.is_file() && RASTER_EXTENSIONS.contains(&ext.as_str()) {
+                if !hidden && path.is_file() && crate::io::names::is_raster_name(&path) {
                     out.push(path.display().to_string());
                 }
             }
