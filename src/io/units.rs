@@ -67,10 +67,37 @@ pub fn input_map(
             ));
         }
         let gain = span / (b - a);
-        Ok((gain, lo - a * gain))
+        let bias = lo - a * gain;
+        // MIN..MAX so wide or so narrow that the map (or its inverse on
+        // output) is not a usable number would write a constant image.
+        if !(gain.is_normal() && bias.is_finite() && (1.0 / gain).is_normal()) {
+            return Err(format!(
+                "cannot map {}..{} onto {lo}..{hi}: the map's gain is {gain:e}",
+                short(a),
+                short(b)
+            ));
+        }
+        Ok((gain, bias))
     };
     match rescale {
-        Rescale::Linear(a, b) => onto(a, b),
+        Rescale::Linear(a, b) => {
+            let (vmin, vmax) = observed;
+            // Every value on one side of MIN..MAX: all of them would clip to
+            // one level (a typo'd range, or the range of other units).
+            // Or MIN..MAX a sliver of what the values span (0,1e-300 for 0..255):
+            // nearly all would clip.
+            let sliver = (b - a) < 1e-6 * (vmax - vmin);
+            if vmin.is_finite() && vmax.is_finite() && (vmin >= b || vmax <= a || sliver) {
+                return Err(format!(
+                    "values reach {}..{}, nearly all outside --rescale {}..{}; give the range the raster's values span",
+                    short(vmin),
+                    short(vmax),
+                    short(a),
+                    short(b)
+                ));
+            }
+            onto(a, b)
+        }
         Rescale::Stretch => {
             let (a, b) = percentiles.ok_or("no percentiles to stretch")?;
             onto(a, b)
@@ -175,6 +202,38 @@ mod tests {
                 false,
                 Ok((255.0, 0.0)),
             ),
+            (
+                rgb,
+                Rescale::Linear(0.0, 255.0),
+                (1000.0, 9000.0),
+                None,
+                false,
+                Err("all outside --rescale 0..255"),
+            ), // a typo'd range: everything would clip to white
+            (
+                rgb,
+                Rescale::Linear(0.0, 1e-300),
+                (0.0, 255.0),
+                None,
+                false,
+                Err("nearly all outside"),
+            ),
+            (
+                rgb,
+                Rescale::Linear(-1e308, 1e308),
+                (0.0, 255.0),
+                None,
+                false,
+                Err("gain"),
+            ),
+            (
+                rgb,
+                Rescale::Linear(0.0, 25500.0),
+                (f64::NAN, f64::NAN),
+                None,
+                false,
+                Ok((0.01, 0.0)),
+            ), // no valid pixel: the pipeline says so
             (
                 rgb,
                 Rescale::Stretch,

@@ -258,7 +258,9 @@ pub(crate) fn set_input_map(
 ) -> Result<()> {
     let range = cache.get(cfg, input)?.contract.input_range;
     let (observed, pct) = match cfg.opts.rescale {
-        crate::config::Rescale::None if range.is_some() => (input.approx_range()?, None),
+        crate::config::Rescale::None | crate::config::Rescale::Linear(..) if range.is_some() => {
+            (input.approx_range()?, None)
+        }
         crate::config::Rescale::Stretch => ((0.0, 0.0), Some(input.percentiles(2.0, 98.0)?)),
         _ => ((f64::NAN, f64::NAN), None),
     };
