@@ -468,3 +468,59 @@ fn negative_numbers_are_bad_values_of_their_option() {
         assert!(!dir.path().join("out.tif").exists());
     }
 }
+
+/// stdout carries GDAL-style progress (QGIS parses it) or a JSON document,
+/// never both: asking for both is a usage error before any work.
+#[test]
+fn json_and_gdal_progress_do_not_share_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 20, 20, None);
+    // Without -q (quiet means no progress, so no clash).
+    let conv: Vec<String> = conv_args("in.tif")
+        .into_iter()
+        .filter(|a| a != "-q")
+        .collect();
+    let model = conv
+        .iter()
+        .skip_while(|a| *a != "--model")
+        .nth(1)
+        .unwrap()
+        .clone();
+    let cases: Vec<Vec<String>> = vec![
+        [
+            conv.clone(),
+            vec!["--json".into(), "--progress".into(), "gdal".into()],
+        ]
+        .concat(),
+        [
+            "batch",
+            "in.tif",
+            "--out-dir",
+            "o",
+            "--model",
+            &model,
+            "--summary",
+            "-",
+            "--progress",
+            "gdal",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    ];
+    for args in cases {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"))
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--progress gdal") && err.contains("stdout"),
+            "{args:?}: {err}"
+        );
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert!(!dir.path().join("out.tif").exists() && !dir.path().join("o").exists());
+    }
+}

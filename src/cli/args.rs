@@ -191,6 +191,7 @@ pub struct S2Args {
 
 impl S2Args {
     pub fn into_config(self) -> Result<crate::sentinel2::run::S2RunConfig> {
+        self.opts.stdout_is_free(self.json, "--json")?;
         if !self.name.contains("{group}") {
             return Err(Error::Usage(format!(
                 "--name {}: must contain {{group}} so that the groups do not overwrite each other",
@@ -391,6 +392,8 @@ pub struct BatchArgs {
 
 impl BatchArgs {
     pub fn into_config(self) -> Result<crate::pipeline::batch::BatchConfig> {
+        let summary_on_stdout = self.summary.as_ref().is_some_and(|p| p.as_os_str() == "-");
+        self.opts.stdout_is_free(summary_on_stdout, "--summary -")?;
         let shard = self
             .shard
             .as_deref()
@@ -534,6 +537,19 @@ fn parse_format(name: &str) -> Result<OutputFormat> {
     }
 }
 
+impl ProcessingArgs {
+    /// stdout carries one thing: GDAL-style progress (for QGIS) or a JSON
+    /// document (`option`), never both mixed into one unparsable stream.
+    fn stdout_is_free(&self, json_on_stdout: bool, option: &str) -> Result<()> {
+        if json_on_stdout && !self.quiet && matches!(self.progress, ProgressArg::Gdal) {
+            return Err(Error::Usage(format!(
+                "{option} and --progress gdal both write to stdout; keep one of them"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// `--rescale MIN,MAX` or `--stretch` (clap keeps them exclusive).
 fn parse_rescale(rescale: Option<&str>, stretch: bool) -> Result<crate::config::Rescale> {
     Ok(match (rescale, stretch) {
@@ -561,6 +577,7 @@ fn parse_rescale(rescale: Option<&str>, stretch: bool) -> Result<crate::config::
 
 impl RemoveArgs {
     pub fn into_config(self) -> Result<RemoveConfig> {
+        self.opts.stdout_is_free(self.json, "--json")?;
         let opts = self.opts.into_options(self.overwrite)?;
         RemoveConfig::new(
             opts,
