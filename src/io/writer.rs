@@ -372,7 +372,15 @@ impl OutputRaster {
 
     /// Close, convert, verify, sync and move into place. Consumes the
     /// writer; on any error the temp files are removed.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
+        self.prepare()?.commit()
+    }
+
+    /// Everything `finish` does but the final move: a run writing two files
+    /// (output and mask) prepares both before moving either into place, so
+    /// a failure in the second does not cost the user the first (or the
+    /// file `--overwrite` was about to replace).
+    pub fn prepare(mut self) -> Result<ReadyFile> {
         let fail = |msg: String| Error::output(&self.final_path, msg);
         let ds = self.ds.take().expect("open until finish");
         let watch = GdalWatch::start();
@@ -388,7 +396,7 @@ impl OutputRaster {
                 gdal_message(&e)
             ))
         })?;
-        copy_into_place(
+        prepare_copy(
             &src,
             &self.final_path,
             self.format,
@@ -396,6 +404,33 @@ impl OutputRaster {
             &self.creation_options,
             self.overwrite,
         )
+    }
+}
+
+/// A finished, verified and synced file in a temp name beside its target,
+/// waiting to be moved into place (`commit`); removed if dropped.
+pub struct ReadyFile {
+    ready: TempFile,
+    final_path: PathBuf,
+    overwrite: bool,
+}
+
+impl ReadyFile {
+    /// Move into place (never over a file that appeared meanwhile unless
+    /// `overwrite`).
+    pub fn commit(self) -> Result<()> {
+        let final_path = &self.final_path;
+        let fail = |msg: String| Error::output(final_path, msg);
+        move_into_place(self.ready.path(), final_path, self.overwrite).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                fail("appeared while this run was writing it (another run?); left as it is (use --overwrite to replace it)".into())
+            } else {
+                fail(format!("cannot move the finished file into place: {e}"))
+            }
+        })?;
+        self.ready.keep();
+        sync_dir(parent_dir(final_path));
+        Ok(())
     }
 }
 
@@ -412,6 +447,27 @@ pub fn copy_into_place(
     creation_options: &[(String, String)],
     overwrite: bool,
 ) -> Result<()> {
+    prepare_copy(
+        src,
+        final_path,
+        format,
+        data_type,
+        creation_options,
+        overwrite,
+    )?
+    .commit()
+}
+
+/// `copy_into_place` up to the move: the copy, checked, read back and
+/// synced in a temp file beside `final_path`.
+pub fn prepare_copy(
+    src: &Dataset,
+    final_path: &Path,
+    format: OutputFormat,
+    data_type: OutputType,
+    creation_options: &[(String, String)],
+    overwrite: bool,
+) -> Result<ReadyFile> {
     let fail = |msg: String| Error::output(final_path, msg);
     let ready = TempFile::beside(final_path, "final")
         .map_err(|e| fail(format!("cannot create a temp file beside it: {}", e.kind())))?;
@@ -436,16 +492,11 @@ pub fn copy_into_place(
         ))
     })?;
     sync_file(ready.path()).map_err(|e| fail(format!("cannot sync the file to disk: {e}")))?;
-    move_into_place(ready.path(), final_path, overwrite).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            fail("appeared while this run was writing it (another run?); left as it is (use --overwrite to replace it)".into())
-        } else {
-            fail(format!("cannot move the finished file into place: {e}"))
-        }
-    })?;
-    ready.keep();
-    sync_dir(parent_dir(final_path));
-    Ok(())
+    Ok(ReadyFile {
+        ready,
+        final_path: final_path.to_path_buf(),
+        overwrite,
+    })
 }
 
 /// Geotransform, projection and the input's metadata (every domain except

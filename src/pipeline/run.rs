@@ -135,10 +135,16 @@ fn remove_refined(
     let total = job.units();
     let mut progress = progress_total(total);
     let stats = job.run(&mut out, progress.as_mut())?;
-    out.finish()?;
-    if let (Some(user_mask), Some(p)) = (&cfg.job.mask, &prob) {
-        if let Err(e) = place_mask(cfg, user_mask, p) {
-            // Output and mask are one result: do not leave half of it.
+    // Output and mask are one result: both ready before either moves.
+    let out_ready = out.prepare()?;
+    let mask_ready = match (&cfg.job.mask, &prob) {
+        (Some(user_mask), Some(p)) => Some(prepare_mask(cfg, user_mask, p)?),
+        _ => None,
+    };
+    out_ready.commit()?;
+    if let Some(m) = mask_ready {
+        if let Err(e) = m.commit() {
+            // Only a move can fail here: do not leave half of the result.
             let _ = std::fs::remove_file(&cfg.job.output);
             return Err(e);
         }
@@ -220,10 +226,14 @@ fn refine_tags(
     ]
 }
 
-/// The user's `--mask`: the probability temp file copied into place in the
-/// requested format.
-fn place_mask(cfg: &RemoveConfig, user_mask: &Path, prob: &InputRaster) -> Result<()> {
-    crate::io::writer::copy_into_place(
+/// The user's `--mask`: the probability temp file copied beside its place
+/// in the requested format, ready to move.
+fn prepare_mask(
+    cfg: &RemoveConfig,
+    user_mask: &Path,
+    prob: &InputRaster,
+) -> Result<crate::io::writer::ReadyFile> {
+    crate::io::writer::prepare_copy(
         &prob.ds,
         user_mask,
         cfg.opts.format,

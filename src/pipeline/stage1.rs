@@ -82,10 +82,14 @@ pub(crate) fn pixel_cr(
             "every pixel is nodata; nothing to do",
         ));
     }
-    out.finish()?;
-    if let Some(m) = mask_out {
-        if let Err(e) = m.finish() {
-            // Output and mask are one result: do not leave half of it.
+    // Output and mask are one result: both are made ready before either
+    // moves into place, so a failing mask costs no finished output.
+    let out_ready = out.prepare()?;
+    let mask_ready = mask_out.map(|m| m.prepare()).transpose()?;
+    out_ready.commit()?;
+    if let Some(m) = mask_ready {
+        if let Err(e) = m.commit() {
+            // Only a move can fail here: do not leave half of the result.
             let _ = std::fs::remove_file(&cfg.job.output);
             return Err(e);
         }
