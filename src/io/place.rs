@@ -31,7 +31,7 @@ impl TempFile {
         let dir = parent_dir(final_path);
         let name = final_path
             .file_name()
-            .map(|n| n.to_string_lossy().to_string())
+            .map(|n| temp_stem(&n.to_string_lossy()))
             .unwrap_or_else(|| "out".into());
         debug_assert!(TEMP_TAGS.contains(&tag), "unknown temp tag {tag}");
         let (prefix, suffix) = (
@@ -77,6 +77,25 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// The output's name as it appears in its temp names. A temp name adds
+/// about 50 bytes to it (and `--refine`'s nested temp as much again), and
+/// file systems stop at 255: a long name is cut and tagged with a hash of
+/// the whole, so every valid output name gets temp names that are valid.
+fn temp_stem(name: &str) -> String {
+    const KEEP: usize = 140;
+    if name.len() <= KEEP + 10 {
+        return name.to_string();
+    }
+    let mut cut = KEEP;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let h = name.bytes().fold(0x811c9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x01000193)
+    });
+    format!("{}~{h:08x}", &name[..cut])
+}
+
 /// A short tag of this machine for temp names, so that a run never takes
 /// another machine's temp files (batch shards on NFS) for a dead process's.
 fn host_tag() -> String {
@@ -105,7 +124,7 @@ fn clean_stale_temps(final_path: &Path) {
         use std::os::unix::fs::MetadataExt;
         let Some(name) = final_path
             .file_name()
-            .map(|n| n.to_string_lossy().to_string())
+            .map(|n| temp_stem(&n.to_string_lossy()))
         else {
             return;
         };
@@ -212,6 +231,13 @@ pub fn write_report(path: &Path, text: &str) -> Result<()> {
         _ => {}
     }
     clean_stale_temps(path);
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        return Err(Error::output(
+            path,
+            format!("directory {} does not exist", dir.display()),
+        ));
+    }
     let tmp = TempFile::beside(path, "report").map_err(fail)?;
     std::fs::write(tmp.path(), text).map_err(fail)?;
     sync_file(tmp.path()).map_err(fail)?;
@@ -261,6 +287,34 @@ pub fn verify_readable(path: &Path) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_output_names_get_temp_names_a_file_system_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        // (name length, kept whole in temp names)
+        for (len, whole) in [(10, true), (150, true), (151, false), (250, false)] {
+            let name = format!(
+                "{}.tif",
+                "é".repeat((len - 4) / 2) + &"a".repeat((len - 4) % 2)
+            );
+            assert_eq!(name.len(), len);
+            let target = dir.path().join(&name);
+            let t = TempFile::beside(&target, "part").unwrap();
+            let temp = t.path().file_name().unwrap().to_string_lossy().to_string();
+            assert_eq!(
+                temp.starts_with(&format!(".{name}.idfcr-")),
+                whole,
+                "{temp}"
+            );
+            assert!(temp.len() <= 210, "{len}: {} bytes", temp.len());
+            // A nested temp (--refine's stage 1) still fits.
+            let nested = TempFile::beside(t.path(), "pixelcr").unwrap();
+            assert!(nested.path().exists());
+        }
+        // Two long names that share their first 140 bytes stay apart.
+        let (a, b) = ("x".repeat(200) + "a.tif", "x".repeat(200) + "b.tif");
+        assert_ne!(temp_stem(&a), temp_stem(&b));
+    }
 
     #[test]
     fn temp_files_are_new_hidden_and_beside_the_output() {
