@@ -203,6 +203,19 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "output is a device",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            std::os::unix::fs::symlink("/dev/null", d.join("out.tif")).unwrap();
+            let mut a = conv_args("in.tif");
+            a.push("--overwrite".into());
+            a
+        },
+        want: &["out.tif", "not a regular file"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "band out of range",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);

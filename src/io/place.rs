@@ -174,6 +174,15 @@ pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
     if path.is_dir() {
         return Err(Error::output(path, "is a directory"));
     }
+    // A device, pipe or socket (/dev/stdout, /dev/sda): the finished raster
+    // is moved over the name, which would replace the special file itself
+    // (as root, in /dev). Rasters go to regular files.
+    if path.metadata().is_ok_and(|m| !m.is_file()) {
+        return Err(Error::output(
+            path,
+            "is not a regular file (a device or pipe); write the raster to a file",
+        ));
+    }
     if path.exists() && !overwrite {
         return Err(Error::output(
             path,

@@ -141,6 +141,9 @@ fn remove_refined(
         (Some(user_mask), Some(p)) => Some(prepare_mask(cfg, user_mask, p)?),
         _ => None,
     };
+    // Ctrl-C during the conversion (a COG of a whole scene takes a while)
+    // still means no output: the ready files are dropped, not moved.
+    crate::interrupt::check()?;
     out_ready.commit()?;
     if let Some(m) = mask_ready {
         if let Err(e) = m.commit() {

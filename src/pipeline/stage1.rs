@@ -86,6 +86,9 @@ pub(crate) fn pixel_cr(
     // moves into place, so a failing mask costs no finished output.
     let out_ready = out.prepare()?;
     let mask_ready = mask_out.map(|m| m.prepare()).transpose()?;
+    // Ctrl-C during the conversion (a COG of a whole scene takes a while)
+    // still means no output: the ready files are dropped, not moved.
+    crate::interrupt::check()?;
     out_ready.commit()?;
     if let Some(m) = mask_ready {
         if let Err(e) = m.commit() {
