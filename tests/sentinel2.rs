@@ -1156,3 +1156,39 @@ fn stacks_at_no_sentinel2_resolution_are_refused() {
     );
     assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
 }
+
+/// Two of a run's own files on one name (the 10m group's mask named like
+/// the stack) are refused before any group runs.
+#[test]
+fn a_run_never_writes_one_name_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let stack = tmp.path().join("st.tif");
+    common::write_tiff::<u16>(&stack, 32, 32, 13, None, |b, y, x| {
+        (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+    });
+    let out = tmp.path().join("out");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--s2-bands",
+            "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
+            "--stack",
+            "--mask-name",
+            "{product}_idfcr_stack{group}.tif",
+        ],
+    );
+    let msg = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("st_idfcr_stack10m.tif") && msg.contains("twice"),
+        "{msg}"
+    );
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+}

@@ -350,6 +350,26 @@ fn planned_outputs(
         }
         check_output_path(p, cfg.options.overwrite)?;
     }
+    // Two of the run's own files on one name (a --mask-name that gives the
+    // 10m mask the stack's name, say): the later would replace the earlier
+    // after all the work. Refused now.
+    let all: Vec<&PathBuf> = jobs
+        .iter()
+        .map(|j| &j.output)
+        .chain(stack_path.as_ref())
+        .chain(&masks)
+        .collect();
+    for (i, a) in all.iter().enumerate() {
+        if let Some(b) = all[..i]
+            .iter()
+            .find(|b| crate::io::names::same_target(a, b))
+        {
+            return Err(Error::Usage(format!(
+                "{} would be written twice (as two of this run's outputs, masks or stack); give --name and --mask-name different patterns",
+                b.display()
+            )));
+        }
+    }
     Ok((stack_path, masks))
 }
 
