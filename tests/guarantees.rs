@@ -290,6 +290,117 @@ fn non_finite_pixels_are_nodata_one_by_one() {
     }
 }
 
+/// Guarantee 5b: A GDAL dataset mask (an alpha band, as `gdalwarp -dstalpha`
+/// leaves around a warped scene, or an internal per-dataset mask) marks
+/// nodata like a nodata value: masked pixels never reach the model, come
+/// out as nodata, and the output carries the mask (no side files).
+#[test]
+fn dataset_masks_and_alpha_bands_are_nodata() {
+    use gdal::raster::ColorInterpretation;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (w, h) = (64usize, 48usize);
+    let masked = |x: usize| x < 10;
+    // An RGBA scene (alpha 0 on the left border) and an RGB one with a
+    // per-dataset mask (an external .msk, as GDAL writes it by default);
+    // under the mask, bright garbage.
+    let level = |b: usize, y: usize, x: usize| {
+        if masked(x) {
+            250
+        } else {
+            pattern(b, y, x) as u8
+        }
+    };
+    write_tiff::<u8>(&d.join("rgba.tif"), w, h, 4, None, |b, y, x| {
+        if b == 3 {
+            if masked(x) {
+                0
+            } else {
+                255
+            }
+        } else {
+            level(b, y, x)
+        }
+    });
+    {
+        let ds = gdal::Dataset::open_ex(
+            d.join("rgba.tif"),
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        ds.rasterband(4)
+            .unwrap()
+            .set_color_interpretation(ColorInterpretation::AlphaBand)
+            .unwrap();
+        ds.close().unwrap();
+    }
+    write_tiff::<u8>(&d.join("msk.tif"), w, h, 3, None, level);
+    {
+        let ds = gdal::Dataset::open_ex(
+            d.join("msk.tif"),
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut b1 = ds.rasterband(1).unwrap();
+        b1.create_mask_band(true).unwrap();
+        let m: Vec<u8> = (0..h)
+            .flat_map(|_| (0..w).map(|x| if masked(x) { 0 } else { 255 }))
+            .collect();
+        b1.open_mask_band()
+            .unwrap()
+            .write((0, 0), (w, h), &mut gdal::raster::Buffer::new((w, h), m))
+            .unwrap();
+        ds.close().unwrap();
+    }
+    let model = conv();
+    for (input, bands) in [
+        ("rgba.tif", &["-b", "1", "-b", "2", "-b", "3"][..]),
+        ("msk.tif", &[][..]),
+    ] {
+        let out = format!("out_{input}");
+        let mut args = vec![
+            "remove", input, &out, "--model", &model, "--device", "cpu", "-q",
+        ];
+        args.extend_from_slice(bands);
+        let o = idfcr(d, &args);
+        assert!(o.status.success(), "{input}: {}", stderr(&o));
+        let ds = gdal::Dataset::open(d.join(&out)).unwrap();
+        let b1 = ds.rasterband(1).unwrap();
+        assert!(
+            b1.mask_flags().unwrap().is_per_dataset(),
+            "{input}: the output has no dataset mask"
+        );
+        let m = b1
+            .open_mask_band()
+            .unwrap()
+            .read_as::<u8>((0, 0), (w, h), (w, h), None)
+            .unwrap();
+        let (vals, _, _) = read_all(&d.join(&out));
+        for y in 0..h {
+            for x in 0..w {
+                let want = if masked(x) { 0 } else { 255 };
+                assert_eq!(m.data()[y * w + x], want, "{input}: mask at {y},{x}");
+                if masked(x) {
+                    assert_eq!(vals[0][y * w + x], 0.0, "{input}: masked pixel {y},{x}");
+                }
+            }
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            // (msk.tif.msk is the input's own external mask.)
+            .filter(|n| (n.ends_with(".msk") && n != "msk.tif.msk") || n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{input}: {leftovers:?}");
+    }
+}
+
 /// Guarantee 6: Inputs that map to one output name are refused before any work;
 /// {parent} keeps them apart.
 #[test]

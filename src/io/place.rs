@@ -61,8 +61,8 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if self.armed {
             let _ = std::fs::remove_file(&self.path);
-            // GDAL side files (.aux.xml, .ovr) are named after the file.
-            for ext in ["aux.xml", "ovr"] {
+            // GDAL side files (.aux.xml, .ovr, .msk) are named after the file.
+            for ext in ["aux.xml", "ovr", "msk"] {
                 let mut side = self.path.clone().into_os_string();
                 side.push(format!(".{ext}"));
                 let _ = std::fs::remove_file(side);

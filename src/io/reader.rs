@@ -33,6 +33,11 @@ pub struct InputRaster {
     /// bias)`, applied after `dn_offset` (`--rescale`, `--stretch`); undone
     /// on output.
     pub rescale: (f64, f64),
+    /// The band whose GDAL mask is the dataset's validity mask: a
+    /// per-dataset mask (`.msk`, an internal TIFF mask) or an alpha band,
+    /// as `gdalwarp -dstalpha` leaves around a warped scene. Pixels it
+    /// masks out are nodata like any other (and the output gets the mask).
+    pub dataset_mask: Option<usize>,
 }
 
 /// Whether `s` looks like something other than a plain file path (GDAL
@@ -66,7 +71,9 @@ impl InputRaster {
         check_has_pixels(&ds, source)?;
         let band_nos = select_bands(ds.raster_count(), band_idx, source)?;
         let (data_type, nodata) = band_types(&ds, &band_nos, source)?;
+        let dataset_mask = dataset_mask_band(&ds, band_nos[0]);
         Ok(InputRaster {
+            dataset_mask,
             ds,
             source: source.to_string(),
             width,
@@ -98,6 +105,7 @@ impl InputRaster {
     ) -> Result<Vec<f32>> {
         let n = rows * cols;
         let mut out = vec![0f32; self.bands() * n];
+        let masked = self.read_mask(row0, rows, col0, cols)?;
         for (i, &band_no) in self.band_nos.iter().enumerate() {
             let band = self
                 .ds
@@ -121,9 +129,19 @@ impl InputRaster {
                     ),
                 )
             })?;
+            if let Some(m) = &masked {
+                // Masked out: nodata, whatever value the band holds there.
+                dst.iter_mut()
+                    .zip(m)
+                    .filter(|(_, &out)| out)
+                    .for_each(|(v, _)| *v = f32::NAN);
+            }
             let nan_is_nodata = self.nodata[i].is_some_and(f64::is_nan);
             if !nan_is_nodata {
-                if let Some(pos) = dst.iter().position(|v| !v.is_finite()) {
+                let bad = |(p, v): (usize, &f32)| {
+                    !v.is_finite() && !masked.as_ref().is_some_and(|m| m[p])
+                };
+                if let Some(pos) = dst.iter().enumerate().position(bad) {
                     return Err(Error::input(
                         &self.source,
                         format!(
@@ -136,6 +154,42 @@ impl InputRaster {
             }
         }
         Ok(out)
+    }
+
+    /// Which pixels of the window the dataset's mask marks invalid (None
+    /// when the input has no such mask).
+    fn read_mask(
+        &self,
+        row0: usize,
+        rows: usize,
+        col0: usize,
+        cols: usize,
+    ) -> Result<Option<Vec<bool>>> {
+        let Some(band_no) = self.dataset_mask else {
+            return Ok(None);
+        };
+        let fail = |e: gdal::errors::GdalError| {
+            Error::input(
+                &self.source,
+                format!(
+                    "cannot read the mask, rows {row0}..{}: {}",
+                    row0 + rows,
+                    self.read_failure(&e)
+                ),
+            )
+        };
+        let band = self.ds.rasterband(band_no).map_err(fail)?;
+        let mask = band.open_mask_band().map_err(fail)?;
+        let mut m = vec![0u8; rows * cols];
+        mask.read_into_slice(
+            (col0 as isize, row0 as isize),
+            (cols, rows),
+            (cols, rows),
+            &mut m,
+            None,
+        )
+        .map_err(fail)?;
+        Ok(Some(m.into_iter().map(|v| v == 0).collect()))
     }
 
     /// Raster values of this input <-> values of a graph with `graph`'s
@@ -234,6 +288,16 @@ impl InputRaster {
             })
             .collect()
     }
+}
+
+/// The band whose mask is a mask of the whole dataset (per-dataset or
+/// alpha), if `band_no`'s is one. Masks GDAL derives from nodata values
+/// are left to `nodata`; per-band masks of other kinds are rare and not
+/// ours to merge.
+fn dataset_mask_band(ds: &Dataset, band_no: usize) -> Option<usize> {
+    let flags = ds.rasterband(band_no).ok()?.mask_flags().ok()?;
+    let whole = flags.is_per_dataset() || flags.is_alpha();
+    (whole && !flags.is_all_valid() && !flags.is_nodata()).then_some(band_no)
 }
 
 /// Whether a pixel value read from a band is that band's nodata value. A

@@ -96,6 +96,10 @@ pub struct OutputRaster {
     pub width: usize,
     pub bands: usize,
     pub nodata: Vec<Option<f64>>,
+    /// A per-dataset mask (255 valid, 0 not), when the input had one: an
+    /// RGB output of a warped scene keeps its transparent border even
+    /// where its bands have no nodata value.
+    has_mask: bool,
 }
 
 /// Tags and georeferencing taken over from the input.
@@ -316,7 +320,18 @@ impl OutputRaster {
             .map(|(i, spec)| describe_band(&ds, i + 1, spec).map(|()| spec.nodata))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(fail)?;
+        let has_mask = prov.input.dataset_mask.is_some();
+        if has_mask {
+            // Internal to the TIFF, always: an external .msk would be named
+            // after the temp file and stay behind when the file is moved
+            // into place. The final copy (GTiff or COG) takes it over.
+            let _ = gdal::config::set_config_option("GDAL_TIFF_INTERNAL_MASK", "YES");
+            ds.rasterband(1)
+                .and_then(|mut b| b.create_mask_band(true))
+                .map_err(fail)?;
+        }
         Ok(OutputRaster {
+            has_mask,
             ds: Some(ds),
             tmp,
             final_path: final_path.to_path_buf(),
@@ -366,6 +381,27 @@ impl OutputRaster {
                         ),
                     )
                 })?;
+        }
+        if self.has_mask {
+            let m: Vec<u8> = valid.iter().map(|&ok| if ok { 255 } else { 0 }).collect();
+            let fail = |e: gdal::errors::GdalError| {
+                Error::output(
+                    &self.final_path,
+                    format!(
+                        "mask write failed at rows {row0}..{}: {}",
+                        row0 + rows,
+                        gdal_message(&e)
+                    ),
+                )
+            };
+            let band = ds.rasterband(1).map_err(fail)?;
+            let mut mask = band.open_mask_band().map_err(fail)?;
+            mask.write(
+                (col0 as isize, row0 as isize),
+                (cols, rows),
+                &mut gdal::raster::Buffer::new((cols, rows), m),
+            )
+            .map_err(fail)?;
         }
         Ok(())
     }
