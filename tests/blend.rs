@@ -428,7 +428,7 @@ fn the_summary_reports_the_cloud_cover_the_mask_shows() {
     let (p, _, _) = read_all(&d.join("p.tif"));
     let n = p[0].len() as f64;
     let cover = p[0].iter().filter(|&&v| v >= 0.5).count() as f64 / n;
-    let mean = p[0].iter().map(|&v| v as f64).sum::<f64>() / n;
+    let mean = p[0].iter().sum::<f64>() / n;
     // The cloud is 24 x 20 of 80 x 96 pixels, about 6 %; p feathers a little beyond it.
     assert!((0.05..0.12).contains(&cover), "{cover}");
     let got = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k} in {s}"));

@@ -11,6 +11,8 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 
+pub use super::metrics_args::{EvalArgs, QualityArgs};
+
 /// Help heading of the `--refine` options.
 const REFINE: &str = "Diffusion refinement";
 
@@ -38,82 +40,6 @@ pub enum Command {
     Quality(QualityArgs),
     /// Score predictions against references: PSNR, SSIM and RMSE per band and averaged.
     Eval(EvalArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct QualityArgs {
-    /// Rasters to score.
-    #[arg(required = true)]
-    pub inputs: Vec<PathBuf>,
-    /// Value range mapped to 0..255 (default: the integer type's full range; required for floats).
-    #[arg(long = "data-range", allow_negative_numbers = true)]
-    pub data_range: Option<f64>,
-    /// Band to use, 1-based: one (grey) or three (R G B, scored on luminance). Default: bands 1-3, or band 1.
-    #[arg(
-        short = 'b',
-        long = "band",
-        value_name = "BAND",
-        allow_negative_numbers = true
-    )]
-    pub bands: Vec<usize>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-impl QualityArgs {
-    pub fn into_config(self) -> Result<crate::metrics::quality::QualityConfig> {
-        if self.bands.contains(&0) {
-            return Err(Error::Usage("-b: band numbers start at 1".into()));
-        }
-        if let Some(d) = self.data_range.filter(|d| !(*d > 0.0 && d.is_finite())) {
-            return Err(Error::Usage(format!("--data-range {d} must be positive")));
-        }
-        Ok(crate::metrics::quality::QualityConfig {
-            inputs: self.inputs,
-            data_range: self.data_range,
-            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
-        })
-    }
-}
-
-#[derive(clap::Args, Debug)]
-pub struct EvalArgs {
-    /// Predicted raster, or a folder of them.
-    pub pred: PathBuf,
-    /// Reference raster, or a folder with files of the same names.
-    pub reference: PathBuf,
-    /// Value range for PSNR and SSIM (default: the integer type's full range; required for floats).
-    #[arg(long = "data-range", allow_negative_numbers = true)]
-    pub data_range: Option<f64>,
-    /// Band to score, 1-based; repeatable (default: all).
-    #[arg(
-        short = 'b',
-        long = "band",
-        value_name = "BAND",
-        allow_negative_numbers = true
-    )]
-    pub bands: Vec<usize>,
-    /// Write the JSON report to FILE ('-': stdout).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write one CSV row per band and image to FILE ('-': stdout).
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
-}
-
-impl EvalArgs {
-    pub fn into_config(self) -> Result<crate::metrics::evaluate::EvalConfig> {
-        if self.bands.contains(&0) {
-            return Err(Error::Usage("-b: band numbers start at 1".into()));
-        }
-        Ok(crate::metrics::evaluate::EvalConfig {
-            pred: self.pred,
-            reference: self.reference,
-            data_range: self.data_range,
-            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
-        })
-    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -1,7 +1,7 @@
 //! The command-line edge: arguments in, exit code out.
 //!
 //! - `args`: clap structs, turned into validated configs (nothing below this
-//!   folder sees clap types);
+//!   folder sees clap types); `metrics_args` those of `quality` and `eval`;
 //! - `describe`: `--describe-json`, the parameters for front ends such as QGIS;
 //! - `app`: runs a subcommand, prints its report on stdout and its error
 //!   once on stderr, maps errors to exit codes;
@@ -12,6 +12,7 @@
 pub mod app;
 pub mod args;
 pub mod describe;
+pub mod metrics_args;
 pub mod progress;
 
 /// Write to stdout, ignoring a closed pipe (`idfcr ... | head` must not

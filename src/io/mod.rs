@@ -8,11 +8,14 @@
 //! - `writer`: f32 blocks in -> a finished GeoTIFF/COG at the output path
 //!   (temp file beside it, every GDAL write checked, read back, fsync,
 //!   no-replace move), or nothing at all;
+//! - `options`: GDAL creation options (working file, final file, the
+//!   user's checked before any work);
 //! - `place`: temp files, stale-temp cleaning, output checks, read-back,
 //!   fsync and the no-replace move that finish every output;
 //! - `names`: output names from patterns, kept inside the output folder.
 
 pub mod names;
+pub mod options;
 pub mod place;
 pub mod reader;
 pub mod units;

@@ -24,7 +24,7 @@ use crate::io::writer::{BandSpec, OutputRaster, Provenance};
 use crate::models::pixel_cr::{Model, Provider};
 use crate::progress::Progress;
 use crate::tiling::blend::{axis_weights, Accumulator};
-use crate::tiling::grid::{mirror, panels, round_up, AxisGrid, Panel};
+use crate::tiling::grid::{mirror, panels, tile_and_overlap, AxisGrid, Panel};
 
 use crate::pipeline::cache::ModelCache;
 use crate::pipeline::provenance::{band_specs, provenance_tags};
@@ -166,30 +166,6 @@ fn tile_grids(
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
     Ok((ygrid, xgrid))
-}
-
-/// Tile size and overlap from the user's choices and the model's margin and
-/// window. Without `--overlap`, the overlap is the model's (twice the margin
-/// plus two windows) and a tile too small for it (a 60 m group's share of
-/// the 10 m tile, say) grows to fit: the output does not depend on the tile
-/// size. An overlap the user chose is checked as given (by `AxisGrid`).
-/// Err(the tile the model would need) when that is more than idfcr runs.
-fn tile_and_overlap(
-    tile_px: usize,
-    overlap_px: Option<usize>,
-    margin: usize,
-    window: usize,
-) -> std::result::Result<(usize, usize), usize> {
-    match overlap_px {
-        Some(o) => Ok((round_up(tile_px, window), o)),
-        None => {
-            let overlap = 2 * margin + 2 * window;
-            if 2 * overlap > crate::config::MAX_TILE_PX {
-                return Err(2 * overlap);
-            }
-            Ok((round_up(tile_px.max(2 * overlap), window), overlap))
-        }
-    }
 }
 
 /// The `--mask` raster (Float32 probability, nodata -1), when asked for.
@@ -598,30 +574,5 @@ pub(crate) fn limit_gdal_cache() {
         .is_empty()
     {
         let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "64");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tile_and_overlap;
-
-    #[test]
-    fn tiles_grow_to_the_models_overlap_within_the_limit() {
-        // (tile, --overlap, margin, window, want)
-        let cases = [
-            (480, None, 64, 16, Ok((480, 160))), // the RGB model: 2 x 64 + 2 x 16
-            (96, None, 64, 16, Ok((320, 160))),  // too small: grows to twice the overlap
-            (100, None, 8, 8, Ok((104, 32))),    // rounded up to the window
-            (480, Some(0), 64, 16, Ok((480, 0))), // the user's overlap as given
-            (8192, None, 4096, 16, Err(16448)),  // a halo no tile can hold
-            (480, None, 0, 4096, Err(16384)),    // nor a window
-        ];
-        for (tile, overlap, margin, window, want) in cases {
-            assert_eq!(
-                tile_and_overlap(tile, overlap, margin, window),
-                want,
-                "{tile} {overlap:?} {margin} {window}"
-            );
-        }
     }
 }

@@ -88,7 +88,8 @@ mod tests {
 
     #[test]
     fn cloud_cover_counts_pixels_at_or_above_one_half() {
-        let cases: &[(&[f32], Option<(f64, f64)>)] = &[
+        type Case<'a> = (&'a [f32], Option<(f64, f64)>);
+        let cases: &[Case] = &[
             (&[], None),
             (&[0.0, 0.0], Some((0.0, 0.0))),
             (&[0.5, 0.49], Some((0.5, 0.495))),

@@ -192,6 +192,30 @@ pub fn mirror(i: isize, n: usize) -> usize {
     (if m < n { m } else { period - 1 - m }) as usize
 }
 
+/// Tile size and overlap from the user's choices and the model's margin and
+/// window. Without `--overlap`, the overlap is the model's (twice the margin
+/// plus two windows) and a tile too small for it (a 60 m group's share of
+/// the 10 m tile, say) grows to fit: the output does not depend on the tile
+/// size. An overlap the user chose is checked as given (by `AxisGrid`).
+/// Err(the tile the model would need) when that is more than idfcr runs.
+pub fn tile_and_overlap(
+    tile_px: usize,
+    overlap_px: Option<usize>,
+    margin: usize,
+    window: usize,
+) -> std::result::Result<(usize, usize), usize> {
+    match overlap_px {
+        Some(o) => Ok((round_up(tile_px, window), o)),
+        None => {
+            let overlap = 2 * margin + 2 * window;
+            if 2 * overlap > crate::config::MAX_TILE_PX {
+                return Err(2 * overlap);
+            }
+            Ok((round_up(tile_px.max(2 * overlap), window), overlap))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,5 +396,25 @@ mod tests {
         }
         assert_eq!(mirror(-7, 1), 0);
         assert_eq!(mirror(7, 1), 0);
+    }
+
+    #[test]
+    fn tiles_grow_to_the_models_overlap_within_the_limit() {
+        // (tile, --overlap, margin, window, want)
+        let cases = [
+            (480, None, 64, 16, Ok((480, 160))), // the RGB model: 2 x 64 + 2 x 16
+            (96, None, 64, 16, Ok((320, 160))),  // too small: grows to twice the overlap
+            (100, None, 8, 8, Ok((104, 32))),    // rounded up to the window
+            (480, Some(0), 64, 16, Ok((480, 0))), // the user's overlap as given
+            (8192, None, 4096, 16, Err(16448)),  // a halo no tile can hold
+            (480, None, 0, 4096, Err(16384)),    // nor a window
+        ];
+        for (tile, overlap, margin, window, want) in cases {
+            assert_eq!(
+                tile_and_overlap(tile, overlap, margin, window),
+                want,
+                "{tile} {overlap:?} {margin} {window}"
+            );
+        }
     }
 }

@@ -1,0 +1,82 @@
+//! Arguments of the scoring commands (`quality`, `eval`), turned into their
+//! validated configs; the processing commands' arguments are in `args`.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+#[derive(clap::Args, Debug)]
+pub struct QualityArgs {
+    /// Rasters to score.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Value range mapped to 0..255 (default: the integer type's full range; required for floats).
+    #[arg(long = "data-range", allow_negative_numbers = true)]
+    pub data_range: Option<f64>,
+    /// Band to use, 1-based: one (grey) or three (R G B, scored on luminance). Default: bands 1-3, or band 1.
+    #[arg(
+        short = 'b',
+        long = "band",
+        value_name = "BAND",
+        allow_negative_numbers = true
+    )]
+    pub bands: Vec<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl QualityArgs {
+    pub fn into_config(self) -> Result<crate::metrics::quality::QualityConfig> {
+        if self.bands.contains(&0) {
+            return Err(Error::Usage("-b: band numbers start at 1".into()));
+        }
+        if let Some(d) = self.data_range.filter(|d| !(*d > 0.0 && d.is_finite())) {
+            return Err(Error::Usage(format!("--data-range {d} must be positive")));
+        }
+        Ok(crate::metrics::quality::QualityConfig {
+            inputs: self.inputs,
+            data_range: self.data_range,
+            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
+        })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Predicted raster, or a folder of them.
+    pub pred: PathBuf,
+    /// Reference raster, or a folder with files of the same names.
+    pub reference: PathBuf,
+    /// Value range for PSNR and SSIM (default: the integer type's full range; required for floats).
+    #[arg(long = "data-range", allow_negative_numbers = true)]
+    pub data_range: Option<f64>,
+    /// Band to score, 1-based; repeatable (default: all).
+    #[arg(
+        short = 'b',
+        long = "band",
+        value_name = "BAND",
+        allow_negative_numbers = true
+    )]
+    pub bands: Vec<usize>,
+    /// Write the JSON report to FILE ('-': stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write one CSV row per band and image to FILE ('-': stdout).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+}
+
+impl EvalArgs {
+    pub fn into_config(self) -> Result<crate::metrics::evaluate::EvalConfig> {
+        if self.bands.contains(&0) {
+            return Err(Error::Usage("-b: band numbers start at 1".into()));
+        }
+        Ok(crate::metrics::evaluate::EvalConfig {
+            pred: self.pred,
+            reference: self.reference,
+            data_range: self.data_range,
+            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
+        })
+    }
+}

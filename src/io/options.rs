@@ -1,0 +1,143 @@
+//! Creation options: the working file's (tiled, uncompressed, BigTIFF when
+//! large), the final file's (our defaults per format, then the user's), and
+//! the check of the user's against the driver before any work.
+
+use std::path::Path;
+
+use gdal::raster::RasterCreationOptions;
+use gdal::DriverManager;
+
+use crate::config::{OutputFormat, OutputType};
+use crate::error::gdal_watch::GdalWatch;
+use crate::error::{gdal_message, Error, Result};
+use crate::io::writer::create_typed_with;
+
+/// Options of the working file: tiled and uncompressed, so that blocks
+/// written in several passes (strips and panels) are updated in place
+/// instead of appended again as a compressed GTiff would.
+pub(crate) fn part_options(est_bytes: u64) -> Result<RasterCreationOptions> {
+    let bigtiff = if est_bytes > 3_500_000_000 {
+        "YES"
+    } else {
+        "NO"
+    };
+    to_list(
+        &[
+            ("TILED", "YES"),
+            ("BLOCKXSIZE", "256"),
+            ("BLOCKYSIZE", "256"),
+            ("BIGTIFF", bigtiff),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+}
+
+/// Options of the final copy: our defaults for the format, then the
+/// user's `--co`, which replace defaults of the same key.
+pub fn final_options(
+    format: OutputFormat,
+    t: OutputType,
+    user: &[(String, String)],
+) -> Vec<(String, String)> {
+    let predictor = if t.is_integer() { "2" } else { "3" };
+    let defaults: &[(&str, &str)] = match format {
+        OutputFormat::GTiff => &[
+            ("TILED", "YES"),
+            ("BLOCKXSIZE", "512"),
+            ("BLOCKYSIZE", "512"),
+            ("COMPRESS", "DEFLATE"),
+            ("PREDICTOR", predictor),
+            ("BIGTIFF", "IF_SAFER"),
+            ("NUM_THREADS", "ALL_CPUS"),
+        ],
+        OutputFormat::Cog => &[
+            ("COMPRESS", "DEFLATE"),
+            ("PREDICTOR", "YES"),
+            ("BLOCKSIZE", "512"),
+            ("BIGTIFF", "IF_SAFER"),
+            ("OVERVIEW_RESAMPLING", "AVERAGE"),
+            ("NUM_THREADS", "ALL_CPUS"),
+        ],
+    };
+    let mut opts: Vec<(String, String)> = defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in user {
+        opts.retain(|(ok, _)| !ok.eq_ignore_ascii_case(k));
+        opts.push((k.clone(), v.clone()));
+    }
+    opts
+}
+
+/// Check the user's `--co` before any work, as GDAL's utilities would:
+/// each option must be one the output driver knows, with a valid value, and
+/// the whole set must let GDAL write a small image in the final format
+/// (`BLOCKXSIZE=7` passes the first check and fails only when writing).
+pub fn check_creation_options(
+    format: OutputFormat,
+    data_type: OutputType,
+    bands: usize,
+    user: &[(String, String)],
+) -> Result<()> {
+    let name = format.driver_name();
+    let driver = DriverManager::get_driver_by_name(name)
+        .map_err(|e| Error::Usage(format!("GDAL has no {name} driver: {e}")))?;
+    for (k, v) in user {
+        let one = to_list(&[(k.clone(), v.clone())])?;
+        let _watch = GdalWatch::start();
+        // SAFETY: both handles are valid for the call.
+        let ok = unsafe { gdal_sys::GDALValidateCreationOptions(driver.c_driver(), one.as_ptr()) };
+        if ok == 0 {
+            let why = crate::error::gdal_watch::last_warning();
+            return Err(Error::Usage(format!(
+                "--co {k}={v}: not a valid {name} creation option ({why})"
+            )));
+        }
+    }
+    // A dry run into GDAL's in-memory file system.
+    let bad = |why: String| {
+        let list: Vec<String> = user.iter().map(|(k, v)| format!("--co {k}={v}")).collect();
+        Error::Usage(format!(
+            "{}: GDAL cannot write {name} with these creation options: {why}",
+            list.join(" ")
+        ))
+    };
+    let src = create_typed_with(
+        "MEM",
+        Path::new(""),
+        data_type,
+        256,
+        256,
+        bands.max(1),
+        &RasterCreationOptions::new(),
+    )
+    .map_err(|e| bad(gdal_message(&e)))?;
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let path = format!(
+        "/vsimem/idfcr-co-check-{}-{}.tif",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let list = to_list(&final_options(format, data_type, user))?;
+    let watch = GdalWatch::start();
+    let written = src
+        .create_copy(&driver, &path, &list)
+        .and_then(|d| d.close())
+        .map_err(|e| gdal_message(&e))
+        .and_then(|()| watch.check());
+    if let Ok(c) = std::ffi::CString::new(path) {
+        // SAFETY: a valid C string; unlinking a missing file is harmless.
+        unsafe { gdal_sys::VSIUnlink(c.as_ptr()) };
+    }
+    written.map_err(bad)
+}
+
+pub(crate) fn to_list(opts: &[(String, String)]) -> Result<RasterCreationOptions> {
+    let mut list = RasterCreationOptions::new();
+    for (k, v) in opts {
+        list.set_name_value(k, v)
+            .map_err(|e| Error::Usage(format!("--co {k}={v}: {e}")))?;
+    }
+    Ok(list)
+}
