@@ -77,12 +77,12 @@ fn eval_errors() {
         (
             &["eval", "a.tif", "a.tif", "--data-range", "0"],
             2,
-            "--data-range 0 must be positive",
+            "--data-range 0 must be a positive number",
         ),
         (
             &["quality", "a.tif", "--data-range", "-5"],
             2,
-            "--data-range -5 must be positive",
+            "--data-range -5 must be a positive number",
         ),
         (
             &["eval", "missing.tif", "a.tif"],

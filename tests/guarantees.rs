@@ -311,20 +311,37 @@ fn dataset_masks_and_alpha_bands_are_nodata() {
             pattern(b, y, x) as u8
         }
     };
+    let alpha = |x: usize| if masked(x) { 0.0 } else { 255.0 };
+    // RGBA as 8-bit; again with a nodata value (1) on every band, where
+    // GDAL's own mask follows nodata and hides the alpha; and as Float32
+    // with gdalwarp's -9999 fill under the alpha and no nodata at all
+    // (the range check must not see the fill).
     write_tiff::<u8>(&d.join("rgba.tif"), w, h, 4, None, |b, y, x| {
         if b == 3 {
-            if masked(x) {
-                0
-            } else {
-                255
-            }
+            alpha(x) as u8
         } else {
             level(b, y, x)
         }
     });
-    {
+    write_tiff::<u8>(&d.join("rgba_nd.tif"), w, h, 4, Some(1.0), |b, y, x| {
+        if b == 3 {
+            alpha(x) as u8
+        } else {
+            level(b, y, x)
+        }
+    });
+    write_tiff::<f32>(&d.join("fill.tif"), w, h, 4, None, |b, y, x| {
+        if b == 3 {
+            alpha(x) as f32
+        } else if masked(x) {
+            -9999.0
+        } else {
+            pattern(b, y, x) as f32
+        }
+    });
+    for name in ["rgba.tif", "rgba_nd.tif", "fill.tif"] {
         let ds = gdal::Dataset::open_ex(
-            d.join("rgba.tif"),
+            d.join(name),
             gdal::DatasetOptions {
                 open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
                 ..Default::default()
@@ -358,14 +375,17 @@ fn dataset_masks_and_alpha_bands_are_nodata() {
             .unwrap();
         ds.close().unwrap();
     }
-    let model = conv();
-    for (input, bands) in [
-        ("rgba.tif", &["-b", "1", "-b", "2", "-b", "3"][..]),
-        ("msk.tif", &[][..]),
+    let (conv, ranged) = (conv(), fixture_model("tiny_blend").display().to_string());
+    let rgb = &["-b", "1", "-b", "2", "-b", "3"][..];
+    for (input, bands, model) in [
+        ("rgba.tif", rgb, &conv),
+        ("rgba_nd.tif", rgb, &conv),
+        ("fill.tif", rgb, &ranged),
+        ("msk.tif", &[][..], &conv),
     ] {
         let out = format!("out_{input}");
         let mut args = vec![
-            "remove", input, &out, "--model", &model, "--device", "cpu", "-q",
+            "remove", input, &out, "--model", model, "--device", "cpu", "-q",
         ];
         args.extend_from_slice(bands);
         let o = idfcr(d, &args);
@@ -386,8 +406,14 @@ fn dataset_masks_and_alpha_bands_are_nodata() {
             for x in 0..w {
                 let want = if masked(x) { 0 } else { 255 };
                 assert_eq!(m.data()[y * w + x], want, "{input}: mask at {y},{x}");
+                // Nodata where masked: the nodata value, else 0 (integer
+                // types) or NaN (float).
+                let v = vals[0][y * w + x];
                 if masked(x) {
-                    assert_eq!(vals[0][y * w + x], 0.0, "{input}: masked pixel {y},{x}");
+                    assert!(
+                        v == 0.0 || v == 1.0 || v.is_nan(),
+                        "{input}: masked pixel {y},{x}: {v}"
+                    );
                 }
             }
         }

@@ -32,7 +32,9 @@ impl QualityArgs {
             return Err(Error::Usage("-b: band numbers start at 1".into()));
         }
         if let Some(d) = self.data_range.filter(|d| !(*d > 0.0 && d.is_finite())) {
-            return Err(Error::Usage(format!("--data-range {d} must be positive")));
+            return Err(Error::Usage(format!(
+                "--data-range {d} must be a positive number"
+            )));
         }
         Ok(crate::metrics::quality::QualityConfig {
             inputs: self.inputs,

@@ -3,6 +3,7 @@
 //!
 //! - `reader`: any GDAL raster in -> an `InputRaster` (bands, pixel type,
 //!   nodata, georeferencing, blocks of f32 on request);
+//! - `mask`: a dataset mask or alpha band -> which pixels are nodata;
 //! - `units`: the input's observed range + the model's contract -> the
 //!   linear map into model units, or the error naming the option to use;
 //! - `writer`: f32 blocks in -> a finished GeoTIFF/COG at the output path
@@ -14,6 +15,7 @@
 //!   fsync and the no-replace move that finish every output;
 //! - `names`: output names from patterns, kept inside the output folder.
 
+pub mod mask;
 pub mod names;
 pub mod options;
 pub mod place;

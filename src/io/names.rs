@@ -77,9 +77,8 @@ pub fn output_path(dir: &Path, pattern: &str, values: &[(&str, &str)]) -> Result
     Ok(dir.join(name))
 }
 
-/// File extensions taken as rasters when a folder is given (`batch`
-/// inputs, `eval` folders); anything else there (summaries, `.ovr`, `.xml`
-/// side files) is left alone.
+/// File extensions taken as rasters when `batch` is given a folder;
+/// anything else there (summaries, `.ovr`, `.xml` side files) is left alone.
 pub const RASTER_EXTENSIONS: &[&str] = &["tif", "tiff", "jp2", "png", "jpg", "jpeg", "vrt", "img"];
 
 /// Whether `path`'s extension (any case) is one of `RASTER_EXTENSIONS`.
@@ -87,6 +86,23 @@ pub fn is_raster_name(path: &Path) -> bool {
     path.extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .is_some_and(|e| RASTER_EXTENSIONS.contains(&e.as_str()))
+}
+
+/// Files that sit beside rasters without being any: GDAL's side files
+/// (`.aux.xml`, `.ovr`, `.msk`, world files, ENVI headers), reports and
+/// styles. A folder of predictions to score holds rasters of any format
+/// GDAL reads, and these.
+const SIDE_EXTENSIONS: &[&str] = &[
+    "xml", "ovr", "msk", "aux", "tfw", "tifw", "wld", "prj", "hdr", "json", "csv", "txt", "md",
+    "log", "qml", "sld",
+];
+
+/// Whether `path` is a side file (see `SIDE_EXTENSIONS`), or has no
+/// extension at all.
+pub fn is_side_file(path: &Path) -> bool {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .is_none_or(|e| SIDE_EXTENSIONS.contains(&e.as_str()))
 }
 
 /// Whether two output paths name the same file, however they are spelled

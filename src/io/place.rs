@@ -83,7 +83,10 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
 /// the whole, so every valid output name gets temp names that are valid.
 fn temp_stem(name: &str) -> String {
     const KEEP: usize = 140;
-    if name.len() <= KEEP + 10 {
+    // A temp file of ours (the outer one of a nested temp) is already
+    // bounded (at most about 200 bytes), and is kept whole so that the
+    // stale-temp cleaning still recognises its nested temps.
+    if name.len() <= KEEP + 10 || (name.starts_with('.') && name.contains(TEMP_MARK)) {
         return name.to_string();
     }
     let mut cut = KEEP;
@@ -320,6 +323,26 @@ mod tests {
             let nested = TempFile::beside(t.path(), "pixelcr").unwrap();
             assert!(nested.path().exists());
         }
+        // A killed run's nested temps of a long name are cleaned like any.
+        let long = dir.path().join("n".repeat(200) + ".tif");
+        let outer = TempFile::beside(&long, "pixelcr").unwrap();
+        let nested = TempFile::beside(outer.path(), "part").unwrap();
+        let (o, n) = (outer.path().to_path_buf(), nested.path().to_path_buf());
+        let dead = |p: &Path| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            let pid = format!("{}-", std::process::id());
+            let renamed = p.with_file_name(name.replacen(&pid, "4194305-", 1));
+            std::fs::rename(p, &renamed).unwrap();
+            renamed
+        };
+        outer.keep();
+        nested.keep();
+        // The nested temp's own pid first (its name holds the outer's too).
+        let (n_dead, o_dead) = (dead(&n), dead(&o));
+        assert!(n_dead.exists() && o_dead.exists());
+        clean_stale_temps(&long);
+        assert!(!o_dead.exists(), "outer temp of a dead run left");
+        assert!(!n_dead.exists(), "nested temp of a dead run left");
         // Two long names that share their first 140 bytes stay apart.
         let (a, b) = ("x".repeat(200) + "a.tif", "x".repeat(200) + "b.tif");
         assert_ne!(temp_stem(&a), temp_stem(&b));

@@ -33,11 +33,11 @@ pub struct InputRaster {
     /// bias)`, applied after `dn_offset` (`--rescale`, `--stretch`); undone
     /// on output.
     pub rescale: (f64, f64),
-    /// The band whose GDAL mask is the dataset's validity mask: a
-    /// per-dataset mask (`.msk`, an internal TIFF mask) or an alpha band,
-    /// as `gdalwarp -dstalpha` leaves around a warped scene. Pixels it
-    /// masks out are nodata like any other (and the output gets the mask).
-    pub dataset_mask: Option<usize>,
+    /// Where the dataset's validity mask comes from: a per-dataset mask
+    /// (`.msk`, an internal TIFF mask) or an alpha band, as `gdalwarp
+    /// -dstalpha` leaves around a warped scene. Pixels it masks out are
+    /// nodata like any other (and the output gets the mask).
+    pub dataset_mask: Option<crate::io::mask::MaskSource>,
 }
 
 /// Whether `s` looks like something other than a plain file path (GDAL
@@ -71,7 +71,7 @@ impl InputRaster {
         check_has_pixels(&ds, source)?;
         let band_nos = select_bands(ds.raster_count(), band_idx, source)?;
         let (data_type, nodata) = band_types(&ds, &band_nos, source)?;
-        let dataset_mask = dataset_mask_band(&ds, band_nos[0]);
+        let dataset_mask = crate::io::mask::source(&ds, &band_nos);
         Ok(InputRaster {
             dataset_mask,
             ds,
@@ -165,30 +165,20 @@ impl InputRaster {
         col0: usize,
         cols: usize,
     ) -> Result<Option<Vec<bool>>> {
-        let Some(band_no) = self.dataset_mask else {
+        let Some(source) = self.dataset_mask else {
             return Ok(None);
         };
-        let fail = |e: gdal::errors::GdalError| {
-            Error::input(
-                &self.source,
-                format!(
-                    "cannot read the mask, rows {row0}..{}: {}",
-                    row0 + rows,
-                    self.read_failure(&e)
-                ),
-            )
-        };
-        let band = self.ds.rasterband(band_no).map_err(fail)?;
-        let mask = band.open_mask_band().map_err(fail)?;
-        let mut m = vec![0u8; rows * cols];
-        mask.read_into_slice(
-            (col0 as isize, row0 as isize),
-            (cols, rows),
-            (cols, rows),
-            &mut m,
-            None,
-        )
-        .map_err(fail)?;
+        let m = crate::io::mask::values(&self.ds, source, (col0, row0), (cols, rows), (cols, rows))
+            .map_err(|e| {
+                Error::input(
+                    &self.source,
+                    format!(
+                        "cannot read the mask, rows {row0}..{}: {}",
+                        row0 + rows,
+                        self.read_failure(&e)
+                    ),
+                )
+            })?;
         Ok(Some(m.into_iter().map(|v| v == 0).collect()))
     }
 
@@ -220,6 +210,23 @@ impl InputRaster {
     fn sample(&self) -> Result<Vec<f64>> {
         let mut all = Vec::new();
         let (w, h) = (self.width.min(1024), self.height.min(1024));
+        // Pixels the dataset mask hides are nodata here too: a warped
+        // scene's fill (-9999 under an alpha band) is no value of its own.
+        let hidden: Option<Vec<bool>> = match self.dataset_mask {
+            Some(src) => Some(
+                crate::io::mask::values(&self.ds, src, (0, 0), (self.width, self.height), (w, h))
+                    .map_err(|e| {
+                        Error::input(
+                            &self.source,
+                            format!("cannot read the mask: {}", self.read_failure(&e)),
+                        )
+                    })?
+                    .into_iter()
+                    .map(|v| v == 0)
+                    .collect(),
+            ),
+            None => None,
+        };
         for (i, &b) in self.band_nos.iter().enumerate() {
             let band = self
                 .ds
@@ -240,6 +247,9 @@ impl InputRaster {
             all.extend(
                 buf.data()
                     .iter()
+                    .enumerate()
+                    .filter(|(p, _)| !hidden.as_ref().is_some_and(|h| h[*p]))
+                    .map(|(_, v)| v)
                     .filter(|v| v.is_finite() && nd.is_none_or(|n| !is_nodata(**v, n)))
                     .map(|v| v + off),
             );
@@ -288,16 +298,6 @@ impl InputRaster {
             })
             .collect()
     }
-}
-
-/// The band whose mask is a mask of the whole dataset (per-dataset or
-/// alpha), if `band_no`'s is one. Masks GDAL derives from nodata values
-/// are left to `nodata`; per-band masks of other kinds are rare and not
-/// ours to merge.
-fn dataset_mask_band(ds: &Dataset, band_no: usize) -> Option<usize> {
-    let flags = ds.rasterband(band_no).ok()?.mask_flags().ok()?;
-    let whole = flags.is_per_dataset() || flags.is_alpha();
-    (whole && !flags.is_all_valid() && !flags.is_nodata()).then_some(band_no)
 }
 
 /// Whether a pixel value read from a band is that band's nodata value. A

@@ -87,7 +87,7 @@ pub fn input_map(
             // Or MIN..MAX a sliver of what the values span (0,1e-300 for 0..255):
             // nearly all would clip.
             let sliver = (b - a) < 1e-6 * (vmax - vmin);
-            if vmin.is_finite() && vmax.is_finite() && (vmin >= b || vmax <= a || sliver) {
+            if vmin.is_finite() && vmax.is_finite() && (vmin > b || vmax < a || sliver) {
                 return Err(format!(
                     "values reach {}..{}, nearly all outside --rescale {}..{}; give the range the raster's values span",
                     short(vmin),

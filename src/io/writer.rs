@@ -194,10 +194,7 @@ impl OutputRaster {
             .map_err(fail)?;
         let has_mask = prov.input.dataset_mask.is_some();
         if has_mask {
-            // Internal to the TIFF, always: an external .msk would be named
-            // after the temp file and stay behind when the file is moved
-            // into place. The final copy (GTiff or COG) takes it over.
-            let _ = gdal::config::set_config_option("GDAL_TIFF_INTERNAL_MASK", "YES");
+            internal_masks();
             ds.rasterband(1)
                 .and_then(|mut b| b.create_mask_band(true))
                 .map_err(fail)?;
@@ -315,6 +312,13 @@ impl OutputRaster {
     }
 }
 
+/// Masks go inside the TIFF, always (a user's `--config
+/// GDAL_TIFF_INTERNAL_MASK NO` included): an external `.msk` would be named
+/// after the temp file and stay behind when the file moves into place.
+fn internal_masks() {
+    let _ = gdal::config::set_config_option("GDAL_TIFF_INTERNAL_MASK", "YES");
+}
+
 /// A finished, verified and synced file in a temp name beside its target,
 /// waiting to be moved into place (`commit`); removed if dropped.
 pub struct ReadyFile {
@@ -377,6 +381,7 @@ pub fn prepare_copy(
     overwrite: bool,
 ) -> Result<ReadyFile> {
     let fail = |msg: String| Error::output(final_path, msg);
+    internal_masks();
     let ready = TempFile::beside(final_path, "final")
         .map_err(|e| fail(format!("cannot create a temp file beside it: {}", e.kind())))?;
     let list = to_list(&final_options(format, data_type, creation_options))?;

@@ -83,7 +83,7 @@ pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
                 && !p
                     .file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                && crate::io::names::is_raster_name(p)
+                && !crate::io::names::is_side_file(p)
         })
         .collect();
     names.sort();
@@ -180,7 +180,11 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
     let list = pairs(&cfg.pred, &cfg.reference)?;
     let (data_range, from) = match cfg.data_range {
         Some(d) if d > 0.0 && d.is_finite() => (d, "--data-range".to_string()),
-        Some(d) => return Err(Error::Usage(format!("--data-range {d} must be positive"))),
+        Some(d) => {
+            return Err(Error::Usage(format!(
+                "--data-range {d} must be a positive number"
+            )))
+        }
         None => {
             let first =
                 InputRaster::open(&list[0].1.display().to_string(), cfg.band_idx.as_deref())?;

@@ -34,8 +34,8 @@ pub struct RemoveSummary {
     /// (null when the model has no probability): the scene's cloud cover
     /// as the blend saw it, for triage of an archive.
     pub cloud_cover: Option<f64>,
-    /// Mean p over the valid pixels (null as above): how much of the
-    /// model's output the blended result holds.
+    /// Mean p over the valid pixels (null as above): the share of the
+    /// model's output a blended result holds (under `--raw`, would hold).
     pub mean_probability: Option<f64>,
     /// The diffusion stage, when `--refine` ran it.
     pub refine: Option<RefineSummary>,

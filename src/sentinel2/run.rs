@@ -460,7 +460,7 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
         return Err(Error::input(
             &cfg.input,
             format!(
-                "has {px_m} m pixels: idfcr s2 takes band stacks at Sentinel-2's 10, 20 or 60 m"
+                "has {px_m} m pixels: idfcr s2 takes band stacks with pixels of 1 to 60 m (Sentinel-2's 10, 20 or 60 m)"
             ),
         ));
     }

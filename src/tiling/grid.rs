@@ -208,10 +208,11 @@ pub fn tile_and_overlap(
         Some(o) => Ok((round_up(tile_px, window), o)),
         None => {
             let overlap = 2 * margin + 2 * window;
-            if 2 * overlap > crate::config::MAX_TILE_PX {
-                return Err(2 * overlap);
+            let tile = round_up(tile_px.max(2 * overlap), window);
+            if tile > crate::config::MAX_TILE_PX {
+                return Err(tile);
             }
-            Ok((round_up(tile_px.max(2 * overlap), window), overlap))
+            Ok((tile, overlap))
         }
     }
 }
@@ -408,6 +409,7 @@ mod tests {
             (480, Some(0), 64, 16, Ok((480, 0))), // the user's overlap as given
             (8192, None, 4096, 16, Err(16448)),  // a halo no tile can hold
             (480, None, 0, 4096, Err(16384)),    // nor a window
+            (8192, None, 0, 2000, Err(10000)),   // nor one the tile rounds up past
         ];
         for (tile, overlap, margin, window, want) in cases {
             assert_eq!(
