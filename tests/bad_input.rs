@@ -522,11 +522,8 @@ fn json_and_gdal_progress_do_not_share_stdout() {
         .collect(),
     ];
     for args in cases {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"))
-            .current_dir(dir.path())
-            .args(&args)
-            .output()
-            .unwrap();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = idfcr(dir.path(), &args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(

@@ -1110,18 +1110,31 @@ fn clear_tiles_are_skipped_without_changing_the_output() {
     }
 }
 
-/// A band stack whose pixels are far coarser than any Sentinel-2 group (a
-/// 100 km grid) is refused by name, before any group runs, instead of the
-/// detector's 60 m map being scaled up without bound.
+/// Band stacks refused by name before any group runs: pixels far coarser
+/// than any Sentinel-2 group (a 100 km grid would scale the detector's 60 m
+/// map up without bound), and two of a run's own files on one name (the
+/// 10m group's mask named like the stack).
 #[test]
-fn stacks_at_no_sentinel2_resolution_are_refused() {
+fn bad_stacks_are_refused_before_any_group_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let models = model_dir(tmp.path());
-    let stack = tmp.path().join("coarse.tif");
-    common::write_tiff::<u16>(&stack, 8, 8, 13, None, |b, y, x| {
-        (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
-    });
-    {
+    // (stack, pixel size in m, extra arguments, exit code, words of the message)
+    type Case<'a> = (&'a str, f64, &'a [&'a str], i32, &'a [&'a str]);
+    let cases: [Case; 2] = [
+        ("coarse.tif", 100000.0, &[], 1, &["coarse.tif", "100000 m"]),
+        (
+            "st.tif",
+            10.0,
+            &["--stack", "--mask-name", "{product}_idfcr_stack{group}.tif"],
+            2,
+            &["st_idfcr_stack10m.tif", "twice"],
+        ),
+    ];
+    for (name, px, extra, code, words) in cases {
+        let stack = tmp.path().join(name);
+        common::write_tiff::<u16>(&stack, 32, 32, 13, None, |b, y, x| {
+            (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+        });
         let mut ds = Dataset::open_ex(
             &stack,
             gdal::DatasetOptions {
@@ -1130,65 +1143,25 @@ fn stacks_at_no_sentinel2_resolution_are_refused() {
             },
         )
         .unwrap();
-        ds.set_geo_transform(&[500000.0, 100000.0, 0.0, 4200000.0, 0.0, -100000.0])
+        ds.set_geo_transform(&[500000.0, px, 0.0, 4200000.0, 0.0, -px])
             .unwrap();
         ds.close().unwrap();
+        let out = tmp.path().join(format!("out_{name}"));
+        let mut args = vec![
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--s2-bands",
+            "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
+        ];
+        args.extend_from_slice(extra);
+        let o = common::idfcr(tmp.path(), &args);
+        let msg = common::stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{name}: {msg}");
+        assert!(words.iter().all(|w| msg.contains(w)), "{name}: {msg}");
+        assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
     }
-    let out = tmp.path().join("out");
-    let o = common::idfcr(
-        tmp.path(),
-        &[
-            "s2",
-            stack.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--model-dir",
-            models.to_str().unwrap(),
-            "-q",
-            "--s2-bands",
-            "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
-        ],
-    );
-    let msg = common::stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{msg}");
-    assert!(
-        msg.contains("coarse.tif") && msg.contains("100000 m"),
-        "{msg}"
-    );
-    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
-}
-
-/// Two of a run's own files on one name (the 10m group's mask named like
-/// the stack) are refused before any group runs.
-#[test]
-fn a_run_never_writes_one_name_twice() {
-    let tmp = tempfile::tempdir().unwrap();
-    let models = model_dir(tmp.path());
-    let stack = tmp.path().join("st.tif");
-    common::write_tiff::<u16>(&stack, 32, 32, 13, None, |b, y, x| {
-        (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
-    });
-    let out = tmp.path().join("out");
-    let o = common::idfcr(
-        tmp.path(),
-        &[
-            "s2",
-            stack.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--model-dir",
-            models.to_str().unwrap(),
-            "-q",
-            "--s2-bands",
-            "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
-            "--stack",
-            "--mask-name",
-            "{product}_idfcr_stack{group}.tif",
-        ],
-    );
-    let msg = common::stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{msg}");
-    assert!(
-        msg.contains("st_idfcr_stack10m.tif") && msg.contains("twice"),
-        "{msg}"
-    );
-    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
 }
