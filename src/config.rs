@@ -224,7 +224,11 @@ pub const MAX_TILE_PX: usize = 8192;
 /// under a name that promises PNG or JPEG). No extension is accepted.
 pub fn check_output_name(what: &str, path: &std::path::Path) -> Result<()> {
     let text = path.to_string_lossy();
-    if text.ends_with(['/', std::path::MAIN_SEPARATOR]) || path.file_name().is_none() {
+    // An existing folder, with or without the slash, is the same mistake.
+    if text.ends_with(['/', std::path::MAIN_SEPARATOR])
+        || path.file_name().is_none()
+        || path.is_dir()
+    {
         return Err(Error::Usage(format!(
             "{what} {text}: names a folder; give a file name (e.g. {}/out.tif)",
             text.trim_end_matches('/')

@@ -302,6 +302,19 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "output is an existing folder",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            std::fs::create_dir(d.join("olddir")).unwrap();
+            let mut a = conv_args("in.tif");
+            a[2] = "olddir".into();
+            a
+        },
+        want: &["OUTPUT olddir", "names a folder"],
+        code: 2,
+        env: &[],
+    },
+    Case {
         name: "output in another format's name",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);
