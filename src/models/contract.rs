@@ -222,6 +222,14 @@ impl GraphScale {
         if scale == 0.0 {
             return Err(m.bad("idfcr.input_scale", "is zero"));
         }
+        // Conversions run in f32 both ways: a scale (or its inverse) that
+        // f32 cannot hold turns every pixel into 0 or infinity.
+        if !((scale as f32).is_normal() && ((1.0 / scale) as f32).is_normal()) {
+            return Err(m.bad(
+                "idfcr.input_scale",
+                format!("= {scale:e} is outside what a pixel conversion can use"),
+            ));
+        }
         Ok(GraphScale {
             scale,
             offset: m.number("idfcr.input_offset", Some(0.0))?,
@@ -338,6 +346,7 @@ mod tests {
         let count = |m: &Metadata, k: &str| m.count(k).map(|n| n as f64);
         let positive = |m: &Metadata, k: &str| m.positive(k).map(|n| n as f64);
         let number = |m: &Metadata, k: &str| m.number(k, None);
+        let scale = |m: &Metadata, _: &str| GraphScale::from_metadata(m).map(|g| g.scale);
         let cases: &[Case] = &[
             ("idfcr.halo_px", "40", count, Ok(40.0)),
             ("idfcr.halo_px", "0", count, Ok(0.0)),
@@ -367,6 +376,25 @@ mod tests {
             ("idfcr.input_scale", "inf", number, Err("not a number")),
             ("idfcr.input_scale", "x", number, Err("not a number")),
             ("idfcr.input_scale", " 0.5 ", number, Ok(0.5)),
+            (
+                "idfcr.input_scale",
+                "0.00392156862745098",
+                scale,
+                Ok(0.00392156862745098),
+            ),
+            (
+                "idfcr.input_scale",
+                "1e-300",
+                scale,
+                Err("outside what a pixel conversion"),
+            ),
+            (
+                "idfcr.input_scale",
+                "1e300",
+                scale,
+                Err("outside what a pixel conversion"),
+            ),
+            ("idfcr.input_scale", "0", scale, Err("is zero")),
         ];
         for (key, value, get, want) in cases {
             let md = m(&[(key, value)]);
