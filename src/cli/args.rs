@@ -362,9 +362,6 @@ impl ProcessingArgs {
     /// GDAL.
     pub fn into_options(self, overwrite: bool) -> Result<RemoveOptions> {
         let format = parse_format(&self.format)?;
-        if self.bands.contains(&0) {
-            return Err(Error::Usage("-b: band numbers start at 1".into()));
-        }
         let refine = self.refine_options()?;
         let rescale = parse_rescale(self.rescale.as_deref(), self.stretch)?;
         for pair in self.gdal_config.chunks(2) {
@@ -372,7 +369,7 @@ impl ProcessingArgs {
                 .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
         }
         let opts = RemoveOptions {
-            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
+            band_idx: band_indices(&self.bands)?,
             model: self.model,
             tile_px: self.tile_px,
             panel_px: self.panel_px,
@@ -474,6 +471,15 @@ impl ProcessingArgs {
         }
         Ok(())
     }
+}
+
+/// `-b` values (1-based, repeatable) as 0-based indices; None when none
+/// were given (the command's default bands).
+pub(super) fn band_indices(bands: &[usize]) -> Result<Option<Vec<usize>>> {
+    if bands.contains(&0) {
+        return Err(Error::Usage("-b: band numbers start at 1".into()));
+    }
+    Ok((!bands.is_empty()).then(|| bands.iter().map(|b| b - 1).collect()))
 }
 
 /// `--rescale MIN,MAX` or `--stretch` (clap keeps them exclusive).

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use super::args::band_indices;
+use crate::error::Result;
 
 #[derive(clap::Args, Debug)]
 pub struct QualityArgs {
@@ -28,18 +29,13 @@ pub struct QualityArgs {
 
 impl QualityArgs {
     pub fn into_config(self) -> Result<crate::metrics::quality::QualityConfig> {
-        if self.bands.contains(&0) {
-            return Err(Error::Usage("-b: band numbers start at 1".into()));
-        }
-        if let Some(d) = self.data_range.filter(|d| !(*d > 0.0 && d.is_finite())) {
-            return Err(Error::Usage(format!(
-                "--data-range {d} must be a positive number"
-            )));
-        }
         Ok(crate::metrics::quality::QualityConfig {
             inputs: self.inputs,
-            data_range: self.data_range,
-            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
+            data_range: self
+                .data_range
+                .map(crate::metrics::checked_data_range)
+                .transpose()?,
+            band_idx: band_indices(&self.bands)?,
         })
     }
 }
@@ -71,14 +67,11 @@ pub struct EvalArgs {
 
 impl EvalArgs {
     pub fn into_config(self) -> Result<crate::metrics::evaluate::EvalConfig> {
-        if self.bands.contains(&0) {
-            return Err(Error::Usage("-b: band numbers start at 1".into()));
-        }
         Ok(crate::metrics::evaluate::EvalConfig {
             pred: self.pred,
             reference: self.reference,
             data_range: self.data_range,
-            band_idx: (!self.bands.is_empty()).then(|| self.bands.iter().map(|b| b - 1).collect()),
+            band_idx: band_indices(&self.bands)?,
         })
     }
 }

@@ -35,15 +35,15 @@ pub fn source(ds: &Dataset, band_nos: &[usize]) -> Option<MaskSource> {
         .then_some(MaskSource::MaskOf(band_nos[0]))
 }
 
-/// The mask's values over a window, read at `buf` size (GDAL's nearest
-/// resampling when smaller).
-pub fn values(
+/// Which pixels of a window the mask hides (its value 0), read at `buf`
+/// size (GDAL's nearest resampling when smaller).
+pub fn hidden(
     ds: &Dataset,
     source: MaskSource,
     (col0, row0): (usize, usize),
     size: (usize, usize),
     buf: (usize, usize),
-) -> std::result::Result<Vec<u8>, gdal::errors::GdalError> {
+) -> std::result::Result<Vec<bool>, gdal::errors::GdalError> {
     let at = (col0 as isize, row0 as isize);
     let mut m = vec![0u8; buf.0 * buf.1];
     match source {
@@ -59,5 +59,5 @@ pub fn values(
                 .read_into_slice(at, size, buf, &mut m, None)?;
         }
     }
-    Ok(m)
+    Ok(m.into_iter().map(|v| v == 0).collect())
 }

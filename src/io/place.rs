@@ -172,6 +172,18 @@ fn clean_stale_temps(final_path: &Path) {
     }
 }
 
+/// `path`'s folder, or the error that it does not exist.
+fn require_parent_dir(path: &Path) -> Result<&Path> {
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        return Err(Error::output(
+            path,
+            format!("directory {} does not exist", dir.display()),
+        ));
+    }
+    Ok(dir)
+}
+
 /// Refuse to clobber, and fail early on a directory we cannot write to.
 pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
     if path.is_dir() {
@@ -192,13 +204,7 @@ pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
             "already exists (use --overwrite to replace it)",
         ));
     }
-    let dir = parent_dir(path);
-    if !dir.is_dir() {
-        return Err(Error::output(
-            path,
-            format!("directory {} does not exist", dir.display()),
-        ));
-    }
+    let dir = require_parent_dir(path)?;
     clean_stale_temps(path);
     // Probe: the only reliable test of writability is writing.
     TempFile::beside(path, "probe").map_err(|e| {
@@ -243,13 +249,7 @@ pub fn write_report(path: &Path, text: &str) -> Result<()> {
         _ => {}
     }
     clean_stale_temps(path);
-    let dir = parent_dir(path);
-    if !dir.is_dir() {
-        return Err(Error::output(
-            path,
-            format!("directory {} does not exist", dir.display()),
-        ));
-    }
+    require_parent_dir(path)?;
     let tmp = TempFile::beside(path, "report").map_err(fail)?;
     std::fs::write(tmp.path(), text).map_err(fail)?;
     sync_file(tmp.path()).map_err(fail)?;

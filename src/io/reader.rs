@@ -168,7 +168,8 @@ impl InputRaster {
         let Some(source) = self.dataset_mask else {
             return Ok(None);
         };
-        let m = crate::io::mask::values(&self.ds, source, (col0, row0), (cols, rows), (cols, rows))
+        crate::io::mask::hidden(&self.ds, source, (col0, row0), (cols, rows), (cols, rows))
+            .map(Some)
             .map_err(|e| {
                 Error::input(
                     &self.source,
@@ -178,8 +179,7 @@ impl InputRaster {
                         self.read_failure(&e)
                     ),
                 )
-            })?;
-        Ok(Some(m.into_iter().map(|v| v == 0).collect()))
+            })
     }
 
     /// Raster values of this input <-> values of a graph with `graph`'s
@@ -212,21 +212,18 @@ impl InputRaster {
         let (w, h) = (self.width.min(1024), self.height.min(1024));
         // Pixels the dataset mask hides are nodata here too: a warped
         // scene's fill (-9999 under an alpha band) is no value of its own.
-        let hidden: Option<Vec<bool>> = match self.dataset_mask {
-            Some(src) => Some(
-                crate::io::mask::values(&self.ds, src, (0, 0), (self.width, self.height), (w, h))
-                    .map_err(|e| {
-                        Error::input(
-                            &self.source,
-                            format!("cannot read the mask: {}", self.read_failure(&e)),
-                        )
-                    })?
-                    .into_iter()
-                    .map(|v| v == 0)
-                    .collect(),
-            ),
-            None => None,
-        };
+        let hidden = self
+            .dataset_mask
+            .map(|src| {
+                crate::io::mask::hidden(&self.ds, src, (0, 0), (self.width, self.height), (w, h))
+            })
+            .transpose()
+            .map_err(|e| {
+                Error::input(
+                    &self.source,
+                    format!("cannot read the mask: {}", self.read_failure(&e)),
+                )
+            })?;
         for (i, &b) in self.band_nos.iter().enumerate() {
             let band = self
                 .ds

@@ -179,12 +179,7 @@ fn eval_pair(
 pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
     let list = pairs(&cfg.pred, &cfg.reference)?;
     let (data_range, from) = match cfg.data_range {
-        Some(d) if d > 0.0 && d.is_finite() => (d, "--data-range".to_string()),
-        Some(d) => {
-            return Err(Error::Usage(format!(
-                "--data-range {d} must be a positive number"
-            )))
-        }
+        Some(d) => (super::checked_data_range(d)?, "--data-range".to_string()),
         None => {
             let first =
                 InputRaster::open(&list[0].1.display().to_string(), cfg.band_idx.as_deref())?;

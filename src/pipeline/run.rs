@@ -135,23 +135,12 @@ fn remove_refined(
     let total = job.units();
     let mut progress = progress_total(total);
     let stats = job.run(&mut out, progress.as_mut())?;
-    // Output and mask are one result: both ready before either moves.
     let out_ready = out.prepare()?;
     let mask_ready = match (&cfg.job.mask, &prob) {
         (Some(user_mask), Some(p)) => Some(prepare_mask(cfg, user_mask, p)?),
         _ => None,
     };
-    // Ctrl-C during the conversion (a COG of a whole scene takes a while)
-    // still means no output: the ready files are dropped, not moved.
-    crate::interrupt::check()?;
-    out_ready.commit()?;
-    if let Some(m) = mask_ready {
-        if let Err(e) = m.commit() {
-            // Only a move can fail here: do not leave half of the result.
-            let _ = std::fs::remove_file(&cfg.job.output);
-            return Err(e);
-        }
-    }
+    crate::pipeline::stage1::place_result(cfg, out_ready, mask_ready)?;
     progress.finish(total);
     summary.output = cfg.job.output.clone();
     summary.mask = cfg.job.mask.clone();

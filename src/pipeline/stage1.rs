@@ -82,23 +82,32 @@ pub(crate) fn pixel_cr(
             "every pixel is nodata; nothing to do",
         ));
     }
-    // Output and mask are one result: both are made ready before either
-    // moves into place, so a failing mask costs no finished output.
     let out_ready = out.prepare()?;
-    let mask_ready = mask_out.map(|m| m.prepare()).transpose()?;
-    // Ctrl-C during the conversion (a COG of a whole scene takes a while)
-    // still means no output: the ready files are dropped, not moved.
+    place_result(cfg, out_ready, mask_out.map(|m| m.prepare()).transpose()?)?;
+    progress.finish(total_tiles);
+    Ok(summary(cfg, input, model, &counts, started))
+}
+
+/// Move a run's output and mask, both made ready (converted, verified,
+/// synced), into place: output and mask are one result, so a failing mask
+/// costs no finished output, and Ctrl-C during the conversion (a COG of a
+/// whole scene takes a while) still means no output (the ready files are
+/// dropped, not moved).
+pub(crate) fn place_result(
+    cfg: &RemoveConfig,
+    out: crate::io::writer::ReadyFile,
+    mask: Option<crate::io::writer::ReadyFile>,
+) -> Result<()> {
     crate::interrupt::check()?;
-    out_ready.commit()?;
-    if let Some(m) = mask_ready {
+    out.commit()?;
+    if let Some(m) = mask {
         if let Err(e) = m.commit() {
             // Only a move can fail here: do not leave half of the result.
             let _ = std::fs::remove_file(&cfg.job.output);
             return Err(e);
         }
     }
-    progress.finish(total_tiles);
-    Ok(summary(cfg, input, model, &counts, started))
+    Ok(())
 }
 
 /// The input must be what the model was trained on: its band count and,

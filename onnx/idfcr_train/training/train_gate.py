@@ -203,12 +203,12 @@ def held_out_cases(model, val, every: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, _ = load_checkpoint(args.pixel_cr)
+    model, model_state = load_checkpoint(args.pixel_cr)
     for q in model.parameters():
         q.requires_grad_(False)
     train, val = split_by_block(load_rice(args.data), set(args.val_blocks.split(",")))
     if args.train_blocks:
-        model_val = load_state(args.pixel_cr).get("meta", {}).get("val_blocks")
+        model_val = model_state.get("meta", {}).get("val_blocks")
         try:
             blocks = unseen_training_blocks(args.train_blocks, model_val, args.val_blocks)
         except ValueError as e:
