@@ -5,14 +5,11 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Device {
-    /// CUDA when the loaded ONNX Runtime can use it, else CPU (with a warning).
-    Auto,
-    Cpu,
-    /// CUDA or fail with ORT's reason.
-    Cuda,
-}
+// Where the models run belongs to the ONNX Runtime edge; the settings
+// name it, so it is re-exported here for the CLI and library users.
+pub use crate::models::runtime::Device;
+// The tile bound is the tiling's; the settings check the options against it.
+pub use crate::tiling::grid::MAX_TILE_PX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -212,11 +209,6 @@ pub const DEFAULT_REFINE_TILE_PX: usize = 1024;
 /// CPU can hide I/O waits; hundreds make ONNX Runtime spend the run (and
 /// Ctrl-C's response time) switching between them.
 pub const MAX_THREADS_PER_CPU: usize = 4;
-
-/// The largest `--tile`, `--overlap` and `--refine-tile`, in pixels. A
-/// 8192 px tile already holds some 50 GB of Pixel-CR activations; the bound
-/// also keeps the tile arithmetic far from overflow.
-pub const MAX_TILE_PX: usize = 8192;
 
 /// An output path must name a GeoTIFF file: not a folder (a trailing '/'
 /// would only fail after the whole run, when the result is moved into

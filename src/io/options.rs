@@ -1,16 +1,16 @@
 //! Creation options: the working file's (tiled, uncompressed, BigTIFF when
 //! large), the final file's (our defaults per format, then the user's), and
-//! the check of the user's against the driver before any work.
+//! the check of the user's against the driver before any work; and the
+//! typed creation of a dataset that both the check and the writer use.
 
 use std::path::Path;
 
 use gdal::raster::RasterCreationOptions;
-use gdal::DriverManager;
+use gdal::{Dataset, DriverManager};
 
 use crate::config::{OutputFormat, OutputType};
 use crate::error::gdal_watch::GdalWatch;
 use crate::error::{gdal_message, Error, Result};
-use crate::io::writer::create_typed_with;
 
 /// Options of the working file: tiled and uncompressed, so that blocks
 /// written in several passes (strips and panels) are updated in place
@@ -140,4 +140,41 @@ pub(crate) fn to_list(opts: &[(String, String)]) -> Result<RasterCreationOptions
             .map_err(|e| Error::Usage(format!("--co {k}={v}: {e}")))?;
     }
     Ok(list)
+}
+
+/// A new dataset of `t` with the named driver (GTiff working files, MEM
+/// for the creation-option dry run).
+pub(crate) fn create_typed_with(
+    driver: &str,
+    path: &Path,
+    t: OutputType,
+    w: usize,
+    h: usize,
+    bands: usize,
+    opts: &RasterCreationOptions,
+) -> gdal::errors::Result<Dataset> {
+    let driver = DriverManager::get_driver_by_name(driver)?;
+    match t {
+        OutputType::Byte => {
+            driver.create_with_band_type_with_options::<u8, _>(path, w, h, bands, opts)
+        }
+        OutputType::UInt16 => {
+            driver.create_with_band_type_with_options::<u16, _>(path, w, h, bands, opts)
+        }
+        OutputType::Int16 => {
+            driver.create_with_band_type_with_options::<i16, _>(path, w, h, bands, opts)
+        }
+        OutputType::UInt32 => {
+            driver.create_with_band_type_with_options::<u32, _>(path, w, h, bands, opts)
+        }
+        OutputType::Int32 => {
+            driver.create_with_band_type_with_options::<i32, _>(path, w, h, bands, opts)
+        }
+        OutputType::Float32 => {
+            driver.create_with_band_type_with_options::<f32, _>(path, w, h, bands, opts)
+        }
+        OutputType::Float64 => {
+            driver.create_with_band_type_with_options::<f64, _>(path, w, h, bands, opts)
+        }
+    }
 }

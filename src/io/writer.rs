@@ -15,14 +15,14 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use gdal::raster::{ColorInterpretation, RasterCreationOptions};
+use gdal::raster::ColorInterpretation;
 use gdal::{Dataset, DriverManager, Metadata};
 
 use crate::config::{OutputFormat, OutputType};
 use crate::error::gdal_watch::GdalWatch;
 use crate::error::{gdal_message, Error, Result};
 pub use crate::io::options::check_creation_options;
-use crate::io::options::{final_options, part_options, to_list};
+use crate::io::options::{create_typed_with, final_options, part_options, to_list};
 use crate::io::place::{
     move_into_place, parent_dir, sync_dir, sync_file, verify_readable, TempFile,
 };
@@ -108,43 +108,6 @@ pub struct OutputRaster {
 pub struct Provenance<'a> {
     pub input: &'a InputRaster,
     pub tags: Vec<(String, String)>,
-}
-
-/// A new dataset of `t` with the named driver (GTiff working files, MEM
-/// for the creation-option dry run).
-pub(crate) fn create_typed_with(
-    driver: &str,
-    path: &Path,
-    t: OutputType,
-    w: usize,
-    h: usize,
-    bands: usize,
-    opts: &RasterCreationOptions,
-) -> gdal::errors::Result<Dataset> {
-    let driver = DriverManager::get_driver_by_name(driver)?;
-    match t {
-        OutputType::Byte => {
-            driver.create_with_band_type_with_options::<u8, _>(path, w, h, bands, opts)
-        }
-        OutputType::UInt16 => {
-            driver.create_with_band_type_with_options::<u16, _>(path, w, h, bands, opts)
-        }
-        OutputType::Int16 => {
-            driver.create_with_band_type_with_options::<i16, _>(path, w, h, bands, opts)
-        }
-        OutputType::UInt32 => {
-            driver.create_with_band_type_with_options::<u32, _>(path, w, h, bands, opts)
-        }
-        OutputType::Int32 => {
-            driver.create_with_band_type_with_options::<i32, _>(path, w, h, bands, opts)
-        }
-        OutputType::Float32 => {
-            driver.create_with_band_type_with_options::<f32, _>(path, w, h, bands, opts)
-        }
-        OutputType::Float64 => {
-            driver.create_with_band_type_with_options::<f64, _>(path, w, h, bands, opts)
-        }
-    }
 }
 
 impl OutputRaster {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 const TABLE: &str = include_str!("../../onnx/contract_keys.json");
 
 /// The largest count a model may state (`idfcr.halo_px`, `idfcr.window_px`,
-/// band counts...): at most a tile's half (`config::MAX_TILE_PX` is 8192).
+/// band counts...): at most a tile's half (`tiling::grid::MAX_TILE_PX` is 8192).
 pub const MAX_COUNT: usize = 4096;
 
 /// Which family of graph a contract belongs to.

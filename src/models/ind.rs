@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use ort::session::Session;
 
-use crate::config::Device;
+use crate::models::runtime::Device;
 use crate::error::{Error, Result};
 use crate::models::contract::{GraphKind, GraphScale, Metadata};
 use crate::models::pixel_cr::{open_graph, Provider};

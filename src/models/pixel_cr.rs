@@ -11,7 +11,7 @@ use ndarray::{Array2, Array3, Axis};
 use ort::session::Session;
 use sha2::{Digest, Sha256};
 
-use crate::config::Device;
+use crate::models::runtime::Device;
 use crate::error::{Error, Result};
 use crate::models::contract::{GraphKind, GraphScale, Metadata};
 

@@ -13,6 +13,16 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 
+/// Where a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// CUDA when the loaded ONNX Runtime can use it, else CPU (with a warning).
+    Auto,
+    Cpu,
+    /// CUDA or fail with ORT's reason.
+    Cuda,
+}
+
 /// The process-wide ORT environment. ONNX Runtime allows one per process,
 /// so it is created on first use and shared (this matters in `cargo test`).
 static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =

@@ -262,7 +262,7 @@ pub fn scene_probability(
 
     let (_, sessions, _) = crate::models::pixel_cr::load_session_pool(
         model,
-        crate::config::Device::Cpu,
+        crate::models::runtime::Device::Cpu,
         1,
         threads.max(1),
         ort_lib,

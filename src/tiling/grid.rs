@@ -31,6 +31,11 @@ pub struct AxisGrid {
     pub starts: Vec<isize>,
 }
 
+/// The largest `--tile`, `--overlap` and `--refine-tile`, in pixels. A
+/// 8192 px tile already holds some 50 GB of Pixel-CR activations; the bound
+/// also keeps the tile arithmetic far from overflow.
+pub const MAX_TILE_PX: usize = 8192;
+
 /// Round `v` up to a multiple of `m` (m > 0).
 pub fn round_up(v: usize, m: usize) -> usize {
     v.div_ceil(m) * m
@@ -209,7 +214,7 @@ pub fn tile_and_overlap(
         None => {
             let overlap = 2 * margin + 2 * window;
             let tile = round_up(tile_px.max(2 * overlap), window);
-            if tile > crate::config::MAX_TILE_PX {
+            if tile > MAX_TILE_PX {
                 return Err(tile);
             }
             Ok((tile, overlap))

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from idfcr_train.export.pixel_cr import INPUT, OUTPUTS, contract, export_onnx, measure_halo
+from idfcr_train.export.pixel_cr import contract, export_onnx, measure_halo, write_reference
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig
 
 
@@ -58,22 +58,6 @@ class Double(nn.Module):
 
     def forward(self, x):
         return 2.0 * x, 0.0 * x[:, :1]
-
-
-def write_reference(onnx_path: str, out_dir: str, name: str, bands: int, h: int, w: int, seed: int,
-                    extra: dict | None = None) -> None:
-    """Random input and Python onnxruntime's outputs for `onnx_path`, as
-    NAME.{input,clear,attention}.bin (float32 LE) and NAME.ref.json."""
-    import onnxruntime as ort
-
-    x = np.random.default_rng(seed).random((1, bands, h, w), dtype=np.float32)
-    clear, att = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"]).run(list(OUTPUTS), {INPUT: x})
-    for suffix, arr in (("input", x), ("clear", clear), ("attention", att)):
-        arr.astype("<f4").tofile(os.path.join(out_dir, f"{name}.{suffix}.bin"))
-    with open(os.path.join(out_dir, f"{name}.ref.json"), "w") as f:
-        json.dump({"input_shape": list(x.shape), "clear_shape": list(clear.shape),
-                   "attention_shape": list(att.shape), **(extra or {})}, f, indent=1)
-        f.write("\n")
 
 
 class BrightIsCloud(nn.Module):

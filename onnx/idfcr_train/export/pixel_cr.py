@@ -162,6 +162,22 @@ def detector_calibration(text: str) -> str:
         raise SystemExit(f"--detector-calibration {e}") from None
 
 
+def write_reference(onnx_path: str, out_dir: str, name: str, bands: int, h: int, w: int, seed: int,
+                    extra: dict | None = None) -> None:
+    """Random input and Python onnxruntime's outputs for `onnx_path`, as
+    NAME.{input,clear,attention}.bin (float32 LE) and NAME.ref.json."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(seed).random((1, bands, h, w), dtype=np.float32)
+    clear, att = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"]).run(list(OUTPUTS), {INPUT: x})
+    for suffix, arr in (("input", x), ("clear", clear), ("attention", att)):
+        arr.astype("<f4").tofile(os.path.join(out_dir, f"{name}.{suffix}.bin"))
+    with open(os.path.join(out_dir, f"{name}.ref.json"), "w") as f:
+        json.dump({"input_shape": list(x.shape), "clear_shape": list(clear.shape),
+                   "attention_shape": list(att.shape), **(extra or {})}, f, indent=1)
+        f.write("\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
@@ -239,7 +255,6 @@ def main(argv: list[str] | None = None) -> None:
     err = parity(model, args.out)
     print(f"exported {args.out}: halo {halo} px, parity max |torch - ort| = {err:.2e}")
     assert err < 1e-4, f"parity check failed: {err}"
-    from idfcr_train.export.fixtures import write_reference
 
     win = model.cfg.window
     write_reference(args.out, args.ref_dir, args.name, model.cfg.in_bands, 2 * win, 3 * win, seed=11,
