@@ -279,9 +279,16 @@ fn png_and_vsizip_inputs() {
         assert!(o.status.success(), "{input}: {}", stderr(&o));
         let out = Dataset::open(dir.path().join(output)).unwrap();
         assert_eq!(out.raster_size(), (64, 48), "{input}");
+        // A file by its absolute path; a GDAL string as given.
+        let source = if input.starts_with("/vsi") {
+            input.to_string()
+        } else {
+            let p = dir.path().join(input).canonicalize().unwrap();
+            p.display().to_string()
+        };
         assert_eq!(
             out.metadata_item("IDFCR_SOURCE", "").as_deref(),
-            Some(input)
+            Some(source.as_str())
         );
     }
     let zipped = Dataset::open(dir.path().join("from_zip.tif")).unwrap();
@@ -409,4 +416,88 @@ fn nodata_is_mapped_into_the_output_type() {
             }
         }
     }
+}
+
+/// Side files: what GDAL writes beside the output for a user's `--co`
+/// (`PROFILE=BASELINE` puts the georeferencing in `.aux.xml`, `TFW=YES`
+/// a world file) moves with it under the output's name; side files of a
+/// replaced (or deleted) output do not describe the new one. Band units
+/// travel, the input's pixel statistics do not (they are the old pixels').
+#[test]
+fn side_files_units_and_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.tif");
+    rgb_tiff(&input, 64, 48, None);
+    {
+        let ds = Dataset::open_ex(
+            &input,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for b in 1..=3 {
+            let mut band = ds.rasterband(b).unwrap();
+            band.set_metadata_item("STATISTICS_MEAN", "999", "")
+                .unwrap();
+            band.set_metadata_item("WAVELENGTH", "665", "").unwrap();
+            let unit = std::ffi::CString::new("W/m2/sr/um").unwrap();
+            unsafe { gdal_sys::GDALSetRasterUnitType(band.c_rasterband(), unit.as_ptr()) };
+        }
+    }
+    let gt = Dataset::open(&input).unwrap().geo_transform().unwrap();
+    let hidden = |d: &std::path::Path| {
+        listing(d)
+            .into_iter()
+            .filter(|n| n.starts_with('.'))
+            .count()
+    };
+
+    // A stale `.aux.xml` of a deleted output, and the user's PROFILE=BASELINE.
+    std::fs::write(
+        dir.path().join("out.tif.aux.xml"),
+        "<PAMDataset><Metadata><MDI key=\"STALE\">1</MDI></Metadata></PAMDataset>\n",
+    )
+    .unwrap();
+    let o = remove_conv(dir.path(), "in.tif", &["--co", "PROFILE=BASELINE"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(hidden(dir.path()), 0, "{:?}", listing(dir.path()));
+    assert!(dir.path().join("out.tif.aux.xml").exists());
+    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    assert_eq!(
+        out.geo_transform().unwrap(),
+        gt,
+        "georeferencing via the .aux.xml"
+    );
+    assert_eq!(out.metadata_item("STALE", ""), None);
+    drop(out);
+
+    // Replaced by a plain GeoTIFF: the old `.aux.xml` goes with the old file.
+    let o = remove_conv(dir.path(), "in.tif", &["--overwrite"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir.path().join("out.tif.aux.xml").exists());
+    assert_eq!(hidden(dir.path()), 0, "{:?}", listing(dir.path()));
+    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    for b in 1..=3 {
+        let band = out.rasterband(b).unwrap();
+        assert_eq!(band.unit(), "W/m2/sr/um");
+        assert_eq!(band.metadata_item("STATISTICS_MEAN", ""), None);
+        assert_eq!(band.metadata_item("WAVELENGTH", "").as_deref(), Some("665"));
+    }
+    drop(out);
+
+    // A world file takes the output's stem; NBITS=4 drops our predictor.
+    let o = remove_conv(
+        dir.path(),
+        "in.tif",
+        &["--overwrite", "--co", "TFW=YES", "--co", "NBITS=4"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        dir.path().join("out.tfw").exists(),
+        "{:?}",
+        listing(dir.path())
+    );
+    assert_eq!(hidden(dir.path()), 0, "{:?}", listing(dir.path()));
 }

@@ -18,7 +18,13 @@ pub enum Display {
 impl Display {
     pub fn new(mode: ProgressMode, total: u64) -> Self {
         match mode {
-            ProgressMode::Gdal => Display::Gdal { ticks_done: 0 },
+            ProgressMode::Gdal => {
+                // GDAL prints its "0" as the work starts: a front end shows
+                // the run as started even when the first tile row is slow.
+                let mut d = Display::Gdal { ticks_done: 0 };
+                d.update(0, total);
+                d
+            }
             ProgressMode::None => Display::Silent,
             ProgressMode::Auto if std::io::stderr().is_terminal() => {
                 let bar = indicatif::ProgressBar::new(total);

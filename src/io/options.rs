@@ -63,6 +63,14 @@ pub fn final_options(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    // GDAL's predictors work on 8/16/32/64-bit samples only: a user's
+    // `NBITS=4` (or 12) drops our default predictor instead of failing on it.
+    let odd_nbits = user.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("NBITS") && !matches!(v.trim(), "8" | "16" | "32" | "64")
+    });
+    if odd_nbits {
+        opts.retain(|(k, _)| k != "PREDICTOR");
+    }
     for (k, v) in user {
         opts.retain(|(ok, _)| !ok.eq_ignore_ascii_case(k));
         opts.push((k.clone(), v.clone()));
@@ -125,7 +133,9 @@ pub fn check_creation_options(
         .create_copy(&driver, &path, &list)
         .and_then(|d| d.close())
         .map_err(|e| gdal_message(&e))
-        .and_then(|()| watch.check());
+        .and_then(|()| watch.check())
+        // GDAL names the dry run's in-memory file; the user never saw it.
+        .map_err(|why| why.replace(&format!("{path}: "), ""));
     if let Ok(c) = std::ffi::CString::new(path) {
         // SAFETY: a valid C string; unlinking a missing file is harmless.
         unsafe { gdal_sys::VSIUnlink(c.as_ptr()) };
@@ -175,6 +185,100 @@ pub(crate) fn create_typed_with(
         }
         OutputType::Float64 => {
             driver.create_with_band_type_with_options::<f64, _>(path, w, h, bands, opts)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_options_table() {
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let get = |o: &[(String, String)], k: &str| {
+            o.iter().find(|(ok, _)| ok == k).map(|(_, v)| v.clone())
+        };
+        // (format, type, user --co, key, expected value)
+        type Case<'a> = (
+            OutputFormat,
+            OutputType,
+            Vec<(String, String)>,
+            &'a str,
+            Option<&'a str>,
+        );
+        let table: &[Case] = &[
+            (
+                OutputFormat::GTiff,
+                OutputType::Byte,
+                vec![],
+                "PREDICTOR",
+                Some("2"),
+            ),
+            (
+                OutputFormat::GTiff,
+                OutputType::Float32,
+                vec![],
+                "PREDICTOR",
+                Some("3"),
+            ),
+            (
+                OutputFormat::GTiff,
+                OutputType::Byte,
+                vec![kv("NBITS", "4")],
+                "PREDICTOR",
+                None,
+            ),
+            (
+                OutputFormat::GTiff,
+                OutputType::UInt16,
+                vec![kv("nbits", "12")],
+                "PREDICTOR",
+                None,
+            ),
+            (
+                OutputFormat::GTiff,
+                OutputType::Byte,
+                vec![kv("NBITS", "8")],
+                "PREDICTOR",
+                Some("2"),
+            ),
+            (
+                OutputFormat::GTiff,
+                OutputType::Byte,
+                vec![kv("NBITS", "4"), kv("PREDICTOR", "1")],
+                "PREDICTOR",
+                Some("1"),
+            ),
+            (
+                OutputFormat::GTiff,
+                OutputType::Byte,
+                vec![kv("compress", "LZW")],
+                "COMPRESS",
+                None,
+            ),
+            (
+                OutputFormat::GTiff,
+                OutputType::Byte,
+                vec![kv("compress", "LZW")],
+                "compress",
+                Some("LZW"),
+            ),
+            (
+                OutputFormat::Cog,
+                OutputType::Byte,
+                vec![],
+                "PREDICTOR",
+                Some("YES"),
+            ),
+        ];
+        for (format, t, user, key, want) in table {
+            let o = final_options(*format, *t, user);
+            assert_eq!(
+                get(&o, key).as_deref(),
+                *want,
+                "{format:?} {t:?} {user:?} {key}"
+            );
         }
     }
 }

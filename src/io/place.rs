@@ -61,14 +61,99 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if self.armed {
             let _ = std::fs::remove_file(&self.path);
-            // GDAL side files (.aux.xml, .ovr, .msk) are named after the file.
-            for ext in ["aux.xml", "ovr", "msk"] {
-                let mut side = self.path.clone().into_os_string();
-                side.push(format!(".{ext}"));
+            for side in side_files(&self.path) {
                 let _ = std::fs::remove_file(side);
             }
         }
     }
+}
+
+/// GDAL's side files of `file`, named after it: `FILE.aux.xml`, `.ovr`,
+/// `.msk`, and the world file (`STEM.tfw`) that `--co TFW=YES` or a
+/// `PROFILE` without GeoTIFF tags makes GDAL write. Only used on our temp
+/// files, whose random names nothing else shares.
+pub(crate) fn side_files(file: &Path) -> Vec<PathBuf> {
+    let (Some(name), Some(stem)) = (file.file_name(), file.file_stem()) else {
+        return Vec::new();
+    };
+    let (name, stem) = (name.to_string_lossy(), stem.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent_dir(file)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| *n != *name && n.starts_with(&format!("{stem}.")))
+        .map(|n| parent_dir(file).join(n))
+        .collect()
+}
+
+/// The name `side` (a side file of `file`, see `side_files`) takes beside
+/// `target`: `FILE.aux.xml` -> `TARGET.aux.xml`, `STEM.tfw` -> the target's
+/// stem with `.tfw`, as GDAL would have named them had it written `target`.
+pub(crate) fn side_file_target(side: &Path, file: &Path, target: &Path) -> Option<PathBuf> {
+    let side = side.file_name()?.to_string_lossy().to_string();
+    let name = file.file_name()?.to_string_lossy().to_string();
+    if let Some(rest) = side.strip_prefix(&name) {
+        let mut t = target.as_os_str().to_os_string();
+        t.push(rest);
+        return Some(PathBuf::from(t));
+    }
+    let stem = file.file_stem()?.to_string_lossy().to_string();
+    let ext = side.strip_prefix(&format!("{stem}."))?;
+    Some(target.with_extension(ext))
+}
+
+/// Side files GDAL would read for a raster at `path` (its auxiliary
+/// metadata, external overviews and mask). When a new file takes that
+/// name, the old ones would describe it wrongly (statistics, a stale
+/// georeferencing, QGIS's pyramids of the old pixels): they go, as they do
+/// when GDAL itself replaces a dataset.
+const STALE_SIDE_EXTS: &[&str] = &["aux.xml", "ovr", "msk"];
+
+/// Move `tmp` and its side files into place as `final_path` (see
+/// `move_into_place`); side files the replaced output had and this one has
+/// not are removed.
+pub(crate) fn move_with_side_files(
+    tmp: &Path,
+    final_path: &Path,
+    overwrite: bool,
+) -> io::Result<()> {
+    let sides: Vec<(PathBuf, PathBuf)> = side_files(tmp)
+        .into_iter()
+        .filter_map(|s| side_file_target(&s, tmp, final_path).map(|t| (s, t)))
+        .collect();
+    move_into_place(tmp, final_path, overwrite)?;
+    for ext in STALE_SIDE_EXTS {
+        let mut old = final_path.as_os_str().to_os_string();
+        old.push(format!(".{ext}"));
+        let old = PathBuf::from(old);
+        if !sides.iter().any(|(_, t)| *t == old) {
+            match std::fs::remove_file(&old) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(side_error(
+                        "removed (it described the replaced file)",
+                        &old,
+                        e,
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    for (from, to) in sides {
+        std::fs::rename(&from, &to).map_err(|e| side_error("moved there", &to, e))?;
+    }
+    Ok(())
+}
+
+/// A side file that failed after the raster moved (kind `Other`, which the
+/// caller reports as it is).
+fn side_error(what: &str, side: &Path, e: io::Error) -> io::Error {
+    io::Error::other(format!(
+        "the file is in place, but its side file {} could not be {what}: {e}",
+        side.display()
+    ))
 }
 
 pub(crate) fn parent_dir(path: &Path) -> &Path {
@@ -427,14 +512,46 @@ mod tests {
     }
 
     #[test]
+    fn side_files_take_the_output_name() {
+        let tmp = Path::new("/d/.o.tif.idfcr-1-h-r-final.tif");
+        // (side file, the name it takes beside /d/o.tif)
+        let table = [
+            (
+                "/d/.o.tif.idfcr-1-h-r-final.tif.aux.xml",
+                Some("/d/o.tif.aux.xml"),
+            ),
+            ("/d/.o.tif.idfcr-1-h-r-final.tif.ovr", Some("/d/o.tif.ovr")),
+            ("/d/.o.tif.idfcr-1-h-r-final.tfw", Some("/d/o.tfw")),
+            ("/d/.o.tif.idfcr-1-h-r-final.wld", Some("/d/o.wld")),
+            ("/d/other.tif.aux.xml", None),
+        ];
+        for (side, want) in table {
+            let got = side_file_target(Path::new(side), tmp, Path::new("/d/o.tif"));
+            assert_eq!(got.as_deref(), want.map(Path::new), "{side}");
+        }
+        // A target without an extension gets the world file's extension.
+        let got = side_file_target(
+            Path::new("/d/.o.idfcr-1-h-r-final.tfw"),
+            Path::new("/d/.o.idfcr-1-h-r-final.tif"),
+            Path::new("/d/o"),
+        );
+        assert_eq!(got.as_deref(), Some(Path::new("/d/o.tfw")));
+    }
+
+    #[test]
     fn temp_file_guard_removes_unless_kept() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("a.tif");
         let t = TempFile::beside(&target, "part").unwrap();
         let p = t.path().to_path_buf();
         assert!(p.exists());
+        // GDAL's side files of the temp go with it.
+        let aux = PathBuf::from(format!("{}.aux.xml", p.display()));
+        let tfw = p.with_extension("tfw");
+        std::fs::write(&aux, "x").unwrap();
+        std::fs::write(&tfw, "x").unwrap();
         drop(t);
-        assert!(!p.exists());
+        assert!(!p.exists() && !aux.exists() && !tfw.exists());
         let t = TempFile::beside(&target, "part").unwrap();
         let p = t.path().to_path_buf();
         t.keep();

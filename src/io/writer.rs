@@ -24,7 +24,7 @@ use crate::error::{gdal_message, Error, Result};
 pub use crate::io::options::check_creation_options;
 use crate::io::options::{create_typed_with, final_options, part_options, to_list};
 use crate::io::place::{
-    move_into_place, parent_dir, sync_dir, sync_file, verify_readable, TempFile,
+    move_with_side_files, parent_dir, sync_dir, sync_file, verify_readable, TempFile,
 };
 use crate::io::reader::InputRaster;
 
@@ -83,6 +83,8 @@ pub struct BandSpec {
     pub color: Option<String>,
     pub nodata: Option<f64>,
     pub scale_offset: Option<(f64, f64)>,
+    /// The band's unit ("W/m2/sr/um", "reflectance"), as the input had it.
+    pub unit: Option<String>,
     pub metadata: Vec<(String, String)>,
 }
 
@@ -296,9 +298,11 @@ impl ReadyFile {
     pub fn commit(self) -> Result<()> {
         let final_path = &self.final_path;
         let fail = |msg: String| Error::output(final_path, msg);
-        move_into_place(self.ready.path(), final_path, self.overwrite).map_err(|e| {
+        move_with_side_files(self.ready.path(), final_path, self.overwrite).map_err(|e| {
             if e.kind() == io::ErrorKind::AlreadyExists {
                 fail("appeared while this run was writing it (another run?); left as it is (use --overwrite to replace it)".into())
+            } else if e.kind() == io::ErrorKind::Other {
+                fail(e.to_string())
             } else {
                 fail(format!("cannot move the finished file into place: {e}"))
             }
@@ -377,7 +381,9 @@ pub fn prepare_copy(
 
 /// Geotransform, projection and the input's metadata (every domain except
 /// those describing the source file's layout or its subdatasets) onto the
-/// new dataset, then our provenance tags.
+/// working dataset, then our provenance tags. The final GeoTIFF/COG copy
+/// keeps the default domain and RPCs; custom domains stop there, as in
+/// `gdal_translate`.
 fn copy_georeferencing_and_metadata(
     ds: &mut Dataset,
     prov: &Provenance,
@@ -444,8 +450,29 @@ fn describe_band(
         band.set_scale(scale)?;
         band.set_offset(offset)?;
     }
+    if let Some(unit) = spec.unit.as_deref() {
+        set_unit(&band, unit)?;
+    }
     for (k, v) in &spec.metadata {
         band.set_metadata_item(k, v, "")?;
+    }
+    Ok(())
+}
+
+/// The gdal crate reads a band's unit but cannot set it.
+fn set_unit(
+    band: &gdal::raster::RasterBand,
+    unit: &str,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    let c = std::ffi::CString::new(unit).map_err(gdal::errors::GdalError::FfiNulError)?;
+    // SAFETY: a live band handle and a valid C string that GDAL copies.
+    let rv = unsafe { gdal_sys::GDALSetRasterUnitType(band.c_rasterband(), c.as_ptr()) };
+    if rv != gdal_sys::CPLErr::CE_None {
+        return Err(gdal::errors::GdalError::CplError {
+            class: rv,
+            number: 0,
+            msg: format!("cannot set the band unit {unit:?}"),
+        });
     }
     Ok(())
 }

@@ -11,10 +11,10 @@ use std::sync::Mutex;
 
 use ort::session::Session;
 
-use crate::models::runtime::Device;
 use crate::error::{Error, Result};
 use crate::models::contract::{GraphKind, GraphScale, Metadata};
 use crate::models::pixel_cr::{open_graph, Provider};
+use crate::models::runtime::Device;
 
 /// What one IND graph is and expects.
 #[derive(Debug, Clone, PartialEq)]

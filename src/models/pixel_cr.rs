@@ -11,9 +11,9 @@ use ndarray::{Array2, Array3, Axis};
 use ort::session::Session;
 use sha2::{Digest, Sha256};
 
-use crate::models::runtime::Device;
 use crate::error::{Error, Result};
 use crate::models::contract::{GraphKind, GraphScale, Metadata};
+use crate::models::runtime::Device;
 
 /// What a model expects and produces.
 #[derive(Debug, Clone, PartialEq)]

@@ -28,6 +28,10 @@ pub(crate) fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
                     kv.split_once('=')
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                 })
+                // The input's pixel statistics (STATISTICS_MEAN, ...) do not
+                // hold for the cleaned pixels, and GIS software trusts them
+                // for its stretch: GDAL computes new ones when asked.
+                .filter(|(k, _)| !k.starts_with("STATISTICS_"))
                 .collect();
             let mut description = band.description().unwrap_or_default();
             // Sentinel-2 bands known by name (product, --s2-bands) keep it in
@@ -49,6 +53,7 @@ pub(crate) fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
                     (Some(s), Some(o)) if s != 1.0 || o != 0.0 => Some((s, o)),
                     _ => None,
                 },
+                unit: Some(band.unit()).filter(|u| !u.is_empty()),
                 metadata,
             }
         })
@@ -77,13 +82,41 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
     };
     format!(
         "source={}; bands={bands}; model={model_sha256}; refine={refine}; raw={}; rescale={:?}; out_type={}; s2_harmonized={}; s2_bands={}",
-        cfg.job.input,
+        source_identity(&cfg.job.input),
         cfg.opts.raw,
         cfg.opts.rescale,
         cfg.opts.out_type.map(|t| format!("{t:?}")).unwrap_or_else(|| "input".into()),
         cfg.opts.s2.harmonized,
         cfg.opts.s2.stack_bands.as_ref().map(|b| b.join(",")).unwrap_or_else(|| "-".into()),
     )
+}
+
+/// The input as the output records it: a file or folder on disk by its
+/// absolute path (a relative name would be the same for two sites' `in/x.tif`
+/// run from two folders); GDAL strings (`/vsizip/...`, subdatasets) as given.
+fn source_path(input: &str) -> String {
+    match std::fs::canonicalize(input) {
+        Ok(p) => p.display().to_string(),
+        Err(_) => input.to_string(),
+    }
+}
+
+/// The source in the settings line: its absolute path, and for a file its
+/// size and modification time, so that `--skip-existing` redoes an output
+/// whose input was replaced under the same name.
+fn source_identity(input: &str) -> String {
+    let path = source_path(input);
+    match std::fs::metadata(input) {
+        Ok(m) if m.is_file() => {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            format!("{path} ({} bytes, modified {mtime})", m.len())
+        }
+        _ => path,
+    }
 }
 
 /// The `IDFCR_SETTINGS` line that running `cfg` on `input` would write,
@@ -123,7 +156,7 @@ pub(crate) fn provenance_tags(
             format!("{} {}", c.name, c.version),
         ),
         ("IDFCR_MODEL_SHA256".to_string(), model.sha256.clone()),
-        ("IDFCR_SOURCE".to_string(), cfg.job.input.clone()),
+        ("IDFCR_SOURCE".to_string(), source_path(&cfg.job.input)),
         (
             "IDFCR_RADIOMETRY".to_string(),
             format!(

@@ -189,6 +189,7 @@ fn create_mask(cfg: &RemoveConfig, prov: &Provenance) -> Result<Option<OutputRas
                 color: None,
                 nodata: Some(-1.0),
                 scale_offset: None,
+                unit: None,
                 metadata: vec![],
             };
             Some(OutputRaster::create(
