@@ -217,3 +217,53 @@ fn batch_usage_errors_come_first_and_touch_nothing() {
         );
     }
 }
+
+/// `--skip-existing` knows inputs by name, size and modification time, not
+/// by the path as typed: `in/x.tif` of two sites, each run from its own
+/// folder into one output folder, is two inputs; the same archive moved
+/// elsewhere is still the same one.
+#[test]
+fn skip_existing_tells_same_named_inputs_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture_model("tiny_conv").display().to_string();
+    for (site, w) in [("a", 40), ("b", 52)] {
+        std::fs::create_dir_all(dir.path().join(site).join("in")).unwrap();
+        rgb_tiff(&dir.path().join(site).join("in/x.tif"), w, 30, None);
+    }
+    let run = |site: &str| {
+        let cwd = dir.path().join(site);
+        let args = [
+            "batch",
+            "in/x.tif",
+            "--out-dir",
+            "../out",
+            "--model",
+            &model,
+            "--device",
+            "cpu",
+            "-q",
+            "--summary",
+            "-",
+            "--skip-existing",
+        ];
+        let o = idfcr(&cwd, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        statuses(&summary(&o))
+    };
+    assert_eq!(run("a"), vec![("x.tif".into(), "ok".into())]);
+    assert_eq!(
+        run("b"),
+        vec![("x.tif".into(), "ok".into())],
+        "site b's x.tif is another input"
+    );
+    let out = Dataset::open(dir.path().join("out/x_clear.tif")).unwrap();
+    assert_eq!(out.raster_size(), (52, 30));
+    assert!(out
+        .metadata_item("IDFCR_SOURCE", "")
+        .unwrap()
+        .ends_with("b/in/x.tif"));
+    drop(out);
+    // Site b moved to another folder: the same file, skipped.
+    std::fs::rename(dir.path().join("b"), dir.path().join("c")).unwrap();
+    assert_eq!(run("c"), vec![("x.tif".into(), "skipped".into())]);
+}

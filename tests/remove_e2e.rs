@@ -500,4 +500,21 @@ fn side_files_units_and_statistics() {
         listing(dir.path())
     );
     assert_eq!(hidden(dir.path()), 0, "{:?}", listing(dir.path()));
+
+    // A world file is an output too: another file's `b.tfw` is not replaced
+    // without --overwrite, and the run stops before any work.
+    std::fs::write(dir.path().join("b.tfw"), "mine").unwrap();
+    let model = conv();
+    let args = [
+        "remove", "in.tif", "b.tif", "--model", &model, "-q", "--co", "TFW=YES",
+    ];
+    let o = idfcr(dir.path(), &args);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("b.tfw"), "{}", stderr(&o));
+    assert!(!dir.path().join("b.tif").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("b.tfw")).unwrap(),
+        "mine"
+    );
+    assert_eq!(hidden(dir.path()), 0, "{:?}", listing(dir.path()));
 }

@@ -11,6 +11,7 @@ pub enum Display {
     /// GDAL's text progress: a tick every 2.5 %, the number every 10 %.
     Gdal {
         ticks_done: u32,
+        finished: bool,
     },
     Silent,
 }
@@ -21,7 +22,10 @@ impl Display {
             ProgressMode::Gdal => {
                 // GDAL prints its "0" as the work starts: a front end shows
                 // the run as started even when the first tile row is slow.
-                let mut d = Display::Gdal { ticks_done: 0 };
+                let mut d = Display::Gdal {
+                    ticks_done: 0,
+                    finished: false,
+                };
                 d.update(0, total);
                 d
             }
@@ -52,7 +56,7 @@ impl Progress for Display {
     fn update(&mut self, done: u64, total: u64) {
         match self {
             Display::Bar(bar) => bar.set_position(done),
-            Display::Gdal { ticks_done } => {
+            Display::Gdal { ticks_done, .. } => {
                 let target = gdal_ticks(done, total);
                 let mut out = std::io::stdout().lock();
                 while *ticks_done < target {
@@ -69,8 +73,27 @@ impl Progress for Display {
         self.update(total, total);
         match self {
             Display::Bar(bar) => bar.finish_and_clear(),
-            Display::Gdal { .. } => super::stdout_line(" - done."),
+            Display::Gdal { finished, .. } => {
+                *finished = true;
+                super::stdout_line(" - done.")
+            }
             Display::Silent => {}
+        }
+    }
+}
+
+impl Drop for Display {
+    /// A stage that failed mid-line ends its line, so that the next
+    /// input's progress (`batch`) starts on a line of its own.
+    fn drop(&mut self) {
+        if let Display::Gdal {
+            ticks_done,
+            finished: false,
+        } = self
+        {
+            if *ticks_done > 0 {
+                super::stdout_line("");
+            }
         }
     }
 }

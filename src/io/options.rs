@@ -143,6 +143,15 @@ pub fn check_creation_options(
     written.map_err(bad)
 }
 
+/// Whether these `--co` make GDAL write a world file beside the output
+/// (taken back with it when a run fails after placing it).
+pub fn writes_world_file(user: &[(String, String)]) -> bool {
+    user.iter().any(|(k, v)| {
+        (k.eq_ignore_ascii_case("TFW") || k.eq_ignore_ascii_case("WORLDFILE"))
+            && matches!(v.to_ascii_uppercase().as_str(), "YES" | "TRUE" | "ON" | "1")
+    })
+}
+
 pub(crate) fn to_list(opts: &[(String, String)]) -> Result<RasterCreationOptions> {
     let mut list = RasterCreationOptions::new();
     for (k, v) in opts {

@@ -61,99 +61,102 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if self.armed {
             let _ = std::fs::remove_file(&self.path);
-            for side in side_files(&self.path) {
+            for (side, _) in side_names(&self.path) {
                 let _ = std::fs::remove_file(side);
             }
         }
     }
 }
 
-/// GDAL's side files of `file`, named after it: `FILE.aux.xml`, `.ovr`,
-/// `.msk`, and the world file (`STEM.tfw`) that `--co TFW=YES` or a
-/// `PROFILE` without GeoTIFF tags makes GDAL write. Only used on our temp
-/// files, whose random names nothing else shares.
-pub(crate) fn side_files(file: &Path) -> Vec<PathBuf> {
-    let (Some(name), Some(stem)) = (file.file_name(), file.file_stem()) else {
-        return Vec::new();
-    };
-    let (name, stem) = (name.to_string_lossy(), stem.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(parent_dir(file)) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| *n != *name && n.starts_with(&format!("{stem}.")))
-        .map(|n| parent_dir(file).join(n))
+/// GDAL's side files of a raster: names appended to the file's (auxiliary
+/// metadata, which `--co PROFILE=BASELINE` fills with the georeferencing;
+/// external overviews; an external mask) and world files in place of its
+/// extension (`--co TFW=YES`, `WORLDFILE=YES`).
+const APPENDED_EXTS: &[&str] = &["aux.xml", "ovr", "msk"];
+const WORLD_EXTS: &[&str] = &["tfw", "wld"];
+
+/// Every side-file name GDAL could give a raster at `path`, in a fixed
+/// order (so that a temp's and its target's names pair up by position),
+/// each with whether it is a world file.
+pub(crate) fn side_names(path: &Path) -> Vec<(PathBuf, bool)> {
+    let appended = APPENDED_EXTS.iter().map(|ext| {
+        let mut p = path.as_os_str().to_os_string();
+        p.push(format!(".{ext}"));
+        (PathBuf::from(p), false)
+    });
+    let world = WORLD_EXTS
+        .iter()
+        .map(|ext| (path.with_extension(ext), true));
+    appended.chain(world).collect()
+}
+
+/// A side file of a temp that exists, the name it takes beside the target,
+/// and whether it is a world file.
+pub(crate) struct SideFile {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    pub world: bool,
+}
+
+pub(crate) fn side_files(tmp: &Path, target: &Path) -> Vec<SideFile> {
+    side_names(tmp)
+        .into_iter()
+        .zip(side_names(target))
+        .filter(|((from, _), _)| from.exists())
+        .map(|((from, world), (to, _))| SideFile { from, to, world })
         .collect()
 }
 
-/// The name `side` (a side file of `file`, see `side_files`) takes beside
-/// `target`: `FILE.aux.xml` -> `TARGET.aux.xml`, `STEM.tfw` -> the target's
-/// stem with `.tfw`, as GDAL would have named them had it written `target`.
-pub(crate) fn side_file_target(side: &Path, file: &Path, target: &Path) -> Option<PathBuf> {
-    let side = side.file_name()?.to_string_lossy().to_string();
-    let name = file.file_name()?.to_string_lossy().to_string();
-    if let Some(rest) = side.strip_prefix(&name) {
-        let mut t = target.as_os_str().to_os_string();
-        t.push(rest);
-        return Some(PathBuf::from(t));
+/// After the raster moved into place: its side files follow it, and the
+/// appended side files of the file it replaced (or of a deleted earlier
+/// output), which would describe it wrongly (old statistics, georeferencing,
+/// QGIS's pyramids of the old pixels), go, as when GDAL replaces a dataset.
+/// Nothing of ours is deleted: a side file that cannot move stays under its
+/// temp name, which the error gives.
+pub(crate) fn place_side_files(
+    sides: &[SideFile],
+    target: &Path,
+) -> std::result::Result<(), String> {
+    let mut problems = Vec::new();
+    for s in sides {
+        let moved = sync_file(&s.from).and_then(|()| std::fs::rename(&s.from, &s.to));
+        if let Err(e) = moved {
+            problems.push(format!(
+                "its side file could not be moved to {} ({e}); it is kept as {}",
+                s.to.display(),
+                s.from.display()
+            ));
+        }
     }
-    let stem = file.file_stem()?.to_string_lossy().to_string();
-    let ext = side.strip_prefix(&format!("{stem}."))?;
-    Some(target.with_extension(ext))
-}
-
-/// Side files GDAL would read for a raster at `path` (its auxiliary
-/// metadata, external overviews and mask). When a new file takes that
-/// name, the old ones would describe it wrongly (statistics, a stale
-/// georeferencing, QGIS's pyramids of the old pixels): they go, as they do
-/// when GDAL itself replaces a dataset.
-const STALE_SIDE_EXTS: &[&str] = &["aux.xml", "ovr", "msk"];
-
-/// Move `tmp` and its side files into place as `final_path` (see
-/// `move_into_place`); side files the replaced output had and this one has
-/// not are removed.
-pub(crate) fn move_with_side_files(
-    tmp: &Path,
-    final_path: &Path,
-    overwrite: bool,
-) -> io::Result<()> {
-    let sides: Vec<(PathBuf, PathBuf)> = side_files(tmp)
-        .into_iter()
-        .filter_map(|s| side_file_target(&s, tmp, final_path).map(|t| (s, t)))
-        .collect();
-    move_into_place(tmp, final_path, overwrite)?;
-    for ext in STALE_SIDE_EXTS {
-        let mut old = final_path.as_os_str().to_os_string();
-        old.push(format!(".{ext}"));
-        let old = PathBuf::from(old);
-        if !sides.iter().any(|(_, t)| *t == old) {
-            match std::fs::remove_file(&old) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(side_error(
-                        "removed (it described the replaced file)",
-                        &old,
-                        e,
-                    ))
-                }
-                _ => {}
+    for (old, world) in side_names(target) {
+        if world || sides.iter().any(|s| s.to == old) {
+            continue;
+        }
+        if let Err(e) = std::fs::remove_file(&old) {
+            if e.kind() != io::ErrorKind::NotFound {
+                problems.push(format!(
+                    "{} of the replaced file could not be removed ({e}) and may describe this one wrongly",
+                    old.display()
+                ));
             }
         }
     }
-    for (from, to) in sides {
-        std::fs::rename(&from, &to).map_err(|e| side_error("moved there", &to, e))?;
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("is in place, but {}", problems.join("; ")))
     }
-    Ok(())
 }
 
-/// A side file that failed after the raster moved (kind `Other`, which the
-/// caller reports as it is).
-fn side_error(what: &str, side: &Path, e: io::Error) -> io::Error {
-    io::Error::other(format!(
-        "the file is in place, but its side file {} could not be {what}: {e}",
-        side.display()
-    ))
+/// Take back a placed output: the raster and its appended side files, and
+/// its world files when the run wrote some (never a user's own otherwise).
+pub fn remove_output(path: &Path, wrote_world_file: bool) {
+    let _ = std::fs::remove_file(path);
+    for (side, world) in side_names(path) {
+        if !world || wrote_world_file {
+            let _ = std::fs::remove_file(side);
+        }
+    }
 }
 
 pub(crate) fn parent_dir(path: &Path) -> &Path {
@@ -241,7 +244,8 @@ fn clean_stale_temps(final_path: &Path) {
                 && rand.len() == 12
                 && TEMP_TAGS
                     .iter()
-                    .any(|t| tail.starts_with(&format!("{t}.tif")));
+                    // TAG.tif, its .aux.xml/.ovr/.msk, or its TAG.tfw world file
+                    .any(|t| tail.starts_with(&format!("{t}.")));
             let Ok(pid) = pid.parse::<u32>() else {
                 continue;
             };
@@ -299,6 +303,24 @@ pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
         )
     })?;
     Ok(())
+}
+
+/// With `--co TFW=YES` the output also takes `STEM.tfw`: refused up front,
+/// as the output itself is, when that name is taken and not `overwrite`.
+pub fn check_world_file(path: &Path, overwrite: bool, writes_world_file: bool) -> Result<()> {
+    if !writes_world_file || overwrite {
+        return Ok(());
+    }
+    match side_names(path)
+        .into_iter()
+        .find(|(p, world)| *world && p.exists())
+    {
+        Some((taken, _)) => Err(Error::output(
+            &taken,
+            "already exists (use --overwrite to replace it)",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Move the finished `tmp` to `final_path`. Without `overwrite`, an output
@@ -513,29 +535,65 @@ mod tests {
 
     #[test]
     fn side_files_take_the_output_name() {
-        let tmp = Path::new("/d/.o.tif.idfcr-1-h-r-final.tif");
-        // (side file, the name it takes beside /d/o.tif)
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".o.tif.idfcr-1-h-r-final.tif");
+        // (side file of the temp, the name it takes beside o.tif, world file?)
         let table = [
             (
-                "/d/.o.tif.idfcr-1-h-r-final.tif.aux.xml",
-                Some("/d/o.tif.aux.xml"),
+                ".o.tif.idfcr-1-h-r-final.tif.aux.xml",
+                "o.tif.aux.xml",
+                false,
             ),
-            ("/d/.o.tif.idfcr-1-h-r-final.tif.ovr", Some("/d/o.tif.ovr")),
-            ("/d/.o.tif.idfcr-1-h-r-final.tfw", Some("/d/o.tfw")),
-            ("/d/.o.tif.idfcr-1-h-r-final.wld", Some("/d/o.wld")),
-            ("/d/other.tif.aux.xml", None),
+            (".o.tif.idfcr-1-h-r-final.tif.ovr", "o.tif.ovr", false),
+            (".o.tif.idfcr-1-h-r-final.tif.msk", "o.tif.msk", false),
+            (".o.tif.idfcr-1-h-r-final.tfw", "o.tfw", true),
+            (".o.tif.idfcr-1-h-r-final.wld", "o.wld", true),
         ];
-        for (side, want) in table {
-            let got = side_file_target(Path::new(side), tmp, Path::new("/d/o.tif"));
-            assert_eq!(got.as_deref(), want.map(Path::new), "{side}");
+        for (from, to, world) in table {
+            std::fs::write(dir.path().join(from), "x").unwrap();
+            let sides = side_files(&tmp, &dir.path().join("o.tif"));
+            assert_eq!(sides.len(), 1, "{from}");
+            assert_eq!(sides[0].to, dir.path().join(to), "{from}");
+            assert_eq!(sides[0].world, world, "{from}");
+            std::fs::remove_file(dir.path().join(from)).unwrap();
         }
+        // Someone else's files are never the temp's side files.
+        std::fs::write(dir.path().join("o.tif.aux.xml"), "x").unwrap();
+        std::fs::write(dir.path().join(".o.tif.idfcr-1-h-s-final.tif.aux.xml"), "x").unwrap();
+        assert!(side_files(&tmp, &dir.path().join("o.tif")).is_empty());
         // A target without an extension gets the world file's extension.
-        let got = side_file_target(
-            Path::new("/d/.o.idfcr-1-h-r-final.tfw"),
-            Path::new("/d/.o.idfcr-1-h-r-final.tif"),
-            Path::new("/d/o"),
+        let names = side_names(Path::new("/d/o"));
+        assert!(names.contains(&(PathBuf::from("/d/o.tfw"), true)));
+        assert!(names.contains(&(PathBuf::from("/d/o.aux.xml"), false)));
+    }
+
+    #[test]
+    fn placing_side_files_replaces_stale_ones_and_keeps_a_users_world_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (tmp, target) = (d.join(".o.tif.idfcr-1-h-r-final.tif"), d.join("o.tif"));
+        for f in [
+            ".o.tif.idfcr-1-h-r-final.tif.aux.xml",
+            "o.tif.ovr",
+            "o.tif.aux.xml",
+            "o.tfw",
+        ] {
+            std::fs::write(d.join(f), f).unwrap();
+        }
+        let sides = side_files(&tmp, &target);
+        place_side_files(&sides, &target).unwrap();
+        // ours moved over the stale one; the stale overviews went; o.tfw
+        // (not written by this run) stays.
+        assert_eq!(
+            std::fs::read_to_string(d.join("o.tif.aux.xml")).unwrap(),
+            ".o.tif.idfcr-1-h-r-final.tif.aux.xml"
         );
-        assert_eq!(got.as_deref(), Some(Path::new("/d/o.tfw")));
+        assert!(!d.join("o.tif.ovr").exists());
+        assert!(d.join("o.tfw").exists());
+        remove_output(&target, false);
+        assert!(!d.join("o.tif.aux.xml").exists() && d.join("o.tfw").exists());
+        remove_output(&target, true);
+        assert!(!d.join("o.tfw").exists());
     }
 
     #[test]

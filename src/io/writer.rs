@@ -24,7 +24,8 @@ use crate::error::{gdal_message, Error, Result};
 pub use crate::io::options::check_creation_options;
 use crate::io::options::{create_typed_with, final_options, part_options, to_list};
 use crate::io::place::{
-    move_with_side_files, parent_dir, sync_dir, sync_file, verify_readable, TempFile,
+    move_into_place, parent_dir, place_side_files, side_files, sync_dir, sync_file,
+    verify_readable, TempFile,
 };
 use crate::io::reader::InputRaster;
 
@@ -298,18 +299,30 @@ impl ReadyFile {
     pub fn commit(self) -> Result<()> {
         let final_path = &self.final_path;
         let fail = |msg: String| Error::output(final_path, msg);
-        move_with_side_files(self.ready.path(), final_path, self.overwrite).map_err(|e| {
+        let sides = side_files(self.ready.path(), final_path);
+        // A world file (`--co TFW=YES`) takes the output's stem: another
+        // file's name (`o.tiff` and `o.tif`, a user's own `o.tfw`), so it
+        // is checked as the output itself is, before anything moves.
+        if !self.overwrite {
+            if let Some(s) = sides.iter().find(|s| s.world && s.to.exists()) {
+                return Err(Error::output(
+                    &s.to,
+                    "already exists (use --overwrite to replace it)",
+                ));
+            }
+        }
+        move_into_place(self.ready.path(), final_path, self.overwrite).map_err(|e| {
             if e.kind() == io::ErrorKind::AlreadyExists {
                 fail("appeared while this run was writing it (another run?); left as it is (use --overwrite to replace it)".into())
-            } else if e.kind() == io::ErrorKind::Other {
-                fail(e.to_string())
             } else {
                 fail(format!("cannot move the finished file into place: {e}"))
             }
         })?;
+        // The raster is in place: from here on nothing of ours is deleted.
         self.ready.keep();
+        let placed = place_side_files(&sides, final_path);
         sync_dir(parent_dir(final_path));
-        Ok(())
+        placed.map_err(fail)
     }
 }
 

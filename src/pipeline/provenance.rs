@@ -2,6 +2,8 @@
 //! (model and its hash, radiometry, blend) and the `IDFCR_SETTINGS` line that
 //! `batch --skip-existing` compares; and the output band layout.
 
+use std::path::Path;
+
 use gdal::Metadata;
 
 use crate::config::RemoveConfig;
@@ -92,20 +94,22 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
 }
 
 /// The input as the output records it: a file or folder on disk by its
-/// absolute path (a relative name would be the same for two sites' `in/x.tif`
-/// run from two folders); GDAL strings (`/vsizip/...`, subdatasets) as given.
+/// absolute path (symlinks and mounts as the user named them); GDAL strings
+/// (`/vsizip/...`, subdatasets) as given.
 fn source_path(input: &str) -> String {
-    match std::fs::canonicalize(input) {
-        Ok(p) => p.display().to_string(),
-        Err(_) => input.to_string(),
+    let p = Path::new(input);
+    match std::path::absolute(p) {
+        Ok(abs) if p.exists() => abs.display().to_string(),
+        _ => input.to_string(),
     }
 }
 
-/// The source in the settings line: its absolute path, and for a file its
-/// size and modification time, so that `--skip-existing` redoes an output
-/// whose input was replaced under the same name.
+/// The source in the settings line: for a file, its name, size and
+/// modification time, so that `--skip-existing` redoes an output whose
+/// input differs (two folders' `in/x.tif` run into one output folder, a
+/// file replaced under the same name) but not one whose archive moved to
+/// another folder or mount; anything else as given.
 fn source_identity(input: &str) -> String {
-    let path = source_path(input);
     match std::fs::metadata(input) {
         Ok(m) if m.is_file() => {
             let mtime = m
@@ -113,9 +117,12 @@ fn source_identity(input: &str) -> String {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs());
-            format!("{path} ({} bytes, modified {mtime})", m.len())
+            let name = Path::new(input)
+                .file_name()
+                .map_or_else(|| input.into(), |n| n.to_string_lossy());
+            format!("{name} ({} bytes, modified {mtime})", m.len())
         }
-        _ => path,
+        _ => input.to_string(),
     }
 }
 

@@ -126,9 +126,10 @@ pub fn run_s2(
     if let Err(e) = done {
         // The whole product or none of it (see `planned_outputs`): a failed
         // or interrupted run takes back the groups it finished.
+        let world = crate::io::options::writes_world_file(&cfg.options.creation_options);
         for g in &groups {
             for p in std::iter::once(&g.run.output).chain(g.run.mask.as_ref()) {
-                let _ = std::fs::remove_file(p);
+                crate::io::place::remove_output(p, world);
             }
         }
         return Err(e);
@@ -349,6 +350,11 @@ fn planned_outputs(
             )));
         }
         check_output_path(p, cfg.options.overwrite)?;
+        crate::io::place::check_world_file(
+            p,
+            cfg.options.overwrite,
+            crate::io::options::writes_world_file(&cfg.options.creation_options),
+        )?;
     }
     // Two of the run's own files on one name (a --mask-name that gives the
     // 10m mask the stack's name, say): the later would replace the earlier
