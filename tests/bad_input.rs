@@ -398,7 +398,19 @@ const CASES: &[Case] = &[
             a.extend(["-of", "JPEG"].map(String::from));
             a
         },
-        want: &["JPEG", "GTiff and COG"],
+        want: &["JPEG", "GTiff, COG"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "unknown option (clap's error, on one line too)",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.push("--bogus".into());
+            a
+        },
+        want: &["--bogus", "see --help"],
         code: 2,
         env: &[],
     },

@@ -377,8 +377,9 @@ fn dataset_masks_and_alpha_bands_are_nodata() {
     }
     let (conv, ranged) = (conv(), fixture_model("tiny_blend").display().to_string());
     let rgb = &["-b", "1", "-b", "2", "-b", "3"][..];
+    // Without -b an RGBA scene is its three image bands (the alpha is the mask).
     for (input, bands, model) in [
-        ("rgba.tif", rgb, &conv),
+        ("rgba.tif", &[][..], &conv),
         ("rgba_nd.tif", rgb, &conv),
         ("fill.tif", rgb, &ranged),
         ("msk.tif", &[][..], &conv),

@@ -81,7 +81,7 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
                                        extension="onnx"),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
             QgsProcessingParameterEnum(self.FORMAT, "Output format", options=FORMATS, defaultValue=0),
-            QgsProcessingParameterNumber(self.TILE, "Tile size (px)", defaultValue=512, minValue=32),
+            QgsProcessingParameterNumber(self.TILE, "Tile size (px)", defaultValue=480, minValue=32, maxValue=8192),
             QgsProcessingParameterNumber(self.OVERLAP, "Tile overlap (px, 0: from the model)", defaultValue=0,
                                          minValue=0),
             QgsProcessingParameterString(self.CO, "Creation options (KEY=VALUE, space separated)", optional=True),

@@ -21,10 +21,14 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     }
     let cli = match cli::Cli::try_parse_from(cli::gdal_style_args(args)) {
         Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            eprintln!("idfcr: {}", clap_one_line(&e.render().to_string()));
+            return 2;
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            // --help, --version: clap's own text on stdout.
             let _ = e.print();
-            return code;
+            return 0;
         }
     };
     interrupt::install();
@@ -50,6 +54,22 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// A clap usage error on one line, as every other error (a front end shows
+/// stderr line by line): its message, tips and possible values kept, the
+/// usage block and the "--help" footer replaced by one pointer.
+fn clap_one_line(rendered: &str) -> String {
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    let text = parts.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("error: {text} (see --help)")
 }
 
 /// `idfcr SUBCOMMAND --describe-json`: the subcommand's options as JSON for
@@ -301,6 +321,24 @@ mod tests {
         ];
         for (e, want) in cases {
             assert_eq!(one_line(&e), want);
+        }
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        // (clap's rendering, our line)
+        let table = [
+            (
+                "error: invalid value 'JPEG' for '--format <GTiff|COG>'\n  [possible values: GTiff, COG]\n\nFor more information, try '--help'.\n",
+                "error: invalid value 'JPEG' for '--format <GTiff|COG>' [possible values: GTiff, COG] (see --help)",
+            ),
+            (
+                "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\nUsage: idfcr remove [OPTIONS] <INPUT> <OUTPUT>\n\nFor more information, try '--help'.\n",
+                "error: unexpected argument '--bogus' found tip: to pass '--bogus' as a value, use '-- --bogus' (see --help)",
+            ),
+        ];
+        for (clap, want) in table {
+            assert_eq!(clap_one_line(clap), want);
         }
     }
 }

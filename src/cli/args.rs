@@ -83,7 +83,15 @@ pub enum CloudDetectorArg {
 }
 
 /// `idfcr s2`: a Sentinel-2 product in, one cleaned raster per group out.
+/// The shared processing options read as they apply here: bands are found
+/// by name (`-b` is refused, so not listed) and one `--model` serves one
+/// group.
 #[derive(clap::Args, Debug)]
+#[command(
+    mut_arg("bands", |a| a.hide(true)),
+    mut_arg("model", |a| a.help("ONNX model for the one group given with --groups; default: each group's bundled model (onnx/models/s2_*.onnx)")),
+    mut_arg("tile_px", |a| a.help("Tile size in px of each group's own grid (a 60 m tile covers six times the ground of a 10 m one)")),
+)]
 pub struct S2Args {
     /// A .SAFE folder, its .zip, its MTD_MSIL1C.xml/MTD_MSIL2A.xml, a SENTINEL2_L1C:/SENTINEL2_L2A: subdataset, or a band-stacked raster.
     pub input: String,
@@ -167,7 +175,8 @@ pub enum SamplerArg {
 /// Options shared by `remove` and `batch`: how to process one raster.
 #[derive(clap::Args, Debug)]
 pub struct ProcessingArgs {
-    /// Input band to use, 1-based; repeat for several (-b 4 -b 3 -b 2). Default: all.
+    /// Input band to use, 1-based; repeat for several (-b 4 -b 3 -b 2). Default: all but alpha
+    /// bands (an alpha band is the mask of where data is).
     // allow_negative_numbers on every numeric option: `-b -1` or `--tile -5`
     // is then a bad value of that option; clap's default called it an
     // unknown argument and advised writing `-- -5`.
@@ -187,7 +196,9 @@ pub struct ProcessingArgs {
         long = "format",
         visible_alias = "of",
         value_name = "GTiff|COG",
-        default_value = "GTiff"
+        default_value = "GTiff",
+        value_parser = ["GTiff", "COG"],
+        ignore_case = true
     )]
     pub format: String,
     /// Creation option KEY=VALUE for the output driver (repeatable).

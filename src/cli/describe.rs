@@ -29,7 +29,8 @@ pub fn describe(sub: &str) -> Option<serde_json::Value> {
                 "required": a.is_required_set(),
                 "repeatable": matches!(a.get_action(), clap::ArgAction::Append),
                 "values": a.get_value_names().map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-                "default": a.get_default_values().iter().map(|v| v.to_string_lossy().to_string()).collect::<Vec<_>>().first().cloned(),
+                "default": a.get_default_values().first().map(|v| v.to_string_lossy().to_string())
+                    .or_else(|| a.get_help().and_then(|h| stated_default(&h.to_string()))),
                 "choices": a.get_possible_values().iter().map(|v| v.get_name().to_string()).collect::<Vec<_>>(),
                 "help": a.get_help().map(|h| h.to_string()).unwrap_or_default(),
             })
@@ -44,4 +45,46 @@ pub fn describe(sub: &str) -> Option<serde_json::Value> {
         "progress": "--progress gdal prints 0...10...20...100 - done. on stdout",
         "parameters": params,
     }))
+}
+
+/// The default a help text states as `[default: X]`: options that must stay
+/// unset unless given (the diffusion stage's, refused without `--refine`)
+/// carry their default there rather than in clap.
+fn stated_default(help: &str) -> Option<String> {
+    let start = help.rfind("[default: ")? + "[default: ".len();
+    let end = start + help[start..].find(']')?;
+    Some(help[start..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_choices_reach_front_ends() {
+        let d = describe("remove").unwrap();
+        let param = |name: &str| {
+            d["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        // (parameter, default, choices)
+        let table: &[(&str, &str, &[&str])] = &[
+            ("format", "GTiff", &["GTiff", "COG"]),
+            ("steps", "50", &[]),
+            ("sampler", "ddpm", &["ddpm", "ddim"]),
+            ("seed", "0", &[]),
+            ("refine_tile", "1024", &[]),
+        ];
+        for (name, default, choices) in table {
+            let p = param(name);
+            assert_eq!(p["default"], *default, "{name}");
+            assert_eq!(p["choices"], serde_json::json!(choices), "{name}");
+        }
+        assert_eq!(stated_default("no default here"), None);
+    }
 }

@@ -13,6 +13,8 @@
 //!   user's checked before any work);
 //! - `place`: temp files, stale-temp cleaning, output checks, read-back,
 //!   fsync and the no-replace move that finish every output;
+//! - `side_files`: GDAL's side files of an output (`.aux.xml`, world
+//!   files) moved into place with it, stale ones of a replaced file removed;
 //! - `names`: output names from patterns, kept inside the output folder.
 
 pub mod mask;
@@ -20,5 +22,6 @@ pub mod names;
 pub mod options;
 pub mod place;
 pub mod reader;
+pub mod side_files;
 pub mod units;
 pub mod writer;

@@ -61,100 +61,9 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if self.armed {
             let _ = std::fs::remove_file(&self.path);
-            for (side, _) in side_names(&self.path) {
+            for (side, _) in crate::io::side_files::side_names(&self.path) {
                 let _ = std::fs::remove_file(side);
             }
-        }
-    }
-}
-
-/// GDAL's side files of a raster: names appended to the file's (auxiliary
-/// metadata, which `--co PROFILE=BASELINE` fills with the georeferencing;
-/// external overviews; an external mask) and world files in place of its
-/// extension (`--co TFW=YES`, `WORLDFILE=YES`).
-const APPENDED_EXTS: &[&str] = &["aux.xml", "ovr", "msk"];
-const WORLD_EXTS: &[&str] = &["tfw", "wld"];
-
-/// Every side-file name GDAL could give a raster at `path`, in a fixed
-/// order (so that a temp's and its target's names pair up by position),
-/// each with whether it is a world file.
-pub(crate) fn side_names(path: &Path) -> Vec<(PathBuf, bool)> {
-    let appended = APPENDED_EXTS.iter().map(|ext| {
-        let mut p = path.as_os_str().to_os_string();
-        p.push(format!(".{ext}"));
-        (PathBuf::from(p), false)
-    });
-    let world = WORLD_EXTS
-        .iter()
-        .map(|ext| (path.with_extension(ext), true));
-    appended.chain(world).collect()
-}
-
-/// A side file of a temp that exists, the name it takes beside the target,
-/// and whether it is a world file.
-pub(crate) struct SideFile {
-    pub from: PathBuf,
-    pub to: PathBuf,
-    pub world: bool,
-}
-
-pub(crate) fn side_files(tmp: &Path, target: &Path) -> Vec<SideFile> {
-    side_names(tmp)
-        .into_iter()
-        .zip(side_names(target))
-        .filter(|((from, _), _)| from.exists())
-        .map(|((from, world), (to, _))| SideFile { from, to, world })
-        .collect()
-}
-
-/// After the raster moved into place: its side files follow it, and the
-/// appended side files of the file it replaced (or of a deleted earlier
-/// output), which would describe it wrongly (old statistics, georeferencing,
-/// QGIS's pyramids of the old pixels), go, as when GDAL replaces a dataset.
-/// Nothing of ours is deleted: a side file that cannot move stays under its
-/// temp name, which the error gives.
-pub(crate) fn place_side_files(
-    sides: &[SideFile],
-    target: &Path,
-) -> std::result::Result<(), String> {
-    let mut problems = Vec::new();
-    for s in sides {
-        let moved = sync_file(&s.from).and_then(|()| std::fs::rename(&s.from, &s.to));
-        if let Err(e) = moved {
-            problems.push(format!(
-                "its side file could not be moved to {} ({e}); it is kept as {}",
-                s.to.display(),
-                s.from.display()
-            ));
-        }
-    }
-    for (old, world) in side_names(target) {
-        if world || sides.iter().any(|s| s.to == old) {
-            continue;
-        }
-        if let Err(e) = std::fs::remove_file(&old) {
-            if e.kind() != io::ErrorKind::NotFound {
-                problems.push(format!(
-                    "{} of the replaced file could not be removed ({e}) and may describe this one wrongly",
-                    old.display()
-                ));
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("is in place, but {}", problems.join("; ")))
-    }
-}
-
-/// Take back a placed output: the raster and its appended side files, and
-/// its world files when the run wrote some (never a user's own otherwise).
-pub fn remove_output(path: &Path, wrote_world_file: bool) {
-    let _ = std::fs::remove_file(path);
-    for (side, world) in side_names(path) {
-        if !world || wrote_world_file {
-            let _ = std::fs::remove_file(side);
         }
     }
 }
@@ -303,24 +212,6 @@ pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
         )
     })?;
     Ok(())
-}
-
-/// With `--co TFW=YES` the output also takes `STEM.tfw`: refused up front,
-/// as the output itself is, when that name is taken and not `overwrite`.
-pub fn check_world_file(path: &Path, overwrite: bool, writes_world_file: bool) -> Result<()> {
-    if !writes_world_file || overwrite {
-        return Ok(());
-    }
-    match side_names(path)
-        .into_iter()
-        .find(|(p, world)| *world && p.exists())
-    {
-        Some((taken, _)) => Err(Error::output(
-            &taken,
-            "already exists (use --overwrite to replace it)",
-        )),
-        None => Ok(()),
-    }
 }
 
 /// Move the finished `tmp` to `final_path`. Without `overwrite`, an output
@@ -531,69 +422,6 @@ mod tests {
             assert_eq!(std::fs::read_to_string(&fin).unwrap(), content);
             assert_eq!(tmp.exists(), !ok, "{exists} {overwrite}");
         }
-    }
-
-    #[test]
-    fn side_files_take_the_output_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let tmp = dir.path().join(".o.tif.idfcr-1-h-r-final.tif");
-        // (side file of the temp, the name it takes beside o.tif, world file?)
-        let table = [
-            (
-                ".o.tif.idfcr-1-h-r-final.tif.aux.xml",
-                "o.tif.aux.xml",
-                false,
-            ),
-            (".o.tif.idfcr-1-h-r-final.tif.ovr", "o.tif.ovr", false),
-            (".o.tif.idfcr-1-h-r-final.tif.msk", "o.tif.msk", false),
-            (".o.tif.idfcr-1-h-r-final.tfw", "o.tfw", true),
-            (".o.tif.idfcr-1-h-r-final.wld", "o.wld", true),
-        ];
-        for (from, to, world) in table {
-            std::fs::write(dir.path().join(from), "x").unwrap();
-            let sides = side_files(&tmp, &dir.path().join("o.tif"));
-            assert_eq!(sides.len(), 1, "{from}");
-            assert_eq!(sides[0].to, dir.path().join(to), "{from}");
-            assert_eq!(sides[0].world, world, "{from}");
-            std::fs::remove_file(dir.path().join(from)).unwrap();
-        }
-        // Someone else's files are never the temp's side files.
-        std::fs::write(dir.path().join("o.tif.aux.xml"), "x").unwrap();
-        std::fs::write(dir.path().join(".o.tif.idfcr-1-h-s-final.tif.aux.xml"), "x").unwrap();
-        assert!(side_files(&tmp, &dir.path().join("o.tif")).is_empty());
-        // A target without an extension gets the world file's extension.
-        let names = side_names(Path::new("/d/o"));
-        assert!(names.contains(&(PathBuf::from("/d/o.tfw"), true)));
-        assert!(names.contains(&(PathBuf::from("/d/o.aux.xml"), false)));
-    }
-
-    #[test]
-    fn placing_side_files_replaces_stale_ones_and_keeps_a_users_world_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let (tmp, target) = (d.join(".o.tif.idfcr-1-h-r-final.tif"), d.join("o.tif"));
-        for f in [
-            ".o.tif.idfcr-1-h-r-final.tif.aux.xml",
-            "o.tif.ovr",
-            "o.tif.aux.xml",
-            "o.tfw",
-        ] {
-            std::fs::write(d.join(f), f).unwrap();
-        }
-        let sides = side_files(&tmp, &target);
-        place_side_files(&sides, &target).unwrap();
-        // ours moved over the stale one; the stale overviews went; o.tfw
-        // (not written by this run) stays.
-        assert_eq!(
-            std::fs::read_to_string(d.join("o.tif.aux.xml")).unwrap(),
-            ".o.tif.idfcr-1-h-r-final.tif.aux.xml"
-        );
-        assert!(!d.join("o.tif.ovr").exists());
-        assert!(d.join("o.tfw").exists());
-        remove_output(&target, false);
-        assert!(!d.join("o.tif.aux.xml").exists() && d.join("o.tfw").exists());
-        remove_output(&target, true);
-        assert!(!d.join("o.tfw").exists());
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl InputRaster {
         let ds = open_dataset(source)?;
         let (width, height) = ds.raster_size();
         check_has_pixels(&ds, source)?;
-        let band_nos = select_bands(ds.raster_count(), band_idx, source)?;
+        let band_nos = select_bands(&ds, band_idx, source)?;
         let (data_type, nodata) = band_types(&ds, &band_nos, source)?;
         let dataset_mask = crate::io::mask::source(&ds, &band_nos);
         Ok(InputRaster {
@@ -459,11 +459,26 @@ fn check_has_pixels(ds: &Dataset, source: &str) -> Result<()> {
     Ok(())
 }
 
-/// 1-based GDAL band numbers for the 0-based `-b` selection (all bands
-/// when None); a band past the raster's count is the user's error.
-fn select_bands(count: usize, band_idx: Option<&[usize]>, source: &str) -> Result<Vec<usize>> {
+/// 1-based GDAL band numbers for the 0-based `-b` selection; a band past
+/// the raster's count is the user's error. Without `-b`: every band but
+/// alpha bands, which say where the data is (the dataset mask) and are no
+/// image to clean: `gdalwarp -dstalpha`'s RGBA is an RGB scene.
+fn select_bands(ds: &Dataset, band_idx: Option<&[usize]>, source: &str) -> Result<Vec<usize>> {
+    let count = ds.raster_count();
     match band_idx {
-        None => Ok((1..=count).collect()),
+        None => {
+            let is_alpha = |b: usize| {
+                ds.rasterband(b).is_ok_and(|r| {
+                    r.color_interpretation() == gdal::raster::ColorInterpretation::AlphaBand
+                })
+            };
+            let image: Vec<usize> = (1..=count).filter(|&b| !is_alpha(b)).collect();
+            Ok(if image.is_empty() {
+                (1..=count).collect()
+            } else {
+                image
+            })
+        }
         Some(idx) => {
             if let Some(&i) = idx.iter().find(|&&i| i >= count) {
                 return Err(Error::input(

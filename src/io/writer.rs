@@ -24,10 +24,10 @@ use crate::error::{gdal_message, Error, Result};
 pub use crate::io::options::check_creation_options;
 use crate::io::options::{create_typed_with, final_options, part_options, to_list};
 use crate::io::place::{
-    move_into_place, parent_dir, place_side_files, side_files, sync_dir, sync_file,
-    verify_readable, TempFile,
+    move_into_place, parent_dir, sync_dir, sync_file, verify_readable, TempFile,
 };
 use crate::io::reader::InputRaster;
+use crate::io::side_files::{place_side_files, side_files};
 
 /// The value written for one pixel: nodata where the pixel is invalid
 /// (without a nodata value: NaN for float types, 0 for integers); otherwise rounded for integer types, clipped to the

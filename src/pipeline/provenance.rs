@@ -141,6 +141,34 @@ pub fn expected_settings(
     Ok(settings_line(cfg, &model_sha, ind_sha.as_deref()))
 }
 
+/// The whole mapping from a pixel value to what the model sees, in the
+/// order the normaliser applies it: the Sentinel-2 DN offset, the user's
+/// `--rescale`/`--stretch`, the graph's own scaling.
+fn radiometry_text(
+    dn_offset: &[f64],
+    rescale: (f64, f64),
+    graph: crate::models::contract::GraphScale,
+) -> String {
+    let mut v = "pixel value".to_string();
+    if dn_offset.iter().any(|&o| o != 0.0) {
+        v = if dn_offset.windows(2).all(|w| w[0] == w[1]) {
+            format!("({v} + {})", dn_offset[0])
+        } else {
+            format!("({v} + the band's offset, see IDFCR_S2_RADIOMETRY)")
+        };
+    }
+    if rescale != (1.0, 0.0) {
+        v = format!(
+            "({v} * {} + {}, from --rescale/--stretch)",
+            rescale.0, rescale.1
+        );
+    }
+    format!(
+        "model value = ({v} + {}) * {}; output converted back to the input's units",
+        graph.offset, graph.scale
+    )
+}
+
 /// Tags every output carries: who made it, from what, with which model.
 pub(crate) fn provenance_tags(
     cfg: &RemoveConfig,
@@ -166,10 +194,7 @@ pub(crate) fn provenance_tags(
         ("IDFCR_SOURCE".to_string(), source_path(&cfg.job.input)),
         (
             "IDFCR_RADIOMETRY".to_string(),
-            format!(
-                "model value = (pixel value + {}) * {}; output converted back to the input's units",
-                c.graph_scale.offset, c.graph_scale.scale
-            ),
+            radiometry_text(&input.dn_offset, input.rescale, c.graph_scale),
         ),
     ];
     if let Some(note) = &input.radiometry_note {
@@ -201,4 +226,32 @@ pub(crate) fn provenance_tags(
         ));
     }
     tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::contract::GraphScale;
+
+    #[test]
+    fn the_radiometry_tag_names_every_step() {
+        let byte = GraphScale {
+            scale: 0.5,
+            offset: 0.0,
+        };
+        // (DN offsets, rescale, text)
+        let table: &[(&[f64], (f64, f64), &str)] = &[
+            (&[], (1.0, 0.0), "model value = (pixel value + 0) * 0.5; output converted back to the input's units"),
+            (&[0.0, 0.0], (0.01, 0.0), "model value = ((pixel value * 0.01 + 0, from --rescale/--stretch) + 0) * 0.5; output converted back to the input's units"),
+            (&[-1000.0, -1000.0], (1.0, 0.0), "model value = ((pixel value + -1000) + 0) * 0.5; output converted back to the input's units"),
+            (&[-1000.0, 0.0], (2.0, 1.0), "model value = (((pixel value + the band's offset, see IDFCR_S2_RADIOMETRY) * 2 + 1, from --rescale/--stretch) + 0) * 0.5; output converted back to the input's units"),
+        ];
+        for (off, rescale, want) in table {
+            assert_eq!(
+                radiometry_text(off, *rescale, byte),
+                *want,
+                "{off:?} {rescale:?}"
+            );
+        }
+    }
 }

@@ -50,7 +50,7 @@ fn run_one(
     let world = crate::io::options::writes_world_file(&cfg.opts.creation_options);
     for p in std::iter::once(&cfg.job.output).chain(&cfg.job.mask) {
         check_output_path(p, cfg.opts.overwrite)?;
-        crate::io::place::check_world_file(p, cfg.opts.overwrite, world)?;
+        crate::io::side_files::check_world_file(p, cfg.opts.overwrite, world)?;
     }
     let mut input = open_input(cfg)?;
     set_input_map(cfg, &mut input, cache)?;

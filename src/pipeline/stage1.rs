@@ -103,7 +103,7 @@ pub(crate) fn place_result(
     if let Some(m) = mask {
         if let Err(e) = m.commit() {
             // Only a move can fail here: do not leave half of the result.
-            crate::io::place::remove_output(
+            crate::io::side_files::remove_output(
                 &cfg.job.output,
                 crate::io::options::writes_world_file(&cfg.opts.creation_options),
             );

@@ -129,7 +129,7 @@ pub fn run_s2(
         let world = crate::io::options::writes_world_file(&cfg.options.creation_options);
         for g in &groups {
             for p in std::iter::once(&g.run.output).chain(g.run.mask.as_ref()) {
-                crate::io::place::remove_output(p, world);
+                crate::io::side_files::remove_output(p, world);
             }
         }
         return Err(e);
@@ -350,7 +350,7 @@ fn planned_outputs(
             )));
         }
         check_output_path(p, cfg.options.overwrite)?;
-        crate::io::place::check_world_file(
+        crate::io::side_files::check_world_file(
             p,
             cfg.options.overwrite,
             crate::io::options::writes_world_file(&cfg.options.creation_options),
