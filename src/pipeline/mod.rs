@@ -5,7 +5,8 @@
 //!   Stage 1 (Pixel-CR, tiled and blended) runs here; with `--refine` its
 //!   result goes through `crate::diffusion` before the final blend;
 //! - `stage1`: Pixel-CR over one input, tiled, blended, written (`strip`:
-//!   the pixels one strip of tiles reads);
+//!   the pixels one strip of tiles reads; `outputs`: the output and mask
+//!   files, created as the input is described and placed as one result);
 //! - `cache`: models loaded once per process; `provenance`: the tags and
 //!   settings line every output carries;
 //! - `batch`: a list of inputs and an output folder in -> one `run` per
@@ -13,6 +14,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod outputs;
 pub mod provenance;
 pub mod run;
 pub mod stage1;

@@ -17,8 +17,9 @@ use crate::io::place::check_output_path;
 use crate::io::reader::InputRaster;
 use crate::io::writer::Provenance;
 use crate::pipeline::cache::ModelCache;
+use crate::pipeline::outputs::create_output;
 use crate::pipeline::provenance::provenance_tags;
-use crate::pipeline::stage1::{create_output, open_input, pixel_cr, set_input_map, worker_pool};
+use crate::pipeline::stage1::{open_input, pixel_cr, set_input_map, worker_pool};
 use crate::pipeline::summary::{RefineSummary, RemoveSummary};
 use crate::progress::Progress;
 use crate::tiling::grid::round_up;
@@ -141,7 +142,7 @@ fn remove_refined(
         (Some(user_mask), Some(p)) => Some(prepare_mask(cfg, user_mask, p)?),
         _ => None,
     };
-    crate::pipeline::stage1::place_result(cfg, out_ready, mask_ready)?;
+    crate::pipeline::outputs::place_result(cfg, out_ready, mask_ready)?;
     progress.finish(total);
     summary.output = cfg.job.output.clone();
     summary.mask = cfg.job.mask.clone();

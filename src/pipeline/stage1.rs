@@ -20,14 +20,15 @@ use rayon::prelude::*;
 use crate::config::{OutputType, RemoveConfig};
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
-use crate::io::writer::{BandSpec, OutputRaster, Provenance};
+use crate::io::writer::{OutputRaster, Provenance};
 use crate::models::pixel_cr::{Model, Provider};
 use crate::progress::Progress;
 use crate::tiling::blend::{axis_weights, Accumulator};
 use crate::tiling::grid::{mirror, panels, tile_and_overlap, AxisGrid, Panel};
 
 use crate::pipeline::cache::ModelCache;
-use crate::pipeline::provenance::{band_specs, provenance_tags};
+use crate::pipeline::outputs::{create_mask, create_output, place_result};
+use crate::pipeline::provenance::provenance_tags;
 use crate::pipeline::strip::StripSource;
 use crate::pipeline::summary::{CloudCover, RemoveSummary};
 
@@ -86,31 +87,6 @@ pub(crate) fn pixel_cr(
     place_result(cfg, out_ready, mask_out.map(|m| m.prepare()).transpose()?)?;
     progress.finish(total_tiles);
     Ok(summary(cfg, input, model, &counts, started))
-}
-
-/// Move a run's output and mask, both made ready (converted, verified,
-/// synced), into place: output and mask are one result, so a failing mask
-/// costs no finished output, and Ctrl-C during the conversion (a COG of a
-/// whole scene takes a while) still means no output (the ready files are
-/// dropped, not moved).
-pub(crate) fn place_result(
-    cfg: &RemoveConfig,
-    out: crate::io::writer::ReadyFile,
-    mask: Option<crate::io::writer::ReadyFile>,
-) -> Result<()> {
-    crate::interrupt::check()?;
-    out.commit()?;
-    if let Some(m) = mask {
-        if let Err(e) = m.commit() {
-            // Only a move can fail here: do not leave half of the result.
-            crate::io::side_files::remove_output(
-                &cfg.job.output,
-                crate::io::options::writes_world_file(&cfg.opts.creation_options),
-            );
-            return Err(e);
-        }
-    }
-    Ok(())
 }
 
 /// The input must be what the model was trained on: its band count and,
@@ -178,35 +154,6 @@ fn tile_grids(
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
     Ok((ygrid, xgrid))
-}
-
-/// The `--mask` raster (Float32 probability, nodata -1), when asked for.
-fn create_mask(cfg: &RemoveConfig, prov: &Provenance) -> Result<Option<OutputRaster>> {
-    Ok(match &cfg.job.mask {
-        Some(p) => {
-            let spec = BandSpec {
-                description: match &cfg.job.probability {
-                    Some(sp) => format!("cloud probability ({})", sp.map.source),
-                    None => "cloud probability (Pixel-CR cloudy attention)".into(),
-                },
-                color: None,
-                nodata: Some(-1.0),
-                scale_offset: None,
-                unit: None,
-                metadata: vec![],
-            };
-            Some(OutputRaster::create(
-                p,
-                cfg.opts.format,
-                &cfg.opts.creation_options,
-                OutputType::Float32,
-                &[spec],
-                prov,
-                cfg.opts.overwrite,
-            )?)
-        }
-        None => None,
-    })
 }
 
 /// What the run did, for the CLI's report and `--json`.
@@ -285,20 +232,6 @@ pub(crate) fn open_input(cfg: &RemoveConfig) -> Result<InputRaster> {
     let mut input = InputRaster::open(&cfg.job.input, cfg.opts.band_idx.as_deref())?;
     crate::sentinel2::input::adapt(&mut input, &cfg.opts.s2)?;
     Ok(input)
-}
-
-/// The main output: the input's bands and georeferencing, in the format and
-/// type `cfg` asks for.
-pub(crate) fn create_output(cfg: &RemoveConfig, prov: &Provenance) -> Result<OutputRaster> {
-    OutputRaster::create(
-        &cfg.job.output,
-        cfg.opts.format,
-        &cfg.opts.creation_options,
-        cfg.opts.out_type.unwrap_or(prov.input.data_type),
-        &band_specs(prov.input),
-        prov,
-        cfg.opts.overwrite,
-    )
 }
 
 /// The rayon pool the session workers run on (one thread per session).

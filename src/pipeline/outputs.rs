@@ -1,0 +1,92 @@
+//! A run's output files: the output raster described as the input was
+//! (bands, georeferencing, tags), the optional `--mask`, and the move of
+//! both into place as one result.
+
+use crate::config::{OutputType, RemoveConfig};
+use crate::error::Result;
+use crate::io::writer::{BandSpec, OutputRaster, Provenance};
+use crate::pipeline::provenance::band_specs;
+
+/// The main output: the input's bands and georeferencing, in the format and
+/// type `cfg` asks for.
+pub(crate) fn create_output(cfg: &RemoveConfig, prov: &Provenance) -> Result<OutputRaster> {
+    OutputRaster::create(
+        &cfg.job.output,
+        cfg.opts.format,
+        &cfg.opts.creation_options,
+        cfg.opts.out_type.unwrap_or(prov.input.data_type),
+        &band_specs(prov.input),
+        prov,
+        cfg.opts.overwrite,
+    )
+}
+
+/// The `--mask` raster (Float32 probability, nodata -1), when asked for.
+pub(crate) fn create_mask(cfg: &RemoveConfig, prov: &Provenance) -> Result<Option<OutputRaster>> {
+    Ok(match &cfg.job.mask {
+        Some(p) => {
+            let spec = BandSpec {
+                description: match &cfg.job.probability {
+                    Some(sp) => format!("cloud probability ({})", sp.map.source),
+                    None => "cloud probability (Pixel-CR cloudy attention)".into(),
+                },
+                color: None,
+                nodata: Some(-1.0),
+                scale_offset: None,
+                unit: None,
+                metadata: vec![],
+            };
+            // The probability is no radiometry of the input's: the tags
+            // that say how pixel values map to the model's stay off it.
+            let mask_prov = Provenance {
+                input: prov.input,
+                tags: prov
+                    .tags
+                    .iter()
+                    .filter(|(k, _)| {
+                        !matches!(
+                            k.as_str(),
+                            "IDFCR_RADIOMETRY" | "IDFCR_RESCALE" | "IDFCR_S2_RADIOMETRY"
+                        )
+                    })
+                    .cloned()
+                    .collect(),
+            };
+            Some(OutputRaster::create(
+                p,
+                cfg.opts.format,
+                &cfg.opts.creation_options,
+                OutputType::Float32,
+                &[spec],
+                &mask_prov,
+                cfg.opts.overwrite,
+            )?)
+        }
+        None => None,
+    })
+}
+
+/// Move a run's output and mask, both made ready (converted, verified,
+/// synced), into place: output and mask are one result, so a failing mask
+/// costs no finished output, and Ctrl-C during the conversion (a COG of a
+/// whole scene takes a while) still means no output (the ready files are
+/// dropped, not moved).
+pub(crate) fn place_result(
+    cfg: &RemoveConfig,
+    out: crate::io::writer::ReadyFile,
+    mask: Option<crate::io::writer::ReadyFile>,
+) -> Result<()> {
+    crate::interrupt::check()?;
+    out.commit()?;
+    if let Some(m) = mask {
+        if let Err(e) = m.commit() {
+            // Only a move can fail here: do not leave half of the result.
+            crate::io::side_files::remove_output(
+                &cfg.job.output,
+                crate::io::options::writes_world_file(&cfg.opts.creation_options),
+            );
+            return Err(e);
+        }
+    }
+    Ok(())
+}
