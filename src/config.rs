@@ -317,6 +317,15 @@ impl RemoveOptions {
                 )));
             }
         }
+        // Neighbouring panels share their border tile, which runs in each:
+        // panels narrower than a tile (`--panel 0`) still hold two tiles
+        // and so run every tile twice. Panels of a few tiles are for tests.
+        if self.panel_px < self.tile_px {
+            return Err(Error::Usage(format!(
+                "--panel {} px: at least one tile wide (--tile {}); the default 4096 suits any scene",
+                self.panel_px, self.tile_px
+            )));
+        }
         if self.threads == 0 {
             return Err(Error::Usage("--threads must be at least 1".into()));
         }

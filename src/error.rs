@@ -176,6 +176,11 @@ pub mod gdal_watch {
 
     static FAILURES: AtomicU64 = AtomicU64::new(0);
     static LAST: Mutex<String> = Mutex::new(String::new());
+    /// Warnings that GDAL left data out: the SENTINEL2 driver only warns
+    /// "Tile ... not found on filesystem. Skipping it" for a missing or
+    /// unreadable band file and then reads that band as zeros.
+    static SKIPS: AtomicU64 = AtomicU64::new(0);
+    static LAST_SKIP: Mutex<String> = Mutex::new(String::new());
     static LAST_WARNING: Mutex<String> = Mutex::new(String::new());
     static INSTALL: Once = Once::new();
 
@@ -186,8 +191,15 @@ pub mod gdal_watch {
             gdal::config::set_error_handler(|class, _no, msg| {
                 use gdal::errors::CplErrType;
                 if class == CplErrType::Warning {
+                    let line = msg.lines().next().unwrap_or("").trim().to_string();
+                    if line.to_ascii_lowercase().contains("skipping") {
+                        if let Ok(mut last) = LAST_SKIP.lock() {
+                            *last = line.clone();
+                        }
+                        SKIPS.fetch_add(1, Ordering::SeqCst);
+                    }
                     if let Ok(mut last) = LAST_WARNING.lock() {
-                        *last = msg.lines().next().unwrap_or("").trim().to_string();
+                        *last = line;
                     }
                 }
                 if matches!(class, CplErrType::Failure | CplErrType::Fatal) {
@@ -205,13 +217,25 @@ pub mod gdal_watch {
         LAST_WARNING.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// A point in GDAL's failure count.
-    pub struct GdalWatch(u64);
+    /// A point in GDAL's failure count (and count of skipped sources).
+    pub struct GdalWatch(u64, u64);
 
     impl GdalWatch {
         pub fn start() -> Self {
             install();
-            GdalWatch(FAILURES.load(Ordering::SeqCst))
+            GdalWatch(
+                FAILURES.load(Ordering::SeqCst),
+                SKIPS.load(Ordering::SeqCst),
+            )
+        }
+
+        /// Err(GDAL's warning) if GDAL skipped a source (a band file) since
+        /// `start`: what it opened is missing data it will read as zeros.
+        pub fn check_nothing_skipped(&self) -> Result<(), String> {
+            if SKIPS.load(Ordering::SeqCst) == self.1 {
+                return Ok(());
+            }
+            Err(LAST_SKIP.lock().map(|s| s.clone()).unwrap_or_default())
         }
 
         /// Err(GDAL's last failure message) if any failure was raised since

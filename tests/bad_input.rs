@@ -403,6 +403,18 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "panel narrower than a tile",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.extend(["--panel", "0"].map(String::from));
+            a
+        },
+        want: &["--panel 0", "one tile"],
+        code: 2,
+        env: &[],
+    },
+    Case {
         name: "unknown option (clap's error, on one line too)",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);

@@ -113,7 +113,7 @@ fn tiled_equals_whole_image_with_window_attention() {
         // Several column panels, each recomputing the tile it shares.
         (
             "panels.tif",
-            vec!["--tile", "96", "--overlap", "48", "--panel", "64"],
+            vec!["--tile", "96", "--overlap", "48", "--panel", "96"],
         ),
     ] {
         let tiled = run(name, &extra);

@@ -660,6 +660,10 @@ fn sentinel2_mistakes_get_clear_errors() {
     for (extra, needle) in [
         (&["--name", "x.tif"][..], "{group}"),
         (&["-b", "1"][..], "-b"),
+        (
+            &["--model", "m.onnx", "--groups", "10m,20m"][..],
+            "exactly one",
+        ),
     ] {
         let mut a = vec!["s2", product.as_str(), "outdir"];
         a.extend_from_slice(extra);
@@ -1163,5 +1167,73 @@ fn bad_stacks_are_refused_before_any_group_runs() {
         assert_eq!(o.status.code(), Some(code), "{name}: {msg}");
         assert!(words.iter().all(|w| msg.contains(w)), "{name}: {msg}");
         assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+    }
+}
+
+/// A product with a band file missing (GDAL only warns and reads zeros) or
+/// corrupt is refused, naming the file; a failed `--overwrite` rerun leaves
+/// the previous product as it was, and a failed first run leaves no folder.
+#[test]
+fn damaged_products_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let md = [
+        "--model-dir",
+        models.to_str().unwrap(),
+        "--cloud-detector",
+        "model",
+    ];
+    let good = make_product(tmp.path(), "L1C", "05.09", false);
+    let out = tmp.path().join("out");
+    s2_json(tmp.path(), &good, &out, &md);
+    let before = common::listing(&out)
+        .into_iter()
+        .map(|n| (n.clone(), std::fs::read(out.join(&n)).unwrap()))
+        .collect::<Vec<_>>();
+    assert_eq!(before.len(), 3, "{:?}", common::listing(&out));
+
+    let band_file = |product: &str, band: &str| {
+        let granule = Path::new(product).join("GRANULE");
+        let g = std::fs::read_dir(&granule)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::read_dir(g.join("IMG_DATA"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains(&format!("_{band}.")))
+            .unwrap()
+    };
+    // (what is wrong with it, the band, the words of the error)
+    for (damage, band) in [("missing", "B03"), ("not a JPEG 2000", "B11")] {
+        let dir = tmp.path().join(damage.replace(' ', "_"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let product = make_product(&dir, "L1C", "05.09", false);
+        let f = band_file(&product, band);
+        if damage == "missing" {
+            std::fs::remove_file(&f).unwrap();
+        } else {
+            std::fs::write(&f, b"not a JPEG 2000 file").unwrap();
+        }
+        let mut extra = md.to_vec();
+        extra.push("--overwrite");
+        let o = s2_cpu(tmp.path(), &product, &out, &extra);
+        assert_eq!(o.status.code(), Some(1), "{damage}: {}", common::stderr(&o));
+        let e = common::stderr(&o);
+        assert!(e.contains(band) && e.lines().count() == 1, "{damage}: {e}");
+        let after: Vec<_> = common::listing(&out)
+            .into_iter()
+            .map(|n| (n.clone(), std::fs::read(out.join(&n)).unwrap()))
+            .collect();
+        assert!(after == before, "{damage}: the previous product changed");
+        // A first run into a new folder leaves none.
+        let fresh = tmp
+            .path()
+            .join(format!("fresh_{}", damage.replace(' ', "_")));
+        let o = s2_cpu(tmp.path(), &product, &fresh, &md);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(!fresh.exists(), "{damage}: {:?}", common::listing(&fresh));
     }
 }

@@ -145,6 +145,17 @@ impl S2Args {
                 )));
             }
         }
+        // One model has one group's bands: without exactly one --groups the
+        // run would clean the first group and fail on the second, after
+        // all of the first group's work.
+        let mut distinct: Vec<&str> = groups.iter().map(|g| g.name).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if self.opts.model.is_some() && distinct.len() != 1 {
+            return Err(Error::Usage(
+                "--model applies to one group: add --groups with exactly one (10m, 20m, 60m); each group otherwise gets its bundled model (--model-dir for a folder of them)".into(),
+            ));
+        }
         let groups = (!groups.is_empty()).then_some(groups);
         let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::sentinel2::run::S2RunConfig {

@@ -2,7 +2,8 @@
 //! of pixels.
 //!
 //! - `reader`: any GDAL raster in -> an `InputRaster` (bands, pixel type,
-//!   nodata, georeferencing, blocks of f32 on request);
+//!   nodata, georeferencing, blocks of f32 on request); `open`: opening it,
+//!   with the user's terms for what is wrong;
 //! - `mask`: a dataset mask or alpha band -> which pixels are nodata;
 //! - `units`: the input's observed range + the model's contract -> the
 //!   linear map into model units, or the error naming the option to use;
@@ -15,13 +16,17 @@
 //!   fsync and the no-replace move that finish every output;
 //! - `side_files`: GDAL's side files of an output (`.aux.xml`, world
 //!   files) moved into place with it, stale ones of a replaced file removed;
+//! - `staging`: outputs that stand or fall together (an `s2` product),
+//!   written under temp names and moved into place at the end;
 //! - `names`: output names from patterns, kept inside the output folder.
 
 pub mod mask;
 pub mod names;
+pub mod open;
 pub mod options;
 pub mod place;
 pub mod reader;
 pub mod side_files;
+pub mod staging;
 pub mod units;
 pub mod writer;

@@ -110,7 +110,9 @@ fn host_tag() -> String {
 }
 
 /// The tags `TempFile::beside` is called with; only these are cleaned.
-const TEMP_TAGS: &[&str] = &["probe", "part", "final", "pixelcr", "prob", "report"];
+const TEMP_TAGS: &[&str] = &[
+    "probe", "part", "final", "pixelcr", "prob", "report", "stage",
+];
 
 /// Remove temp files that runs killed by SIGKILL, a power cut or an OOM
 /// left beside `final_path`. Only files that are certainly ours: named

@@ -2,13 +2,12 @@
 //! blocks of rows as float32. GDAL lives here and in `io::writer`; the rest
 //! of the pipeline sees plain arrays.
 
-use std::path::Path;
-
 use gdal::raster::GdalDataType;
 use gdal::{Dataset, Metadata};
 
 use crate::config::OutputType;
 use crate::error::{gdal_message, Error, Result};
+use crate::io::open::open_dataset;
 
 /// An opened input raster and the bands we use from it.
 pub struct InputRaster {
@@ -38,16 +37,6 @@ pub struct InputRaster {
     /// -dstalpha` leaves around a warped scene. Pixels it masks out are
     /// nodata like any other (and the output gets the mask).
     pub dataset_mask: Option<crate::io::mask::MaskSource>,
-}
-
-/// Whether `s` looks like something other than a plain file path (GDAL
-/// virtual file systems, subdataset strings such as `SENTINEL2_L2A:...`).
-fn is_gdal_special(s: &str) -> bool {
-    s.starts_with("/vsi")
-        || (s.contains(':')
-            && !Path::new(s).exists()
-            && !s.starts_with('/')
-            && s.find(':') > Some(1))
 }
 
 pub fn map_data_type(t: GdalDataType) -> Option<OutputType> {
@@ -305,69 +294,6 @@ fn is_nodata(v: f64, nodata: f64) -> bool {
     v == nodata || (at_f32 as f64 != nodata && v as f32 == at_f32)
 }
 
-/// What is wrong with a plain path before GDAL sees it, in the user's
-/// terms: missing, in a folder we may not enter, unreadable, a folder, or
-/// empty. (GDAL would report all of these as "cannot open".)
-fn check_readable_file(source: &str) -> Result<()> {
-    if source.trim().is_empty() {
-        return Err(Error::Usage("INPUT is empty: give a raster's path".into()));
-    }
-    let path = Path::new(source);
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            return Err(Error::input(
-                source,
-                format!(
-                    "cannot be reached: permission denied on its folder {}",
-                    dir.display()
-                ),
-            ));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::input(source, "no such file"));
-        }
-        Err(e) => {
-            return Err(Error::input(
-                source,
-                format!("cannot be read: {}", e.kind()),
-            ))
-        }
-    };
-    if meta.is_dir() {
-        return if source
-            .to_ascii_uppercase()
-            .trim_end_matches('/')
-            .ends_with(".SAFE")
-        {
-            Ok(())
-        } else {
-            Err(Error::input(source, "is a directory, not a raster"))
-        };
-    }
-    if let Err(e) = std::fs::File::open(path) {
-        return Err(Error::input(
-            source,
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                "cannot be read: permission denied".to_string()
-            } else {
-                format!("cannot be read: {}", e.kind())
-            },
-        ));
-    }
-    if meta.len() == 0 {
-        return Err(Error::input(
-            source,
-            "is an empty file (0 bytes), not a raster",
-        ));
-    }
-    Ok(())
-}
-
 /// GDAL's name for a band's data type, including the ones the gdal crate
 /// does not model (complex types), for error messages.
 fn raw_type_name(band: &gdal::raster::RasterBand) -> String {
@@ -381,57 +307,6 @@ fn raw_type_name(band: &gdal::raster::RasterBand) -> String {
         }
         std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
     }
-}
-
-/// GDAL's dataset for `source`, with a plain message when no driver knows
-/// the format (GDAL itself says nothing then).
-fn open_dataset(source: &str) -> Result<Dataset> {
-    if !is_gdal_special(source) {
-        check_readable_file(source)?;
-    } else if let Some(archive) = missing_archive(source) {
-        return Err(Error::input(source, format!("no such file: {archive}")));
-    }
-    Dataset::open(source).map_err(|e| {
-        let why = gdal_message(&e);
-        // GDAL says nothing when no driver recognises the file (and the
-        // crate's "NULL pointer" would only confuse): no source then.
-        if crate::error::gdal_said_nothing(&why) {
-            return Error::input(
-                source,
-                "not a raster GDAL can open (no GDAL driver recognises its format)",
-            );
-        }
-        Error::input(source, format!("not a raster GDAL can open ({why})")).because_gdal(e)
-    })
-}
-
-/// The archive of a `/vsizip/`, `/vsitar/` or `/vsigzip/` path when no
-/// file along it exists on disk (GDAL would only say that no driver
-/// recognises the format); None when it exists or the path chains another
-/// virtual file system.
-fn missing_archive(source: &str) -> Option<String> {
-    let rest = ["/vsizip/", "/vsitar/", "/vsigzip/"]
-        .iter()
-        .find_map(|p| source.strip_prefix(p))?;
-    if rest.starts_with("/vsi") {
-        return None;
-    }
-    let mut prefixes = rest
-        .match_indices('/')
-        .map(|(i, _)| &rest[..i])
-        .chain([rest]);
-    if prefixes.clone().any(|p| Path::new(p).is_file()) {
-        return None;
-    }
-    let archive = prefixes
-        .find(|p| {
-            let p = p.to_ascii_lowercase();
-            [".zip", ".tar", ".tar.gz", ".tgz", ".gz"]
-                .iter()
-                .any(|e| p.ends_with(e))
-        })
-        .unwrap_or(rest);
-    Some(archive.to_string())
 }
 
 /// Refuse a dataset without pixels: no bands (a container of subdatasets,
@@ -545,45 +420,6 @@ mod tests {
         ];
         for (v, nd, want) in cases {
             assert_eq!(is_nodata(v, nd), want, "{v} {nd}");
-        }
-    }
-
-    #[test]
-    fn special_gdal_names() {
-        for (s, want) in [
-            ("/vsizip/a.zip/b.tif", true),
-            ("SENTINEL2_L2A:/x/MTD_MSIL2A.xml:10m:EPSG_32632", true),
-            ("/tmp/a.tif", false),
-            ("a.tif", false),
-            ("C:/x.tif", false),
-        ] {
-            assert_eq!(is_gdal_special(s), want, "{s}");
-        }
-    }
-
-    #[test]
-    fn missing_archives_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display().to_string();
-        std::fs::write(dir.path().join("x.tar.gz"), b"").unwrap();
-        std::fs::write(dir.path().join("y.zip"), b"").unwrap();
-        // (path, Some(missing archive) or None)
-        let cases = [
-            (format!("/vsitar/{d}/x.tar.gz/b.tif"), None),
-            (format!("/vsizip/{d}/y.zip/in/b.tif"), None),
-            (
-                format!("/vsizip/{d}/nope.zip/b.tif"),
-                Some(format!("{d}/nope.zip")),
-            ),
-            (
-                format!("/vsitar/{d}/z.tar.gz/b.tif"),
-                Some(format!("{d}/z.tar.gz")),
-            ),
-            ("/vsizip//vsicurl/http://h/a.zip/b.tif".to_string(), None),
-            (format!("{d}/y.zip"), None),
-        ];
-        for (path, want) in cases {
-            assert_eq!(missing_archive(&path), want, "{path}");
         }
     }
 }

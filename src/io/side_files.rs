@@ -76,7 +76,12 @@ pub(crate) fn place_side_files(
             continue;
         }
         if let Err(e) = std::fs::remove_file(&old) {
-            if e.kind() != io::ErrorKind::NotFound {
+            // A name too long to exist (an output name near the file
+            // system's limit) is no stale file either.
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename
+            ) {
                 problems.push(format!(
                     "{} of the replaced file could not be removed ({e}) and may describe this one wrongly",
                     old.display()

@@ -167,6 +167,12 @@ pub fn plan(cfg: &BatchConfig) -> Result<Vec<RemoveConfig>> {
             .filter_map(|(i, m)| Some((i, m.as_ref()?))),
     ) {
         if let Some(first) = seen.insert(out, input) {
+            if first == input {
+                return Err(Error::Usage(format!(
+                    "the output and the mask of {input} would both be {}; --name and --mask-name must differ",
+                    out.display()
+                )));
+            }
             return Err(Error::Usage(format!(
                 "inputs {first} and {input} would both be written to {}; keep them apart with {{parent}} or {{ext}} in --name (e.g. --name '{{parent}}_{{stem}}_clear.tif')",
                 out.display()
@@ -224,6 +230,8 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
                 format!("cannot read the list: {e}"),
             )
         })?;
+        // A list saved by a Windows editor may start with a byte-order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         raw.extend(
             text.lines()
                 .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
@@ -273,7 +281,10 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
         }
     }
     out.sort();
-    out.dedup();
+    // One file spelled two ways (`in/a.tif`, `./in/a.tif`, its absolute
+    // path, a symlink) is one input: the first spelling is kept.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|i| seen.insert(std::fs::canonicalize(i).unwrap_or_else(|_| PathBuf::from(i))));
     if out.is_empty() {
         return Err(Error::Usage(
             "batch: no inputs (give paths, folders, patterns or --list)".into(),
@@ -485,5 +496,32 @@ mod tests {
         }
         let got = output_path(Path::new("/o"), "{stem}", "/d/...tif").unwrap();
         assert_eq!(got, Path::new("/o/__"));
+    }
+
+    #[test]
+    fn inputs_spelled_two_ways_are_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.tif"), "x").unwrap();
+        std::fs::write(d.join("b.tif"), "x").unwrap();
+        let a = d.join("a.tif").display().to_string();
+        let dotted = format!("{}/./a.tif", d.display());
+        // A list file with a byte-order mark, a comment and a blank line.
+        let list = d.join("list.txt");
+        std::fs::write(
+            &list,
+            format!("\u{feff}{a}\n\n# a comment\n{}/b.tif\n", d.display()),
+        )
+        .unwrap();
+        // (arguments, list, inputs expected)
+        let cases: [(Vec<String>, Option<&Path>, usize); 3] = [
+            (vec![a.clone(), dotted.clone()], None, 1),
+            (vec![dotted], Some(&list), 2),
+            (vec![d.display().to_string()], None, 2),
+        ];
+        for (args, list, want) in cases {
+            let got = expand_inputs(&args, list).unwrap();
+            assert_eq!(got.len(), want, "{args:?}: {got:?}");
+        }
     }
 }

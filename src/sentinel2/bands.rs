@@ -361,7 +361,7 @@ pub fn output_path(
     group: &str,
 ) -> crate::Result<std::path::PathBuf> {
     crate::io::names::output_path(dir, template, &[("product", product), ("group", group)])
-        .map_err(|e| crate::Error::Usage(format!("--name '{template}' {e}")))
+        .map_err(|e| crate::Error::Usage(format!("name pattern '{template}' {e}")))
 }
 
 /// The product name from a path the user gave (SAFE folder, zip, or the

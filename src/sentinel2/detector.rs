@@ -119,8 +119,10 @@ fn read_bands(bands: &[DetectorBand]) -> Result<MapBands> {
     let mut grids = Vec::with_capacity(bands.len());
     for b in bands {
         if !open.iter().any(|(s, _)| *s == b.source) {
+            let watch = crate::error::gdal_watch::GdalWatch::start();
             let ds = Dataset::open(&b.source)
                 .map_err(|e| Error::input(&b.source, format!("cannot open: {e}")))?;
+            crate::io::open::check_complete(&b.source, &watch)?;
             open.push((b.source.clone(), ds));
         }
         let ds = &open.iter().find(|(s, _)| *s == b.source).expect("opened").1;

@@ -1,7 +1,7 @@
 //! `idfcr s2`: a whole Sentinel-2 product (or band stack) in, one cleaned
 //! raster per resolution group out. Each group is a `remove` run on its own
-//! grid with its own model (`pipeline::remove_cached`), with tile sizes
-//! scaled so that the tiles of every group cover the same ground.
+//! grid with its own model (`pipeline::remove_cached`) and `--tile` in
+//! that grid's pixels.
 //!
 //! Groups are processed independently: the 10, 20 and 60 m models do not
 //! see each other's bands. Fusing them (as the official multispectral
@@ -15,6 +15,7 @@ use crate::config::{Job, RemoveConfig, RemoveOptions, SceneProbability};
 use crate::error::{Error, Result};
 use crate::io::place::check_output_path;
 use crate::io::reader::InputRaster;
+use crate::io::staging::Staged;
 use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
 use crate::sentinel2::bands::{output_path, parse_stack_bands, Group, GROUPS};
@@ -84,8 +85,8 @@ struct GroupJob {
 }
 
 /// Run every group; the first failing group (or an interrupt) stops the
-/// run and removes the outputs of the groups it had finished: the product
-/// is written whole or not at all.
+/// run, and nothing of it reaches the output folder: the product is
+/// written whole or not at all.
 pub fn run_s2(
     cfg: &S2RunConfig,
     mut progress_total: impl FnMut(&str, u64) -> Box<dyn Progress>,
@@ -99,40 +100,77 @@ pub fn run_s2(
         jobs,
         stack,
     } = plan(cfg)?;
+    let created = !cfg.out_dir.exists();
     std::fs::create_dir_all(&cfg.out_dir)
         .map_err(|e| Error::output(&cfg.out_dir, format!("cannot create the folder: {e}")))?;
+    let result = write_product(cfg, product, kind, jobs, stack, &mut progress_total);
+    if result.is_err() && created {
+        // A folder this run made and left empty goes too (remove_dir
+        // refuses a folder that holds anything).
+        let _ = std::fs::remove_dir(&cfg.out_dir);
+    }
+    result
+}
+
+/// `run_s2` once the output folder exists.
+fn write_product(
+    cfg: &S2RunConfig,
+    product: String,
+    kind: String,
+    jobs: Vec<GroupJob>,
+    stack: bool,
+    progress_total: &mut impl FnMut(&str, u64) -> Box<dyn Progress>,
+) -> Result<S2Summary> {
     let (stack_path, masks) = planned_outputs(cfg, &product, &jobs)?;
+    // The whole product or none of it: every file is written under a temp
+    // name and all move into place at the end, so a failed or interrupted
+    // run leaves the folder as it was (an --overwrite rerun's old product
+    // included).
+    let finals: Vec<PathBuf> = jobs
+        .iter()
+        .map(|j| j.output.clone())
+        .chain(masks.iter().cloned())
+        .chain(stack_path.iter().cloned())
+        .collect();
+    let staged = Staged::beside(&finals)?;
+    let staged_path = |f: &PathBuf| staged.path_for(f).unwrap_or_else(|| f.clone());
     let (detection, cloud_probability) = cloud_map(cfg, &kind)?;
+    let staged_masks: Vec<PathBuf> = masks.iter().map(staged_path).collect();
+    let staged_jobs: Vec<GroupJob> = jobs
+        .into_iter()
+        .map(|j| GroupJob {
+            output: staged_path(&j.output),
+            ..j
+        })
+        .collect();
     let mut groups = Vec::new();
-    let done = run_groups(
+    run_groups(
         cfg,
-        jobs,
+        staged_jobs,
         stack,
-        &masks,
+        &staged_masks,
         detection.as_ref(),
         &mut groups,
-        &mut progress_total,
-    )
-    .and_then(|()| match &stack_path {
-        Some(p) => {
-            let outputs: Vec<(PathBuf, u32)> = groups
-                .iter()
-                .map(|g| (g.run.output.clone(), g.res_m))
-                .collect();
-            write_stack(&outputs, p, &cfg.options)
-        }
-        None => Ok(()),
-    });
-    if let Err(e) = done {
-        // The whole product or none of it (see `planned_outputs`): a failed
-        // or interrupted run takes back the groups it finished.
-        let world = crate::io::options::writes_world_file(&cfg.options.creation_options);
-        for g in &groups {
-            for p in std::iter::once(&g.run.output).chain(g.run.mask.as_ref()) {
-                crate::io::side_files::remove_output(p, world);
-            }
-        }
-        return Err(e);
+        progress_total,
+    )?;
+    if let Some(p) = &stack_path {
+        let outputs: Vec<(PathBuf, u32)> = groups
+            .iter()
+            .map(|g| (g.run.output.clone(), g.res_m))
+            .collect();
+        write_stack(&outputs, &staged_path(p), &staged_options(cfg))?;
+    }
+    crate::interrupt::check()?;
+    staged.commit(
+        cfg.options.overwrite,
+        crate::io::options::writes_world_file(&cfg.options.creation_options),
+    )?;
+    // The summary names the files where they are now.
+    for (g, final_path) in groups.iter_mut().zip(&finals) {
+        g.run.output = final_path.clone();
+    }
+    for (g, m) in groups.iter_mut().zip(&masks) {
+        g.run.mask = Some(m.clone());
     }
     Ok(S2Summary {
         input: cfg.input.clone(),
@@ -436,6 +474,15 @@ fn group_options(cfg: &S2RunConfig, j: &GroupJob, stack: bool) -> RemoveOptions 
             stack: stack || cfg.options.s2.stack,
             ..cfg.options.s2.clone()
         },
+        ..staged_options(cfg)
+    }
+}
+
+/// The run's options for writing to its staged temp names, which are its
+/// own to replace (the final names were checked by `planned_outputs`).
+fn staged_options(cfg: &S2RunConfig) -> RemoveOptions {
+    RemoveOptions {
+        overwrite: true,
         ..cfg.options.clone()
     }
 }
