@@ -192,7 +192,7 @@ pub mod gdal_watch {
                 use gdal::errors::CplErrType;
                 if class == CplErrType::Warning {
                     let line = msg.lines().next().unwrap_or("").trim().to_string();
-                    if line.to_ascii_lowercase().contains("skipping") {
+                    if line.to_ascii_lowercase().contains("skipping it") {
                         if let Ok(mut last) = LAST_SKIP.lock() {
                             *last = line.clone();
                         }

@@ -145,17 +145,6 @@ impl S2Args {
                 )));
             }
         }
-        // One model has one group's bands: without exactly one --groups the
-        // run would clean the first group and fail on the second, after
-        // all of the first group's work.
-        let mut distinct: Vec<&str> = groups.iter().map(|g| g.name).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if self.opts.model.is_some() && distinct.len() != 1 {
-            return Err(Error::Usage(
-                "--model applies to one group: add --groups with exactly one (10m, 20m, 60m); each group otherwise gets its bundled model (--model-dir for a folder of them)".into(),
-            ));
-        }
         let groups = (!groups.is_empty()).then_some(groups);
         let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::sentinel2::run::S2RunConfig {
@@ -224,9 +213,10 @@ pub struct ProcessingArgs {
     #[arg(long = "tile", default_value_t = 480, allow_negative_numbers = true)]
     pub tile_px: usize,
     /// Width in pixels of the column panels processed at a time: peak memory
-    /// grows with this and the tile size, not with the scene.
-    #[arg(long = "panel", default_value_t = 4096, allow_negative_numbers = true)]
-    pub panel_px: usize,
+    /// grows with this and the tile size, not with the scene; by default four
+    /// tiles when --tile is above 1024 [default: 4096]
+    #[arg(long = "panel", allow_negative_numbers = true)]
+    pub panel_px: Option<usize>,
     /// Overlap between tiles in pixels (default: from the model's halo).
     #[arg(long = "overlap", allow_negative_numbers = true)]
     pub overlap_px: Option<usize>,
@@ -394,7 +384,10 @@ impl ProcessingArgs {
             band_idx: band_indices(&self.bands)?,
             model: self.model,
             tile_px: self.tile_px,
-            panel_px: self.panel_px,
+            // Panels share their border tiles: a few tiles per panel at least.
+            panel_px: self
+                .panel_px
+                .unwrap_or(4096.max(self.tile_px.saturating_mul(4))),
             overlap_px: self.overlap_px,
             device: match self.device {
                 DeviceArg::Auto => Device::Auto,

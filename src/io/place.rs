@@ -74,12 +74,13 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// The output's name as it appears in its temp names. A temp name adds
-/// about 50 bytes to it (and `--refine`'s nested temp as much again), and
-/// file systems stop at 255: a long name is cut and tagged with a hash of
-/// the whole, so every valid output name gets temp names that are valid.
+/// The output's name as it appears in its temp names. A temp name adds at
+/// most 49 bytes to it, and temps nest three deep (`s2`'s staged product,
+/// `--refine`'s stage 1 inside it, its working file), while file systems
+/// stop at 255: a long name is cut and tagged with a hash of the whole, so
+/// every valid output name gets temp names that are valid.
 fn temp_stem(name: &str) -> String {
-    const KEEP: usize = 140;
+    const KEEP: usize = 95;
     // A temp file of ours (the outer one of a nested temp) is already
     // bounded (at most about 200 bytes), and is kept whole so that the
     // stale-temp cleaning still recognises its nested temps.
@@ -111,7 +112,7 @@ fn host_tag() -> String {
 
 /// The tags `TempFile::beside` is called with; only these are cleaned.
 const TEMP_TAGS: &[&str] = &[
-    "probe", "part", "final", "pixelcr", "prob", "report", "stage",
+    "probe", "part", "final", "pixelcr", "prob", "report", "stage", "backup",
 ];
 
 /// Remove temp files that runs killed by SIGKILL, a power cut or an OOM
@@ -133,7 +134,8 @@ fn clean_stale_temps(final_path: &Path) {
         let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
             return;
         };
-        let prefix = format!(".{name}{TEMP_MARK}");
+        // Nested temps add a leading dot per level (`..NAME.idfcr-...`).
+        let prefix = format!("{}{TEMP_MARK}", name.trim_start_matches('.'));
         let host = host_tag();
         let Ok(entries) = std::fs::read_dir(parent_dir(final_path)) else {
             return;
@@ -141,8 +143,8 @@ fn clean_stale_temps(final_path: &Path) {
         for entry in entries.flatten() {
             let file = entry.file_name().to_string_lossy().to_string();
             let Some(rest) = file
-                .strip_prefix(&prefix)
-                .or_else(|| file.strip_prefix('.').and_then(|f| f.strip_prefix(&prefix)))
+                .strip_prefix('.')
+                .and_then(|f| f.trim_start_matches('.').strip_prefix(&prefix))
             else {
                 continue;
             };
@@ -304,7 +306,7 @@ mod tests {
     fn long_output_names_get_temp_names_a_file_system_takes() {
         let dir = tempfile::tempdir().unwrap();
         // (name length, kept whole in temp names)
-        for (len, whole) in [(10, true), (150, true), (151, false), (250, false)] {
+        for (len, whole) in [(10, true), (105, true), (106, false), (250, false)] {
             let name = format!(
                 "{}.tif",
                 "é".repeat((len - 4) / 2) + &"a".repeat((len - 4) % 2)
@@ -318,16 +320,20 @@ mod tests {
                 whole,
                 "{temp}"
             );
-            assert!(temp.len() <= 210, "{len}: {} bytes", temp.len());
-            // A nested temp (--refine's stage 1) still fits.
+            assert!(temp.len() <= 160, "{len}: {} bytes", temp.len());
+            // Nested temps (s2's staged product, --refine's stage 1 in it,
+            // its working file) still fit.
             let nested = TempFile::beside(t.path(), "pixelcr").unwrap();
-            assert!(nested.path().exists());
+            let deepest = TempFile::beside(nested.path(), "part").unwrap();
+            assert!(deepest.path().exists());
         }
         // A killed run's nested temps of a long name are cleaned like any.
         let long = dir.path().join("n".repeat(200) + ".tif");
-        let outer = TempFile::beside(&long, "pixelcr").unwrap();
-        let nested = TempFile::beside(outer.path(), "part").unwrap();
+        let outer = TempFile::beside(&long, "stage").unwrap();
+        let middle = TempFile::beside(outer.path(), "pixelcr").unwrap();
+        let nested = TempFile::beside(middle.path(), "part").unwrap();
         let (o, n) = (outer.path().to_path_buf(), nested.path().to_path_buf());
+        middle.keep();
         let dead = |p: &Path| {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
             let pid = format!("{}-", std::process::id());
@@ -343,7 +349,7 @@ mod tests {
         clean_stale_temps(&long);
         assert!(!o_dead.exists(), "outer temp of a dead run left");
         assert!(!n_dead.exists(), "nested temp of a dead run left");
-        // Two long names that share their first 140 bytes stay apart.
+        // Two long names that share their first 95 bytes stay apart.
         let (a, b) = ("x".repeat(200) + "a.tif", "x".repeat(200) + "b.tif");
         assert_ne!(temp_stem(&a), temp_stem(&b));
     }

@@ -44,10 +44,11 @@ impl Staged {
             .map(|(t, _)| t.path().to_path_buf())
     }
 
-    /// Move every staged file and its side files to its final name. Without
-    /// `overwrite`, a final name taken meanwhile (another run) stops the
-    /// commit before anything moves, and a move that fails takes back the
-    /// files already moved (they were new).
+    /// Move every staged file and its side files to its final name, all or
+    /// none: the files being replaced (`overwrite`) are first moved aside
+    /// under temp names, and if any move fails the new files go and the old
+    /// ones come back. Without `overwrite`, a final name taken meanwhile
+    /// (another run) stops the commit before anything moves.
     pub fn commit(self, overwrite: bool, wrote_world_file: bool) -> Result<()> {
         let plan: Vec<_> = self
             .items
@@ -67,21 +68,42 @@ impl Staged {
                 ));
             }
         }
-        let mut moved: Vec<&PathBuf> = Vec::new();
-        let mut problems = Vec::new();
-        for ((tmp, f), (sides, _)) in self.items.iter().zip(&plan) {
-            if let Err(e) = move_into_place(tmp.path(), f, overwrite) {
-                if !overwrite {
-                    for m in &moved {
-                        remove_output(m, wrote_world_file);
-                    }
+        // The files being replaced, moved aside (removed when this ends,
+        // unless put back).
+        let mut aside: Vec<(TempFile, PathBuf)> = Vec::new();
+        for (_, f) in &self.items {
+            if !f.exists() {
+                continue;
+            }
+            let kept = TempFile::beside(f, "backup")
+                .and_then(|b| std::fs::rename(f, b.path()).map(|()| b));
+            match kept {
+                Ok(b) => aside.push((b, f.clone())),
+                Err(e) => {
+                    put_back(&[], &aside, wrote_world_file);
+                    return Err(Error::output(
+                        f,
+                        format!("cannot move the file this run replaces aside: {e}"),
+                    ));
                 }
+            }
+        }
+        let mut moved: Vec<PathBuf> = Vec::new();
+        for (tmp, f) in &self.items {
+            if let Err(e) = move_into_place(tmp.path(), f, overwrite) {
+                put_back(&moved, &aside, wrote_world_file);
                 return Err(Error::output(
                     f,
-                    format!("cannot move the finished file into place: {e}"),
+                    format!(
+                        "cannot move the finished file into place: {e}; the folder is as it was"
+                    ),
                 ));
             }
-            moved.push(f);
+            moved.push(f.clone());
+        }
+        // Every raster is in place: side files follow, stale ones go.
+        let mut problems = Vec::new();
+        for (sides, f) in &plan {
             if let Err(p) = place_side_files(sides, f) {
                 problems.push(format!("{}: {p}", f.display()));
             }
@@ -90,9 +112,97 @@ impl Staged {
             tmp.keep();
             sync_dir(parent_dir(&f));
         }
+        drop(aside);
         match problems.first() {
             None => Ok(()),
             Some(_) => Err(Error::Runtime(problems.join("; "))),
         }
+    }
+}
+
+/// Undo a commit that failed midway: the new files moved so far go, the
+/// files moved aside come back.
+fn put_back(moved: &[PathBuf], aside: &[(TempFile, PathBuf)], wrote_world_file: bool) {
+    for m in moved {
+        remove_output(m, wrote_world_file);
+    }
+    for (b, f) in aside {
+        let _ = std::fs::rename(b.path(), f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(p: &Path, text: &str) {
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn a_product_moves_in_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let finals: Vec<PathBuf> = ["a.tif", "b.tif", "c.tif"]
+            .iter()
+            .map(|n| d.join(n))
+            .collect();
+        let hidden = || {
+            std::fs::read_dir(d)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with('.')
+                })
+                .count()
+        };
+        // A first run: all three appear.
+        let s = Staged::beside(&finals).unwrap();
+        for f in &finals {
+            write(&s.path_for(f).unwrap(), "new");
+        }
+        s.commit(false, false).unwrap();
+        assert!(finals
+            .iter()
+            .all(|f| std::fs::read_to_string(f).unwrap() == "new"));
+        assert_eq!(hidden(), 0);
+
+        // An --overwrite rerun whose last move fails (c.tif became a
+        // folder that is not empty): the first two are put back as they were.
+        for f in &finals[..2] {
+            write(f, "old");
+        }
+        std::fs::remove_file(&finals[2]).unwrap();
+        std::fs::create_dir(&finals[2]).unwrap();
+        write(&finals[2].join("x"), "x");
+        let s = Staged::beside(&finals).unwrap();
+        for f in &finals {
+            write(&s.path_for(f).unwrap(), "newer");
+        }
+        assert!(s.commit(true, false).is_err());
+        for f in &finals[..2] {
+            assert_eq!(
+                std::fs::read_to_string(f).unwrap(),
+                "old",
+                "{}",
+                f.display()
+            );
+        }
+        assert_eq!(hidden(), 0);
+
+        // Without --overwrite, a name taken meanwhile moves nothing.
+        std::fs::remove_dir_all(&finals[2]).unwrap();
+        let s = Staged::beside(&finals).unwrap();
+        for f in &finals {
+            write(&s.path_for(f).unwrap(), "newest");
+        }
+        let e = s.commit(false, false).unwrap_err().to_string();
+        assert!(e.contains("a.tif") && e.contains("nothing"), "{e}");
+        assert_eq!(std::fs::read_to_string(&finals[0]).unwrap(), "old");
+        assert!(!finals[2].exists());
+        assert_eq!(hidden(), 0);
     }
 }

@@ -282,9 +282,16 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
     }
     out.sort();
     // One file spelled two ways (`in/a.tif`, `./in/a.tif`, its absolute
-    // path, a symlink) is one input: the first spelling is kept.
+    // path) is one input: the first spelling is kept. A link under another
+    // name (`latest.tif`) stays an input of its own, with its own output.
     let mut seen = std::collections::HashSet::new();
-    out.retain(|i| seen.insert(std::fs::canonicalize(i).unwrap_or_else(|_| PathBuf::from(i))));
+    out.retain(|i| {
+        let file = Path::new(i).file_name().map(|n| n.to_os_string());
+        seen.insert((
+            std::fs::canonicalize(i).unwrap_or_else(|_| PathBuf::from(i)),
+            file,
+        ))
+    });
     if out.is_empty() {
         return Err(Error::Usage(
             "batch: no inputs (give paths, folders, patterns or --list)".into(),
@@ -504,6 +511,10 @@ mod tests {
         let d = dir.path();
         std::fs::write(d.join("a.tif"), "x").unwrap();
         std::fs::write(d.join("b.tif"), "x").unwrap();
+        // A link under another name is an input of its own.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.join("a.tif"), d.join("latest.tif")).unwrap();
+        let in_folder = if cfg!(unix) { 3 } else { 2 };
         let a = d.join("a.tif").display().to_string();
         let dotted = format!("{}/./a.tif", d.display());
         // A list file with a byte-order mark, a comment and a blank line.
@@ -517,7 +528,7 @@ mod tests {
         let cases: [(Vec<String>, Option<&Path>, usize); 3] = [
             (vec![a.clone(), dotted.clone()], None, 1),
             (vec![dotted], Some(&list), 2),
-            (vec![d.display().to_string()], None, 2),
+            (vec![d.display().to_string()], None, in_folder),
         ];
         for (args, list, want) in cases {
             let got = expand_inputs(&args, list).unwrap();

@@ -100,14 +100,31 @@ pub fn run_s2(
         jobs,
         stack,
     } = plan(cfg)?;
-    let created = !cfg.out_dir.exists();
+    // One model has one group's bands: on several groups the run would
+    // clean the first and fail on the second, after all of the first's work.
+    if cfg.options.model.is_some() && jobs.len() != 1 {
+        return Err(Error::Usage(format!(
+            "--model applies to one group and {} has {}: add --groups with exactly one of them; without --model each group gets its bundled model (--model-dir for a folder of them)",
+            cfg.input,
+            jobs.iter().map(|j| j.label.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    // The folders this run makes, innermost first (taken back if it fails).
+    let created: Vec<PathBuf> = cfg
+        .out_dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .map(Path::to_path_buf)
+        .collect();
     std::fs::create_dir_all(&cfg.out_dir)
         .map_err(|e| Error::output(&cfg.out_dir, format!("cannot create the folder: {e}")))?;
     let result = write_product(cfg, product, kind, jobs, stack, &mut progress_total);
-    if result.is_err() && created {
-        // A folder this run made and left empty goes too (remove_dir
-        // refuses a folder that holds anything).
-        let _ = std::fs::remove_dir(&cfg.out_dir);
+    if result.is_err() {
+        // Folders this run made and left empty go too (remove_dir refuses
+        // a folder that holds anything).
+        for dir in &created {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
     result
 }
