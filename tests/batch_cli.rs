@@ -76,14 +76,7 @@ fn batch_failures_skip_existing_and_stale_outputs() {
 
     // An output from another version is stale and redone.
     {
-        let mut ds = Dataset::open_ex(
-            dir.path().join("out/s1_clear.tif"),
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut ds = common::open_update(dir.path().join("out/s1_clear.tif"));
         ds.set_metadata_item("IDFCR_VERSION", "0.0.0-old", "")
             .unwrap();
         ds.close().unwrap();

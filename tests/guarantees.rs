@@ -340,14 +340,7 @@ fn dataset_masks_and_alpha_bands_are_nodata() {
         }
     });
     for name in ["rgba.tif", "rgba_nd.tif", "fill.tif"] {
-        let ds = gdal::Dataset::open_ex(
-            d.join(name),
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ds = common::open_update(d.join(name));
         ds.rasterband(4)
             .unwrap()
             .set_color_interpretation(ColorInterpretation::AlphaBand)
@@ -356,14 +349,7 @@ fn dataset_masks_and_alpha_bands_are_nodata() {
     }
     write_tiff::<u8>(&d.join("msk.tif"), w, h, 3, None, level);
     {
-        let ds = gdal::Dataset::open_ex(
-            d.join("msk.tif"),
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ds = common::open_update(d.join("msk.tif"));
         let mut b1 = ds.rasterband(1).unwrap();
         b1.create_mask_band(true).unwrap();
         let m: Vec<u8> = (0..h)

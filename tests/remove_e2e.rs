@@ -339,14 +339,7 @@ fn ground_control_points_travel_with_the_output() {
     rgb_tiff(&input, 64, 48, None);
     {
         // GDAL drops the geotransform of a GeoTIFF that gets GCPs.
-        let ds = Dataset::open_ex(
-            &input,
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ds = common::open_update(&input);
         let gcp = |id: &str, pixel: f64, line: f64, x: f64, y: f64| gdal::Gcp {
             id: id.into(),
             info: String::new(),
@@ -432,14 +425,7 @@ fn side_files_units_and_statistics() {
     let input = dir.path().join("in.tif");
     rgb_tiff(&input, 64, 48, None);
     {
-        let ds = Dataset::open_ex(
-            &input,
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ds = common::open_update(&input);
         for b in 1..=3 {
             let mut band = ds.rasterband(b).unwrap();
             band.set_metadata_item("STATISTICS_MEAN", "999", "")

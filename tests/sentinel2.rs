@@ -470,14 +470,7 @@ fn band_stacks_are_split_into_groups_by_name() {
     let named = tmp.path().join("named.tif");
     std::fs::copy(&stack, &named).unwrap();
     {
-        let ds = Dataset::open_ex(
-            &named,
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ds = common::open_update(&named);
         for (i, n) in names.iter().enumerate() {
             ds.rasterband(i + 1).unwrap().set_description(n).unwrap();
         }
@@ -1139,14 +1132,7 @@ fn bad_stacks_are_refused_before_any_group_runs() {
         common::write_tiff::<u16>(&stack, 32, 32, 13, None, |b, y, x| {
             (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
         });
-        let mut ds = Dataset::open_ex(
-            &stack,
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut ds = common::open_update(&stack);
         ds.set_geo_transform(&[500000.0, px, 0.0, 4200000.0, 0.0, -px])
             .unwrap();
         ds.close().unwrap();

@@ -114,3 +114,15 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// `path` opened for update (to add metadata, masks, GCPs to a fixture).
+pub fn open_update(path: impl AsRef<Path>) -> Dataset {
+    Dataset::open_ex(
+        path.as_ref(),
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
