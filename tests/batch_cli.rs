@@ -29,21 +29,15 @@ fn statuses(s: &serde_json::Value) -> Vec<(String, String)> {
     v
 }
 
-#[test]
-fn batch_failures_skip_existing_and_stale_outputs() {
-    let dir = tempfile::tempdir().unwrap();
-    let inp = dir.path().join("in");
-    std::fs::create_dir(&inp).unwrap();
-    for i in 0..3 {
-        rgb_tiff(&inp.join(format!("s{i}.tif")), 40 + i * 7, 30, None);
-    }
-    std::fs::write(inp.join("broken.tif"), b"not a tiff").unwrap();
+/// `idfcr batch INPUT --out-dir OUT --skip-existing` with the small conv
+/// model on CPU, quiet, its JSON summary on stdout.
+fn batch_skip_existing(cwd: &std::path::Path, input: &str, out_dir: &str) -> std::process::Output {
     let model = fixture_model("tiny_conv").display().to_string();
     let args = [
         "batch",
-        "in",
+        input,
         "--out-dir",
-        "out",
+        out_dir,
         "--model",
         &model,
         "--device",
@@ -53,8 +47,20 @@ fn batch_failures_skip_existing_and_stale_outputs() {
         "-",
         "--skip-existing",
     ];
+    idfcr(cwd, &args)
+}
 
-    let o = idfcr(dir.path(), &args);
+#[test]
+fn batch_failures_skip_existing_and_stale_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let inp = dir.path().join("in");
+    std::fs::create_dir(&inp).unwrap();
+    for i in 0..3 {
+        rgb_tiff(&inp.join(format!("s{i}.tif")), 40 + i * 7, 30, None);
+    }
+    std::fs::write(inp.join("broken.tif"), b"not a tiff").unwrap();
+
+    let o = batch_skip_existing(dir.path(), "in", "out");
     assert_eq!(
         o.status.code(),
         Some(1),
@@ -70,7 +76,7 @@ fn batch_failures_skip_existing_and_stale_outputs() {
     );
 
     // Rerun: finished outputs are skipped.
-    let o = idfcr(dir.path(), &args);
+    let o = batch_skip_existing(dir.path(), "in", "out");
     let s = summary(&o);
     assert_eq!(s["skipped"].as_u64(), Some(3), "{s}");
 
@@ -82,7 +88,7 @@ fn batch_failures_skip_existing_and_stale_outputs() {
         ds.close().unwrap();
     }
     std::fs::remove_file(inp.join("broken.tif")).unwrap();
-    let o = idfcr(dir.path(), &args);
+    let o = batch_skip_existing(dir.path(), "in", "out");
     assert!(o.status.success(), "{}", stderr(&o));
     let s = summary(&o);
     assert_eq!(
@@ -218,28 +224,13 @@ fn batch_usage_errors_come_first_and_touch_nothing() {
 #[test]
 fn skip_existing_tells_same_named_inputs_apart() {
     let dir = tempfile::tempdir().unwrap();
-    let model = fixture_model("tiny_conv").display().to_string();
     for (site, w) in [("a", 40), ("b", 52)] {
         std::fs::create_dir_all(dir.path().join(site).join("in")).unwrap();
         rgb_tiff(&dir.path().join(site).join("in/x.tif"), w, 30, None);
     }
     let run = |site: &str| {
         let cwd = dir.path().join(site);
-        let args = [
-            "batch",
-            "in/x.tif",
-            "--out-dir",
-            "../out",
-            "--model",
-            &model,
-            "--device",
-            "cpu",
-            "-q",
-            "--summary",
-            "-",
-            "--skip-existing",
-        ];
-        let o = idfcr(&cwd, &args);
+        let o = batch_skip_existing(&cwd, "in/x.tif", "../out");
         assert!(o.status.success(), "{}", stderr(&o));
         statuses(&summary(&o))
     };

@@ -15,9 +15,19 @@ fn swin() -> String {
 
 /// `idfcr remove INPUT out.tif` with the small conv model on CPU, quiet.
 fn remove_conv(dir: &std::path::Path, input: &str, extra: &[&str]) -> std::process::Output {
+    remove_conv_to(dir, input, "out.tif", extra)
+}
+
+/// `remove_conv` into another output.
+fn remove_conv_to(
+    dir: &std::path::Path,
+    input: &str,
+    output: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let model = conv();
     let mut args = vec![
-        "remove", input, "out.tif", "--model", &model, "--device", "cpu", "-q",
+        "remove", input, output, "--model", &model, "--device", "cpu", "-q",
     ];
     args.extend_from_slice(extra);
     idfcr(dir, &args)
@@ -493,11 +503,7 @@ fn side_files_units_and_statistics() {
     // A world file is an output too: another file's `b.tfw` is not replaced
     // without --overwrite, and the run stops before any work.
     std::fs::write(dir.path().join("b.tfw"), "mine").unwrap();
-    let model = conv();
-    let args = [
-        "remove", "in.tif", "b.tif", "--model", &model, "-q", "--co", "TFW=YES",
-    ];
-    let o = idfcr(dir.path(), &args);
+    let o = remove_conv_to(dir.path(), "in.tif", "b.tif", &["--co", "TFW=YES"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("b.tfw"), "{}", stderr(&o));
     assert!(!dir.path().join("b.tif").exists());

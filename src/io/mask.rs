@@ -22,17 +22,20 @@ pub enum MaskSource {
 /// per-dataset. Masks GDAL derives from nodata values are left to
 /// `nodata`; per-band masks of other kinds are rare and not ours to merge.
 pub fn source(ds: &Dataset, band_nos: &[usize]) -> Option<MaskSource> {
-    let is_alpha = |b: usize| {
-        ds.rasterband(b)
-            .is_ok_and(|r| r.color_interpretation() == ColorInterpretation::AlphaBand)
-    };
-    if let Some(b) = (1..=ds.raster_count()).find(|&b| !band_nos.contains(&b) && is_alpha(b)) {
+    if let Some(b) = (1..=ds.raster_count()).find(|&b| !band_nos.contains(&b) && is_alpha(ds, b)) {
         return Some(MaskSource::Alpha(b));
     }
     let flags = ds.rasterband(band_nos[0]).ok()?.mask_flags().ok()?;
     let whole = flags.is_per_dataset() || flags.is_alpha();
     (whole && !flags.is_all_valid() && !flags.is_nodata())
         .then_some(MaskSource::MaskOf(band_nos[0]))
+}
+
+/// Whether band `b` (1-based) is an alpha band: the mask of where data is,
+/// not an image band.
+pub fn is_alpha(ds: &Dataset, b: usize) -> bool {
+    ds.rasterband(b)
+        .is_ok_and(|r| r.color_interpretation() == ColorInterpretation::AlphaBand)
 }
 
 /// Which pixels of a window the mask hides (its value 0), read at `buf`

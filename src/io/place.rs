@@ -186,8 +186,14 @@ fn require_parent_dir(path: &Path) -> Result<&Path> {
     Ok(dir)
 }
 
-/// Refuse to clobber, and fail early on a directory we cannot write to.
-pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
+/// Refuse to clobber (the output, and the world file that
+/// `creation_options` may add beside it), and fail early on a directory we
+/// cannot write to.
+pub fn check_output_path(
+    path: &Path,
+    overwrite: bool,
+    creation_options: &[(String, String)],
+) -> Result<()> {
     if path.is_dir() {
         return Err(Error::output(path, "is a directory"));
     }
@@ -206,6 +212,11 @@ pub fn check_output_path(path: &Path, overwrite: bool) -> Result<()> {
             "already exists (use --overwrite to replace it)",
         ));
     }
+    crate::io::side_files::check_world_file(
+        path,
+        overwrite,
+        crate::io::options::writes_world_file(creation_options),
+    )?;
     let dir = require_parent_dir(path)?;
     clean_stale_temps(path);
     // Probe: the only reliable test of writability is writing.
@@ -399,7 +410,7 @@ mod tests {
         for p in kept.iter().chain([&dead, &nested]) {
             std::fs::write(p, b"x").unwrap();
         }
-        check_output_path(&target, false).unwrap();
+        check_output_path(&target, false, &[]).unwrap();
         assert!(!dead.exists(), "a dead run's temp file stays");
         assert!(!nested.exists(), "a dead run's nested temp file stays");
         assert!(mine.path().exists(), "a live run's temp file was removed");

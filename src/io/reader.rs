@@ -342,12 +342,9 @@ fn select_bands(ds: &Dataset, band_idx: Option<&[usize]>, source: &str) -> Resul
     let count = ds.raster_count();
     match band_idx {
         None => {
-            let is_alpha = |b: usize| {
-                ds.rasterband(b).is_ok_and(|r| {
-                    r.color_interpretation() == gdal::raster::ColorInterpretation::AlphaBand
-                })
-            };
-            let image: Vec<usize> = (1..=count).filter(|&b| !is_alpha(b)).collect();
+            let image: Vec<usize> = (1..=count)
+                .filter(|&b| !crate::io::mask::is_alpha(ds, b))
+                .collect();
             Ok(if image.is_empty() {
                 (1..=count).collect()
             } else {

@@ -96,20 +96,45 @@ pub(crate) fn place_side_files(
     }
 }
 
-/// Take back a placed output: the raster and its appended side files, and
-/// its world files when the run wrote some (never a user's own otherwise).
-pub fn remove_output(path: &Path, wrote_world_file: bool) {
-    let _ = std::fs::remove_file(path);
-    for (side, world) in side_names(path) {
-        if !world || wrote_world_file {
-            let _ = std::fs::remove_file(side);
+/// The first world file among `sides` whose name is taken: a world file
+/// (`--co TFW=YES`) takes the output's stem, another file's name (`o.tiff`
+/// and `o.tif`, a user's own `o.tfw`), so it is checked as the output is.
+pub(crate) fn taken_world_file(sides: &[SideFile]) -> Option<&Path> {
+    sides
+        .iter()
+        .find(|s| s.world && s.to.exists())
+        .map(|s| s.to.as_path())
+}
+
+/// A raster moved into place and the side files that followed it: what a
+/// run takes back if it fails after placing it (an output whose mask could
+/// not follow), and nothing else (never a user's own world file).
+pub struct Placed {
+    files: Vec<PathBuf>,
+}
+
+impl Placed {
+    pub(crate) fn new(raster: &Path, sides: &[SideFile]) -> Self {
+        let files = std::iter::once(raster.to_path_buf())
+            .chain(sides.iter().map(|s| s.to.clone()))
+            .collect();
+        Placed { files }
+    }
+
+    pub fn take_back(self) {
+        for f in self.files {
+            let _ = std::fs::remove_file(f);
         }
     }
 }
 
 /// With `--co TFW=YES` the output also takes `STEM.tfw`: refused up front,
 /// as the output itself is, when that name is taken and not `overwrite`.
-pub fn check_world_file(path: &Path, overwrite: bool, writes_world_file: bool) -> Result<()> {
+pub(crate) fn check_world_file(
+    path: &Path,
+    overwrite: bool,
+    writes_world_file: bool,
+) -> Result<()> {
     if !writes_world_file || overwrite {
         return Ok(());
     }
@@ -128,6 +153,10 @@ pub fn check_world_file(path: &Path, overwrite: bool, writes_world_file: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write(p: &Path, text: &str) {
+        std::fs::write(p, text).unwrap();
+    }
 
     #[test]
     fn side_files_take_the_output_name() {
@@ -178,6 +207,7 @@ mod tests {
         }
         let sides = side_files(&tmp, &target);
         place_side_files(&sides, &target).unwrap();
+        std::fs::write(&target, "raster").unwrap();
         // ours moved over the stale one; the stale overviews went; o.tfw
         // (not written by this run) stays.
         assert_eq!(
@@ -186,9 +216,20 @@ mod tests {
         );
         assert!(!d.join("o.tif.ovr").exists());
         assert!(d.join("o.tfw").exists());
-        remove_output(&target, false);
+        // Taking the output back removes what this run placed: the raster
+        // and its .aux.xml, not the o.tfw it did not write ...
+        assert!(taken_world_file(&sides).is_none());
+        Placed::new(&target, &sides).take_back();
         assert!(!d.join("o.tif.aux.xml").exists() && d.join("o.tfw").exists());
-        remove_output(&target, true);
+        assert!(!target.exists());
+        // ... and its world file when it wrote one (after refusing to
+        // replace the user's without --overwrite).
+        write(&tmp.with_extension("tfw"), "ours");
+        let sides = side_files(&tmp, &target);
+        assert_eq!(taken_world_file(&sides), Some(d.join("o.tfw").as_path()));
+        std::fs::remove_file(d.join("o.tfw")).unwrap();
+        place_side_files(&sides, &target).unwrap();
+        Placed::new(&target, &sides).take_back();
         assert!(!d.join("o.tfw").exists());
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::io::place::{move_into_place, parent_dir, sync_dir, TempFile};
-use crate::io::side_files::{place_side_files, remove_output, side_files};
+use crate::io::side_files::{place_side_files, side_files, taken_world_file};
 
 /// Temp files standing in for final paths; removed (with any side files
 /// GDAL wrote for them) unless committed.
@@ -49,7 +49,7 @@ impl Staged {
     /// under temp names, and if any move fails the new files go and the old
     /// ones come back. Without `overwrite`, a final name taken meanwhile
     /// (another run) stops the commit before anything moves.
-    pub fn commit(self, overwrite: bool, wrote_world_file: bool) -> Result<()> {
+    pub fn commit(self, overwrite: bool) -> Result<()> {
         let plan: Vec<_> = self
             .items
             .iter()
@@ -57,13 +57,13 @@ impl Staged {
             .collect();
         if !overwrite {
             let taken = plan.iter().find_map(|(sides, f)| {
-                std::iter::once(f.to_path_buf())
-                    .chain(sides.iter().filter(|s| s.world).map(|s| s.to.clone()))
-                    .find(|p| p.exists())
+                Some(f.as_path())
+                    .filter(|f| f.exists())
+                    .or_else(|| taken_world_file(sides))
             });
             if let Some(p) = taken {
                 return Err(Error::output(
-                    &p,
+                    p,
                     "appeared while this run was writing it (another run?); nothing of this run was moved into place (use --overwrite to replace it)",
                 ));
             }
@@ -80,7 +80,7 @@ impl Staged {
             match kept {
                 Ok(b) => aside.push((b, f.clone())),
                 Err(e) => {
-                    put_back(&[], &aside, wrote_world_file);
+                    put_back(&[], &aside);
                     return Err(Error::output(
                         f,
                         format!("cannot move the file this run replaces aside: {e}"),
@@ -91,7 +91,7 @@ impl Staged {
         let mut moved: Vec<PathBuf> = Vec::new();
         for (tmp, f) in &self.items {
             if let Err(e) = move_into_place(tmp.path(), f, overwrite) {
-                put_back(&moved, &aside, wrote_world_file);
+                put_back(&moved, &aside);
                 return Err(Error::output(
                     f,
                     format!(
@@ -108,9 +108,14 @@ impl Staged {
                 problems.push(format!("{}: {p}", f.display()));
             }
         }
-        for (tmp, f) in self.items {
+        // One folder holds a product: one sync.
+        let mut dirs: Vec<&Path> = self.items.iter().map(|(_, f)| parent_dir(f)).collect();
+        dirs.dedup();
+        for d in dirs {
+            sync_dir(d);
+        }
+        for (tmp, _) in self.items {
             tmp.keep();
-            sync_dir(parent_dir(&f));
         }
         drop(aside);
         match problems.first() {
@@ -120,11 +125,12 @@ impl Staged {
     }
 }
 
-/// Undo a commit that failed midway: the new files moved so far go, the
-/// files moved aside come back.
-fn put_back(moved: &[PathBuf], aside: &[(TempFile, PathBuf)], wrote_world_file: bool) {
+/// Undo a commit that failed midway: the new rasters moved so far go
+/// (their side files follow only once every raster is in place), the files
+/// moved aside come back.
+fn put_back(moved: &[PathBuf], aside: &[(TempFile, PathBuf)]) {
     for m in moved {
-        remove_output(m, wrote_world_file);
+        let _ = std::fs::remove_file(m);
     }
     for (b, f) in aside {
         let _ = std::fs::rename(b.path(), f);
@@ -164,7 +170,7 @@ mod tests {
         for f in &finals {
             write(&s.path_for(f).unwrap(), "new");
         }
-        s.commit(false, false).unwrap();
+        s.commit(false).unwrap();
         assert!(finals
             .iter()
             .all(|f| std::fs::read_to_string(f).unwrap() == "new"));
@@ -182,7 +188,7 @@ mod tests {
         for f in &finals {
             write(&s.path_for(f).unwrap(), "newer");
         }
-        assert!(s.commit(true, false).is_err());
+        assert!(s.commit(true).is_err());
         for f in &finals[..2] {
             assert_eq!(
                 std::fs::read_to_string(f).unwrap(),
@@ -199,7 +205,7 @@ mod tests {
         for f in &finals {
             write(&s.path_for(f).unwrap(), "newest");
         }
-        let e = s.commit(false, false).unwrap_err().to_string();
+        let e = s.commit(false).unwrap_err().to_string();
         assert!(e.contains("a.tif") && e.contains("nothing"), "{e}");
         assert_eq!(std::fs::read_to_string(&finals[0]).unwrap(), "old");
         assert!(!finals[2].exists());

@@ -27,7 +27,7 @@ use crate::io::place::{
     move_into_place, parent_dir, sync_dir, sync_file, verify_readable, TempFile,
 };
 use crate::io::reader::InputRaster;
-use crate::io::side_files::{place_side_files, side_files};
+use crate::io::side_files::{place_side_files, side_files, taken_world_file, Placed};
 
 /// The value written for one pixel: nodata where the pixel is invalid
 /// (without a nodata value: NaN for float types, 0 for integers); otherwise rounded for integer types, clipped to the
@@ -244,7 +244,7 @@ impl OutputRaster {
     /// Close, convert, verify, sync and move into place. Consumes the
     /// writer; on any error the temp files are removed.
     pub fn finish(self) -> Result<()> {
-        self.prepare()?.commit()
+        self.prepare()?.commit().map(drop)
     }
 
     /// Everything `finish` does but the final move: a run writing two files
@@ -295,21 +295,17 @@ pub struct ReadyFile {
 
 impl ReadyFile {
     /// Move into place (never over a file that appeared meanwhile unless
-    /// `overwrite`).
-    pub fn commit(self) -> Result<()> {
+    /// `overwrite`), GDAL's side files with it; what was placed, to take
+    /// back if the run fails after all.
+    pub fn commit(self) -> Result<Placed> {
         let final_path = &self.final_path;
         let fail = |msg: String| Error::output(final_path, msg);
         let sides = side_files(self.ready.path(), final_path);
-        // A world file (`--co TFW=YES`) takes the output's stem: another
-        // file's name (`o.tiff` and `o.tif`, a user's own `o.tfw`), so it
-        // is checked as the output itself is, before anything moves.
-        if !self.overwrite {
-            if let Some(s) = sides.iter().find(|s| s.world && s.to.exists()) {
-                return Err(Error::output(
-                    &s.to,
-                    "already exists (use --overwrite to replace it)",
-                ));
-            }
+        if let Some(taken) = taken_world_file(&sides).filter(|_| !self.overwrite) {
+            return Err(Error::output(
+                taken,
+                "already exists (use --overwrite to replace it)",
+            ));
         }
         move_into_place(self.ready.path(), final_path, self.overwrite).map_err(|e| {
             if e.kind() == io::ErrorKind::AlreadyExists {
@@ -322,7 +318,8 @@ impl ReadyFile {
         self.ready.keep();
         let placed = place_side_files(&sides, final_path);
         sync_dir(parent_dir(final_path));
-        placed.map_err(fail)
+        placed.map_err(fail)?;
+        Ok(Placed::new(final_path, &sides))
     }
 }
 
@@ -348,6 +345,7 @@ pub fn copy_into_place(
         overwrite,
     )?
     .commit()
+    .map(drop)
 }
 
 /// `copy_into_place` up to the move: the copy, checked, read back and

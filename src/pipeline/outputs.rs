@@ -5,7 +5,7 @@
 use crate::config::{OutputType, RemoveConfig};
 use crate::error::Result;
 use crate::io::writer::{BandSpec, OutputRaster, Provenance};
-use crate::pipeline::provenance::band_specs;
+use crate::pipeline::provenance::{band_specs, mask_provenance};
 
 /// The main output: the input's bands and georeferencing, in the format and
 /// type `cfg` asks for.
@@ -36,29 +36,13 @@ pub(crate) fn create_mask(cfg: &RemoveConfig, prov: &Provenance) -> Result<Optio
                 unit: None,
                 metadata: vec![],
             };
-            // The probability is no radiometry of the input's: the tags
-            // that say how pixel values map to the model's stay off it.
-            let mask_prov = Provenance {
-                input: prov.input,
-                tags: prov
-                    .tags
-                    .iter()
-                    .filter(|(k, _)| {
-                        !matches!(
-                            k.as_str(),
-                            "IDFCR_RADIOMETRY" | "IDFCR_RESCALE" | "IDFCR_S2_RADIOMETRY"
-                        )
-                    })
-                    .cloned()
-                    .collect(),
-            };
             Some(OutputRaster::create(
                 p,
                 cfg.opts.format,
                 &cfg.opts.creation_options,
                 OutputType::Float32,
                 &[spec],
-                &mask_prov,
+                &mask_provenance(prov),
                 cfg.opts.overwrite,
             )?)
         }
@@ -72,19 +56,15 @@ pub(crate) fn create_mask(cfg: &RemoveConfig, prov: &Provenance) -> Result<Optio
 /// whole scene takes a while) still means no output (the ready files are
 /// dropped, not moved).
 pub(crate) fn place_result(
-    cfg: &RemoveConfig,
     out: crate::io::writer::ReadyFile,
     mask: Option<crate::io::writer::ReadyFile>,
 ) -> Result<()> {
     crate::interrupt::check()?;
-    out.commit()?;
+    let placed = out.commit()?;
     if let Some(m) = mask {
         if let Err(e) = m.commit() {
             // Only a move can fail here: do not leave half of the result.
-            crate::io::side_files::remove_output(
-                &cfg.job.output,
-                crate::io::options::writes_world_file(&cfg.opts.creation_options),
-            );
+            placed.take_back();
             return Err(e);
         }
     }

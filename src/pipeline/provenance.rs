@@ -9,7 +9,7 @@ use gdal::Metadata;
 use crate::config::RemoveConfig;
 use crate::error::Result;
 use crate::io::reader::InputRaster;
-use crate::io::writer::BandSpec;
+use crate::io::writer::{BandSpec, Provenance};
 use crate::models::pixel_cr::Model;
 use crate::pipeline::cache::ModelCache;
 
@@ -167,6 +167,23 @@ fn radiometry_text(
         "model value = ({v} + {}) * {}; output converted back to the input's units",
         graph.offset, graph.scale
     )
+}
+
+/// The tags that say how the output's pixel values map to the model's.
+const RADIOMETRY_TAGS: &[&str] = &["IDFCR_RADIOMETRY", "IDFCR_RESCALE", "IDFCR_S2_RADIOMETRY"];
+
+/// The `--mask` raster's provenance: the run's, without the radiometry
+/// tags (a probability has no radiometry of the input's).
+pub(crate) fn mask_provenance<'a>(prov: &Provenance<'a>) -> Provenance<'a> {
+    Provenance {
+        input: prov.input,
+        tags: prov
+            .tags
+            .iter()
+            .filter(|(k, _)| !RADIOMETRY_TAGS.contains(&k.as_str()))
+            .cloned()
+            .collect(),
+    }
 }
 
 /// Tags every output carries: who made it, from what, with which model.

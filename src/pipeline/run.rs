@@ -48,10 +48,8 @@ fn run_one(
 ) -> Result<RemoveSummary> {
     let started = Instant::now();
     cfg.validate()?;
-    let world = crate::io::options::writes_world_file(&cfg.opts.creation_options);
     for p in std::iter::once(&cfg.job.output).chain(&cfg.job.mask) {
-        check_output_path(p, cfg.opts.overwrite)?;
-        crate::io::side_files::check_world_file(p, cfg.opts.overwrite, world)?;
+        check_output_path(p, cfg.opts.overwrite, &cfg.opts.creation_options)?;
     }
     let mut input = open_input(cfg)?;
     set_input_map(cfg, &mut input, cache)?;
@@ -142,7 +140,7 @@ fn remove_refined(
         (Some(user_mask), Some(p)) => Some(prepare_mask(cfg, user_mask, p)?),
         _ => None,
     };
-    crate::pipeline::outputs::place_result(cfg, out_ready, mask_ready)?;
+    crate::pipeline::outputs::place_result(out_ready, mask_ready)?;
     progress.finish(total);
     summary.output = cfg.job.output.clone();
     summary.mask = cfg.job.mask.clone();

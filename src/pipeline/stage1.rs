@@ -84,7 +84,7 @@ pub(crate) fn pixel_cr(
         ));
     }
     let out_ready = out.prepare()?;
-    place_result(cfg, out_ready, mask_out.map(|m| m.prepare()).transpose()?)?;
+    place_result(out_ready, mask_out.map(|m| m.prepare()).transpose()?)?;
     progress.finish(total_tiles);
     Ok(summary(cfg, input, model, &counts, started))
 }

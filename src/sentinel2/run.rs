@@ -178,10 +178,7 @@ fn write_product(
         write_stack(&outputs, &staged_path(p), &staged_options(cfg))?;
     }
     crate::interrupt::check()?;
-    staged.commit(
-        cfg.options.overwrite,
-        crate::io::options::writes_world_file(&cfg.options.creation_options),
-    )?;
+    staged.commit(cfg.options.overwrite)?;
     // The summary names the files where they are now.
     for (g, final_path) in groups.iter_mut().zip(&finals) {
         g.run.output = final_path.clone();
@@ -404,12 +401,7 @@ fn planned_outputs(
                 p.display()
             )));
         }
-        check_output_path(p, cfg.options.overwrite)?;
-        crate::io::side_files::check_world_file(
-            p,
-            cfg.options.overwrite,
-            crate::io::options::writes_world_file(&cfg.options.creation_options),
-        )?;
+        check_output_path(p, cfg.options.overwrite, &cfg.options.creation_options)?;
     }
     // Two of the run's own files on one name (a --mask-name that gives the
     // 10m mask the stack's name, say): the later would replace the earlier
