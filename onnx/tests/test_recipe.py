@@ -67,6 +67,36 @@ def test_identity_and_synthetic_samples_and_their_targets():
     assert m is None
 
 
+@pytest.mark.parametrize("synthetic,identity", [(0.25, 0.1), (0.0, 0.3), (0.5, 0.0)])
+def test_clear_only_pairs_never_give_a_real_pair(synthetic, identity):
+    # A clear-only pair's "cloudy" image is its clear one: a real-pair draw
+    # would be an identity sample with the paper's M target (NaN). Every
+    # draw must be synthetic (target = opacity) or identity (input = label).
+    clear = (ground(5) * 255).astype(np.uint8)
+    pairs = [Pair("c", "0", clear, clear, 1 / 255, clear_only=True)]
+    x, y, _, m = make_batch(pairs, 16, 32, synthetic, np.random.default_rng(2), identity=identity,
+                            opacity_target=4.0)
+    assert not torch.isnan(m).any()
+    same = [bool(torch.equal(x[i], y[i])) for i in range(16)]
+    if identity == 0.0:
+        assert not any(same)  # all synthetic
+    elif synthetic == 0.0:
+        assert all(same) and torch.all(m == 0)  # all identity
+    else:
+        assert any(same) and not all(same)
+
+
+def test_clear_only_pairs_leave_other_pairs_draws_alone():
+    # Mixing clear-only pairs in changes nothing for a batch drawn from the
+    # other pairs alone: no extra random draw is taken.
+    clear = (ground(6) * 255).astype(np.uint8)
+    cloudy = np.clip(clear.astype(np.int32) + 40, 0, 255).astype(np.uint8)
+    real = [Pair("r", "0", cloudy, clear, 1 / 255)]
+    a = make_batch(real, 8, 32, 0.25, np.random.default_rng(3), identity=0.1)
+    b = make_batch(real, 8, 32, 0.25, np.random.default_rng(3), identity=0.1)
+    assert all(torch.equal(u, v) for u, v in zip(a[:3], b[:3]))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_stretch_spans_the_range_keeps_order_and_caps_the_gain(seed):
     rng = np.random.default_rng(seed)

@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from idfcr_train.data.pairs import split_by_block  # noqa: E402
 from idfcr_train.data.s2 import (  # noqa: E402
-    GROUPS, QUICKLOOK_GAIN, SEN12MS_BANDS, area_average, load_s2, load_s2_l1c, load_s2_rgb, quicklook, scene_of,
-    to_group)
+    GROUPS, QUICKLOOK_GAIN, SEN12MS_BANDS, area_average, load_s2, load_s2_l1c, load_s2_rgb, quicklook, s2_rgb_clear,
+    scene_of, to_group)
 
 
 @pytest.mark.parametrize("name,scene", [
@@ -95,6 +95,13 @@ def test_load_pairs_time_series_and_split_by_scene(tmp_path):
     assert [(p.id, p.block) for p in rgb] == [("s2:" + p.id, p.block) for p in pairs]
     assert rgb[0].cloudy_raw.dtype == np.uint8 and rgb[0].cloudy.shape == (3, 12, 12)
     np.testing.assert_allclose(rgb[0].cloudy, np.clip(pairs[0].cloudy[[2, 1, 0]] * QUICKLOOK_GAIN, 0, 1), atol=0.5 / 255)
+    # Their clear images alone, once each (pairs that share a clear date give one), as clear-only pairs.
+    clear = s2_rgb_clear(rgb)
+    distinct = {p.clear_raw.tobytes() for p in rgb}
+    assert len(clear) == len(distinct) and len(clear) < len(rgb)
+    assert all(p.clear_only and p.cloudy_raw is p.clear_raw for p in clear)
+    assert {p.clear_raw.tobytes() for p in clear} == distinct
+    assert {p.block for p in clear} == {p.block for p in rgb}
 
 
 @pytest.mark.parametrize("refl,want", [

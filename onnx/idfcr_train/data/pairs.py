@@ -29,6 +29,11 @@ class Pair:
     # Per-band loss weight (bands,), None: all ones. A band whose "clear"
     # label is not clear (cirrus in Sentinel-2's B10) gets 0.
     band_weight: np.ndarray | None = None
+    # Only the clear image is real (cloudy_raw is the same array): the pair
+    # serves synthetic clouds and identity samples, never a real pair, so
+    # that ground without a usable cloudy date (or whose cloudy date is
+    # another season) teaches cloud removal without teaching recolouring.
+    clear_only: bool = False
 
     @property
     def cloudy(self) -> np.ndarray:

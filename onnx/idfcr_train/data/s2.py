@@ -169,3 +169,21 @@ def load_s2_rgb(pairs_root: str, ts_root: str | None = None) -> list[Pair]:
     for p in load_s2(pairs_root, ts_root, "10m"):
         out.append(Pair(f"s2:{p.id}", p.block, quicklook(p.cloudy_raw), quicklook(p.clear_raw), 1.0 / 255.0))
     return out
+
+
+def s2_rgb_clear(pairs: list[Pair]) -> list[Pair]:
+    """The distinct clear quick-looks of `load_s2_rgb`'s pairs as clear-only
+    pairs (`Pair.clear_only`): ground in top-of-atmosphere colours for
+    synthetic clouds and identity samples, without the real pairs' date
+    changes. Ids become "s2clear:" + the clear image's content hash (two
+    pairs may share a clear date)."""
+    import hashlib
+
+    out, seen = [], set()
+    for p in pairs:
+        key = hashlib.sha1(p.clear_raw.tobytes()).hexdigest()[:16]
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Pair(f"s2clear:{key}", p.block, p.clear_raw, p.clear_raw, p.scale, clear_only=True))
+    return out

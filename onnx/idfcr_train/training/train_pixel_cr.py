@@ -79,6 +79,10 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
         ws.append(np.ones(p.clear_raw.shape[0], np.float32) if p.band_weight is None else p.band_weight)
         label = aligned[p.id] if aligned is not None and p.id in aligned else p.clear_raw
         u = rng.uniform()
+        if p.clear_only:
+            # Synthetic or identity in their usual ratio, never a real pair
+            # (no extra draw: other pairs keep their random stream).
+            u *= synthetic + identity
         # No draw at --palette 0, so that older recipes keep their random stream.
         recolour = random_palette(p.clear_raw.shape[0], rng) if palette > 0 and rng.uniform() < palette else None
         restretch = stretch > 0 and rng.uniform() < stretch
@@ -191,6 +195,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--s2-rgb-ts", default=None, metavar="SEN12MSCR_TS", help="and on this time series' pairs")
     ap.add_argument("--s2-rgb-share", type=float, default=None,
                     help="share of samples drawn from --s2-rgb (default: in proportion to its pairs)")
+    ap.add_argument("--s2-rgb-clear", action="store_true",
+                    help="take only --s2-rgb's clear quick-looks, as ground for synthetic clouds and identity "
+                         "samples (no real pairs, so no date changes to learn)")
     ap.add_argument("--threshold", type=float, default=0.08, help="attention target threshold (model units)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop at this total step count (0: no limit)")
     ap.add_argument("--eval-every", type=int, default=200)
@@ -232,6 +239,10 @@ def load_training_data(args: argparse.Namespace):
         from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, load_s2_rgb
 
         s2_train, _ = split_by_block(load_s2_rgb(args.s2_rgb, args.s2_rgb_ts), set(DEFAULT_VAL_SCENES.split(",")))
+        if args.s2_rgb_clear:
+            from idfcr_train.data.s2 import s2_rgb_clear
+
+            s2_train = s2_rgb_clear(s2_train)
         mixed.append((s2_train, args.s2_rgb_share))
     weights = sampling_weights(len(train), mixed)
     for more, _ in mixed:
@@ -312,11 +323,13 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "s2_rgb": os.path.basename(os.path.normpath(args.s2_rgb)) if args.s2_rgb else None,
         "s2_rgb_ts": os.path.basename(os.path.normpath(args.s2_rgb_ts)) if args.s2_rgb_ts else None,
         "s2_rgb_share": args.s2_rgb_share,
+        "s2_rgb_clear": args.s2_rgb_clear,
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
         changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share",
-                      "s2_rgb", "s2_rgb_ts", "s2_rgb_share", "crop", "batch", "opacity_target", "palette", "stretch", "lift")
+                      "s2_rgb", "s2_rgb_ts", "s2_rgb_share", "s2_rgb_clear", "crop", "batch", "opacity_target",
+                      "palette", "stretch", "lift")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
     return meta
 
