@@ -14,7 +14,7 @@ from idfcr_train.data.pairs import Pair, align_label, in_id_range, random_lift, 
 from idfcr_train.reports.metrics import blockiness  # noqa: E402
 from idfcr_train.models.probability import Calibration, blend, cloud_probability  # noqa: E402
 from idfcr_train.reports.ablation import paired, verdict as ablation_verdict  # noqa: E402
-from idfcr_train.training.train_pixel_cr import make_batch, sampling_weights  # noqa: E402
+from idfcr_train.training.train_pixel_cr import make_batch, parse_args, sampling_weights  # noqa: E402
 
 
 def ground(seed=0, h=64, w=64):
@@ -86,15 +86,25 @@ def test_clear_only_pairs_never_give_a_real_pair(synthetic, identity):
         assert any(same) and not all(same)
 
 
-def test_clear_only_pairs_leave_other_pairs_draws_alone():
-    # Mixing clear-only pairs in changes nothing for a batch drawn from the
-    # other pairs alone: no extra random draw is taken.
+def test_s2_rgb_clear_needs_its_source():
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "d", "--ckpt", "c", "--s2-rgb-clear"])
+    assert parse_args(["--data", "d", "--ckpt", "c", "--s2-rgb", "s", "--s2-rgb-clear"]).s2_rgb_clear
+
+
+def test_clear_only_takes_no_extra_random_draw():
+    # With synthetic + identity = 1 an ordinary pair is never drawn as a real
+    # pair either, so a clear-only pair must give the very same batch and
+    # leave the random stream where the ordinary pair leaves it (recipes
+    # mixing clear-only pairs in keep the other samples' draws).
     clear = (ground(6) * 255).astype(np.uint8)
-    cloudy = np.clip(clear.astype(np.int32) + 40, 0, 255).astype(np.uint8)
-    real = [Pair("r", "0", cloudy, clear, 1 / 255)]
-    a = make_batch(real, 8, 32, 0.25, np.random.default_rng(3), identity=0.1)
-    b = make_batch(real, 8, 32, 0.25, np.random.default_rng(3), identity=0.1)
-    assert all(torch.equal(u, v) for u, v in zip(a[:3], b[:3]))
+    plain = [Pair("r", "0", clear, clear, 1 / 255)]
+    only = [Pair("r", "0", clear, clear, 1 / 255, clear_only=True)]
+    ra, rb = np.random.default_rng(3), np.random.default_rng(3)
+    a = make_batch(plain, 8, 32, 0.7, ra, identity=0.3, opacity_target=4.0)
+    b = make_batch(only, 8, 32, 0.7, rb, identity=0.3, opacity_target=4.0)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert ra.uniform() == rb.uniform()
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -203,6 +203,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--eval-n", type=int, default=8)
     args = ap.parse_args(argv)
+    if args.s2_rgb_clear and not args.s2_rgb:
+        ap.error("--s2-rgb-clear takes its images from --s2-rgb: name that folder too")
     return args
 
 
