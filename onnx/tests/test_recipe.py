@@ -14,7 +14,7 @@ from idfcr_train.data.pairs import Pair, align_label, in_id_range, random_lift, 
 from idfcr_train.reports.metrics import blockiness  # noqa: E402
 from idfcr_train.models.probability import Calibration, blend, cloud_probability  # noqa: E402
 from idfcr_train.reports.ablation import paired, verdict as ablation_verdict  # noqa: E402
-from idfcr_train.training.train_pixel_cr import make_batch, parse_args, sampling_weights  # noqa: E402
+from idfcr_train.training.train_pixel_cr import aligned_labels, make_batch, parse_args, sampling_weights  # noqa: E402
 
 
 def ground(seed=0, h=64, w=64):
@@ -100,6 +100,7 @@ def test_clear_only_takes_no_extra_random_draw():
     clear = (ground(6) * 255).astype(np.uint8)
     plain = [Pair("r", "0", clear, clear, 1 / 255)]
     only = [Pair("r", "0", clear, clear, 1 / 255, clear_only=True)]
+    assert aligned_labels(plain) and not aligned_labels(only)  # never a real pair: no label fitted
     ra, rb = np.random.default_rng(3), np.random.default_rng(3)
     a = make_batch(plain, 8, 32, 0.7, ra, identity=0.3, opacity_target=4.0)
     b = make_batch(only, 8, 32, 0.7, rb, identity=0.3, opacity_target=4.0)

@@ -267,9 +267,12 @@ def aligned_labels(pairs: list[Pair]) -> dict[str, np.ndarray]:
     """Each pair's label with its colours fitted to the input's date
     (`align_label`), by id. Stored like the pairs (8-bit data stays 8-bit:
     4x less memory than float); make_batch scales integer labels and takes
-    float ones as they are."""
+    float ones as they are. Clear-only pairs are never drawn as real pairs,
+    so they need no aligned label."""
     aligned = {}
     for p in pairs:
+        if p.clear_only:
+            continue
         lab = align_label(p.cloudy, p.clear)
         if p.clear_raw.dtype == np.uint8:
             lab = np.clip(np.round(lab / p.scale), 0, 255).astype(np.uint8)
