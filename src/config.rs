@@ -78,6 +78,15 @@ impl OutputType {
         }
     }
 
+    /// Whether float32 holds every value of the type exactly (32-bit
+    /// integers above 2^24 and Float64 values it does not).
+    pub fn f32_exact(self) -> bool {
+        matches!(
+            self,
+            OutputType::Byte | OutputType::UInt16 | OutputType::Int16 | OutputType::Float32
+        )
+    }
+
     pub fn is_integer(self) -> bool {
         !matches!(self, OutputType::Float32 | OutputType::Float64)
     }

@@ -1,20 +1,37 @@
 //! Ctrl-C and SIGTERM: set a flag that the pipeline checks between tiles.
 //! The pipeline then returns `Error::Interrupted`, and the temp-file guards
-//! remove every partial output on the way out.
+//! remove every partial output on the way out; a second request exits at
+//! once and removes them itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static FIRST: OnceLock<Instant> = OnceLock::new();
 
-/// Install the handler (once; later calls are no-ops).
+/// Signals this soon after the first are the same request: `timeout -s
+/// INT` and a terminal's Ctrl-C signal the process and its process group,
+/// so one request can arrive twice microseconds apart.
+const SAME_REQUEST: Duration = Duration::from_secs(1);
+
+/// Install the handler (once; later calls are no-ops). The first signal
+/// sets the flag; a second one later means the user insists: the temp
+/// files are removed and the process exits at once.
 pub fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                // Second signal: the user insists. Temp files may remain.
-                std::process::exit(130);
+            if !INTERRUPTED.swap(true, Ordering::SeqCst) {
+                let _ = FIRST.set(Instant::now());
+                return;
             }
+            if FIRST.get().is_some_and(|t| t.elapsed() < SAME_REQUEST) {
+                return;
+            }
+            eprintln!("idfcr: interrupted again: stopping now");
+            crate::io::place::remove_live_temps();
+            std::process::exit(130);
         });
     });
 }

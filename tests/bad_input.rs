@@ -415,6 +415,28 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "output a link to a missing file (refused before any work)",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            std::os::unix::fs::symlink("/nonexistent/target.tif", d.join("out.tif")).unwrap();
+            conv_args("in.tif")
+        },
+        want: &["out.tif", "link to a missing file", "--overwrite"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "--model a folder",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            std::fs::create_dir(d.join("models")).unwrap();
+            default_args("in.tif", Path::new("models"))
+        },
+        want: &["models", "is a folder", "--model-dir"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "unknown option (clap's error, on one line too)",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);
@@ -517,6 +539,29 @@ fn negative_numbers_are_bad_values_of_their_option() {
         assert!(!err.contains("-- "), "{extra:?}: {err}");
         assert!(!dir.path().join("out.tif").exists());
     }
+    // A GDAL configuration value may be negative: it reaches GDAL instead of
+    // being read as an option, and a value GDAL rejects is named as such.
+    let run = |key: &str| {
+        let mut args = conv_args("in.tif");
+        args.extend(["--config", key, "-5"].map(String::from));
+        idfcr(
+            dir.path(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let o = run("GDAL_CACHEMAX");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--config GDAL_CACHEMAX -5: Invalid value"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run("IDFCR_TEST_UNUSED");
+    assert!(
+        o.status.success(),
+        "--config with a negative value: {}",
+        stderr(&o)
+    );
 }
 
 /// stdout carries GDAL-style progress (QGIS parses it) or a JSON document,

@@ -118,6 +118,95 @@ fn clear_pixels_come_back_bit_for_bit() {
     }
 }
 
+/// Types float32 cannot hold exactly, and nodata corner cases: pixels the
+/// blend passes through come back as stored, and the declared nodata is the
+/// input's (found by an audit: Float64 and 32-bit values came back rounded to
+/// float32, a band holding its nodata value in a valid pixel came back moved
+/// off it, and Byte nodata -1 was declared as 0, turning real zeros into 1).
+#[test]
+fn passed_through_pixels_keep_their_exact_values_and_nodata() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A clear patch where band 1 alone is 0 (dark water in one band).
+    let dark = |y: usize, x: usize| (60..70).contains(&y) && (5..15).contains(&x);
+    write_tiff::<f64>(&d.join("f64.tif"), W, H, 3, None, |b, y, x| {
+        level(b, y, x) + 0.123456789012
+    });
+    write_tiff::<u32>(&d.join("u32.tif"), W, H, 3, None, |b, y, x| {
+        (level(b, y, x) * 1e6) as u32 + 1 // odd values above 2^24
+    });
+    write_tiff::<u8>(&d.join("nd0.tif"), W, H, 3, Some(0.0), |b, y, x| {
+        if b == 0 && dark(y, x) {
+            0
+        } else {
+            level(b, y, x).max(1.0) as u8
+        }
+    });
+    write_tiff::<u8>(&d.join("ndm1.tif"), W, H, 3, Some(-1.0), |b, y, x| {
+        if dark(y, x) {
+            0
+        } else {
+            level(b, y, x) as u8
+        }
+    });
+    let m = blend_model();
+    let cases: [(&str, &[&str]); 4] = [
+        ("f64.tif", &[]),
+        ("u32.tif", &["--rescale", "0,255000000"]),
+        ("nd0.tif", &[]),
+        ("ndm1.tif", &[]),
+    ];
+    for (input, extra) in cases {
+        let out = format!("out_{input}");
+        let mut args = vec![
+            "remove", input, &out, "--model", &m, "--device", "cpu", "-q", "--tile", "64",
+        ];
+        args.extend_from_slice(extra);
+        let o = idfcr(d, &args);
+        assert!(o.status.success(), "{input}: {}", stderr(&o));
+        let (src, _, _) = read_all(&d.join(input));
+        let (got, _, _) = read_all(&d.join(&out));
+        let same = (0..H)
+            .flat_map(|y| (0..W).map(move |x| (y, x)))
+            .filter(|&(y, x)| far_from_cloud(y, x))
+            .all(|(y, x)| {
+                (0..3).all(|b| got[b][y * W + x].to_bits() == src[b][y * W + x].to_bits())
+            });
+        assert!(same, "{input}: a clear pixel changed");
+        let ds = gdal::Dataset::open(d.join(&out)).unwrap();
+        let nd = ds.rasterband(1).unwrap().no_data_value();
+        let want = gdal::Dataset::open(d.join(input))
+            .unwrap()
+            .rasterband(1)
+            .unwrap()
+            .no_data_value();
+        assert_eq!(nd, want, "{input}: declared nodata");
+    }
+    // Finite Float64 values beyond float32: named as such, not as NaN.
+    write_tiff::<f64>(&d.join("huge.tif"), W, H, 3, None, |_, _, _| 1e39);
+    let o = idfcr(
+        d,
+        &[
+            "remove",
+            "huge.tif",
+            "o.tif",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+            "--rescale",
+            "0,2e39",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("beyond the 32-bit float range"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn blended_output_does_not_depend_on_tiling() {
     let dir = tempfile::tempdir().unwrap();

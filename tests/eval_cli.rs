@@ -97,7 +97,29 @@ fn eval_errors() {
             "give each report its own file",
         ),
     ];
-    for (args, code, want) in cases {
+    // Folders whose references differ in type have no common data range.
+    for sub in ["p", "r"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        std::fs::copy(dir.path().join("a.tif"), dir.path().join(sub).join("a.tif")).unwrap();
+        std::fs::copy(dir.path().join("f.tif"), dir.path().join(sub).join("b.tif")).unwrap();
+    }
+    let cases = [
+        cases,
+        &[
+            (
+                &["eval", "p", "r"][..],
+                2,
+                "the references differ in data type",
+            ),
+            (
+                &["eval", "a.tif", "r"][..],
+                2,
+                "r is a folder, so a.tif must be one too",
+            ),
+        ][..],
+    ]
+    .concat();
+    for (args, code, want) in &cases {
         let o = idfcr(dir.path(), args);
         assert_eq!(o.status.code(), Some(*code), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));

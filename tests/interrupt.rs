@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn interrupt_with(signal: &str) {
+/// Start a run, then send `signals` (each after its pause).
+fn interrupt_with(signals: &[(&str, u64)]) {
+    let signal = signals[0].0;
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("in.tif"), 1200, 1200, None);
     let model = fixture_model("tiny_swin").display().to_string();
@@ -47,12 +49,14 @@ fn interrupt_with(signal: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(50));
-    let st = std::process::Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    for &(sig, pause_ms) in signals {
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        let st = std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{signal}: exit status {status:?}");
     assert_eq!(
@@ -64,12 +68,20 @@ fn interrupt_with(signal: &str) {
 
 #[test]
 fn sigint_leaves_nothing_behind() {
-    interrupt_with("-INT");
+    interrupt_with(&[("-INT", 50)]);
 }
 
 #[test]
 fn sigterm_leaves_nothing_behind() {
-    interrupt_with("-TERM");
+    interrupt_with(&[("-TERM", 50)]);
+}
+
+/// `timeout -s INT` signals the process and its group: one request that
+/// arrives twice, microseconds apart, is still one clean stop (it used to
+/// exit at once and leave the temp files).
+#[test]
+fn a_request_delivered_twice_leaves_nothing_behind() {
+    interrupt_with(&[("-INT", 50), ("-INT", 0)]);
 }
 
 /// A batch stopped by SIGTERM keeps its finished outputs, leaves no partial

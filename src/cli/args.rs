@@ -233,7 +233,8 @@ pub struct ProcessingArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// GDAL configuration option KEY VALUE (repeatable).
-    #[arg(long = "config", num_args = 2, value_names = ["KEY", "VALUE"])]
+    // A negative value (GDAL_CACHEMAX -5) is a value, not an option.
+    #[arg(long = "config", num_args = 2, value_names = ["KEY", "VALUE"], allow_negative_numbers = true)]
     pub gdal_config: Vec<String>,
     /// ONNX Runtime shared library (libonnxruntime.so).
     #[arg(long = "ort-lib")]
@@ -379,6 +380,9 @@ impl ProcessingArgs {
         for pair in self.gdal_config.chunks(2) {
             gdal::config::set_config_option(&pair[0], &pair[1])
                 .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
+            if pair[0].eq_ignore_ascii_case("GDAL_CACHEMAX") {
+                check_cache_max(&pair[1])?;
+            }
         }
         let opts = RemoveOptions {
             band_idx: band_indices(&self.bands)?,
@@ -498,6 +502,18 @@ pub(super) fn band_indices(bands: &[usize]) -> Result<Option<Vec<usize>>> {
 }
 
 /// `--rescale MIN,MAX` or `--stretch` (clap keeps them exclusive).
+/// GDAL reads GDAL_CACHEMAX at its first cache use and only then reports a
+/// bad value, as a failure of whatever runs first (it surfaced as a
+/// creation-option error). Read it now, so the user hears which option.
+fn check_cache_max(value: &str) -> Result<()> {
+    let watch = crate::error::gdal_watch::GdalWatch::start();
+    // SAFETY: a plain getter with no arguments.
+    unsafe { gdal_sys::GDALGetCacheMax64() };
+    watch
+        .check()
+        .map_err(|why| Error::Usage(format!("--config GDAL_CACHEMAX {value}: {why}")))
+}
+
 fn parse_rescale(rescale: Option<&str>, stretch: bool) -> Result<crate::config::Rescale> {
     Ok(match (rescale, stretch) {
         (Some(r), _) => {

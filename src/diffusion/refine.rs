@@ -455,22 +455,23 @@ impl Refine<'_> {
         let (nr, nc) = ((y1 * f).min(h) - iy0, (x1 * f).min(w) - ix0);
         let n = nr * nc;
         let m = ctx_l * f;
-        let mut values = vec![0f32; bands * n];
+        let mut values = vec![0f64; bands * n];
         let mut ok = vec![false; n];
+        let mut kept = vec![false; n];
         for r in 0..nr {
             for col in 0..nc {
                 let src = (m + r) * rw + m + col;
                 ok[r * nc + col] = valid[src];
                 for b in 0..bands {
                     values[b * n + r * nc + col] =
-                        self.norm.from_model(b, fixed[b * rh * rw + src]);
+                        self.norm.from_model(b, fixed[b * rh * rw + src]) as f64;
                 }
             }
         }
         if let Some((input, prob)) = self.blend {
             // Refine only where stage 1's probability says cloud;
             // where it is 0 the input comes back bit for bit.
-            let x = input.read_window(iy0, nr, ix0, nc)?;
+            let x = input.read_window_exact(iy0, nr, ix0, nc)?;
             let p = prob.read_window(iy0, nr, ix0, nc)?;
             for (i, &pi) in p.iter().enumerate() {
                 let pi = if pi.is_finite() {
@@ -478,13 +479,19 @@ impl Refine<'_> {
                 } else {
                     0.0
                 };
+                kept[i] = pi == 0.0;
                 for b in 0..bands {
-                    let (xi, v) = (x[b * n + i], &mut values[b * n + i]);
-                    *v = if pi == 0.0 { xi } else { xi + pi * (*v - xi) };
+                    let j = b * n + i;
+                    let xi = x.values[j];
+                    values[j] = match (&x.exact, kept[i]) {
+                        (Some(ex), true) => ex[j],
+                        (None, true) => xi as f64,
+                        (_, false) => (xi + pi * (values[j] as f32 - xi)) as f64,
+                    };
                 }
             }
         }
-        out.write_window(iy0, nr, ix0, nc, &values, &ok)?;
+        out.write_window_kept(iy0, nr, ix0, nc, &values, &ok, &kept)?;
         Ok(())
     }
 }

@@ -18,7 +18,9 @@
 //!   files) moved into place with it, stale ones of a replaced file removed;
 //! - `staging`: outputs that stand or fall together (an `s2` product),
 //!   written under temp names and moved into place at the end;
-//! - `names`: output names from patterns, kept inside the output folder.
+//! - `names`: output names from patterns, kept inside the output folder;
+//! - `values`: the value each output pixel gets (rounded, clipped, off the
+//!   nodata value unless passed through) and the nodata an output declares.
 
 pub mod mask;
 pub mod names;
@@ -29,4 +31,5 @@ pub mod reader;
 pub mod side_files;
 pub mod staging;
 pub mod units;
+pub mod values;
 pub mod writer;

@@ -106,10 +106,14 @@ pub fn check_creation_options(
     // A dry run into GDAL's in-memory file system.
     let bad = |why: String| {
         let list: Vec<String> = user.iter().map(|(k, v)| format!("--co {k}={v}")).collect();
-        Error::Usage(format!(
-            "{}: GDAL cannot write {name} with these creation options: {why}",
-            list.join(" ")
-        ))
+        Error::Usage(if list.is_empty() {
+            format!("GDAL cannot write {name} here: {why}")
+        } else {
+            format!(
+                "{}: GDAL cannot write {name} with these creation options: {why}",
+                list.join(" ")
+            )
+        })
     };
     let src = create_typed_with(
         "MEM",

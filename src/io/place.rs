@@ -47,6 +47,7 @@ impl TempFile {
             b.permissions(std::fs::Permissions::from_mode(0o666));
         }
         let (_file, path) = b.tempfile_in(dir)?.keep().map_err(|e| e.error)?;
+        live_temps().push(path.clone());
         Ok(TempFile { path, armed: true })
     }
     pub fn path(&self) -> &Path {
@@ -54,17 +55,53 @@ impl TempFile {
     }
     pub fn keep(mut self) {
         self.armed = false;
+        forget_temp(&self.path);
     }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
         if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-            for (side, _) in crate::io::side_files::side_names(&self.path) {
-                let _ = std::fs::remove_file(side);
-            }
+            remove_temp(&self.path);
+            forget_temp(&self.path);
         }
+    }
+}
+
+/// This process's armed temp files: a second Ctrl-C exits at once, without
+/// unwinding to the guards, and removes these on the way out.
+static LIVE_TEMPS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn live_temps() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A panic elsewhere while holding it leaves the list itself intact.
+    LIVE_TEMPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn forget_temp(path: &Path) {
+    live_temps().retain(|p| p != path);
+}
+
+/// A temp file and every side file GDAL may have left beside it (the COG
+/// driver's `.ovr.tmp` while it builds overviews).
+fn remove_temp(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    for (side, _) in crate::io::side_files::side_names(path) {
+        let _ = std::fs::remove_file(side);
+    }
+    let mut ovr_tmp = path.as_os_str().to_os_string();
+    ovr_tmp.push(".ovr.tmp");
+    let _ = std::fs::remove_file(ovr_tmp);
+}
+
+/// Remove every armed temp file now (the second Ctrl-C's exit). Waits a
+/// moment for a thread that is registering or dropping one.
+pub(crate) fn remove_live_temps() {
+    for _ in 0..50 {
+        if let Ok(mut live) = LIVE_TEMPS.try_lock() {
+            live.drain(..).for_each(|p| remove_temp(&p));
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
@@ -206,11 +243,15 @@ pub fn check_output_path(
             "is not a regular file (a device or pipe); write the raster to a file",
         ));
     }
-    if path.exists() && !overwrite {
-        return Err(Error::output(
-            path,
-            "already exists (use --overwrite to replace it)",
-        ));
+    // symlink_metadata: a link to a missing file is a name taken too (the
+    // final move would find it so, after all the work).
+    if std::fs::symlink_metadata(path).is_ok() && !overwrite {
+        let what = if path.exists() {
+            "already exists (use --overwrite to replace it)"
+        } else {
+            "already exists as a link to a missing file (use --overwrite to replace the link)"
+        };
+        return Err(Error::output(path, what));
     }
     crate::io::side_files::check_world_file(
         path,
@@ -243,7 +284,9 @@ pub(crate) fn move_into_place(tmp: &Path, final_path: &Path, overwrite: bool) ->
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) if !final_path.exists() => std::fs::rename(tmp, final_path),
+        Err(_) if std::fs::symlink_metadata(final_path).is_err() => {
+            std::fs::rename(tmp, final_path)
+        }
         Err(e) => Err(e),
     }
 }

@@ -39,6 +39,27 @@ pub struct InputRaster {
     pub dataset_mask: Option<crate::io::mask::MaskSource>,
 }
 
+/// A window of the selected bands as `read_window_exact` reads it.
+pub struct Window {
+    /// (bands x rows x cols) float32, what the model reads.
+    pub values: Vec<f32>,
+    /// The same values as stored, for types float32 cannot hold exactly.
+    pub exact: Option<Vec<f64>>,
+}
+
+/// Float32 copies of `src` into `dst`; the first pixel whose finite value
+/// float32 cannot hold (it would read as infinite), if any.
+fn narrow(src: &[f64], dst: &mut [f32]) -> Option<usize> {
+    let mut overflow = None;
+    for (p, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
+        *d = s as f32;
+        if overflow.is_none() && s.is_finite() && !d.is_finite() {
+            overflow = Some(p);
+        }
+    }
+    overflow
+}
+
 pub fn map_data_type(t: GdalDataType) -> Option<OutputType> {
     Some(match t {
         GdalDataType::UInt8 => OutputType::Byte,
@@ -92,8 +113,23 @@ impl InputRaster {
         col0: usize,
         cols: usize,
     ) -> Result<Vec<f32>> {
+        Ok(self.read_window_exact(row0, rows, col0, cols)?.values)
+    }
+
+    /// As `read_window`, and for types that float32 cannot hold exactly
+    /// (32-bit integers above 2^24, Float64) also the values as stored:
+    /// pixels the blend passes through must come back bit for bit, not
+    /// rounded to float32 on the way.
+    pub fn read_window_exact(
+        &self,
+        row0: usize,
+        rows: usize,
+        col0: usize,
+        cols: usize,
+    ) -> Result<Window> {
         let n = rows * cols;
         let mut out = vec![0f32; self.bands() * n];
+        let mut exact = (!self.data_type.f32_exact()).then(|| vec![0f64; self.bands() * n]);
         let masked = self.read_mask(row0, rows, col0, cols)?;
         for (i, &band_no) in self.band_nos.iter().enumerate() {
             let band = self
@@ -101,13 +137,15 @@ impl InputRaster {
                 .rasterband(band_no)
                 .map_err(|e| Error::input(&self.source, format!("band {band_no}: {e}")))?;
             let dst = &mut out[i * n..(i + 1) * n];
-            band.read_into_slice(
-                (col0 as isize, row0 as isize),
-                (cols, rows),
-                (cols, rows),
-                dst,
-                None,
-            )
+            let read = match exact.as_mut() {
+                Some(ex) => {
+                    let ex = &mut ex[i * n..(i + 1) * n];
+                    band.read_into_slice((col0 as isize, row0 as isize), (cols, rows), (cols, rows), ex, None)
+                        .map(|()| narrow(ex, dst))
+                }
+                None => band.read_into_slice((col0 as isize, row0 as isize), (cols, rows), (cols, rows), dst, None)
+                    .map(|()| None),
+            }
             .map_err(|e| {
                 Error::input(
                     &self.source,
@@ -120,16 +158,27 @@ impl InputRaster {
             })?;
             if let Some(m) = &masked {
                 // Masked out: nodata, whatever value the band holds there.
-                dst.iter_mut()
-                    .zip(m)
-                    .filter(|(_, &out)| out)
-                    .for_each(|(v, _)| *v = f32::NAN);
+                for (p, _) in m.iter().enumerate().filter(|(_, &out)| out) {
+                    dst[p] = f32::NAN;
+                    if let Some(ex) = exact.as_mut() {
+                        ex[i * n + p] = f64::NAN;
+                    }
+                }
+            }
+            let is_masked = |p: usize| masked.as_ref().is_some_and(|m| m[p]);
+            if let Some(p) = read.filter(|&p| !is_masked(p)) {
+                return Err(Error::input(
+                    &self.source,
+                    format!(
+                        "band {band_no} holds values beyond the 32-bit float range the model reads (first at row {}, column {}); scale the raster down first (gdal_translate -scale)",
+                        row0 + p / cols,
+                        col0 + p % cols
+                    ),
+                ));
             }
             let nan_is_nodata = self.nodata[i].is_some_and(f64::is_nan);
             if !nan_is_nodata {
-                let bad = |(p, v): (usize, &f32)| {
-                    !v.is_finite() && !masked.as_ref().is_some_and(|m| m[p])
-                };
+                let bad = |(p, v): (usize, &f32)| !v.is_finite() && !is_masked(p);
                 if let Some(pos) = dst.iter().enumerate().position(bad) {
                     return Err(Error::input(
                         &self.source,
@@ -142,7 +191,7 @@ impl InputRaster {
                 }
             }
         }
-        Ok(out)
+        Ok(Window { values: out, exact })
     }
 
     /// Which pixels of the window the dataset's mask marks invalid (None

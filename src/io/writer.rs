@@ -28,53 +28,7 @@ use crate::io::place::{
 };
 use crate::io::reader::InputRaster;
 use crate::io::side_files::{place_side_files, side_files, taken_world_file, Placed};
-
-/// The value written for one pixel: nodata where the pixel is invalid
-/// (without a nodata value: NaN for float types, 0 for integers); otherwise rounded for integer types, clipped to the
-/// type's range, and moved off the nodata value so that a real pixel never
-/// reads as nodata.
-pub fn output_value(v: f32, valid: bool, nodata: Option<f64>, t: OutputType) -> f64 {
-    if !valid {
-        return nodata.unwrap_or(if t.is_integer() { 0.0 } else { f64::NAN });
-    }
-    let (lo, hi) = t.range();
-    let mut x = v as f64;
-    if t.is_integer() {
-        x = x.round();
-    }
-    x = x.clamp(lo, hi);
-    if nodata == Some(x) {
-        let step = if t.is_integer() {
-            1.0
-        } else {
-            x.abs().max(1.0) * 1e-6
-        };
-        x = if x + step <= hi { x + step } else { x - step };
-    }
-    x
-}
-
-/// A nodata value as an output of type `t` can hold it, as `gdal_translate
-/// -ot` maps it: integer types round it and clamp it to their range (NaN
-/// becomes the type's lowest value); Float32 clamps to its range and rounds
-/// to float precision, so that the declared value equals the stored one.
-pub fn nodata_in_type(nodata: Option<f64>, t: OutputType) -> Option<f64> {
-    let nd = nodata?;
-    let (lo, hi) = t.range();
-    Some(match t {
-        _ if nd.is_nan() => {
-            if t.is_integer() {
-                lo
-            } else {
-                nd
-            }
-        }
-        OutputType::Float64 => nd,
-        OutputType::Float32 if nd.is_infinite() => nd,
-        OutputType::Float32 => (nd.clamp(lo, hi) as f32) as f64,
-        _ => nd.round().clamp(lo, hi),
-    })
-}
+use crate::io::values::{nodata_in_type, output_value};
 
 /// What one output band looks like.
 #[derive(Debug, Clone)]
@@ -148,7 +102,7 @@ impl OutputRaster {
         let bands: Vec<BandSpec> = bands
             .iter()
             .map(|b| BandSpec {
-                nodata: nodata_in_type(b.nodata, data_type),
+                nodata: nodata_in_type(b.nodata, data_type, prov.input.data_type),
                 ..b.clone()
             })
             .collect();
@@ -192,14 +146,32 @@ impl OutputRaster {
         values: &[f32],
         valid: &[bool],
     ) -> Result<()> {
+        let wide: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+        let kept = vec![false; valid.len()];
+        self.write_window_kept(row0, rows, col0, cols, &wide, valid, &kept)
+    }
+
+    /// As `write_window`, with values as stored (float64) and the pixels
+    /// `kept` as the input had them (see `output_value`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_window_kept(
+        &mut self,
+        row0: usize,
+        rows: usize,
+        col0: usize,
+        cols: usize,
+        values: &[f64],
+        valid: &[bool],
+        kept: &[bool],
+    ) -> Result<()> {
         let n = rows * cols;
         let ds = self.ds.as_mut().expect("open until finish");
         for b in 0..self.bands {
             let nd = self.nodata[b];
             let buf: Vec<f64> = values[b * n..(b + 1) * n]
                 .iter()
-                .zip(valid)
-                .map(|(&v, &ok)| output_value(v, ok, nd, self.data_type))
+                .zip(valid.iter().zip(kept))
+                .map(|(&v, (&ok, &keep))| output_value(v, ok, keep, nd, self.data_type))
                 .collect();
             let mut band = ds
                 .rasterband(b + 1)
@@ -486,68 +458,4 @@ fn set_unit(
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nodata_values_fit_the_output_type() {
-        use OutputType::*;
-        // (input nodata, output type, declared nodata)
-        let cases = [
-            (None, Byte, None),
-            (Some(0.0), Byte, Some(0.0)),
-            (Some(-9999.0), UInt16, Some(0.0)),
-            (Some(-9999.0), Int16, Some(-9999.0)),
-            (Some(65535.0), Byte, Some(255.0)),
-            (Some(f64::NAN), UInt16, Some(0.0)),
-            (Some(f64::NAN), Int16, Some(-32768.0)),
-            (Some(f64::NAN), Float32, Some(f64::NAN)),
-            (Some(-3.4e39), Float32, Some(f32::MIN as f64)),
-            (Some(f64::NEG_INFINITY), Float32, Some(f64::NEG_INFINITY)),
-            (Some(f64::INFINITY), Int16, Some(32767.0)),
-            (Some(-9999.9), Float32, Some(-9999.9f32 as f64)),
-            (Some(-9999.9), Float64, Some(-9999.9)),
-            (Some(2.6), Byte, Some(3.0)),
-        ];
-        for (nd, t, want) in cases {
-            let got = nodata_in_type(nd, t);
-            let same = match (got, want) {
-                (Some(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
-                (a, b) => a.is_none() && b.is_none(),
-            };
-            assert!(same, "{nd:?} {t:?}: {got:?} != {want:?}");
-        }
-    }
-
-    #[test]
-    fn output_values_table() {
-        use OutputType::*;
-        // (value, valid, nodata, type, written)
-        let cases = [
-            (12.4, true, None, Byte, 12.0),
-            (12.6, true, Some(0.0), Byte, 13.0),
-            (-3.0, true, Some(0.0), Byte, 1.0), // clipped to 0, then off nodata
-            (300.0, true, None, Byte, 255.0),
-            (255.2, true, Some(255.0), Byte, 254.0),
-            (7.0, false, Some(0.0), UInt16, 0.0),
-            (7.0, false, None, UInt16, 0.0),
-            (70000.0, true, None, UInt16, 65535.0),
-            (-40000.0, true, Some(-9999.0), Int16, -32768.0),
-            (0.25, true, Some(-1.0), Float32, 0.25),
-            (-1.0, true, Some(-1.0), Float32, -1.0 + 1e-6),
-            (5.0, false, Some(-1.0), Float32, -1.0),
-            (5.0, false, None, Float32, f64::NAN),
-            (5.0, false, None, Float64, f64::NAN),
-        ];
-        for (v, ok, nd, t, want) in cases {
-            let got = output_value(v, ok, nd, t);
-            assert!(
-                (got - want).abs() < 1e-9 || (got.is_nan() && want.is_nan()),
-                "{v} {ok} {nd:?} {t:?}: {got} != {want}"
-            );
-        }
-    }
 }

@@ -66,6 +66,13 @@ fn mean_of(items: impl Iterator<Item = (f64, f64, f64)>) -> Mean {
 /// the same name in two folders (every prediction needs its reference).
 pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     if !pred.is_dir() {
+        if reference.is_dir() {
+            return Err(Error::Usage(format!(
+                "{} is a folder, so {} must be one too",
+                reference.display(),
+                pred.display()
+            )));
+        }
         return Ok(vec![(pred.to_path_buf(), reference.to_path_buf())]);
     }
     if !reference.is_dir() {
@@ -105,6 +112,29 @@ pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
         ));
     }
     Ok(out)
+}
+
+/// The data type every reference shares, which sets the default data
+/// range. References of different types have no common range: one range
+/// for all would score a Float32 pair against 255 (and its PSNR would be
+/// some 50 dB too high).
+fn reference_type(list: &[(PathBuf, PathBuf)], bands: Option<&[usize]>) -> Result<OutputType> {
+    let mut first: Option<(OutputType, &Path)> = None;
+    for (_, r) in list {
+        let t = InputRaster::open(&r.display().to_string(), bands)?.data_type;
+        match first {
+            None => first = Some((t, r)),
+            Some((t0, r0)) if t0 != t => {
+                return Err(Error::Usage(format!(
+                    "the references differ in data type ({} is {t0:?}, {} is {t:?}): give --data-range, or score them separately",
+                    r0.display(),
+                    r.display()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(first.expect("pairs() returns at least one pair").0)
 }
 
 pub fn default_range(t: OutputType) -> Option<f64> {
@@ -181,12 +211,11 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
     let (data_range, from) = match cfg.data_range {
         Some(d) => (super::checked_data_range(d)?, "--data-range".to_string()),
         None => {
-            let first =
-                InputRaster::open(&list[0].1.display().to_string(), cfg.band_idx.as_deref())?;
-            let d = default_range(first.data_type).ok_or_else(|| {
-                Error::Usage(format!("{} holds {:?} values: give their range with --data-range (1 for reflectance 0..1)", list[0].1.display(), first.data_type))
+            let t = reference_type(&list, cfg.band_idx.as_deref())?;
+            let d = default_range(t).ok_or_else(|| {
+                Error::Usage(format!("{} holds {:?} values: give their range with --data-range (1 for reflectance 0..1)", list[0].1.display(), t))
             })?;
-            (d, format!("full range of {:?}", first.data_type))
+            (d, format!("full range of {t:?}"))
         }
     };
     let images = list

@@ -46,6 +46,12 @@ pub fn model_dirs(first: Option<&Path>) -> Vec<PathBuf> {
 
 pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<PathBuf> {
     if let Some(p) = cfg.opts.model.as_deref() {
+        if p.is_dir() {
+            return Err(Error::model(
+                p,
+                "is a folder; --model takes an .onnx file (--model-dir takes a folder)",
+            ));
+        }
         if !p.is_file() {
             return Err(Error::model(p, "no such file"));
         }

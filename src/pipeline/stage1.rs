@@ -315,12 +315,14 @@ impl Run<'_> {
                 .collect();
             let r_lo = *src_rows.iter().min().expect("tile has rows");
             let r_hi = *src_rows.iter().max().expect("tile has rows") + 1;
-            let block = self
+            let window = self
                 .input
-                .read_window(r_lo, r_hi - r_lo, c_lo, c_hi - c_lo)?;
+                .read_window_exact(r_lo, r_hi - r_lo, c_lo, c_hi - c_lo)?;
+            let block = window.values;
             let valid = self.input.valid_mask(&block, (r_hi - r_lo) * (c_hi - c_lo));
             let strip = StripSource {
                 block: &block,
+                exact: window.exact.as_deref(),
                 valid: &valid,
                 rows: &src_rows,
                 r_lo,
@@ -440,8 +442,10 @@ impl Run<'_> {
         let has_att = c.attention_output.is_some();
         let (nr, nc) = (rows.1 - rows.0, cols.1 - cols.0);
         let n = nr * nc;
-        let mut values = vec![0f32; bands * n];
+        let mut values = vec![0f64; bands * n];
         let mut ok = vec![false; n];
+        // Pixels that come back as the input had them (p = 0 in the blend).
+        let mut kept = vec![false; n];
         let mut prob = vec![0f32; n];
         let nblk = strip.block.len() / strip.bands;
         for r in 0..nr {
@@ -458,10 +462,11 @@ impl Run<'_> {
                     // No tile need have run here (see run_tiles).
                     if valid && self.blend && prob[p] == 0.0 {
                         ok[p] = true;
+                        kept[p] = true;
                         self.counts.valid_pixels += 1;
                         self.counts.cover.add(0.0);
                         for b in 0..bands {
-                            values[b * n + p] = strip.block[b * nblk + at];
+                            values[b * n + p] = strip.stored(b, at);
                         }
                         continue;
                     }
@@ -485,24 +490,23 @@ impl Run<'_> {
                 if self.scene_p.is_some() || has_att {
                     self.counts.cover.add(prob[p]);
                 }
+                // Where p is 0 the input comes back bit for bit.
+                kept[p] = self.blend && prob[p] == 0.0;
                 for b in 0..bands {
                     let model = self.norm.from_model(b, acc.value(b, ar, ac).unwrap_or(0.0));
-                    values[b * n + p] = if self.blend {
-                        // Where p is 0 the input comes back bit for bit.
+                    values[b * n + p] = if kept[p] {
+                        strip.stored(b, at)
+                    } else if self.blend {
                         let input = strip.block[b * nblk + at];
-                        if prob[p] == 0.0 {
-                            input
-                        } else {
-                            input + prob[p] * (model - input)
-                        }
+                        (input + prob[p] * (model - input)) as f64
                     } else {
-                        model
+                        model as f64
                     };
                 }
             }
         }
         self.out
-            .write_window(rows.0, nr, cols.0, nc, &values, &ok)?;
+            .write_window_kept(rows.0, nr, cols.0, nc, &values, &ok, &kept)?;
         if let Some(m) = self.mask_out.as_deref_mut() {
             m.write_window(rows.0, nr, cols.0, nc, &prob, &ok)?;
         }

@@ -11,6 +11,9 @@ use crate::tiling::grid::mirror;
 /// validity, and which source row each strip row mirrors.
 pub(crate) struct StripSource<'a> {
     pub block: &'a [f32],
+    /// The block as stored, for types float32 cannot hold exactly
+    /// (`InputRaster::read_window_exact`): what pass-through pixels copy.
+    pub exact: Option<&'a [f64]>,
     pub valid: &'a [bool],
     /// Source row (scene coordinates) of each strip row.
     pub rows: &'a [usize],
@@ -23,6 +26,15 @@ pub(crate) struct StripSource<'a> {
 }
 
 impl StripSource<'_> {
+    /// Band `b`'s value at block pixel `at`, as stored in the input.
+    pub fn stored(&self, b: usize, at: usize) -> f64 {
+        let n = self.block.len() / self.bands;
+        match self.exact {
+            Some(ex) => ex[b * n + at],
+            None => self.block[b * n + at] as f64,
+        }
+    }
+
     /// The scene rows and columns (first, last) the tile starting at scene
     /// column `x0`, `tw` wide, reads (mirroring folds it into the scene).
     pub fn extent(&self, x0: isize, tw: usize) -> ((usize, usize), (usize, usize)) {
@@ -76,6 +88,7 @@ mod tests {
         let (block, valid) = (vec![0f32; 5 * 10], vec![true; 5 * 10]);
         let s = StripSource {
             block: &block,
+            exact: None,
             valid: &valid,
             rows: &rows,
             r_lo: 0,

@@ -1,0 +1,168 @@
+//! What value each output pixel gets, and which nodata value an output
+//! declares: pure functions of the value, its validity, the input's nodata
+//! and the output type (`writer` applies them to every block it writes).
+
+use crate::config::OutputType;
+
+/// The value written for one pixel: nodata where the pixel is invalid
+/// (without a nodata value: NaN for float types, 0 for integers); otherwise rounded for integer types, clipped to the
+/// type's range, and moved off the nodata value so that a real pixel never
+/// reads as nodata. A `kept` pixel (passed through as the input had it) is
+/// not moved: a band may hold its nodata value in a pixel whose other bands
+/// are valid (dark water at 0 in one band), and it comes back as it was.
+pub fn output_value(v: f64, valid: bool, kept: bool, nodata: Option<f64>, t: OutputType) -> f64 {
+    if !valid {
+        return nodata.unwrap_or(if t.is_integer() { 0.0 } else { f64::NAN });
+    }
+    let (lo, hi) = t.range();
+    let mut x = v;
+    if t.is_integer() {
+        x = x.round();
+    }
+    x = x.clamp(lo, hi);
+    if nodata == Some(x) && !kept {
+        let step = if t.is_integer() {
+            1.0
+        } else {
+            x.abs().max(1.0) * 1e-6
+        };
+        x = if x + step <= hi { x + step } else { x - step };
+    }
+    x
+}
+
+/// A nodata value as an output of type `t` can hold it, as `gdal_translate
+/// -ot` maps it: integer types round it and clamp it to their range (NaN
+/// becomes the type's lowest value); Float32 clamps to its range and rounds
+/// to float precision, so that the declared value equals the stored one.
+/// An integer output of the input's own type keeps a value the type cannot
+/// hold (-1 or NaN on Byte) as declared, as `gdal_translate` does: no input
+/// pixel can hold it, and mapping it into the type would turn the real
+/// pixels at that value (zeros) into nodata.
+pub fn nodata_in_type(nodata: Option<f64>, t: OutputType, input: OutputType) -> Option<f64> {
+    let nd = nodata?;
+    let (lo, hi) = t.range();
+    let holds = nd.is_finite() && nd.fract() == 0.0 && (lo..=hi).contains(&nd);
+    if t == input && t.is_integer() && !holds {
+        return Some(nd);
+    }
+    Some(match t {
+        _ if nd.is_nan() => {
+            if t.is_integer() {
+                lo
+            } else {
+                nd
+            }
+        }
+        OutputType::Float64 => nd,
+        OutputType::Float32 if nd.is_infinite() => nd,
+        OutputType::Float32 => (nd.clamp(lo, hi) as f32) as f64,
+        _ => nd.round().clamp(lo, hi),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodata_values_fit_the_output_type() {
+        use OutputType::*;
+        // (input nodata, output type, declared nodata)
+        let cases = [
+            (None, Byte, None),
+            (Some(0.0), Byte, Some(0.0)),
+            (Some(-9999.0), UInt16, Some(0.0)),
+            (Some(-9999.0), Int16, Some(-9999.0)),
+            (Some(65535.0), Byte, Some(255.0)),
+            (Some(f64::NAN), UInt16, Some(0.0)),
+            (Some(f64::NAN), Int16, Some(-32768.0)),
+            (Some(f64::NAN), Float32, Some(f64::NAN)),
+            (Some(-3.4e39), Float32, Some(f32::MIN as f64)),
+            (Some(f64::NEG_INFINITY), Float32, Some(f64::NEG_INFINITY)),
+            (Some(f64::INFINITY), Int16, Some(32767.0)),
+            (Some(-9999.9), Float32, Some(-9999.9f32 as f64)),
+            (Some(-9999.9), Float64, Some(-9999.9)),
+            (Some(2.6), Byte, Some(3.0)),
+        ];
+        // Converted from another type (-ot).
+        for (nd, t, want) in cases {
+            let got = nodata_in_type(nd, t, Float64);
+            let same = match (got, want) {
+                (Some(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            assert!(same, "{nd:?} {t:?}: {got:?} != {want:?}");
+        }
+        // The input's own type: a value it cannot hold stays as declared.
+        let own = [
+            (Some(-1.0), Byte, Some(-1.0)),
+            (Some(300.0), Byte, Some(300.0)),
+            (Some(f64::NAN), UInt16, Some(f64::NAN)),
+            (Some(2.5), Int16, Some(2.5)),
+            (Some(0.0), Byte, Some(0.0)),
+            (Some(-9999.9), Float32, Some(-9999.9f32 as f64)),
+        ];
+        for (nd, t, want) in own {
+            let got = nodata_in_type(nd, t, t);
+            let same = match (got, want) {
+                (Some(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            assert!(same, "{nd:?} {t:?}: {got:?} != {want:?}");
+        }
+    }
+
+    #[test]
+    fn output_values_table() {
+        use OutputType::*;
+        // (value, valid, nodata, type, written); not kept
+        let cases = [
+            (12.4, true, None, Byte, 12.0),
+            (12.6, true, Some(0.0), Byte, 13.0),
+            (-3.0, true, Some(0.0), Byte, 1.0), // clipped to 0, then off nodata
+            (300.0, true, None, Byte, 255.0),
+            (255.2, true, Some(255.0), Byte, 254.0),
+            (7.0, false, Some(0.0), UInt16, 0.0),
+            (7.0, false, None, UInt16, 0.0),
+            (70000.0, true, None, UInt16, 65535.0),
+            (-40000.0, true, Some(-9999.0), Int16, -32768.0),
+            (0.25, true, Some(-1.0), Float32, 0.25),
+            (-1.0, true, Some(-1.0), Float32, -1.0 + 1e-6),
+            (5.0, false, Some(-1.0), Float32, -1.0),
+            (5.0, false, None, Float32, f64::NAN),
+            (5.0, false, None, Float64, f64::NAN),
+        ];
+        for (v, ok, nd, t, want) in cases {
+            let got = output_value(v, ok, false, nd, t);
+            assert!(
+                (got - want).abs() < 1e-9 || (got.is_nan() && want.is_nan()),
+                "{v} {ok} {nd:?} {t:?}: {got} != {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn kept_values_come_back_as_stored() {
+        use OutputType::*;
+        // (value as stored, nodata, type, written) for a valid pixel the
+        // blend passes through.
+        let cases = [
+            (0.0f64, Some(0.0), Byte, 0.0f64), // one band at nodata, the pixel valid
+            (-9999.0, Some(-9999.0), Int16, -9999.0),
+            (16_777_217.0, None, UInt32, 16_777_217.0), // above 2^24: float32 would round it
+            (2_147_483_647.0, Some(0.0), Int32, 2_147_483_647.0),
+            (0.1234567890123, None, Float64, 0.1234567890123),
+            (1e300, None, Float64, 1e300),
+            (300.0, None, Byte, 255.0), // -ot narrower than the input still clips
+        ];
+        for (v, nd, t, want) in cases {
+            let got = output_value(v, true, true, nd, t);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{v} {nd:?} {t:?}: {got} != {want}"
+            );
+        }
+    }
+}
