@@ -11,8 +11,8 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static FIRST: OnceLock<Instant> = OnceLock::new();
 
 /// Signals this soon after the first are the same request: `timeout -s
-/// INT` and a terminal's Ctrl-C signal the process and its process group,
-/// so one request can arrive twice microseconds apart.
+/// INT` signals the process and its process group, so one request can
+/// arrive twice microseconds apart (a deliberate second press comes later).
 const SAME_REQUEST: Duration = Duration::from_secs(1);
 
 /// Install the handler (once; later calls are no-ops). The first signal
@@ -30,8 +30,7 @@ pub fn install() {
                 return;
             }
             eprintln!("idfcr: interrupted again: stopping now");
-            crate::io::place::remove_live_temps();
-            std::process::exit(130);
+            crate::io::place::exit_removing_temps(130);
         });
     });
 }

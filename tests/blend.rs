@@ -149,12 +149,38 @@ fn passed_through_pixels_keep_their_exact_values_and_nodata() {
             level(b, y, x) as u8
         }
     });
+    // Int32 nodata -2147483647 is -2147483648 in float32: the valid
+    // -2147483648 of the dark patch must not read as nodata.
+    write_tiff::<i32>(
+        &d.join("i32.tif"),
+        W,
+        H,
+        3,
+        Some(-2147483647.0),
+        |b, y, x| {
+            if dark(y, x) {
+                i32::MIN
+            } else {
+                (level(b, y, x) * 1e6 - 2147483648.0) as i32
+            }
+        },
+    );
+    // ArcGIS's Float64 nodata (beyond float32) over the dark patch.
+    write_tiff::<f64>(&d.join("f64nd.tif"), W, H, 3, Some(f64::MIN), |b, y, x| {
+        if dark(y, x) {
+            f64::MIN
+        } else {
+            level(b, y, x) + 0.5
+        }
+    });
     let m = blend_model();
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 6] = [
         ("f64.tif", &[]),
         ("u32.tif", &["--rescale", "0,255000000"]),
         ("nd0.tif", &[]),
         ("ndm1.tif", &[]),
+        ("i32.tif", &["--rescale", "-2147483648,-1892483648"]),
+        ("f64nd.tif", &[]),
     ];
     for (input, extra) in cases {
         let out = format!("out_{input}");

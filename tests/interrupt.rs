@@ -31,6 +31,7 @@ fn interrupt_with(signals: &[(&str, u64)]) {
             "1",
             "-q",
         ])
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until the run is under way: its temp file exists.
@@ -57,8 +58,11 @@ fn interrupt_with(signals: &[(&str, u64)]) {
             .unwrap();
         assert!(st.success());
     }
-    let status = child.wait().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (status, err) = (out.status, String::from_utf8_lossy(&out.stderr));
     assert_eq!(status.code(), Some(130), "{signal}: exit status {status:?}");
+    // One request, one clean stop (not the forced exit of a second one).
+    assert!(!err.contains("interrupted again"), "{signal}: {err}");
     assert_eq!(
         listing(dir.path()),
         ["in.tif"],

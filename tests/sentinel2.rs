@@ -203,7 +203,7 @@ fn products_give_bands_by_name_offsets_nodata_and_georeferencing() {
                 .contains("32633"));
             // The nodata corner reads as nodata, the rest as valid.
             let block = input.read_window(0, input.height, 0, input.width).unwrap();
-            let valid = input.valid_mask(&block, input.width * input.height);
+            let valid = input.valid_mask(&block, None, input.width * input.height);
             assert!(!valid[0] && valid[valid.len() - 1]);
             let frac = valid.iter().filter(|v| !**v).count() as f64 / valid.len() as f64;
             assert!((0.2..0.4).contains(&frac), "nodata fraction {frac}");

@@ -501,10 +501,10 @@ pub(super) fn band_indices(bands: &[usize]) -> Result<Option<Vec<usize>>> {
     Ok((!bands.is_empty()).then(|| bands.iter().map(|b| b - 1).collect()))
 }
 
-/// `--rescale MIN,MAX` or `--stretch` (clap keeps them exclusive).
 /// GDAL reads GDAL_CACHEMAX at its first cache use and only then reports a
 /// bad value, as a failure of whatever runs first (it surfaced as a
-/// creation-option error). Read it now, so the user hears which option.
+/// creation-option error). Read it now, so the user hears which option
+/// (GDAL reads it once: the first `--config GDAL_CACHEMAX` is the one used).
 fn check_cache_max(value: &str) -> Result<()> {
     let watch = crate::error::gdal_watch::GdalWatch::start();
     // SAFETY: a plain getter with no arguments.
@@ -514,6 +514,7 @@ fn check_cache_max(value: &str) -> Result<()> {
         .map_err(|why| Error::Usage(format!("--config GDAL_CACHEMAX {value}: {why}")))
 }
 
+/// `--rescale MIN,MAX` or `--stretch` (clap keeps them exclusive).
 fn parse_rescale(rescale: Option<&str>, stretch: bool) -> Result<crate::config::Rescale> {
     Ok(match (rescale, stretch) {
         (Some(r), _) => {

@@ -28,7 +28,7 @@ pub fn read_mirrored(
     };
     let (bh, bw) = (r_hi - r_lo + 1, c_hi - c_lo + 1);
     let block = r.read_window(r_lo, bh, c_lo, bw)?;
-    let valid_block = r.valid_mask(&block, bh * bw);
+    let valid_block = r.valid_mask(&block, None, bh * bw);
     let bands = r.bands();
     let n = h * w;
     let mut values = vec![0f32; bands * n];

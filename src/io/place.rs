@@ -46,8 +46,10 @@ impl TempFile {
             // The mode goes to open(2), so the umask applies as for any new file.
             b.permissions(std::fs::Permissions::from_mode(0o666));
         }
+        // Created and listed under one lock: a forced exit never misses it.
+        let mut live = live();
         let (_file, path) = b.tempfile_in(dir)?.keep().map_err(|e| e.error)?;
-        live_temps().push(path.clone());
+        live.temps.push(path.clone());
         Ok(TempFile { path, armed: true })
     }
     pub fn path(&self) -> &Path {
@@ -68,17 +70,27 @@ impl Drop for TempFile {
     }
 }
 
-/// This process's armed temp files: a second Ctrl-C exits at once, without
-/// unwinding to the guards, and removes these on the way out.
-static LIVE_TEMPS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+/// This process's armed temp files and the moves into place under way. A
+/// second Ctrl-C exits at once, without unwinding to the guards
+/// (`exit_removing_temps`); creating a temp file and starting a move take
+/// the same lock, so none starts behind that exit's back.
+struct Live {
+    temps: Vec<PathBuf>,
+    placing: usize,
+}
 
-fn live_temps() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+static LIVE: std::sync::Mutex<Live> = std::sync::Mutex::new(Live {
+    temps: Vec::new(),
+    placing: 0,
+});
+
+fn live() -> std::sync::MutexGuard<'static, Live> {
     // A panic elsewhere while holding it leaves the list itself intact.
-    LIVE_TEMPS.lock().unwrap_or_else(|e| e.into_inner())
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn forget_temp(path: &Path) {
-    live_temps().retain(|p| p != path);
+    live().temps.retain(|p| p != path);
 }
 
 /// A temp file and every side file GDAL may have left beside it (the COG
@@ -93,13 +105,38 @@ fn remove_temp(path: &Path) {
     let _ = std::fs::remove_file(ovr_tmp);
 }
 
-/// Remove every armed temp file now (the second Ctrl-C's exit). Waits a
-/// moment for a thread that is registering or dropping one.
-pub(crate) fn remove_live_temps() {
-    for _ in 0..50 {
-        if let Ok(mut live) = LIVE_TEMPS.try_lock() {
-            live.drain(..).for_each(|p| remove_temp(&p));
-            return;
+/// Held while files are moved into place. `s2` moves the files it replaces
+/// aside into temp files before placing the new ones: a forced exit that
+/// deleted those midway would lose the user's files.
+pub(crate) struct Placing(());
+
+pub(crate) fn placing() -> Placing {
+    live().placing += 1;
+    Placing(())
+}
+
+impl Drop for Placing {
+    fn drop(&mut self) {
+        live().placing -= 1;
+    }
+}
+
+/// The forced exit (a second Ctrl-C): remove every armed temp file and exit
+/// with `code`, holding the lock to the end. Never during a move into place:
+/// it waits for that, and after half a minute exits leaving the temp files
+/// (which the next run into the folder cleans) rather than risk the files a
+/// move set aside.
+pub(crate) fn exit_removing_temps(code: i32) -> ! {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let live = live();
+        if live.placing == 0 {
+            live.temps.iter().for_each(|p| remove_temp(p));
+            std::process::exit(code);
+        }
+        drop(live);
+        if std::time::Instant::now() > deadline {
+            std::process::exit(code);
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -298,6 +335,7 @@ pub(crate) fn move_into_place(tmp: &Path, final_path: &Path, overwrite: bool) ->
 /// would. Anything else (`/dev/stdout`, a pipe, a symlink) is written in
 /// place: replacing it would break what it is.
 pub fn write_report(path: &Path, text: &str) -> Result<()> {
+    let _placing = placing();
     let fail = |e: io::Error| Error::output(path, format!("cannot write: {e}"));
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_file() => return std::fs::write(path, text).map_err(fail),

@@ -47,19 +47,6 @@ pub struct Window {
     pub exact: Option<Vec<f64>>,
 }
 
-/// Float32 copies of `src` into `dst`; the first pixel whose finite value
-/// float32 cannot hold (it would read as infinite), if any.
-fn narrow(src: &[f64], dst: &mut [f32]) -> Option<usize> {
-    let mut overflow = None;
-    for (p, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
-        *d = s as f32;
-        if overflow.is_none() && s.is_finite() && !d.is_finite() {
-            overflow = Some(p);
-        }
-    }
-    overflow
-}
-
 pub fn map_data_type(t: GdalDataType) -> Option<OutputType> {
     Some(match t {
         GdalDataType::UInt8 => OutputType::Byte,
@@ -113,7 +100,7 @@ impl InputRaster {
         col0: usize,
         cols: usize,
     ) -> Result<Vec<f32>> {
-        Ok(self.read_window_exact(row0, rows, col0, cols)?.values)
+        Ok(self.read_block(row0, rows, col0, cols, false)?.values)
     }
 
     /// As `read_window`, and for types that float32 cannot hold exactly
@@ -127,26 +114,43 @@ impl InputRaster {
         col0: usize,
         cols: usize,
     ) -> Result<Window> {
+        self.read_block(row0, rows, col0, cols, true)
+    }
+
+    fn read_block(
+        &self,
+        row0: usize,
+        rows: usize,
+        col0: usize,
+        cols: usize,
+        keep_exact: bool,
+    ) -> Result<Window> {
         let n = rows * cols;
         let mut out = vec![0f32; self.bands() * n];
-        let mut exact = (!self.data_type.f32_exact()).then(|| vec![0f64; self.bands() * n]);
+        let wide = keep_exact && !self.data_type.f32_exact();
+        let mut exact = wide.then(|| vec![0f64; self.bands() * n]);
         let masked = self.read_mask(row0, rows, col0, cols)?;
+        let is_masked = |p: usize| masked.as_ref().is_some_and(|m| m[p]);
         for (i, &band_no) in self.band_nos.iter().enumerate() {
             let band = self
                 .ds
                 .rasterband(band_no)
                 .map_err(|e| Error::input(&self.source, format!("band {band_no}: {e}")))?;
             let dst = &mut out[i * n..(i + 1) * n];
+            let window = ((col0 as isize, row0 as isize), (cols, rows));
             let read = match exact.as_mut() {
                 Some(ex) => {
                     let ex = &mut ex[i * n..(i + 1) * n];
-                    band.read_into_slice((col0 as isize, row0 as isize), (cols, rows), (cols, rows), ex, None)
-                        .map(|()| narrow(ex, dst))
+                    band.read_into_slice(window.0, window.1, window.1, ex, None)
+                        .map(|()| {
+                            dst.iter_mut()
+                                .zip(ex.iter())
+                                .for_each(|(d, &s)| *d = s as f32)
+                        })
                 }
-                None => band.read_into_slice((col0 as isize, row0 as isize), (cols, rows), (cols, rows), dst, None)
-                    .map(|()| None),
-            }
-            .map_err(|e| {
+                None => band.read_into_slice(window.0, window.1, window.1, dst, None),
+            };
+            read.map_err(|e| {
                 Error::input(
                     &self.source,
                     format!(
@@ -156,38 +160,40 @@ impl InputRaster {
                     ),
                 )
             })?;
-            if let Some(m) = &masked {
-                // Masked out: nodata, whatever value the band holds there.
-                for (p, _) in m.iter().enumerate().filter(|(_, &out)| out) {
-                    dst[p] = f32::NAN;
-                    if let Some(ex) = exact.as_mut() {
-                        ex[i * n + p] = f64::NAN;
-                    }
-                }
-            }
-            let is_masked = |p: usize| masked.as_ref().is_some_and(|m| m[p]);
-            if let Some(p) = read.filter(|&p| !is_masked(p)) {
+            let stored = |p: usize| match &exact {
+                Some(ex) => ex[i * n + p],
+                None => dst[p] as f64,
+            };
+            // A value the model cannot read (NaN, infinite, or beyond
+            // float32) is an input error, unless masked or the band's nodata
+            // (-1.797e308, ArcGIS's Float64 default, is beyond float32 too);
+            // with a NaN nodata value every non-finite value is nodata.
+            let nodata_here = |p: usize| {
+                self.nodata[i].is_some_and(|nd| nd.is_nan() || nodata_at(stored(p), nd, wide))
+            };
+            let bad = (0..n).find(|&p| !dst[p].is_finite() && !is_masked(p) && !nodata_here(p));
+            if let Some(p) = bad {
+                let why = if stored(p).is_finite() {
+                    "holds values beyond the 32-bit float range the model reads; scale the raster down first (gdal_translate -scale)"
+                } else {
+                    "has NaN or infinite values; set a nodata value or clean the raster"
+                };
                 return Err(Error::input(
                     &self.source,
                     format!(
-                        "band {band_no} holds values beyond the 32-bit float range the model reads (first at row {}, column {}); scale the raster down first (gdal_translate -scale)",
+                        "band {band_no} {why} (first at row {}, column {})",
                         row0 + p / cols,
                         col0 + p % cols
                     ),
                 ));
             }
-            let nan_is_nodata = self.nodata[i].is_some_and(f64::is_nan);
-            if !nan_is_nodata {
-                let bad = |(p, v): (usize, &f32)| !v.is_finite() && !is_masked(p);
-                if let Some(pos) = dst.iter().enumerate().position(bad) {
-                    return Err(Error::input(
-                        &self.source,
-                        format!(
-                            "band {band_no} has NaN or infinite values (first at row {}, column {}); set a nodata value or clean the raster",
-                            row0 + pos / cols,
-                            col0 + pos % cols
-                        ),
-                    ));
+            if let Some(m) = &masked {
+                // Masked out: nodata, whatever value the band holds there.
+                for p in (0..n).filter(|&p| m[p]) {
+                    dst[p] = f32::NAN;
+                    if let Some(ex) = exact.as_mut() {
+                        ex[i * n + p] = f64::NAN;
+                    }
                 }
             }
         }
@@ -314,24 +320,37 @@ impl InputRaster {
     }
 
     /// Per-pixel validity of a block from `read_window` with `n` pixels per
-    /// band: a pixel is nodata when every selected band holds its band's
-    /// nodata value, or when any band is not finite (NaN or infinite). A
-    /// non-finite value must never reach the model: it would turn the whole
-    /// tile around it into NaN.
-    pub fn valid_mask(&self, block: &[f32], n: usize) -> Vec<bool> {
+    /// band (and its stored values, for types float32 cannot hold): a pixel
+    /// is nodata when every selected band holds its band's nodata value, or
+    /// when any band is not finite (NaN or infinite). A non-finite value
+    /// must never reach the model: it would turn the whole tile around it
+    /// into NaN.
+    pub fn valid_mask(&self, block: &[f32], exact: Option<&[f64]>, n: usize) -> Vec<bool> {
         (0..n)
             .map(|p| {
                 let finite = (0..self.bands()).all(|b| block[b * n + p].is_finite());
                 finite
                     && (0..self.bands()).any(|b| {
-                        let x = block[b * n + p];
-                        match self.nodata[b] {
-                            Some(nd) => !is_nodata(x as f64, nd),
-                            None => true,
-                        }
+                        let (x, wide) = match exact {
+                            Some(ex) => (ex[b * n + p], true),
+                            None => (block[b * n + p] as f64, false),
+                        };
+                        !self.nodata[b].is_some_and(|nd| nodata_at(x, nd, wide))
                     })
             })
             .collect()
+    }
+}
+
+/// Whether a value is the band's nodata: NaN matches NaN; a value as stored
+/// (`exact`) matches exactly; a float32 copy as `is_nodata` says.
+fn nodata_at(x: f64, nodata: f64, exact: bool) -> bool {
+    if nodata.is_nan() {
+        x.is_nan()
+    } else if exact {
+        x == nodata
+    } else {
+        is_nodata(x, nodata)
     }
 }
 

@@ -50,6 +50,8 @@ impl Staged {
     /// ones come back. Without `overwrite`, a final name taken meanwhile
     /// (another run) stops the commit before anything moves.
     pub fn commit(self, overwrite: bool) -> Result<()> {
+        // A forced exit (second Ctrl-C) waits for this to end.
+        let _placing = crate::io::place::placing();
         let plan: Vec<_> = self
             .items
             .iter()
@@ -58,7 +60,8 @@ impl Staged {
         if !overwrite {
             let taken = plan.iter().find_map(|(sides, f)| {
                 Some(f.as_path())
-                    .filter(|f| f.exists())
+                    // A link to a missing file is a name taken too.
+                    .filter(|f| std::fs::symlink_metadata(f).is_ok())
                     .or_else(|| taken_world_file(sides))
             });
             if let Some(p) = taken {
@@ -72,7 +75,7 @@ impl Staged {
         // unless put back).
         let mut aside: Vec<(TempFile, PathBuf)> = Vec::new();
         for (_, f) in &self.items {
-            if !f.exists() {
+            if std::fs::symlink_metadata(f).is_err() {
                 continue;
             }
             let kept = TempFile::beside(f, "backup")

@@ -5,11 +5,15 @@
 use crate::config::OutputType;
 
 /// The value written for one pixel: nodata where the pixel is invalid
-/// (without a nodata value: NaN for float types, 0 for integers); otherwise rounded for integer types, clipped to the
-/// type's range, and moved off the nodata value so that a real pixel never
-/// reads as nodata. A `kept` pixel (passed through as the input had it) is
-/// not moved: a band may hold its nodata value in a pixel whose other bands
-/// are valid (dark water at 0 in one band), and it comes back as it was.
+/// (without a nodata value: NaN for float types, 0 for integers); otherwise
+/// rounded for integer types (to float precision for Float32), clipped to
+/// the type's range, and moved off the nodata value so that a real pixel
+/// never reads as nodata. Except a `kept` pixel that the conversion leaves
+/// as it was: a band may hold its nodata value in a pixel whose other bands
+/// are valid (dark water at 0 in one band), and it comes back as stored.
+/// `kept`: passed through from the input, into an output that declares the
+/// band's nodata as the input did (the writer knows; under `-ot` it may
+/// not, and then a value that lands on the new nodata is moved as any).
 pub fn output_value(v: f64, valid: bool, kept: bool, nodata: Option<f64>, t: OutputType) -> f64 {
     if !valid {
         return nodata.unwrap_or(if t.is_integer() { 0.0 } else { f64::NAN });
@@ -20,7 +24,11 @@ pub fn output_value(v: f64, valid: bool, kept: bool, nodata: Option<f64>, t: Out
         x = x.round();
     }
     x = x.clamp(lo, hi);
-    if nodata == Some(x) && !kept {
+    if t == OutputType::Float32 {
+        x = x as f32 as f64;
+    }
+    let as_stored = kept && x == v;
+    if nodata == Some(x) && !as_stored {
         let step = if t.is_integer() {
             1.0
         } else {
@@ -155,6 +163,9 @@ mod tests {
             (0.1234567890123, None, Float64, 0.1234567890123),
             (1e300, None, Float64, 1e300),
             (300.0, None, Byte, 255.0), // -ot narrower than the input still clips
+            (0.4, Some(0.0), Byte, 1.0), // -ot Byte rounds it onto nodata: moved off
+            (-3.0, Some(0.0), UInt16, 1.0), // clipped onto nodata: moved off
+            (0.1, Some(0.1f32 as f64), Float32, 0.1f32 as f64 + 1e-6), // rounded to float32: moved off
         ];
         for (v, nd, t, want) in cases {
             let got = output_value(v, true, true, nd, t);

@@ -55,6 +55,9 @@ pub struct OutputRaster {
     pub width: usize,
     pub bands: usize,
     pub nodata: Vec<Option<f64>>,
+    /// Per band: the output declares the input's nodata value (see
+    /// `values::output_value`).
+    same_nodata: Vec<bool>,
     /// A per-dataset mask (255 valid, 0 not), when the input had one: an
     /// RGB output of a warped scene keeps its transparent border even
     /// where its bands have no nodata value.
@@ -99,6 +102,19 @@ impl OutputRaster {
         // input's -9999 written as UInt16 would otherwise be clamped to 0 in
         // the pixels while the file still declared -9999, and its holes would
         // read as valid zeros.
+        // Pixels passed through keep a value equal to the nodata only where
+        // the output declares the nodata the input did (not under an -ot
+        // that maps it to another value).
+        let same_nodata: Vec<bool> = bands
+            .iter()
+            .map(|b| {
+                let out = nodata_in_type(b.nodata, data_type, prov.input.data_type);
+                match (out, b.nodata) {
+                    (Some(o), Some(i)) => o.to_bits() == i.to_bits() || (o.is_nan() && i.is_nan()),
+                    (o, i) => o.is_none() && i.is_none(),
+                }
+            })
+            .collect();
         let bands: Vec<BandSpec> = bands
             .iter()
             .map(|b| BandSpec {
@@ -131,6 +147,7 @@ impl OutputRaster {
             width: w,
             bands: bands.len(),
             nodata,
+            same_nodata,
         })
     }
 
@@ -167,11 +184,11 @@ impl OutputRaster {
         let n = rows * cols;
         let ds = self.ds.as_mut().expect("open until finish");
         for b in 0..self.bands {
-            let nd = self.nodata[b];
+            let (nd, same) = (self.nodata[b], self.same_nodata[b]);
             let buf: Vec<f64> = values[b * n..(b + 1) * n]
                 .iter()
                 .zip(valid.iter().zip(kept))
-                .map(|(&v, (&ok, &keep))| output_value(v, ok, keep, nd, self.data_type))
+                .map(|(&v, (&ok, &keep))| output_value(v, ok, keep && same, nd, self.data_type))
                 .collect();
             let mut band = ds
                 .rasterband(b + 1)
@@ -270,6 +287,7 @@ impl ReadyFile {
     /// `overwrite`), GDAL's side files with it; what was placed, to take
     /// back if the run fails after all.
     pub fn commit(self) -> Result<Placed> {
+        let _placing = crate::io::place::placing();
         let final_path = &self.final_path;
         let fail = |msg: String| Error::output(final_path, msg);
         let sides = side_files(self.ready.path(), final_path);

@@ -177,9 +177,9 @@ fn eval_pair(
     let pv = p.read_window(0, h, 0, w)?;
     let rv = r.read_window(0, h, 0, w)?;
     let valid: Vec<bool> = p
-        .valid_mask(&pv, n)
+        .valid_mask(&pv, None, n)
         .iter()
-        .zip(r.valid_mask(&rv, n))
+        .zip(r.valid_mask(&rv, None, n))
         .map(|(a, b)| *a && b)
         .collect();
     let mut bands = Vec::new();

@@ -93,7 +93,7 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
         // NIQE and BRISQUE score every pixel: nodata would be scored as
         // ground (and NaN nodata turns every score into NaN).
         let invalid = input
-            .valid_mask(&block, w * h)
+            .valid_mask(&block, None, w * h)
             .iter()
             .filter(|v| !**v)
             .count();

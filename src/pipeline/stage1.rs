@@ -319,7 +319,11 @@ impl Run<'_> {
                 .input
                 .read_window_exact(r_lo, r_hi - r_lo, c_lo, c_hi - c_lo)?;
             let block = window.values;
-            let valid = self.input.valid_mask(&block, (r_hi - r_lo) * (c_hi - c_lo));
+            let valid = self.input.valid_mask(
+                &block,
+                window.exact.as_deref(),
+                (r_hi - r_lo) * (c_hi - c_lo),
+            );
             let strip = StripSource {
                 block: &block,
                 exact: window.exact.as_deref(),
