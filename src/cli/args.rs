@@ -11,6 +11,7 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 
+pub use super::cloud_mask_args::CloudMaskArgs;
 pub use super::metrics_args::{EvalArgs, QualityArgs};
 
 /// Help heading of the `--refine` options.
@@ -71,6 +72,8 @@ pub struct RemoveArgs {
     /// Print a JSON summary of the run on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub cloud_mask: CloudMaskArgs,
     #[command(flatten)]
     pub opts: ProcessingArgs,
 }
@@ -543,7 +546,7 @@ impl RemoveArgs {
     pub fn into_config(self) -> Result<RemoveConfig> {
         self.opts.stdout_is_free(self.json, "--json")?;
         let opts = self.opts.into_options(self.overwrite)?;
-        RemoveConfig::new(
+        let mut cfg = RemoveConfig::new(
             opts,
             Job {
                 input: self.input,
@@ -551,7 +554,22 @@ impl RemoveArgs {
                 mask: self.mask,
                 probability: None,
             },
-        )
+        )?;
+        if let Some((file, spec)) = self.cloud_mask.spec()? {
+            let taken = std::iter::once(&cfg.job.output).chain(&cfg.job.mask);
+            if taken
+                .into_iter()
+                .any(|o| crate::io::names::same_target(o, std::path::Path::new(&file)))
+            {
+                return Err(Error::Usage(format!(
+                    "--cloud-mask {file}: that is an output of this run; the mask would be replaced by what it made"
+                )));
+            }
+            let input =
+                crate::io::reader::InputRaster::open(&cfg.job.input, cfg.opts.band_idx.as_deref())?;
+            cfg.job.probability = Some(crate::io::cloud_mask::read(&file, &input, &spec)?);
+        }
+        Ok(cfg)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The command-line edge: arguments in, exit code out.
 //!
 //! - `args`: clap structs, turned into validated configs (nothing below this
-//!   folder sees clap types); `metrics_args` those of `quality` and `eval`;
+//!   folder sees clap types); `metrics_args` those of `quality` and `eval`,
+//!   `cloud_mask_args` those of `--cloud-mask`;
 //! - `describe`: `--describe-json`, the parameters for front ends such as QGIS;
 //! - `app`: runs a subcommand, prints its report on stdout and its error
 //!   once on stderr, maps errors to exit codes;
@@ -11,6 +12,7 @@
 
 pub mod app;
 pub mod args;
+pub mod cloud_mask_args;
 pub mod describe;
 pub mod metrics_args;
 pub mod progress;

@@ -5,6 +5,8 @@
 //!   nodata, georeferencing, blocks of f32 on request); `open`: opening it,
 //!   with the user's terms for what is wrong;
 //! - `mask`: a dataset mask or alpha band -> which pixels are nodata;
+//! - `cloud_mask`: the user's cloud mask (`--cloud-mask`) -> the scene-wide
+//!   p the output is blended by;
 //! - `units`: the input's observed range + the model's contract -> the
 //!   linear map into model units, or the error naming the option to use;
 //! - `writer`: f32 blocks in -> a finished GeoTIFF/COG at the output path
@@ -22,6 +24,7 @@
 //! - `values`: the value each output pixel gets (rounded, clipped, off the
 //!   nodata value unless passed through) and the nodata an output declares.
 
+pub mod cloud_mask;
 pub mod mask;
 pub mod names;
 pub mod open;

@@ -1,0 +1,337 @@
+//! The user's own cloud mask as the blend's p (`--cloud-mask`): an Fmask,
+//! a Sentinel-2 scene classification, a digitised mask or another
+//! detector's probability. Read once, checked against the input's grid,
+//! turned into probabilities, grown and feathered on a scene-wide map that
+//! every tile samples (`tiling::probability`). Where it is 0 the input comes
+//! back bit for bit, and tiles over clear ground are not run at all.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use gdal::Dataset;
+use ndarray::Array2;
+
+use crate::config::SceneProbability;
+use crate::error::{Error, Result};
+use crate::io::open::open_dataset;
+use crate::io::reader::InputRaster;
+use crate::tiling::probability::{calibrate, Calibration, ProbabilityMap};
+
+/// How the mask's values become p, and how its edges are drawn.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloudMaskSpec {
+    /// Values that mean cloud (class rasters); empty: a float mask holds
+    /// probabilities 0..1, an integer mask is binary (0 clear, one other
+    /// value cloud).
+    pub cloud_values: Vec<f64>,
+    /// Grow the cloud by this many input pixels (masks tend to miss the
+    /// thin edges of clouds).
+    pub grow_px: usize,
+    /// p falls from 1 to 0 over 2 x this many input pixels beyond the grown
+    /// cloud, so that no seam shows.
+    pub feather_px: usize,
+}
+
+/// The longest side of the map a mask is read into. A larger mask is
+/// averaged down by a whole factor (a 10980 px Sentinel-2 10 m mask to
+/// 3660 px), so that its memory stays bounded (64 MB) as the scene grows.
+const MAX_MAP_PX: usize = 4096;
+
+/// Rows read from the mask at a time.
+const STRIP_ROWS: usize = 256;
+
+/// Read `path` as the cloud probability of `input`.
+pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<SceneProbability> {
+    let ds = open_dataset(path)?;
+    if ds.raster_count() != 1 {
+        return Err(Error::input(
+            path,
+            format!(
+                "has {} bands; a cloud mask has one (take it out with gdal_translate -b N)",
+                ds.raster_count()
+            ),
+        ));
+    }
+    let ratio = grid_ratio(&ds, path, input)?;
+    let (mw, mh) = ds.raster_size();
+    let k = mw.max(mh).div_ceil(MAX_MAP_PX).max(1);
+    let p = read_pooled(&ds, path, spec, k)?;
+    // Input pixels in map pixels: radii given in input pixels scale by it.
+    let to_map = ratio / k as f64;
+    let radius = |px: usize| (px as f64 * to_map).round() as usize;
+    let cal = Calibration {
+        t0: 0.0,
+        t1: 1.0,
+        // Dilating by grow + feather before a box mean of radius feather
+        // keeps p = 1 over the grown cloud.
+        dilate_px: radius(spec.grow_px + spec.feather_px),
+        blur_px: radius(spec.feather_px),
+    };
+    if cal.dilate_px > Calibration::MAX_RADIUS_PX {
+        return Err(Error::Usage(format!(
+            "--cloud-mask-grow plus --cloud-mask-feather is {} px, {} pixels of the mask's map; at most {}",
+            spec.grow_px + spec.feather_px,
+            cal.dilate_px,
+            Calibration::MAX_RADIUS_PX
+        )));
+    }
+    let what = if !spec.cloud_values.is_empty() {
+        let v: Vec<String> = spec.cloud_values.iter().map(|v| v.to_string()).collect();
+        format!("values {} are cloud", v.join(","))
+    } else if is_float(&ds) {
+        "probabilities".to_string()
+    } else {
+        "binary".to_string()
+    };
+    let map = ProbabilityMap {
+        p: calibrate(&p, cal),
+        source: format!(
+            "cloud mask {path} ({what}; grown {} px, feathered {} px)",
+            spec.grow_px, spec.feather_px
+        ),
+    };
+    Ok(SceneProbability {
+        map: Arc::new(map),
+        ratio: to_map,
+    })
+}
+
+fn is_float(ds: &Dataset) -> bool {
+    use gdal::raster::GdalDataType::{Float32, Float64};
+    ds.rasterband(1)
+        .is_ok_and(|b| matches!(b.band_type(), Float32 | Float64))
+}
+
+/// Input pixel size in mask pixels. Both georeferenced: the same CRS, north
+/// up, the same extent (within a mask pixel), any resolution (a 20 m scene
+/// classification over 10 m bands: 0.5). Otherwise the input's pixel grid.
+fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
+    let (iw, ih) = (input.width, input.height);
+    let (mw, mh) = mask.raster_size();
+    let (Ok(gi), Ok(gm)) = (input.ds.geo_transform(), mask.geo_transform()) else {
+        if (mw, mh) != (iw, ih) {
+            return Err(Error::input(
+                path,
+                format!("is {mw} x {mh} px and the input {iw} x {ih} px; without georeferencing on both, a cloud mask must be on the input's pixel grid"),
+            ));
+        }
+        return Ok(1.0);
+    };
+    if gi[2] != 0.0 || gi[4] != 0.0 || gm[2] != 0.0 || gm[4] != 0.0 {
+        return Err(Error::input(
+            path,
+            "a rotated grid (the input's or the mask's) is not supported; warp the mask onto the input's grid",
+        ));
+    }
+    let same_crs = match (input.ds.spatial_ref(), mask.spatial_ref()) {
+        (Ok(a), Ok(b)) => a == b,
+        (Err(_), Err(_)) => true,
+        _ => false,
+    };
+    if !same_crs {
+        return Err(Error::input(
+            path,
+            "is not in the input's coordinate system; warp it onto the input's grid (gdalwarp -t_srs)",
+        ));
+    }
+    let (rx, ry) = (gi[1] / gm[1], gi[5] / gm[5]);
+    let extent = |g: &[f64; 6], w: usize, h: usize| {
+        let (x1, y1) = (g[0] + w as f64 * g[1], g[3] + h as f64 * g[5]);
+        (g[0], g[3], x1, y1)
+    };
+    let (ix0, iy0, ix1, iy1) = extent(&gi, iw, ih);
+    let (mx0, my0, mx1, my1) = extent(&gm, mw, mh);
+    let (px, py) = (gm[1].abs(), gm[5].abs());
+    let aligned = rx > 0.0
+        && ry > 0.0
+        && (rx - ry).abs() <= 1e-3 * rx
+        && (ix0 - mx0).abs() <= 0.5 * px
+        && (iy0 - my0).abs() <= 0.5 * py
+        && (ix1 - mx1).abs() <= px
+        && (iy1 - my1).abs() <= py;
+    if !aligned {
+        return Err(Error::input(
+            path,
+            format!(
+                "does not cover the input's extent on a grid of square steps ({mx0}, {my0}) - ({mx1}, {my1} ) against the input's ({ix0}, {iy0}) - ({ix1}, {iy1}); warp it onto the input's grid (gdalwarp -te {ix0} {iy1} {ix1} {iy0})"
+            ),
+        ));
+    }
+    Ok(rx)
+}
+
+/// The mask's p, averaged over k x k blocks.
+fn read_pooled(ds: &Dataset, path: &str, spec: &CloudMaskSpec, k: usize) -> Result<Array2<f32>> {
+    let band = ds.rasterband(1).map_err(|e| Error::input(path, e))?;
+    let (mw, mh) = ds.raster_size();
+    let float = is_float(ds);
+    if crate::io::reader::map_data_type(band.band_type()).is_none() {
+        return Err(Error::input(
+            path,
+            format!(
+                "has data type {}, which a cloud mask cannot be (use an integer or float type)",
+                band.band_type()
+            ),
+        ));
+    }
+    let nodata = band.no_data_value();
+    let mut to_p = ToProbability {
+        path,
+        spec,
+        float,
+        nodata,
+        seen: BTreeSet::new(),
+    };
+    let (h, w) = (mh.div_ceil(k), mw.div_ceil(k));
+    let mut sum = Array2::<f64>::zeros((h, w));
+    let mut count = Array2::<u32>::zeros((h, w));
+    for row0 in (0..mh).step_by(STRIP_ROWS) {
+        crate::interrupt::check()?;
+        let rows = STRIP_ROWS.min(mh - row0);
+        let buf = band
+            .read_as::<f64>((0, row0 as isize), (mw, rows), (mw, rows), None)
+            .map_err(|e| {
+                Error::input(
+                    path,
+                    format!(
+                        "cannot read rows {row0}..{} (the file may be truncated or corrupt): {e}",
+                        row0 + rows
+                    ),
+                )
+            })?;
+        for (r, line) in buf.data().chunks(mw).enumerate() {
+            for (c, &v) in line.iter().enumerate() {
+                let p = to_p.at(v, row0 + r, c)?;
+                sum[[(row0 + r) / k, c / k]] += p;
+                count[[(row0 + r) / k, c / k]] += 1;
+            }
+        }
+    }
+    Ok(Array2::from_shape_fn((h, w), |(y, x)| {
+        (sum[[y, x]] / count[[y, x]].max(1) as f64) as f32
+    }))
+}
+
+/// A mask value -> p, with the checks that keep a wrong mask from passing
+/// silently: a float mask holds 0..1, an integer mask without
+/// `--cloud-values` two values at most.
+struct ToProbability<'a> {
+    path: &'a str,
+    spec: &'a CloudMaskSpec,
+    float: bool,
+    nodata: Option<f64>,
+    /// Non-zero values seen (integer masks without `--cloud-values`).
+    seen: BTreeSet<i64>,
+}
+
+impl ToProbability<'_> {
+    fn at(&mut self, v: f64, row: usize, col: usize) -> Result<f64> {
+        let is_nodata = self
+            .nodata
+            .is_some_and(|nd| v == nd || (nd.is_nan() && v.is_nan()));
+        if is_nodata {
+            // No word on this pixel: it is not touched.
+            return Ok(0.0);
+        }
+        if !self.spec.cloud_values.is_empty() {
+            return Ok(if self.spec.cloud_values.contains(&v) {
+                1.0
+            } else {
+                0.0
+            });
+        }
+        if self.float {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::input(
+                    self.path,
+                    format!("holds {v} at row {row}, column {col}: a float cloud mask holds probabilities 0..1 (set a nodata value, or give --cloud-values for a class raster)"),
+                ));
+            }
+            return Ok(v);
+        }
+        if v != 0.0 && self.seen.insert(v as i64) && self.seen.len() > 1 {
+            let vals: Vec<String> = self.seen.iter().map(|v| v.to_string()).collect();
+            return Err(Error::input(
+                self.path,
+                format!("holds the values 0, {} (first at row {row}, column {col}): an integer mask without --cloud-values is 0 (clear) and one value (cloud); give --cloud-values for a class raster (Sentinel-2 SCL: 3,8,9,10; Fmask: 2,4)", vals.join(", ")),
+            ));
+        }
+        Ok(if v != 0.0 { 1.0 } else { 0.0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_become_probabilities() {
+        let spec = |values: &[f64]| CloudMaskSpec {
+            cloud_values: values.to_vec(),
+            ..Default::default()
+        };
+        // (spec, float, nodata, values in order, p or None for an error)
+        type Case = (CloudMaskSpec, bool, Option<f64>, Vec<f64>, Option<Vec<f64>>);
+        let cases: Vec<Case> = vec![
+            (
+                spec(&[]),
+                true,
+                None,
+                vec![0.0, 0.25, 1.0],
+                Some(vec![0.0, 0.25, 1.0]),
+            ),
+            (spec(&[]), true, None, vec![0.5, 1.5], None),
+            (
+                spec(&[]),
+                true,
+                Some(-1.0),
+                vec![-1.0, 0.5],
+                Some(vec![0.0, 0.5]),
+            ),
+            (
+                spec(&[]),
+                true,
+                Some(f64::NAN),
+                vec![f64::NAN, 0.5],
+                Some(vec![0.0, 0.5]),
+            ),
+            (
+                spec(&[]),
+                false,
+                None,
+                vec![0.0, 255.0, 255.0],
+                Some(vec![0.0, 1.0, 1.0]),
+            ),
+            (spec(&[]), false, None, vec![0.0, 1.0, 4.0], None),
+            (
+                spec(&[]),
+                false,
+                Some(255.0),
+                vec![255.0, 0.0, 4.0],
+                Some(vec![0.0, 0.0, 1.0]),
+            ),
+            (
+                spec(&[8.0, 9.0, 10.0]),
+                false,
+                Some(0.0),
+                vec![0.0, 4.0, 8.0, 10.0],
+                Some(vec![0.0, 0.0, 1.0, 1.0]),
+            ),
+        ];
+        for (k, (spec, float, nodata, values, want)) in cases.into_iter().enumerate() {
+            let mut t = ToProbability {
+                path: "m.tif",
+                spec: &spec,
+                float,
+                nodata,
+                seen: BTreeSet::new(),
+            };
+            let got: Result<Vec<f64>> = values.iter().map(|&v| t.at(v, 0, 0)).collect();
+            match (got, want) {
+                (Ok(g), Some(w)) => assert_eq!(g, w, "case {k}"),
+                (Err(_), None) => {}
+                (g, w) => panic!("case {k}: {g:?} against {w:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! `--cloud-mask`: the user's own mask as the blend's p. Outside it the
+//! input comes back bit for bit and clear tiles are not run; inside it the
+//! model's output; masks that do not fit the input, or whose values could
+//! mean several things, are refused naming the file.
+//!
+//! The fixture `tiny_blend`'s "removal" is 0.6 x + 25.5 (its own p is not
+//! used when a mask is given).
+
+mod common;
+
+use common::*;
+
+const W: usize = 160;
+const H: usize = 120;
+
+/// The mask's cloud: x 100..140, y 20..60 (input pixels).
+fn in_cloud(y: usize, x: usize) -> bool {
+    (20..60).contains(&y) && (100..140).contains(&x)
+}
+
+/// Beyond the cloud's feathering (grow 0, feather 4: p is 0 from 8 px on).
+fn far_from_cloud(y: usize, x: usize) -> bool {
+    !((10..70).contains(&y) && (90..150).contains(&x))
+}
+
+fn run(d: &std::path::Path, input: &str, out: &str, extra: &[&str]) -> std::process::Output {
+    let m = fixture_model("tiny_blend").display().to_string();
+    let mut args = vec![
+        "remove", input, out, "--model", &m, "--device", "cpu", "-q", "--tile", "64",
+    ];
+    args.extend_from_slice(extra);
+    idfcr(d, &args)
+}
+
+#[test]
+fn the_mask_decides_what_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Dark ground only: the model's own p would find no cloud anywhere.
+    write_tiff::<u8>(&d.join("in.tif"), W, H, 3, None, |b, y, x| {
+        (pattern(b, y, x) * 0.6) as u8
+    });
+    // The same cloud three ways: binary, classes (8 and 9 cloud, 4 not,
+    // 0 nodata), and at half the resolution over the same extent.
+    write_tiff::<u8>(&d.join("bin.tif"), W, H, 1, None, |_, y, x| {
+        in_cloud(y, x) as u8 * 255
+    });
+    write_tiff::<u8>(&d.join("scl.tif"), W, H, 1, Some(0.0), |_, y, x| {
+        match (in_cloud(y, x), x < 20) {
+            (true, _) => 8 + (y % 2) as u8,
+            (false, true) => 0,
+            (false, false) => 4,
+        }
+    });
+    write_tiff::<f32>(&d.join("half.tif"), W / 2, H / 2, 1, None, |_, y, x| {
+        in_cloud(2 * y, 2 * x) as u8 as f32
+    });
+    let mut ds = open_update(d.join("half.tif"));
+    let mut gt = GEO;
+    gt[1] *= 2.0;
+    gt[5] *= 2.0;
+    ds.set_geo_transform(&gt).unwrap();
+    drop(ds);
+    let (src, _, _) = read_all(&d.join("in.tif"));
+    let cases: [(&str, &[&str]); 3] = [
+        ("bin.tif", &[]),
+        ("scl.tif", &["--cloud-values", "8,9"]),
+        ("half.tif", &[]),
+    ];
+    for (mask, extra) in cases {
+        let out = format!("out_{mask}");
+        let mut args = vec![
+            "--cloud-mask",
+            mask,
+            "--mask",
+            "p.tif",
+            "--overwrite",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(d, "in.tif", &out, &args);
+        assert!(o.status.success(), "{mask}: {}", stderr(&o));
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(
+            summary["tiles_clear"].as_u64().unwrap() > 0,
+            "{mask}: clear tiles were run: {summary}"
+        );
+        let (got, _, _) = read_all(&d.join(&out));
+        let (p, _, _) = read_all(&d.join("p.tif"));
+        for y in 0..H {
+            for x in 0..W {
+                let i = y * W + x;
+                if far_from_cloud(y, x) {
+                    assert_eq!(p[0][i], 0.0, "{mask}: p at {y},{x}");
+                    for b in 0..3 {
+                        assert_eq!(got[b][i], src[b][i], "{mask}: band {b} at {y},{x}");
+                    }
+                }
+                if (24..56).contains(&y) && (104..136).contains(&x) {
+                    assert_eq!(p[0][i], 1.0, "{mask}: p at {y},{x}");
+                    let want = (0.6 * src[0][i] + 25.5).round();
+                    assert!(
+                        (got[0][i] - want).abs() <= 1.0,
+                        "{mask}: {} against {want} at {y},{x}",
+                        got[0][i]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn masks_that_do_not_fit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("in.tif"), W, H, None);
+    write_tiff::<u8>(&d.join("two.tif"), W, H, 2, None, |_, _, _| 0);
+    write_tiff::<u8>(&d.join("fmask.tif"), W, H, 1, None, |_, y, _| (y % 5) as u8);
+    write_tiff::<f32>(&d.join("pct.tif"), W, H, 1, None, |_, _, x| x as f32);
+    write_tiff::<u8>(&d.join("small.tif"), W / 2, H, 1, None, |_, _, _| 0);
+    write_tiff::<u8>(&d.join("shifted.tif"), W, H, 1, None, |_, _, _| 0);
+    let mut ds = open_update(d.join("shifted.tif"));
+    let mut gt = GEO;
+    gt[0] += 100.0;
+    ds.set_geo_transform(&gt).unwrap();
+    drop(ds);
+    // (extra args, exit code, fragments of the one error line)
+    let cases: &[(&[&str], i32, &[&str])] = &[
+        (&["--cloud-mask", "two.tif"], 1, &["two.tif", "has 2 bands"]),
+        (
+            &["--cloud-mask", "fmask.tif"],
+            1,
+            &["fmask.tif", "values 0, 1, 2", "--cloud-values"],
+        ),
+        (
+            &["--cloud-mask", "pct.tif"],
+            1,
+            &["pct.tif", "probabilities 0..1"],
+        ),
+        (
+            &["--cloud-mask", "small.tif"],
+            1,
+            &["small.tif", "does not cover the input's extent"],
+        ),
+        (
+            &["--cloud-mask", "shifted.tif"],
+            1,
+            &["shifted.tif", "gdalwarp -te"],
+        ),
+        (
+            &["--cloud-mask", "missing.tif"],
+            1,
+            &["missing.tif", "no such file"],
+        ),
+        (
+            &["--cloud-mask", "out.tif", "--overwrite"],
+            2,
+            &["--cloud-mask out.tif", "output"],
+        ),
+        (&["--cloud-values", "8"], 2, &["--cloud-mask"]),
+        (
+            &["--cloud-mask", "fmask.tif", "--cloud-values", "4,x"],
+            2,
+            &["--cloud-values 4,x"],
+        ),
+    ];
+    for (extra, code, want) in cases {
+        std::fs::write(d.join("out.tif"), b"old").unwrap();
+        let o = run(d, "in.tif", "out.tif", extra);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(*code), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+        for w in *want {
+            assert!(err.contains(w), "{extra:?}: {err}");
+        }
+        assert_eq!(
+            std::fs::read(d.join("out.tif")).unwrap(),
+            b"old",
+            "{extra:?}"
+        );
+    }
+}
