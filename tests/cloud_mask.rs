@@ -181,3 +181,74 @@ fn masks_that_do_not_fit_are_refused() {
         );
     }
 }
+
+/// `batch --cloud-mask PATTERN`: each input's mask beside it; an input
+/// whose mask is missing fails alone; `--skip-existing` redoes an output
+/// whose mask changed.
+#[test]
+fn batch_reads_each_inputs_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("in")).unwrap();
+    for name in ["a", "b"] {
+        write_tiff::<u8>(
+            &d.join(format!("in/{name}.tif")),
+            W,
+            H,
+            3,
+            None,
+            |b, y, x| (pattern(b, y, x) * 0.6) as u8,
+        );
+    }
+    // Only a's mask: a square cloud, in a folder beside the inputs (a
+    // raster in the input folder would be an input too).
+    std::fs::create_dir(d.join("in/masks")).unwrap();
+    write_tiff::<u8>(&d.join("in/masks/a.tif"), W, H, 1, None, |_, y, x| {
+        in_cloud(y, x) as u8
+    });
+    let m = fixture_model("tiny_blend").display().to_string();
+    let args = [
+        "batch",
+        "in",
+        "--out-dir",
+        "out",
+        "--cloud-mask",
+        "masks/{stem}.tif",
+        "--model",
+        &m,
+        "--device",
+        "cpu",
+        "-q",
+        "--tile",
+        "64",
+        "--skip-existing",
+        "--summary",
+        "-",
+    ];
+    let o = idfcr(d, &args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("masks/b.tif"), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (src, _, _) = read_all(&d.join("in/a.tif"));
+    let (got, _, _) = read_all(&d.join("out/a_clear.tif"));
+    let i = 40 * W + 120; // in the cloud
+    assert!((got[0][i] - (0.6 * src[0][i] + 25.5).round()).abs() <= 1.0);
+    assert_eq!(got[0][5 * W + 5], src[0][5 * W + 5]);
+    // The same mask: skipped. A mask that changed: redone.
+    let o = idfcr(d, &args);
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["skipped"].as_u64(), Some(1), "{summary}");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(d.join("in/masks/a.tif"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
+    let o = idfcr(d, &args);
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["ok"].as_u64(), Some(1), "{summary}");
+}

@@ -296,6 +296,7 @@ pub struct ProcessingArgs {
 
 /// `idfcr batch`: many inputs, one output folder.
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("cloud_mask", |a| a.value_name("PATTERN").help("Blend each input by its own cloud mask instead of the model's cloud probability (see `remove --cloud-mask`): a path with the placeholders of --name, relative to the input's folder ('{stem}_SCL.tif' beside each input). An input whose mask is missing or does not fit fails alone")))]
 pub struct BatchArgs {
     /// Input rasters, folders (their rasters) or glob patterns (quote them).
     pub inputs: Vec<String>,
@@ -329,6 +330,8 @@ pub struct BatchArgs {
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
     #[command(flatten)]
+    pub cloud_mask: CloudMaskArgs,
+    #[command(flatten)]
     pub opts: ProcessingArgs,
 }
 
@@ -348,6 +351,7 @@ impl BatchArgs {
             out_dir: self.out_dir,
             name: self.name,
             mask_name: self.mask_name,
+            cloud_mask: self.cloud_mask.spec()?,
             skip_existing: self.skip_existing,
             shard,
             summary: self.summary,

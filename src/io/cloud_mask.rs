@@ -86,8 +86,10 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
     let map = ProbabilityMap {
         p: calibrate(&p, cal),
         source: format!(
-            "cloud mask {path} ({what}; grown {} px, feathered {} px)",
-            spec.grow_px, spec.feather_px
+            "cloud mask {path} ({what}; grown {} px, feathered {} px; file {})",
+            spec.grow_px,
+            spec.feather_px,
+            crate::io::names::source_identity(path)
         ),
     };
     Ok(SceneProbability {

@@ -127,6 +127,28 @@ pub fn same_target(a: &Path, b: &Path) -> bool {
     resolve(a) == resolve(b)
 }
 
+/// A source as the settings line (`IDFCR_SETTINGS`) names it: for a file, its name, size and
+/// modification time, so that `--skip-existing` redoes an output whose
+/// input differs (two folders' `in/x.tif` run into one output folder, a
+/// file replaced under the same name) but not one whose archive moved to
+/// another folder or mount; anything else as given.
+pub fn source_identity(input: &str) -> String {
+    match std::fs::metadata(input) {
+        Ok(m) if m.is_file() => {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let name = Path::new(input)
+                .file_name()
+                .map_or_else(|| input.into(), |n| n.to_string_lossy());
+            format!("{name} ({} bytes, modified {mtime})", m.len())
+        }
+        _ => input.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

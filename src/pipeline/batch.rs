@@ -37,6 +37,10 @@ pub struct BatchConfig {
     pub name: String,
     /// Cloud-probability file name pattern (`--mask-name`), if wanted.
     pub mask_name: Option<String>,
+    /// Each input's own cloud mask (`--cloud-mask`): a path pattern with the
+    /// placeholders of `name`, relative to the input's folder, and how to
+    /// read it.
+    pub cloud_mask: Option<(String, crate::io::cloud_mask::CloudMaskSpec)>,
     pub skip_existing: bool,
     /// (index, count), 0 <= index < count.
     pub shard: Option<(usize, usize)>,
@@ -104,6 +108,12 @@ pub fn in_shard(input: &str, shard: Option<(usize, usize)>) -> bool {
 /// name of its folder, each made safe for one file name (see `names`); Err
 /// when the pattern would leave the folder.
 pub fn output_path(dir: &Path, pattern: &str, input: &str) -> Result<PathBuf> {
+    crate::io::names::output_path(dir, pattern, &name_parts(input))
+        .map_err(|e| Error::Usage(format!("--name '{pattern}' {e}")))
+}
+
+/// `{stem}`, `{ext}` and `{parent}` of an input.
+fn name_parts(input: &str) -> [(&'static str, &str); 3] {
     let mut parts = input.rsplit(['/', '\\']);
     let base = parts.next().unwrap_or(input);
     let parent = parts.find(|p| !p.is_empty() && *p != ".").unwrap_or("");
@@ -111,12 +121,20 @@ pub fn output_path(dir: &Path, pattern: &str, input: &str) -> Result<PathBuf> {
         Some(i) if i > 0 => (&base[..i], &base[i + 1..]),
         _ => (base, ""),
     };
-    crate::io::names::output_path(
-        dir,
-        pattern,
-        &[("stem", stem), ("ext", ext), ("parent", parent)],
-    )
-    .map_err(|e| Error::Usage(format!("--name '{pattern}' {e}")))
+    [("stem", stem), ("ext", ext), ("parent", parent)]
+}
+
+/// The `--cloud-mask` of `input`: the pattern with its placeholders
+/// filled in, relative to the input's folder (so that `{stem}_SCL.tif`
+/// finds each input's mask beside it).
+pub fn cloud_mask_path(pattern: &str, input: &str) -> PathBuf {
+    let path = name_parts(input)
+        .iter()
+        .fold(pattern.to_string(), |p, (k, v)| {
+            p.replace(&format!("{{{k}}}"), v)
+        });
+    let dir = crate::io::place::parent_dir(Path::new(input));
+    dir.join(path)
 }
 
 /// Every input's job, checked before anything touches the disk: each is a
@@ -414,6 +432,24 @@ fn run_item(
     progress: &impl Fn(u64) -> Box<dyn Progress>,
 ) -> Result<(&'static str, Option<f64>)> {
     let (input, output) = (item_cfg.job.input.clone(), item_cfg.job.output.clone());
+    if let Some((pattern, spec)) = &cfg.cloud_mask {
+        // Read before the --skip-existing check: the mask is part of the
+        // settings an output was made with.
+        let path = cloud_mask_path(pattern, &input);
+        let written = std::iter::once(&output).chain(&item_cfg.job.mask);
+        if written
+            .into_iter()
+            .any(|o| crate::io::names::same_target(o, &path))
+        {
+            return Err(Error::Usage(format!(
+                "--cloud-mask of {input} is {}, an output of this run",
+                path.display()
+            )));
+        }
+        let opened = InputRaster::open(&input, item_cfg.opts.band_idx.as_deref())?;
+        let p = crate::io::cloud_mask::read(&path.to_string_lossy(), &opened, spec)?;
+        item_cfg.job.probability = Some(p);
+    }
     if cfg.skip_existing
         && !output.exists()
         && item_cfg.job.mask.as_ref().is_some_and(|m| m.exists())

@@ -82,15 +82,21 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
         }
         _ => "none".into(),
     };
-    format!(
+    let line = format!(
         "source={}; bands={bands}; model={model_sha256}; refine={refine}; raw={}; rescale={:?}; out_type={}; s2_harmonized={}; s2_bands={}",
-        source_identity(&cfg.job.input),
+        crate::io::names::source_identity(&cfg.job.input),
         cfg.opts.raw,
         cfg.opts.rescale,
         cfg.opts.out_type.map(|t| format!("{t:?}")).unwrap_or_else(|| "input".into()),
         cfg.opts.s2.harmonized,
         cfg.opts.s2.stack_bands.as_ref().map(|b| b.join(",")).unwrap_or_else(|| "-".into()),
-    )
+    );
+    // A separate detector's or the user's p decides pixels too (a user's
+    // mask names its file's size and time, see `io::cloud_mask`).
+    match &cfg.job.probability {
+        Some(p) => format!("{line}; p={}", p.map.source),
+        None => line,
+    }
 }
 
 /// The input as the output records it: a file or folder on disk by its
@@ -100,28 +106,6 @@ fn source_path(input: &str) -> String {
     let p = Path::new(input);
     match std::path::absolute(p) {
         Ok(abs) if p.exists() => abs.display().to_string(),
-        _ => input.to_string(),
-    }
-}
-
-/// The source in the settings line: for a file, its name, size and
-/// modification time, so that `--skip-existing` redoes an output whose
-/// input differs (two folders' `in/x.tif` run into one output folder, a
-/// file replaced under the same name) but not one whose archive moved to
-/// another folder or mount; anything else as given.
-fn source_identity(input: &str) -> String {
-    match std::fs::metadata(input) {
-        Ok(m) if m.is_file() => {
-            let mtime = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            let name = Path::new(input)
-                .file_name()
-                .map_or_else(|| input.into(), |n| n.to_string_lossy());
-            format!("{name} ({} bytes, modified {mtime})", m.len())
-        }
         _ => input.to_string(),
     }
 }
