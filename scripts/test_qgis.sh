@@ -32,6 +32,13 @@ check "a run writes the mask" "test -s '$work/mask.tif'"
 check "progress reaches QGIS" "grep -q '100 - done' '$work/ok.txt'"
 check "the output is georeferenced" "gdalinfo '$work/out.tif' | grep -q 'UTM zone 21N'"
 
+# A cloud mask with no cloud: the input comes back as it was.
+gdal_translate -q -b 1 -scale 0 255 0 0 "$work/in.tif" "$work/clear_mask.tif"
+"$QP" run script:idfcr_remove -- INPUT="$work/in.tif" OUTPUT="$work/masked.tif" CLOUD_MASK="$work/clear_mask.tif" \
+  BINARY="$bin" MODEL="$PWD/testdata/models/tiny_swin.onnx" DEVICE=1 > "$work/masked.txt" 2>&1 || true
+check "a clear cloud mask passes the input through" \
+  "'$bin' eval '$work/masked.tif' '$work/in.tif' --json - | grep -q '\"rmse\": 0.0'"
+
 set +e
 "$QP" run script:idfcr_remove -- INPUT="$work/in.tif" OUTPUT="$work/bad.tif" \
   BINARY="$bin" MODEL="$PWD/testdata/models/tiny_conv4.onnx" DEVICE=1 > "$work/bad.txt" 2>&1

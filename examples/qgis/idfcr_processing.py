@@ -51,6 +51,7 @@ def gdal_progress(text, state):
 
 class IdfcrRemoveClouds(QgsProcessingAlgorithm):
     INPUT, OUTPUT, MASK = "INPUT", "OUTPUT", "MASK"
+    CLOUD_MASK, CLOUD_VALUES = "CLOUD_MASK", "CLOUD_VALUES"
     MODEL, DEVICE, FORMAT, TILE, OVERLAP, CO, BINARY = "MODEL", "DEVICE", "FORMAT", "TILE", "OVERLAP", "CO", "BINARY"
 
     def name(self):
@@ -76,7 +77,12 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Cloud-free raster"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.MASK, "Cloud probability", optional=True,
                                                                   createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.CLOUD_MASK, "Your own cloud mask (blend by it instead of the model's cloud probability)",
+            optional=True))
         advanced = [
+            QgsProcessingParameterString(self.CLOUD_VALUES, "Cloud mask values that are cloud (comma-separated; "
+                                         "empty: a binary mask or probabilities 0..1)", optional=True),
             QgsProcessingParameterFile(self.MODEL, "Model (.onnx; empty: bundled default)", optional=True,
                                        extension="onnx"),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
@@ -111,6 +117,12 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
         mask = self.parameterAsOutputLayer(parameters, self.MASK, context) if parameters.get(self.MASK) else None
         if mask:
             args += ["--mask", mask]
+        cloud_mask = self.parameterAsRasterLayer(parameters, self.CLOUD_MASK, context)
+        if cloud_mask is not None:
+            args += ["--cloud-mask", cloud_mask.source()]
+            values = self.parameterAsString(parameters, self.CLOUD_VALUES, context)
+            if values:
+                args += ["--cloud-values", values]
         for kv in (self.parameterAsString(parameters, self.CO, context) or "").split():
             args += ["--co", kv]
         return args, out, mask
