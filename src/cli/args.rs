@@ -559,20 +559,7 @@ impl RemoveArgs {
                 probability: None,
             },
         )?;
-        if let Some((file, spec)) = self.cloud_mask.spec()? {
-            let taken = std::iter::once(&cfg.job.output).chain(&cfg.job.mask);
-            if taken
-                .into_iter()
-                .any(|o| crate::io::names::same_target(o, std::path::Path::new(&file)))
-            {
-                return Err(Error::Usage(format!(
-                    "--cloud-mask {file}: that is an output of this run; the mask would be replaced by what it made"
-                )));
-            }
-            let input =
-                crate::io::reader::InputRaster::open(&cfg.job.input, cfg.opts.band_idx.as_deref())?;
-            cfg.job.probability = Some(crate::io::cloud_mask::read(&file, &input, &spec)?);
-        }
+        self.cloud_mask.apply(&mut cfg)?;
         Ok(cfg)
     }
 }

@@ -31,6 +31,26 @@ pub struct CloudMaskArgs {
 }
 
 impl CloudMaskArgs {
+    /// `remove`: read the mask against the job's input into its probability.
+    pub fn apply(&self, cfg: &mut crate::config::RemoveConfig) -> Result<()> {
+        let Some((file, spec)) = self.spec()? else {
+            return Ok(());
+        };
+        let taken = std::iter::once(&cfg.job.output).chain(&cfg.job.mask);
+        if taken
+            .into_iter()
+            .any(|o| crate::io::names::same_target(o, std::path::Path::new(&file)))
+        {
+            return Err(Error::Usage(format!(
+                "--cloud-mask {file}: that is an output of this run; the mask would be replaced by what it made"
+            )));
+        }
+        let input =
+            crate::io::reader::InputRaster::open(&cfg.job.input, cfg.opts.band_idx.as_deref())?;
+        cfg.job.probability = Some(crate::io::cloud_mask::read(&file, &input, &spec)?);
+        Ok(())
+    }
+
     /// The mask's path and how to read it, when one is given.
     pub fn spec(&self) -> Result<Option<(String, crate::io::cloud_mask::CloudMaskSpec)>> {
         let Some(file) = &self.file else {
