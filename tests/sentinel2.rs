@@ -1223,3 +1223,64 @@ fn damaged_products_change_nothing() {
         assert!(!fresh.exists(), "{damage}: {:?}", common::listing(&fresh));
     }
 }
+
+/// `s2 --cloud-mask`: one mask (here a 20 m classification with no cloud)
+/// serves every group on its own grid, no detector runs, and nothing is
+/// touched; with `--cloud-detector` as well it is a usage error.
+#[test]
+fn one_cloud_mask_serves_every_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let product = make_product(&tmp.path().join("p"), "L2A", "05.09", false);
+    let md = ["--model-dir", models.to_str().unwrap()];
+    let first = s2_json(tmp.path(), &product, &tmp.path().join("o1"), &md);
+    let g10 = first["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "10m")
+        .unwrap();
+    let src = Dataset::open(g10["source"].as_str().unwrap()).unwrap();
+    let (w, h) = src.raster_size();
+    let mut gt = src.geo_transform().unwrap();
+    gt[1] *= 2.0;
+    gt[5] *= 2.0;
+    let mask = tmp.path().join("scl.tif");
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut ds = driver
+        .create_with_band_type::<u8, _>(&mask, w / 2, h / 2, 1)
+        .unwrap();
+    ds.set_geo_transform(&gt).unwrap();
+    ds.set_spatial_ref(&src.spatial_ref().unwrap()).unwrap();
+    let mut buf = gdal::raster::Buffer::new((w / 2, h / 2), vec![4u8; (w / 2) * (h / 2)]);
+    ds.rasterband(1)
+        .unwrap()
+        .write((0, 0), (w / 2, h / 2), &mut buf)
+        .unwrap();
+    drop(ds);
+    let m = mask.to_str().unwrap();
+    let mut args = md.to_vec();
+    args.extend(["--cloud-mask", m, "--cloud-values", "3,8,9,10"]);
+    let summary = s2_json(tmp.path(), &product, &tmp.path().join("o2"), &args);
+    assert!(
+        summary["cloud_probability"]
+            .as_str()
+            .unwrap()
+            .contains("scl.tif"),
+        "{summary}"
+    );
+    let groups = summary["groups"].as_array().unwrap();
+    assert!(groups.len() >= 2, "{summary}");
+    for g in groups {
+        assert_eq!(g["tiles_run"], 0, "{g}");
+        let out = Dataset::open(g["output"].as_str().unwrap()).unwrap();
+        let src = Dataset::open(g["source"].as_str().unwrap()).unwrap();
+        for k in 1..=out.raster_count() {
+            let sb = band_no(&src, &band_name(&out, k));
+            assert_eq!(read_all(&out, &[k]), read_all(&src, &[sb]), "{g}: band {k}");
+        }
+    }
+    args.extend(["--cloud-detector", "model"]);
+    let o = s2_cpu(tmp.path(), &product, &tmp.path().join("o3"), &args);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+}

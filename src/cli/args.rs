@@ -123,6 +123,8 @@ pub struct S2Args {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub cloud_mask: CloudMaskArgs,
+    #[command(flatten)]
     pub opts: ProcessingArgs,
 }
 
@@ -149,8 +151,13 @@ impl S2Args {
             }
         }
         let groups = (!groups.is_empty()).then_some(groups);
+        let cloud_mask = self.cloud_mask.spec()?;
+        if cloud_mask.is_some() && !matches!(self.cloud_detector, CloudDetectorArg::Auto) {
+            return Err(Error::Usage("--cloud-mask replaces the cloud detector: give one of --cloud-mask and --cloud-detector".into()));
+        }
         let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::sentinel2::run::S2RunConfig {
+            cloud_mask,
             input: self.input,
             out_dir: self.out_dir,
             name: self.name,

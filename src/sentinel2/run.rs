@@ -43,6 +43,9 @@ pub struct S2RunConfig {
     /// Also write every cleaned band on the 10 m grid in one raster.
     pub stack: bool,
     pub cloud_detector: CloudDetector,
+    /// The user's cloud mask (`--cloud-mask`) and how to read it: every
+    /// group blends by it, sampled on its own grid; no detector runs.
+    pub cloud_mask: Option<(String, crate::io::cloud_mask::CloudMaskSpec)>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -218,7 +221,11 @@ fn run_groups(
             mask: masks.get(i).cloned(),
             probability: None,
         };
-        if let Some(d) = detection {
+        if let Some((file, spec)) = &cfg.cloud_mask {
+            let probe = RemoveConfig::new(opts.clone(), job.clone())?;
+            let input = crate::pipeline::stage1::open_input(&probe)?;
+            job.probability = Some(crate::io::cloud_mask::read(file, &input, spec)?);
+        } else if let Some(d) = detection {
             // The map calibrated as this group's model asks: load the model
             // first (the run below finds it in the cache).
             let probe = RemoveConfig::new(opts.clone(), job.clone())?;
@@ -264,6 +271,12 @@ impl CalibratedMaps {
 /// summary's word on where p comes from.
 fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<SceneDetection>, String)> {
     let own = "each group model's own calibrated cloud probability";
+    if let Some((file, _)) = &cfg.cloud_mask {
+        return Ok((
+            None,
+            format!("the cloud mask {file} (--cloud-mask), sampled on each group's grid"),
+        ));
+    }
     if cfg.cloud_detector == CloudDetector::Model {
         return Ok((None, format!("{own} (--cloud-detector model)")));
     }
