@@ -18,9 +18,11 @@ fn in_cloud(y: usize, x: usize) -> bool {
     (20..60).contains(&y) && (100..140).contains(&x)
 }
 
-/// Beyond the cloud's feathering (grow 0, feather 4: p is 0 from 8 px on).
+/// Beyond the cloud's feathering (grow 0, feather 4: p > 0 up to 8 px out on
+/// the input's grid; a half-resolution mask reaches one of its pixels and a
+/// rounding further).
 fn far_from_cloud(y: usize, x: usize) -> bool {
-    !((10..70).contains(&y) && (90..150).contains(&x))
+    !((8..72).contains(&y) && (88..152).contains(&x))
 }
 
 fn run(d: &std::path::Path, input: &str, out: &str, extra: &[&str]) -> std::process::Output {
@@ -87,6 +89,11 @@ fn the_mask_decides_what_is_touched() {
         );
         let (got, _, _) = read_all(&d.join(&out));
         let (p, _, _) = read_all(&d.join("p.tif"));
+        if mask != "half.tif" {
+            // On the input's grid the reach is exact: 2 x feather px.
+            assert!(p[0][12 * W + 120] > 0.0, "{mask}: 8 px out");
+            assert_eq!(p[0][11 * W + 120], 0.0, "{mask}: 9 px out");
+        }
         for y in 0..H {
             for x in 0..W {
                 let i = y * W + x;
@@ -131,7 +138,7 @@ fn masks_that_do_not_fit_are_refused() {
         (
             &["--cloud-mask", "fmask.tif"],
             1,
-            &["fmask.tif", "values 0, 1, 2", "--cloud-values"],
+            &["fmask.tif", "values 1, 2", "--cloud-values"],
         ),
         (
             &["--cloud-mask", "pct.tif"],
@@ -141,7 +148,7 @@ fn masks_that_do_not_fit_are_refused() {
         (
             &["--cloud-mask", "small.tif"],
             1,
-            &["small.tif", "does not cover the input's extent"],
+            &["small.tif", "is not on a grid over the input's extent"],
         ),
         (
             &["--cloud-mask", "shifted.tif"],
@@ -159,6 +166,11 @@ fn masks_that_do_not_fit_are_refused() {
             &["--cloud-mask out.tif", "output"],
         ),
         (&["--cloud-values", "8"], 2, &["--cloud-mask"]),
+        (
+            &["--cloud-mask", "two.tif", "--raw"],
+            2,
+            &["--cloud-mask with --raw"],
+        ),
         (
             &["--cloud-mask", "fmask.tif", "--cloud-values", "4,x"],
             2,
@@ -251,4 +263,52 @@ fn batch_reads_each_inputs_mask() {
     let o = idfcr(d, &args);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["ok"].as_u64(), Some(1), "{summary}");
+}
+
+/// Resampled masks keep every cloud: a mask over 4096 px is shrunk by block
+/// maxima (a one-pixel cloud keeps p = 1, a mean would give 1/4), and a mask
+/// four times finer than the input still reaches an input pixel whose
+/// footprint holds a cloud away from its centre, without any grow or
+/// feather.
+#[test]
+fn resampled_masks_keep_small_clouds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let zero = ["--cloud-mask-grow", "0", "--cloud-mask-feather", "0"];
+    // 4100 px wide: shrunk by 2.
+    let (w, h) = (4100, 8);
+    write_tiff::<u8>(&d.join("wide.tif"), w, h, 3, None, |b, y, x| {
+        (pattern(b, y, x) * 0.6) as u8
+    });
+    write_tiff::<u8>(&d.join("wide_mask.tif"), w, h, 1, None, |_, y, x| {
+        (y == 5 && x == 2001) as u8
+    });
+    let mut args = vec!["--cloud-mask", "wide_mask.tif", "--mask", "p_wide.tif"];
+    args.extend(zero);
+    let o = run(d, "wide.tif", "o_wide.tif", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (p, _, _) = read_all(&d.join("p_wide.tif"));
+    assert_eq!(p[0][5 * w + 2001], 1.0);
+    assert_eq!(p[0][5 * w + 1000], 0.0);
+    // A mask at a quarter of the input's pixel size, one cloud pixel in the
+    // corner of input pixel (10, 10)'s footprint.
+    write_tiff::<u8>(&d.join("in.tif"), 40, 40, 3, None, |b, y, x| {
+        (pattern(b, y, x) * 0.6) as u8
+    });
+    write_tiff::<u8>(&d.join("fine.tif"), 160, 160, 1, None, |_, y, x| {
+        (y == 40 && x == 40) as u8
+    });
+    let mut ds = open_update(d.join("fine.tif"));
+    let mut gt = GEO;
+    gt[1] /= 4.0;
+    gt[5] /= 4.0;
+    ds.set_geo_transform(&gt).unwrap();
+    drop(ds);
+    let mut args = vec!["--cloud-mask", "fine.tif", "--mask", "p_fine.tif"];
+    args.extend(zero);
+    let o = run(d, "in.tif", "o_fine.tif", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (p, _, _) = read_all(&d.join("p_fine.tif"));
+    assert_eq!(p[0][10 * 40 + 10], 1.0);
+    assert_eq!(p[0][30 * 40 + 30], 0.0);
 }

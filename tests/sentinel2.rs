@@ -1224,9 +1224,9 @@ fn damaged_products_change_nothing() {
     }
 }
 
-/// `s2 --cloud-mask`: one mask (here a 20 m classification with no cloud)
-/// serves every group on its own grid, no detector runs, and nothing is
-/// touched; with `--cloud-detector` as well it is a usage error.
+/// `s2 --cloud-mask`: one mask (here a 20 m classification, clear, then with
+/// a cloud) serves every group on its own grid, no detector runs, nothing is
+/// touched where it is clear; with `--cloud-detector` as well: a usage error.
 #[test]
 fn one_cloud_mask_serves_every_group() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1252,12 +1252,19 @@ fn one_cloud_mask_serves_every_group() {
         .unwrap();
     ds.set_geo_transform(&gt).unwrap();
     ds.set_spatial_ref(&src.spatial_ref().unwrap()).unwrap();
-    let mut buf = gdal::raster::Buffer::new((w / 2, h / 2), vec![4u8; (w / 2) * (h / 2)]);
-    ds.rasterband(1)
-        .unwrap()
-        .write((0, 0), (w / 2, h / 2), &mut buf)
-        .unwrap();
+    // Class 4 (clear) everywhere; later class 9 (cloud) over the scene's
+    // top-left quarter.
+    let (mw, mh) = (w / 2, h / 2);
+    let write = |classes: Vec<u8>| {
+        let mut ds = common::open_update(&mask);
+        let mut buf = gdal::raster::Buffer::new((mw, mh), classes);
+        ds.rasterband(1)
+            .unwrap()
+            .write((0, 0), (mw, mh), &mut buf)
+            .unwrap();
+    };
     drop(ds);
+    write(vec![4u8; mw * mh]);
     let m = mask.to_str().unwrap();
     let mut args = md.to_vec();
     args.extend(["--cloud-mask", m, "--cloud-values", "3,8,9,10"]);
@@ -1279,6 +1286,28 @@ fn one_cloud_mask_serves_every_group() {
             let sb = band_no(&src, &band_name(&out, k));
             assert_eq!(read_all(&out, &[k]), read_all(&src, &[sb]), "{g}: band {k}");
         }
+    }
+    // With a cloud: each group's p is 1 in the cloud's middle, 0 far away.
+    write(
+        (0..mw * mh)
+            .map(|i| {
+                if i / mw >= 7 * mh / 8 && i % mw >= 7 * mw / 8 {
+                    9
+                } else {
+                    4
+                }
+            })
+            .collect(),
+    );
+    let mut with_p = args.clone();
+    with_p.extend(["--mask-name", "{product}_p_{group}.tif"]);
+    let summary = s2_json(tmp.path(), &product, &tmp.path().join("o4"), &with_p);
+    for g in summary["groups"].as_array().unwrap() {
+        let pm = Dataset::open(g["mask"].as_str().unwrap()).unwrap();
+        let (gw, gh) = pm.raster_size();
+        let p = &read_all(&pm, &[1])[0];
+        assert_eq!(p[(15 * gh / 16) * gw + 15 * gw / 16], 1.0, "{g}");
+        assert_eq!(p[(gh / 2) * gw + gw / 2], 0.0, "{g}");
     }
     args.extend(["--cloud-detector", "model"]);
     let o = s2_cpu(tmp.path(), &product, &tmp.path().join("o3"), &args);

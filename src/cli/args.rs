@@ -151,7 +151,7 @@ impl S2Args {
             }
         }
         let groups = (!groups.is_empty()).then_some(groups);
-        let cloud_mask = self.cloud_mask.spec()?;
+        let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
         if cloud_mask.is_some() && !matches!(self.cloud_detector, CloudDetectorArg::Auto) {
             return Err(Error::Usage("--cloud-mask replaces the cloud detector: give one of --cloud-mask and --cloud-detector".into()));
         }
@@ -303,7 +303,7 @@ pub struct ProcessingArgs {
 
 /// `idfcr batch`: many inputs, one output folder.
 #[derive(clap::Args, Debug)]
-#[command(mut_arg("cloud_mask", |a| a.value_name("PATTERN").help("Blend each input by its own cloud mask instead of the model's cloud probability (see `remove --cloud-mask`): a path with the placeholders of --name, relative to the input's folder ('{stem}_SCL.tif' beside each input). An input whose mask is missing or does not fit fails alone")))]
+#[command(mut_arg("cloud_mask", |a| a.value_name("PATTERN").help("Blend each input by its own cloud mask instead of the model's cloud probability (see `remove --cloud-mask`): a path with the placeholders of --name, relative to the input's folder ('masks/{stem}.tif'; masks among the inputs are not inputs). An input whose mask is missing or does not fit fails alone")))]
 pub struct BatchArgs {
     /// Input rasters, folders (their rasters) or glob patterns (quote them).
     pub inputs: Vec<String>,
@@ -352,13 +352,18 @@ impl BatchArgs {
             .map(crate::pipeline::batch::parse_shard)
             .transpose()?;
         let inputs = crate::pipeline::batch::expand_inputs(&self.inputs, self.list.as_deref())?;
+        let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
+        let inputs = match &cloud_mask {
+            Some((pattern, _)) => crate::pipeline::batch::without_cloud_masks(inputs, pattern),
+            None => inputs,
+        };
         let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::pipeline::batch::BatchConfig {
             inputs,
             out_dir: self.out_dir,
             name: self.name,
             mask_name: self.mask_name,
-            cloud_mask: self.cloud_mask.spec()?,
+            cloud_mask,
             skip_existing: self.skip_existing,
             shard,
             summary: self.summary,

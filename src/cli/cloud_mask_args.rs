@@ -13,8 +13,8 @@ pub struct CloudMaskArgs {
     /// input's extent at any resolution (a 20 m scene classification over
     /// 10 m bands). A float mask holds probabilities 0..1; an integer mask is
     /// 0 (clear) and one other value (cloud), or classes with --cloud-values.
-    /// Where it is 0 (or nodata) the input comes back bit for bit, and tiles
-    /// over clear ground are not run.
+    /// Beyond its clouds and their feathered edges the input comes back bit
+    /// for bit, and tiles over clear ground are not run.
     #[arg(id = "cloud_mask", long = "cloud-mask", value_name = "FILE", help_heading = CLOUD_MASK)]
     pub file: Option<String>,
     /// Values of --cloud-mask that are cloud, comma-separated (Sentinel-2
@@ -33,7 +33,7 @@ pub struct CloudMaskArgs {
 impl CloudMaskArgs {
     /// `remove`: read the mask against the job's input into its probability.
     pub fn apply(&self, cfg: &mut crate::config::RemoveConfig) -> Result<()> {
-        let Some((file, spec)) = self.spec()? else {
+        let Some((file, spec)) = self.spec(cfg.opts.raw)? else {
             return Ok(());
         };
         let taken = std::iter::once(&cfg.job.output).chain(&cfg.job.mask);
@@ -52,10 +52,20 @@ impl CloudMaskArgs {
     }
 
     /// The mask's path and how to read it, when one is given.
-    pub fn spec(&self) -> Result<Option<(String, crate::io::cloud_mask::CloudMaskSpec)>> {
+    /// `raw`: the run writes the model's output everywhere, which no mask
+    /// would change (refused rather than read and ignored).
+    pub fn spec(
+        &self,
+        raw: bool,
+    ) -> Result<Option<(String, crate::io::cloud_mask::CloudMaskSpec)>> {
         let Some(file) = &self.file else {
             return Ok(None);
         };
+        if raw {
+            return Err(Error::Usage(
+                "--cloud-mask with --raw: the raw output is the model's everywhere, whatever the mask says; drop one".into(),
+            ));
+        }
         let cloud_values = match &self.values {
             None => Vec::new(),
             Some(text) => text

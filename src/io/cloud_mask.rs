@@ -33,12 +33,13 @@ pub struct CloudMaskSpec {
 }
 
 /// The longest side of the map a mask is read into. A larger mask is
-/// averaged down by a whole factor (a 10980 px Sentinel-2 10 m mask to
-/// 3660 px), so that its memory stays bounded (64 MB) as the scene grows.
+/// shrunk by a whole factor, each map pixel the maximum of its block (a
+/// 10980 px Sentinel-2 10 m mask to 3660 px), so that memory stays bounded
+/// (a few 64 MB maps while it is filtered) as the scene grows.
 const MAX_MAP_PX: usize = 4096;
 
-/// Rows read from the mask at a time.
-const STRIP_ROWS: usize = 256;
+/// Values read from the mask at a time (rows of it; 32 MB as float64).
+const STRIP_VALUES: usize = 1 << 22;
 
 /// Read `path` as the cloud probability of `input`.
 pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<SceneProbability> {
@@ -58,22 +59,37 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
     let p = read_pooled(&ds, path, spec, k)?;
     // Input pixels in map pixels: radii given in input pixels scale by it.
     let to_map = ratio / k as f64;
-    let radius = |px: usize| (px as f64 * to_map).round() as usize;
+    let radius = |px: usize| (px as f64 * to_map).ceil() as usize;
+    // Resampling needs a margin: each input pixel reads the map between map
+    // pixel centres, so on a coarser map p = 1 must reach one map pixel
+    // further to hold over the whole grown cloud; on a finer map an input
+    // pixel covers several map pixels but reads one, so a cloud inside its
+    // footprint must reach its centre.
+    let margin = if to_map > 1.0 {
+        (to_map / 2.0).ceil() as usize
+    } else if to_map < 1.0 {
+        1
+    } else {
+        0
+    };
+    let grow = spec.grow_px.saturating_add(spec.feather_px);
     let cal = Calibration {
         t0: 0.0,
         t1: 1.0,
         // Dilating by grow + feather before a box mean of radius feather
         // keeps p = 1 over the grown cloud.
-        dilate_px: radius(spec.grow_px + spec.feather_px),
+        dilate_px: radius(grow).saturating_add(margin),
         blur_px: radius(spec.feather_px),
     };
     if cal.dilate_px > Calibration::MAX_RADIUS_PX {
-        return Err(Error::Usage(format!(
-            "--cloud-mask-grow plus --cloud-mask-feather is {} px, {} pixels of the mask's map; at most {}",
-            spec.grow_px + spec.feather_px,
-            cal.dilate_px,
-            Calibration::MAX_RADIUS_PX
-        )));
+        let most = ((Calibration::MAX_RADIUS_PX - margin) as f64 / to_map).floor();
+        return Err(Error::input(
+            path,
+            format!(
+                "--cloud-mask-grow {} plus --cloud-mask-feather {} px reach too far on this mask's grid: at most {most} px together",
+                spec.grow_px, spec.feather_px
+            ),
+        ));
     }
     let what = if !spec.cloud_values.is_empty() {
         let v: Vec<String> = spec.cloud_values.iter().map(|v| v.to_string()).collect();
@@ -83,12 +99,17 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
     } else {
         "binary".to_string()
     };
+    let edges = format!(
+        "grown {} px, feathered {} px",
+        spec.grow_px, spec.feather_px
+    );
     let map = ProbabilityMap {
         p: calibrate(&p, cal),
-        source: format!(
-            "cloud mask {path} ({what}; grown {} px, feathered {} px; file {})",
-            spec.grow_px,
-            spec.feather_px,
+        source: format!("cloud mask {path} ({what}; {edges})"),
+        // The file's name, size and time, not its path: an archive moved
+        // to another folder is not redone by --skip-existing.
+        settings: format!(
+            "cloud mask {} ({what}; {edges})",
             crate::io::names::source_identity(path)
         ),
     };
@@ -131,10 +152,12 @@ fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
         _ => false,
     };
     if !same_crs {
-        return Err(Error::input(
-            path,
-            "is not in the input's coordinate system; warp it onto the input's grid (gdalwarp -t_srs)",
-        ));
+        let fix = if mask.spatial_ref().is_err() {
+            "has no coordinate system and the input has one; give it the input's (gdal_edit.py -a_srs) if it is on the same grid"
+        } else {
+            "is not in the input's coordinate system; warp it onto the input's grid (gdalwarp -t_srs)"
+        };
+        return Err(Error::input(path, fix));
     }
     let (rx, ry) = (gi[1] / gm[1], gi[5] / gm[5]);
     let extent = |g: &[f64; 6], w: usize, h: usize| {
@@ -144,25 +167,28 @@ fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
     let (ix0, iy0, ix1, iy1) = extent(&gi, iw, ih);
     let (mx0, my0, mx1, my1) = extent(&gm, mw, mh);
     let (px, py) = (gm[1].abs(), gm[5].abs());
-    let aligned = rx > 0.0
-        && ry > 0.0
-        && (rx - ry).abs() <= 1e-3 * rx
-        && (ix0 - mx0).abs() <= 0.5 * px
-        && (iy0 - my0).abs() <= 0.5 * py
+    // Sampling assumes both grids start at the same corner: a shift is not
+    // carried, so only rounding is tolerated there (1 % of the finer pixel).
+    let (tx, ty) = (0.01 * px.min(gi[1].abs()), 0.01 * py.min(gi[5].abs()));
+    let same_steps = rx > 0.0 && ry > 0.0 && (rx - ry).abs() <= 1e-3 * rx;
+    let aligned = same_steps
+        && (ix0 - mx0).abs() <= tx
+        && (iy0 - my0).abs() <= ty
         && (ix1 - mx1).abs() <= px
         && (iy1 - my1).abs() <= py;
     if !aligned {
+        let size = gi[1].abs();
         return Err(Error::input(
             path,
             format!(
-                "does not cover the input's extent on a grid of square steps ({mx0}, {my0}) - ({mx1}, {my1} ) against the input's ({ix0}, {iy0}) - ({ix1}, {iy1}); warp it onto the input's grid (gdalwarp -te {ix0} {iy1} {ix1} {iy0})"
+                "is not on a grid over the input's extent, ({mx0}, {my0}) - ({mx1}, {my1}) against the input's ({ix0}, {iy0}) - ({ix1}, {iy1}), with square pixels like the input's; warp it onto the input's grid (gdalwarp -te {ix0} {iy1} {ix1} {iy0} -tr {size} {size})"
             ),
         ));
     }
     Ok(rx)
 }
 
-/// The mask's p, averaged over k x k blocks.
+/// The mask's p, the maximum over k x k blocks.
 fn read_pooled(ds: &Dataset, path: &str, spec: &CloudMaskSpec, k: usize) -> Result<Array2<f32>> {
     let band = ds.rasterband(1).map_err(|e| Error::input(path, e))?;
     let (mw, mh) = ds.raster_size();
@@ -185,11 +211,14 @@ fn read_pooled(ds: &Dataset, path: &str, spec: &CloudMaskSpec, k: usize) -> Resu
         seen: BTreeSet::new(),
     };
     let (h, w) = (mh.div_ceil(k), mw.div_ceil(k));
-    let mut sum = Array2::<f64>::zeros((h, w));
-    let mut count = Array2::<u32>::zeros((h, w));
-    for row0 in (0..mh).step_by(STRIP_ROWS) {
+    // The maximum of each k x k block: a cloud smaller than a block keeps
+    // its p (a mean would thin a one-pixel cloud to 1/k^2).
+    let mut p = Array2::<f32>::zeros((h, w));
+    // About 32 MB of rows at a time, however wide the mask.
+    let strip = (STRIP_VALUES / mw.max(1)).clamp(1, 256);
+    for row0 in (0..mh).step_by(strip) {
         crate::interrupt::check()?;
-        let rows = STRIP_ROWS.min(mh - row0);
+        let rows = strip.min(mh - row0);
         let buf = band
             .read_as::<f64>((0, row0 as isize), (mw, rows), (mw, rows), None)
             .map_err(|e| {
@@ -203,15 +232,13 @@ fn read_pooled(ds: &Dataset, path: &str, spec: &CloudMaskSpec, k: usize) -> Resu
             })?;
         for (r, line) in buf.data().chunks(mw).enumerate() {
             for (c, &v) in line.iter().enumerate() {
-                let p = to_p.at(v, row0 + r, c)?;
-                sum[[(row0 + r) / k, c / k]] += p;
-                count[[(row0 + r) / k, c / k]] += 1;
+                let q = to_p.at(v, row0 + r, c)? as f32;
+                let cell = &mut p[[(row0 + r) / k, c / k]];
+                *cell = cell.max(q);
             }
         }
     }
-    Ok(Array2::from_shape_fn((h, w), |(y, x)| {
-        (sum[[y, x]] / count[[y, x]].max(1) as f64) as f32
-    }))
+    Ok(p)
 }
 
 /// A mask value -> p, with the checks that keep a wrong mask from passing
@@ -255,7 +282,7 @@ impl ToProbability<'_> {
             let vals: Vec<String> = self.seen.iter().map(|v| v.to_string()).collect();
             return Err(Error::input(
                 self.path,
-                format!("holds the values 0, {} (first at row {row}, column {col}): an integer mask without --cloud-values is 0 (clear) and one value (cloud); give --cloud-values for a class raster (Sentinel-2 SCL: 3,8,9,10; Fmask: 2,4)", vals.join(", ")),
+                format!("holds the values {} besides any 0 (the second at row {row}, column {col}): an integer mask without --cloud-values is 0 (clear) and one value (cloud); give --cloud-values for a class raster (Sentinel-2 SCL: 3,8,9,10; Fmask: 2,4), set its fill value as nodata, or make a percentage a probability (gdal_translate -ot Float32 -scale 0 100 0 1)", vals.join(", ")),
             ));
         }
         Ok(if v != 0.0 { 1.0 } else { 0.0 })

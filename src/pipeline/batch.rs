@@ -124,6 +124,20 @@ fn name_parts(input: &str) -> [(&'static str, &str); 3] {
     [("stem", stem), ("ext", ext), ("parent", parent)]
 }
 
+/// The inputs that are not some input's `--cloud-mask` (a folder or glob
+/// of scenes and their masks side by side names both).
+pub fn without_cloud_masks(inputs: Vec<String>, pattern: &str) -> Vec<String> {
+    let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let masks: std::collections::HashSet<PathBuf> = inputs
+        .iter()
+        .map(|i| key(&cloud_mask_path(pattern, i)))
+        .collect();
+    inputs
+        .into_iter()
+        .filter(|i| !masks.contains(&key(Path::new(i))))
+        .collect()
+}
+
 /// The `--cloud-mask` of `input`: the pattern with its placeholders
 /// filled in, relative to the input's folder (so that `{stem}_SCL.tif`
 /// finds each input's mask beside it).

@@ -94,7 +94,7 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
     // A separate detector's or the user's p decides pixels too (a user's
     // mask names its file's size and time, see `io::cloud_mask`).
     match &cfg.job.probability {
-        Some(p) => format!("{line}; p={}", p.map.source),
+        Some(p) => format!("{line}; p={}", p.map.settings),
         None => line,
     }
 }

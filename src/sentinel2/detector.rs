@@ -233,9 +233,11 @@ impl SceneDetection {
     /// `idfcr.detector_calibration`), else by `DEFAULT_CALIBRATION`.
     pub fn calibrated(&self, cal: Option<Calibration>) -> ProbabilityMap {
         let cal = cal.unwrap_or(DEFAULT_CALIBRATION);
+        let source = format!("s2cloudless on a {MAP_RES_M} m grid ({})", cal.describe());
         ProbabilityMap {
             p: calibrate(&self.prob, cal),
-            source: format!("s2cloudless on a {MAP_RES_M} m grid ({})", cal.describe()),
+            settings: source.clone(),
+            source,
         }
     }
 }

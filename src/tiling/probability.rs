@@ -137,6 +137,9 @@ pub struct ProbabilityMap {
     pub p: Array2<f32>,
     /// What made it, for summaries and the mask's description.
     pub source: String,
+    /// What made it as `IDFCR_SETTINGS` records it: what decides its
+    /// values, not where its file happens to be (see `settings_line`).
+    pub settings: String,
 }
 
 impl std::fmt::Debug for ProbabilityMap {
@@ -309,6 +312,7 @@ mod tests {
         let m = ProbabilityMap {
             p,
             source: "test".into(),
+            settings: "test".into(),
         };
         let r = 1.0 / 6.0;
         // 10 m pixels whose four map neighbours are all 0.
@@ -331,6 +335,7 @@ mod tests {
         let m = ProbabilityMap {
             p,
             source: "test".into(),
+            settings: "test".into(),
         };
         let mut seen = [0usize; 2];
         for ratio in [1.0 / 6.0, 1.0 / 3.0, 1.0] {
