@@ -263,6 +263,19 @@ fn batch_reads_each_inputs_mask() {
     let o = idfcr(d, &args);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["ok"].as_u64(), Some(1), "{summary}");
+    // Masks beside the inputs: a folder names them too, but they are not
+    // taken as inputs.
+    std::fs::copy(d.join("in/masks/a.tif"), d.join("in/a_m.tif")).unwrap();
+    let beside = args.map(|a| {
+        if a == "masks/{stem}.tif" {
+            "{stem}_m.tif"
+        } else {
+            a
+        }
+    });
+    let o = idfcr(d, &beside);
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["inputs"].as_u64(), Some(2), "{summary}");
 }
 
 /// Resampled masks keep every cloud: a mask over 4096 px is shrunk by block

@@ -1256,7 +1256,7 @@ fn one_cloud_mask_serves_every_group() {
     // top-left quarter.
     let (mw, mh) = (w / 2, h / 2);
     let write = |classes: Vec<u8>| {
-        let mut ds = common::open_update(&mask);
+        let ds = common::open_update(&mask);
         let mut buf = gdal::raster::Buffer::new((mw, mh), classes);
         ds.rasterband(1)
             .unwrap()
