@@ -63,14 +63,26 @@ fn the_mask_decides_what_is_touched() {
     gt[5] *= 2.0;
     ds.set_geo_transform(&gt).unwrap();
     drop(ds);
+    // And as a polygon digitised in QGIS (edges half a pixel inside the
+    // square: every pixel it touches is cloud).
+    let (x0, x1) = (500_000.0 + 100.5 * 10.0, 500_000.0 + 139.5 * 10.0);
+    let (y0, y1) = (4_200_000.0 - 59.5 * 10.0, 4_200_000.0 - 20.5 * 10.0);
+    let geojson = format!(
+        r#"{{"type": "FeatureCollection",
+  "crs": {{"type": "name", "properties": {{"name": "urn:ogc:def:crs:EPSG::32633"}}}},
+  "features": [{{"type": "Feature", "properties": {{}}, "geometry": {{"type": "Polygon",
+    "coordinates": [[[{x0}, {y0}], [{x1}, {y0}], [{x1}, {y1}], [{x0}, {y1}], [{x0}, {y0}]]]}}}}]}}"#
+    );
+    std::fs::write(d.join("clouds.geojson"), geojson).unwrap();
     let (src, _, _) = read_all(&d.join("in.tif"));
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
         ("bin.tif", &[]),
         ("scl.tif", &["--cloud-values", "8,9"]),
         ("half.tif", &[]),
+        ("clouds.geojson", &[]),
     ];
     for (mask, extra) in cases {
-        let out = format!("out_{mask}");
+        let out = format!("out_{mask}.tif");
         let mut args = vec![
             "--cloud-mask",
             mask,

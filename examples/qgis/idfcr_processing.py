@@ -21,6 +21,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
+    QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -77,9 +78,9 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Cloud-free raster"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.MASK, "Cloud probability", optional=True,
                                                                   createByDefault=False))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            self.CLOUD_MASK, "Your own cloud mask (blend by it instead of the model's cloud probability)",
-            optional=True))
+        self.addParameter(QgsProcessingParameterMapLayer(
+            self.CLOUD_MASK, "Your own cloud mask, a raster or cloud polygons (blend by it instead of the "
+            "model's cloud probability)", optional=True))
         advanced = [
             QgsProcessingParameterString(self.CLOUD_VALUES, "Cloud mask values that are cloud (comma-separated; "
                                          "empty: a binary mask or probabilities 0..1)", optional=True),
@@ -117,9 +118,11 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
         mask = self.parameterAsOutputLayer(parameters, self.MASK, context) if parameters.get(self.MASK) else None
         if mask:
             args += ["--mask", mask]
-        cloud_mask = self.parameterAsRasterLayer(parameters, self.CLOUD_MASK, context)
+        cloud_mask = self.parameterAsLayer(parameters, self.CLOUD_MASK, context)
         if cloud_mask is not None:
-            args += ["--cloud-mask", cloud_mask.source()]
+            # A vector layer's source may name its layer ("clouds.gpkg|layername=x"): idfcr
+            # reads every layer of the file.
+            args += ["--cloud-mask", cloud_mask.source().split("|")[0]]
             values = self.parameterAsString(parameters, self.CLOUD_VALUES, context)
             if values:
                 args += ["--cloud-values", values]

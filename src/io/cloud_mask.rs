@@ -44,19 +44,34 @@ const STRIP_VALUES: usize = 1 << 22;
 /// Read `path` as the cloud probability of `input`.
 pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<SceneProbability> {
     let ds = open_dataset(path)?;
-    if ds.raster_count() != 1 {
-        return Err(Error::input(
-            path,
-            format!(
-                "has {} bands; a cloud mask has one (take it out with gdal_translate -b N)",
-                ds.raster_count()
-            ),
-        ));
-    }
-    let ratio = grid_ratio(&ds, path, input)?;
-    let (mw, mh) = ds.raster_size();
-    let k = mw.max(mh).div_ceil(MAX_MAP_PX).max(1);
-    let p = read_pooled(&ds, path, spec, k)?;
+    // (p on the map, input pixels in mask pixels, shrink factor, what it is)
+    let (p, ratio, k, what) = if ds.raster_count() == 0 && ds.layer_count() > 0 {
+        let (p, k, n) = polygons(&ds, path, input, spec)?;
+        (p, 1.0, k, format!("{n} cloud polygons"))
+    } else {
+        if ds.raster_count() != 1 {
+            return Err(Error::input(
+                path,
+                format!(
+                    "has {} bands; a cloud mask has one (take it out with gdal_translate -b N)",
+                    ds.raster_count()
+                ),
+            ));
+        }
+        let ratio = grid_ratio(&ds, path, input)?;
+        let (mw, mh) = ds.raster_size();
+        let k = mw.max(mh).div_ceil(MAX_MAP_PX).max(1);
+        let p = read_pooled(&ds, path, spec, k)?;
+        let what = if !spec.cloud_values.is_empty() {
+            let v: Vec<String> = spec.cloud_values.iter().map(|v| v.to_string()).collect();
+            format!("values {} are cloud", v.join(","))
+        } else if is_float(&ds) {
+            "probabilities".to_string()
+        } else {
+            "binary".to_string()
+        };
+        (p, ratio, k, what)
+    };
     // Input pixels in map pixels: radii given in input pixels scale by it.
     let to_map = ratio / k as f64;
     let radius = |px: usize| (px as f64 * to_map).ceil() as usize;
@@ -91,14 +106,6 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
             ),
         ));
     }
-    let what = if !spec.cloud_values.is_empty() {
-        let v: Vec<String> = spec.cloud_values.iter().map(|v| v.to_string()).collect();
-        format!("values {} are cloud", v.join(","))
-    } else if is_float(&ds) {
-        "probabilities".to_string()
-    } else {
-        "binary".to_string()
-    };
     let edges = format!(
         "grown {} px, feathered {} px",
         spec.grow_px, spec.feather_px
@@ -123,6 +130,80 @@ fn is_float(ds: &Dataset) -> bool {
     use gdal::raster::GdalDataType::{Float32, Float64};
     ds.rasterband(1)
         .is_ok_and(|b| matches!(b.band_type(), Float32 | Float64))
+}
+
+/// Cloud polygons (a GeoPackage, shapefile or GeoJSON digitised in QGIS,
+/// in any CRS) burnt onto the input's grid, shrunk as a raster mask would
+/// be: every pixel a polygon touches is cloud. Returns the map, the shrink
+/// factor and the number of polygons.
+fn polygons(
+    ds: &Dataset,
+    path: &str,
+    input: &InputRaster,
+    spec: &CloudMaskSpec,
+) -> Result<(Array2<f32>, usize, usize)> {
+    use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform};
+    use gdal::vector::LayerAccess;
+    if !spec.cloud_values.is_empty() {
+        return Err(Error::Usage(format!(
+            "--cloud-values: {path} holds polygons, and every polygon is cloud"
+        )));
+    }
+    let unplaced = || {
+        Error::input(
+            path,
+            "holds polygons, and the input has no georeferencing (or no CRS) to place them on",
+        )
+    };
+    let gt = input.ds.geo_transform().map_err(|_| unplaced())?;
+    let mut srs = input.ds.spatial_ref().map_err(|_| unplaced())?;
+    srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let (iw, ih) = (input.width, input.height);
+    let k = iw.max(ih).div_ceil(MAX_MAP_PX).max(1);
+    let (w, h) = (iw.div_ceil(k), ih.div_ceil(k));
+    let gdal_err =
+        |e: gdal::errors::GdalError| Error::input(path, format!("cannot burn its polygons: {e}"));
+    let mut map = gdal::DriverManager::get_driver_by_name("MEM")
+        .and_then(|d| d.create_with_band_type::<u8, _>("", w, h, 1))
+        .map_err(gdal_err)?;
+    let kf = k as f64;
+    map.set_geo_transform(&[gt[0], gt[1] * kf, gt[2] * kf, gt[3], gt[4] * kf, gt[5] * kf])
+        .and_then(|()| map.set_spatial_ref(&srs))
+        .map_err(gdal_err)?;
+    let mut geometries = Vec::new();
+    for mut layer in ds.layers() {
+        let transform = match layer.spatial_ref() {
+            Some(mut from) if from != srs => {
+                from.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+                Some(CoordTransform::new(&from, &srs).map_err(gdal_err)?)
+            }
+            _ => None,
+        };
+        for feature in layer.features() {
+            if let Some(g) = feature.geometry() {
+                geometries.push(match &transform {
+                    Some(t) => g.transform(t).map_err(gdal_err)?,
+                    None => g.clone(),
+                });
+            }
+        }
+    }
+    if !geometries.is_empty() {
+        let burn = vec![1.0; geometries.len()];
+        let opts = gdal::raster::RasterizeOptions {
+            all_touched: true,
+            ..Default::default()
+        };
+        gdal::raster::rasterize(&mut map, &[1], &geometries, &burn, Some(opts))
+            .map_err(gdal_err)?;
+    }
+    let buf = map
+        .rasterband(1)
+        .and_then(|b| b.read_as::<u8>((0, 0), (w, h), (w, h), None))
+        .map_err(gdal_err)?;
+    let p = Array2::from_shape_vec((h, w), buf.data().iter().map(|&v| v as f32).collect())
+        .expect("the buffer is h x w");
+    Ok((p, k, geometries.len()))
 }
 
 /// Input pixel size in mask pixels. Both georeferenced: the same CRS, north
