@@ -337,3 +337,47 @@ fn resampled_masks_keep_small_clouds() {
     assert_eq!(p[0][10 * 40 + 10], 1.0);
     assert_eq!(p[0][30 * 40 + 30], 0.0);
 }
+
+/// Polygons in another CRS (longitude/latitude, as GeoJSON usually is) are
+/// reprojected onto the input's grid, longitude first.
+#[test]
+fn polygons_in_another_crs_land_in_place() {
+    use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_tiff::<u8>(&d.join("in.tif"), W, H, 3, None, |b, y, x| {
+        (pattern(b, y, x) * 0.6) as u8
+    });
+    let mut utm = SpatialRef::from_epsg(32633).unwrap();
+    let mut wgs = SpatialRef::from_epsg(4326).unwrap();
+    utm.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    wgs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let t = CoordTransform::new(&utm, &wgs).unwrap();
+    // The cloud square's corners (pixels 100..140 x 20..60) in lon/lat.
+    let mut xs = [501_000.0, 501_400.0, 501_400.0, 501_000.0, 501_000.0];
+    let mut ys = [
+        4_199_800.0,
+        4_199_800.0,
+        4_199_400.0,
+        4_199_400.0,
+        4_199_800.0,
+    ];
+    t.transform_coords(&mut xs, &mut ys, &mut []).unwrap();
+    let ring: Vec<String> = xs
+        .iter()
+        .zip(&ys)
+        .map(|(x, y)| format!("[{x}, {y}]"))
+        .collect();
+    let geojson = format!(
+        r#"{{"type": "FeatureCollection", "features": [{{"type": "Feature", "properties": {{}},
+  "geometry": {{"type": "Polygon", "coordinates": [[{}]]}}}}]}}"#,
+        ring.join(", ")
+    );
+    std::fs::write(d.join("clouds.geojson"), geojson).unwrap();
+    let args = ["--cloud-mask", "clouds.geojson", "--mask", "p.tif"];
+    let o = run(d, "in.tif", "out.tif", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (p, _, _) = read_all(&d.join("p.tif"));
+    assert_eq!(p[0][40 * W + 120], 1.0, "the cloud's middle");
+    assert_eq!(p[0][100 * W + 20], 0.0, "far from it");
+}
