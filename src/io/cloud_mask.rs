@@ -1,9 +1,10 @@
 //! The user's own cloud mask as the blend's p (`--cloud-mask`): an Fmask,
-//! a Sentinel-2 scene classification, a digitised mask or another
-//! detector's probability. Read once, checked against the input's grid,
-//! turned into probabilities, grown and feathered on a scene-wide map that
-//! every tile samples (`tiling::probability`). Where it is 0 the input comes
-//! back bit for bit, and tiles over clear ground are not run at all.
+//! a Sentinel-2 scene classification, another detector's probability, or
+//! cloud polygons digitised in QGIS. Read once, checked against the input's
+//! grid, turned into probabilities, grown and feathered on a scene-wide map
+//! that every tile samples (`tiling::probability`). Where the final p is 0
+//! the input comes back bit for bit, and tiles over clear ground are not
+//! run at all.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -97,7 +98,7 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
         blur_px: radius(spec.feather_px),
     };
     if cal.dilate_px > Calibration::MAX_RADIUS_PX {
-        let most = ((Calibration::MAX_RADIUS_PX - margin) as f64 / to_map).floor();
+        let most = (Calibration::MAX_RADIUS_PX.saturating_sub(margin) as f64 / to_map).floor();
         return Err(Error::input(
             path,
             format!(
