@@ -461,7 +461,9 @@ fn run_item(
             )));
         }
         let opened = InputRaster::open(&input, item_cfg.opts.band_idx.as_deref())?;
-        let p = crate::io::cloud_mask::read(&path.to_string_lossy(), &opened, spec)?;
+        // The error names the mask; the batch's line must name the input too.
+        let p = crate::io::cloud_mask::read(&path.to_string_lossy(), &opened, spec)
+            .map_err(|e| Error::input(&input, format!("its --cloud-mask {e}")))?;
         item_cfg.job.probability = Some(p);
     }
     if cfg.skip_existing
