@@ -483,10 +483,10 @@ impl Refine<'_> {
                 for b in 0..bands {
                     let j = b * n + i;
                     let xi = x.values[j];
-                    values[j] = match (&x.exact, kept[i]) {
-                        (Some(ex), true) => ex[j],
-                        (None, true) => xi as f64,
-                        (_, false) => (xi + pi * (values[j] as f32 - xi)) as f64,
+                    values[j] = if kept[i] {
+                        x.stored(j)
+                    } else {
+                        (xi + pi * (values[j] as f32 - xi)) as f64
                     };
                 }
             }

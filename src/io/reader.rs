@@ -47,6 +47,19 @@ pub struct Window {
     pub exact: Option<Vec<f64>>,
 }
 
+impl Window {
+    /// Value `i` (band-major) as stored.
+    pub fn stored(&self, i: usize) -> f64 {
+        stored_at(&self.values, self.exact.as_deref(), i)
+    }
+}
+
+/// Value `i` of a block as stored: its exact copy where there is one, else
+/// the float32 value (exact for the types read without a copy).
+pub fn stored_at(values: &[f32], exact: Option<&[f64]>, i: usize) -> f64 {
+    exact.map_or(values[i] as f64, |ex| ex[i])
+}
+
 pub fn map_data_type(t: GdalDataType) -> Option<OutputType> {
     Some(match t {
         GdalDataType::UInt8 => OutputType::Byte,

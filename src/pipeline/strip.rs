@@ -29,10 +29,7 @@ impl StripSource<'_> {
     /// Band `b`'s value at block pixel `at`, as stored in the input.
     pub fn stored(&self, b: usize, at: usize) -> f64 {
         let n = self.block.len() / self.bands;
-        match self.exact {
-            Some(ex) => ex[b * n + at],
-            None => self.block[b * n + at] as f64,
-        }
+        crate::io::reader::stored_at(self.block, self.exact, b * n + at)
     }
 
     /// The scene rows and columns (first, last) the tile starting at scene
