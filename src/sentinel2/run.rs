@@ -221,19 +221,18 @@ fn run_groups(
             mask: masks.get(i).cloned(),
             probability: None,
         };
-        if let Some((file, spec)) = &cfg.cloud_mask {
+        if cfg.cloud_mask.is_some() || detection.is_some() {
+            // The group's input (and, for a detector's map, its model, whose
+            // calibration the map takes; the run below finds it in the cache).
             let probe = RemoveConfig::new(opts.clone(), job.clone())?;
             let input = crate::pipeline::stage1::open_input(&probe)?;
-            job.probability = Some(crate::io::cloud_mask::read(file, &input, spec)?);
-        } else if let Some(d) = detection {
-            // The map calibrated as this group's model asks: load the model
-            // first (the run below finds it in the cache).
-            let probe = RemoveConfig::new(opts.clone(), job.clone())?;
-            let input = crate::pipeline::stage1::open_input(&probe)?;
-            let cal = cache.get(&probe, &input)?.contract.detector_calibration;
-            job.probability = Some(SceneProbability {
-                map: maps.get(d, cal),
-                ratio: j.px_m / MAP_RES_M,
+            job.probability = Some(match (&cfg.cloud_mask, detection) {
+                (Some((file, spec)), _) => crate::io::cloud_mask::read(file, &input, spec)?,
+                (None, Some(d)) => SceneProbability {
+                    map: maps.get(d, cache.get(&probe, &input)?.contract.detector_calibration),
+                    ratio: j.px_m / MAP_RES_M,
+                },
+                (None, None) => unreachable!("one of the two is set"),
             });
         }
         let item = RemoveConfig::new(opts, job)?;
