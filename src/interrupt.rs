@@ -3,6 +3,7 @@
 //! remove every partial output on the way out; a second request exits at
 //! once and removes them itself.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -29,7 +30,8 @@ pub fn install() {
             if FIRST.get().is_some_and(|t| t.elapsed() < SAME_REQUEST) {
                 return;
             }
-            eprintln!("idfcr: interrupted again: stopping now");
+            // Not `eprintln!`: it panics when stderr is a closed pipe.
+            let _ = writeln!(std::io::stderr(), "idfcr: interrupted again: stopping now");
             crate::io::place::exit_removing_temps(130);
         });
     });

@@ -448,7 +448,47 @@ const CASES: &[Case] = &[
         code: 2,
         env: &[],
     },
+    // `quality` and `eval` hold a whole image: a declared size beyond memory
+    // is refused before the allocation (it was a capacity-overflow panic,
+    // or an abort with no message).
+    Case {
+        name: "quality of a raster bigger than memory",
+        setup: |d| {
+            huge_vrt(&d.join("huge.vrt"), 1_000_000);
+            ["quality", "huge.vrt"].map(String::from).to_vec()
+        },
+        want: &["huge.vrt", "in memory", "GB"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "eval of rasters whose declared size overflows",
+        setup: |d| {
+            huge_vrt(&d.join("a.vrt"), 2_147_483_647);
+            huge_vrt(&d.join("b.vrt"), 2_147_483_647);
+            ["eval", "a.vrt", "b.vrt"].map(String::from).to_vec()
+        },
+        want: &["a.vrt", "more memory than any machine has"],
+        code: 1,
+        env: &[],
+    },
 ];
+
+/// A three-band Byte VRT that declares `side` x `side` pixels (and holds no
+/// data: every read is zeros).
+fn huge_vrt(path: &Path, side: usize) {
+    let band = |b: usize| format!(r#"<VRTRasterBand dataType="Byte" band="{b}"/>"#);
+    std::fs::write(
+        path,
+        format!(
+            r#"<VRTDataset rasterXSize="{side}" rasterYSize="{side}">{}{}{}</VRTDataset>"#,
+            band(1),
+            band(2),
+            band(3)
+        ),
+    )
+    .unwrap();
+}
 
 /// Every file of `dir` with its contents: a failed run must neither leave
 /// files behind nor touch the ones that were there (the input above all).
@@ -615,4 +655,49 @@ fn json_and_gdal_progress_do_not_share_stdout() {
         assert!(o.stdout.is_empty(), "{args:?}");
         assert!(!dir.path().join("out.tif").exists() && !dir.path().join("o").exists());
     }
+}
+
+/// An error line written to a closed stderr (`idfcr ... 2>&1 | head -n 1`
+/// after `head` has gone) must not turn into a panic: exit 1, not 101, and
+/// a batch goes on past it and writes its summary.
+#[test]
+fn a_closed_stderr_does_not_panic() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    for name in ["a.tif", "c.tif"] {
+        std::fs::write(dir.path().join("in").join(name), "not a raster\n").unwrap();
+    }
+    rgb_tiff(&dir.path().join("in/b.tif"), 20, 20, None);
+    let model = fixture_model("tiny_conv").display().to_string();
+    let runs: [&[&str]; 2] = [
+        &["quality", "nope.tif"],
+        &[
+            "batch",
+            "in",
+            "--out-dir",
+            "out",
+            "--summary",
+            "summary.json",
+            "--model",
+            &model,
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    ];
+    for args in runs {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_idfcr"))
+            .current_dir(dir.path())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take()); // the reader has gone
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "{args:?}");
+    }
+    let summary = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
+    assert!(summary.contains("\"failed\": 2"), "{summary}");
 }

@@ -3,7 +3,7 @@
 //! data (JSON, CSV, GDAL progress) goes to stdout.
 
 use crate::cli::{args as cli, progress};
-use crate::cli::{stdout_line, stdout_text};
+use crate::cli::{stderr_line, stdout_line, stdout_text};
 use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::metrics::evaluate;
@@ -22,7 +22,10 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let cli = match cli::Cli::try_parse_from(cli::gdal_style_args(args)) {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
-            eprintln!("idfcr: {}", clap_one_line(&e.render().to_string()));
+            stderr_line(&format!(
+                "idfcr: {}",
+                clap_one_line(&e.render().to_string())
+            ));
             return 2;
         }
         Err(e) => {
@@ -82,7 +85,7 @@ fn describe_json(args: &[std::ffi::OsString]) -> i32 {
             0
         }
         None => {
-            eprintln!("idfcr: error: --describe-json needs a subcommand before it (remove, batch, s2, eval)");
+            stderr_line("idfcr: error: --describe-json needs a subcommand before it (remove, batch, s2, eval)");
             2
         }
     }
@@ -116,7 +119,7 @@ fn run_s2_cli(args: cli::S2Args) -> Result<()> {
         use std::io::IsTerminal;
         if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal() {
             device_note_on_terminal(mode);
-            eprintln!("idfcr: group {group}");
+            stderr_line(&format!("idfcr: group {group}"));
         }
         Box::new(progress::Display::new(mode, total))
     })?;
@@ -146,7 +149,7 @@ fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
 /// problem), then each underlying cause in anyhow's context chain that the
 /// message does not already quote (most quote GDAL's text themselves).
 pub fn report(e: &Error) {
-    eprintln!("idfcr: error: {}", one_line(e));
+    stderr_line(&format!("idfcr: error: {}", one_line(e)));
 }
 
 fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
@@ -170,7 +173,7 @@ fn device_note_on_terminal(mode: crate::config::ProgressMode) {
     if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal() {
         if let Some(note) = crate::models::pixel_cr::device_note() {
             if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                eprintln!("idfcr: {note}");
+                stderr_line(&format!("idfcr: {note}"));
             }
         }
     }
@@ -287,13 +290,13 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         }
     }
     if summary.interrupted {
-        eprintln!("idfcr: error: interrupted; finished outputs are kept, rerun with --skip-existing to go on");
+        stderr_line("idfcr: error: interrupted; finished outputs are kept, rerun with --skip-existing to go on");
         130
     } else if summary.failed > 0 {
-        eprintln!(
+        stderr_line(&format!(
             "idfcr: error: {} of {} inputs failed",
             summary.failed, summary.inputs
-        );
+        ));
         1
     } else {
         0

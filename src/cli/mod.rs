@@ -8,7 +8,8 @@
 //!   once on stderr, maps errors to exit codes;
 //! - `progress`: the progress sink the CLI hands to the pipeline (a bar on a
 //!   terminal, GDAL's `0...10...` on stdout for QGIS, or nothing);
-//! - `stdout_text`/`stdout_line` here: the only way the CLI writes data.
+//! - `stdout_text`/`stdout_line` here: the only way the CLI writes data;
+//!   `stderr_line` the only way it writes errors and warnings.
 
 pub mod app;
 pub mod args;
@@ -28,4 +29,13 @@ pub fn stdout_text(text: &str) {
 /// `stdout_text` with a newline.
 pub fn stdout_line(text: &str) {
     stdout_text(&format!("{text}\n"));
+}
+
+/// One line on stderr (errors and warnings), ignoring a closed pipe the same
+/// way: `eprintln!` panics there, so `idfcr batch ... 2>&1 | head -n 1` died
+/// at its second error line and never wrote its summary.
+pub fn stderr_line(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}").and_then(|_| err.flush());
 }

@@ -98,27 +98,25 @@ impl IndModels {
             denoiser: load("denoiser")?,
             prefix: prefix.to_path_buf(),
         };
-        let (e, d, n) = (
+        use crate::models::ind::{set_problem, Part};
+        if let Some((part, problem)) = set_problem(
             &m.encoder.contract,
             &m.decoder.contract,
             &m.denoiser.contract,
-        );
-        let same = |a: &crate::models::ind::IndContract, b: &crate::models::ind::IndContract| {
-            a.bands == b.bands
-                && a.latent_channels == b.latent_channels
-                && a.factor == b.factor
-                && a.graph_scale == b.graph_scale
-                && a.version == b.version
-        };
-        if !same(e, d) || !same(e, n) {
-            return Err(Error::model(
-                &m.denoiser.path,
-                format!(
-                    "does not belong with {} and {}: bands, latent, factor, scaling or version differ",
-                    m.encoder.path.display(),
-                    m.decoder.path.display()
+        ) {
+            let (path, problem) = match part {
+                Part::Encoder => (&m.encoder.path, problem),
+                Part::Denoiser => (&m.denoiser.path, problem),
+                Part::Mismatch => (
+                    &m.denoiser.path,
+                    format!(
+                        "does not belong with {} and {}: {problem}",
+                        m.encoder.path.display(),
+                        m.decoder.path.display()
+                    ),
                 ),
-            ));
+            };
+            return Err(Error::model(path, problem));
         }
         Ok(m)
     }

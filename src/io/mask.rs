@@ -1,8 +1,9 @@
 //! A raster's dataset-wide validity mask (GDAL's per-dataset mask or an
 //! alpha band): where it comes from and its values over a window. Pixels it
 //! masks out are nodata to the reader; the writer gives outputs the mask.
+//! Also bands' colour interpretations (alpha is one), read and set by name.
 
-use gdal::raster::ColorInterpretation;
+use gdal::raster::RasterBand;
 use gdal::Dataset;
 
 /// A dataset-wide validity mask: 0 = invalid, anything else valid.
@@ -35,7 +36,57 @@ pub fn source(ds: &Dataset, band_nos: &[usize]) -> Option<MaskSource> {
 /// not an image band.
 pub fn is_alpha(ds: &Dataset, b: usize) -> bool {
     ds.rasterband(b)
-        .is_ok_and(|r| r.color_interpretation() == ColorInterpretation::AlphaBand)
+        .is_ok_and(|r| color_code(&r) == gdal_sys::GDALColorInterp::GCI_AlphaBand)
+}
+
+// The gdal crate's `color_interpretation()` and `ColorInterpretation::from_name`
+// unwrap a conversion into their enum, which panics on the interpretations
+// GDAL 3.10 added (NIR, SWIR, RedEdge, Coastal, Pan, SAR...): an RGBN
+// GeoTIFF tagged NIR would crash every command. These go through GDAL's
+// codes and names directly.
+
+fn color_code(band: &RasterBand) -> gdal_sys::GDALColorInterp::Type {
+    // SAFETY: the handle is valid while `band` (and its dataset) lives.
+    unsafe { gdal_sys::GDALGetRasterColorInterpretation(band.c_rasterband()) }
+}
+
+/// GDAL's name of a band's colour interpretation ("Red", "Alpha", "NIR"...).
+pub fn color_name(band: &RasterBand) -> String {
+    // SAFETY: GDAL returns a static string (or null for unknown codes).
+    let ptr = unsafe { gdal_sys::GDALGetColorInterpretationName(color_code(band)) };
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-null, NUL-terminated, static.
+    unsafe { std::ffi::CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Set a band's colour interpretation from GDAL's name of it; names this
+/// GDAL does not know (an output written by a newer one) are left unset.
+pub fn set_color_by_name(
+    band: &mut RasterBand,
+    name: &str,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return Ok(());
+    };
+    // SAFETY: a NUL-terminated string; GDAL returns Undefined for unknown names.
+    let code = unsafe { gdal_sys::GDALGetColorInterpretationByName(c_name.as_ptr()) };
+    if code == gdal_sys::GDALColorInterp::GCI_Undefined && !name.eq_ignore_ascii_case("undefined") {
+        return Ok(());
+    }
+    // SAFETY: a valid band handle and a code GDAL itself gave.
+    let rv = unsafe { gdal_sys::GDALSetRasterColorInterpretation(band.c_rasterband(), code) };
+    if rv != gdal_sys::CPLErr::CE_None {
+        return Err(gdal::errors::GdalError::CplError {
+            class: rv,
+            number: 0,
+            msg: format!("cannot set colour interpretation {name}"),
+        });
+    }
+    Ok(())
 }
 
 /// Which pixels of a window the mask hides (its value 0), read at `buf`

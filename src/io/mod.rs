@@ -22,10 +22,13 @@
 //!   written under temp names and moved into place at the end;
 //! - `names`: output names from patterns, kept inside the output folder;
 //! - `values`: the value each output pixel gets (rounded, clipped, off the
-//!   nodata value unless passed through) and the nodata an output declares.
+//!   nodata value unless passed through) and the nodata an output declares;
+//! - `memory`: whole-image buffers (`eval`, `quality`, `s2`'s cloud map)
+//!   checked against the memory there is before they are allocated.
 
 pub mod cloud_mask;
 pub mod mask;
+pub mod memory;
 pub mod names;
 pub mod open;
 pub mod options;

@@ -15,7 +15,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use gdal::raster::ColorInterpretation;
 use gdal::{Dataset, DriverManager, Metadata};
 
 use crate::config::{OutputFormat, OutputType};
@@ -90,7 +89,9 @@ impl OutputRaster {
                 format!("cannot create a temp file beside it: {}", e.kind()),
             )
         })?;
-        let est = (w as u64) * (h as u64) * (bands.len() as u64) * data_type.bytes() as u64;
+        // Saturating: a declared size past u64 only needs to read as "big" (BigTIFF).
+        let est = crate::io::memory::bytes_for(&[w, h, bands.len()], data_type.bytes())
+            .unwrap_or(u64::MAX);
         let opts = part_options(est)?;
         let fail = |e: gdal::errors::GdalError| {
             Error::output(final_path, gdal_message(&e)).because_gdal(e)
@@ -437,12 +438,8 @@ fn describe_band(
     if !spec.description.is_empty() {
         band.set_description(&spec.description)?;
     }
-    if let Some(c) = spec
-        .color
-        .as_deref()
-        .and_then(|n| ColorInterpretation::from_name(n).ok())
-    {
-        band.set_color_interpretation(c)?;
+    if let Some(name) = spec.color.as_deref() {
+        crate::io::mask::set_color_by_name(&mut band, name)?;
     }
     if let Some(nd) = spec.nodata {
         band.set_no_data_value(Some(nd))?;

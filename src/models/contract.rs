@@ -230,10 +230,14 @@ impl GraphScale {
                 format!("= {scale:e} is outside what a pixel conversion can use"),
             ));
         }
-        Ok(GraphScale {
-            scale,
-            offset: m.number("idfcr.input_offset", Some(0.0))?,
-        })
+        let offset = m.number("idfcr.input_offset", Some(0.0))?;
+        if !(offset as f32).is_finite() {
+            return Err(m.bad(
+                "idfcr.input_offset",
+                format!("= {offset:e} is outside what a pixel conversion can use"),
+            ));
+        }
+        Ok(GraphScale { scale, offset })
     }
 }
 
@@ -347,6 +351,15 @@ mod tests {
         let positive = |m: &Metadata, k: &str| m.positive(k).map(|n| n as f64);
         let number = |m: &Metadata, k: &str| m.number(k, None);
         let scale = |m: &Metadata, _: &str| GraphScale::from_metadata(m).map(|g| g.scale);
+        // An offset read with a scale of 1 beside it.
+        let offset = |m: &Metadata, k: &str| {
+            let mut m = m.clone();
+            m.values.insert("idfcr.input_scale".into(), "1".into());
+            GraphScale::from_metadata(&m).map(|g| {
+                assert!(m.values.contains_key(k));
+                g.offset
+            })
+        };
         let cases: &[Case] = &[
             ("idfcr.halo_px", "40", count, Ok(40.0)),
             ("idfcr.halo_px", "0", count, Ok(0.0)),
@@ -395,6 +408,13 @@ mod tests {
                 Err("outside what a pixel conversion"),
             ),
             ("idfcr.input_scale", "0", scale, Err("is zero")),
+            ("idfcr.input_offset", "-0.5", offset, Ok(-0.5)),
+            (
+                "idfcr.input_offset",
+                "1e300",
+                offset,
+                Err("outside what a pixel conversion"),
+            ),
         ];
         for (key, value, get, want) in cases {
             let md = m(&[(key, value)]);

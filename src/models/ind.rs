@@ -75,6 +75,62 @@ impl IndContract {
     }
 }
 
+/// Which graph of a set a problem is with (`Mismatch`: the denoiser does
+/// not match the other two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Encoder,
+    Denoiser,
+    Mismatch,
+}
+
+/// Whether three graphs make one IND model the sampler can run; the graph
+/// at fault and what is wrong otherwise.
+pub fn set_problem(e: &IndContract, d: &IndContract, n: &IndContract) -> Option<(Part, String)> {
+    let same = |a: &IndContract, b: &IndContract| {
+        a.bands == b.bands
+            && a.latent_channels == b.latent_channels
+            && a.factor == b.factor
+            && a.graph_scale == b.graph_scale
+            && a.version == b.version
+    };
+    if !same(e, d) || !same(e, n) {
+        return Some((
+            Part::Mismatch,
+            "bands, latent, factor, scaling or version differ".into(),
+        ));
+    }
+    // The encoder's tiles are cut in image px and cropped in latent px: a
+    // window that is not whole latent pixels misaligns the crop.
+    if e.window_px % e.factor != 0 {
+        return Some((
+            Part::Encoder,
+            format!(
+                "idfcr.window_px {} is not a multiple of idfcr.factor {}",
+                e.window_px, e.factor
+            ),
+        ));
+    }
+    // The sampler's latent tiles are at least four margins and four windows
+    // wide (`diffusion::refine`); bounded as stage 1's tiles are, or a
+    // denoiser stating a huge halo would have every tile allocate gigabytes
+    // (even for a 1 px scene).
+    let min_tile = 4 * (crate::tiling::grid::round_up(n.halo_px, n.window_px) + n.window_px);
+    let max = crate::tiling::grid::MAX_TILE_PX;
+    if min_tile * n.factor > max {
+        return Some((
+            Part::Denoiser,
+            format!(
+                "idfcr.halo_px {} and idfcr.window_px {} need latent tiles of {min_tile} px ({} image px), more than {max}",
+                n.halo_px,
+                n.window_px,
+                min_tile * n.factor
+            ),
+        ));
+    }
+    None
+}
+
 /// One IND graph as a pool of sessions (one per worker).
 pub struct IndGraph {
     pub path: PathBuf,
@@ -150,5 +206,73 @@ impl IndGraph {
             .try_extract_tensor::<f32>()
             .map_err(|e| Error::model(&self.path, format!("output is not float32: {e}")))?;
         Ok((data.to_vec(), shape.iter().map(|&d| d as usize).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(kind: &str, window_px: usize, halo_px: usize) -> IndContract {
+        IndContract {
+            kind: kind.into(),
+            name: "ind".into(),
+            version: "1".into(),
+            bands: 3,
+            latent_channels: 4,
+            factor: 4,
+            window_px,
+            halo_px,
+            graph_scale: GraphScale {
+                scale: 1.0,
+                offset: 0.0,
+            },
+            inputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_set_fits_together_or_names_the_graph_at_fault() {
+        // (encoder window, denoiser window, denoiser halo, denoiser bands) -> fault
+        type Fault = Option<(Part, &'static str)>;
+        let cases: &[(usize, usize, usize, usize, Fault)] = &[
+            (4, 2, 18, 3, None), // the bundled ind_rgb
+            (8, 2, 18, 3, None),
+            (
+                6,
+                2,
+                18,
+                3,
+                Some((Part::Encoder, "not a multiple of idfcr.factor 4")),
+            ),
+            (4, 2, 18, 4, Some((Part::Mismatch, "bands, latent"))),
+            (4, 2, 508, 3, None), // 4 x (508 + 2) x 4 = 8160 image px
+            (4, 2, 510, 3, None), // 8192 exactly
+            (4, 2, 511, 3, Some((Part::Denoiser, "more than 8192"))), // 8224
+            (
+                4,
+                4096,
+                4096,
+                3,
+                Some((Part::Denoiser, "need latent tiles of 32768 px")),
+            ),
+        ];
+        for &(ew, nw, nh, nb, want) in cases {
+            let mut n = graph("ind_denoiser", nw, nh);
+            n.bands = nb;
+            let got = set_problem(
+                &graph("ind_encoder", ew, 20),
+                &graph("ind_decoder", 1, 6),
+                &n,
+            );
+            match (got, want) {
+                (None, None) => {}
+                (Some((part, msg)), Some((want_part, frag))) => {
+                    assert_eq!(part, want_part, "{msg}");
+                    assert!(msg.contains(frag), "{msg}");
+                }
+                (got, _) => panic!("{ew} {nw} {nh} {nb}: {got:?}"),
+            }
+        }
     }
 }

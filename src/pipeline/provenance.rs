@@ -49,7 +49,7 @@ pub(crate) fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
             }
             BandSpec {
                 description,
-                color: Some(band.color_interpretation().name()),
+                color: Some(crate::io::mask::color_name(&band)),
                 nodata,
                 scale_offset: match (band.scale(), band.offset()) {
                     (Some(s), Some(o)) if s != 1.0 || o != 0.0 => Some((s, o)),
