@@ -86,9 +86,21 @@ fn remove_refined(
     progress_total: &mut dyn FnMut(u64) -> Box<dyn Progress>,
     started: Instant,
 ) -> Result<RemoveSummary> {
-    // Load and check the IND model before stage 1 spends any time; the
-    // borrow of `cache` ends here, so it is looked up again below.
-    cache.ind(cfg, opts, input)?;
+    // Load and check the IND model before stage 1 spends any time, and
+    // that the sampler's whole-scene latent (z, noise, condition, blend
+    // weights: about six float32 copies) fits; the borrow of `cache` ends
+    // here, so it is looked up again below.
+    let ind = cache.ind(cfg, opts, input)?;
+    let (f, lat) = (
+        ind.encoder.contract.factor,
+        ind.encoder.contract.latent_channels,
+    );
+    crate::io::memory::ensure_fits(
+        &input.source,
+        "refining it (--refine holds its whole latent)",
+        &[input.height.div_ceil(f), input.width.div_ceil(f), lat],
+        24,
+    )?;
     let stage1_file = temp_beside(cfg, "pixelcr")?;
     let stage1_path = stage1_file.path().to_path_buf();
     // The cloud probability goes to a temp file too: the final blend reads
