@@ -52,7 +52,8 @@ fn color_code(band: &RasterBand) -> gdal_sys::GDALColorInterp::Type {
 
 /// GDAL's name of a band's colour interpretation ("Red", "Alpha", "NIR"...).
 pub fn color_name(band: &RasterBand) -> String {
-    // SAFETY: GDAL returns a static string (or null for unknown codes).
+    // SAFETY: GDAL returns a static string ("Undefined" for codes it does
+    // not know; null is checked all the same).
     let ptr = unsafe { gdal_sys::GDALGetColorInterpretationName(color_code(band)) };
     if ptr.is_null() {
         return String::new();
@@ -80,10 +81,18 @@ pub fn set_color_by_name(
     // SAFETY: a valid band handle and a code GDAL itself gave.
     let rv = unsafe { gdal_sys::GDALSetRasterColorInterpretation(band.c_rasterband(), code) };
     if rv != gdal_sys::CPLErr::CE_None {
+        // SAFETY: GDAL's last error message is a NUL-terminated string it owns.
+        let why = unsafe {
+            let msg = std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg())
+                .to_string_lossy()
+                .into_owned();
+            gdal_sys::CPLErrorReset();
+            msg
+        };
         return Err(gdal::errors::GdalError::CplError {
             class: rv,
             number: 0,
-            msg: format!("cannot set colour interpretation {name}"),
+            msg: format!("cannot set colour interpretation {name}: {why}"),
         });
     }
     Ok(())
@@ -114,4 +123,27 @@ pub fn hidden(
         }
     }
     Ok(m.into_iter().map(|v| v == 0).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every interpretation this GDAL has (those of 3.10 too, when built
+    /// against it) is read by name and set by name to the same code.
+    #[test]
+    fn colour_interpretations_round_trip_by_name() {
+        let mem = gdal::DriverManager::get_driver_by_name("MEM").unwrap();
+        let ds = mem.create("", 1, 1, 2).unwrap();
+        let (a, mut b) = (ds.rasterband(1).unwrap(), ds.rasterband(2).unwrap());
+        for code in 0..=gdal_sys::GDALColorInterp::GCI_Max {
+            // SAFETY: a valid band handle of a live dataset.
+            unsafe { gdal_sys::GDALSetRasterColorInterpretation(a.c_rasterband(), code) };
+            let name = color_name(&a);
+            assert!(!name.is_empty(), "code {code}");
+            set_color_by_name(&mut b, &name).unwrap();
+            assert_eq!(color_code(&b), code, "{name}");
+            assert_eq!(is_alpha(&ds, 2), name == "Alpha", "{name}");
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! the detector's 60 m cloud map of the whole product. A raster that declares
 //! an enormous size (a VRT can say 2^31 x 2^31) made their allocation
 //! overflow (a panic) or abort the process with no message. They ask here
-//! first, and refuse with the file's name and the size it would take.
+//! first, and refuse with the file's name and the size it would take what
+//! could never fit (more than memory and swap, or a container's limit).
 
 use crate::error::{Error, Result};
 
@@ -17,34 +18,61 @@ pub fn bytes_for(dims: &[usize], bytes_per: usize) -> Option<u64> {
         .try_fold(bytes_per as u64, |acc, &d| acc.checked_mul(d as u64))
 }
 
-/// `MemAvailable` of `/proc/meminfo` (the kernel's estimate of what can be
-/// allocated without swapping), in bytes; None where there is no such file.
-pub fn available_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    parse_mem_available(&text)
-}
-
-fn parse_mem_available(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let mut parts = line.split_whitespace().skip(1);
-    let value: u64 = parts.next()?.parse().ok()?;
-    match parts.next() {
-        Some("kB") => value.checked_mul(1024),
-        None => Some(value),
-        Some(_) => None,
+/// The most memory this process could ever get: RAM plus swap
+/// (`/proc/meminfo`), capped by a control group's limit (a container's
+/// `memory.max`, cgroup v1's `memory.limit_in_bytes`); None where none of
+/// these can be read (then only sizes beyond an address space are refused).
+///
+/// Not the memory free right now: a job that would page its way through, or
+/// one started while another finishes, should run as it did; what is
+/// refused is what can never fit.
+pub fn ceiling_bytes() -> Option<u64> {
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| ram_and_swap(&t));
+    let group = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|p| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| cgroup_limit(&t))
+    });
+    match (machine, group) {
+        (Some(m), Some(g)) => Some(m.min(g)),
+        (m, g) => m.or(g),
     }
 }
 
+/// `MemTotal` + `SwapTotal` of a `/proc/meminfo` text, in bytes.
+fn ram_and_swap(meminfo: &str) -> Option<u64> {
+    let field = |name: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(name))?;
+        let mut parts = line[name.len()..].split_whitespace();
+        let value: u64 = parts.next()?.parse().ok()?;
+        match parts.next() {
+            Some("kB") => value.checked_mul(1024),
+            None => Some(value),
+            Some(_) => None,
+        }
+    };
+    field("MemTotal:")?.checked_add(field("SwapTotal:").unwrap_or(0))
+}
+
+/// A control group's memory limit; None for "max" (none) and for v1's
+/// stand-in for none (a page-rounded i64::MAX).
+fn cgroup_limit(text: &str) -> Option<u64> {
+    let v: u64 = text.trim().parse().ok()?;
+    (v < 1 << 60).then_some(v)
+}
+
 /// Refuse `what` of `source` when its `need` bytes (None: beyond counting)
-/// are more than `available` (None: unknown, then only sizes beyond what an
+/// are more than `ceiling` (None: unknown, then only sizes beyond what an
 /// address space can hold are refused).
-pub fn check_fits(
-    source: &str,
-    what: &str,
-    need: Option<u64>,
-    available: Option<u64>,
-) -> Result<()> {
-    let limit = available.unwrap_or(isize::MAX as u64);
+pub fn check_fits(source: &str, what: &str, need: Option<u64>, ceiling: Option<u64>) -> Result<()> {
+    let limit = ceiling.unwrap_or(isize::MAX as u64);
     match need {
         Some(n) if n <= limit => Ok(()),
         Some(n) => Err(Error::input(
@@ -53,7 +81,11 @@ pub fn check_fits(
                 "{what} would take about {} in memory, more than the {} {}",
                 gigabytes(n),
                 gigabytes(limit),
-                if available.is_some() { "this machine has free" } else { "a process can address" }
+                if ceiling.is_some() {
+                    "of memory and swap this machine (or container) has"
+                } else {
+                    "a process can address"
+                }
             ),
         )),
         None => Err(Error::input(
@@ -63,9 +95,9 @@ pub fn check_fits(
     }
 }
 
-/// `check_fits` against this machine's available memory.
+/// `check_fits` against the most this process could ever get.
 pub fn ensure_fits(source: &str, what: &str, dims: &[usize], bytes_per: usize) -> Result<()> {
-    check_fits(source, what, bytes_for(dims, bytes_per), available_bytes())
+    check_fits(source, what, bytes_for(dims, bytes_per), ceiling_bytes())
 }
 
 fn gigabytes(bytes: u64) -> String {
@@ -97,19 +129,29 @@ mod tests {
     }
 
     #[test]
-    fn mem_available_is_read_in_bytes() {
+    fn the_ceiling_is_ram_and_swap_or_a_group_limit() {
         let cases = [
             (
-                "MemTotal: 100 kB\nMemAvailable:   2048 kB\n",
-                Some(2_097_152),
+                "MemTotal: 100 kB\nMemAvailable: 50 kB\nSwapTotal: 28 kB\n",
+                Some(131_072),
             ),
-            ("MemAvailable: 5\n", Some(5)),
-            ("MemTotal: 100 kB\n", None),
-            ("MemAvailable: lots kB\n", None),
-            ("MemAvailable: 5 MB\n", None),
+            ("MemTotal:   2048 kB\n", Some(2_097_152)),
+            ("MemTotal: 5\n", Some(5)),
+            ("SwapTotal: 100 kB\n", None),
+            ("MemTotal: lots kB\n", None),
+            ("MemTotal: 5 MB\n", None),
         ];
         for (text, want) in cases {
-            assert_eq!(parse_mem_available(text), want, "{text:?}");
+            assert_eq!(ram_and_swap(text), want, "{text:?}");
+        }
+        let groups = [
+            ("max\n", None),
+            ("9223372036854771712\n", None),
+            ("4294967296\n", Some(4_294_967_296)),
+            ("", None),
+        ];
+        for (text, want) in groups {
+            assert_eq!(cgroup_limit(text), want, "{text:?}");
         }
     }
 
@@ -118,7 +160,7 @@ mod tests {
         assert!(check_fits("a.tif", "scoring", Some(10), Some(10)).is_ok());
         assert!(check_fits("a.tif", "scoring", Some(10), None).is_ok());
         let cases = [
-            (Some(11), Some(10), "this machine has free"),
+            (Some(11), Some(10), "memory and swap"),
             (Some(u64::MAX), None, "a process can address"),
             (None, Some(10), "enormous"),
         ];

@@ -173,9 +173,9 @@ fn eval_pair(
         ));
     }
     let (w, h) = (p.width, p.height);
-    // Both images as float32, then per band float64 copies and SSIM's
-    // filtered planes (about 64 bytes a pixel).
-    crate::io::memory::ensure_fits(&ps, "scoring it whole", &[w, h], 8 * p.bands() + 64)?;
+    // Both images as float32, then per band float64 copies, the validity
+    // flags and SSIM's filtered planes (about 88 bytes a pixel).
+    crate::io::memory::ensure_fits(&ps, "scoring it whole", &[w, h], 8 * p.bands() + 88)?;
     let n = w * h;
     let pv = p.read_window(0, h, 0, w)?;
     let rv = r.read_window(0, h, 0, w)?;

@@ -90,12 +90,12 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
         }
         let (w, h) = (input.width, input.height);
         // The bands as float32, two grey planes and NIQE's and BRISQUE's
-        // filtered planes (about 64 bytes a pixel).
+        // filtered planes (about 88 bytes a pixel).
         crate::io::memory::ensure_fits(
             &source,
             "scoring it whole",
             &[w, h],
-            4 * input.bands() + 64,
+            4 * input.bands() + 88,
         )?;
         let block = input.read_window(0, h, 0, w)?;
         // NIQE and BRISQUE score every pixel: nodata would be scored as

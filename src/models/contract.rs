@@ -231,7 +231,9 @@ impl GraphScale {
             ));
         }
         let offset = m.number("idfcr.input_offset", Some(0.0))?;
-        if !(offset as f32).is_finite() {
+        // Graph values are of order 1: beyond 1e4 float32 cannot resolve a
+        // thousandth of a unit on top of the offset (1e30 gave all zeros).
+        if offset.abs() > 1e4 {
             return Err(m.bad(
                 "idfcr.input_offset",
                 format!("= {offset:e} is outside what a pixel conversion can use"),
@@ -409,6 +411,12 @@ mod tests {
             ),
             ("idfcr.input_scale", "0", scale, Err("is zero")),
             ("idfcr.input_offset", "-0.5", offset, Ok(-0.5)),
+            (
+                "idfcr.input_offset",
+                "1e30",
+                offset,
+                Err("outside what a pixel conversion"),
+            ),
             (
                 "idfcr.input_offset",
                 "1e300",

@@ -88,7 +88,7 @@ fn remove_refined(
 ) -> Result<RemoveSummary> {
     // Load and check the IND model before stage 1 spends any time, and
     // that the sampler's whole-scene latent (z, noise, condition, blend
-    // weights: about six float32 copies) fits; the borrow of `cache` ends
+    // weights, the tiles' outputs: about seven float32 copies) fits; the borrow of `cache` ends
     // here, so it is looked up again below.
     let ind = cache.ind(cfg, opts, input)?;
     let (f, lat) = (
@@ -99,7 +99,7 @@ fn remove_refined(
         &input.source,
         "refining it (--refine holds its whole latent)",
         &[input.height.div_ceil(f), input.width.div_ceil(f), lat],
-        24,
+        28,
     )?;
     let stage1_file = temp_beside(cfg, "pixelcr")?;
     let stage1_path = stage1_file.path().to_path_buf();

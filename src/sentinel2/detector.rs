@@ -139,12 +139,13 @@ fn read_bands(bands: &[DetectorBand]) -> Result<MapBands> {
         ));
     }
     // The whole map is held (1830 x 1830 for a product's 10980 px): ten
-    // float32 bands, the nodata flags and the probability.
+    // float32 bands, one band's block means being read, the nodata flags
+    // and the probability.
     crate::io::memory::ensure_fits(
         &bands[0].source,
         "the cloud detector's map of it",
         &[w, h],
-        4 * bands.len() + 9,
+        4 * bands.len() + 17,
     )?;
     let n = w * h;
     let mut data = vec![0f32; bands.len() * n];
