@@ -138,7 +138,19 @@ impl InputRaster {
         cols: usize,
         keep_exact: bool,
     ) -> Result<Window> {
+        // Callers that hold whole images check the memory first
+        // (`io::memory`); this keeps any other from a capacity-overflow panic.
         let n = rows * cols;
+        if crate::io::memory::bytes_for(&[n, self.bands()], 8).is_none_or(|b| b > isize::MAX as u64)
+        {
+            return Err(Error::input(
+                &self.source,
+                format!(
+                    "a {cols} x {rows} window of {} bands is beyond what a process can address",
+                    self.bands()
+                ),
+            ));
+        }
         let mut out = vec![0f32; self.bands() * n];
         let wide = keep_exact && !self.data_type.f32_exact();
         let mut exact = wide.then(|| vec![0f64; self.bands() * n]);
