@@ -11,8 +11,10 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 
+pub use super::batch_args::BatchArgs;
 pub use super::cloud_mask_args::CloudMaskArgs;
 pub use super::metrics_args::{EvalArgs, QualityArgs};
+pub use super::s2_args::{CloudDetectorArg, S2Args};
 
 /// Help heading of the `--refine` options.
 const REFINE: &str = "Diffusion refinement";
@@ -76,104 +78,6 @@ pub struct RemoveArgs {
     pub cloud_mask: CloudMaskArgs,
     #[command(flatten)]
     pub opts: ProcessingArgs,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum CloudDetectorArg {
-    Auto,
-    S2cloudless,
-    Model,
-}
-
-/// `idfcr s2`: a Sentinel-2 product in, one cleaned raster per group out.
-/// The shared processing options read as they apply here: bands are found
-/// by name (`-b` is refused, so not listed) and one `--model` serves one
-/// group.
-#[derive(clap::Args, Debug)]
-#[command(
-    mut_arg("bands", |a| a.hide(true)),
-    mut_arg("model", |a| a.help("ONNX model for the one group given with --groups; default: each group's bundled model (onnx/models/s2_*.onnx)")),
-    mut_arg("tile_px", |a| a.help("Tile size in px of each group's own grid (a 60 m tile covers six times the ground of a 10 m one)")),
-)]
-pub struct S2Args {
-    /// A .SAFE folder, its .zip, its MTD_MSIL1C.xml/MTD_MSIL2A.xml, a SENTINEL2_L1C:/SENTINEL2_L2A: subdataset, or a band-stacked raster.
-    pub input: String,
-    /// Folder for the outputs (created if missing).
-    pub out_dir: PathBuf,
-    /// Output file name: {product} and {group} are replaced.
-    #[arg(long, default_value = "{product}_idfcr_{group}.tif")]
-    pub name: String,
-    /// Also write each group's cloud probability p (what the output is
-    /// blended by) under this name, e.g. '{product}_cloud_{group}.tif'.
-    #[arg(long = "mask-name", value_name = "NAME")]
-    pub mask_name: Option<String>,
-    /// Groups to process, comma-separated (10m,20m,60m; default: all the input has).
-    #[arg(long, value_delimiter = ',')]
-    pub groups: Vec<String>,
-    /// Also write all cleaned bands on the 10 m grid in one raster ({group} = stack10m; 20/60 m bands repeated, values unchanged).
-    #[arg(long)]
-    pub stack: bool,
-    /// Where the cloud probability p (what each output is blended by) comes from: s2cloudless on the ten L1C bands (auto: when the input has them, so not for L2A), or each group model's own.
-    #[arg(long = "cloud-detector", value_enum, default_value_t = CloudDetectorArg::Auto)]
-    pub cloud_detector: CloudDetectorArg,
-    /// Replace existing outputs.
-    #[arg(long)]
-    pub overwrite: bool,
-    /// Print a JSON summary on stdout.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub cloud_mask: CloudMaskArgs,
-    #[command(flatten)]
-    pub opts: ProcessingArgs,
-}
-
-impl S2Args {
-    pub fn into_config(self) -> Result<crate::sentinel2::run::S2RunConfig> {
-        self.opts.stdout_is_free(self.json, "--json")?;
-        if !self.name.contains("{group}") {
-            return Err(Error::Usage(format!(
-                "--name {}: must contain {{group}} so that the groups do not overwrite each other",
-                self.name
-            )));
-        }
-        if !self.opts.bands.is_empty() {
-            return Err(Error::Usage(
-                "-b does not apply to s2 (bands are found by name); use --groups, or `idfcr remove` on one subdataset".into(),
-            ));
-        }
-        let groups = crate::sentinel2::bands::parse_groups(&self.groups)?;
-        if let Some(m) = &self.mask_name {
-            if !m.contains("{group}") || *m == self.name {
-                return Err(Error::Usage(format!(
-                    "--mask-name {m}: must contain {{group}} and differ from --name"
-                )));
-            }
-        }
-        let groups = (!groups.is_empty()).then_some(groups);
-        let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
-        if cloud_mask.is_some() && !matches!(self.cloud_detector, CloudDetectorArg::Auto) {
-            return Err(Error::Usage("--cloud-mask replaces the cloud detector: give one of --cloud-mask and --cloud-detector".into()));
-        }
-        let options = self.opts.into_options(self.overwrite)?;
-        Ok(crate::sentinel2::run::S2RunConfig {
-            cloud_mask,
-            input: self.input,
-            out_dir: self.out_dir,
-            name: self.name,
-            mask_name: self.mask_name,
-            groups,
-            options,
-            stack: self.stack,
-            cloud_detector: match self.cloud_detector {
-                CloudDetectorArg::Auto => crate::sentinel2::detector::CloudDetector::Auto,
-                CloudDetectorArg::S2cloudless => {
-                    crate::sentinel2::detector::CloudDetector::S2cloudless
-                }
-                CloudDetectorArg::Model => crate::sentinel2::detector::CloudDetector::Model,
-            },
-        })
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -299,77 +203,6 @@ pub struct ProcessingArgs {
     /// [default: 1024]
     #[arg(long = "refine-tile", value_name = "PX", help_heading = REFINE, allow_negative_numbers = true)]
     pub refine_tile: Option<usize>,
-}
-
-/// `idfcr batch`: many inputs, one output folder.
-#[derive(clap::Args, Debug)]
-#[command(mut_arg("cloud_mask", |a| a.value_name("PATTERN").help("Blend each input by its own cloud mask instead of the model's cloud probability (see `remove --cloud-mask`): a path with the placeholders of --name, relative to the input's folder ('masks/{stem}.tif'; masks among the inputs are not inputs). An input whose mask is missing or does not fit fails alone")))]
-pub struct BatchArgs {
-    /// Input rasters, folders (their rasters) or glob patterns (quote them).
-    pub inputs: Vec<String>,
-    /// A file listing inputs, one per line ('#' starts a comment).
-    #[arg(long = "list", value_name = "FILE")]
-    pub list: Option<PathBuf>,
-    /// Output folder.
-    #[arg(long = "out-dir", value_name = "DIR")]
-    pub out_dir: PathBuf,
-    /// Output file name inside --out-dir; {stem} is the input's file name without
-    /// extension, {ext} its extension, {parent} the name of its folder.
-    #[arg(long = "name", default_value = "{stem}_clear.tif")]
-    pub name: String,
-    /// Also write each input's cloud probability p (what the output is blended
-    /// by) under this name in --out-dir, with the placeholders of --name.
-    #[arg(long = "mask-name", value_name = "NAME")]
-    pub mask_name: Option<String>,
-    /// Skip inputs whose output exists, reads back completely and was made by
-    /// this idfcr version with the same settings (source, bands, model, --refine
-    /// and its sampler/steps/seed, output type); redo the others.
-    #[arg(long = "skip-existing")]
-    pub skip_existing: bool,
-    /// Replace existing outputs (without --skip-existing: all of them).
-    #[arg(long)]
-    pub overwrite: bool,
-    /// Process only shard I of N (0-based), a stable split by input name for
-    /// job arrays: every input falls in exactly one shard.
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<String>,
-    /// Write the JSON summary to FILE ('-': stdout).
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
-    #[command(flatten)]
-    pub cloud_mask: CloudMaskArgs,
-    #[command(flatten)]
-    pub opts: ProcessingArgs,
-}
-
-impl BatchArgs {
-    pub fn into_config(self) -> Result<crate::pipeline::batch::BatchConfig> {
-        let summary_on_stdout = self.summary.as_ref().is_some_and(|p| p.as_os_str() == "-");
-        self.opts.stdout_is_free(summary_on_stdout, "--summary -")?;
-        let shard = self
-            .shard
-            .as_deref()
-            .map(crate::pipeline::batch::parse_shard)
-            .transpose()?;
-        let inputs = crate::pipeline::batch::expand_inputs(&self.inputs, self.list.as_deref())?;
-        let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
-        let inputs = match &cloud_mask {
-            Some((pattern, _)) => crate::pipeline::batch::without_cloud_masks(inputs, pattern),
-            None => inputs,
-        };
-        let options = self.opts.into_options(self.overwrite)?;
-        Ok(crate::pipeline::batch::BatchConfig {
-            inputs,
-            out_dir: self.out_dir,
-            name: self.name,
-            mask_name: self.mask_name,
-            cloud_mask,
-            skip_existing: self.skip_existing,
-            shard,
-            summary: self.summary,
-            options,
-        })
-    }
 }
 
 /// GDAL spells some options with one dash and two letters (`-of COG`,
@@ -501,7 +334,7 @@ fn parse_format(name: &str) -> Result<OutputFormat> {
 impl ProcessingArgs {
     /// stdout carries one thing: GDAL-style progress (for QGIS) or a JSON
     /// document (`option`), never both mixed into one unparsable stream.
-    fn stdout_is_free(&self, json_on_stdout: bool, option: &str) -> Result<()> {
+    pub(super) fn stdout_is_free(&self, json_on_stdout: bool, option: &str) -> Result<()> {
         if json_on_stdout && !self.quiet && matches!(self.progress, ProgressArg::Gdal) {
             return Err(Error::Usage(format!(
                 "{option} and --progress gdal both write to stdout; keep one of them"

@@ -1,8 +1,9 @@
 //! The command-line edge: arguments in, exit code out.
 //!
 //! - `args`: clap structs, turned into validated configs (nothing below this
-//!   folder sees clap types); `metrics_args` those of `quality` and `eval`,
-//!   `cloud_mask_args` those of `--cloud-mask`;
+//!   folder sees clap types): the command list, `remove` and the processing
+//!   options it shares; `batch_args`, `s2_args` and `metrics_args` (`quality`,
+//!   `eval`) the other commands', `cloud_mask_args` those of `--cloud-mask`;
 //! - `describe`: `--describe-json`, the parameters for front ends such as QGIS;
 //! - `app`: runs a subcommand, prints its report on stdout and its error
 //!   once on stderr, maps errors to exit codes;
@@ -13,10 +14,12 @@
 
 pub mod app;
 pub mod args;
+pub mod batch_args;
 pub mod cloud_mask_args;
 pub mod describe;
 pub mod metrics_args;
 pub mod progress;
+pub mod s2_args;
 
 /// Write to stdout, ignoring a closed pipe (`idfcr ... | head` must not
 /// panic); other write errors are ignored too, as there is nowhere to report them.

@@ -1,0 +1,79 @@
+//! Arguments of `idfcr batch` (many inputs, one output folder), turned into
+//! its validated config; the shared processing options are in `args`.
+
+use std::path::PathBuf;
+
+use super::args::ProcessingArgs;
+use super::cloud_mask_args::CloudMaskArgs;
+use crate::error::Result;
+
+/// `idfcr batch`: many inputs, one output folder.
+#[derive(clap::Args, Debug)]
+#[command(mut_arg("cloud_mask", |a| a.value_name("PATTERN").help("Blend each input by its own cloud mask instead of the model's cloud probability (see `remove --cloud-mask`): a path with the placeholders of --name, relative to the input's folder ('masks/{stem}.tif'; masks among the inputs are not inputs). An input whose mask is missing or does not fit fails alone")))]
+pub struct BatchArgs {
+    /// Input rasters, folders (their rasters) or glob patterns (quote them).
+    pub inputs: Vec<String>,
+    /// A file listing inputs, one per line ('#' starts a comment).
+    #[arg(long = "list", value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long = "out-dir", value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Output file name inside --out-dir; {stem} is the input's file name without
+    /// extension, {ext} its extension, {parent} the name of its folder.
+    #[arg(long = "name", default_value = "{stem}_clear.tif")]
+    pub name: String,
+    /// Also write each input's cloud probability p (what the output is blended
+    /// by) under this name in --out-dir, with the placeholders of --name.
+    #[arg(long = "mask-name", value_name = "NAME")]
+    pub mask_name: Option<String>,
+    /// Skip inputs whose output exists, reads back completely and was made by
+    /// this idfcr version with the same settings (source, bands, model, --refine
+    /// and its sampler/steps/seed, output type); redo the others.
+    #[arg(long = "skip-existing")]
+    pub skip_existing: bool,
+    /// Replace existing outputs (without --skip-existing: all of them).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Process only shard I of N (0-based), a stable split by input name for
+    /// job arrays: every input falls in exactly one shard.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Write the JSON summary to FILE ('-': stdout).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub cloud_mask: CloudMaskArgs,
+    #[command(flatten)]
+    pub opts: ProcessingArgs,
+}
+
+impl BatchArgs {
+    pub fn into_config(self) -> Result<crate::pipeline::batch::BatchConfig> {
+        let summary_on_stdout = self.summary.as_ref().is_some_and(|p| p.as_os_str() == "-");
+        self.opts.stdout_is_free(summary_on_stdout, "--summary -")?;
+        let shard = self
+            .shard
+            .as_deref()
+            .map(crate::pipeline::batch::parse_shard)
+            .transpose()?;
+        let inputs = crate::pipeline::batch::expand_inputs(&self.inputs, self.list.as_deref())?;
+        let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
+        let inputs = match &cloud_mask {
+            Some((pattern, _)) => crate::pipeline::batch::without_cloud_masks(inputs, pattern),
+            None => inputs,
+        };
+        let options = self.opts.into_options(self.overwrite)?;
+        Ok(crate::pipeline::batch::BatchConfig {
+            inputs,
+            out_dir: self.out_dir,
+            name: self.name,
+            mask_name: self.mask_name,
+            cloud_mask,
+            skip_existing: self.skip_existing,
+            shard,
+            summary: self.summary,
+            options,
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! Arguments of `idfcr s2` (a Sentinel-2 product in, one cleaned raster per
+//! group out), turned into its validated config; the shared processing
+//! options are in `args`.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use super::args::ProcessingArgs;
+use super::cloud_mask_args::CloudMaskArgs;
+use crate::error::{Error, Result};
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CloudDetectorArg {
+    Auto,
+    S2cloudless,
+    Model,
+}
+
+/// `idfcr s2`: a Sentinel-2 product in, one cleaned raster per group out.
+/// The shared processing options read as they apply here: bands are found
+/// by name (`-b` is refused, so not listed) and one `--model` serves one
+/// group.
+#[derive(clap::Args, Debug)]
+#[command(
+    mut_arg("bands", |a| a.hide(true)),
+    mut_arg("model", |a| a.help("ONNX model for the one group given with --groups; default: each group's bundled model (onnx/models/s2_*.onnx)")),
+    mut_arg("tile_px", |a| a.help("Tile size in px of each group's own grid (a 60 m tile covers six times the ground of a 10 m one)")),
+)]
+pub struct S2Args {
+    /// A .SAFE folder, its .zip, its MTD_MSIL1C.xml/MTD_MSIL2A.xml, a SENTINEL2_L1C:/SENTINEL2_L2A: subdataset, or a band-stacked raster.
+    pub input: String,
+    /// Folder for the outputs (created if missing).
+    pub out_dir: PathBuf,
+    /// Output file name: {product} and {group} are replaced.
+    #[arg(long, default_value = "{product}_idfcr_{group}.tif")]
+    pub name: String,
+    /// Also write each group's cloud probability p (what the output is
+    /// blended by) under this name, e.g. '{product}_cloud_{group}.tif'.
+    #[arg(long = "mask-name", value_name = "NAME")]
+    pub mask_name: Option<String>,
+    /// Groups to process, comma-separated (10m,20m,60m; default: all the input has).
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Also write all cleaned bands on the 10 m grid in one raster ({group} = stack10m; 20/60 m bands repeated, values unchanged).
+    #[arg(long)]
+    pub stack: bool,
+    /// Where the cloud probability p (what each output is blended by) comes from: s2cloudless on the ten L1C bands (auto: when the input has them, so not for L2A), or each group model's own.
+    #[arg(long = "cloud-detector", value_enum, default_value_t = CloudDetectorArg::Auto)]
+    pub cloud_detector: CloudDetectorArg,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub cloud_mask: CloudMaskArgs,
+    #[command(flatten)]
+    pub opts: ProcessingArgs,
+}
+
+impl S2Args {
+    pub fn into_config(self) -> Result<crate::sentinel2::run::S2RunConfig> {
+        self.opts.stdout_is_free(self.json, "--json")?;
+        if !self.name.contains("{group}") {
+            return Err(Error::Usage(format!(
+                "--name {}: must contain {{group}} so that the groups do not overwrite each other",
+                self.name
+            )));
+        }
+        if !self.opts.bands.is_empty() {
+            return Err(Error::Usage(
+                "-b does not apply to s2 (bands are found by name); use --groups, or `idfcr remove` on one subdataset".into(),
+            ));
+        }
+        let groups = crate::sentinel2::bands::parse_groups(&self.groups)?;
+        if let Some(m) = &self.mask_name {
+            if !m.contains("{group}") || *m == self.name {
+                return Err(Error::Usage(format!(
+                    "--mask-name {m}: must contain {{group}} and differ from --name"
+                )));
+            }
+        }
+        let groups = (!groups.is_empty()).then_some(groups);
+        let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
+        if cloud_mask.is_some() && !matches!(self.cloud_detector, CloudDetectorArg::Auto) {
+            return Err(Error::Usage("--cloud-mask replaces the cloud detector: give one of --cloud-mask and --cloud-detector".into()));
+        }
+        let options = self.opts.into_options(self.overwrite)?;
+        Ok(crate::sentinel2::run::S2RunConfig {
+            cloud_mask,
+            input: self.input,
+            out_dir: self.out_dir,
+            name: self.name,
+            mask_name: self.mask_name,
+            groups,
+            options,
+            stack: self.stack,
+            cloud_detector: match self.cloud_detector {
+                CloudDetectorArg::Auto => crate::sentinel2::detector::CloudDetector::Auto,
+                CloudDetectorArg::S2cloudless => {
+                    crate::sentinel2::detector::CloudDetector::S2cloudless
+                }
+                CloudDetectorArg::Model => crate::sentinel2::detector::CloudDetector::Model,
+            },
+        })
+    }
+}
