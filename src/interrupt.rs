@@ -3,7 +3,6 @@
 //! remove every partial output on the way out; a second request exits at
 //! once and removes them itself.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -18,11 +17,13 @@ const SAME_REQUEST: Duration = Duration::from_secs(1);
 
 /// Install the handler (once; later calls are no-ops). The first signal
 /// sets the flag; a second one later means the user insists: the temp
-/// files are removed and the process exits at once.
-pub fn install() {
+/// files are removed and the process exits at once, after `insist_line`
+/// says so on stderr (the caller's format; it must not panic on a closed
+/// pipe, as `eprintln!` does).
+pub fn install(insist_line: fn(&str)) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
+        let _ = ctrlc::set_handler(move || {
             if !INTERRUPTED.swap(true, Ordering::SeqCst) {
                 let _ = FIRST.set(Instant::now());
                 return;
@@ -30,8 +31,7 @@ pub fn install() {
             if FIRST.get().is_some_and(|t| t.elapsed() < SAME_REQUEST) {
                 return;
             }
-            // Not `eprintln!`: it panics when stderr is a closed pipe.
-            let _ = writeln!(std::io::stderr(), "idfcr: interrupted again: stopping now");
+            insist_line("interrupted again: stopping now");
             crate::io::place::exit_removing_temps(130);
         });
     });

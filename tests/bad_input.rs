@@ -701,3 +701,70 @@ fn a_closed_stderr_does_not_panic() {
     let summary = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
     assert!(summary.contains("\"failed\": 2"), "{summary}");
 }
+
+/// `--log-format json`: every stderr line is one JSON object a log
+/// collector can index (kind, file, batch input, exit code as fields),
+/// usage errors that clap finds included; stdout is untouched.
+#[test]
+fn json_logs_carry_the_file_and_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/a.tif"), "not a raster\n").unwrap();
+    rgb_tiff(&dir.path().join("in/b.tif"), 20, 20, None);
+    let model = fixture_model("tiny_conv").display().to_string();
+    let batch = [
+        "batch",
+        "in",
+        "--out-dir",
+        "out",
+        "--model",
+        &model,
+        "--device",
+        "cpu",
+        "-q",
+        "--log-format",
+        "json",
+    ];
+    // (arguments, exit code, per stderr line: (kind or "", path ends with, input ends with))
+    type Line = (&'static str, &'static str, &'static str);
+    let cases: Vec<(Vec<&str>, i32, Vec<Line>)> = vec![
+        (
+            vec!["--log-format", "json", "remove", "nope.tif", "out.tif"],
+            1,
+            vec![("input", "nope.tif", "")],
+        ),
+        (
+            vec!["remove", "--log-format=json", "--bogus", "a", "b"],
+            2,
+            vec![("usage", "", "")],
+        ),
+        (
+            batch.to_vec(),
+            1,
+            vec![("input", "a.tif", "a.tif"), ("", "", "")],
+        ),
+    ];
+    for (args, code, lines) in cases {
+        let o = idfcr(dir.path(), &args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        let got: Vec<serde_json::Value> = err
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: {e}: {l}")))
+            .collect();
+        assert_eq!(got.len(), lines.len(), "{args:?}: {err}");
+        for (v, (kind, path, input)) in got.iter().zip(lines) {
+            assert_eq!(v["level"], "error", "{v}");
+            assert_eq!(v["exit_code"], code, "{v}");
+            assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+            assert!(!v["message"].as_str().unwrap_or("").is_empty(), "{v}");
+            let field = |k: &str| v[k].as_str().unwrap_or("").to_string();
+            assert_eq!(field("kind"), kind, "{v}");
+            assert!(field("path").ends_with(path), "{v}");
+            assert!(field("input").ends_with(input), "{v}");
+        }
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    // The good input of the batch was still processed.
+    assert!(dir.path().join("out/b_clear.tif").exists());
+}

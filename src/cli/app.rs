@@ -2,8 +2,9 @@
 //! once on stderr as `idfcr: error: ...` and mapped to the exit code;
 //! data (JSON, CSV, GDAL progress) goes to stdout.
 
+use crate::cli::log::{self, Event};
 use crate::cli::{args as cli, progress};
-use crate::cli::{stderr_line, stdout_line, stdout_text};
+use crate::cli::{stdout_line, stdout_text};
 use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::metrics::evaluate;
@@ -14,6 +15,7 @@ use crate::pipeline::{self, batch};
 pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     use clap::Parser;
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    log::set_format(log::format_in_args(&args));
     // `idfcr SUBCOMMAND --describe-json`: describe instead of run, so the
     // required positionals need not be given.
     if args.iter().any(|a| a == "--describe-json") {
@@ -22,10 +24,10 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let cli = match cli::Cli::try_parse_from(cli::gdal_style_args(args)) {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
-            stderr_line(&format!(
-                "idfcr: {}",
-                clap_one_line(&e.render().to_string())
-            ));
+            log::emit(&Event {
+                kind: Some("usage"),
+                ..Event::error(clap_one_line(&e.render().to_string()), 2)
+            });
             return 2;
         }
         Err(e) => {
@@ -34,7 +36,13 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             return 0;
         }
     };
-    interrupt::install();
+    log::set_format(cli.log_format);
+    interrupt::install(|line| {
+        log::emit(&Event {
+            kind: Some("interrupted"),
+            ..Event::error(line, 130)
+        })
+    });
     // GDAL would print its errors on stderr itself; ours carry its message
     // already, and stderr is for one line per failure. The handler also
     // counts failures that no GDAL return value reports.
@@ -72,7 +80,7 @@ fn clap_one_line(rendered: &str) -> String {
         .collect();
     let text = parts.join(" ");
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    format!("error: {text} (see --help)")
+    format!("{text} (see --help)")
 }
 
 /// `idfcr SUBCOMMAND --describe-json`: the subcommand's options as JSON for
@@ -85,7 +93,13 @@ fn describe_json(args: &[std::ffi::OsString]) -> i32 {
             0
         }
         None => {
-            stderr_line("idfcr: error: --describe-json needs a subcommand before it (remove, batch, s2, eval)");
+            log::emit(&Event {
+                kind: Some("usage"),
+                ..Event::error(
+                    "--describe-json needs a subcommand before it (remove, batch, s2, eval)",
+                    2,
+                )
+            });
             2
         }
     }
@@ -116,10 +130,9 @@ fn run_s2_cli(args: cli::S2Args) -> Result<()> {
     let cfg = args.into_config()?;
     let mode = cfg.options.progress;
     let summary = crate::sentinel2::run::run_s2(&cfg, |group, total| {
-        use std::io::IsTerminal;
-        if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal() {
+        if progress::bar_on_stderr(mode) {
             device_note_on_terminal(mode);
-            stderr_line(&format!("idfcr: group {group}"));
+            log::emit(&Event::info(format!("group {group}")));
         }
         Box::new(progress::Display::new(mode, total))
     })?;
@@ -149,7 +162,7 @@ fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
 /// problem), then each underlying cause in anyhow's context chain that the
 /// message does not already quote (most quote GDAL's text themselves).
 pub fn report(e: &Error) {
-    stderr_line(&format!("idfcr: error: {}", one_line(e)));
+    log::emit(&Event::failure(e, one_line(e)));
 }
 
 fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
@@ -168,12 +181,11 @@ fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
 /// On a terminal with a progress bar, say once why `--device auto` runs on
 /// CPU (the header of the progress display); never in cron or `-q` runs.
 fn device_note_on_terminal(mode: crate::config::ProgressMode) {
-    use std::io::IsTerminal;
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if mode == crate::config::ProgressMode::Auto && std::io::stderr().is_terminal() {
+    if progress::bar_on_stderr(mode) {
         if let Some(note) = crate::models::pixel_cr::device_note() {
             if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                stderr_line(&format!("idfcr: {note}"));
+                log::emit(&Event::info(note));
             }
         }
     }
@@ -271,8 +283,8 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         }
     };
     let mode = cfg.options.progress;
-    let summary = match batch::run_batch(&cfg, progress::Display::factory(mode), |_input, e| {
-        report(e)
+    let summary = match batch::run_batch(&cfg, progress::Display::factory(mode), |input, e| {
+        log::emit(&Event::failure(e, one_line(e)).for_input(input))
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -290,12 +302,18 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         }
     }
     if summary.interrupted {
-        stderr_line("idfcr: error: interrupted; finished outputs are kept, rerun with --skip-existing to go on");
+        log::emit(&Event {
+            kind: Some("interrupted"),
+            ..Event::error(
+                "interrupted; finished outputs are kept, rerun with --skip-existing to go on",
+                130,
+            )
+        });
         130
     } else if summary.failed > 0 {
-        stderr_line(&format!(
-            "idfcr: error: {} of {} inputs failed",
-            summary.failed, summary.inputs
+        log::emit(&Event::error(
+            format!("{} of {} inputs failed", summary.failed, summary.inputs),
+            1,
         ));
         1
     } else {
@@ -333,11 +351,11 @@ mod tests {
         let table = [
             (
                 "error: invalid value 'JPEG' for '--format <GTiff|COG>'\n  [possible values: GTiff, COG]\n\nFor more information, try '--help'.\n",
-                "error: invalid value 'JPEG' for '--format <GTiff|COG>' [possible values: GTiff, COG] (see --help)",
+                "invalid value 'JPEG' for '--format <GTiff|COG>' [possible values: GTiff, COG] (see --help)",
             ),
             (
                 "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\nUsage: idfcr remove [OPTIONS] <INPUT> <OUTPUT>\n\nFor more information, try '--help'.\n",
-                "error: unexpected argument '--bogus' found tip: to pass '--bogus' as a value, use '-- --bogus' (see --help)",
+                "unexpected argument '--bogus' found tip: to pass '--bogus' as a value, use '-- --bogus' (see --help)",
             ),
         ];
         for (clap, want) in table {

@@ -29,6 +29,9 @@ const REFINE: &str = "Diffusion refinement";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How errors and notes are written on stderr: text lines, or one JSON object per line (time, level, message, kind, path, input, exit_code) for log collectors.
+    #[arg(long = "log-format", value_enum, global = true, default_value_t = super::log::LogFormat::Text)]
+    pub log_format: super::log::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]

@@ -4,6 +4,8 @@
 //!   folder sees clap types): the command list, `remove` and the processing
 //!   options it shares; `batch_args`, `s2_args` and `metrics_args` (`quality`,
 //!   `eval`) the other commands', `cloud_mask_args` those of `--cloud-mask`;
+//! - `log`: the stderr lines (errors, notes) as text or, with `--log-format
+//!   json`, one JSON object per line;
 //! - `describe`: `--describe-json`, the parameters for front ends such as QGIS;
 //! - `app`: runs a subcommand, prints its report on stdout and its error
 //!   once on stderr, maps errors to exit codes;
@@ -17,6 +19,7 @@ pub mod args;
 pub mod batch_args;
 pub mod cloud_mask_args;
 pub mod describe;
+pub mod log;
 pub mod metrics_args;
 pub mod progress;
 pub mod s2_args;

@@ -30,7 +30,7 @@ impl Display {
                 d
             }
             ProgressMode::None => Display::Silent,
-            ProgressMode::Auto if std::io::stderr().is_terminal() => {
+            ProgressMode::Auto if bar_on_stderr(mode) => {
                 let bar = indicatif::ProgressBar::new(total);
                 bar.set_style(
                     indicatif::ProgressStyle::with_template(
@@ -49,6 +49,14 @@ impl Display {
     pub fn factory(mode: ProgressMode) -> impl Fn(u64) -> Box<dyn Progress> {
         move |total| Box::new(Display::new(mode, total))
     }
+}
+
+/// Whether this run draws a bar on stderr: `--progress auto` on a terminal,
+/// unless stderr carries JSON log lines, which a bar would break.
+pub fn bar_on_stderr(mode: ProgressMode) -> bool {
+    mode == ProgressMode::Auto
+        && std::io::stderr().is_terminal()
+        && super::log::format() == super::log::LogFormat::Text
 }
 
 impl Progress for Display {
