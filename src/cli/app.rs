@@ -1,5 +1,6 @@
 //! Running the subcommands: parse, dispatch, report. Errors are printed
-//! once on stderr as `idfcr: error: ...` and mapped to the exit code;
+//! once on stderr as `idfcr: error: ...` (or one JSON line, `--log-format
+//! json`; see `log`) and mapped to the exit code;
 //! data (JSON, CSV, GDAL progress) goes to stdout.
 
 use crate::cli::log::{self, Event};
