@@ -48,13 +48,7 @@ pub fn format_in_args(args: &[std::ffi::OsString]) -> LogFormat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Error,
-    Info,
-}
-
-/// One stderr line: what happened, and, where known, the kind of failure,
+/// One stderr line (an error, or else a note): what happened, and, where known, the kind of failure,
 /// the file it is about, the batch input it belongs to, the exit code.
 #[derive(Debug, Default)]
 pub struct Event<'a> {
@@ -112,31 +106,18 @@ impl<'a> Event<'a> {
         self.input = Some(input);
         self
     }
-
-    fn level(&self) -> Level {
-        if self.error {
-            Level::Error
-        } else {
-            Level::Info
-        }
-    }
 }
 
 /// The line for `event` in `format`, written at `now` (JSON only carries
 /// the time: a text line goes to a terminal or a cron mail that has its own).
 pub fn render(event: &Event, format: LogFormat, now: SystemTime) -> String {
     match format {
-        LogFormat::Text => match event.level() {
-            Level::Error => format!("idfcr: error: {}", event.message),
-            Level::Info => format!("idfcr: {}", event.message),
-        },
+        LogFormat::Text if event.error => format!("idfcr: error: {}", event.message),
+        LogFormat::Text => format!("idfcr: {}", event.message),
         LogFormat::Json => {
             let mut o = serde_json::Map::new();
             o.insert("time".into(), rfc3339_utc(now).into());
-            let level = match event.level() {
-                Level::Error => "error",
-                Level::Info => "info",
-            };
+            let level = if event.error { "error" } else { "info" };
             o.insert("level".into(), level.into());
             o.insert("message".into(), event.message.clone().into());
             if let Some(k) = event.kind {
