@@ -25,10 +25,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let cli = match cli::Cli::try_parse_from(cli::gdal_style_args(args)) {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
-            log::emit(&Event {
-                kind: Some("usage"),
-                ..Event::error(clap_one_line(&e.render().to_string()), 2)
-            });
+            report(&Error::Usage(clap_one_line(&e.render().to_string())));
             return 2;
         }
         Err(e) => {
@@ -94,13 +91,9 @@ fn describe_json(args: &[std::ffi::OsString]) -> i32 {
             0
         }
         None => {
-            log::emit(&Event {
-                kind: Some("usage"),
-                ..Event::error(
-                    "--describe-json needs a subcommand before it (remove, batch, s2, eval)",
-                    2,
-                )
-            });
+            report(&Error::Usage(
+                "--describe-json needs a subcommand before it (remove, batch, s2, eval)".into(),
+            ));
             2
         }
     }
@@ -159,24 +152,9 @@ fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
     Ok(())
 }
 
-/// The one stderr line of a failure: our message (it names the file and the
-/// problem), then each underlying cause in anyhow's context chain that the
-/// message does not already quote (most quote GDAL's text themselves).
+/// The one stderr line of a failure (see `log::one_line`).
 pub fn report(e: &Error) {
-    log::emit(&Event::failure(e, one_line(e)));
-}
-
-fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = e.to_string();
-    for cause in anyhow::Chain::new(e).skip(1) {
-        let text = cause.to_string();
-        let text = text.lines().next().unwrap_or("").trim();
-        if !text.is_empty() && !line.contains(text) {
-            line.push_str(": ");
-            line.push_str(text);
-        }
-    }
-    line
+    log::emit(&Event::failure(e));
 }
 
 /// On a terminal with a progress bar, say once why `--device auto` runs on
@@ -285,7 +263,7 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
     };
     let mode = cfg.options.progress;
     let summary = match batch::run_batch(&cfg, progress::Display::factory(mode), |input, e| {
-        log::emit(&Event::failure(e, one_line(e)).for_input(input))
+        log::emit(&Event::failure(e).for_input(input))
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -325,26 +303,6 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_line_adds_causes_the_message_does_not_quote() {
-        let io = || std::io::Error::other("disk on fire");
-        let cases = [
-            (Error::input("a.tif", "cannot read"), "a.tif: cannot read"),
-            (
-                Error::input("a.tif", "cannot read").because(io()),
-                "a.tif: cannot read: disk on fire",
-            ),
-            (
-                Error::output("b.tif", "write failed (disk on fire)").because(io()),
-                "b.tif: write failed (disk on fire)",
-            ),
-            (Error::Usage("bad".into()).because(io()), "bad"),
-        ];
-        for (e, want) in cases {
-            assert_eq!(one_line(&e), want);
-        }
-    }
 
     #[test]
     fn clap_errors_become_one_line() {

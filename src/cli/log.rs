@@ -79,9 +79,9 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// A failure: `message` is its one line (the error and the causes it
-    /// does not quote), kind and path come from the error itself.
-    pub fn failure(e: &Error, message: String) -> Self {
+    /// A failure: its one line (`one_line`), kind, path and exit code all
+    /// come from the error itself.
+    pub fn failure(e: &Error) -> Self {
         let (kind, path) = match e {
             Error::Usage(_) => ("usage", None),
             Error::Input { path, .. } => ("input", Some(path.clone())),
@@ -93,7 +93,7 @@ impl<'a> Event<'a> {
         };
         Event {
             error: true,
-            message,
+            message: one_line(e),
             kind: Some(kind),
             path,
             input: None,
@@ -135,6 +135,22 @@ pub fn render(event: &Event, format: LogFormat, now: SystemTime) -> String {
             serde_json::Value::Object(o).to_string()
         }
     }
+}
+
+/// The one line of a failure: our message (it names the file and the
+/// problem), then each underlying cause in anyhow's context chain that the
+/// message does not already quote (most quote GDAL's text themselves).
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    for cause in anyhow::Chain::new(e).skip(1) {
+        let text = cause.to_string();
+        let text = text.lines().next().unwrap_or("").trim();
+        if !text.is_empty() && !line.contains(text) {
+            line.push_str(": ");
+            line.push_str(text);
+        }
+    }
+    line
 }
 
 /// Write `event` on stderr in the chosen format.
@@ -179,6 +195,26 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn one_line_adds_causes_the_message_does_not_quote() {
+        let io = || std::io::Error::other("disk on fire");
+        let cases = [
+            (Error::input("a.tif", "cannot read"), "a.tif: cannot read"),
+            (
+                Error::input("a.tif", "cannot read").because(io()),
+                "a.tif: cannot read: disk on fire",
+            ),
+            (
+                Error::output("b.tif", "write failed (disk on fire)").because(io()),
+                "b.tif: write failed (disk on fire)",
+            ),
+            (Error::Usage("bad".into()).because(io()), "bad"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(one_line(&e), want);
+        }
+    }
+
+    #[test]
     fn utc_timestamps() {
         // (seconds since the epoch, millis, expected)
         let table = [
@@ -201,14 +237,14 @@ mod tests {
         let input_err = Error::input("a \"b\".tif", "not a raster");
         let cases: Vec<(Event, &str, serde_json::Value)> = vec![
             (
-                Event::failure(&input_err, input_err.to_string()).for_input("in/a.tif"),
+                Event::failure(&input_err).for_input("in/a.tif"),
                 "idfcr: error: a \"b\".tif: not a raster",
                 serde_json::json!({"time": "2026-12-05T20:41:07.000Z", "level": "error",
                     "message": "a \"b\".tif: not a raster", "kind": "input", "path": "a \"b\".tif",
                     "input": "in/a.tif", "exit_code": 1}),
             ),
             (
-                Event::failure(&Error::Usage("bad".into()), "bad".into()),
+                Event::failure(&Error::Usage("bad".into())),
                 "idfcr: error: bad",
                 serde_json::json!({"time": "2026-12-05T20:41:07.000Z", "level": "error",
                     "message": "bad", "kind": "usage", "exit_code": 2}),
