@@ -217,6 +217,69 @@ fn batch_usage_errors_come_first_and_touch_nothing() {
     }
 }
 
+/// Report files are written when the work ends, so their folders are
+/// checked before it: a `--summary` (batch) or `--json`/`--csv` (eval) in a
+/// folder that does not exist fails at once, naming the file, and the
+/// batch leaves no output folder behind.
+#[test]
+fn report_paths_are_checked_before_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("in.tif"), 40, 30, None);
+    let model = fixture_model("tiny_conv").display().to_string();
+    let o = idfcr(
+        d,
+        &[
+            "batch",
+            "in.tif",
+            "--model",
+            &model,
+            "--device",
+            "cpu",
+            "-q",
+            "--out-dir",
+            "o",
+            "--summary",
+            "nope/s.json",
+        ],
+    );
+    let msg = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains("nope/s.json") && msg.contains("does not exist"),
+        "{msg}"
+    );
+    assert!(!d.join("o").exists());
+    // A summary inside the output folder the batch makes is fine.
+    let o = idfcr(
+        d,
+        &[
+            "batch",
+            "in.tif",
+            "--model",
+            &model,
+            "--device",
+            "cpu",
+            "-q",
+            "--out-dir",
+            "o",
+            "--summary",
+            "o/s.json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(d.join("o/s.json").is_file());
+    for opt in ["--json", "--csv"] {
+        let o = idfcr(d, &["eval", "in.tif", "in.tif", opt, "nope/r.txt"]);
+        let msg = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{opt}: {msg}");
+        assert!(
+            msg.contains("nope/r.txt") && msg.contains("does not exist"),
+            "{opt}: {msg}"
+        );
+    }
+}
+
 /// `--skip-existing` knows inputs by name, size and modification time, not
 /// by the path as typed: `in/x.tif` of two sites, each run from its own
 /// folder into one output folder, is two inputs; the same archive moved

@@ -381,6 +381,78 @@ fn input_ranges_are_checked_and_converted() {
     }
 }
 
+/// A graph that gives NaN (an overflowing float16 conversion, say) is
+/// refused, naming the model; nothing is written, blended or raw.
+#[test]
+fn non_finite_model_outputs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = fixture_model("tiny_nan").display().to_string();
+    write_tiff::<u8>(&d.join("in.tif"), W, H, 3, None, |b, y, x| {
+        level(b, y, x) as u8
+    });
+    for extra in [&[][..], &["--raw"][..]] {
+        let mut args = vec![
+            "remove", "in.tif", "out.tif", "--model", &m, "--device", "cpu", "-q",
+        ];
+        args.extend_from_slice(extra);
+        let o = idfcr(d, &args);
+        let msg = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {msg}");
+        assert!(
+            msg.contains("tiny_nan.onnx") && msg.contains("NaN or infinite"),
+            "{extra:?}: {msg}"
+        );
+        assert!(!d.join("out.tif").exists(), "{extra:?}");
+    }
+}
+
+/// A thin valid area in a wide nodata canvas (a 1 px corridor that the
+/// 1024-column range subsample steps over) is range-checked all the same:
+/// 16-bit values are refused, not run through an 8-bit model unchecked.
+#[test]
+fn thin_valid_areas_are_range_checked_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = blend_model();
+    // GDAL's nearest subsample of 4096 columns onto 1024 reads columns
+    // 4i + 2: column 2048 is never read.
+    write_tiff::<u16>(
+        &d.join("corridor.tif"),
+        4096,
+        16,
+        3,
+        Some(0.0),
+        |b, y, x| {
+            if x == 2048 {
+                20000 + (b * 100 + y) as u16
+            } else {
+                0
+            }
+        },
+    );
+    let o = idfcr(
+        d,
+        &[
+            "remove",
+            "corridor.tif",
+            "out.tif",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
+    let msg = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains("corridor.tif") && msg.contains("20000") && msg.contains("--rescale"),
+        "{msg}"
+    );
+    assert!(!d.join("out.tif").exists());
+}
+
 #[test]
 fn batch_blends_and_takes_raw() {
     let dir = tempfile::tempdir().unwrap();

@@ -1309,6 +1309,34 @@ fn one_cloud_mask_serves_every_group() {
         assert_eq!(p[(15 * gh / 16) * gw + 15 * gw / 16], 1.0, "{g}");
         assert_eq!(p[(gh / 2) * gw + gw / 2], 0.0, "{g}");
     }
+    // A rerun that would write its 10m p over the mask it reads (an edited
+    // mask fed back in): refused before anything is touched.
+    let p10 = summary["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "10m")
+        .unwrap()["mask"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = std::fs::read(&p10).unwrap();
+    let mut again = md.to_vec();
+    again.extend([
+        "--cloud-mask",
+        &p10,
+        "--mask-name",
+        "{product}_p_{group}.tif",
+    ]);
+    again.push("--overwrite");
+    let o = s2_cpu(tmp.path(), &product, &tmp.path().join("o4"), &again);
+    let msg = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("--cloud-mask") && msg.contains("output of this run"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&p10).unwrap(), before);
     args.extend(["--cloud-detector", "model"]);
     let o = s2_cpu(tmp.path(), &product, &tmp.path().join("o3"), &args);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));

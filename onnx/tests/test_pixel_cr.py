@@ -36,6 +36,33 @@ def test_shapes_and_ranges(attention, shifted):
         assert float(att.abs().max()) == 0
 
 
+def test_side_attention_detects_but_gates_nothing():
+    # The side head's map is a probability, and the clear image is exactly
+    # what the same body gives with no attention at all: nothing is gated.
+    side = PixelCRConfig.tiny(3)
+    side.attention_gates = False
+    model = PixelCR(side)
+    assert len(model.attn) == 1
+    plain_cfg = PixelCRConfig.tiny(3)
+    plain_cfg.cloudy_attention = False
+    plain = PixelCR(plain_cfg)
+    missing = plain.load_state_dict(model.state_dict(), strict=False)
+    assert not missing.missing_keys and all(k.startswith("attn.") for k in missing.unexpected_keys)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        clear, att = model(x)
+        want, _ = plain(x)
+    assert torch.equal(clear, want)
+    assert att.shape == (1, 1, 16, 16) and 0 <= float(att.min()) and float(att.max()) <= 1
+    assert float(att.std()) > 0
+
+
+def test_configs_without_the_side_flag_load_as_gating():
+    d = PixelCRConfig.tiny(3).to_dict()
+    del d["attention_gates"]
+    assert PixelCRConfig.from_dict(d).attention_gates
+
+
 def test_sizes_must_be_window_multiples():
     model = PixelCR(PixelCRConfig.tiny(3))
     with pytest.raises(AssertionError, match="multiples of the window"):

@@ -192,6 +192,9 @@ fn run_eval(
             )));
         }
     }
+    for p in [json, csv].into_iter().flatten() {
+        crate::io::place::check_report_path(p)?;
+    }
     let scored = evaluate::pairs(&cfg.pred, &cfg.reference)?;
     for (option, path) in [("--json", json), ("--csv", csv)] {
         if let Some(p) = report_file(path) {

@@ -307,6 +307,31 @@ pub fn check_output_path(
     Ok(())
 }
 
+/// A report (a JSON summary, a CSV) is written when a possibly long run
+/// ends: a missing or read-only folder is found now, before the work, not
+/// after it. `-` is standard output.
+pub fn check_report_path(path: &Path) -> Result<()> {
+    if path.as_os_str() == "-" {
+        return Ok(());
+    }
+    if path.is_dir() {
+        return Err(Error::output(path, "is a directory"));
+    }
+    // A device or pipe (/dev/null, a FIFO a script reads) is written
+    // directly, not replaced (write_report): nothing to probe beside it.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Ok(());
+    }
+    let dir = require_parent_dir(path)?;
+    TempFile::beside(path, "probe").map_err(|e| {
+        Error::output(
+            path,
+            format!("cannot write in {}: {}", dir.display(), e.kind()),
+        )
+    })?;
+    Ok(())
+}
+
 /// Move the finished `tmp` to `final_path`. Without `overwrite`, an output
 /// that appeared since the run started (another run, another program) is
 /// never replaced: a hard link is created atomically only if the name is

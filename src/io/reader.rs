@@ -277,15 +277,42 @@ impl InputRaster {
     /// out) of every selected band on a subsample of up to 1024 x 1024
     /// pixels, read through GDAL's nearest resampling.
     fn sample(&self) -> Result<Vec<f64>> {
-        let mut all = Vec::new();
         let (w, h) = (self.width.min(1024), self.height.min(1024));
+        let all = self.sample_window((0, 0), (self.width, self.height), (w, h))?;
+        if !all.is_empty() || (w, h) == (self.width, self.height) {
+            return Ok(all);
+        }
+        // The grid found no valid pixel in a raster bigger than it: a thin
+        // valid area (a 40 px corridor in a 50 000 px nodata canvas) falls
+        // between its points, and the range check would be skipped. Every
+        // pixel is read then, in strips of about a million, until enough
+        // values are found.
+        let rows = ((1usize << 20) / self.width.max(1)).clamp(1, self.height);
+        let mut all = Vec::new();
+        for row0 in (0..self.height).step_by(rows) {
+            let n = rows.min(self.height - row0);
+            all.extend(self.sample_window((0, row0), (self.width, n), (self.width, n))?);
+            if all.len() >= 1 << 22 {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Valid values of every selected band in the window at `(col0, row0)` of
+    /// `size`, read into a `buf` grid (smaller than `size`: subsampled).
+    fn sample_window(
+        &self,
+        (col0, row0): (usize, usize),
+        size: (usize, usize),
+        (w, h): (usize, usize),
+    ) -> Result<Vec<f64>> {
+        let mut all = Vec::new();
         // Pixels the dataset mask hides are nodata here too: a warped
         // scene's fill (-9999 under an alpha band) is no value of its own.
         let hidden = self
             .dataset_mask
-            .map(|src| {
-                crate::io::mask::hidden(&self.ds, src, (0, 0), (self.width, self.height), (w, h))
-            })
+            .map(|src| crate::io::mask::hidden(&self.ds, src, (col0, row0), size, (w, h)))
             .transpose()
             .map_err(|e| {
                 Error::input(
@@ -299,7 +326,7 @@ impl InputRaster {
                 .rasterband(b)
                 .map_err(|e| Error::input(&self.source, gdal_message(&e)).because_gdal(e))?;
             let buf = band
-                .read_as::<f64>((0, 0), (self.width, self.height), (w, h), None)
+                .read_as::<f64>((col0 as isize, row0 as isize), size, (w, h), None)
                 .map_err(|e| {
                     Error::input(
                         &self.source,
@@ -478,22 +505,53 @@ fn band_types(
                 format!("band {band_no} has data type {name}, which is not supported (use Byte, (U)Int16, (U)Int32, Float32 or Float64)"),
             )
         })?;
-        data_type = Some(match data_type {
-            None => mapped,
-            Some(d) if d == mapped => d,
-            Some(d) if d == OutputType::Float64 || mapped == OutputType::Float64 => {
-                OutputType::Float64
-            }
-            Some(_) => OutputType::Float32,
-        });
+        data_type = Some(data_type.map_or(mapped, |d| common_type(d, mapped)));
         nodata.push(band.no_data_value());
     }
     Ok((data_type.expect("at least one band"), nodata))
 }
 
+/// The type that holds the values of bands of types `a` and `b` exactly
+/// (the output's, and whether values are also kept as stored): the same
+/// type; Float32 for mixes of types it holds exactly (Byte, 16-bit,
+/// Float32); Float64 as soon as a 32-bit integer or a Float64 is mixed in,
+/// as float32 would round integers above 2^24 in passed-through pixels.
+fn common_type(a: OutputType, b: OutputType) -> OutputType {
+    use OutputType::*;
+    let wide = |t| matches!(t, UInt32 | Int32 | Float64);
+    if a == b {
+        a
+    } else if wide(a) || wide(b) {
+        Float64
+    } else {
+        Float32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mixed_band_types_widen_to_a_type_that_holds_both() {
+        use OutputType::*;
+        let cases = [
+            (Byte, Byte, Byte),
+            (Int32, Int32, Int32),
+            (Byte, UInt16, Float32),
+            (UInt16, Int16, Float32),
+            (Int16, Float32, Float32),
+            (Int32, UInt16, Float64),
+            (Int32, UInt32, Float64),
+            (UInt32, Float32, Float64),
+            (Float32, Float64, Float64),
+            (Byte, Float64, Float64),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(common_type(a, b), want, "{a:?} + {b:?}");
+            assert_eq!(common_type(b, a), want, "{b:?} + {a:?}");
+        }
+    }
 
     #[test]
     fn nodata_values_match_at_the_band_precision() {

@@ -105,10 +105,10 @@ impl Staged {
             moved.push(f.clone());
         }
         // Every raster is in place: side files follow, stale ones go.
-        let mut problems = Vec::new();
+        let mut problems: Vec<(PathBuf, String)> = Vec::new();
         for (sides, f) in &plan {
             if let Err(p) = place_side_files(sides, f) {
-                problems.push(format!("{}: {p}", f.display()));
+                problems.push((f.to_path_buf(), p));
             }
         }
         // One folder holds a product: one sync.
@@ -121,9 +121,17 @@ impl Staged {
             tmp.keep();
         }
         drop(aside);
-        match problems.first() {
+        // An output error naming the first file whose side files failed
+        // (the rasters themselves are in place).
+        match problems.split_first() {
             None => Ok(()),
-            Some(_) => Err(Error::Runtime(problems.join("; "))),
+            Some(((f, p), rest)) => {
+                let others: Vec<String> = rest
+                    .iter()
+                    .map(|(f, p)| format!("; {}: {p}", f.display()))
+                    .collect();
+                Err(Error::output(f, format!("{p}{}", others.concat())))
+            }
         }
     }
 }
@@ -213,5 +221,29 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&finals[0]).unwrap(), "old");
         assert!(!finals[2].exists());
         assert_eq!(hidden(), 0);
+    }
+
+    #[test]
+    fn a_stale_side_file_that_stays_is_an_output_error_naming_the_raster() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.tif");
+        write(&f, "old");
+        // A stale side file that cannot be removed (a folder by its name).
+        let stale = dir.path().join("a.tif.aux.xml");
+        std::fs::create_dir(&stale).unwrap();
+        write(&stale.join("x"), "x");
+        let s = Staged::beside(std::slice::from_ref(&f)).unwrap();
+        write(&s.path_for(&f).unwrap(), "new");
+        match s.commit(true) {
+            Err(Error::Output { path, msg, .. }) => {
+                assert_eq!(path, f);
+                assert!(
+                    msg.contains("is in place") && msg.contains("a.tif.aux.xml"),
+                    "{msg}"
+                );
+            }
+            other => panic!("expected an output error, got {other:?}"),
+        }
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
     }
 }

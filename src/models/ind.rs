@@ -198,14 +198,20 @@ impl IndGraph {
         let outputs = session
             .run(feeds)
             .map_err(|e| Error::model(&self.path, format!("inference failed: {e}")))?;
-        let (_, first) = outputs
+        let (out_name, first) = outputs
             .iter()
             .next()
             .ok_or_else(|| Error::model(&self.path, "graph returned no output"))?;
         let (shape, data) = first
             .try_extract_tensor::<f32>()
             .map_err(|e| Error::model(&self.path, format!("output is not float32: {e}")))?;
-        Ok((data.to_vec(), shape.iter().map(|&d| d as usize).collect()))
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        let hw = match shape.as_slice() {
+            [.., h, w] => (*h, *w),
+            _ => (0, 0),
+        };
+        crate::models::pixel_cr::ensure_finite(&self.path, out_name, data.iter().copied(), hw)?;
+        Ok((data.to_vec(), shape))
     }
 }
 

@@ -223,6 +223,7 @@ impl Model {
             })
         };
         let clear = take(&c.clear_output, c.bands)?;
+        ensure_finite(&self.path, &c.clear_output, clear.iter().copied(), (h, w))?;
         let attention = c
             .attention_output
             .as_deref()
@@ -230,6 +231,29 @@ impl Model {
             .transpose()?;
         Ok(TileOutput { clear, attention })
     }
+}
+
+/// A model's inputs are always finite (the reader masks NaN and infinite
+/// values), so a non-finite output is the graph's fault: an export or a
+/// reduced-precision conversion that overflows. Written out it would be
+/// black or NaN pixels marked valid; refused instead, naming the graph.
+pub(crate) fn ensure_finite(
+    path: &Path,
+    output: &str,
+    values: impl IntoIterator<Item = f32>,
+    (h, w): (usize, usize),
+) -> Result<()> {
+    let bad = values.into_iter().filter(|v| !v.is_finite()).count();
+    if bad == 0 {
+        return Ok(());
+    }
+    Err(Error::model(
+        path,
+        format!(
+            "output `{output}` has {bad} NaN or infinite values on a {h} x {w} tile of finite input; \
+             the graph is broken or its precision too low (re-export it in float32)"
+        ),
+    ))
 }
 
 /// A graph file opened into a session pool, with what every kind of graph
@@ -411,6 +435,34 @@ mod tests {
             (cal.t0, cal.t1, cal.dilate_px, cal.blur_px),
             (0.1, 0.2, 0, 1)
         );
+    }
+
+    #[test]
+    fn non_finite_outputs_are_the_graphs_fault() {
+        let p = Path::new("m.onnx");
+        // (values, accepted, words of the message)
+        let cases: [(&[f32], bool, &str); 4] = [
+            (&[0.0, 1.5, -3.0], true, ""),
+            (&[0.0, f32::NAN], false, "1 NaN or infinite"),
+            (
+                &[f32::INFINITY, f32::NEG_INFINITY, 2.0],
+                false,
+                "2 NaN or infinite",
+            ),
+            (&[], true, ""),
+        ];
+        for (values, ok, words) in cases {
+            match ensure_finite(p, "clear", values.iter().copied(), (2, 3)) {
+                Ok(()) => assert!(ok, "{values:?}"),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(
+                        !ok && msg.contains("m.onnx") && msg.contains(words),
+                        "{msg}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

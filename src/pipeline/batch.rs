@@ -360,13 +360,26 @@ pub fn run_batch(
     // Usage errors first: a bad --name fails the run (exit 2), not every
     // input one by one, and leaves no folder behind.
     let jobs = plan(cfg)?;
-    if !cfg.out_dir.is_dir() {
+    let created = !cfg.out_dir.is_dir();
+    if created {
         std::fs::create_dir_all(&cfg.out_dir).map_err(|e| {
             Error::output(
                 &cfg.out_dir,
                 format!("cannot create the output folder: {e}"),
             )
         })?;
+    }
+    // The summary is written when the batch ends: a folder it cannot go
+    // to is found now (it may be the output folder, made just above).
+    if let Some(Err(e)) = cfg
+        .summary
+        .as_deref()
+        .map(crate::io::place::check_report_path)
+    {
+        if created {
+            let _ = std::fs::remove_dir(&cfg.out_dir); // only while empty
+        }
+        return Err(e);
     }
     let mine: Vec<RemoveConfig> = jobs
         .into_iter()

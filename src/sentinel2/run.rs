@@ -424,6 +424,19 @@ fn planned_outputs(
         .chain(stack_path.as_ref())
         .chain(&masks)
         .collect();
+    // The mask given with --cloud-mask is read first and would be replaced
+    // by what this run makes from it (`remove` and `batch` refuse the same).
+    if let Some((file, _)) = &cfg.cloud_mask {
+        if let Some(p) = all
+            .iter()
+            .find(|p| crate::io::names::same_target(p, Path::new(file)))
+        {
+            return Err(Error::Usage(format!(
+                "--cloud-mask {file}: that is an output of this run ({}); the mask would be replaced by what it made",
+                p.display()
+            )));
+        }
+    }
     for (i, a) in all.iter().enumerate() {
         if let Some(b) = all[..i]
             .iter()

@@ -75,6 +75,20 @@ class BrightIsCloud(nn.Module):
         return 0.6 * x + 0.1, att
 
 
+class NanOnBright(nn.Module):
+    """A broken graph: clear = x, but NaN where the mean is above 0.9 (as an
+    overflowing reduced-precision conversion gives); attention = 1 there.
+    The runtime must refuse it, not write NaN (or 0) as valid pixels."""
+
+    def __init__(self, bands: int = 3, window: int = 8):
+        super().__init__()
+        self.cfg = PixelCRConfig(in_bands=bands, window=window)
+
+    def forward(self, x):
+        m = x.mean(dim=1, keepdim=True)
+        return x + 0.0 * torch.log(torch.relu(0.9 - m)), (m > 0.9).float()
+
+
 def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, seed: int,
                   band_names: list[str] | None = None, input_scale: float = 1 / 255,
                   extra: dict[str, str] | None = None) -> None:
@@ -196,8 +210,18 @@ def main(argv: list[str] | None = None) -> None:
     write_fixture(WithProbability(BrightIsCloud(3), cal), out_dir, "tiny_blend", 32, 48, seed=8,
                   extra={"idfcr.input_range": "0,255", "idfcr.probability": "calibrated",
                          "idfcr.calibration": json.dumps(cal.to_dict())})
+    write_nan_fixture(out_dir)
     write_ind_fixture(out_dir)
     write_schedule_fixture(out_dir)
+
+
+def write_nan_fixture(out_dir: str) -> None:
+    model = NanOnBright(3).eval()
+    meta = contract(model, name="tiny_nan", version="fixture", band_names=["b1", "b2", "b3"],
+                    input_scale=1 / 255, halo_px=0)
+    path = os.path.join(out_dir, "tiny_nan.onnx")
+    export_onnx(model, path, meta)
+    print(path)
 
 
 def only_blend(out_dir: str) -> None:

@@ -43,6 +43,12 @@ class PixelCRConfig:
     cloudy_attention: bool = True
     # One attention module for all submodules (as the official code) or one each.
     shared_attention: bool = False
+    # False: "side head". One attention module reads the last submodule's
+    # features and is trained as a cloud detector (its map is the blend's p),
+    # but nothing is multiplied by it: the restoration path is the plain
+    # residual body, which won the equal-budget ablation (model card,
+    # "Ablation: cloudy attention"), and the detector comes free.
+    attention_gates: bool = True
     # Output = input + reconstruction. Not in the paper or the official code:
     # clear pixels then pass through from the first step and the network
     # only learns the correction under clouds (see the model card).
@@ -258,7 +264,12 @@ class PixelCR(nn.Module):
             subs.append(sub)
         self.subs = nn.ModuleList(subs)
         self.tail_conv = nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1)
-        n_att = 0 if not cfg.cloudy_attention else (1 if cfg.shared_attention else cfg.submodules)
+        if not cfg.cloudy_attention:
+            n_att = 0
+        elif cfg.shared_attention or not cfg.attention_gates:
+            n_att = 1
+        else:
+            n_att = cfg.submodules
         self.attn = nn.ModuleList([CloudyAttention(cfg.dim) for _ in range(n_att)])
         self.recon = nn.Sequential(
             nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1),
@@ -286,7 +297,11 @@ class PixelCR(nn.Module):
         last = len(self.subs) - 1
         for i, sub in enumerate(self.subs):
             h = sub(f)
-            if self.attn:
+            if self.attn and not self.cfg.attention_gates:
+                if i == last:
+                    maps.append(self.attn[0](h))
+                f = self.tail_conv(h) + h if i == last else F.relu(h)
+            elif self.attn:
                 a = self.attn[0 if self.cfg.shared_attention else i](h)
                 maps.append(a)
                 f = self.tail_conv(h) * a + h if i == last else F.relu(h * a + h)

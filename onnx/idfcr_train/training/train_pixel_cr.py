@@ -151,6 +151,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ckpt", required=True, help="checkpoint path (read with --resume, always written)")
     ap.add_argument("--config", default="cpu", choices=["paper", "cpu", "tiny"])
     ap.add_argument("--no-attention", action="store_true", help="ablation: switch the cloudy attention off")
+    ap.add_argument("--side-attention", action="store_true",
+                    help="one attention head on the last features, trained as a detector, gating nothing")
     for knob in ("dim", "heads", "window", "submodules", "blocks_per_submodule"):
         ap.add_argument("--" + knob.replace("_", "-"), type=int, default=None, help=f"override the preset's {knob}")
     ap.add_argument("--shifted-windows", action="store_true")
@@ -290,6 +292,7 @@ def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCR
     else:
         cfg = getattr(PixelCRConfig, args.config)(in_bands=train[0].cloudy_raw.shape[0])
         cfg.cloudy_attention = not args.no_attention
+        cfg.attention_gates = not args.side_attention
         cfg.shifted_windows = args.shifted_windows
         cfg.global_residual = not args.no_global_residual
         for knob in ("dim", "heads", "window", "submodules", "blocks_per_submodule"):
