@@ -541,6 +541,19 @@ fn refine_keeps_clear_pixels() {
         "the cloud was not refined ({changed} pixels changed)"
     );
     assert_eq!(listing(d), ["out.tif", "p.tif", "x.tif"]);
+    // The mask says what made the output (blended, refined), not what the
+    // hidden stage-1 run was (raw, Float32).
+    use gdal::Metadata;
+    let tag = |f: &str, k: &str| {
+        gdal::Dataset::open(d.join(f))
+            .unwrap()
+            .metadata_item(k, "")
+            .unwrap_or_default()
+    };
+    for k in ["IDFCR_SETTINGS", "IDFCR_BLEND", "IDFCR_REFINE"] {
+        assert_eq!(tag("p.tif", k), tag("out.tif", k), "{k}");
+        assert!(!tag("p.tif", k).is_empty(), "{k}");
+    }
 }
 
 /// `batch --mask-name` and `s2 --mask-name` write p beside each output.

@@ -435,7 +435,12 @@ fn side_files_units_and_statistics() {
     let input = dir.path().join("in.tif");
     rgb_tiff(&input, 64, 48, None);
     {
-        let ds = common::open_update(&input);
+        let mut ds = common::open_update(&input);
+        // An input that is an earlier idfcr output: its run's tags do not
+        // describe this one; the user's own tags travel.
+        ds.set_metadata_item("IDFCR_REFINE", "an earlier run", "")
+            .unwrap();
+        ds.set_metadata_item("SITE", "north field", "").unwrap();
         for b in 1..=3 {
             let mut band = ds.rasterband(b).unwrap();
             band.set_metadata_item("STATISTICS_MEAN", "999", "")
@@ -470,6 +475,11 @@ fn side_files_units_and_statistics() {
         "georeferencing via the .aux.xml"
     );
     assert_eq!(out.metadata_item("STALE", ""), None);
+    assert_eq!(out.metadata_item("IDFCR_REFINE", ""), None);
+    assert_eq!(
+        out.metadata_item("SITE", "").as_deref(),
+        Some("north field")
+    );
     drop(out);
 
     // Replaced by a plain GeoTIFF: the old `.aux.xml` goes with the old file.

@@ -396,9 +396,31 @@ fn stack_puts_every_cleaned_band_on_the_10m_grid() {
         names,
         ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
     );
-    assert!(stack.metadata_item("IDFCR_MODEL_SHA256", "").is_some());
-    // Each stack band holds its group's cleaned values, repeated (nearest).
+    // Each group's model is named for its group; what all share, once.
     let groups = summary["groups"].as_array().unwrap();
+    assert_eq!(stack.metadata_item("IDFCR_MODEL_SHA256", ""), None);
+    for g in groups {
+        let res = g["group"].as_str().unwrap();
+        let out = Dataset::open(g["output"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            stack.metadata_item(&format!("IDFCR_MODEL_SHA256_{res}"), ""),
+            out.metadata_item("IDFCR_MODEL_SHA256", ""),
+            "{res}"
+        );
+        // Band metadata travels with each band (WAVELENGTH and all).
+        let b = out.rasterband(1).unwrap();
+        let k = 1 + names.iter().position(|n| *n == band_name(&out, 1)).unwrap();
+        let sb = stack.rasterband(k).unwrap();
+        let md = |band: &gdal::raster::RasterBand| -> Vec<(String, String, String)> {
+            band.metadata()
+                .map(|e| (e.domain, e.key, e.value))
+                .collect()
+        };
+        assert_eq!(md(&sb), md(&b), "{res}");
+        assert_eq!(sb.no_data_value(), b.no_data_value(), "{res}");
+    }
+    assert!(stack.metadata_item("IDFCR_VERSION", "").is_some());
+    // Each stack band holds its group's cleaned values, repeated (nearest).
     for (stack_band, group, band, f) in [
         (5usize, 1usize, 1usize, 2usize),
         (1, 2, 1, 6),

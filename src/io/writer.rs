@@ -417,6 +417,12 @@ fn copy_georeferencing_and_metadata(
         }
         for item in src.metadata_domain(&domain).unwrap_or_default() {
             if let Some((k, v)) = item.split_once('=') {
+                // An input that is itself an idfcr output: its tags describe
+                // that run (its refine, rescale, radiometry), not this one,
+                // which writes its own below.
+                if domain.is_empty() && k.starts_with("IDFCR_") {
+                    continue;
+                }
                 ds.set_metadata_item(k, v, &domain)?;
             }
         }

@@ -148,8 +148,8 @@ fn remove_refined(
     let mut progress = progress_total(total);
     let stats = job.run(&mut out, progress.as_mut())?;
     let out_ready = out.prepare()?;
-    let mask_ready = match (&cfg.job.mask, &prob) {
-        (Some(user_mask), Some(p)) => Some(prepare_mask(cfg, user_mask, p)?),
+    let mask_ready = match (&cfg.job.mask, &prob_file) {
+        (Some(user_mask), Some(f)) => Some(prepare_mask(cfg, user_mask, f.path(), &prov)?),
         _ => None,
     };
     crate::pipeline::outputs::place_result(out_ready, mask_ready)?;
@@ -231,14 +231,32 @@ fn refine_tags(
 }
 
 /// The user's `--mask`: the probability temp file copied beside its place
-/// in the requested format, ready to move.
+/// in the requested format, ready to move. The stage-1 run wrote it with
+/// its own tags (raw, Float32, no refine): this run's replace them first.
 fn prepare_mask(
     cfg: &RemoveConfig,
     user_mask: &Path,
-    prob: &InputRaster,
+    prob: &Path,
+    prov: &Provenance,
 ) -> Result<crate::io::writer::ReadyFile> {
+    let fail = |e: gdal::errors::GdalError| {
+        Error::output(user_mask, format!("cannot tag the probability: {e}"))
+    };
+    let mut ds = gdal::Dataset::open_ex(
+        prob,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
+            ..Default::default()
+        },
+    )
+    .map_err(fail)?;
+    use gdal::Metadata;
+    for (k, v) in &crate::pipeline::provenance::mask_provenance(prov).tags {
+        ds.set_metadata_item(k, v, "").map_err(fail)?;
+    }
+    ds.flush_cache().map_err(fail)?;
     crate::io::writer::prepare_copy(
-        &prob.ds,
+        &ds,
         user_mask,
         cfg.opts.format,
         OutputType::Float32,

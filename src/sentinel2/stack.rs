@@ -16,6 +16,47 @@ pub struct StackBand {
     pub band_no: usize,
     /// Source size in pixels (its grid covers the same ground as the stack's).
     pub src_size: (usize, usize),
+    /// What the group output's band says of itself, carried to the stack:
+    /// its metadata (BANDNAME, WAVELENGTH, ...), nodata, unit, scale/offset.
+    pub metadata: Vec<(String, String)>,
+    pub nodata: Option<f64>,
+    pub unit: String,
+    pub scale_offset: Option<(f64, f64)>,
+}
+
+/// The stack's dataset tags from each group output's (resolution, tags):
+/// a tag every group gives the same value stays as it is; one that differs
+/// (each group's model, its hash, its settings) is written once per group
+/// with the group in its name (`IDFCR_MODEL_20m`), so that no group's tag
+/// speaks for bands another group's model made.
+pub fn stack_tags(groups: &[(u32, Vec<(String, String)>)]) -> Vec<(String, String)> {
+    let mut keys: Vec<&str> = Vec::new();
+    for (_, tags) in groups {
+        for (k, _) in tags {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    let value = |tags: &[(String, String)], k: &str| {
+        tags.iter().find(|(t, _)| t == k).map(|(_, v)| v.clone())
+    };
+    let mut out = Vec::new();
+    for k in keys {
+        let values: Vec<Option<String>> = groups.iter().map(|(_, t)| value(t, k)).collect();
+        if values.windows(2).all(|w| w[0] == w[1]) {
+            if let Some(v) = values[0].clone() {
+                out.push((k.to_string(), v));
+            }
+            continue;
+        }
+        for ((res, _), v) in groups.iter().zip(values) {
+            if let Some(v) = v {
+                out.push((format!("{k}_{res}m"), v));
+            }
+        }
+    }
+    out
 }
 
 fn xml_escape(s: &str) -> String {
@@ -34,7 +75,6 @@ pub fn stack_vrt_xml(
     geo: Option<&[f64; 6]>,
     srs_wkt: &str,
     data_type: &str,
-    nodata: Option<f64>,
     metadata: &[(String, String)],
 ) -> String {
     let (w, h) = size;
@@ -63,12 +103,22 @@ pub fn stack_vrt_xml(
             i + 1
         );
         x += &format!("    <Description>{}</Description>\n", xml_escape(&b.name));
-        x += &format!(
-            "    <Metadata><MDI key=\"BANDNAME\">{}</MDI></Metadata>\n",
-            xml_escape(&b.name)
-        );
-        if let Some(nd) = nodata {
-            x += &format!("    <NoDataValue>{nd}</NoDataValue>\n");
+        x += "    <Metadata>";
+        if !b.metadata.iter().any(|(k, _)| k == "BANDNAME") {
+            x += &format!("<MDI key=\"BANDNAME\">{}</MDI>", xml_escape(&b.name));
+        }
+        for (k, v) in &b.metadata {
+            x += &format!("<MDI key=\"{}\">{}</MDI>", xml_escape(k), xml_escape(v));
+        }
+        x += "</Metadata>\n";
+        if let Some(nd) = b.nodata {
+            x += &format!("    <NoDataValue>{nd:?}</NoDataValue>\n");
+        }
+        if !b.unit.is_empty() {
+            x += &format!("    <UnitType>{}</UnitType>\n", xml_escape(&b.unit));
+        }
+        if let Some((scale, offset)) = b.scale_offset {
+            x += &format!("    <Offset>{offset:?}</Offset>\n    <Scale>{scale:?}</Scale>\n");
         }
         x += "    <SimpleSource resampling=\"nearest\">\n";
         x += &format!(
@@ -109,23 +159,27 @@ pub(crate) fn write_stack(
     let b1 = base
         .rasterband(1)
         .map_err(|e| Error::output(p10, e.to_string()))?;
-    let nodata = b1.no_data_value();
     let data_type = crate::io::reader::map_data_type(b1.band_type())
         .ok_or_else(|| Error::output(p10, "unexpected data type"))?;
     let bands = stack_bands(outputs)?;
-    let metadata: Vec<(String, String)> = base
-        .metadata()
-        .filter(|e| e.domain.is_empty())
-        .map(|e| (e.key, e.value))
-        .collect();
+    let groups = outputs
+        .iter()
+        .map(|(p, res)| {
+            let tags = reopen(p)?
+                .metadata()
+                .filter(|e| e.domain.is_empty())
+                .map(|e| (e.key, e.value))
+                .collect();
+            Ok((*res, tags))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let xml = stack_vrt_xml(
         &bands,
         size,
         geo.as_ref(),
         &wkt,
         &format!("{data_type:?}"),
-        nodata,
-        &metadata,
+        &stack_tags(&groups),
     );
     let vrt = Dataset::open(&xml).map_err(|e| {
         Error::output(
@@ -176,6 +230,17 @@ fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<Vec<StackBand>> {
                     .into_owned(),
                 band_no: b,
                 src_size: ds.raster_size(),
+                metadata: band
+                    .metadata()
+                    .filter(|e| e.domain.is_empty())
+                    .map(|e| (e.key, e.value))
+                    .collect(),
+                nodata: band.no_data_value(),
+                unit: band.unit(),
+                scale_offset: crate::pipeline::provenance::scale_offset(
+                    band.scale(),
+                    band.offset(),
+                ),
             });
         }
     }
@@ -189,25 +254,25 @@ mod tests {
 
     #[test]
     fn stack_vrt_puts_every_band_on_the_10m_grid() {
+        let band = |name: &str, path: &str, band_no, side| StackBand {
+            name: name.into(),
+            path: path.into(),
+            band_no,
+            src_size: (side, side),
+            metadata: vec![("BANDNAME".into(), name.into())],
+            nodata: Some(0.0),
+            unit: String::new(),
+            scale_offset: None,
+        };
+        let mut b8a = band("B8A", "/o/a&b_20m.tif", 4, 96);
+        b8a.metadata.push(("WAVELENGTH".into(), "864.7".into()));
+        b8a.unit = "DN".into();
+        b8a.scale_offset = Some((1e-4, -0.1));
+        b8a.nodata = Some(65535.0);
         let bands = [
-            StackBand {
-                name: "B1".into(),
-                path: "/o/p_60m.tif".into(),
-                band_no: 1,
-                src_size: (32, 32),
-            },
-            StackBand {
-                name: "B2".into(),
-                path: "/o/p_10m.tif".into(),
-                band_no: 1,
-                src_size: (192, 192),
-            },
-            StackBand {
-                name: "B8A".into(),
-                path: "/o/a&b_20m.tif".into(),
-                band_no: 4,
-                src_size: (96, 96),
-            },
+            band("B1", "/o/p_60m.tif", 1, 32),
+            band("B2", "/o/p_10m.tif", 1, 192),
+            b8a,
         ];
         let geo = [399960.0, 10.0, 0.0, 5000040.0, 0.0, -10.0];
         let md = [("IDFCR_MODEL".to_string(), "s2 <1>".to_string())];
@@ -217,7 +282,6 @@ mod tests {
             Some(&geo),
             "PROJCS[\"x\"]",
             "UInt16",
-            Some(0.0),
             &md,
         );
         assert_eq!(x.matches("<VRTRasterBand").count(), 3);
@@ -233,11 +297,68 @@ mod tests {
                 && x.contains("PROJCS[&quot;x&quot;]")
         );
         assert!(
-            x.contains("<SourceBand>4</SourceBand>") && x.contains("<NoDataValue>0</NoDataValue>")
+            x.contains("<SourceBand>4</SourceBand>")
+                && x.contains("<NoDataValue>0.0</NoDataValue>")
         );
+        // Each band keeps its own metadata, nodata, unit and scale/offset.
+        assert_eq!(x.matches("<MDI key=\"BANDNAME\">").count(), 3);
+        assert!(x.contains("<MDI key=\"WAVELENGTH\">864.7</MDI>"));
+        assert!(
+            x.contains("<NoDataValue>65535.0</NoDataValue>")
+                && x.contains("<UnitType>DN</UnitType>")
+        );
+        assert!(x.contains("<Offset>-0.1</Offset>") && x.contains("<Scale>0.0001</Scale>"));
         assert!(x.find(">B1<").unwrap() < x.find(">B2<").unwrap());
         assert!(x.contains("<GeoTransform>"));
-        let bare = stack_vrt_xml(&bands, (192, 192), None, "", "UInt16", None, &md);
+        let bare = stack_vrt_xml(&bands, (192, 192), None, "", "UInt16", &md);
         assert!(!bare.contains("<GeoTransform>"));
+    }
+
+    #[test]
+    fn stack_tags_keep_shared_values_once_and_name_the_group_of_the_others() {
+        let t = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let groups = [
+            (
+                10,
+                t(&[
+                    ("IDFCR_VERSION", "1"),
+                    ("IDFCR_MODEL", "s2_10m"),
+                    ("SITE", "x"),
+                ]),
+            ),
+            (
+                20,
+                t(&[
+                    ("IDFCR_VERSION", "1"),
+                    ("IDFCR_MODEL", "s2_20m"),
+                    ("SITE", "x"),
+                ]),
+            ),
+            (
+                60,
+                t(&[
+                    ("IDFCR_VERSION", "1"),
+                    ("IDFCR_MODEL", "s2_60m"),
+                    ("SITE", "x"),
+                    ("ONLY", "60"),
+                ]),
+            ),
+        ];
+        let want = t(&[
+            ("IDFCR_VERSION", "1"),
+            ("IDFCR_MODEL_10m", "s2_10m"),
+            ("IDFCR_MODEL_20m", "s2_20m"),
+            ("IDFCR_MODEL_60m", "s2_60m"),
+            ("SITE", "x"),
+            ("ONLY_60m", "60"),
+        ]);
+        assert_eq!(stack_tags(&groups), want);
+        assert_eq!(stack_tags(&groups[..1]), groups[0].1);
+        assert!(stack_tags(&[]).is_empty());
     }
 }
