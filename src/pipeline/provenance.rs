@@ -108,14 +108,45 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
 }
 
 /// The input as the output records it: a file or folder on disk by its
-/// absolute path (symlinks and mounts as the user named them); GDAL strings
-/// (`/vsizip/...`, subdatasets) as given.
+/// absolute path (symlinks and mounts as the user named them); in GDAL
+/// strings, the local file they name made absolute too (`/vsizip/a.zip/x.tif`,
+/// `SENTINEL2_L1C:P.SAFE/MTD_MSIL1C.xml:10m:EPSG_32633`), so the tag still
+/// points at the file when the output moves; network paths as given.
 fn source_path(input: &str) -> String {
     let p = Path::new(input);
-    match std::path::absolute(p) {
-        Ok(abs) if p.exists() => abs.display().to_string(),
-        _ => input.to_string(),
+    if p.exists() {
+        if let Ok(abs) = std::path::absolute(p) {
+            return abs.display().to_string();
+        }
     }
+    // SENTINEL2_L1C:<metadata file>:<resolution>:<EPSG>
+    if let Some((driver, rest)) = input.split_once(':') {
+        if driver.starts_with("SENTINEL2_") {
+            let mut tail = rest.rsplitn(3, ':');
+            if let (Some(epsg), Some(res), Some(path)) = (tail.next(), tail.next(), tail.next()) {
+                return format!("{driver}:{}:{res}:{epsg}", local_file(path));
+            }
+        }
+        return input.to_string();
+    }
+    local_file(input)
+}
+
+/// A local path made absolute, inside an archive's `/vsi` prefix too;
+/// network and other `/vsi` paths as given.
+fn local_file(path: &str) -> String {
+    let absolute = |rel: &str| -> String {
+        if rel.starts_with('/') || rel.is_empty() {
+            return rel.to_string();
+        }
+        std::path::absolute(rel).map_or_else(|_| rel.to_string(), |a| a.display().to_string())
+    };
+    for vsi in ["/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/"] {
+        if let Some(rest) = path.strip_prefix(vsi) {
+            return format!("{vsi}{}", absolute(rest));
+        }
+    }
+    absolute(path)
 }
 
 /// The `IDFCR_SETTINGS` line that running `cfg` on `input` would write,
@@ -241,6 +272,34 @@ pub(crate) fn provenance_tags(
 mod tests {
     use super::*;
     use crate::models::contract::GraphScale;
+
+    #[test]
+    fn sources_name_local_files_absolutely() {
+        let cwd = std::env::current_dir().unwrap().display().to_string();
+        // (input, recorded; {cwd} is the working folder)
+        let table = [
+            ("/data/a.tif", "/data/a.tif"),
+            ("/vsizip/rel/a.zip/x.tif", "/vsizip/{cwd}/rel/a.zip/x.tif"),
+            ("/vsizip//abs/a.zip/x.tif", "/vsizip//abs/a.zip/x.tif"),
+            ("/vsicurl/https://h/x.tif", "/vsicurl/https://h/x.tif"),
+            (
+                "/vsizip//vsicurl/https://h/a.zip/x.tif",
+                "/vsizip//vsicurl/https://h/a.zip/x.tif",
+            ),
+            (
+                "SENTINEL2_L1C:P.SAFE/MTD_MSIL1C.xml:10m:EPSG_32633",
+                "SENTINEL2_L1C:{cwd}/P.SAFE/MTD_MSIL1C.xml:10m:EPSG_32633",
+            ),
+            (
+                "SENTINEL2_L2A:/vsizip/P.zip/P.SAFE/MTD_MSIL2A.xml:20m:EPSG_32633",
+                "SENTINEL2_L2A:/vsizip/{cwd}/P.zip/P.SAFE/MTD_MSIL2A.xml:20m:EPSG_32633",
+            ),
+            ("NETCDF:\"x.nc\":sst", "NETCDF:\"x.nc\":sst"),
+        ];
+        for (input, want) in table {
+            assert_eq!(source_path(input), want.replace("{cwd}", &cwd), "{input}");
+        }
+    }
 
     #[test]
     fn scale_and_offset_count_alone_too() {
