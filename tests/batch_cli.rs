@@ -227,22 +227,25 @@ fn report_paths_are_checked_before_the_work() {
     let d = dir.path();
     rgb_tiff(&d.join("in.tif"), 40, 30, None);
     let model = fixture_model("tiny_conv").display().to_string();
-    let o = idfcr(
-        d,
-        &[
-            "batch",
-            "in.tif",
-            "--model",
-            &model,
-            "--device",
-            "cpu",
-            "-q",
-            "--out-dir",
-            "o",
-            "--summary",
-            "nope/s.json",
-        ],
-    );
+    let batch = |summary: &str| {
+        idfcr(
+            d,
+            &[
+                "batch",
+                "in.tif",
+                "--model",
+                &model,
+                "--device",
+                "cpu",
+                "-q",
+                "--out-dir",
+                "o",
+                "--summary",
+                summary,
+            ],
+        )
+    };
+    let o = batch("nope/s.json");
     let msg = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{msg}");
     assert!(
@@ -251,22 +254,7 @@ fn report_paths_are_checked_before_the_work() {
     );
     assert!(!d.join("o").exists());
     // A summary inside the output folder the batch makes is fine.
-    let o = idfcr(
-        d,
-        &[
-            "batch",
-            "in.tif",
-            "--model",
-            &model,
-            "--device",
-            "cpu",
-            "-q",
-            "--out-dir",
-            "o",
-            "--summary",
-            "o/s.json",
-        ],
-    );
+    let o = batch("o/s.json");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(d.join("o/s.json").is_file());
     for opt in ["--json", "--csv"] {

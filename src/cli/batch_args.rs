@@ -55,9 +55,9 @@ impl BatchArgs {
         let shard = self
             .shard
             .as_deref()
-            .map(crate::pipeline::batch::parse_shard)
+            .map(crate::pipeline::inputs::parse_shard)
             .transpose()?;
-        let inputs = crate::pipeline::batch::expand_inputs(&self.inputs, self.list.as_deref())?;
+        let inputs = crate::pipeline::inputs::expand_inputs(&self.inputs, self.list.as_deref())?;
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
         let inputs = match &cloud_mask {
             Some((pattern, _)) => crate::pipeline::batch::without_cloud_masks(inputs, pattern),

@@ -10,10 +10,13 @@
 //! - `cache`: models loaded once per process; `provenance`: the tags and
 //!   settings line every output carries;
 //! - `batch`: a list of inputs and an output folder in -> one `run` per
-//!   input, models loaded once, outputs named without collisions.
+//!   input, models loaded once, outputs named without collisions
+//!   (`inputs`: the list expanded from folders, patterns and list files,
+//!   and its `--shard`).
 
 pub mod batch;
 pub mod cache;
+pub mod inputs;
 pub mod outputs;
 pub mod provenance;
 pub mod run;

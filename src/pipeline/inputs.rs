@@ -1,0 +1,195 @@
+//! Which inputs a `batch` takes: paths, folders, glob patterns and list
+//! files expanded into one sorted, de-duplicated list (every run sees the
+//! same list), and `--shard i/n`, which keeps the inputs whose stable hash
+//! (FNV-1a of the input string) is i modulo n: each input belongs to
+//! exactly one shard whatever the machine or the order of the list, with
+//! no coordinator.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::names::RASTER_EXTENSIONS;
+
+/// "i/n" with 0 <= i < n.
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || {
+        Error::Usage(format!(
+            "--shard {s}: expected I/N with 0 <= I < N, e.g. 0/4"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// FNV-1a, 64 bit: a hash that is the same on every machine and release.
+pub fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+pub fn in_shard(input: &str, shard: Option<(usize, usize)>) -> bool {
+    shard.is_none_or(|(i, n)| stable_hash(input) % n as u64 == i as u64)
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Expand paths, folders, globs and a list file into a sorted, de-duplicated list.
+pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>> {
+    let mut raw: Vec<String> = args.to_vec();
+    if let Some(l) = list {
+        let text = std::fs::read_to_string(l).map_err(|e| {
+            Error::input(
+                l.display().to_string(),
+                format!("cannot read the list: {e}"),
+            )
+        })?;
+        // A list saved by a Windows editor may start with a byte-order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        raw.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+                .filter(|l| !l.is_empty()),
+        );
+    }
+    let mut out = Vec::new();
+    for item in raw {
+        let p = Path::new(&item);
+        if p.is_dir() {
+            let entries = std::fs::read_dir(p)
+                .map_err(|e| Error::input(&item, format!("cannot list the folder: {e}")))?;
+            let before = out.len();
+            for e in entries.flatten() {
+                let path = e.path();
+                // Hidden files are not scenes: among them our own temp files
+                // (`.NAME.idfcr-...`), another run's work in progress.
+                let hidden = e.file_name().to_string_lossy().starts_with('.');
+                if !hidden && path.is_file() && crate::io::names::is_raster_name(&path) {
+                    out.push(path.display().to_string());
+                }
+            }
+            if out.len() == before {
+                return Err(Error::input(
+                    &item,
+                    format!(
+                        "the folder holds no rasters (files ending in .{})",
+                        RASTER_EXTENSIONS.join(", .")
+                    ),
+                ));
+            }
+        } else if is_glob(&item) && !p.exists() {
+            let paths =
+                glob::glob(&item).map_err(|e| Error::Usage(format!("pattern {item}: {e}")))?;
+            let before = out.len();
+            out.extend(
+                paths
+                    .flatten()
+                    .filter(|p| p.is_file())
+                    .map(|p| p.display().to_string()),
+            );
+            if out.len() == before {
+                return Err(Error::input(&item, "the pattern matches no file"));
+            }
+        } else {
+            out.push(item);
+        }
+    }
+    out.sort();
+    // One file spelled two ways (`in/a.tif`, `./in/a.tif`, its absolute
+    // path) is one input: the first spelling is kept. A link under another
+    // name (`latest.tif`) stays an input of its own, with its own output.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|i| {
+        let file = Path::new(i).file_name().map(|n| n.to_os_string());
+        seen.insert((
+            std::fs::canonicalize(i).unwrap_or_else(|_| PathBuf::from(i)),
+            file,
+        ))
+    });
+    if out.is_empty() {
+        return Err(Error::Usage(
+            "batch: no inputs (give paths, folders, patterns or --list)".into(),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_parsing() {
+        let cases = [
+            ("0/4", Some((0, 4))),
+            ("3/4", Some((3, 4))),
+            ("4/4", None),
+            ("1/0", None),
+            ("a/2", None),
+            ("2", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_shard(s).ok(), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn every_input_is_in_exactly_one_shard() {
+        let inputs: Vec<String> = (0..500)
+            .map(|i| format!("/archive/2024/S2_{i:04}.tif"))
+            .collect();
+        for n in [1, 2, 3, 7, 16] {
+            let mut counts = vec![0usize; n];
+            for inp in &inputs {
+                let owners: Vec<usize> = (0..n).filter(|&i| in_shard(inp, Some((i, n)))).collect();
+                assert_eq!(owners.len(), 1, "{inp} with {n} shards");
+                counts[owners[0]] += 1;
+            }
+            // Roughly balanced.
+            let min = *counts.iter().min().unwrap();
+            assert!(min * n * 2 >= inputs.len(), "unbalanced shards {counts:?}");
+        }
+        // Stable across runs and machines: a fixed value.
+        assert_eq!(stable_hash("a"), 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn inputs_spelled_two_ways_are_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.tif"), "x").unwrap();
+        std::fs::write(d.join("b.tif"), "x").unwrap();
+        // A link under another name is an input of its own.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.join("a.tif"), d.join("latest.tif")).unwrap();
+        let in_folder = if cfg!(unix) { 3 } else { 2 };
+        let a = d.join("a.tif").display().to_string();
+        let dotted = format!("{}/./a.tif", d.display());
+        // A list file with a byte-order mark, a comment and a blank line.
+        let list = d.join("list.txt");
+        std::fs::write(
+            &list,
+            format!("\u{feff}{a}\n\n# a comment\n{}/b.tif\n", d.display()),
+        )
+        .unwrap();
+        // (arguments, list, inputs expected)
+        let cases: [(Vec<String>, Option<&Path>, usize); 3] = [
+            (vec![a.clone(), dotted.clone()], None, 1),
+            (vec![dotted], Some(&list), 2),
+            (vec![d.display().to_string()], None, in_folder),
+        ];
+        for (args, list, want) in cases {
+            let got = expand_inputs(&args, list).unwrap();
+            assert_eq!(got.len(), want, "{args:?}: {got:?}");
+        }
+    }
+}
