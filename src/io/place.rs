@@ -295,9 +295,14 @@ pub fn check_output_path(
         overwrite,
         crate::io::options::writes_world_file(creation_options),
     )?;
-    let dir = require_parent_dir(path)?;
     clean_stale_temps(path);
-    // Probe: the only reliable test of writability is writing.
+    probe_folder(path)
+}
+
+/// Whether a file can be created beside `path`: its folder exists and a
+/// probe file can be written there (the only reliable test is writing).
+fn probe_folder(path: &Path) -> Result<()> {
+    let dir = require_parent_dir(path)?;
     TempFile::beside(path, "probe").map_err(|e| {
         Error::output(
             path,
@@ -322,14 +327,7 @@ pub fn check_report_path(path: &Path) -> Result<()> {
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
         return Ok(());
     }
-    let dir = require_parent_dir(path)?;
-    TempFile::beside(path, "probe").map_err(|e| {
-        Error::output(
-            path,
-            format!("cannot write in {}: {}", dir.display(), e.kind()),
-        )
-    })?;
-    Ok(())
+    probe_folder(path)
 }
 
 /// Move the finished `tmp` to `final_path`. Without `overwrite`, an output

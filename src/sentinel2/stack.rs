@@ -144,7 +144,7 @@ pub(crate) fn write_stack(
     path: &Path,
     t: &RemoveOptions,
 ) -> Result<()> {
-    use gdal::{Dataset, Metadata};
+    use gdal::Dataset;
     let (p10, _) = outputs
         .iter()
         .find(|(_, r)| *r == 10)
@@ -161,18 +161,7 @@ pub(crate) fn write_stack(
         .map_err(|e| Error::output(p10, e.to_string()))?;
     let data_type = crate::io::reader::map_data_type(b1.band_type())
         .ok_or_else(|| Error::output(p10, "unexpected data type"))?;
-    let bands = stack_bands(outputs)?;
-    let groups = outputs
-        .iter()
-        .map(|(p, res)| {
-            let tags = reopen(p)?
-                .metadata()
-                .filter(|e| e.domain.is_empty())
-                .map(|e| (e.key, e.value))
-                .collect();
-            Ok((*res, tags))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let (bands, groups) = stack_bands(outputs)?;
     let xml = stack_vrt_xml(
         &bands,
         size,
@@ -210,13 +199,27 @@ fn reopen(p: &Path) -> Result<gdal::Dataset> {
     })
 }
 
+/// The default metadata domain as (key, value) pairs.
+fn default_domain(md: &impl gdal::Metadata) -> Vec<(String, String)> {
+    md.metadata()
+        .filter(|e| e.domain.is_empty())
+        .map(|e| (e.key, e.value))
+        .collect()
+}
+
+/// Each group output's resolution and dataset tags (for `stack_tags`).
+type GroupTags = Vec<(u32, Vec<(String, String)>)>;
+
 /// Every band of the group outputs, named by their BANDNAME, in band
-/// order (B1..B12 with B8A after B8; unknown names last).
-fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<Vec<StackBand>> {
+/// order (B1..B12 with B8A after B8; unknown names last), and the group
+/// outputs' tags: each output is opened once for both.
+fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<(Vec<StackBand>, GroupTags)> {
     use gdal::Metadata;
     let mut bands = Vec::new();
-    for (p, _) in outputs {
+    let mut groups = Vec::new();
+    for (p, res) in outputs {
         let ds = reopen(p)?;
+        groups.push((*res, default_domain(&ds)));
         for b in 1..=ds.raster_count() {
             let band = ds
                 .rasterband(b)
@@ -230,11 +233,7 @@ fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<Vec<StackBand>> {
                     .into_owned(),
                 band_no: b,
                 src_size: ds.raster_size(),
-                metadata: band
-                    .metadata()
-                    .filter(|e| e.domain.is_empty())
-                    .map(|e| (e.key, e.value))
-                    .collect(),
+                metadata: default_domain(&band),
                 nodata: band.no_data_value(),
                 unit: band.unit(),
                 scale_offset: crate::pipeline::provenance::scale_offset(
@@ -245,7 +244,7 @@ fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<Vec<StackBand>> {
         }
     }
     bands.sort_by_key(|b| crate::sentinel2::bands::band_id(&b.name).unwrap_or(usize::MAX));
-    Ok(bands)
+    Ok((bands, groups))
 }
 
 #[cfg(test)]
