@@ -19,8 +19,8 @@
 //! `pipeline::batch` and `sentinel2::run` make many such runs (a folder, a
 //! Sentinel-2 product's resolution groups); `metrics` scores results
 //! (`eval`, `quality`). Pure modules (`tiling`, `io::units`, `io::names`,
-//! `diffusion::schedule`, `metrics::reference`, `sentinel2::bands`) carry
-//! table-driven unit tests; GDAL stays in `io` and `sentinel2::input`, ORT
+//! `diffusion::schedule`, `metrics::reference`, `sentinel2::bands`,
+//! `sentinel2::product`) carry table-driven unit tests; GDAL stays in `io` and `sentinel2::input`, ORT
 //! in `models`.
 
 pub mod cli;

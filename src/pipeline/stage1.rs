@@ -221,7 +221,7 @@ pub(crate) fn set_input_map(
 /// Open and adapt the input (Sentinel-2 band names and offsets); a whole
 /// Sentinel-2 product is refused with a pointer to `idfcr s2`.
 pub(crate) fn open_input(cfg: &RemoveConfig) -> Result<InputRaster> {
-    if crate::sentinel2::bands::parse_subdataset(&cfg.job.input).is_none()
+    if crate::sentinel2::product::parse_subdataset(&cfg.job.input).is_none()
         && crate::sentinel2::input::find_product_metadata(&cfg.job.input)?.is_some()
     {
         return Err(Error::input(

@@ -12,9 +12,9 @@ use gdal::{Dataset, Metadata};
 use crate::config::S2Options;
 use crate::error::{gdal_message, Error, Result};
 use crate::io::reader::InputRaster;
-use crate::sentinel2::bands::{
-    canonical_band, group_by_name, parse_product_xml, parse_stack_bands, parse_subdataset,
-    product_name_from_path, Group, ProductMeta, GROUPS,
+use crate::sentinel2::bands::{canonical_band, group_by_name, parse_stack_bands, Group, GROUPS};
+use crate::sentinel2::product::{
+    parse_product_xml, parse_subdataset, product_name_from_path, ProductMeta,
 };
 
 /// Read a whole (small) file through GDAL's virtual file systems, so that

@@ -1,7 +1,8 @@
 //! Sentinel-2 products (`idfcr s2`, and `.SAFE` inputs to `remove`).
 //!
-//! - `bands`: pure facts and parsing: band names, resolution groups, product
-//!   metadata (level, baseline, offsets), subdataset and output names;
+//! - `bands`: pure band facts: band names, resolution groups, stack names;
+//! - `product`: pure product parsing: metadata (level, baseline, offsets,
+//!   nodata), subdataset names, output names;
 //! - `input`: a product path (SAFE folder, zip, MTD file, subdataset, band
 //!   stack) in -> the GDAL dataset of one group with its bands in order and
 //!   its radiometry;
@@ -14,5 +15,6 @@
 pub mod bands;
 pub mod detector;
 pub mod input;
+pub mod product;
 pub mod run;
 pub mod stack;

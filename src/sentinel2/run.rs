@@ -18,11 +18,12 @@ use crate::io::reader::InputRaster;
 use crate::io::staging::Staged;
 use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
-use crate::sentinel2::bands::{output_path, parse_stack_bands, Group, GROUPS};
+use crate::sentinel2::bands::{parse_stack_bands, Group, GROUPS};
 use crate::sentinel2::detector::{
     self, stack_pixel_m, CloudDetector, DetectorBand, SceneDetection, MAP_RES_M,
 };
 use crate::sentinel2::input::{find_product_metadata, open_product, stack_band_names};
+use crate::sentinel2::product::output_path;
 use crate::sentinel2::stack::write_stack;
 use crate::tiling::probability::{Calibration, ProbabilityMap};
 
