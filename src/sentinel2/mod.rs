@@ -6,6 +6,8 @@
 //! - `input`: a product path (SAFE folder, zip, MTD file, subdataset, band
 //!   stack) in -> the GDAL dataset of one group with its bands in order and
 //!   its radiometry;
+//! - `cloud_source`: which p each group blends by (`--cloud-mask`,
+//!   s2cloudless, or the group model's own);
 //! - `detector`: s2cloudless's cloud probability of an L1C scene, which
 //!   every group blends by, calibrated as its model asks;
 //! - `stack`: the 10 m stack of every cleaned band (`--stack`);
@@ -13,6 +15,7 @@
 //!   each through `crate::pipeline`.
 
 pub mod bands;
+mod cloud_source;
 pub mod detector;
 pub mod input;
 pub mod product;
