@@ -10,7 +10,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from idfcr_train.data.pairs import Pair, random_crop_pair, split_by_block  # noqa: E402
+from idfcr_train.data.pairs import Pair, check_held_out, random_crop_pair, split_by_block  # noqa: E402
 from idfcr_train.reports.metrics import psnr, rmse, ssim  # noqa: E402
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, attention_target, pixel_cr_loss  # noqa: E402
 from idfcr_train.data.synth_clouds import add_clouds, fractal_noise  # noqa: E402
@@ -211,6 +211,23 @@ def test_split_is_by_block_and_crops_are_paired():
     assert {p.block for p in val} == {"1"} and all(p.block != "1" for p in train)
     a, b = random_crop_pair(pairs[4].cloudy, pairs[4].clear, 16, np.random.default_rng(0))
     assert a.shape == (3, 16, 16) and np.all(a == -b)
+
+
+@pytest.mark.parametrize("held,blocks,data,refused", [
+    ("3,9", "3,9", "../../shared/data/rice2_3s", False),
+    ("3,9,4", "4", "../../shared/data/rice2_3s/", False),
+    ("3,9", "3,9,4", "../../shared/data/rice2_3s", True),   # block 4 was training data
+    ("3,9", "4", None, True),
+    ("3,9", "4", "../../shared/data/rice1_xj", False),      # another dataset: its own split
+    (None, "4", "../../shared/data/rice2_3s", False),       # no split stored: nothing to check
+])
+def test_scoring_refuses_blocks_the_checkpoint_trained_on(held, blocks, data, refused):
+    state = {"meta": {"data": "rice2_3s", **({"val_blocks": held} if held else {})}}
+    if refused:
+        with pytest.raises(SystemExit, match="trained on block"):
+            check_held_out(state, blocks, "ckpt.pt", data)
+    else:
+        check_held_out(state, blocks, "ckpt.pt", data)
 
 
 def test_shifted_windows_export_keeps_sizes_dynamic(tmp_path):

@@ -112,6 +112,25 @@ def split_by_block(pairs: list[Pair], val_blocks: set[str]) -> tuple[list[Pair],
     return train, val
 
 
+def check_held_out(state: dict, blocks: str, what: str, data: str | None = None) -> None:
+    """Refuse to score (or calibrate) a checkpoint on scene blocks it trained
+    on: every block in `blocks` must be one the checkpoint held out (its
+    stored meta.val_blocks). A checkpoint trained on another dataset than
+    `data` (by folder name), or one that stores no split, is not checked."""
+    meta = state.get("meta", {})
+    held = meta.get("val_blocks")
+    if not held:
+        return
+    if data and meta.get("data") and os.path.basename(os.path.normpath(data)) != meta["data"]:
+        return
+    trained_on = sorted(set(blocks.split(",")) - set(str(held).split(",")))
+    if trained_on:
+        raise SystemExit(
+            f"{what}: trained on block(s) {','.join(trained_on)} (it held out {held}); "
+            "scoring there would measure training data, not unseen scenes"
+        )
+
+
 def random_crop_pair(
     cloudy: np.ndarray, clear: np.ndarray, crop: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:

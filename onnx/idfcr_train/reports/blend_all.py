@@ -1,7 +1,9 @@
 """The default (blended) output of an exported RGB graph on every validation
 image, next to its raw output and doing nothing, and every clear reference
 given as input. `calibrate.py` chooses the calibration on a subset (every
-ninth image); this checks it where it was not chosen.
+`--stride`-th image: every second for 0.7); this scores all of them, and
+`card_blend.py` reports the images the calibration saw apart from those it
+did not (the same scenes' other tiles: not an independent test).
 
     python -m idfcr_train.reports.blend_all --onnx models/pixel_cr_rgb.onnx \
         --data ../../shared/data/rice2_3s --out models/pixel_cr_rgb.blend_all.json

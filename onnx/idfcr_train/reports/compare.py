@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from idfcr_train.reports.clear_fidelity import load_demo
-from idfcr_train.data.pairs import in_id_range, load_rice, random_palette, random_stretch, split_by_block
+from idfcr_train.data.pairs import (check_held_out, in_id_range, load_rice, random_palette, random_stretch,
+                                    split_by_block)
 from idfcr_train.reports.metrics import blockiness, psnr, ssim
 from idfcr_train.models.pixel_cr import load_checkpoint
 
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.ckpts:
         label, path = spec.split("=", 1)
         model, state = load_checkpoint(path, ema=not args.raw)
+        check_held_out(state, args.val_blocks, path, args.data)
         t0 = time.time()
         res, sheet = score(model, val, demo, sheet_ids)
         if extra:

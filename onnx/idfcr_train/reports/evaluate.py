@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from idfcr_train.data.pairs import load_rice, split_by_block
+from idfcr_train.data.pairs import check_held_out, load_rice, split_by_block
 from idfcr_train.reports.metrics import psnr, rmse, ssim
 from idfcr_train.models.ensemble import ShiftEnsemble, parse_shifts
 from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.onnx:
         model = OnnxPixelCR(args.onnx, args.threads)
     blocks = args.val_blocks or state.get("meta", {}).get("val_blocks", "3,9")
+    check_held_out(state, blocks, args.ckpt, args.data)
     _, val = split_by_block(load_rice(args.data), set(blocks.split(",")))
     if args.limit:
         val = val[: args.limit]

@@ -43,7 +43,7 @@ import torch
 from idfcr_train.checkpoint import load_state
 from idfcr_train.reports.clear_fidelity import load_demo
 from idfcr_train.data import load_pairs
-from idfcr_train.data.pairs import split_by_block
+from idfcr_train.data.pairs import check_held_out, split_by_block
 from idfcr_train.reports.metrics import psnr
 from idfcr_train.models.detector import detector_map
 from idfcr_train.models.pixel_cr import load_checkpoint
@@ -404,6 +404,9 @@ def main(argv: list[str] | None = None) -> None:
         det_state = load_state(args.detector)
         detector = load_detector(det_state)
     val, band_brightness = validation_pairs(args, state)
+    check_held_out(state, args.val_blocks, args.ckpt, args.data)
+    if det_state is not None:
+        check_held_out(det_state, args.val_blocks, args.detector, args.data)
     cases, demo = cached(args, [model], [p.id for p in val], lambda: (
         model_outputs(model, val, band_brightness, bool(args.s2_group)),
         None if args.s2_group else demo_outputs(model)))
