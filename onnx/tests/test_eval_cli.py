@@ -52,3 +52,22 @@ def test_eval_matches_scikit_image(tmp_path, seed, dtype, gdal_type, data_range)
         assert got["psnr"] == pytest.approx(want_psnr, abs=1e-3)
         assert got["ssim"] == pytest.approx(want_ssim, abs=1e-3)
         assert got["rmse"] == pytest.approx(want_rmse, abs=1e-3 * scale)
+
+
+def test_paired_report_compares_the_same_images_and_refuses_others(tmp_path):
+    from idfcr_train.reports.paired import compare_rows
+
+    def rows(psnrs, ids=("1", "2", "3")):
+        return [{"id": i, "block": "3" if i != "3" else "9", "psnr": p, "ssim": 0.9, "baseline_psnr": 20.0}
+                for i, p in zip(ids, psnrs)]
+
+    t = compare_rows(rows([30.0, 19.0, 25.0]), rows([28.0, 21.0, 25.0]))
+    # (group, images, a - b mean, a wins, b wins, a below nothing, b below nothing)
+    cases = [("all", 3, 0.0, 1, 1, 1, 0), ("block 3", 2, 0.0, 1, 1, 1, 0), ("block 9", 1, 0.0, 0, 0, 0, 0)]
+    for group, n, mean, aw, bw, ab, bb in cases:
+        r = t[group]
+        assert r["images"] == n and abs(r["a_minus_b"]["mean_db"] - mean) < 1e-9, group
+        assert (r["a_minus_b"]["a_wins"], r["a_minus_b"]["b_wins"]) == (aw, bw), group
+        assert (r["a_below_nothing_0_5"], r["b_below_nothing_0_5"]) == (ab, bb), group
+    with pytest.raises(SystemExit, match="different images"):
+        compare_rows(rows([30.0, 19.0, 25.0]), rows([30.0, 19.0, 25.0], ids=("1", "2", "4")))
