@@ -28,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from idfcr_train.checkpoint import load_state
 from idfcr_train.reports.clear_fidelity import load_demo
 from idfcr_train.data.pairs import (check_held_out, in_id_range, load_rice, random_palette, random_stretch,
                                     split_by_block)
@@ -188,11 +189,14 @@ def main(argv: list[str] | None = None) -> None:
         from idfcr_train.data.s2 import DEFAULT_VAL_SCENES, load_s2_rgb
 
         s2_val = split_by_block(load_s2_rgb(args.s2_rgb), set(DEFAULT_VAL_SCENES.split(",")))[1]
+    # Every checkpoint is checked before any is scored (scoring one takes minutes).
+    for spec in args.ckpts:
+        path = spec.split("=", 1)[1]
+        check_held_out(load_state(path), args.val_blocks, path, args.data)
     table = {}
     for spec in args.ckpts:
         label, path = spec.split("=", 1)
         model, state = load_checkpoint(path, ema=not args.raw)
-        check_held_out(state, args.val_blocks, path, args.data)
         t0 = time.time()
         res, sheet = score(model, val, demo, sheet_ids)
         if extra:
