@@ -14,6 +14,7 @@ from idfcr_train.data.pairs import Pair, check_held_out, random_crop_pair, split
 from idfcr_train.reports.metrics import psnr, rmse, ssim  # noqa: E402
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, attention_target, pixel_cr_loss  # noqa: E402
 from idfcr_train.data.synth_clouds import add_clouds, fractal_noise  # noqa: E402
+from idfcr_train.training.train_pixel_cr import still_held_out  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -228,6 +229,24 @@ def test_scoring_refuses_blocks_the_checkpoint_trained_on(held, blocks, data, re
             check_held_out(state, blocks, "ckpt.pt", data)
     else:
         check_held_out(state, blocks, "ckpt.pt", data)
+
+
+@pytest.mark.parametrize("before,now,held", [
+    ("3,9,4", "3,9,4", "3,9,4"),
+    ("3,9,4", "3,9", "3,9"),      # block 4 moved into training: seen from now on
+    ("3,9", "3,9,4", "3,9"),      # block 4 held out now, but it was trained on before
+    ("3,9", "4", "none"),         # every block seen: nothing may be scored
+    (None, "3,9", "3,9"),         # a checkpoint from before splits were stored
+])
+def test_resumed_run_records_the_blocks_no_run_trained_on(before, now, held):
+    assert still_held_out(before, now) == held
+    state = {"meta": {"data": "rice2_3s", "val_blocks": held}}
+    for block in ("3", "9", "4"):
+        if block in held.split(","):
+            check_held_out(state, block, "ckpt.pt", "rice2_3s")
+        else:
+            with pytest.raises(SystemExit, match="trained on block"):
+                check_held_out(state, block, "ckpt.pt", "rice2_3s")
 
 
 def test_shifted_windows_export_keeps_sizes_dynamic(tmp_path):

@@ -339,7 +339,21 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
                       "s2_rgb", "s2_rgb_ts", "s2_rgb_share", "s2_rgb_clear", "crop", "batch", "opacity_target",
                       "palette", "stretch", "lift")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
+        meta["val_blocks"] = still_held_out(state["meta"].get("val_blocks"), args.val_blocks)
     return meta
+
+
+def still_held_out(before: str | None, now: str) -> str:
+    """The blocks a resumed checkpoint has never trained on: those held out by
+    every run so far. A run may move a held-out block into training (never
+    the reverse: a block once trained on stays seen), and the scoring tools
+    read this field to refuse scoring on seen scenes."""
+    if not before:
+        return now
+    now_set = set(now.split(","))
+    # "none" (not ""): an empty field reads as "no split recorded" and would
+    # switch the check off.
+    return ",".join(b for b in str(before).split(",") if b in now_set) or "none"
 
 
 def learning_rate(args: argparse.Namespace, step: int, start_step: int, elapsed_s: float) -> float:
