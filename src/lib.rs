@@ -37,5 +37,5 @@ pub mod sentinel2;
 pub mod tiling;
 
 pub use cli::app::run_cli;
-pub use cli::{stdout_line, stdout_text};
+pub use cli::{stdout_line, stdout_report, stdout_text};
 pub use error::{Error, Result};

@@ -154,8 +154,8 @@ fn shards_cover_every_input_exactly_once() {
 }
 
 /// Usage errors of the whole batch are found before any work, exit 2 and
-/// leave nothing behind: a `--summary` that would overwrite an input or an
-/// output, an output name the format cannot take.
+/// leave nothing behind: a `--summary` that would overwrite an input, an
+/// output or the `--list` file, an output name the format cannot take.
 #[test]
 fn batch_usage_errors_come_first_and_touch_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,7 +192,19 @@ fn batch_usage_errors_come_first_and_touch_nothing() {
             &["--out-dir", "o5", "--name", "{nope}.tif"],
             &["placeholder"],
         ),
+        (
+            &[
+                "--out-dir",
+                "o6",
+                "--list",
+                "todo.txt",
+                "--summary",
+                "./todo.txt",
+            ],
+            &["--summary", "the --list file"],
+        ),
     ];
+    std::fs::write(d.join("todo.txt"), "in.tif\n").unwrap();
     for (extra, words) in cases {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);
@@ -207,6 +219,10 @@ fn batch_usage_errors_come_first_and_touch_nothing() {
             std::fs::read(d.join("in.tif")).unwrap(),
             before,
             "{extra:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("todo.txt")).unwrap(),
+            "in.tif\n"
         );
         let out_dir = d.join(extra[1]);
         assert!(

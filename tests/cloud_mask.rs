@@ -381,3 +381,62 @@ fn polygons_in_another_crs_land_in_place() {
     assert_eq!(p[0][40 * W + 120], 1.0, "the cloud's middle");
     assert_eq!(p[0][100 * W + 20], 0.0, "far from it");
 }
+
+/// Polygons that cannot be placed on the scene are refused, naming the
+/// file, before anything is written: drawn somewhere else (nothing would be
+/// cloud and the input would pass through as "clear", exit 0), or without a
+/// coordinate system (a shapefile without its .prj, whose degrees would
+/// land nowhere on a UTM scene).
+#[test]
+fn polygons_that_cannot_be_placed_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_tiff::<u8>(&d.join("in.tif"), W, H, 3, None, |b, y, x| {
+        (pattern(b, y, x) * 0.6) as u8
+    });
+    // The cloud square's corners, in the input's CRS, shifted east by `dx` m.
+    let ring = |dx: f64| {
+        let (x0, x1, y0, y1) = (501_000.0 + dx, 501_400.0 + dx, 4_199_400.0, 4_199_800.0);
+        [(x0, y1), (x1, y1), (x1, y0), (x0, y0), (x0, y1)]
+    };
+    let far: Vec<String> = ring(100_000.0)
+        .iter()
+        .map(|(x, y)| format!("[{x}, {y}]"))
+        .collect();
+    std::fs::write(
+        d.join("far.geojson"),
+        format!(
+            r#"{{"type": "FeatureCollection",
+  "crs": {{"type": "name", "properties": {{"name": "urn:ogc:def:crs:EPSG::32633"}}}},
+  "features": [{{"type": "Feature", "properties": {{}}, "geometry": {{"type": "Polygon",
+    "coordinates": [[{}]]}}}}]}}"#,
+            far.join(", ")
+        ),
+    )
+    .unwrap();
+    // Over the scene, but in a file that says nothing of its CRS.
+    let here: Vec<String> = ring(0.0).iter().map(|(x, y)| format!("{x} {y}")).collect();
+    std::fs::write(
+        d.join("nocrs.csv"),
+        format!("id,WKT\n1,\"POLYGON (({}))\"\n", here.join(",")),
+    )
+    .unwrap();
+    // (mask, what the error says)
+    let cases = [
+        (
+            "far.geojson",
+            "none of its 1 polygons touches the input's extent",
+        ),
+        (
+            "nocrs.csv",
+            "has no coordinate system and the input has one",
+        ),
+    ];
+    for (mask, why) in cases {
+        let o = run(d, "in.tif", "out.tif", &["--cloud-mask", mask]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{mask}: {err}");
+        assert!(err.contains(mask) && err.contains(why), "{mask}: {err}");
+        assert!(!d.join("out.tif").exists(), "{mask}: an output was written");
+    }
+}

@@ -96,6 +96,11 @@ fn eval_errors() {
             2,
             "give each report its own file",
         ),
+        (
+            &["eval", "a.tif", "a.tif", "--json", "-", "--csv", "-"],
+            2,
+            "would both go to standard output",
+        ),
     ];
     // Folders whose references differ in type have no common data range.
     for sub in ["p", "r"] {
@@ -124,4 +129,41 @@ fn eval_errors() {
         assert_eq!(o.status.code(), Some(*code), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
+}
+
+/// A report that cannot be written on stdout (a full disk behind `>`) fails
+/// the run; a reader that closes the pipe early (`| head`) does not.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_report_lost_on_stdout_is_a_failure() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("a.tif"), 40, 30, None);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_idfcr"))
+        .current_dir(dir.path())
+        .args(["eval", "a.tif", "a.tif", "--json", "-"])
+        .stdout(Stdio::from(full))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("standard output: cannot write the report"),
+        "{}",
+        stderr(&o)
+    );
+    // A closed pipe: the reader chose to stop reading.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idfcr"))
+        .current_dir(dir.path())
+        .args(["eval", "a.tif", "a.tif", "--json", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }

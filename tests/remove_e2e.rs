@@ -525,3 +525,31 @@ fn side_files_units_and_statistics() {
     );
     assert_eq!(hidden(dir.path()), 0, "{:?}", listing(dir.path()));
 }
+
+/// Output and mask are one result. When the mask is in place but a stale
+/// side file of a replaced mask cannot be removed (here a folder under its
+/// name), both stay and the error names that side file; the output is not
+/// taken back while the mask stands.
+#[test]
+fn a_mask_side_file_problem_keeps_the_whole_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("in.tif"), 64, 48, None);
+    std::fs::create_dir(d.join("p.tif.aux.xml")).unwrap();
+    std::fs::write(d.join("p.tif.aux.xml").join("keep"), "x").unwrap();
+    let o = remove_conv(d, "in.tif", &["--mask", "p.tif"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("p.tif.aux.xml"), "{err}");
+    assert!(
+        d.join("out.tif").exists(),
+        "the output was taken back: {err}"
+    );
+    assert!(d.join("p.tif").exists(), "{err}");
+    assert_eq!(
+        listing(d).iter().filter(|n| n.starts_with('.')).count(),
+        0,
+        "{:?}",
+        listing(d)
+    );
+}

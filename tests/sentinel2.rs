@@ -679,6 +679,8 @@ fn sentinel2_mistakes_get_clear_errors() {
             &["--model", "m.onnx", "--groups", "10m,20m"][..],
             "exactly one",
         ),
+        // Band names are the product's, not the user's (they were ignored).
+        (&["--s2-bands", "B2,B3,B4,B8"][..], "drop --s2-bands"),
     ] {
         let mut a = vec!["s2", product.as_str(), "outdir"];
         a.extend_from_slice(extra);
@@ -690,6 +692,26 @@ fn sentinel2_mistakes_get_clear_errors() {
             common::stderr(&o)
         );
     }
+    // So on one of its subdatasets.
+    let sd10 = format!("SENTINEL2_L1C:{product}/MTD_MSIL1C.xml:10m:EPSG_32633");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "remove",
+            &sd10,
+            out.to_str().unwrap(),
+            "--s2-bands",
+            "B8,B4,B3,B2",
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("drop --s2-bands"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert!(!out.exists());
     // A whole product given to `remove` points to `s2`.
     let o = common::idfcr(
         tmp.path(),

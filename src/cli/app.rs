@@ -4,8 +4,8 @@
 //! data (JSON, CSV, GDAL progress) goes to stdout.
 
 use crate::cli::log::{self, Event};
+use crate::cli::stdout_report;
 use crate::cli::{args as cli, progress};
-use crate::cli::{stdout_line, stdout_text};
 use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::metrics::evaluate;
@@ -86,10 +86,13 @@ fn clap_one_line(rendered: &str) -> String {
 fn describe_json(args: &[std::ffi::OsString]) -> i32 {
     let sub = args.get(1).and_then(|s| s.to_str()).unwrap_or("");
     match crate::cli::describe::describe(sub) {
-        Some(d) => {
-            stdout_line(&serde_json::to_string_pretty(&d).unwrap_or_default());
-            0
-        }
+        Some(d) => match stdout_report(&json_text(&d)) {
+            Ok(()) => 0,
+            Err(e) => {
+                report(&e);
+                e.exit_code()
+            }
+        },
         None => {
             report(&Error::Usage(
                 "--describe-json needs a subcommand before it (remove, batch, s2, eval)".into(),
@@ -105,16 +108,19 @@ fn run_quality_cli(args: cli::QualityArgs) -> Result<()> {
     let cfg = args.into_config()?;
     let results = crate::metrics::quality::quality(&cfg)?;
     if json {
-        stdout_line(&serde_json::to_string_pretty(&results).unwrap_or_default());
+        stdout_report(&json_text(&results))
     } else {
-        for r in &results {
-            stdout_line(&format!(
-                "{}: NIQE {:.4}  BRISQUE {:.4}",
-                r.input, r.niqe, r.brisque
-            ));
-        }
+        let lines: String = results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: NIQE {:.4}  BRISQUE {:.4}\n",
+                    r.input, r.niqe, r.brisque
+                )
+            })
+            .collect();
+        stdout_report(&lines)
     }
-    Ok(())
 }
 
 /// `idfcr s2`: one output per band group; on a terminal each group's
@@ -131,7 +137,7 @@ fn run_s2_cli(args: cli::S2Args) -> Result<()> {
         Box::new(progress::Display::new(mode, total))
     })?;
     if json {
-        stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
+        stdout_report(&json_text(&summary))?;
     }
     Ok(())
 }
@@ -147,9 +153,14 @@ fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
         Box::new(progress::Display::new(mode, total))
     })?;
     if json {
-        stdout_line(&serde_json::to_string_pretty(&summary).unwrap_or_default());
+        stdout_report(&json_text(&summary))?;
     }
     Ok(())
+}
+
+/// A report as pretty JSON with a final newline.
+fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
 }
 
 /// The one stderr line of a failure (see `log::one_line`).
@@ -184,6 +195,11 @@ fn run_eval(
 ) -> Result<()> {
     // Checked before the (possibly long) scoring: a report must not replace
     // one of the rasters it scores, nor the other report.
+    if json.is_some_and(|p| p.as_os_str() == "-") && csv.is_some_and(|p| p.as_os_str() == "-") {
+        return Err(Error::Usage(
+            "--json - and --csv - would both go to standard output, one after the other; send one to a file".into(),
+        ));
+    }
     if let (Some(j), Some(c)) = (report_file(json), report_file(csv)) {
         if crate::io::names::same_target(j, c) {
             return Err(Error::Usage(format!(
@@ -213,42 +229,39 @@ fn run_eval(
     let report = evaluate::evaluate(cfg)?;
     let emit = |path: &std::path::Path, text: String| -> Result<()> {
         if path.as_os_str() == "-" {
-            stdout_text(&text);
-            Ok(())
+            stdout_report(&text)
         } else {
             crate::io::place::write_report(path, &text)
         }
     };
     let to_stdout = |p: Option<&std::path::Path>| p.is_some_and(|p| p.as_os_str() == "-");
     if let Some(p) = json {
-        emit(
-            p,
-            serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
-        )?;
+        emit(p, json_text(&report))?;
     }
     if let Some(p) = csv {
         emit(p, evaluate::to_csv(&report))?;
     }
     if !to_stdout(json) && !to_stdout(csv) {
-        stdout_line(&format!(
-            "data range {} ({})",
+        let mut table = format!(
+            "data range {} ({})\n",
             report.data_range, report.data_range_from
-        ));
+        );
         for img in &report.images {
-            stdout_line(&format!(
-                "{}: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.4}",
+            table += &format!(
+                "{}: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.4}\n",
                 img.pred, img.mean.psnr, img.mean.ssim, img.mean.rmse
-            ));
+            );
         }
         if report.images.len() > 1 {
-            stdout_line(&format!(
-                "mean of {} images: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.4}",
+            table += &format!(
+                "mean of {} images: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.4}\n",
                 report.images.len(),
                 report.mean.psnr,
                 report.mean.ssim,
                 report.mean.rmse
-            ));
+            );
         }
+        stdout_report(&table)?;
     }
     Ok(())
 }
@@ -275,10 +288,13 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         }
     };
     if let Some(p) = summary_path {
-        let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
-        if p.as_os_str() == "-" {
-            stdout_text(&text);
-        } else if let Err(e) = crate::io::place::write_report(&p, &text) {
+        let text = json_text(&summary);
+        let written = if p.as_os_str() == "-" {
+            stdout_report(&text)
+        } else {
+            crate::io::place::write_report(&p, &text)
+        };
+        if let Err(e) = written {
             report(&e);
             return e.exit_code();
         }

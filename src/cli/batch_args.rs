@@ -58,6 +58,16 @@ impl BatchArgs {
             .map(crate::pipeline::inputs::parse_shard)
             .transpose()?;
         let inputs = crate::pipeline::inputs::expand_inputs(&self.inputs, self.list.as_deref())?;
+        // The summary is written at the end, over whatever has its name: not
+        // over the list of work a rerun needs.
+        if let (Some(sum), Some(list)) = (&self.summary, &self.list) {
+            if sum.as_os_str() != "-" && crate::io::names::same_target(sum, list) {
+                return Err(crate::error::Error::Usage(format!(
+                    "--summary {}: that is the --list file; give the summary its own file",
+                    sum.display()
+                )));
+            }
+        }
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
         let inputs = match &cloud_mask {
             Some((pattern, _)) => crate::pipeline::batch::without_cloud_masks(inputs, pattern),

@@ -11,7 +11,8 @@
 //!   once on stderr, maps errors to exit codes;
 //! - `progress`: the progress sink the CLI hands to the pipeline (a bar on a
 //!   terminal, GDAL's `0...10...` on stdout for QGIS, or nothing);
-//! - `stdout_text`/`stdout_line` here: the only way the CLI writes data;
+//! - `stdout_report` here: the only way the CLI writes reports (a failed
+//!   write is an error); `stdout_text`/`stdout_line` progress and notes;
 //!   `stderr_line` the only way it writes errors and warnings.
 
 pub mod app;
@@ -24,8 +25,25 @@ pub mod metrics_args;
 pub mod progress;
 pub mod s2_args;
 
+/// Write a run's report (JSON, CSV, result lines) on stdout. A closed pipe
+/// (`idfcr ... | head`) is the reader's choice and not a failure; any other
+/// write error (a full disk behind `> report.json`) is: the report is what
+/// the run was for, so the exit code must not say it arrived.
+pub fn stdout_report(text: &str) -> crate::error::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::error::Error::output(
+            "standard output",
+            format!("cannot write the report: {e}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Write to stdout, ignoring a closed pipe (`idfcr ... | head` must not
-/// panic); other write errors are ignored too, as there is nowhere to report them.
+/// panic) and any other write error: for progress and notes, which must not
+/// fail a run (reports go through `stdout_report`).
 pub fn stdout_text(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

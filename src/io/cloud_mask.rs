@@ -178,7 +178,20 @@ fn polygons(
                 from.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
                 Some(CoordTransform::new(&from, &srs).map_err(gdal_err)?)
             }
-            _ => None,
+            Some(_) => None,
+            // A shapefile without its .prj: its coordinates may be degrees
+            // over a UTM scene, which burns nothing (as a raster mask without
+            // a coordinate system is refused).
+            None if layer.feature_count() > 0 => {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "layer {} has no coordinate system and the input has one; assign it (ogr2ogr -a_srs) if its coordinates are the input's",
+                        layer.name()
+                    ),
+                ));
+            }
+            None => None,
         };
         for feature in layer.features() {
             if let Some(g) = feature.geometry() {
@@ -202,6 +215,17 @@ fn polygons(
         .rasterband(1)
         .and_then(|b| b.read_as::<u8>((0, 0), (w, h), (w, h), None))
         .map_err(gdal_err)?;
+    if !geometries.is_empty() && buf.data().iter().all(|&v| v == 0) {
+        // Clouds the user drew somewhere else (another scene, another
+        // place) would pass the whole input through as "clear".
+        return Err(Error::input(
+            path,
+            format!(
+                "none of its {} polygons touches the input's extent; are they drawn over this scene?",
+                geometries.len()
+            ),
+        ));
+    }
     let p = Array2::from_shape_vec((h, w), buf.data().iter().map(|&v| v as f32).collect())
         .expect("the buffer is h x w");
     Ok((p, k, geometries.len()))

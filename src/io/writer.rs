@@ -288,6 +288,15 @@ impl ReadyFile {
     /// `overwrite`), GDAL's side files with it; what was placed, to take
     /// back if the run fails after all.
     pub fn commit(self) -> Result<Placed> {
+        let (placed, side_files) = self.commit_raster()?;
+        side_files.map(|()| placed)
+    }
+
+    /// `commit` in two steps' results, for a caller placing several files
+    /// as one result: Err when the raster is not in place (nothing of ours
+    /// moved); Ok with what was placed and the side files' problem, if any,
+    /// when it is (an `is in place, but ...` error: the raster stands).
+    pub fn commit_raster(self) -> Result<(Placed, Result<()>)> {
         let _placing = crate::io::place::placing();
         let final_path = &self.final_path;
         let fail = |msg: String| Error::output(final_path, msg);
@@ -307,10 +316,9 @@ impl ReadyFile {
         })?;
         // The raster is in place: from here on nothing of ours is deleted.
         self.ready.keep();
-        let placed = place_side_files(&sides, final_path);
+        let side_files = place_side_files(&sides, final_path).map_err(fail);
         sync_dir(parent_dir(final_path));
-        placed.map_err(fail)?;
-        Ok(Placed::new(final_path, &sides))
+        Ok((Placed::new(final_path, &sides), side_files))
     }
 }
 

@@ -72,8 +72,7 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
                 let path = e.path();
                 // Hidden files are not scenes: among them our own temp files
                 // (`.NAME.idfcr-...`), another run's work in progress.
-                let hidden = e.file_name().to_string_lossy().starts_with('.');
-                if !hidden && path.is_file() && crate::io::names::is_raster_name(&path) {
+                if !is_hidden(&path) && path.is_file() && crate::io::names::is_raster_name(&path) {
                     out.push(path.display().to_string());
                 }
             }
@@ -89,11 +88,17 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
         } else if is_glob(&item) && !p.exists() {
             let paths =
                 glob::glob(&item).map_err(|e| Error::Usage(format!("pattern {item}: {e}")))?;
+            // Hidden files are left out as in the folder listing above (our
+            // own temp files among them) unless the pattern's file name
+            // spells the dot. (glob's `require_literal_leading_dot` would
+            // drop them even then.)
+            let wants_hidden = is_hidden(p);
             let before = out.len();
             out.extend(
                 paths
                     .flatten()
                     .filter(|p| p.is_file())
+                    .filter(|p| wants_hidden || !is_hidden(p))
                     .map(|p| p.display().to_string()),
             );
             if out.len() == before {
@@ -121,6 +126,12 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
         ));
     }
     Ok(out)
+}
+
+/// A file name starting with a dot (`.NAME.idfcr-...` temp files too).
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
 #[cfg(test)]
@@ -190,6 +201,35 @@ mod tests {
         for (args, list, want) in cases {
             let got = expand_inputs(&args, list).unwrap();
             assert_eq!(got.len(), want, "{args:?}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn patterns_leave_hidden_files_out_unless_they_spell_the_dot() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A scene, and a killed run's temp file beside it.
+        std::fs::write(d.join("a.tif"), "x").unwrap();
+        std::fs::write(d.join(".a_clear.tif.idfcr-7-part.tif"), "x").unwrap();
+        // (pattern, file names expected)
+        let cases = [
+            ("*.tif", vec!["a.tif"]),
+            ("*a*.tif", vec!["a.tif"]),
+            (".a_*.tif", vec![".a_clear.tif.idfcr-7-part.tif"]),
+        ];
+        for (pattern, want) in cases {
+            let got = expand_inputs(&[format!("{}/{pattern}", d.display())], None).unwrap();
+            let names: Vec<String> = got
+                .iter()
+                .map(|p| {
+                    Path::new(p)
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            assert_eq!(names, want, "{pattern}");
         }
     }
 }

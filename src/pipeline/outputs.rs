@@ -60,13 +60,21 @@ pub(crate) fn place_result(
     mask: Option<crate::io::writer::ReadyFile>,
 ) -> Result<()> {
     crate::interrupt::check()?;
-    let placed = out.commit()?;
+    let (placed, out_sides) = out.commit_raster()?;
     if let Some(m) = mask {
-        if let Err(e) = m.commit() {
-            // Only a move can fail here: do not leave half of the result.
-            placed.take_back();
-            return Err(e);
+        match m.commit_raster() {
+            // The mask is not in place: do not leave half of the result.
+            Err(e) => {
+                placed.take_back();
+                return Err(e);
+            }
+            // Both rasters are in place (the error of a side file that could
+            // not be moved or removed says so): the result stands whole.
+            Ok((_, mask_sides)) => {
+                out_sides?;
+                return mask_sides;
+            }
         }
     }
-    Ok(())
+    out_sides
 }

@@ -35,12 +35,29 @@ pub enum CloudDetector {
 }
 
 /// A stack's pixel size in metres: from its geotransform when its CRS is
-/// projected, else 10 m (SEN12MS-CR and `--stack` outputs are 10 m stacks).
+/// projected; in a geographic CRS (an Earth Engine export in EPSG:4326) its
+/// north-south step in metres along the meridian, which does not shrink
+/// with latitude as the east-west step does; else 10 m (SEN12MS-CR and
+/// `--stack` outputs are 10 m stacks without a CRS).
 pub fn stack_pixel_m(ds: &gdal::Dataset) -> f64 {
-    let projected = ds.spatial_ref().map(|s| s.is_projected()).unwrap_or(false);
-    match ds.geo_transform() {
-        Ok(g) if projected && g[1].abs() > 0.0 => g[1].abs(),
-        _ => 10.0,
+    let (Ok(srs), Ok(g)) = (ds.spatial_ref(), ds.geo_transform()) else {
+        return 10.0;
+    };
+    let per_unit_m = if srs.is_projected() {
+        1.0
+    } else if srs.is_geographic() {
+        // Radians per unit (degrees: pi / 180) times the Earth's radius.
+        srs.angular_units() * srs.semi_major().unwrap_or(6_378_137.0)
+    } else {
+        return 10.0;
+    };
+    let step = if srs.is_projected() { g[1] } else { g[5] };
+    if step.abs() > 0.0 {
+        // To the centimetre: an export "at 60 m" in degrees comes back as
+        // 60.0000x m and must still count as 60.
+        (step.abs() * per_unit_m * 100.0).round() / 100.0
+    } else {
+        10.0
     }
 }
 
@@ -322,6 +339,35 @@ pub fn scene_probability(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_pixel_size_in_metres() {
+        use gdal::spatial_ref::SpatialRef;
+        // (EPSG code or 0 for none, geotransform's x and y steps, metres)
+        let cases = [
+            (32633, 20.0, -20.0, 20.0),
+            // Earth Engine's 10 m in EPSG:4326: 10 m / 111.32 km per degree,
+            // east-west the same number of degrees at any latitude.
+            (4326, 8.983e-5, -8.983e-5, 10.0),
+            (4326, 60.0 / 111_319.49, -60.0 / 111_319.49, 60.0),
+            (0, 1.0, -1.0, 10.0),
+        ];
+        for (epsg, dx, dy, want) in cases {
+            let mut ds = gdal::DriverManager::get_driver_by_name("MEM")
+                .unwrap()
+                .create("", 4, 4, 1)
+                .unwrap();
+            ds.set_geo_transform(&[10.0, dx, 0.0, 45.0, 0.0, dy])
+                .unwrap();
+            if epsg != 0 {
+                ds.set_spatial_ref(&SpatialRef::from_epsg(epsg).unwrap())
+                    .unwrap();
+            }
+            let got = stack_pixel_m(&ds);
+            assert!((got - want).abs() < 0.01 * want, "EPSG {epsg}: {got} m");
+            assert!(got <= MAP_RES_M || want > MAP_RES_M, "EPSG {epsg}: {got} m");
+        }
+    }
 
     #[test]
     fn block_means_average_whole_blocks_and_flag_nodata() {

@@ -269,10 +269,15 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
         return Ok(None);
     }
     let source = input.source.clone();
+    if sd.is_some() && opts.stack_bands.is_some() {
+        return Err(Error::Usage(format!(
+            "--s2-bands names the bands of a band stack; {source} is a Sentinel-2 product subdataset, whose bands the product names: drop --s2-bands"
+        )));
+    }
     // Names of every band of the dataset, by GDAL band number.
     let count = input.ds.raster_count();
     let names: Vec<Option<&'static str>> = match &opts.stack_bands {
-        Some(list) if sd.is_none() => parse_stack_bands(list, count, &source)?
+        Some(list) => parse_stack_bands(list, count, &source)?
             .into_iter()
             .map(Some)
             .collect(),

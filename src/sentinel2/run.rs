@@ -339,6 +339,12 @@ pub(super) struct Plan {
 pub(super) fn plan(cfg: &S2RunConfig) -> Result<Plan> {
     let (product, kind, jobs, stack) = match find_product_metadata(&cfg.input)? {
         Some(mtd) => {
+            if cfg.options.s2.stack_bands.is_some() {
+                return Err(Error::Usage(format!(
+                    "--s2-bands names the bands of a band stack; {} is a Sentinel-2 product, whose bands the product names: drop --s2-bands",
+                    cfg.input
+                )));
+            }
             let p = open_product(&cfg.input, &mtd, cfg.groups.as_deref())?;
             let jobs = p
                 .groups
