@@ -167,3 +167,59 @@ fn a_report_lost_on_stdout_is_a_failure() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// Sentinel-2 bands are paired by name: `idfcr s2` writes the 10 m group
+/// as B2 B3 B4 B8, GDAL's SENTINEL2 driver and exports of it list B4 B3 B2
+/// B8; by position B2 was scored against B4. A reference without one of the
+/// prediction's bands is refused. `quality` takes red, green and blue by
+/// name too.
+#[test]
+fn sentinel2_bands_are_paired_by_name() {
+    use gdal::Metadata;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // (file, band names in band order); a band named X holds pattern(X's
+    // place in B2 B3 B4 B8), and the reference is one DN off everywhere.
+    let order = ["B2", "B3", "B4", "B8"];
+    let files: [(&str, [&str; 4], u16); 3] = [
+        ("pred.tif", ["B2", "B3", "B4", "B8"], 0),
+        ("ref.tif", ["B4", "B3", "B2", "B8"], 1),
+        ("ref_b5.tif", ["B4", "B3", "B2", "B5"], 1),
+    ];
+    for (name, bands, off) in files {
+        write_tiff::<u16>(&d.join(name), 200, 200, 4, None, |b, y, x| {
+            let k = order.iter().position(|o| *o == bands[b]).unwrap_or(3);
+            (pattern(k, y, x) * 20.0) as u16 + off
+        });
+        let mut ds = open_update(d.join(name));
+        for (i, band) in bands.iter().enumerate() {
+            ds.rasterband(i + 1)
+                .unwrap()
+                .set_metadata_item("BANDNAME", band, "")
+                .unwrap();
+        }
+    }
+    let o = idfcr(d, &["eval", "pred.tif", "ref.tif", "--json", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let psnr = report["mean"]["psnr"].as_f64().unwrap();
+    // One DN in 65535: about 96 dB; by position it was some 40 dB lower.
+    assert!(psnr > 90.0, "{report}");
+    let o = idfcr(d, &["eval", "pred.tif", "ref_b5.tif"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ref_b5.tif") && stderr(&o).contains("has no band B8"),
+        "{}",
+        stderr(&o)
+    );
+    let o = idfcr(d, &["quality", "pred.tif", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        q[0]["luminance"]
+            .as_str()
+            .unwrap()
+            .starts_with("bands 3 2 1 as R G B"),
+        "{q}"
+    );
+}

@@ -1385,3 +1385,42 @@ fn one_cloud_mask_serves_every_group() {
     let o = s2_cpu(tmp.path(), &product, &tmp.path().join("o3"), &args);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
 }
+
+/// A product subdataset lists classification bands (Byte) beside its UInt16
+/// reflectance; once only the reflectance bands are kept, their type is the
+/// output's (with the Byte band it would widen to Float32).
+#[test]
+fn kept_bands_decide_the_type() {
+    use idfcr::config::OutputType;
+    use idfcr::io::reader::InputRaster;
+    // A subdataset-like VRT: four UInt16 bands and a Byte class band.
+    let dir = tempfile::tempdir().unwrap();
+    let mem = |name: &str, t: &str| {
+        let p = dir.path().join(name);
+        let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        match t {
+            "u16" => drop(drv.create_with_band_type::<u16, _>(&p, 8, 8, 4).unwrap()),
+            _ => drop(drv.create_with_band_type::<u8, _>(&p, 8, 8, 1).unwrap()),
+        }
+        p.display().to_string()
+    };
+    let (refl, scl) = (mem("refl.tif", "u16"), mem("scl.tif", "u8"));
+    let band = |n: usize, t: &str, f: &str, b: usize| {
+        format!("<VRTRasterBand dataType=\"{t}\" band=\"{n}\"><SimpleSource><SourceFilename>{f}</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>")
+    };
+    let bands: String = (1..=4)
+        .map(|b| band(b, "UInt16", &refl, b))
+        .collect::<String>()
+        + &band(5, "Byte", &scl, 1);
+    let vrt = dir.path().join("sd.vrt");
+    std::fs::write(
+        &vrt,
+        format!("<VRTDataset rasterXSize=\"8\" rasterYSize=\"8\">{bands}</VRTDataset>"),
+    )
+    .unwrap();
+    let mut input = InputRaster::open(&vrt.display().to_string(), None).unwrap();
+    assert_eq!(input.data_type, OutputType::Float32, "all five bands");
+    input.keep_bands(vec![3, 2, 1, 4]).unwrap();
+    assert_eq!(input.data_type, OutputType::UInt16);
+    assert_eq!((input.bands(), input.dn_offset.len()), (4, 4));
+}

@@ -102,6 +102,18 @@ impl InputRaster {
         self.band_nos.len()
     }
 
+    /// Keep only `band_nos` (GDAL numbers, e.g. a product subdataset's
+    /// reflectance bands without its classification bands): the data type,
+    /// nodata and dataset mask follow them (a Byte band left out must not
+    /// turn UInt16 reflectance into a Float32 output).
+    pub fn keep_bands(&mut self, band_nos: Vec<usize>) -> Result<()> {
+        let (data_type, nodata) = band_types(&self.ds, &band_nos, &self.source)?;
+        self.dataset_mask = crate::io::mask::source(&self.ds, &band_nos);
+        self.dn_offset = vec![0.0; band_nos.len()];
+        (self.data_type, self.nodata, self.band_nos) = (data_type, nodata, band_nos);
+        Ok(())
+    }
+
     /// Read rows `[row0, row0 + rows)` and columns `[col0, col0 + cols)`
     /// of the selected bands: (bands x rows x cols) float32. NaN/Inf in a
     /// band without a NaN nodata value is an input error (the model cannot

@@ -147,6 +147,43 @@ pub fn default_range(t: OutputType) -> Option<f64> {
     }
 }
 
+/// The reference's bands (GDAL numbers) in the prediction's order, paired
+/// by Sentinel-2 band name when both rasters name all of theirs: `idfcr s2`
+/// writes each group in wavelength order, where GDAL's SENTINEL2 driver
+/// lists the 10 m group as B4 B3 B2 B8, so pairing by position would score
+/// B2 against B4. None: nothing to go by; bands pair by position.
+fn reference_bands_by_name(
+    p: &InputRaster,
+    reference: &gdal::Dataset,
+    rs: &str,
+) -> Result<Option<Vec<usize>>> {
+    use crate::sentinel2::input::{gdal_band_name, stack_band_names};
+    let pred: Option<Vec<&str>> = p
+        .band_nos
+        .iter()
+        .map(|&b| gdal_band_name(&p.ds, b))
+        .collect();
+    let names = stack_band_names(reference);
+    let (Some(pred), true) = (pred, names.iter().all(Option::is_some)) else {
+        return Ok(None);
+    };
+    pred.iter()
+        .map(|&want| {
+            names
+                .iter()
+                .position(|n| *n == Some(want))
+                .map(|i| i + 1)
+                .ok_or_else(|| {
+                    Error::input(
+                        rs,
+                        format!("has no band {want}, which the prediction has (Sentinel-2 bands are paired by name)"),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 /// Score one pair.
 fn eval_pair(
     pred: &Path,
@@ -157,7 +194,13 @@ fn eval_pair(
     let ps = pred.display().to_string();
     let rs = reference.display().to_string();
     let p = InputRaster::open(&ps, band_idx)?;
-    let r = InputRaster::open(&rs, band_idx)?;
+    let mut r = InputRaster::open(&rs, band_idx)?;
+    if let Some(order) = reference_bands_by_name(&p, &r.ds, &rs)? {
+        if order != r.band_nos {
+            let idx: Vec<usize> = order.iter().map(|b| b - 1).collect();
+            r = InputRaster::open(&rs, Some(&idx))?;
+        }
+    }
     if (p.width, p.height, p.bands()) != (r.width, r.height, r.bands()) {
         return Err(Error::input(
             &ps,

@@ -16,7 +16,8 @@ pub struct QualityConfig {
     /// Value range mapped to 0..255 (default: the integer type's range).
     pub data_range: Option<f64>,
     /// 0-based bands: one (grey) or three (R, G, B -> luminance). None:
-    /// band 1 of a 1- or 2-band raster, bands 1-3 otherwise.
+    /// band 1 of a 1- or 2-band raster, else the bands whose colour
+    /// interpretation or Sentinel-2 name is red, green and blue, else 1-3.
     pub band_idx: Option<Vec<usize>>,
 }
 
@@ -46,6 +47,31 @@ fn grey(block: &[f32], bands: usize, n: usize, range: f64, weights: [f64; 3]) ->
     }
 }
 
+/// Red, green and blue (0-based) by what the bands say they are: GDAL's
+/// colour interpretation, else Sentinel-2 names (B4, B3, B2: `idfcr s2`
+/// writes the 10 m group in wavelength order, blue first, and bands 1-3 as
+/// R, G, B would weight blue as red). None: nothing says; bands 1-3.
+fn rgb_bands(ds: &gdal::Dataset) -> Option<Vec<usize>> {
+    use gdal::raster::ColorInterpretation::{BlueBand, GreenBand, RedBand};
+    let n = ds.raster_count();
+    let by_colour = |want| {
+        (1..=n).find(|&b| {
+            ds.rasterband(b)
+                .is_ok_and(|band| band.color_interpretation() == want)
+        })
+    };
+    if let (Some(r), Some(g), Some(b)) = (
+        by_colour(RedBand),
+        by_colour(GreenBand),
+        by_colour(BlueBand),
+    ) {
+        return Some(vec![r - 1, g - 1, b - 1]);
+    }
+    let names = crate::sentinel2::input::stack_band_names(ds);
+    let by_name = |want: &str| names.iter().position(|n| *n == Some(want));
+    Some(vec![by_name("B4")?, by_name("B3")?, by_name("B2")?])
+}
+
 /// NIQE's grey (scikit-video is fed luminance): ITU-R BT.601.
 const BT601: [f64; 3] = [0.299, 0.587, 0.114];
 /// BRISQUE's grey (`image-quality` uses scikit-image's rgb2gray): ITU-R BT.709.
@@ -60,7 +86,7 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
         let probe = InputRaster::open(&source, None)?;
         let idx: Vec<usize> = match &cfg.band_idx {
             Some(b) => b.clone(),
-            None if probe.bands() >= 3 => vec![0, 1, 2],
+            None if probe.bands() >= 3 => rgb_bands(&probe.ds).unwrap_or_else(|| vec![0, 1, 2]),
             None => vec![0],
         };
         if idx.len() != 1 && idx.len() != 3 {

@@ -242,7 +242,7 @@ pub fn radiometry_note(meta: &ProductMeta, names: &[&str], harmonized: bool) -> 
 
 /// Band names of a raster from GDAL: BANDNAME metadata (SENTINEL2 driver)
 /// or the band description, canonicalised; None where not a Sentinel-2 band.
-fn gdal_band_name(ds: &Dataset, band_no: usize) -> Option<&'static str> {
+pub fn gdal_band_name(ds: &Dataset, band_no: usize) -> Option<&'static str> {
     let band = ds.rasterband(band_no).ok()?;
     if let Some(n) = band.metadata_item("BANDNAME", "") {
         return canonical_band(&n);
@@ -324,7 +324,7 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
         }
     }
     let chosen_names: Vec<&str> = chosen.iter().map(|c| c.1).collect();
-    input.band_nos = chosen.iter().map(|c| c.0).collect();
+    input.keep_bands(chosen.iter().map(|c| c.0).collect())?;
     // A product's nodata is its metadata's (DN 0); a band stack keeps the
     // file's own value where it declares one (a NaN or -9999 is not data),
     // else DN 0 as in SEN12MS-CR.
