@@ -191,7 +191,7 @@ fn sentinel2_bands_are_paired_by_name() {
             let k = order.iter().position(|o| *o == bands[b]).unwrap_or(3);
             (pattern(k, y, x) * 20.0) as u16 + off
         });
-        let mut ds = open_update(d.join(name));
+        let ds = open_update(d.join(name));
         for (i, band) in bands.iter().enumerate() {
             ds.rasterband(i + 1)
                 .unwrap()
