@@ -712,6 +712,35 @@ fn sentinel2_mistakes_get_clear_errors() {
         common::stderr(&o)
     );
     assert!(!out.exists());
+    // The RGB model on the subdataset's B4 B3 B2 (idfcr orders them B2 B3
+    // B4): it would read blue as red.
+    let rgb = common::repo().join("onnx/models/pixel_cr_rgb.onnx");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "remove",
+            &sd10,
+            out.to_str().unwrap(),
+            "-b",
+            "1",
+            "-b",
+            "2",
+            "-b",
+            "3",
+            "--stretch",
+            "--model",
+            rgb.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o)
+            .contains("has Sentinel-2 bands B2 B3 B4 but model pixel_cr_rgb takes red green blue"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert!(!out.exists());
     // A whole product given to `remove` points to `s2`.
     let o = common::idfcr(
         tmp.path(),

@@ -90,8 +90,8 @@ pub(crate) fn pixel_cr(
 }
 
 /// The input must be what the model was trained on: its band count and,
-/// for Sentinel-2 models, its bands by name; `--mask` needs a probability
-/// output.
+/// for Sentinel-2 models, its bands by name (an RGB model takes no
+/// Sentinel-2 bands in another order); `--mask` needs a probability output.
 fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) -> Result<()> {
     let c = &model.contract;
     // A model that declares Sentinel-2 bands by their canonical names must
@@ -105,6 +105,37 @@ fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) -> Result<(
             &cfg.job.input,
             format!(
                 "has bands {} but model {} was trained on {}",
+                input.band_names.join(" "),
+                c.name,
+                c.band_names.join(" ")
+            ),
+        ));
+    }
+    // An RGB model on Sentinel-2 bands, which idfcr puts in wavelength
+    // order (B2 B3 B4: blue first): it would read blue as red.
+    fn colour(b: &str) -> &str {
+        match b {
+            "B4" => "red",
+            "B3" => "green",
+            "B2" => "blue",
+            other => other,
+        }
+    }
+    let model_rgb = !c.band_names.is_empty()
+        && c.band_names
+            .iter()
+            .all(|b| ["red", "green", "blue"].contains(&b.as_str()));
+    if model_rgb
+        && !input.band_names.is_empty()
+        && !c
+            .band_names
+            .iter()
+            .eq(input.band_names.iter().map(|b| colour(b)))
+    {
+        return Err(Error::input(
+            &cfg.job.input,
+            format!(
+                "has Sentinel-2 bands {} but model {} takes {}; for Sentinel-2 use `idfcr s2` and its band models",
                 input.band_names.join(" "),
                 c.name,
                 c.band_names.join(" ")
