@@ -338,6 +338,20 @@ fn describe_json_lists_the_parameters() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(devices, ["auto", "cpu", "cuda"]);
+    // Global options are every subcommand's; hidden ones (refused) no one's.
+    assert_eq!(find("log_format")["flag"], "--log-format");
+    let o = idfcr(dir.path(), &["s2", "--describe-json"]);
+    let s2: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = s2["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"groups") && !names.contains(&"bands"),
+        "{names:?}"
+    );
     let o = idfcr(dir.path(), &["--describe-json"]);
     assert_eq!(o.status.code(), Some(2));
 }

@@ -712,6 +712,15 @@ fn sentinel2_mistakes_get_clear_errors() {
         common::stderr(&o)
     );
     assert!(!out.exists());
+    // A group asked for that the input lacks: refused, not left out.
+    let o = common::idfcr(tmp.path(), &["s2", &sd10, "outdir", "--groups", "10m,20m"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("--groups 20m:")
+            && common::stderr(&o).contains("has no 20m bands"),
+        "{}",
+        common::stderr(&o)
+    );
     // The RGB model on the subdataset's B4 B3 B2 (idfcr orders them B2 B3
     // B4): it would read blue as red.
     let rgb = common::repo().join("onnx/models/pixel_cr_rgb.onnx");
@@ -1122,6 +1131,7 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
         "{source}"
     );
 
+    // An L1C detector on L2A, with and without --raw (p is written).
     let asks: [&[&str]; 2] = [
         &["--cloud-detector", "s2cloudless"],
         &["--cloud-detector", "s2cloudless", "--raw"],
@@ -1137,7 +1147,19 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
         );
         let written = std::fs::read_dir(&refused).map(|d| d.count()).unwrap_or(0);
         assert_eq!(written, 0, "nothing may be written for a refused run");
-    }
+    } // A detector with --raw and no --mask-name: nothing would read its p.
+    let o = s2_cpu(
+        tmp.path(),
+        &products[0],
+        &tmp.path().join("raw_refused"),
+        &["--cloud-detector", "s2cloudless", "--raw"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("--cloud-detector s2cloudless with --raw"),
+        "{}",
+        common::stderr(&o)
+    );
 }
 
 /// Tiles over which the s2cloudless p is 0 are not run (the output there

@@ -95,7 +95,8 @@ fn describe_json(args: &[std::ffi::OsString]) -> i32 {
         },
         None => {
             report(&Error::Usage(
-                "--describe-json needs a subcommand before it (remove, batch, s2, eval)".into(),
+                "--describe-json needs a subcommand before it (remove, batch, s2, eval, quality)"
+                    .into(),
             ));
             2
         }

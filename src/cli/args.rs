@@ -146,7 +146,7 @@ pub struct ProcessingArgs {
     /// Progress display: a bar on a terminal (auto), GDAL-style text on stdout (gdal), or none.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
-    /// Quiet: no progress.
+    /// Quiet: no progress, whatever --progress says (for cron jobs).
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// GDAL configuration option KEY VALUE (repeatable).

@@ -8,10 +8,16 @@ use crate::cli::args::Cli;
 /// Printed by `idfcr SUBCOMMAND --describe-json`.
 pub fn describe(sub: &str) -> Option<serde_json::Value> {
     use clap::CommandFactory;
-    let root = Cli::command();
+    let mut root = Cli::command();
+    // Built, so that global options (--log-format) reach each subcommand
+    // as they do on the command line.
+    root.build();
     let cmd = root.find_subcommand(sub)?;
     let params: Vec<serde_json::Value> = cmd
         .get_arguments()
+        // Hidden options are refused by their subcommand (`s2 -b`): a
+        // dialog must not offer them.
+        .filter(|a| !a.is_hide_set())
         .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
         .map(|a| {
             let kind = if a.is_positional() {

@@ -14,7 +14,7 @@ pub struct QualityArgs {
     /// Value range mapped to 0..255 (default: the integer type's full range; required for floats).
     #[arg(long = "data-range", allow_negative_numbers = true)]
     pub data_range: Option<f64>,
-    /// Band to use, 1-based: one (grey) or three (R G B, scored on luminance). Default: bands 1-3, or band 1.
+    /// Band to use, 1-based: one (grey) or three (R G B, scored on luminance). Default: the bands whose colour interpretation or Sentinel-2 name (B4 B3 B2) is red, green and blue, else bands 1-3, or band 1.
     #[arg(
         short = 'b',
         long = "band",

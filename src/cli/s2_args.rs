@@ -87,6 +87,20 @@ impl S2Args {
         if cloud_mask.is_some() && !matches!(self.cloud_detector, CloudDetectorArg::Auto) {
             return Err(Error::Usage("--cloud-mask replaces the cloud detector: give one of --cloud-mask and --cloud-detector".into()));
         }
+        if self.opts.raw
+            && self.mask_name.is_none()
+            && !matches!(self.cloud_detector, CloudDetectorArg::Auto)
+        {
+            // Nothing would read its p: the raw output is the model's
+            // everywhere (as --cloud-mask with --raw is refused).
+            let name = match self.cloud_detector {
+                CloudDetectorArg::S2cloudless => "s2cloudless",
+                _ => "model",
+            };
+            return Err(Error::Usage(format!(
+                "--cloud-detector {name} with --raw: the raw output is the model's everywhere, so no detector would run; drop one (or write its p with --mask-name)"
+            )));
+        }
         let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::sentinel2::run::S2RunConfig {
             cloud_mask,

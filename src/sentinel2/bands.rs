@@ -66,6 +66,30 @@ pub fn parse_groups(names: &[String]) -> crate::Result<Vec<&'static Group>> {
         .collect()
 }
 
+/// `--groups` that the input has no bands of, refused (exit 2): a script
+/// that asked for a group expects its output, and leaving it out quietly
+/// would end the run with exit 0 and a file missing.
+pub fn check_groups_present(
+    wanted: Option<&[&Group]>,
+    present: &[&str],
+    input: &str,
+) -> crate::Result<()> {
+    let missing: Vec<&str> = wanted
+        .unwrap_or_default()
+        .iter()
+        .map(|g| g.name)
+        .filter(|n| !present.contains(n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(crate::Error::Usage(format!(
+        "--groups {}: {input} has no {} bands",
+        missing.join(","),
+        missing.join(" or ")
+    )))
+}
+
 /// `--s2-bands` against a raster with `count` bands: the canonical name of
 /// every band, or a usage error (wrong count, a name that is not a
 /// Sentinel-2 band). The one parser for `remove`/`batch` and `s2`.
@@ -157,6 +181,34 @@ pub fn model_file_for(bands: &[&str]) -> Option<&'static str> {
 #[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn asked_groups_must_be_there() {
+        let g = |n: &str| group_by_name(n).unwrap();
+        // (--groups, groups the input has, refused naming)
+        let cases: [(Option<Vec<&Group>>, &[&str], Option<&str>); 4] = [
+            (None, &["10m"], None),
+            (Some(vec![g("10m")]), &["10m", "20m"], None),
+            (
+                Some(vec![g("10m"), g("20m")]),
+                &["10m"],
+                Some("--groups 20m: s.tif has no 20m bands"),
+            ),
+            (
+                Some(vec![g("20m"), g("60m")]),
+                &["10m"],
+                Some("--groups 20m,60m: s.tif has no 20m or 60m bands"),
+            ),
+        ];
+        for (wanted, present, want) in cases {
+            let got = check_groups_present(wanted.as_deref(), present, "s.tif");
+            assert_eq!(
+                got.err().map(|e| e.to_string()).as_deref(),
+                want,
+                "{present:?}"
+            );
+        }
+    }
 
     #[test]
     fn stack_bands_and_groups_parse_one_way() {

@@ -193,6 +193,8 @@ pub fn open_product(input: &str, mtd: &str, wanted: Option<&[&'static Group]>) -
             },
         })
         .collect();
+    let present: Vec<&str> = out.iter().map(|g| g.group.name).collect();
+    crate::sentinel2::bands::check_groups_present(wanted, &present, input)?;
     if let Some(w) = wanted {
         out.retain(|g| w.iter().any(|n| n.name == g.group.name));
     }

@@ -17,7 +17,7 @@ use crate::io::reader::InputRaster;
 use crate::io::staging::Staged;
 use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
-use crate::sentinel2::bands::{parse_stack_bands, Group, GROUPS};
+use crate::sentinel2::bands::{check_groups_present, parse_stack_bands, Group, GROUPS};
 use crate::sentinel2::cloud_source::{cloud_map, CalibratedMaps};
 use crate::sentinel2::detector::{stack_pixel_m, CloudDetector, SceneDetection, MAP_RES_M};
 use crate::sentinel2::input::{find_product_metadata, open_product, stack_band_names};
@@ -459,6 +459,8 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
             px_m,
         });
     }
+    let present: Vec<&str> = jobs.iter().map(|j| j.label.as_str()).collect();
+    check_groups_present(cfg.groups.as_deref(), &present, &cfg.input)?;
     if jobs.is_empty() {
         return Err(Error::input(
             &cfg.input,
