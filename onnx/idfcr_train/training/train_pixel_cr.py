@@ -343,13 +343,14 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
     return meta
 
 
-def still_held_out(before: str | None, now: str) -> str:
+def still_held_out(before: str | None, now: str) -> str | None:
     """The blocks a resumed checkpoint has never trained on: those held out by
     every run so far. A run may move a held-out block into training (never
     the reverse: a block once trained on stays seen), and the scoring tools
-    read this field to refuse scoring on seen scenes."""
+    read this field to refuse scoring on seen scenes. A checkpoint that
+    stored no split keeps none: what its earlier runs saw is unknown."""
     if not before:
-        return now
+        return None
     now_set = set(now.split(","))
     # "none" (not ""): an empty field reads as "no split recorded" and would
     # switch the check off.
