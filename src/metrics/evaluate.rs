@@ -196,10 +196,7 @@ fn eval_pair(
     let p = InputRaster::open(&ps, band_idx)?;
     let mut r = InputRaster::open(&rs, band_idx)?;
     if let Some(order) = reference_bands_by_name(&p, &r.ds, &rs)? {
-        if order != r.band_nos {
-            let idx: Vec<usize> = order.iter().map(|b| b - 1).collect();
-            r = InputRaster::open(&rs, Some(&idx))?;
-        }
+        r.keep_bands(order)?;
     }
     if (p.width, p.height, p.bands()) != (r.width, r.height, r.bands()) {
         return Err(Error::input(
