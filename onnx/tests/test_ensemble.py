@@ -83,6 +83,37 @@ def test_the_attention_is_the_unshifted_runs_and_one_shift_is_the_model():
     assert two[0].shape == clear.shape and not torch.allclose(two[0], clear)
 
 
+class Offset(torch.nn.Module):
+    """x + k everywhere; attention = k."""
+
+    def __init__(self, k: float, window: int = 16):
+        super().__init__()
+        self.cfg = PixelCRConfig.tiny(1)
+        self.cfg.window = window
+        self.k = k
+
+    def forward(self, x):
+        return x + self.k, torch.full_like(x[:, :1], self.k)
+
+
+@pytest.mark.parametrize("shifts, want", [
+    ([(0, 0), (8, 8)], 2.0),            # (1 + 3) / 2: the second network runs at the shift
+    ([(0, 0), (4, 4), (8, 8)], 7 / 3),  # (1 + 3 + 3) / 3: and at every shift
+])
+def test_a_second_network_runs_at_the_shifts_and_the_first_gives_the_attention(shifts, want):
+    x = torch.zeros(1, 1, 32, 32)
+    out, att = ShiftEnsemble(Offset(1.0), shifts, Offset(3.0))(x)
+    torch.testing.assert_close(out, torch.full_like(x, want))
+    torch.testing.assert_close(att, torch.ones_like(x[:, :1]))
+
+
+def test_a_second_network_must_match_and_needs_a_shift():
+    with pytest.raises(ValueError, match="another architecture"):
+        ShiftEnsemble(Offset(1.0), [(0, 0), (8, 8)], Offset(1.0, window=8))
+    with pytest.raises(ValueError, match="at least one"):
+        ShiftEnsemble(Offset(1.0), [(0, 0)], Offset(1.0))
+
+
 def test_an_ensemble_exports_with_dynamic_sizes(tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
@@ -124,3 +155,16 @@ def test_the_card_states_a_graphs_shift_ensemble(shifts, stated):
     assert ("Shift ensemble" in text) == stated
     if stated:
         assert f"`{shifts}`" in text
+
+
+@pytest.mark.parametrize("main_name", ["idfcr_train.reports.evaluate", "idfcr_train.export.pixel_cr"])
+def test_a_second_network_without_shifts_is_refused_before_any_work(main_name, tmp_path):
+    import importlib
+
+    main = importlib.import_module(main_name).main
+    args = ["--ckpt", str(tmp_path / "missing.pt"), "--shifted-ckpt", str(tmp_path / "other.pt"),
+            "--out", str(tmp_path / "out")]
+    if main_name.endswith("evaluate"):
+        args += ["--data", str(tmp_path)]
+    with pytest.raises(SystemExit, match="--shifted-ckpt runs at --shifts"):
+        main(args)

@@ -198,18 +198,31 @@ def main(argv: list[str] | None = None) -> None:
                     help="run the network at these shifts too and average the clear outputs (a shift ensemble, "
                          "models/ensemble.py; e.g. '8,8': fewer window borders, twice the compute); the attention "
                          "and so the calibrated probability stay the unshifted run's")
+    ap.add_argument("--shifted-ckpt", default=None, metavar="CKPT",
+                    help="with --shifts: run this checkpoint's network (same architecture) at the shifts instead of "
+                         "--ckpt's; the unshifted run, its attention and --ckpt's calibration stay --ckpt's")
     ap.add_argument("--ref-dir", default=os.path.join(REPO_ROOT, "testdata", "models"),
                     help="where to write the Python reference input/outputs the Rust parity test reads")
     args = ap.parse_args(argv)
+    if args.shifted_ckpt and not args.shifts:
+        raise SystemExit("--shifted-ckpt runs at --shifts: name them")
 
     model, state = load_checkpoint(args.ckpt)
     per_head_attention(model)
     extra = {"idfcr.training_data": args.training_data, "idfcr.training_steps": str(state["step"]),
              "idfcr.training_hours": f"{state['wall_s'] / 3600:.2f}", "idfcr.input_range": args.input_range}
     if args.shifts:
+        shifted = None
+        if args.shifted_ckpt:
+            shifted, other = load_checkpoint(args.shifted_ckpt)
+            per_head_attention(shifted)
+            extra["idfcr.shifted_training_steps"] = str(other["step"])
+            # A second network trained on from the first's weights carries the
+            # first's hours in its own clock: the longer clock is the total.
+            extra["idfcr.training_hours"] = f"{max(state['wall_s'], other['wall_s']) / 3600:.2f}"
         try:
             shifts = parse_shifts(args.shifts)
-            model = ShiftEnsemble(model, shifts).eval()
+            model = ShiftEnsemble(model, shifts, shifted).eval()
         except ValueError as e:
             raise SystemExit(f"--shifts: {e}") from None
         extra["idfcr.shift_ensemble"] = ";".join(f"{dy},{dx}" for dy, dx in shifts)

@@ -18,6 +18,11 @@ The shifted copies are padded by reflection and cropped back: the image
 keeps its size, a multiple of the window as the network needs, and the
 tile's own halo (measured at export) absorbs the padding's effect at tile
 borders.
+
+The shifted runs may use a second network (`shifted_model`, same
+architecture): two networks trained differently make less correlated errors
+than one network twice, at the same compute, and the first network's
+attention (so its calibration) still gives p.
 """
 
 from __future__ import annotations
@@ -46,15 +51,22 @@ class ShiftEnsemble(nn.Module):
     """forward(x) -> (mean of the clear outputs over the shifts, the
     unshifted run's attention). Shifts are (dy, dx), each in [0, window)."""
 
-    def __init__(self, model: nn.Module, shifts: list[tuple[int, int]]):
+    def __init__(self, model: nn.Module, shifts: list[tuple[int, int]], shifted_model: nn.Module | None = None):
         super().__init__()
         win = model.cfg.window
+        if shifted_model is not None:
+            if len(shifts) < 2:
+                raise ValueError("a second network runs at the shifts: name at least one besides (0, 0)")
+            if shifted_model.cfg.to_dict() != model.cfg.to_dict():
+                raise ValueError("the shifted runs' network has another architecture than the first")
         if not shifts or tuple(shifts[0]) != (0, 0):
             raise ValueError("the first shift must be (0, 0): its attention map is the one kept")
         for dy, dx in shifts:
             if not (0 <= dy < win and 0 <= dx < win):
                 raise ValueError(f"shift ({dy}, {dx}) is outside one {win} px window")
         self.model = model
+        # None keeps a one-network ensemble's state dict (and exports) as before.
+        self.shifted_model = shifted_model
         self.cfg = model.cfg
         self.shifts = [tuple(int(v) for v in s) for s in shifts]
 
@@ -65,9 +77,10 @@ class ShiftEnsemble(nn.Module):
         h, w = x.shape[-2], x.shape[-1]
         win = self.cfg.window
         total = clear
+        shifted = self.shifted_model if self.shifted_model is not None else self.model
         for dy, dx in self.shifts[1:]:
             # dy rows in front, the rest of a window behind: still a window multiple.
             pad = (dx, (win - dx) % win, dy, (win - dy) % win)
-            out, _ = self.model(F.pad(x, pad, mode="reflect"))
+            out, _ = shifted(F.pad(x, pad, mode="reflect"))
             total = total + out[:, :, dy:dy + h, dx:dx + w]
         return total / len(self.shifts), att

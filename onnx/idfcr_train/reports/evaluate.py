@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--shifts", default=None, metavar="DY,DX;...",
                     help="score the shift ensemble the export builds with the same option (models/ensemble.py)")
+    ap.add_argument("--shifted-ckpt", default=None, metavar="CKPT",
+                    help="with --shifts: the network run at the shifts (default: --ckpt's own), as the export's option")
     ap.add_argument("--onnx", default=None, metavar="GRAPH",
                     help="score this exported graph's clear output (what ships, ensemble included) with ONNX Runtime "
                          "instead of the checkpoint's network in PyTorch (several times faster on CPU); the checkpoint "
@@ -90,9 +92,19 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.onnx and args.shifts:
         raise SystemExit("--shifts and --onnx: a graph carries its own shifts (idfcr.shift_ensemble)")
+    if args.shifted_ckpt and not args.shifts:
+        raise SystemExit("--shifted-ckpt runs at --shifts: name them")
     model, state = load_checkpoint(args.ckpt)
     if args.shifts:
-        model = ShiftEnsemble(model, parse_shifts(args.shifts))
+        shifted = None
+        if args.shifted_ckpt:
+            shifted, other = load_checkpoint(args.shifted_ckpt)
+            check_held_out(other, args.val_blocks or state.get("meta", {}).get("val_blocks", "3,9"),
+                           args.shifted_ckpt, args.data)
+        try:
+            model = ShiftEnsemble(model, parse_shifts(args.shifts), shifted)
+        except ValueError as e:
+            raise SystemExit(f"--shifts: {e}") from None
     if args.onnx:
         model = OnnxPixelCR(args.onnx, args.threads)
     blocks = args.val_blocks or state.get("meta", {}).get("val_blocks", "3,9")
@@ -105,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     res["summary"].update({"checkpoint_step": state["step"], "training_hours": round(state["wall_s"] / 3600, 2),
                            "scored": os.path.basename(args.onnx) if args.onnx else "checkpoint",
                            "shift_ensemble": getattr(model, "shifts", args.shifts),
+                           "shifted_ckpt": args.shifted_ckpt,
                            "eval_seconds": round(time.time() - t0, 1)})
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
