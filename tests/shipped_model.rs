@@ -13,9 +13,10 @@ use std::sync::OnceLock;
 
 /// Pixel-CR with the bundled default model on the demo sample, run once for
 /// every test here (the refine test compares against it): the output
-/// folder (holding `out.tif`) and the run's JSON summary.
-fn stage1_demo() -> &'static (PathBuf, serde_json::Value) {
-    static RUN: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
+/// folder (holding `out.tif`), the run's JSON summary and its stderr (not
+/// quiet: no terminal, so no bar, but notes).
+fn stage1_demo() -> &'static (PathBuf, serde_json::Value, String) {
+    static RUN: OnceLock<(PathBuf, serde_json::Value, String)> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shipped_model_demo");
         std::fs::create_dir_all(&dir).unwrap();
@@ -30,26 +31,33 @@ fn stage1_demo() -> &'static (PathBuf, serde_json::Value) {
                 "out.tif",
                 "--device",
                 "cpu",
-                "-q",
                 "--json",
                 "--overwrite",
             ],
         );
         assert!(o.status.success(), "{}", stderr(&o));
-        (dir, serde_json::from_slice(&o.stdout).unwrap())
+        (dir, serde_json::from_slice(&o.stdout).unwrap(), stderr(&o))
     })
 }
 
 #[test]
 fn default_model_cleans_the_demo_sample() {
     let demo = repo().join("testdata/demo");
-    let (dir, summary) = stage1_demo();
+    let (dir, summary, err) = stage1_demo();
     assert!(
         summary["model"]
             .as_str()
             .unwrap()
             .starts_with("pixel_cr_rgb"),
         "{summary}"
+    );
+    // The demo is nearly all haze: p covers most of it, and a run that is
+    // not quiet says how much of the output is the model's.
+    let cover = summary["cloud_cover"].as_f64().unwrap();
+    assert_eq!(
+        err.contains("% of the input for cloud"),
+        cover >= 0.9,
+        "cloud cover {cover}; stderr: {err}"
     );
 
     let src = Dataset::open(demo.join("landsat8_cloudy.tif")).unwrap();

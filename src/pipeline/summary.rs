@@ -41,6 +41,31 @@ pub struct RemoveSummary {
     pub refine: Option<RefineSummary>,
 }
 
+impl RemoveSummary {
+    /// Cloud cover from which a blended run says, on stderr, how much of
+    /// the output is the model's. Why: where a model does not fit the
+    /// imagery (another sensor's colours or stretch), its probability
+    /// flags clear ground too, and the output is then the model's guess
+    /// nearly everywhere; the user sees that only with `--mask`.
+    pub const MOSTLY_REWRITTEN_AT: f64 = 0.9;
+
+    /// The note for a run whose probability took most of the input for
+    /// cloud (None otherwise, and for `--raw` runs, which ask for that).
+    pub fn coverage_note(&self) -> Option<String> {
+        let cover = self
+            .cloud_cover
+            .filter(|c| self.blended && *c >= Self::MOSTLY_REWRITTEN_AT)?;
+        Some(format!(
+            "{}: the cloud probability took {:.0} % of the input for cloud, so that much of the output is {}'s \
+             reconstruction, not the input; if much of the scene is clear ground, the model does not fit this \
+             imagery's colours (look at --mask; the model card's 'Where it fails')",
+            self.input,
+            100.0 * cover,
+            self.model
+        ))
+    }
+}
+
 /// What the IND stage did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RefineSummary {
@@ -84,7 +109,59 @@ impl CloudCover {
 
 #[cfg(test)]
 mod tests {
-    use super::CloudCover;
+    use super::{CloudCover, RemoveSummary};
+
+    fn summary(blended: bool, cloud_cover: Option<f64>) -> RemoveSummary {
+        RemoveSummary {
+            input: "scene.tif".into(),
+            output: "out.tif".into(),
+            mask: None,
+            model: "pixel_cr_rgb 0.7".into(),
+            model_sha256: String::new(),
+            provider: "cpu".into(),
+            device_note: None,
+            blended,
+            rescale: (1.0, 0.0),
+            width: 1,
+            height: 1,
+            bands: 3,
+            tiles_run: 1,
+            tiles_skipped: 0,
+            tiles_clear: 0,
+            seconds: 0.0,
+            inference_seconds: 0.0,
+            cloud_cover,
+            mean_probability: cloud_cover,
+            refine: None,
+        }
+    }
+
+    #[test]
+    fn a_blended_run_that_rewrote_most_of_the_input_says_so() {
+        let cases: &[(bool, Option<f64>, Option<&str>)] = &[
+            (true, Some(0.98), Some("took 98 % of the input for cloud")),
+            (true, Some(0.9), Some("took 90 %")),
+            (true, Some(0.89), None),
+            (true, Some(0.0), None),
+            // --raw asked for the model everywhere; no probability: nothing to say.
+            (false, Some(0.98), None),
+            (true, None, None),
+        ];
+        for &(blended, cover, want) in cases {
+            let note = summary(blended, cover).coverage_note();
+            match (note.as_deref(), want) {
+                (None, None) => {}
+                (Some(n), Some(w)) => {
+                    assert!(n.contains(w) && n.starts_with("scene.tif: "), "{n}");
+                    assert!(
+                        n.contains("pixel_cr_rgb 0.7") && n.contains("--mask"),
+                        "{n}"
+                    )
+                }
+                (got, _) => panic!("{blended} {cover:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     #[test]
     fn cloud_cover_counts_pixels_at_or_above_one_half() {
