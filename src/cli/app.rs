@@ -153,7 +153,8 @@ fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
         device_note_on_terminal(mode);
         Box::new(progress::Display::new(mode, total))
     })?;
-    // Not under -q (cron): there the JSON summary's cloud_cover carries it.
+    // Not under -q or --progress none (cron): there the JSON summary's
+    // cloud_cover carries it.
     if mode != crate::config::ProgressMode::None {
         if let Some(note) = summary.coverage_note() {
             log::emit(&Event::info(note));

@@ -95,19 +95,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.shifted_ckpt and not args.shifts:
         raise SystemExit("--shifted-ckpt runs at --shifts: name them")
     model, state = load_checkpoint(args.ckpt)
+    blocks = args.val_blocks or state.get("meta", {}).get("val_blocks", "3,9")
     if args.shifts:
         shifted = None
         if args.shifted_ckpt:
             shifted, other = load_checkpoint(args.shifted_ckpt)
-            check_held_out(other, args.val_blocks or state.get("meta", {}).get("val_blocks", "3,9"),
-                           args.shifted_ckpt, args.data)
+            check_held_out(other, blocks, args.shifted_ckpt, args.data)
         try:
             model = ShiftEnsemble(model, parse_shifts(args.shifts), shifted)
         except ValueError as e:
             raise SystemExit(f"--shifts: {e}") from None
     if args.onnx:
         model = OnnxPixelCR(args.onnx, args.threads)
-    blocks = args.val_blocks or state.get("meta", {}).get("val_blocks", "3,9")
     check_held_out(state, blocks, args.ckpt, args.data)
     _, val = split_by_block(load_rice(args.data), set(blocks.split(",")))
     if args.limit:
