@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from idfcr_train.export.contract import check as check_contract
-from idfcr_train.models.ensemble import ShiftEnsemble, parse_shifts
+from idfcr_train.models import ensemble
 from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
 from idfcr_train.models.probability import Calibration, WithProbability, feather_reach
 from idfcr_train import REPO_ROOT
@@ -204,28 +204,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ref-dir", default=os.path.join(REPO_ROOT, "testdata", "models"),
                     help="where to write the Python reference input/outputs the Rust parity test reads")
     args = ap.parse_args(argv)
-    if args.shifted_ckpt and not args.shifts:
-        raise SystemExit("--shifted-ckpt runs at --shifts: name them")
+    ensemble.check_options(args.shifts, args.shifted_ckpt)
 
     model, state = load_checkpoint(args.ckpt)
-    per_head_attention(model)
     extra = {"idfcr.training_data": args.training_data, "idfcr.training_steps": str(state["step"]),
              "idfcr.training_hours": f"{state['wall_s'] / 3600:.2f}", "idfcr.input_range": args.input_range}
     if args.shifts:
-        shifted = None
-        if args.shifted_ckpt:
-            shifted, other = load_checkpoint(args.shifted_ckpt)
-            per_head_attention(shifted)
+        model, other = ensemble.from_options(model, args.shifts, args.shifted_ckpt)
+        if other is not None:
             extra["idfcr.shifted_training_steps"] = str(other["step"])
             # A second network trained on from the first's weights carries the
             # first's hours in its own clock: the longer clock is the total.
             extra["idfcr.training_hours"] = f"{max(state['wall_s'], other['wall_s']) / 3600:.2f}"
-        try:
-            shifts = parse_shifts(args.shifts)
-            model = ShiftEnsemble(model, shifts, shifted).eval()
-        except ValueError as e:
-            raise SystemExit(f"--shifts: {e}") from None
-        extra["idfcr.shift_ensemble"] = ";".join(f"{dy},{dx}" for dy, dx in shifts)
+        extra["idfcr.shift_ensemble"] = ";".join(f"{dy},{dx}" for dy, dx in model.shifts)
+    # After the ensemble is built: one call reaches both of its networks.
+    per_head_attention(model)
     halo = measure_halo(model)
     if state.get("probability"):
         # The second output becomes the calibrated probability. Its reach is

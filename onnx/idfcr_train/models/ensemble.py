@@ -84,3 +84,22 @@ class ShiftEnsemble(nn.Module):
             out, _ = shifted(F.pad(x, pad, mode="reflect"))
             total = total + out[:, :, dy:dy + h, dx:dx + w]
         return total / len(self.shifts), att
+
+
+def check_options(shifts: str | None, shifted_ckpt: str | None) -> None:
+    """`--shifts` / `--shifted-ckpt` as the export and the reports take
+    them, checked before any work: a second network runs at the shifts."""
+    if shifted_ckpt and not shifts:
+        raise SystemExit("--shifted-ckpt runs at --shifts: name them")
+
+
+def from_options(model: nn.Module, shifts: str, shifted_ckpt: str | None) -> tuple["ShiftEnsemble", dict | None]:
+    """The ensemble `--shifts DY,DX;... [--shifted-ckpt CKPT]` name, and the
+    second checkpoint's state (None without one); a bad option exits naming it."""
+    from idfcr_train.models.pixel_cr import load_checkpoint
+
+    shifted, other = load_checkpoint(shifted_ckpt) if shifted_ckpt else (None, None)
+    try:
+        return ShiftEnsemble(model, parse_shifts(shifts), shifted).eval(), other
+    except ValueError as e:
+        raise SystemExit(f"--shifts: {e}") from None

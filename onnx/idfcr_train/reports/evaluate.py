@@ -20,7 +20,8 @@ import torch
 
 from idfcr_train.data.pairs import check_held_out, load_rice, split_by_block
 from idfcr_train.reports.metrics import psnr, rmse, ssim
-from idfcr_train.models.ensemble import ShiftEnsemble, parse_shifts
+from idfcr_train.models import ensemble
+from idfcr_train.models.ensemble import ShiftEnsemble
 from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
 
 
@@ -92,19 +93,13 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.onnx and args.shifts:
         raise SystemExit("--shifts and --onnx: a graph carries its own shifts (idfcr.shift_ensemble)")
-    if args.shifted_ckpt and not args.shifts:
-        raise SystemExit("--shifted-ckpt runs at --shifts: name them")
+    ensemble.check_options(args.shifts, args.shifted_ckpt)
     model, state = load_checkpoint(args.ckpt)
     blocks = args.val_blocks or state.get("meta", {}).get("val_blocks", "3,9")
     if args.shifts:
-        shifted = None
-        if args.shifted_ckpt:
-            shifted, other = load_checkpoint(args.shifted_ckpt)
+        model, other = ensemble.from_options(model, args.shifts, args.shifted_ckpt)
+        if other is not None:
             check_held_out(other, blocks, args.shifted_ckpt, args.data)
-        try:
-            model = ShiftEnsemble(model, parse_shifts(args.shifts), shifted)
-        except ValueError as e:
-            raise SystemExit(f"--shifts: {e}") from None
     if args.onnx:
         model = OnnxPixelCR(args.onnx, args.threads)
     check_held_out(state, blocks, args.ckpt, args.data)
