@@ -5,6 +5,8 @@ mod common;
 
 use std::path::Path;
 
+use gdal::Metadata;
+
 use common::*;
 
 struct Case {
@@ -472,6 +474,65 @@ const CASES: &[Case] = &[
         code: 1,
         env: &[],
     },
+    // GDAL before 3.7 reports signed bytes as Byte with a PIXELTYPE tag
+    // (later ones as Int8): either way refused, never read as unsigned.
+    Case {
+        name: "signed bytes",
+        setup: |d| {
+            let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+            let opts: gdal::raster::RasterCreationOptions =
+                ["PIXELTYPE=SIGNEDBYTE"].into_iter().collect();
+            let ds = driver
+                .create_with_band_type_with_options::<u8, _>(d.join("sb.tif"), 8, 8, 3, &opts)
+                .unwrap();
+            ds.close().unwrap();
+            conv_args("sb.tif")
+        },
+        want: &["sb.tif", "band 1 has data type Int8", "not supported"],
+        code: 1,
+        env: &[],
+    },
+    // Bands whose names or colour tags say blue, green, red (a Sentinel-2
+    // stack or `idfcr s2` output in wavelength order) would have the RGB
+    // model read blue as red: refused, with the -b order that fits.
+    Case {
+        name: "Sentinel-2 bands B2 B3 B4 for the RGB model",
+        setup: |d| {
+            rgb_tiff(&d.join("b234.tif"), 20, 20, None);
+            let ds = open_update(d.join("b234.tif"));
+            for (i, n) in ["B2", "B3", "B4"].iter().enumerate() {
+                ds.rasterband(i + 1).unwrap().set_description(n).unwrap();
+            }
+            ds.close().unwrap();
+            default_args("b234.tif", &repo().join("onnx/models/pixel_cr_rgb.onnx"))
+        },
+        want: &["b234.tif", "are blue, green, red", "-b 3 -b 2 -b 1"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "colour tags blue, green, red for the RGB model",
+        setup: |d| {
+            rgb_tiff(&d.join("bgr.tif"), 20, 20, None);
+            let ds = open_update(d.join("bgr.tif"));
+            for (i, c) in [
+                gdal::raster::ColorInterpretation::BlueBand,
+                gdal::raster::ColorInterpretation::GreenBand,
+                gdal::raster::ColorInterpretation::RedBand,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let mut band = ds.rasterband(i + 1).unwrap();
+                band.set_color_interpretation(c).unwrap();
+            }
+            ds.close().unwrap();
+            default_args("bgr.tif", &repo().join("onnx/models/pixel_cr_rgb.onnx"))
+        },
+        want: &["bgr.tif", "are blue, green, red", "-b 3 -b 2 -b 1"],
+        code: 1,
+        env: &[],
+    },
 ];
 
 /// A three-band Byte VRT that declares `side` x `side` pixels (and holds no
@@ -767,4 +828,21 @@ fn json_logs_carry_the_file_and_kind() {
     }
     // The good input of the batch was still processed.
     assert!(dir.path().join("out/b_clear.tif").exists());
+}
+
+/// The library's entry points take what the CLI refuses before them: an
+/// empty band selection is an error naming the file, not a panic.
+#[test]
+fn an_empty_band_list_is_an_error_in_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.tif");
+    rgb_tiff(&path, 8, 8, None);
+    let err = match idfcr::io::reader::InputRaster::open(path.to_str().unwrap(), Some(&[])) {
+        Ok(_) => panic!("no bands were accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("in.tif") && err.contains("no bands selected"),
+        "{err}"
+    );
 }

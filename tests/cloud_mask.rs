@@ -74,9 +74,33 @@ fn the_mask_decides_what_is_touched() {
     "coordinates": [[[{x0}, {y0}], [{x1}, {y0}], [{x1}, {y1}], [{x0}, {y1}], [{x0}, {y0}]]]}}}}]}}"#
     );
     std::fs::write(d.join("clouds.geojson"), geojson).unwrap();
+    // A float mask whose declared nodata float32 cannot hold exactly: its
+    // pixels read -9999.900390625, the VRT declares -9999.9 (GDAL's GTiff
+    // rounds the declaration itself; other writers do not). Its nodata
+    // pixels are nodata, not values out of 0..1.
+    write_tiff::<f32>(&d.join("nd_src.tif"), W, H, 1, None, |_, y, x| {
+        match (in_cloud(y, x), x < 20) {
+            (true, _) => 1.0,
+            (false, true) => -9999.9,
+            (false, false) => 0.0,
+        }
+    });
+    {
+        let src = gdal::Dataset::open(d.join("nd_src.tif")).unwrap();
+        let vrt = gdal::DriverManager::get_driver_by_name("VRT").unwrap();
+        let ds = src
+            .create_copy(&vrt, d.join("nd.vrt"), &Default::default())
+            .unwrap();
+        ds.rasterband(1)
+            .unwrap()
+            .set_no_data_value(Some(-9999.9))
+            .unwrap();
+        ds.close().unwrap();
+    }
     let (src, _, _) = read_all(&d.join("in.tif"));
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 5] = [
         ("bin.tif", &[]),
+        ("nd.vrt", &[]),
         ("scl.tif", &["--cloud-values", "8,9"]),
         ("half.tif", &[]),
         ("clouds.geojson", &[]),

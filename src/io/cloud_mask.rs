@@ -361,9 +361,10 @@ struct ToProbability<'a> {
 
 impl ToProbability<'_> {
     fn at(&mut self, v: f64, row: usize, col: usize) -> Result<f64> {
+        // At both precisions: a Float32 mask stores -9999.9 as -9999.900390625.
         let is_nodata = self
             .nodata
-            .is_some_and(|nd| v == nd || (nd.is_nan() && v.is_nan()));
+            .is_some_and(|nd| crate::io::reader::is_nodata(v, nd) || (nd.is_nan() && v.is_nan()));
         if is_nodata {
             // No word on this pixel: it is not touched.
             return Ok(0.0);

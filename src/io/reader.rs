@@ -421,7 +421,7 @@ fn nodata_at(x: f64, nodata: f64, exact: bool) -> bool {
 /// Whether a pixel value read from a band is that band's nodata value. A
 /// Float32 band stores its nodata rounded to float precision (-9999.9 is
 /// stored as -9999.900390625), so the comparison is made at both precisions.
-fn is_nodata(v: f64, nodata: f64) -> bool {
+pub(crate) fn is_nodata(v: f64, nodata: f64) -> bool {
     let at_f32 = nodata as f32;
     v == nodata || (at_f32 as f64 != nodata && v as f32 == at_f32)
 }
@@ -510,8 +510,15 @@ fn band_types(
             .rasterband(band_no)
             .map_err(|e| Error::input(source, format!("band {band_no}: {e}")))?;
         let t = band.band_type();
-        let mapped = map_data_type(t).ok_or_else(|| {
-            let name = raw_type_name(&band);
+        // GDAL before 3.7 has no Int8: it reports signed bytes as Byte with
+        // this tag, and -1 would read as 255 (and never match a -1 nodata).
+        let signed_byte = t == GdalDataType::UInt8
+            && band
+                .metadata_item("PIXELTYPE", "IMAGE_STRUCTURE")
+                .as_deref()
+                == Some("SIGNEDBYTE");
+        let mapped = map_data_type(t).filter(|_| !signed_byte).ok_or_else(|| {
+            let name = if signed_byte { "Int8".to_string() } else { raw_type_name(&band) };
             Error::input(
                 source,
                 format!("band {band_no} has data type {name}, which is not supported (use Byte, (U)Int16, (U)Int32, Float32 or Float64)"),
@@ -520,7 +527,9 @@ fn band_types(
         data_type = Some(data_type.map_or(mapped, |d| common_type(d, mapped)));
         nodata.push(band.no_data_value());
     }
-    Ok((data_type.expect("at least one band"), nodata))
+    let data_type =
+        data_type.ok_or_else(|| Error::Usage(format!("{source}: no bands selected")))?;
+    Ok((data_type, nodata))
 }
 
 /// The type that holds the values of bands of types `a` and `b` exactly

@@ -111,7 +111,13 @@ impl OutputRaster {
             .map(|b| {
                 let out = nodata_in_type(b.nodata, data_type, prov.input.data_type);
                 match (out, b.nodata) {
-                    (Some(o), Some(i)) => o.to_bits() == i.to_bits() || (o.is_nan() && i.is_nan()),
+                    // A Float32 output stores the input's -9999.9 as
+                    // -9999.900390625: the same nodata at the output's precision.
+                    (Some(o), Some(i)) => {
+                        o.to_bits() == i.to_bits()
+                            || (o.is_nan() && i.is_nan())
+                            || (data_type == OutputType::Float32 && o as f32 == i as f32)
+                    }
                     (o, i) => o.is_none() && i.is_none(),
                 }
             })

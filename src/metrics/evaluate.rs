@@ -289,8 +289,8 @@ pub fn to_csv(report: &EvalReport) -> String {
         for b in &img.bands {
             s += &format!(
                 "{},{},{},{:.6},{:.6},{:.6},{},{}\n",
-                img.pred,
-                img.reference,
+                csv_field(&img.pred),
+                csv_field(&img.reference),
                 b.band,
                 b.scores.psnr,
                 b.scores.ssim,
@@ -301,15 +301,45 @@ pub fn to_csv(report: &EvalReport) -> String {
         }
         s += &format!(
             "{},{},mean,{:.6},{:.6},{:.6},,{}\n",
-            img.pred, img.reference, img.mean.psnr, img.mean.ssim, img.mean.rmse, report.data_range
+            csv_field(&img.pred),
+            csv_field(&img.reference),
+            img.mean.psnr,
+            img.mean.ssim,
+            img.mean.rmse,
+            report.data_range
         );
     }
     s
 }
 
+/// A file name as one CSV field (RFC 4180): quoted, with its quotes
+/// doubled, where it holds a comma, a quote or a line break, so that a
+/// name like `scene_1,2.tif` does not shift the row's columns.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_are_csv_fields() {
+        let cases = [
+            ("out.tif", "out.tif"),
+            ("scene_1,2.tif", "\"scene_1,2.tif\""),
+            ("a \"b\".tif", "\"a \"\"b\"\".tif\""),
+            ("two\nlines.tif", "\"two\nlines.tif\""),
+            ("", ""),
+        ];
+        for (name, want) in cases {
+            assert_eq!(csv_field(name), want, "{name}");
+        }
+    }
 
     #[test]
     fn default_ranges() {

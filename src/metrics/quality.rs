@@ -52,19 +52,17 @@ fn grey(block: &[f32], bands: usize, n: usize, range: f64, weights: [f64; 3]) ->
 /// writes the 10 m group in wavelength order, blue first, and bands 1-3 as
 /// R, G, B would weight blue as red). None: nothing says; bands 1-3.
 fn rgb_bands(ds: &gdal::Dataset) -> Option<Vec<usize>> {
-    use gdal::raster::ColorInterpretation::{BlueBand, GreenBand, RedBand};
     let n = ds.raster_count();
-    let by_colour = |want| {
+    // By GDAL's name, not the gdal crate's enum: the crate panics on the
+    // tags GDAL 3.10 added (NIR, RedEdge, SWIR...), which `idfcr s2`'s own
+    // 20 m and 60 m outputs may carry (see `io::mask::color_name`).
+    let by_colour = |want: &str| {
         (1..=n).find(|&b| {
             ds.rasterband(b)
-                .is_ok_and(|band| band.color_interpretation() == want)
+                .is_ok_and(|band| crate::io::mask::color_name(&band) == want)
         })
     };
-    if let (Some(r), Some(g), Some(b)) = (
-        by_colour(RedBand),
-        by_colour(GreenBand),
-        by_colour(BlueBand),
-    ) {
+    if let (Some(r), Some(g), Some(b)) = (by_colour("Red"), by_colour("Green"), by_colour("Blue")) {
         return Some(vec![r - 1, g - 1, b - 1]);
     }
     let names = crate::sentinel2::input::stack_band_names(ds);

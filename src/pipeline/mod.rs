@@ -7,6 +7,8 @@
 //! - `stage1`: Pixel-CR over one input, tiled, blended, written (`strip`:
 //!   the pixels one strip of tiles reads; `outputs`: the output and mask
 //!   files, created as the input is described and placed as one result);
+//! - `fit`: the input checked against the model (bands, names, colour
+//!   order) before any tile runs;
 //! - `cache`: models loaded once per process; `provenance`: the tags and
 //!   settings line every output carries;
 //! - `batch`: a list of inputs and an output folder in -> one `run` per
@@ -16,6 +18,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod fit;
 pub mod inputs;
 pub mod outputs;
 pub mod provenance;

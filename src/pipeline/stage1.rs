@@ -42,7 +42,7 @@ pub(crate) fn pixel_cr(
 ) -> Result<RemoveSummary> {
     let model = cache.get(cfg, input)?;
     let c = &model.contract;
-    check_fit(cfg, input, model)?;
+    crate::pipeline::fit::check_fit(cfg, input, model)?;
 
     let (ygrid, xgrid) = tile_grids(cfg, model, input)?;
 
@@ -87,70 +87,6 @@ pub(crate) fn pixel_cr(
     place_result(out_ready, mask_out.map(|m| m.prepare()).transpose()?)?;
     progress.finish(total_tiles);
     Ok(summary(cfg, input, model, &counts, started))
-}
-
-/// The input must be what the model was trained on: its band count and,
-/// for Sentinel-2 models, its bands by name (an RGB model takes no
-/// Sentinel-2 bands in another order); `--mask` needs a probability output.
-fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) -> Result<()> {
-    let c = &model.contract;
-    if let Some(why) = band_mismatch(&c.name, &c.band_names, &input.band_names) {
-        return Err(Error::input(
-            &cfg.job.input,
-            format!("has bands {} but {why}", input.band_names.join(" ")),
-        ));
-    }
-    if c.bands != input.bands() {
-        return Err(Error::input(
-            &cfg.job.input,
-            format!(
-                "has {} band(s) but model {} expects {}; select bands with -b",
-                input.bands(),
-                c.name,
-                c.bands
-            ),
-        ));
-    }
-    if cfg.job.mask.is_some() && c.attention_output.is_none() && cfg.job.probability.is_none() {
-        return Err(Error::model(
-            &model.path,
-            "has no attention output, so --mask cannot be written",
-        ));
-    }
-    Ok(())
-}
-
-/// Why the input's Sentinel-2 band names (empty: none known) do not fit
-/// the model's, if they do not. A Sentinel-2 model takes exactly its bands
-/// (a 10 m model on the 20 m group would run, badly); an RGB model takes
-/// Sentinel-2 bands only as B4 B3 B2, which idfcr never gives it (it orders
-/// them B2 B3 B4, blue first: the model would read blue as red).
-fn band_mismatch(name: &str, model: &[String], input: &[String]) -> Option<String> {
-    let colour = |b: &String| {
-        match b.as_str() {
-            "B4" => "red",
-            "B3" => "green",
-            "B2" => "blue",
-            other => other,
-        }
-        .to_string()
-    };
-    let all = |f: &dyn Fn(&String) -> bool| !model.is_empty() && model.iter().all(f);
-    let theirs = model.join(" ");
-    if input.is_empty() {
-        None
-    } else if all(&|b| crate::sentinel2::bands::canonical_band(b) == Some(b.as_str())) {
-        (model != input).then(|| format!("model {name} was trained on {theirs}"))
-    } else if all(&|b| ["red", "green", "blue"].contains(&b.as_str())) {
-        let as_colours: Vec<String> = input.iter().map(colour).collect();
-        (model != as_colours.as_slice()).then(|| {
-            format!(
-                "model {name} takes {theirs}; for Sentinel-2 use `idfcr s2` and its band models"
-            )
-        })
-    } else {
-        None
-    }
 }
 
 /// The row and column tile grids: the model's margin and window, the
@@ -550,43 +486,5 @@ pub(crate) fn limit_gdal_cache() {
         .is_empty()
     {
         let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "64");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn named_bands_must_be_the_models() {
-        let v = |s: &str| -> Vec<String> { s.split_whitespace().map(String::from).collect() };
-        // (model's band names, input's, refused with these words)
-        let cases = [
-            ("B2 B3 B4 B8", "B2 B3 B4 B8", None),
-            (
-                "B2 B3 B4 B8",
-                "B5 B6 B7 B8A",
-                Some("was trained on B2 B3 B4 B8"),
-            ),
-            ("B2 B3 B4 B8", "", None),
-            ("red green blue", "B4 B3 B2", None),
-            (
-                "red green blue",
-                "B2 B3 B4",
-                Some("takes red green blue; for Sentinel-2"),
-            ),
-            ("red green blue", "", None),
-            ("b1 b2 b3", "B2 B3 B4", None),
-        ];
-        for (model, input, want) in cases {
-            let got = band_mismatch("m", &v(model), &v(input));
-            match want {
-                None => assert_eq!(got, None, "{model} / {input}"),
-                Some(w) => assert!(
-                    got.as_deref().is_some_and(|g| g.contains(w)),
-                    "{model} / {input}: {got:?}"
-                ),
-            }
-        }
     }
 }

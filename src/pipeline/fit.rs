@@ -1,0 +1,230 @@
+//! Does the input fit the model? Its band count, its bands by name, and
+//! the order of its colours: a model fed the wrong bands runs and writes a
+//! plausible-looking wrong picture, so these are refused before any tile.
+
+use crate::config::RemoveConfig;
+use crate::error::{Error, Result};
+use crate::io::reader::InputRaster;
+use crate::models::pixel_cr::Model;
+
+/// The input must be what the model was trained on: its band count and,
+/// for Sentinel-2 models, its bands by name (an RGB model takes no
+/// Sentinel-2 bands in another order, nor bands whose names or colour tags
+/// say they are in another order); `--mask` needs a probability output.
+pub(crate) fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) -> Result<()> {
+    let c = &model.contract;
+    if let Some(why) = band_mismatch(&c.name, &c.band_names, &input.band_names) {
+        return Err(Error::input(
+            &cfg.job.input,
+            format!("has bands {} but {why}", input.band_names.join(" ")),
+        ));
+    }
+    if input.band_names.is_empty() {
+        let colours: Vec<Option<&str>> = input
+            .band_nos
+            .iter()
+            .map(|&b| band_colour(&input.ds, b))
+            .collect();
+        if let Some(why) = colour_mismatch(&c.name, &c.band_names, &input.band_nos, &colours) {
+            return Err(Error::input(&cfg.job.input, why));
+        }
+    }
+    if c.bands != input.bands() {
+        return Err(Error::input(
+            &cfg.job.input,
+            format!(
+                "has {} band(s) but model {} expects {}; select bands with -b",
+                input.bands(),
+                c.name,
+                c.bands
+            ),
+        ));
+    }
+    if cfg.job.mask.is_some() && c.attention_output.is_none() && cfg.job.probability.is_none() {
+        return Err(Error::model(
+            &model.path,
+            "has no attention output, so --mask cannot be written",
+        ));
+    }
+    Ok(())
+}
+
+/// Why the input's Sentinel-2 band names (empty: none known) do not fit
+/// the model's, if they do not. A Sentinel-2 model takes exactly its bands
+/// (a 10 m model on the 20 m group would run, badly); an RGB model takes
+/// Sentinel-2 bands only as B4 B3 B2, which idfcr never gives it (it orders
+/// them B2 B3 B4, blue first: the model would read blue as red).
+fn band_mismatch(name: &str, model: &[String], input: &[String]) -> Option<String> {
+    let colour = |b: &String| {
+        match b.as_str() {
+            "B4" => "red",
+            "B3" => "green",
+            "B2" => "blue",
+            other => other,
+        }
+        .to_string()
+    };
+    let all = |f: &dyn Fn(&String) -> bool| !model.is_empty() && model.iter().all(f);
+    let theirs = model.join(" ");
+    if input.is_empty() {
+        None
+    } else if all(&|b| crate::sentinel2::bands::canonical_band(b) == Some(b.as_str())) {
+        (model != input).then(|| format!("model {name} was trained on {theirs}"))
+    } else if all(&|b| ["red", "green", "blue"].contains(&b.as_str())) {
+        let as_colours: Vec<String> = input.iter().map(colour).collect();
+        (model != as_colours.as_slice()).then(|| {
+            format!(
+                "model {name} takes {theirs}; for Sentinel-2 use `idfcr s2` and its band models"
+            )
+        })
+    } else {
+        None
+    }
+}
+
+/// What a band says it is, as an RGB model's band name ("red", "green",
+/// "blue") or a Sentinel-2 name ("B8"): its Sentinel-2 name (BANDNAME or
+/// description, as `idfcr s2` writes them), else GDAL's colour tag. None:
+/// nothing says.
+fn band_colour(ds: &gdal::Dataset, band_no: usize) -> Option<&'static str> {
+    let colour = |name: &str| match name {
+        "B4" | "Red" => Some("red"),
+        "B3" | "Green" => Some("green"),
+        "B2" | "Blue" => Some("blue"),
+        _ => None,
+    };
+    if let Some(s2) = crate::sentinel2::input::gdal_band_name(ds, band_no) {
+        return colour(s2).or(Some(s2));
+    }
+    let band = ds.rasterband(band_no).ok()?;
+    colour(&crate::io::mask::color_name(&band))
+}
+
+/// Why bands whose names say what they are (`colours`, one per selected
+/// band `band_nos`; None: unknown) do not fit an RGB model, if they do
+/// not: every band known and not red, green, blue in that order (a
+/// Sentinel-2 stack or `idfcr s2` output in wavelength order, B2 B3 B4,
+/// would have its blue read as red). Unknown bands are taken on trust.
+fn colour_mismatch(
+    name: &str,
+    model: &[String],
+    band_nos: &[usize],
+    colours: &[Option<&str>],
+) -> Option<String> {
+    let rgb = ["red", "green", "blue"];
+    if model != rgb || colours.iter().any(Option::is_none) {
+        return None;
+    }
+    let known: Vec<&str> = colours.iter().flatten().copied().collect();
+    if known == rgb {
+        return None;
+    }
+    let numbers = |nos: &[usize]| {
+        nos.iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut why = format!(
+        "bands {} are {} by their names or colour tags, but model {name} takes red, green, blue",
+        numbers(band_nos),
+        known.join(", ")
+    );
+    // The order that fits, where the three colours are all there.
+    let order: Option<Vec<usize>> = rgb
+        .iter()
+        .map(|c| known.iter().position(|k| k == c).map(|i| band_nos[i]))
+        .collect();
+    match order {
+        Some(o) if band_nos.len() == 3 => why.push_str(&format!(
+            "; select them in that order: {}",
+            o.iter()
+                .map(|b| format!("-b {b}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        _ => why.push_str(
+            "; select its red, green and blue bands with -b (Sentinel-2: use `idfcr s2`)",
+        ),
+    }
+    Some(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_bands_must_be_the_models() {
+        let v = |s: &str| -> Vec<String> { s.split_whitespace().map(String::from).collect() };
+        // (model's band names, input's, refused with these words)
+        let cases = [
+            ("B2 B3 B4 B8", "B2 B3 B4 B8", None),
+            (
+                "B2 B3 B4 B8",
+                "B5 B6 B7 B8A",
+                Some("was trained on B2 B3 B4 B8"),
+            ),
+            ("B2 B3 B4 B8", "", None),
+            ("red green blue", "B4 B3 B2", None),
+            (
+                "red green blue",
+                "B2 B3 B4",
+                Some("takes red green blue; for Sentinel-2"),
+            ),
+            ("red green blue", "", None),
+            ("b1 b2 b3", "B2 B3 B4", None),
+        ];
+        for (model, input, want) in cases {
+            let got = band_mismatch("m", &v(model), &v(input));
+            match want {
+                None => assert_eq!(got, None, "{model} / {input}"),
+                Some(w) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(w)),
+                    "{model} / {input}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn colours_must_come_in_the_models_order() {
+        let rgb: Vec<String> = ["red", "green", "blue"].map(String::from).to_vec();
+        // (model, selected bands, what their names say, refused with these words)
+        type Case<'a> = (
+            &'a [String],
+            &'a [usize],
+            &'a [Option<&'a str>],
+            Option<&'a str>,
+        );
+        let cases: [Case; 7] = [
+            (&rgb, &[1, 2, 3], &[Some("red"), Some("green"), Some("blue")], None),
+            (&rgb, &[3, 2, 1], &[Some("red"), Some("green"), Some("blue")], None),
+            (
+                &rgb,
+                &[1, 2, 3],
+                &[Some("blue"), Some("green"), Some("red")],
+                Some("are blue, green, red by their names or colour tags, but model m takes red, green, blue; select them in that order: -b 3 -b 2 -b 1"),
+            ),
+            (&rgb, &[1, 2, 3], &[None, Some("green"), Some("red")], None),
+            (
+                &rgb,
+                &[2, 3, 4],
+                &[Some("green"), Some("red"), Some("B8")],
+                Some("select its red, green and blue bands with -b"),
+            ),
+            (&rgb, &[1, 2, 3], &[None, None, None], None),
+            (&[], &[1, 2, 3], &[Some("blue"), Some("green"), Some("red")], None),
+        ];
+        for (model, nos, colours, want) in cases {
+            let got = colour_mismatch("m", model, nos, colours);
+            match want {
+                None => assert_eq!(got, None, "{nos:?} {colours:?}"),
+                Some(w) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(w)),
+                    "{nos:?} {colours:?}: {got:?}"
+                ),
+            }
+        }
+    }
+}
