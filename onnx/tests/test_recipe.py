@@ -14,7 +14,8 @@ from idfcr_train.data.pairs import Pair, align_label, in_id_range, random_lift, 
 from idfcr_train.reports.metrics import blockiness  # noqa: E402
 from idfcr_train.models.probability import Calibration, blend, cloud_probability  # noqa: E402
 from idfcr_train.reports.ablation import paired, verdict as ablation_verdict  # noqa: E402
-from idfcr_train.training.train_pixel_cr import aligned_labels, make_batch, parse_args, sampling_weights  # noqa: E402
+from idfcr_train.training.train_pixel_cr import (  # noqa: E402
+    aligned_labels, cloud_shares, cloud_weighted, make_batch, parse_args, sampling_weights)
 
 
 def ground(seed=0, h=64, w=64):
@@ -191,6 +192,29 @@ def test_mixed_sources_get_their_share(n_main, mixed, want):
     else:
         np.testing.assert_allclose(w, want)
         assert w.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("weights,shares,cloud_weight,want", [
+    (None, [0.0, 1.0], 0.0, None),                         # off: unchanged
+    (None, [0.0, 1.0], 3.0, [0.2, 0.8]),                   # 1 : 4
+    (None, [0.5, 0.5], 3.0, [0.5, 0.5]),                   # equal shares: uniform
+    ([0.3, 0.3, 0.4], [0.0, 1.0], 1.0, [0.2, 0.4, 0.4]),   # a mixed source keeps its 0.4
+])
+def test_thick_cloud_pairs_are_drawn_more(weights, shares, cloud_weight, want):
+    w = cloud_weighted(None if weights is None else np.array(weights), np.array(shares), cloud_weight)
+    if want is None:
+        assert w is None
+    else:
+        np.testing.assert_allclose(w, want)
+
+
+def test_cloud_share_counts_thick_cloud_not_date_changes():
+    clear = ground()
+    cloudy = clear * 0.9 + 0.02                            # a date change: no thick cloud
+    thick = clear.copy()
+    thick[:, :16] = 0.95                                   # a quarter under cloud
+    pairs = [Pair("a", "1", cloudy, clear), Pair("b", "1", thick, clear)]
+    np.testing.assert_allclose(cloud_shares(pairs), [0.0, 0.25])
 
 
 def test_mixed_shares_must_leave_room_for_the_main_data():

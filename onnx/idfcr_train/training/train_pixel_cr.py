@@ -182,6 +182,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="fit each real label's colours to its input on pixels clear in both (see data.align_label)")
     ap.add_argument("--opacity-target", type=float, default=0.0,
                     help="attention target of synthetic samples = opacity x this (0: the paper's M everywhere)")
+    ap.add_argument("--cloud-weight", type=float, default=0.0,
+                    help="draw main pairs with probability in proportion to 1 + this x their share of thick "
+                         "cloud (pixels whose mean |cloudy - clear| is above 0.15): more thick-cloud filling "
+                         "per step (0: uniform)")
     ap.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights with this decay (0: off)")
     ap.add_argument("--extra-data", default=None,
                     help="another RICE-layout folder mixed into training (e.g. RICE1)")
@@ -228,6 +232,33 @@ def sampling_weights(n_main: int, mixed: list[tuple[list, float | None]]) -> np.
     return np.concatenate(parts)
 
 
+THICK_CLOUD_DIFF = 0.15
+
+
+def cloud_shares(pairs: list[Pair], thr: float = THICK_CLOUD_DIFF) -> np.ndarray:
+    """Each pair's share of pixels whose mean |cloudy - clear| over bands is
+    above `thr`: thick cloud (and its shadow) in RICE2 units; a date change
+    alone rarely moves a pixel that far."""
+    return np.array([float((np.abs(p.cloudy - p.clear).mean(axis=0) > thr).mean()) for p in pairs])
+
+
+def cloud_weighted(weights: np.ndarray | None, shares: np.ndarray, cloud_weight: float) -> np.ndarray | None:
+    """Draw probabilities with the first len(shares) pairs (the main data)
+    reweighted by 1 + cloud_weight x share, their total share unchanged
+    (mixed sources keep theirs). `weights` None: uniform over the main pairs
+    only. cloud_weight 0: `weights` unchanged."""
+    if cloud_weight <= 0:
+        return weights
+    n = len(shares)
+    if weights is None:
+        weights = np.full(n, 1.0 / n)
+    main_total = weights[:n].sum()
+    w = 1.0 + cloud_weight * shares
+    out = weights.astype(np.float64).copy()
+    out[:n] = w / w.sum() * main_total
+    return out / out.sum()
+
+
 def load_training_data(args: argparse.Namespace):
     """(train, val, band_brightness, aligned labels, sampling weights or
     None) for this run; fills in the default validation blocks (RICE 3 and
@@ -249,6 +280,15 @@ def load_training_data(args: argparse.Namespace):
             s2_train = s2_rgb_clear(s2_train)
         mixed.append((s2_train, args.s2_rgb_share))
     weights = sampling_weights(len(train), mixed)
+    if args.cloud_weight > 0:
+        if args.s2_group:
+            raise SystemExit("--cloud-weight is for RGB runs on RICE-layout pairs")
+        if weights is None and mixed:
+            raise SystemExit("--cloud-weight with mixed sources: give them their shares (--extra-share, --s2-rgb-share)")
+        shares = cloud_shares(train)
+        print(f"--cloud-weight {args.cloud_weight}: thick-cloud share of the main pairs, mean "
+              f"{shares.mean():.3f}, max {shares.max():.3f}", flush=True)
+        weights = cloud_weighted(weights, shares, args.cloud_weight)
     for more, _ in mixed:
         train += more
     aligned = aligned_labels(train) if args.align_labels else None
@@ -332,12 +372,13 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "s2_rgb_ts": os.path.basename(os.path.normpath(args.s2_rgb_ts)) if args.s2_rgb_ts else None,
         "s2_rgb_share": args.s2_rgb_share,
         "s2_rgb_clear": args.s2_rgb_clear,
+        "cloud_weight": args.cloud_weight,
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
         changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share",
                       "s2_rgb", "s2_rgb_ts", "s2_rgb_share", "s2_rgb_clear", "crop", "batch", "opacity_target",
-                      "palette", "stretch", "lift")
+                      "palette", "stretch", "lift", "cloud_weight")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
         meta["val_blocks"] = still_held_out(state["meta"].get("val_blocks"), args.val_blocks)
     return meta
