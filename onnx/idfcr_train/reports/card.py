@@ -288,6 +288,13 @@ def limits_section() -> list[str]:
         "  diffusion stage is meant to restore that detail.",
         "- The attention map is trained against a thresholded difference between dates, so it also",
         "  flags real ground changes between the two RICE2 acquisitions.",
+        "- Validation block 3's score is mostly not the thick-cloud fill (stop 45, 0.7 raw, 63 images):",
+        "  pixels under thick cloud (mean |cloudy - clear| > 0.15, 26 % of them) score 25.7 dB and carry",
+        "  36 % of the squared error; the rest (thin cloud, haze and the date change between RICE2's",
+        "  cloudy and clear images) carry 64 %. Error at scales of 64 px and up is worth 5 dB (27.67 ->",
+        "  32.64 if removed), the finest (4 px) 0.5 dB: the fill lacks ground structure no pixel model",
+        "  can recover, and a raw block 3 difference between two models can be broad colour rather than",
+        "  better filling (the default blended output keeps the input outside p).",
         "",
     ]
 
