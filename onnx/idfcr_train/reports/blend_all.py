@@ -23,11 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from idfcr_train.data.pairs import load_rice, split_by_block
-from idfcr_train.reports.metrics import psnr, ssim
-
-
-def to_byte(a: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(a, 0.0, 1.0) * 255.0) / 255.0
+from idfcr_train.reports.metrics import psnr, ssim, to_byte
 
 
 def summarise(rows: list[dict]) -> dict:

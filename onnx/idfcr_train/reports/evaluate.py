@@ -6,6 +6,15 @@ do-nothing baseline (the cloudy image as output).
 
 Metrics on values in 0..1 (8-bit / 255), data range 1: PSNR, SSIM (Gaussian
 11x11, sigma 1.5, see metrics.py), RMSE; averaged per image, then over images.
+
+`--blend-p GRAPH` also scores the output as the default blend would keep it
+with GRAPH's cloud probability (the shipped graph's p): p x output +
+(1 - p) x input, rounded to 8 bit (`blend_psnr`). A raw gain can sit where
+p is 0, which the default output never shows (stop 45: 0.7's graph with a
+better shifted network gained 0.07 dB raw on block 3 and lost 0.03 dB
+blended); this screens candidates on what ships in the same pass, p cached
+per image with `--p-cache DIR`. It matches `blend_all`'s blended figure for
+the graph itself.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import numpy as np
 import torch
 
 from idfcr_train.data.pairs import check_held_out, load_rice, split_by_block
-from idfcr_train.reports.metrics import psnr, rmse, ssim
+from idfcr_train.reports.metrics import psnr, rmse, ssim, to_byte
 from idfcr_train.models import ensemble
 from idfcr_train.models.ensemble import ShiftEnsemble
 from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
@@ -47,8 +56,35 @@ class OnnxPixelCR:
         return torch.from_numpy(clear), torch.from_numpy(second)
 
 
+class ShippedP:
+    """The cloud probability of an exported graph (its second output) for a
+    validation image, cached as .npy per image id when `cache` is given (the
+    maps do not depend on the network being scored; float32, 1 MB a 512 px
+    image, so that a cached run scores exactly as the first)."""
+
+    def __init__(self, graph: str, cache: str | None = None, threads: int = 0):
+        self.graph, self.cache, self.threads = graph, cache, threads
+        self.session = None
+        if cache:
+            os.makedirs(cache, exist_ok=True)
+
+    def __call__(self, pair_id: str, cloudy: np.ndarray) -> np.ndarray:
+        path = os.path.join(self.cache, f"{pair_id}.npy") if self.cache else None
+        if path and os.path.exists(path):
+            return np.load(path).astype(np.float32)
+        if self.session is None:
+            self.session = OnnxPixelCR(self.graph, self.threads)
+        _, prob = self.session(torch.from_numpy(cloudy)[None])
+        p = prob[0].numpy().astype(np.float32)
+        if path:
+            np.save(path, p)
+        return p
+
+
 @torch.no_grad()
-def evaluate(model: PixelCR | ShiftEnsemble | OnnxPixelCR, val) -> dict:
+def evaluate(model: PixelCR | ShiftEnsemble | OnnxPixelCR, val, blend_p=None) -> dict:
+    """Per-image and mean scores; `blend_p(id, cloudy) -> p` adds
+    `blend_psnr`, the output blended by that p as the runtime does."""
     model.eval()
     rows = []
     for p in val:
@@ -61,7 +97,12 @@ def evaluate(model: PixelCR | ShiftEnsemble | OnnxPixelCR, val) -> dict:
             "baseline_psnr": psnr(cloudy, clear), "baseline_ssim": ssim(cloudy, clear),
             "baseline_rmse": rmse(cloudy, clear),
         })
+        if blend_p is not None:
+            prob = blend_p(p.id, cloudy)
+            rows[-1]["blend_psnr"] = psnr(to_byte(prob * pred + (1 - prob) * cloudy), clear)
     keys = ["psnr", "ssim", "rmse", "baseline_psnr", "baseline_ssim", "baseline_rmse"]
+    if blend_p is not None:
+        keys.append("blend_psnr")
     summary = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in keys}
     summary["images"] = len(rows)
     summary["blocks"] = sorted({r["block"] for r in rows})
@@ -87,6 +128,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="score this exported graph's clear output (what ships, ensemble included) with ONNX Runtime "
                          "instead of the checkpoint's network in PyTorch (several times faster on CPU); the checkpoint "
                          "still gives the step and validation blocks")
+    ap.add_argument("--blend-p", default=None, metavar="GRAPH",
+                    help="also score the output blended by this exported graph's cloud probability (blend_psnr: "
+                         "what the default output keeps of it; the shipped graph for candidates)")
+    ap.add_argument("--p-cache", default=None, metavar="DIR", help="with --blend-p: keep the p maps here")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N validation images (quick checks)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -107,11 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit:
         val = val[: args.limit]
     t0 = time.time()
-    res = evaluate(model, val)
+    res = evaluate(model, val, ShippedP(args.blend_p, args.p_cache, args.threads) if args.blend_p else None)
     res["summary"].update({"checkpoint_step": state["step"], "training_hours": round(state["wall_s"] / 3600, 2),
                            "scored": os.path.basename(args.onnx) if args.onnx else "checkpoint",
                            "shift_ensemble": getattr(model, "shifts", args.shifts),
                            "shifted_ckpt": args.shifted_ckpt,
+                           "blend_p": args.blend_p,
                            "eval_seconds": round(time.time() - t0, 1)})
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)

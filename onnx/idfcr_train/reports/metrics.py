@@ -11,6 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def to_byte(a: np.ndarray) -> np.ndarray:
+    """Values in 0..1 as a Byte raster holds them (what the default output writes)."""
+    return np.round(np.clip(a, 0.0, 1.0) * 255.0) / 255.0
+
+
 def psnr(pred: np.ndarray, ref: np.ndarray, data_range: float = 1.0) -> float:
     mse = float(np.mean((pred.astype(np.float64) - ref.astype(np.float64)) ** 2))
     if mse == 0:
