@@ -57,9 +57,17 @@ def test_no_blend_score_without_p():
     assert "blend_psnr" not in res["per_image"][0] and "blend_psnr" not in res["summary"]
 
 
-def test_p_maps_are_cached_per_image(tmp_path):
+def test_p_maps_are_cached_per_image_and_graph(tmp_path):
+    graph, other = tmp_path / "g.onnx", tmp_path / "h.onnx"
+    graph.write_bytes(b"not a real graph")
+    other.write_bytes(b"another graph")
+    cache = tmp_path / "maps"
+    ShippedP(str(graph), str(cache))                       # stamps the folder with the graph
     cached = np.full((1, 16, 16), 0.25, np.float32)
-    np.save(tmp_path / "7.npy", cached)
-    # A cached map is read without opening the graph (which does not exist).
-    got = ShippedP("no_such_graph.onnx", str(tmp_path))("7", pair().cloudy)
+    np.save(cache / "7.npy", cached)
+    # A cached map is read without running the graph (this one would not load).
+    got = ShippedP(str(graph), str(cache))("7", pair().cloudy)
     np.testing.assert_array_equal(got, cached)
+    # Another graph's run must not read these maps.
+    with pytest.raises(SystemExit, match="another graph"):
+        ShippedP(str(other), str(cache))

@@ -20,6 +20,7 @@ the graph itself.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -66,7 +67,18 @@ class ShippedP:
         self.graph, self.cache, self.threads = graph, cache, threads
         self.session = None
         if cache:
+            # One folder per graph: maps of another graph would be scored silently.
             os.makedirs(cache, exist_ok=True)
+            with open(graph, "rb") as f:
+                sha = hashlib.sha256(f.read()).hexdigest()
+            stamp = os.path.join(cache, "graph.sha256")
+            if os.path.exists(stamp):
+                with open(stamp) as f:
+                    if f.read().strip() != sha:
+                        raise SystemExit(f"--p-cache {cache} holds the maps of another graph than {graph}")
+            else:
+                with open(stamp, "w") as f:
+                    f.write(sha + "\n")
 
     def __call__(self, pair_id: str, cloudy: np.ndarray) -> np.ndarray:
         path = os.path.join(self.cache, f"{pair_id}.npy") if self.cache else None
@@ -136,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.p_cache and not args.blend_p:
+        raise SystemExit("--p-cache keeps --blend-p's maps: name the graph with --blend-p")
     if args.onnx and args.shifts:
         raise SystemExit("--shifts and --onnx: a graph carries its own shifts (idfcr.shift_ensemble)")
     ensemble.check_options(args.shifts, args.shifted_ckpt)
