@@ -47,27 +47,17 @@ fn grey(block: &[f32], bands: usize, n: usize, range: f64, weights: [f64; 3]) ->
     }
 }
 
-/// Red, green and blue (0-based) by what the bands say they are: GDAL's
-/// colour interpretation, else Sentinel-2 names (B4, B3, B2: `idfcr s2`
-/// writes the 10 m group in wavelength order, blue first, and bands 1-3 as
-/// R, G, B would weight blue as red). None: nothing says; bands 1-3.
+/// Red, green and blue (0-based) by what the bands say they are: their
+/// Sentinel-2 names (B4, B3, B2: `idfcr s2` writes the 10 m group in
+/// wavelength order, blue first, and bands 1-3 as R, G, B would weight blue
+/// as red) or GDAL's colour tags, read as `remove` reads them
+/// (`pipeline::fit::band_colour`). None: nothing says; bands 1-3.
 fn rgb_bands(ds: &gdal::Dataset) -> Option<Vec<usize>> {
-    let n = ds.raster_count();
-    // By GDAL's name, not the gdal crate's enum: the crate panics on the
-    // tags GDAL 3.10 added (NIR, RedEdge, SWIR...), which `idfcr s2`'s own
-    // 20 m and 60 m outputs may carry (see `io::mask::color_name`).
-    let by_colour = |want: &str| {
-        (1..=n).find(|&b| {
-            ds.rasterband(b)
-                .is_ok_and(|band| crate::io::mask::color_name(&band) == want)
-        })
-    };
-    if let (Some(r), Some(g), Some(b)) = (by_colour("Red"), by_colour("Green"), by_colour("Blue")) {
-        return Some(vec![r - 1, g - 1, b - 1]);
-    }
-    let names = crate::sentinel2::input::stack_band_names(ds);
-    let by_name = |want: &str| names.iter().position(|n| *n == Some(want));
-    Some(vec![by_name("B4")?, by_name("B3")?, by_name("B2")?])
+    let colours: Vec<Option<&str>> = (1..=ds.raster_count())
+        .map(|b| crate::pipeline::fit::band_colour(ds, b))
+        .collect();
+    let find = |want: &str| colours.iter().position(|c| *c == Some(want));
+    Some(vec![find("red")?, find("green")?, find("blue")?])
 }
 
 /// NIQE's grey (scikit-video is fed luminance): ITU-R BT.601.

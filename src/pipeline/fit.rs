@@ -86,7 +86,7 @@ fn band_mismatch(name: &str, model: &[String], input: &[String]) -> Option<Strin
 /// "blue") or a Sentinel-2 name ("B8"): its Sentinel-2 name (BANDNAME or
 /// description, as `idfcr s2` writes them), else GDAL's colour tag. None:
 /// nothing says.
-fn band_colour(ds: &gdal::Dataset, band_no: usize) -> Option<&'static str> {
+pub(crate) fn band_colour(ds: &gdal::Dataset, band_no: usize) -> Option<&'static str> {
     let colour = |name: &str| match name {
         "B4" | "Red" => Some("red"),
         "B3" | "Green" => Some("green"),
