@@ -55,15 +55,7 @@ pub(crate) fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) 
 /// Sentinel-2 bands only as B4 B3 B2, which idfcr never gives it (it orders
 /// them B2 B3 B4, blue first: the model would read blue as red).
 fn band_mismatch(name: &str, model: &[String], input: &[String]) -> Option<String> {
-    let colour = |b: &String| {
-        match b.as_str() {
-            "B4" => "red",
-            "B3" => "green",
-            "B2" => "blue",
-            other => other,
-        }
-        .to_string()
-    };
+    let colour = |b: &String| rgb_colour(b).unwrap_or(b).to_string();
     let all = |f: &dyn Fn(&String) -> bool| !model.is_empty() && model.iter().all(f);
     let theirs = model.join(" ");
     if input.is_empty() {
@@ -87,17 +79,21 @@ fn band_mismatch(name: &str, model: &[String], input: &[String]) -> Option<Strin
 /// description, as `idfcr s2` writes them), else GDAL's colour tag. None:
 /// nothing says.
 pub(crate) fn band_colour(ds: &gdal::Dataset, band_no: usize) -> Option<&'static str> {
-    let colour = |name: &str| match name {
+    if let Some(s2) = crate::sentinel2::input::gdal_band_name(ds, band_no) {
+        return rgb_colour(s2).or(Some(s2));
+    }
+    let band = ds.rasterband(band_no).ok()?;
+    rgb_colour(&crate::io::mask::color_name(&band))
+}
+
+/// A Sentinel-2 band name or GDAL colour tag as an RGB model's band name.
+fn rgb_colour(name: &str) -> Option<&'static str> {
+    match name {
         "B4" | "Red" => Some("red"),
         "B3" | "Green" => Some("green"),
         "B2" | "Blue" => Some("blue"),
         _ => None,
-    };
-    if let Some(s2) = crate::sentinel2::input::gdal_band_name(ds, band_no) {
-        return colour(s2).or(Some(s2));
     }
-    let band = ds.rasterband(band_no).ok()?;
-    colour(&crate::io::mask::color_name(&band))
 }
 
 /// Why bands whose names say what they are (`colours`, one per selected
