@@ -514,19 +514,7 @@ const CASES: &[Case] = &[
         name: "colour tags blue, green, red for the RGB model",
         setup: |d| {
             rgb_tiff(&d.join("bgr.tif"), 20, 20, None);
-            let ds = open_update(d.join("bgr.tif"));
-            for (i, c) in [
-                gdal::raster::ColorInterpretation::BlueBand,
-                gdal::raster::ColorInterpretation::GreenBand,
-                gdal::raster::ColorInterpretation::RedBand,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let mut band = ds.rasterband(i + 1).unwrap();
-                band.set_color_interpretation(c).unwrap();
-            }
-            ds.close().unwrap();
+            tag_blue_green_red(d.join("bgr.tif"));
             default_args("bgr.tif", &repo().join("onnx/models/pixel_cr_rgb.onnx"))
         },
         want: &["bgr.tif", "are blue, green, red", "-b 3 -b 2 -b 1"],

@@ -212,42 +212,21 @@ fn sentinel2_bands_are_paired_by_name() {
         "{}",
         stderr(&o)
     );
-    let o = idfcr(d, &["quality", "pred.tif", "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(
-        q[0]["luminance"]
-            .as_str()
-            .unwrap()
-            .starts_with("bands 3 2 1 as R G B"),
-        "{q}"
-    );
-    // Colour tags say the same (read by GDAL's name: the gdal crate's enum
-    // panics on GDAL 3.10's NIR and SWIR tags).
+    // `quality` weights bands by what they say they are: the Sentinel-2
+    // names here, colour tags in bgr.tif (read by GDAL's name: the gdal
+    // crate's enum panics on GDAL 3.10's NIR and SWIR tags).
     rgb_tiff(&d.join("bgr.tif"), 200, 200, None);
-    {
-        let ds = open_update(d.join("bgr.tif"));
-        for (i, c) in [
-            gdal::raster::ColorInterpretation::BlueBand,
-            gdal::raster::ColorInterpretation::GreenBand,
-            gdal::raster::ColorInterpretation::RedBand,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let mut band = ds.rasterband(i + 1).unwrap();
-            band.set_color_interpretation(c).unwrap();
-        }
-        ds.close().unwrap();
+    tag_blue_green_red(d.join("bgr.tif"));
+    for file in ["pred.tif", "bgr.tif"] {
+        let o = idfcr(d, &["quality", file, "--json"]);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(
+            q[0]["luminance"]
+                .as_str()
+                .unwrap()
+                .starts_with("bands 3 2 1 as R G B"),
+            "{file}: {q}"
+        );
     }
-    let o = idfcr(d, &["quality", "bgr.tif", "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(
-        q[0]["luminance"]
-            .as_str()
-            .unwrap()
-            .starts_with("bands 3 2 1 as R G B"),
-        "{q}"
-    );
 }

@@ -126,3 +126,15 @@ pub fn open_update(path: impl AsRef<Path>) -> Dataset {
     )
     .unwrap()
 }
+
+/// Tag bands 1-3 of a raster blue, green, red (a BGR file, as PlanetScope's
+/// or a Sentinel-2 stack in wavelength order would be).
+pub fn tag_blue_green_red(path: impl AsRef<Path>) {
+    use gdal::raster::ColorInterpretation::{BlueBand, GreenBand, RedBand};
+    let ds = open_update(path);
+    for (i, c) in [BlueBand, GreenBand, RedBand].into_iter().enumerate() {
+        let mut band = ds.rasterband(i + 1).unwrap();
+        band.set_color_interpretation(c).unwrap();
+    }
+    ds.close().unwrap();
+}
