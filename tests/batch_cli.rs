@@ -106,6 +106,51 @@ fn batch_failures_skip_existing_and_stale_outputs() {
     );
 }
 
+/// --skip-existing replaces a stale output only when an idfcr run wrote it:
+/// another tool's raster, or any other file, at an output name is the
+/// user's, and only --overwrite replaces it.
+#[test]
+fn skip_existing_never_replaces_a_users_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let inp = dir.path().join("in");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&inp).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    for i in 0..3 {
+        rgb_tiff(&inp.join(format!("s{i}.tif")), 40 + i * 7, 30, None);
+    }
+    // s0: another tool's GeoTIFF (no IDFCR tags); s1: not a raster at all.
+    rgb_tiff(&out.join("s0_clear.tif"), 99, 30, None);
+    std::fs::write(out.join("s1_clear.tif"), b"field notes").unwrap();
+    let read_both = || -> Vec<Vec<u8>> {
+        ["s0_clear.tif", "s1_clear.tif"]
+            .iter()
+            .map(|n| std::fs::read(out.join(n)).unwrap())
+            .collect()
+    };
+    let before = read_both();
+
+    let o = batch_skip_existing(dir.path(), "in", "out");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!(
+        statuses(&s),
+        [
+            ("s0.tif".into(), "failed".into()),
+            ("s1.tif".into(), "failed".into()),
+            ("s2.tif".into(), "ok".into())
+        ]
+    );
+    for name in ["s0_clear.tif", "s1_clear.tif"] {
+        assert!(
+            stderr(&o).contains(name) && stderr(&o).contains("--overwrite"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(before, read_both(), "the user's files are untouched");
+}
+
 #[test]
 fn shards_cover_every_input_exactly_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,10 +29,11 @@ pub struct BatchArgs {
     pub mask_name: Option<String>,
     /// Skip inputs whose output exists, reads back completely and was made by
     /// this idfcr version with the same settings (source, bands, model, --refine
-    /// and its sampler/steps/seed, output type); redo the others.
+    /// and its sampler/steps/seed, output type); redo the others, replacing
+    /// only files an idfcr run wrote (anything else needs --overwrite).
     #[arg(long = "skip-existing")]
     pub skip_existing: bool,
-    /// Replace existing outputs (without --skip-existing: all of them).
+    /// Replace existing files at the output names, whoever made them.
     #[arg(long)]
     pub overwrite: bool,
     /// Process only shard I of N (0-based), a stable split by input name for

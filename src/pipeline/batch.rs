@@ -230,6 +230,13 @@ pub fn is_current(output: &Path, settings: &str) -> bool {
     same && crate::io::place::verify_readable(output).is_ok()
 }
 
+/// Whether `path` is a raster an idfcr run wrote (it carries the
+/// IDFCR_VERSION tag every output and mask gets, of any version): the only
+/// kind of file --skip-existing may replace without --overwrite.
+fn made_by_idfcr(path: &Path) -> bool {
+    Dataset::open(path).is_ok_and(|ds| ds.metadata_item("IDFCR_VERSION", "").is_some())
+}
+
 /// Run the batch; per-input failures are recorded in the summary, not
 /// returned, and told to `on_failure` as they happen (the CLI prints them:
 /// a cron log shows the failure when it occurs, not at the end).
@@ -363,9 +370,15 @@ fn run_item(
             .map_err(|e| Error::input(&input, format!("its --cloud-mask {e}")))?;
         item_cfg.job.probability = Some(p);
     }
+    // --skip-existing redoes what an earlier run left stale, but replaces
+    // only files that run made: anything else at an output name is the
+    // user's and needs --overwrite, as with `remove`.
+    let ours = |p: &Path| !p.exists() || made_by_idfcr(p);
+    let mask_ours = item_cfg.job.mask.as_deref().is_none_or(ours);
     if cfg.skip_existing
         && !output.exists()
         && item_cfg.job.mask.as_ref().is_some_and(|m| m.exists())
+        && mask_ours
     {
         // A mask without its output is a leftover of an earlier run.
         item_cfg.opts.overwrite = true;
@@ -378,7 +391,9 @@ fn run_item(
         if mask_ok && is_current(&output, &settings) {
             return Ok(("skipped", None));
         }
-        item_cfg.opts.overwrite = true; // stale: made by another version or model
+        if ours(&output) && mask_ours {
+            item_cfg.opts.overwrite = true; // stale: made by another version or model
+        }
     }
     let summary = remove_cached(&item_cfg, cache, progress)?;
     Ok(("ok", summary.cloud_cover))
