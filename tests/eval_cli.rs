@@ -67,11 +67,18 @@ fn eval_errors() {
     write_tiff::<f32>(&dir.path().join("f.tif"), 40, 30, 3, None, |b, y, x| {
         pattern(b, y, x) as f32 / 255.0
     });
+    rgb_tiff(&dir.path().join("tiny.tif"), 10, 10, None);
     let cases: &[(&[&str], i32, &str)] = &[
         (
             &["eval", "a.tif", "small.tif"],
             1,
             "40 x 30 x 3 bands but the reference small.tif is 20 x 30 x 3",
+        ),
+        // SSIM has no window to score: an error, not a NaN in every mean.
+        (
+            &["eval", "tiny.tif", "tiny.tif"],
+            1,
+            "tiny.tif: SSIM needs an 11 x 11 window",
         ),
         (&["eval", "f.tif", "f.tif"], 2, "--data-range"),
         (
@@ -121,14 +128,60 @@ fn eval_errors() {
                 2,
                 "r is a folder, so a.tif must be one too",
             ),
+            // A reference whose prediction is missing (a failed input of a
+            // batch) would shrink the mean unnoticed.
+            (
+                &["eval", "p1", "r"][..],
+                1,
+                "1 reference(s) have no prediction of the same name in p1: b.tif",
+            ),
         ][..],
     ]
     .concat();
+    std::fs::create_dir(dir.path().join("p1")).unwrap();
+    std::fs::copy(dir.path().join("a.tif"), dir.path().join("p1/a.tif")).unwrap();
     for (args, code, want) in &cases {
         let o = idfcr(dir.path(), args);
         assert_eq!(o.status.code(), Some(*code), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
+}
+
+/// Identical bands score the PSNR cap (100 dB), not infinity: JSON holds
+/// it, and a folder's mean stays a number when clear pixels came back bit
+/// for bit.
+#[test]
+fn identical_images_score_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["pred", "ref"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        rgb_tiff(&dir.path().join(sub).join("same.tif"), 40, 30, None);
+    }
+    rgb_tiff(&dir.path().join("ref/other.tif"), 40, 30, None);
+    write_tiff::<u8>(
+        &dir.path().join("pred/other.tif"),
+        40,
+        30,
+        3,
+        Some(0.0),
+        |b, y, x| (pattern(b, y, x) as u8).saturating_add(((x + y) % 5) as u8),
+    );
+    let o = idfcr(dir.path(), &["eval", "pred", "ref", "--json", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let same = &report["images"][1];
+    assert!(
+        same["pred"].as_str().unwrap().ends_with("same.tif"),
+        "{report}"
+    );
+    assert_eq!(same["mean"]["psnr"], 100.0, "{report}");
+    for b in same["bands"].as_array().unwrap() {
+        assert_eq!(b["psnr"], 100.0, "{report}");
+        assert_eq!(b["ssim"], 1.0, "{report}");
+    }
+    let other = report["images"][0]["mean"]["psnr"].as_f64().unwrap();
+    let mean = report["mean"]["psnr"].as_f64().unwrap();
+    assert!((mean - (other + 100.0) / 2.0).abs() < 1e-9, "{report}");
 }
 
 /// A report that cannot be written on stdout (a full disk behind `>`) fails

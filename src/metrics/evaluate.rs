@@ -63,7 +63,7 @@ fn mean_of(items: impl Iterator<Item = (f64, f64, f64)>) -> Mean {
 }
 
 /// The (pred, reference) file pairs: the two paths themselves, or files of
-/// the same name in two folders (every prediction needs its reference).
+/// the same name in two folders (every file needs its partner).
 pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     if !pred.is_dir() {
         if reference.is_dir() {
@@ -82,18 +82,27 @@ pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
             reference.display()
         )));
     }
-    let mut names: Vec<PathBuf> = std::fs::read_dir(pred)
-        .map_err(|e| Error::input(pred.display().to_string(), e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                && !crate::io::names::is_side_file(p)
-        })
+    let names = raster_files(pred)?;
+    // A reference without its prediction (an input a batch failed on) would
+    // leave the mean over fewer images than the user thinks.
+    let unscored: Vec<String> = raster_files(reference)?
+        .iter()
+        .filter_map(|r| r.file_name())
+        .filter(|n| !pred.join(n).is_file())
+        .map(|n| n.to_string_lossy().into_owned())
         .collect();
-    names.sort();
+    if !unscored.is_empty() {
+        let more = if unscored.len() > 3 { ", ..." } else { "" };
+        return Err(Error::input(
+            reference.display().to_string(),
+            format!(
+                "{} reference(s) have no prediction of the same name in {}: {}{more}",
+                unscored.len(),
+                pred.display(),
+                unscored[..unscored.len().min(3)].join(", ")
+            ),
+        ));
+    }
     let mut out = Vec::new();
     for p in names {
         let r = reference.join(p.file_name().expect("file"));
@@ -112,6 +121,24 @@ pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
         ));
     }
     Ok(out)
+}
+
+/// The files of a folder `eval` pairs by name, sorted: no hidden files and
+/// no GDAL side files (`.aux.xml`, `.ovr`).
+fn raster_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::input(dir.display().to_string(), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && !crate::io::names::is_side_file(p)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// The data type every reference shares, which sets the default data
@@ -229,8 +256,8 @@ fn eval_pair(
     for (i, &band_no) in p.band_nos.iter().enumerate() {
         let a: Vec<f64> = pv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
         let b: Vec<f64> = rv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
-        let scores = band_scores(&a, &b, &valid, h, w, data_range)
-            .ok_or_else(|| Error::input(&ps, "no pixel is valid in both rasters"))?;
+        let scores =
+            band_scores(&a, &b, &valid, h, w, data_range).map_err(|e| Error::input(&ps, e))?;
         bands.push(BandResult {
             band: band_no,
             scores,

@@ -30,12 +30,20 @@ pub fn mse(pred: &[f64], reference: &[f64], valid: &[bool]) -> Option<(f64, usiz
     (n > 0).then(|| (sum / n as f64, n))
 }
 
-/// PSNR in dB for a mean squared error and data range (infinite when equal).
+/// The highest PSNR reported. Identical bands would score infinity, which
+/// JSON cannot hold (serde writes `null`) and which makes every mean it
+/// enters infinite, and clear pixels that pass through bit for bit are
+/// what this tool promises; 100 dB is above any difference an integer
+/// raster can hold (one 16-bit step over the whole image is 96 dB).
+pub const PSNR_CAP_DB: f64 = 100.0;
+
+/// PSNR in dB for a mean squared error and data range, at most
+/// `PSNR_CAP_DB` (which identical bands score).
 pub fn psnr_from_mse(mse: f64, data_range: f64) -> f64 {
     if mse == 0.0 {
-        f64::INFINITY
+        PSNR_CAP_DB
     } else {
-        10.0 * (data_range * data_range / mse).log10()
+        (10.0 * (data_range * data_range / mse).log10()).min(PSNR_CAP_DB)
     }
 }
 
@@ -108,7 +116,8 @@ pub fn ssim(
     (n > 0).then(|| sum / n as f64)
 }
 
-/// All scores of one band.
+/// All scores of one band, or why they cannot be had (no valid pixel; no
+/// 11 x 11 window for SSIM: a NaN score would spoil every mean it enters).
 pub fn band_scores(
     pred: &[f64],
     reference: &[f64],
@@ -116,11 +125,14 @@ pub fn band_scores(
     h: usize,
     w: usize,
     data_range: f64,
-) -> Option<BandScores> {
-    let (m, pixels) = mse(pred, reference, valid)?;
-    Some(BandScores {
+) -> Result<BandScores, String> {
+    let (m, pixels) = mse(pred, reference, valid).ok_or("no pixel is valid in both rasters")?;
+    let ssim = ssim(pred, reference, valid, h, w, data_range).ok_or(format!(
+        "SSIM needs an 11 x 11 window of pixels valid in both rasters, and this {w} x {h} image has none"
+    ))?;
+    Ok(BandScores {
         psnr: psnr_from_mse(m, data_range),
-        ssim: ssim(pred, reference, valid, h, w, data_range).unwrap_or(f64::NAN),
+        ssim,
         rmse: m.sqrt(),
         pixels,
     })
@@ -148,7 +160,33 @@ mod tests {
             assert!((s.rmse - (p - r).abs()).abs() < 1e-12);
             assert_eq!(s.pixels, 400);
         }
-        assert_eq!(psnr_from_mse(0.0, 1.0), f64::INFINITY);
+        // Identical bands, and differences too small to tell from them.
+        assert_eq!(psnr_from_mse(0.0, 1.0), PSNR_CAP_DB);
+        assert_eq!(psnr_from_mse(1e-12, 1.0), PSNR_CAP_DB);
+        assert!(
+            band_scores(&[0.5; 400], &[0.5; 400], &[true; 400], 20, 20, 1.0)
+                .is_ok_and(|s| s.psnr == PSNR_CAP_DB && s.ssim == 1.0)
+        );
+    }
+
+    #[test]
+    fn scores_that_cannot_be_had_are_errors_not_nan() {
+        let cases: [(usize, usize, Vec<bool>, &str); 3] = [
+            (20, 20, vec![false; 400], "no pixel is valid"),
+            (10, 10, vec![true; 100], "this 10 x 10 image has none"),
+            // Valid pixels, but every 11 x 11 window touches an invalid one.
+            (
+                20,
+                20,
+                (0..400).map(|i| i % 20 != 10).collect(),
+                "11 x 11 window",
+            ),
+        ];
+        for (h, w, valid, want) in cases {
+            let x = vec![0.25; h * w];
+            let e = band_scores(&x, &x, &valid, h, w, 1.0).unwrap_err();
+            assert!(e.contains(want), "{want}: {e}");
+        }
     }
 
     #[test]
