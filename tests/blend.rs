@@ -545,9 +545,14 @@ fn refine_keeps_clear_pixels() {
             "2",
             "--mask",
             "p.tif",
+            "--json",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // The summary, too, says what the output is (stage 1 ran raw inside).
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["blended"], true, "{summary}");
+    assert!(summary["refine"].is_object(), "{summary}");
     let (src, _, _) = read_all(&d.join("x.tif"));
     let (got, _, _) = read_all(&d.join("out.tif"));
     let (p, _, _) = read_all(&d.join("p.tif"));

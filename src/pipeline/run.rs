@@ -157,6 +157,9 @@ fn remove_refined(
     summary.output = cfg.job.output.clone();
     summary.mask = cfg.job.mask.clone();
     summary.seconds = started.elapsed().as_secs_f64();
+    // Stage 1 ran raw (the blend happens once, above): the summary says
+    // what the output is, so also what the coverage warning reads.
+    summary.blended = blend;
     summary.refine = Some(RefineSummary {
         model: ind.describe(),
         sampler: method_name(opts.method).to_string(),
