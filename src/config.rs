@@ -365,6 +365,16 @@ impl RemoveOptions {
                 return Err(Error::Usage("-b: no bands selected".into()));
             }
         }
+        // The model search goes on to other folders: a mistyped one would
+        // quietly run whatever model those hold.
+        if let Some(d) = self.model_dir.as_deref().filter(|d| !d.is_dir()) {
+            let what = if d.exists() {
+                "is not a folder"
+            } else {
+                "no such folder"
+            };
+            return Err(Error::Usage(format!("--model-dir {}: {what}", d.display())));
+        }
         Ok(())
     }
 }

@@ -521,6 +521,20 @@ const CASES: &[Case] = &[
         code: 1,
         env: &[],
     },
+    // A mistyped --model-dir was skipped for the next folder in the search,
+    // so another model ran and the run succeeded.
+    Case {
+        name: "--model-dir that does not exist",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            ["remove", "in.tif", "out.tif", "--model-dir", "modls"]
+                .map(String::from)
+                .to_vec()
+        },
+        want: &["--model-dir", "modls", "no such folder"],
+        code: 2,
+        env: &[],
+    },
 ];
 
 /// A three-band Byte VRT that declares `side` x `side` pixels (and holds no
