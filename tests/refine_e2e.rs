@@ -175,3 +175,40 @@ fn refine_flags_errors() {
         assert!(!dir.path().join("o.tif").exists(), "{extra:?}");
     }
 }
+
+/// `--progress gdal` is one `0...100 - done.` line per command, as QGIS
+/// reads it: Pixel-CR and the diffusion fill one line, not a line each.
+#[test]
+fn refine_reports_one_gdal_progress_line() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 80, 60, Some((10, 10, 40, 30)));
+    let conv = fixture_model("tiny_conv").display().to_string();
+    let ind = repo()
+        .join("testdata/models/ind_tiny")
+        .display()
+        .to_string();
+    let o = idfcr(
+        dir.path(),
+        &[
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--model",
+            &conv,
+            "--device",
+            "cpu",
+            "--refine",
+            "--ind-model",
+            &ind,
+            "--steps",
+            "2",
+            "--progress",
+            "gdal",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "0...10...20...30...40...50...60...70...80...90...100 - done.\n"
+    );
+}

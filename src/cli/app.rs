@@ -149,9 +149,17 @@ fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
     let json = args.json;
     let cfg = args.into_config()?;
     let mode = cfg.opts.progress;
+    // With --refine, Pixel-CR comes first and the diffusion (most of the
+    // time: every tile through the sampler's steps) after it.
+    let shares: &[f64] = if cfg.opts.refine.is_some() {
+        &[1.0, 9.0]
+    } else {
+        &[1.0]
+    };
+    let mut stages = progress::staged(mode, shares);
     let summary = pipeline::remove(&cfg, |total| {
         device_note_on_terminal(mode);
-        Box::new(progress::Display::new(mode, total))
+        stages(total)
     })?;
     // Not under -q or --progress none (cron): there the JSON summary's
     // cloud_cover carries it.

@@ -51,6 +51,81 @@ impl Display {
     }
 }
 
+/// Units of the one GDAL line that `staged` shares between stages.
+const STAGED_UNITS: u64 = 10_000;
+
+/// A factory for a run of several stages, one after another, whose shares of
+/// the work are `shares` (their sum is the whole). GDAL's text progress is
+/// one `0...100 - done.` line per command, as QGIS reads it: each stage
+/// fills its share of one line and only the last ends it. Bars and silence
+/// stay one per stage.
+pub fn staged(mode: ProgressMode, shares: &[f64]) -> impl FnMut(u64) -> Box<dyn Progress> {
+    let sum: f64 = shares.iter().sum();
+    let mut bounds = vec![0.0];
+    for s in shares {
+        bounds.push(bounds.last().copied().unwrap_or(0.0) + s / sum);
+    }
+    let mut line: Option<std::sync::Arc<std::sync::Mutex<Display>>> = None;
+    let mut stage = 0;
+    move |total| -> Box<dyn Progress> {
+        if mode != ProgressMode::Gdal {
+            return Box::new(Display::new(mode, total));
+        }
+        let shared = line
+            .get_or_insert_with(|| {
+                std::sync::Arc::new(std::sync::Mutex::new(Display::new(mode, STAGED_UNITS)))
+            })
+            .clone();
+        let i = stage.min(bounds.len() - 2);
+        stage += 1;
+        Box::new(Part {
+            line: shared,
+            from: bounds[i],
+            to: bounds[i + 1],
+            last: i + 2 == bounds.len(),
+        })
+    }
+}
+
+/// One stage's share [from, to) of a line that several stages fill.
+struct Part {
+    line: std::sync::Arc<std::sync::Mutex<Display>>,
+    from: f64,
+    to: f64,
+    last: bool,
+}
+
+impl Part {
+    fn units(&self, done: u64, total: u64) -> u64 {
+        let f = if total == 0 {
+            1.0
+        } else {
+            done.min(total) as f64 / total as f64
+        };
+        ((self.from + (self.to - self.from) * f) * STAGED_UNITS as f64).round() as u64
+    }
+}
+
+impl Progress for Part {
+    fn update(&mut self, done: u64, total: u64) {
+        let u = self.units(done, total);
+        if let Ok(mut d) = self.line.lock() {
+            d.update(u, STAGED_UNITS);
+        }
+    }
+
+    fn finish(&mut self, total: u64) {
+        let u = self.units(total, total);
+        if let Ok(mut d) = self.line.lock() {
+            if self.last {
+                d.finish(STAGED_UNITS);
+            } else {
+                d.update(u, STAGED_UNITS);
+            }
+        }
+    }
+}
+
 /// Whether this run draws a bar on stderr: `--progress auto` on a terminal,
 /// unless stderr carries JSON log lines, which a bar would break.
 pub fn bar_on_stderr(mode: ProgressMode) -> bool {
@@ -130,6 +205,35 @@ pub fn gdal_tick_text(t: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stages_fill_their_share_of_one_line() {
+        // Two stages, 10 % and 90 %: the first ends where the second starts.
+        let part = |stage: usize| Part {
+            line: std::sync::Arc::new(std::sync::Mutex::new(Display::Silent)),
+            from: [0.0, 0.1][stage],
+            to: [0.1, 1.0][stage],
+            last: stage == 1,
+        };
+        let cases = [
+            // (stage, done, total, units of the shared line)
+            (0, 0, 4, 0),
+            (0, 2, 4, 500),
+            (0, 4, 4, 1000),
+            (0, 9, 4, 1000), // overshoot is clamped
+            (1, 0, 50, 1000),
+            (1, 25, 50, 5500),
+            (1, 50, 50, STAGED_UNITS),
+            (1, 0, 0, STAGED_UNITS), // a stage with no work is done
+        ];
+        for (stage, done, total, want) in cases {
+            assert_eq!(
+                part(stage).units(done, total),
+                want,
+                "stage {stage} {done}/{total}"
+            );
+        }
+    }
 
     #[test]
     fn gdal_text_matches_gdal() {
