@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use gdal::Metadata;
 
-fn refine(dir: &std::path::Path, out: &str, extra: &[&str]) -> Vec<Vec<f64>> {
+/// `idfcr remove in.tif OUT` with the tiny Pixel-CR and IND fixtures, 4
+/// DDPM steps, then `extra`; its exit status and output.
+fn run_refine(dir: &std::path::Path, out: &str, extra: &[&str]) -> std::process::Output {
     let conv = fixture_model("tiny_conv").display().to_string();
     let ind = repo()
         .join("testdata/models/ind_tiny")
@@ -26,12 +28,14 @@ fn refine(dir: &std::path::Path, out: &str, extra: &[&str]) -> Vec<Vec<f64>> {
         &ind,
         "--steps",
         "4",
-        "--ot",
-        "Float32",
-        "-q",
     ];
     args.extend_from_slice(extra);
-    let o = idfcr(dir, &args);
+    idfcr(dir, &args)
+}
+
+/// The refined output as Float32, quietly.
+fn refine(dir: &std::path::Path, out: &str, extra: &[&str]) -> Vec<Vec<f64>> {
+    let o = run_refine(dir, out, &[&["--ot", "Float32", "-q"], extra].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     read_all(&dir.join(out)).0
 }
@@ -182,30 +186,7 @@ fn refine_flags_errors() {
 fn refine_reports_one_gdal_progress_line() {
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("in.tif"), 80, 60, Some((10, 10, 40, 30)));
-    let conv = fixture_model("tiny_conv").display().to_string();
-    let ind = repo()
-        .join("testdata/models/ind_tiny")
-        .display()
-        .to_string();
-    let o = idfcr(
-        dir.path(),
-        &[
-            "remove",
-            "in.tif",
-            "out.tif",
-            "--model",
-            &conv,
-            "--device",
-            "cpu",
-            "--refine",
-            "--ind-model",
-            &ind,
-            "--steps",
-            "2",
-            "--progress",
-            "gdal",
-        ],
-    );
+    let o = run_refine(dir.path(), "out.tif", &["--progress", "gdal"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
