@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from idfcr_train.data.pairs import Pair, check_held_out, random_crop_pair, split_by_block  # noqa: E402
 from idfcr_train.reports.metrics import psnr, rmse, ssim  # noqa: E402
-from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, attention_target, pixel_cr_loss  # noqa: E402
+from idfcr_train.models.pixel_cr import (  # noqa: E402
+    PixelCR, PixelCRConfig, attention_target, pixel_cr_loss, thick_cloud_weight)
 from idfcr_train.data.synth_clouds import add_clouds, fractal_noise  # noqa: E402
 from idfcr_train.training.train_pixel_cr import still_held_out  # noqa: E402
 
@@ -117,6 +118,31 @@ def test_band_weights_and_band_balanced_l1():
     w = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
     _, parts = pixel_cr_loss(pred, [], cloudy, clear, band_weight=w)
     assert parts["l1"] == pytest.approx((0.3 + 0.001) / 2)
+
+
+@pytest.mark.parametrize("diff,weight,want", [
+    (0.0, 3.0, 1.0),   # clear in both: plain weight
+    (0.1, 3.0, 1.0),   # a date change or haze below the threshold
+    (0.2, 3.0, 4.0),   # thick cloud: 1 + weight
+    (0.2, 0.0, 1.0),   # weight 0: plain L1
+])
+def test_thick_cloud_pixels_weigh_more(diff, weight, want):
+    clear = torch.full((1, 3, 2, 2), 0.3)
+    cloudy = clear + diff
+    w = thick_cloud_weight(cloudy, clear, weight)
+    assert w.shape == (1, 1, 2, 2)
+    assert torch.allclose(w, torch.full_like(w, want))
+
+
+def test_pixel_weights_make_l1_a_weighted_mean():
+    clear = torch.zeros(1, 1, 1, 4)
+    cloudy = torch.tensor([[[[0.5, 0.5, 0.0, 0.0]]]])  # two thick-cloud pixels, two clear
+    pred = torch.tensor([[[[0.2, 0.2, 0.0, 0.0]]]])     # errs only under the cloud
+    _, plain = pixel_cr_loss(pred, [], cloudy, clear)
+    assert plain["l1"] == pytest.approx(0.1)
+    _, weighted = pixel_cr_loss(pred, [], cloudy, clear, pixel_weight=thick_cloud_weight(cloudy, clear, 3.0))
+    # (4 x 0.2 + 4 x 0.2 + 0 + 0) / (4 + 4 + 1 + 1)
+    assert weighted["l1"] == pytest.approx(0.16)
 
 
 def test_band_standardisation_is_inside_the_model(tmp_path):

@@ -338,6 +338,7 @@ def pixel_cr_loss(
     band_balanced: bool = False,
     band_weight: torch.Tensor | None = None,
     attn_target: torch.Tensor | None = None,
+    pixel_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """100 * L1(pred, clear) + MSE(attention, M), averaged over every
     submodule's attention map. Returns the loss and its parts.
@@ -349,8 +350,15 @@ def pixel_cr_loss(
     `band_weight` (B, C): per-sample band weights for the L1 term (0 where
     a label band is unusable); None: all ones.
     `attn_target` (B, 1, H, W): the attention target where known (synthetic
-    opacity, 0 for identity samples); NaN where M applies."""
-    err = (pred - clear).abs().mean(dim=(2, 3))  # (B, C)
+    opacity, 0 for identity samples); NaN where M applies.
+    `pixel_weight` (B, 1, H, W): per-pixel weights of the L1 term (each
+    sample's L1 is then its weighted mean, see `thick_cloud_weight`)."""
+    diff = (pred - clear).abs()
+    if pixel_weight is None:
+        err = diff.mean(dim=(2, 3))  # (B, C)
+    else:
+        pw = pixel_weight.to(diff)
+        err = (diff * pw).sum(dim=(2, 3)) / pw.sum(dim=(2, 3)).clamp(min=1e-8)
     w = torch.ones_like(err) if band_weight is None else band_weight.to(err)
     per_band = (err * w).sum(dim=0) / w.sum(dim=0).clamp(min=1e-8)  # (C,)
     used = w.sum(dim=0) > 0
@@ -368,6 +376,19 @@ def pixel_cr_loss(
         la = torch.zeros((), device=pred.device)
     total = l1_weight * l1 + attn_weight * la
     return total, {"l1": float(l1.detach()), "attn": float(la.detach()), "total": float(total.detach())}
+
+
+def thick_cloud_weight(cloudy: torch.Tensor, clear: torch.Tensor, weight: float,
+                       threshold: float = 0.15) -> torch.Tensor:
+    """Per-pixel L1 weights (B, 1, H, W): 1 + `weight` where the mean over
+    bands of |cloudy - clear| is above `threshold` (thick cloud, in model
+    units), 1 elsewhere. The default output shows the network only where
+    its calibrated cloud probability is up, mostly thick cloud and its
+    margins; elsewhere the input comes back. Weighting those pixels puts the
+    training's effort where the output shows it. Identity samples
+    (clear in, clear out) have no such pixel and keep plain L1."""
+    thick = ((cloudy - clear).abs().mean(dim=1, keepdim=True) > threshold).to(cloudy.dtype)
+    return 1.0 + weight * thick
 
 
 def count_params(model: nn.Module) -> int:

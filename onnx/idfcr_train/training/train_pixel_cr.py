@@ -33,7 +33,8 @@ from idfcr_train.checkpoint import save_atomic
 from idfcr_train.data.pairs import (Pair, align_label, in_id_range, load_rice, random_crop_pair, random_palette,
                                     random_lift, random_stretch, split_by_block)
 from idfcr_train.reports.metrics import psnr
-from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig, count_params, pixel_cr_loss
+from idfcr_train.models.pixel_cr import (
+    PixelCR, PixelCRConfig, count_params, pixel_cr_loss, thick_cloud_weight)
 from idfcr_train.data import load_pairs
 from idfcr_train.data.synth_clouds import add_clouds
 from idfcr_train.training.run_options import add_run_options
@@ -186,6 +187,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="draw main pairs with probability in proportion to 1 + this x their share of thick "
                          "cloud (pixels whose mean |cloudy - clear| is above 0.15): more thick-cloud filling "
                          "per step (0: uniform)")
+    ap.add_argument("--pixel-cloud-weight", type=float, default=0.0,
+                    help="weigh the L1 loss on thick-cloud pixels (mean |cloudy - clear| above 0.15) by 1 + this "
+                         "(0: plain L1); the default blended output shows the network mostly there")
     ap.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights with this decay (0: off)")
     ap.add_argument("--extra-data", default=None,
                     help="another RICE-layout folder mixed into training (e.g. RICE1)")
@@ -373,12 +377,13 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "s2_rgb_share": args.s2_rgb_share,
         "s2_rgb_clear": args.s2_rgb_clear,
         "cloud_weight": args.cloud_weight,
+        "pixel_cloud_weight": args.pixel_cloud_weight,
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
         changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share",
                       "s2_rgb", "s2_rgb_ts", "s2_rgb_share", "s2_rgb_clear", "crop", "batch", "opacity_target",
-                      "palette", "stretch", "lift", "cloud_weight")
+                      "palette", "stretch", "lift", "cloud_weight", "pixel_cloud_weight")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
         meta["val_blocks"] = still_held_out(state["meta"].get("val_blocks"), args.val_blocks)
     return meta
@@ -498,7 +503,9 @@ def train_step(args: argparse.Namespace, run: TrainingRun, batch: tuple, device:
     pred, maps = run.model.forward_all(x)
     loss, parts = pixel_cr_loss(pred, maps, x, y, threshold=args.threshold,
                                 band_balanced=bool(run.meta.get("band_balanced")), band_weight=bw,
-                                attn_target=m)
+                                attn_target=m,
+                                pixel_weight=thick_cloud_weight(x, y, args.pixel_cloud_weight, THICK_CLOUD_DIFF)
+                                if args.pixel_cloud_weight > 0 else None)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()
