@@ -60,6 +60,11 @@ const STAGED_UNITS: u64 = 10_000;
 /// fills its share of one line and only the last ends it. Bars and silence
 /// stay one per stage.
 pub fn staged(mode: ProgressMode, shares: &[f64]) -> impl FnMut(u64) -> Box<dyn Progress> {
+    let shares = if shares.is_empty() {
+        &[1.0][..]
+    } else {
+        shares
+    };
     let sum: f64 = shares.iter().sum();
     let mut bounds = vec![0.0];
     for s in shares {

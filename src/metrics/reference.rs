@@ -127,7 +127,7 @@ pub fn band_scores(
     data_range: f64,
 ) -> Result<BandScores, String> {
     let (m, pixels) = mse(pred, reference, valid).ok_or("no pixel is valid in both rasters")?;
-    let ssim = ssim(pred, reference, valid, h, w, data_range).ok_or(format!(
+    let ssim = ssim(pred, reference, valid, h, w, data_range).ok_or_else(|| format!(
         "SSIM needs an 11 x 11 window of pixels valid in both rasters, and this {w} x {h} image has none"
     ))?;
     Ok(BandScores {
