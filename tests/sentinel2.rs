@@ -364,6 +364,34 @@ fn s2_command_writes_every_group_georeferenced() {
     }
 }
 
+/// `--progress gdal` is one `0...100 - done.` line for the whole product,
+/// each group filling its share by pixel count, as QGIS reads it.
+#[test]
+fn s2_reports_one_gdal_progress_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let product = make_product(&tmp.path().join("L2A"), "L2A", "05.09", false);
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            &product,
+            tmp.path().join("out").to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--progress",
+            "gdal",
+        ],
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "0...10...20...30...40...50...60...70...80...90...100 - done.\n"
+    );
+}
+
 #[test]
 fn stack_puts_every_cleaned_band_on_the_10m_grid() {
     let tmp = tempfile::tempdir().unwrap();

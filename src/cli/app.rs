@@ -130,12 +130,13 @@ fn run_s2_cli(args: cli::S2Args) -> Result<()> {
     let json = args.json;
     let cfg = args.into_config()?;
     let mode = cfg.options.progress;
+    let mut line = progress::StagedLine::new(mode);
     let summary = crate::sentinel2::run::run_s2(&cfg, |group, total| {
         if progress::bar_on_stderr(mode) {
             device_note_on_terminal(mode);
-            log::emit(&Event::info(format!("group {group}")));
+            log::emit(&Event::info(format!("group {}", group.label)));
         }
-        Box::new(progress::Display::new(mode, total))
+        line.stage(group.from, group.to, group.last, total)
     })?;
     if json {
         stdout_report(&json_text(&summary))?;

@@ -54,11 +54,43 @@ impl Display {
 /// Units of the one GDAL line that `staged` shares between stages.
 const STAGED_UNITS: u64 = 10_000;
 
-/// A factory for a run of several stages, one after another, whose shares of
-/// the work are `shares` (their sum is the whole). GDAL's text progress is
-/// one `0...100 - done.` line per command, as QGIS reads it: each stage
-/// fills its share of one line and only the last ends it. Bars and silence
-/// stay one per stage.
+/// One progress display for a run of several stages, one after another.
+/// GDAL's text progress is one `0...100 - done.` line per command, as QGIS
+/// reads it: each stage fills its share [from, to) of one line and only the
+/// last ends it. Bars and silence stay one per stage.
+pub struct StagedLine {
+    mode: ProgressMode,
+    line: Option<std::sync::Arc<std::sync::Mutex<Display>>>,
+}
+
+impl StagedLine {
+    pub fn new(mode: ProgressMode) -> Self {
+        StagedLine { mode, line: None }
+    }
+
+    /// The display of a stage of `total` units filling [from, to) of the run.
+    pub fn stage(&mut self, from: f64, to: f64, last: bool, total: u64) -> Box<dyn Progress> {
+        if self.mode != ProgressMode::Gdal {
+            return Box::new(Display::new(self.mode, total));
+        }
+        let mode = self.mode;
+        let line = self
+            .line
+            .get_or_insert_with(|| {
+                std::sync::Arc::new(std::sync::Mutex::new(Display::new(mode, STAGED_UNITS)))
+            })
+            .clone();
+        Box::new(Part {
+            line,
+            from,
+            to,
+            last,
+        })
+    }
+}
+
+/// A factory for stages whose shares of the work are `shares` (their sum is
+/// the whole), called once per stage in order: see `StagedLine`.
 pub fn staged(mode: ProgressMode, shares: &[f64]) -> impl FnMut(u64) -> Box<dyn Progress> {
     let shares = if shares.is_empty() {
         &[1.0][..]
@@ -70,25 +102,12 @@ pub fn staged(mode: ProgressMode, shares: &[f64]) -> impl FnMut(u64) -> Box<dyn 
     for s in shares {
         bounds.push(bounds.last().copied().unwrap_or(0.0) + s / sum);
     }
-    let mut line: Option<std::sync::Arc<std::sync::Mutex<Display>>> = None;
+    let mut line = StagedLine::new(mode);
     let mut stage = 0;
-    move |total| -> Box<dyn Progress> {
-        if mode != ProgressMode::Gdal {
-            return Box::new(Display::new(mode, total));
-        }
-        let shared = line
-            .get_or_insert_with(|| {
-                std::sync::Arc::new(std::sync::Mutex::new(Display::new(mode, STAGED_UNITS)))
-            })
-            .clone();
+    move |total| {
         let i = stage.min(bounds.len() - 2);
         stage += 1;
-        Box::new(Part {
-            line: shared,
-            from: bounds[i],
-            to: bounds[i + 1],
-            last: i + 2 == bounds.len(),
-        })
+        line.stage(bounds[i], bounds[i + 1], i + 2 == bounds.len(), total)
     }
 }
 

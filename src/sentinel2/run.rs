@@ -85,12 +85,40 @@ pub(super) struct GroupJob {
     pub(super) px_m: f64,
 }
 
+/// Which group a progress display is for, and the group's share of the
+/// whole run, [from, to) of 0..1 by pixel count (a 10 m group holds 36
+/// times the pixels of a 60 m one): a front end that shows one progress
+/// for the run (GDAL's text line) places each group's in it.
+pub struct GroupProgress<'a> {
+    pub label: &'a str,
+    pub from: f64,
+    pub to: f64,
+    /// The run's last group: its end is the run's.
+    pub last: bool,
+}
+
+/// Cumulative shares by pixel count of groups with these pixel sizes (m):
+/// [0, ..., 1], one more bound than groups.
+fn pixel_shares(px_m: &[f64]) -> Vec<f64> {
+    let weights: Vec<f64> = px_m.iter().map(|m| 1.0 / (m * m).max(1e-9)).collect();
+    let sum: f64 = weights.iter().sum();
+    let mut bounds = vec![0.0];
+    for w in &weights {
+        bounds.push(bounds.last().copied().unwrap_or(0.0) + w / sum);
+    }
+    // The last group ends the run exactly, whatever the rounding.
+    if let (true, Some(last)) = (bounds.len() > 1, bounds.last_mut()) {
+        *last = 1.0;
+    }
+    bounds
+}
+
 /// Run every group; the first failing group (or an interrupt) stops the
 /// run, and nothing of it reaches the output folder: the product is
 /// written whole or not at all.
 pub fn run_s2(
     cfg: &S2RunConfig,
-    mut progress_total: impl FnMut(&str, u64) -> Box<dyn Progress>,
+    mut progress_total: impl FnMut(&GroupProgress, u64) -> Box<dyn Progress>,
 ) -> Result<S2Summary> {
     if cfg.out_dir.exists() && !cfg.out_dir.is_dir() {
         return Err(Error::output(&cfg.out_dir, "is not a folder"));
@@ -137,7 +165,7 @@ fn write_product(
     kind: String,
     jobs: Vec<GroupJob>,
     stack: bool,
-    progress_total: &mut impl FnMut(&str, u64) -> Box<dyn Progress>,
+    progress_total: &mut impl FnMut(&GroupProgress, u64) -> Box<dyn Progress>,
 ) -> Result<S2Summary> {
     let (stack_path, masks) = planned_outputs(cfg, &product, &jobs)?;
     // The whole product or none of it: every file is written under a temp
@@ -207,10 +235,12 @@ fn run_groups(
     masks: &[PathBuf],
     detection: Option<&SceneDetection>,
     groups: &mut Vec<GroupSummary>,
-    progress_total: &mut impl FnMut(&str, u64) -> Box<dyn Progress>,
+    progress_total: &mut impl FnMut(&GroupProgress, u64) -> Box<dyn Progress>,
 ) -> Result<()> {
     let mut cache = ModelCache::default();
     let mut maps = CalibratedMaps::default();
+    let bounds = pixel_shares(&jobs.iter().map(|j| j.px_m).collect::<Vec<_>>());
+    let count = jobs.len();
     for (i, j) in jobs.into_iter().enumerate() {
         let opts = group_options(cfg, &j, stack);
         let mut job = Job {
@@ -234,8 +264,13 @@ fn run_groups(
             });
         }
         let item = RemoveConfig::new(opts, job)?;
-        let label = j.label.clone();
-        let run = remove_cached(&item, &mut cache, |total| progress_total(&label, total))?;
+        let stage = GroupProgress {
+            label: &j.label,
+            from: bounds[i],
+            to: bounds[i + 1],
+            last: i + 1 == count,
+        };
+        let run = remove_cached(&item, &mut cache, |total| progress_total(&stage, total))?;
         groups.push(GroupSummary {
             group: j.label,
             res_m: j.res_m,
@@ -468,4 +503,27 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
         ));
     }
     Ok((stem, jobs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_share_the_run_by_pixel_count() {
+        let cases: [(&[f64], &[f64]); 4] = [
+            (&[10.0], &[0.0, 1.0]),
+            (&[10.0, 20.0], &[0.0, 0.8, 1.0]),
+            // 10, 20, 60 m: 36 : 9 : 1 pixels.
+            (&[10.0, 20.0, 60.0], &[0.0, 36.0 / 46.0, 45.0 / 46.0, 1.0]),
+            (&[], &[0.0]),
+        ];
+        for (px_m, want) in cases {
+            let got = pixel_shares(px_m);
+            assert_eq!(got.len(), want.len(), "{px_m:?}");
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-12, "{px_m:?}: {got:?}");
+            }
+        }
+    }
 }
