@@ -92,16 +92,7 @@ impl StagedLine {
 /// A factory for stages whose shares of the work are `shares` (their sum is
 /// the whole), called once per stage in order: see `StagedLine`.
 pub fn staged(mode: ProgressMode, shares: &[f64]) -> impl FnMut(u64) -> Box<dyn Progress> {
-    let shares = if shares.is_empty() {
-        &[1.0][..]
-    } else {
-        shares
-    };
-    let sum: f64 = shares.iter().sum();
-    let mut bounds = vec![0.0];
-    for s in shares {
-        bounds.push(bounds.last().copied().unwrap_or(0.0) + s / sum);
-    }
+    let bounds = crate::progress::cumulative_shares(shares);
     let mut line = StagedLine::new(mode);
     let mut stage = 0;
     move |total| {

@@ -83,12 +83,15 @@ pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
         )));
     }
     let names = raster_files(pred)?;
+    let refs = raster_files(reference)?;
+    let has =
+        |list: &[PathBuf], name: &std::ffi::OsStr| list.iter().any(|p| p.file_name() == Some(name));
     // A reference without its prediction (an input a batch failed on) would
     // leave the mean over fewer images than the user thinks.
-    let unscored: Vec<String> = raster_files(reference)?
+    let unscored: Vec<String> = refs
         .iter()
         .filter_map(|r| r.file_name())
-        .filter(|n| !pred.join(n).is_file())
+        .filter(|n| !has(&names, n))
         .map(|n| n.to_string_lossy().into_owned())
         .collect();
     if !unscored.is_empty() {
@@ -105,14 +108,14 @@ pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     }
     let mut out = Vec::new();
     for p in names {
-        let r = reference.join(p.file_name().expect("file"));
-        if !r.is_file() {
+        let name = p.file_name().expect("a listed file has a name").to_owned();
+        if !has(&refs, &name) {
             return Err(Error::input(
                 p.display().to_string(),
                 format!("no reference of the same name in {}", reference.display()),
             ));
         }
-        out.push((p, r));
+        out.push((p, reference.join(name)));
     }
     if out.is_empty() {
         return Err(Error::input(

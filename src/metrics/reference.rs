@@ -40,11 +40,8 @@ pub const PSNR_CAP_DB: f64 = 100.0;
 /// PSNR in dB for a mean squared error and data range, at most
 /// `PSNR_CAP_DB` (which identical bands score).
 pub fn psnr_from_mse(mse: f64, data_range: f64) -> f64 {
-    if mse == 0.0 {
-        PSNR_CAP_DB
-    } else {
-        (10.0 * (data_range * data_range / mse).log10()).min(PSNR_CAP_DB)
-    }
+    // Equal bands: log10 of infinity, capped like any other high score.
+    (10.0 * (data_range * data_range / mse).log10()).min(PSNR_CAP_DB)
 }
 
 fn gaussian_kernel() -> [f64; 11] {

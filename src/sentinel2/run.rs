@@ -97,20 +97,11 @@ pub struct GroupProgress<'a> {
     pub last: bool,
 }
 
-/// Cumulative shares by pixel count of groups with these pixel sizes (m):
-/// [0, ..., 1], one more bound than groups.
+/// Where each group starts and ends in the run's progress, by pixel count
+/// (pixel sizes in m; the groups cover the same ground).
 fn pixel_shares(px_m: &[f64]) -> Vec<f64> {
-    let weights: Vec<f64> = px_m.iter().map(|m| 1.0 / (m * m).max(1e-9)).collect();
-    let sum: f64 = weights.iter().sum();
-    let mut bounds = vec![0.0];
-    for w in &weights {
-        bounds.push(bounds.last().copied().unwrap_or(0.0) + w / sum);
-    }
-    // The last group ends the run exactly, whatever the rounding.
-    if let (true, Some(last)) = (bounds.len() > 1, bounds.last_mut()) {
-        *last = 1.0;
-    }
-    bounds
+    let pixels: Vec<f64> = px_m.iter().map(|m| 1.0 / (m * m).max(1e-9)).collect();
+    crate::progress::cumulative_shares(&pixels)
 }
 
 /// Run every group; the first failing group (or an interrupt) stops the
@@ -516,7 +507,8 @@ mod tests {
             (&[10.0, 20.0], &[0.0, 0.8, 1.0]),
             // 10, 20, 60 m: 36 : 9 : 1 pixels.
             (&[10.0, 20.0, 60.0], &[0.0, 36.0 / 46.0, 45.0 / 46.0, 1.0]),
-            (&[], &[0.0]),
+            // No group: one stage (never asked for: a product has a group).
+            (&[], &[0.0, 1.0]),
         ];
         for (px_m, want) in cases {
             let got = pixel_shares(px_m);
