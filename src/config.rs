@@ -367,13 +367,19 @@ impl RemoveOptions {
         }
         // The model search goes on to other folders: a mistyped one would
         // quietly run whatever model those hold.
-        if let Some(d) = self.model_dir.as_deref().filter(|d| !d.is_dir()) {
-            let what = if d.exists() {
-                "is not a folder"
-            } else {
-                "no such folder"
-            };
-            return Err(Error::Usage(format!("--model-dir {}: {what}", d.display())));
+        let folders = [
+            ("--model-dir ", self.model_dir.clone()),
+            ("IDFCR_MODEL_DIR=", crate::models::registry::model_dir_env()),
+        ];
+        for (source, dir) in folders {
+            if let Some(d) = dir.filter(|d| !d.is_dir()) {
+                let what = if d.exists() {
+                    "is not a folder"
+                } else {
+                    "no such folder"
+                };
+                return Err(Error::Usage(format!("{source}{}: {what}", d.display())));
+            }
         }
         Ok(())
     }

@@ -521,6 +521,31 @@ const CASES: &[Case] = &[
         code: 1,
         env: &[],
     },
+    // A product group saved by gdal_translate keeps GDAL's band order
+    // (B4 B3 B2 B8) and names: by count alone the 10 m model ran on it
+    // with red read as blue, exit 0.
+    Case {
+        name: "Sentinel-2 bands named out of the model's order",
+        setup: |d| {
+            write_tiff::<u16>(&d.join("g10.tif"), 16, 16, 4, None, |b, y, x| {
+                (1000.0 + 10.0 * pattern(b, y, x)) as u16
+            });
+            let ds = open_update(d.join("g10.tif"));
+            for (i, n) in ["B4", "B3", "B2", "B8"].iter().enumerate() {
+                ds.rasterband(i + 1).unwrap().set_description(n).unwrap();
+            }
+            ds.close().unwrap();
+            default_args("g10.tif", &repo().join("onnx/models/s2_10m.onnx"))
+        },
+        want: &[
+            "g10.tif",
+            "B4 B3 B2 B8 (named in the file)",
+            "trained on B2 B3 B4 B8",
+            "--s2-bands B4,B3,B2,B8",
+        ],
+        code: 1,
+        env: &[],
+    },
     // A mistyped --model-dir was skipped for the next folder in the search,
     // so another model ran and the run succeeded.
     Case {
@@ -534,6 +559,16 @@ const CASES: &[Case] = &[
         want: &["--model-dir", "modls", "no such folder"],
         code: 2,
         env: &[],
+    },
+    Case {
+        name: "IDFCR_MODEL_DIR that does not exist",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            ["remove", "in.tif", "out.tif"].map(String::from).to_vec()
+        },
+        want: &["IDFCR_MODEL_DIR=modls", "no such folder"],
+        code: 2,
+        env: &[("IDFCR_MODEL_DIR", "modls")],
     },
 ];
 

@@ -778,6 +778,51 @@ fn sentinel2_mistakes_get_clear_errors() {
         common::stderr(&o)
     );
     assert!(!out.exists());
+    // A product's metadata file as the cloud mask: its subdatasets hold
+    // the mask, not a band to take out with gdal_translate -b.
+    let mtd = format!("{product}/MTD_MSIL1C.xml");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "remove",
+            &sd10,
+            out.to_str().unwrap(),
+            "--cloud-mask",
+            &mtd,
+            "-q",
+        ],
+    );
+    let e = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(&mtd) && e.contains("pass the subdataset that holds the cloud mask"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    // Only an L2A group's AOT and WVP bands (7 and 11 of 20 m): said so, not "bands  are not
+    // one group" with an empty list.
+    let l2a = make_product(&tmp.path().join("l2a"), "L2A", "05.09", false);
+    let sd20_l2a = format!("SENTINEL2_L2A:{l2a}/MTD_MSIL2A.xml:20m:EPSG_32633");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "remove",
+            &sd20_l2a,
+            out.to_str().unwrap(),
+            "-b",
+            "7",
+            "-b",
+            "11",
+            "-q",
+        ],
+    );
+    let e = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("band(s) 7 11 are not Sentinel-2 reflectance bands"),
+        "{e}"
+    );
+    assert!(!out.exists());
     // A whole product given to `remove` points to `s2`.
     let o = common::idfcr(
         tmp.path(),

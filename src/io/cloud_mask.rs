@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use gdal::Dataset;
+use gdal::{Dataset, Metadata};
 use ndarray::Array2;
 
 use crate::config::SceneProbability;
@@ -50,6 +50,19 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
         let (p, k, n) = polygons(&ds, path, input, spec)?;
         (p, 1.0, k, format!("{n} cloud polygons"))
     } else {
+        if ds.raster_count() == 0
+            && !ds
+                .metadata_domain("SUBDATASETS")
+                .unwrap_or_default()
+                .is_empty()
+        {
+            // A product's metadata file (MTD_MSIL2A.xml): the mask is one
+            // of its subdatasets, not a band to take out.
+            return Err(Error::input(
+                path,
+                "has no raster bands but subdatasets; pass the subdataset that holds the cloud mask (see gdalinfo)",
+            ));
+        }
         if ds.raster_count() != 1 {
             return Err(Error::input(
                 path,

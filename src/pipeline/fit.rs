@@ -6,6 +6,7 @@ use crate::config::RemoveConfig;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::models::pixel_cr::Model;
+use crate::sentinel2::input::gdal_band_name;
 
 /// The input must be what the model was trained on: its band count and,
 /// for Sentinel-2 models, its bands by name (an RGB model takes no
@@ -18,6 +19,28 @@ pub(crate) fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) 
             &cfg.job.input,
             format!("has bands {} but {why}", input.band_names.join(" ")),
         ));
+    }
+    if input.band_names.is_empty() && is_sentinel2_model(&c.band_names) {
+        // Bands named in the file (a product group saved by gdal_translate
+        // keeps GDAL's order, B4 B3 B2 B8) but not read as a Sentinel-2
+        // input: by count alone they would feed B4 as B2.
+        let named: Option<Vec<String>> = input
+            .band_nos
+            .iter()
+            .map(|&b| gdal_band_name(&input.ds, b).map(String::from))
+            .collect();
+        if let Some(names) = named {
+            if let Some(why) = band_mismatch(&c.name, &c.band_names, &names) {
+                return Err(Error::input(
+                    &cfg.job.input,
+                    format!(
+                        "has bands {} (named in the file) but {why}; {}",
+                        names.join(" "),
+                        by_name_hint(&input.ds)
+                    ),
+                ));
+            }
+        }
     }
     if input.band_names.is_empty() {
         let colours: Vec<Option<&str>> = input
@@ -60,7 +83,7 @@ fn band_mismatch(name: &str, model: &[String], input: &[String]) -> Option<Strin
     let theirs = model.join(" ");
     if input.is_empty() {
         None
-    } else if all(&|b| crate::sentinel2::bands::canonical_band(b) == Some(b.as_str())) {
+    } else if is_sentinel2_model(model) {
         (model != input).then(|| format!("model {name} was trained on {theirs}"))
     } else if all(&|b| ["red", "green", "blue"].contains(&b.as_str())) {
         let as_colours: Vec<String> = input.iter().map(colour).collect();
@@ -74,12 +97,36 @@ fn band_mismatch(name: &str, model: &[String], input: &[String]) -> Option<Strin
     }
 }
 
+/// Whether a model's bands are Sentinel-2 bands by name (B2 ... B12).
+fn is_sentinel2_model(model: &[String]) -> bool {
+    !model.is_empty()
+        && model
+            .iter()
+            .all(|b| crate::sentinel2::bands::canonical_band(b) == Some(b.as_str()))
+}
+
+/// How to have idfcr choose a file's bands by their names: `--s2-bands`
+/// with the file's names in band order when every band has one.
+fn by_name_hint(ds: &gdal::Dataset) -> String {
+    let all: Option<Vec<&str>> = crate::sentinel2::input::stack_band_names(ds)
+        .into_iter()
+        .collect();
+    match all {
+        Some(all) => format!(
+            "pass --s2-bands {} so the bands are chosen by name",
+            all.join(",")
+        ),
+        None => "name every band of the file with --s2-bands so the bands are chosen by name"
+            .to_string(),
+    }
+}
+
 /// What a band says it is, as an RGB model's band name ("red", "green",
 /// "blue") or a Sentinel-2 name ("B8"): its Sentinel-2 name (BANDNAME or
 /// description, as `idfcr s2` writes them), else GDAL's colour tag. None:
 /// nothing says.
 pub(crate) fn band_colour(ds: &gdal::Dataset, band_no: usize) -> Option<&'static str> {
-    if let Some(s2) = crate::sentinel2::input::gdal_band_name(ds, band_no) {
+    if let Some(s2) = gdal_band_name(ds, band_no) {
         return rgb_colour(s2).or(Some(s2));
     }
     let band = ds.rasterband(band_no).ok()?;

@@ -43,6 +43,20 @@ fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
+/// The inputs a `--list` file names: one per line, surrounding blanks
+/// dropped, empty lines and lines starting with '#' skipped. A '#' inside
+/// a line is part of the path (`/data/run#2/a.tif`): cut there, the input
+/// would become its folder, and every raster in it would run.
+fn list_entries(text: &str) -> Vec<String> {
+    // A list saved by a Windows editor may start with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
 /// Expand paths, folders, globs and a list file into a sorted, de-duplicated list.
 pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>> {
     let mut raw: Vec<String> = args.to_vec();
@@ -53,13 +67,7 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
                 format!("cannot read the list: {e}"),
             )
         })?;
-        // A list saved by a Windows editor may start with a byte-order mark.
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        raw.extend(
-            text.lines()
-                .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
-                .filter(|l| !l.is_empty()),
-        );
+        raw.extend(list_entries(&text));
     }
     let mut out = Vec::new();
     for item in raw {
@@ -137,6 +145,20 @@ fn is_hidden(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_lines_are_paths_or_whole_line_comments() {
+        let cases: [(&str, &[&str]); 5] = [
+            ("a.tif\nb.tif\n", &["a.tif", "b.tif"]),
+            ("# job 7\n\n  a.tif  \r\n", &["a.tif"]),
+            ("/data/run#2/a.tif\n", &["/data/run#2/a.tif"]),
+            ("\u{feff}a.tif\n   # indented comment\n", &["a.tif"]),
+            ("", &[]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(list_entries(text), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn shard_parsing() {

@@ -298,6 +298,17 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
             "some bands have no Sentinel-2 band name (BANDNAME metadata or a description like B4); name them with --s2-bands",
         ));
     }
+    if chosen.is_empty() {
+        // A product subdataset's -b picked only its AOT, WVP or SCL bands.
+        let numbers: Vec<String> = input.band_nos.iter().map(|b| b.to_string()).collect();
+        return Err(Error::input(
+            &source,
+            format!(
+                "band(s) {} are not Sentinel-2 reflectance bands (B1 ... B12); select reflectance bands with -b (see gdalinfo)",
+                numbers.join(" ")
+            ),
+        ));
+    }
     let all: Vec<&str> = chosen.iter().map(|c| c.1).collect();
     let Some(group) = crate::sentinel2::bands::group_of(&all) else {
         return Err(Error::input(
