@@ -673,6 +673,39 @@ fn band_stacks_keep_their_own_nodata() {
     }
 }
 
+/// Sentinel-2 bands end at different swath edges: where one band is DN 0
+/// (nodata) and the others hold data, that band stays nodata in the
+/// output (it was the model's value, moved off 0: data claimed where the
+/// product had none), and the bands with data are cleaned.
+#[test]
+fn a_band_without_data_stays_nodata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let stack = tmp.path().join("edge.tif");
+    common::write_tiff::<u16>(&stack, 96, 96, 4, None, |b, y, x| {
+        if b == 0 && x < 16 {
+            0
+        } else {
+            (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+        }
+    });
+    let out = tmp.path().join("out");
+    let m = models.to_str().unwrap();
+    let extra = ["--s2-bands", "B2,B3,B4,B8", "--model-dir", m, "--raw"];
+    s2_json(tmp.path(), stack.to_str().unwrap(), &out, &extra);
+    let ds = Dataset::open(out.join("edge_idfcr_10m.tif")).unwrap();
+    let bands = read_all(&ds, &[1, 2, 3, 4]);
+    for (b, v) in bands.iter().enumerate() {
+        for (i, &x) in v.iter().enumerate() {
+            if b == 0 && i % 96 < 16 {
+                assert_eq!(x, 0.0, "band {b}: nodata filled at {i}");
+            } else {
+                assert!(x > 0.0, "band {b}: data lost at {i}");
+            }
+        }
+    }
+}
+
 #[test]
 fn sentinel2_mistakes_get_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();

@@ -455,7 +455,9 @@ impl Refine<'_> {
         let m = ctx_l * f;
         let mut values = vec![0f64; bands * n];
         let mut ok = vec![false; n];
-        let mut kept = vec![false; n];
+        // Per band (band-major), as the writer takes it; RGB has no
+        // per-band nodata, so a pixel's bands are kept together.
+        let mut kept = vec![false; bands * n];
         for r in 0..nr {
             for col in 0..nc {
                 let src = (m + r) * rw + m + col;
@@ -477,11 +479,11 @@ impl Refine<'_> {
                 } else {
                     0.0
                 };
-                kept[i] = pi == 0.0;
                 for b in 0..bands {
                     let j = b * n + i;
+                    kept[j] = pi == 0.0;
                     let xi = x.values[j];
-                    values[j] = if kept[i] {
+                    values[j] = if kept[j] {
                         x.stored(j)
                     } else {
                         (xi + pi * (values[j] as f32 - xi)) as f64

@@ -21,6 +21,9 @@ pub struct InputRaster {
     pub data_type: OutputType,
     /// Per selected band.
     pub nodata: Vec<Option<f64>>,
+    /// Nodata is per band, not per pixel (Sentinel-2: DN 0 is reserved and
+    /// the bands' swath edges differ): a band at nodata stays nodata.
+    pub nodata_per_band: bool,
     /// Per selected band, when known (Sentinel-2 inputs): "B4", ...
     pub band_names: Vec<String>,
     /// Per selected band: added to the pixel values before the model's own
@@ -92,6 +95,7 @@ impl InputRaster {
             dn_offset: vec![0.0; band_nos.len()],
             rescale: (1.0, 0.0),
             nodata,
+            nodata_per_band: false,
             band_names: Vec::new(),
             radiometry_note: None,
             band_nos,
@@ -408,7 +412,7 @@ impl InputRaster {
 
 /// Whether a value is the band's nodata: NaN matches NaN; a value as stored
 /// (`exact`) matches exactly; a float32 copy as `is_nodata` says.
-fn nodata_at(x: f64, nodata: f64, exact: bool) -> bool {
+pub(crate) fn nodata_at(x: f64, nodata: f64, exact: bool) -> bool {
     if nodata.is_nan() {
         x.is_nan()
     } else if exact {

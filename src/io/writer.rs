@@ -171,12 +171,13 @@ impl OutputRaster {
         valid: &[bool],
     ) -> Result<()> {
         let wide: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-        let kept = vec![false; valid.len()];
+        let kept = vec![false; values.len()];
         self.write_window_kept(row0, rows, col0, cols, &wide, valid, &kept)
     }
 
-    /// As `write_window`, with values as stored (float64) and the pixels
-    /// `kept` as the input had them (see `output_value`).
+    /// As `write_window`, with values as stored (float64) and the values
+    /// `kept` as the input had them (per band, band-major like `values`;
+    /// see `output_value`).
     #[allow(clippy::too_many_arguments)]
     pub fn write_window_kept(
         &mut self,
@@ -194,7 +195,7 @@ impl OutputRaster {
             let (nd, same) = (self.nodata[b], self.same_nodata[b]);
             let buf: Vec<f64> = values[b * n..(b + 1) * n]
                 .iter()
-                .zip(valid.iter().zip(kept))
+                .zip(valid.iter().zip(&kept[b * n..(b + 1) * n]))
                 .map(|(&v, (&ok, &keep))| output_value(v, ok, keep && same, nd, self.data_type))
                 .collect();
             let mut band = ds

@@ -29,7 +29,7 @@ use crate::tiling::grid::{mirror, panels, tile_and_overlap, AxisGrid, Panel};
 use crate::pipeline::cache::ModelCache;
 use crate::pipeline::outputs::{create_mask, create_output, place_result};
 use crate::pipeline::provenance::provenance_tags;
-use crate::pipeline::strip::StripSource;
+use crate::pipeline::strip::{missing_bands, StripSource};
 use crate::pipeline::summary::{CloudCover, RemoveSummary};
 
 /// Stage 1 (Pixel-CR) of an open input into `cfg.output`.
@@ -282,6 +282,7 @@ impl Run<'_> {
                 window.exact.as_deref(),
                 (r_hi - r_lo) * (c_hi - c_lo),
             );
+            let missing = missing_bands(self.input, &block, window.exact.as_deref(), &valid);
             let strip = StripSource {
                 block: &block,
                 exact: window.exact.as_deref(),
@@ -292,6 +293,7 @@ impl Run<'_> {
                 width: c_hi - c_lo,
                 scene_width: width,
                 bands: c.bands,
+                missing: missing.as_deref(),
             };
             self.run_tiles(panel, &strip, ky, (x0, &wx), &mut acc)?;
             // Rows no later strip touches, in the columns this panel
@@ -408,6 +410,9 @@ impl Run<'_> {
         let mut ok = vec![false; n];
         // Pixels that come back as the input had them (p = 0 in the blend).
         let mut kept = vec![false; n];
+        // Per band: values written as the input stored them (`kept`, and a
+        // band missing at a valid pixel, which stays nodata).
+        let mut kept_band = vec![false; bands * n];
         let mut prob = vec![0f32; n];
         let nblk = strip.block.len() / strip.bands;
         for r in 0..nr {
@@ -429,6 +434,7 @@ impl Run<'_> {
                         self.counts.cover.add(0.0);
                         for b in 0..bands {
                             values[b * n + p] = strip.stored(b, at);
+                            kept_band[b * n + p] = true;
                         }
                         continue;
                     }
@@ -456,7 +462,9 @@ impl Run<'_> {
                 kept[p] = self.blend && prob[p] == 0.0;
                 for b in 0..bands {
                     let model = self.norm.from_model(b, acc.value(b, ar, ac).unwrap_or(0.0));
-                    values[b * n + p] = if kept[p] {
+                    let missing = strip.missing.is_some_and(|m| m[b * nblk + at]);
+                    kept_band[b * n + p] = kept[p] || missing;
+                    values[b * n + p] = if kept_band[b * n + p] {
                         strip.stored(b, at)
                     } else if self.blend {
                         let input = strip.block[b * nblk + at];
@@ -468,7 +476,7 @@ impl Run<'_> {
             }
         }
         self.out
-            .write_window_kept(rows.0, nr, cols.0, nc, &values, &ok, &kept)?;
+            .write_window_kept(rows.0, nr, cols.0, nc, &values, &ok, &kept_band)?;
         if let Some(m) = self.mask_out.as_deref_mut() {
             m.write_window(rows.0, nr, cols.0, nc, &prob, &ok)?;
         }

@@ -4,6 +4,7 @@
 
 use ndarray::Array3;
 
+use crate::io::reader::{nodata_at, stored_at, InputRaster};
 use crate::tiling::grid::mirror;
 
 /// The pixels a strip of tiles needs, read once: (bands x rows x width)
@@ -23,13 +24,42 @@ pub(crate) struct StripSource<'a> {
     pub width: usize,
     pub scene_width: usize,
     pub bands: usize,
+    /// Per band and block pixel (band-major), where a valid pixel has no
+    /// data in that band (`missing_bands`); None: nodata is per pixel.
+    pub missing: Option<&'a [bool]>,
+}
+
+/// Where a valid pixel holds its band's nodata in one band of an input
+/// whose nodata is per band (Sentinel-2's swath edges differ by band):
+/// band-major over the `n` block pixels. None for other inputs, whose
+/// nodata is the whole pixel's (a 0 in one band of an RGB scene is dark
+/// water, not a hole).
+pub(crate) fn missing_bands(
+    input: &InputRaster,
+    block: &[f32],
+    exact: Option<&[f64]>,
+    valid: &[bool],
+) -> Option<Vec<bool>> {
+    if !input.nodata_per_band {
+        return None;
+    }
+    let n = valid.len();
+    Some(
+        (0..input.bands() * n)
+            .map(|i| {
+                let (b, p) = (i / n, i % n);
+                let x = stored_at(block, exact, i);
+                valid[p] && input.nodata[b].is_some_and(|nd| nodata_at(x, nd, exact.is_some()))
+            })
+            .collect(),
+    )
 }
 
 impl StripSource<'_> {
     /// Band `b`'s value at block pixel `at`, as stored in the input.
     pub fn stored(&self, b: usize, at: usize) -> f64 {
         let n = self.block.len() / self.bands;
-        crate::io::reader::stored_at(self.block, self.exact, b * n + at)
+        stored_at(self.block, self.exact, b * n + at)
     }
 
     /// The scene rows and columns (first, last) the tile starting at scene
@@ -45,8 +75,9 @@ impl StripSource<'_> {
     }
 
     /// The tile starting at scene column `x0` (may be negative), `tw` wide,
-    /// converted with `to_model`; nodata pixels become 0. `None` when the
-    /// tile holds no valid pixel (it is skipped).
+    /// converted with `to_model`; nodata pixels become 0, a band missing at
+    /// a valid pixel takes its left neighbour's value. `None` when the tile
+    /// holds no valid pixel (it is skipped).
     pub fn tile(
         &self,
         x0: isize,
@@ -65,7 +96,14 @@ impl StripSource<'_> {
                 if self.valid[row_off + sc] {
                     any_valid = true;
                     for b in 0..self.bands {
-                        tile[[b, ty, tx]] = to_model(b, self.block[b * n + row_off + sc]);
+                        let i = b * n + row_off + sc;
+                        tile[[b, ty, tx]] = match self.missing {
+                            // A band without data here: its left neighbour
+                            // in the tile, so that no DN 0 (reflectance
+                            // -0.1 after the offset) reaches the model.
+                            Some(m) if m[i] && tx > 0 => tile[[b, ty, tx - 1]],
+                            _ => to_model(b, self.block[i]),
+                        };
                     }
                 }
             }
@@ -93,6 +131,7 @@ mod tests {
             width: 10,
             scene_width: 10,
             bands: 1,
+            missing: None,
         };
         // (tile start x0, tile width) -> (rows, cols) it reads
         let cases = [
@@ -103,6 +142,45 @@ mod tests {
         ];
         for (x0, tw, want) in cases {
             assert_eq!(s.extent(x0, tw), want, "x0={x0} tw={tw}");
+        }
+    }
+
+    #[test]
+    fn missing_bands_take_their_left_neighbour() {
+        // One band, one row of four pixels: (values, missing) -> tile row.
+        let cases: [([f32; 4], [bool; 4], [f32; 4]); 3] = [
+            (
+                [5.0, 0.0, 0.0, 7.0],
+                [false, true, true, false],
+                [5.0, 5.0, 5.0, 7.0],
+            ),
+            // Nothing to its left: the value as read.
+            (
+                [0.0, 3.0, 0.0, 4.0],
+                [true, false, true, false],
+                [0.0, 3.0, 3.0, 4.0],
+            ),
+            ([1.0, 2.0, 3.0, 4.0], [false; 4], [1.0, 2.0, 3.0, 4.0]),
+        ];
+        for (block, missing, want) in cases {
+            let s = StripSource {
+                block: &block,
+                exact: None,
+                valid: &[true; 4],
+                rows: &[0],
+                r_lo: 0,
+                c_lo: 0,
+                width: 4,
+                scene_width: 4,
+                bands: 1,
+                missing: Some(&missing),
+            };
+            let tile = s.tile(0, 4, |_, v| v).expect("valid pixels");
+            assert_eq!(
+                tile.iter().copied().collect::<Vec<f32>>(),
+                want,
+                "{block:?}"
+            );
         }
     }
 }

@@ -355,6 +355,7 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
             ),
         })
         .collect();
+    input.nodata_per_band = true;
     input.band_names = chosen_names.iter().map(|s| s.to_string()).collect();
     input.dn_offset = chosen_names
         .iter()
