@@ -367,6 +367,8 @@ impl RemoveOptions {
         }
         // The model search goes on to other folders: a mistyped one would
         // quietly run whatever model those hold.
+        // (Also with --model: the IND graphs and s2cloudless are still
+        // looked up there.)
         let folders = [
             ("--model-dir ", self.model_dir.clone()),
             ("IDFCR_MODEL_DIR=", crate::models::registry::model_dir_env()),

@@ -673,36 +673,108 @@ fn band_stacks_keep_their_own_nodata() {
     }
 }
 
-/// Sentinel-2 bands end at different swath edges: where one band is DN 0
-/// (nodata) and the others hold data, that band stays nodata in the
-/// output (it was the model's value, moved off 0: data claimed where the
-/// product had none), and the bands with data are cleaned.
+/// Sentinel-2 bands end at different swath edges: where one band is at
+/// nodata and the others hold data, that band stays nodata in the output
+/// (it was the model's value, moved off the nodata value: data claimed
+/// where the product had none), and the bands with data are cleaned. Also
+/// when the output's nodata is not the input's (Int16 -9999 written as
+/// UInt16, nodata 0).
 #[test]
 fn a_band_without_data_stays_nodata() {
     let tmp = tempfile::tempdir().unwrap();
     let models = model_dir(tmp.path());
-    let stack = tmp.path().join("edge.tif");
-    common::write_tiff::<u16>(&stack, 96, 96, 4, None, |b, y, x| {
+    let value =
+        |b: usize, y: usize, x: usize| 1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x);
+    let u16_stack = tmp.path().join("edge.tif");
+    common::write_tiff::<u16>(&u16_stack, 96, 96, 4, None, |b, y, x| {
         if b == 0 && x < 16 {
             0
         } else {
-            (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+            value(b, y, x) as u16
         }
     });
-    let out = tmp.path().join("out");
+    let i16_stack = tmp.path().join("edge16.tif");
+    common::write_tiff::<i16>(&i16_stack, 96, 96, 4, Some(-9999.0), |b, y, x| {
+        if b == 0 && x < 16 {
+            -9999
+        } else {
+            value(b, y, x) as i16
+        }
+    });
     let m = models.to_str().unwrap();
-    let extra = ["--s2-bands", "B2,B3,B4,B8", "--model-dir", m, "--raw"];
-    s2_json(tmp.path(), stack.to_str().unwrap(), &out, &extra);
-    let ds = Dataset::open(out.join("edge_idfcr_10m.tif")).unwrap();
-    let bands = read_all(&ds, &[1, 2, 3, 4]);
-    for (b, v) in bands.iter().enumerate() {
-        for (i, &x) in v.iter().enumerate() {
-            if b == 0 && i % 96 < 16 {
-                assert_eq!(x, 0.0, "band {b}: nodata filled at {i}");
-            } else {
-                assert!(x > 0.0, "band {b}: data lost at {i}");
+    for (stack, ot) in [(&u16_stack, None), (&i16_stack, Some("UInt16"))] {
+        let out = tmp.path().join("out");
+        let mut extra = vec![
+            "--s2-bands",
+            "B2,B3,B4,B8",
+            "--model-dir",
+            m,
+            "--raw",
+            "--overwrite",
+        ];
+        extra.extend(ot.iter().flat_map(|t| ["--ot", *t]));
+        s2_json(tmp.path(), stack.to_str().unwrap(), &out, &extra);
+        let stem = stack.file_stem().unwrap().to_str().unwrap();
+        let ds = Dataset::open(out.join(format!("{stem}_idfcr_10m.tif"))).unwrap();
+        let nodata = ds.rasterband(1).unwrap().no_data_value();
+        let bands = read_all(&ds, &[1, 2, 3, 4]);
+        for (b, v) in bands.iter().enumerate() {
+            for (i, &x) in v.iter().enumerate() {
+                if b == 0 && i % 96 < 16 {
+                    assert_eq!(Some(x), nodata, "{stem} band {b}: nodata filled at {i}");
+                } else {
+                    assert!(Some(x) != nodata, "{stem} band {b}: data lost at {i}");
+                }
             }
         }
+    }
+}
+
+/// A product group saved as a GeoTIFF (GDAL's order, B4 B3 B2 B8, names
+/// kept): refused by a Sentinel-2 model until the bands are taken by name,
+/// as the error says; then the model's bands come out in its order.
+#[test]
+fn named_group_files_run_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("g10.tif");
+    // Levels set the bands apart: B4 3000, B3 2000, B2 1000, B8 4000.
+    let base = [3000.0, 2000.0, 1000.0, 4000.0];
+    common::write_tiff::<u16>(&file, 48, 48, 4, None, |b, y, x| {
+        (base[b] + common::pattern(b, y, x)) as u16
+    });
+    let ds = common::open_update(&file);
+    for (i, n) in ["B4", "B3", "B2", "B8"].iter().enumerate() {
+        ds.rasterband(i + 1).unwrap().set_description(n).unwrap();
+    }
+    ds.close().unwrap();
+    let m = common::repo().join("onnx/models/s2_10m.onnx");
+    let args = [
+        "remove",
+        "g10.tif",
+        "o.tif",
+        "--model",
+        m.to_str().unwrap(),
+        "-q",
+    ];
+    let o = common::idfcr(tmp.path(), &args);
+    let e = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    let hint = "--s2-bands B4,B3,B2,B8";
+    assert!(e.contains(hint), "{e}");
+    let o = common::idfcr(
+        tmp.path(),
+        &[&args[..], &["--s2-bands", "B4,B3,B2,B8"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    let out = Dataset::open(tmp.path().join("o.tif")).unwrap();
+    let names: Vec<String> = (1..=4).map(|b| band_name(&out, b)).collect();
+    assert_eq!(names, ["B2", "B3", "B4", "B8"]);
+    // Each output band holds its namesake's level (B2 is the file's third
+    // band, not its first).
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    for (b, want) in [1000.0, 2000.0, 3000.0, 4000.0].into_iter().enumerate() {
+        let got = mean(&read_all(&out, &[b + 1])[0]);
+        assert!((got - want).abs() < 400.0, "{}: mean {got}", names[b]);
     }
 }
 
@@ -853,6 +925,18 @@ fn sentinel2_mistakes_get_clear_errors() {
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
         e.contains("band(s) 7 11 are not Sentinel-2 reflectance bands"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    // No IND model reads Sentinel-2 bands (nor their per-band nodata).
+    let o = common::idfcr(
+        tmp.path(),
+        &["remove", &sd10, out.to_str().unwrap(), "--refine", "-q"],
+    );
+    let e = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("--refine: Sentinel-2 bands (B2 B3 B4 B8) have no IND model"),
         "{e}"
     );
     assert!(!out.exists());

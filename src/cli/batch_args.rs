@@ -13,7 +13,7 @@ use crate::error::Result;
 pub struct BatchArgs {
     /// Input rasters, folders (their rasters) or glob patterns (quote them).
     pub inputs: Vec<String>,
-    /// A file listing inputs, one per line (lines starting with '#' are comments).
+    /// A file listing inputs, one per line ('#' at a line's start or after a blank starts a comment).
     #[arg(long = "list", value_name = "FILE")]
     pub list: Option<PathBuf>,
     /// Output folder.

@@ -455,8 +455,9 @@ impl Refine<'_> {
         let m = ctx_l * f;
         let mut values = vec![0f64; bands * n];
         let mut ok = vec![false; n];
-        // Per band (band-major), as the writer takes it; RGB has no
-        // per-band nodata, so a pixel's bands are kept together.
+        // Per band (band-major), as the writer takes them; `--refine` is
+        // refused for inputs with per-band nodata (Sentinel-2), so a
+        // pixel's bands are valid and kept together.
         let mut kept = vec![false; bands * n];
         for r in 0..nr {
             for col in 0..nc {
@@ -491,6 +492,7 @@ impl Refine<'_> {
                 }
             }
         }
+        let ok: Vec<bool> = (0..bands).flat_map(|_| ok.iter().copied()).collect();
         out.write_window_kept(iy0, nr, ix0, nc, &values, &ok, &kept)?;
         Ok(())
     }

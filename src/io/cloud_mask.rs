@@ -60,7 +60,7 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
             // of its subdatasets, not a band to take out.
             return Err(Error::input(
                 path,
-                "has no raster bands but subdatasets; pass the subdataset that holds the cloud mask (see gdalinfo)",
+                "has no raster bands but subdatasets; pass the subdataset that holds the cloud mask (see gdalinfo), or its band taken out with gdal_translate -b N",
             ));
         }
         if ds.raster_count() != 1 {

@@ -172,12 +172,16 @@ impl OutputRaster {
     ) -> Result<()> {
         let wide: Vec<f64> = values.iter().map(|&v| v as f64).collect();
         let kept = vec![false; values.len()];
-        self.write_window_kept(row0, rows, col0, cols, &wide, valid, &kept)
+        let valid: Vec<bool> = (0..self.bands)
+            .flat_map(|_| valid.iter().copied())
+            .collect();
+        self.write_window_kept(row0, rows, col0, cols, &wide, &valid, &kept)
     }
 
-    /// As `write_window`, with values as stored (float64) and the values
-    /// `kept` as the input had them (per band, band-major like `values`;
-    /// see `output_value`).
+    /// As `write_window`, with values as stored (float64), and `valid` and
+    /// `kept` (values as the input had them, see `output_value`) per band,
+    /// band-major like `values`: a Sentinel-2 band can be nodata where the
+    /// others hold data. The mask marks pixels valid in any band.
     #[allow(clippy::too_many_arguments)]
     pub fn write_window_kept(
         &mut self,
@@ -195,7 +199,11 @@ impl OutputRaster {
             let (nd, same) = (self.nodata[b], self.same_nodata[b]);
             let buf: Vec<f64> = values[b * n..(b + 1) * n]
                 .iter()
-                .zip(valid.iter().zip(&kept[b * n..(b + 1) * n]))
+                .zip(
+                    valid[b * n..(b + 1) * n]
+                        .iter()
+                        .zip(&kept[b * n..(b + 1) * n]),
+                )
                 .map(|(&v, (&ok, &keep))| output_value(v, ok, keep && same, nd, self.data_type))
                 .collect();
             let mut band = ds
@@ -215,7 +223,16 @@ impl OutputRaster {
                 })?;
         }
         if self.has_mask {
-            let m: Vec<u8> = valid.iter().map(|&ok| if ok { 255 } else { 0 }).collect();
+            let m: Vec<u8> = (0..n)
+                .map(|i| {
+                    let ok = (0..self.bands).any(|b| valid[b * n + i]);
+                    if ok {
+                        255
+                    } else {
+                        0
+                    }
+                })
+                .collect();
             let fail = |e: gdal::errors::GdalError| {
                 Error::output(
                     &self.final_path,

@@ -49,6 +49,17 @@ impl ModelCache {
         opts: &RefineOptions,
         input: &InputRaster,
     ) -> Result<&IndModels> {
+        if input.nodata_per_band {
+            // The diffusion stage reads whole pixels; a Sentinel-2 band
+            // without data where the others have it would be encoded as 0.
+            return Err(Error::input(
+                &cfg.job.input,
+                format!(
+                    "--refine: Sentinel-2 bands ({}) have no IND model; drop --refine",
+                    input.band_names.join(" ")
+                ),
+            ));
+        }
         let prefix = match &opts.ind_model {
             Some(p) => crate::diffusion::refine::prefix_of(p),
             None => {

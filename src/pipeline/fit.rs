@@ -31,12 +31,15 @@ pub(crate) fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) 
             .collect();
         if let Some(names) = named {
             if let Some(why) = band_mismatch(&c.name, &c.band_names, &names) {
+                let (mut ours, mut theirs) = (names.clone(), c.band_names.clone());
+                ours.sort();
+                theirs.sort();
                 return Err(Error::input(
                     &cfg.job.input,
                     format!(
                         "has bands {} (named in the file) but {why}; {}",
                         names.join(" "),
-                        by_name_hint(&input.ds)
+                        by_name_hint(&input.ds, ours == theirs)
                     ),
                 ));
             }
@@ -106,19 +109,23 @@ fn is_sentinel2_model(model: &[String]) -> bool {
 }
 
 /// How to have idfcr choose a file's bands by their names: `--s2-bands`
-/// with the file's names in band order when every band has one.
-fn by_name_hint(ds: &gdal::Dataset) -> String {
+/// with the file's names in band order when every band has one. `same`:
+/// the bands are the model's, in another order; else the model is not
+/// theirs, and without `--model` idfcr picks the one for their names. A
+/// band stack's DNs are taken as harmonised (no offset), so a product is
+/// better cleaned as a product.
+fn by_name_hint(ds: &gdal::Dataset, same: bool) -> String {
     let all: Option<Vec<&str>> = crate::sentinel2::input::stack_band_names(ds)
         .into_iter()
         .collect();
-    match all {
-        Some(all) => format!(
-            "pass --s2-bands {} so the bands are chosen by name",
-            all.join(",")
-        ),
-        None => "name every band of the file with --s2-bands so the bands are chosen by name"
-            .to_string(),
-    }
+    let option = match all {
+        Some(all) => format!("--s2-bands {}", all.join(",")),
+        None => "--s2-bands with every band's name".to_string(),
+    };
+    let model = if same { "" } else { " without --model" };
+    format!(
+        "pass {option}{model} so idfcr takes the bands by name (their DNs as harmonised, no offset; from a product, clean the product or its SENTINEL2_ subdataset instead, which applies its offset)"
+    )
 }
 
 /// What a band says it is, as an RGB model's band name ("red", "green",

@@ -44,15 +44,22 @@ fn is_glob(s: &str) -> bool {
 }
 
 /// The inputs a `--list` file names: one per line, surrounding blanks
-/// dropped, empty lines and lines starting with '#' skipped. A '#' inside
-/// a line is part of the path (`/data/run#2/a.tif`): cut there, the input
-/// would become its folder, and every raster in it would run.
+/// dropped, empty lines skipped. As in a shell script, `#` starts a
+/// comment at the start of a line or after a blank (`a.tif  # redo`); a
+/// `#` inside a path (`/data/run#2/a.tif`) is part of it: cut there, the
+/// input would become its folder, and every raster in it would run.
 fn list_entries(text: &str) -> Vec<String> {
     // A list saved by a Windows editor may start with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let comment = l
+                .char_indices()
+                .find(|&(i, c)| c == '#' && (i == 0 || l[..i].ends_with(char::is_whitespace)))
+                .map_or(l.len(), |(i, _)| i);
+            l[..comment].trim()
+        })
+        .filter(|l| !l.is_empty())
         .map(String::from)
         .collect()
 }
@@ -148,10 +155,14 @@ mod tests {
 
     #[test]
     fn list_lines_are_paths_or_whole_line_comments() {
-        let cases: [(&str, &[&str]); 5] = [
+        let cases: [(&str, &[&str]); 6] = [
             ("a.tif\nb.tif\n", &["a.tif", "b.tif"]),
             ("# job 7\n\n  a.tif  \r\n", &["a.tif"]),
             ("/data/run#2/a.tif\n", &["/data/run#2/a.tif"]),
+            (
+                "a.tif  # redo after the fix\nb#1.tif\t#x\n",
+                &["a.tif", "b#1.tif"],
+            ),
             ("\u{feff}a.tif\n   # indented comment\n", &["a.tif"]),
             ("", &[]),
         ];

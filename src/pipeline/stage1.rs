@@ -410,9 +410,10 @@ impl Run<'_> {
         let mut ok = vec![false; n];
         // Pixels that come back as the input had them (p = 0 in the blend).
         let mut kept = vec![false; n];
-        // Per band: values written as the input stored them (`kept`, and a
-        // band missing at a valid pixel, which stays nodata).
+        // Per band: values written as the input stored them (`kept`), and
+        // bands with data (a band missing at a valid pixel stays nodata).
         let mut kept_band = vec![false; bands * n];
+        let mut ok_band = vec![false; bands * n];
         let mut prob = vec![0f32; n];
         let nblk = strip.block.len() / strip.bands;
         for r in 0..nr {
@@ -435,6 +436,7 @@ impl Run<'_> {
                         for b in 0..bands {
                             values[b * n + p] = strip.stored(b, at);
                             kept_band[b * n + p] = true;
+                            ok_band[b * n + p] = !strip.missing.is_some_and(|m| m[b * nblk + at]);
                         }
                         continue;
                     }
@@ -462,9 +464,9 @@ impl Run<'_> {
                 kept[p] = self.blend && prob[p] == 0.0;
                 for b in 0..bands {
                     let model = self.norm.from_model(b, acc.value(b, ar, ac).unwrap_or(0.0));
-                    let missing = strip.missing.is_some_and(|m| m[b * nblk + at]);
-                    kept_band[b * n + p] = kept[p] || missing;
-                    values[b * n + p] = if kept_band[b * n + p] {
+                    ok_band[b * n + p] = !strip.missing.is_some_and(|m| m[b * nblk + at]);
+                    kept_band[b * n + p] = kept[p];
+                    values[b * n + p] = if kept[p] {
                         strip.stored(b, at)
                     } else if self.blend {
                         let input = strip.block[b * nblk + at];
@@ -476,7 +478,7 @@ impl Run<'_> {
             }
         }
         self.out
-            .write_window_kept(rows.0, nr, cols.0, nc, &values, &ok, &kept_band)?;
+            .write_window_kept(rows.0, nr, cols.0, nc, &values, &ok_band, &kept_band)?;
         if let Some(m) = self.mask_out.as_deref_mut() {
             m.write_window(rows.0, nr, cols.0, nc, &prob, &ok)?;
         }

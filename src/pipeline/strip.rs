@@ -76,8 +76,9 @@ impl StripSource<'_> {
 
     /// The tile starting at scene column `x0` (may be negative), `tw` wide,
     /// converted with `to_model`; nodata pixels become 0, a band missing at
-    /// a valid pixel takes its left neighbour's value. `None` when the tile
-    /// holds no valid pixel (it is skipped).
+    /// a valid pixel takes the nearest value of that band in its tile row
+    /// (`fill_holes`). `None` when the tile holds no valid pixel (it is
+    /// skipped).
     pub fn tile(
         &self,
         x0: isize,
@@ -96,19 +97,55 @@ impl StripSource<'_> {
                 if self.valid[row_off + sc] {
                     any_valid = true;
                     for b in 0..self.bands {
-                        let i = b * n + row_off + sc;
-                        tile[[b, ty, tx]] = match self.missing {
-                            // A band without data here: its left neighbour
-                            // in the tile, so that no DN 0 (reflectance
-                            // -0.1 after the offset) reaches the model.
-                            Some(m) if m[i] && tx > 0 => tile[[b, ty, tx - 1]],
-                            _ => to_model(b, self.block[i]),
-                        };
+                        tile[[b, ty, tx]] = to_model(b, self.block[b * n + row_off + sc]);
                     }
+                }
+            }
+            // A band without data at a valid pixel would give the model
+            // DN 0 (reflectance -0.1 after the offset).
+            if let Some(m) = self.missing {
+                for b in 0..self.bands {
+                    let at = |sc: usize| b * n + row_off + sc;
+                    let hole: Vec<bool> = cols.iter().map(|&sc| m[at(sc)]).collect();
+                    let good: Vec<bool> = cols
+                        .iter()
+                        .map(|&sc| self.valid[row_off + sc] && !m[at(sc)])
+                        .collect();
+                    let mut row = tile.slice_mut(ndarray::s![b, ty, ..]);
+                    fill_holes(
+                        row.as_slice_mut().expect("tile rows are contiguous"),
+                        &hole,
+                        &good,
+                    );
                 }
             }
         }
         any_valid.then_some(tile)
+    }
+}
+
+/// Give each `hole` of a row the value of the nearest `good` position,
+/// the one to its left first, else to its right; a row without a good
+/// position keeps its values.
+fn fill_holes(row: &mut [f32], hole: &[bool], good: &[bool]) {
+    let mut last = None;
+    for i in 0..row.len() {
+        if good[i] {
+            last = Some(row[i]);
+        } else if hole[i] {
+            if let Some(v) = last {
+                row[i] = v;
+            }
+        }
+    }
+    // Holes before the row's first good value.
+    if let Some(first) = good.iter().position(|&g| g) {
+        let v = row[first];
+        for i in 0..first {
+            if hole[i] {
+                row[i] = v;
+            }
+        }
     }
 }
 
@@ -146,41 +183,68 @@ mod tests {
     }
 
     #[test]
-    fn missing_bands_take_their_left_neighbour() {
-        // One band, one row of four pixels: (values, missing) -> tile row.
-        let cases: [([f32; 4], [bool; 4], [f32; 4]); 3] = [
+    fn holes_take_the_nearest_good_value_in_their_row() {
+        // (row, hole, good) -> filled row; 9.0 marks an invalid pixel.
+        type Case = ([f32; 5], [bool; 5], [bool; 5], [f32; 5]);
+        let (t, f) = (true, false);
+        let cases: [Case; 5] = [
             (
-                [5.0, 0.0, 0.0, 7.0],
-                [false, true, true, false],
-                [5.0, 5.0, 5.0, 7.0],
+                [5., 0., 0., 7., 8.],
+                [f, t, t, f, f],
+                [t, f, f, t, t],
+                [5., 5., 5., 7., 8.],
             ),
-            // Nothing to its left: the value as read.
+            // At the row's start (the swath's left edge): from the right.
             (
-                [0.0, 3.0, 0.0, 4.0],
-                [true, false, true, false],
-                [0.0, 3.0, 3.0, 4.0],
+                [0., 0., 3., 4., 6.],
+                [t, t, f, f, f],
+                [f, f, t, t, t],
+                [3., 3., 3., 4., 6.],
             ),
-            ([1.0, 2.0, 3.0, 4.0], [false; 4], [1.0, 2.0, 3.0, 4.0]),
+            // An invalid pixel is no source and stays as it is.
+            (
+                [9., 0., 2., 0., 1.],
+                [f, t, f, t, f],
+                [f, f, t, f, t],
+                [9., 2., 2., 2., 1.],
+            ),
+            // No good value in the row: unchanged.
+            (
+                [0., 0., 9., 0., 0.],
+                [t, t, f, t, t],
+                [f; 5],
+                [0., 0., 9., 0., 0.],
+            ),
+            ([1., 2., 3., 4., 5.], [f; 5], [t; 5], [1., 2., 3., 4., 5.]),
         ];
-        for (block, missing, want) in cases {
-            let s = StripSource {
-                block: &block,
-                exact: None,
-                valid: &[true; 4],
-                rows: &[0],
-                r_lo: 0,
-                c_lo: 0,
-                width: 4,
-                scene_width: 4,
-                bands: 1,
-                missing: Some(&missing),
-            };
-            let tile = s.tile(0, 4, |_, v| v).expect("valid pixels");
-            assert_eq!(
-                tile.iter().copied().collect::<Vec<f32>>(),
-                want,
-                "{block:?}"
-            );
+        for (row, hole, good, want) in cases {
+            let mut got = row;
+            fill_holes(&mut got, &hole, &good);
+            assert_eq!(got, want, "{row:?}");
         }
+    }
+
+    #[test]
+    fn tiles_fill_missing_bands_from_their_row() {
+        // One band, one row: block values and missing -> tile row.
+        let block = [0.0f32, 0.0, 3.0, 4.0];
+        let missing = [true, true, false, false];
+        let s = StripSource {
+            block: &block,
+            exact: None,
+            valid: &[true; 4],
+            rows: &[0],
+            r_lo: 0,
+            c_lo: 0,
+            width: 4,
+            scene_width: 4,
+            bands: 1,
+            missing: Some(&missing),
+        };
+        let tile = s.tile(0, 4, |_, v| v).expect("valid pixels");
+        assert_eq!(
+            tile.iter().copied().collect::<Vec<f32>>(),
+            [3.0, 3.0, 3.0, 4.0]
+        );
     }
 }
