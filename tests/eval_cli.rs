@@ -252,12 +252,48 @@ fn sentinel2_bands_are_paired_by_name() {
                 .unwrap();
         }
     }
-    let o = idfcr(d, &["eval", "pred.tif", "ref.tif", "--json", "-"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let psnr = report["mean"]["psnr"].as_f64().unwrap();
-    // One DN in 65535: about 96 dB; by position it was some 40 dB lower.
-    assert!(psnr > 90.0, "{report}");
+    // As `idfcr s2` leaves a swath edge: B2 at nodata (0) where the other
+    // bands hold data.
+    write_tiff::<u16>(
+        &d.join("pred_edge.tif"),
+        200,
+        200,
+        4,
+        Some(0.0),
+        |b, y, x| {
+            if b == 0 && x < 20 {
+                0
+            } else {
+                (pattern(b, y, x) * 20.0) as u16
+            }
+        },
+    );
+    let ds = open_update(d.join("pred_edge.tif"));
+    for (i, band) in order.iter().enumerate() {
+        ds.rasterband(i + 1)
+            .unwrap()
+            .set_metadata_item("BANDNAME", band, "")
+            .unwrap();
+    }
+    drop(ds);
+    for pred in ["pred.tif", "pred_edge.tif"] {
+        let o = idfcr(d, &["eval", pred, "ref.tif", "--json", "-"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let psnr = report["mean"]["psnr"].as_f64().unwrap();
+        // One DN in Sentinel-2's 10000 (reflectance x 10000, the cards'
+        // range; UInt16's 65535 added 16 dB): 80 dB. By position it was
+        // some 40 dB lower; with the edge's zeros scored, some 50.
+        assert!((psnr - 80.0).abs() < 0.5, "{pred}: {report}");
+        assert_eq!(report["data_range"].as_f64(), Some(10000.0), "{report}");
+        assert!(
+            report["data_range_from"]
+                .as_str()
+                .unwrap()
+                .contains("Sentinel-2"),
+            "{report}"
+        );
+    }
     let o = idfcr(d, &["eval", "pred.tif", "ref_b5.tif"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(

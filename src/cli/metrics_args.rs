@@ -11,7 +11,7 @@ pub struct QualityArgs {
     /// Rasters to score.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Value range mapped to 0..255 (default: the integer type's full range; required for floats).
+    /// Value range mapped to 0..255 (default: the integer type's full range, 10000 for bands named as Sentinel-2 bands; required for floats).
     #[arg(long = "data-range", allow_negative_numbers = true)]
     pub data_range: Option<f64>,
     /// Band to use, 1-based: one (grey) or three (R G B, scored on luminance). Default: the bands whose colour interpretation or Sentinel-2 name (B4 B3 B2) is red, green and blue, else bands 1-3, or band 1.
@@ -46,7 +46,7 @@ pub struct EvalArgs {
     pub pred: PathBuf,
     /// Reference raster, or a folder with files of the same names.
     pub reference: PathBuf,
-    /// Value range for PSNR and SSIM (default: the integer type's full range; required for floats).
+    /// Value range for PSNR and SSIM (default: the integer type's full range, 10000 for bands named as Sentinel-2 bands: reflectance x 10000; required for floats).
     #[arg(long = "data-range", allow_negative_numbers = true)]
     pub data_range: Option<f64>,
     /// Band to score, 1-based; repeatable (default: all).

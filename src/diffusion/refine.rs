@@ -332,6 +332,12 @@ impl Refine<'_> {
                     (x0 * f) as isize - halo as isize,
                 );
                 let (mut v, valid) = self.read_model_units(at, (th, tw))?;
+                // The ControlNet was trained on Pixel-CR conditions clamped
+                // to the graphs' 0..1 (`train_ind`); the raw stage-1 image
+                // overshoots on bright cloud remnants (its global residual).
+                for x in v.iter_mut() {
+                    *x = x.clamp(0.0, 1.0);
+                }
                 fill_invalid(&mut v, &valid, bands);
                 inputs.push((v, th, tw));
             }

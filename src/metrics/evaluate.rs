@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::OutputType;
 use crate::error::{Error, Result};
-use crate::io::reader::InputRaster;
+use crate::io::reader::{nodata_at, InputRaster};
 use crate::metrics::reference::{band_scores, BandScores};
 
 /// Settings of one `eval` run.
@@ -167,14 +167,33 @@ fn reference_type(list: &[(PathBuf, PathBuf)], bands: Option<&[usize]>) -> Resul
     Ok(first.expect("pairs() returns at least one pair").0)
 }
 
-pub fn default_range(t: OutputType) -> Option<f64> {
+/// Sentinel-2 DNs are reflectance x 10000 (`QUANTIFICATION_VALUE`): the
+/// data range the model cards score in (reflectance 0..1).
+pub const SENTINEL2_RANGE: f64 = 10000.0;
+
+/// The data range scores assume when the user gives none, with what it
+/// is: an integer type's full span, or for bands named as Sentinel-2 bands
+/// (as `idfcr s2` writes them) the reflectance scale, not UInt16's 65535
+/// (which would add 16 dB to every PSNR and flatten SSIM's structure
+/// term). None for floating-point values.
+pub fn default_range(t: OutputType, sentinel2: bool) -> Option<(f64, String)> {
     match t {
         OutputType::Float32 | OutputType::Float64 => None,
+        _ if sentinel2 => Some((
+            SENTINEL2_RANGE,
+            "Sentinel-2 reflectance x 10000".to_string(),
+        )),
         other => {
             let (lo, hi) = other.range();
-            Some(hi - lo)
+            Some((hi - lo, format!("full range of {other:?}")))
         }
     }
+}
+
+/// Whether every band of `ds` has a Sentinel-2 band name.
+pub fn sentinel2_named(ds: &gdal::Dataset) -> bool {
+    let names = crate::sentinel2::input::stack_band_names(ds);
+    !names.is_empty() && names.iter().all(Option::is_some)
 }
 
 /// The reference's bands (GDAL numbers) in the prediction's order, paired
@@ -225,7 +244,11 @@ fn eval_pair(
     let rs = reference.display().to_string();
     let p = InputRaster::open(&ps, band_idx)?;
     let mut r = InputRaster::open(&rs, band_idx)?;
-    if let Some(order) = reference_bands_by_name(&p, &r.ds, &rs)? {
+    let by_name = reference_bands_by_name(&p, &r.ds, &rs)?;
+    // Sentinel-2 bands have nodata of their own (swath edges differ by
+    // band; `idfcr s2` leaves such a band at nodata): scored band by band.
+    let per_band_nodata = by_name.is_some();
+    if let Some(order) = by_name {
         r.keep_bands(order)?;
     }
     if (p.width, p.height, p.bands()) != (r.width, r.height, r.bands()) {
@@ -259,8 +282,16 @@ fn eval_pair(
     for (i, &band_no) in p.band_nos.iter().enumerate() {
         let a: Vec<f64> = pv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
         let b: Vec<f64> = rv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
+        let at_nodata = |x: f64, nd: Option<f64>| nd.is_some_and(|nd| nodata_at(x, nd, false));
+        let band_valid: Vec<bool> = if per_band_nodata {
+            (0..n)
+                .map(|q| valid[q] && !at_nodata(a[q], p.nodata[i]) && !at_nodata(b[q], r.nodata[i]))
+                .collect()
+        } else {
+            valid.clone()
+        };
         let scores =
-            band_scores(&a, &b, &valid, h, w, data_range).map_err(|e| Error::input(&ps, e))?;
+            band_scores(&a, &b, &band_valid, h, w, data_range).map_err(|e| Error::input(&ps, e))?;
         bands.push(BandResult {
             band: band_no,
             scores,
@@ -285,10 +316,10 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
         Some(d) => (super::checked_data_range(d)?, "--data-range".to_string()),
         None => {
             let t = reference_type(&list, cfg.band_idx.as_deref())?;
-            let d = default_range(t).ok_or_else(|| {
+            let first = InputRaster::open(&list[0].1.display().to_string(), None)?;
+            default_range(t, sentinel2_named(&first.ds)).ok_or_else(|| {
                 Error::Usage(format!("{} holds {:?} values: give their range with --data-range (1 for reflectance 0..1)", list[0].1.display(), t))
-            })?;
-            (d, format!("full range of {t:?}"))
+            })?
         }
     };
     let images = list
@@ -373,14 +404,17 @@ mod tests {
 
     #[test]
     fn default_ranges() {
+        // (type, Sentinel-2 band names) -> range
         let cases = [
-            (OutputType::Byte, Some(255.0)),
-            (OutputType::UInt16, Some(65535.0)),
-            (OutputType::Int16, Some(65535.0)),
-            (OutputType::Float32, None),
+            (OutputType::Byte, false, Some(255.0)),
+            (OutputType::UInt16, false, Some(65535.0)),
+            (OutputType::Int16, false, Some(65535.0)),
+            (OutputType::UInt16, true, Some(10000.0)),
+            (OutputType::Float32, false, None),
+            (OutputType::Float32, true, None),
         ];
-        for (t, want) in cases {
-            assert_eq!(default_range(t), want, "{t:?}");
+        for (t, s2, want) in cases {
+            assert_eq!(default_range(t, s2).map(|r| r.0), want, "{t:?} {s2}");
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
-use crate::metrics::evaluate::default_range;
+use crate::metrics::evaluate::{default_range, sentinel2_named};
 use crate::metrics::noref::{brisque, niqe, NIQE_MIN_SIDE};
 
 #[derive(Debug, Clone)]
@@ -31,17 +31,23 @@ pub struct QualityResult {
     pub data_range: f64,
 }
 
-/// Grey values in 0..1 from the chosen bands with luminance weights for
-/// three bands (one band is used as it is).
-fn grey(block: &[f32], bands: usize, n: usize, range: f64, weights: [f64; 3]) -> Vec<f64> {
+/// Grey values in 0..1 from the chosen bands, `(value - lo) / range`, with
+/// luminance weights for three bands (one band is used as it is).
+fn grey(
+    block: &[f32],
+    bands: usize,
+    n: usize,
+    (lo, range): (f64, f64),
+    weights: [f64; 3],
+) -> Vec<f64> {
+    let unit = |v: f32| (v as f64 - lo) / range;
     match bands {
-        1 => block.iter().map(|&v| v as f64 / range).collect(),
+        1 => block.iter().map(|&v| unit(v)).collect(),
         _ => (0..n)
             .map(|p| {
-                (weights[0] * block[p] as f64
-                    + weights[1] * block[n + p] as f64
-                    + weights[2] * block[2 * n + p] as f64)
-                    / range
+                weights[0] * unit(block[p])
+                    + weights[1] * unit(block[n + p])
+                    + weights[2] * unit(block[2 * n + p])
             })
             .collect(),
     }
@@ -84,7 +90,14 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
             )));
         }
         let input = InputRaster::open(&source, Some(&idx))?;
-        let range = match cfg.data_range.or_else(|| default_range(input.data_type)) {
+        // Grey = (value - lo) / range: an Int16 image starts at -32768.
+        let sentinel2 = sentinel2_named(&input.ds);
+        let lo = match (cfg.data_range, input.data_type) {
+            (None, t) if t.is_integer() && !sentinel2 => t.range().0,
+            _ => 0.0,
+        };
+        let default = default_range(input.data_type, sentinel2).map(|r| r.0);
+        let range = match cfg.data_range.or(default) {
             Some(r) if r > 0.0 => r,
             _ => {
                 return Err(Error::input(
@@ -128,11 +141,11 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
                 ),
             ));
         }
-        let g601: Vec<f32> = grey(&block, idx.len(), w * h, range, BT601)
+        let g601: Vec<f32> = grey(&block, idx.len(), w * h, (lo, range), BT601)
             .iter()
             .map(|v| (v * 255.0) as f32)
             .collect();
-        let g709 = grey(&block, idx.len(), w * h, range, BT709);
+        let g709 = grey(&block, idx.len(), w * h, (lo, range), BT709);
         let (niqe, brisque) = (
             niqe(&g601, w, h).expect("size checked"),
             brisque(&g709, w, h).expect("size checked"),
@@ -161,4 +174,31 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grey_spans_zero_to_one_from_the_types_floor() {
+        // (values of one band, (lo, range)) -> grey
+        let cases: [(&[f32], (f64, f64), &[f64]); 3] = [
+            (&[0.0, 255.0], (0.0, 255.0), &[0.0, 1.0]),
+            // Int16 starts at -32768: its floor is black, not -0.5.
+            (&[-32768.0, 32767.0], (-32768.0, 65535.0), &[0.0, 1.0]),
+            (&[0.0, 5000.0], (0.0, 10000.0), &[0.0, 0.5]),
+        ];
+        for (values, span, want) in cases {
+            assert_eq!(
+                grey(values, 1, values.len(), span, BT601),
+                want,
+                "{values:?}"
+            );
+        }
+        // Three bands: the weights sum to one, so equal bands give their grey.
+        let rgb = [-32768.0f32, 32767.0, -32768.0, 32767.0, -32768.0, 32767.0];
+        let g = grey(&rgb, 3, 2, (-32768.0, 65535.0), BT709);
+        assert!(g[0].abs() < 1e-9 && (g[1] - 1.0).abs() < 1e-9, "{g:?}");
+    }
 }
