@@ -183,7 +183,8 @@ mod tests {
     #[test]
     fn grey_spans_zero_to_one_from_the_types_floor() {
         // (values of one band, (lo, range)) -> grey
-        let cases: [(&[f32], (f64, f64), &[f64]); 3] = [
+        type Case<'a> = (&'a [f32], (f64, f64), &'a [f64]);
+        let cases: [Case; 3] = [
             (&[0.0, 255.0], (0.0, 255.0), &[0.0, 1.0]),
             // Int16 starts at -32768: its floor is black, not -0.5.
             (&[-32768.0, 32767.0], (-32768.0, 65535.0), &[0.0, 1.0]),
