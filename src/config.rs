@@ -371,7 +371,7 @@ impl RemoveOptions {
         // looked up there.)
         let folders = [
             ("--model-dir ", self.model_dir.clone()),
-            ("IDFCR_MODEL_DIR=", crate::models::registry::model_dir_env()),
+            ("IDFCR_MODEL_DIR=", model_dir_env()),
         ];
         for (source, dir) in folders {
             if let Some(d) = dir.filter(|d| !d.is_dir()) {
@@ -385,6 +385,15 @@ impl RemoveOptions {
         }
         Ok(())
     }
+}
+
+/// IDFCR_MODEL_DIR when set and not empty (`IDFCR_MODEL_DIR=` unsets it,
+/// as shells' users expect): searched for bundled models after
+/// `--model-dir` (`models::registry::model_dirs`).
+pub fn model_dir_env() -> Option<PathBuf> {
+    std::env::var_os("IDFCR_MODEL_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The sampler of the diffusion stage (`--sampler`).

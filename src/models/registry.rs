@@ -26,7 +26,7 @@ pub fn default_model_name(bands: usize, names: &[String]) -> Option<&'static str
 /// IDFCR_MODEL_DIR, beside the executable, the source tree.
 pub fn model_dirs(first: Option<&Path>) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = first.map(Path::to_path_buf).into_iter().collect();
-    dirs.extend(model_dir_env());
+    dirs.extend(crate::config::model_dir_env());
     if let Some(exe_dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
@@ -40,14 +40,6 @@ pub fn model_dirs(first: Option<&Path>) -> Vec<PathBuf> {
             .join("models"),
     );
     dirs
-}
-
-/// IDFCR_MODEL_DIR when set and not empty (`IDFCR_MODEL_DIR=` unsets it,
-/// as shells' users expect).
-pub fn model_dir_env() -> Option<PathBuf> {
-    std::env::var_os("IDFCR_MODEL_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
 }
 
 pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<PathBuf> {

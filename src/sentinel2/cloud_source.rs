@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::sentinel2::detector::{self, CloudDetector, DetectorBand, SceneDetection, MAP_RES_M};
-use crate::sentinel2::run::{group_options, plan, S2RunConfig};
+use crate::sentinel2::plan::{group_options, plan, S2RunConfig};
 use crate::tiling::probability::{Calibration, ProbabilityMap};
 
 /// The scene's detection calibrated once per distinct calibration (groups

@@ -10,6 +10,9 @@
 //!   s2cloudless, or the group model's own);
 //! - `detector`: s2cloudless's cloud probability of an L1C scene, which
 //!   every group blends by, calibrated as its model asks;
+//! - `plan`: what a run will do, settled before any work: its settings
+//!   (`S2RunConfig`), one job per group with its options, and every output
+//!   path checked;
 //! - `stack`: the 10 m stack of every cleaned band (`--stack`);
 //! - `run`: one product in -> one output per resolution group (or a stack),
 //!   each through `crate::pipeline`.
@@ -18,6 +21,7 @@ pub mod bands;
 mod cloud_source;
 pub mod detector;
 pub mod input;
+mod plan;
 pub mod product;
 pub mod run;
 pub mod stack;
