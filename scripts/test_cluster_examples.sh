@@ -25,11 +25,12 @@ sys.exit(0 if sorted(done) == sorted(want) else 1)
 PY
 }
 
-# Slurm: --array=1-3 (ids need not start at 0).
+# Slurm: --array=0,2 then a rerun of the missing task (--array=1): each task
+# keeps its shard whatever the array it was started in.
 mkdir -p "$work/slurm"
-for id in 1 2 3; do
-  SLURM_ARRAY_TASK_ID=$id SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=3 SLURM_CPUS_PER_TASK=1 \
-    bash examples/slurm/idfcr_array.sbatch "$work/scenes.txt" "$work/slurm"
+for id in 0 2 1; do
+  SLURM_ARRAY_TASK_ID=$id SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_COUNT=2 SLURM_CPUS_PER_TASK=1 \
+    bash examples/slurm/idfcr_array.sbatch "$work/scenes.txt" "$work/slurm" 3
 done
 check "slurm array: every input once" "once '$work/slurm'"
 
@@ -48,11 +49,12 @@ for idx in 0 1 2 3; do
 done
 check "kubernetes indexed job: every input once" "once '$work/k8s'"
 
-# GNU parallel.
+# GNU parallel, on an output folder whose name holds a blank and a quote.
 if command -v parallel >/dev/null; then
-  mkdir -p "$work/par"
-  examples/parallel/run_shards.sh "$work/scenes.txt" "$work/par" 3 >/dev/null
-  check "gnu parallel: every input once" "once '$work/par'"
+  par="$work/par d'x"
+  mkdir -p "$par"
+  examples/parallel/run_shards.sh "$work/scenes.txt" "$par" 3 >/dev/null
+  check "gnu parallel: every input once" "once \"\$par\""
 else
   echo "gnu parallel not installed (apt-get install parallel); skipped"
 fi

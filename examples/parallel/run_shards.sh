@@ -10,6 +10,8 @@ SHARDS=${3:-4}
 IDFCR=${IDFCR:-idfcr}
 THREADS=$(( $(nproc) / SHARDS ))
 [ "$THREADS" -ge 1 ] || THREADS=1
-seq 0 $((SHARDS - 1)) | parallel --halt never --line-buffer \
+# -q: parallel hands the command to a shell again, which would split a list
+# or output path holding a blank, a quote or a $.
+seq 0 $((SHARDS - 1)) | parallel -q --halt never --line-buffer \
   "$IDFCR" batch --list "$LIST" --out-dir "$OUT" --skip-existing --shard {}/"$SHARDS" \
   --threads "$THREADS" -q --summary "$OUT/summary_{}.json" ${IDFCR_ARGS:-}
