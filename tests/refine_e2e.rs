@@ -192,4 +192,37 @@ fn refine_reports_one_gdal_progress_line() {
         String::from_utf8_lossy(&o.stdout),
         "0...10...20...30...40...50...60...70...80...90...100 - done.\n"
     );
+    // `batch --refine`: one line per input as well (it printed two each).
+    rgb_tiff(&dir.path().join("in2.tif"), 80, 60, Some((10, 10, 40, 30)));
+    let conv = fixture_model("tiny_conv").display().to_string();
+    let ind = repo()
+        .join("testdata/models/ind_tiny")
+        .display()
+        .to_string();
+    let o = idfcr(
+        dir.path(),
+        &[
+            "batch",
+            "in.tif",
+            "in2.tif",
+            "--out-dir",
+            "out",
+            "--model",
+            &conv,
+            "--device",
+            "cpu",
+            "--refine",
+            "--ind-model",
+            &ind,
+            "--steps",
+            "4",
+            "--progress",
+            "gdal",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "0...10...20...30...40...50...60...70...80...90...100 - done.\n".repeat(2)
+    );
 }

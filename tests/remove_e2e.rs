@@ -329,6 +329,8 @@ fn describe_json_lists_the_parameters() {
     assert_eq!(find("input")["required"], true);
     assert_eq!(find("tile_px")["flag"], "--tile");
     assert_eq!(find("tile_px")["default"], "480");
+    // The panel's default follows --tile: none is stated to be passed back.
+    assert!(find("panel_px")["default"].is_null(), "{d}");
     assert_eq!(find("overwrite")["kind"], "flag");
     assert_eq!(find("creation_options")["repeatable"], true);
     let devices: Vec<&str> = find("device")["choices"]
@@ -352,6 +354,30 @@ fn describe_json_lists_the_parameters() {
         names.contains(&"groups") && !names.contains(&"bands"),
         "{names:?}"
     );
+    // s2 refuses --refine (no IND model reads Sentinel-2 bands): not offered.
+    for refine in [
+        "refine",
+        "ind_model",
+        "steps",
+        "sampler",
+        "seed",
+        "refine_tile",
+    ] {
+        assert!(!names.contains(&refine), "{refine}: {names:?}");
+    }
+    let o = idfcr(dir.path(), &["s2", "product.SAFE", "out", "--refine"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--refine does not apply to s2"),
+        "{}",
+        stderr(&o)
+    );
+    // Global options may come before the subcommand, as on any command line.
+    let o = idfcr(
+        dir.path(),
+        &["--log-format", "json", "remove", "--describe-json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = idfcr(dir.path(), &["--describe-json"]);
     assert_eq!(o.status.code(), Some(2));
 }

@@ -81,10 +81,26 @@ fn clap_one_line(rendered: &str) -> String {
     format!("{text} (see --help)")
 }
 
+/// The subcommand among the words after the program's name: the first
+/// that is neither an option nor the value of the global `--log-format`
+/// (`idfcr --log-format json remove --describe-json`).
+fn subcommand_of<'a>(words: &[&'a str]) -> Option<&'a str> {
+    let mut words = words.iter();
+    while let Some(&w) = words.next() {
+        if w == "--log-format" {
+            words.next();
+        } else if !w.starts_with('-') {
+            return Some(w);
+        }
+    }
+    None
+}
+
 /// `idfcr SUBCOMMAND --describe-json`: the subcommand's options as JSON for
 /// QGIS and other front ends; exit 2 without a subcommand.
 fn describe_json(args: &[std::ffi::OsString]) -> i32 {
-    let sub = args.get(1).and_then(|s| s.to_str()).unwrap_or("");
+    let words: Vec<&str> = args.iter().skip(1).filter_map(|a| a.to_str()).collect();
+    let sub = subcommand_of(&words).unwrap_or("");
     match crate::cli::describe::describe(sub) {
         Some(d) => match stdout_report(&json_text(&d)) {
             Ok(()) => 0,
@@ -150,14 +166,7 @@ fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
     let json = args.json;
     let cfg = args.into_config()?;
     let mode = cfg.opts.progress;
-    // With --refine, Pixel-CR comes first and the diffusion (most of the
-    // time: every tile through the sampler's steps) after it.
-    let shares: &[f64] = if cfg.opts.refine.is_some() {
-        &[1.0, 9.0]
-    } else {
-        &[1.0]
-    };
-    let mut stages = progress::staged(mode, shares);
+    let mut stages = progress::staged(mode, stage_shares(cfg.opts.refine.is_some()));
     let summary = pipeline::remove(&cfg, |total| {
         device_note_on_terminal(mode);
         stages(total)
@@ -173,6 +182,17 @@ fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
         stdout_report(&json_text(&summary))?;
     }
     Ok(())
+}
+
+/// Each stage's share of a run's progress line: with --refine, Pixel-CR
+/// comes first and the diffusion (most of the time: every tile through the
+/// sampler's steps) after it.
+fn stage_shares(refine: bool) -> &'static [f64] {
+    if refine {
+        &[1.0, 9.0]
+    } else {
+        &[1.0]
+    }
 }
 
 /// A report as pretty JSON with a final newline.
@@ -295,7 +315,9 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         }
     };
     let mode = cfg.options.progress;
-    let summary = match batch::run_batch(&cfg, progress::Display::factory(mode), |input, e| {
+    let shares = stage_shares(cfg.options.refine.is_some());
+    let displays = || -> batch::StageDisplays { Box::new(progress::staged(mode, shares)) };
+    let summary = match batch::run_batch(&cfg, displays, |input, e| {
         log::emit(&Event::failure(e).for_input(input))
     }) {
         Ok(s) => s,
@@ -339,6 +361,26 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_subcommand_follows_global_options() {
+        let cases: [(&[&str], Option<&str>); 5] = [
+            (&["remove", "--describe-json"], Some("remove")),
+            (
+                &["--log-format", "json", "s2", "--describe-json"],
+                Some("s2"),
+            ),
+            (
+                &["--log-format=json", "batch", "--describe-json"],
+                Some("batch"),
+            ),
+            (&["--describe-json"], None),
+            (&["--log-format", "json", "--describe-json"], None),
+        ];
+        for (words, want) in cases {
+            assert_eq!(subcommand_of(words), want, "{words:?}");
+        }
+    }
 
     #[test]
     fn clap_errors_become_one_line() {

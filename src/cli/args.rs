@@ -130,8 +130,9 @@ pub struct ProcessingArgs {
     #[arg(long = "tile", default_value_t = 480, allow_negative_numbers = true)]
     pub tile_px: usize,
     /// Width in pixels of the column panels processed at a time: peak memory
-    /// grows with this and the tile size, not with the scene; by default four
-    /// tiles when --tile is above 1024 [default: 4096]
+    /// grows with this and the tile size, not with the scene. Default: the
+    /// larger of 4096 and four tiles (so no default is stated for front ends
+    /// to pass: with --tile above 1024, 4096 would be refused).
     #[arg(long = "panel", allow_negative_numbers = true)]
     pub panel_px: Option<usize>,
     /// Overlap between tiles in pixels (default: from the model's halo).

@@ -44,11 +44,6 @@ impl Display {
             ProgressMode::Auto => Display::Silent,
         }
     }
-
-    /// The factory the pipeline takes: a display of this mode per stage.
-    pub fn factory(mode: ProgressMode) -> impl Fn(u64) -> Box<dyn Progress> {
-        move |total| Box::new(Display::new(mode, total))
-    }
 }
 
 /// Units of the one GDAL line that `staged` shares between stages.

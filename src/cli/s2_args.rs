@@ -19,11 +19,18 @@ pub enum CloudDetectorArg {
 
 /// `idfcr s2`: a Sentinel-2 product in, one cleaned raster per group out.
 /// The shared processing options read as they apply here: bands are found
-/// by name (`-b` is refused, so not listed) and one `--model` serves one
-/// group.
+/// by name (`-b` is refused, so not listed), one `--model` serves one
+/// group, and no IND model reads Sentinel-2 bands (`--refine` and its
+/// options are refused, so not listed).
 #[derive(clap::Args, Debug)]
 #[command(
     mut_arg("bands", |a| a.hide(true)),
+    mut_arg("refine", |a| a.hide(true)),
+    mut_arg("ind_model", |a| a.hide(true)),
+    mut_arg("steps", |a| a.hide(true)),
+    mut_arg("sampler", |a| a.hide(true)),
+    mut_arg("seed", |a| a.hide(true)),
+    mut_arg("refine_tile", |a| a.hide(true)),
     mut_arg("model", |a| a.help("ONNX model for the one group given with --groups; default: each group's bundled model (onnx/models/s2_*.onnx)")),
     mut_arg("tile_px", |a| a.help("Tile size in px of each group's own grid (a 60 m tile covers six times the ground of a 10 m one)")),
 )]
@@ -72,6 +79,11 @@ impl S2Args {
         if !self.opts.bands.is_empty() {
             return Err(Error::Usage(
                 "-b does not apply to s2 (bands are found by name); use --groups, or `idfcr remove` on one subdataset".into(),
+            ));
+        }
+        if self.opts.refine {
+            return Err(Error::Usage(
+                "--refine does not apply to s2: no IND model reads Sentinel-2 bands yet".into(),
             ));
         }
         let groups = crate::sentinel2::bands::parse_groups(&self.groups)?;

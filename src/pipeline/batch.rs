@@ -237,12 +237,17 @@ fn made_by_idfcr(path: &Path) -> bool {
     Dataset::open(path).is_ok_and(|ds| ds.metadata_item("IDFCR_VERSION", "").is_some())
 }
 
+/// The progress displays of one input's run: called once per stage
+/// (Pixel-CR, then the diffusion with `--refine`) with its work units.
+pub type StageDisplays = Box<dyn FnMut(u64) -> Box<dyn Progress>>;
+
 /// Run the batch; per-input failures are recorded in the summary, not
 /// returned, and told to `on_failure` as they happen (the CLI prints them:
 /// a cron log shows the failure when it occurs, not at the end).
+/// `progress` gives each input its displays (one GDAL line an input).
 pub fn run_batch(
     cfg: &BatchConfig,
-    progress: impl Fn(u64) -> Box<dyn Progress>,
+    progress: impl Fn() -> StageDisplays,
     on_failure: impl Fn(&str, &Error),
 ) -> Result<BatchSummary> {
     if cfg.out_dir.exists() && !cfg.out_dir.is_dir() {
@@ -347,7 +352,7 @@ fn run_item(
     cfg: &BatchConfig,
     mut item_cfg: RemoveConfig,
     cache: &mut ModelCache,
-    progress: &impl Fn(u64) -> Box<dyn Progress>,
+    progress: &impl Fn() -> StageDisplays,
 ) -> Result<(&'static str, Option<f64>)> {
     let (input, output) = (item_cfg.job.input.clone(), item_cfg.job.output.clone());
     if let Some((pattern, spec)) = &cfg.cloud_mask {
@@ -395,7 +400,7 @@ fn run_item(
             item_cfg.opts.overwrite = true; // stale: made by another version or model
         }
     }
-    let summary = remove_cached(&item_cfg, cache, progress)?;
+    let summary = remove_cached(&item_cfg, cache, progress())?;
     Ok(("ok", summary.cloud_cover))
 }
 
