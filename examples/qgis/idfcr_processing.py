@@ -11,8 +11,10 @@ layer source verbatim (it may be a SENTINEL2_L2A:... subdataset or a
 the user cancels, and raises on a non-zero exit with idfcr's error line.
 """
 
+import queue
 import shutil
 import subprocess
+import threading
 
 from qgis.core import (
     QgsProcessing,
@@ -48,6 +50,13 @@ def gdal_progress(text, state):
         pct = max(pct, float(state["num"]))
     state["pct"] = min(pct, 100.0)
     return state["pct"]
+
+
+def pump_chars(stream, sink):
+    """Put each character of `stream` on the queue `sink`, then None."""
+    for ch in iter(lambda: stream.read(1), ""):
+        sink.put(ch)
+    sink.put(None)
 
 
 class IdfcrRemoveClouds(QgsProcessingAlgorithm):
@@ -119,6 +128,11 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
         if mask:
             args += ["--mask", mask]
         cloud_mask = self.parameterAsLayer(parameters, self.CLOUD_MASK, context)
+        if cloud_mask is not None and cloud_mask.providerType() not in ("gdal", "ogr"):
+            # A scratch (memory), database or web layer has no file idfcr could open.
+            raise QgsProcessingException(
+                f"cloud mask layer '{cloud_mask.name()}' is not a file ({cloud_mask.providerType()} layer): "
+                "save it as a GeoPackage or GeoTIFF first")
         if cloud_mask is not None:
             # A vector layer's source may name its layer ("clouds.gpkg|layername=x"): idfcr
             # reads every layer of the file.
@@ -134,18 +148,30 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
         args, out, mask = self.build_args(parameters, context)
         feedback.pushInfo("running: " + " ".join(args))
         with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=0) as proc:
+            # Both pipes are read by threads, so that Cancel is seen while
+            # idfcr prints nothing (loading the model, writing a COG at the
+            # end) and a long stderr cannot fill its pipe and stall the run.
+            chars, err_parts = queue.Queue(), []
+            threading.Thread(target=pump_chars, args=(proc.stdout, chars), daemon=True).start()
+            err_reader = threading.Thread(target=lambda: err_parts.append(proc.stderr.read()), daemon=True)
+            err_reader.start()
             state = {}
             while True:
-                ch = proc.stdout.read(1)
-                if not ch:
+                try:
+                    ch = chars.get(timeout=0.2)
+                except queue.Empty:
+                    ch = ""
+                if ch is None:
                     break
-                feedback.setProgress(gdal_progress(ch, state))
+                if ch:
+                    feedback.setProgress(gdal_progress(ch, state))
                 if feedback.isCanceled():
                     proc.terminate()  # idfcr removes its partial files on SIGTERM
                     proc.wait()
                     raise QgsProcessingException("cancelled")
-            err = proc.stderr.read().strip()
             code = proc.wait()
+            err_reader.join()
+            err = "".join(err_parts).strip()
         if code != 0:
             raise QgsProcessingException(err or f"idfcr exited with code {code}")
         if err:
