@@ -10,15 +10,19 @@ use gdal::Metadata;
 /// `idfcr remove in.tif OUT` with the tiny Pixel-CR and IND fixtures, 4
 /// DDPM steps, then `extra`; its exit status and output.
 fn run_refine(dir: &std::path::Path, out: &str, extra: &[&str]) -> std::process::Output {
+    run_refine_as(dir, &["remove", "in.tif", out], extra)
+}
+
+/// `head` (a subcommand and its inputs and outputs) with the tiny
+/// Pixel-CR and IND fixtures, 4 DDPM steps, then `extra`.
+fn run_refine_as(dir: &std::path::Path, head: &[&str], extra: &[&str]) -> std::process::Output {
     let conv = fixture_model("tiny_conv").display().to_string();
     let ind = repo()
         .join("testdata/models/ind_tiny")
         .display()
         .to_string();
-    let mut args = vec![
-        "remove",
-        "in.tif",
-        out,
+    let mut args = head.to_vec();
+    args.extend_from_slice(&[
         "--model",
         &conv,
         "--device",
@@ -28,7 +32,7 @@ fn run_refine(dir: &std::path::Path, out: &str, extra: &[&str]) -> std::process:
         &ind,
         "--steps",
         "4",
-    ];
+    ]);
     args.extend_from_slice(extra);
     idfcr(dir, &args)
 }
@@ -194,31 +198,10 @@ fn refine_reports_one_gdal_progress_line() {
     );
     // `batch --refine`: one line per input as well (it printed two each).
     rgb_tiff(&dir.path().join("in2.tif"), 80, 60, Some((10, 10, 40, 30)));
-    let conv = fixture_model("tiny_conv").display().to_string();
-    let ind = repo()
-        .join("testdata/models/ind_tiny")
-        .display()
-        .to_string();
-    let o = idfcr(
+    let o = run_refine_as(
         dir.path(),
-        &[
-            "batch",
-            "in.tif",
-            "in2.tif",
-            "--out-dir",
-            "out",
-            "--model",
-            &conv,
-            "--device",
-            "cpu",
-            "--refine",
-            "--ind-model",
-            &ind,
-            "--steps",
-            "4",
-            "--progress",
-            "gdal",
-        ],
+        &["batch", "in.tif", "in2.tif", "--out-dir", "out"],
+        &["--progress", "gdal"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
