@@ -148,12 +148,22 @@ fn raster_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// range. References of different types have no common range: one range
 /// for all would score a Float32 pair against 255 (and its PSNR would be
 /// some 50 dB too high).
-fn reference_type(list: &[(PathBuf, PathBuf)], bands: Option<&[usize]>) -> Result<OutputType> {
+/// Also whether the first reference's bands are named as Sentinel-2 bands
+/// (the data range follows: `default_range`).
+fn reference_type(
+    list: &[(PathBuf, PathBuf)],
+    bands: Option<&[usize]>,
+) -> Result<(OutputType, bool)> {
     let mut first: Option<(OutputType, &Path)> = None;
+    let mut sentinel2 = false;
     for (_, r) in list {
-        let t = InputRaster::open(&r.display().to_string(), bands)?.data_type;
+        let opened = InputRaster::open(&r.display().to_string(), bands)?;
+        let t = opened.data_type;
         match first {
-            None => first = Some((t, r)),
+            None => {
+                first = Some((t, r));
+                sentinel2 = sentinel2_named(&opened.ds);
+            }
             Some((t0, r0)) if t0 != t => {
                 return Err(Error::Usage(format!(
                     "the references differ in data type ({} is {t0:?}, {} is {t:?}): give --data-range, or score them separately",
@@ -164,28 +174,46 @@ fn reference_type(list: &[(PathBuf, PathBuf)], bands: Option<&[usize]>) -> Resul
             Some(_) => {}
         }
     }
-    Ok(first.expect("pairs() returns at least one pair").0)
+    Ok((
+        first.expect("pairs() returns at least one pair").0,
+        sentinel2,
+    ))
 }
 
 /// Sentinel-2 DNs are reflectance x 10000 (`QUANTIFICATION_VALUE`): the
 /// data range the model cards score in (reflectance 0..1).
 pub const SENTINEL2_RANGE: f64 = 10000.0;
 
-/// The data range scores assume when the user gives none, with what it
-/// is: an integer type's full span, or for bands named as Sentinel-2 bands
-/// (as `idfcr s2` writes them) the reflectance scale, not UInt16's 65535
-/// (which would add 16 dB to every PSNR and flatten SSIM's structure
-/// term). None for floating-point values.
-pub fn default_range(t: OutputType, sentinel2: bool) -> Option<(f64, String)> {
+/// The values scores assume when the user gives no `--data-range`.
+#[derive(Debug, PartialEq)]
+pub struct DefaultRange {
+    /// The lowest value (an Int16 image starts at -32768).
+    pub lo: f64,
+    /// The data range (PSNR's peak, SSIM's constants, grey's scale).
+    pub span: f64,
+    /// What it is, for the report.
+    pub from: String,
+}
+
+/// The default data range: an integer type's full span, or for bands
+/// named as Sentinel-2 bands (as `idfcr s2` writes them) the reflectance
+/// scale from 0, not UInt16's 65535 (which would add 16 dB to every PSNR
+/// and flatten SSIM's structure term). None for floating-point values.
+pub fn default_range(t: OutputType, sentinel2: bool) -> Option<DefaultRange> {
     match t {
         OutputType::Float32 | OutputType::Float64 => None,
-        _ if sentinel2 => Some((
-            SENTINEL2_RANGE,
-            "Sentinel-2 reflectance x 10000".to_string(),
-        )),
+        _ if sentinel2 => Some(DefaultRange {
+            lo: 0.0,
+            span: SENTINEL2_RANGE,
+            from: "Sentinel-2 reflectance x 10000".to_string(),
+        }),
         other => {
             let (lo, hi) = other.range();
-            Some((hi - lo, format!("full range of {other:?}")))
+            Some(DefaultRange {
+                lo,
+                span: hi - lo,
+                from: format!("full range of {other:?}"),
+            })
         }
     }
 }
@@ -315,11 +343,11 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
     let (data_range, from) = match cfg.data_range {
         Some(d) => (super::checked_data_range(d)?, "--data-range".to_string()),
         None => {
-            let t = reference_type(&list, cfg.band_idx.as_deref())?;
-            let first = InputRaster::open(&list[0].1.display().to_string(), None)?;
-            default_range(t, sentinel2_named(&first.ds)).ok_or_else(|| {
+            let (t, sentinel2) = reference_type(&list, cfg.band_idx.as_deref())?;
+            let d = default_range(t, sentinel2).ok_or_else(|| {
                 Error::Usage(format!("{} holds {:?} values: give their range with --data-range (1 for reflectance 0..1)", list[0].1.display(), t))
-            })?
+            })?;
+            (d.span, d.from)
         }
     };
     let images = list
@@ -404,17 +432,21 @@ mod tests {
 
     #[test]
     fn default_ranges() {
-        // (type, Sentinel-2 band names) -> range
+        // (type, Sentinel-2 band names) -> (lo, range)
         let cases = [
-            (OutputType::Byte, false, Some(255.0)),
-            (OutputType::UInt16, false, Some(65535.0)),
-            (OutputType::Int16, false, Some(65535.0)),
-            (OutputType::UInt16, true, Some(10000.0)),
+            (OutputType::Byte, false, Some((0.0, 255.0))),
+            (OutputType::UInt16, false, Some((0.0, 65535.0))),
+            (OutputType::Int16, false, Some((-32768.0, 65535.0))),
+            (OutputType::UInt16, true, Some((0.0, 10000.0))),
             (OutputType::Float32, false, None),
             (OutputType::Float32, true, None),
         ];
         for (t, s2, want) in cases {
-            assert_eq!(default_range(t, s2).map(|r| r.0), want, "{t:?} {s2}");
+            assert_eq!(
+                default_range(t, s2).map(|r| (r.lo, r.span)),
+                want,
+                "{t:?} {s2}"
+            );
         }
     }
 }

@@ -92,13 +92,9 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
         let input = InputRaster::open(&source, Some(&idx))?;
         // Grey = (value - lo) / range: an Int16 image starts at -32768.
         let sentinel2 = sentinel2_named(&input.ds);
-        let lo = match (cfg.data_range, input.data_type) {
-            (None, t) if t.is_integer() && !sentinel2 => t.range().0,
-            _ => 0.0,
-        };
-        let default = default_range(input.data_type, sentinel2).map(|r| r.0);
-        let range = match cfg.data_range.or(default) {
-            Some(r) if r > 0.0 => r,
+        let default = default_range(input.data_type, sentinel2).map(|d| (d.lo, d.span));
+        let (lo, range) = match cfg.data_range.map(|r| (0.0, r)).or(default) {
+            Some((lo, r)) if r > 0.0 => (lo, r),
             _ => {
                 return Err(Error::input(
                     &source,

@@ -416,6 +416,9 @@ impl Run<'_> {
         let mut ok_band = vec![false; bands * n];
         let mut prob = vec![0f32; n];
         let nblk = strip.block.len() / strip.bands;
+        // Whether band `b` holds data at block pixel `at` (a Sentinel-2
+        // band can be missing where the others are not).
+        let has_data = |b: usize, at: usize| !strip.missing.is_some_and(|m| m[b * nblk + at]);
         for r in 0..nr {
             let ar = ((rows.0 + r) as isize - s) as usize; // accumulator row
             let vr = rows.0 + r - strip.r_lo; // block row
@@ -436,7 +439,7 @@ impl Run<'_> {
                         for b in 0..bands {
                             values[b * n + p] = strip.stored(b, at);
                             kept_band[b * n + p] = true;
-                            ok_band[b * n + p] = !strip.missing.is_some_and(|m| m[b * nblk + at]);
+                            ok_band[b * n + p] = has_data(b, at);
                         }
                         continue;
                     }
@@ -464,7 +467,7 @@ impl Run<'_> {
                 kept[p] = self.blend && prob[p] == 0.0;
                 for b in 0..bands {
                     let model = self.norm.from_model(b, acc.value(b, ar, ac).unwrap_or(0.0));
-                    ok_band[b * n + p] = !strip.missing.is_some_and(|m| m[b * nblk + at]);
+                    ok_band[b * n + p] = has_data(b, at);
                     kept_band[b * n + p] = kept[p];
                     values[b * n + p] = if kept[p] {
                         strip.stored(b, at)
