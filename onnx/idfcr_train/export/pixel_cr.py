@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from idfcr_train.export.contract import check as check_contract
-from idfcr_train.models import ensemble
+from idfcr_train.models import ensemble, scales
 from idfcr_train.models.pixel_cr import PixelCR, load_checkpoint
 from idfcr_train.models.probability import Calibration, WithProbability, feather_reach
 from idfcr_train import REPO_ROOT
@@ -50,7 +50,7 @@ def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: in
     one output (the cloud detector) gets `bands` and `window` given; `span`
     scales the test image for models that reach farther (a blend gate adds
     its reach to the network's)."""
-    w = window or model.cfg.window
+    w = window or scales.window_of(model)
     bands = bands or model.cfg.in_bands
     if not isinstance(model(torch.zeros(1, bands, 2 * w, 2 * w)), tuple):
         one = model
@@ -75,6 +75,15 @@ def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: in
     return worst
 
 
+def attention_reach(model: torch.nn.Module) -> int:
+    """`measure_halo` of the attention output alone."""
+    def attention_twice(x):
+        att = model(x)[1]
+        return att, att
+
+    return measure_halo(attention_twice, bands=model.cfg.in_bands, window=scales.window_of(model))
+
+
 def per_head_attention(model: torch.nn.Module) -> None:
     """Exported graphs compute window attention one head at a time: the same
     numbers with a third of the peak memory (see WindowAttention.per_head)."""
@@ -88,7 +97,7 @@ def per_head_attention(model: torch.nn.Module) -> None:
 def export_onnx(model: PixelCR, path: str, metadata: dict[str, str], *, opset: int = 17) -> None:
     check_contract(metadata, "pixel_cr")
     model.eval()
-    w = model.cfg.window
+    w = scales.window_of(model)
     dummy = torch.rand(1, model.cfg.in_bands, 2 * w, 3 * w)
     tmp = path + ".tmp"
     kwargs = dict(
@@ -124,7 +133,7 @@ def parity(model: PixelCR, path: str, *, h: int | None = None, w: int | None = N
     """Max |PyTorch - onnxruntime| over both outputs on random input."""
     import onnxruntime as ort
 
-    win = model.cfg.window
+    win = scales.window_of(model)
     h, w = h or 3 * win, w or 5 * win
     x = torch.rand(1, model.cfg.in_bands, h, w, generator=torch.Generator().manual_seed(seed))
     ref = model(x)
@@ -144,7 +153,7 @@ def contract(model: PixelCR, *, name: str, version: str, band_names: list[str], 
         "idfcr.band_names": ",".join(band_names),
         "idfcr.input_scale": repr(float(input_scale)),
         "idfcr.input_offset": repr(float(input_offset)),
-        "idfcr.window_px": str(cfg.window),
+        "idfcr.window_px": str(scales.window_of(model)),
         "idfcr.halo_px": str(halo_px),
         "idfcr.outputs": ",".join(OUTPUTS),
         "idfcr.config": json.dumps(cfg.to_dict()),
@@ -201,6 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shifted-ckpt", default=None, metavar="CKPT",
                     help="with --shifts: run this checkpoint's network (same architecture) at the shifts instead of "
                          "--ckpt's; the unshifted run, its attention and --ckpt's calibration stay --ckpt's")
+    ap.add_argument("--half-scale", default=None, metavar="WEIGHT[,SIGMA]",
+                    help="take the clear output's low frequencies (Gaussian, SIGMA px, default 2) from a run at half "
+                         "resolution, by WEIGHT (models/scales.py): more context for thick cloud, a quarter more "
+                         "compute, tiles multiples of twice the window; the attention stays the full-resolution run's")
     ap.add_argument("--ref-dir", default=os.path.join(REPO_ROOT, "testdata", "models"),
                     help="where to write the Python reference input/outputs the Rust parity test reads")
     args = ap.parse_args(argv)
@@ -217,6 +230,13 @@ def main(argv: list[str] | None = None) -> None:
             # first's hours in its own clock: the longer clock is the total.
             extra["idfcr.training_hours"] = f"{max(state['wall_s'], other['wall_s']) / 3600:.2f}"
         extra["idfcr.shift_ensemble"] = ";".join(f"{dy},{dx}" for dy, dx in model.shifts)
+    if args.half_scale:
+        try:
+            weight, sigma = scales.parse(args.half_scale)
+            model = scales.HalfScale(model, weight, sigma).eval()
+        except ValueError as e:
+            raise SystemExit(f"--half-scale: {e}") from None
+        extra["idfcr.half_scale"] = f"{weight},{sigma}"
     # After the ensemble is built: one call reaches both of its networks.
     per_head_attention(model)
     halo = measure_halo(model)
@@ -243,8 +263,10 @@ def main(argv: list[str] | None = None) -> None:
                 # A blend gate reads the network's output: the two reaches add up.
                 reach = halo + det_reach
             else:
-                # With the attention as a second cue, p also reaches as far as the network does.
-                reach = max(det_reach, halo) if cal.att_t0 is not None else det_reach
+                # With the attention as a second cue, p also reaches as far as the attention does
+                # (less far than the clear output in a half-scale graph: its attention is the
+                # full-resolution run's).
+                reach = max(det_reach, attention_reach(model)) if cal.att_t0 is not None else det_reach
             print(f"detector halo {det_reach} px (network {halo} px)")
         model = WithProbability(model, cal, detector).eval()
         extra.update({"idfcr.probability": "calibrated", "idfcr.calibration": json.dumps(cal.to_dict())})
@@ -262,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"exported {args.out}: halo {halo} px, parity max |torch - ort| = {err:.2e}")
     assert err < 1e-4, f"parity check failed: {err}"
 
-    win = model.cfg.window
+    win = scales.window_of(model)
     write_reference(args.out, args.ref_dir, args.name, model.cfg.in_bands, 2 * win, 3 * win, seed=11,
                     extra={"halo_px": halo, "window_px": win, "model": os.path.relpath(args.out, args.ref_dir)})
 

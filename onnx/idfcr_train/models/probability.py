@@ -198,6 +198,8 @@ class WithProbability(nn.Module):
         self.detector = detector
         self.cal = cal
         self.cfg = model.cfg
+        # Tiles keep the wrapped graph's multiple (a half-scale run doubles it).
+        self.window_px = getattr(model, "window_px", model.cfg.window)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         clear, att = self.model(x)

@@ -124,15 +124,16 @@ def ablation_section(path: str | None) -> list[str]:
     return lines
 
 
-def graph_shifts(onnx_path: str) -> str | None:
-    """The graph's shift ensemble (`idfcr.shift_ensemble`), if it has one."""
+def graph_runs(onnx_path: str) -> tuple[str | None, str | None]:
+    """The graph's shift ensemble (`idfcr.shift_ensemble`) and half-scale
+    context (`idfcr.half_scale`), each None where it has none."""
     import onnx
 
     meta = {p.key: p.value for p in onnx.load(onnx_path, load_external_data=False).metadata_props}
-    return meta.get("idfcr.shift_ensemble")
+    return meta.get("idfcr.shift_ensemble"), meta.get("idfcr.half_scale")
 
 
-def intro_section(onnx_path: str, sha: str, shifts: str | None = None) -> list[str]:
+def intro_section(onnx_path: str, sha: str, shifts: str | None = None, half_scale: str | None = None) -> list[str]:
     """Title, the model's place in the pipeline, and the graph's file and
     input/output contract."""
     ensemble = [
@@ -140,6 +141,14 @@ def intro_section(onnx_path: str, sha: str, shifts: str | None = None) -> list[s
         "  the clear outputs (`models/ensemble.py`): fewer 16 px window borders, twice the compute of",
         "  one run; the attention, and so p, are the unshifted run's.",
     ] if shifts and ";" in shifts else []
+    if half_scale:
+        weight, sigma = half_scale.split(",")
+        ensemble += [
+            f"- Half-scale context (`{half_scale}`): the graph also runs the above on the tile averaged down",
+            f"  2 x 2 and takes {weight} of the clear output's low frequencies (Gaussian, sigma {sigma} px) from that",
+            "  run (`models/scales.py`): twice the ground per window for thick cloud, a quarter more compute;",
+            "  H and W multiples of 32 (`idfcr.window_px`); the attention, and so p, are the full-resolution run's.",
+        ]
     return [
         "# pixel_cr_rgb: Pixel-CR for 3-band (RGB) imagery",
         "",
@@ -303,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     facts = card_facts(args)
     state = facts["state"]
-    lines = intro_section(args.onnx, facts["sha"], graph_shifts(args.onnx))
+    lines = intro_section(args.onnx, facts["sha"], *graph_runs(args.onnx))
     lines += architecture_section(facts["cfg"], state["step"], facts["fidelity"], facts["quick200"])
     lines += data_section(facts["meta"], facts["s"])
     lines += training_section(state, args.command)

@@ -48,6 +48,7 @@ class OnnxPixelCR:
         self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         self.shifts = meta.get("idfcr.shift_ensemble")
+        self.half_scale = meta.get("idfcr.half_scale")
 
     def eval(self):
         return self
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     res["summary"].update({"checkpoint_step": state["step"], "training_hours": round(state["wall_s"] / 3600, 2),
                            "scored": os.path.basename(args.onnx) if args.onnx else "checkpoint",
                            "shift_ensemble": getattr(model, "shifts", args.shifts),
+                           "half_scale": getattr(model, "half_scale", None),
                            "shifted_ckpt": args.shifted_ckpt,
                            "blend_p": args.blend_p,
                            "eval_seconds": round(time.time() - t0, 1)})
