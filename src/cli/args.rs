@@ -124,9 +124,10 @@ pub struct ProcessingArgs {
     /// Output data type (default: the input's).
     #[arg(long = "ot", value_name = "TYPE")]
     pub out_type: Option<String>,
-    /// Tile size in pixels (rounded up to the model's window). The default,
-    /// 480, keeps a run of the RGB model under 2 GB of memory at about the
-    /// speed of 512 (scripts/bench.py --tiles).
+    /// Tile size in pixels (rounded up to the model's window, and to twice
+    /// the tile overlap its halo needs). The RGB model 0.8 runs tiles of 512
+    /// at the default (peak about 3 GB at two threads); 768 runs about 40 %
+    /// faster in about 4.7 GB (scripts/bench.py --tiles).
     #[arg(long = "tile", default_value_t = 480, allow_negative_numbers = true)]
     pub tile_px: usize,
     /// Width in pixels of the column panels processed at a time: peak memory
