@@ -114,15 +114,12 @@ def test_a_second_network_must_match_and_needs_a_shift():
         ShiftEnsemble(Offset(1.0), [(0, 0)], Offset(1.0))
 
 
-def test_an_ensemble_exports_with_dynamic_sizes(tmp_path):
+def test_an_ensemble_exports_with_dynamic_sizes(tmp_path, tiny_shifted_net):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from idfcr_train.export.pixel_cr import contract, export_onnx, measure_halo, parity
 
-    torch.manual_seed(0)
-    cfg = PixelCRConfig.tiny(3)
-    cfg.shifted_windows = True
-    single = PixelCR(cfg).eval()
+    single, cfg = tiny_shifted_net, tiny_shifted_net.cfg
     model = ShiftEnsemble(single, [(0, 0), (4, 4)]).eval()
     halo = measure_halo(model)
     # The shifted run reaches past the unshifted one by at most its shift.

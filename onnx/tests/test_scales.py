@@ -86,15 +86,12 @@ def test_the_kernel_sums_to_one_and_reaches_three_sigma():
     assert k.numel() == 13 and float(k.sum()) == pytest.approx(1.0)
 
 
-def test_a_half_scale_graph_exports_with_the_doubled_window(tmp_path):
+def test_a_half_scale_graph_exports_with_the_doubled_window(tmp_path, tiny_shifted_net):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from idfcr_train.export.pixel_cr import attention_reach, contract, export_onnx, measure_halo, parity
 
-    torch.manual_seed(0)
-    cfg = PixelCRConfig.tiny(3)
-    cfg.shifted_windows = True
-    single = PixelCR(cfg).eval()
+    single, cfg = tiny_shifted_net, tiny_shifted_net.cfg
     model = HalfScale(single).eval()
     halo = measure_halo(model)
     # The half-scale run reaches twice as far as the network, plus the blur.
