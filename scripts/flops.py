@@ -21,7 +21,7 @@ FLOPs = 2 x multiply-adds:
 Normalised per pixel: Pixel-CR and S2 graphs per input (= output) pixel,
 the IND encoder per input pixel, the decoder per output pixel, the denoiser
 per latent pixel and per image pixel (latent / idfcr.factor^2). For sizes
-that are multiples of 16 the counts per pixel do not depend on `--size`
+that are multiples of 32 the counts per pixel do not depend on `--size`
 (window attention costs the same per pixel in every full window), except
 for the denoiser's time-embedding Gemm, a fixed cost per call. Holding every
 tensor of a run costs memory: about 1.5 GB at the default 128 px.
@@ -288,7 +288,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=GRAPHS, help="count this graph only")
     ap.add_argument("--size", type=int, default=128,
-                    help="image size (px) for the shape recording; a multiple of 16 (windows, IND factor)")
+                    help="image size (px) for the shape recording; a multiple of 32 (windows, the RGB graph's "
+                         "half-scale run, IND factor)")
     ap.add_argument("--steps", type=int, default=20, help="sampler steps of the worked IND example")
     ap.add_argument("--threads", default="1,2", help="intra-op thread counts for the peak")
     ap.add_argument("--gemm-size", type=int, default=4096, help="n of the n x n x n peak MatMul")
@@ -296,8 +297,9 @@ def main() -> None:
     ap.add_argument("--skip-peak", action="store_true")
     ap.add_argument("--json", metavar="OUT", help="write all numbers to this JSON file")
     args = ap.parse_args()
-    if args.size % 16:
-        ap.error("--size must be a multiple of 16 (attention windows, detector levels, IND factor)")
+    if args.size % 32:
+        ap.error("--size must be a multiple of 32 (attention windows, the RGB graph's half-scale run, "
+                 "detector levels, IND factor)")
 
     results = {g: count_graph(g, args.size) for g in ([args.only] if args.only else GRAPHS)}
     print(f"FLOPs per pixel, shapes recorded at {args.size} x {args.size} px "

@@ -126,8 +126,8 @@ pub struct ProcessingArgs {
     pub out_type: Option<String>,
     /// Tile size in pixels (rounded up to the model's window, and to twice
     /// the tile overlap its halo needs). The RGB model 0.8 runs tiles of 512
-    /// at the default (peak about 3 GB at two threads); 768 runs about 40 %
-    /// faster in about 4.7 GB (scripts/bench.py --tiles).
+    /// at the default (peak about 3 GB at two threads); 768 takes about 40 %
+    /// less time in about 4.7 GB (scripts/bench.py --tiles).
     #[arg(long = "tile", default_value_t = 480, allow_negative_numbers = true)]
     pub tile_px: usize,
     /// Width in pixels of the column panels processed at a time: peak memory

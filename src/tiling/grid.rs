@@ -408,7 +408,8 @@ mod tests {
     fn tiles_grow_to_the_models_overlap_within_the_limit() {
         // (tile, --overlap, margin, window, want)
         let cases = [
-            (480, None, 64, 16, Ok((480, 160))), // the RGB model: 2 x 64 + 2 x 16
+            (480, None, 64, 16, Ok((480, 160))), // the RGB model 0.7: 2 x 64 + 2 x 16
+            (480, None, 96, 32, Ok((512, 256))), // 0.8 (half-scale): grows to 2 x 256
             (96, None, 64, 16, Ok((320, 160))),  // too small: grows to twice the overlap
             (100, None, 8, 8, Ok((104, 32))),    // rounded up to the window
             (480, Some(0), 64, 16, Ok((480, 0))), // the user's overlap as given

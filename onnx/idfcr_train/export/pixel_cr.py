@@ -75,15 +75,6 @@ def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: in
     return worst
 
 
-def attention_reach(model: torch.nn.Module) -> int:
-    """`measure_halo` of the attention output alone."""
-    def attention_twice(x):
-        att = model(x)[1]
-        return att, att
-
-    return measure_halo(attention_twice, bands=model.cfg.in_bands, window=scales.window_of(model))
-
-
 def per_head_attention(model: torch.nn.Module) -> None:
     """Exported graphs compute window attention one head at a time: the same
     numbers with a third of the peak memory (see WindowAttention.per_head)."""
@@ -230,7 +221,12 @@ def main(argv: list[str] | None = None) -> None:
             # first's hours in its own clock: the longer clock is the total.
             extra["idfcr.training_hours"] = f"{max(state['wall_s'], other['wall_s']) / 3600:.2f}"
         extra["idfcr.shift_ensemble"] = ";".join(f"{dy},{dx}" for dy, dx in model.shifts)
+    # How far the attention reaches: a half-scale graph's attention is the
+    # graph it wraps (measured as a whole: a sigmoid saturated on random input
+    # would hide the attention's own reach), its clear output reaches farther.
+    attention_halo = None
     if args.half_scale:
+        attention_halo = measure_halo(model)
         try:
             weight, sigma = scales.parse(args.half_scale)
             model = scales.HalfScale(model, weight, sigma).eval()
@@ -240,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     # After the ensemble is built: one call reaches both of its networks.
     per_head_attention(model)
     halo = measure_halo(model)
+    attention_halo = attention_halo or halo
     if state.get("probability"):
         # The second output becomes the calibrated probability. Its reach is
         # the network's plus the feathering; measured on random input the
@@ -263,10 +260,8 @@ def main(argv: list[str] | None = None) -> None:
                 # A blend gate reads the network's output: the two reaches add up.
                 reach = halo + det_reach
             else:
-                # With the attention as a second cue, p also reaches as far as the attention does
-                # (less far than the clear output in a half-scale graph: its attention is the
-                # full-resolution run's).
-                reach = max(det_reach, attention_reach(model)) if cal.att_t0 is not None else det_reach
+                # With the attention as a second cue, p also reaches as far as the attention does.
+                reach = max(det_reach, attention_halo) if cal.att_t0 is not None else det_reach
             print(f"detector halo {det_reach} px (network {halo} px)")
         model = WithProbability(model, cal, detector).eval()
         extra.update({"idfcr.probability": "calibrated", "idfcr.calibration": json.dumps(cal.to_dict())})

@@ -9,8 +9,8 @@ averaged, each border's step is halved and the two runs' independent errors
 partly cancel (the self-ensemble of image restoration). Measured on 15 RICE2
 validation images with 0.5's weights: +0.19 dB, SSIM 0.927 -> 0.934,
 blockiness 0.94 -> 0.90, at twice the compute; on all 133, +0.19 dB raw and
-+0.10 dB blended (models/pixel_cr_rgb.shift_ensemble.json, the card's 0.7
-section).
++0.10 dB blended (models/pixel_cr_rgb.shift_ensemble.json, the 0.7
+section of models/pixel_cr_rgb.history.md).
 
 The attention map is taken from the unshifted run alone, so a calibration
 chosen on the single network's attention (`calibrate.py`) holds unchanged.

@@ -2,7 +2,7 @@
 tile at half resolution.
 
 Why: a 16 px attention window and three submodules let the network see
-only some 60 px around a pixel, so the inside of a thick cloud larger than
+only some 40 px around a pixel (its measured halo), so the inside of a thick cloud larger than
 that is filled from little ground (flat colour, the window grid). Run on the
 tile averaged down 2 x 2, the same network sees twice the ground per window.
 Its fill is coarser but better placed; its fine detail is worse. So the

@@ -124,16 +124,18 @@ def ablation_section(path: str | None) -> list[str]:
     return lines
 
 
-def graph_runs(onnx_path: str) -> tuple[str | None, str | None]:
+def graph_runs(onnx_path: str) -> tuple[str | None, str | None, int]:
     """The graph's shift ensemble (`idfcr.shift_ensemble`) and half-scale
-    context (`idfcr.half_scale`), each None where it has none."""
+    context (`idfcr.half_scale`), each None where it has none, and the
+    multiple its height and width must be (`idfcr.window_px`)."""
     import onnx
 
     meta = {p.key: p.value for p in onnx.load(onnx_path, load_external_data=False).metadata_props}
-    return meta.get("idfcr.shift_ensemble"), meta.get("idfcr.half_scale")
+    return meta.get("idfcr.shift_ensemble"), meta.get("idfcr.half_scale"), int(meta.get("idfcr.window_px", 16))
 
 
-def intro_section(onnx_path: str, sha: str, shifts: str | None = None, half_scale: str | None = None) -> list[str]:
+def intro_section(onnx_path: str, sha: str, shifts: str | None = None, half_scale: str | None = None,
+                  window: int = 16) -> list[str]:
     """Title, the model's place in the pipeline, and the graph's file and
     input/output contract."""
     ensemble = [
@@ -147,7 +149,8 @@ def intro_section(onnx_path: str, sha: str, shifts: str | None = None, half_scal
             f"- Half-scale context (`{half_scale}`): the graph also runs the above on the tile averaged down",
             f"  2 x 2 and takes {weight} of the clear output's low frequencies (Gaussian, sigma {sigma} px) from that",
             "  run (`models/scales.py`): twice the ground per window for thick cloud, a quarter more compute;",
-            "  H and W multiples of 32 (`idfcr.window_px`); the attention, and so p, are the full-resolution run's.",
+            "  tiles on a grid of twice the window (`idfcr.window_px`); the attention, and so p, are the",
+            "  full-resolution run's.",
         ]
     return [
         "# pixel_cr_rgb: Pixel-CR for 3-band (RGB) imagery",
@@ -156,7 +159,7 @@ def intro_section(onnx_path: str, sha: str, shifts: str | None = None, half_scal
         "the default model of `idfcr remove` for 3-band input.",
         "",
         f"- File: `{os.path.basename(onnx_path)}`, SHA-256 `{sha}`",
-        "- Input `cloudy`: (N, 3, H, W) float32, H and W multiples of 16; value = 8-bit DN / 255",
+        f"- Input `cloudy`: (N, 3, H, W) float32, H and W multiples of {window}; value = 8-bit DN / 255",
         "  (contract in the ONNX metadata: `idfcr.input_scale` = 1/255, band order red, green, blue).",
         "- Outputs: `clear` (N, 3, H, W), same units; `attention` (N, 1, H, W): the calibrated cloud",
         "  probability p the runtime blends by (see below), when the metadata says",
