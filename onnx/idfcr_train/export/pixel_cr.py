@@ -226,12 +226,13 @@ def main(argv: list[str] | None = None) -> None:
     # would hide the attention's own reach), its clear output reaches farther.
     attention_halo = None
     if args.half_scale:
-        attention_halo = measure_halo(model)
         try:
             weight, sigma = scales.parse(args.half_scale)
-            model = scales.HalfScale(model, weight, sigma).eval()
+            half = scales.HalfScale(model, weight, sigma).eval()
         except ValueError as e:
             raise SystemExit(f"--half-scale: {e}") from None
+        attention_halo = measure_halo(model)
+        model = half
         extra["idfcr.half_scale"] = f"{weight},{sigma}"
     # After the ensemble is built: one call reaches both of its networks.
     per_head_attention(model)
