@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from idfcr_train.models.detector import detector_map
+from idfcr_train.models.scales import window_of
 
 
 # src/tiling/probability.rs Calibration::MAX_RADIUS_PX.
@@ -199,7 +200,7 @@ class WithProbability(nn.Module):
         self.cal = cal
         self.cfg = model.cfg
         # Tiles keep the wrapped graph's multiple (a half-scale run doubles it).
-        self.window_px = getattr(model, "window_px", model.cfg.window)
+        self.window_px = window_of(model)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         clear, att = self.model(x)

@@ -47,6 +47,30 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
+def band_kernels(sigma: float, bands: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gaussian as one horizontal and one vertical kernel per band, for
+    a grouped convolution (shapes fixed: the ONNX exporter needs them known)."""
+    k = gaussian_kernel(sigma)
+    return k.view(1, 1, 1, -1).repeat(bands, 1, 1, 1), k.view(1, 1, -1, 1).repeat(bands, 1, 1, 1)
+
+
+def blur(x: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian (`band_kernels`), reflected at the borders, band by band."""
+    c, r = kx.shape[0], kx.shape[-1] // 2
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), kx, groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), ky, groups=c)
+
+
+def half_scale_up(half: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A half-resolution output brought back to `like`'s size (bilinear)."""
+    return F.interpolate(half, size=(like.shape[-2], like.shape[-1]), mode="bilinear", align_corners=False)
+
+
+def mix(full: torch.Tensor, up: torch.Tensor, weight: float, kx: torch.Tensor, ky: torch.Tensor) -> torch.Tensor:
+    """`full` with `weight` of its low frequencies replaced by `up`'s."""
+    return full - weight * (blur(full, kx, ky) - blur(up, kx, ky))
+
+
 class HalfScale(nn.Module):
     """forward(x) -> (full-resolution clear output with its low frequencies
     from a half-resolution run, the full-resolution run's attention)."""
@@ -62,24 +86,14 @@ class HalfScale(nn.Module):
         self.weight = float(weight)
         self.sigma = float(sigma)
         self.window_px = 2 * window_of(model)
-        # One kernel per band, fixed at build time: the ONNX exporter needs
-        # a convolution's kernel shape known.
-        k, c = gaussian_kernel(sigma), model.cfg.in_bands
-        self.radius = k.numel() // 2
-        self.register_buffer("kx", k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), persistent=False)
-        self.register_buffer("ky", k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), persistent=False)
-
-    def blur(self, x: torch.Tensor) -> torch.Tensor:
-        """Separable Gaussian, reflected at the borders, band by band."""
-        c, r = self.kx.shape[0], self.radius
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), self.kx, groups=c)
-        return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), self.ky, groups=c)
+        kx, ky = band_kernels(sigma, model.cfg.in_bands)
+        self.register_buffer("kx", kx, persistent=False)
+        self.register_buffer("ky", ky, persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         clear, att = self.model(x)
         half, _ = self.model(F.avg_pool2d(x, 2))
-        up = F.interpolate(half, size=(x.shape[-2], x.shape[-1]), mode="bilinear", align_corners=False)
-        return clear - self.weight * (self.blur(clear) - self.blur(up)), att
+        return mix(clear, half_scale_up(half, x), self.weight, self.kx, self.ky), att
 
 
 def parse(text: str) -> tuple[float, float]:

@@ -24,27 +24,21 @@ import torch
 import torch.nn.functional as F
 
 from idfcr_train.data.pairs import load_rice, split_by_block
-from idfcr_train.models.scales import gaussian_kernel
+from idfcr_train.models import scales
 from idfcr_train.reports.metrics import blockiness, psnr, ssim, to_byte
 
 
-def blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    """(C, H, W) Gaussian blur, reflected at the borders: HalfScale.blur's arithmetic."""
-    k = gaussian_kernel(sigma)
-    r = k.numel() // 2
-    t = torch.from_numpy(np.ascontiguousarray(x))[:, None].float()
-    t = F.conv2d(F.pad(t, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    t = F.conv2d(F.pad(t, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
-    return t[:, 0].numpy()
-
-
 def arms(run, x: np.ndarray, weights: list[float], sigma: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """p and the clear output of each arm ('full': no half-scale run)."""
+    """p and the clear output of each arm ('full': no half-scale run), mixed
+    by models/scales.py's own functions."""
     full, p = run(x)
     half = run(F.avg_pool2d(torch.from_numpy(x)[None], 2)[0].numpy())[0]
-    up = F.interpolate(torch.from_numpy(half)[None], size=x.shape[-2:], mode="bilinear", align_corners=False)[0]
-    d = blur(full, sigma) - blur(up.numpy(), sigma)
-    return p, {"full": full, **{f"w{w:g}": full - w * d for w in weights}}
+    full_t = torch.from_numpy(full)[None]
+    up = scales.half_scale_up(torch.from_numpy(half)[None], full_t)
+    kx, ky = scales.band_kernels(sigma, full.shape[0])
+    with torch.no_grad():
+        outs = {f"w{w:g}": scales.mix(full_t, up, w, kx, ky)[0].numpy() for w in weights}
+    return p, {"full": full, **outs}
 
 
 def main(argv: list[str] | None = None) -> None:
