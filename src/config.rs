@@ -326,6 +326,13 @@ impl RemoveOptions {
                 )));
             }
         }
+        // A tile holds twice its overlap (tiling::grid::tile_and_overlap).
+        if let Some(o) = self.overlap_px.filter(|&o| 2 * o > MAX_TILE_PX) {
+            return Err(Error::Usage(format!(
+                "--overlap {o} px: tiles hold twice their overlap, so at most {} px",
+                MAX_TILE_PX / 2
+            )));
+        }
         // Neighbouring panels share their border tile, which runs in each:
         // panels narrower than a tile (`--panel 0`) still hold two tiles
         // and so run every tile twice. Panels of a few tiles are for tests.

@@ -417,6 +417,32 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "panel narrower than the tile the model grew",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 300, 300, None);
+            let model = fixture_model("tiny_swin_half").display().to_string();
+            let mut a = default_args("in.tif", Path::new(&model));
+            // Halo 41 on a 16 px grid: --tile 128 grows to 256 > the panel.
+            a.extend(["--tile", "128", "--panel", "200"].map(String::from));
+            a
+        },
+        want: &["--panel 200", "one tile wide", "256"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "an overlap no tile holds",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.extend(["--overlap", "5000"].map(String::from));
+            a
+        },
+        want: &["--overlap 5000", "twice their overlap"],
+        code: 2,
+        env: &[],
+    },
+    Case {
         name: "output a link to a missing file (refused before any work)",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);

@@ -69,6 +69,7 @@ fn fixtures_match_python_onnxruntime() {
         "tiny_conv2",
         "s2_double_10m",
         "tiny_swin",
+        "tiny_swin_half",
     ] {
         check(name);
     }

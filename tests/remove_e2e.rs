@@ -100,41 +100,70 @@ fn georeferencing_nodata_metadata_and_values() {
 }
 
 /// Whole-image output (one tile) and tiled output agree everywhere for a
-/// window-attention model: no seams.
+/// window-attention model, and for one with half-scale context (as the RGB
+/// model 0.8: window 16 for a network of window 8, the halo from the
+/// half-resolution run): no seams.
 #[test]
 fn tiled_equals_whole_image_with_window_attention() {
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("in.tif"), 203, 157, None);
-    let model = swin();
-    let run = |name: &str, extra: &[&str]| {
+    let half = fixture_model("tiny_swin_half").display().to_string();
+    let run = |model: &str, name: &str, extra: &[&str]| {
         let mut args = vec![
-            "remove", "in.tif", name, "--model", &model, "--device", "cpu", "--ot", "Float32", "-q",
+            "remove", "in.tif", name, "--model", model, "--device", "cpu", "--ot", "Float32", "-q",
         ];
         args.extend_from_slice(extra);
         let o = idfcr(dir.path(), &args);
-        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
         read_all(&dir.path().join(name)).0
     };
-    let whole = run("whole.tif", &["--tile", "1024"]);
-    for (name, extra) in [
-        ("t128.tif", vec!["--tile", "128"]),
-        ("t96.tif", vec!["--tile", "96", "--overlap", "48"]),
-        ("t160.tif", vec!["--tile", "160", "--overlap", "80"]),
-        // Several column panels, each recomputing the tile it shares.
+    // (whole-image output's name, model, [(tiled output's name, options)])
+    type Tilings<'a> = Vec<(&'a str, Vec<&'a str>)>;
+    let cases: [(&str, String, Tilings); 2] = [
         (
-            "panels.tif",
-            vec!["--tile", "96", "--overlap", "48", "--panel", "96"],
+            "whole.tif",
+            swin(),
+            vec![
+                ("t128.tif", vec!["--tile", "128"]),
+                ("t96.tif", vec!["--tile", "96", "--overlap", "48"]),
+                ("t160.tif", vec!["--tile", "160", "--overlap", "80"]),
+                // Several column panels, each recomputing the tile it shares.
+                (
+                    "panels.tif",
+                    vec!["--tile", "96", "--overlap", "48", "--panel", "96"],
+                ),
+            ],
         ),
-    ] {
-        let tiled = run(name, &extra);
-        let max = whole
-            .iter()
-            .flatten()
-            .zip(tiled.iter().flatten())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        // Pixel units 0..255; float rounding in model units (1e-6) is 2.5e-4 here.
-        assert!(max < 1e-3, "{name}: max |tiled - whole| = {max}");
+        (
+            "h_whole.tif",
+            half,
+            vec![
+                // Halo 41 px on a 16 px grid: margin 48, overlap 128, and
+                // a requested tile of 128 grows to 256.
+                ("h128.tif", vec!["--tile", "128"]),
+                ("h288.tif", vec!["--tile", "288", "--overlap", "144"]),
+                // An overlap alone: the default tile grows to hold it.
+                ("h_overlap.tif", vec!["--overlap", "256"]),
+                (
+                    "h_panels.tif",
+                    vec!["--tile", "256", "--overlap", "128", "--panel", "256"],
+                ),
+            ],
+        ),
+    ];
+    for (whole_name, model, tilings) in cases {
+        let whole = run(&model, whole_name, &["--tile", "1024"]);
+        for (name, extra) in tilings {
+            let tiled = run(&model, name, &extra);
+            let max = whole
+                .iter()
+                .flatten()
+                .zip(tiled.iter().flatten())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            // Pixel units 0..255; float rounding in model units (1e-6) is 2.5e-4 here.
+            assert!(max < 1e-3, "{name}: max |tiled - whole| = {max}");
+        }
     }
 }
 

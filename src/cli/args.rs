@@ -136,7 +136,8 @@ pub struct ProcessingArgs {
     /// to pass: with --tile above 1024, 4096 would be refused).
     #[arg(long = "panel", allow_negative_numbers = true)]
     pub panel_px: Option<usize>,
-    /// Overlap between tiles in pixels (default: from the model's halo).
+    /// Overlap between tiles in pixels (default: from the model's halo);
+    /// tiles grow to at least twice it.
     #[arg(long = "overlap", allow_negative_numbers = true)]
     pub overlap_px: Option<usize>,
     /// Execution device.

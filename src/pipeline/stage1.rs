@@ -109,6 +109,14 @@ fn tile_grids(
                 ),
             )
         })?;
+    // `RemoveOptions::validate` checked the panel against the requested
+    // tile; the model may have grown it (0.8: 480 -> 512).
+    if cfg.opts.panel_px < tile_px {
+        return Err(Error::Usage(format!(
+            "--panel {} px: at least one tile wide ({} grows --tile {} to {tile_px} px)",
+            cfg.opts.panel_px, model.contract.name, cfg.opts.tile_px
+        )));
+    }
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
     Ok((ygrid, xgrid))

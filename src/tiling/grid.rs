@@ -199,27 +199,23 @@ pub fn mirror(i: isize, n: usize) -> usize {
 
 /// Tile size and overlap from the user's choices and the model's margin and
 /// window. Without `--overlap`, the overlap is the model's (twice the margin
-/// plus two windows) and a tile too small for it (a 60 m group's share of
-/// the 10 m tile, say) grows to fit: the output does not depend on the tile
-/// size. An overlap the user chose is checked as given (by `AxisGrid`).
-/// Err(the tile the model would need) when that is more than idfcr runs.
+/// plus two windows). A tile too small for the overlap (a 60 m group's share
+/// of the 10 m tile, say, or the default tile with `--overlap 256`) grows to
+/// twice it: the output does not depend on the tile size. An overlap the
+/// user chose is otherwise checked as given (by `AxisGrid`).
+/// Err(the tile that would need) when that is more than idfcr runs.
 pub fn tile_and_overlap(
     tile_px: usize,
     overlap_px: Option<usize>,
     margin: usize,
     window: usize,
 ) -> std::result::Result<(usize, usize), usize> {
-    match overlap_px {
-        Some(o) => Ok((round_up(tile_px, window), o)),
-        None => {
-            let overlap = 2 * margin + 2 * window;
-            let tile = round_up(tile_px.max(2 * overlap), window);
-            if tile > MAX_TILE_PX {
-                return Err(tile);
-            }
-            Ok((tile, overlap))
-        }
+    let overlap = overlap_px.unwrap_or(2 * margin + 2 * window);
+    let tile = round_up(tile_px.max(2 * overlap), window.max(1));
+    if tile > MAX_TILE_PX {
+        return Err(tile);
     }
+    Ok((tile, overlap))
 }
 
 #[cfg(test)]
@@ -413,6 +409,9 @@ mod tests {
             (96, None, 64, 16, Ok((320, 160))),  // too small: grows to twice the overlap
             (100, None, 8, 8, Ok((104, 32))),    // rounded up to the window
             (480, Some(0), 64, 16, Ok((480, 0))), // the user's overlap as given
+            (480, Some(256), 96, 32, Ok((512, 256))), // and the tile grows to hold it
+            (480, Some(250), 96, 32, Ok((512, 250))), // AxisGrid refuses 250 (not a multiple)
+            (480, Some(5000), 64, 16, Err(10000)), // no tile holds twice that
             (8192, None, 4096, 16, Err(16448)),  // a halo no tile can hold
             (480, None, 0, 4096, Err(16384)),    // nor a window
             (8192, None, 0, 2000, Err(10000)),   // nor one the tile rounds up past

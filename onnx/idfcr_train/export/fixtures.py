@@ -13,6 +13,8 @@ Writes, for each fixture NAME:
 Fixtures:
     tiny_conv   two 3x3 convolutions (3 bands, window 8): local and cheap
     tiny_swin   a 2-submodule Pixel-CR (dim 16, window 8) with window attention
+    tiny_swin_half  tiny_swin with half-scale context (models/scales.py, as the
+                RGB model 0.8 runs): window 16, the halo doubled
     tiny_conv4  like tiny_conv with 4 bands (band-count mismatch tests)
     tiny_blend  bright pixels are cloud, with a calibrated probability and an
                 input range (blending and input-range tests)
@@ -32,6 +34,7 @@ import torch.nn as nn
 
 from idfcr_train.export.pixel_cr import contract, export_onnx, measure_halo, write_reference
 from idfcr_train.models.pixel_cr import PixelCR, PixelCRConfig
+from idfcr_train.models.scales import HalfScale, window_of
 
 
 class TinyConv(nn.Module):
@@ -101,7 +104,7 @@ def write_fixture(model: nn.Module, out_dir: str, name: str, h: int, w: int, see
                     input_scale=input_scale, halo_px=halo, extra=extra)
     path = os.path.join(out_dir, f"{name}.onnx")
     export_onnx(model, path, meta)
-    write_reference(path, out_dir, name, bands, h, w, seed, {"halo_px": halo, "window_px": model.cfg.window})
+    write_reference(path, out_dir, name, bands, h, w, seed, {"halo_px": halo, "window_px": window_of(model)})
     print(f"{path}: halo {halo} px")
 
 
@@ -178,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["--only-blend"]:
         only_blend(args[1] if len(args) > 1 else "../testdata/models")
         return
+    if args[:1] == ["--only-half-scale"]:
+        write_half_scale_fixture(args[1] if len(args) > 1 else "../testdata/models")
+        return
     if args[:1] == ["--only-ind"]:
         write_ind_fixture(args[1] if len(args) > 1 else "../testdata/models")
         return
@@ -203,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         swin.recon[-1].weight.mul_(5.0)
     write_fixture(swin, out_dir, "tiny_swin", 32, 48, seed=3)
+    write_half_scale_fixture(out_dir)
     # Calibrated probability and a stated input range (8-bit RGB).
     from idfcr_train.models.probability import Calibration, WithProbability
 
@@ -213,6 +220,17 @@ def main(argv: list[str] | None = None) -> None:
     write_nan_fixture(out_dir)
     write_ind_fixture(out_dir)
     write_schedule_fixture(out_dir)
+
+
+def write_half_scale_fixture(out_dir: str) -> None:
+    """tiny_swin_half: a random tiny Pixel-CR wrapped in half-scale context,
+    so the Rust tests tile a graph whose window is twice its network's and
+    whose halo comes from the half-resolution run (tiled == whole)."""
+    torch.manual_seed(1239)
+    swin = PixelCR(PixelCRConfig.tiny(3))
+    with torch.no_grad():
+        swin.recon[-1].weight.mul_(5.0)
+    write_fixture(HalfScale(swin, weight=0.5, sigma=2.0), out_dir, "tiny_swin_half", 64, 96, seed=9)
 
 
 def write_nan_fixture(out_dir: str) -> None:
