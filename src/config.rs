@@ -145,8 +145,9 @@ pub struct RemoveOptions {
     pub model: Option<PathBuf>,
     pub tile_px: usize,
     /// Width of the column panels processed as a unit; memory grows with
-    /// this, not with the scene width.
-    pub panel_px: usize,
+    /// this, not with the scene width. None: the larger of 4096 and four of
+    /// the tiles the model runs (known once the model's halo is).
+    pub panel_px: Option<usize>,
     /// None: derived from the model's halo.
     pub overlap_px: Option<usize>,
     pub device: Device,
@@ -336,10 +337,10 @@ impl RemoveOptions {
         // Neighbouring panels share their border tile, which runs in each:
         // panels narrower than a tile (`--panel 0`) still hold two tiles
         // and so run every tile twice. Panels of a few tiles are for tests.
-        if self.panel_px < self.tile_px {
+        if let Some(panel) = self.panel_px.filter(|&p| p < self.tile_px) {
             return Err(Error::Usage(format!(
-                "--panel {} px: at least one tile wide (--tile {}); the default 4096 suits any scene",
-                self.panel_px, self.tile_px
+                "--panel {panel} px: at least one tile wide (--tile {}); the default suits any scene",
+                self.tile_px
             )));
         }
         if self.threads == 0 {

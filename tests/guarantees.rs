@@ -225,6 +225,68 @@ fn concurrent_runs_never_both_replace_one_output() {
     }
 }
 
+/// Guarantee 4b: with --overwrite and --mask, a mask that cannot be moved
+/// into place (its name became a non-empty folder during the run) takes the
+/// new output back and leaves the user's earlier output where it was.
+#[test]
+fn a_failed_mask_leaves_the_old_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    noisy_rgb(&d.join("in.tif"), 1024, 1024);
+    let m = conv();
+    for round in 0..4 {
+        std::fs::write(d.join("out.tif"), "precious").unwrap();
+        let _ = std::fs::remove_dir_all(d.join("m.tif"));
+        let child = Command::new(bin())
+            .current_dir(d)
+            .args([
+                "remove",
+                "in.tif",
+                "out.tif",
+                "--mask",
+                "m.tif",
+                "--model",
+                &m,
+                "--device",
+                "cpu",
+                "-q",
+                "--threads",
+                "1",
+                "--overwrite",
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the run writes its temp files, the mask's name is taken.
+        let t0 = std::time::Instant::now();
+        while !listing(d).iter().any(|n| n.contains(".idfcr-"))
+            && t0.elapsed() < std::time::Duration::from_secs(20)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::fs::create_dir(d.join("m.tif")).unwrap();
+        std::fs::write(d.join("m.tif").join("x"), "x").unwrap();
+        let o = child.wait_with_output().unwrap();
+        if o.status.success() {
+            continue; // the run finished first: try again
+        }
+        let msg = stderr(&o);
+        assert!(msg.contains("m.tif"), "round {round}: {msg}");
+        assert_eq!(
+            std::fs::read_to_string(d.join("out.tif")).unwrap(),
+            "precious",
+            "round {round}: {msg}"
+        );
+        let temps: Vec<String> = listing(d)
+            .into_iter()
+            .filter(|n| n.contains(".idfcr-"))
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
+        return;
+    }
+    panic!("every run finished before its mask's name was taken");
+}
+
 /// Guarantee 5: One non-finite value is one nodata pixel, never a whole tile (with a
 /// NaN nodata value; without one, a clear error naming the pixel).
 #[test]

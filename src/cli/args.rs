@@ -246,10 +246,8 @@ impl ProcessingArgs {
             band_idx: band_indices(&self.bands)?,
             model: self.model,
             tile_px: self.tile_px,
-            // Panels share their border tiles: a few tiles per panel at least.
-            panel_px: self
-                .panel_px
-                .unwrap_or(4096.max(self.tile_px.saturating_mul(4))),
+            // None: stage 1 derives it from the tile the model runs.
+            panel_px: self.panel_px,
             overlap_px: self.overlap_px,
             device: match self.device {
                 DeviceArg::Auto => Device::Auto,

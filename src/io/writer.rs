@@ -308,6 +308,11 @@ pub struct ReadyFile {
 }
 
 impl ReadyFile {
+    /// Where `commit` moves it.
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
     /// Move into place (never over a file that appeared meanwhile unless
     /// `overwrite`), GDAL's side files with it; what was placed, to take
     /// back if the run fails after all.

@@ -44,7 +44,7 @@ pub(crate) fn pixel_cr(
     let c = &model.contract;
     crate::pipeline::fit::check_fit(cfg, input, model)?;
 
-    let (ygrid, xgrid) = tile_grids(cfg, model, input)?;
+    let (ygrid, xgrid, panel_px) = tile_grids(cfg, model, input)?;
 
     let prov = Provenance {
         input,
@@ -55,7 +55,7 @@ pub(crate) fn pixel_cr(
     let mut mask_out = create_mask(cfg, &prov)?;
 
     let pool = worker_pool(model.workers())?;
-    let panels = panels(&xgrid, cfg.opts.panel_px);
+    let panels = panels(&xgrid, panel_px);
     let total_tiles = (ygrid.len() * panels.iter().map(|p| p.tiles.len()).sum::<usize>()) as u64;
     let mut run = Run {
         input,
@@ -89,13 +89,13 @@ pub(crate) fn pixel_cr(
     Ok(summary(cfg, input, model, &counts, started))
 }
 
-/// The row and column tile grids: the model's margin and window, the
-/// user's tile size and overlap.
+/// The row and column tile grids (the model's margin and window, the
+/// user's tile size and overlap) and the width of the column panels.
 fn tile_grids(
     cfg: &RemoveConfig,
     model: &Model,
     input: &InputRaster,
-) -> Result<(AxisGrid, AxisGrid)> {
+) -> Result<(AxisGrid, AxisGrid, usize)> {
     let c = &model.contract;
     let (margin, window) = (c.margin_px(), c.window_px);
     let (tile_px, overlap) = tile_and_overlap(cfg.opts.tile_px, cfg.opts.overlap_px, margin, window)
@@ -109,17 +109,23 @@ fn tile_grids(
                 ),
             )
         })?;
-    // `RemoveOptions::validate` checked the panel against the requested
-    // tile; the model may have grown it (0.8: 480 -> 512).
-    if cfg.opts.panel_px < tile_px {
-        return Err(Error::Usage(format!(
-            "--panel {} px: at least one tile wide ({} grows --tile {} to {tile_px} px)",
-            cfg.opts.panel_px, model.contract.name, cfg.opts.tile_px
-        )));
-    }
+    // Panels share their border tiles: a few tiles per panel at least. A
+    // panel the user chose was checked against the requested tile
+    // (`RemoveOptions::validate`); the model may have grown it (0.8: 480 ->
+    // 512), and a panel narrower than a tile runs every tile twice.
+    let panel_px = match cfg.opts.panel_px {
+        None => 4096.max(tile_px.saturating_mul(4)),
+        Some(p) if p < tile_px => {
+            return Err(Error::Usage(format!(
+                "--panel {p} px: at least one tile wide ({} grows --tile {} to {tile_px} px)",
+                model.contract.name, cfg.opts.tile_px
+            )))
+        }
+        Some(p) => p,
+    };
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
-    Ok((ygrid, xgrid))
+    Ok((ygrid, xgrid, panel_px))
 }
 
 /// What the run did, for the CLI's report and `--json`.
