@@ -26,7 +26,7 @@ fn main() {
         band_idx: None, // all bands
         model: None,    // the bundled model for the input's band count
         tile_px: 480,
-        panel_px: 4096,
+        panel_px: None, // column panels of max(4096, four tiles)
         overlap_px: None,
         device: Device::Auto,
         threads: std::thread::available_parallelism()
