@@ -95,6 +95,17 @@ impl Error {
         self
     }
 
+    /// This error as a problem of `input` ("PATH: WHAT ERROR"), for a step
+    /// that reads another file on the input's behalf (a batch item's
+    /// `--cloud-mask`). An interrupt stays an interrupt: it must end the
+    /// run with 130, not count as one input's failure.
+    pub fn for_input(self, input: impl Into<String>, what: &str) -> Self {
+        match self {
+            Error::Interrupted => Error::Interrupted,
+            e => Error::input(input, format!("{what} {e}")).because(e),
+        }
+    }
+
     /// `because` for a GDAL error: kept with its class and number.
     pub fn because_gdal(self, e: gdal::errors::GdalError) -> Self {
         self.because(GdalFailure::from(e))
@@ -271,6 +282,28 @@ mod tests {
         ];
         for (e, code) in cases {
             assert_eq!(e.exit_code(), code, "{e}");
+        }
+    }
+
+    #[test]
+    fn errors_on_an_inputs_behalf_name_it_and_keep_interrupts() {
+        // (error, its message and exit code as an input's)
+        let cases = [
+            (
+                Error::input("m.tif", "cannot open"),
+                "a.tif: its --cloud-mask m.tif: cannot open",
+                1,
+            ),
+            (
+                Error::Interrupted,
+                "interrupted; no output was left behind",
+                130,
+            ),
+            (Error::Usage("bad".into()), "a.tif: its --cloud-mask bad", 1),
+        ];
+        for (e, want, code) in cases {
+            let got = e.for_input("a.tif", "its --cloud-mask");
+            assert_eq!((got.to_string().as_str(), got.exit_code()), (want, code));
         }
     }
 }

@@ -371,8 +371,9 @@ fn run_item(
         }
         let opened = InputRaster::open(&input, item_cfg.opts.band_idx.as_deref())?;
         // The error names the mask; the batch's line must name the input too.
+        // Ctrl-C during the read stays an interrupt: it ends the batch.
         let p = crate::io::cloud_mask::read(&path.to_string_lossy(), &opened, spec)
-            .map_err(|e| Error::input(&input, format!("its --cloud-mask {e}")))?;
+            .map_err(|e| e.for_input(input.as_str(), "its --cloud-mask"))?;
         item_cfg.job.probability = Some(p);
     }
     // --skip-existing redoes what an earlier run left stale, but replaces
