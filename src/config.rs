@@ -293,6 +293,19 @@ impl RemoveConfig {
                     "--mask must name a different file than OUTPUT".into(),
                 ));
             }
+            // Both rasters get the --co: with TFW=YES each writes a world
+            // file, and o.tif and o.tiff would both write o.tfw (found only
+            // after the whole run, when the second could not be placed).
+            if crate::io::options::writes_world_file(&self.opts.creation_options) {
+                if let Some(w) = crate::io::side_files::shared_world_file(m, &self.job.output) {
+                    return Err(Error::Usage(format!(
+                        "--mask {} and OUTPUT {} would both write the world file {} (--co TFW=YES); give the mask another stem",
+                        m.display(),
+                        self.job.output.display(),
+                        w.display()
+                    )));
+                }
+            }
             // Even with --overwrite: the probability map would replace the
             // very raster it was computed from.
             if crate::io::names::same_target(m, input) {

@@ -71,7 +71,7 @@ impl BatchArgs {
         }
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
         let inputs = match &cloud_mask {
-            Some((pattern, _)) => crate::pipeline::batch::without_cloud_masks(inputs, pattern),
+            Some((pattern, _)) => crate::pipeline::batch::without_cloud_masks(inputs, pattern)?,
             None => inputs,
         };
         let options = self.opts.into_options(self.overwrite)?;

@@ -31,6 +31,15 @@ pub(crate) fn side_names(path: &Path) -> Vec<(PathBuf, bool)> {
     appended.chain(world).collect()
 }
 
+/// The world file (`.tfw`, `.wld`) two rasters would both write, if any:
+/// `o.tif` and `o.tiff` share `o.tfw`.
+pub(crate) fn shared_world_file(a: &Path, b: &Path) -> Option<PathBuf> {
+    WORLD_EXTS.iter().find_map(|ext| {
+        let (wa, wb) = (a.with_extension(ext), b.with_extension(ext));
+        crate::io::names::same_target(&wa, &wb).then_some(wa)
+    })
+}
+
 /// A side file of a temp that exists, the name it takes beside the target,
 /// and whether it is a world file.
 pub(crate) struct SideFile {

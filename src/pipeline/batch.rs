@@ -93,17 +93,33 @@ fn name_parts(input: &str) -> [(&'static str, &str); 3] {
 }
 
 /// The inputs that are not some input's `--cloud-mask` (a folder or glob
-/// of scenes and their masks side by side names both).
-pub fn without_cloud_masks(inputs: Vec<String>, pattern: &str) -> Vec<String> {
+/// of scenes and their masks side by side names both). A pattern that makes
+/// an input its own mask ('{stem}.tif') would drop every input and report
+/// success over nothing: a usage error.
+pub fn without_cloud_masks(inputs: Vec<String>, pattern: &str) -> Result<Vec<String>> {
     let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if let Some(i) = inputs
+        .iter()
+        .find(|i| key(&cloud_mask_path(pattern, i)) == key(Path::new(i)))
+    {
+        return Err(Error::Usage(format!(
+            "--cloud-mask {pattern}: that names each input itself ({i} would be its own mask); give the masks their own names, e.g. '{{stem}}_mask.tif'"
+        )));
+    }
     let masks: std::collections::HashSet<PathBuf> = inputs
         .iter()
         .map(|i| key(&cloud_mask_path(pattern, i)))
         .collect();
-    inputs
+    let scenes: Vec<String> = inputs
         .into_iter()
         .filter(|i| !masks.contains(&key(Path::new(i))))
-        .collect()
+        .collect();
+    if scenes.is_empty() {
+        return Err(Error::Usage(format!(
+            "--cloud-mask {pattern}: every input is another input's mask; nothing is left to process"
+        )));
+    }
+    Ok(scenes)
 }
 
 /// The `--cloud-mask` of `input`: the pattern with its placeholders
@@ -438,5 +454,35 @@ mod tests {
         }
         let got = output_path(Path::new("/o"), "{stem}", "/d/...tif").unwrap();
         assert_eq!(got, Path::new("/o/__"));
+    }
+
+    #[test]
+    fn cloud_masks_among_the_inputs() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (inputs, --cloud-mask pattern, what comes out)
+        // Ok(the scenes left) or Err(words of the error)
+        type Want = std::result::Result<&'static [&'static str], &'static str>;
+        let cases: [(&[&str], &str, Want); 4] = [
+            (
+                &["/d/a.tif", "/d/a_m.tif", "/d/b.tif"],
+                "{stem}_m.tif",
+                Ok(&["/d/a.tif", "/d/b.tif"]),
+            ),
+            (&["/d/a.tif"], "masks/{stem}.tif", Ok(&["/d/a.tif"])),
+            // A mask's own mask (a_m_m.tif) is not an input: a_m stays out.
+            (
+                &["/d/a.tif", "/d/a_m.tif"],
+                "{stem}_m.tif",
+                Ok(&["/d/a.tif"]),
+            ),
+            (&["/d/a.tif", "/d/b.tif"], "{stem}.tif", Err("its own mask")),
+        ];
+        for (inputs, pattern, want) in cases {
+            match (without_cloud_masks(list(inputs), pattern), want) {
+                (Ok(got), Ok(w)) => assert_eq!(got, list(w), "{pattern}"),
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{pattern}: {e}"),
+                (got, w) => panic!("{pattern}: {got:?}, want {w:?}"),
+            }
+        }
     }
 }

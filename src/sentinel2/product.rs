@@ -99,7 +99,7 @@ pub fn parse_product_xml(text: &str) -> Result<ProductMeta, String> {
         Some(q) => q
             .parse::<f64>()
             .ok()
-            .filter(|q| *q > 0.0)
+            .filter(|q| q.is_finite() && *q > 0.0)
             .ok_or_else(|| format!("{quant_item} {q:?} is not a positive number"))?,
         None => 10000.0,
     };
@@ -134,9 +134,13 @@ fn radiometric_offsets(
             .map(|(b, _)| b.to_string())
             .ok_or_else(|| format!("{} has an unknown band_id {id:?}", level.offset_item()))?;
         let v = n.text().unwrap_or("").trim();
+        // Rust parses "NaN" and "inf" as numbers; as an offset they would
+        // reach the model as NaN pixels (blamed on the model's graph).
         let v: f64 = v
             .parse()
-            .map_err(|_| format!("{} for {band} is {v:?}, not a number", level.offset_item()))?;
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| format!("{} for {band} is {v:?}, not a number", level.offset_item()))?;
         offsets.insert(band, v);
     }
     Ok(offsets)
@@ -157,7 +161,10 @@ fn nodata_index(root: roxmltree::Node) -> f64 {
                 .map(str::trim)
         };
         if child("SPECIAL_VALUE_TEXT") == Some("NODATA") {
-            if let Some(v) = child("SPECIAL_VALUE_INDEX").and_then(|v| v.parse().ok()) {
+            if let Some(v) = child("SPECIAL_VALUE_INDEX")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+            {
                 nodata = v;
             }
         }
@@ -314,6 +321,18 @@ mod tests {
             (
                 "<Level-1C_User_Product><RADIO_ADD_OFFSET band_id=\"0\">x</RADIO_ADD_OFFSET></Level-1C_User_Product>",
                 "not a number",
+            ),
+            (
+                "<Level-1C_User_Product><RADIO_ADD_OFFSET band_id=\"1\">NaN</RADIO_ADD_OFFSET></Level-1C_User_Product>",
+                "RADIO_ADD_OFFSET for B2 is \"NaN\", not a number",
+            ),
+            (
+                "<Level-1C_User_Product><RADIO_ADD_OFFSET band_id=\"2\">-inf</RADIO_ADD_OFFSET></Level-1C_User_Product>",
+                "not a number",
+            ),
+            (
+                "<Level-1C_User_Product><QUANTIFICATION_VALUE>inf</QUANTIFICATION_VALUE></Level-1C_User_Product>",
+                "not a positive number",
             ),
         ] {
             let e = parse_product_xml(xml).unwrap_err();
