@@ -431,6 +431,18 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "a --co the output takes but the Float32 mask does not",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.extend(["--co", "COMPRESS=JPEG", "--mask", "m.tif"].map(String::from));
+            a
+        },
+        want: &["--mask m.tif", "Float32", "COMPRESS=JPEG"],
+        code: 2,
+        env: &[],
+    },
+    Case {
         name: "an overlap no tile holds",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);

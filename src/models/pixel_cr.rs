@@ -315,12 +315,17 @@ pub(crate) fn load_session_pool(
         return Err(Error::model(path, "file is empty"));
     }
     let env = crate::models::runtime::environment(ort_lib)?;
-    let mut provider = Provider::Cpu;
-    let mut sessions = Vec::with_capacity(workers.max(1));
-    for i in 0..workers.max(1) {
-        let (session, p) = build_session(env, &bytes, path, device, intra_threads, i == 0)?;
-        provider = p;
-        sessions.push(Mutex::new(session));
+    // The first session settles where `--device auto` runs. On CUDA one
+    // session is the pool (as with `--device cuda`: each session holds its
+    // own GPU memory arena, and several would run out on a small GPU); on
+    // CPU the others are built for the CPU without asking CUDA again.
+    let (first, provider) = build_session(env, &bytes, path, device, intra_threads, true)?;
+    let mut sessions = vec![Mutex::new(first)];
+    if provider == Provider::Cpu {
+        for _ in 1..workers.max(1) {
+            let (session, _) = build_session(env, &bytes, path, Device::Cpu, intra_threads, false)?;
+            sessions.push(Mutex::new(session));
+        }
     }
     Ok((bytes, sessions, provider))
 }

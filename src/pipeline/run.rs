@@ -59,15 +59,23 @@ fn run_one(
         input.bands(),
         &cfg.opts.creation_options,
     )?;
-    if cfg.job.mask.is_some() {
+    if let Some(mask) = &cfg.job.mask {
         // The mask is Float32 with one band: options valid for the output
-        // (JPEG compression of Byte RGB, say) may not be for it.
+        // (JPEG compression of Byte RGB, say) may not be for it, and the
+        // message must say that it is the mask they fail on.
         crate::io::writer::check_creation_options(
             cfg.opts.format,
             OutputType::Float32,
             1,
             &cfg.opts.creation_options,
-        )?;
+        )
+        .map_err(|e| match e {
+            Error::Usage(why) => Error::Usage(format!(
+                "--mask {} (one Float32 band, written with the same --co): {why}",
+                mask.display()
+            )),
+            e => e,
+        })?;
     }
     if let Some(opts) = &cfg.opts.refine {
         return remove_refined(cfg, opts, &input, cache, progress_total, started);
