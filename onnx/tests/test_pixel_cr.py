@@ -15,7 +15,7 @@ from idfcr_train.reports.metrics import psnr, rmse, ssim  # noqa: E402
 from idfcr_train.models.pixel_cr import (  # noqa: E402
     PixelCR, PixelCRConfig, attention_target, pixel_cr_loss, thick_cloud_weight)
 from idfcr_train.data.synth_clouds import add_clouds, fractal_noise  # noqa: E402
-from idfcr_train.training.train_pixel_cr import still_held_out  # noqa: E402
+from idfcr_train.checkpoint import held_out_on_resume, still_held_out  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -275,6 +275,19 @@ def test_resumed_run_records_the_blocks_no_run_trained_on(before, now, held):
         else:
             with pytest.raises(SystemExit, match="trained on block"):
                 check_held_out(state, block, "ckpt.pt", "rice2_3s")
+
+
+@pytest.mark.parametrize("state,now,held", [
+    (None, "3,9", "3,9"),                                  # a fresh run: its own split
+    ({}, "3,9", "3,9"),                                    # (train_ind's empty state)
+    ({"meta": {"val_blocks": "3,9"}}, "3", "3"),          # block 9 moved into training
+    ({"meta": {"val_blocks": "3"}}, "3,9", "3"),          # block 9 was trained on before
+    ({"meta": {}}, "3,9", None),                           # stored no split: unknown
+])
+def test_every_trainer_keeps_the_held_out_record_on_resume(state, now, held):
+    # train_detector, train_gate and train_ind store this (train_pixel_cr
+    # the same through still_held_out).
+    assert held_out_on_resume(state, now) == held
 
 
 def test_shifted_windows_export_keeps_sizes_dynamic(tmp_path):

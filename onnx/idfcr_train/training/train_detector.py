@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from idfcr_train.checkpoint import load_state, save_atomic
+from idfcr_train.checkpoint import held_out_on_resume, load_state, save_atomic
 from idfcr_train.data.bright_ground import add_bright_fields
 from idfcr_train.data.pairs import (Pair, align_label, load_rice, random_crop_pair, random_lift, random_stretch,
                                    split_by_block)
@@ -356,7 +356,8 @@ def start_run(args: argparse.Namespace) -> DetectorRun:
         opt.load_state_dict(state["optim"])
         step, wall_s = state["step"], state["wall_s"]
         rng.bit_generator.state = state["rng"]
-    meta = {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": args.val_blocks,
+    meta = {"data": os.path.basename(os.path.normpath(args.data)),
+            "val_blocks": held_out_on_resume(state, args.val_blocks),
             "extra_data": args.extra_data and os.path.basename(os.path.normpath(args.extra_data)),
             "s2_data": args.s2_data and os.path.basename(os.path.normpath(args.s2_data)),
             "clear_rasters": [os.path.basename(p) for p in args.clear_rasters.split(",") if p],

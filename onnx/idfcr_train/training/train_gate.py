@@ -59,7 +59,7 @@ import time
 import numpy as np
 import torch
 
-from idfcr_train.checkpoint import load_state, save_atomic
+from idfcr_train.checkpoint import held_out_on_resume, load_state, save_atomic
 from idfcr_train.data.pairs import load_rice, split_by_block
 from idfcr_train.models.detector import GATE_EXTRA_IN, CloudDetector, gate_inputs, load_detector
 from idfcr_train.models.pixel_cr import load_checkpoint
@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         opt.load_state_dict(state["optim"])
         step, wall_s = state["step"], state["wall_s"]
         rng.bit_generator.state = state["rng"]
-    meta = {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": args.val_blocks,
+    meta = {"data": os.path.basename(os.path.normpath(args.data)),
+            "val_blocks": held_out_on_resume(state, args.val_blocks),
             "train_blocks": args.train_blocks,
             "extra_data": args.extra_data and os.path.basename(os.path.normpath(args.extra_data)),
             "pixel_cr": os.path.basename(args.pixel_cr), "init_detector": args.init_detector and os.path.basename(args.init_detector),

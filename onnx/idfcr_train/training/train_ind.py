@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from idfcr_train.checkpoint import save_atomic
+from idfcr_train.checkpoint import held_out_on_resume, save_atomic
 from idfcr_train.data.pairs import load_rice, random_crop_pair, split_by_block
 from idfcr_train.models.ind import (AEConfig, Autoencoder, ControlNet, Denoiser, UNet, UNetConfig, alphas_cumprod, inr_step,
                   measure_latent_scale, q_sample, reconstruction_loss)
@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
 
     state = torch.load(args.ckpt, map_location="cpu") if args.resume and os.path.exists(args.ckpt) else {}
+    # What no stage so far trained on (a resumed stage may not erase it).
+    held_out = held_out_on_resume(state, args.val_blocks)
     pairs = load_rice(args.data)
     train, _val = split_by_block(pairs, set(args.val_blocks.split(",")))
     bands = train[0].clear_raw.shape[0]
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         save_atomic({"ae": ae.state_dict(), "unet": unet.state_dict(), "control": control.state_dict(),
                      "ae_config": ae_cfg.to_dict(), "unet_config": unet_cfg.to_dict(), "steps": steps,
                      "wall_s": wall, "optim": opt.state_dict(), "optim_stage": stage,
-                     "meta": {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": args.val_blocks,
+                     "meta": {"data": os.path.basename(os.path.normpath(args.data)), "val_blocks": held_out,
                               "k_iters": args.k_iters, "crop": args.crop, "batch": args.batch,
                               "seed": args.seed}}, args.ckpt)
 

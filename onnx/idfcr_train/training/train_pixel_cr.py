@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from idfcr_train.checkpoint import save_atomic
+from idfcr_train.checkpoint import save_atomic, still_held_out
 from idfcr_train.data.pairs import (Pair, align_label, in_id_range, load_rice, random_crop_pair, random_palette,
                                     random_lift, random_stretch, split_by_block)
 from idfcr_train.reports.metrics import psnr
@@ -387,20 +387,6 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
         meta["val_blocks"] = still_held_out(state["meta"].get("val_blocks"), args.val_blocks)
     return meta
-
-
-def still_held_out(before: str | None, now: str) -> str | None:
-    """The blocks a resumed checkpoint has never trained on: those held out by
-    every run so far. A run may move a held-out block into training (never
-    the reverse: a block once trained on stays seen), and the scoring tools
-    read this field to refuse scoring on seen scenes. A checkpoint that
-    stored no split keeps none: what its earlier runs saw is unknown."""
-    if not before:
-        return None
-    now_set = set(now.split(","))
-    # "none" (not ""): an empty field reads as "no split recorded" and would
-    # switch the check off.
-    return ",".join(b for b in str(before).split(",") if b in now_set) or "none"
 
 
 def learning_rate(args: argparse.Namespace, step: int, start_step: int, elapsed_s: float) -> float:
