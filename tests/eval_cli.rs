@@ -68,7 +68,34 @@ fn eval_errors() {
         pattern(b, y, x) as f32 / 255.0
     });
     rgb_tiff(&dir.path().join("tiny.tif"), 10, 10, None);
+    // The same pixels on other ground: shifted by 100 px, and in another CRS.
+    for (name, shift, epsg) in [("shifted.tif", 1000.0, 32633), ("wgs84.tif", 0.0, 4326)] {
+        rgb_tiff(&dir.path().join(name), 40, 30, None);
+        let mut ds = gdal::Dataset::open_ex(
+            dir.path().join(name),
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut gt = ds.geo_transform().unwrap();
+        gt[0] += shift;
+        ds.set_geo_transform(&gt).unwrap();
+        ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(epsg).unwrap())
+            .unwrap();
+    }
     let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["eval", "a.tif", "shifted.tif"],
+            1,
+            "a.tif: lies on another grid than the reference shifted.tif",
+        ),
+        (
+            &["eval", "a.tif", "wgs84.tif"],
+            1,
+            "but the reference wgs84.tif is in WGS 84",
+        ),
         (
             &["eval", "a.tif", "small.tif"],
             1,
@@ -318,4 +345,52 @@ fn sentinel2_bands_are_paired_by_name() {
             "{file}: {q}"
         );
     }
+}
+
+/// Bands tagged with distinct colours pair by colour: an RGB raster against
+/// the same pixels stored BGR (and tagged so) is identical, not red scored
+/// against blue; untagged bands still pair by position.
+#[test]
+fn colour_tagged_bands_are_paired_by_colour() {
+    use gdal::raster::ColorInterpretation as C;
+    let dir = tempfile::tempdir().unwrap();
+    let colour = |i: usize| {
+        [C::RedBand, C::GreenBand, C::BlueBand]
+            .into_iter()
+            .nth(i)
+            .unwrap()
+    };
+    for (name, reversed) in [("rgb.tif", false), ("bgr.tif", true), ("plain.tif", true)] {
+        let path = dir.path().join(name);
+        write_tiff::<u8>(&path, 40, 30, 3, None, |b, y, x| {
+            pattern(if reversed { 2 - b } else { b }, y, x) as u8
+        });
+        if name == "plain.tif" {
+            continue;
+        }
+        let ds = gdal::Dataset::open_ex(
+            &path,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for b in 0..3 {
+            let c = colour(if reversed { 2 - b } else { b });
+            ds.rasterband(b + 1)
+                .unwrap()
+                .set_color_interpretation(c)
+                .unwrap();
+        }
+    }
+    let psnr = |reference: &str| -> f64 {
+        let o = idfcr(dir.path(), &["eval", "rgb.tif", reference, "--json", "-"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["mean"]["psnr"].as_f64().unwrap()
+    };
+    assert_eq!(psnr("bgr.tif"), 100.0);
+    // Untagged: by position (red against blue; green alike).
+    assert!(psnr("plain.tif") < 60.0);
 }

@@ -1665,3 +1665,33 @@ fn kept_bands_decide_the_type() {
     assert_eq!(input.data_type, OutputType::UInt16);
     assert_eq!((input.bands(), input.dn_offset.len()), (4, 4));
 }
+
+/// `eval` on a product subdataset leaves out its nodata (DN 0 by the
+/// product's metadata, not a GDAL nodata value), as `remove` and `s2` do:
+/// scored as data, the swath edge's zeros matched themselves and favoured
+/// doing nothing.
+#[test]
+fn eval_leaves_a_products_nodata_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let product = make_product(tmp.path(), "L1C", "05.09", false);
+    let sd10 = format!("SENTINEL2_L1C:{product}/MTD_MSIL1C.xml:10m:EPSG_32633");
+    let o = common::idfcr(tmp.path(), &["eval", &sd10, &sd10, "--csv", "-"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let csv = String::from_utf8_lossy(&o.stdout).to_string();
+    let ds = gdal::Dataset::open(&sd10).unwrap();
+    let (w, h) = ds.raster_size();
+    let zeros = {
+        let b = ds.rasterband(1).unwrap();
+        let v = b.read_as::<u16>((0, 0), (w, h), (w, h), None).unwrap();
+        v.data().iter().filter(|&&x| x == 0).count()
+    };
+    assert!(zeros > 0, "the fixture has a nodata corner");
+    for row in csv.lines().skip(1).filter(|l| !l.contains(",mean,")) {
+        let pixels: usize = row.split(',').nth(6).unwrap().parse().unwrap();
+        assert!(
+            pixels <= w * h - zeros,
+            "{row}: {zeros} of {} are DN 0",
+            w * h
+        );
+    }
+}

@@ -261,6 +261,83 @@ fn reference_bands_by_name(
         .map(Some)
 }
 
+/// The reference's bands in the prediction's order by colour
+/// interpretation, when both tag every selected band with a distinct colour
+/// (Red, Green, Blue...) and the reference holds each of the prediction's:
+/// an RGB raster against a BGR one would otherwise score red against blue.
+/// None (pair by position) when any band is untagged, grey or repeated.
+fn reference_bands_by_colour(p: &InputRaster, r: &InputRaster) -> Option<Vec<usize>> {
+    use crate::io::mask::color_name;
+    let colours = |raster: &InputRaster| -> Option<Vec<String>> {
+        let names: Vec<String> = raster
+            .band_nos
+            .iter()
+            .map(|&b| raster.ds.rasterband(b).ok().map(|band| color_name(&band)))
+            .collect::<Option<_>>()?;
+        let mut seen = std::collections::HashSet::new();
+        let distinct = names
+            .iter()
+            .all(|n| !matches!(n.as_str(), "" | "Undefined" | "Gray") && seen.insert(n));
+        distinct.then_some(names)
+    };
+    let (pc, rc) = (colours(p)?, colours(r)?);
+    let order: Vec<usize> = pc
+        .iter()
+        .map(|c| rc.iter().position(|x| x == c).map(|i| r.band_nos[i]))
+        .collect::<Option<_>>()?;
+    (order != r.band_nos).then_some(order)
+}
+
+/// Give a Sentinel-2 product subdataset its metadata's nodata DN on every
+/// band that declares none; true when it is one.
+fn product_nodata(raster: &mut InputRaster) -> Result<bool> {
+    let Some(sd) = crate::sentinel2::product::parse_subdataset(&raster.source) else {
+        return Ok(false);
+    };
+    let meta = crate::sentinel2::input::load_product_meta(&sd.mtd)?;
+    for nd in raster.nodata.iter_mut().filter(|nd| nd.is_none()) {
+        *nd = Some(meta.nodata);
+    }
+    raster.nodata_per_band = true;
+    Ok(true)
+}
+
+/// Two georeferenced rasters of one size can still cover different ground
+/// (another origin, pixel size or CRS): scored pixel by pixel they compare
+/// unrelated places, silently. Refused when both carry georeferencing and
+/// it differs; a raster without any (a PNG) is compared by position.
+fn check_same_grid(p: &gdal::Dataset, ps: &str, r: &gdal::Dataset, rs: &str) -> Result<()> {
+    if let (Ok(a), Ok(b)) = (p.geo_transform(), r.geo_transform()) {
+        // A hundredth of a pixel: rounding in a format's header, not a shift.
+        let tol = 0.01 * a[1].abs().max(a[5].abs()).max(1e-12);
+        if a.iter().zip(&b).any(|(x, y)| (x - y).abs() > tol) {
+            return Err(Error::input(
+                ps,
+                format!(
+                    "lies on another grid than the reference {rs}: origin ({}, {}) and pixel size ({}, {}) against ({}, {}) and ({}, {}); resample one onto the other's grid first (gdalwarp)",
+                    a[0], a[3], a[1], a[5], b[0], b[3], b[1], b[5]
+                ),
+            ));
+        }
+    }
+    if let (Ok(a), Ok(b)) = (p.spatial_ref(), r.spatial_ref()) {
+        if a != b {
+            let name = |s: &gdal::spatial_ref::SpatialRef| {
+                s.name().unwrap_or_else(|| "an unnamed CRS".into())
+            };
+            return Err(Error::input(
+                ps,
+                format!(
+                    "is in {} but the reference {rs} is in {}; reproject one onto the other's grid first (gdalwarp)",
+                    name(&a),
+                    name(&b)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Score one pair.
 fn eval_pair(
     pred: &Path,
@@ -270,15 +347,21 @@ fn eval_pair(
 ) -> Result<ImageResult> {
     let ps = pred.display().to_string();
     let rs = reference.display().to_string();
-    let p = InputRaster::open(&ps, band_idx)?;
+    let mut p = InputRaster::open(&ps, band_idx)?;
     let mut r = InputRaster::open(&rs, band_idx)?;
     let by_name = reference_bands_by_name(&p, &r.ds, &rs)?;
-    // Sentinel-2 bands have nodata of their own (swath edges differ by
-    // band; `idfcr s2` leaves such a band at nodata): scored band by band.
-    let per_band_nodata = by_name.is_some();
-    if let Some(order) = by_name {
+    let named = by_name.is_some();
+    if let Some(order) = by_name.or_else(|| reference_bands_by_colour(&p, &r)) {
         r.keep_bands(order)?;
     }
+    // A Sentinel-2 product subdataset declares no GDAL nodata: its DN 0 is
+    // nodata by the product's metadata, as `remove` and `s2` read it.
+    // Scored as data, the swath edges' zeros matched themselves exactly and
+    // favoured doing nothing over an `idfcr s2` output (nodata there).
+    let product_nodata = product_nodata(&mut p)? | product_nodata(&mut r)?;
+    // Sentinel-2 bands have nodata of their own (swath edges differ by
+    // band; `idfcr s2` leaves such a band at nodata): scored band by band.
+    let per_band_nodata = named || product_nodata;
     if (p.width, p.height, p.bands()) != (r.width, r.height, r.bands()) {
         return Err(Error::input(
             &ps,
@@ -293,6 +376,7 @@ fn eval_pair(
             ),
         ));
     }
+    check_same_grid(&p.ds, &ps, &r.ds, &rs)?;
     let (w, h) = (p.width, p.height);
     // Both images as float32, then per band float64 copies, the validity
     // flags and SSIM's filtered planes (about 88 bytes a pixel).
