@@ -172,3 +172,27 @@ fn interrupted_batch_resumes() {
         .collect();
     assert_eq!(st, ["skipped", "ok", "ok"]);
 }
+
+/// `quality` (and `eval`) checked for a stop only between images: a
+/// signal during the only one still gave the full report and exit 0.
+#[test]
+fn quality_stops_during_its_only_image() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("big.tif"), 3000, 3000, None);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"))
+        .current_dir(dir.path())
+        .args(["quality", "big.tif", "--json", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(250));
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "a report after a stop");
+}

@@ -246,7 +246,7 @@ fn run_eval(
         }
     }
     for p in [json, csv].into_iter().flatten() {
-        crate::io::place::check_report_path(p)?;
+        crate::io::report::check_report_path(p)?;
     }
     let scored = evaluate::pairs(&cfg.pred, &cfg.reference)?;
     for (option, path) in [("--json", json), ("--csv", csv)] {
@@ -268,7 +268,7 @@ fn run_eval(
         if path.as_os_str() == "-" {
             stdout_report(&text)
         } else {
-            crate::io::place::write_report(path, &text)
+            crate::io::report::write_report(path, &text)
         }
     };
     let to_stdout = |p: Option<&std::path::Path>| p.is_some_and(|p| p.as_os_str() == "-");
@@ -331,7 +331,7 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         let written = if p.as_os_str() == "-" {
             stdout_report(&text)
         } else {
-            crate::io::place::write_report(&p, &text)
+            crate::io::report::write_report(&p, &text)
         };
         if let Err(e) = written {
             report(&e);

@@ -16,6 +16,8 @@
 //!   user's checked before any work);
 //! - `place`: temp files, stale-temp cleaning, output checks, read-back,
 //!   fsync and the no-replace move that finish every output;
+//! - `report`: text reports (`eval --json/--csv`, `batch --summary`),
+//!   checked before the work and never written over a non-report file;
 //! - `side_files`: GDAL's side files of an output (`.aux.xml`, world
 //!   files) moved into place with it, stale ones of a replaced file removed;
 //! - `staging`: outputs that stand or fall together (an `s2` product),
@@ -34,6 +36,7 @@ pub mod open;
 pub mod options;
 pub mod place;
 pub mod reader;
+pub mod report;
 pub mod side_files;
 pub mod staging;
 pub mod units;

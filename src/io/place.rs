@@ -195,7 +195,7 @@ const TEMP_TAGS: &[&str] = &[
 /// or a nested temp of one, as `--refine`'s stage 1 makes), made on this
 /// machine, owned by this user, by a process that no longer exists (Linux,
 /// where /proc says so; elsewhere nothing is cleaned).
-fn clean_stale_temps(final_path: &Path) {
+pub(crate) fn clean_stale_temps(final_path: &Path) {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::MetadataExt;
@@ -249,7 +249,7 @@ fn clean_stale_temps(final_path: &Path) {
 }
 
 /// `path`'s folder, or the error that it does not exist.
-fn require_parent_dir(path: &Path) -> Result<&Path> {
+pub(crate) fn require_parent_dir(path: &Path) -> Result<&Path> {
     let dir = parent_dir(path);
     if !dir.is_dir() {
         return Err(Error::output(
@@ -301,7 +301,7 @@ pub fn check_output_path(
 
 /// Whether a file can be created beside `path`: its folder exists and a
 /// probe file can be written there (the only reliable test is writing).
-fn probe_folder(path: &Path) -> Result<()> {
+pub(crate) fn probe_folder(path: &Path) -> Result<()> {
     let dir = require_parent_dir(path)?;
     TempFile::beside(path, "probe").map_err(|e| {
         Error::output(
@@ -310,24 +310,6 @@ fn probe_folder(path: &Path) -> Result<()> {
         )
     })?;
     Ok(())
-}
-
-/// A report (a JSON summary, a CSV) is written when a possibly long run
-/// ends: a missing or read-only folder is found now, before the work, not
-/// after it. `-` is standard output.
-pub fn check_report_path(path: &Path) -> Result<()> {
-    if path.as_os_str() == "-" {
-        return Ok(());
-    }
-    if path.is_dir() {
-        return Err(Error::output(path, "is a directory"));
-    }
-    // A device or pipe (/dev/null, a FIFO a script reads) is written
-    // directly, not replaced (write_report): nothing to probe beside it.
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return Ok(());
-    }
-    probe_folder(path)
 }
 
 /// Move the finished `tmp` to `final_path`. Without `overwrite`, an output
@@ -349,31 +331,6 @@ pub(crate) fn move_into_place(tmp: &Path, final_path: &Path, overwrite: bool) ->
         }
         Err(e) => Err(e),
     }
-}
-
-/// Write a text report (JSON, CSV) to `path`. A regular file (or a new
-/// one) is written through a temp file beside it and a rename, so that a
-/// full disk or a kill leaves the previous report or none, never a
-/// truncated one; a report replaces an older one, as a shell redirection
-/// would. Anything else (`/dev/stdout`, a pipe, a symlink) is written in
-/// place: replacing it would break what it is.
-pub fn write_report(path: &Path, text: &str) -> Result<()> {
-    let _placing = placing();
-    let fail = |e: io::Error| Error::output(path, format!("cannot write: {e}"));
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if !m.file_type().is_file() => return std::fs::write(path, text).map_err(fail),
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(fail(e)),
-        _ => {}
-    }
-    clean_stale_temps(path);
-    require_parent_dir(path)?;
-    let tmp = TempFile::beside(path, "report").map_err(fail)?;
-    std::fs::write(tmp.path(), text).map_err(fail)?;
-    sync_file(tmp.path()).map_err(fail)?;
-    move_into_place(tmp.path(), path, true).map_err(fail)?;
-    tmp.keep();
-    sync_dir(parent_dir(path));
-    Ok(())
 }
 
 /// fsync a file, then its directory (so the rename itself is durable).

@@ -442,6 +442,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
             eval_pair(p, r, cfg.band_idx.as_deref(), data_range)
         })
         .collect::<Result<Vec<_>>>()?;
+    // And during the last (or only) pair: a stop asked for is a stop (130,
+    // no report), not a full report and exit 0.
+    crate::interrupt::check()?;
     let mean = mean_of(
         images
             .iter()

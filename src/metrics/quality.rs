@@ -169,6 +169,8 @@ pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
             data_range: range,
         });
     }
+    // And during the last (or only) image: a stop asked for is a stop.
+    crate::interrupt::check()?;
     Ok(out)
 }
 

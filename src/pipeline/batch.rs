@@ -286,7 +286,7 @@ pub fn run_batch(
     if let Some(Err(e)) = cfg
         .summary
         .as_deref()
-        .map(crate::io::place::check_report_path)
+        .map(crate::io::report::check_report_path)
     {
         if created {
             let _ = std::fs::remove_dir(&cfg.out_dir); // only while empty
