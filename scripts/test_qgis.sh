@@ -39,6 +39,17 @@ gdal_translate -q -b 1 -scale 0 255 0 0 "$work/in.tif" "$work/clear_mask.tif"
 check "a clear cloud mask passes the input through" \
   "'$bin' eval '$work/masked.tif' '$work/in.tif' --json - | grep -q '\"rmse\": 0.0'"
 
+# A GeoPackage of two layers: QGIS passes the picked one ("|layername=clouds",
+# no features: nothing is cloud), not the other ("aoi", the whole scene).
+echo '{"type":"FeatureCollection","features":[]}' > "$work/clouds.geojson"
+echo '{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[0,-9000000],[1000000,-9000000],[1000000,0],[0,0],[0,-9000000]]]}}]}' > "$work/aoi.geojson"
+ogr2ogr -q -f GPKG -a_srs EPSG:32621 -nln clouds -nlt POLYGON "$work/two.gpkg" "$work/clouds.geojson"
+ogr2ogr -q -update -a_srs EPSG:32621 -nln aoi "$work/two.gpkg" "$work/aoi.geojson"
+"$QP" run script:idfcr_remove -- INPUT="$work/in.tif" OUTPUT="$work/layer.tif" CLOUD_MASK="$work/two.gpkg|layername=clouds" \
+  BINARY="$bin" MODEL="$PWD/testdata/models/tiny_swin.onnx" DEVICE=1 > "$work/layer.txt" 2>&1 || true
+check "a picked GeoPackage layer is the cloud mask" \
+  "'$bin' eval '$work/layer.tif' '$work/in.tif' --json - | grep -q '\"rmse\": 0.0'"
+
 set +e
 "$QP" run script:idfcr_remove -- INPUT="$work/in.tif" OUTPUT="$work/bad.tif" \
   BINARY="$bin" MODEL="$PWD/testdata/models/tiny_conv4.onnx" DEVICE=1 > "$work/bad.txt" 2>&1

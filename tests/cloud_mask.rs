@@ -74,6 +74,9 @@ fn the_mask_decides_what_is_touched() {
     "coordinates": [[[{x0}, {y0}], [{x1}, {y0}], [{x1}, {y1}], [{x0}, {y1}], [{x0}, {y0}]]]}}}}]}}"#
     );
     std::fs::write(d.join("clouds.geojson"), geojson).unwrap();
+    // The same polygon as one layer of a GeoPackage, next to an area of
+    // interest over the whole scene: QGIS names the layer after a "|".
+    two_layer_geopackage(d, "clouds.geojson");
     // A float mask whose declared nodata float32 cannot hold exactly: its
     // pixels read -9999.900390625, the VRT declares -9999.9 (GDAL's GTiff
     // rounds the declaration itself; other writers do not). Its nodata
@@ -98,12 +101,14 @@ fn the_mask_decides_what_is_touched() {
         ds.close().unwrap();
     }
     let (src, _, _) = read_all(&d.join("in.tif"));
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 7] = [
         ("bin.tif", &[]),
         ("nd.vrt", &[]),
         ("scl.tif", &["--cloud-values", "8,9"]),
         ("half.tif", &[]),
         ("clouds.geojson", &[]),
+        ("two.gpkg|layername=clouds", &[]),
+        ("two.gpkg|layerid=0", &[]),
     ];
     for (mask, extra) in cases {
         let out = format!("out_{mask}.tif");
@@ -158,6 +163,12 @@ fn masks_that_do_not_fit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     rgb_tiff(&d.join("in.tif"), W, H, None);
+    std::fs::write(
+        d.join("empty.geojson"),
+        r#"{"type": "FeatureCollection", "features": []}"#,
+    )
+    .unwrap();
+    two_layer_geopackage(d, "empty.geojson");
     write_tiff::<u8>(&d.join("two.tif"), W, H, 2, None, |_, _, _| 0);
     write_tiff::<u8>(&d.join("fmask.tif"), W, H, 1, None, |_, y, _| (y % 5) as u8);
     write_tiff::<f32>(&d.join("pct.tif"), W, H, 1, None, |_, _, x| x as f32);
@@ -200,6 +211,26 @@ fn masks_that_do_not_fit_are_refused() {
             &["--cloud-mask", "out.tif", "--overwrite"],
             2,
             &["--cloud-mask out.tif", "output"],
+        ),
+        // Burning both layers would make the whole scene cloud.
+        (
+            &["--cloud-mask", "two.gpkg"],
+            1,
+            &[
+                "two.gpkg",
+                "holds 2 layers (clouds, aoi)",
+                "|layername=NAME",
+            ],
+        ),
+        (
+            &["--cloud-mask", "two.gpkg|layername=nope"],
+            1,
+            &["two.gpkg", "has no layer \"nope\"", "clouds, aoi"],
+        ),
+        (
+            &["--cloud-mask", "two.gpkg|subset=\"id\"=1"],
+            2,
+            &["only |layername=NAME or |layerid=N"],
         ),
         (&["--cloud-values", "8"], 2, &["--cloud-mask"]),
         (
@@ -462,5 +493,28 @@ fn polygons_that_cannot_be_placed_are_refused() {
         assert_eq!(o.status.code(), Some(1), "{mask}: {err}");
         assert!(err.contains(mask) && err.contains(why), "{mask}: {err}");
         assert!(!d.join("out.tif").exists(), "{mask}: an output was written");
+    }
+}
+
+/// `d/two.gpkg`: layer "clouds" from `clouds` (a GeoJSON in `d`), and layer
+/// "aoi", a polygon over the whole scene (EPSG:32633).
+fn two_layer_geopackage(d: &std::path::Path, clouds: &str) {
+    let aoi = r#"{"type": "FeatureCollection",
+  "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32633"}},
+  "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon",
+    "coordinates": [[[400000, 4000000], [700000, 4000000], [700000, 4300000], [400000, 4300000], [400000, 4000000]]]}}]}"#;
+    std::fs::write(d.join("aoi.geojson"), aoi).unwrap();
+    for (layer, src, extra) in [
+        ("clouds", clouds, &["-nlt", "POLYGON"][..]),
+        ("aoi", "aoi.geojson", &["-update"][..]),
+    ] {
+        let st = std::process::Command::new("ogr2ogr")
+            .current_dir(d)
+            .args(["-q", "-f", "GPKG", "-a_srs", "EPSG:32633", "-nln", layer])
+            .args(extra)
+            .args(["two.gpkg", src])
+            .status()
+            .expect("ogr2ogr (gdal-bin)");
+        assert!(st.success(), "ogr2ogr {layer}");
     }
 }

@@ -134,9 +134,15 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
                 f"cloud mask layer '{cloud_mask.name()}' is not a file ({cloud_mask.providerType()} layer): "
                 "save it as a GeoPackage or GeoTIFF first")
         if cloud_mask is not None:
-            # A vector layer's source may name its layer ("clouds.gpkg|layername=x"): idfcr
-            # reads every layer of the file.
-            args += ["--cloud-mask", cloud_mask.source().split("|")[0]]
+            # A vector layer's source names its layer within the file ("clouds.gpkg|layername=x"),
+            # which idfcr reads in the same syntax; a filter on the layer it cannot apply.
+            path, *options = cloud_mask.source().split("|")
+            picks = [o for o in options if o.startswith(("layername=", "layerid="))]
+            if any(o.startswith("subset=") for o in options):
+                raise QgsProcessingException(
+                    f"cloud mask layer '{cloud_mask.name()}' has a filter, which idfcr cannot apply: "
+                    "save the filtered features as their own layer first")
+            args += ["--cloud-mask", "|".join([path] + picks[:1])]
             values = self.parameterAsString(parameters, self.CLOUD_VALUES, context)
             if values:
                 args += ["--cloud-values", values]

@@ -13,7 +13,8 @@ pub struct CloudMaskArgs {
     /// input's extent at any resolution (a 20 m scene classification over
     /// 10 m bands). A float mask holds probabilities 0..1; an integer mask is
     /// 0 (clear) and one other value (cloud), or classes with --cloud-values.
-    /// Or cloud polygons (GeoPackage, shapefile, GeoJSON; any CRS).
+    /// Or cloud polygons (GeoPackage, shapefile, GeoJSON; any CRS); of a
+    /// file of several layers, name one: 'clouds.gpkg|layername=clouds'.
     /// Beyond its clouds and their feathered edges the input comes back bit
     /// for bit, and tiles over clear ground are not run.
     #[arg(id = "cloud_mask", long = "cloud-mask", value_name = "FILE", help_heading = CLOUD_MASK)]

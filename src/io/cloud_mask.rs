@@ -44,10 +44,17 @@ const STRIP_VALUES: usize = 1 << 22;
 
 /// Read `path` as the cloud probability of `input`.
 pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<SceneProbability> {
-    let ds = open_dataset(path)?;
+    let (file, pick) = split_layer(path)?;
+    let ds = open_dataset(file)?;
+    if pick.is_some() && ds.layer_count() == 0 {
+        return Err(Error::input(
+            file,
+            "holds no vector layers to pick one from",
+        ));
+    }
     // (p on the map, input pixels in mask pixels, shrink factor, what it is)
     let (p, ratio, k, what) = if ds.raster_count() == 0 && ds.layer_count() > 0 {
-        let (p, k, n) = polygons(&ds, path, input, spec)?;
+        let (p, k, n) = polygons(&ds, file, pick, input, spec)?;
         (p, 1.0, k, format!("{n} cloud polygons"))
     } else {
         if ds.raster_count() == 0
@@ -153,6 +160,7 @@ fn is_float(ds: &Dataset) -> bool {
 fn polygons(
     ds: &Dataset,
     path: &str,
+    pick: Option<LayerPick>,
     input: &InputRaster,
     spec: &CloudMaskSpec,
 ) -> Result<(Array2<f32>, usize, usize)> {
@@ -185,7 +193,7 @@ fn polygons(
         .and_then(|()| map.set_spatial_ref(&srs))
         .map_err(gdal_err)?;
     let mut geometries = Vec::new();
-    for mut layer in ds.layers() {
+    for mut layer in cloud_layers(ds, path, pick)? {
         let transform = match layer.spatial_ref() {
             Some(mut from) if from != srs => {
                 from.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
@@ -242,6 +250,75 @@ fn polygons(
     let p = Array2::from_shape_vec((h, w), buf.data().iter().map(|&v| v as f32).collect())
         .expect("the buffer is h x w");
     Ok((p, k, geometries.len()))
+}
+
+/// One layer of a vector file, as QGIS names it in a layer's source
+/// ("clouds.gpkg|layername=clouds", "clouds.gpkg|layerid=0").
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LayerPick {
+    Name(String),
+    Id(usize),
+}
+
+/// Split QGIS's "FILE|layername=NAME" (or "|layerid=N") into the file and
+/// the layer; other "|key=value" options (a subset filter) are refused
+/// rather than ignored: they would widen the clouds to the whole layer.
+fn split_layer(path: &str) -> Result<(&str, Option<LayerPick>)> {
+    let Some((file, options)) = path.split_once('|') else {
+        return Ok((path, None));
+    };
+    let mut pick = None;
+    for option in options.split('|') {
+        pick = Some(match option.split_once('=') {
+            Some(("layername", name)) if !name.is_empty() => LayerPick::Name(name.to_string()),
+            Some(("layerid", id)) => LayerPick::Id(id.parse().map_err(|_| {
+                Error::Usage(format!("--cloud-mask {path}: layerid={id} is not a layer number"))
+            })?),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--cloud-mask {path}: only |layername=NAME or |layerid=N can follow the file name, not |{option}"
+                )))
+            }
+        });
+    }
+    Ok((file, pick))
+}
+
+/// The layers whose polygons are cloud: the one picked, or the file's only
+/// one. A file of several layers (clouds next to an area of interest, say)
+/// without a pick is refused: burning them all would call the whole scene
+/// cloud.
+fn cloud_layers<'a>(
+    ds: &'a Dataset,
+    path: &str,
+    pick: Option<LayerPick>,
+) -> Result<Vec<gdal::vector::Layer<'a>>> {
+    use gdal::vector::LayerAccess;
+    let names = || -> String { ds.layers().map(|l| l.name()).collect::<Vec<_>>().join(", ") };
+    match pick {
+        Some(LayerPick::Name(n)) => ds.layer_by_name(&n).map(|l| vec![l]).map_err(|_| {
+            Error::input(path, format!("has no layer {n:?}; its layers: {}", names()))
+        }),
+        Some(LayerPick::Id(i)) => ds.layer(i).map(|l| vec![l]).map_err(|_| {
+            Error::input(
+                path,
+                format!(
+                    "has no layer {i} (layers 0 to {}: {})",
+                    ds.layer_count().saturating_sub(1),
+                    names()
+                ),
+            )
+        }),
+        None if ds.layer_count() > 1 => Err(Error::input(
+            path,
+            format!(
+                "holds {} layers ({}); name the cloud layer: --cloud-mask '{path}|layername=NAME'",
+                ds.layer_count(),
+                names()
+            ),
+        )),
+        None => Ok(ds.layers().collect()),
+    }
 }
 
 /// Input pixel size in mask pixels. Both georeferenced: the same CRS, north
