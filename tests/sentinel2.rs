@@ -207,6 +207,30 @@ fn products_give_bands_by_name_offsets_nodata_and_georeferencing() {
             assert!(!valid[0] && valid[valid.len() - 1]);
             let frac = valid.iter().filter(|v| !**v).count() as f64 / valid.len() as f64;
             assert!((0.2..0.4).contains(&frac), "nodata fraction {frac}");
+            // The group cut out as a band stack (gdal_translate) keeps the
+            // product's baseline in its metadata, not its offsets: from
+            // 04.00 on they are -1000 on every band, and applied.
+            let stack = dir.join(format!("stack_{}.tif", g.label));
+            let gtiff = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+            Dataset::open(&g.dataset)
+                .unwrap()
+                .create_copy(&gtiff, &stack, &Default::default())
+                .unwrap();
+            // (An L2A group also holds AOT, WVP and SCL: its reflectance bands.)
+            let reflectance: Vec<usize> = input.band_nos.iter().map(|b| b - 1).collect();
+            let mut s = InputRaster::open(stack.to_str().unwrap(), Some(&reflectance)).unwrap();
+            let stacked = S2Options {
+                stack: true,
+                ..Default::default()
+            };
+            adapt(&mut s, &stacked).unwrap();
+            assert!(
+                s.dn_offset.iter().all(|&o| o == offset),
+                "{level} {baseline} stack: {:?}",
+                s.dn_offset
+            );
+            let note = s.radiometry_note.clone().unwrap();
+            assert!(note.contains(baseline) == (offset != 0.0), "{note}");
         }
     }
 }

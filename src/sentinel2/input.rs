@@ -261,6 +261,32 @@ pub fn stack_band_names(ds: &Dataset) -> Vec<Option<&'static str>> {
         .collect()
 }
 
+/// ESA's radiometric offset from processing baseline 04.00 on, the same for
+/// every band (RADIO_ADD_OFFSET of L1C, BOA_ADD_OFFSET of L2A).
+const BASELINE_04_OFFSET: f64 = -1000.0;
+
+/// The processing baseline a band stack's metadata names when it is 04.00
+/// or later (a `gdal_translate` of a product's subdataset keeps the
+/// product's PROCESSING_BASELINE but not its per-band offsets, which are
+/// then -1000 on every band). Read as no offset, such a stack was 1000 DN
+/// too bright for the models and s2cloudless (p over most of a clear scene).
+/// A stated quantification other than 10000 is refused, as for a product.
+fn stack_baseline(ds: &gdal::Dataset, source: &str) -> Result<Option<String>> {
+    use gdal::Metadata;
+    if let Some(q) = ds.metadata_item("QUANTIFICATION_VALUE", "") {
+        if q.trim().parse::<f64>().ok() != Some(10000.0) {
+            return Err(Error::input(
+                source,
+                format!("its metadata's QUANTIFICATION_VALUE {q:?} is not 10000, which the models assume"),
+            ));
+        }
+    }
+    Ok(ds
+        .metadata_item("PROCESSING_BASELINE", "")
+        .map(|b| b.trim().to_string())
+        .filter(|b| b.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 4.0)))
+}
+
 /// Adapt an opened input for Sentinel-2 radiometry when it is a SENTINEL2
 /// subdataset, or a band stack with `opts.stack`/`opts.stack_bands`.
 /// Selects the group's reflectance bands by name (in wavelength order),
@@ -336,6 +362,11 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
             ));
         }
     }
+    // A stack cut from a product keeps its baseline in the metadata.
+    let stack_baseline = match &meta {
+        None => stack_baseline(&input.ds, &source)?,
+        Some(_) => None,
+    };
     let chosen_names: Vec<&str> = chosen.iter().map(|c| c.1).collect();
     input.keep_bands(chosen.iter().map(|c| c.0).collect())?;
     // A product's nodata is its metadata's (DN 0); a band stack keeps the
@@ -359,15 +390,22 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
     input.band_names = chosen_names.iter().map(|s| s.to_string()).collect();
     input.dn_offset = chosen_names
         .iter()
-        .map(|b| match &meta {
-            Some(m) if !opts.harmonized => m.offset(b),
-            _ => 0.0,
+        .map(|b| match (&meta, &stack_baseline) {
+            _ if opts.harmonized => 0.0,
+            (Some(m), _) => m.offset(b),
+            (None, Some(_)) => BASELINE_04_OFFSET,
+            (None, None) => 0.0,
         })
         .collect();
     input.radiometry_note = Some(match &meta {
         Some(m) => radiometry_note(m, &chosen_names, opts.harmonized),
         None => format!(
-            "Sentinel-2 band stack: reflectance = DN / 10000, no offset (SEN12MS-CR convention); nodata {}",
+            "Sentinel-2 band stack: {}; nodata {}",
+            match (&stack_baseline, opts.harmonized) {
+                (Some(b), false) => format!("baseline {b} (its metadata): reflectance = (DN {BASELINE_04_OFFSET}) / 10000, the offset of every band since baseline 04.00"),
+                (Some(b), true) => format!("baseline {b} (its metadata), declared harmonized (--s2-harmonized): reflectance = DN / 10000, no offset"),
+                (None, _) => "reflectance = DN / 10000, no offset (SEN12MS-CR convention)".to_string(),
+            },
             match input.nodata.first().copied().flatten() {
                 Some(nd) if nd != 0.0 => format!("{nd} (the file's)"),
                 _ => "DN 0".to_string(),

@@ -44,7 +44,7 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
                band_brightness: np.ndarray | None = None, identity: float = 0.0,
                aligned: dict[str, np.ndarray] | None = None, opacity_target: float = 0.0,
                palette: float = 0.0, weights: np.ndarray | None = None, stretch: float = 0.0,
-               lift: float = 0.0):
+               lift: float = 0.0, coarse: float = 0.0):
     """`weights`: probability of drawing each training pair (None: uniform).
 
     `identity`: share of samples whose input is the clear image itself (the
@@ -72,7 +72,12 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
     `lift`: share of samples whose input and label both go through one
     random per-band squeeze into a higher range (`data.random_lift`: a
     colour cast such as the demo's), after any stretch, before synthetic
-    clouds (which stay white)."""
+    clouds (which stay white).
+
+    `coarse`: share of samples cut at twice the crop and averaged down 2 x 2
+    (input, label and attention target alike, after everything else): the
+    ground at half resolution, as the half-scale run of an exported graph
+    (`models/scales.py`) shows it to the network."""
     xs, ys, ws, ms = [], [], [], []
     for _ in range(batch):
         # Uniform draws keep integers() so that older recipes keep their random stream.
@@ -89,8 +94,11 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
         restretch = stretch > 0 and rng.uniform() < stretch
         # No draw at --lift 0, so that older recipes keep their random stream.
         squeeze = random_lift(p.clear_raw.shape[0], rng) if lift > 0 and rng.uniform() < lift else None
+        # No draw at --coarse 0, so that older recipes keep their random stream.
+        shrink = coarse > 0 and rng.uniform() < coarse and min(p.clear_raw.shape[-2:]) >= 2 * crop
+        cut = 2 * crop if shrink else crop
         if u < synthetic + identity:
-            _, b = random_crop_pair(p.cloudy_raw, p.clear_raw, crop, rng)
+            _, b = random_crop_pair(p.cloudy_raw, p.clear_raw, cut, rng)
             b = b.astype(np.float32) * p.scale
             if restretch:
                 b = random_stretch(b, rng)(b)
@@ -106,7 +114,7 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
             else:
                 a, m = b.copy(), np.zeros(b.shape[1:], np.float32)
         else:
-            a, b = random_crop_pair(p.cloudy_raw, label, crop, rng)
+            a, b = random_crop_pair(p.cloudy_raw, label, cut, rng)
             a = a.astype(np.float32) * p.scale
             b = b.astype(np.float32) * (1.0 if b.dtype == np.float32 else p.scale)
             if restretch:
@@ -117,11 +125,20 @@ def make_batch(train: list[Pair], batch: int, crop: int, synthetic: float, rng: 
             if recolour is not None:
                 a, b = recolour(a), recolour(b)
             m = np.full(b.shape[1:], np.nan, np.float32)
+        if shrink:
+            a, b, m = half_resolution(a), half_resolution(b), half_resolution(m[None])[0]
         xs.append(a)
         ys.append(b)
         ms.append(m[None].astype(np.float32))
     m = torch.from_numpy(np.stack(ms)) if opacity_target > 0 else None
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ws)), m
+
+
+def half_resolution(x: np.ndarray) -> np.ndarray:
+    """(C, H, W) averaged over 2 x 2 blocks (H and W even), as
+    `F.avg_pool2d(x, 2)` does for the half-scale run; NaN stays NaN."""
+    c, h, w = x.shape
+    return x.reshape(c, h // 2, 2, w // 2, 2).mean(axis=(2, 4)).astype(np.float32)
 
 
 @torch.no_grad()
@@ -179,6 +196,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lift", type=float, default=0.0,
                     help="fraction of samples squeezed on both sides into a higher range per band (colour casts "
                          "with raised floors, which RICE2 lacks)")
+    ap.add_argument("--coarse", type=float, default=0.0,
+                    help="fraction of samples cut at twice the crop and averaged down 2 x 2 on both sides (the "
+                         "half-resolution ground an exported --half-scale graph shows the network)")
     ap.add_argument("--align-labels", action="store_true",
                     help="fit each real label's colours to its input on pixels clear in both (see data.align_label)")
     ap.add_argument("--opacity-target", type=float, default=0.0,
@@ -369,6 +389,7 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "palette": args.palette,
         "stretch": args.stretch,
         "lift": args.lift,
+        "coarse": args.coarse,
         "extra_data": os.path.basename(os.path.normpath(args.extra_data)) if args.extra_data else None,
         "extra_val": args.extra_val,
         "extra_share": args.extra_share,
@@ -383,7 +404,7 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         # The recipe can change between runs: record what this run used.
         changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share",
                       "s2_rgb", "s2_rgb_ts", "s2_rgb_share", "s2_rgb_clear", "crop", "batch", "opacity_target",
-                      "palette", "stretch", "lift", "cloud_weight", "pixel_cloud_weight")
+                      "palette", "stretch", "lift", "coarse", "cloud_weight", "pixel_cloud_weight")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
         meta["val_blocks"] = still_held_out(state["meta"].get("val_blocks"), args.val_blocks)
     return meta
@@ -536,7 +557,7 @@ def train_until_stopped(args: argparse.Namespace, run: TrainingRun, train: list[
         batch = make_batch(train, args.batch, args.crop, args.synthetic, run.rng, band_brightness,
                            identity=args.identity, aligned=aligned, opacity_target=args.opacity_target,
                            palette=args.palette, weights=weights, stretch=args.stretch,
-                           lift=args.lift)
+                           lift=args.lift, coarse=args.coarse)
         parts = train_step(args, run, batch, device)
         now = time.time()
         run.wall_s += now - t_prev
