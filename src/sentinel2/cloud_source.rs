@@ -103,14 +103,24 @@ fn s2cloudless_inputs(
 }
 
 /// s2cloudless's ten bands, found by name in every group of the input
-/// (whatever --groups keeps); Err(why) when some are missing.
+/// (whatever --groups keeps); Err(why) when some are missing. Given one
+/// subdataset of a product (a QGIS layer's source), the bands come from the
+/// product's other subdatasets in the same CRS: that one group alone lacks
+/// most of them, and the run fell back to the model's weaker p.
 fn detector_bands(cfg: &S2RunConfig) -> Result<std::result::Result<Vec<DetectorBand>, String>> {
+    let sd = crate::sentinel2::product::parse_subdataset(&cfg.input);
     let all = plan(&S2RunConfig {
         groups: None,
+        input: sd.as_ref().map_or_else(|| cfg.input.clone(), |s| s.mtd.clone()),
         ..cfg.clone()
     })?;
+    let same_crs = |source: &str| {
+        sd.as_ref().is_none_or(|s| {
+            crate::sentinel2::product::parse_subdataset(source).is_some_and(|j| j.crs == s.crs)
+        })
+    };
     let mut found: Vec<Option<DetectorBand>> = vec![None; detector::BANDS.len()];
-    for j in &all.jobs {
+    for j in all.jobs.iter().filter(|j| same_crs(&j.source)) {
         let mut input = InputRaster::open(&j.source, j.band_idx.as_deref())?;
         crate::sentinel2::input::adapt(&mut input, &group_options(cfg, j, all.stack).s2)?;
         for (i, name) in input.band_names.iter().enumerate() {
