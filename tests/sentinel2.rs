@@ -1276,7 +1276,10 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
     assert!(source.starts_with("s2cloudless"), "{source}");
     // One subdataset (a QGIS layer's source) of that product: s2cloudless
     // still reads its ten bands from the product's other subdatasets.
-    let sd20 = format!("SENTINEL2_L1C:{}/MTD_MSIL1C.xml:20m:EPSG_32633", products[0]);
+    let sd20 = format!(
+        "SENTINEL2_L1C:{}/MTD_MSIL1C.xml:20m:EPSG_32633",
+        products[0]
+    );
     let one = source_of(run(&sd20, &tmp.path().join("sd_out"), &[]));
     assert!(one.starts_with("s2cloudless"), "{one}");
     let mut mean_p = vec![];

@@ -3,6 +3,22 @@
 
 use crate::cli::args::Cli;
 
+/// Options that only mean something next to another one (by clap id): a
+/// front end must leave them out, their defaults too, unless that one is
+/// given, or the run is refused (`--steps belongs to the diffusion stage`).
+/// clap's `requires` has no public getter, and the diffusion options are
+/// checked in `ProcessingArgs::refine_options`: the test below runs each.
+const REQUIRES: &[(&str, &str)] = &[
+    ("cloud_values", "cloud_mask"),
+    ("cloud_mask_grow", "cloud_mask"),
+    ("cloud_mask_feather", "cloud_mask"),
+    ("ind_model", "refine"),
+    ("steps", "refine"),
+    ("sampler", "refine"),
+    ("seed", "refine"),
+    ("refine_tile", "refine"),
+];
+
 /// A machine-readable description of a subcommand's parameters, for front
 /// ends (a QGIS Processing provider, for one) to build their dialogs from.
 /// Printed by `idfcr SUBCOMMAND --describe-json`.
@@ -37,6 +53,7 @@ pub fn describe(sub: &str) -> Option<serde_json::Value> {
                 "values": a.get_value_names().map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
                 "default": a.get_default_values().first().map(|v| v.to_string_lossy().to_string())
                     .or_else(|| a.get_help().and_then(|h| stated_default(&h.to_string()))),
+                "requires": REQUIRES.iter().find(|(o, _)| *o == a.get_id().as_str()).map(|(_, r)| *r),
                 "choices": a.get_possible_values().iter().map(|v| v.get_name().to_string()).collect::<Vec<_>>(),
                 "help": a.get_help().map(|h| h.to_string()).unwrap_or_default(),
             })
@@ -55,11 +72,13 @@ pub fn describe(sub: &str) -> Option<serde_json::Value> {
 
 /// The default a help text states as `[default: X]`: options that must stay
 /// unset unless given (the diffusion stage's, refused without `--refine`)
-/// carry their default there rather than in clap.
+/// carry their default there rather than in clap. A default in words ("the
+/// bundled ind_rgb") is no value a front end could pass: none.
 fn stated_default(help: &str) -> Option<String> {
     let start = help.rfind("[default: ")? + "[default: ".len();
     let end = start + help[start..].find(']')?;
-    Some(help[start..end].to_string())
+    let d = &help[start..end];
+    (!d.contains(' ')).then(|| d.to_string())
 }
 
 #[cfg(test)]
@@ -92,5 +111,52 @@ mod tests {
             assert_eq!(p["choices"], serde_json::json!(choices), "{name}");
         }
         assert_eq!(stated_default("no default here"), None);
+        assert_eq!(stated_default("x [default: the bundled ind_rgb]"), None);
+        assert!(param("ind_model")["default"].is_null());
+    }
+
+    /// Each option `REQUIRES` lists is refused without its parent, given at
+    /// its stated default (what a dialog would pass), and accepted with it.
+    #[test]
+    fn options_that_need_another_say_so() {
+        use clap::Parser;
+        let d = describe("remove").unwrap();
+        for &(opt, parent) in REQUIRES {
+            let p = d["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == opt)
+                .unwrap_or_else(|| panic!("{opt}"))
+                .clone();
+            assert_eq!(p["requires"], parent, "{opt}");
+            let flag = p["flag"].as_str().unwrap().to_string();
+            let value = p["default"].as_str().unwrap_or("1").to_string();
+            let parent_args: Vec<String> = match parent {
+                "refine" => vec!["--refine".into()],
+                _ => vec!["--cloud-mask".into(), "m.tif".into()],
+            };
+            let config = |with_parent: bool| {
+                let mut args: Vec<String> = ["idfcr", "remove", "in.tif", "out.tif", &flag, &value]
+                    .map(String::from)
+                    .to_vec();
+                if with_parent {
+                    args.extend(parent_args.iter().cloned());
+                }
+                let cli = Cli::try_parse_from(&args).map_err(|e| e.to_string())?;
+                match cli.command {
+                    crate::cli::args::Command::Remove(r) => {
+                        r.into_config().map(|_| ()).map_err(|e| e.to_string())
+                    }
+                    _ => unreachable!(),
+                }
+            };
+            assert!(config(false).is_err(), "{flag} {value} alone was accepted");
+            let with = config(true);
+            assert!(
+                with.as_ref().map_or_else(|e| !e.contains(&flag), |()| true),
+                "{flag} {value} with its parent: {with:?}"
+            );
+        }
     }
 }

@@ -111,7 +111,9 @@ fn detector_bands(cfg: &S2RunConfig) -> Result<std::result::Result<Vec<DetectorB
     let sd = crate::sentinel2::product::parse_subdataset(&cfg.input);
     let all = plan(&S2RunConfig {
         groups: None,
-        input: sd.as_ref().map_or_else(|| cfg.input.clone(), |s| s.mtd.clone()),
+        input: sd
+            .as_ref()
+            .map_or_else(|| cfg.input.clone(), |s| s.mtd.clone()),
         ..cfg.clone()
     })?;
     let same_crs = |source: &str| {
