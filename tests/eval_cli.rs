@@ -114,6 +114,11 @@ fn eval_errors() {
             "--data-range 0 must be a positive number",
         ),
         (
+            &["eval", "a.tif", "a.tif", "--data-range", "1e308"],
+            2,
+            "--data-range 1e308 must be a positive number, at most 1e100",
+        ),
+        (
             &["quality", "a.tif", "--data-range", "-5"],
             2,
             "--data-range -5 must be a positive number",

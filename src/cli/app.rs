@@ -245,9 +245,6 @@ fn run_eval(
             )));
         }
     }
-    for p in [json, csv].into_iter().flatten() {
-        crate::io::report::check_report_path(p)?;
-    }
     let scored = evaluate::pairs(&cfg.pred, &cfg.reference)?;
     for (option, path) in [("--json", json), ("--csv", csv)] {
         if let Some(p) = report_file(path) {
@@ -262,6 +259,10 @@ fn run_eval(
                 )));
             }
         }
+    }
+    // After the check above, whose message says more for those rasters.
+    for p in [json, csv].into_iter().flatten() {
+        crate::io::report::check_report_path(p)?;
     }
     let report = evaluate::evaluate(cfg)?;
     let emit = |path: &std::path::Path, text: String| -> Result<()> {
