@@ -56,10 +56,17 @@ pub(crate) fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) 
         }
     }
     if c.bands != input.bands() {
+        // A Sentinel-2 group (`idfcr s2`, where -b is refused) has the
+        // bands of its group: the model must be one for that group.
+        let hint = if input.band_names.is_empty() {
+            "select bands with -b"
+        } else {
+            "a Sentinel-2 group brings its own bands: give a model made for this group"
+        };
         return Err(Error::input(
             &cfg.job.input,
             format!(
-                "has {} band(s) but model {} expects {}; select bands with -b",
+                "has {} band(s) but model {} expects {}; {hint}",
                 input.bands(),
                 c.name,
                 c.bands
