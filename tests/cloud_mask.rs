@@ -391,6 +391,24 @@ fn resampled_masks_keep_small_clouds() {
     let (p, _, _) = read_all(&d.join("p_fine.tif"));
     assert_eq!(p[0][10 * 40 + 10], 1.0);
     assert_eq!(p[0][30 * 40 + 30], 0.0);
+    // 20 times finer, with the default grow and feather (it was refused:
+    // their reach in mask pixels was past what the blend holds); the cloud
+    // pixel in the corner of input pixel (10, 10) still makes it cloud.
+    write_tiff::<u8>(&d.join("finer.tif"), 800, 800, 1, None, |_, y, x| {
+        (y == 200 && x == 219) as u8
+    });
+    let mut ds = open_update(d.join("finer.tif"));
+    let mut gt = GEO;
+    gt[1] /= 20.0;
+    gt[5] /= 20.0;
+    ds.set_geo_transform(&gt).unwrap();
+    drop(ds);
+    let args = ["--cloud-mask", "finer.tif", "--mask", "p_finer.tif"];
+    let o = run(d, "in.tif", "o_finer.tif", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (p, _, _) = read_all(&d.join("p_finer.tif"));
+    assert_eq!(p[0][10 * 40 + 10], 1.0);
+    assert_eq!(p[0][30 * 40 + 30], 0.0);
 }
 
 /// Polygons in another CRS (longitude/latitude, as GeoJSON usually is) are

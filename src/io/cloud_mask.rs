@@ -81,7 +81,16 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
         }
         let ratio = grid_ratio(&ds, path, input)?;
         let (mw, mh) = ds.raster_size();
-        let k = mw.max(mh).div_ceil(MAX_MAP_PX).max(1);
+        // A mask much finer than the input is pooled (max: any cloud in an
+        // input pixel's footprint counts) down to about the input's pixels:
+        // on its own grid, the feathering's reach in mask pixels (4 px of
+        // the input x 250 for a 0.04 m mask over a 10 m scene) was past
+        // what the blend can hold, and the default settings were refused.
+        let k = mw
+            .max(mh)
+            .div_ceil(MAX_MAP_PX)
+            .max((ratio.floor() as usize).min(mw.max(mh)))
+            .max(1);
         let p = read_pooled(&ds, path, spec, k)?;
         let what = if !spec.cloud_values.is_empty() {
             let v: Vec<String> = spec.cloud_values.iter().map(|v| v.to_string()).collect();
