@@ -396,6 +396,17 @@ fn colour_tagged_bands_are_paired_by_colour() {
         v["mean"]["psnr"].as_f64().unwrap()
     };
     assert_eq!(psnr("bgr.tif"), 100.0);
+    // One band picked with -b: red of the RGB raster against red of the BGR
+    // one (its band 3), not against its band 1 (blue).
+    for b in ["1", "3"] {
+        let o = idfcr(
+            dir.path(),
+            &["eval", "rgb.tif", "bgr.tif", "-b", b, "--json", "-"],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["mean"]["psnr"].as_f64(), Some(100.0), "-b {b}");
+    }
     // Untagged: by position (red against blue; green alike).
     assert!(psnr("plain.tif") < 60.0);
 }

@@ -227,54 +227,94 @@ fn concurrent_runs_never_both_replace_one_output() {
 
 /// Guarantee 4b: with --overwrite and --mask, a mask that cannot be moved
 /// into place (its name became a non-empty folder during the run) takes the
-/// new output back and leaves the user's earlier output where it was.
+/// new output back and leaves the user's earlier output where it was, with
+/// its world file. Without --overwrite, a file that appears at OUTPUT
+/// during a --mask run is refused, never set aside and deleted.
 #[test]
 fn a_failed_mask_leaves_the_old_output() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     noisy_rgb(&d.join("in.tif"), 1024, 1024);
     let m = conv();
-    for round in 0..4 {
-        std::fs::write(d.join("out.tif"), "precious").unwrap();
-        let _ = std::fs::remove_dir_all(d.join("m.tif"));
-        let child = Command::new(bin())
+    let spawn = |overwrite: bool| {
+        let mut args = vec![
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--mask",
+            "m.tif",
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+            "-q",
+            "--threads",
+            "1",
+            "--co",
+            "TFW=YES",
+        ];
+        if overwrite {
+            args.push("--overwrite");
+        }
+        Command::new(bin())
             .current_dir(d)
-            .args([
-                "remove",
-                "in.tif",
-                "out.tif",
-                "--mask",
-                "m.tif",
-                "--model",
-                &m,
-                "--device",
-                "cpu",
-                "-q",
-                "--threads",
-                "1",
-                "--overwrite",
-            ])
+            .args(args)
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap();
-        // Once the run writes its temp files, the mask's name is taken.
+            .unwrap()
+    };
+    // The run's working files (not the up-front probes) exist: it is past
+    // its checks and writing.
+    let writing = || {
         let t0 = std::time::Instant::now();
-        while !listing(d).iter().any(|n| n.contains(".idfcr-"))
+        while !listing(d)
+            .iter()
+            .any(|n| n.contains(".idfcr-") && !n.contains("-probe."))
             && t0.elapsed() < std::time::Duration::from_secs(20)
         {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        std::fs::create_dir(d.join("m.tif")).unwrap();
-        std::fs::write(d.join("m.tif").join("x"), "x").unwrap();
+    };
+    let mut tested = [false, false];
+    for round in 0..8 {
+        let overwrite = round % 2 == 0;
+        let _ = std::fs::remove_dir_all(d.join("m.tif"));
+        for f in ["out.tif", "out.tfw"] {
+            let _ = std::fs::remove_file(d.join(f));
+        }
+        if overwrite {
+            std::fs::write(d.join("out.tif"), "precious").unwrap();
+            std::fs::write(d.join("out.tfw"), "world").unwrap();
+        }
+        let child = spawn(overwrite);
+        writing();
+        if overwrite {
+            std::fs::create_dir(d.join("m.tif")).unwrap();
+            std::fs::write(d.join("m.tif").join("x"), "x").unwrap();
+        } else {
+            std::fs::write(d.join("out.tif"), "precious").unwrap();
+        }
         let o = child.wait_with_output().unwrap();
         if o.status.success() {
             continue; // the run finished first: try again
         }
         let msg = stderr(&o);
-        assert!(msg.contains("m.tif"), "round {round}: {msg}");
+        let want = if overwrite {
+            "cannot move the finished file into place"
+        } else {
+            "appeared while this run was writing it"
+        };
+        assert!(msg.contains(want), "round {round}: {msg}");
         assert_eq!(
             std::fs::read_to_string(d.join("out.tif")).unwrap(),
             "precious",
+            "round {round}: {msg}"
+        );
+        // The old world file came back with its raster; none of the run's
+        // own was left.
+        assert_eq!(
+            std::fs::read_to_string(d.join("out.tfw")).ok().as_deref(),
+            overwrite.then_some("world"),
             "round {round}: {msg}"
         );
         let temps: Vec<String> = listing(d)
@@ -282,9 +322,13 @@ fn a_failed_mask_leaves_the_old_output() {
             .filter(|n| n.contains(".idfcr-"))
             .collect();
         assert!(temps.is_empty(), "{temps:?}");
-        return;
+        tested[usize::from(!overwrite)] = true;
     }
-    panic!("every run finished before its mask's name was taken");
+    assert_eq!(
+        tested,
+        [true, true],
+        "runs finished before the name was taken"
+    );
 }
 
 /// Guarantee 5: One non-finite value is one nodata pixel, never a whole tile (with a
@@ -862,4 +906,28 @@ fn stale_temp_files_are_cleaned() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stale.exists(), "a dead run's temp file was kept");
     assert!(live.exists(), "a live run's temp file was removed");
+    // A file a killed run had moved aside to replace (--overwrite --mask)
+    // is the user's: it goes back to its name, and this run, without
+    // --overwrite, leaves it there.
+    let backup = d.join(format!(
+        ".kept.tif.idfcr-4194305-{h:08x}-AbCdEfGhIjKl-backup.tif"
+    ));
+    std::fs::write(&backup, b"precious").unwrap();
+    let o = idfcr(
+        d,
+        &[
+            "remove",
+            "in.tif",
+            "kept.tif",
+            "--model",
+            &conv(),
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(d.join("kept.tif")).unwrap(), b"precious");
+    assert!(!backup.exists());
 }

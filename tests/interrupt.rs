@@ -186,7 +186,14 @@ fn quality_stops_during_its_only_image() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(250));
+    // Once its handler is installed (Linux: SigCgt in /proc/PID/status
+    // has SIGINT's bit); a signal before that would kill it outright.
+    let t0 = Instant::now();
+    while !catches_sigint(child.id()) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no SIGINT handler");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let st = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -195,4 +202,17 @@ fn quality_stops_during_its_only_image() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "a report after a stop");
+}
+
+/// Whether process `pid` has a handler for SIGINT (signal 2: bit 1 of the
+/// SigCgt mask).
+fn catches_sigint(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        })
+        .is_some_and(|m| m & (1 << 1) != 0)
 }

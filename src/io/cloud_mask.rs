@@ -144,10 +144,13 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
         p: calibrate(&p, cal),
         source: format!("cloud mask {path} ({what}; {edges})"),
         // The file's name, size and time, not its path: an archive moved
-        // to another folder is not redone by --skip-existing.
+        // to another folder is not redone by --skip-existing, an edited
+        // mask is (of the file itself, not of "FILE|layername=X", which
+        // has none: a changed layer was taken for the same settings).
         settings: format!(
-            "cloud mask {} ({what}; {edges})",
-            crate::io::names::source_identity(path)
+            "cloud mask {}{} ({what}; {edges})",
+            crate::io::names::source_identity(file),
+            &path[file.len()..]
         ),
     };
     Ok(SceneProbability {

@@ -190,7 +190,8 @@ const TEMP_TAGS: &[&str] = &[
 ];
 
 /// Remove temp files that runs killed by SIGKILL, a power cut or an OOM
-/// left beside `final_path`. Only files that are certainly ours: named
+/// left beside `final_path` (a file such a run had moved aside to replace
+/// goes back to `final_path` when that name is free). Only files that are certainly ours: named
 /// `.NAME.idfcr-PID-HOST-RANDOM-TAG.tif` (or that name's GDAL side files,
 /// or a nested temp of one, as `--refine`'s stage 1 makes), made on this
 /// machine, owned by this user, by a process that no longer exists (Linux,
@@ -242,7 +243,13 @@ pub(crate) fn clean_stale_temps(final_path: &Path) {
                 && pid != std::process::id()
                 && !Path::new(&format!("/proc/{pid}")).exists()
             {
-                let _ = std::fs::remove_file(entry.path());
+                // The file a killed run had set aside to replace is the
+                // user's: back to its name if that is still free.
+                if tail == "backup.tif" && std::fs::symlink_metadata(final_path).is_err() {
+                    let _ = std::fs::rename(entry.path(), final_path);
+                } else {
+                    let _ = std::fs::remove_file(entry.path());
+                }
             }
         }
     }

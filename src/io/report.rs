@@ -30,11 +30,12 @@ pub fn check_report_path(path: &Path) -> Result<()> {
     probe_folder(path)
 }
 
-/// A report replaces an earlier report (a rerun, as a shell redirection
-/// would), never another kind of file: `--json scene.tif` must not turn a
-/// raster into JSON. An existing file is taken for a report when it is
-/// text without NUL bytes that starts as JSON does or whose first line
-/// holds a comma (CSV).
+/// A report replaces an earlier report of ours (a rerun, as a shell
+/// redirection would), never another file: `--json scene.tif` must not turn
+/// a raster into JSON, nor `--json clouds.geojson` a cloud mask. Ours are
+/// recognised by their first bytes: `eval --json` starts with its
+/// `"data_range"`, `batch --summary` holds `"interrupted"` and `"failed"`
+/// among its first fields, `eval --csv` starts with its header.
 fn check_not_clobbering(path: &Path) -> Result<()> {
     use std::io::Read;
     let Ok(mut f) = std::fs::File::open(path) else {
@@ -47,25 +48,19 @@ fn check_not_clobbering(path: &Path) -> Result<()> {
     }
     Err(Error::output(
         path,
-        "exists and is not a JSON or CSV report (a raster?); reports replace only earlier reports: choose another name",
+        "exists and is not an earlier idfcr report (a raster, a cloud mask?); reports replace only their own kind: choose another name",
     ))
 }
 
 /// See `check_not_clobbering`; `head` is the file's first bytes.
 fn looks_like_report(head: &[u8]) -> bool {
-    if head.contains(&0) {
-        return false;
-    }
-    // The 4096th byte may cut a character in two.
-    let text = match std::str::from_utf8(head) {
-        Ok(t) => t,
-        Err(e) if head.len() - e.valid_up_to() < 4 && e.error_len().is_none() => {
-            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or("")
-        }
-        Err(_) => return false,
-    };
+    let text = String::from_utf8_lossy(head);
     let t = text.trim_start();
-    t.is_empty() || t.starts_with(['{', '[']) || t.lines().next().is_some_and(|l| l.contains(','))
+    t.is_empty()
+        || t.starts_with("pred,reference,band,")
+        || (t.starts_with('{')
+            && (t.contains("\"data_range\"")
+                || (t.contains("\"interrupted\"") && t.contains("\"failed\""))))
 }
 
 /// Write a text report (JSON, CSV) to `path`. A regular file (or a new
@@ -100,15 +95,22 @@ mod tests {
 
     #[test]
     fn only_earlier_reports_are_replaced() {
-        let cases: [(&[u8], bool); 8] = [
+        let cases: [(&[u8], bool); 9] = [
             (b"", true),
-            (b"{\n \"mean\": 1\n}", true),
-            (b"  [1, 2]", true),
-            (b"pred,reference,band,psnr\na.tif,b.tif,1,30\n", true),
-            (b"II*\0\x08\0\0\0", false),   // a GeoTIFF
-            (b"\x89PNG\r\n\x1a\n", false), // a PNG
-            (b"my notes, kept\n", true),   // one comma: taken for CSV
-            (b"plain notes\n", false),
+            (b"{\n  \"data_range\": 255.0,\n  \"images\": []", true), // eval --json
+            (
+                b"{\"shard\": null, \"inputs\": 2, \"failed\": 0, \"interrupted\": false",
+                true,
+            ),
+            (b"pred,reference,band,psnr,ssim\na.tif,b.tif,1,30\n", true), // eval --csv
+            (b"II*\0\x08\0\0\0", false),                                  // a GeoTIFF
+            (b"\x89PNG\r\n\x1a\n", false),                                // a PNG
+            (
+                b"{\"type\": \"FeatureCollection\", \"features\": []}",
+                false,
+            ), // a cloud mask
+            (b"X,Y,Z\n500000,4000000,12\n", false),                       // Gridded XYZ
+            (b"my notes, kept\n", false),
         ];
         for (head, want) in cases {
             assert_eq!(
@@ -118,23 +120,27 @@ mod tests {
                 String::from_utf8_lossy(head)
             );
         }
-        // A character cut in two by the 4096-byte head is still text.
-        let mut cut = "{\"a\": \"".as_bytes().to_vec();
-        cut.extend_from_slice(&"é".as_bytes()[..1]);
-        assert!(looks_like_report(&cut));
     }
 
     #[test]
-    fn a_report_never_replaces_a_raster() {
+    fn a_report_never_replaces_another_file() {
         let dir = tempfile::tempdir().unwrap();
-        let tif = dir.path().join("scene.tif");
-        std::fs::write(&tif, b"II*\0 pixels").unwrap();
-        let e = write_report(&tif, "{}").unwrap_err();
-        assert!(e.to_string().contains("not a JSON or CSV report"), "{e}");
-        assert_eq!(std::fs::read(&tif).unwrap(), b"II*\0 pixels");
+        for (name, body) in [
+            ("scene.tif", &b"II*\0 pixels"[..]),
+            ("clouds.geojson", b"{\"type\": \"FeatureCollection\"}"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, body).unwrap();
+            let e = write_report(&path, "{}").unwrap_err();
+            assert!(e.to_string().contains("not an earlier idfcr report"), "{e}");
+            assert_eq!(std::fs::read(&path).unwrap(), body);
+        }
         let json = dir.path().join("r.json");
-        std::fs::write(&json, "{\"old\": 1}").unwrap();
-        write_report(&json, "{\"new\": 1}").unwrap();
-        assert_eq!(std::fs::read_to_string(&json).unwrap(), "{\"new\": 1}");
+        std::fs::write(&json, "{\"data_range\": 255}").unwrap();
+        write_report(&json, "{\"data_range\": 1}").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&json).unwrap(),
+            "{\"data_range\": 1}"
+        );
     }
 }

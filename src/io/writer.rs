@@ -313,6 +313,11 @@ impl ReadyFile {
         &self.final_path
     }
 
+    /// Whether it may replace a file at `final_path`.
+    pub fn overwrite(&self) -> bool {
+        self.overwrite
+    }
+
     /// Move into place (never over a file that appeared meanwhile unless
     /// `overwrite`), GDAL's side files with it; what was placed, to take
     /// back if the run fails after all.

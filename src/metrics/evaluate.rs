@@ -262,28 +262,41 @@ fn reference_bands_by_name(
 }
 
 /// The reference's bands in the prediction's order by colour
-/// interpretation, when both tag every selected band with a distinct colour
-/// (Red, Green, Blue...) and the reference holds each of the prediction's:
-/// an RGB raster against a BGR one would otherwise score red against blue.
-/// None (pair by position) when any band is untagged, grey or repeated.
+/// interpretation, when the prediction tags every selected band with a
+/// distinct colour (Red, Green, Blue...) and the reference holds each of
+/// them on exactly one of its bands (any of them: `-b 1` of an RGB raster
+/// is paired with the red band of a BGR one): an RGB raster against a BGR
+/// one would otherwise score red against blue. None (pair by position)
+/// when a band is untagged, grey or repeated.
 fn reference_bands_by_colour(p: &InputRaster, r: &InputRaster) -> Option<Vec<usize>> {
     use crate::io::mask::color_name;
-    let colours = |raster: &InputRaster| -> Option<Vec<String>> {
-        let names: Vec<String> = raster
-            .band_nos
-            .iter()
-            .map(|&b| raster.ds.rasterband(b).ok().map(|band| color_name(&band)))
-            .collect::<Option<_>>()?;
-        let mut seen = std::collections::HashSet::new();
-        let distinct = names
-            .iter()
-            .all(|n| !matches!(n.as_str(), "" | "Undefined" | "Gray") && seen.insert(n));
-        distinct.then_some(names)
-    };
-    let (pc, rc) = (colours(p)?, colours(r)?);
+    let tagged = |n: &str| !matches!(n, "" | "Undefined" | "Gray");
+    let colour = |ds: &gdal::Dataset, b: usize| ds.rasterband(b).ok().map(|band| color_name(&band));
+    let pc: Vec<String> = p
+        .band_nos
+        .iter()
+        .map(|&b| colour(&p.ds, b))
+        .collect::<Option<_>>()?;
+    let mut seen = std::collections::HashSet::new();
+    if !pc.iter().all(|n| tagged(n) && seen.insert(n)) {
+        return None;
+    }
+    let all: Vec<String> = (1..=r.ds.raster_count())
+        .map(|b| colour(&r.ds, b))
+        .collect::<Option<_>>()?;
     let order: Vec<usize> = pc
         .iter()
-        .map(|c| rc.iter().position(|x| x == c).map(|i| r.band_nos[i]))
+        .map(|c| {
+            let mut at = all
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| *x == c)
+                .map(|(i, _)| i + 1);
+            match (at.next(), at.next()) {
+                (Some(b), None) => Some(b),
+                _ => None,
+            }
+        })
         .collect::<Option<_>>()?;
     (order != r.band_nos).then_some(order)
 }

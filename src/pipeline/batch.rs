@@ -98,7 +98,19 @@ fn name_parts(input: &str) -> [(&'static str, &str); 3] {
 /// success over nothing: a usage error.
 pub fn without_cloud_masks(inputs: Vec<String>, pattern: &str) -> Result<Vec<String>> {
     let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    if let Some(i) = inputs
+    // Masks of other inputs (a.tif beside a.png with '{stem}.tif') are not
+    // scenes; an input left that is its own mask is a pattern mistake.
+    let masks: std::collections::HashSet<PathBuf> = inputs
+        .iter()
+        .map(|i| (key(Path::new(i)), key(&cloud_mask_path(pattern, i))))
+        .filter(|(i, m)| i != m)
+        .map(|(_, m)| m)
+        .collect();
+    let scenes: Vec<String> = inputs
+        .into_iter()
+        .filter(|i| !masks.contains(&key(Path::new(i))))
+        .collect();
+    if let Some(i) = scenes
         .iter()
         .find(|i| key(&cloud_mask_path(pattern, i)) == key(Path::new(i)))
     {
@@ -106,14 +118,6 @@ pub fn without_cloud_masks(inputs: Vec<String>, pattern: &str) -> Result<Vec<Str
             "--cloud-mask {pattern}: that names each input itself ({i} would be its own mask); give the masks their own names, e.g. '{{stem}}_mask.tif'"
         )));
     }
-    let masks: std::collections::HashSet<PathBuf> = inputs
-        .iter()
-        .map(|i| key(&cloud_mask_path(pattern, i)))
-        .collect();
-    let scenes: Vec<String> = inputs
-        .into_iter()
-        .filter(|i| !masks.contains(&key(Path::new(i))))
-        .collect();
     if scenes.is_empty() {
         return Err(Error::Usage(format!(
             "--cloud-mask {pattern}: every input is another input's mask; nothing is left to process"
@@ -477,6 +481,10 @@ mod tests {
             ),
             (&["/d/a.tif", "/d/b.tif"], "{stem}.tif", Err("its own mask")),
         ];
+        // A scene and its mask side by side under one stem: a.tif is
+        // a.png's mask, not its own.
+        let mixed = without_cloud_masks(list(&["/d/a.png", "/d/a.tif"]), "{stem}.tif");
+        assert_eq!(mixed.unwrap(), list(&["/d/a.png"]));
         for (inputs, pattern, want) in cases {
             match (without_cloud_masks(list(inputs), pattern), want) {
                 (Ok(got), Ok(w)) => assert_eq!(got, list(w), "{pattern}"),

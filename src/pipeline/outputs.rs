@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{OutputType, RemoveConfig};
 use crate::error::{Error, Result};
 use crate::io::place::TempFile;
+use crate::io::side_files::side_names;
 use crate::io::writer::{BandSpec, OutputRaster, Provenance};
 use crate::pipeline::provenance::{band_specs, mask_provenance};
 
@@ -68,24 +69,23 @@ pub(crate) fn place_result(
     // A forced exit (second Ctrl-C) waits until the old file is back or
     // the result stands: it removes temp files, the old one among them.
     let _placing = crate::io::place::placing();
+    // Only what --overwrite lets this run replace: without it the move
+    // into place must find the name free (another run's file appearing
+    // meanwhile is refused, not set aside and deleted).
     let old = match &mask {
-        Some(_) => OldFile::aside(out.final_path())?,
-        None => OldFile::none(),
+        Some(_) if out.overwrite() => OldFile::aside(out.final_path())?,
+        _ => OldFile::default(),
     };
     let (placed, out_sides) = match out.commit_raster() {
         Ok(p) => p,
-        Err(e) => {
-            old.put_back();
-            return Err(e);
-        }
+        Err(e) => return Err(old.put_back(e)),
     };
     if let Some(m) = mask {
         match m.commit_raster() {
             // The mask is not in place: do not leave half of the result.
             Err(e) => {
                 placed.take_back();
-                old.put_back();
-                return Err(e);
+                return Err(old.put_back(e));
             }
             // Both rasters are in place (the error of a side file that could
             // not be moved or removed says so): the result stands whole.
@@ -98,37 +98,59 @@ pub(crate) fn place_result(
     out_sides
 }
 
-/// The file an output replaces, kept under a temp name beside it until the
-/// result is in place (then removed with the temp file).
-struct OldFile(Option<(TempFile, PathBuf)>);
+/// The file an output replaces and its side files (world file,
+/// `.aux.xml` with the georeferencing of some formats, overviews), kept
+/// under temp names beside them until the result is in place (then removed
+/// with the temp files). Placing the new raster removes the old one's side
+/// files: moved aside with it, they come back with it.
+#[derive(Default)]
+struct OldFile(Vec<(TempFile, PathBuf)>);
 
 impl OldFile {
-    fn none() -> Self {
-        OldFile(None)
-    }
-
-    /// Move `path` aside, if there is a file (or link) there.
+    /// Move `path` and its side files aside, those that exist.
     fn aside(path: &Path) -> Result<Self> {
-        if std::fs::symlink_metadata(path).is_err() {
-            return Ok(OldFile(None));
+        let mut kept = OldFile::default();
+        let names =
+            std::iter::once(path.to_path_buf()).chain(side_names(path).into_iter().map(|(p, _)| p));
+        for p in names.filter(|p| std::fs::symlink_metadata(p).is_ok()) {
+            match TempFile::beside(&p, "backup")
+                .and_then(|b| std::fs::rename(&p, b.path()).map(|()| b))
+            {
+                Ok(b) => kept.0.push((b, p)),
+                Err(e) => {
+                    let e = Error::output(
+                        &p,
+                        format!("cannot move the file this run replaces aside: {e}"),
+                    );
+                    return Err(kept.put_back(e));
+                }
+            }
         }
-        TempFile::beside(path, "backup")
-            .and_then(|b| std::fs::rename(path, b.path()).map(|()| b))
-            .map(|b| OldFile(Some((b, path.to_path_buf()))))
-            .map_err(|e| {
-                Error::output(
-                    path,
-                    format!("cannot move the file this run replaces aside: {e}"),
-                )
-            })
+        Ok(kept)
     }
 
-    /// The result did not stand: the old file goes back to its name (or,
-    /// should that fail, stays under its temp name: never deleted here).
-    fn put_back(self) {
-        if let Some((b, path)) = self.0 {
-            let _ = std::fs::rename(b.path(), &path);
+    /// The result did not stand: the old files go back to their names.
+    /// One that cannot stays under its temp name, never deleted, and the
+    /// error says where.
+    fn put_back(self, e: Error) -> Error {
+        let mut stranded = Vec::new();
+        for (b, path) in self.0 {
+            if std::fs::rename(b.path(), &path).is_err() {
+                stranded.push(format!(
+                    "{} is kept as {}",
+                    path.display(),
+                    b.path().display()
+                ));
+            }
             b.keep();
+        }
+        if stranded.is_empty() {
+            e
+        } else {
+            Error::Runtime(format!(
+                "{e}; and the files it replaced could not be put back: {}",
+                stranded.join(", ")
+            ))
         }
     }
 }

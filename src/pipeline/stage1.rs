@@ -116,10 +116,16 @@ fn tile_grids(
     let panel_px = match cfg.opts.panel_px {
         None => 4096.max(tile_px.saturating_mul(4)),
         Some(p) if p < tile_px => {
+            // What grew it: the user's overlap (tiles hold twice theirs) or
+            // the model's halo.
+            let why = match cfg.opts.overlap_px {
+                Some(o) if 2 * o >= tile_px => format!("--overlap {o}"),
+                _ => model.contract.name.clone(),
+            };
             return Err(Error::Usage(format!(
-                "--panel {p} px: at least one tile wide ({} grows --tile {} to {tile_px} px)",
-                model.contract.name, cfg.opts.tile_px
-            )))
+                "--panel {p} px: at least one tile wide ({why} grows --tile {} to {tile_px} px)",
+                cfg.opts.tile_px
+            )));
         }
         Some(p) => p,
     };
