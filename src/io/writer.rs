@@ -318,6 +318,16 @@ impl ReadyFile {
         self.overwrite
     }
 
+    /// The world files (`--co TFW=YES`) `commit` will place beside
+    /// `final_path`, replacing any there.
+    pub(crate) fn world_files(&self) -> Vec<PathBuf> {
+        side_files(self.ready.path(), &self.final_path)
+            .into_iter()
+            .filter(|s| s.world)
+            .map(|s| s.to)
+            .collect()
+    }
+
     /// Move into place (never over a file that appeared meanwhile unless
     /// `overwrite`), GDAL's side files with it; what was placed, to take
     /// back if the run fails after all.

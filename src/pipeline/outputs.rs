@@ -73,7 +73,7 @@ pub(crate) fn place_result(
     // into place must find the name free (another run's file appearing
     // meanwhile is refused, not set aside and deleted).
     let old = match &mask {
-        Some(_) if out.overwrite() => OldFile::aside(out.final_path())?,
+        Some(_) if out.overwrite() => OldFile::aside(out.final_path(), &out.world_files())?,
         _ => OldFile::default(),
     };
     let (placed, out_sides) = match out.commit_raster() {
@@ -98,20 +98,26 @@ pub(crate) fn place_result(
     out_sides
 }
 
-/// The file an output replaces and its side files (world file,
-/// `.aux.xml` with the georeferencing of some formats, overviews), kept
-/// under temp names beside them until the result is in place (then removed
-/// with the temp files). Placing the new raster removes the old one's side
-/// files: moved aside with it, they come back with it.
+/// The file an output replaces and its side files (`.aux.xml` with the
+/// georeferencing of some formats, overviews, and a world file the new
+/// output replaces), kept under temp names beside them until the result is
+/// in place (then removed with the temp files). Placing the new raster
+/// removes or replaces those: moved aside with it, they come back with it.
+/// A world file the new output does not write stays where it is (it may
+/// be another raster's: `o.tiff`'s `o.tfw`).
 #[derive(Default)]
 struct OldFile(Vec<(TempFile, PathBuf)>);
 
 impl OldFile {
-    /// Move `path` and its side files aside, those that exist.
-    fn aside(path: &Path) -> Result<Self> {
+    /// Move `path` and those of its side files that exist aside;
+    /// `replaced_worlds`: the world files the new output brings.
+    fn aside(path: &Path, replaced_worlds: &[PathBuf]) -> Result<Self> {
         let mut kept = OldFile::default();
-        let names =
-            std::iter::once(path.to_path_buf()).chain(side_names(path).into_iter().map(|(p, _)| p));
+        let sides = side_names(path)
+            .into_iter()
+            .filter(|(p, world)| !world || replaced_worlds.contains(p))
+            .map(|(p, _)| p);
+        let names = std::iter::once(path.to_path_buf()).chain(sides);
         for p in names.filter(|p| std::fs::symlink_metadata(p).is_ok()) {
             match TempFile::beside(&p, "backup")
                 .and_then(|b| std::fs::rename(&p, b.path()).map(|()| b))
