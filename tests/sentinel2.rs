@@ -1726,4 +1726,12 @@ fn eval_leaves_a_products_nodata_out() {
             w * h
         );
     }
+    // The same ground from a product of baseline 03.01 (no offset): its DNs
+    // are 1000 lower for one reflectance, and score as identical.
+    let old = make_product(&tmp.path().join("old"), "L1C", "03.01", false);
+    let old10 = format!("SENTINEL2_L1C:{old}/MTD_MSIL1C.xml:10m:EPSG_32633");
+    let o = common::idfcr(tmp.path(), &["eval", &sd10, &old10, "--json", "-"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["mean"]["psnr"].as_f64(), Some(100.0), "{v}");
 }

@@ -301,6 +301,31 @@ fn reference_bands_by_colour(p: &InputRaster, r: &InputRaster) -> Option<Vec<usi
     (order != r.band_nos).then_some(order)
 }
 
+/// Per selected band, what turns a Sentinel-2 DN into reflectance x 10000:
+/// a product subdataset's offsets by band name, -1000 for a raster whose
+/// metadata names baseline 04.00 or later (a stack cut from a product, an
+/// `idfcr s2` output), else 0 (SEN12MS-CR, anything not Sentinel-2).
+fn s2_offsets(raster: &InputRaster) -> Result<Vec<f64>> {
+    use crate::sentinel2::input::{gdal_band_name, load_product_meta, stack_baseline};
+    let names: Option<Vec<&str>> = raster
+        .band_nos
+        .iter()
+        .map(|&b| gdal_band_name(&raster.ds, b))
+        .collect();
+    let Some(names) = names else {
+        return Ok(vec![0.0; raster.bands()]);
+    };
+    if let Some(sd) = crate::sentinel2::product::parse_subdataset(&raster.source) {
+        let meta = load_product_meta(&sd.mtd)?;
+        return Ok(names.iter().map(|b| meta.offset(b)).collect());
+    }
+    let off = match stack_baseline(&raster.ds, &raster.source)? {
+        Some(_) => crate::sentinel2::input::BASELINE_04_OFFSET,
+        None => 0.0,
+    };
+    Ok(vec![off; names.len()])
+}
+
 /// Give a Sentinel-2 product subdataset its metadata's nodata DN on every
 /// band that declares none; true when it is one.
 fn product_nodata(raster: &mut InputRaster) -> Result<bool> {
@@ -372,6 +397,10 @@ fn eval_pair(
     // Scored as data, the swath edges' zeros matched themselves exactly and
     // favoured doing nothing over an `idfcr s2` output (nodata there).
     let product_nodata = product_nodata(&mut p)? | product_nodata(&mut r)?;
+    // Sentinel-2 DNs of different baselines differ by the offset for one
+    // reflectance (a 2023 output against a 2021 reference: 1000 DN, 25 dB
+    // for identical ground): both are scored as reflectance x 10000.
+    let (off_p, off_r) = (s2_offsets(&p)?, s2_offsets(&r)?);
     // Sentinel-2 bands have nodata of their own (swath edges differ by
     // band; `idfcr s2` leaves such a band at nodata): scored band by band.
     let per_band_nodata = named || product_nodata;
@@ -405,8 +434,8 @@ fn eval_pair(
         .collect();
     let mut bands = Vec::new();
     for (i, &band_no) in p.band_nos.iter().enumerate() {
-        let a: Vec<f64> = pv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
-        let b: Vec<f64> = rv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
+        let mut a: Vec<f64> = pv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
+        let mut b: Vec<f64> = rv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
         let at_nodata = |x: f64, nd: Option<f64>| nd.is_some_and(|nd| nodata_at(x, nd, false));
         let band_valid: Vec<bool> = if per_band_nodata {
             (0..n)
@@ -415,6 +444,9 @@ fn eval_pair(
         } else {
             valid.clone()
         };
+        // Offsets after the nodata test, which is on the DNs as stored.
+        a.iter_mut().for_each(|x| *x += off_p[i]);
+        b.iter_mut().for_each(|x| *x += off_r[i]);
         let scores =
             band_scores(&a, &b, &band_valid, h, w, data_range).map_err(|e| Error::input(&ps, e))?;
         bands.push(BandResult {

@@ -263,7 +263,7 @@ pub fn stack_band_names(ds: &Dataset) -> Vec<Option<&'static str>> {
 
 /// ESA's radiometric offset from processing baseline 04.00 on, the same for
 /// every band (RADIO_ADD_OFFSET of L1C, BOA_ADD_OFFSET of L2A).
-const BASELINE_04_OFFSET: f64 = -1000.0;
+pub(crate) const BASELINE_04_OFFSET: f64 = -1000.0;
 
 /// The processing baseline a band stack's metadata names when it is 04.00
 /// or later (a `gdal_translate` of a product's subdataset keeps the
@@ -271,7 +271,7 @@ const BASELINE_04_OFFSET: f64 = -1000.0;
 /// then -1000 on every band). Read as no offset, such a stack was 1000 DN
 /// too bright for the models and s2cloudless (p over most of a clear scene).
 /// A stated quantification other than 10000 is refused, as for a product.
-fn stack_baseline(ds: &gdal::Dataset, source: &str) -> Result<Option<String>> {
+pub(crate) fn stack_baseline(ds: &gdal::Dataset, source: &str) -> Result<Option<String>> {
     use gdal::Metadata;
     if let Some(q) = ds.metadata_item("QUANTIFICATION_VALUE", "") {
         if q.trim().parse::<f64>().ok() != Some(10000.0) {
