@@ -907,6 +907,37 @@ fn sentinel2_mistakes_get_clear_errors() {
         common::stderr(&o)
     );
     assert!(!out.exists());
+    // Another model (not Sentinel-2's, not the RGB one) would take them
+    // re-sorted, B2 B3 B4, silently: refused, with the way to keep -b's
+    // order. In wavelength order (-b 3 -b 2 -b 1) it runs.
+    let custom = common::fixture_model("tiny_conv").display().to_string();
+    let run_custom = |bands: [&str; 3]| {
+        let mut args = vec![
+            "remove",
+            &sd10,
+            out.to_str().unwrap(),
+            "--model",
+            &custom,
+            "-q",
+        ];
+        for b in bands {
+            args.extend(["-b", b]);
+        }
+        args.extend(["--device", "cpu", "--overwrite"]);
+        common::idfcr(tmp.path(), &args)
+    };
+    let o = run_custom(["1", "2", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("not in the -b order (B4 B3 B2)")
+            && common::stderr(&o).contains("gdal_translate -b 1 -b 2 -b 3"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert!(!out.exists());
+    let o = run_custom(["3", "2", "1"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    std::fs::remove_file(&out).unwrap();
     // A product's metadata file as the cloud mask: its subdatasets hold
     // the mask, not a band to take out with gdal_translate -b.
     let mtd = format!("{product}/MTD_MSIL1C.xml");

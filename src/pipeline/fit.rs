@@ -55,6 +55,9 @@ pub(crate) fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) 
             return Err(Error::input(&cfg.job.input, why));
         }
     }
+    if let Some(why) = reordered_for_other_model(cfg, input, &c.band_names) {
+        return Err(Error::input(&cfg.job.input, why));
+    }
     if c.bands != input.bands() {
         // A Sentinel-2 group (`idfcr s2`, where -b is refused) has the
         // bands of its group: the model must be one for that group.
@@ -108,6 +111,38 @@ fn band_mismatch(name: &str, model: &[String], input: &[String]) -> Option<Strin
 }
 
 /// Whether a model's bands are Sentinel-2 bands by name (B2 ... B12).
+/// A Sentinel-2 input's bands reach a model in wavelength order, whatever
+/// the `-b` order: right for the Sentinel-2 models, which name their bands;
+/// for another model (a custom RGB one) `-b 1 -b 2 -b 3` of a 10 m
+/// subdataset (B4 B3 B2) would silently become B2 B3 B4. Why not, if so.
+fn reordered_for_other_model(
+    cfg: &RemoveConfig,
+    input: &InputRaster,
+    model: &[String],
+) -> Option<String> {
+    let asked = cfg.opts.band_idx.as_ref()?;
+    if input.band_names.is_empty() || is_sentinel2_model(model) {
+        return None;
+    }
+    // Names the file itself gives (a stack named by --s2-bands has none:
+    // nothing to compare, and `s2` picks a stack's bands in wavelength
+    // order itself).
+    let names: Vec<&str> = asked
+        .iter()
+        .map(|&i| gdal_band_name(&input.ds, i + 1))
+        .collect::<Option<_>>()?;
+    (names != input.band_names).then(|| {
+        let numbers: Vec<String> = asked.iter().map(|i| format!("-b {}", i + 1)).collect();
+        format!(
+            "is a Sentinel-2 input, whose bands go to a model in wavelength order ({}), not in the -b order ({}); for a model that takes them in your order, make a plain raster of them first: gdal_translate {} {} bands.tif",
+            input.band_names.join(" "),
+            names.join(" "),
+            numbers.join(" "),
+            input.source
+        )
+    })
+}
+
 fn is_sentinel2_model(model: &[String]) -> bool {
     !model.is_empty()
         && model
