@@ -890,19 +890,16 @@ fn stale_temp_files_are_cleaned() {
     ));
     std::fs::write(&stale, b"x").unwrap();
     std::fs::write(&live, b"x").unwrap();
-    let o = idfcr(
-        d,
-        &[
-            "remove",
-            "in.tif",
-            "out.tif",
-            "--model",
-            &conv(),
-            "--device",
-            "cpu",
-            "-q",
-        ],
-    );
+    let m = conv();
+    let remove_to = |out: &str| {
+        idfcr(
+            d,
+            &[
+                "remove", "in.tif", out, "--model", &m, "--device", "cpu", "-q",
+            ],
+        )
+    };
+    let o = remove_to("out.tif");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stale.exists(), "a dead run's temp file was kept");
     assert!(live.exists(), "a live run's temp file was removed");
@@ -913,19 +910,7 @@ fn stale_temp_files_are_cleaned() {
         ".kept.tif.idfcr-4194305-{h:08x}-AbCdEfGhIjKl-backup.tif"
     ));
     std::fs::write(&backup, b"precious").unwrap();
-    let o = idfcr(
-        d,
-        &[
-            "remove",
-            "in.tif",
-            "kept.tif",
-            "--model",
-            &conv(),
-            "--device",
-            "cpu",
-            "-q",
-        ],
-    );
+    let o = remove_to("kept.tif");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
     assert_eq!(std::fs::read(d.join("kept.tif")).unwrap(), b"precious");
