@@ -231,6 +231,27 @@ fn products_give_bands_by_name_offsets_nodata_and_georeferencing() {
             );
             let note = s.radiometry_note.clone().unwrap();
             assert!(note.contains(baseline) == (offset != 0.0), "{note}");
+            // An idfcr output made with --s2-harmonized keeps the baseline
+            // in its metadata, but its DNs carry no offset (its tag says so).
+            {
+                let mut ds = Dataset::open_ex(
+                    &stack,
+                    gdal::DatasetOptions {
+                        open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                ds.set_metadata_item(
+                    "IDFCR_S2_RADIOMETRY",
+                    "archive declared harmonized (--s2-harmonized): no offset applied",
+                    "",
+                )
+                .unwrap();
+            }
+            let mut hs = InputRaster::open(stack.to_str().unwrap(), Some(&reflectance)).unwrap();
+            adapt(&mut hs, &stacked).unwrap();
+            assert!(hs.dn_offset.iter().all(|&o| o == 0.0), "{:?}", hs.dn_offset);
         }
     }
 }

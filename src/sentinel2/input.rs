@@ -281,6 +281,14 @@ pub(crate) fn stack_baseline(ds: &gdal::Dataset, source: &str) -> Result<Option<
             ));
         }
     }
+    // An idfcr output made with --s2-harmonized keeps the product's
+    // baseline in its metadata but its DNs carry no offset: its tag says so.
+    if ds
+        .metadata_item("IDFCR_S2_RADIOMETRY", "")
+        .is_some_and(|t| t.contains("--s2-harmonized"))
+    {
+        return Ok(None);
+    }
     Ok(ds
         .metadata_item("PROCESSING_BASELINE", "")
         .map(|b| b.trim().to_string())
