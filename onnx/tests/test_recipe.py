@@ -15,7 +15,7 @@ from idfcr_train.reports.metrics import blockiness  # noqa: E402
 from idfcr_train.models.probability import Calibration, blend, cloud_probability  # noqa: E402
 from idfcr_train.reports.ablation import paired, verdict as ablation_verdict  # noqa: E402
 from idfcr_train.training.train_pixel_cr import (  # noqa: E402
-    aligned_labels, cloud_shares, cloud_weighted, make_batch, parse_args, sampling_weights)
+    aligned_labels, cloud_shares, cloud_weighted, half_resolution, make_batch, parse_args, sampling_weights)
 
 
 def ground(seed=0, h=64, w=64):
@@ -159,6 +159,29 @@ def test_lift_draws_no_randomness_when_off():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     x, y, *_ = make_batch(pairs, 4, 32, 0.0, np.random.default_rng(1), lift=1.0)
     assert torch.equal(x, y)  # same image both sides: same squeeze
+
+
+def test_coarse_samples_are_the_ground_averaged_down_two_by_two():
+    clear = (ground(3) * 255).astype(np.uint8)
+    pairs = [Pair("a", "0", clear.copy(), clear, 1 / 255)]
+    # No draw when off: older recipes keep their random stream.
+    a = make_batch(pairs, 3, 16, 0.5, np.random.default_rng(5))
+    b = make_batch(pairs, 3, 16, 0.5, np.random.default_rng(5), coarse=0.0)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    # Identity samples cut at 32 px and averaged down: crop-sized, both
+    # sides alike, an identity target.
+    x, y, _, m = make_batch(pairs, 4, 16, 0.0, np.random.default_rng(1), identity=1.0,
+                            opacity_target=4.0, coarse=1.0)
+    assert x.shape == (4, 3, 16, 16) and torch.equal(x, y) and float(m.abs().max()) == 0.0
+    # The averaging itself: 2 x 2 means, and a real pair's unknown target
+    # (NaN) stays unknown.
+    a = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    assert np.array_equal(half_resolution(a), [[[2.5, 4.5], [10.5, 12.5]]])
+    assert np.isnan(half_resolution(np.full((1, 2, 2), np.nan, np.float32))).all()
+    # A pair smaller than twice the crop stays at full resolution.
+    small = [Pair("s", "0", clear[:, :24, :24].copy(), clear[:, :24, :24], 1 / 255)]
+    x, *_ = make_batch(small, 2, 16, 0.0, np.random.default_rng(1), identity=1.0, coarse=1.0)
+    assert x.shape == (2, 3, 16, 16)
 
 
 @pytest.mark.parametrize("pair_id,span,held_out", [
