@@ -61,6 +61,13 @@ pub(super) fn planned_outputs(
                 "--stack needs the 10m group (its grid is the stack's)".into(),
             ));
         }
+        let crss = source_crss(jobs.iter().map(|j| j.source.as_str()));
+        if crss.len() > 1 {
+            return Err(Error::Usage(format!(
+                "--stack needs one grid, and {product} spans several CRSs ({}): run without --stack (one output per group and CRS)",
+                crss.join(", ")
+            )));
+        }
         Some(output_path(&cfg.out_dir, &cfg.name, product, "stack10m")?)
     } else {
         None
@@ -267,4 +274,47 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
         ));
     }
     Ok((stem, jobs))
+}
+
+/// The CRSs of product subdatasets among `sources`, sorted, once each. An
+/// older product over several UTM zones has each group once per CRS, and
+/// one `--stack` would map them all onto the first 10 m grid.
+fn source_crss<'a>(sources: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = sources
+        .filter_map(|s| crate::sentinel2::product::parse_subdataset(s).map(|sd| sd.crs))
+        .collect();
+    set.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crss_of_a_products_groups() {
+        let sd = |g: &str, crs: &str| format!("SENTINEL2_L1C:/d/P.SAFE/MTD_MSIL1C.xml:{g}:{crs}");
+        // (sources, CRSs)
+        let cases: [(Vec<String>, &[&str]); 3] = [
+            (
+                vec![sd("10m", "EPSG_32633"), sd("20m", "EPSG_32633")],
+                &["EPSG_32633"],
+            ),
+            (
+                vec![
+                    sd("10m", "EPSG_32634"),
+                    sd("10m", "EPSG_32633"),
+                    sd("20m", "EPSG_32634"),
+                ],
+                &["EPSG_32633", "EPSG_32634"],
+            ),
+            (vec!["stack.tif".to_string()], &[]),
+        ];
+        for (sources, want) in cases {
+            assert_eq!(
+                source_crss(sources.iter().map(String::as_str)),
+                want,
+                "{sources:?}"
+            );
+        }
+    }
 }
