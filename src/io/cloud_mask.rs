@@ -276,7 +276,9 @@ enum LayerPick {
 /// the layer; other "|key=value" options (a subset filter) are refused
 /// rather than ignored: they would widen the clouds to the whole layer.
 fn split_layer(path: &str) -> Result<(&str, Option<LayerPick>)> {
-    let Some((file, options)) = path.split_once('|') else {
+    // A file whose own name holds a "|" is that file.
+    let whole = std::path::Path::new(path).exists();
+    let Some((file, options)) = path.split_once('|').filter(|_| !whole) else {
         return Ok((path, None));
     };
     let mut pick = None;
