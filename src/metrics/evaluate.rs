@@ -301,43 +301,39 @@ fn reference_bands_by_colour(p: &InputRaster, r: &InputRaster) -> Option<Vec<usi
     (order != r.band_nos).then_some(order)
 }
 
-/// Per selected band, what turns a Sentinel-2 DN into reflectance x 10000:
-/// a product subdataset's offsets by band name, -1000 for a raster whose
-/// metadata names baseline 04.00 or later (a stack cut from a product, an
-/// `idfcr s2` output), else 0 (SEN12MS-CR, anything not Sentinel-2).
-fn s2_offsets(raster: &InputRaster) -> Result<Vec<f64>> {
+/// A raster's Sentinel-2 radiometry for scoring, its product metadata read
+/// once: whether it is a product subdataset (then every band that declares
+/// no nodata gets the metadata's nodata DN), and per selected band what
+/// turns a DN into reflectance x 10000: a product's offsets by band name,
+/// -1000 for a raster whose metadata names baseline 04.00 or later (a stack
+/// cut from a product, an `idfcr s2` output), else 0 (SEN12MS-CR, anything
+/// not Sentinel-2).
+fn s2_radiometry(raster: &mut InputRaster) -> Result<(bool, Vec<f64>)> {
     use crate::sentinel2::input::{gdal_band_name, load_product_meta, stack_baseline};
     let names: Option<Vec<&str>> = raster
         .band_nos
         .iter()
         .map(|&b| gdal_band_name(&raster.ds, b))
         .collect();
-    let Some(names) = names else {
-        return Ok(vec![0.0; raster.bands()]);
-    };
     if let Some(sd) = crate::sentinel2::product::parse_subdataset(&raster.source) {
         let meta = load_product_meta(&sd.mtd)?;
-        return Ok(names.iter().map(|b| meta.offset(b)).collect());
+        let offsets = match names {
+            Some(n) => n.iter().map(|b| meta.offset(b)).collect(),
+            None => vec![0.0; raster.bands()],
+        };
+        for nd in raster.nodata.iter_mut().filter(|nd| nd.is_none()) {
+            *nd = Some(meta.nodata);
+        }
+        raster.nodata_per_band = true;
+        return Ok((true, offsets));
     }
-    let off = match stack_baseline(&raster.ds, &raster.source)? {
-        Some(_) => crate::sentinel2::input::BASELINE_04_OFFSET,
-        None => 0.0,
+    let off = match names {
+        Some(_) if stack_baseline(&raster.ds, &raster.source)?.is_some() => {
+            crate::sentinel2::input::BASELINE_04_OFFSET
+        }
+        _ => 0.0,
     };
-    Ok(vec![off; names.len()])
-}
-
-/// Give a Sentinel-2 product subdataset its metadata's nodata DN on every
-/// band that declares none; true when it is one.
-fn product_nodata(raster: &mut InputRaster) -> Result<bool> {
-    let Some(sd) = crate::sentinel2::product::parse_subdataset(&raster.source) else {
-        return Ok(false);
-    };
-    let meta = crate::sentinel2::input::load_product_meta(&sd.mtd)?;
-    for nd in raster.nodata.iter_mut().filter(|nd| nd.is_none()) {
-        *nd = Some(meta.nodata);
-    }
-    raster.nodata_per_band = true;
-    Ok(true)
+    Ok((false, vec![off; raster.bands()]))
 }
 
 /// Two georeferenced rasters of one size can still cover different ground
@@ -396,11 +392,11 @@ fn eval_pair(
     // nodata by the product's metadata, as `remove` and `s2` read it.
     // Scored as data, the swath edges' zeros matched themselves exactly and
     // favoured doing nothing over an `idfcr s2` output (nodata there).
-    let product_nodata = product_nodata(&mut p)? | product_nodata(&mut r)?;
     // Sentinel-2 DNs of different baselines differ by the offset for one
     // reflectance (a 2023 output against a 2021 reference: 1000 DN, 25 dB
     // for identical ground): both are scored as reflectance x 10000.
-    let (off_p, off_r) = (s2_offsets(&p)?, s2_offsets(&r)?);
+    let ((product_p, off_p), (product_r, off_r)) = (s2_radiometry(&mut p)?, s2_radiometry(&mut r)?);
+    let product_nodata = product_p || product_r;
     // Sentinel-2 bands have nodata of their own (swath edges differ by
     // band; `idfcr s2` leaves such a band at nodata): scored band by band.
     let per_band_nodata = named || product_nodata;
