@@ -181,25 +181,7 @@ fn concurrent_runs_never_both_replace_one_output() {
     let m = conv();
     for round in 0..3 {
         let _ = std::fs::remove_file(d.join("out.tif"));
-        let spawn = || {
-            Command::new(bin())
-                .current_dir(d)
-                .args([
-                    "remove",
-                    "in.tif",
-                    "out.tif",
-                    "--model",
-                    &m,
-                    "--device",
-                    "cpu",
-                    "-q",
-                    "--threads",
-                    "1",
-                ])
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
+        let spawn = || spawn_remove(d, &m, &[]);
         let (a, b) = (spawn(), spawn());
         let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
         let ok = [a.status.success(), b.status.success()];
@@ -225,6 +207,21 @@ fn concurrent_runs_never_both_replace_one_output() {
     }
 }
 
+/// `idfcr remove in.tif out.tif` with `model` on one CPU thread, quiet,
+/// started in `d` (stderr captured), with `extra` options.
+fn spawn_remove(d: &Path, model: &str, extra: &[&str]) -> std::process::Child {
+    Command::new(bin())
+        .current_dir(d)
+        .args([
+            "remove", "in.tif", "out.tif", "--model", model, "--device", "cpu", "-q",
+        ])
+        .args(["--threads", "1"])
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Guarantee 4b: with --overwrite and --mask, a mask that cannot be moved
 /// into place (its name became a non-empty folder during the run) takes the
 /// new output back and leaves the user's earlier output where it was, with
@@ -237,31 +234,11 @@ fn a_failed_mask_leaves_the_old_output() {
     noisy_rgb(&d.join("in.tif"), 1024, 1024);
     let m = conv();
     let spawn = |overwrite: bool| {
-        let mut args = vec![
-            "remove",
-            "in.tif",
-            "out.tif",
-            "--mask",
-            "m.tif",
-            "--model",
-            &m,
-            "--device",
-            "cpu",
-            "-q",
-            "--threads",
-            "1",
-            "--co",
-            "TFW=YES",
-        ];
+        let mut extra = vec!["--mask", "m.tif", "--co", "TFW=YES"];
         if overwrite {
-            args.push("--overwrite");
+            extra.push("--overwrite");
         }
-        Command::new(bin())
-            .current_dir(d)
-            .args(args)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        spawn_remove(d, &m, &extra)
     };
     // The run's working files (not the up-front probes) exist: it is past
     // its checks and writing.
