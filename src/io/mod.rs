@@ -22,6 +22,8 @@
 //!   files) moved into place with it, stale ones of a replaced file removed;
 //! - `staging`: outputs that stand or fall together (an `s2` product),
 //!   written under temp names and moved into place at the end;
+//! - `set_aside`: the files an `--overwrite` run replaces, kept under temp
+//!   names until its result stands, put back if it fails;
 //! - `names`: output names from patterns, kept inside the output folder;
 //! - `values`: the value each output pixel gets (rounded, clipped, off the
 //!   nodata value unless passed through) and the nodata an output declares;
@@ -37,6 +39,7 @@ pub mod options;
 pub mod place;
 pub mod reader;
 pub mod report;
+pub(crate) mod set_aside;
 pub mod side_files;
 pub mod staging;
 pub mod units;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::io::place::{move_into_place, parent_dir, sync_dir, TempFile};
+use crate::io::set_aside::SetAside;
 use crate::io::side_files::{place_side_files, side_files, taken_world_file};
 
 /// Temp files standing in for final paths; removed (with any side files
@@ -71,36 +72,38 @@ impl Staged {
                 ));
             }
         }
-        // The files being replaced, moved aside (removed when this ends,
-        // unless put back).
-        let mut aside: Vec<(TempFile, PathBuf)> = Vec::new();
-        for (_, f) in &self.items {
-            if std::fs::symlink_metadata(f).is_err() {
-                continue;
-            }
-            let kept = TempFile::beside(f, "backup")
-                .and_then(|b| std::fs::rename(f, b.path()).map(|()| b));
-            match kept {
-                Ok(b) => aside.push((b, f.clone())),
-                Err(e) => {
-                    put_back(&[], &aside);
-                    return Err(Error::output(
-                        f,
-                        format!("cannot move the file this run replaces aside: {e}"),
-                    ));
-                }
-            }
-        }
+        // The files being replaced (and their side files), moved aside:
+        // removed when this ends, unless put back.
+        let worlds: Vec<Vec<PathBuf>> = plan
+            .iter()
+            .map(|(sides, _)| {
+                sides
+                    .iter()
+                    .filter(|s| s.world)
+                    .map(|s| s.to.clone())
+                    .collect()
+            })
+            .collect();
+        let aside = SetAside::files(
+            self.items
+                .iter()
+                .zip(&worlds)
+                .map(|((_, f), w)| (f.as_path(), w.as_slice())),
+        )?;
         let mut moved: Vec<PathBuf> = Vec::new();
         for (tmp, f) in &self.items {
             if let Err(e) = move_into_place(tmp.path(), f, overwrite) {
-                put_back(&moved, &aside);
-                return Err(Error::output(
+                // Undo: the new rasters moved so far go (their side files
+                // follow only once every raster is in place), the old come back.
+                for m in &moved {
+                    let _ = std::fs::remove_file(m);
+                }
+                return Err(aside.put_back(Error::output(
                     f,
                     format!(
                         "cannot move the finished file into place: {e}; the folder is as it was"
                     ),
-                ));
+                )));
             }
             moved.push(f.clone());
         }
@@ -133,18 +136,6 @@ impl Staged {
                 Err(Error::output(f, format!("{p}{}", others.concat())))
             }
         }
-    }
-}
-
-/// Undo a commit that failed midway: the new rasters moved so far go
-/// (their side files follow only once every raster is in place), the files
-/// moved aside come back.
-fn put_back(moved: &[PathBuf], aside: &[(TempFile, PathBuf)]) {
-    for m in moved {
-        let _ = std::fs::remove_file(m);
-    }
-    for (b, f) in aside {
-        let _ = std::fs::rename(b.path(), f);
     }
 }
 
@@ -192,6 +183,9 @@ mod tests {
         for f in &finals[..2] {
             write(f, "old");
         }
+        // The old a.tif's statistics: they must come back with it.
+        let aux = d.join("a.tif.aux.xml");
+        write(&aux, "old stats");
         std::fs::remove_file(&finals[2]).unwrap();
         std::fs::create_dir(&finals[2]).unwrap();
         write(&finals[2].join("x"), "x");
@@ -208,7 +202,9 @@ mod tests {
                 f.display()
             );
         }
+        assert_eq!(std::fs::read_to_string(&aux).unwrap(), "old stats");
         assert_eq!(hidden(), 0);
+        std::fs::remove_file(&aux).unwrap();
 
         // Without --overwrite, a name taken meanwhile moves nothing.
         std::fs::remove_dir_all(&finals[2]).unwrap();

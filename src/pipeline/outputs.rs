@@ -2,12 +2,9 @@
 //! (bands, georeferencing, tags), the optional `--mask`, and the move of
 //! both into place as one result.
 
-use std::path::{Path, PathBuf};
-
 use crate::config::{OutputType, RemoveConfig};
-use crate::error::{Error, Result};
-use crate::io::place::TempFile;
-use crate::io::side_files::side_names;
+use crate::error::Result;
+use crate::io::set_aside::SetAside;
 use crate::io::writer::{BandSpec, OutputRaster, Provenance};
 use crate::pipeline::provenance::{band_specs, mask_provenance};
 
@@ -73,8 +70,10 @@ pub(crate) fn place_result(
     // into place must find the name free (another run's file appearing
     // meanwhile is refused, not set aside and deleted).
     let old = match &mask {
-        Some(_) if out.overwrite() => OldFile::aside(out.final_path(), &out.world_files())?,
-        _ => OldFile::default(),
+        Some(_) if out.overwrite() => {
+            SetAside::files([(out.final_path(), out.world_files().as_slice())])?
+        }
+        _ => SetAside::default(),
     };
     let (placed, out_sides) = match out.commit_raster() {
         Ok(p) => p,
@@ -96,67 +95,4 @@ pub(crate) fn place_result(
         }
     }
     out_sides
-}
-
-/// The file an output replaces and its side files (`.aux.xml` with the
-/// georeferencing of some formats, overviews, and a world file the new
-/// output replaces), kept under temp names beside them until the result is
-/// in place (then removed with the temp files). Placing the new raster
-/// removes or replaces those: moved aside with it, they come back with it.
-/// A world file the new output does not write stays where it is (it may
-/// be another raster's: `o.tiff`'s `o.tfw`).
-#[derive(Default)]
-struct OldFile(Vec<(TempFile, PathBuf)>);
-
-impl OldFile {
-    /// Move `path` and those of its side files that exist aside;
-    /// `replaced_worlds`: the world files the new output brings.
-    fn aside(path: &Path, replaced_worlds: &[PathBuf]) -> Result<Self> {
-        let mut kept = OldFile::default();
-        let sides = side_names(path)
-            .into_iter()
-            .filter(|(p, world)| !world || replaced_worlds.contains(p))
-            .map(|(p, _)| p);
-        let names = std::iter::once(path.to_path_buf()).chain(sides);
-        for p in names.filter(|p| std::fs::symlink_metadata(p).is_ok()) {
-            match TempFile::beside(&p, "backup")
-                .and_then(|b| std::fs::rename(&p, b.path()).map(|()| b))
-            {
-                Ok(b) => kept.0.push((b, p)),
-                Err(e) => {
-                    let e = Error::output(
-                        &p,
-                        format!("cannot move the file this run replaces aside: {e}"),
-                    );
-                    return Err(kept.put_back(e));
-                }
-            }
-        }
-        Ok(kept)
-    }
-
-    /// The result did not stand: the old files go back to their names.
-    /// One that cannot stays under its temp name, never deleted, and the
-    /// error says where.
-    fn put_back(self, e: Error) -> Error {
-        let mut stranded = Vec::new();
-        for (b, path) in self.0 {
-            if std::fs::rename(b.path(), &path).is_err() {
-                stranded.push(format!(
-                    "{} is kept as {}",
-                    path.display(),
-                    b.path().display()
-                ));
-            }
-            b.keep();
-        }
-        if stranded.is_empty() {
-            e
-        } else {
-            Error::Runtime(format!(
-                "{e}; and the files it replaced could not be put back: {}",
-                stranded.join(", ")
-            ))
-        }
-    }
 }
