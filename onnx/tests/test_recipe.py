@@ -360,3 +360,33 @@ def test_card_ablation_section_states_both_arms_and_the_paired_verdict(tmp_path)
     assert "| without cloudy attention | 30.00 / 0.9000 |" in text
     assert f"wins 2 of 3 images. Verdict: {ablation_verdict(diff)}." in text
     assert ablation_section(str(tmp_path / "missing.json")) == []
+
+
+def test_anchor_pulls_towards_the_first_legs_start_and_survives_a_resume(tmp_path):
+    """--anchor (L2-SP): the penalty is 0 where the fine-tuning started, grows
+    as the weights move, and a resumed leg keeps the first leg's anchor,
+    not the weights it resumes from."""
+    from idfcr_train.models.pixel_cr import PixelCRConfig
+    from idfcr_train.training.train_pixel_cr import anchor_penalty, save_checkpoint, start_run
+
+    ckpt = str(tmp_path / "a.pt")
+    args = parse_args(["--data", "x", "--ckpt", ckpt, "--config", "tiny", "--anchor", "1"])
+    cfg = PixelCRConfig.tiny()
+    run = start_run(args, cfg, None, "cpu")
+    assert float(anchor_penalty(run.model, run.anchor)) == 0.0
+    start = {k: v.clone() for k, v in run.model.state_dict().items()}
+    with torch.no_grad():
+        for q in run.model.parameters():
+            q.add_(0.01)
+    moved = float(anchor_penalty(run.model, run.anchor))
+    n = sum(q.numel() for q in run.model.parameters())
+    assert moved == pytest.approx(n * 1e-4, rel=1e-3)
+    save_checkpoint(run, ckpt)
+
+    resumed = start_run(args, cfg, torch.load(ckpt, map_location="cpu"), "cpu")
+    for k, v in start.items():
+        assert torch.equal(resumed.anchor[k], v), k
+    assert float(anchor_penalty(resumed.model, resumed.anchor)) == pytest.approx(moved, rel=1e-6)
+    # Off: no anchor is kept or saved.
+    off = start_run(parse_args(["--data", "x", "--ckpt", ckpt, "--config", "tiny"]), cfg, None, "cpu")
+    assert off.anchor is None

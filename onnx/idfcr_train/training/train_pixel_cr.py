@@ -211,6 +211,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="weigh the L1 loss on thick-cloud pixels (mean |cloudy - clear| above 0.15) by 1 + this "
                          "(0: plain L1); the default blended output shows the network mostly there")
     ap.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights with this decay (0: off)")
+    ap.add_argument("--anchor", type=float, default=0.0,
+                    help="L2-SP: add A x sum((w - w0)^2) to the loss, w0 the weights the fine-tuning started from "
+                         "(kept in the checkpoint across legs), so a continuation cannot drift far from them (0: off)")
     ap.add_argument("--extra-data", default=None,
                     help="another RICE-layout folder mixed into training (e.g. RICE1)")
     ap.add_argument("--extra-val", default=None, metavar="LO-HI",
@@ -399,12 +402,13 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "s2_rgb_clear": args.s2_rgb_clear,
         "cloud_weight": args.cloud_weight,
         "pixel_cloud_weight": args.pixel_cloud_weight,
+        "anchor": args.anchor,
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
         changeable = ("synthetic", "identity", "align_labels", "ema", "extra_data", "extra_val", "extra_share",
                       "s2_rgb", "s2_rgb_ts", "s2_rgb_share", "s2_rgb_clear", "crop", "batch", "opacity_target",
-                      "palette", "stretch", "lift", "coarse", "cloud_weight", "pixel_cloud_weight")
+                      "palette", "stretch", "lift", "coarse", "cloud_weight", "pixel_cloud_weight", "anchor")
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
         meta["val_blocks"] = still_held_out(state["meta"].get("val_blocks"), args.val_blocks)
     return meta
@@ -444,6 +448,7 @@ class TrainingRun:
     prior: dict | None
     step: int = 0
     wall_s: float = 0.0
+    anchor: dict | None = None
 
 
 def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, device: str) -> TrainingRun:
@@ -469,8 +474,22 @@ def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, 
             ema.load_state_dict(state["ema"])
         for q in ema.parameters():
             q.requires_grad_(False)
+    anchor = None
+    if args.anchor > 0:
+        # The first leg anchors to the weights it resumed from; later legs keep that anchor.
+        src = state["anchor"] if state and state.get("anchor") else model.state_dict()
+        anchor = {k: v.detach().clone().to(device) for k, v in src.items()}
     return TrainingRun(model=model, ema=ema, opt=opt, rng=rng, cfg=cfg, meta=recipe(args, state), prior=state,
-                       step=step, wall_s=wall_s)
+                       step=step, wall_s=wall_s, anchor=anchor)
+
+
+def anchor_penalty(model: PixelCR, anchor: dict) -> torch.Tensor:
+    """sum((w - w0)^2) over the trainable weights (L2-SP)."""
+    total = torch.zeros(())
+    for name, q in model.named_parameters():
+        if q.requires_grad and name in anchor:
+            total = total + ((q - anchor[name]) ** 2).sum()
+    return total
 
 
 def save_checkpoint(run: TrainingRun, path: str) -> None:
@@ -481,6 +500,7 @@ def save_checkpoint(run: TrainingRun, path: str) -> None:
         {"model": run.model.state_dict(), "ema": run.ema.state_dict() if run.ema is not None else None,
          "optim": run.opt.state_dict(), "step": run.step,
          "wall_s": run.wall_s, "config": run.cfg.to_dict(), "rng": run.rng.bit_generator.state, "meta": run.meta,
+         "anchor": run.anchor,
          # A calibration (and the detector it was made for) written by
          # calibrate.py --write-ckpt stays until the next calibration.
          **({k: state[k] for k in ("probability", "detector") if state and state.get(k)})},
@@ -513,6 +533,10 @@ def train_step(args: argparse.Namespace, run: TrainingRun, batch: tuple, device:
                                 attn_target=m,
                                 pixel_weight=thick_cloud_weight(x, y, args.pixel_cloud_weight, THICK_CLOUD_DIFF)
                                 if args.pixel_cloud_weight > 0 else None)
+    if run.anchor is not None:
+        drift = anchor_penalty(run.model, run.anchor)
+        loss = loss + args.anchor * drift
+        parts = {**parts, "anchor_drift": float(drift)}
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()
