@@ -709,3 +709,63 @@ fn the_summary_reports_the_cloud_cover_the_mask_shows() {
         "{s}"
     );
 }
+
+/// A warped scene's nodata border is no dark ground to the model: the
+/// bundled model, whose windows and detector reach past a pixel, gives the
+/// valid pixels of a scene with a nodata border (left 24 columns, top 12
+/// rows, nodata 0) exactly what it gives them when that border holds the
+/// nearest valid values instead. Before, the border reached the model as
+/// black, and the detector saw a cloud's edge along it (p 0.36 within
+/// 10 px of a real scene's border, valid ground rewritten 15 px in).
+#[test]
+fn a_nodata_border_is_not_read_as_dark_ground() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (w, h, x0, y0) = (96, 80, 24, 12);
+    let ground = |b: usize, y: usize, x: usize| (pattern(b, y, x) * 0.6).round().max(1.0) as u8;
+    write_tiff::<u8>(&d.join("border.tif"), w, h, 3, Some(0.0), |b, y, x| {
+        if y < y0 || x < x0 {
+            0
+        } else {
+            ground(b, y, x)
+        }
+    });
+    // The border filled as the runtime fills it: the nearest valid pixel
+    // of the row, and above the first valid row, that row.
+    write_tiff::<u8>(&d.join("filled.tif"), w, h, 3, None, |b, y, x| {
+        ground(b, y.max(y0), x.max(x0))
+    });
+    for name in ["border", "filled"] {
+        let o = idfcr(
+            d,
+            &[
+                "remove",
+                &format!("{name}.tif"),
+                &format!("{name}_out.tif"),
+                "--mask",
+                &format!("{name}_p.tif"),
+                "--threads",
+                "1",
+                "-q",
+            ],
+        );
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+    }
+    for suffix in ["out", "p"] {
+        let (a, _, _) = read_all(&d.join(format!("border_{suffix}.tif")));
+        let (b, _, _) = read_all(&d.join(format!("filled_{suffix}.tif")));
+        for (band, (a, b)) in a.iter().zip(&b).enumerate() {
+            for y in y0..h {
+                for x in x0..w {
+                    let i = y * w + x;
+                    assert_eq!(a[i], b[i], "{suffix} band {band} at ({x}, {y})");
+                }
+            }
+        }
+    }
+    // The border stays nodata.
+    let (out, _, _) = read_all(&d.join("border_out.tif"));
+    assert!(out
+        .iter()
+        .all(|band| band[0] == 0.0 && band[(y0 - 1) * w + w - 1] == 0.0));
+}

@@ -75,10 +75,14 @@ impl StripSource<'_> {
     }
 
     /// The tile starting at scene column `x0` (may be negative), `tw` wide,
-    /// converted with `to_model`; nodata pixels become 0, a band missing at
-    /// a valid pixel takes the nearest value of that band in its tile row
-    /// (`fill_holes`). `None` when the tile holds no valid pixel (it is
-    /// skipped).
+    /// converted with `to_model`; a band missing at a valid pixel takes the
+    /// nearest value of that band in its tile row (`fill_holes`), and so
+    /// does a nodata pixel (all bands), or, in a row with no valid pixel,
+    /// the nearest such row's. The model's output there is thrown away, but
+    /// its window and convolutions see it: a warped scene's nodata border
+    /// read as black was a dark band that the detector took for a cloud's
+    /// edge, rewriting valid ground 15 px in. `None` when the tile holds
+    /// no valid pixel (it is skipped).
     pub fn tile(
         &self,
         x0: isize,
@@ -91,6 +95,7 @@ impl StripSource<'_> {
             .collect();
         let mut tile = Array3::<f32>::zeros((self.bands, th, tw));
         let mut any_valid = false;
+        let mut row_valid = vec![false; th];
         for (ty, &sr) in self.rows.iter().enumerate() {
             let row_off = (sr - self.r_lo) * w;
             for (tx, &sc) in cols.iter().enumerate() {
@@ -117,6 +122,30 @@ impl StripSource<'_> {
                         &hole,
                         &good,
                     );
+                }
+            }
+            // Nodata pixels: the nearest valid pixel of the row (filled
+            // in every band by now).
+            let good: Vec<bool> = cols.iter().map(|&sc| self.valid[row_off + sc]).collect();
+            row_valid[ty] = good.iter().any(|&g| g);
+            if row_valid[ty] && !good.iter().all(|&g| g) {
+                let hole: Vec<bool> = good.iter().map(|&g| !g).collect();
+                for b in 0..self.bands {
+                    let mut row = tile.slice_mut(ndarray::s![b, ty, ..]);
+                    fill_holes(
+                        row.as_slice_mut().expect("tile rows are contiguous"),
+                        &hole,
+                        &good,
+                    );
+                }
+            }
+        }
+        if any_valid {
+            // Rows with no valid pixel: the nearest row with one.
+            for (ty, from) in nearest_rows(&row_valid).into_iter().enumerate() {
+                if from != ty {
+                    let src = tile.slice(ndarray::s![.., from, ..]).to_owned();
+                    tile.slice_mut(ndarray::s![.., ty, ..]).assign(&src);
                 }
             }
         }
@@ -147,6 +176,19 @@ fn fill_holes(row: &mut [f32], hole: &[bool], good: &[bool]) {
             }
         }
     }
+}
+
+/// For each row, the nearest row that is `good` (itself if it is; the one
+/// above on a tie). At least one row must be good.
+fn nearest_rows(good: &[bool]) -> Vec<usize> {
+    (0..good.len())
+        .map(|i| {
+            (0..good.len())
+                .filter(|&j| good[j])
+                .min_by_key(|&j| (i.abs_diff(j), j > i))
+                .expect("a row with a valid pixel")
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -246,5 +288,79 @@ mod tests {
             tile.iter().copied().collect::<Vec<f32>>(),
             [3.0, 3.0, 3.0, 4.0]
         );
+    }
+
+    #[test]
+    fn nodata_pixels_take_the_nearest_valid_value_row_first_then_column() {
+        // One band, 4 x 4 block, 0 = nodata: (values, valid) -> tile.
+        type Case = ([f32; 16], [u8; 16], [f32; 16]);
+        let cases: [Case; 3] = [
+            // A warped scene's corner: nodata left and above.
+            (
+                [
+                    0., 0., 0., 0., 0., 0., 5., 6., 0., 7., 8., 9., 0., 1., 2., 3.,
+                ],
+                [0, 0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1],
+                [
+                    5., 5., 5., 6., 5., 5., 5., 6., 7., 7., 8., 9., 1., 1., 2., 3.,
+                ],
+            ),
+            // A nodata row between two valid rows: the one above (a tie).
+            (
+                [
+                    1., 2., 3., 4., 0., 0., 0., 0., 5., 6., 7., 8., 0., 0., 0., 0.,
+                ],
+                [1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0],
+                [
+                    1., 2., 3., 4., 1., 2., 3., 4., 5., 6., 7., 8., 5., 6., 7., 8.,
+                ],
+            ),
+            // All valid: unchanged.
+            (
+                [
+                    1., 2., 3., 4., 5., 6., 7., 8., 9., 1., 2., 3., 4., 5., 6., 7.,
+                ],
+                [1; 16],
+                [
+                    1., 2., 3., 4., 5., 6., 7., 8., 9., 1., 2., 3., 4., 5., 6., 7.,
+                ],
+            ),
+        ];
+        for (block, valid, want) in cases {
+            let valid: Vec<bool> = valid.iter().map(|&v| v == 1).collect();
+            let s = StripSource {
+                block: &block,
+                exact: None,
+                valid: &valid,
+                rows: &[0, 1, 2, 3],
+                r_lo: 0,
+                c_lo: 0,
+                width: 4,
+                scene_width: 4,
+                bands: 1,
+                missing: None,
+            };
+            let tile = s.tile(0, 4, |_, v| v).expect("valid pixels");
+            assert_eq!(
+                tile.iter().copied().collect::<Vec<f32>>(),
+                want,
+                "{block:?}"
+            );
+        }
+        // No valid pixel: no tile.
+        let block = [0f32; 4];
+        let s = StripSource {
+            block: &block,
+            exact: None,
+            valid: &[false; 4],
+            rows: &[0, 1],
+            r_lo: 0,
+            c_lo: 0,
+            width: 2,
+            scene_width: 2,
+            bands: 1,
+            missing: None,
+        };
+        assert!(s.tile(0, 2, |_, v| v).is_none());
     }
 }
