@@ -495,6 +495,54 @@ fn nodata_is_mapped_into_the_output_type() {
     }
 }
 
+/// A VRT whose bands have their own nodata values (-9999, -32768, 0): a
+/// GeoTIFF holds one, so every band declares the first band's and every
+/// band's holes hold it. Before, each band's holes kept their own value
+/// while the file declared 0: 1510 holes per band read as valid -9999s.
+#[test]
+fn bands_with_different_nodata_share_one_in_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let nodata = [-9999.0, -32768.0, 0.0];
+    write_tiff::<i16>(&d.join("raw.tif"), 64, 48, 3, None, |b, y, x| {
+        if x < 8 {
+            nodata[b] as i16
+        } else {
+            pattern(b, y, x) as i16
+        }
+    });
+    let vrt = gdal::DriverManager::get_driver_by_name("VRT").unwrap();
+    let raw = Dataset::open(d.join("raw.tif")).unwrap();
+    let mut v = raw
+        .create_copy(&vrt, d.join("in.vrt"), &Default::default())
+        .unwrap();
+    for (b, nd) in nodata.iter().enumerate() {
+        v.rasterband(b + 1)
+            .unwrap()
+            .set_no_data_value(Some(*nd))
+            .unwrap();
+    }
+    v.close().unwrap();
+    let o = remove_conv(d, "in.vrt", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = Dataset::open(d.join("out.tif")).unwrap();
+    let (z, w, _) = read_all(&d.join("out.tif"));
+    for (b, band) in z.iter().enumerate() {
+        assert_eq!(
+            out.rasterband(b + 1).unwrap().no_data_value(),
+            Some(-9999.0),
+            "band {b}"
+        );
+        for (p, &v) in band.iter().enumerate() {
+            if p % w < 8 {
+                assert_eq!(v, -9999.0, "hole at {p} band {b}");
+            } else {
+                assert_ne!(v, -9999.0, "valid pixel {p} band {b} reads as nodata");
+            }
+        }
+    }
+}
+
 /// Side files: what GDAL writes beside the output for a user's `--co`
 /// (`PROFILE=BASELINE` puts the georeferencing in `.aux.xml`, `TFW=YES`
 /// a world file) moves with it under the output's name; side files of a

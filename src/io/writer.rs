@@ -27,7 +27,7 @@ use crate::io::place::{
 };
 use crate::io::reader::InputRaster;
 use crate::io::side_files::{place_side_files, side_files, taken_world_file, Placed};
-use crate::io::values::{nodata_in_type, output_value};
+use crate::io::values::{nodata_in_type, one_nodata_per_file, output_value};
 
 /// What one output band looks like.
 #[derive(Debug, Clone)]
@@ -106,10 +106,16 @@ impl OutputRaster {
         // Pixels passed through keep a value equal to the nodata only where
         // the output declares the nodata the input did (not under an -ot
         // that maps it to another value).
+        let declared = one_nodata_per_file(
+            &bands
+                .iter()
+                .map(|b| nodata_in_type(b.nodata, data_type, prov.input.data_type))
+                .collect::<Vec<_>>(),
+        );
         let same_nodata: Vec<bool> = bands
             .iter()
-            .map(|b| {
-                let out = nodata_in_type(b.nodata, data_type, prov.input.data_type);
+            .zip(&declared)
+            .map(|(b, &out)| {
                 match (out, b.nodata) {
                     // A Float32 output stores the input's -9999.9 as
                     // -9999.900390625: the same nodata at the output's precision.
@@ -124,8 +130,9 @@ impl OutputRaster {
             .collect();
         let bands: Vec<BandSpec> = bands
             .iter()
-            .map(|b| BandSpec {
-                nodata: nodata_in_type(b.nodata, data_type, prov.input.data_type),
+            .zip(declared)
+            .map(|(b, nodata)| BandSpec {
+                nodata,
                 ..b.clone()
             })
             .collect();
