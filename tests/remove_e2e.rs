@@ -495,6 +495,35 @@ fn nodata_is_mapped_into_the_output_type() {
     }
 }
 
+/// A dynamic CRS's coordinate epoch (a position in ITRF2014 at 2021.5)
+/// travels to the output and the mask, GTiff and COG alike: the CRS was
+/// copied as WKT1, which has no epoch.
+#[test]
+fn a_dynamic_crs_keeps_its_coordinate_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("in.tif"), 64, 48, None);
+    {
+        let mut ds = open_update(d.join("in.tif"));
+        let srs = gdal::spatial_ref::SpatialRef::from_epsg(32633).unwrap();
+        unsafe { gdal_sys::OSRSetCoordinateEpoch(srs.to_c_hsrs(), 2021.5) };
+        ds.set_spatial_ref(&srs).unwrap();
+        ds.close().unwrap();
+    }
+    let epoch = |name: &str| {
+        let srs = Dataset::open(d.join(name)).unwrap().spatial_ref().unwrap();
+        unsafe { gdal_sys::OSRGetCoordinateEpoch(srs.to_c_hsrs()) }
+    };
+    assert_eq!(epoch("in.tif"), 2021.5);
+    for (out, extra) in [("gtiff.tif", "GTiff"), ("cog.tif", "COG")] {
+        let mask = format!("p_{out}");
+        let o = remove_conv_to(d, "in.tif", out, &["-of", extra, "--mask", &mask]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(epoch(out), 2021.5, "{out}");
+        assert_eq!(epoch(&mask), 2021.5, "{mask}");
+    }
+}
+
 /// A VRT whose bands have their own nodata values (-9999, -32768, 0): a
 /// GeoTIFF holds one, so every band declares the first band's and every
 /// band's holes hold it. Before, each band's holes kept their own value

@@ -453,9 +453,10 @@ fn copy_georeferencing_and_metadata(
     if let Ok(gt) = src.geo_transform() {
         ds.set_geo_transform(&gt)?;
     }
-    let wkt = src.projection();
-    if !wkt.is_empty() {
-        ds.set_projection(&wkt)?;
+    // The CRS as an object, not its WKT1 string: that drops a dynamic
+    // CRS's coordinate epoch (ITRF, WGS 84 realisations), which GeoTIFF keeps.
+    if let Ok(srs) = src.spatial_ref() {
+        ds.set_spatial_ref(&srs)?;
     }
     // Unrectified scenes (a Level-1 swath, a scanned map) are placed by
     // ground control points instead of a geotransform: they travel too.
