@@ -32,8 +32,18 @@ fn statuses(s: &serde_json::Value) -> Vec<(String, String)> {
 /// `idfcr batch INPUT --out-dir OUT --skip-existing` with the small conv
 /// model on CPU, quiet, its JSON summary on stdout.
 fn batch_skip_existing(cwd: &std::path::Path, input: &str, out_dir: &str) -> std::process::Output {
+    batch_skip_existing_with(cwd, input, out_dir, &[])
+}
+
+/// `batch_skip_existing` with more arguments.
+fn batch_skip_existing_with(
+    cwd: &std::path::Path,
+    input: &str,
+    out_dir: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let model = fixture_model("tiny_conv").display().to_string();
-    let args = [
+    let mut args = vec![
         "batch",
         input,
         "--out-dir",
@@ -47,6 +57,7 @@ fn batch_skip_existing(cwd: &std::path::Path, input: &str, out_dir: &str) -> std
         "-",
         "--skip-existing",
     ];
+    args.extend_from_slice(extra);
     idfcr(cwd, &args)
 }
 
@@ -104,6 +115,22 @@ fn batch_failures_skip_existing_and_stale_outputs() {
         redone.metadata_item("IDFCR_VERSION", "").as_deref(),
         Some(env!("CARGO_PKG_VERSION"))
     );
+
+    // Asking for COGs now: the GeoTIFFs are not what was asked for, and
+    // are redone as COGs; a second such run skips them.
+    let cog = ["-of", "COG"];
+    let o = batch_skip_existing_with(dir.path(), "in", "out", &cog);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(summary(&o)["ok"].as_u64(), Some(3), "{}", summary(&o));
+    for i in 0..3 {
+        let ds = Dataset::open(dir.path().join(format!("out/s{i}_clear.tif"))).unwrap();
+        assert_eq!(
+            ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(),
+            Some("COG")
+        );
+    }
+    let o = batch_skip_existing_with(dir.path(), "in", "out", &cog);
+    assert_eq!(summary(&o)["skipped"].as_u64(), Some(3), "{}", summary(&o));
 }
 
 /// --skip-existing replaces a stale output only when an idfcr run wrote it:

@@ -99,11 +99,21 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
         cfg.opts.s2.harmonized,
         cfg.opts.s2.stack_bands.as_ref().map(|b| b.join(",")).unwrap_or_else(|| "-".into()),
     );
+    // The file's form does not decide pixels, but a rerun with `-of COG`
+    // or another `--co` asks for another file: named when given, so that
+    // outputs made without them stay current.
+    let form = match (cfg.opts.format, cfg.opts.creation_options.as_slice()) {
+        (crate::config::OutputFormat::GTiff, []) => String::new(),
+        (f, co) => {
+            let co: Vec<String> = co.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("; format={}; co={}", f.driver_name(), co.join(","))
+        }
+    };
     // A separate detector's or the user's p decides pixels too (a user's
     // mask names its file's size and time, see `io::cloud_mask`).
     match &cfg.job.probability {
-        Some(p) => format!("{line}; p={}", p.map.settings),
-        None => line,
+        Some(p) => format!("{line}{form}; p={}", p.map.settings),
+        None => format!("{line}{form}"),
     }
 }
 
