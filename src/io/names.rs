@@ -131,27 +131,132 @@ pub fn same_target(a: &Path, b: &Path) -> bool {
 /// modification time, so that `--skip-existing` redoes an output whose
 /// input differs (two folders' `in/x.tif` run into one output folder, a
 /// file replaced under the same name) but not one whose archive moved to
-/// another folder or mount; anything else as given.
+/// another folder or mount. A GDAL string (`/vsizip/a.zip/x.tif`,
+/// `GTIFF_DIR:1:x.tif`) as given, with the size and time of the local file
+/// it names (`named_local_file`): a changed archive is a changed input.
+/// Anything else as given.
 pub fn source_identity(input: &str) -> String {
-    match std::fs::metadata(input) {
-        Ok(m) if m.is_file() => {
-            let mtime = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            let name = Path::new(input)
-                .file_name()
-                .map_or_else(|| input.into(), |n| n.to_string_lossy());
-            format!("{name} ({} bytes, modified {mtime})", m.len())
+    let Some(file) = named_local_file(input) else {
+        return input.to_string();
+    };
+    let m = match std::fs::metadata(file) {
+        Ok(m) if m.is_file() => m,
+        _ => return input.to_string(),
+    };
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    if file == input {
+        let name = Path::new(input)
+            .file_name()
+            .map_or_else(|| input.into(), |n| n.to_string_lossy());
+        format!("{name} ({} bytes, modified {mtime})", m.len())
+    } else {
+        format!("{input} ({} bytes, modified {mtime})", m.len())
+    }
+}
+
+/// GDAL's archive prefixes, whose path runs on inside the archive.
+pub(crate) const VSI_ARCHIVES: [&str; 5] =
+    ["/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/"];
+
+/// The local file or folder a GDAL input string names, as a slice of it:
+/// the string itself when it names one; the archive of
+/// `/vsizip/a.zip/x.tif` (tar, gzip, 7z and rar alike); in a driver string
+/// (`SENTINEL2_L1C:P/MTD_MSIL1C.xml:10m:EPSG_32633`, `GTIFF_DIR:1:x.tif`,
+/// `NETCDF:"x.nc":sst`), the first of its `:`-separated parts (quotes
+/// off) that names one, or an archive. None for network paths and names
+/// of nothing here.
+pub(crate) fn named_local_file(input: &str) -> Option<&str> {
+    let exists = |p: &str| !p.is_empty() && std::fs::symlink_metadata(p).is_ok();
+    if exists(input) {
+        return Some(input);
+    }
+    if let Some(a) = archive_file(input) {
+        return Some(a);
+    }
+    if input.starts_with("/vsi") {
+        return None;
+    }
+    input
+        .split(':')
+        .skip(1)
+        .map(|part| part.trim_matches('"'))
+        .find_map(|part| {
+            if exists(part) {
+                Some(part)
+            } else {
+                archive_file(part)
+            }
+        })
+}
+
+/// The archive a `/vsizip/a.zip/x.tif` path (tar, gzip, 7z, rar alike)
+/// reads from: the longest leading part of its path that is a file.
+fn archive_file(p: &str) -> Option<&str> {
+    let mut cand = VSI_ARCHIVES.iter().find_map(|v| p.strip_prefix(v))?;
+    loop {
+        if Path::new(cand).is_file() {
+            return Some(cand);
         }
-        _ => input.to_string(),
+        cand = &cand[..cand.rfind('/').filter(|&i| i > 0)?];
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gdal_strings_name_their_local_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::write(dir.path().join("x.tif"), b"tiff").unwrap();
+        std::fs::write(dir.path().join("a.zip"), b"zip bytes").unwrap();
+        // input -> the file it names
+        let cases = [
+            (format!("{d}/x.tif"), Some(format!("{d}/x.tif"))),
+            (
+                format!("/vsizip/{d}/a.zip/x.tif"),
+                Some(format!("{d}/a.zip")),
+            ),
+            (
+                format!("/vsizip/{d}/a.zip/in/x.tif"),
+                Some(format!("{d}/a.zip")),
+            ),
+            (format!("GTIFF_DIR:1:{d}/x.tif"), Some(format!("{d}/x.tif"))),
+            (
+                format!("NETCDF:\"{d}/x.tif\":sst"),
+                Some(format!("{d}/x.tif")),
+            ),
+            (
+                format!("SENTINEL2_L1C:/vsizip/{d}/a.zip/P.SAFE/MTD_MSIL1C.xml:10m:EPSG_32633"),
+                Some(format!("{d}/a.zip")),
+            ),
+            ("/vsicurl/https://h/x.tif".into(), None),
+            (format!("{d}/missing.tif"), None),
+            (format!("/vsizip/{d}/missing.zip/x.tif"), None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(named_local_file(&input).map(String::from), want, "{input}");
+        }
+        // The settings line: a plain file by name, a GDAL string in full,
+        // both with the named file's size.
+        let id = source_identity(&format!("{d}/x.tif"));
+        assert!(id.starts_with("x.tif (4 bytes, modified "), "{id}");
+        let zip = format!("/vsizip/{d}/a.zip/x.tif");
+        let id = source_identity(&zip);
+        assert!(
+            id.starts_with(&format!("{zip} (9 bytes, modified ")),
+            "{id}"
+        );
+        assert_eq!(
+            source_identity("/vsicurl/https://h/x.tif"),
+            "/vsicurl/https://h/x.tif"
+        );
+    }
 
     #[test]
     fn same_targets() {

@@ -137,7 +137,21 @@ fn source_path(input: &str) -> String {
                 return format!("{driver}:{}:{res}:{epsg}", local_file(path));
             }
         }
-        return input.to_string();
+        // Other driver strings (`GTIFF_DIR:1:x.tif`, `NETCDF:"x.nc":sst`):
+        // the local file they name, where it is one here.
+        return match crate::io::names::named_local_file(input) {
+            Some(f) if !f.starts_with('/') => {
+                // `f` is a slice of `input`: put the absolute path in its place.
+                let at = f.as_ptr() as usize - input.as_ptr() as usize;
+                format!(
+                    "{}{}{}",
+                    &input[..at],
+                    local_file(f),
+                    &input[at + f.len()..]
+                )
+            }
+            _ => input.to_string(),
+        };
     }
     local_file(input)
 }
@@ -151,7 +165,7 @@ fn local_file(path: &str) -> String {
         }
         std::path::absolute(rel).map_or_else(|_| rel.to_string(), |a| a.display().to_string())
     };
-    for vsi in ["/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/"] {
+    for vsi in crate::io::names::VSI_ARCHIVES {
         if let Some(rest) = path.strip_prefix(vsi) {
             return format!("{vsi}{}", absolute(rest));
         }
@@ -305,6 +319,13 @@ mod tests {
                 "SENTINEL2_L2A:/vsizip/{cwd}/P.zip/P.SAFE/MTD_MSIL2A.xml:20m:EPSG_32633",
             ),
             ("NETCDF:\"x.nc\":sst", "NETCDF:\"x.nc\":sst"),
+            // Files that exist (tests run in the crate's folder).
+            ("GTIFF_DIR:1:Cargo.toml", "GTIFF_DIR:1:{cwd}/Cargo.toml"),
+            (
+                "NETCDF:\"Cargo.toml\":sst",
+                "NETCDF:\"{cwd}/Cargo.toml\":sst",
+            ),
+            ("GPKG:Cargo.toml:layer", "GPKG:{cwd}/Cargo.toml:layer"),
         ];
         for (input, want) in table {
             assert_eq!(source_path(input), want.replace("{cwd}", &cwd), "{input}");
