@@ -193,6 +193,9 @@ pub mod gdal_watch {
     static SKIPS: AtomicU64 = AtomicU64::new(0);
     static LAST_SKIP: Mutex<String> = Mutex::new(String::new());
     static LAST_WARNING: Mutex<String> = Mutex::new(String::new());
+    /// Live `KeepWarnings` guards, and the warnings kept meanwhile.
+    static KEEPING: AtomicU64 = AtomicU64::new(0);
+    static KEPT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     static INSTALL: Once = Once::new();
 
     /// Install the counting handler (once). It prints nothing: our errors
@@ -209,6 +212,13 @@ pub mod gdal_watch {
                         }
                         SKIPS.fetch_add(1, Ordering::SeqCst);
                     }
+                    if KEEPING.load(Ordering::SeqCst) > 0 {
+                        if let Ok(mut kept) = KEPT.lock() {
+                            if kept.len() < 16 && !kept.contains(&line) {
+                                kept.push(line.clone());
+                            }
+                        }
+                    }
                     if let Ok(mut last) = LAST_WARNING.lock() {
                         *last = line;
                     }
@@ -221,6 +231,33 @@ pub mod gdal_watch {
                 }
             });
         });
+    }
+
+    /// While one lives, GDAL's warnings are kept for the user
+    /// (`take_kept_warnings`): one raised while an output is created or
+    /// copied into its format says GDAL changed what was written (a `--co
+    /// NBITS=4` that clips the values), which must not pass in silence.
+    pub struct KeepWarnings(());
+
+    impl KeepWarnings {
+        pub fn start() -> Self {
+            install();
+            KEEPING.fetch_add(1, Ordering::SeqCst);
+            KeepWarnings(())
+        }
+    }
+
+    impl Drop for KeepWarnings {
+        fn drop(&mut self) {
+            KEEPING.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The warnings kept so far (each once), and none kept after.
+    pub fn take_kept_warnings() -> Vec<String> {
+        KEPT.lock()
+            .map(|mut k| std::mem::take(&mut *k))
+            .unwrap_or_default()
     }
 
     /// GDAL's last warning (validation of creation options reports there).

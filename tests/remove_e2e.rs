@@ -524,6 +524,25 @@ fn a_dynamic_crs_keeps_its_coordinate_epoch() {
     }
 }
 
+/// GDAL's warnings while it writes an output reach stderr, naming the
+/// output: `--co NBITS=4` clips 8-bit values, which passed in silence.
+#[test]
+fn gdal_warnings_while_writing_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 64, 48, None);
+    let o = remove_conv(dir.path(), "in.tif", &["--co", "NBITS=4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("idfcr: warning: GDAL, writing ")
+            && err.contains("out.tif, band 1")
+            && err.contains("clipped")
+            && !err.contains(".idfcr-"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 /// A VRT whose bands have their own nodata values (-9999, -32768, 0): a
 /// GeoTIFF holds one, so every band declares the first band's and every
 /// band's holes hold it. Before, each band's holes kept their own value

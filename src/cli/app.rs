@@ -46,7 +46,11 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     // counts failures that no GDAL return value reports.
     crate::error::gdal_watch::install();
     let result = match cli.command {
-        cli::Command::Batch(args) => return run_batch_cli(args),
+        cli::Command::Batch(args) => {
+            let code = run_batch_cli(args);
+            report_gdal_warnings();
+            return code;
+        }
         cli::Command::Eval(args) => {
             let (json, csv) = (args.json.clone(), args.csv.clone());
             args.into_config()
@@ -56,12 +60,22 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         cli::Command::S2(args) => run_s2_cli(args),
         cli::Command::Remove(args) => run_remove_cli(args),
     };
+    report_gdal_warnings();
     match result {
         Ok(()) => 0,
         Err(e) => {
             report(&e);
             e.exit_code()
         }
+    }
+}
+
+/// GDAL's warnings while it wrote outputs (`gdal_watch::KeepWarnings`),
+/// one line each: GDAL changed what was written.
+fn report_gdal_warnings() {
+    for w in crate::error::gdal_watch::take_kept_warnings() {
+        let w = crate::io::place::final_names_in(&w);
+        log::emit(&Event::warning(format!("GDAL, writing {w}")));
     }
 }
 

@@ -53,6 +53,8 @@ pub fn format_in_args(args: &[std::ffi::OsString]) -> LogFormat {
 #[derive(Debug, Default)]
 pub struct Event<'a> {
     pub error: bool,
+    /// A warning (not an error): the run went on.
+    pub warning: bool,
     pub message: String,
     pub kind: Option<&'static str>,
     pub path: Option<String>,
@@ -63,6 +65,15 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     pub fn info(message: impl Into<String>) -> Self {
         Event {
+            message: message.into(),
+            ..Event::default()
+        }
+    }
+
+    /// A warning: something the user should know about a run that went on.
+    pub fn warning(message: impl Into<String>) -> Self {
+        Event {
+            warning: true,
             message: message.into(),
             ..Event::default()
         }
@@ -96,8 +107,8 @@ impl<'a> Event<'a> {
             message: one_line(e),
             kind: Some(kind),
             path,
-            input: None,
             exit_code: Some(e.exit_code()),
+            ..Event::default()
         }
     }
 
@@ -113,11 +124,16 @@ impl<'a> Event<'a> {
 pub fn render(event: &Event, format: LogFormat, now: SystemTime) -> String {
     match format {
         LogFormat::Text if event.error => format!("idfcr: error: {}", event.message),
+        LogFormat::Text if event.warning => format!("idfcr: warning: {}", event.message),
         LogFormat::Text => format!("idfcr: {}", event.message),
         LogFormat::Json => {
             let mut o = serde_json::Map::new();
             o.insert("time".into(), rfc3339_utc(now).into());
-            let level = if event.error { "error" } else { "info" };
+            let level = match (event.error, event.warning) {
+                (true, _) => "error",
+                (false, true) => "warning",
+                _ => "info",
+            };
             o.insert("level".into(), level.into());
             o.insert("message".into(), event.message.clone().into());
             if let Some(k) = event.kind {

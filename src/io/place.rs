@@ -153,6 +153,26 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
 /// `--refine`'s stage 1 inside it, its working file), while file systems
 /// stop at 255: a long name is cut and tagged with a hash of the whole, so
 /// every valid output name gets temp names that are valid.
+/// `msg` (a GDAL warning about a file being written) with each temp name
+/// of ours given as the final name it stands for: `/d/.o.tif.idfcr-...-final.tif`
+/// becomes `/d/o.tif` (a long name as its bounded stem).
+pub(crate) fn final_names_in(msg: &str) -> String {
+    let mut out = msg.to_string();
+    while let Some(mark) = out.find(TEMP_MARK) {
+        // The name starts with the '.' after the last '/' (or space) before it.
+        let start = out[..mark].rfind(['/', ' ', '\'']).map_or(0, |i| i + 1);
+        let Some(end) = out[mark..].find(".tif").map(|e| mark + e + 4) else {
+            break;
+        };
+        let name = out[start..mark]
+            .strip_prefix('.')
+            .unwrap_or(&out[start..mark])
+            .to_string();
+        out.replace_range(start..end, &name);
+    }
+    out
+}
+
 fn temp_stem(name: &str) -> String {
     const KEEP: usize = 95;
     // A temp file of ours (the outer one of a nested temp) is already
@@ -380,6 +400,26 @@ pub fn verify_readable(path: &Path) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warnings_name_final_files_not_temps() {
+        let cases = [
+            (
+                "/d/.o.tif.idfcr-26193-4049c22c-PBIQtB0W7zCo-final.tif, band 1: clipped.",
+                "/d/o.tif, band 1: clipped.",
+            ),
+            (".o.tif.idfcr-1-2-abc-part.tif: x", "o.tif: x"),
+            // A nested temp (a temp of a temp) names the outer file.
+            (
+                "/d/..o.tif.idfcr-1-2-a-part.tif.idfcr-1-2-b-final.tif, band 2: y",
+                "/d/o.tif, band 2: y",
+            ),
+            ("no temp here", "no temp here"),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(final_names_in(msg), want, "{msg}");
+        }
+    }
 
     #[test]
     fn long_output_names_get_temp_names_a_file_system_takes() {

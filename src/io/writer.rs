@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use gdal::{Dataset, DriverManager, Metadata};
 
 use crate::config::{OutputFormat, OutputType};
-use crate::error::gdal_watch::GdalWatch;
+use crate::error::gdal_watch::{GdalWatch, KeepWarnings};
 use crate::error::{gdal_message, Error, Result};
 pub use crate::io::options::check_creation_options;
 use crate::io::options::{create_typed_with, final_options, part_options, to_list};
@@ -61,6 +61,9 @@ pub struct OutputRaster {
     /// RGB output of a warped scene keeps its transparent border even
     /// where its bands have no nodata value.
     has_mask: bool,
+    /// GDAL's warnings from creating the file to its final copy reach the
+    /// user.
+    _warnings: KeepWarnings,
 }
 
 /// Tags and georeferencing taken over from the input.
@@ -82,6 +85,7 @@ impl OutputRaster {
         prov: &Provenance,
         overwrite: bool,
     ) -> Result<Self> {
+        let warnings = KeepWarnings::start();
         let (w, h) = (prov.input.width, prov.input.height);
         let tmp = TempFile::beside(final_path, "part").map_err(|e| {
             Error::output(
@@ -162,6 +166,7 @@ impl OutputRaster {
             bands: bands.len(),
             nodata,
             same_nodata,
+            _warnings: warnings,
         })
     }
 
