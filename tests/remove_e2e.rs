@@ -543,49 +543,74 @@ fn gdal_warnings_while_writing_are_reported() {
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
-/// A VRT whose bands have their own nodata values (-9999, -32768, 0): a
-/// GeoTIFF holds one, so every band declares the first band's and every
-/// band's holes hold it. Before, each band's holes kept their own value
-/// while the file declared 0: 1510 holes per band read as valid -9999s.
+/// A VRT whose bands have their own nodata values: a GeoTIFF holds one,
+/// so the output declares none and marks the holes with a per-dataset mask,
+/// and every valid value comes back as it was (the fixture `tiny_blend`
+/// passes dark ground through). Before, the holes of all but one band read
+/// as valid -9999s; borrowing band 1's value instead would have moved the
+/// real zeros of a band without nodata off it.
 #[test]
-fn bands_with_different_nodata_share_one_in_the_output() {
+fn bands_with_different_nodata_keep_their_holes_and_values() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let nodata = [-9999.0, -32768.0, 0.0];
-    write_tiff::<i16>(&d.join("raw.tif"), 64, 48, 3, None, |b, y, x| {
-        if x < 8 {
-            nodata[b] as i16
-        } else {
-            pattern(b, y, x) as i16
-        }
-    });
-    let vrt = gdal::DriverManager::get_driver_by_name("VRT").unwrap();
-    let raw = Dataset::open(d.join("raw.tif")).unwrap();
-    let mut v = raw
-        .create_copy(&vrt, d.join("in.vrt"), &Default::default())
-        .unwrap();
-    for (b, nd) in nodata.iter().enumerate() {
-        v.rasterband(b + 1)
-            .unwrap()
-            .set_no_data_value(Some(*nd))
-            .unwrap();
-    }
-    v.close().unwrap();
-    let o = remove_conv(d, "in.vrt", &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = Dataset::open(d.join("out.tif")).unwrap();
-    let (z, w, _) = read_all(&d.join("out.tif"));
-    for (b, band) in z.iter().enumerate() {
-        assert_eq!(
-            out.rasterband(b + 1).unwrap().no_data_value(),
-            Some(-9999.0),
-            "band {b}"
+    let model = fixture_model("tiny_blend").display().to_string();
+    // (each band's nodata, the hole's value in each band)
+    let cases: [([Option<f64>; 3], [i16; 3]); 2] = [
+        (
+            [Some(-9999.0), Some(-32768.0), Some(0.0)],
+            [-9999, -32768, 0],
+        ),
+        // Only band 3 has one: bands 1 and 2 hold real zeros (no hole).
+        ([None, None, Some(0.0)], [0, 0, 0]),
+    ];
+    for (case, (nodata, hole)) in cases.iter().enumerate() {
+        let (raw, vrt, out) = (
+            format!("raw{case}.tif"),
+            format!("in{case}.vrt"),
+            format!("out{case}.tif"),
         );
-        for (p, &v) in band.iter().enumerate() {
-            if p % w < 8 {
-                assert_eq!(v, -9999.0, "hole at {p} band {b}");
+        write_tiff::<i16>(&d.join(&raw), 64, 48, 3, None, |b, y, x| {
+            if x < 8 {
+                hole[b]
+            } else if x == 20 && b < 2 {
+                0 // a real zero
             } else {
-                assert_ne!(v, -9999.0, "valid pixel {p} band {b} reads as nodata");
+                (pattern(b, y, x) * 0.5) as i16
+            }
+        });
+        let vrt_driver = gdal::DriverManager::get_driver_by_name("VRT").unwrap();
+        let src = Dataset::open(d.join(&raw)).unwrap();
+        let mut v = src
+            .create_copy(&vrt_driver, d.join(&vrt), &Default::default())
+            .unwrap();
+        for (b, nd) in nodata.iter().enumerate() {
+            v.rasterband(b + 1).unwrap().set_no_data_value(*nd).unwrap();
+        }
+        v.close().unwrap();
+        let o = idfcr(d, &["remove", &vrt, &out, "--model", &model, "-q"]);
+        assert!(o.status.success(), "case {case}: {}", stderr(&o));
+        let ds = Dataset::open(d.join(&out)).unwrap();
+        let (z, w, _) = read_all(&d.join(&out));
+        let (inp, _, _) = read_all(&d.join(&raw));
+        let band1 = ds.rasterband(1).unwrap();
+        let mask = band1.open_mask_band().unwrap();
+        let m: Vec<u8> = mask
+            .read_as::<u8>((0, 0), (64, 48), (64, 48), None)
+            .unwrap()
+            .data()
+            .to_vec();
+        for (b, band) in z.iter().enumerate() {
+            let rb = ds.rasterband(b + 1).unwrap();
+            assert_eq!(rb.no_data_value(), None, "case {case} band {b}");
+            for (p, &v) in band.iter().enumerate() {
+                // Case 1's pixels at x < 8 are valid (two bands without
+                // nodata hold real zeros there).
+                if p % w < 8 && case == 0 {
+                    assert_eq!(m[p], 0, "case {case}: hole at {p} not masked");
+                } else {
+                    assert_eq!(m[p], 255, "case {case}: valid pixel {p} masked");
+                    assert_eq!(v, inp[b][p], "case {case}: band {b} pixel {p} changed");
+                }
             }
         }
     }

@@ -70,23 +70,22 @@ pub fn nodata_in_type(nodata: Option<f64>, t: OutputType, input: OutputType) -> 
 }
 
 /// The nodata value each output band declares, from each band's own (in
-/// the output type): a GeoTIFF holds one nodata value for all its bands
-/// (GDAL keeps the last one set), so where the bands' differ (a VRT of
-/// several sources) every band declares the first band's that has one, and
-/// the writer fills every band's holes with it. Declaring each band's own
-/// would leave the holes of all but one band reading as valid values.
-pub fn one_nodata_per_file(per_band: &[Option<f64>]) -> Vec<Option<f64>> {
-    let first = per_band.iter().find_map(|n| *n);
+/// the output type), or None when they cannot all be kept: a GeoTIFF holds
+/// one nodata value for all its bands (GDAL keeps the last one set), so
+/// bands whose values differ (a VRT of several sources, or one where only
+/// some bands have one) declare none, and the output marks its holes with a
+/// per-dataset mask instead. Borrowing one band's value for all would turn
+/// other bands' real pixels at that value (valid zeros) into nodata, or
+/// move them off it; declaring each band's own would leave all but one
+/// band's holes reading as valid values.
+pub fn one_nodata_per_file(per_band: &[Option<f64>]) -> Option<Vec<Option<f64>>> {
+    let first = per_band.first().copied().flatten();
     let same = |n: &Option<f64>| match (n, first) {
         (Some(a), Some(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
         (None, None) => true,
         _ => false,
     };
-    if per_band.iter().all(same) {
-        per_band.to_vec()
-    } else {
-        vec![first; per_band.len()]
-    }
+    per_band.iter().all(same).then(|| per_band.to_vec())
 }
 
 #[cfg(test)]
@@ -94,28 +93,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bands_with_different_nodata_declare_one() {
+    fn bands_with_different_nodata_declare_none() {
         let nan = f64::NAN;
-        // per band -> declared
-        let cases: [(&[Option<f64>], &[Option<f64>]); 6] = [
-            (&[None, None], &[None, None]),
-            (&[Some(0.0); 3], &[Some(0.0); 3]),
-            (
-                &[Some(-9999.0), Some(-32768.0), Some(0.0)],
-                &[Some(-9999.0); 3],
-            ),
-            // A band without nodata gets the others': one value per file.
-            (&[None, Some(5.0)], &[Some(5.0); 2]),
-            (&[Some(5.0), None], &[Some(5.0); 2]),
-            (&[Some(nan), Some(nan)], &[Some(nan), Some(nan)]),
+        // per band -> declared (None: a per-dataset mask instead)
+        let cases: [(&[Option<f64>], Option<&[Option<f64>]>); 6] = [
+            (&[None, None], Some(&[None, None])),
+            (&[Some(0.0); 3], Some(&[Some(0.0); 3])),
+            (&[Some(-9999.0), Some(-32768.0), Some(0.0)], None),
+            (&[None, Some(5.0)], None),
+            (&[Some(5.0), None], None),
+            (&[Some(nan), Some(nan)], Some(&[Some(nan), Some(nan)])),
         ];
         for (per_band, want) in cases {
             let got = one_nodata_per_file(per_band);
-            let same = got.iter().zip(want.iter()).all(|(a, b)| match (a, b) {
-                (Some(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
+            let same = match (&got, want) {
                 (None, None) => true,
+                (Some(g), Some(w)) => g.iter().zip(w.iter()).all(|(a, b)| match (a, b) {
+                    (Some(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
+                    (None, None) => true,
+                    _ => false,
+                }),
                 _ => false,
-            });
+            };
             assert!(same, "{per_band:?}: {got:?}");
         }
     }

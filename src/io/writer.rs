@@ -110,12 +110,14 @@ impl OutputRaster {
         // Pixels passed through keep a value equal to the nodata only where
         // the output declares the nodata the input did (not under an -ot
         // that maps it to another value).
-        let declared = one_nodata_per_file(
-            &bands
-                .iter()
-                .map(|b| nodata_in_type(b.nodata, data_type, prov.input.data_type))
-                .collect::<Vec<_>>(),
-        );
+        let per_band: Vec<Option<f64>> = bands
+            .iter()
+            .map(|b| nodata_in_type(b.nodata, data_type, prov.input.data_type))
+            .collect();
+        // Bands whose nodata values differ: none declared, a mask instead.
+        let declared = one_nodata_per_file(&per_band);
+        let mask_for_nodata = declared.is_none();
+        let declared = declared.unwrap_or_else(|| vec![None; bands.len()]);
         let same_nodata: Vec<bool> = bands
             .iter()
             .zip(&declared)
@@ -146,7 +148,7 @@ impl OutputRaster {
             .map(|(i, spec)| describe_band(&ds, i + 1, spec).map(|()| spec.nodata))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(fail)?;
-        let has_mask = prov.input.dataset_mask.is_some();
+        let has_mask = prov.input.dataset_mask.is_some() || mask_for_nodata;
         if has_mask {
             internal_masks();
             ds.rasterband(1)
