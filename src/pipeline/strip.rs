@@ -29,18 +29,20 @@ pub(crate) struct StripSource<'a> {
     pub missing: Option<&'a [bool]>,
 }
 
-/// Where a valid pixel holds its band's nodata in one band of an input
-/// whose nodata is per band (Sentinel-2's swath edges differ by band):
-/// band-major over the `n` block pixels. None for other inputs, whose
-/// nodata is the whole pixel's (a 0 in one band of an RGB scene is dark
-/// water, not a hole).
+/// Where a valid pixel holds its band's nodata in one band (Sentinel-2's
+/// swath edges differ by band; a Float32 band with a -9999 hole where the
+/// others have data): band-major over the `n` block pixels. Such a band
+/// value is no reading: the model gets the band's nearest value instead
+/// (`StripSource::tile`), and it stays nodata in the output. (A 0 in one
+/// band of an 8-bit scene with nodata 0, dark water, comes back as 0 all
+/// the same.) None when no band has a nodata value.
 pub(crate) fn missing_bands(
     input: &InputRaster,
     block: &[f32],
     exact: Option<&[f64]>,
     valid: &[bool],
 ) -> Option<Vec<bool>> {
-    if !input.nodata_per_band {
+    if input.nodata.iter().all(Option::is_none) {
         return None;
     }
     let n = valid.len();
