@@ -255,6 +255,38 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "output is the file behind a VRT input",
+        setup: |d| {
+            rgb_tiff(&d.join("src.tif"), 20, 20, None);
+            let vrt = gdal::DriverManager::get_driver_by_name("VRT").unwrap();
+            gdal::Dataset::open(d.join("src.tif"))
+                .unwrap()
+                .create_copy(&vrt, d.join("v.vrt"), &Default::default())
+                .unwrap()
+                .close()
+                .unwrap();
+            let mut a = conv_args("v.vrt");
+            a[2] = "src.tif".into();
+            a.push("--overwrite".into());
+            a
+        },
+        want: &["OUTPUT src.tif", "is read from that file"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "mask is the file of a GTIFF_DIR input",
+        setup: |d| {
+            rgb_tiff(&d.join("sd.tif"), 20, 20, None);
+            let mut a = conv_args("GTIFF_DIR:1:sd.tif");
+            a.extend(["--mask", "sd.tif", "--overwrite"].map(String::from));
+            a
+        },
+        want: &["--mask sd.tif", "is read from that file"],
+        code: 2,
+        env: &[],
+    },
+    Case {
         name: "tile size past any memory",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);

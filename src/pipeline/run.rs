@@ -41,6 +41,30 @@ pub fn remove_cached(
     run_one(cfg, cache, &mut progress_total)
 }
 
+/// Even with `--overwrite`, no output may replace a file the input is read
+/// from: a VRT's source, the file of a `GTIFF_DIR:1:x.tif` string, the
+/// archive of a `/vsizip/` path. The result would replace its own source
+/// (`OUTPUT` = INPUT itself is refused in `RemoveConfig::validate`).
+fn check_not_a_source(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
+    let mut sources = crate::io::open::files_read(&input.ds);
+    if let Some(f) = crate::io::names::named_local_file(&cfg.job.input) {
+        sources.push(f.into());
+    }
+    let outputs = std::iter::once(("OUTPUT", &cfg.job.output))
+        .chain(cfg.job.mask.iter().map(|m| ("--mask", m)));
+    for (what, p) in outputs {
+        if let Some(s) = sources.iter().find(|s| crate::io::names::same_target(p, s)) {
+            return Err(Error::Usage(format!(
+                "{what} {}: the input {} is read from that file ({}); write the result to its own file",
+                p.display(),
+                cfg.job.input,
+                s.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn run_one(
     cfg: &RemoveConfig,
     cache: &mut ModelCache,
@@ -52,6 +76,7 @@ fn run_one(
         check_output_path(p, cfg.opts.overwrite, &cfg.opts.creation_options)?;
     }
     let mut input = open_input(cfg)?;
+    check_not_a_source(cfg, &input)?;
     set_input_map(cfg, &mut input, cache)?;
     crate::io::writer::check_creation_options(
         cfg.opts.format,
