@@ -255,6 +255,26 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "truncated JPEG",
+        setup: |d| {
+            rgb_tiff(&d.join("src.tif"), 256, 256, None);
+            let jpeg = gdal::DriverManager::get_driver_by_name("JPEG").unwrap();
+            gdal::Dataset::open(d.join("src.tif"))
+                .unwrap()
+                .create_copy(&jpeg, d.join("full.jpg"), &Default::default())
+                .unwrap()
+                .close()
+                .unwrap();
+            let bytes = std::fs::read(d.join("full.jpg")).unwrap();
+            std::fs::write(d.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+            std::fs::remove_file(d.join("full.jpg")).unwrap();
+            conv_args("cut.jpg")
+        },
+        want: &["cut.jpg", "truncated or corrupt", "JPEG"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "output is the file behind a VRT input",
         setup: |d| {
             rgb_tiff(&d.join("src.tif"), 20, 20, None);

@@ -61,9 +61,6 @@ pub struct OutputRaster {
     /// RGB output of a warped scene keeps its transparent border even
     /// where its bands have no nodata value.
     has_mask: bool,
-    /// GDAL's warnings from creating the file to its final copy reach the
-    /// user.
-    _warnings: KeepWarnings,
 }
 
 /// Tags and georeferencing taken over from the input.
@@ -85,7 +82,7 @@ impl OutputRaster {
         prov: &Provenance,
         overwrite: bool,
     ) -> Result<Self> {
-        let warnings = KeepWarnings::start();
+        let _warnings = KeepWarnings::start();
         let (w, h) = (prov.input.width, prov.input.height);
         let tmp = TempFile::beside(final_path, "part").map_err(|e| {
             Error::output(
@@ -168,7 +165,6 @@ impl OutputRaster {
             bands: bands.len(),
             nodata,
             same_nodata,
-            _warnings: warnings,
         })
     }
 
@@ -281,6 +277,10 @@ impl OutputRaster {
     /// file `--overwrite` was about to replace).
     pub fn prepare(mut self) -> Result<ReadyFile> {
         let fail = |msg: String| Error::output(&self.final_path, msg);
+        // GDAL's warnings while it closes and copies the file reach the user
+        // (as those while it creates it): they say it changed what was
+        // written. Those while the input is read meanwhile do not.
+        let _warnings = KeepWarnings::start();
         let ds = self.ds.take().expect("open until finish");
         let watch = GdalWatch::start();
         let closed = ds.close().map_err(|e| gdal_message(&e));

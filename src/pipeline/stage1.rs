@@ -51,6 +51,7 @@ pub(crate) fn pixel_cr(
         tags: provenance_tags(cfg, model, input, None),
     };
     limit_gdal_cache();
+    strict_jpeg_reads();
     let mut out = create_output(cfg, &prov)?;
     let mut mask_out = create_mask(cfg, &prov)?;
 
@@ -527,6 +528,20 @@ pub fn limit_gdal_cache() {
         // SAFETY: a plain setter taking a byte count; GDAL guards its cache
         // with its own lock.
         unsafe { gdal_sys::GDALSetCacheMax64(CACHE_BYTES) };
+    }
+}
+
+/// A JPEG that libjpeg can only partly decode (a truncated file, a damaged
+/// tile of a JPEG-compressed GeoTIFF) is a read error, unless the user
+/// says otherwise (`GDAL_ERROR_ON_LIBJPEG_WARNING` in the environment or
+/// `--config`): GDAL's default is a warning and a grey fill, which ran
+/// through the model and came out as a finished output with exit 0.
+pub fn strict_jpeg_reads() {
+    if gdal::config::get_config_option("GDAL_ERROR_ON_LIBJPEG_WARNING", "")
+        .unwrap_or_default()
+        .is_empty()
+    {
+        let _ = gdal::config::set_config_option("GDAL_ERROR_ON_LIBJPEG_WARNING", "TRUE");
     }
 }
 
