@@ -14,10 +14,20 @@ use crate::error::{gdal_message, Error, Result};
 /// virtual file systems, subdataset strings such as `SENTINEL2_L2A:...`).
 fn is_gdal_special(s: &str) -> bool {
     s.starts_with("/vsi")
-        || (s.contains(':')
-            && !Path::new(s).exists()
-            && !s.starts_with('/')
-            && s.find(':') > Some(1))
+        || (!Path::new(s).exists()
+            && s.split_once(':')
+                .is_some_and(|(prefix, _)| driver_prefix(prefix)))
+}
+
+/// Whether `prefix` (before the first ':') reads as a GDAL driver's in a
+/// subdataset string (`SENTINEL2_L1C`, `GTIFF_DIR`, `NETCDF`, `HDF5`):
+/// capitals, digits and underscores. A file name with a time in it
+/// (`scene_2024-01-01T10:00.tif`) is a path, missing or not.
+fn driver_prefix(prefix: &str) -> bool {
+    prefix.len() > 1
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// What is wrong with a plain path before GDAL sees it, in the user's
@@ -53,6 +63,23 @@ fn check_readable_file(source: &str) -> Result<()> {
             ))
         }
     };
+    // A pipe would block the open (a FIFO with no writer hangs, deaf to a
+    // first Ctrl-C), and a device or socket is no raster file either.
+    if !meta.is_dir() && !meta.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let what = if t.is_fifo() {
+            "a pipe"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(Error::input(
+            source,
+            format!("is {what}, not a raster file (GDAL reads a stream as /vsistdin/)"),
+        ));
+    }
     if meta.is_dir() {
         return if source
             .to_ascii_uppercase()
@@ -90,6 +117,11 @@ pub(crate) fn open_dataset(source: &str) -> Result<Dataset> {
         check_readable_file(source)?;
     } else if let Some(archive) = missing_archive(source) {
         return Err(Error::input(source, format!("no such file: {archive}")));
+    } else if let Some(archive) = archive_without(source) {
+        return Err(Error::input(
+            source,
+            format!("no such file in the archive {archive}"),
+        ));
     }
     let watch = crate::error::gdal_watch::GdalWatch::start();
     let ds = Dataset::open(source).map_err(|e| {
@@ -152,6 +184,30 @@ fn missing_archive(source: &str) -> Option<String> {
     Some(archive.to_string())
 }
 
+/// The archive of a `/vsizip/`-style path that exists while the file named
+/// inside it does not (GDAL would only say that no driver recognises it).
+fn archive_without(source: &str) -> Option<&str> {
+    let archive = crate::io::names::named_local_file(source).filter(|a| *a != source)?;
+    if !crate::io::names::VSI_ARCHIVES
+        .iter()
+        .any(|v| source.starts_with(v))
+    {
+        return None;
+    }
+    let c = std::ffi::CString::new(source).ok()?;
+    let mode = std::ffi::CString::new("rb").expect("static");
+    // SAFETY: a handle we open and close here, from valid C strings. (Not
+    // VSIStatL: its buffer's layout is libc's, not the bindings'.)
+    let missing = unsafe {
+        let fp = gdal_sys::VSIFOpenL(c.as_ptr(), mode.as_ptr());
+        if !fp.is_null() {
+            gdal_sys::VSIFCloseL(fp);
+        }
+        fp.is_null()
+    };
+    missing.then_some(archive)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +220,10 @@ mod tests {
             ("/tmp/a.tif", false),
             ("a.tif", false),
             ("C:/x.tif", false),
+            ("GTIFF_DIR:1:x.tif", true),
+            ("NETCDF:\"x.nc\":sst", true),
+            ("scene_2024-01-01T10:00.tif", false),
+            ("out/a:b.tif", false),
         ] {
             assert_eq!(is_gdal_special(s), want, "{s}");
         }
