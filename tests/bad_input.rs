@@ -96,6 +96,32 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "palette-indexed raster",
+        setup: |d| {
+            write_tiff::<u8>(&d.join("pal.tif"), 20, 20, 1, None, |_, y, x| {
+                ((x + y) % 4) as u8
+            });
+            let mut ds = open_update(d.join("pal.tif"));
+            let mut band = ds.rasterband(1).unwrap();
+            let table = gdal::raster::ColorTable::color_ramp(
+                0,
+                &gdal::raster::ColorEntry::rgba(255, 0, 0, 255),
+                3,
+                &gdal::raster::ColorEntry::rgba(0, 0, 255, 255),
+            )
+            .unwrap();
+            band.set_color_table(&table);
+            drop(band);
+            ds.close().unwrap();
+            let mut a = conv_args("pal.tif");
+            a.extend(["-b", "1", "-b", "1", "-b", "1"].map(String::from));
+            a
+        },
+        want: &["pal.tif", "palette-indexed", "gdal_translate -expand rgb"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "not a raster",
         setup: |d| {
             std::fs::write(d.join("notes.txt"), "hello, not a raster\n").unwrap();

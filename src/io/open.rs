@@ -184,6 +184,25 @@ fn missing_archive(source: &str) -> Option<String> {
     Some(archive.to_string())
 }
 
+/// A palette-indexed band holds colour-table indices, not brightness: the
+/// model would clean the indices (and write values the table lacks). The
+/// user expands it to RGB first.
+pub(crate) fn refuse_palette(
+    band: &gdal::raster::RasterBand,
+    band_no: usize,
+    source: &str,
+) -> Result<()> {
+    if band.color_interpretation() != gdal::raster::ColorInterpretation::PaletteIndex {
+        return Ok(());
+    }
+    Err(Error::input(
+        source,
+        format!(
+            "band {band_no} is palette-indexed (its values index a colour table); expand it to RGB first: gdal_translate -expand rgb {source} rgb.tif"
+        ),
+    ))
+}
+
 /// The archive of a `/vsizip/`-style path that exists while the file named
 /// inside it does not (GDAL would only say that no driver recognises it).
 fn archive_without(source: &str) -> Option<&str> {

@@ -513,6 +513,7 @@ fn band_types(
         let band = ds
             .rasterband(band_no)
             .map_err(|e| Error::input(source, format!("band {band_no}: {e}")))?;
+        crate::io::open::refuse_palette(&band, band_no, source)?;
         let t = band.band_type();
         // GDAL before 3.7 has no Int8: it reports signed bytes as Byte with
         // this tag, and -1 would read as 255 (and never match a -1 nodata).
