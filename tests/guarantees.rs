@@ -398,7 +398,8 @@ fn dataset_masks_and_alpha_bands_are_nodata() {
     // RGBA as 8-bit; again with a nodata value (1) on every band, where
     // GDAL's own mask follows nodata and hides the alpha; and as Float32
     // with gdalwarp's -9999 fill under the alpha and no nodata at all
-    // (the range check must not see the fill).
+    // (the range check must not see the fill), its alpha 0..1 with partly
+    // opaque columns (0.4, once read as bytes and rounded to 0: hidden).
     write_tiff::<u8>(&d.join("rgba.tif"), w, h, 4, None, |b, y, x| {
         if b == 3 {
             alpha(x) as u8
@@ -415,7 +416,11 @@ fn dataset_masks_and_alpha_bands_are_nodata() {
     });
     write_tiff::<f32>(&d.join("fill.tif"), w, h, 4, None, |b, y, x| {
         if b == 3 {
-            alpha(x) as f32
+            match x {
+                _ if masked(x) => 0.0,
+                10..=19 => 0.4,
+                _ => 1.0,
+            }
         } else if masked(x) {
             -9999.0
         } else {

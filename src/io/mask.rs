@@ -115,11 +115,14 @@ pub fn hidden(
             band.open_mask_band()?
                 .read_into_slice(at, size, buf, &mut m, None)?;
         }
-        // An alpha band of any type: GDAL clamps to 0..255 as it
-        // converts, so 0 stays 0 (transparent) and the rest is kept.
+        // An alpha band of any type, read as it is stored: a Float32 alpha
+        // of 0..1 read as bytes rounds 0.4 to 0 and hid partly opaque
+        // pixels. Only 0 is transparent.
         MaskSource::Alpha(b) => {
+            let mut a = vec![0f64; buf.0 * buf.1];
             ds.rasterband(b)?
-                .read_into_slice(at, size, buf, &mut m, None)?;
+                .read_into_slice(at, size, buf, &mut a, None)?;
+            return Ok(a.into_iter().map(|v| v == 0.0).collect());
         }
     }
     Ok(m.into_iter().map(|v| v == 0).collect())
