@@ -101,7 +101,7 @@ const CASES: &[Case] = &[
             write_tiff::<u8>(&d.join("pal.tif"), 20, 20, 1, None, |_, y, x| {
                 ((x + y) % 4) as u8
             });
-            let mut ds = open_update(d.join("pal.tif"));
+            let ds = open_update(d.join("pal.tif"));
             let mut band = ds.rasterband(1).unwrap();
             let table = gdal::raster::ColorTable::color_ramp(
                 0,
@@ -111,7 +111,6 @@ const CASES: &[Case] = &[
             )
             .unwrap();
             band.set_color_table(&table);
-            drop(band);
             ds.close().unwrap();
             let mut a = conv_args("pal.tif");
             a.extend(["-b", "1", "-b", "1", "-b", "1"].map(String::from));

@@ -580,7 +580,7 @@ fn bands_with_different_nodata_keep_their_holes_and_values() {
         });
         let vrt_driver = gdal::DriverManager::get_driver_by_name("VRT").unwrap();
         let src = Dataset::open(d.join(&raw)).unwrap();
-        let mut v = src
+        let v = src
             .create_copy(&vrt_driver, d.join(&vrt), &Default::default())
             .unwrap();
         for (b, nd) in nodata.iter().enumerate() {

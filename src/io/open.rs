@@ -227,6 +227,35 @@ fn archive_without(source: &str) -> Option<&str> {
     missing.then_some(archive)
 }
 
+/// The files GDAL reads for `ds` (`GDALGetFileList`): the raster itself,
+/// a VRT's sources, a `GTIFF_DIR:` string's file, side files such as
+/// `.aux.xml` and `.msk`. Paths inside archives come as `/vsizip/...`.
+pub(crate) fn files_read(ds: &Dataset) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    // SAFETY: GDALGetFileList returns a NULL-terminated list of C strings
+    // that we own and free with CSLDestroy; each is read before the free.
+    unsafe {
+        let list = gdal_sys::GDALGetFileList(ds.c_dataset());
+        if list.is_null() {
+            return files;
+        }
+        let mut i = 0;
+        loop {
+            let item = *list.add(i);
+            if item.is_null() {
+                break;
+            }
+            let s = std::ffi::CStr::from_ptr(item)
+                .to_string_lossy()
+                .into_owned();
+            files.push(std::path::PathBuf::from(s));
+            i += 1;
+        }
+        gdal_sys::CSLDestroy(list);
+    }
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,33 +302,4 @@ mod tests {
             assert_eq!(missing_archive(&path), want, "{path}");
         }
     }
-}
-
-/// The files GDAL reads for `ds` (`GDALGetFileList`): the raster itself,
-/// a VRT's sources, a `GTIFF_DIR:` string's file, side files such as
-/// `.aux.xml` and `.msk`. Paths inside archives come as `/vsizip/...`.
-pub(crate) fn files_read(ds: &Dataset) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    // SAFETY: GDALGetFileList returns a NULL-terminated list of C strings
-    // that we own and free with CSLDestroy; each is read before the free.
-    unsafe {
-        let list = gdal_sys::GDALGetFileList(ds.c_dataset());
-        if list.is_null() {
-            return files;
-        }
-        let mut i = 0;
-        loop {
-            let item = *list.add(i);
-            if item.is_null() {
-                break;
-            }
-            let s = std::ffi::CStr::from_ptr(item)
-                .to_string_lossy()
-                .into_owned();
-            files.push(std::path::PathBuf::from(s));
-            i += 1;
-        }
-        gdal_sys::CSLDestroy(list);
-    }
-    files
 }

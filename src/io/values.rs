@@ -96,7 +96,8 @@ mod tests {
     fn bands_with_different_nodata_declare_none() {
         let nan = f64::NAN;
         // per band -> declared (None: a per-dataset mask instead)
-        let cases: [(&[Option<f64>], Option<&[Option<f64>]>); 6] = [
+        type Case<'a> = (&'a [Option<f64>], Option<&'a [Option<f64>]>);
+        let cases: [Case; 6] = [
             (&[None, None], Some(&[None, None])),
             (&[Some(0.0); 3], Some(&[Some(0.0); 3])),
             (&[Some(-9999.0), Some(-32768.0), Some(0.0)], None),

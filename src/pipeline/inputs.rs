@@ -64,6 +64,16 @@ fn list_entries(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `path` as text, or None (and its name noted in `not_utf8`) when it is
+/// not UTF-8.
+fn utf8_path(path: PathBuf, not_utf8: &mut Vec<String>) -> Option<String> {
+    let t = path.to_str().map(String::from);
+    if t.is_none() {
+        not_utf8.push(path.display().to_string());
+    }
+    t
+}
+
 /// Expand paths, folders, globs and a list file into a sorted, de-duplicated list.
 pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>> {
     let mut raw: Vec<String> = args.to_vec();
@@ -77,6 +87,9 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
         raw.extend(list_entries(&text));
     }
     let mut out = Vec::new();
+    // Paths are passed on as text (to GDAL, the summary, the tags): a name
+    // that is not UTF-8 would be mangled and then reported missing.
+    let mut not_utf8: Vec<String> = Vec::new();
     for item in raw {
         let p = Path::new(&item);
         if p.is_dir() {
@@ -88,10 +101,10 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
                 // Hidden files are not scenes: among them our own temp files
                 // (`.NAME.idfcr-...`), another run's work in progress.
                 if !is_hidden(&path) && path.is_file() && crate::io::names::is_raster_name(&path) {
-                    out.push(path.display().to_string());
+                    out.extend(utf8_path(path, &mut not_utf8));
                 }
             }
-            if out.len() == before {
+            if out.len() == before && not_utf8.is_empty() {
                 return Err(Error::input(
                     &item,
                     format!(
@@ -114,14 +127,23 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
                     .flatten()
                     .filter(|p| p.is_file())
                     .filter(|p| wants_hidden || !is_hidden(p))
-                    .map(|p| p.display().to_string()),
+                    .filter_map(|p| utf8_path(p, &mut not_utf8)),
             );
-            if out.len() == before {
+            if out.len() == before && not_utf8.is_empty() {
                 return Err(Error::input(&item, "the pattern matches no file"));
             }
         } else {
             out.push(item);
         }
+    }
+    if let Some(first) = not_utf8.first() {
+        return Err(Error::input(
+            first,
+            format!(
+                "{} file name(s) here are not valid UTF-8, which idfcr cannot pass on; rename them (e.g. convmv -f latin1 -t utf8 -r --notest FOLDER)",
+                not_utf8.len()
+            ),
+        ));
     }
     out.sort();
     // One file spelled two ways (`in/a.tif`, `./in/a.tif`, its absolute
@@ -204,6 +226,23 @@ mod tests {
         }
         // Stable across runs and machines: a fixed value.
         assert_eq!(stable_hash("a"), 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_refused_by_name() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("ok.tif"), b"x").unwrap();
+        let latin1 = std::ffi::OsStr::from_bytes(b"sc\xe8ne.tif");
+        std::fs::write(d.join(latin1), b"x").unwrap();
+        // (A glob never matches such a name: the glob crate compares text.)
+        let folder = d.display().to_string();
+        let e = expand_inputs(&[folder], None).unwrap_err().to_string();
+        assert!(
+            e.contains("sc\u{fffd}ne.tif") && e.contains("not valid UTF-8"),
+            "{e}"
+        );
     }
 
     #[test]
