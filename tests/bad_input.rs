@@ -121,6 +121,28 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "Sentinel-2 bands named in the file, no --s2-bands",
+        setup: |d| {
+            write_tiff::<u16>(&d.join("s2.tif"), 20, 20, 4, None, |b, y, x| {
+                1000 + (b * 100 + y + x) as u16
+            });
+            let ds = open_update(d.join("s2.tif"));
+            for (i, name) in ["B2", "B3", "B4", "B8"].iter().enumerate() {
+                ds.rasterband(i + 1).unwrap().set_description(name).unwrap();
+            }
+            ds.close().unwrap();
+            vec![
+                "remove".into(),
+                "s2.tif".into(),
+                "out.tif".into(),
+                "-q".into(),
+            ]
+        },
+        want: &["s2.tif", "named B2 B3 B4 B8", "--s2-bands B2,B3,B4,B8"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "not a raster",
         setup: |d| {
             std::fs::write(d.join("notes.txt"), "hello, not a raster\n").unwrap();

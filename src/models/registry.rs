@@ -58,7 +58,27 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
     let bands = input.bands();
     let name = default_model_name(bands, &input.band_names).ok_or_else(|| {
         if input.band_names.is_empty() {
-            Error::input(&cfg.job.input, format!("has {bands} band(s) and there is no bundled model for that; select bands with -b or pass --model"))
+            // Bands named B2 B3 B4 B8 in the file (an `idfcr s2` output, a
+            // stack cut from a product) are a Sentinel-2 stack only when
+            // the user says so: its radiometry comes with --s2-bands.
+            let named: Option<Vec<&str>> = input
+                .band_nos
+                .iter()
+                .map(|&b| crate::sentinel2::input::gdal_band_name(&input.ds, b))
+                .collect();
+            let hint = match named {
+                Some(n) => format!(
+                    "its bands are named {} in the file: for the Sentinel-2 models pass --s2-bands {} (or run idfcr s2 on it)",
+                    n.join(" "),
+                    crate::sentinel2::input::stack_band_names(&input.ds)
+                        .iter()
+                        .map(|b| b.unwrap_or("?"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                None => "select bands with -b or pass --model".into(),
+            };
+            Error::input(&cfg.job.input, format!("has {bands} band(s) and there is no bundled model for that; {hint}"))
         } else {
             Error::input(&cfg.job.input, format!("there is no bundled model for bands {}; pass --model", input.band_names.join(" ")))
         }
