@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../onnx"
 H10=${1:-0.45}
-PY=${2:-../.venv/bin/python}
+PY=${2:-../.venv-ci/bin/python}
 WANT=${3:-"60m 60m_l2a 20m 10m"}
 DATA=../../shared/data
 D="--data $DATA/sen12mscr_oriolac --ts-data $DATA/sen12mscr_ts_oriolac --config cpu --dim 32 --heads 4 --shifted-windows --batch 8 --eval-every 100 --eval-n 6 --resume"

@@ -68,7 +68,9 @@ pub struct RemoveArgs {
     pub input: String,
     /// Output raster path.
     pub output: PathBuf,
-    /// Also write the cloud-probability (cloudy attention) map to this file.
+    /// Also write the cloud probability p that the output is blended by to
+    /// this file (Float32 0..1, nodata -1): the model's detector and cloudy
+    /// attention, s2cloudless for Sentinel-2 L1C, or your --cloud-mask.
     #[arg(long)]
     pub mask: Option<PathBuf>,
     /// Replace OUTPUT (and --mask) if they exist.
@@ -133,7 +135,7 @@ pub struct ProcessingArgs {
     /// Width in pixels of the column panels processed at a time: peak memory
     /// grows with this and the tile size, not with the scene. Default: the
     /// larger of 4096 and four tiles (so no default is stated for front ends
-    /// to pass: with --tile above 1024, 4096 would be refused).
+    /// to pass: with --tile above 4096, a panel of 4096 would be refused).
     #[arg(long = "panel", allow_negative_numbers = true)]
     pub panel_px: Option<usize>,
     /// Overlap between tiles in pixels (default: from the model's halo);

@@ -29,7 +29,8 @@ pub struct BatchArgs {
     pub mask_name: Option<String>,
     /// Skip inputs whose output exists, reads back completely and was made by
     /// this idfcr version with the same settings (source, bands, model, --refine
-    /// and its sampler/steps/seed, output type); redo the others, replacing
+    /// and its sampler/steps/seed, output type; the output format and --co when
+    /// given); redo the others, replacing
     /// only files an idfcr run wrote (anything else needs --overwrite).
     #[arg(long = "skip-existing")]
     pub skip_existing: bool,
