@@ -26,6 +26,7 @@ pkgs=()
 dpkg -s libgdal-dev >/dev/null 2>&1 || pkgs+=(libgdal-dev)
 dpkg -s gdal-bin >/dev/null 2>&1 || pkgs+=(gdal-bin)
 dpkg -s pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
+command -v cc >/dev/null 2>&1 || pkgs+=(build-essential)
 if [ "$want_python" = 1 ]; then
   for p in python3-venv python3-pip python3-torch python3-numpy python3-pil python3-pytest python3-onnx python3-gdal python3-skimage python3-libsvm libopenblas0-pthread parallel; do
     dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
@@ -55,7 +56,12 @@ if ! ls "$cache"/libonnxruntime.so."$ORT_VERSION" >/dev/null 2>&1; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   py=$(command -v python3)
-  "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64 \
+  case "$(uname -m)" in
+    x86_64) platform=manylinux_2_28_x86_64 ;;
+    aarch64|arm64) platform=manylinux_2_28_aarch64 ;;
+    *) echo "setup: no ONNX Runtime wheel for $(uname -m); install libonnxruntime yourself and set ORT_DYLIB_PATH" >&2; exit 1 ;;
+  esac
+  "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --platform "$platform" \
       -d "$tmp" "onnxruntime==$ORT_VERSION"
   "$py" - "$tmp" "$cache" <<'PY'
 import glob, sys, zipfile, os
@@ -81,5 +87,12 @@ fi
 # dependencies come from Debian (NumPy, SciPy, Pillow, scikit-image, libsvm).
 if [ "$want_python" = 1 ] && ! .venv-ci/bin/python -c "import skvideo, imquality" 2>/dev/null; then
   .venv-ci/bin/pip install -q --no-deps "scikit-video==1.1.11" "image-quality==1.2.7"
+fi
+# The Rust toolchain is the one thing apt cannot give (Debian's rustc is
+# older than the crates need): say so here, not as a cargo error later.
+rust_minor=$(cargo --version 2>/dev/null | sed -n 's/^cargo 1\.\([0-9]*\).*/\1/p')
+if [ -z "$rust_minor" ] || [ "$rust_minor" -lt 85 ]; then
+  echo "setup: idfcr needs Rust 1.85 or later (found: $(cargo --version 2>/dev/null || echo none)); install it with rustup: https://rustup.rs" >&2
+  exit 1
 fi
 echo "setup: ok (ONNX Runtime in $cache)"
