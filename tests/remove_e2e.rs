@@ -106,7 +106,14 @@ fn georeferencing_nodata_metadata_and_values() {
 #[test]
 fn tiled_equals_whole_image_with_window_attention() {
     let dir = tempfile::tempdir().unwrap();
-    rgb_tiff(&dir.path().join("in.tif"), 203, 157, None);
+    // With a nodata hole that tiles cut through: what the model sees there
+    // must not depend on the tile.
+    rgb_tiff(
+        &dir.path().join("in.tif"),
+        203,
+        157,
+        Some((40, 30, 110, 80)),
+    );
     let half = fixture_model("tiny_swin_half").display().to_string();
     let run = |model: &str, name: &str, extra: &[&str]| {
         let mut args = vec![
@@ -560,8 +567,9 @@ fn bands_with_different_nodata_keep_their_holes_and_values() {
             [Some(-9999.0), Some(-32768.0), Some(0.0)],
             [-9999, -32768, 0],
         ),
-        // Only band 3 has one: bands 1 and 2 hold real zeros (no hole).
-        ([None, None, Some(0.0)], [0, 0, 0]),
+        // Only band 3 has one: bands 1 and 2 hold real zeros, so the
+        // pixels are valid, and band 3's holes (-9999) keep their value.
+        ([None, None, Some(-9999.0)], [0, 0, -9999]),
     ];
     for (case, (nodata, hole)) in cases.iter().enumerate() {
         let (raw, vrt, out) = (

@@ -5,6 +5,9 @@
 //!   nodata, georeferencing, blocks of f32 on request); `open`: opening it,
 //!   with the user's terms for what is wrong;
 //! - `mask`: a dataset mask or alpha band -> which pixels are nodata;
+//! - `sample`: scene-wide figures from a subsample of the valid pixels
+//!   (value range, percentiles, each band's mean, which nodata pixels
+//!   stand in as for the model);
 //! - `cloud_mask`: the user's cloud mask (`--cloud-mask`) -> the scene-wide
 //!   p the output is blended by;
 //! - `units`: the input's observed range + the model's contract -> the
@@ -39,6 +42,7 @@ pub mod options;
 pub mod place;
 pub mod reader;
 pub mod report;
+pub mod sample;
 pub(crate) mod set_aside;
 pub mod side_files;
 pub mod staging;

@@ -15,7 +15,10 @@ use crate::config::OutputType;
 /// band's nodata as the input did (the writer knows; under `-ot` it may
 /// not, and then a value that lands on the new nodata is moved as any).
 pub fn output_value(v: f64, valid: bool, kept: bool, nodata: Option<f64>, t: OutputType) -> f64 {
-    if !valid {
+    // An invalid band value of a pixel that is valid in other bands, in an
+    // output declaring no nodata (its bands' nodata values differed), keeps
+    // what it held (a -9999 hole stays -9999, not a valid-looking 0).
+    if !valid && !(kept && nodata.is_none()) {
         return nodata.unwrap_or(if t.is_integer() { 0.0 } else { f64::NAN });
     }
     let (lo, hi) = t.range();
@@ -216,6 +219,22 @@ mod tests {
         ];
         for (v, nd, t, want) in cases {
             let got = output_value(v, true, true, nd, t);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{v} {nd:?} {t:?}: {got} != {want}"
+            );
+        }
+        // A band hole (not valid) of a pixel valid in other bands: the
+        // output's nodata, or, where it declares none, the stored value.
+        let holes = [
+            (-9999.0f64, None, Int16, -9999.0f64),
+            (-9999.0, Some(-9999.0), Int16, -9999.0),
+            (-9999.0, Some(-32768.0), Int16, -32768.0),
+            (f64::NAN, None, Float32, f64::NAN),
+        ];
+        for (v, nd, t, want) in holes {
+            let got = output_value(v, false, true, nd, t);
             assert_eq!(
                 got.to_bits(),
                 want.to_bits(),

@@ -214,7 +214,11 @@ impl OutputRaster {
                         .iter()
                         .zip(&kept[b * n..(b + 1) * n]),
                 )
-                .map(|(&v, (&ok, &keep))| output_value(v, ok, keep && same, nd, self.data_type))
+                // Without a declared nodata no kept value can collide with
+                // one: kept values stay as stored.
+                .map(|(&v, (&ok, &keep))| {
+                    output_value(v, ok, keep && (same || nd.is_none()), nd, self.data_type)
+                })
                 .collect();
             let mut band = ds
                 .rasterband(b + 1)

@@ -58,6 +58,15 @@ pub(crate) fn pixel_cr(
     let pool = worker_pool(model.workers())?;
     let panels = panels(&xgrid, panel_px);
     let total_tiles = (ygrid.len() * panels.iter().map(|p| p.tiles.len()).sum::<usize>()) as u64;
+    let norm = input.normaliser(model.contract.graph_scale);
+    // What nodata pixels hold for the model: each band's scene mean (a band
+    // with no valid pixel has no tile to run).
+    let fill: Vec<f32> = input
+        .band_means()?
+        .iter()
+        .enumerate()
+        .map(|(b, m)| m.map_or(0.0, |m| norm.to_model(b, m as f32)))
+        .collect();
     let mut run = Run {
         input,
         model,
@@ -69,7 +78,8 @@ pub(crate) fn pixel_cr(
         progress: progress_total(total_tiles),
         total_tiles,
         counts: Counts::default(),
-        norm: input.normaliser(model.contract.graph_scale),
+        norm,
+        fill,
         blend: cfg.blends(c),
         scene_p: cfg.job.probability.as_ref(),
     };
@@ -257,6 +267,8 @@ struct Run<'a> {
     counts: Counts,
     /// Raster values <-> model values.
     norm: crate::models::contract::Normaliser,
+    /// Per band, model units: what a nodata pixel holds for the model.
+    fill: Vec<f32>,
     /// Blend the model's output with the input by its cloud probability.
     blend: bool,
     /// A detector's probability, used instead of the model's.
@@ -286,6 +298,8 @@ impl Run<'_> {
             .clone()
             .map(|k| axis_weights(self.xgrid, k))
             .collect();
+        // A copy: the strips borrow it while `self` runs their tiles.
+        let fill = self.fill.clone();
         for ky in 0..self.ygrid.len() {
             crate::interrupt::check()?;
             let s = self.ygrid.starts[ky];
@@ -315,6 +329,7 @@ impl Run<'_> {
                 scene_width: width,
                 bands: c.bands,
                 missing: missing.as_deref(),
+                fill: &fill,
             };
             self.run_tiles(panel, &strip, ky, (x0, &wx), &mut acc)?;
             // Rows no later strip touches, in the columns this panel
@@ -489,8 +504,12 @@ impl Run<'_> {
                 for b in 0..bands {
                     let model = self.norm.from_model(b, acc.value(b, ar, ac).unwrap_or(0.0));
                     ok_band[b * n + p] = has_data(b, at);
-                    kept_band[b * n + p] = kept[p];
-                    values[b * n + p] = if kept[p] {
+                    // A band without data keeps its stored value: the
+                    // output's nodata, or, where the output declares none
+                    // (bands whose nodata values differ), what it held.
+                    let keep = kept[p] || !has_data(b, at);
+                    kept_band[b * n + p] = keep;
+                    values[b * n + p] = if keep {
                         strip.stored(b, at)
                     } else if self.blend {
                         let input = strip.block[b * nblk + at];

@@ -27,6 +27,9 @@ pub(crate) struct StripSource<'a> {
     /// Per band and block pixel (band-major), where a valid pixel has no
     /// data in that band (`missing_bands`); None: nodata is per pixel.
     pub missing: Option<&'a [bool]>,
+    /// Per band, in model units: what a nodata pixel holds for the model
+    /// (the band's scene mean, `InputRaster::band_means`).
+    pub fill: &'a [f32],
 }
 
 /// Where a valid pixel holds its band's nodata in one band (Sentinel-2's
@@ -77,14 +80,14 @@ impl StripSource<'_> {
     }
 
     /// The tile starting at scene column `x0` (may be negative), `tw` wide,
-    /// converted with `to_model`; a band missing at a valid pixel takes the
-    /// nearest value of that band in its tile row (`fill_holes`), and so
-    /// does a nodata pixel (all bands), or, in a row with no valid pixel,
-    /// the nearest such row's. The model's output there is thrown away, but
-    /// its window and convolutions see it: a warped scene's nodata border
-    /// read as black was a dark band that the detector took for a cloud's
-    /// edge, rewriting valid ground 15 px in. `None` when the tile holds
-    /// no valid pixel (it is skipped).
+    /// converted with `to_model`. A nodata pixel holds each band's scene
+    /// mean (`fill`): the model's output there is thrown away, but its
+    /// windows and convolutions see it, and 0 was black, which a warped
+    /// scene's border made the detector take for a cloud's edge (rewriting
+    /// valid ground 15 px in); one value per scene keeps the tiled output
+    /// the whole image's. A band missing at a valid pixel takes the nearest
+    /// value of that band in its tile row (`fill_holes`). `None` when the
+    /// tile holds no valid pixel (it is skipped).
     pub fn tile(
         &self,
         x0: isize,
@@ -96,8 +99,10 @@ impl StripSource<'_> {
             .map(|x| mirror(x0 + x as isize, self.scene_width) - self.c_lo)
             .collect();
         let mut tile = Array3::<f32>::zeros((self.bands, th, tw));
+        for b in 0..self.bands {
+            tile.slice_mut(ndarray::s![b, .., ..]).fill(self.fill[b]);
+        }
         let mut any_valid = false;
-        let mut row_valid = vec![false; th];
         for (ty, &sr) in self.rows.iter().enumerate() {
             let row_off = (sr - self.r_lo) * w;
             for (tx, &sc) in cols.iter().enumerate() {
@@ -119,35 +124,12 @@ impl StripSource<'_> {
                         .map(|&sc| self.valid[row_off + sc] && !m[at(sc)])
                         .collect();
                     let mut row = tile.slice_mut(ndarray::s![b, ty, ..]);
-                    fill_holes(
-                        row.as_slice_mut().expect("tile rows are contiguous"),
-                        &hole,
-                        &good,
-                    );
-                }
-            }
-            // Nodata pixels: the nearest valid pixel of the row (filled
-            // in every band by now).
-            let good: Vec<bool> = cols.iter().map(|&sc| self.valid[row_off + sc]).collect();
-            row_valid[ty] = good.iter().any(|&g| g);
-            if row_valid[ty] && !good.iter().all(|&g| g) {
-                let hole: Vec<bool> = good.iter().map(|&g| !g).collect();
-                for b in 0..self.bands {
-                    let mut row = tile.slice_mut(ndarray::s![b, ty, ..]);
-                    fill_holes(
-                        row.as_slice_mut().expect("tile rows are contiguous"),
-                        &hole,
-                        &good,
-                    );
-                }
-            }
-        }
-        if any_valid {
-            // Rows with no valid pixel: the nearest row with one.
-            for (ty, from) in nearest_rows(&row_valid).into_iter().enumerate() {
-                if from != ty {
-                    let src = tile.slice(ndarray::s![.., from, ..]).to_owned();
-                    tile.slice_mut(ndarray::s![.., ty, ..]).assign(&src);
+                    let row = row.as_slice_mut().expect("tile rows are contiguous");
+                    // A row with no good value keeps the band's scene mean.
+                    for (v, _) in row.iter_mut().zip(&hole).filter(|(_, &h)| h) {
+                        *v = self.fill[b];
+                    }
+                    fill_holes(row, &hole, &good);
                 }
             }
         }
@@ -155,42 +137,36 @@ impl StripSource<'_> {
     }
 }
 
-/// Give each `hole` of a row the value of the nearest `good` position,
-/// the one to its left first, else to its right; a row without a good
-/// position keeps its values.
+/// Give each `hole` of a row the value of the nearest `good` position (the
+/// one to its left on a tie); a row without a good position keeps its
+/// values.
 fn fill_holes(row: &mut [f32], hole: &[bool], good: &[bool]) {
+    let n = row.len();
+    // The nearest good position to the left of each, then to the right.
+    let mut left = vec![None; n];
     let mut last = None;
-    for i in 0..row.len() {
+    for i in 0..n {
         if good[i] {
-            last = Some(row[i]);
-        } else if hole[i] {
-            if let Some(v) = last {
-                row[i] = v;
-            }
+            last = Some(i);
+        }
+        left[i] = last;
+    }
+    let mut next = None;
+    for i in (0..n).rev() {
+        if good[i] {
+            next = Some(i);
+        }
+        if !hole[i] {
+            continue;
+        }
+        let from = match (left[i], next) {
+            (Some(l), Some(r)) => Some(if i - l <= r - i { l } else { r }),
+            (l, r) => l.or(r),
+        };
+        if let Some(f) = from {
+            row[i] = row[f];
         }
     }
-    // Holes before the row's first good value.
-    if let Some(first) = good.iter().position(|&g| g) {
-        let v = row[first];
-        for i in 0..first {
-            if hole[i] {
-                row[i] = v;
-            }
-        }
-    }
-}
-
-/// For each row, the nearest row that is `good` (itself if it is; the one
-/// above on a tie). At least one row must be good.
-fn nearest_rows(good: &[bool]) -> Vec<usize> {
-    (0..good.len())
-        .map(|i| {
-            (0..good.len())
-                .filter(|&j| good[j])
-                .min_by_key(|&j| (i.abs_diff(j), j > i))
-                .expect("a row with a valid pixel")
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -213,6 +189,7 @@ mod tests {
             scene_width: 10,
             bands: 1,
             missing: None,
+            fill: &[0.0],
         };
         // (tile start x0, tile width) -> (rows, cols) it reads
         let cases = [
@@ -231,12 +208,13 @@ mod tests {
         // (row, hole, good) -> filled row; 9.0 marks an invalid pixel.
         type Case = ([f32; 5], [bool; 5], [bool; 5], [f32; 5]);
         let (t, f) = (true, false);
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
+            // Each from the nearer side.
             (
                 [5., 0., 0., 7., 8.],
                 [f, t, t, f, f],
                 [t, f, f, t, t],
-                [5., 5., 5., 7., 8.],
+                [5., 5., 7., 7., 8.],
             ),
             // At the row's start (the swath's left edge): from the right.
             (
@@ -260,6 +238,13 @@ mod tests {
                 [0., 0., 9., 0., 0.],
             ),
             ([1., 2., 3., 4., 5.], [f; 5], [t; 5], [1., 2., 3., 4., 5.]),
+            // A tie: the left one.
+            (
+                [4., 0., 6., 0., 0.],
+                [f, t, f, f, f],
+                [t, f, t, f, f],
+                [4., 4., 6., 0., 0.],
+            ),
         ];
         for (row, hole, good, want) in cases {
             let mut got = row;
@@ -284,6 +269,7 @@ mod tests {
             scene_width: 4,
             bands: 1,
             missing: Some(&missing),
+            fill: &[0.0],
         };
         let tile = s.tile(0, 4, |_, v| v).expect("valid pixels");
         assert_eq!(
@@ -293,10 +279,10 @@ mod tests {
     }
 
     #[test]
-    fn nodata_pixels_take_the_nearest_valid_value_row_first_then_column() {
-        // One band, 4 x 4 block, 0 = nodata: (values, valid) -> tile.
+    fn nodata_pixels_hold_the_band_fill() {
+        // One band, 4 x 4 block, fill 4.5: (values, valid) -> tile.
         type Case = ([f32; 16], [u8; 16], [f32; 16]);
-        let cases: [Case; 3] = [
+        let cases: [Case; 2] = [
             // A warped scene's corner: nodata left and above.
             (
                 [
@@ -304,17 +290,7 @@ mod tests {
                 ],
                 [0, 0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1],
                 [
-                    5., 5., 5., 6., 5., 5., 5., 6., 7., 7., 8., 9., 1., 1., 2., 3.,
-                ],
-            ),
-            // A nodata row between two valid rows: the one above (a tie).
-            (
-                [
-                    1., 2., 3., 4., 0., 0., 0., 0., 5., 6., 7., 8., 0., 0., 0., 0.,
-                ],
-                [1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0],
-                [
-                    1., 2., 3., 4., 1., 2., 3., 4., 5., 6., 7., 8., 5., 6., 7., 8.,
+                    4.5, 4.5, 4.5, 4.5, 4.5, 4.5, 5., 6., 4.5, 7., 8., 9., 4.5, 1., 2., 3.,
                 ],
             ),
             // All valid: unchanged.
@@ -341,6 +317,7 @@ mod tests {
                 scene_width: 4,
                 bands: 1,
                 missing: None,
+                fill: &[4.5],
             };
             let tile = s.tile(0, 4, |_, v| v).expect("valid pixels");
             assert_eq!(
@@ -362,6 +339,7 @@ mod tests {
             scene_width: 2,
             bands: 1,
             missing: None,
+            fill: &[0.0],
         };
         assert!(s.tile(0, 2, |_, v| v).is_none());
     }
