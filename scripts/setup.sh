@@ -20,6 +20,14 @@ for a in "$@"; do
   [ "$a" = "--qgis" ] && want_qgis=1
 done
 
+# The Rust toolchain is the one thing apt cannot give (Debian's rustc is
+# older than the crates need): say so here, not as a cargo error later.
+rust_minor=$(cargo --version 2>/dev/null | sed -n 's/^cargo 1\.\([0-9]*\).*/\1/p')
+if [ -z "$rust_minor" ] || [ "$rust_minor" -lt 85 ]; then
+  echo "setup: idfcr needs Rust 1.85 or later (found: $(cargo --version 2>/dev/null || echo none)); install it with rustup: https://rustup.rs" >&2
+  exit 1
+fi
+
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 pkgs=()
@@ -87,12 +95,5 @@ fi
 # dependencies come from Debian (NumPy, SciPy, Pillow, scikit-image, libsvm).
 if [ "$want_python" = 1 ] && ! .venv-ci/bin/python -c "import skvideo, imquality" 2>/dev/null; then
   .venv-ci/bin/pip install -q --no-deps "scikit-video==1.1.11" "image-quality==1.2.7"
-fi
-# The Rust toolchain is the one thing apt cannot give (Debian's rustc is
-# older than the crates need): say so here, not as a cargo error later.
-rust_minor=$(cargo --version 2>/dev/null | sed -n 's/^cargo 1\.\([0-9]*\).*/\1/p')
-if [ -z "$rust_minor" ] || [ "$rust_minor" -lt 85 ]; then
-  echo "setup: idfcr needs Rust 1.85 or later (found: $(cargo --version 2>/dev/null || echo none)); install it with rustup: https://rustup.rs" >&2
-  exit 1
 fi
 echo "setup: ok (ONNX Runtime in $cache)"

@@ -185,7 +185,8 @@ pub(crate) fn named_local_file(input: &str) -> Option<&str> {
         .skip(1)
         .map(|part| part.trim_matches('"'))
         .find_map(|part| {
-            if exists(part) {
+            // A file (a folder `1` here is no part of `GTIFF_DIR:1:x.tif`).
+            if !part.is_empty() && Path::new(part).is_file() {
                 Some(part)
             } else {
                 archive_file(part)

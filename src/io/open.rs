@@ -15,8 +15,19 @@ use crate::error::{gdal_message, Error, Result};
 fn is_gdal_special(s: &str) -> bool {
     s.starts_with("/vsi")
         || (!Path::new(s).exists()
-            && s.split_once(':')
-                .is_some_and(|(prefix, _)| driver_prefix(prefix)))
+            && s.split_once(':').is_some_and(|(prefix, rest)| {
+                driver_prefix(prefix) || (url_scheme(prefix) && rest.starts_with("//"))
+            }))
+}
+
+/// `vrt`, `https`, `s3`: the scheme of a URL-style GDAL name
+/// (`vrt://x.tif?bands=1,2,3`, `https://host/x.tif`).
+fn url_scheme(prefix: &str) -> bool {
+    prefix.len() > 1
+        && prefix.starts_with(|c: char| c.is_ascii_alphabetic())
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
 }
 
 /// Whether `prefix` (before the first ':') reads as a GDAL driver's in a
@@ -271,6 +282,8 @@ mod tests {
             ("GTIFF_DIR:1:x.tif", true),
             ("NETCDF:\"x.nc\":sst", true),
             ("scene_2024-01-01T10:00.tif", false),
+            ("vrt://x.tif?bands=1,2,3", true),
+            ("https://example.invalid/x.tif", true),
             ("out/a:b.tif", false),
         ] {
             assert_eq!(is_gdal_special(s), want, "{s}");

@@ -148,11 +148,6 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// The output's name as it appears in its temp names. A temp name adds at
-/// most 49 bytes to it, and temps nest three deep (`s2`'s staged product,
-/// `--refine`'s stage 1 inside it, its working file), while file systems
-/// stop at 255: a long name is cut and tagged with a hash of the whole, so
-/// every valid output name gets temp names that are valid.
 /// `msg` (a GDAL warning about a file being written) with each temp name
 /// of ours given as the final name it stands for: `/d/.o.tif.idfcr-...-final.tif`
 /// becomes `/d/o.tif` (a long name as its bounded stem).
@@ -173,6 +168,11 @@ pub(crate) fn final_names_in(msg: &str) -> String {
     out
 }
 
+/// The output's name as it appears in its temp names. A temp name adds at
+/// most 49 bytes to it, and temps nest three deep (`s2`'s staged product,
+/// `--refine`'s stage 1 inside it, its working file), while file systems
+/// stop at 255: a long name is cut and tagged with a hash of the whole, so
+/// every valid output name gets temp names that are valid.
 fn temp_stem(name: &str) -> String {
     const KEEP: usize = 95;
     // A temp file of ours (the outer one of a nested temp) is already

@@ -280,9 +280,16 @@ impl InputRaster {
     /// them with (our message names the file already).
     pub(crate) fn read_failure(&self, e: &gdal::errors::GdalError) -> String {
         let why = gdal_message(e);
-        why.strip_prefix(&format!("{}, ", self.source))
-            .unwrap_or(&why)
-            .to_string()
+        let why = why
+            .strip_prefix(&format!("{}, ", self.source))
+            .unwrap_or(&why);
+        // libjpeg's complaints are errors here (`strict_jpeg_reads`); some
+        // are harmless, and the user may know the image reads fine.
+        if why.contains("libjpeg") || why.contains("JPEGLib") {
+            format!("{why} (if the image is known to read fine: --config GDAL_ERROR_ON_LIBJPEG_WARNING FALSE)")
+        } else {
+            why.to_string()
+        }
     }
 
     /// Per-pixel validity of a block from `read_window` with `n` pixels per

@@ -178,8 +178,9 @@ mod tests {
             .all(|f| std::fs::read_to_string(f).unwrap() == "new"));
         assert_eq!(hidden(), 0);
 
-        // An --overwrite rerun whose last move fails (c.tif became a
-        // folder that is not empty): the first two are put back as they were.
+        // An --overwrite rerun that cannot set c.tif aside (it became a
+        // folder that is not empty): nothing moves, a.tif and b.tif (and
+        // a.tif's side file) are as they were.
         for f in &finals[..2] {
             write(f, "old");
         }

@@ -66,17 +66,16 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
                 .iter()
                 .map(|&b| crate::sentinel2::input::gdal_band_name(&input.ds, b))
                 .collect();
-            let hint = match named {
-                Some(n) => format!(
+            // --s2-bands names every band of the file, in order.
+            let all: Option<Vec<&str>> =
+                crate::sentinel2::input::stack_band_names(&input.ds).into_iter().collect();
+            let hint = match (named, all) {
+                (Some(n), Some(all)) => format!(
                     "its bands are named {} in the file: for the Sentinel-2 models pass --s2-bands {} (or run idfcr s2 on it)",
                     n.join(" "),
-                    crate::sentinel2::input::stack_band_names(&input.ds)
-                        .iter()
-                        .map(|b| b.unwrap_or("?"))
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    all.join(",")
                 ),
-                None => "select bands with -b or pass --model".into(),
+                _ => "select bands with -b or pass --model".into(),
             };
             Error::input(&cfg.job.input, format!("has {bands} band(s) and there is no bundled model for that; {hint}"))
         } else {
