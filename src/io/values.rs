@@ -18,7 +18,8 @@ pub fn output_value(v: f64, valid: bool, kept: bool, nodata: Option<f64>, t: Out
     // An invalid band value of a pixel that is valid in other bands, in an
     // output declaring no nodata (its bands' nodata values differed), keeps
     // what it held (a -9999 hole stays -9999, not a valid-looking 0).
-    if !valid && !(kept && nodata.is_none()) {
+    let kept_hole = !valid && kept && nodata.is_none();
+    if !valid && !kept_hole {
         return nodata.unwrap_or(if t.is_integer() { 0.0 } else { f64::NAN });
     }
     let (lo, hi) = t.range();
