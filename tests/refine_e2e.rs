@@ -209,3 +209,34 @@ fn refine_reports_one_gdal_progress_line() {
         "0...10...20...30...40...50...60...70...80...90...100 - done.\n".repeat(2)
     );
 }
+
+/// `--refine` encodes whole pixels: a hole in one band of a pixel whose
+/// other bands have data is refused, naming the band and the pixel, with
+/// nothing written (it was encoded as the value -9999 and written back as
+/// a valid number).
+#[test]
+fn refine_refuses_a_hole_in_one_band() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiff::<f32>(
+        &dir.path().join("in.tif"),
+        64,
+        64,
+        3,
+        Some(-9999.0),
+        |b, y, x| {
+            if b == 1 && (20, 30) == (y, x) {
+                -9999.0
+            } else {
+                pattern(b, y, x) as f32
+            }
+        },
+    );
+    let o = run_refine(dir.path(), "o.tif", &["-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("in.tif") && err.contains("band 2 has no data at pixel (30, 20)"),
+        "{err}"
+    );
+    assert_eq!(listing(dir.path()), ["in.tif"]);
+}

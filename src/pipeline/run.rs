@@ -230,7 +230,9 @@ fn stage1_config(cfg: &RemoveConfig, output: PathBuf, prob: Option<PathBuf>) -> 
             creation_options: vec![],
             out_type: Some(OutputType::Float32),
             overwrite: true,
-            refine: None,
+            // Kept: stage 1 refuses what the diffusion stage cannot read
+            // (a band hole in a valid pixel); it runs no diffusion itself.
+            refine: cfg.opts.refine.clone(),
             raw: true,
             ..cfg.opts.clone()
         },

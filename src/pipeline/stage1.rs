@@ -81,6 +81,7 @@ pub(crate) fn pixel_cr(
         norm,
         fill,
         blend: cfg.blends(c),
+        whole_pixels: cfg.opts.refine.is_some(),
         scene_p: cfg.job.probability.as_ref(),
     };
     for panel in &panels {
@@ -269,6 +270,9 @@ struct Run<'a> {
     norm: crate::models::contract::Normaliser,
     /// Per band, model units: what a nodata pixel holds for the model.
     fill: Vec<f32>,
+    /// A later stage reads whole pixels (`--refine`): a band without data
+    /// where the others have it is refused.
+    whole_pixels: bool,
     /// Blend the model's output with the input by its cloud probability.
     blend: bool,
     /// A detector's probability, used instead of the model's.
@@ -318,6 +322,9 @@ impl Run<'_> {
                 (r_hi - r_lo) * (c_hi - c_lo),
             );
             let missing = missing_bands(self.input, &block, window.exact.as_deref(), &valid);
+            if self.whole_pixels {
+                refuse_band_holes(self.input, missing.as_deref(), r_lo, c_lo, c_hi - c_lo)?;
+            }
             let strip = StripSource {
                 block: &block,
                 exact: window.exact.as_deref(),
@@ -526,6 +533,36 @@ impl Run<'_> {
             m.write_window(rows.0, nr, cols.0, nc, &prob, &ok)?;
         }
         Ok(())
+    }
+}
+
+/// `--refine` encodes whole pixels: a band at its nodata where the other
+/// bands have data would be encoded as a value and written back as one.
+/// Refused as soon as stage 1 meets one, naming the band and pixel.
+fn refuse_band_holes(
+    input: &InputRaster,
+    missing: Option<&[bool]>,
+    r_lo: usize,
+    c_lo: usize,
+    width: usize,
+) -> Result<()> {
+    let Some(m) = missing else { return Ok(()) };
+    let n = m.len() / input.bands().max(1);
+    match m.iter().position(|&h| h) {
+        None => Ok(()),
+        Some(i) => {
+            let (b, p) = (i / n, i % n);
+            Err(Error::input(
+                &input.source,
+                format!(
+                    "--refine: band {} has no data at pixel ({}, {}) where the other bands have: the diffusion stage reads whole pixels; drop --refine, or fill that band first (gdal_fillnodata.py -b {})",
+                    input.band_nos[b],
+                    c_lo + p % width,
+                    r_lo + p / width,
+                    input.band_nos[b]
+                ),
+            ))
+        }
     }
 }
 
