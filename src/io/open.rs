@@ -235,7 +235,10 @@ fn archive_without(source: &str) -> Option<&str> {
         }
         fp.is_null()
     };
-    missing.then_some(archive)
+    // A folder-type dataset inside the archive (a Zarr, an ESRI grid)
+    // opens as no file but lists as a folder.
+    let folder = || gdal::vsi::read_dir(source, false).is_ok_and(|e| !e.is_empty());
+    (missing && !folder()).then_some(archive)
 }
 
 /// The files GDAL reads for `ds` (`GDALGetFileList`): the raster itself,
