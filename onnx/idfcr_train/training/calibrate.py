@@ -226,8 +226,16 @@ class Scorer:
         """The blend's p from a map (reports/s2_detectors.py overrides this)."""
         return cloud_probability(att, cal, self.feather_cache, attention)
 
+    def per_band(self, images: list[np.ndarray]) -> list[float]:
+        """Sentinel-2: each band's PSNR against the clear references, the
+        mean over the cases (the cards' per-band table)."""
+        return [float(np.mean([psnr(o[k], c["clear"][k]) for o, c in zip(images, self.cases)]))
+                for k in range(images[0].shape[0])]
+
     def nothing(self) -> dict:
         res = {"val_psnr": float(np.mean(self.nothing_psnr))}
+        if self.s2:
+            res["val_psnr_per_band"] = self.per_band([c["cloudy"] for c in self.cases])
         if self.demo is not None:
             res["demo_psnr"] = psnr(self.demo["cloudy"], self.demo["clear"])
         return res
@@ -258,6 +266,14 @@ class Scorer:
         mse = (e2 + 2.0 * float((p * a).sum()) + float((p * p * b).sum())) / n
         return float("inf") if mse <= 0.0 else 10.0 * np.log10(1.0 / mse)
 
+    def blended_image(self, img: np.ndarray, res: tuple, cal: Calibration | None) -> np.ndarray:
+        """p x model + (1 - p) x img (the raw output with `cal` None)."""
+        pred, att = res[0], res[1]
+        if cal is None:
+            return pred[0].numpy()
+        pb = self.probability(att, cal, *res[2:3])
+        return blend(torch.from_numpy(img)[None], pred, pb)[0].numpy()
+
     def __call__(self, cal: Calibration | None) -> dict:
         cases = self.cases
         val_psnr = [self.blended_psnr(c["cloudy"], c["out"], c["clear"], cal) for c in cases]
@@ -273,6 +289,11 @@ class Scorer:
             "clear_in_below_40": int(sum(v < 40.0 for v in ident)),
             "val_below_nothing_0_5": int(sum(v < n - 0.5 for v, n in zip(val_psnr, self.nothing_psnr))),
         }
+        if self.s2:
+            # Per band too: an atmospheric band (B9 water vapour, B10 cirrus)
+            # can lose to doing nothing while the mean gains.
+            res["val_psnr_per_band"] = self.per_band([self.blended_image(c["cloudy"], c["out"], cal)
+                                                      for c in cases])
         if self.demo is not None:
             d = self.demo
             res["demo_psnr"] = self.blended_psnr(d["cloudy"], d["out"], d["clear"], cal)
