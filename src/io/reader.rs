@@ -40,6 +40,9 @@ pub struct InputRaster {
     /// -dstalpha` leaves around a warped scene. Pixels it masks out are
     /// nodata like any other (and the output gets the mask).
     pub dataset_mask: Option<crate::io::mask::MaskSource>,
+    /// The selected bands' subsample statistics (`io::sample`), read once
+    /// per band selection: a whole scene's subsample costs a pass over it.
+    pub(crate) sample_stats: std::sync::Mutex<Option<crate::io::sample::Cached>>,
 }
 
 /// A window of the selected bands as `read_window_exact` reads it.
@@ -87,6 +90,7 @@ impl InputRaster {
         let dataset_mask = crate::io::mask::source(&ds, &band_nos);
         Ok(InputRaster {
             dataset_mask,
+            sample_stats: Default::default(),
             ds,
             source: source.to_string(),
             width,

@@ -6,6 +6,17 @@
 use crate::error::{gdal_message, Error, Result};
 use crate::io::reader::{is_nodata, InputRaster};
 
+/// One band's valid subsample values, as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct BandStats {
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// The bands (and their nodata bits) the statistics were taken for, and them.
+pub type Cached = (Vec<(usize, Option<u64>)>, Vec<Option<BandStats>>);
+
 impl InputRaster {
     /// Approximate (min, max) over the selected bands, with each band's
     /// `dn_offset` added (what the user's rescale maps from), on a subsample
@@ -13,9 +24,11 @@ impl InputRaster {
     /// reflectance, cheap on a whole scene.
     pub fn approx_range(&self) -> Result<(f64, f64)> {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for v in self.sample_with_offsets()? {
-            lo = lo.min(v);
-            hi = hi.max(v);
+        for (s, off) in self.band_stats()?.iter().zip(&self.dn_offset) {
+            if let Some(s) = s {
+                lo = lo.min(s.min + off);
+                hi = hi.max(s.max + off);
+            }
         }
         Ok((lo, hi))
     }
@@ -40,10 +53,42 @@ impl InputRaster {
     /// scene's black border read as the edge of a cloud.
     pub fn band_means(&self) -> Result<Vec<Option<f64>>> {
         Ok(self
+            .band_stats()?
+            .iter()
+            .map(|s| s.map(|s| s.mean))
+            .collect())
+    }
+
+    /// Per selected band, the subsample's statistics, computed once per
+    /// band selection (the range check and the nodata fill both ask).
+    fn band_stats(&self) -> Result<Vec<Option<BandStats>>> {
+        // What decides which values count: the bands and their nodata
+        // (a Sentinel-2 input gets DN 0 as nodata after opening).
+        let key: Vec<(usize, Option<u64>)> = self
+            .band_nos
+            .iter()
+            .zip(&self.nodata)
+            .map(|(&b, nd)| (b, nd.map(f64::to_bits)))
+            .collect();
+        let mut cache = self.sample_stats.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, stats)) = cache.as_ref() {
+            if *k == key {
+                return Ok(stats.clone());
+            }
+        }
+        let stats: Vec<Option<BandStats>> = self
             .sample()?
             .iter()
-            .map(|v| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64))
-            .collect())
+            .map(|v| {
+                (!v.is_empty()).then(|| BandStats {
+                    min: v.iter().copied().fold(f64::INFINITY, f64::min),
+                    max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    mean: v.iter().sum::<f64>() / v.len() as f64,
+                })
+            })
+            .collect();
+        *cache = Some((key, stats.clone()));
+        Ok(stats)
     }
 
     /// Every band's sampled values with its `dn_offset` added, together.
@@ -135,5 +180,43 @@ impl InputRaster {
             );
         }
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn band_means_and_range_leave_nodata_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.tif");
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let ds = driver
+            .create_with_band_type::<f32, _>(&path, 4, 2, 2)
+            .unwrap();
+        // Band values; nodata -9999 (one per GeoTIFF), only band 1 holds it.
+        let bands: [([f32; 8], Option<f64>); 2] = [
+            ([1., 2., 3., 4., 5., 6., 7., -9999.], Some(-9999.0)),
+            ([10., 10., 10., 10., 20., 20., 20., 20.], Some(-9999.0)),
+        ];
+        for (i, (v, nd)) in bands.iter().enumerate() {
+            let mut b = ds.rasterband(i + 1).unwrap();
+            b.write(
+                (0, 0),
+                (4, 2),
+                &mut gdal::raster::Buffer::new((4, 2), v.to_vec()),
+            )
+            .unwrap();
+            b.set_no_data_value(*nd).unwrap();
+        }
+        ds.close().unwrap();
+        let input = InputRaster::open(&path.display().to_string(), None).unwrap();
+        assert_eq!(input.band_means().unwrap(), [Some(4.0), Some(15.0)]);
+        assert_eq!(input.approx_range().unwrap(), (1.0, 20.0));
+        // Band 2 alone: the statistics follow the selection.
+        let band2 = InputRaster::open(&path.display().to_string(), Some(&[1])).unwrap();
+        assert_eq!(band2.band_means().unwrap(), [Some(15.0)]);
+        assert_eq!(band2.approx_range().unwrap(), (10.0, 20.0));
     }
 }
