@@ -211,11 +211,35 @@ fn refine_reports_one_gdal_progress_line() {
 }
 
 /// `--refine` encodes whole pixels: a hole in one band of a pixel whose
-/// other bands have data is refused, naming the band and the pixel, with
-/// nothing written (it was encoded as the value -9999 and written back as
-/// a valid number).
+/// other bands have data (a value outside the model's range: -9999) is
+/// refused, naming the band and the pixel, with nothing written (it was
+/// encoded as a value and written back as a valid number). A real 0 in one
+/// band of an 8-bit scene whose nodata is 0 (dark water) is a value the
+/// model takes: no refusal. The bundled Pixel-CR states its range (0..255).
 #[test]
 fn refine_refuses_a_hole_in_one_band() {
+    let ind = repo()
+        .join("testdata/models/ind_tiny")
+        .display()
+        .to_string();
+    let refine = |d: &std::path::Path| {
+        idfcr(
+            d,
+            &[
+                "remove",
+                "in.tif",
+                "o.tif",
+                "--refine",
+                "--ind-model",
+                &ind,
+                "--steps",
+                "2",
+                "--threads",
+                "1",
+                "-q",
+            ],
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
     write_tiff::<f32>(
         &dir.path().join("in.tif"),
@@ -231,7 +255,7 @@ fn refine_refuses_a_hole_in_one_band() {
             }
         },
     );
-    let o = run_refine(dir.path(), "o.tif", &["-q"]);
+    let o = refine(dir.path());
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -239,4 +263,22 @@ fn refine_refuses_a_hole_in_one_band() {
         "{err}"
     );
     assert_eq!(listing(dir.path()), ["in.tif"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    write_tiff::<u8>(
+        &dir.path().join("in.tif"),
+        64,
+        64,
+        3,
+        Some(0.0),
+        |b, y, x| {
+            if b == 0 && (20, 30) == (y, x) {
+                0
+            } else {
+                pattern(b, y, x) as u8
+            }
+        },
+    );
+    let o = refine(dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
 }

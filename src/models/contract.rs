@@ -274,11 +274,17 @@ impl Normaliser {
         Normaliser::new(&[], (1.0, 0.0), graph)
     }
 
-    /// Raster value of band `b` -> model value.
-    pub fn to_model(&self, b: usize, v: f32) -> f32 {
+    /// Raster value of band `b` -> the model's units (`idfcr.input_range`'s,
+    /// before the graph's own scale).
+    pub fn to_units(&self, b: usize, v: f32) -> f32 {
         let off = self.dn_offset.get(b).copied().unwrap_or(0.0);
         let (gain, bias) = self.rescale;
-        let units = ((v as f64 + off) * gain + bias) as f32;
+        ((v as f64 + off) * gain + bias) as f32
+    }
+
+    /// Raster value of band `b` -> model value.
+    pub fn to_model(&self, b: usize, v: f32) -> f32 {
+        let units = self.to_units(b, v);
         ((units as f64 + self.graph.offset) * self.graph.scale) as f32
     }
 

@@ -323,7 +323,22 @@ impl Run<'_> {
             );
             let missing = missing_bands(self.input, &block, window.exact.as_deref(), &valid);
             if self.whole_pixels {
-                refuse_band_holes(self.input, missing.as_deref(), r_lo, c_lo, c_hi - c_lo)?;
+                // A band at its nodata that the model could take as a value
+                // (a real 0 of dark water in an 8-bit band) is data to the
+                // diffusion stage; one outside the model's stated range is
+                // a hole (without a stated range, nothing tells them apart).
+                let range = self.model.contract.input_range;
+                let n = valid.len();
+                let hole = missing.as_deref().and_then(|m| {
+                    m.iter().enumerate().position(|(i, &h)| {
+                        h && range.is_some_and(|(lo, hi)| {
+                            !(lo..=hi).contains(&(self.norm.to_units(i / n, block[i]) as f64))
+                        })
+                    })
+                });
+                if let Some(i) = hole {
+                    return Err(band_hole(self.input, i, n, (r_lo, c_lo), c_hi - c_lo));
+                }
             }
             let strip = StripSource {
                 block: &block,
@@ -536,34 +551,28 @@ impl Run<'_> {
     }
 }
 
-/// `--refine` encodes whole pixels: a band at its nodata where the other
-/// bands have data would be encoded as a value and written back as one.
-/// Refused as soon as stage 1 meets one, naming the band and pixel.
-fn refuse_band_holes(
+/// `--refine` encodes whole pixels: a band at its nodata (outside the
+/// model's range) where the other bands have data would be encoded as a
+/// value and written back as one. The error for band-major block index `i`
+/// of a block `n` pixels and `width` columns wide at `(r_lo, c_lo)`.
+fn band_hole(
     input: &InputRaster,
-    missing: Option<&[bool]>,
-    r_lo: usize,
-    c_lo: usize,
+    i: usize,
+    n: usize,
+    (r_lo, c_lo): (usize, usize),
     width: usize,
-) -> Result<()> {
-    let Some(m) = missing else { return Ok(()) };
-    let n = m.len() / input.bands().max(1);
-    match m.iter().position(|&h| h) {
-        None => Ok(()),
-        Some(i) => {
-            let (b, p) = (i / n, i % n);
-            Err(Error::input(
-                &input.source,
-                format!(
-                    "--refine: band {} has no data at pixel ({}, {}) where the other bands have: the diffusion stage reads whole pixels; drop --refine, or fill that band first (gdal_fillnodata.py -b {})",
-                    input.band_nos[b],
-                    c_lo + p % width,
-                    r_lo + p / width,
-                    input.band_nos[b]
-                ),
-            ))
-        }
-    }
+) -> Error {
+    let (b, p) = (i / n, i % n);
+    Error::input(
+        &input.source,
+        format!(
+            "--refine: band {} has no data at pixel ({}, {}) where the other bands have: the diffusion stage reads whole pixels; drop --refine, or fill that band first (gdal_fillnodata.py -b {})",
+            input.band_nos[b],
+            c_lo + p % width,
+            r_lo + p / width,
+            input.band_nos[b]
+        ),
+    )
 }
 
 /// GDAL's block cache defaults to 5 % of RAM, which would make memory grow
