@@ -204,42 +204,38 @@ mod tests {
     #[test]
     fn kept_values_come_back_as_stored() {
         use OutputType::*;
-        // (value as stored, nodata, type, written) for a valid pixel the
-        // blend passes through.
+        // (value as stored, valid, nodata, type, written) for a pixel the
+        // blend passes through; not valid: a band hole of a pixel valid in
+        // other bands, which gets the output's nodata or, where the output
+        // declares none, its stored value.
         let cases = [
-            (0.0f64, Some(0.0), Byte, 0.0f64), // one band at nodata, the pixel valid
-            (-9999.0, Some(-9999.0), Int16, -9999.0),
-            (16_777_217.0, None, UInt32, 16_777_217.0), // above 2^24: float32 would round it
-            (2_147_483_647.0, Some(0.0), Int32, 2_147_483_647.0),
-            (0.1234567890123, None, Float64, 0.1234567890123),
-            (1e300, None, Float64, 1e300),
-            (300.0, None, Byte, 255.0), // -ot narrower than the input still clips
-            (0.4, Some(0.0), Byte, 1.0), // -ot Byte rounds it onto nodata: moved off
-            (-3.0, Some(0.0), UInt16, 1.0), // clipped onto nodata: moved off
-            (0.1, Some(0.1f32 as f64), Float32, 0.1f32 as f64 + 1e-6), // rounded to float32: moved off
+            (0.0f64, true, Some(0.0), Byte, 0.0f64), // one band at nodata, the pixel valid
+            (-9999.0, true, Some(-9999.0), Int16, -9999.0),
+            (16_777_217.0, true, None, UInt32, 16_777_217.0), // above 2^24: float32 would round it
+            (2_147_483_647.0, true, Some(0.0), Int32, 2_147_483_647.0),
+            (0.1234567890123, true, None, Float64, 0.1234567890123),
+            (1e300, true, None, Float64, 1e300),
+            (300.0, true, None, Byte, 255.0), // -ot narrower than the input still clips
+            (0.4, true, Some(0.0), Byte, 1.0), // -ot Byte rounds it onto nodata: moved off
+            (-3.0, true, Some(0.0), UInt16, 1.0), // clipped onto nodata: moved off
+            (
+                0.1,
+                true,
+                Some(0.1f32 as f64),
+                Float32,
+                0.1f32 as f64 + 1e-6,
+            ), // rounded to float32: moved off
+            (-9999.0, false, None, Int16, -9999.0),
+            (-9999.0, false, Some(-9999.0), Int16, -9999.0),
+            (-9999.0, false, Some(-32768.0), Int16, -32768.0),
+            (f64::NAN, false, None, Float32, f64::NAN),
         ];
-        for (v, nd, t, want) in cases {
-            let got = output_value(v, true, true, nd, t);
+        for (v, ok, nd, t, want) in cases {
+            let got = output_value(v, ok, true, nd, t);
             assert_eq!(
                 got.to_bits(),
                 want.to_bits(),
-                "{v} {nd:?} {t:?}: {got} != {want}"
-            );
-        }
-        // A band hole (not valid) of a pixel valid in other bands: the
-        // output's nodata, or, where it declares none, the stored value.
-        let holes = [
-            (-9999.0f64, None, Int16, -9999.0f64),
-            (-9999.0, Some(-9999.0), Int16, -9999.0),
-            (-9999.0, Some(-32768.0), Int16, -32768.0),
-            (f64::NAN, None, Float32, f64::NAN),
-        ];
-        for (v, nd, t, want) in holes {
-            let got = output_value(v, false, true, nd, t);
-            assert_eq!(
-                got.to_bits(),
-                want.to_bits(),
-                "{v} {nd:?} {t:?}: {got} != {want}"
+                "{v} {ok} {nd:?} {t:?}: {got} != {want}"
             );
         }
     }
