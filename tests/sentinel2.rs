@@ -1787,3 +1787,66 @@ fn eval_leaves_a_products_nodata_out() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["mean"]["psnr"].as_f64(), Some(100.0), "{v}");
 }
+
+/// Where s2cloudless lacks one of its ten bands (a stack padded with a zero
+/// B10, a band whose swath ends early), it cannot see: the group's model's
+/// own p stands in there, and the cloud is cleaned. Before, p was 0 there,
+/// and a product whose B10 held no data came back untouched with exit 0.
+#[test]
+fn a_band_the_detector_lacks_leaves_p_to_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let product = fixture(
+        &tmp.path().join("p"),
+        &["--level", "L1C", "--cloud", "--gtiff-bands"],
+    );
+    let b10 = walk(Path::new(&product))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("_B10.jp2"))
+        .expect("a B10 file");
+    {
+        let ds = gdal::Dataset::open_ex(
+            &b10,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut band = ds.rasterband(1).unwrap();
+        let (w, h) = band.size();
+        band.write(
+            (0, 0),
+            (w, h),
+            &mut gdal::raster::Buffer::new((w, h), vec![0u16; w * h]),
+        )
+        .unwrap();
+        ds.close().unwrap();
+    }
+    let s = s2_json(
+        tmp.path(),
+        &product,
+        &tmp.path().join("out"),
+        &["--groups", "10m"],
+    );
+    let group = &s["groups"][0];
+    let source = group["cloud_probability"].as_str().unwrap_or_default();
+    assert!(
+        source.contains("the model's own p where s2cloudless lacks a band"),
+        "{s}"
+    );
+    assert!(group["cloud_cover"].as_f64().unwrap() > 0.05, "{s}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -486,8 +486,15 @@ impl Run<'_> {
                 let p = r * nc + col;
                 let valid = strip.valid[vr * strip.width + x - strip.c_lo];
                 let at = vr * strip.width + x - strip.c_lo; // block pixel
-                if let Some(sp) = self.scene_p {
-                    prob[p] = sp.at(rows.0 + r, x);
+                                                            // The scene's p, where it has one: NaN where the detector
+                                                            // could not see (a band of its own without data there), and
+                                                            // the model's own p stands in.
+                let scene = self
+                    .scene_p
+                    .map(|sp| sp.at(rows.0 + r, x))
+                    .filter(|v| !v.is_nan());
+                if let Some(v) = scene {
+                    prob[p] = v;
                     // No tile need have run here (see run_tiles).
                     if valid && self.blend && prob[p] == 0.0 {
                         ok[p] = true;
@@ -507,7 +514,7 @@ impl Run<'_> {
                 }
                 ok[p] = true;
                 self.counts.valid_pixels += 1;
-                if self.scene_p.is_some() {
+                if scene.is_some() {
                     // prob[p] set above
                 } else if has_att {
                     let v = acc.value(bands, ar, ac).unwrap_or(0.0);
@@ -518,7 +525,7 @@ impl Run<'_> {
                         0.0
                     };
                 }
-                if self.scene_p.is_some() || has_att {
+                if scene.is_some() || has_att {
                     self.counts.cover.add(prob[p]);
                 }
                 // Where p is 0 the input comes back bit for bit.

@@ -249,19 +249,38 @@ pub fn block_means(strip: &[f32], width: usize, f: usize) -> Vec<Option<f32>> {
 }
 
 /// s2cloudless's raw cloud probability of a scene on the map grid (0 on
-/// nodata), before any calibration.
+/// nodata), before any calibration, and where it could not see: a map
+/// pixel where one of its ten bands has no data (a band's swath ends
+/// early; a stack padded with a zero B10).
 pub struct SceneDetection {
     pub prob: Array2<f32>,
+    pub blind: Array2<bool>,
 }
 
 impl SceneDetection {
     /// The map a group blends by: calibrated as its model asks (its
     /// `idfcr.detector_calibration`), else by `DEFAULT_CALIBRATION`.
+    /// Where it could not see, p is NaN: the group's model's own p stands
+    /// in there (`pipeline::stage1`), so that a band the detector lacks
+    /// does not leave the other bands' clouds in place.
     pub fn calibrated(&self, cal: Option<Calibration>) -> ProbabilityMap {
         let cal = cal.unwrap_or(DEFAULT_CALIBRATION);
-        let source = format!("s2cloudless on a {MAP_RES_M} m grid ({})", cal.describe());
+        let mut source = format!("s2cloudless on a {MAP_RES_M} m grid ({})", cal.describe());
+        let blind = self.blind.iter().filter(|&&b| b).count();
+        if blind > 0 {
+            source.push_str(&format!(
+                "; the model's own p where s2cloudless lacks a band ({:.1} % of the map)",
+                100.0 * blind as f64 / self.blind.len().max(1) as f64
+            ));
+        }
+        let mut p = calibrate(&self.prob, cal);
+        p.zip_mut_with(&self.blind, |v, &b| {
+            if b {
+                *v = f32::NAN;
+            }
+        });
         ProbabilityMap {
-            p: calibrate(&self.prob, cal),
+            p,
             settings: source.clone(),
             source,
         }
@@ -333,7 +352,8 @@ pub fn scene_probability(
             prob[[at / w, at % w]] = if nodata[at] { 0.0 } else { v };
         }
     }
-    Ok(SceneDetection { prob })
+    let blind = Array2::from_shape_vec((h, w), nodata).expect("one flag per map pixel");
+    Ok(SceneDetection { prob, blind })
 }
 
 #[cfg(test)]
