@@ -6,6 +6,9 @@
 use crate::error::{gdal_message, Error, Result};
 use crate::io::reader::{is_nodata, InputRaster};
 
+/// Sentinel-2's DN for a saturated pixel.
+const S2_SATURATED: f64 = 65535.0;
+
 /// One band's valid subsample values, as stored.
 #[derive(Debug, Clone, Copy)]
 pub struct BandStats {
@@ -14,8 +17,9 @@ pub struct BandStats {
     pub mean: f64,
 }
 
-/// The bands (and their nodata bits) the statistics were taken for, and them.
-pub type Cached = (Vec<(usize, Option<u64>)>, Vec<Option<BandStats>>);
+/// What the statistics were taken for (Sentinel-2 or not; the bands and
+/// their nodata bits), and them.
+pub type Cached = ((bool, Vec<(usize, Option<u64>)>), Vec<Option<BandStats>>);
 
 impl InputRaster {
     /// Approximate (min, max) over the selected bands, with each band's
@@ -62,14 +66,17 @@ impl InputRaster {
     /// Per selected band, the subsample's statistics, computed once per
     /// band selection (the range check and the nodata fill both ask).
     fn band_stats(&self) -> Result<Vec<Option<BandStats>>> {
-        // What decides which values count: the bands and their nodata
-        // (a Sentinel-2 input gets DN 0 as nodata after opening).
-        let key: Vec<(usize, Option<u64>)> = self
-            .band_nos
-            .iter()
-            .zip(&self.nodata)
-            .map(|(&b, nd)| (b, nd.map(f64::to_bits)))
-            .collect();
+        // What decides which values count: the bands, their nodata and
+        // whether the input is Sentinel-2's (which gets DN 0 as nodata,
+        // and its saturated DN left out, after opening).
+        let key = (
+            self.nodata_per_band,
+            self.band_nos
+                .iter()
+                .zip(&self.nodata)
+                .map(|(&b, nd)| (b, nd.map(f64::to_bits)))
+                .collect::<Vec<_>>(),
+        );
         let mut cache = self.sample_stats.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((k, stats)) = cache.as_ref() {
             if *k == key {
@@ -176,6 +183,10 @@ impl InputRaster {
                     .filter(|(p, _)| !hidden.as_ref().is_some_and(|h| h[*p]))
                     .map(|(_, v)| *v)
                     .filter(|v| v.is_finite() && nd.is_none_or(|n| !is_nodata(*v, n)))
+                    // Sentinel-2's saturated DN (SPECIAL_VALUE_SATURATED) is
+                    // no reflectance: one such pixel must not fail the range
+                    // check of a whole product.
+                    .filter(|v| !(self.nodata_per_band && *v >= S2_SATURATED))
                     .collect(),
             );
         }
@@ -218,5 +229,23 @@ mod tests {
         let band2 = InputRaster::open(&path.display().to_string(), Some(&[1])).unwrap();
         assert_eq!(band2.band_means().unwrap(), [Some(15.0)]);
         assert_eq!(band2.approx_range().unwrap(), (10.0, 20.0));
+        // A Sentinel-2 input's saturated DN is no value of the range.
+        let s2 = dir.path().join("s2.tif");
+        let ds = driver
+            .create_with_band_type::<u16, _>(&s2, 2, 1, 1)
+            .unwrap();
+        ds.rasterband(1)
+            .unwrap()
+            .write(
+                (0, 0),
+                (2, 1),
+                &mut gdal::raster::Buffer::new((2, 1), vec![1200u16, 65535]),
+            )
+            .unwrap();
+        ds.close().unwrap();
+        let mut s2 = InputRaster::open(&s2.display().to_string(), None).unwrap();
+        assert_eq!(s2.approx_range().unwrap(), (1200.0, 65535.0));
+        s2.nodata_per_band = true;
+        assert_eq!(s2.approx_range().unwrap(), (1200.0, 1200.0));
     }
 }

@@ -50,7 +50,11 @@ pub const GROUPS: [Group; 3] = [
 ];
 
 pub fn group_by_name(name: &str) -> Option<&'static Group> {
-    GROUPS.iter().find(|g| g.name.eq_ignore_ascii_case(name))
+    // Spaces around a name (`--groups "10m, 20m"`) are no part of it, as
+    // in --s2-bands.
+    GROUPS
+        .iter()
+        .find(|g| g.name.eq_ignore_ascii_case(name.trim()))
 }
 
 /// `--groups`: each name one resolution group (case-insensitive), or a
@@ -235,7 +239,7 @@ mod tests {
                 (g, w) => panic!("{names:?}: {g:?} vs {w:?}"),
             }
         }
-        let g = parse_groups(&v(&["10M", "60m"])).unwrap();
+        let g = parse_groups(&v(&["10M", " 60m"])).unwrap();
         assert_eq!(g.iter().map(|g| g.name).collect::<Vec<_>>(), ["10m", "60m"]);
         let e = parse_groups(&v(&["10m", "30m"])).unwrap_err();
         assert!(matches!(e, crate::Error::Usage(_)) && e.to_string().contains("30m"));
