@@ -1523,6 +1523,39 @@ fn bad_stacks_are_refused_before_any_group_runs() {
         assert!(words.iter().all(|w| msg.contains(w)), "{name}: {msg}");
         assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
     }
+    // Part of a group (B1 of the 60 m group, without B9 and B10) has no
+    // bundled model: refused before the 10 m and 20 m groups run, and
+    // --groups leaves it out.
+    let stack = tmp.path().join("s11.tif");
+    common::write_tiff::<u16>(&stack, 36, 36, 11, None, |b, y, x| {
+        (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+    });
+    let names = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B11,B12";
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--s2-bands",
+            names,
+        ];
+        args.extend_from_slice(extra);
+        common::idfcr(tmp.path(), &args)
+    };
+    let out = tmp.path().join("out_s11");
+    let o = run(&out, &[]);
+    let msg = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains("60m band(s) B1 but not B9 B10") && msg.contains("--groups"),
+        "{msg}"
+    );
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+    let o = run(&out, &["--groups", "10m,20m"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
 }
 
 /// A product with a band file missing (GDAL only warns and reads zeros) or

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::sentinel2::detector::{self, CloudDetector, DetectorBand, SceneDetection, MAP_RES_M};
-use crate::sentinel2::plan::{group_options, plan, S2RunConfig};
+use crate::sentinel2::plan::{group_options, plan_any, S2RunConfig};
 use crate::tiling::probability::{Calibration, ProbabilityMap};
 
 /// The scene's detection calibrated once per distinct calibration (groups
@@ -109,7 +109,7 @@ fn s2cloudless_inputs(
 /// most of them, and the run fell back to the model's weaker p.
 fn detector_bands(cfg: &S2RunConfig) -> Result<std::result::Result<Vec<DetectorBand>, String>> {
     let sd = crate::sentinel2::product::parse_subdataset(&cfg.input);
-    let all = plan(&S2RunConfig {
+    let all = plan_any(&S2RunConfig {
         groups: None,
         input: sd
             .as_ref()

@@ -9,7 +9,9 @@ use crate::config::RemoveOptions;
 use crate::error::{Error, Result};
 use crate::io::place::check_output_path;
 use crate::io::reader::InputRaster;
-use crate::sentinel2::bands::{check_groups_present, parse_stack_bands, Group, GROUPS};
+use crate::sentinel2::bands::{
+    check_groups_present, model_file_for, parse_stack_bands, Group, GROUPS,
+};
 use crate::sentinel2::detector::{stack_pixel_m, CloudDetector, MAP_RES_M};
 use crate::sentinel2::input::{find_product_metadata, open_product, stack_band_names};
 use crate::sentinel2::product::output_path;
@@ -141,8 +143,19 @@ pub(super) struct Plan {
 }
 
 /// A SAFE product (or its zip or subdataset) gives one job per resolution
-/// group; anything else is read as a stack of bands.
+/// group; anything else is read as a stack of bands, whose groups must be
+/// whole (or have a model of their own, `s2_60m_l2a`'s B1 B9).
 pub(super) fn plan(cfg: &S2RunConfig) -> Result<Plan> {
+    plan_for(cfg, true)
+}
+
+/// `plan`, with a stack's partial groups as jobs too: where to find bands
+/// by name (the detector's), not what to run.
+pub(super) fn plan_any(cfg: &S2RunConfig) -> Result<Plan> {
+    plan_for(cfg, false)
+}
+
+fn plan_for(cfg: &S2RunConfig, whole_groups: bool) -> Result<Plan> {
     let (product, kind, jobs, stack) = match find_product_metadata(&cfg.input)? {
         Some(mtd) => {
             if cfg.options.s2.stack_bands.is_some() {
@@ -169,7 +182,7 @@ pub(super) fn plan(cfg: &S2RunConfig) -> Result<Plan> {
             (p.name, p.meta.level.name().to_string(), jobs, false)
         }
         None => {
-            let (name, jobs) = stack_jobs(cfg)?;
+            let (name, jobs) = stack_jobs(cfg, whole_groups)?;
             (name, "stack".to_string(), jobs, true)
         }
     };
@@ -209,7 +222,7 @@ pub(super) fn staged_options(cfg: &S2RunConfig) -> RemoveOptions {
 
 /// A band stack: find each group's bands by name (`--s2-bands` or the band
 /// descriptions); every group present becomes a job on the stack's grid.
-fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
+fn stack_jobs(cfg: &S2RunConfig, whole_groups: bool) -> Result<(String, Vec<GroupJob>)> {
     let input = InputRaster::open(&cfg.input, None)?;
     let names = match &cfg.options.s2.stack_bands {
         Some(list) => parse_stack_bands(list, input.ds.raster_count(), &cfg.input)?
@@ -255,6 +268,31 @@ fn stack_jobs(cfg: &S2RunConfig) -> Result<(String, Vec<GroupJob>)> {
             .collect();
         if idx.is_empty() {
             continue;
+        }
+        // A group with some of its bands has no bundled model: said now,
+        // before any group runs (a user's --model takes what it takes).
+        let have: Vec<&str> = g
+            .bands
+            .iter()
+            .copied()
+            .filter(|b| names.contains(&Some(b)))
+            .collect();
+        if whole_groups && cfg.options.model.is_none() && model_file_for(&have).is_none() {
+            let missing: Vec<&str> = g
+                .bands
+                .iter()
+                .copied()
+                .filter(|b| !have.contains(b))
+                .collect();
+            return Err(Error::input(
+                &cfg.input,
+                format!(
+                    "has the {} band(s) {} but not {}: no bundled model cleans part of a group; leave it out with --groups (or name the bands with --s2-bands)",
+                    g.name,
+                    have.join(" "),
+                    missing.join(" ")
+                ),
+            ));
         }
         jobs.push(GroupJob {
             label: g.name.to_string(),
