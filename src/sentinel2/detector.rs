@@ -20,7 +20,7 @@ use gdal::raster::ResampleAlg;
 use gdal::Dataset;
 use ndarray::{Array2, Array4, Axis};
 
-use crate::error::{Error, Result};
+use crate::error::{gdal_message, Error, Result};
 use crate::tiling::probability::{calibrate, Calibration, ProbabilityMap};
 
 /// Where the cloud probability p that the groups blend by comes from.
@@ -137,8 +137,10 @@ fn read_bands(bands: &[DetectorBand]) -> Result<MapBands> {
     for b in bands {
         if !open.iter().any(|(s, _)| *s == b.source) {
             let watch = crate::error::gdal_watch::GdalWatch::start();
-            let ds = Dataset::open(&b.source)
-                .map_err(|e| Error::input(&b.source, format!("cannot open: {e}")))?;
+            let ds = Dataset::open(&b.source).map_err(|e| {
+                Error::input(&b.source, format!("cannot open: {}", gdal_message(&e)))
+                    .because_gdal(e)
+            })?;
             crate::io::open::check_complete(&b.source, &watch)?;
             open.push((b.source.clone(), ds));
         }
@@ -169,11 +171,23 @@ fn read_bands(bands: &[DetectorBand]) -> Result<MapBands> {
     let mut nodata = vec![false; n];
     for (i, (b, g)) in bands.iter().zip(&grids).enumerate() {
         let ds = &open.iter().find(|(s, _)| *s == b.source).expect("opened").1;
-        let band = ds
-            .rasterband(b.band_no)
-            .map_err(|e| Error::input(&b.source, format!("band {}: {e}", b.band_no)))?;
+        let band = ds.rasterband(b.band_no).map_err(|e| {
+            Error::input(
+                &b.source,
+                format!("band {}: {}", b.band_no, gdal_message(&e)),
+            )
+            .because_gdal(e)
+        })?;
         let read_err = |e: gdal::errors::GdalError| {
-            Error::input(&b.source, format!("cannot read {}: {e}", b.name))
+            Error::input(
+                &b.source,
+                format!(
+                    "cannot read {} (the file may be truncated or corrupt): {}",
+                    b.name,
+                    gdal_message(&e)
+                ),
+            )
+            .because_gdal(e)
         };
         // (A raster smaller than one map pixel has a partial window.)
         let whole = whole_factor(b.px_m).filter(|&f| g.1 == (w * f, h * f));
