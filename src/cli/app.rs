@@ -46,7 +46,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     // counts failures that no GDAL return value reports.
     crate::error::gdal_watch::install();
     // Before any input is read (a user's --config, applied later, wins).
-    crate::pipeline::stage1::strict_jpeg_reads();
+    crate::io::gdal_config::strict_jpeg_reads();
     let result = match cli.command {
         cli::Command::Batch(args) => {
             let code = run_batch_cli(args);

@@ -244,7 +244,7 @@ impl ProcessingArgs {
                 check_cache_max(&pair[1])?;
             }
         }
-        crate::pipeline::stage1::limit_gdal_cache();
+        crate::io::gdal_config::limit_gdal_cache();
         let opts = RemoveOptions {
             band_idx: band_indices(&self.bands)?,
             model: self.model,

@@ -5,6 +5,8 @@
 //!   nodata, georeferencing, blocks of f32 on request); `open`: opening it,
 //!   with the user's terms for what is wrong;
 //! - `mask`: a dataset mask or alpha band -> which pixels are nodata;
+//! - `gdal_config`: GDAL's process-wide settings chosen before any I/O
+//!   (block cache cap, JPEG damage as an error);
 //! - `sample`: scene-wide figures from a subsample of the valid pixels
 //!   (value range, percentiles, each band's mean, which nodata pixels
 //!   stand in as for the model);
@@ -34,6 +36,7 @@
 //!   checked against the memory there is before they are allocated.
 
 pub mod cloud_mask;
+pub mod gdal_config;
 pub mod mask;
 pub mod memory;
 pub mod names;

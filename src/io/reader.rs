@@ -287,7 +287,7 @@ impl InputRaster {
         let why = why
             .strip_prefix(&format!("{}, ", self.source))
             .unwrap_or(&why);
-        // libjpeg's complaints are errors here (`strict_jpeg_reads`); some
+        // libjpeg's complaints are errors here (`gdal_config::strict_jpeg_reads`); some
         // are harmless, and the user may know the image reads fine.
         if why.contains("libjpeg") || why.contains("JPEGLib") {
             format!("{why} (if the image is known to read fine: --config GDAL_ERROR_ON_LIBJPEG_WARNING FALSE)")

@@ -50,8 +50,8 @@ pub(crate) fn pixel_cr(
         input,
         tags: provenance_tags(cfg, model, input, None),
     };
-    limit_gdal_cache();
-    strict_jpeg_reads();
+    crate::io::gdal_config::limit_gdal_cache();
+    crate::io::gdal_config::strict_jpeg_reads();
     let mut out = create_output(cfg, &prov)?;
     let mut mask_out = create_mask(cfg, &prov)?;
 
@@ -580,55 +580,4 @@ fn band_hole(
             input.band_nos[b]
         ),
     )
-}
-
-/// GDAL's block cache defaults to 5 % of RAM, which would make memory grow
-/// with the machine rather than with our panels. Writes go to an
-/// uncompressed working file (blocks updated in place), so a small cache
-/// suffices. GDAL_CACHEMAX from the environment or --config still wins.
-/// GDAL reads that option once, at its first cache use (a creation-option
-/// check or the input's statistics come before the output), so setting the
-/// option alone came too late: the cache's size is set directly. Called by
-/// the CLI before any GDAL I/O and again here for library callers.
-pub fn limit_gdal_cache() {
-    const CACHE_BYTES: i64 = 64 << 20;
-    if gdal::config::get_config_option("GDAL_CACHEMAX", "")
-        .unwrap_or_default()
-        .is_empty()
-    {
-        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "64");
-        // SAFETY: a plain setter taking a byte count; GDAL guards its cache
-        // with its own lock.
-        unsafe { gdal_sys::GDALSetCacheMax64(CACHE_BYTES) };
-    }
-}
-
-/// A JPEG that libjpeg can only partly decode (a truncated file, a damaged
-/// tile of a JPEG-compressed GeoTIFF) is a read error, unless the user
-/// says otherwise (`GDAL_ERROR_ON_LIBJPEG_WARNING` in the environment or
-/// `--config`): GDAL's default is a warning and a grey fill, which ran
-/// through the model and came out as a finished output with exit 0.
-pub fn strict_jpeg_reads() {
-    if gdal::config::get_config_option("GDAL_ERROR_ON_LIBJPEG_WARNING", "")
-        .unwrap_or_default()
-        .is_empty()
-    {
-        let _ = gdal::config::set_config_option("GDAL_ERROR_ON_LIBJPEG_WARNING", "TRUE");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The cache is capped at once, not when GDAL next reads its options
-    /// (it had read them already: the cap did nothing).
-    #[test]
-    fn the_gdal_cache_is_capped_even_after_gdal_read_its_options() {
-        if std::env::var_os("GDAL_CACHEMAX").is_some() {
-            return; // the user's setting wins
-        }
-        // SAFETY: plain getters/setters of GDAL's global cache size.
-        unsafe { gdal_sys::GDALGetCacheMax64() }; // GDAL reads its default now
-        super::limit_gdal_cache();
-        assert_eq!(unsafe { gdal_sys::GDALGetCacheMax64() }, 64 << 20);
-    }
 }
