@@ -152,6 +152,35 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "Sentinel-2 bands named in the file, a Sentinel-2 --model",
+        setup: |d| {
+            write_tiff::<u16>(&d.join("s2.tif"), 20, 20, 4, None, |b, y, x| {
+                1000 + (b * 100 + y + x) as u16
+            });
+            let ds = open_update(d.join("s2.tif"));
+            for (i, name) in ["B2", "B3", "B4", "B8"].iter().enumerate() {
+                ds.rasterband(i + 1).unwrap().set_description(name).unwrap();
+            }
+            ds.close().unwrap();
+            let model = repo().join("onnx/models/s2_10m.onnx").display().to_string();
+            vec![
+                "remove".into(),
+                "s2.tif".into(),
+                "out.tif".into(),
+                "-q".into(),
+                "--model".into(),
+                model,
+            ]
+        },
+        want: &[
+            "s2.tif",
+            "read here as plain numbers",
+            "--s2-bands B2,B3,B4,B8",
+        ],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "not a raster",
         setup: |d| {
             std::fs::write(d.join("notes.txt"), "hello, not a raster\n").unwrap();

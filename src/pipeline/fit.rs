@@ -43,6 +43,17 @@ pub(crate) fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) 
                     ),
                 ));
             }
+            // The right bands, but read as plain numbers: no DN 0 nodata,
+            // no baseline offset (an `s2` output fed back with --model
+            // came out 857 DN off, p over the whole scene).
+            return Err(Error::input(
+                &cfg.job.input,
+                format!(
+                    "has the Sentinel-2 bands {} (named in the file), read here as plain numbers; {}",
+                    names.join(" "),
+                    by_name_hint(&input.ds, true)
+                ),
+            ));
         }
     }
     if input.band_names.is_empty() {
@@ -166,7 +177,7 @@ fn by_name_hint(ds: &gdal::Dataset, same: bool) -> String {
     };
     let model = if same { "" } else { " without --model" };
     format!(
-        "pass {option}{model} so idfcr takes the bands by name (their DNs as harmonised, no offset; from a product, clean the product or its SENTINEL2_ subdataset instead, which applies its offset)"
+        "pass {option}{model} so idfcr takes the bands by name, with Sentinel-2's radiometry (DN 0 as nodata; the baseline offset where the file's metadata states a baseline of 04.00 or later)"
     )
 }
 
