@@ -65,7 +65,7 @@ impl InputRaster {
 
     /// Per selected band, the subsample's statistics, computed once per
     /// band selection (the range check and the nodata fill both ask).
-    fn band_stats(&self) -> Result<Vec<Option<BandStats>>> {
+    pub(crate) fn band_stats(&self) -> Result<Vec<Option<BandStats>>> {
         // What decides which values count: the bands, their nodata and
         // whether the input is Sentinel-2's (which gets DN 0 as nodata,
         // and its saturated DN left out, after opening).

@@ -61,11 +61,26 @@ pub(crate) fn pixel_cr(
     let norm = input.normaliser(model.contract.graph_scale);
     // What nodata pixels hold for the model: each band's scene mean (a band
     // with no valid pixel has no tile to run).
-    let fill: Vec<f32> = input
-        .band_means()?
+    let stats = input.band_stats()?;
+    // (A band without any valid pixel, a zero-padded B10, gets 0.)
+    let fill: Vec<f32> = stats
         .iter()
         .enumerate()
-        .map(|(b, m)| m.map_or(0.0, |m| norm.to_model(b, m as f32)))
+        .map(|(b, s)| s.map_or(0.0, |s| norm.to_model(b, s.mean as f32)))
+        .collect();
+    // Band values far outside a band's valid values (more than their span
+    // beyond them: -9999 under 0..255) are holes to the diffusion stage;
+    // a real 0 of dark water next to values from 1 is not.
+    let far: Vec<Option<(f64, f64)>> = stats
+        .iter()
+        .map(|s| {
+            s.map(|s| {
+                (
+                    s.min - (s.max - s.min).max(1.0),
+                    s.max + (s.max - s.min).max(1.0),
+                )
+            })
+        })
         .collect();
     let mut run = Run {
         input,
@@ -80,6 +95,7 @@ pub(crate) fn pixel_cr(
         counts: Counts::default(),
         norm,
         fill,
+        far,
         blend: cfg.blends(c),
         whole_pixels: cfg.opts.refine.is_some(),
         scene_p: cfg.job.probability.as_ref(),
@@ -273,6 +289,9 @@ struct Run<'a> {
     /// A later stage reads whole pixels (`--refine`): a band without data
     /// where the others have it is refused.
     whole_pixels: bool,
+    /// Per band: values outside these bounds are far from the band's
+    /// valid values (see `pixel_cr`).
+    far: Vec<Option<(f64, f64)>>,
     /// Blend the model's output with the input by its cloud probability.
     blend: bool,
     /// A detector's probability, used instead of the model's.
@@ -323,17 +342,15 @@ impl Run<'_> {
             );
             let missing = missing_bands(self.input, &block, window.exact.as_deref(), &valid);
             if self.whole_pixels {
-                // A band at its nodata that the model could take as a value
-                // (a real 0 of dark water in an 8-bit band) is data to the
-                // diffusion stage; one outside the model's stated range is
-                // a hole (without a stated range, nothing tells them apart).
-                let range = self.model.contract.input_range;
+                // A band at its nodata near the band's valid values (a real
+                // 0 of dark water in an 8-bit band) is data to the diffusion
+                // stage; one far from them (-9999) is a hole. Judged on the
+                // stored values, whatever --rescale or --stretch does.
                 let n = valid.len();
                 let hole = missing.as_deref().and_then(|m| {
                     m.iter().enumerate().position(|(i, &h)| {
-                        h && range.is_some_and(|(lo, hi)| {
-                            !(lo..=hi).contains(&(self.norm.to_units(i / n, block[i]) as f64))
-                        })
+                        let v = block[i] as f64;
+                        h && self.far[i / n].is_none_or(|(lo, hi)| v < lo || v > hi)
                     })
                 });
                 if let Some(i) = hole {

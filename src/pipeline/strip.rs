@@ -35,7 +35,7 @@ pub(crate) struct StripSource<'a> {
 /// Where a valid pixel holds its band's nodata in one band (Sentinel-2's
 /// swath edges differ by band; a Float32 band with a -9999 hole where the
 /// others have data): band-major over the `n` block pixels. Such a band
-/// value is no reading: the model gets the band's nearest value instead
+/// value is no reading: the model gets the band's scene mean instead
 /// (`StripSource::tile`), and it stays nodata in the output. (A 0 in one
 /// band of an 8-bit scene with nodata 0, dark water, comes back as 0 all
 /// the same.) None when no band has a nodata value.
@@ -81,13 +81,12 @@ impl StripSource<'_> {
 
     /// The tile starting at scene column `x0` (may be negative), `tw` wide,
     /// converted with `to_model`. A nodata pixel holds each band's scene
-    /// mean (`fill`): the model's output there is thrown away, but its
-    /// windows and convolutions see it, and 0 was black, which a warped
-    /// scene's border made the detector take for a cloud's edge (rewriting
-    /// valid ground 15 px in); one value per scene keeps the tiled output
-    /// the whole image's. A band missing at a valid pixel takes the nearest
-    /// value of that band in its tile row (`fill_holes`). `None` when the
-    /// tile holds no valid pixel (it is skipped).
+    /// mean (`fill`), and so does a band missing at a valid pixel: the
+    /// model's output there is thrown away, but its windows and
+    /// convolutions see it, and 0 was black, which a warped scene's border
+    /// made the detector take for a cloud's edge (rewriting valid ground
+    /// 15 px in); one value per scene keeps the tiled output the whole
+    /// image's. `None` when the tile holds no valid pixel (it is skipped).
     pub fn tile(
         &self,
         x0: isize,
@@ -113,59 +112,20 @@ impl StripSource<'_> {
                     }
                 }
             }
-            // A band without data at a valid pixel would give the model
-            // DN 0 (reflectance -0.1 after the offset).
+            // A band without data at a valid pixel (DN 0 would be
+            // reflectance -0.1 after the offset) holds the band's scene
+            // mean too: one value whatever the tile, as for nodata pixels.
             if let Some(m) = self.missing {
-                for b in 0..self.bands {
-                    let at = |sc: usize| b * n + row_off + sc;
-                    let hole: Vec<bool> = cols.iter().map(|&sc| m[at(sc)]).collect();
-                    let good: Vec<bool> = cols
-                        .iter()
-                        .map(|&sc| self.valid[row_off + sc] && !m[at(sc)])
-                        .collect();
-                    let mut row = tile.slice_mut(ndarray::s![b, ty, ..]);
-                    let row = row.as_slice_mut().expect("tile rows are contiguous");
-                    // A row with no good value keeps the band's scene mean.
-                    for (v, _) in row.iter_mut().zip(&hole).filter(|(_, &h)| h) {
-                        *v = self.fill[b];
+                for (tx, &sc) in cols.iter().enumerate() {
+                    for b in 0..self.bands {
+                        if m[b * n + row_off + sc] {
+                            tile[[b, ty, tx]] = self.fill[b];
+                        }
                     }
-                    fill_holes(row, &hole, &good);
                 }
             }
         }
         any_valid.then_some(tile)
-    }
-}
-
-/// Give each `hole` of a row the value of the nearest `good` position (the
-/// one to its left on a tie); a row without a good position keeps its
-/// values.
-fn fill_holes(row: &mut [f32], hole: &[bool], good: &[bool]) {
-    let n = row.len();
-    // The nearest good position to the left of each, then to the right.
-    let mut left = vec![None; n];
-    let mut last = None;
-    for i in 0..n {
-        if good[i] {
-            last = Some(i);
-        }
-        left[i] = last;
-    }
-    let mut next = None;
-    for i in (0..n).rev() {
-        if good[i] {
-            next = Some(i);
-        }
-        if !hole[i] {
-            continue;
-        }
-        let from = match (left[i], next) {
-            (Some(l), Some(r)) => Some(if i - l <= r - i { l } else { r }),
-            (l, r) => l.or(r),
-        };
-        if let Some(f) = from {
-            row[i] = row[f];
-        }
     }
 }
 
@@ -204,58 +164,8 @@ mod tests {
     }
 
     #[test]
-    fn holes_take_the_nearest_good_value_in_their_row() {
-        // (row, hole, good) -> filled row; 9.0 marks an invalid pixel.
-        type Case = ([f32; 5], [bool; 5], [bool; 5], [f32; 5]);
-        let (t, f) = (true, false);
-        let cases: [Case; 6] = [
-            // Each from the nearer side.
-            (
-                [5., 0., 0., 7., 8.],
-                [f, t, t, f, f],
-                [t, f, f, t, t],
-                [5., 5., 7., 7., 8.],
-            ),
-            // At the row's start (the swath's left edge): from the right.
-            (
-                [0., 0., 3., 4., 6.],
-                [t, t, f, f, f],
-                [f, f, t, t, t],
-                [3., 3., 3., 4., 6.],
-            ),
-            // An invalid pixel is no source and stays as it is.
-            (
-                [9., 0., 2., 0., 1.],
-                [f, t, f, t, f],
-                [f, f, t, f, t],
-                [9., 2., 2., 2., 1.],
-            ),
-            // No good value in the row: unchanged.
-            (
-                [0., 0., 9., 0., 0.],
-                [t, t, f, t, t],
-                [f; 5],
-                [0., 0., 9., 0., 0.],
-            ),
-            ([1., 2., 3., 4., 5.], [f; 5], [t; 5], [1., 2., 3., 4., 5.]),
-            // A tie: the left one.
-            (
-                [4., 0., 6., 0., 0.],
-                [f, t, f, f, f],
-                [t, f, t, f, f],
-                [4., 4., 6., 0., 0.],
-            ),
-        ];
-        for (row, hole, good, want) in cases {
-            let mut got = row;
-            fill_holes(&mut got, &hole, &good);
-            assert_eq!(got, want, "{row:?}");
-        }
-    }
-
-    #[test]
-    fn tiles_fill_missing_bands_from_their_row() {
-        // One band, one row: block values and missing -> tile row.
+    fn missing_bands_hold_the_band_fill() {
+        // One band, one row, fill 4.5: block values and missing -> tile row.
         let block = [0.0f32, 0.0, 3.0, 4.0];
         let missing = [true, true, false, false];
         let s = StripSource {
@@ -269,12 +179,12 @@ mod tests {
             scene_width: 4,
             bands: 1,
             missing: Some(&missing),
-            fill: &[0.0],
+            fill: &[4.5],
         };
         let tile = s.tile(0, 4, |_, v| v).expect("valid pixels");
         assert_eq!(
             tile.iter().copied().collect::<Vec<f32>>(),
-            [3.0, 3.0, 3.0, 4.0]
+            [4.5, 4.5, 3.0, 4.0]
         );
     }
 

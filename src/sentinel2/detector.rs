@@ -120,11 +120,12 @@ pub fn find_model(dirs: &[PathBuf]) -> Result<PathBuf> {
 }
 
 /// The ten bands on the map grid: its size (width, height), reflectance
-/// band-major, and where any band is nodata.
+/// band-major, and how many bands are nodata at each map pixel.
 struct MapBands {
     size: (usize, usize),
     data: Vec<f32>,
-    nodata: Vec<bool>,
+    /// Per map pixel, how many of the bands have no data there.
+    missing: Vec<u8>,
 }
 
 /// Read the ten bands onto the map grid as reflectance: the exact mean of
@@ -168,7 +169,7 @@ fn read_bands(bands: &[DetectorBand]) -> Result<MapBands> {
     )?;
     let n = w * h;
     let mut data = vec![0f32; bands.len() * n];
-    let mut nodata = vec![false; n];
+    let mut missing = vec![0u8; n];
     for (i, (b, g)) in bands.iter().zip(&grids).enumerate() {
         let ds = &open.iter().find(|(s, _)| *s == b.source).expect("opened").1;
         let band = ds.rasterband(b.band_no).map_err(|e| {
@@ -220,14 +221,14 @@ fn read_bands(bands: &[DetectorBand]) -> Result<MapBands> {
         for (k, m) in means.into_iter().enumerate() {
             match m {
                 Some(v) => data[i * n + k] = ((v as f64 + b.dn_offset) / 10000.0) as f32,
-                None => nodata[k] = true,
+                None => missing[k] += 1,
             }
         }
     }
     Ok(MapBands {
         size: (w, h),
         data,
-        nodata,
+        missing,
     })
 }
 
@@ -269,6 +270,8 @@ pub fn block_means(strip: &[f32], width: usize, f: usize) -> Vec<Option<f32>> {
 pub struct SceneDetection {
     pub prob: Array2<f32>,
     pub blind: Array2<bool>,
+    /// Map pixels where any of its bands has data.
+    pub scene: usize,
 }
 
 impl SceneDetection {
@@ -283,8 +286,8 @@ impl SceneDetection {
         let blind = self.blind.iter().filter(|&&b| b).count();
         if blind > 0 {
             source.push_str(&format!(
-                "; the model's own p where s2cloudless lacks a band ({:.1} % of the map)",
-                100.0 * blind as f64 / self.blind.len().max(1) as f64
+                "; the model's own p where s2cloudless lacks a band ({:.1} % of the scene)",
+                100.0 * blind as f64 / self.scene.max(1) as f64
             ));
         }
         let mut p = calibrate(&self.prob, cal);
@@ -320,7 +323,7 @@ pub fn scene_probability(
     let MapBands {
         size: (w, h),
         data,
-        nodata,
+        missing,
     } = read_bands(bands)?;
 
     let (_, sessions, _) = crate::models::pixel_cr::load_session_pool(
@@ -363,11 +366,16 @@ pub fn scene_probability(
         }
         for (k, &v) in p.iter().enumerate() {
             let at = r0 * w + k;
-            prob[[at / w, at % w]] = if nodata[at] { 0.0 } else { v };
+            prob[[at / w, at % w]] = if missing[at] > 0 { 0.0 } else { v };
         }
     }
-    let blind = Array2::from_shape_vec((h, w), nodata).expect("one flag per map pixel");
-    Ok(SceneDetection { prob, blind })
+    // Blind where some of its bands have data and some not; where none
+    // has (beyond the swath), no group has data either.
+    let all = bands.len() as u8;
+    let scene = missing.iter().filter(|&&m| m < all).count();
+    let blind = missing.iter().map(|&m| m > 0 && m < all).collect();
+    let blind = Array2::from_shape_vec((h, w), blind).expect("one flag per map pixel");
+    Ok(SceneDetection { prob, blind, scene })
 }
 
 #[cfg(test)]

@@ -203,11 +203,19 @@ impl ProbabilityMap {
         }
         let (y0, y1, fy) = axis_sample(row, ratio, h);
         let (x0, x1, fx) = axis_sample(col, ratio, w);
-        let (a, b) = (self.p[[y0, x0]], self.p[[y0, x1]]);
-        let (c, d) = (self.p[[y1, x0]], self.p[[y1, x1]]);
-        let top = a * (1.0 - fx) + b * fx;
-        let bot = c * (1.0 - fx) + d * fx;
-        top * (1.0 - fy) + bot * fy
+        // Terms of zero weight are left out: a NaN map pixel (where the
+        // detector could not see) must not spill onto its neighbours.
+        let terms = [
+            (self.p[[y0, x0]], (1.0 - fx) * (1.0 - fy)),
+            (self.p[[y0, x1]], fx * (1.0 - fy)),
+            (self.p[[y1, x0]], (1.0 - fx) * fy),
+            (self.p[[y1, x1]], fx * fy),
+        ];
+        terms
+            .iter()
+            .filter(|(_, w)| *w > 0.0)
+            .map(|(v, w)| v * w)
+            .sum()
     }
 }
 
@@ -407,6 +415,31 @@ mod tests {
         assert_eq!(m.sample(23, 23, r), 1.0);
         let mid = m.sample(20, 20, r);
         assert!(mid > 0.0 && mid < 1.0);
+    }
+
+    #[test]
+    fn a_blind_map_pixel_does_not_spill_onto_its_neighbours() {
+        // A 1 x 3 map, its middle pixel NaN (the detector could not see):
+        // (row, col, ratio) of a finer grid -> p, or None for NaN.
+        let m = ProbabilityMap {
+            p: Array2::from_shape_vec((1, 3), vec![0.5, f32::NAN, 0.0]).unwrap(),
+            source: String::new(),
+            settings: String::new(),
+        };
+        let cases = [
+            (0, 0, 1.0, Some(0.5)), // weight 0 on the NaN neighbour
+            (0, 1, 1.0, None),
+            (0, 2, 1.0, Some(0.0)),
+            (0, 0, 0.5, Some(0.5)), // the first half-size pixels sit on map pixel 0
+            (0, 2, 0.5, None),      // mixes pixels 0 and 1
+        ];
+        for (r, c, ratio, want) in cases {
+            let got = m.sample(r, c, ratio);
+            match want {
+                Some(v) => assert_eq!(got, v, "({r}, {c}) at {ratio}"),
+                None => assert!(got.is_nan(), "({r}, {c}) at {ratio}: {got}"),
+            }
+        }
     }
 
     #[test]
