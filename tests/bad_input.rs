@@ -181,6 +181,77 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "--s2-harmonized on an input not read as Sentinel-2",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut a = conv_args("in.tif");
+            a.push("--s2-harmonized".into());
+            a
+        },
+        want: &["--s2-harmonized", "in.tif", "not read as Sentinel-2"],
+        code: 2,
+        env: &[],
+    },
+    Case {
+        name: "a Sentinel-2 band selected twice",
+        setup: |d| {
+            write_tiff::<u16>(&d.join("s.tif"), 20, 20, 4, None, |b, y, x| {
+                1000 + (b * 100 + y + x) as u16
+            });
+            vec![
+                "remove",
+                "s.tif",
+                "out.tif",
+                "-q",
+                "--s2-bands",
+                "B2,B3,B4,B8",
+                "-b",
+                "1",
+                "-b",
+                "1",
+                "-b",
+                "2",
+                "-b",
+                "3",
+                "-b",
+                "4",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect()
+        },
+        want: &["s.tif", "band 1 (B2) is selected twice"],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "4 unnamed bands chosen with -b",
+        setup: |d| {
+            write_tiff::<u16>(&d.join("s.tif"), 20, 20, 5, None, |b, y, x| {
+                1000 + (b * 100 + y + x) as u16
+            });
+            vec![
+                "remove", "s.tif", "out.tif", "-q", "-b", "1", "-b", "2", "-b", "3", "-b", "4",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect()
+        },
+        want: &[
+            "s.tif",
+            "pass --model, or for a Sentinel-2 band stack name its bands with --s2-bands",
+        ],
+        code: 1,
+        env: &[],
+    },
+    Case {
+        name: "vrt:// name of a missing file",
+        setup: |_| conv_args("vrt://missing.tif?bands=1,2,3"),
+        want: &["vrt://missing.tif?bands=1,2,3", "no such file: missing.tif"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "not a raster",
         setup: |d| {
             std::fs::write(d.join("notes.txt"), "hello, not a raster\n").unwrap();

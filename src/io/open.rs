@@ -133,6 +133,14 @@ pub(crate) fn open_dataset(source: &str) -> Result<Dataset> {
             source,
             format!("no such file in the archive {archive}"),
         ));
+    } else if let Some(file) = source
+        .strip_prefix("vrt://")
+        .and_then(|r| r.split('?').next())
+        .filter(|f| !f.is_empty() && !f.starts_with("/vsi"))
+        .filter(|f| std::fs::symlink_metadata(f).is_err())
+    {
+        // GDAL would only say that no driver recognises the name.
+        return Err(Error::input(source, format!("no such file: {file}")));
     }
     let watch = crate::error::gdal_watch::GdalWatch::start();
     let ds = Dataset::open(source).map_err(|e| {

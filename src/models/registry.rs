@@ -75,6 +75,9 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
                     n.join(" "),
                     all.join(",")
                 ),
+                _ if cfg.opts.band_idx.is_some() => {
+                    "pass --model, or for a Sentinel-2 band stack name its bands with --s2-bands".into()
+                }
                 _ => "select bands with -b or pass --model".into(),
             };
             Error::input(&cfg.job.input, format!("has {bands} band(s) and there is no bundled model for that; {hint}"))

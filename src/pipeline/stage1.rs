@@ -236,7 +236,15 @@ pub(crate) fn open_input(cfg: &RemoveConfig) -> Result<InputRaster> {
         ));
     }
     let mut input = InputRaster::open(&cfg.job.input, cfg.opts.band_idx.as_deref())?;
-    crate::sentinel2::input::adapt(&mut input, &cfg.opts.s2)?;
+    let s2 = crate::sentinel2::input::adapt(&mut input, &cfg.opts.s2)?;
+    // An option that changes nothing is a mistake to point out, not to
+    // pass over: the user believes the offset question settled.
+    if s2.is_none() && cfg.opts.s2.harmonized {
+        return Err(Error::Usage(format!(
+            "--s2-harmonized: {} is not read as Sentinel-2 (a SENTINEL2_ subdataset, or a band stack with --s2-bands), so no offset applies to drop",
+            cfg.job.input
+        )));
+    }
     Ok(input)
 }
 

@@ -354,7 +354,20 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
         ));
     };
     chosen.sort_by_key(|c| group.bands.iter().position(|b| *b == c.1));
-    chosen.dedup_by_key(|c| c.1);
+    if let Some(w) = chosen.windows(2).find(|w| w[0].1 == w[1].1) {
+        let what = if w[0].0 == w[1].0 {
+            format!(
+                "band {} ({}) is selected twice (-b); select each band once",
+                w[0].0, w[0].1
+            )
+        } else {
+            format!(
+                "bands {} and {} are both named {}; name them with --s2-bands",
+                w[0].0, w[1].0, w[0].1
+            )
+        };
+        return Err(Error::input(&source, what));
+    }
     let meta = match &sd {
         Some(sd) => Some(load_product_meta(&sd.mtd)?),
         None => None,
