@@ -35,6 +35,19 @@ fn default_args(input: &str, model: &Path) -> Vec<String> {
     .collect()
 }
 
+/// A 4-band UInt16 GeoTIFF whose band descriptions are B2 B3 B4 B8 (as
+/// `idfcr s2` writes its 10 m output).
+fn named_s2_stack(path: &Path) {
+    write_tiff::<u16>(path, 20, 20, 4, None, |b, y, x| {
+        1000 + (b * 100 + y + x) as u16
+    });
+    let ds = open_update(path);
+    for (i, name) in ["B2", "B3", "B4", "B8"].iter().enumerate() {
+        ds.rasterband(i + 1).unwrap().set_description(name).unwrap();
+    }
+    ds.close().unwrap();
+}
+
 fn conv_args(input: &str) -> Vec<String> {
     default_args(input, &fixture_model("tiny_conv"))
 }
@@ -132,14 +145,7 @@ const CASES: &[Case] = &[
     Case {
         name: "Sentinel-2 bands named in the file, no --s2-bands",
         setup: |d| {
-            write_tiff::<u16>(&d.join("s2.tif"), 20, 20, 4, None, |b, y, x| {
-                1000 + (b * 100 + y + x) as u16
-            });
-            let ds = open_update(d.join("s2.tif"));
-            for (i, name) in ["B2", "B3", "B4", "B8"].iter().enumerate() {
-                ds.rasterband(i + 1).unwrap().set_description(name).unwrap();
-            }
-            ds.close().unwrap();
+            named_s2_stack(&d.join("s2.tif"));
             vec![
                 "remove".into(),
                 "s2.tif".into(),
@@ -154,14 +160,7 @@ const CASES: &[Case] = &[
     Case {
         name: "Sentinel-2 bands named in the file, a Sentinel-2 --model",
         setup: |d| {
-            write_tiff::<u16>(&d.join("s2.tif"), 20, 20, 4, None, |b, y, x| {
-                1000 + (b * 100 + y + x) as u16
-            });
-            let ds = open_update(d.join("s2.tif"));
-            for (i, name) in ["B2", "B3", "B4", "B8"].iter().enumerate() {
-                ds.rasterband(i + 1).unwrap().set_description(name).unwrap();
-            }
-            ds.close().unwrap();
+            named_s2_stack(&d.join("s2.tif"));
             let model = repo().join("onnx/models/s2_10m.onnx").display().to_string();
             vec![
                 "remove".into(),

@@ -1855,14 +1855,7 @@ fn a_band_the_detector_lacks_leaves_p_to_the_model() {
         .find(|p| p.to_string_lossy().ends_with("_B10.jp2"))
         .expect("a B10 file");
     {
-        let ds = gdal::Dataset::open_ex(
-            &b10,
-            gdal::DatasetOptions {
-                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ds = common::open_update(&b10);
         let mut band = ds.rasterband(1).unwrap();
         let (w, h) = band.size();
         band.write(
