@@ -362,7 +362,13 @@ impl Run<'_> {
                     })
                 });
                 if let Some(i) = hole {
-                    return Err(band_hole(self.input, i, n, (r_lo, c_lo), c_hi - c_lo));
+                    return Err(crate::pipeline::strip::band_hole(
+                        self.input,
+                        i,
+                        n,
+                        (r_lo, c_lo),
+                        c_hi - c_lo,
+                    ));
                 }
             }
             let strip = StripSource {
@@ -581,28 +587,4 @@ impl Run<'_> {
         }
         Ok(())
     }
-}
-
-/// `--refine` encodes whole pixels: a band at its nodata (outside the
-/// model's range) where the other bands have data would be encoded as a
-/// value and written back as one. The error for band-major block index `i`
-/// of a block `n` pixels and `width` columns wide at `(r_lo, c_lo)`.
-fn band_hole(
-    input: &InputRaster,
-    i: usize,
-    n: usize,
-    (r_lo, c_lo): (usize, usize),
-    width: usize,
-) -> Error {
-    let (b, p) = (i / n, i % n);
-    Error::input(
-        &input.source,
-        format!(
-            "--refine: band {} has no data at pixel ({}, {}) where the other bands have: the diffusion stage reads whole pixels; drop --refine, or fill that band first (gdal_fillnodata.py -b {})",
-            input.band_nos[b],
-            c_lo + p % width,
-            r_lo + p / width,
-            input.band_nos[b]
-        ),
-    )
 }

@@ -4,6 +4,7 @@
 
 use ndarray::Array3;
 
+use crate::error::Error;
 use crate::io::reader::{nodata_at, stored_at, InputRaster};
 use crate::tiling::grid::mirror;
 
@@ -127,6 +128,30 @@ impl StripSource<'_> {
         }
         any_valid.then_some(tile)
     }
+}
+
+/// `--refine` encodes whole pixels: a band at its nodata (outside the
+/// model's range) where the other bands have data would be encoded as a
+/// value and written back as one. The error for band-major block index `i`
+/// of a block `n` pixels and `width` columns wide at `(r_lo, c_lo)`.
+pub(crate) fn band_hole(
+    input: &InputRaster,
+    i: usize,
+    n: usize,
+    (r_lo, c_lo): (usize, usize),
+    width: usize,
+) -> Error {
+    let (b, p) = (i / n, i % n);
+    Error::input(
+        &input.source,
+        format!(
+            "--refine: band {} has no data at pixel ({}, {}) where the other bands have: the diffusion stage reads whole pixels; drop --refine, or fill that band first (gdal_fillnodata.py -b {})",
+            input.band_nos[b],
+            c_lo + p % width,
+            r_lo + p / width,
+            input.band_nos[b]
+        ),
+    )
 }
 
 #[cfg(test)]
