@@ -1484,6 +1484,21 @@ fn clear_tiles_are_skipped_without_changing_the_output() {
 fn bad_stacks_are_refused_before_any_group_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let models = model_dir(tmp.path());
+    // `idfcr s2 STACK OUT --s2-bands NAMES EXTRA...` with the fixture models.
+    let s2_stack = |stack: &Path, out: &Path, names: &str, extra: &[&str]| {
+        let mut args = vec![
+            "s2",
+            stack.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--model-dir",
+            models.to_str().unwrap(),
+            "-q",
+            "--s2-bands",
+            names,
+        ];
+        args.extend_from_slice(extra);
+        common::idfcr(tmp.path(), &args)
+    };
     // (stack, pixel size in m, extra arguments, exit code, words of the message)
     type Case<'a> = (&'a str, f64, &'a [&'a str], i32, &'a [&'a str]);
     let cases: [Case; 2] = [
@@ -1506,18 +1521,12 @@ fn bad_stacks_are_refused_before_any_group_runs() {
             .unwrap();
         ds.close().unwrap();
         let out = tmp.path().join(format!("out_{name}"));
-        let mut args = vec![
-            "s2",
-            stack.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--model-dir",
-            models.to_str().unwrap(),
-            "-q",
-            "--s2-bands",
+        let o = s2_stack(
+            &stack,
+            &out,
             "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
-        ];
-        args.extend_from_slice(extra);
-        let o = common::idfcr(tmp.path(), &args);
+            extra,
+        );
         let msg = common::stderr(&o);
         assert_eq!(o.status.code(), Some(code), "{name}: {msg}");
         assert!(words.iter().all(|w| msg.contains(w)), "{name}: {msg}");
@@ -1531,20 +1540,7 @@ fn bad_stacks_are_refused_before_any_group_runs() {
         (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
     });
     let names = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B11,B12";
-    let run = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "s2",
-            stack.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--model-dir",
-            models.to_str().unwrap(),
-            "-q",
-            "--s2-bands",
-            names,
-        ];
-        args.extend_from_slice(extra);
-        common::idfcr(tmp.path(), &args)
-    };
+    let run = |out: &Path, extra: &[&str]| s2_stack(&stack, out, names, extra);
     let out = tmp.path().join("out_s11");
     let o = run(&out, &[]);
     let msg = common::stderr(&o);
