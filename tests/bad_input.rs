@@ -839,6 +839,25 @@ const CASES: &[Case] = &[
         code: 1,
         env: &[],
     },
+    // Unnamed bands ran through a Sentinel-2 model by count: an RGB + NIR
+    // file fed red as blue, and DN 0 read as dark ground, exit 0.
+    Case {
+        name: "unnamed bands, a Sentinel-2 --model",
+        setup: |d| {
+            write_tiff::<u16>(&d.join("g10.tif"), 16, 16, 4, None, |b, y, x| {
+                (1000.0 + 10.0 * pattern(b, y, x)) as u16
+            });
+            default_args("g10.tif", &repo().join("onnx/models/s2_10m.onnx"))
+        },
+        want: &[
+            "g10.tif",
+            "no Sentinel-2 band names",
+            "takes the bands B2 B3 B4 B8 by name",
+            "--s2-bands B2,B3,B4,B8",
+        ],
+        code: 1,
+        env: &[],
+    },
     // A mistyped --model-dir was skipped for the next folder in the search,
     // so another model ran and the run succeeded.
     Case {

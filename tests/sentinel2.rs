@@ -1890,3 +1890,77 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A stack's non-reflectance band (QA60 here, between B3 and B4) marked
+/// `-` in --s2-bands is left out: `s2` and `remove` give what they give on
+/// the stack without it. Before, every band needed a Sentinel-2 name, so
+/// such a stack had to be cut with gdal_translate first.
+#[test]
+fn a_band_marked_dash_is_left_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let value = |b: usize, y: usize, x: usize| {
+        (1000.0 + 100.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+    };
+    let plain = tmp.path().join("plain.tif");
+    common::write_tiff::<u16>(&plain, 96, 96, 4, None, value);
+    let with_qa = tmp.path().join("with_qa.tif");
+    common::write_tiff::<u16>(&with_qa, 96, 96, 5, None, |b, y, x| match b {
+        2 => 1024,
+        b if b > 2 => value(b - 1, y, x),
+        b => value(b, y, x),
+    });
+    let m = models.to_str().unwrap();
+    for (input, names) in [(&plain, "B2,B3,B4,B8"), (&with_qa, "B2,B3,-,B4,B8")] {
+        let out = tmp.path().join(format!("out_{names}"));
+        let extra = ["--s2-bands", names, "--model-dir", m, "--groups", "10m"];
+        s2_json(tmp.path(), input.to_str().unwrap(), &out, &extra);
+        let r = tmp.path().join(format!("r_{names}.tif"));
+        let o = common::idfcr(
+            tmp.path(),
+            &[
+                "remove",
+                input.to_str().unwrap(),
+                r.to_str().unwrap(),
+                "--s2-bands",
+                names,
+                "--model-dir",
+                m,
+                "-q",
+            ],
+        );
+        assert!(o.status.success(), "{}", common::stderr(&o));
+    }
+    let read = |p: PathBuf| read_all(&Dataset::open(p).unwrap(), &[1, 2, 3, 4]);
+    let stem = |s: &str| format!("{s}_idfcr_10m.tif");
+    assert_eq!(
+        read(tmp.path().join("out_B2,B3,B4,B8").join(stem("plain"))),
+        read(tmp.path().join("out_B2,B3,-,B4,B8").join(stem("with_qa")))
+    );
+    assert_eq!(
+        read(tmp.path().join("r_B2,B3,B4,B8.tif")),
+        read(tmp.path().join("r_B2,B3,-,B4,B8.tif"))
+    );
+    // Asking for the marked band by number is a usage error.
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "remove",
+            with_qa.to_str().unwrap(),
+            "x.tif",
+            "--s2-bands",
+            "B2,B3,-,B4,B8",
+            "-b",
+            "3",
+            "--model-dir",
+            m,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("band 3 of"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert!(!tmp.path().join("x.tif").exists());
+}

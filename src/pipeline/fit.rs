@@ -55,6 +55,17 @@ pub(crate) fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) 
                 ),
             ));
         }
+        // Unnamed bands: by count alone a B4 B3 B2 B8 (RGB + NIR) file would
+        // feed red as blue, and DN 0 would be read as dark ground.
+        return Err(Error::input(
+            &cfg.job.input,
+            format!(
+                "has no Sentinel-2 band names, and model {} takes the bands {} by name; name the file's bands in their order with --s2-bands (for example --s2-bands {}), which also reads them with Sentinel-2's radiometry (DN 0 as nodata)",
+                c.name,
+                c.band_names.join(" "),
+                c.band_names.join(",")
+            ),
+        ));
     }
     if input.band_names.is_empty() {
         let colours: Vec<Option<&str>> = input

@@ -95,40 +95,51 @@ pub fn check_groups_present(
 }
 
 /// `--s2-bands` against a raster with `count` bands: the canonical name of
-/// every band, or a usage error (wrong count, a name that is not a
-/// Sentinel-2 band). The one parser for `remove`/`batch` and `s2`.
+/// every band (`None` for a band marked `-`, such as a stack's QA60 or SCL
+/// band, which is left out), or a usage error (wrong count, a name that is
+/// not a Sentinel-2 band, no band named). The one parser for `remove`/`batch`
+/// and `s2`.
 pub fn parse_stack_bands(
     list: &[String],
     count: usize,
     source: &str,
-) -> crate::Result<Vec<&'static str>> {
+) -> crate::Result<Vec<Option<&'static str>>> {
     let n = list.len();
     if let Some(k) = list.iter().position(|s| s.trim().is_empty()) {
         let k = k + 1;
         return Err(crate::Error::Usage(format!(
-            "--s2-bands: name {k} of {n} is empty (give one name per band, e.g. B2,B3,B4,B8)"
+            "--s2-bands: name {k} of {n} is empty (give one name per band, e.g. B2,B3,B4,B8, and - for a band to leave out)"
         )));
     }
     if list.len() != count {
         return Err(crate::Error::Usage(format!(
-            "--s2-bands names {} band(s) but {source} has {count}",
+            "--s2-bands names {} band(s) but {source} has {count} (mark a band to leave out with -)",
             list.len()
         )));
     }
     let names = list
         .iter()
         .map(|s| {
-            canonical_band(s).ok_or_else(|| {
+            if s.trim() == SKIP_BAND {
+                return Ok(None);
+            }
+            canonical_band(s).map(Some).ok_or_else(|| {
                 crate::Error::Usage(format!(
-                    "--s2-bands: {s:?} is not a Sentinel-2 band (B1..B12, B8A)"
+                    "--s2-bands: {s:?} is not a Sentinel-2 reflectance band (B1..B12, B8A); mark a band to leave out (QA60, SCL, ...) with -"
                 ))
             })
         })
         .collect::<crate::Result<Vec<_>>>()?;
+    if names.iter().all(Option::is_none) {
+        return Err(crate::Error::Usage(format!(
+            "--s2-bands leaves out every band of {source}; name its Sentinel-2 bands (B1..B12, B8A)"
+        )));
+    }
     // A repeated name means another band is missing, and the groups would
     // be chosen (or the product typed L2A) from the wrong bands.
     for (k, name) in names.iter().enumerate() {
-        if let Some(first) = names[..k].iter().position(|n| n == name) {
+        let Some(name) = name else { continue };
+        if let Some(first) = names[..k].iter().position(|n| *n == Some(*name)) {
             let (a, b) = (first + 1, k + 1);
             return Err(crate::Error::Usage(format!(
                 "--s2-bands names {name} twice (bands {a} and {b}); each band of {source} needs its own name"
@@ -137,6 +148,10 @@ pub fn parse_stack_bands(
     }
     Ok(names)
 }
+
+/// The `--s2-bands` name of a band that is not a Sentinel-2 reflectance
+/// band (a stack's QA60, SCL or cloud mask): left out of every group.
+pub const SKIP_BAND: &str = "-";
 
 /// The canonical spelling of a band name: "B01", "b1", "B1" -> "B1";
 /// "B8A", "b8a" -> "B8A". None for anything that is not one of the 13.
@@ -218,10 +233,30 @@ mod tests {
     fn stack_bands_and_groups_parse_one_way() {
         let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         // (names, band count, Ok(canonical) or Err(fragment))
-        let cases: &[(&[&str], usize, Result<&[&str], &str>)] = &[
-            (&["b2", "B03", "b4", "B8"], 4, Ok(&["B2", "B3", "B4", "B8"])),
+        let cases: &[(&[&str], usize, Result<&[Option<&str>], &str>)] = &[
+            (
+                &["b2", "B03", "b4", "B8"],
+                4,
+                Ok(&[Some("B2"), Some("B3"), Some("B4"), Some("B8")]),
+            ),
+            (
+                &["B2", "B3", "B4", "B8", " - "],
+                5,
+                Ok(&[Some("B2"), Some("B3"), Some("B4"), Some("B8"), None]),
+            ),
+            (&["-", "-"], 2, Err("leaves out every band of s.tif")),
+            (&["-", "B9", "B9"], 3, Err("names B9 twice (bands 2 and 3)")),
+            (
+                &["B2", "QA60"],
+                2,
+                Err("mark a band to leave out (QA60, SCL, ...) with -"),
+            ),
             (&["B2", "B3"], 3, Err("names 2 band(s) but s.tif has 3")),
-            (&["B2", "NIR"], 2, Err("\"NIR\" is not a Sentinel-2 band")),
+            (
+                &["B2", "NIR"],
+                2,
+                Err("\"NIR\" is not a Sentinel-2 reflectance band"),
+            ),
             (&["B9", "b09"], 2, Err("names B9 twice (bands 1 and 2)")),
             (&["B2", "", "B4"], 3, Err("name 2 of 3 is empty")),
             (&[""], 1, Err("name 1 of 1 is empty")),

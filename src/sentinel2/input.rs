@@ -295,6 +295,33 @@ pub(crate) fn stack_baseline(ds: &gdal::Dataset, source: &str) -> Result<Option<
         .filter(|b| b.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 4.0)))
 }
 
+/// Bands marked `-` in `--s2-bands` (a stack's QA60 or SCL) leave the
+/// default selection (every band); selected with `-b`, they are refused,
+/// since the user asked for a band that has no Sentinel-2 radiometry.
+fn leave_out_marked(
+    input: &mut InputRaster,
+    names: &[Option<&'static str>],
+    source: &str,
+) -> Result<()> {
+    let every: Vec<usize> = (1..=names.len()).collect();
+    if input.band_nos == every {
+        let kept: Vec<usize> = every
+            .into_iter()
+            .filter(|&b| names[b - 1].is_some())
+            .collect();
+        if kept.len() < names.len() {
+            input.keep_bands(kept)?;
+        }
+        return Ok(());
+    }
+    match input.band_nos.iter().find(|&&b| names[b - 1].is_none()) {
+        Some(b) => Err(Error::Usage(format!(
+            "-b {b}: band {b} of {source} is marked - (left out) in --s2-bands; select Sentinel-2 bands only"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Adapt an opened input for Sentinel-2 radiometry when it is a SENTINEL2
 /// subdataset, or a band stack with `opts.stack`/`opts.stack_bands`.
 /// Selects the group's reflectance bands by name (in wavelength order),
@@ -313,10 +340,11 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
     // Names of every band of the dataset, by GDAL band number.
     let count = input.ds.raster_count();
     let names: Vec<Option<&'static str>> = match &opts.stack_bands {
-        Some(list) => parse_stack_bands(list, count, &source)?
-            .into_iter()
-            .map(Some)
-            .collect(),
+        Some(list) => {
+            let names = parse_stack_bands(list, count, &source)?;
+            leave_out_marked(input, &names, &source)?;
+            names
+        }
         _ => stack_band_names(&input.ds),
     };
     // The bands to process: the user's -b selection, else every

@@ -225,10 +225,7 @@ pub(super) fn staged_options(cfg: &S2RunConfig) -> RemoveOptions {
 fn stack_jobs(cfg: &S2RunConfig, whole_groups: bool) -> Result<(String, Vec<GroupJob>)> {
     let input = InputRaster::open(&cfg.input, None)?;
     let names = match &cfg.options.s2.stack_bands {
-        Some(list) => parse_stack_bands(list, input.ds.raster_count(), &cfg.input)?
-            .into_iter()
-            .map(Some)
-            .collect::<Vec<_>>(),
+        Some(list) => parse_stack_bands(list, input.ds.raster_count(), &cfg.input)?,
         None => stack_band_names(&input.ds),
     };
     if names.iter().all(Option::is_none) {
