@@ -536,3 +536,59 @@ fn two_layer_geopackage(d: &std::path::Path, clouds: &str) {
         assert!(st.success(), "ogr2ogr {layer}");
     }
 }
+
+/// A rotated input takes a mask on its own rotated grid (a mask made from
+/// it): gdalwarp writes north-up grids only, so refusing every rotated grid
+/// left such inputs without --cloud-mask. Off that grid it is refused.
+#[test]
+fn a_rotated_input_takes_a_mask_on_its_own_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rotated = [500000.0, 8.66, 5.0, 4200000.0, 5.0, -8.66];
+    write_tiff::<u8>(&d.join("in.tif"), W, H, 3, None, |b, y, x| {
+        (pattern(b, y, x) * 0.6) as u8
+    });
+    write_tiff::<u8>(&d.join("m.tif"), W, H, 1, None, |_, y, x| {
+        in_cloud(y, x) as u8 * 255
+    });
+    write_tiff::<u8>(&d.join("off.tif"), W, H, 1, None, |_, _, _| 0);
+    for (name, gt) in [
+        ("in.tif", rotated),
+        ("m.tif", rotated),
+        (
+            "off.tif",
+            [rotated[0] + 30.0, 8.66, 5.0, 4200000.0, 5.0, -8.66],
+        ),
+    ] {
+        open_update(d.join(name)).set_geo_transform(&gt).unwrap();
+    }
+    let o = run(d, "in.tif", "out.tif", &["--cloud-mask", "m.tif"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (input, _, _) = read_all(&d.join("in.tif"));
+    let (out, _, _) = read_all(&d.join("out.tif"));
+    let (mut inside, mut changed) = (0, 0);
+    for b in 0..3 {
+        for y in 0..H {
+            for x in 0..W {
+                let (i, o) = (input[b][y * W + x], out[b][y * W + x]);
+                if far_from_cloud(y, x) {
+                    assert_eq!(i, o, "band {b} ({x}, {y}) changed outside the mask");
+                } else if in_cloud(y, x) {
+                    inside += 1;
+                    changed += (i != o) as usize;
+                }
+            }
+        }
+    }
+    // 0.6 x + 25.5 leaves x = 63 and 64 as they are.
+    assert!(
+        changed * 10 > inside * 9,
+        "{changed} of {inside} changed in the mask"
+    );
+    let o = run(d, "in.tif", "out2.tif", &["--cloud-mask", "off.tif"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("off.tif") && stderr(&o).contains("is not on the input's pixel grid")
+    );
+    assert!(!d.join("out2.tif").exists());
+}

@@ -751,3 +751,42 @@ fn a_mask_side_file_problem_keeps_the_whole_result() {
         listing(d)
     );
 }
+
+/// `--co` that reproject a COG (`TILING_SCHEME`, `TARGET_SRS`) were refused
+/// for every input: the up-front check wrote a small image with no place
+/// on the ground. It now stands where the input stands; an input with no
+/// georeferencing is still refused before any work.
+#[test]
+fn cog_options_that_reproject_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("in.tif"), 64, 64, None);
+    let web = ["-of", "COG", "--co", "TILING_SCHEME=GoogleMapsCompatible"];
+    let o = remove_conv_to(d, "in.tif", "web.tif", &web);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let srs = Dataset::open(d.join("web.tif"))
+        .unwrap()
+        .spatial_ref()
+        .unwrap();
+    assert_eq!(srs.auth_code().ok(), Some(3857));
+    // The same pixels with no place on the ground.
+    let png = gdal::DriverManager::get_driver_by_name("PNG").unwrap();
+    let src = Dataset::open(d.join("in.tif")).unwrap();
+    src.create_copy(&png, d.join("bare.png"), &Default::default())
+        .unwrap();
+    for side in ["bare.png.aux.xml", "bare.wld", "bare.pgw"] {
+        let _ = std::fs::remove_file(d.join(side));
+    }
+    assert!(Dataset::open(d.join("bare.png"))
+        .unwrap()
+        .geo_transform()
+        .is_err());
+    let o = remove_conv_to(d, "bare.png", "bare_web.tif", &web);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("TILING_SCHEME=GoogleMapsCompatible"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("bare_web.tif").exists());
+}

@@ -596,17 +596,14 @@ fn band_stacks_are_split_into_groups_by_name() {
 /// `--stack` on a band stack with no georeferencing at all (a plain array
 /// exported from a notebook): the stack comes out without one too, instead
 /// of every group running and then the run failing on its own 10 m output.
-#[test]
-fn stacks_without_georeferencing_still_stack() {
+/// A 96 px, 13-band UInt16 stack with no georeferencing and no band names.
+fn plain_stack(stack: &Path) {
     use gdal::raster::{Buffer, RasterCreationOptions};
-    let tmp = tempfile::tempdir().unwrap();
-    let models = model_dir(tmp.path());
-    let stack = tmp.path().join("plain.tif");
     {
         let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
         let ds = driver
             .create_with_band_type_with_options::<u16, _>(
-                &stack,
+                stack,
                 96,
                 96,
                 13,
@@ -627,6 +624,85 @@ fn stacks_without_georeferencing_still_stack() {
         }
         ds.close().unwrap();
     }
+}
+
+/// `--stack` of a stack placed by ground control points and RPCs (an
+/// unrectified scene): the stack is placed as its group outputs are. It
+/// had neither, so it could not be placed at all.
+#[test]
+fn stacks_keep_gcps_and_rpcs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let stack = tmp.path().join("gcps.tif");
+    plain_stack(&stack);
+    {
+        let mut ds = common::open_update(&stack);
+        let wgs84 = gdal::spatial_ref::SpatialRef::from_epsg(4326).unwrap();
+        let gcp = |px: f64, ln: f64, x: f64, y: f64| gdal::Gcp {
+            id: format!("{px},{ln}"),
+            info: String::new(),
+            pixel: px,
+            line: ln,
+            x,
+            y,
+            z: 0.0,
+        };
+        let gcps = vec![
+            gcp(0.0, 0.0, 14.0, 46.0),
+            gcp(96.0, 0.0, 14.012, 46.0),
+            gcp(0.0, 96.0, 14.0, 45.992),
+            gcp(96.0, 96.0, 14.012, 45.992),
+        ];
+        ds.set_gcps(gcps, &wgs84).unwrap();
+        // A whole RPC set (GeoTIFF keeps no partial one).
+        let one = format!("1{}", " 0".repeat(19));
+        let coeff = format!("0 1{}", " 0".repeat(18));
+        let rpc = [
+            ("LINE_OFF", "48"),
+            ("SAMP_OFF", "48"),
+            ("LAT_OFF", "45.996"),
+            ("LONG_OFF", "14.006"),
+            ("HEIGHT_OFF", "0"),
+            ("LINE_SCALE", "48"),
+            ("SAMP_SCALE", "48"),
+            ("LAT_SCALE", "0.004"),
+            ("LONG_SCALE", "0.006"),
+            ("HEIGHT_SCALE", "100"),
+            ("LINE_NUM_COEFF", coeff.as_str()),
+            ("LINE_DEN_COEFF", one.as_str()),
+            ("SAMP_NUM_COEFF", coeff.as_str()),
+            ("SAMP_DEN_COEFF", one.as_str()),
+        ];
+        for (k, v) in rpc {
+            ds.set_metadata_item(k, v, "RPC").unwrap();
+        }
+        ds.close().unwrap();
+    }
+    let out = tmp.path().join("out");
+    let bands = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12";
+    let m = models.to_str().unwrap();
+    let summary = s2_json(
+        tmp.path(),
+        stack.to_str().unwrap(),
+        &out,
+        &["--s2-bands", bands, "--model-dir", m, "--stack"],
+    );
+    let stacked = Dataset::open(summary["stack"].as_str().unwrap()).unwrap();
+    assert_eq!(stacked.gcps().len(), 4);
+    let srs = stacked.gcp_spatial_ref().expect("the GCPs' CRS");
+    assert_eq!(srs.auth_code().ok(), Some(4326));
+    assert_eq!(
+        stacked.metadata_item("LINE_OFF", "RPC").as_deref(),
+        Some("48")
+    );
+}
+
+#[test]
+fn stacks_without_georeferencing_still_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let stack = tmp.path().join("plain.tif");
+    plain_stack(&stack);
     assert!(Dataset::open(&stack).unwrap().geo_transform().is_err());
     let out = tmp.path().join("out");
     let bands = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12";

@@ -335,6 +335,21 @@ fn cloud_layers<'a>(
     }
 }
 
+/// Whether two geotransforms put the four corners of a `w` x `h` grid at
+/// the same places, within 1 % of a pixel (rounding in a written file).
+fn same_corners(a: &[f64; 6], b: &[f64; 6], w: usize, h: usize) -> bool {
+    let at =
+        |g: &[f64; 6], x: f64, y: f64| (g[0] + x * g[1] + y * g[2], g[3] + x * g[4] + y * g[5]);
+    let pixel = a[1].hypot(a[4]).min(a[2].hypot(a[5]));
+    let (w, h) = (w as f64, h as f64);
+    [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h)]
+        .iter()
+        .all(|&(x, y)| {
+            let ((ax, ay), (bx, by)) = (at(a, x, y), at(b, x, y));
+            (ax - bx).hypot(ay - by) <= 0.01 * pixel
+        })
+}
+
 /// Input pixel size in mask pixels. Both georeferenced: the same CRS, north
 /// up, the same extent (within a mask pixel), any resolution (a 20 m scene
 /// classification over 10 m bands: 0.5). Otherwise the input's pixel grid.
@@ -350,17 +365,24 @@ fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
         }
         return Ok(1.0);
     };
-    if gi[2] != 0.0 || gi[4] != 0.0 || gm[2] != 0.0 || gm[4] != 0.0 {
-        return Err(Error::input(
-            path,
-            "a rotated grid (the input's or the mask's) is not supported; warp the mask onto the input's grid",
-        ));
-    }
     let same_crs = match (input.ds.spatial_ref(), mask.spatial_ref()) {
         (Ok(a), Ok(b)) => a == b,
         (Err(_), Err(_)) => true,
         _ => false,
     };
+    if gi[2] != 0.0 || gi[4] != 0.0 || gm[2] != 0.0 || gm[4] != 0.0 {
+        // A rotated input's own grid (a mask made from the input, or cut
+        // from it) is the one rotated grid a mask can be on: gdalwarp writes
+        // north-up grids only, so it cannot make one.
+        let same_grid = (mw, mh) == (iw, ih) && same_corners(&gi, &gm, iw, ih);
+        if same_grid && same_crs {
+            return Ok(1.0);
+        }
+        return Err(Error::input(
+            path,
+            "is not on the input's pixel grid, and the input's or the mask's grid is rotated: give the mask the input's size and geotransform (gdal_translate it from a raster on the input's grid), or drop the mask's georeferencing to take it pixel for pixel",
+        ));
+    }
     if !same_crs {
         let fix = if mask.spatial_ref().is_err() {
             "has no coordinate system and the input has one; give it the input's (gdal_edit.py -a_srs) if it is on the same grid"

@@ -82,11 +82,14 @@ pub fn final_options(
 /// each option must be one the output driver knows, with a valid value, and
 /// the whole set must let GDAL write a small image in the final format
 /// (`BLOCKXSIZE=7` passes the first check and fails only when writing).
+/// The small image stands where `georef` (the input) stands, so options
+/// that reproject (`TILING_SCHEME`, `TARGET_SRS`) are tried on its CRS.
 pub fn check_creation_options(
     format: OutputFormat,
     data_type: OutputType,
     bands: usize,
     user: &[(String, String)],
+    georef: Option<&gdal::Dataset>,
 ) -> Result<()> {
     let name = format.driver_name();
     let driver = DriverManager::get_driver_by_name(name)
@@ -115,7 +118,7 @@ pub fn check_creation_options(
             )
         })
     };
-    let src = create_typed_with(
+    let mut src = create_typed_with(
         "MEM",
         Path::new(""),
         data_type,
@@ -125,6 +128,9 @@ pub fn check_creation_options(
         &RasterCreationOptions::new(),
     )
     .map_err(|e| bad(gdal_message(&e)))?;
+    if let Some(g) = georef {
+        crate::io::writer::copy_georeferencing(g, &mut src).map_err(|e| bad(gdal_message(&e)))?;
+    }
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let path = format!(
         "/vsimem/idfcr-co-check-{}-{}.tif",

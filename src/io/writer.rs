@@ -451,16 +451,13 @@ pub fn prepare_copy(
     })
 }
 
-/// Geotransform, projection and the input's metadata (every domain except
-/// those describing the source file's layout or its subdatasets) onto the
-/// working dataset, then our provenance tags. The final GeoTIFF/COG copy
-/// keeps the default domain and RPCs; custom domains stop there, as in
-/// `gdal_translate`.
-fn copy_georeferencing_and_metadata(
+/// `src`'s place on the ground onto `ds`: geotransform, CRS, or ground
+/// control points. Shared by the outputs, the `s2` stack and the check of
+/// `--co` (whose options may reproject: `TILING_SCHEME`, `TARGET_SRS`).
+pub(crate) fn copy_georeferencing(
+    src: &Dataset,
     ds: &mut Dataset,
-    prov: &Provenance,
 ) -> std::result::Result<(), gdal::errors::GdalError> {
-    let src = &prov.input.ds;
     if let Ok(gt) = src.geo_transform() {
         ds.set_geo_transform(&gt)?;
     }
@@ -478,6 +475,20 @@ fn copy_georeferencing_and_metadata(
             .map_or_else(gdal::spatial_ref::SpatialRef::new, Ok)?;
         ds.set_gcps(gcps, &srs)?;
     }
+    Ok(())
+}
+
+/// Geotransform, projection and the input's metadata (every domain except
+/// those describing the source file's layout or its subdatasets) onto the
+/// working dataset, then our provenance tags. The final GeoTIFF/COG copy
+/// keeps the default domain and RPCs; custom domains stop there, as in
+/// `gdal_translate`.
+fn copy_georeferencing_and_metadata(
+    ds: &mut Dataset,
+    prov: &Provenance,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    let src = &prov.input.ds;
+    copy_georeferencing(src, ds)?;
     for domain in src.metadata_domains() {
         if matches!(
             domain.as_str(),

@@ -83,6 +83,7 @@ fn run_one(
         cfg.opts.out_type.unwrap_or(input.data_type),
         input.bands(),
         &cfg.opts.creation_options,
+        Some(&input.ds),
     )?;
     if let Some(mask) = &cfg.job.mask {
         // The mask is Float32 with one band: options valid for the output
@@ -93,6 +94,7 @@ fn run_one(
             OutputType::Float32,
             1,
             &cfg.opts.creation_options,
+            Some(&input.ds),
         )
         .map_err(|e| match e {
             Error::Usage(why) => Error::Usage(format!(

@@ -22,6 +22,9 @@ pub struct StackBand {
     pub nodata: Option<f64>,
     pub unit: String,
     pub scale_offset: Option<(f64, f64)>,
+    /// GDAL's colour interpretation name ("Blue"), kept where it says more
+    /// than "Gray"/"Undefined".
+    pub color: Option<String>,
 }
 
 /// The stack's dataset tags from each group output's (resolution, tags):
@@ -111,6 +114,9 @@ pub fn stack_vrt_xml(
             x += &format!("<MDI key=\"{}\">{}</MDI>", xml_escape(k), xml_escape(v));
         }
         x += "</Metadata>\n";
+        if let Some(c) = &b.color {
+            x += &format!("    <ColorInterp>{}</ColorInterp>\n", xml_escape(c));
+        }
         if let Some(nd) = b.nodata {
             x += &format!("    <NoDataValue>{nd:?}</NoDataValue>\n");
         }
@@ -144,7 +150,7 @@ pub(crate) fn write_stack(
     path: &Path,
     t: &RemoveOptions,
 ) -> Result<()> {
-    use gdal::Dataset;
+    use gdal::{Dataset, Metadata};
     let (p10, _) = outputs
         .iter()
         .find(|(_, r)| *r == 10)
@@ -170,12 +176,21 @@ pub(crate) fn write_stack(
         &format!("{data_type:?}"),
         &stack_tags(&groups),
     );
-    let vrt = Dataset::open(&xml).map_err(|e| {
+    let built = |e: gdal::errors::GdalError| {
         Error::output(
             path,
             format!("cannot build the stack: {}", crate::error::gdal_message(&e)),
         )
-    })?;
+    };
+    let mut vrt = Dataset::open(&xml).map_err(built)?;
+    // What the XML's WKT1 and geotransform cannot say: a dynamic CRS's
+    // epoch, ground control points, RPCs (as the group outputs carry them).
+    crate::io::writer::copy_georeferencing(&base, &mut vrt).map_err(built)?;
+    for item in base.metadata_domain("RPC").unwrap_or_default() {
+        if let Some((k, v)) = item.split_once('=') {
+            vrt.set_metadata_item(k, v, "RPC").map_err(built)?;
+        }
+    }
     crate::io::writer::copy_into_place(
         &vrt,
         path,
@@ -240,6 +255,8 @@ fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<(Vec<StackBand>, GroupTags)
                     band.scale(),
                     band.offset(),
                 ),
+                color: Some(band.color_interpretation().name())
+                    .filter(|c| !matches!(c.as_str(), "Gray" | "Undefined")),
             });
         }
     }
@@ -262,6 +279,7 @@ mod tests {
             nodata: Some(0.0),
             unit: String::new(),
             scale_offset: None,
+            color: None,
         };
         let mut b8a = band("B8A", "/o/a&b_20m.tif", 4, 96);
         b8a.metadata.push(("WAVELENGTH".into(), "864.7".into()));
