@@ -226,11 +226,10 @@ pub const MAX_THREADS_PER_CPU: usize = 4;
 /// under a name that promises PNG or JPEG). No extension is accepted.
 pub fn check_output_name(what: &str, path: &std::path::Path) -> Result<()> {
     let text = path.to_string_lossy();
-    // An existing folder, with or without the slash, is the same mistake.
-    if text.ends_with(['/', std::path::MAIN_SEPARATOR])
-        || path.file_name().is_none()
-        || path.is_dir()
-    {
+    // A name that can only be a folder. An existing folder at a file name
+    // is refused where the file would be written (`check_output_path`): in a
+    // batch, one such name is that input's failure, not the whole run's.
+    if text.ends_with(['/', std::path::MAIN_SEPARATOR]) || path.file_name().is_none() {
         return Err(Error::Usage(format!(
             "{what} {text}: names a folder; give a file name (e.g. {}/out.tif)",
             text.trim_end_matches('/')

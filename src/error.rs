@@ -48,7 +48,8 @@ pub enum Error {
     #[error("{0}")]
     System(String),
 
-    /// Ctrl-C or SIGTERM arrived; partial outputs were removed (exit code 130).
+    /// Ctrl-C or SIGTERM arrived; partial outputs were removed (exit code 128
+    /// + the signal: 130, 143).
     #[error("interrupted; no output was left behind")]
     Interrupted,
 }
@@ -98,7 +99,7 @@ impl Error {
     /// This error as a problem of `input` ("PATH: WHAT ERROR"), for a step
     /// that reads another file on the input's behalf (a batch item's
     /// `--cloud-mask`). An interrupt stays an interrupt: it must end the
-    /// run with 130, not count as one input's failure.
+    /// run by its signal, not count as one input's failure.
     pub fn for_input(self, input: impl Into<String>, what: &str) -> Self {
         match self {
             Error::Interrupted => Error::Interrupted,
@@ -112,11 +113,12 @@ impl Error {
     }
 
     /// The process exit code that conventions assign to this error: 2 for
-    /// usage errors, 130 for interruption, 1 for everything else.
+    /// usage errors, 128 + the signal for interruption (130 for Ctrl-C), 1
+    /// for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
-            Error::Interrupted => 130,
+            Error::Interrupted => crate::interrupt::exit_code(),
             _ => 1,
         }
     }

@@ -1,13 +1,24 @@
-//! Ctrl-C and SIGTERM: set a flag that the pipeline checks between tiles.
-//! The pipeline then returns `Error::Interrupted`, and the temp-file guards
-//! remove every partial output on the way out; a second request exits at
-//! once and removes them itself.
+//! Ctrl-C, SIGTERM and SIGHUP: set a flag that the pipeline checks between
+//! tiles. The pipeline then returns `Error::Interrupted`, and the temp-file
+//! guards remove every partial output on the way out; a second request
+//! exits at once and removes them itself.
+//!
+//! Either way the process ends by the signal it got (the default action,
+//! re-raised), not by `exit(130)`: a shell loop (`for f in *.tif; do idfcr
+//! ...; done`) stops on Ctrl-C only when its child died of SIGINT, and a
+//! supervisor reads SIGTERM as 143. Dying by the signal also skips the C++
+//! static destructors that `exit` runs, which crashed ONNX Runtime while a
+//! worker thread was still inside a kernel.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The first signal's number (0: none yet).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static FIRST: OnceLock<Instant> = OnceLock::new();
 
 /// Signals this soon after the first are the same request: `timeout -s
@@ -17,23 +28,33 @@ const SAME_REQUEST: Duration = Duration::from_secs(1);
 
 /// Install the handler (once; later calls are no-ops). The first signal
 /// sets the flag; a second one later means the user insists: the temp
-/// files are removed and the process exits at once, after `insist_line`
+/// files are removed and the process ends at once, after `insist_line`
 /// says so on stderr (the caller's format; it must not panic on a closed
 /// pipe, as `eprintln!` does).
 pub fn install(insist_line: fn(&str)) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(move || {
-            if !INTERRUPTED.swap(true, Ordering::SeqCst) {
-                let _ = FIRST.set(Instant::now());
-                return;
-            }
-            if FIRST.get().is_some_and(|t| t.elapsed() < SAME_REQUEST) {
-                return;
-            }
-            insist_line("interrupted again: stopping now");
-            crate::io::place::exit_removing_temps(130);
-        });
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        // Signals arrive on this thread, where any code may run (the
+        // handler proper only wakes it).
+        let _ = std::thread::Builder::new()
+            .name("idfcr-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if !INTERRUPTED.swap(true, Ordering::SeqCst) {
+                        SIGNAL.store(sig, Ordering::SeqCst);
+                        let _ = FIRST.set(Instant::now());
+                        continue;
+                    }
+                    if FIRST.get().is_some_and(|t| t.elapsed() < SAME_REQUEST) {
+                        continue;
+                    }
+                    insist_line("interrupted again: stopping now");
+                    crate::io::place::remove_temps_then(die, exit_code());
+                }
+            });
     });
 }
 
@@ -48,4 +69,29 @@ pub fn check() -> crate::error::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// The shell's code for the signal that interrupted the run: 128 + its
+/// number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+pub fn exit_code() -> i32 {
+    128 + match SIGNAL.load(Ordering::SeqCst) {
+        0 => SIGINT,
+        s => s,
+    }
+}
+
+/// End the process with `code`: by the signal that interrupted the run
+/// when `code` is its code (see the module note), else `exit(code)`.
+pub fn die(code: i32) -> ! {
+    let sig = SIGNAL.load(Ordering::SeqCst);
+    if sig != 0 && code == 128 + sig {
+        // A raised signal skips Rust's buffers: a batch's --summary on
+        // stdout must still arrive whole.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // Resets the default action and raises the signal; returns only if
+        // that failed.
+        let _ = signal_hook::low_level::emulate_default_handler(sig);
+    }
+    std::process::exit(code)
 }

@@ -5,5 +5,6 @@ fn main() {
     if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
         std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
     }
-    std::process::exit(idfcr::run_cli(std::env::args_os()));
+    // An interrupted run ends by its signal (see `interrupt`).
+    idfcr::interrupt::die(idfcr::run_cli(std::env::args_os()));
 }

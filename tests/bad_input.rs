@@ -567,7 +567,7 @@ const CASES: &[Case] = &[
             a[2] = "olddir".into();
             a
         },
-        want: &["OUTPUT olddir", "names a folder"],
+        want: &["olddir", "names a folder that exists"],
         code: 2,
         env: &[],
     },

@@ -390,3 +390,58 @@ fn skip_existing_tells_same_named_inputs_apart() {
     std::fs::rename(dir.path().join("b"), dir.path().join("c")).unwrap();
     assert_eq!(run("c"), vec![("x.tif".into(), "skipped".into())]);
 }
+
+/// --skip-existing trusted any file at the mask's name: a foreign file there
+/// (another raster copied over it) left the input "skipped" with exit 0,
+/// so a set of outputs held a mask that was not the run's. The mask must be
+/// current like the output; a file that is not idfcr's needs --overwrite.
+#[test]
+fn skip_existing_checks_the_mask_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("a.tif"), 40, 30, None);
+    let mask = ["--mask-name", "{stem}_p.tif"];
+    let o = batch_skip_existing_with(d, "a.tif", "out", &mask);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let status = |o: &std::process::Output| {
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        s["items"][0]["status"].as_str().unwrap().to_string()
+    };
+    let o = batch_skip_existing_with(d, "a.tif", "out", &mask);
+    assert_eq!(status(&o), "skipped");
+    std::fs::copy(d.join("a.tif"), d.join("out/a_p.tif")).unwrap();
+    let o = batch_skip_existing_with(d, "a.tif", "out", &mask);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(status(&o), "failed");
+    assert!(stderr(&o).contains("a_p.tif"), "{}", stderr(&o));
+    let mut with_overwrite = mask.to_vec();
+    with_overwrite.push("--overwrite");
+    let o = batch_skip_existing_with(d, "a.tif", "out", &with_overwrite);
+    assert_eq!(status(&o), "ok", "{}", stderr(&o));
+    let p = gdal::Dataset::open(d.join("out/a_p.tif")).unwrap();
+    assert_eq!(p.raster_count(), 1);
+}
+
+/// One folder standing at an output name stopped the whole batch with a
+/// usage error (exit 2, nothing done): now that input fails on its own.
+#[test]
+fn a_folder_at_one_output_name_fails_that_input_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("in")).unwrap();
+    rgb_tiff(&d.join("in/a.tif"), 40, 30, None);
+    rgb_tiff(&d.join("in/b.tif"), 40, 30, None);
+    std::fs::create_dir_all(d.join("out/b_clear.tif")).unwrap();
+    let o = batch_skip_existing(d, "in", "out");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let st: Vec<&str> = s["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(st, ["ok", "failed"]);
+    assert!(stderr(&o).contains("b_clear.tif: names a folder that exists"));
+    assert!(d.join("out/a_clear.tif").is_file());
+}

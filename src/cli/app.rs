@@ -38,7 +38,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     interrupt::install(|line| {
         log::emit(&Event {
             kind: Some("interrupted"),
-            ..Event::error(line, 130)
+            ..Event::error(line, interrupt::exit_code())
         })
     });
     // GDAL would print its errors on stderr itself; ours carry its message
@@ -321,7 +321,8 @@ fn run_eval(
 }
 
 /// Run `batch`: exit code 0 when every input succeeded or was skipped, 1 when
-/// any failed, 130 when interrupted, 2 for usage errors.
+/// any failed, 128 + the signal when interrupted (130 for Ctrl-C; the
+/// process then ends by that signal), 2 for usage errors.
 fn run_batch_cli(args: cli::BatchArgs) -> i32 {
     let summary_path = args.summary.clone();
     let cfg = match args.into_config() {
@@ -360,10 +361,10 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
             kind: Some("interrupted"),
             ..Event::error(
                 "interrupted; finished outputs are kept, rerun with --skip-existing to go on",
-                130,
+                interrupt::exit_code(),
             )
         });
-        130
+        interrupt::exit_code()
     } else if summary.failed > 0 {
         log::emit(&Event::error(
             format!("{} of {} inputs failed", summary.failed, summary.inputs),

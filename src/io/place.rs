@@ -72,7 +72,7 @@ impl Drop for TempFile {
 
 /// This process's armed temp files and the moves into place under way. A
 /// second Ctrl-C exits at once, without unwinding to the guards
-/// (`exit_removing_temps`); creating a temp file and starting a move take
+/// (`remove_temps_then`); creating a temp file and starting a move take
 /// the same lock, so none starts behind that exit's back.
 struct Live {
     temps: Vec<PathBuf>,
@@ -121,22 +121,22 @@ impl Drop for Placing {
     }
 }
 
-/// The forced exit (a second Ctrl-C): remove every armed temp file and exit
-/// with `code`, holding the lock to the end. Never during a move into place:
-/// it waits for that, and after half a minute exits leaving the temp files
-/// (which the next run into the folder cleans) rather than risk the files a
-/// move set aside.
-pub(crate) fn exit_removing_temps(code: i32) -> ! {
+/// The forced exit (a second Ctrl-C): remove every armed temp file, then
+/// `end(code)` (which does not return), holding the lock to the end. Never during
+/// a move into place: it waits for that, and after half a minute ends
+/// leaving the temp files (which the next run into the folder cleans)
+/// rather than risk the files a move set aside.
+pub(crate) fn remove_temps_then(end: fn(i32) -> !, code: i32) -> ! {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let live = live();
         if live.placing == 0 {
             live.temps.iter().for_each(|p| remove_temp(p));
-            std::process::exit(code);
+            end(code);
         }
         drop(live);
         if std::time::Instant::now() > deadline {
-            std::process::exit(code);
+            end(code);
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -296,7 +296,12 @@ pub fn check_output_path(
     creation_options: &[(String, String)],
 ) -> Result<()> {
     if path.is_dir() {
-        return Err(Error::output(path, "is a directory"));
+        // A usage error: the name given is wrong, not the disk.
+        return Err(Error::Usage(format!(
+            "{}: names a folder that exists; give a file name (e.g. {}/out.tif)",
+            path.display(),
+            path.display()
+        )));
     }
     // A device, pipe or socket (/dev/stdout, /dev/sda): the finished raster
     // is moved over the name, which would replace the special file itself
@@ -307,6 +312,10 @@ pub fn check_output_path(
             "is not a regular file (a device or pipe); write the raster to a file",
         ));
     }
+    // First: a killed run's backup of the file it was replacing goes back
+    // to its name here, and the name is then taken (the check below must
+    // see it, not the final move after all the work).
+    clean_stale_temps(path);
     // symlink_metadata: a link to a missing file is a name taken too (the
     // final move would find it so, after all the work).
     if std::fs::symlink_metadata(path).is_ok() && !overwrite {
@@ -322,7 +331,6 @@ pub fn check_output_path(
         overwrite,
         crate::io::options::writes_world_file(creation_options),
     )?;
-    clean_stale_temps(path);
     probe_folder(path)
 }
 

@@ -409,11 +409,25 @@ fn run_item(
         // A mask without its output is a leftover of an earlier run.
         item_cfg.opts.overwrite = true;
     }
+    if let Some(m) = item_cfg.job.mask.as_deref() {
+        if cfg.skip_existing && !item_cfg.opts.overwrite && !mask_ours {
+            return Err(Error::output(
+                m,
+                "exists and is not a mask idfcr wrote, so --skip-existing cannot trust or replace it; use --overwrite to replace it",
+            ));
+        }
+    }
     if output.exists() && cfg.skip_existing {
         let mut opened = InputRaster::open(&input, item_cfg.opts.band_idx.as_deref())?;
         crate::sentinel2::input::adapt(&mut opened, &item_cfg.opts.s2)?;
         let settings = crate::pipeline::provenance::expected_settings(&item_cfg, &opened, cache)?;
-        let mask_ok = item_cfg.job.mask.as_ref().is_none_or(|m| m.exists());
+        // The mask is the run's too: current and complete like the output
+        // (a truncated mask, or another file at its name, was trusted).
+        let mask_ok = item_cfg
+            .job
+            .mask
+            .as_ref()
+            .is_none_or(|m| is_current(m, &settings));
         if mask_ok && is_current(&output, &settings) {
             return Ok(("skipped", None));
         }
