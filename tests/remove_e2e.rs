@@ -790,3 +790,42 @@ fn cog_options_that_reproject_work() {
     );
     assert!(!d.join("bare_web.tif").exists());
 }
+
+/// `--co PROFILE=BASELINE` (or `GeoTIFF`) keeps GDAL's own tags out of the
+/// file, and the bands' descriptions, scale/offset and units were dropped
+/// in silence: a calibrated band came back as plain numbers. They now go
+/// to the `.aux.xml` that travels with the output.
+#[test]
+fn a_baseline_profile_keeps_band_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("in.tif"), 40, 30, None);
+    {
+        let ds = open_update(d.join("in.tif"));
+        for b in 1..=3 {
+            let mut band = ds.rasterband(b).unwrap();
+            band.set_description(&format!("band {b}")).unwrap();
+            band.set_scale(0.01).unwrap();
+            band.set_offset(-0.1).unwrap();
+        }
+    }
+    for profile in ["BASELINE", "GeoTIFF"] {
+        let out = format!("{profile}.tif");
+        let o = remove_conv_to(d, "in.tif", &out, &["--co", &format!("PROFILE={profile}")]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let ds = Dataset::open(d.join(&out)).unwrap();
+        for b in 1..=3 {
+            let band = ds.rasterband(b).unwrap();
+            assert_eq!(
+                band.description().unwrap(),
+                format!("band {b}"),
+                "{profile}"
+            );
+            assert_eq!(
+                (band.scale(), band.offset()),
+                (Some(0.01), Some(-0.1)),
+                "{profile}"
+            );
+        }
+    }
+}

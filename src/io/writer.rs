@@ -431,7 +431,11 @@ pub fn prepare_copy(
         .create_copy(&driver, ready.path(), &list)
         .and_then(|out| out.close())
         .map_err(|e| gdal_message(&e))
-        .and_then(|()| watch.check());
+        .and_then(|()| watch.check())
+        .and_then(|()| {
+            crate::io::options::restore_band_fields(src, ready.path(), creation_options)
+                .map_err(|e| gdal_message(&e))
+        });
     written.map_err(|e| {
         fail(format!(
             "writing the {} failed (disk full?): {e}",
@@ -546,7 +550,7 @@ fn describe_band(
 }
 
 /// The gdal crate reads a band's unit but cannot set it.
-fn set_unit(
+pub(crate) fn set_unit(
     band: &gdal::raster::RasterBand,
     unit: &str,
 ) -> std::result::Result<(), gdal::errors::GdalError> {
