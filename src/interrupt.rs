@@ -34,18 +34,29 @@ const SAME_REQUEST: Duration = Duration::from_secs(1);
 pub fn install(insist_line: fn(&str)) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        // A signal the process was started ignoring stays ignored: `nohup`
+        // (SIGHUP) and a script's `cmd &` (SIGINT) mean the caller wants
+        // the run to outlive it.
+        let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+            .into_iter()
+            .filter(|&s| !ignored(s))
+            .collect();
+        let Ok(mut signals) = signal_hook::iterator::Signals::new(&wanted) else {
             return;
         };
         // Signals arrive on this thread, where any code may run (the
         // handler proper only wakes it).
-        let _ = std::thread::Builder::new()
+        let started = std::thread::Builder::new()
             .name("idfcr-signals".into())
             .spawn(move || {
                 for sig in signals.forever() {
-                    if !INTERRUPTED.swap(true, Ordering::SeqCst) {
-                        SIGNAL.store(sig, Ordering::SeqCst);
+                    // The number first: whoever sees the flag may read it.
+                    let first = SIGNAL
+                        .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok();
+                    if first {
                         let _ = FIRST.set(Instant::now());
+                        INTERRUPTED.store(true, Ordering::SeqCst);
                         continue;
                     }
                     if FIRST.get().is_some_and(|t| t.elapsed() < SAME_REQUEST) {
@@ -55,7 +66,24 @@ pub fn install(insist_line: fn(&str)) {
                     crate::io::place::remove_temps_then(die, exit_code());
                 }
             });
+        if started.is_err() {
+            // Without the thread, signal-hook's handler would swallow every
+            // signal: the default actions are better than none.
+            for s in wanted {
+                // SAFETY: setting a signal's disposition to the default.
+                unsafe { libc::signal(s, libc::SIG_DFL) };
+            }
+        }
     });
+}
+
+/// Whether `sig`'s disposition is "ignore" (inherited from the caller).
+fn ignored(sig: i32) -> bool {
+    // SAFETY: a query only (no new action); `old` is written by the call.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 pub fn requested() -> bool {
@@ -80,18 +108,17 @@ pub fn exit_code() -> i32 {
     }
 }
 
-/// End the process with `code`: by the signal that interrupted the run
-/// when `code` is its code (see the module note), else `exit(code)`.
+/// End the process: by the signal that interrupted the run if one came
+/// (see the module note; also when the run finished first, so that a shell
+/// loop stops), else `exit(code)`. It takes no lock (stdout's may be held
+/// by a thread stuck writing to a full pipe): `main` flushes stdout first.
 pub fn die(code: i32) -> ! {
     let sig = SIGNAL.load(Ordering::SeqCst);
-    if sig != 0 && code == 128 + sig {
-        // A raised signal skips Rust's buffers: a batch's --summary on
-        // stdout must still arrive whole.
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+    if sig != 0 {
         // Resets the default action and raises the signal; returns only if
         // that failed.
         let _ = signal_hook::low_level::emulate_default_handler(sig);
+        std::process::exit(128 + sig);
     }
     std::process::exit(code)
 }

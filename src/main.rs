@@ -5,6 +5,11 @@ fn main() {
     if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
         std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
     }
+    let code = idfcr::run_cli(std::env::args_os());
+    // A raised signal skips Rust's buffers: a batch's --summary on stdout
+    // must still arrive whole.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
     // An interrupted run ends by its signal (see `interrupt`).
-    idfcr::interrupt::die(idfcr::run_cli(std::env::args_os()));
+    idfcr::interrupt::die(code);
 }

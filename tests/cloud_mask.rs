@@ -552,6 +552,7 @@ fn a_rotated_input_takes_a_mask_on_its_own_grid() {
         in_cloud(y, x) as u8 * 255
     });
     write_tiff::<u8>(&d.join("off.tif"), W, H, 1, None, |_, _, _| 0);
+    write_tiff::<u8>(&d.join("no_crs.tif"), W, H, 1, None, |_, _, _| 0);
     for (name, gt) in [
         ("in.tif", rotated),
         ("m.tif", rotated),
@@ -559,9 +560,13 @@ fn a_rotated_input_takes_a_mask_on_its_own_grid() {
             "off.tif",
             [rotated[0] + 30.0, 8.66, 5.0, 4200000.0, 5.0, -8.66],
         ),
+        ("no_crs.tif", rotated),
     ] {
         open_update(d.join(name)).set_geo_transform(&gt).unwrap();
     }
+    open_update(d.join("no_crs.tif"))
+        .set_projection("")
+        .unwrap();
     let o = run(d, "in.tif", "out.tif", &["--cloud-mask", "m.tif"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (input, _, _) = read_all(&d.join("in.tif"));
@@ -591,4 +596,8 @@ fn a_rotated_input_takes_a_mask_on_its_own_grid() {
         stderr(&o).contains("off.tif") && stderr(&o).contains("is not on the input's pixel grid")
     );
     assert!(!d.join("out2.tif").exists());
+    // On the grid without the input's CRS: the advice is to give it one.
+    let o = run(d, "in.tif", "out3.tif", &["--cloud-mask", "no_crs.tif"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("gdal_edit.py -a_srs"), "{}", stderr(&o));
 }

@@ -15,6 +15,31 @@ fn died_by(status: std::process::ExitStatus, sig: i32, what: &str) {
     assert_eq!(status.signal(), Some(sig), "{what}: exit status {status:?}");
 }
 
+/// `idfcr ARGS` in `dir`, stderr (and with `stdout`, stdout) piped, with
+/// SIGINT, SIGTERM and SIGHUP at their default actions: a caller that
+/// ignores them (a script's `cmd &`, `nohup`) would pass that on, and
+/// idfcr keeps an ignored signal ignored.
+fn spawn_idfcr(dir: &std::path::Path, args: &[&str], stdout: bool) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"));
+    cmd.current_dir(dir)
+        .args(args)
+        .stderr(std::process::Stdio::piped());
+    if stdout {
+        cmd.stdout(std::process::Stdio::piped());
+    }
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(s, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
 fn signal_number(name: &str) -> i32 {
     match name {
         "-INT" => 2,
@@ -30,9 +55,9 @@ fn interrupt_with(signals: &[(&str, u64)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("in.tif"), 1200, 1200, None);
     let model = fixture_model("tiny_swin").display().to_string();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"))
-        .current_dir(dir.path())
-        .args([
+    let mut child = spawn_idfcr(
+        dir.path(),
+        &[
             "remove",
             "in.tif",
             "out.tif",
@@ -47,10 +72,9 @@ fn interrupt_with(signals: &[(&str, u64)]) -> String {
             "--threads",
             "1",
             "-q",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        false,
+    );
     // Wait until the run is under way: its temp file exists.
     let t0 = Instant::now();
     loop {
@@ -78,6 +102,8 @@ fn interrupt_with(signals: &[(&str, u64)]) -> String {
     let out = child.wait_with_output().unwrap();
     let (status, err) = (out.status, String::from_utf8_lossy(&out.stderr));
     died_by(status, signal_number(signal), signal);
+    // The handler ran (a process without one dies by the signal too).
+    assert!(err.contains("interrupted"), "{signal}: {err}");
     assert_eq!(
         listing(dir.path()),
         ["in.tif"],
@@ -138,13 +164,7 @@ fn interrupted_batch_resumes() {
         "--summary",
         "-",
     ];
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"))
-        .current_dir(dir.path())
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_idfcr(dir.path(), &args, true);
     let t0 = Instant::now();
     // Wait until the big input is being written.
     while !dir.path().join("out").exists()
@@ -167,7 +187,9 @@ fn interrupted_batch_resumes() {
         .status()
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    died_by(out.status, 15, &String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    died_by(out.status, 15, &err);
+    assert!(err.contains("interrupted"), "{err}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["interrupted"], true);
     assert_eq!(
@@ -194,13 +216,7 @@ fn interrupted_batch_resumes() {
 fn quality_stops_during_its_only_image() {
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("big.tif"), 3000, 3000, None);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"))
-        .current_dir(dir.path())
-        .args(["quality", "big.tif", "--json", "-"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_idfcr(dir.path(), &["quality", "big.tif", "--json", "-"], true);
     // Once its handler is installed (Linux: SigCgt in /proc/PID/status
     // has SIGINT's bit); a signal before that would kill it outright.
     let t0 = Instant::now();
@@ -216,6 +232,7 @@ fn quality_stops_during_its_only_image() {
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
     died_by(out.status, 2, &stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "a report after a stop");
 }
 
@@ -230,4 +247,55 @@ fn catches_sigint(pid: u32) -> bool {
                 .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
         })
         .is_some_and(|m| m & (1 << 1) != 0)
+}
+
+/// `nohup idfcr ...`: a signal the caller ignores stays ignored, so a
+/// hang-up does not stop the run (it did: the handler was installed over
+/// the inherited "ignore").
+#[test]
+fn an_ignored_hangup_stays_ignored() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 600, 600, None);
+    let model = fixture_model("tiny_swin").display().to_string();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"));
+    cmd.current_dir(dir.path())
+        .args([
+            "remove",
+            "in.tif",
+            "out.tif",
+            "--model",
+            &model,
+            "--device",
+            "cpu",
+            "--tile",
+            "96",
+            "--overlap",
+            "48",
+            "--threads",
+            "1",
+            "-q",
+        ])
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: one async-signal-safe call between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    let t0 = Instant::now();
+    while !listing(dir.path()).iter().any(|n| n.contains(".idfcr-")) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
+    assert!(dir.path().join("out.tif").is_file());
 }

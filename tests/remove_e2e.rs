@@ -769,6 +769,20 @@ fn cog_options_that_reproject_work() {
         .spatial_ref()
         .unwrap();
     assert_eq!(srs.auth_code().ok(), Some(3857));
+    // A near-global raster of 1-degree pixels: a trial image at its pixel
+    // size (256 degrees tall) would reach past the poles and be refused.
+    write_tiff::<u8>(&d.join("world.tif"), 360, 170, 3, None, |b, y, x| {
+        (pattern(b, y, x) * 0.6) as u8
+    });
+    {
+        let mut ds = open_update(d.join("world.tif"));
+        ds.set_geo_transform(&[-180.0, 1.0, 0.0, 85.0, 0.0, -1.0])
+            .unwrap();
+        let wgs84 = gdal::spatial_ref::SpatialRef::from_epsg(4326).unwrap();
+        ds.set_spatial_ref(&wgs84).unwrap();
+    }
+    let o = remove_conv_to(d, "world.tif", "world_web.tif", &web);
+    assert!(o.status.success(), "{}", stderr(&o));
     // The same pixels with no place on the ground.
     let png = gdal::DriverManager::get_driver_by_name("PNG").unwrap();
     let src = Dataset::open(d.join("in.tif")).unwrap();

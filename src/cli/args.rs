@@ -168,7 +168,12 @@ pub struct ProcessingArgs {
     #[arg(long = "s2-harmonized")]
     pub s2_harmonized: bool,
     /// Sentinel-2 band stack: the band names in band order, comma-separated (e.g. B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12); - leaves a band out (QA60, SCL: B2,B3,B4,B8,-).
-    #[arg(long = "s2-bands", value_name = "NAMES", value_delimiter = ',')]
+    #[arg(
+        long = "s2-bands",
+        value_name = "NAMES",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     pub s2_bands: Vec<String>,
     /// Write the model's output everywhere, without blending it with the
     /// input by the cloud probability (comparisons, the paper's numbers). By

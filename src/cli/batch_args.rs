@@ -27,10 +27,10 @@ pub struct BatchArgs {
     /// by) under this name in --out-dir, with the placeholders of --name.
     #[arg(long = "mask-name", value_name = "NAME")]
     pub mask_name: Option<String>,
-    /// Skip inputs whose output exists, reads back completely and was made by
-    /// this idfcr version with the same settings (source, bands, model, --refine
-    /// and its sampler/steps/seed, output type; the output format and --co when
-    /// given); redo the others, replacing
+    /// Skip inputs whose output (and --mask-name mask) exists, reads back
+    /// completely and was made by this idfcr version with the same settings
+    /// (source, bands, model, --refine and its sampler/steps/seed, output
+    /// type; the output format and --co when given); redo the others, replacing
     /// only files an idfcr run wrote (anything else needs --overwrite).
     #[arg(long = "skip-existing")]
     pub skip_existing: bool,

@@ -64,7 +64,7 @@ pub fn describe(sub: &str) -> Option<serde_json::Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "command": sub,
         "about": cmd.get_about().map(|h| h.to_string()).unwrap_or_default(),
-        "exit_codes": {"0": "success", "1": "failure", "2": "usage error", "130": "interrupted by Ctrl-C (the process ends by SIGINT)", "143": "interrupted by SIGTERM (the process ends by it)"},
+        "exit_codes": {"0": "success", "1": "failure", "2": "usage error", "129": "interrupted by SIGHUP", "130": "interrupted by Ctrl-C (SIGINT)", "143": "interrupted by SIGTERM", "note": "an interrupted run removes its partial files, then ends by the signal it got: a shell shows 128 + the signal; a program that starts idfcr directly sees it killed by that signal (Python: returncode -2 or -15)"},
         "progress": "--progress gdal prints 0...10...20...100 - done. on stdout",
         "parameters": params,
     }))

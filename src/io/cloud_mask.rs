@@ -371,17 +371,17 @@ fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
         _ => false,
     };
     if gi[2] != 0.0 || gi[4] != 0.0 || gm[2] != 0.0 || gm[4] != 0.0 {
-        // A rotated input's own grid (a mask made from the input, or cut
-        // from it) is the one rotated grid a mask can be on: gdalwarp writes
-        // north-up grids only, so it cannot make one.
-        let same_grid = (mw, mh) == (iw, ih) && same_corners(&gi, &gm, iw, ih);
-        if same_grid && same_crs {
-            return Ok(1.0);
+        // A rotated input's own grid (a mask made from it) is the one rotated
+        // grid a mask can be on: gdalwarp writes north-up grids only.
+        if (mw, mh) != (iw, ih) || !same_corners(&gi, &gm, iw, ih) {
+            return Err(Error::input(
+                path,
+                "is not on the input's pixel grid, and the input's or the mask's grid is rotated: give the mask the input's size and geotransform (gdal_translate it from a raster on the input's grid), or drop the mask's georeferencing to take it pixel for pixel",
+            ));
         }
-        return Err(Error::input(
-            path,
-            "is not on the input's pixel grid, and the input's or the mask's grid is rotated: give the mask the input's size and geotransform (gdal_translate it from a raster on the input's grid), or drop the mask's georeferencing to take it pixel for pixel",
-        ));
+        if same_crs {
+            return Ok(1.0);
+        } // else the CRS advice below
     }
     if !same_crs {
         let fix = if mask.spatial_ref().is_err() {

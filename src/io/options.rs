@@ -122,14 +122,14 @@ pub fn check_creation_options(
         "MEM",
         Path::new(""),
         data_type,
-        256,
-        256,
+        TRIAL_PX,
+        TRIAL_PX,
         bands.max(1),
         &RasterCreationOptions::new(),
     )
     .map_err(|e| bad(gdal_message(&e)))?;
     if let Some(g) = georef {
-        crate::io::writer::copy_georeferencing(g, &mut src).map_err(|e| bad(gdal_message(&e)))?;
+        cover_the_same_ground(g, &mut src, TRIAL_PX).map_err(|e| bad(gdal_message(&e)))?;
     }
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let path = format!(
@@ -151,6 +151,42 @@ pub fn check_creation_options(
         unsafe { gdal_sys::VSIUnlink(c.as_ptr()) };
     }
     written.map_err(bad)
+}
+
+/// The side of the `--co` trial image, in pixels.
+const TRIAL_PX: usize = 256;
+
+/// Place the `side` x `side` trial image `ds` over the ground `g` covers
+/// (its geotransform or GCPs scaled to the smaller grid): a trial at `g`'s
+/// own pixel size could reach past its extent (past the poles, for a
+/// global 1-degree raster) and fail where the real output would not.
+fn cover_the_same_ground(
+    g: &Dataset,
+    ds: &mut Dataset,
+    side: usize,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    crate::io::writer::copy_georeferencing(g, ds)?;
+    let (w, h) = g.raster_size();
+    let (sx, sy) = (w as f64 / side as f64, h as f64 / side as f64);
+    if let Ok(gt) = ds.geo_transform() {
+        let scaled = [gt[0], gt[1] * sx, gt[2] * sy, gt[3], gt[4] * sx, gt[5] * sy];
+        ds.set_geo_transform(&scaled)?;
+    } else if !g.gcps().is_empty() {
+        let gcps: Vec<gdal::Gcp> = g
+            .gcps()
+            .iter()
+            .map(|p| {
+                let mut p = gdal::Gcp::from(p);
+                (p.pixel, p.line) = (p.pixel / sx, p.line / sy);
+                p
+            })
+            .collect();
+        let srs = g
+            .gcp_spatial_ref()
+            .map_or_else(gdal::spatial_ref::SpatialRef::new, Ok)?;
+        ds.set_gcps(gcps, &srs)?;
+    }
+    Ok(())
 }
 
 /// Whether these `--co` make GDAL write a world file beside the output

@@ -298,8 +298,7 @@ pub fn check_output_path(
     if path.is_dir() {
         // A usage error: the name given is wrong, not the disk.
         return Err(Error::Usage(format!(
-            "{}: names a folder that exists; give a file name (e.g. {}/out.tif)",
-            path.display(),
+            "{}: names a folder that exists; an output is a file (give another name, or move the folder)",
             path.display()
         )));
     }

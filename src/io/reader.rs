@@ -16,6 +16,8 @@ pub struct InputRaster {
     pub source: String,
     /// GDAL band numbers (1-based) of the selected bands.
     pub band_nos: Vec<usize>,
+    /// Whether the user chose them (`-b`), not the default selection.
+    pub bands_chosen: bool,
     pub width: usize,
     pub height: usize,
     pub data_type: OutputType,
@@ -103,6 +105,7 @@ impl InputRaster {
             band_names: Vec::new(),
             radiometry_note: None,
             band_nos,
+            bands_chosen: band_idx.is_some(),
         })
     }
 

@@ -410,7 +410,8 @@ fn run_item(
         item_cfg.opts.overwrite = true;
     }
     if let Some(m) = item_cfg.job.mask.as_deref() {
-        if cfg.skip_existing && !item_cfg.opts.overwrite && !mask_ours {
+        // (A folder there is `check_output_path`'s to name.)
+        if cfg.skip_existing && !item_cfg.opts.overwrite && !mask_ours && !m.is_dir() {
             return Err(Error::output(
                 m,
                 "exists and is not a mask idfcr wrote, so --skip-existing cannot trust or replace it; use --overwrite to replace it",

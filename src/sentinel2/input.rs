@@ -296,30 +296,28 @@ pub(crate) fn stack_baseline(ds: &gdal::Dataset, source: &str) -> Result<Option<
 }
 
 /// Bands marked `-` in `--s2-bands` (a stack's QA60 or SCL) leave the
-/// default selection (every band); selected with `-b`, they are refused,
-/// since the user asked for a band that has no Sentinel-2 radiometry.
+/// default selection; chosen with `-b`, they are refused, since the user
+/// asked for a band that has no Sentinel-2 radiometry.
 fn leave_out_marked(
     input: &mut InputRaster,
     names: &[Option<&'static str>],
     source: &str,
 ) -> Result<()> {
-    let every: Vec<usize> = (1..=names.len()).collect();
-    if input.band_nos == every {
-        let kept: Vec<usize> = every
-            .into_iter()
-            .filter(|&b| names[b - 1].is_some())
-            .collect();
-        if kept.len() < names.len() {
-            input.keep_bands(kept)?;
-        }
+    let Some(&b) = input.band_nos.iter().find(|&&b| names[b - 1].is_none()) else {
         return Ok(());
-    }
-    match input.band_nos.iter().find(|&&b| names[b - 1].is_none()) {
-        Some(b) => Err(Error::Usage(format!(
+    };
+    if input.bands_chosen {
+        return Err(Error::Usage(format!(
             "-b {b}: band {b} of {source} is marked - (left out) in --s2-bands; select Sentinel-2 bands only"
-        ))),
-        None => Ok(()),
+        )));
     }
+    let kept: Vec<usize> = input
+        .band_nos
+        .iter()
+        .copied()
+        .filter(|&b| names[b - 1].is_some())
+        .collect();
+    input.keep_bands(kept)
 }
 
 /// Adapt an opened input for Sentinel-2 radiometry when it is a SENTINEL2
