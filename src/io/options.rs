@@ -244,6 +244,50 @@ pub(crate) fn create_typed_with(
     }
 }
 
+/// GeoTIFF's `PROFILE=BASELINE` and `PROFILE=GeoTIFF` leave GDAL's own tags
+/// out of the file, and `CreateCopy` then drops each band's description,
+/// scale/offset and unit (GDAL's own utilities too). The file written at
+/// `path` under such a profile gets them back from `src` in its `.aux.xml`,
+/// which travels with it: a calibrated band must not come back as plain
+/// numbers.
+pub(crate) fn restore_band_fields(
+    src: &Dataset,
+    path: &Path,
+    user: &[(String, String)],
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    let drops = user.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("PROFILE") && !v.trim().eq_ignore_ascii_case("GDALGeoTIFF")
+    });
+    if !drops {
+        return Ok(());
+    }
+    let ds = Dataset::open_ex(
+        path,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
+            ..Default::default()
+        },
+    )?;
+    for b in 1..=src.raster_count().min(ds.raster_count()) {
+        let (from, mut to) = (src.rasterband(b)?, ds.rasterband(b)?);
+        let description = from.description()?;
+        if !description.is_empty() {
+            to.set_description(&description)?;
+        }
+        if let (Some(scale), Some(offset)) = (from.scale(), from.offset()) {
+            if (scale, offset) != (1.0, 0.0) {
+                to.set_scale(scale)?;
+                to.set_offset(offset)?;
+            }
+        }
+        let unit = from.unit();
+        if !unit.is_empty() {
+            crate::io::writer::set_unit(&to, &unit)?;
+        }
+    }
+    ds.close()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,48 +380,4 @@ mod tests {
             );
         }
     }
-}
-
-/// GeoTIFF's `PROFILE=BASELINE` and `PROFILE=GeoTIFF` leave GDAL's own tags
-/// out of the file, and `CreateCopy` then drops each band's description,
-/// scale/offset and unit (GDAL's own utilities too). The file written at
-/// `path` under such a profile gets them back from `src` in its `.aux.xml`,
-/// which travels with it: a calibrated band must not come back as plain
-/// numbers.
-pub(crate) fn restore_band_fields(
-    src: &Dataset,
-    path: &Path,
-    user: &[(String, String)],
-) -> std::result::Result<(), gdal::errors::GdalError> {
-    let drops = user.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("PROFILE") && !v.trim().eq_ignore_ascii_case("GDALGeoTIFF")
-    });
-    if !drops {
-        return Ok(());
-    }
-    let ds = Dataset::open_ex(
-        path,
-        gdal::DatasetOptions {
-            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
-            ..Default::default()
-        },
-    )?;
-    for b in 1..=src.raster_count().min(ds.raster_count()) {
-        let (from, mut to) = (src.rasterband(b)?, ds.rasterband(b)?);
-        let description = from.description()?;
-        if !description.is_empty() {
-            to.set_description(&description)?;
-        }
-        if let (Some(scale), Some(offset)) = (from.scale(), from.offset()) {
-            if (scale, offset) != (1.0, 0.0) {
-                to.set_scale(scale)?;
-                to.set_offset(offset)?;
-            }
-        }
-        let unit = from.unit();
-        if !unit.is_empty() {
-            crate::io::writer::set_unit(&to, &unit)?;
-        }
-    }
-    ds.close()
 }
