@@ -1202,3 +1202,26 @@ fn an_empty_band_list_is_an_error_in_the_library() {
         "{err}"
     );
 }
+
+/// A file name that is not UTF-8 (Latin-1 from an old archive) got clap's
+/// "invalid UTF-8 was detected in one or more arguments", naming nothing.
+#[test]
+fn a_non_utf8_argument_is_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"sc\xe8ne.tif");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"))
+        .current_dir(dir.path())
+        .arg("remove")
+        .arg(name)
+        .arg("out.tif")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("sc\u{fffd}ne.tif: not valid UTF-8") && e.contains("convmv"),
+        "{e}"
+    );
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+}

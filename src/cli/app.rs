@@ -22,6 +22,15 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     if args.iter().any(|a| a == "--describe-json") {
         return describe_json(&args);
     }
+    // clap's own words ("invalid UTF-8 was detected in one or more
+    // arguments") name no argument; a file name in Latin-1 is the usual case.
+    if let Some(bad) = args.iter().skip(1).find(|a| a.to_str().is_none()) {
+        report(&Error::Usage(format!(
+            "{}: not valid UTF-8; idfcr takes file names and options in UTF-8 (rename the file, e.g. convmv -f latin1 -t utf8 --notest NAME)",
+            bad.to_string_lossy()
+        )));
+        return 2;
+    }
     let cli = match cli::Cli::try_parse_from(cli::gdal_style_args(args)) {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
