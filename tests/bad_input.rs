@@ -1225,3 +1225,45 @@ fn a_non_utf8_argument_is_named() {
     );
     assert_eq!(e.trim().lines().count(), 1, "{e}");
 }
+
+/// Under `ulimit -v`, a size the machine could hold but the process may
+/// not was let through, and the allocation aborted the process (exit 134,
+/// no message, no clean-up). The limit now counts as the ceiling.
+#[test]
+fn a_process_memory_limit_is_a_ceiling() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("small.tif"), 64, 64, None);
+    // 5000 x 5000 px declared over the small file: scoring it whole takes
+    // about 2.8 GB.
+    let bands: String = (1..=3)
+        .map(|b| {
+            format!(
+                r#"<VRTRasterBand dataType="Byte" band="{b}"><SimpleSource><SourceFilename relativeToVRT="1">small.tif</SourceFilename><SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="64" ySize="64"/><DstRect xOff="0" yOff="0" xSize="5000" ySize="5000"/></SimpleSource></VRTRasterBand>"#
+            )
+        })
+        .collect();
+    std::fs::write(
+        d.join("big.vrt"),
+        format!(r#"<VRTDataset rasterXSize="5000" rasterYSize="5000">{bands}</VRTDataset>"#),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"));
+    cmd.current_dir(d).args(["eval", "big.vrt", "big.vrt"]);
+    // SAFETY: one async-signal-safe call between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{:?}: {e}", o.status);
+    assert!(e.contains("big.vrt") && e.contains("ulimit"), "{e}");
+}

@@ -1,10 +1,8 @@
 //! The user's own cloud mask as the blend's p (`--cloud-mask`): an Fmask,
 //! a Sentinel-2 scene classification, another detector's probability, or
-//! cloud polygons digitised in QGIS. Read once, checked against the input's
-//! grid, turned into probabilities, grown and feathered on a scene-wide map
-//! that every tile samples (`tiling::probability`). Where the final p is 0
-//! the input comes back bit for bit, and tiles over clear ground are not
-//! run at all.
+//! QGIS polygons. Read once, checked against the input's grid, turned into
+//! probabilities, grown and feathered on a scene-wide map every tile samples
+//! (`tiling::probability`). Where p is 0 the input comes back bit for bit.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -81,6 +79,8 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
         }
         let ratio = grid_ratio(&ds, path, input)?;
         let (mw, mh) = ds.raster_size();
+        // Read a row at a time at least: one must fit (an abort otherwise).
+        crate::io::memory::ensure_fits(path, "one row of this mask", &[mw], 8)?;
         // A mask much finer than the input is pooled (max: any cloud in an
         // input pixel's footprint counts) down to about the input's pixels:
         // on its own grid, the feathering's reach in mask pixels (4 px of

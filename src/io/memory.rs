@@ -19,9 +19,10 @@ pub fn bytes_for(dims: &[usize], bytes_per: usize) -> Option<u64> {
 }
 
 /// The most memory this process could ever get: RAM plus swap
-/// (`/proc/meminfo`), capped by a control group's limit (a container's
-/// `memory.max`, cgroup v1's `memory.limit_in_bytes`); None where none of
-/// these can be read (then only sizes beyond an address space are refused).
+/// (`/proc/meminfo`), capped by a control group's limit (its own group's
+/// or a container's `memory.max`, cgroup v1's `memory.limit_in_bytes`) and
+/// by `ulimit -v`/`-d`; None where none of these can be read (then only
+/// sizes beyond an address space are refused).
 ///
 /// Not the memory free right now: a job that would page its way through, or
 /// one started while another finishes, should run as it did; what is
@@ -30,20 +31,50 @@ pub fn ceiling_bytes() -> Option<u64> {
     let machine = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| ram_and_swap(&t));
-    let group = [
-        "/sys/fs/cgroup/memory.max",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-    ]
-    .iter()
-    .find_map(|p| {
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|t| cgroup_limit(&t))
-    });
-    match (machine, group) {
-        (Some(m), Some(g)) => Some(m.min(g)),
-        (m, g) => m.or(g),
-    }
+    // This process's own control group (a Slurm job's or systemd unit's,
+    // nested below the root), then the root's (a container's).
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| own_cgroup_v2(&t))
+        .map(|g| format!("/sys/fs/cgroup{g}/memory.max"));
+    let group = own
+        .iter()
+        .map(String::as_str)
+        .chain([
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+        .find_map(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|t| cgroup_limit(&t))
+        });
+    [machine, group, process_limit()]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// The cgroup v2 path of this process (`0::/PATH` in `/proc/self/cgroup`);
+/// None for the root or v1.
+fn own_cgroup_v2(text: &str) -> Option<String> {
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    (path.starts_with('/') && path != "/" && !path.contains("..")).then(|| path.to_string())
+}
+
+/// `ulimit -v` / `-d` (RLIMIT_AS, RLIMIT_DATA): past it an allocation
+/// fails, and Rust aborts the process with no message and no clean-up.
+fn process_limit() -> Option<u64> {
+    let limit = |resource| {
+        // SAFETY: getrlimit writes the struct it is given.
+        let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::getrlimit(resource, &mut r) } == 0;
+        (ok && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
+    };
+    [limit(libc::RLIMIT_AS), limit(libc::RLIMIT_DATA)]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// `MemTotal` + `SwapTotal` of a `/proc/meminfo` text, in bytes.
@@ -82,7 +113,7 @@ pub fn check_fits(source: &str, what: &str, need: Option<u64>, ceiling: Option<u
                 gigabytes(n),
                 gigabytes(limit),
                 if ceiling.is_some() {
-                    "of memory and swap this machine (or container) has"
+                    "of memory and swap this machine (container, or ulimit) allows"
                 } else {
                     "a process can address"
                 }
@@ -106,6 +137,22 @@ fn gigabytes(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn own_cgroup_paths() {
+        let cases = [
+            (
+                "0::/system.slice/slurmstepd.scope/job_42\n",
+                Some("/system.slice/slurmstepd.scope/job_42"),
+            ),
+            ("0::/\n", None),
+            ("12:memory:/docker/abc\n", None),
+            ("0::/../etc\n", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(super::own_cgroup_v2(text).as_deref(), want, "{text:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

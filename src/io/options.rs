@@ -12,6 +12,18 @@ use crate::config::{OutputFormat, OutputType};
 use crate::error::gdal_watch::GdalWatch;
 use crate::error::{gdal_message, Error, Result};
 
+/// The working file's size as stored: whole 256 px tiles (a 10 000 000 x 1
+/// raster holds 39 063 of them, 7.7 GB uncompressed for 30 MB of pixels,
+/// and needs BigTIFF). Saturating: a declared size past u64 only needs to
+/// read as "big".
+pub(crate) fn part_bytes(w: usize, h: usize, bands: usize, bytes: usize) -> u64 {
+    let padded = |n: usize| n.div_ceil(PART_BLOCK).saturating_mul(PART_BLOCK);
+    crate::io::memory::bytes_for(&[padded(w), padded(h), bands], bytes).unwrap_or(u64::MAX)
+}
+
+/// The working file's tile side.
+const PART_BLOCK: usize = 256;
+
 /// Options of the working file: tiled and uncompressed, so that blocks
 /// written in several passes (strips and panels) are updated in place
 /// instead of appended again as a compressed GTiff would.
@@ -290,6 +302,22 @@ pub(crate) fn restore_band_fields(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_working_file_counts_whole_tiles() {
+        // (width, height, bands, bytes per value, bytes as stored)
+        let cases: &[(usize, usize, usize, usize, u64)] = &[
+            (256, 256, 3, 1, 196_608),
+            (257, 1, 3, 1, 2 * 196_608),
+            (10_000_000, 1, 3, 1, 39_063 * 196_608),
+            (usize::MAX, usize::MAX, 3, 4, u64::MAX),
+        ];
+        for &(w, h, b, n, want) in cases {
+            assert_eq!(super::part_bytes(w, h, b, n), want, "{w} x {h} x {b}");
+        }
+        // Past GeoTIFF's 4 GB: BigTIFF, though the pixels are 30 MB.
+        assert!(super::part_bytes(10_000_000, 1, 3, 1) > 3_500_000_000);
+    }
+
     use super::*;
 
     #[test]

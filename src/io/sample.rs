@@ -6,6 +6,11 @@
 use crate::error::{gdal_message, Error, Result};
 use crate::io::reader::{is_nodata, InputRaster};
 
+/// The most pixels the fallback scan of `sample` reads (about 5 s of a
+/// Byte raster here): past it a scene with no valid pixel found is taken
+/// as it is (the range check is then skipped, as for an empty scene).
+const SCAN_MAX_PX: usize = 1 << 28;
+
 /// Sentinel-2's DN for a saturated pixel.
 const S2_SATURATED: f64 = 65535.0;
 
@@ -120,19 +125,28 @@ impl InputRaster {
         }
         // The grid found no valid pixel in a raster bigger than it: a thin
         // valid area (a 40 px corridor in a 50 000 px nodata canvas) falls
-        // between its points, and the range check would be skipped. Every
-        // pixel is read then, in strips of about a million, until enough
-        // values are found.
-        let rows = ((1usize << 20) / self.width.max(1)).clamp(1, self.height);
+        // between its points, and the range check would be skipped. Pixels
+        // are read then, in blocks of about a million, until enough values
+        // are found: blocks, not whole rows (a row of a VRT 2^31 px wide
+        // is 17 GB), at most SCAN_MAX_PX of them (a sparse 300 000 px
+        // scene would take hours), and a stop asked for is a stop.
+        let cols = self.width.min(1 << 20);
+        let rows = ((1usize << 20) / cols.max(1)).clamp(1, self.height);
         let mut all = vec![Vec::new(); self.band_nos.len()];
-        for row0 in (0..self.height).step_by(rows) {
+        let mut scanned = 0usize;
+        'scan: for row0 in (0..self.height).step_by(rows) {
             let n = rows.min(self.height - row0);
-            let part = self.sample_window((0, row0), (self.width, n), (self.width, n))?;
-            for (a, p) in all.iter_mut().zip(part) {
-                a.extend(p);
-            }
-            if all.iter().map(Vec::len).sum::<usize>() >= 1 << 22 {
-                break;
+            for col0 in (0..self.width).step_by(cols) {
+                crate::interrupt::check()?;
+                let m = cols.min(self.width - col0);
+                let part = self.sample_window((col0, row0), (m, n), (m, n))?;
+                for (a, p) in all.iter_mut().zip(part) {
+                    a.extend(p);
+                }
+                scanned += m * n;
+                if all.iter().map(Vec::len).sum::<usize>() >= 1 << 22 || scanned >= SCAN_MAX_PX {
+                    break 'scan;
+                }
             }
         }
         Ok(all)

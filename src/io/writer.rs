@@ -21,7 +21,7 @@ use crate::config::{OutputFormat, OutputType};
 use crate::error::gdal_watch::{GdalWatch, KeepWarnings};
 use crate::error::{gdal_message, Error, Result};
 pub use crate::io::options::check_creation_options;
-use crate::io::options::{create_typed_with, final_options, part_options, to_list};
+use crate::io::options::{create_typed_with, final_options, part_bytes, part_options, to_list};
 use crate::io::place::{
     move_into_place, parent_dir, sync_dir, sync_file, verify_readable, TempFile,
 };
@@ -90,12 +90,11 @@ impl OutputRaster {
                 format!("cannot create a temp file beside it: {}", e.kind()),
             )
         })?;
-        // Saturating: a declared size past u64 only needs to read as "big" (BigTIFF).
-        let est = crate::io::memory::bytes_for(&[w, h, bands.len()], data_type.bytes())
-            .unwrap_or(u64::MAX);
-        let opts = part_options(est)?;
+        let opts = part_options(part_bytes(w, h, bands.len(), data_type.bytes()))?;
+        // GDAL names the temp file; the user knows the output's name.
         let fail = |e: gdal::errors::GdalError| {
-            Error::output(final_path, gdal_message(&e)).because_gdal(e)
+            let msg = crate::io::place::final_names_in(&gdal_message(&e));
+            Error::output(final_path, msg).because_gdal(e)
         };
         let mut ds = create_typed_with("GTiff", tmp.path(), data_type, w, h, bands.len(), &opts)
             .map_err(fail)?;

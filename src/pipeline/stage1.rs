@@ -157,6 +157,16 @@ fn tile_grids(
         }
         Some(p) => p,
     };
+    // A strip holds a few buffers of tile rows x panel columns; a failed
+    // allocation would abort with no clean-up, so refuse what cannot fit.
+    let span = panel_px.min(input.width).saturating_add(2 * tile_px);
+    let rows = tile_px.min(input.height);
+    crate::io::memory::ensure_fits(
+        &cfg.job.input,
+        &format!("a strip of {rows} x {span} px (--panel, --tile)"),
+        &[rows, span, input.bands() + 1, 4],
+        4,
+    )?;
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
     Ok((ygrid, xgrid, panel_px))
