@@ -25,9 +25,14 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     // clap's own words ("invalid UTF-8 was detected in one or more
     // arguments") name no argument; a file name in Latin-1 is the usual case.
     if let Some(bad) = args.iter().skip(1).find(|a| a.to_str().is_none()) {
+        let text = bad.to_string_lossy();
+        let hint = if text.starts_with('-') || text.contains('=') {
+            ""
+        } else {
+            " (rename the file, e.g. convmv -f latin1 -t utf8 --notest NAME)"
+        };
         report(&Error::Usage(format!(
-            "{}: not valid UTF-8; idfcr takes file names and options in UTF-8 (rename the file, e.g. convmv -f latin1 -t utf8 --notest NAME)",
-            bad.to_string_lossy()
+            "{text}: not valid UTF-8; idfcr takes file names and options in UTF-8{hint}"
         )));
         return 2;
     }

@@ -33,11 +33,12 @@ pub(crate) fn part_options(est_bytes: u64) -> Result<RasterCreationOptions> {
     } else {
         "NO"
     };
+    let block = PART_BLOCK.to_string();
     to_list(
         &[
             ("TILED", "YES"),
-            ("BLOCKXSIZE", "256"),
-            ("BLOCKYSIZE", "256"),
+            ("BLOCKXSIZE", block.as_str()),
+            ("BLOCKYSIZE", block.as_str()),
             ("BIGTIFF", bigtiff),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),

@@ -6,9 +6,8 @@
 use crate::error::{gdal_message, Error, Result};
 use crate::io::reader::{is_nodata, InputRaster};
 
-/// The most pixels the fallback scan of `sample` reads (about 5 s of a
-/// Byte raster here): past it a scene with no valid pixel found is taken
-/// as it is (the range check is then skipped, as for an empty scene).
+/// The largest raster the fallback of `sample` reads whole (about 5 s of a
+/// Byte raster here); a larger one gets a denser grid instead.
 const SCAN_MAX_PX: usize = 1 << 28;
 
 /// Sentinel-2's DN for a saturated pixel.
@@ -125,15 +124,31 @@ impl InputRaster {
         }
         // The grid found no valid pixel in a raster bigger than it: a thin
         // valid area (a 40 px corridor in a 50 000 px nodata canvas) falls
-        // between its points, and the range check would be skipped. Pixels
-        // are read then, in blocks of about a million, until enough values
-        // are found: blocks, not whole rows (a row of a VRT 2^31 px wide
-        // is 17 GB), at most SCAN_MAX_PX of them (a sparse 300 000 px
-        // scene would take hours), and a stop asked for is a stop.
+        // between its points, and the range check would be skipped.
+        if self.width.saturating_mul(self.height) > SCAN_MAX_PX {
+            // Too big to read whole (a sparse 300 000 px scene would take
+            // hours): a denser grid, then a refusal, since a scene whose
+            // values cannot be checked must not run unchecked.
+            let (w, h) = (self.width.min(4096), self.height.min(4096));
+            crate::interrupt::check()?;
+            let dense = self.sample_window((0, 0), (self.width, self.height), (w, h))?;
+            if found(&dense) {
+                return Ok(dense);
+            }
+            return Err(Error::input(
+                &self.source,
+                format!(
+                    "no valid pixel in a {w} x {h} sample of its {} x {} pixels, so its values cannot be checked against the model's range; crop it to where it has data (gdal_translate -projwin or -srcwin) first",
+                    self.width, self.height
+                ),
+            ));
+        }
+        // Every pixel is read then, in blocks of about a million (not whole
+        // rows: a row of a VRT 2^31 px wide is 17 GB), until enough values
+        // are found; a stop asked for is a stop.
         let cols = self.width.min(1 << 20);
         let rows = ((1usize << 20) / cols.max(1)).clamp(1, self.height);
         let mut all = vec![Vec::new(); self.band_nos.len()];
-        let mut scanned = 0usize;
         'scan: for row0 in (0..self.height).step_by(rows) {
             let n = rows.min(self.height - row0);
             for col0 in (0..self.width).step_by(cols) {
@@ -143,8 +158,7 @@ impl InputRaster {
                 for (a, p) in all.iter_mut().zip(part) {
                     a.extend(p);
                 }
-                scanned += m * n;
-                if all.iter().map(Vec::len).sum::<usize>() >= 1 << 22 || scanned >= SCAN_MAX_PX {
+                if all.iter().map(Vec::len).sum::<usize>() >= 1 << 22 {
                     break 'scan;
                 }
             }

@@ -157,15 +157,12 @@ fn tile_grids(
         }
         Some(p) => p,
     };
-    // A strip holds a few buffers of tile rows x panel columns; a failed
-    // allocation would abort with no clean-up, so refuse what cannot fit.
-    let span = panel_px.min(input.width).saturating_add(2 * tile_px);
     let rows = tile_px.min(input.height);
-    crate::io::memory::ensure_fits(
+    crate::io::memory::ensure_strip_fits(
         &cfg.job.input,
-        &format!("a strip of {rows} x {span} px (--panel, --tile)"),
-        &[rows, span, input.bands() + 1, 4],
-        4,
+        (panel_px, tile_px, rows),
+        input.width,
+        input.bands(),
     )?;
     let ygrid = AxisGrid::new(input.height, tile_px, overlap, margin, window)?;
     let xgrid = AxisGrid::new(input.width, tile_px, overlap, margin, window)?;
