@@ -1267,3 +1267,55 @@ fn a_process_memory_limit_is_a_ceiling() {
     assert_eq!(o.status.code(), Some(1), "{:?}: {e}", o.status);
     assert!(e.contains("big.vrt") && e.contains("ulimit"), "{e}");
 }
+
+/// A huge raster whose valid pixels the subsample grids all miss (one
+/// column of data in a sparse 20 000 px nodata canvas) was scanned row by
+/// row for as long as it took, deaf to Ctrl-C; a cap on that scan then let
+/// its values through unchecked. It is now refused, pointing to a crop.
+#[test]
+fn a_huge_raster_with_unseen_data_is_refused() {
+    use gdal::raster::{Buffer, RasterCreationOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    {
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let opts = RasterCreationOptions::from_iter(["TILED=YES", "SPARSE_OK=TRUE"]);
+        let ds = driver
+            .create_with_band_type_with_options::<u16, _>(
+                d.join("late.tif"),
+                20000,
+                20000,
+                3,
+                &opts,
+            )
+            .unwrap();
+        for b in 1..=3 {
+            let mut band = ds.rasterband(b).unwrap();
+            band.set_no_data_value(Some(0.0)).unwrap();
+            // Column 10: neither grid (1024 or 4096 px over 20 000) samples it.
+            let mut buf = Buffer::new((1, 100), vec![20000u16; 100]);
+            band.write((10, 15000), (1, 100), &mut buf).unwrap();
+        }
+    }
+    let model = fixture_model("tiny_conv").display().to_string();
+    let o = idfcr(
+        d,
+        &[
+            "remove",
+            "late.tif",
+            "out.tif",
+            "--model",
+            &model,
+            "-q",
+            "--threads",
+            "1",
+        ],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("late.tif") && e.contains("no valid pixel") && e.contains("-srcwin"),
+        "{e}"
+    );
+    assert!(!d.join("out.tif").exists());
+}
