@@ -16,10 +16,15 @@ fn died_by(status: std::process::ExitStatus, sig: i32, what: &str) {
 }
 
 /// `idfcr ARGS` in `dir`, stderr (and with `stdout`, stdout) piped, with
-/// SIGINT, SIGTERM and SIGHUP at their default actions: a caller that
-/// ignores them (a script's `cmd &`, `nohup`) would pass that on, and
-/// idfcr keeps an ignored signal ignored.
-fn spawn_idfcr(dir: &std::path::Path, args: &[&str], stdout: bool) -> std::process::Child {
+/// SIGINT, SIGTERM and SIGHUP at their default actions except those in
+/// `ignored`: a caller that ignores them (a script's `cmd &`, `nohup`)
+/// passes that on, and idfcr keeps an ignored signal ignored.
+fn spawn_idfcr(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdout: bool,
+    ignored: &'static [i32],
+) -> std::process::Child {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"));
     cmd.current_dir(dir)
@@ -30,14 +35,40 @@ fn spawn_idfcr(dir: &std::path::Path, args: &[&str], stdout: bool) -> std::proce
     }
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(s, libc::SIG_DFL);
+                let action = if ignored.contains(&s) {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                };
+                libc::signal(s, action);
             }
             Ok(())
         });
     }
     cmd.spawn().unwrap()
+}
+
+/// `remove in.tif out.tif` with the small Swin model, 96 px tiles, one
+/// thread: many tiles, so a signal lands mid-run.
+fn remove_many_tiles(model: &str) -> [&str; 14] {
+    [
+        "remove",
+        "in.tif",
+        "out.tif",
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--tile",
+        "96",
+        "--overlap",
+        "48",
+        "--threads",
+        "1",
+        "-q",
+    ]
 }
 
 fn signal_number(name: &str) -> i32 {
@@ -55,26 +86,7 @@ fn interrupt_with(signals: &[(&str, u64)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("in.tif"), 1200, 1200, None);
     let model = fixture_model("tiny_swin").display().to_string();
-    let mut child = spawn_idfcr(
-        dir.path(),
-        &[
-            "remove",
-            "in.tif",
-            "out.tif",
-            "--model",
-            &model,
-            "--device",
-            "cpu",
-            "--tile",
-            "96",
-            "--overlap",
-            "48",
-            "--threads",
-            "1",
-            "-q",
-        ],
-        false,
-    );
+    let mut child = spawn_idfcr(dir.path(), &remove_many_tiles(&model), false, &[]);
     // Wait until the run is under way: its temp file exists.
     let t0 = Instant::now();
     loop {
@@ -164,7 +176,7 @@ fn interrupted_batch_resumes() {
         "--summary",
         "-",
     ];
-    let mut child = spawn_idfcr(dir.path(), &args, true);
+    let mut child = spawn_idfcr(dir.path(), &args, true, &[]);
     let t0 = Instant::now();
     // Wait until the big input is being written.
     while !dir.path().join("out").exists()
@@ -216,7 +228,12 @@ fn interrupted_batch_resumes() {
 fn quality_stops_during_its_only_image() {
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("big.tif"), 3000, 3000, None);
-    let child = spawn_idfcr(dir.path(), &["quality", "big.tif", "--json", "-"], true);
+    let child = spawn_idfcr(
+        dir.path(),
+        &["quality", "big.tif", "--json", "-"],
+        true,
+        &[],
+    );
     // Once its handler is installed (Linux: SigCgt in /proc/PID/status
     // has SIGINT's bit); a signal before that would kill it outright.
     let t0 = Instant::now();
@@ -254,37 +271,15 @@ fn catches_sigint(pid: u32) -> bool {
 /// the inherited "ignore").
 #[test]
 fn an_ignored_hangup_stays_ignored() {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("in.tif"), 600, 600, None);
     let model = fixture_model("tiny_swin").display().to_string();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"));
-    cmd.current_dir(dir.path())
-        .args([
-            "remove",
-            "in.tif",
-            "out.tif",
-            "--model",
-            &model,
-            "--device",
-            "cpu",
-            "--tile",
-            "96",
-            "--overlap",
-            "48",
-            "--threads",
-            "1",
-            "-q",
-        ])
-        .stderr(std::process::Stdio::piped());
-    // SAFETY: one async-signal-safe call between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGHUP, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
+    let child = spawn_idfcr(
+        dir.path(),
+        &remove_many_tiles(&model),
+        false,
+        &[libc::SIGHUP],
+    );
     let t0 = Instant::now();
     while !listing(dir.path()).iter().any(|n| n.contains(".idfcr-")) {
         assert!(t0.elapsed() < Duration::from_secs(60), "never started");

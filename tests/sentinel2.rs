@@ -1986,8 +1986,18 @@ fn a_band_marked_dash_is_left_out() {
         b if b > 2 => value(b - 1, y, x),
         b => value(b, y, x),
     });
+    // And first, where a leading `-` must reach us as a value, not an option.
+    let qa_first = tmp.path().join("qa_first.tif");
+    common::write_tiff::<u16>(&qa_first, 96, 96, 5, None, |b, y, x| match b {
+        0 => 1024,
+        b => value(b - 1, y, x),
+    });
     let m = models.to_str().unwrap();
-    for (input, names) in [(&plain, "B2,B3,B4,B8"), (&with_qa, "B2,B3,-,B4,B8")] {
+    for (input, names) in [
+        (&plain, "B2,B3,B4,B8"),
+        (&with_qa, "B2,B3,-,B4,B8"),
+        (&qa_first, "-,B2,B3,B4,B8"),
+    ] {
         let out = tmp.path().join(format!("out_{names}"));
         let extra = ["--s2-bands", names, "--model-dir", m, "--groups", "10m"];
         s2_json(tmp.path(), input.to_str().unwrap(), &out, &extra);
@@ -2017,26 +2027,33 @@ fn a_band_marked_dash_is_left_out() {
         read(tmp.path().join("r_B2,B3,B4,B8.tif")),
         read(tmp.path().join("r_B2,B3,-,B4,B8.tif"))
     );
-    // Asking for the marked band by number is a usage error.
-    let o = common::idfcr(
-        tmp.path(),
-        &[
+    assert_eq!(
+        read(tmp.path().join("r_B2,B3,B4,B8.tif")),
+        read(tmp.path().join("r_-,B2,B3,B4,B8.tif"))
+    );
+    assert_eq!(
+        read(tmp.path().join("out_B2,B3,B4,B8").join(stem("plain"))),
+        read(tmp.path().join("out_-,B2,B3,B4,B8").join(stem("qa_first")))
+    );
+    // Asking for the marked band by number is a usage error, whatever the
+    // other bands chosen with it.
+    for chosen in [&["3"][..], &["1", "2", "3", "4", "5"][..]] {
+        let mut args = vec![
             "remove",
             with_qa.to_str().unwrap(),
             "x.tif",
             "--s2-bands",
             "B2,B3,-,B4,B8",
-            "-b",
-            "3",
             "--model-dir",
             m,
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    assert!(
-        common::stderr(&o).contains("band 3 of"),
-        "{}",
-        common::stderr(&o)
-    );
-    assert!(!tmp.path().join("x.tif").exists());
+        ];
+        for b in chosen {
+            args.extend(["-b", b]);
+        }
+        let o = common::idfcr(tmp.path(), &args);
+        let e = common::stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(e.contains("band 3 of"), "{e}");
+        assert!(!tmp.path().join("x.tif").exists());
+    }
 }
