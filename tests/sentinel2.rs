@@ -596,6 +596,20 @@ fn band_stacks_are_split_into_groups_by_name() {
 /// `--stack` on a band stack with no georeferencing at all (a plain array
 /// exported from a notebook): the stack comes out without one too, instead
 /// of every group running and then the run failing on its own 10 m output.
+/// `s2 STACK --stack` on a 13-band stack named by --s2-bands, into
+/// `dir/out`: the stacked output, opened.
+fn stack_all_bands(dir: &Path, models: &Path, stack: &Path) -> Dataset {
+    let bands = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12";
+    let m = models.to_str().unwrap();
+    let summary = s2_json(
+        dir,
+        stack.to_str().unwrap(),
+        &dir.join("out"),
+        &["--s2-bands", bands, "--model-dir", m, "--stack"],
+    );
+    Dataset::open(summary["stack"].as_str().unwrap()).unwrap()
+}
+
 /// A 96 px, 13-band UInt16 stack with no georeferencing and no band names.
 fn plain_stack(stack: &Path) {
     use gdal::raster::{Buffer, RasterCreationOptions};
@@ -678,16 +692,7 @@ fn stacks_keep_gcps_and_rpcs() {
         }
         ds.close().unwrap();
     }
-    let out = tmp.path().join("out");
-    let bands = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12";
-    let m = models.to_str().unwrap();
-    let summary = s2_json(
-        tmp.path(),
-        stack.to_str().unwrap(),
-        &out,
-        &["--s2-bands", bands, "--model-dir", m, "--stack"],
-    );
-    let stacked = Dataset::open(summary["stack"].as_str().unwrap()).unwrap();
+    let stacked = stack_all_bands(tmp.path(), &models, &stack);
     assert_eq!(stacked.gcps().len(), 4);
     let srs = stacked.gcp_spatial_ref().expect("the GCPs' CRS");
     assert_eq!(srs.auth_code().ok(), Some(4326));
@@ -704,16 +709,7 @@ fn stacks_without_georeferencing_still_stack() {
     let stack = tmp.path().join("plain.tif");
     plain_stack(&stack);
     assert!(Dataset::open(&stack).unwrap().geo_transform().is_err());
-    let out = tmp.path().join("out");
-    let bands = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12";
-    let m = models.to_str().unwrap();
-    let summary = s2_json(
-        tmp.path(),
-        stack.to_str().unwrap(),
-        &out,
-        &["--s2-bands", bands, "--model-dir", m, "--stack"],
-    );
-    let stacked = Dataset::open(summary["stack"].as_str().unwrap()).unwrap();
+    let stacked = stack_all_bands(tmp.path(), &models, &stack);
     assert_eq!(stacked.raster_size(), (96, 96));
     assert_eq!(stacked.raster_count(), 13);
     assert!(stacked.geo_transform().is_err());
