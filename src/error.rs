@@ -255,6 +255,20 @@ pub mod gdal_watch {
         }
     }
 
+    /// Keep a warning of our own about what an output cannot hold (shown
+    /// with GDAL's, without their "GDAL, writing" prefix: `OWN`).
+    pub fn keep_own_warning(line: String) {
+        if let Ok(mut kept) = KEPT.lock() {
+            let line = format!("{OWN}{line}");
+            if !kept.contains(&line) {
+                kept.push(line);
+            }
+        }
+    }
+
+    /// Marks a kept warning as ours, not GDAL's.
+    pub const OWN: &str = "idfcr: ";
+
     /// The warnings kept so far (each once), and none kept after.
     pub fn take_kept_warnings() -> Vec<String> {
         KEPT.lock()

@@ -843,3 +843,41 @@ fn a_baseline_profile_keeps_band_fields() {
         }
     }
 }
+
+/// A swath placed by geolocation arrays (GDAL's GEOLOCATION domain) came
+/// out with no georeferencing at all, and nothing said so.
+#[test]
+fn a_swath_placed_by_geolocation_arrays_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("img.tif"), 32, 32, None);
+    write_tiff::<f32>(&d.join("lon.tif"), 32, 32, 1, None, |_, _, x| {
+        14.0 + 0.001 * x as f32
+    });
+    write_tiff::<f32>(&d.join("lat.tif"), 32, 32, 1, None, |_, y, _| {
+        46.0 - 0.001 * y as f32
+    });
+    let bands: String = (1..=3)
+        .map(|b| {
+            format!(
+                r#"<VRTRasterBand dataType="Byte" band="{b}"><SimpleSource><SourceFilename relativeToVRT="1">img.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"#
+            )
+        })
+        .collect();
+    let geoloc = r#"<Metadata domain="GEOLOCATION"><MDI key="SRS">EPSG:4326</MDI><MDI key="X_DATASET">lon.tif</MDI><MDI key="X_BAND">1</MDI><MDI key="Y_DATASET">lat.tif</MDI><MDI key="Y_BAND">1</MDI><MDI key="PIXEL_OFFSET">0</MDI><MDI key="LINE_OFFSET">0</MDI><MDI key="PIXEL_STEP">1</MDI><MDI key="LINE_STEP">1</MDI></Metadata>"#;
+    std::fs::write(
+        d.join("swath.vrt"),
+        format!(r#"<VRTDataset rasterXSize="32" rasterYSize="32">{geoloc}{bands}</VRTDataset>"#),
+    )
+    .unwrap();
+    let o = remove_conv(d, "swath.vrt", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("swath.vrt") && e.contains("geolocation arrays"),
+        "{e}"
+    );
+    // A plain north-up input says nothing of the kind.
+    let o = remove_conv_to(d, "img.tif", "plain.tif", &[]);
+    assert!(!stderr(&o).contains("geolocation"), "{}", stderr(&o));
+}

@@ -91,7 +91,10 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 fn report_gdal_warnings() {
     for w in crate::error::gdal_watch::take_kept_warnings() {
         let w = crate::io::place::final_names_in(&w);
-        log::emit(&Event::warning(format!("GDAL, writing {w}")));
+        match w.strip_prefix(crate::error::gdal_watch::OWN) {
+            Some(own) => log::emit(&Event::warning(own.to_string())),
+            None => log::emit(&Event::warning(format!("GDAL, writing {w}"))),
+        }
     }
 }
 

@@ -492,6 +492,17 @@ fn copy_georeferencing_and_metadata(
 ) -> std::result::Result<(), gdal::errors::GdalError> {
     let src = &prov.input.ds;
     copy_georeferencing(src, ds)?;
+    // A swath placed by geolocation arrays (GDAL's GEOLOCATION domain) has
+    // no grid a GeoTIFF can hold: say so rather than write it unplaced.
+    if src.geo_transform().is_err()
+        && src.gcps().is_empty()
+        && src.metadata_domain("GEOLOCATION").is_some()
+    {
+        crate::error::gdal_watch::keep_own_warning(format!(
+            "{}: placed by geolocation arrays, which a GeoTIFF cannot hold: the output has no georeferencing (warp the input onto a grid first: gdalwarp -geoloc)",
+            prov.input.source
+        ));
+    }
     for domain in src.metadata_domains() {
         if matches!(
             domain.as_str(),
