@@ -156,26 +156,13 @@ fn interrupted_batch_resumes() {
     rgb_tiff(&dir.path().join("in/b_big.tif"), 700, 700, None);
     rgb_tiff(&dir.path().join("in/c_small.tif"), 40, 30, None);
     let model = fixture_model("tiny_swin").display().to_string();
-    let args = [
-        "batch",
-        "in",
-        "--out-dir",
-        "out",
-        "--skip-existing",
-        "--model",
-        &model,
-        "--device",
-        "cpu",
-        "--tile",
-        "96",
-        "--overlap",
-        "48",
-        "--threads",
-        "1",
-        "-q",
-        "--summary",
-        "-",
-    ];
+    // The same settings as `remove_many_tiles`, for a folder.
+    let same = remove_many_tiles(&model);
+    let args: Vec<&str> = ["batch", "in", "--out-dir", "out", "--skip-existing"]
+        .into_iter()
+        .chain(same[3..].iter().copied())
+        .chain(["--summary", "-"])
+        .collect();
     let mut child = spawn_idfcr(dir.path(), &args, true, &[]);
     let t0 = Instant::now();
     // Wait until the big input is being written.

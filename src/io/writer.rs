@@ -454,8 +454,8 @@ pub fn prepare_copy(
     })
 }
 
-/// `src`'s place on the ground onto `ds`: geotransform, CRS, or ground
-/// control points. Shared by the outputs, the `s2` stack and the check of
+/// `src`'s place on the ground onto `ds`: geotransform, CRS, ground
+/// control points, RPCs. Shared by the outputs, the `s2` stack and the check of
 /// `--co` (whose options may reproject: `TILING_SCHEME`, `TARGET_SRS`).
 pub(crate) fn copy_georeferencing(
     src: &Dataset,
@@ -477,6 +477,13 @@ pub(crate) fn copy_georeferencing(
             .gcp_spatial_ref()
             .map_or_else(gdal::spatial_ref::SpatialRef::new, Ok)?;
         ds.set_gcps(gcps, &srs)?;
+    }
+    // Rational polynomial coefficients: a sensor model that places the
+    // pixels where neither of the above does.
+    for item in src.metadata_domain("RPC").unwrap_or_default() {
+        if let Some((k, v)) = item.split_once('=') {
+            ds.set_metadata_item(k, v, "RPC")?;
+        }
     }
     Ok(())
 }
@@ -506,7 +513,8 @@ fn copy_georeferencing_and_metadata(
     for domain in src.metadata_domains() {
         if matches!(
             domain.as_str(),
-            "IMAGE_STRUCTURE" | "SUBDATASETS" | "DERIVED_SUBDATASETS"
+            // RPC: with the georeferencing, above.
+            "IMAGE_STRUCTURE" | "SUBDATASETS" | "DERIVED_SUBDATASETS" | "RPC"
         ) || domain.starts_with("xml:")
         {
             continue;

@@ -150,7 +150,7 @@ pub(crate) fn write_stack(
     path: &Path,
     t: &RemoveOptions,
 ) -> Result<()> {
-    use gdal::{Dataset, Metadata};
+    use gdal::Dataset;
     let (p10, _) = outputs
         .iter()
         .find(|(_, r)| *r == 10)
@@ -186,11 +186,6 @@ pub(crate) fn write_stack(
     // What the XML's WKT1 and geotransform cannot say: a dynamic CRS's
     // epoch, ground control points, RPCs (as the group outputs carry them).
     crate::io::writer::copy_georeferencing(&base, &mut vrt).map_err(built)?;
-    for item in base.metadata_domain("RPC").unwrap_or_default() {
-        if let Some((k, v)) = item.split_once('=') {
-            vrt.set_metadata_item(k, v, "RPC").map_err(built)?;
-        }
-    }
     crate::io::writer::copy_into_place(
         &vrt,
         path,
