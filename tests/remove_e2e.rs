@@ -881,3 +881,67 @@ fn a_swath_placed_by_geolocation_arrays_is_warned_about() {
     let o = remove_conv_to(d, "img.tif", "plain.tif", &[]);
     assert!(!stderr(&o).contains("geolocation"), "{}", stderr(&o));
 }
+
+/// `--model NAME` finds a bundled model by its name where the bundled
+/// models are looked up (here `--model-dir`), and gives what the file gives;
+/// a wrong name lists the names there are.
+#[test]
+fn a_bundled_model_is_reachable_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 40, 30, None);
+    let models = repo().join("testdata/models").display().to_string();
+    let by_file = remove_conv_to(dir.path(), "in.tif", "by_file.tif", &[]);
+    assert!(by_file.status.success(), "{}", stderr(&by_file));
+    let by_name = idfcr(
+        dir.path(),
+        &[
+            "remove",
+            "in.tif",
+            "by_name.tif",
+            "--model",
+            "tiny_conv",
+            "--model-dir",
+            &models,
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
+    assert!(by_name.status.success(), "{}", stderr(&by_name));
+    let read = |name: &str| {
+        let ds = Dataset::open(dir.path().join(name)).unwrap();
+        let b = ds.rasterband(1).unwrap();
+        b.read_as::<u8>((0, 0), (40, 30), (40, 30), None)
+            .unwrap()
+            .data()
+            .to_vec()
+    };
+    assert_eq!(read("by_file.tif"), read("by_name.tif"));
+
+    let wrong = idfcr(
+        dir.path(),
+        &[
+            "remove",
+            "in.tif",
+            "wrong.tif",
+            "--model",
+            "tiny_cnv",
+            "--model-dir",
+            &models,
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    let err = stderr(&wrong);
+    assert!(
+        err.contains("tiny_cnv") && err.contains("no bundled model of that name"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tiny_conv") && err.contains("pixel_cr_rgb"),
+        "{err}"
+    );
+    assert!(!dir.path().join("wrong.tif").exists());
+}

@@ -390,3 +390,41 @@ def test_anchor_pulls_towards_the_first_legs_start_and_survives_a_resume(tmp_pat
     # Off: no anchor is kept or saved.
     off = start_run(parse_args(["--data", "x", "--ckpt", ckpt, "--config", "tiny"]), cfg, None, "cpu")
     assert off.anchor is None
+
+
+def test_init_starts_a_new_run_from_another_checkpoints_shipped_weights(tmp_path):
+    """--init: step 0 and a fresh optimiser, the source's configuration and
+    its EMA weights (what shipped), and a record of where it started; a
+    resumed leg keeps that record."""
+    from idfcr_train.models.pixel_cr import PixelCRConfig
+    from idfcr_train.training.train_pixel_cr import network_config, save_checkpoint, start_run
+
+    src_path = str(tmp_path / "src.pt")
+    src_args = parse_args(["--data", "rice2", "--ckpt", src_path, "--config", "tiny", "--ema", "0.9"])
+    cfg = PixelCRConfig.tiny()
+    cfg.dim = 24  # not the preset: the new run must take the source's configuration
+    src = start_run(src_args, cfg, None, "cpu")
+    with torch.no_grad():
+        for q in src.ema.parameters():
+            q.add_(0.5)
+    src.step = 40
+    save_checkpoint(src, src_path)
+
+    new_path = str(tmp_path / "new.pt")
+    args = parse_args(["--data", "rice1", "--ckpt", new_path, "--config", "tiny", "--init", src_path,
+                       "--resume", "--val-blocks", "301,305"])
+    new_cfg, state = network_config(args, [])
+    assert state is None and new_cfg.dim == 24
+    run = start_run(args, new_cfg, state, "cpu")
+    assert run.step == 0 and not run.opt.state_dict()["state"]
+    for k, v in src.ema.state_dict().items():
+        assert torch.equal(run.model.state_dict()[k], v), k
+    assert run.meta["data"] == "rice1" and run.meta["val_blocks"] == "301,305"
+    assert run.meta["init"] == {"from": "src.pt", "step": 40, "data": "rice2", "val_blocks": None}
+
+    run.step = 7
+    save_checkpoint(run, new_path)
+    os.remove(src_path)  # a later leg needs only its own checkpoint
+    cfg2, state2 = network_config(args, [])
+    resumed = start_run(args, cfg2, state2, "cpu")
+    assert resumed.step == 7 and resumed.meta["init"]["from"] == "src.pt"

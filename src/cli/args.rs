@@ -106,8 +106,10 @@ pub struct ProcessingArgs {
         allow_negative_numbers = true
     )]
     pub bands: Vec<usize>,
-    /// ONNX model; default: the bundled model for the input's band count.
-    #[arg(long)]
+    /// ONNX model: a file, or a bundled model's name (`pixel_cr_rgb`; the
+    /// names are listed when one is wrong); default: the bundled model for
+    /// the input's bands.
+    #[arg(long, value_name = "FILE|NAME")]
     pub model: Option<PathBuf>,
     /// Output format.
     #[arg(

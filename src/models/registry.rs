@@ -44,16 +44,7 @@ pub fn model_dirs(first: Option<&Path>) -> Vec<PathBuf> {
 
 pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<PathBuf> {
     if let Some(p) = cfg.opts.model.as_deref() {
-        if p.is_dir() {
-            return Err(Error::model(
-                p,
-                "is a folder; --model takes an .onnx file (--model-dir takes a folder)",
-            ));
-        }
-        if !p.is_file() {
-            return Err(Error::model(p, "no such file"));
-        }
-        return Ok(p.to_path_buf());
+        return model_file_or_name(p, &model_dirs(cfg.opts.model_dir.as_deref()));
     }
     let bands = input.bands();
     let name = default_model_name(bands, &input.band_names).ok_or_else(|| {
@@ -89,6 +80,78 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
     find_bundled(name, &dirs, "pass --model")
 }
 
+/// `--model`'s value: an .onnx file, or the name of a bundled model
+/// (`pixel_cr_rice1`: the file stem, looked up in `dirs` as
+/// `pixel_cr_rice1.onnx`), so that an installed tool's other models are
+/// reachable without knowing where they were installed. A file of that
+/// name in the working folder wins.
+pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
+    if value.is_dir() {
+        return Err(Error::model(
+            value,
+            "is a folder; --model takes an .onnx file or a bundled model's name (--model-dir takes a folder)",
+        ));
+    }
+    if value.is_file() {
+        return Ok(value.to_path_buf());
+    }
+    let Some(name) = bundled_name(value) else {
+        return Err(Error::model(value, "no such file"));
+    };
+    let file = format!("{name}.onnx");
+    dirs.iter()
+        .map(|d| d.join(&file))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            let known = bundled_names(dirs);
+            let known = if known.is_empty() {
+                "none found".to_string()
+            } else {
+                known.join(", ")
+            };
+            Error::model(
+                value,
+                format!("no such file, and no bundled model of that name (bundled: {known})"),
+            )
+        })
+}
+
+/// The value as a bundled model's name: one plain file-name component
+/// without an extension, or None for anything that looks like a path.
+fn bundled_name(value: &Path) -> Option<&str> {
+    let s = value.to_str()?;
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    plain.then_some(s)
+}
+
+/// The bundled models' names (file stems of the `.onnx` files that are a
+/// whole model, not a part of one) in `dirs`, sorted, without repeats.
+pub fn bundled_names(dirs: &[PathBuf]) -> Vec<String> {
+    let mut names: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let stem = name.strip_suffix(".onnx")?.to_string();
+            // The IND graphs are one model in three files (--ind-model takes
+            // their prefix), and s2cloudless is `s2`'s cloud detector: neither
+            // is a --model.
+            let part = ["_encoder", "_decoder", "_denoiser"]
+                .iter()
+                .any(|p| stem.ends_with(p))
+                || stem == "s2cloudless";
+            (!part).then_some(stem)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The first `dirs/name` that is a file; the error lists where it looked
 /// and ends with `otherwise` (what else the user can do).
 pub fn find_bundled(name: &str, dirs: &[PathBuf], otherwise: &str) -> Result<PathBuf> {
@@ -105,4 +168,72 @@ pub fn find_bundled(name: &str, dirs: &[PathBuf], otherwise: &str) -> Result<Pat
                 ),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_values_are_bundled_names() {
+        for (value, want) in [
+            ("pixel_cr_rice1", Some("pixel_cr_rice1")),
+            ("s2_10m", Some("s2_10m")),
+            ("my-model", Some("my-model")),
+            ("model.onnx", None),
+            ("models/pixel_cr_rgb", None),
+            ("./pixel_cr_rgb", None),
+            ("", None),
+            ("../x", None),
+        ] {
+            assert_eq!(bundled_name(Path::new(value)), want, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_name_finds_the_bundled_file_and_a_wrong_one_lists_the_names() {
+        let dir = std::env::temp_dir().join(format!("idfcr-registry-{}", std::process::id()));
+        let (first, second) = (dir.join("a"), dir.join("b"));
+        for d in [&first, &second] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        for (d, f) in [
+            (&first, "pixel_cr_rgb.onnx"),
+            (&second, "pixel_cr_rgb.onnx"),
+            (&second, "pixel_cr_rice1.onnx"),
+            (&second, "ind_rgb_encoder.onnx"),
+            (&second, "s2cloudless.onnx"),
+            (&second, "pixel_cr_rgb.md"),
+        ] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        let dirs = vec![first.clone(), second.clone()];
+        // The first folder that has it wins, as for the default model.
+        assert_eq!(
+            model_file_or_name(Path::new("pixel_cr_rgb"), &dirs).unwrap(),
+            first.join("pixel_cr_rgb.onnx")
+        );
+        assert_eq!(
+            model_file_or_name(Path::new("pixel_cr_rice1"), &dirs).unwrap(),
+            second.join("pixel_cr_rice1.onnx")
+        );
+        let err = model_file_or_name(Path::new("rice1"), &dirs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rice1"), "{err}");
+        assert!(
+            err.contains("bundled: pixel_cr_rgb, pixel_cr_rice1)"),
+            "{err}"
+        );
+        let err = model_file_or_name(Path::new("no/such.onnx"), &dirs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no such file") && !err.contains("bundled"),
+            "{err}"
+        );
+        let err = model_file_or_name(&first, &dirs).unwrap_err().to_string();
+        assert!(err.contains("is a folder"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -180,6 +180,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--s2-group", choices=["10m", "20m", "60m", "60m_l2a"],
                     help="train a Sentinel-2 group model on SEN12MS-CR pairs (--data) and time series (--ts-data)")
     ap.add_argument("--ts-data", default=None, help="SEN12MS-CR-TS folder (with --s2-group)")
+    ap.add_argument("--init", default=None, metavar="CKPT",
+                    help="start a new run (step 0, fresh optimiser, this run's data and split) from CKPT's "
+                         "network: its configuration and its EMA weights (or its weights without an EMA); "
+                         "for a model of its own on other data, e.g. RICE1 from the RGB model")
     ap.add_argument("--band-balanced", action="store_true",
                     help="L1 as the geometric mean of per-band L1s (default with --s2-group)")
     add_run_options(ap, lr=4e-4)
@@ -356,6 +360,9 @@ def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCR
     if args.resume and os.path.exists(args.ckpt):
         state = torch.load(args.ckpt, map_location="cpu")
         cfg = PixelCRConfig.from_dict(state["config"])
+    elif args.init:
+        src = torch.load(args.init, map_location="cpu")
+        cfg = PixelCRConfig.from_dict(src["config"])
     else:
         cfg = getattr(PixelCRConfig, args.config)(in_bands=train[0].cloudy_raw.shape[0])
         cfg.cloudy_attention = not args.no_attention
@@ -403,6 +410,7 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "cloud_weight": args.cloud_weight,
         "pixel_cloud_weight": args.pixel_cloud_weight,
         "anchor": args.anchor,
+        "init": init_record(args.init) if args.init and not state else None,
     }
     if state and "meta" in state:
         # The recipe can change between runs: record what this run used.
@@ -412,6 +420,14 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         meta = {**state["meta"], **{k: v for k, v in meta.items() if k in changeable}}
         meta["val_blocks"] = still_held_out(state["meta"].get("val_blocks"), args.val_blocks)
     return meta
+
+
+def init_record(path: str) -> dict:
+    """Which network a --init run started from (kept across its legs)."""
+    src = torch.load(path, map_location="cpu")
+    meta = src.get("meta", {})
+    return {"from": os.path.basename(path), "step": src.get("step"), "data": meta.get("data"),
+            "val_blocks": meta.get("val_blocks")}
 
 
 def learning_rate(args: argparse.Namespace, step: int, start_step: int, elapsed_s: float) -> float:
@@ -460,6 +476,11 @@ def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, 
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999), weight_decay=1e-5)
     step, wall_s = 0, 0.0
     rng = np.random.default_rng(args.seed)
+    if state is None and args.init:
+        # A new run from another checkpoint's network: the weights that
+        # shipped (the EMA when kept), nothing of its optimiser or split.
+        src = torch.load(args.init, map_location="cpu")
+        model.load_state_dict(src["ema"] if src.get("ema") else src["model"])
     if state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
