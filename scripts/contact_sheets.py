@@ -17,7 +17,9 @@ clear). The group sheets show each model's own p (what L2A products get);
 onnx/models/s2cloudless.sheet.png shows what `idfcr s2` does by default
 with an L1C band stack (10 m group, blended by s2cloudless's map), for the
 validation scenes and sen12mscr_glfcr (scenes no model trained on).
-`--only rgb,s2,s2cloudless` makes some of them.
+onnx/models/pixel_cr_rice1.sheet.png shows the haze model on fixed RICE1
+validation pairs and one clear reference given as input.
+`--only rgb,s2,s2cloudless,rice1` makes some of them.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ def main() -> None:
     ap.add_argument("--blocks", default="3,9")
     ap.add_argument("--s2-data", default=os.path.join(ROOT, "..", "shared", "data", "sen12mscr_oriolac"))
     ap.add_argument("--s2-extra", default=os.path.join(ROOT, "..", "shared", "data", "sen12mscr_glfcr"))
-    ap.add_argument("--only", default="rgb,s2,s2cloudless")
+    ap.add_argument("--rice1-data", default=os.path.join(ROOT, "..", "shared", "data", "rice1_xj"))
+    ap.add_argument("--only", default="rgb,s2,s2cloudless,rice1")
     args = ap.parse_args()
     only = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,6 +126,8 @@ def main() -> None:
             s2_group_sheets(args, tmp)
         if "s2cloudless" in only:
             s2cloudless_sheet(args, tmp)
+        if "rice1" in only:
+            rice1_sheet(args, tmp)
 
 
 def rgb_sheets(args, tmp: str) -> None:
@@ -146,6 +151,29 @@ def rgb_sheets(args, tmp: str) -> None:
     sheet(rows, head, os.path.join(ROOT, "onnx", "models", "pixel_cr_rgb.sheet.png"))
     sheet([("Landsat 8 demo: README's first command", demo_tiles[:3])], head[:3],
           os.path.join(ROOT, "onnx", "models", "demo_before_after.png"))
+
+
+# RICE1's validation ids (a run of consecutive ids, 300-399): the first, the
+# middle and the last of the 21 in rice1_xj, and one clear reference as input.
+RICE1_ROWS = ("301", "346", "394")
+RICE1_CLEAR_IN = "357"
+
+
+def rice1_sheet(args, tmp: str) -> None:
+    """The haze model (`--model pixel_cr_rice1`) on fixed RICE1 validation
+    pairs, and on one of their clear references given as input (it must
+    come back as it went in)."""
+    rows = []
+    for i in (*RICE1_ROWS, RICE1_CLEAR_IN):
+        clear_in = i == RICE1_CLEAR_IN
+        src = os.path.join(args.rice1_data, "ground_truth" if clear_in else "cloudy_image", f"{i}.png")
+        out, mask = os.path.join(tmp, f"rice1_{i}.tif"), os.path.join(tmp, f"rice1_{i}_p.tif")
+        run(args.binary, src, out, mask, ["--model", "pixel_cr_rice1"])
+        tiles = [to_img(read(src), 1), to_img(read(out), 1),
+                 to_img(read(os.path.join(args.rice1_data, "ground_truth", f"{i}.png")), 1), to_img(read(mask), 255)]
+        label = f"RICE1 id {i} (validation)" + (": its clear reference as input" if clear_in else "")
+        rows.append((label, tiles))
+    sheet(rows, HEAD, os.path.join(ROOT, "onnx", "models", "pixel_cr_rice1.sheet.png"))
 
 
 def s2_group_sheets(args, tmp: str) -> None:

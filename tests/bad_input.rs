@@ -568,7 +568,7 @@ const CASES: &[Case] = &[
             a
         },
         want: &["olddir", "names a folder that exists"],
-        code: 2,
+        code: 1,
         env: &[],
     },
     Case {

@@ -296,11 +296,12 @@ pub fn check_output_path(
     creation_options: &[(String, String)],
 ) -> Result<()> {
     if path.is_dir() {
-        // A usage error: the name given is wrong, not the disk.
-        return Err(Error::Usage(format!(
-            "{}: names a folder that exists; an output is a file (give another name, or move the folder)",
-            path.display()
-        )));
+        // The name is taken, as by a file (exit 1, not a usage error): in a
+        // batch it is that input's failure, and its JSON line says so alike.
+        return Err(Error::output(
+            path,
+            "names a folder that exists; an output is a file (give another name, or move the folder)",
+        ));
     }
     // A device, pipe or socket (/dev/stdout, /dev/sda): the finished raster
     // is moved over the name, which would replace the special file itself
