@@ -155,7 +155,7 @@ def rgb_sheets(args, tmp: str) -> None:
 
 # RICE1's validation ids (a run of consecutive ids, 300-399): the first, the
 # middle and the last of the 21 in rice1_xj, and one clear reference as input.
-RICE1_ROWS = ("301", "346", "394")
+RICE1_ROWS = ("301", "341", "394")
 RICE1_CLEAR_IN = "357"
 
 

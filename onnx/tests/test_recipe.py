@@ -420,7 +420,15 @@ def test_init_starts_a_new_run_from_another_checkpoints_shipped_weights(tmp_path
     for k, v in src.ema.state_dict().items():
         assert torch.equal(run.model.state_dict()[k], v), k
     assert run.meta["data"] == "rice1" and run.meta["val_blocks"] == "301,305"
-    assert run.meta["init"] == {"from": "src.pt", "step": 40, "data": "rice2", "val_blocks": None}
+    assert {k: v for k, v in run.meta["init"].items() if k != "meta"} == {
+        "from": "src.pt", "step": 40, "data": "rice2", "val_blocks": None}
+    assert run.meta["init"]["meta"]["ema"] == 0.9
+    # The network's shape comes from --init: a shape flag beside it is refused,
+    # and so is --ckpt naming the source itself.
+    with pytest.raises(SystemExit, match="--dim"):
+        network_config(parse_args(["--data", "x", "--ckpt", new_path, "--init", src_path, "--dim", "8"]), [])
+    with pytest.raises(SystemExit, match="overwrite"):
+        network_config(parse_args(["--data", "x", "--ckpt", src_path, "--init", src_path]), [])
 
     run.step = 7
     save_checkpoint(run, new_path)

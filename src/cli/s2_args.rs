@@ -31,7 +31,7 @@ pub enum CloudDetectorArg {
     mut_arg("sampler", |a| a.hide(true)),
     mut_arg("seed", |a| a.hide(true)),
     mut_arg("refine_tile", |a| a.hide(true)),
-    mut_arg("model", |a| a.help("ONNX model for the one group given with --groups; default: each group's bundled model (onnx/models/s2_*.onnx)")),
+    mut_arg("model", |a| a.help("ONNX model (a file, or a bundled model's name such as s2_10m) for the one group given with --groups; default: each group's bundled model (onnx/models/s2_*.onnx)")),
     mut_arg("tile_px", |a| a.help("Tile size in px of each group's own grid (a 60 m tile covers six times the ground of a 10 m one)")),
 )]
 pub struct S2Args {

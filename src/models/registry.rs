@@ -81,53 +81,83 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
 }
 
 /// `--model`'s value: an .onnx file, or the name of a bundled model
-/// (`pixel_cr_rice1`: the file stem, looked up in `dirs` as
-/// `pixel_cr_rice1.onnx`), so that an installed tool's other models are
-/// reachable without knowing where they were installed. A file of that
-/// name in the working folder wins.
+/// (`pixel_cr_rice1` or `pixel_cr_rice1.onnx`, looked up in `dirs`), so
+/// that an installed tool's other models are reachable without knowing
+/// where they were installed. A file at that path wins.
 pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
+    if value.is_file() {
+        return Ok(value.to_path_buf());
+    }
+    let found = bundled_name(value).and_then(|name| {
+        dirs.iter()
+            .map(|d| d.join(format!("{name}.onnx")))
+            .find(|p| p.is_file())
+            .map(|p| (name, p))
+    });
+    if let Some((name, path)) = found {
+        return match not_a_model(name) {
+            Some(what) => Err(Error::model(value, what)),
+            None => Ok(path),
+        };
+    }
+    // A folder named like a model (an old output folder) loses to the
+    // bundled model above; without one, it is the user's mistake.
     if value.is_dir() {
         return Err(Error::model(
             value,
             "is a folder; --model takes an .onnx file or a bundled model's name (--model-dir takes a folder)",
         ));
     }
-    if value.is_file() {
-        return Ok(value.to_path_buf());
-    }
-    let Some(name) = bundled_name(value) else {
+    if bundled_name(value).is_none() {
         return Err(Error::model(value, "no such file"));
+    }
+    let known = bundled_names(dirs);
+    let known = if known.is_empty() {
+        "none found".to_string()
+    } else {
+        known.join(", ")
     };
-    let file = format!("{name}.onnx");
-    dirs.iter()
-        .map(|d| d.join(&file))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            let known = bundled_names(dirs);
-            let known = if known.is_empty() {
-                "none found".to_string()
-            } else {
-                known.join(", ")
-            };
-            Error::model(
-                value,
-                format!("no such file, and no bundled model of that name (bundled: {known})"),
+    Err(Error::model(
+        value,
+        format!("no such file, and no bundled model of that name (bundled: {known})"),
+    ))
+}
+
+/// The value as a bundled model's name (a trailing `.onnx` dropped): one
+/// plain file-name component, or None for anything that looks like a path.
+fn bundled_name(value: &Path) -> Option<&str> {
+    let s = value.to_str()?;
+    let name = s.strip_suffix(".onnx").unwrap_or(s);
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    plain.then_some(name)
+}
+
+/// Why a bundled `.onnx` file is not a `--model`: the IND graphs are one
+/// model in three files, and s2cloudless is `s2`'s cloud detector.
+fn not_a_model(name: &str) -> Option<String> {
+    if name == "s2cloudless" {
+        return Some(
+            "is idfcr s2's cloud detector, not a cloud-removal model (it is chosen with --cloud-detector)"
+                .into(),
+        );
+    }
+    ["_encoder", "_decoder", "_denoiser"]
+        .iter()
+        .find_map(|part| name.strip_suffix(part))
+        .map(|prefix| {
+            format!(
+                "is a part of the IND refinement model, not a cloud-removal model (use --refine --ind-model {prefix})"
             )
         })
 }
 
-/// The value as a bundled model's name: one plain file-name component
-/// without an extension, or None for anything that looks like a path.
-fn bundled_name(value: &Path) -> Option<&str> {
-    let s = value.to_str()?;
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    plain.then_some(s)
-}
-
 /// The bundled models' names (file stems of the `.onnx` files that are a
-/// whole model, not a part of one) in `dirs`, sorted, without repeats.
+/// cloud-removal model, see `not_a_model`) in `dirs`, sorted, without
+/// repeats.
 pub fn bundled_names(dirs: &[PathBuf]) -> Vec<String> {
     let mut names: Vec<String> = dirs
         .iter()
@@ -136,15 +166,9 @@ pub fn bundled_names(dirs: &[PathBuf]) -> Vec<String> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            let stem = name.strip_suffix(".onnx")?.to_string();
-            // The IND graphs are one model in three files (--ind-model takes
-            // their prefix), and s2cloudless is `s2`'s cloud detector: neither
-            // is a --model.
-            let part = ["_encoder", "_decoder", "_denoiser"]
-                .iter()
-                .any(|p| stem.ends_with(p))
-                || stem == "s2cloudless";
-            (!part).then_some(stem)
+            let stem = name.strip_suffix(".onnx")?;
+            (bundled_name(Path::new(stem)) == Some(stem) && not_a_model(stem).is_none())
+                .then(|| stem.to_string())
         })
         .collect();
     names.sort();
@@ -180,7 +204,14 @@ mod tests {
             ("pixel_cr_rice1", Some("pixel_cr_rice1")),
             ("s2_10m", Some("s2_10m")),
             ("my-model", Some("my-model")),
-            ("model.onnx", None),
+            ("pixel_cr_rgb.onnx", Some("pixel_cr_rgb")),
+            (
+                "pixel_cr_rgb.int8_dynamic",
+                Some("pixel_cr_rgb.int8_dynamic"),
+            ),
+            (".onnx", None),
+            ("..", None),
+            (".hidden", None),
             ("models/pixel_cr_rgb", None),
             ("./pixel_cr_rgb", None),
             ("", None),
@@ -217,6 +248,19 @@ mod tests {
             model_file_or_name(Path::new("pixel_cr_rice1"), &dirs).unwrap(),
             second.join("pixel_cr_rice1.onnx")
         );
+        assert_eq!(
+            model_file_or_name(Path::new("pixel_cr_rice1.onnx"), &dirs).unwrap(),
+            second.join("pixel_cr_rice1.onnx")
+        );
+        for (name, says) in [
+            ("s2cloudless", "--cloud-detector"),
+            ("ind_rgb_encoder", "--ind-model ind_rgb"),
+        ] {
+            let err = model_file_or_name(Path::new(name), &dirs)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
         let err = model_file_or_name(Path::new("rice1"), &dirs)
             .unwrap_err()
             .to_string();

@@ -361,8 +361,19 @@ def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCR
         state = torch.load(args.ckpt, map_location="cpu")
         cfg = PixelCRConfig.from_dict(state["config"])
     elif args.init:
+        if os.path.exists(args.ckpt) and os.path.samefile(args.init, args.ckpt):
+            raise SystemExit(f"--init {args.init} is --ckpt too: the new run would overwrite the network it starts from")
+        shaping = [f for f in ("no_attention", "side_attention", "shifted_windows", "no_global_residual", "dim", "heads",
+                               "window", "submodules", "blocks_per_submodule") if getattr(args, f) not in (None, False)]
+        if shaping:
+            raise SystemExit(f"--init takes the network's shape from {args.init}; drop "
+                             + ", ".join("--" + f.replace("_", "-") for f in shaping))
         src = torch.load(args.init, map_location="cpu")
         cfg = PixelCRConfig.from_dict(src["config"])
+        bands = train[0].cloudy_raw.shape[0] if train else cfg.in_bands
+        if cfg.in_bands != bands or (args.s2_group is not None) != (cfg.band_mean is not None):
+            raise SystemExit(f"--init {args.init}: its network reads {cfg.in_bands} band(s)"
+                             f"{' standardised for Sentinel-2' if cfg.band_mean else ''}; this run's data does not")
     else:
         cfg = getattr(PixelCRConfig, args.config)(in_bands=train[0].cloudy_raw.shape[0])
         cfg.cloudy_attention = not args.no_attention
@@ -426,8 +437,10 @@ def init_record(path: str) -> dict:
     """Which network a --init run started from (kept across its legs)."""
     src = torch.load(path, map_location="cpu")
     meta = src.get("meta", {})
+    # The source's whole recipe: whether this run's validation images were
+    # in its training (RICE1 ids through --extra-data, say) is read there.
     return {"from": os.path.basename(path), "step": src.get("step"), "data": meta.get("data"),
-            "val_blocks": meta.get("val_blocks")}
+            "val_blocks": meta.get("val_blocks"), "meta": meta}
 
 
 def learning_rate(args: argparse.Namespace, step: int, start_step: int, elapsed_s: float) -> float:
