@@ -385,26 +385,31 @@ impl RemoveOptions {
                 return Err(Error::Usage("-b: no bands selected".into()));
             }
         }
-        // The model search goes on to other folders: a mistyped one would
-        // quietly run whatever model those hold.
         // (Also with --model: the IND graphs and s2cloudless are still
         // looked up there.)
-        let folders = [
-            ("--model-dir ", self.model_dir.clone()),
-            ("IDFCR_MODEL_DIR=", model_dir_env()),
-        ];
-        for (source, dir) in folders {
-            if let Some(d) = dir.filter(|d| !d.is_dir()) {
-                let what = if d.exists() {
-                    "is not a folder"
-                } else {
-                    "no such folder"
-                };
-                return Err(Error::Usage(format!("{source}{}: {what}", d.display())));
-            }
-        }
-        Ok(())
+        check_model_folders(self.model_dir.as_deref())
     }
+}
+
+/// `--model-dir` and IDFCR_MODEL_DIR must be folders: the model search goes
+/// on to other folders, so a mistyped one would quietly run (or list)
+/// whatever model those hold.
+pub fn check_model_folders(model_dir: Option<&std::path::Path>) -> Result<()> {
+    let folders = [
+        ("--model-dir ", model_dir.map(PathBuf::from)),
+        ("IDFCR_MODEL_DIR=", model_dir_env()),
+    ];
+    for (source, dir) in folders {
+        if let Some(d) = dir.filter(|d| !d.is_dir()) {
+            let what = if d.exists() {
+                "is not a folder"
+            } else {
+                "no such folder"
+            };
+            return Err(Error::Usage(format!("{source}{}: {what}", d.display())));
+        }
+    }
+    Ok(())
 }
 
 /// IDFCR_MODEL_DIR when set and not empty (`IDFCR_MODEL_DIR=` unsets it,

@@ -945,3 +945,48 @@ fn a_bundled_model_is_reachable_by_name() {
     );
     assert!(!dir.path().join("wrong.tif").exists());
 }
+
+/// `idfcr models` lists the bundled models from their own metadata (not
+/// the IND parts, not s2cloudless), and a file there that is not a model
+/// is listed with its error and fails the run.
+#[test]
+fn models_lists_the_bundled_models() {
+    let fixtures = repo().join("testdata/models").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let o = idfcr(dir.path(), &["models", "--model-dir", &fixtures, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for want in ["tiny_conv", "pixel_cr_rgb", "s2_10m"] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
+    for not in ["ind_tiny_encoder", "s2cloudless"] {
+        assert!(!names.contains(&not), "{not} in {names:?}");
+    }
+    let rgb = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "pixel_cr_rgb")
+        .unwrap();
+    assert_eq!(rgb["bands"], 3);
+    assert!(rgb["validation_psnr"].as_f64().unwrap() > rgb["doing_nothing_psnr"].as_f64().unwrap());
+    assert!(rgb["card"].as_str().unwrap().ends_with("pixel_cr_rgb.md"));
+
+    std::fs::write(dir.path().join("broken.onnx"), b"not a protobuf").unwrap();
+    let here = dir.path().display().to_string();
+    let o = idfcr(dir.path(), &["models", "--model-dir", &here]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("broken\n  cannot be read:"), "{out}");
+    assert!(
+        out.contains("pixel_cr_rgb"),
+        "the others are still listed: {out}"
+    );
+    assert!(stderr(&o).contains("broken.onnx"), "{}", stderr(&o));
+}

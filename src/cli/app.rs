@@ -73,6 +73,7 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 .and_then(|cfg| run_eval(&cfg, json.as_deref(), csv.as_deref()))
         }
         cli::Command::Quality(args) => run_quality_cli(args),
+        cli::Command::Models(args) => run_models_cli(args),
         cli::Command::S2(args) => run_s2_cli(args),
         cli::Command::Remove(args) => run_remove_cli(args),
     };
@@ -144,7 +145,7 @@ fn describe_json(args: &[std::ffi::OsString]) -> i32 {
         },
         None => {
             report(&Error::Usage(
-                "--describe-json needs a subcommand before it (remove, batch, s2, eval, quality)"
+                "--describe-json needs a subcommand before it (remove, batch, s2, eval, quality, models)"
                     .into(),
             ));
             2
@@ -170,6 +171,21 @@ fn run_quality_cli(args: cli::QualityArgs) -> Result<()> {
             })
             .collect();
         stdout_report(&lines)
+    }
+}
+
+/// `idfcr models`: the listing on stdout; a bundled file that is not a
+/// model is listed with its error and fails the run (exit 1).
+fn run_models_cli(args: cli::ModelsArgs) -> Result<()> {
+    let entries = args.run()?;
+    if args.json {
+        stdout_report(&json_text(&entries))?;
+    } else {
+        stdout_report(&crate::cli::models_args::table(&entries))?;
+    }
+    match entries.iter().find(|e| e.error.is_some()) {
+        Some(e) => Err(Error::model(&e.path, e.error.clone().unwrap_or_default())),
+        None => Ok(()),
     }
 }
 

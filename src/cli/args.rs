@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 pub use super::batch_args::BatchArgs;
 pub use super::cloud_mask_args::CloudMaskArgs;
 pub use super::metrics_args::{EvalArgs, QualityArgs};
+pub use super::models_args::ModelsArgs;
 pub use super::s2_args::{CloudDetectorArg, S2Args};
 
 /// Help heading of the `--refine` options.
@@ -46,6 +47,8 @@ pub enum Command {
     Quality(QualityArgs),
     /// Score predictions against references: PSNR, SSIM and RMSE per band and averaged.
     Eval(EvalArgs),
+    /// List the bundled models (what `--model NAME` can name): bands, training data, validation score.
+    Models(ModelsArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

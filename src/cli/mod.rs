@@ -3,7 +3,8 @@
 //! - `args`: clap structs, turned into validated configs (nothing below this
 //!   folder sees clap types): the command list, `remove` and the processing
 //!   options it shares; `batch_args`, `s2_args` and `metrics_args` (`quality`,
-//!   `eval`) the other commands', `cloud_mask_args` those of `--cloud-mask`;
+//!   `eval`) and `models_args` (the bundled models listed) the other
+//!   commands', `cloud_mask_args` those of `--cloud-mask`;
 //! - `log`: the stderr lines (errors, notes) as text or, with `--log-format
 //!   json`, one JSON object per line;
 //! - `describe`: `--describe-json`, the parameters for front ends such as QGIS;
@@ -22,6 +23,7 @@ pub mod cloud_mask_args;
 pub mod describe;
 pub mod log;
 pub mod metrics_args;
+pub mod models_args;
 pub mod progress;
 pub mod s2_args;
 
