@@ -112,7 +112,7 @@ pub fn table(entries: &[ModelEntry]) -> String {
     }
     let mut out = String::new();
     for e in entries {
-        out.push_str(&format!("{}", e.name));
+        out.push_str(&e.name);
         if let Some(v) = &e.version {
             out.push_str(&format!(" {v}"));
         }
