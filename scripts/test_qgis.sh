@@ -50,6 +50,13 @@ ogr2ogr -q -update -a_srs EPSG:32621 -nln aoi "$work/two.gpkg" "$work/aoi.geojso
 check "a picked GeoPackage layer is the cloud mask" \
   "'$bin' eval '$work/layer.tif' '$work/in.tif' --json - | grep -q '\"rmse\": 0.0'"
 
+# A bundled model by name (looked up in IDFCR_MODEL_DIR, which reaches idfcr
+# through QGIS): the same output as the file.
+IDFCR_MODEL_DIR="$PWD/testdata/models" "$QP" run script:idfcr_remove -- INPUT="$work/in.tif" \
+  OUTPUT="$work/named.tif" BINARY="$bin" MODEL_NAME=tiny_swin DEVICE=1 > "$work/named.txt" 2>&1 || true
+check "a bundled model by name runs as its file" \
+  "'$bin' eval '$work/named.tif' '$work/out.tif' --json - | grep -q '\"rmse\": 0.0'"
+
 set +e
 "$QP" run script:idfcr_remove -- INPUT="$work/in.tif" OUTPUT="$work/bad.tif" \
   BINARY="$bin" MODEL="$PWD/testdata/models/tiny_conv4.onnx" DEVICE=1 > "$work/bad.txt" 2>&1

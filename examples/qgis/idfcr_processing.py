@@ -63,6 +63,7 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
     INPUT, OUTPUT, MASK = "INPUT", "OUTPUT", "MASK"
     CLOUD_MASK, CLOUD_VALUES = "CLOUD_MASK", "CLOUD_VALUES"
     MODEL, DEVICE, FORMAT, TILE, OVERLAP, CO, BINARY = "MODEL", "DEVICE", "FORMAT", "TILE", "OVERLAP", "CO", "BINARY"
+    MODEL_NAME = "MODEL_NAME"
 
     def name(self):
         return "idfcr_remove"
@@ -95,6 +96,8 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
                                          "empty: a binary mask or probabilities 0..1)", optional=True),
             QgsProcessingParameterFile(self.MODEL, "Model (.onnx; empty: bundled default)", optional=True,
                                        extension="onnx"),
+            QgsProcessingParameterString(self.MODEL_NAME, "Or a bundled model by name (`idfcr models` lists them, "
+                                         "e.g. pixel_cr_rice1 for haze)", optional=True),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0),
             QgsProcessingParameterEnum(self.FORMAT, "Output format", options=FORMATS, defaultValue=0),
             QgsProcessingParameterNumber(self.TILE, "Tile size (px)", defaultValue=480, minValue=32, maxValue=8192),
@@ -122,8 +125,11 @@ class IdfcrRemoveClouds(QgsProcessingAlgorithm):
         if overlap:
             args += ["--overlap", str(overlap)]
         model = self.parameterAsFile(parameters, self.MODEL, context)
-        if model:
-            args += ["--model", model]
+        model_name = (self.parameterAsString(parameters, self.MODEL_NAME, context) or "").strip()
+        if model and model_name:
+            raise QgsProcessingException("give a model file or a bundled model's name, not both")
+        if model or model_name:
+            args += ["--model", model or model_name]
         mask = self.parameterAsOutputLayer(parameters, self.MASK, context) if parameters.get(self.MASK) else None
         if mask:
             args += ["--mask", mask]
