@@ -445,3 +445,37 @@ fn a_folder_at_one_output_name_fails_that_input_only() {
     assert!(stderr(&o).contains("b_clear.tif: names a folder that exists"));
     assert!(d.join("out/a_clear.tif").is_file());
 }
+
+/// A `--model` that names no file and no bundled model fails the batch
+/// once, before any input is read or the output folder made, where it
+/// failed every input alike into an empty folder.
+#[test]
+fn a_model_that_names_nothing_fails_the_batch_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("a.tif"), 40, 30, None);
+    rgb_tiff(&d.join("b.tif"), 40, 30, None);
+    let o = idfcr(
+        d,
+        &[
+            "batch",
+            "a.tif",
+            "b.tif",
+            "--out-dir",
+            "out",
+            "--model",
+            "nope",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
+    let msg = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+    assert!(
+        msg.contains("nope") && msg.contains("no bundled model of that name"),
+        "{msg}"
+    );
+    assert!(!d.join("out").exists());
+}

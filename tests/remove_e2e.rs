@@ -984,9 +984,21 @@ fn models_lists_the_bundled_models() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("broken\n  cannot be read:"), "{out}");
+    // The file is named once, on its own line.
+    assert_eq!(out.matches("broken.onnx").count(), 1, "{out}");
+    assert_eq!(
+        stderr(&o).matches("broken.onnx").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
     assert!(
         out.contains("pixel_cr_rgb"),
         "the others are still listed: {out}"
     );
     assert!(stderr(&o).contains("broken.onnx"), "{}", stderr(&o));
+    // `models` runs no model: its description offers no progress.
+    let o = idfcr(dir.path(), &["models", "--describe-json"]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(d.get("progress").is_none(), "{d}");
 }

@@ -995,7 +995,7 @@ fn sentinel2_mistakes_get_clear_errors() {
     assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
     assert!(
         common::stderr(&o)
-            .contains("has bands B2 B3 B4 but model pixel_cr_rgb takes red green blue; for Sentinel-2 use `idfcr s2`"),
+            .contains("has bands B2 B3 B4 but model pixel_cr_rgb takes red green blue; Sentinel-2 bands need their band models (`idfcr s2` runs them"),
         "{}",
         common::stderr(&o)
     );

@@ -59,15 +59,19 @@ pub fn describe(sub: &str) -> Option<serde_json::Value> {
             })
         })
         .collect();
-    Some(serde_json::json!({
+    let mut d = serde_json::json!({
         "tool": "idfcr",
         "version": env!("CARGO_PKG_VERSION"),
         "command": sub,
         "about": cmd.get_about().map(|h| h.to_string()).unwrap_or_default(),
         "exit_codes": {"0": "success", "1": "failure", "2": "usage error", "129": "interrupted by SIGHUP", "130": "interrupted by Ctrl-C (SIGINT)", "143": "interrupted by SIGTERM", "note": "an interrupted run removes its partial files, then ends by the signal it got: a shell shows 128 + the signal; a program that starts idfcr directly sees it killed by that signal (Python: returncode -2 or -15)"},
-        "progress": "--progress gdal prints 0...10...20...100 - done. on stdout",
         "parameters": params,
-    }))
+    });
+    // Only the commands that run a model report progress (not `models`).
+    if cmd.get_arguments().any(|a| a.get_id() == "progress") {
+        d["progress"] = "--progress gdal prints 0...10...20...100 - done. on stdout".into();
+    }
+    Some(d)
 }
 
 /// The default a help text states as `[default: X]`: options that must stay

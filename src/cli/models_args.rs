@@ -85,7 +85,11 @@ impl ModelsArgs {
         ) {
             Ok(g) => g,
             Err(err) => {
-                e.error = Some(err.to_string());
+                // The message alone: the listing names the file on its own line.
+                e.error = Some(match err {
+                    crate::error::Error::Model { msg, .. } => msg,
+                    other => other.to_string(),
+                });
                 return e;
             }
         };

@@ -83,7 +83,8 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
 /// `--model`'s value: an .onnx file, or the name of a bundled model
 /// (`pixel_cr_rice1` or `pixel_cr_rice1.onnx`, looked up in `dirs`), so
 /// that an installed tool's other models are reachable without knowing
-/// where they were installed. A file at that path wins.
+/// where they were installed. A file at that path (relative to the working
+/// folder) wins over a bundled model of that name.
 pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
     if value.is_file() {
         return Ok(value.to_path_buf());
@@ -95,7 +96,7 @@ pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
             .map(|p| (name, p))
     });
     if let Some((name, path)) = found {
-        return match not_a_model(name) {
+        return match not_a_model(path.parent().unwrap_or(Path::new(".")), name) {
             Some(what) => Err(Error::model(value, what)),
             None => Ok(path),
         };
@@ -119,36 +120,39 @@ pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
     };
     Err(Error::model(
         value,
-        format!("no such file, and no bundled model of that name (bundled: {known})"),
+        format!("no such file, and no bundled model of that name (bundled: {known}; `idfcr models` describes them)"),
     ))
 }
 
 /// The value as a bundled model's name (a trailing `.onnx` dropped): one
-/// plain file-name component, or None for anything that looks like a path.
+/// file-name component, not hidden, or None for anything that is a path.
 fn bundled_name(value: &Path) -> Option<&str> {
     let s = value.to_str()?;
     let name = s.strip_suffix(".onnx").unwrap_or(s);
     let plain = !name.is_empty()
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && !name.contains(['/', '\\'])
+        && name.chars().all(|c| !c.is_control());
     plain.then_some(name)
 }
 
-/// Why a bundled `.onnx` file is not a `--model`: the IND graphs are one
-/// model in three files, and s2cloudless is `s2`'s cloud detector.
-fn not_a_model(name: &str) -> Option<String> {
+/// Why a bundled `.onnx` file in `dir` is not a `--model`: s2cloudless is
+/// `s2`'s cloud detector, and an IND model is three graphs side by side
+/// (PREFIX_encoder, _decoder, _denoiser: all three there, not a name
+/// that merely ends so).
+fn not_a_model(dir: &Path, name: &str) -> Option<String> {
     if name == "s2cloudless" {
         return Some(
             "is idfcr s2's cloud detector, not a cloud-removal model (it is chosen with --cloud-detector)"
                 .into(),
         );
     }
-    ["_encoder", "_decoder", "_denoiser"]
+    const PARTS: [&str; 3] = ["_encoder", "_decoder", "_denoiser"];
+    let prefix = PARTS.iter().find_map(|part| name.strip_suffix(part))?;
+    PARTS
         .iter()
-        .find_map(|part| name.strip_suffix(part))
-        .map(|prefix| {
+        .all(|part| dir.join(format!("{prefix}{part}.onnx")).is_file())
+        .then(|| {
             format!(
                 "is a part of the IND refinement model, not a cloud-removal model (use --refine --ind-model {prefix})"
             )
@@ -161,13 +165,17 @@ fn not_a_model(name: &str) -> Option<String> {
 pub fn bundled_names(dirs: &[PathBuf]) -> Vec<String> {
     let mut names: Vec<String> = dirs
         .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
+        .filter_map(|d| std::fs::read_dir(d).ok().map(|r| (d, r)))
+        .flat_map(|(d, r)| r.filter_map(|e| e.ok()).map(move |e| (d, e)))
+        .filter_map(|(d, e)| {
+            // A folder or a broken link named *.onnx is no model; the lookup
+            // would not take it either.
+            if !e.path().is_file() {
+                return None;
+            }
+            let name = e.file_name().to_str()?.to_string();
             let stem = name.strip_suffix(".onnx")?;
-            (bundled_name(Path::new(stem)) == Some(stem) && not_a_model(stem).is_none())
+            (bundled_name(Path::new(stem)) == Some(stem) && not_a_model(d, stem).is_none())
                 .then(|| stem.to_string())
         })
         .collect();
@@ -233,12 +241,21 @@ mod tests {
             (&second, "pixel_cr_rgb.onnx"),
             (&second, "pixel_cr_rice1.onnx"),
             (&second, "ind_rgb_encoder.onnx"),
+            (&second, "ind_rgb_decoder.onnx"),
+            (&second, "ind_rgb_denoiser.onnx"),
+            (&second, "unet_encoder.onnx"),
             (&second, "s2cloudless.onnx"),
             (&second, "pixel_cr_rgb.md"),
         ] {
             std::fs::write(d.join(f), b"x").unwrap();
         }
+        std::fs::create_dir(second.join("folder.onnx")).unwrap();
         let dirs = vec![first.clone(), second.clone()];
+        // A user's model whose name merely ends like an IND part is a model.
+        assert_eq!(
+            model_file_or_name(Path::new("unet_encoder"), &dirs).unwrap(),
+            second.join("unet_encoder.onnx")
+        );
         // The first folder that has it wins, as for the default model.
         assert_eq!(
             model_file_or_name(Path::new("pixel_cr_rgb"), &dirs).unwrap(),
@@ -266,7 +283,7 @@ mod tests {
             .to_string();
         assert!(err.contains("rice1"), "{err}");
         assert!(
-            err.contains("bundled: pixel_cr_rgb, pixel_cr_rice1)"),
+            err.contains("bundled: pixel_cr_rgb, pixel_cr_rice1, unet_encoder;"),
             "{err}"
         );
         let err = model_file_or_name(Path::new("no/such.onnx"), &dirs)

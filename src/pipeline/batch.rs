@@ -276,6 +276,11 @@ pub fn run_batch(
     // Usage errors first: a bad --name fails the run (exit 2), not every
     // input one by one, and leaves no folder behind.
     let jobs = plan(cfg)?;
+    // A --model that names nothing would fail every input alike: once, now.
+    if let Some(m) = cfg.options.model.as_deref() {
+        let dirs = crate::models::registry::model_dirs(cfg.options.model_dir.as_deref());
+        crate::models::registry::model_file_or_name(m, &dirs)?;
+    }
     let created = !cfg.out_dir.is_dir();
     if created {
         std::fs::create_dir_all(&cfg.out_dir).map_err(|e| {

@@ -124,7 +124,7 @@ fn band_mismatch(name: &str, model: &[String], input: &[String]) -> Option<Strin
         let as_colours: Vec<String> = input.iter().map(colour).collect();
         (model != as_colours.as_slice()).then(|| {
             format!(
-                "model {name} takes {theirs}; for Sentinel-2 use `idfcr s2` and its band models"
+                "model {name} takes {theirs}; Sentinel-2 bands need their band models (`idfcr s2` runs them, `idfcr models` lists them)"
             )
         })
     } else {
