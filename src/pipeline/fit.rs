@@ -284,7 +284,7 @@ mod tests {
             (
                 "red green blue",
                 "B2 B3 B4",
-                Some("takes red green blue; for Sentinel-2"),
+                Some("takes red green blue; Sentinel-2 bands need their band models"),
             ),
             ("red green blue", "", None),
             ("b1 b2 b3", "B2 B3 B4", None),
