@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::config::Device;
 use crate::error::Result;
 use crate::models::pixel_cr::open_graph;
-use crate::models::registry::{bundled_names, model_dirs};
+use crate::models::registry::{bundled_names, first_file, model_dirs};
 
 #[derive(clap::Args, Debug)]
 pub struct ModelsArgs {
@@ -49,11 +49,7 @@ impl ModelsArgs {
         let dirs = model_dirs(self.model_dir.as_deref());
         let mut entries = Vec::new();
         for name in bundled_names(&dirs) {
-            let Some(path) = dirs
-                .iter()
-                .map(|d| d.join(format!("{name}.onnx")))
-                .find(|p| p.is_file())
-            else {
+            let Some(path) = first_file(&dirs, &format!("{name}.onnx")) else {
                 continue;
             };
             entries.push(self.entry(name, path));

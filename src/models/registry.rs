@@ -89,12 +89,8 @@ pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
     if value.is_file() {
         return Ok(value.to_path_buf());
     }
-    let found = bundled_name(value).and_then(|name| {
-        dirs.iter()
-            .map(|d| d.join(format!("{name}.onnx")))
-            .find(|p| p.is_file())
-            .map(|p| (name, p))
-    });
+    let found = bundled_name(value)
+        .and_then(|name| first_file(dirs, &format!("{name}.onnx")).map(|p| (name, p)));
     if let Some((name, path)) = found {
         return match not_a_model(path.parent().unwrap_or(Path::new(".")), name) {
             Some(what) => Err(Error::model(value, what)),
@@ -184,22 +180,24 @@ pub fn bundled_names(dirs: &[PathBuf]) -> Vec<String> {
     names
 }
 
+/// The first `dirs/file` that is a file (the search order of `model_dirs`).
+pub fn first_file(dirs: &[PathBuf], file: &str) -> Option<PathBuf> {
+    dirs.iter().map(|d| d.join(file)).find(|p| p.is_file())
+}
+
 /// The first `dirs/name` that is a file; the error lists where it looked
 /// and ends with `otherwise` (what else the user can do).
 pub fn find_bundled(name: &str, dirs: &[PathBuf], otherwise: &str) -> Result<PathBuf> {
-    dirs.iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            Error::model(
-                name,
-                format!(
-                    "bundled model not found (looked in {}); set IDFCR_MODEL_DIR or {otherwise}",
-                    looked.join(", ")
-                ),
-            )
-        })
+    first_file(dirs, name).ok_or_else(|| {
+        let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        Error::model(
+            name,
+            format!(
+                "bundled model not found (looked in {}); set IDFCR_MODEL_DIR or {otherwise}",
+                looked.join(", ")
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
