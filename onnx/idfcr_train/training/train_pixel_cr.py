@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import os
@@ -368,7 +369,7 @@ def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCR
         if shaping:
             raise SystemExit(f"--init takes the network's shape from {args.init}; drop "
                              + ", ".join("--" + f.replace("_", "-") for f in shaping))
-        src = torch.load(args.init, map_location="cpu")
+        src = init_source(args.init)
         cfg = PixelCRConfig.from_dict(src["config"])
         bands = train[0].cloudy_raw.shape[0] if train else cfg.in_bands
         if cfg.in_bands != bands or (args.s2_group is not None) != (cfg.band_mean is not None):
@@ -433,9 +434,16 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
     return meta
 
 
+@functools.lru_cache(maxsize=1)
+def init_source(path: str) -> dict:
+    """The --init checkpoint, read once for its shape, its weights and the
+    record of it (only read from, never changed)."""
+    return torch.load(path, map_location="cpu")
+
+
 def init_record(path: str) -> dict:
     """Which network a --init run started from (kept across its legs)."""
-    src = torch.load(path, map_location="cpu")
+    src = init_source(path)
     meta = src.get("meta", {})
     # The source's whole recipe: whether this run's validation images were
     # in its training (RICE1 ids through --extra-data, say) is read there.
@@ -492,7 +500,7 @@ def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, 
     if state is None and args.init:
         # A new run from another checkpoint's network: the weights that
         # shipped (the EMA when kept), nothing of its optimiser or split.
-        src = torch.load(args.init, map_location="cpu")
+        src = init_source(args.init)
         model.load_state_dict(src["ema"] if src.get("ema") else src["model"])
     if state:
         model.load_state_dict(state["model"])
