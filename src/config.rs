@@ -10,21 +10,14 @@ use crate::error::{Error, Result};
 pub use crate::models::runtime::Device;
 // The tile bound is the tiling's; the settings check the options against it.
 pub use crate::tiling::grid::MAX_TILE_PX;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    GTiff,
-    Cog,
-}
-
-impl OutputFormat {
-    pub fn driver_name(self) -> &'static str {
-        match self {
-            OutputFormat::GTiff => "GTiff",
-            OutputFormat::Cog => "COG",
-        }
-    }
-}
+// Value types of the settings that belong to the layers below, which use
+// them without knowing the settings: the raster formats and pixel types to
+// `io`, the input's mapping onto the model's range to `io::units`, a
+// scene-wide probability to `tiling`.
+pub use crate::io::options::OutputFormat;
+pub use crate::io::units::Rescale;
+pub use crate::io::values::OutputType;
+pub use crate::tiling::probability::SceneProbability;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
@@ -33,72 +26,6 @@ pub enum ProgressMode {
     /// GDAL's `0...10...20...` on stdout (what QGIS parses).
     Gdal,
     None,
-}
-
-/// Output pixel type, when not the input's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputType {
-    Byte,
-    UInt16,
-    Int16,
-    UInt32,
-    Int32,
-    Float32,
-    Float64,
-}
-
-impl OutputType {
-    pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "byte" | "uint8" => OutputType::Byte,
-            "uint16" => OutputType::UInt16,
-            "int16" => OutputType::Int16,
-            "uint32" => OutputType::UInt32,
-            "int32" => OutputType::Int32,
-            "float32" => OutputType::Float32,
-            "float64" => OutputType::Float64,
-            _ => {
-                return Err(Error::Usage(format!(
-                    "--ot {s}: expected Byte, UInt16, Int16, UInt32, Int32, Float32 or Float64"
-                )))
-            }
-        })
-    }
-
-    /// Representable range, for clipping.
-    pub fn range(self) -> (f64, f64) {
-        match self {
-            OutputType::Byte => (0.0, 255.0),
-            OutputType::UInt16 => (0.0, 65535.0),
-            OutputType::Int16 => (-32768.0, 32767.0),
-            OutputType::UInt32 => (0.0, 4294967295.0),
-            OutputType::Int32 => (-2147483648.0, 2147483647.0),
-            OutputType::Float32 => (f32::MIN as f64, f32::MAX as f64),
-            OutputType::Float64 => (f64::MIN, f64::MAX),
-        }
-    }
-
-    /// Whether float32 holds every value of the type exactly (32-bit
-    /// integers above 2^24 and Float64 values it does not).
-    pub fn f32_exact(self) -> bool {
-        matches!(
-            self,
-            OutputType::Byte | OutputType::UInt16 | OutputType::Int16 | OutputType::Float32
-        )
-    }
-
-    pub fn is_integer(self) -> bool {
-        !matches!(self, OutputType::Float32 | OutputType::Float64)
-    }
-
-    pub fn bytes(self) -> usize {
-        match self {
-            OutputType::Byte => 1,
-            OutputType::UInt16 | OutputType::Int16 => 2,
-            OutputType::UInt32 | OutputType::Int32 | OutputType::Float32 => 4,
-            OutputType::Float64 => 8,
-        }
-    }
 }
 
 /// What to do it on: one input raster, its output, and optionally where the
@@ -113,26 +40,6 @@ pub struct Job {
     /// A cloud probability from a separate detector, blended by instead of
     /// the model's own (`idfcr s2` on L1C: s2cloudless); None: the model's.
     pub probability: Option<SceneProbability>,
-}
-
-/// A scene-wide probability map and how this job's grid samples it.
-#[derive(Debug, Clone)]
-pub struct SceneProbability {
-    pub map: std::sync::Arc<crate::tiling::probability::ProbabilityMap>,
-    /// This job's pixel size in map pixels.
-    pub ratio: f64,
-}
-
-impl SceneProbability {
-    /// p at pixel (row, col) of this job's raster.
-    pub fn at(&self, row: usize, col: usize) -> f32 {
-        self.map.sample(row, col, self.ratio)
-    }
-
-    /// Whether p is 0 at every pixel of rows and columns (first, last).
-    pub fn zero_over(&self, rows: (usize, usize), cols: (usize, usize)) -> bool {
-        self.map.zero_over(rows, cols, self.ratio)
-    }
 }
 
 /// What to do: model, tiling, device, output format, blending; the same
@@ -177,18 +84,6 @@ pub struct RemoveOptions {
 pub struct RemoveConfig {
     pub opts: RemoveOptions,
     pub job: Job,
-}
-
-/// A linear map of the input onto the model's nominal range, undone on
-/// output.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Rescale {
-    /// Values are used as they are (and must be in the model's range).
-    None,
-    /// `--rescale MIN,MAX`: MIN..MAX onto the model's range.
-    Linear(f64, f64),
-    /// `--stretch`: the 2nd..98th percentile onto the model's range.
-    Stretch,
 }
 
 /// Settings of the IND stage (`--refine`).
@@ -295,7 +190,7 @@ impl RemoveConfig {
             // Both rasters get the --co: with TFW=YES each writes a world
             // file, and o.tif and o.tiff would both write o.tfw (found only
             // after the whole run, when the second could not be placed).
-            if crate::io::options::writes_world_file(&self.opts.creation_options) {
+            if crate::io::side_files::writes_world_file(&self.opts.creation_options) {
                 if let Some(w) = crate::io::side_files::shared_world_file(m, &self.job.output) {
                     return Err(Error::Usage(format!(
                         "--mask {} and OUTPUT {} would both write the world file {} (--co TFW=YES); give the mask another stem",

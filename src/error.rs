@@ -124,6 +124,12 @@ impl Error {
     }
 }
 
+impl From<crate::interrupt::Interrupted> for Error {
+    fn from(_: crate::interrupt::Interrupted) -> Self {
+        Error::Interrupted
+    }
+}
+
 /// A GDAL error kept as the source of one of ours: its class and number
 /// (for library users who act on them) and its message, cleaned as
 /// `gdal_message` cleans it.

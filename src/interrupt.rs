@@ -27,11 +27,12 @@ static FIRST: OnceLock<Instant> = OnceLock::new();
 const SAME_REQUEST: Duration = Duration::from_secs(1);
 
 /// Install the handler (once; later calls are no-ops). The first signal
-/// sets the flag; a second one later means the user insists: the temp
-/// files are removed and the process ends at once, after `insist_line`
-/// says so on stderr (the caller's format; it must not panic on a closed
-/// pipe, as `eprintln!` does).
-pub fn install(insist_line: fn(&str)) {
+/// sets the flag; a second one later means the user insists: after
+/// `insist_line` says so on stderr (the caller's format; it must not panic
+/// on a closed pipe, as `eprintln!` does), `forced_exit(exit_code())` ends
+/// the process at once (the caller's: it removes the temp files, which
+/// this module knows nothing of, then calls `die`).
+pub fn install(insist_line: fn(&str), forced_exit: fn(i32) -> !) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // A signal the process was started ignoring stays ignored: `nohup`
@@ -63,7 +64,7 @@ pub fn install(insist_line: fn(&str)) {
                         continue;
                     }
                     insist_line("interrupted again: stopping now");
-                    crate::io::place::remove_temps_then(die, exit_code());
+                    forced_exit(exit_code());
                 }
             });
         if started.is_err() {
@@ -90,10 +91,15 @@ pub fn requested() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// A signal arrived: the run stops. `?` turns it into `Error::Interrupted`
+/// (this module stands below the error type, which asks it for the exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
 /// `Err(Interrupted)` once a signal arrived.
-pub fn check() -> crate::error::Result<()> {
+pub fn check() -> Result<(), Interrupted> {
     if requested() {
-        Err(crate::error::Error::Interrupted)
+        Err(Interrupted)
     } else {
         Ok(())
     }

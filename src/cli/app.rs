@@ -49,12 +49,15 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         }
     };
     log::set_format(cli.log_format);
-    interrupt::install(|line| {
-        log::emit(&Event {
-            kind: Some("interrupted"),
-            ..Event::error(line, interrupt::exit_code())
-        })
-    });
+    interrupt::install(
+        |line| {
+            log::emit(&Event {
+                kind: Some("interrupted"),
+                ..Event::error(line, interrupt::exit_code())
+            })
+        },
+        forced_exit,
+    );
     // GDAL would print its errors on stderr itself; ours carry its message
     // already, and stderr is for one line per failure. The handler also
     // counts failures that no GDAL return value reports.
@@ -89,6 +92,11 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 
 /// GDAL's warnings while it wrote outputs (`gdal_watch::KeepWarnings`),
 /// one line each: GDAL changed what was written.
+/// A second Ctrl-C: remove every partial output, then end by the signal.
+fn forced_exit(code: i32) -> ! {
+    crate::io::place::remove_temps_then(interrupt::die, code)
+}
+
 fn report_gdal_warnings() {
     for w in crate::error::gdal_watch::take_kept_warnings() {
         let w = crate::io::place::final_names_in(&w);

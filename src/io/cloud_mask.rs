@@ -10,10 +10,10 @@ use std::sync::Arc;
 use gdal::{Dataset, Metadata};
 use ndarray::Array2;
 
-use crate::config::SceneProbability;
 use crate::error::{Error, Result};
 use crate::io::open::open_dataset;
 use crate::io::reader::InputRaster;
+use crate::tiling::probability::SceneProbability;
 use crate::tiling::probability::{calibrate, Calibration, ProbabilityMap};
 
 /// How the mask's values become p, and how its edges are drawn.

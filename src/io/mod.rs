@@ -1,5 +1,6 @@
 //! Rasters in and out, with GDAL; the only place that reads or writes files
-//! of pixels.
+//! of pixels. It stands below the run's settings (`config`), which name its
+//! value types, and knows nothing of them.
 //!
 //! - `reader`: any GDAL raster in -> an `InputRaster` (bands, pixel type,
 //!   nodata, georeferencing, blocks of f32 on request); `open`: opening it,
@@ -13,25 +14,29 @@
 //! - `cloud_mask`: the user's cloud mask (`--cloud-mask`) -> the scene-wide
 //!   p the output is blended by;
 //! - `units`: the input's observed range + the model's contract -> the
-//!   linear map into model units, or the error naming the option to use;
+//!   linear map into model units (`Rescale`: the user's choice), or the
+//!   error naming the option to use;
 //! - `writer`: f32 blocks in -> a finished GeoTIFF/COG at the output path
 //!   (temp file beside it, every GDAL write checked, read back, fsync,
 //!   no-replace move), or nothing at all;
-//! - `options`: GDAL creation options (working file, final file, the
-//!   user's checked before any work);
+//! - `options`: the output format and GDAL creation options (working file,
+//!   final file, the user's checked before any work), and the georeferencing
+//!   and band fields every created dataset gets;
 //! - `place`: temp files, stale-temp cleaning, output checks, read-back,
 //!   fsync and the no-replace move that finish every output;
 //! - `report`: text reports (`eval --json/--csv`, `batch --summary`),
 //!   checked before the work and never written over a non-report file;
 //! - `side_files`: GDAL's side files of an output (`.aux.xml`, world
-//!   files) moved into place with it, stale ones of a replaced file removed;
+//!   files) moved into place with it, stale ones of a replaced file removed,
+//!   and whether the user's options ask for a world file;
 //! - `staging`: outputs that stand or fall together (an `s2` product),
 //!   written under temp names and moved into place at the end;
 //! - `set_aside`: the files an `--overwrite` run replaces, kept under temp
 //!   names until its result stands, put back if it fails;
 //! - `names`: output names from patterns, kept inside the output folder;
-//! - `values`: the value each output pixel gets (rounded, clipped, off the
-//!   nodata value unless passed through) and the nodata an output declares;
+//! - `values`: the output pixel types (`OutputType`), the value each output
+//!   pixel gets (rounded, clipped, off the nodata value unless passed
+//!   through) and the nodata an output declares;
 //! - `memory`: whole-image buffers (`eval`, `quality`, `s2`'s cloud map)
 //!   checked against the memory there is before they are allocated.
 

@@ -8,9 +8,25 @@ use std::path::Path;
 use gdal::raster::RasterCreationOptions;
 use gdal::{Dataset, DriverManager, Metadata};
 
-use crate::config::{OutputFormat, OutputType};
 use crate::error::gdal_watch::GdalWatch;
 use crate::error::{gdal_message, Error, Result};
+use crate::io::values::OutputType;
+
+/// The output's GDAL format (`-of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    GTiff,
+    Cog,
+}
+
+impl OutputFormat {
+    pub fn driver_name(self) -> &'static str {
+        match self {
+            OutputFormat::GTiff => "GTiff",
+            OutputFormat::Cog => "COG",
+        }
+    }
+}
 
 /// The working file's size as stored: whole 256 px tiles (a 10 000 000 x 1
 /// raster holds 39 063 of them, 7.7 GB uncompressed for 30 MB of pixels,
@@ -178,7 +194,7 @@ fn cover_the_same_ground(
     ds: &mut Dataset,
     side: usize,
 ) -> std::result::Result<(), gdal::errors::GdalError> {
-    crate::io::writer::copy_georeferencing(g, ds)?;
+    copy_georeferencing(g, ds)?;
     let (w, h) = g.raster_size();
     let (sx, sy) = (w as f64 / side as f64, h as f64 / side as f64);
     if let Ok(gt) = ds.geo_transform() {
@@ -200,15 +216,6 @@ fn cover_the_same_ground(
         ds.set_gcps(gcps, &srs)?;
     }
     Ok(())
-}
-
-/// Whether these `--co` make GDAL write a world file beside the output
-/// (taken back with it when a run fails after placing it).
-pub fn writes_world_file(user: &[(String, String)]) -> bool {
-    user.iter().any(|(k, v)| {
-        (k.eq_ignore_ascii_case("TFW") || k.eq_ignore_ascii_case("WORLDFILE"))
-            && matches!(v.to_ascii_uppercase().as_str(), "YES" | "TRUE" | "ON" | "1")
-    })
 }
 
 pub(crate) fn to_list(opts: &[(String, String)]) -> Result<RasterCreationOptions> {
@@ -295,10 +302,62 @@ pub(crate) fn restore_band_fields(
         }
         let unit = from.unit();
         if !unit.is_empty() {
-            crate::io::writer::set_unit(&to, &unit)?;
+            set_unit(&to, &unit)?;
         }
     }
     ds.close()
+}
+
+/// `src`'s place on the ground onto `ds`: geotransform, CRS, ground
+/// control points, RPCs. Shared by the outputs, the `s2` stack and the check of
+/// `--co` (whose options may reproject: `TILING_SCHEME`, `TARGET_SRS`).
+pub(crate) fn copy_georeferencing(
+    src: &Dataset,
+    ds: &mut Dataset,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    if let Ok(gt) = src.geo_transform() {
+        ds.set_geo_transform(&gt)?;
+    }
+    // The CRS as an object, not its WKT1 string: that drops a dynamic
+    // CRS's coordinate epoch (ITRF, WGS 84 realisations), which GeoTIFF keeps.
+    if let Ok(srs) = src.spatial_ref() {
+        ds.set_spatial_ref(&srs)?;
+    }
+    // Unrectified scenes (a Level-1 swath, a scanned map) are placed by
+    // ground control points instead of a geotransform: they travel too.
+    let gcps: Vec<gdal::Gcp> = src.gcps().iter().map(gdal::Gcp::from).collect();
+    if !gcps.is_empty() && src.geo_transform().is_err() {
+        let srs = src
+            .gcp_spatial_ref()
+            .map_or_else(gdal::spatial_ref::SpatialRef::new, Ok)?;
+        ds.set_gcps(gcps, &srs)?;
+    }
+    // Rational polynomial coefficients: a sensor model that places the
+    // pixels where neither of the above does.
+    for item in src.metadata_domain("RPC").unwrap_or_default() {
+        if let Some((k, v)) = item.split_once('=') {
+            ds.set_metadata_item(k, v, "RPC")?;
+        }
+    }
+    Ok(())
+}
+
+/// The gdal crate reads a band's unit but cannot set it.
+pub(crate) fn set_unit(
+    band: &gdal::raster::RasterBand,
+    unit: &str,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    let c = std::ffi::CString::new(unit).map_err(gdal::errors::GdalError::FfiNulError)?;
+    // SAFETY: a live band handle and a valid C string that GDAL copies.
+    let rv = unsafe { gdal_sys::GDALSetRasterUnitType(band.c_rasterband(), c.as_ptr()) };
+    if rv != gdal_sys::CPLErr::CE_None {
+        return Err(gdal::errors::GdalError::CplError {
+            class: rv,
+            number: 0,
+            msg: format!("cannot set the band unit {unit:?}"),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

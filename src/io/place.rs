@@ -329,7 +329,7 @@ pub fn check_output_path(
     crate::io::side_files::check_world_file(
         path,
         overwrite,
-        crate::io::options::writes_world_file(creation_options),
+        crate::io::side_files::writes_world_file(creation_options),
     )?;
     probe_folder(path)
 }

@@ -5,9 +5,22 @@
 use gdal::raster::GdalDataType;
 use gdal::{Dataset, Metadata};
 
-use crate::config::OutputType;
 use crate::error::{gdal_message, Error, Result};
 use crate::io::open::open_dataset;
+use crate::io::values::OutputType;
+
+// The scene-wide figures `sample` takes once per raster and keeps here.
+/// One band's valid subsample values, as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct BandStats {
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// What `sample`'s statistics were taken for (Sentinel-2 or not; the bands and
+/// their nodata bits), and them.
+pub type Cached = ((bool, Vec<(usize, Option<u64>)>), Vec<Option<BandStats>>);
 
 /// An opened input raster and the bands we use from it.
 pub struct InputRaster {
@@ -44,7 +57,7 @@ pub struct InputRaster {
     pub dataset_mask: Option<crate::io::mask::MaskSource>,
     /// The selected bands' subsample statistics (`io::sample`), read once
     /// per band selection: a whole scene's subsample costs a pass over it.
-    pub(crate) sample_stats: std::sync::Mutex<Option<crate::io::sample::Cached>>,
+    pub(crate) sample_stats: std::sync::Mutex<Option<Cached>>,
 }
 
 /// A window of the selected bands as `read_window_exact` reads it.

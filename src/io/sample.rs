@@ -4,7 +4,7 @@
 //! pixels stand in as for the model.
 
 use crate::error::{gdal_message, Error, Result};
-use crate::io::reader::{is_nodata, InputRaster};
+use crate::io::reader::{is_nodata, BandStats, InputRaster};
 
 /// The largest raster the fallback of `sample` reads whole (about 5 s of a
 /// Byte raster here); a larger one gets a denser grid instead.
@@ -12,18 +12,6 @@ const SCAN_MAX_PX: usize = 1 << 28;
 
 /// Sentinel-2's DN for a saturated pixel.
 const S2_SATURATED: f64 = 65535.0;
-
-/// One band's valid subsample values, as stored.
-#[derive(Debug, Clone, Copy)]
-pub struct BandStats {
-    pub min: f64,
-    pub max: f64,
-    pub mean: f64,
-}
-
-/// What the statistics were taken for (Sentinel-2 or not; the bands and
-/// their nodata bits), and them.
-pub type Cached = ((bool, Vec<(usize, Option<u64>)>), Vec<Option<BandStats>>);
 
 impl InputRaster {
     /// Approximate (min, max) over the selected bands, with each band's

@@ -159,6 +159,15 @@ pub(crate) fn check_world_file(
     }
 }
 
+/// Whether these `--co` make GDAL write a world file beside the output
+/// (taken back with it when a run fails after placing it).
+pub fn writes_world_file(user: &[(String, String)]) -> bool {
+    user.iter().any(|(k, v)| {
+        (k.eq_ignore_ascii_case("TFW") || k.eq_ignore_ascii_case("WORLDFILE"))
+            && matches!(v.to_ascii_uppercase().as_str(), "YES" | "TRUE" | "ON" | "1")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

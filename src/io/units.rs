@@ -7,7 +7,17 @@
 //! Pure: the observed range of the input comes in, a linear map `(gain,
 //! bias)` onto the model's range (or an error message) comes out.
 
-use crate::config::Rescale;
+/// A linear map of the input onto the model's nominal range, undone on
+/// output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rescale {
+    /// Values are used as they are (and must be in the model's range).
+    None,
+    /// `--rescale MIN,MAX`: MIN..MAX onto the model's range.
+    Linear(f64, f64),
+    /// `--stretch`: the 2nd..98th percentile onto the model's range.
+    Stretch,
+}
 
 /// How far beyond its nominal range a value may lie and still be taken as
 /// it is, as a fraction of the range: clouds are brighter than anything a

@@ -2,7 +2,73 @@
 //! declares: pure functions of the value, its validity, the input's nodata
 //! and the output type (`writer` applies them to every block it writes).
 
-use crate::config::OutputType;
+use crate::error::{Error, Result};
+
+/// Output pixel type, when not the input's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputType {
+    Byte,
+    UInt16,
+    Int16,
+    UInt32,
+    Int32,
+    Float32,
+    Float64,
+}
+
+impl OutputType {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "byte" | "uint8" => OutputType::Byte,
+            "uint16" => OutputType::UInt16,
+            "int16" => OutputType::Int16,
+            "uint32" => OutputType::UInt32,
+            "int32" => OutputType::Int32,
+            "float32" => OutputType::Float32,
+            "float64" => OutputType::Float64,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--ot {s}: expected Byte, UInt16, Int16, UInt32, Int32, Float32 or Float64"
+                )))
+            }
+        })
+    }
+
+    /// Representable range, for clipping.
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            OutputType::Byte => (0.0, 255.0),
+            OutputType::UInt16 => (0.0, 65535.0),
+            OutputType::Int16 => (-32768.0, 32767.0),
+            OutputType::UInt32 => (0.0, 4294967295.0),
+            OutputType::Int32 => (-2147483648.0, 2147483647.0),
+            OutputType::Float32 => (f32::MIN as f64, f32::MAX as f64),
+            OutputType::Float64 => (f64::MIN, f64::MAX),
+        }
+    }
+
+    /// Whether float32 holds every value of the type exactly (32-bit
+    /// integers above 2^24 and Float64 values it does not).
+    pub fn f32_exact(self) -> bool {
+        matches!(
+            self,
+            OutputType::Byte | OutputType::UInt16 | OutputType::Int16 | OutputType::Float32
+        )
+    }
+
+    pub fn is_integer(self) -> bool {
+        !matches!(self, OutputType::Float32 | OutputType::Float64)
+    }
+
+    pub fn bytes(self) -> usize {
+        match self {
+            OutputType::Byte => 1,
+            OutputType::UInt16 | OutputType::Int16 => 2,
+            OutputType::UInt32 | OutputType::Int32 | OutputType::Float32 => 4,
+            OutputType::Float64 => 8,
+        }
+    }
+}
 
 /// The value written for one pixel: nodata where the pixel is invalid
 /// (without a nodata value: NaN for float types, 0 for integers); otherwise

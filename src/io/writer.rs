@@ -17,16 +17,20 @@ use std::path::{Path, PathBuf};
 
 use gdal::{Dataset, DriverManager, Metadata};
 
-use crate::config::{OutputFormat, OutputType};
 use crate::error::gdal_watch::{GdalWatch, KeepWarnings};
 use crate::error::{gdal_message, Error, Result};
 pub use crate::io::options::check_creation_options;
-use crate::io::options::{create_typed_with, final_options, part_bytes, part_options, to_list};
+use crate::io::options::OutputFormat;
+use crate::io::options::{
+    copy_georeferencing, create_typed_with, final_options, part_bytes, part_options, set_unit,
+    to_list,
+};
 use crate::io::place::{
     move_into_place, parent_dir, sync_dir, sync_file, verify_readable, TempFile,
 };
 use crate::io::reader::InputRaster;
 use crate::io::side_files::{place_side_files, side_files, taken_world_file, Placed};
+use crate::io::values::OutputType;
 use crate::io::values::{nodata_in_type, one_nodata_per_file, output_value};
 
 /// What one output band looks like.
@@ -454,40 +458,6 @@ pub fn prepare_copy(
     })
 }
 
-/// `src`'s place on the ground onto `ds`: geotransform, CRS, ground
-/// control points, RPCs. Shared by the outputs, the `s2` stack and the check of
-/// `--co` (whose options may reproject: `TILING_SCHEME`, `TARGET_SRS`).
-pub(crate) fn copy_georeferencing(
-    src: &Dataset,
-    ds: &mut Dataset,
-) -> std::result::Result<(), gdal::errors::GdalError> {
-    if let Ok(gt) = src.geo_transform() {
-        ds.set_geo_transform(&gt)?;
-    }
-    // The CRS as an object, not its WKT1 string: that drops a dynamic
-    // CRS's coordinate epoch (ITRF, WGS 84 realisations), which GeoTIFF keeps.
-    if let Ok(srs) = src.spatial_ref() {
-        ds.set_spatial_ref(&srs)?;
-    }
-    // Unrectified scenes (a Level-1 swath, a scanned map) are placed by
-    // ground control points instead of a geotransform: they travel too.
-    let gcps: Vec<gdal::Gcp> = src.gcps().iter().map(gdal::Gcp::from).collect();
-    if !gcps.is_empty() && src.geo_transform().is_err() {
-        let srs = src
-            .gcp_spatial_ref()
-            .map_or_else(gdal::spatial_ref::SpatialRef::new, Ok)?;
-        ds.set_gcps(gcps, &srs)?;
-    }
-    // Rational polynomial coefficients: a sensor model that places the
-    // pixels where neither of the above does.
-    for item in src.metadata_domain("RPC").unwrap_or_default() {
-        if let Some((k, v)) = item.split_once('=') {
-            ds.set_metadata_item(k, v, "RPC")?;
-        }
-    }
-    Ok(())
-}
-
 /// Geotransform, projection and the input's metadata (every domain except
 /// those describing the source file's layout or its subdatasets) onto the
 /// working dataset, then our provenance tags. The final GeoTIFF/COG copy
@@ -563,24 +533,6 @@ fn describe_band(
     }
     for (k, v) in &spec.metadata {
         band.set_metadata_item(k, v, "")?;
-    }
-    Ok(())
-}
-
-/// The gdal crate reads a band's unit but cannot set it.
-pub(crate) fn set_unit(
-    band: &gdal::raster::RasterBand,
-    unit: &str,
-) -> std::result::Result<(), gdal::errors::GdalError> {
-    let c = std::ffi::CString::new(unit).map_err(gdal::errors::GdalError::FfiNulError)?;
-    // SAFETY: a live band handle and a valid C string that GDAL copies.
-    let rv = unsafe { gdal_sys::GDALSetRasterUnitType(band.c_rasterband(), c.as_ptr()) };
-    if rv != gdal_sys::CPLErr::CE_None {
-        return Err(gdal::errors::GdalError::CplError {
-            class: rv,
-            number: 0,
-            msg: format!("cannot set the band unit {unit:?}"),
-        });
     }
     Ok(())
 }

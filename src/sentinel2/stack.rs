@@ -185,7 +185,7 @@ pub(crate) fn write_stack(
     let mut vrt = Dataset::open(&xml).map_err(built)?;
     // What the XML's WKT1 and geotransform cannot say: a dynamic CRS's
     // epoch, ground control points, RPCs (as the group outputs carry them).
-    crate::io::writer::copy_georeferencing(&base, &mut vrt).map_err(built)?;
+    crate::io::options::copy_georeferencing(&base, &mut vrt).map_err(built)?;
     crate::io::writer::copy_into_place(
         &vrt,
         path,

@@ -186,6 +186,26 @@ impl std::fmt::Debug for ProbabilityMap {
     }
 }
 
+/// A scene-wide probability map and how this job's grid samples it.
+#[derive(Debug, Clone)]
+pub struct SceneProbability {
+    pub map: std::sync::Arc<ProbabilityMap>,
+    /// This job's pixel size in map pixels.
+    pub ratio: f64,
+}
+
+impl SceneProbability {
+    /// p at pixel (row, col) of this job's raster.
+    pub fn at(&self, row: usize, col: usize) -> f32 {
+        self.map.sample(row, col, self.ratio)
+    }
+
+    /// Whether p is 0 at every pixel of rows and columns (first, last).
+    pub fn zero_over(&self, rows: (usize, usize), cols: (usize, usize)) -> bool {
+        self.map.zero_over(rows, cols, self.ratio)
+    }
+}
+
 /// One axis of the sampling: (lower index, upper index, weight of upper).
 pub fn axis_sample(i: usize, ratio: f64, size: usize) -> (usize, usize, f32) {
     let x = ((i as f64 + 0.5) * ratio - 0.5).clamp(0.0, (size.max(1) - 1) as f64);
