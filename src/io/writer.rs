@@ -89,17 +89,15 @@ impl OutputRaster {
         let _warnings = KeepWarnings::start();
         let (w, h) = (prov.input.width, prov.input.height);
         let tmp = TempFile::beside(final_path, "part").map_err(|e| {
-            Error::output(
+            output_error(
                 final_path,
                 format!("cannot create a temp file beside it: {}", e.kind()),
             )
         })?;
         let opts = part_options(part_bytes(w, h, bands.len(), data_type.bytes()))?;
         // GDAL names the temp file; the user knows the output's name.
-        let fail = |e: gdal::errors::GdalError| {
-            let msg = crate::io::place::final_names_in(&gdal_message(&e));
-            Error::output(final_path, msg).because_gdal(e)
-        };
+        let fail =
+            |e: gdal::errors::GdalError| output_error(final_path, gdal_message(&e)).because_gdal(e);
         let mut ds = create_typed_with("GTiff", tmp.path(), data_type, w, h, bands.len(), &opts)
             .map_err(fail)?;
         copy_georeferencing_and_metadata(&mut ds, prov).map_err(fail)?;
@@ -225,11 +223,11 @@ impl OutputRaster {
                 .collect();
             let mut band = ds
                 .rasterband(b + 1)
-                .map_err(|e| Error::output(&self.final_path, gdal_message(&e)).because_gdal(e))?;
+                .map_err(|e| output_error(&self.final_path, gdal_message(&e)).because_gdal(e))?;
             let mut buffer = gdal::raster::Buffer::new((cols, rows), buf);
             band.write((col0 as isize, row0 as isize), (cols, rows), &mut buffer)
                 .map_err(|e| {
-                    Error::output(
+                    output_error(
                         &self.final_path,
                         format!(
                             "write failed at rows {row0}..{}: {}",
@@ -251,7 +249,7 @@ impl OutputRaster {
                 })
                 .collect();
             let fail = |e: gdal::errors::GdalError| {
-                Error::output(
+                output_error(
                     &self.final_path,
                     format!(
                         "mask write failed at rows {row0}..{}: {}",
@@ -283,7 +281,7 @@ impl OutputRaster {
     /// a failure in the second does not cost the user the first (or the
     /// file `--overwrite` was about to replace).
     pub fn prepare(mut self) -> Result<ReadyFile> {
-        let fail = |msg: String| Error::output(&self.final_path, msg);
+        let fail = |msg: String| output_error(&self.final_path, msg);
         // GDAL's warnings while it closes and copies the file reach the user
         // (as those while it creates it): they say it changed what was
         // written. Those while the input is read meanwhile do not.
@@ -364,10 +362,10 @@ impl ReadyFile {
     pub fn commit_raster(self) -> Result<(Placed, Result<()>)> {
         let _placing = crate::io::place::placing();
         let final_path = &self.final_path;
-        let fail = |msg: String| Error::output(final_path, msg);
+        let fail = |msg: String| output_error(final_path, msg);
         let sides = side_files(self.ready.path(), final_path);
         if let Some(taken) = taken_world_file(&sides).filter(|_| !self.overwrite) {
-            return Err(Error::output(
+            return Err(output_error(
                 taken,
                 "already exists (use --overwrite to replace it)",
             ));
@@ -422,7 +420,7 @@ pub fn prepare_copy(
     creation_options: &[(String, String)],
     overwrite: bool,
 ) -> Result<ReadyFile> {
-    let fail = |msg: String| Error::output(final_path, msg);
+    let fail = |msg: String| output_error(final_path, msg);
     internal_masks();
     let ready = TempFile::beside(final_path, "final")
         .map_err(|e| fail(format!("cannot create a temp file beside it: {}", e.kind())))?;
@@ -456,6 +454,12 @@ pub fn prepare_copy(
         final_path: final_path.to_path_buf(),
         overwrite,
     })
+}
+
+/// An error about the output file: GDAL's messages name the temp file it
+/// writes (`.out.tif.idfcr-...-part.tif`); the user knows the output's name.
+fn output_error(final_path: &Path, msg: impl Into<String>) -> Error {
+    Error::output(final_path, crate::io::place::final_names_in(&msg.into()))
 }
 
 /// Geotransform, projection and the input's metadata (every domain except
@@ -535,4 +539,23 @@ fn describe_band(
         band.set_metadata_item(k, v, "")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn output_errors_name_the_output_not_its_temp_file() {
+        let e = super::output_error(
+            Path::new("/d/o.tif"),
+            "TIFFAppendToStrip: /d/.o.tif.idfcr-1-2-abc-part.tif: No space left on device",
+        );
+        let text = e.to_string();
+        assert!(!text.contains(".idfcr-"), "{text}");
+        assert!(
+            text.contains("TIFFAppendToStrip: /d/o.tif: No space left"),
+            "{text}"
+        );
+    }
 }
