@@ -99,6 +99,44 @@ fn georeferencing_nodata_metadata_and_values() {
     );
 }
 
+/// An input's XMP packet (a drone's or an archive's description of the
+/// scene) travels to the output, GeoTIFF and COG alike.
+#[test]
+fn xmp_travels_to_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.tif");
+    rgb_tiff(&input, 64, 48, None);
+    let xmp = r#"<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description dc:title="scene 7" xmlns:dc="http://purl.org/dc/elements/1.1/"/></rdf:RDF></x:xmpmeta>"#;
+    {
+        let ds = Dataset::open_ex(
+            &input,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (d, v) = (
+            std::ffi::CString::new("xml:XMP").unwrap(),
+            std::ffi::CString::new(xmp).unwrap(),
+        );
+        let mut list = [v.as_ptr() as *mut std::ffi::c_char, std::ptr::null_mut()];
+        // SAFETY: a live dataset, a NULL-terminated list of C strings.
+        let rv = unsafe {
+            gdal_sys::GDALSetMetadata(ds.c_dataset() as _, list.as_mut_ptr(), d.as_ptr())
+        };
+        assert_eq!(rv, gdal_sys::CPLErr::CE_None);
+    }
+    for (name, format) in [("out.tif", "GTiff"), ("out_cog.tif", "COG")] {
+        let o = remove_conv_to(dir.path(), "in.tif", name, &["-of", format]);
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+        let out = Dataset::open(dir.path().join(name)).unwrap();
+        let got = out.metadata_domain("xml:XMP").unwrap_or_default();
+        assert_eq!(got.len(), 1, "{format}: {got:?}");
+        assert!(got[0].contains("scene 7"), "{format}: {got:?}");
+    }
+}
+
 /// Whole-image output (one tile) and tiled output agree everywhere for a
 /// window-attention model, and for one with half-scale context (as the RGB
 /// model 0.8: window 16 for a network of window 8, the halo from the
