@@ -984,6 +984,69 @@ fn a_bundled_model_is_reachable_by_name() {
     assert!(!dir.path().join("wrong.tif").exists());
 }
 
+/// Model names are not case-sensitive (`--model TINY_CONV.ONNX` finds
+/// tiny_conv.onnx), and a file in the working folder that shares a bundled
+/// model's name is used with a warning saying so; `./NAME` is quiet.
+#[test]
+fn model_names_ignore_case_and_a_same_named_local_file_is_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("in.tif"), 40, 30, None);
+    let models = repo().join("testdata/models").display().to_string();
+    let run = |model: &str, out: &str| {
+        idfcr(
+            dir.path(),
+            &[
+                "remove",
+                "in.tif",
+                out,
+                "--model",
+                model,
+                "--model-dir",
+                &models,
+                "--device",
+                "cpu",
+                "-q",
+            ],
+        )
+    };
+    let upper = run("TINY_CONV.ONNX", "upper.tif");
+    assert!(upper.status.success(), "{}", stderr(&upper));
+    assert!(upper.stderr.is_empty(), "{}", stderr(&upper));
+
+    // A local copy of another model under the bundled name.
+    std::fs::copy(
+        fixture_model("tiny_swin"),
+        dir.path().join("tiny_conv.onnx"),
+    )
+    .unwrap();
+    let local = run("tiny_conv.onnx", "local.tif");
+    assert!(local.status.success(), "{}", stderr(&local));
+    let err = stderr(&local);
+    assert!(
+        err.contains("--model tiny_conv.onnx: the file in the working folder is used"),
+        "{err}"
+    );
+    let meant = run("./tiny_conv.onnx", "meant.tif");
+    assert!(meant.status.success(), "{}", stderr(&meant));
+    assert!(meant.stderr.is_empty(), "{}", stderr(&meant));
+    let model_of = |name: &str| {
+        Dataset::open(dir.path().join(name))
+            .unwrap()
+            .metadata_item("IDFCR_MODEL", "")
+            .unwrap()
+    };
+    assert!(
+        model_of("upper.tif").starts_with("tiny_conv"),
+        "{}",
+        model_of("upper.tif")
+    );
+    assert!(
+        model_of("local.tif").starts_with("tiny_swin"),
+        "{}",
+        model_of("local.tif")
+    );
+}
+
 /// `idfcr models` lists the bundled models from their own metadata (not
 /// the IND parts, not s2cloudless), and a file there that is not a model
 /// is listed with its error and fails the run.

@@ -86,13 +86,41 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
 /// where they were installed. A file at that path (relative to the working
 /// folder) wins over a bundled model of that name.
 pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
+    let bundled = |name: &str| first_file(dirs, &format!("{name}.onnx"));
     if value.is_file() {
+        // A bare name that is also a bundled model's: say which one runs
+        // (`./NAME` says it was meant, and is quiet).
+        if let Some(other) = bundled_name(value).and_then(bundled) {
+            if !same_file(value, &other) {
+                crate::error::gdal_watch::keep_own_warning(format!(
+                    "--model {}: the file in the working folder is used, not the bundled model of that name ({}); give ./{} to say so, or run elsewhere for the bundled one",
+                    value.display(),
+                    other.display(),
+                    value.display()
+                ));
+            }
+        }
         return Ok(value.to_path_buf());
     }
-    let found = bundled_name(value)
-        .and_then(|name| first_file(dirs, &format!("{name}.onnx")).map(|p| (name, p)));
+    // Exactly as given, else the one bundled name that differs only in case
+    // (`--model PIXEL_CR_RGB`: model names are not meant to be case-sensitive).
+    let found = bundled_name(value).and_then(|name| {
+        bundled(name).map(|p| (name.to_string(), p)).or_else(|| {
+            let mut same: Vec<String> = onnx_stems(dirs)
+                .into_iter()
+                .map(|(_, stem)| stem)
+                .filter(|n| n.eq_ignore_ascii_case(name))
+                .collect();
+            same.sort();
+            same.dedup();
+            (same.len() == 1)
+                .then(|| same.pop())
+                .flatten()
+                .and_then(|n| bundled(&n).map(|p| (n, p)))
+        })
+    });
     if let Some((name, path)) = found {
-        return match not_a_model(path.parent().unwrap_or(Path::new(".")), name) {
+        return match not_a_model(path.parent().unwrap_or(Path::new(".")), &name) {
             Some(what) => Err(Error::model(value, what)),
             None => Ok(path),
         };
@@ -124,7 +152,10 @@ pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
 /// file-name component, not hidden, or None for anything that is a path.
 fn bundled_name(value: &Path) -> Option<&str> {
     let s = value.to_str()?;
-    let name = s.strip_suffix(".onnx").unwrap_or(s);
+    let name = match s.len().checked_sub(5) {
+        Some(cut) if s.is_char_boundary(cut) && s[cut..].eq_ignore_ascii_case(".onnx") => &s[..cut],
+        _ => s,
+    };
     let plain = !name.is_empty()
         && !name.starts_with('.')
         && !name.contains(['/', '\\'])
@@ -159,8 +190,20 @@ fn not_a_model(dir: &Path, name: &str) -> Option<String> {
 /// cloud-removal model, see `not_a_model`) in `dirs`, sorted, without
 /// repeats.
 pub fn bundled_names(dirs: &[PathBuf]) -> Vec<String> {
-    let mut names: Vec<String> = dirs
-        .iter()
+    let mut names: Vec<String> = onnx_stems(dirs)
+        .into_iter()
+        .filter(|(d, stem)| not_a_model(d, stem).is_none())
+        .map(|(_, stem)| stem)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every `.onnx` file in `dirs` that a name can reach: (its folder, its
+/// stem).
+fn onnx_stems(dirs: &[PathBuf]) -> Vec<(&Path, String)> {
+    dirs.iter()
         .filter_map(|d| std::fs::read_dir(d).ok().map(|r| (d, r)))
         .flat_map(|(d, r)| r.filter_map(|e| e.ok()).map(move |e| (d, e)))
         .filter_map(|(d, e)| {
@@ -171,13 +214,18 @@ pub fn bundled_names(dirs: &[PathBuf]) -> Vec<String> {
             }
             let name = e.file_name().to_str()?.to_string();
             let stem = name.strip_suffix(".onnx")?;
-            (bundled_name(Path::new(stem)) == Some(stem) && not_a_model(d, stem).is_none())
-                .then(|| stem.to_string())
+            (bundled_name(Path::new(stem)) == Some(stem)).then(|| (d.as_path(), stem.to_string()))
         })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+        .collect()
+}
+
+/// Whether two paths name the same file (a link, or the working folder
+/// being the models folder).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// The first `dirs/file` that is a file (the search order of `model_dirs`).
@@ -211,6 +259,7 @@ mod tests {
             ("s2_10m", Some("s2_10m")),
             ("my-model", Some("my-model")),
             ("pixel_cr_rgb.onnx", Some("pixel_cr_rgb")),
+            ("pixel_cr_rgb.ONNX", Some("pixel_cr_rgb")),
             (
                 "pixel_cr_rgb.int8_dynamic",
                 Some("pixel_cr_rgb.int8_dynamic"),
@@ -267,6 +316,18 @@ mod tests {
             model_file_or_name(Path::new("pixel_cr_rice1.onnx"), &dirs).unwrap(),
             second.join("pixel_cr_rice1.onnx")
         );
+        // Case does not matter; the file's own name is what runs.
+        for name in ["PIXEL_CR_RICE1", "Pixel_CR_Rice1.ONNX"] {
+            assert_eq!(
+                model_file_or_name(Path::new(name), &dirs).unwrap(),
+                second.join("pixel_cr_rice1.onnx"),
+                "{name}"
+            );
+        }
+        let err = model_file_or_name(Path::new("S2CLOUDLESS"), &dirs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--cloud-detector"), "{err}");
         for (name, says) in [
             ("s2cloudless", "--cloud-detector"),
             ("ind_rgb_encoder", "--ind-model ind_rgb"),
