@@ -20,7 +20,21 @@ pub struct BandStats {
 
 /// What `sample`'s statistics were taken for (Sentinel-2 or not; the bands and
 /// their nodata bits), and them.
-pub type Cached = ((bool, Vec<(usize, Option<u64>)>), Vec<Option<BandStats>>);
+pub type Cached = ((bool, Vec<(usize, Option<u64>)>, Vec<u64>), SampleFigures);
+
+/// The figures of one subsample: each band's, and a quantile table of all
+/// bands together (with their offsets), so that `--stretch`'s percentiles
+/// need no second read of the subsample.
+#[derive(Debug, Clone)]
+pub struct SampleFigures {
+    pub bands: Vec<Option<BandStats>>,
+    /// Entry i: the value at i / QUANTILE_STEPS of the sorted values (empty
+    /// when no band has a valid value; None: not asked for).
+    pub quantiles: Option<Vec<f64>>,
+}
+
+/// Quantile table entries per 100 %: 0.1 % apart.
+pub const QUANTILE_STEPS: usize = 1000;
 
 /// An opened input raster and the bands we use from it.
 pub struct InputRaster {

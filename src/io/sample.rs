@@ -4,7 +4,7 @@
 //! pixels stand in as for the model.
 
 use crate::error::{gdal_message, Error, Result};
-use crate::io::reader::{is_nodata, BandStats, InputRaster};
+use crate::io::reader::{is_nodata, BandStats, InputRaster, SampleFigures, QUANTILE_STEPS};
 
 /// The largest raster the fallback of `sample` reads whole (about 5 s of a
 /// Byte raster here); a larger one gets a denser grid instead.
@@ -12,6 +12,28 @@ const SCAN_MAX_PX: usize = 1 << 28;
 
 /// Sentinel-2's DN for a saturated pixel.
 const S2_SATURATED: f64 = 65535.0;
+
+/// Entry i: the value of `sorted` at i / QUANTILE_STEPS, by the rounding
+/// `percentiles` used on the whole sample (so a table entry is the exact
+/// percentile of the sample); empty for no values.
+fn quantile_table(sorted: &[f64]) -> Vec<f64> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    (0..=QUANTILE_STEPS)
+        .map(|i| {
+            let p = i as f64 * 100.0 / QUANTILE_STEPS as f64;
+            sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize]
+        })
+        .collect()
+}
+
+/// The quantile table's entry for percentile `p`, when it has one.
+fn table_index(p: f64) -> Option<usize> {
+    // p x steps / 100: exact for the percentiles users give (2, 98, 0.5).
+    let i = p * QUANTILE_STEPS as f64 / 100.0;
+    (i.fract() == 0.0 && (0.0..=QUANTILE_STEPS as f64).contains(&i)).then_some(i as usize)
+}
 
 impl InputRaster {
     /// Approximate (min, max) over the selected bands, with each band's
@@ -31,11 +53,17 @@ impl InputRaster {
 
     /// Per-band percentiles `(p_lo, p_hi)` of all selected bands together
     /// (one map for all bands keeps the colour balance), on a subsample.
+    /// Percentiles on the 0.1 % grid (2 and 98 for `--stretch`) come from
+    /// the table `band_stats` keeps; others read the subsample again.
     pub fn percentiles(&self, p_lo: f64, p_hi: f64) -> Result<(f64, f64)> {
-        let mut all = self.sample_with_offsets()?;
-        if all.is_empty() {
+        let table = self.figures(true)?.quantiles.unwrap_or_default();
+        if table.is_empty() {
             return Err(Error::input(&self.source, "has no valid pixels"));
         }
+        if let (Some(lo), Some(hi)) = (table_index(p_lo), table_index(p_hi)) {
+            return Ok((table[lo], table[hi]));
+        }
+        let mut all = self.sample_with_offsets()?;
         all.sort_by(|a, b| a.total_cmp(b));
         let at = |p: f64| all[((p / 100.0) * (all.len() - 1) as f64).round() as usize];
         Ok((at(p_lo), at(p_hi)))
@@ -58,9 +86,18 @@ impl InputRaster {
     /// Per selected band, the subsample's statistics, computed once per
     /// band selection (the range check and the nodata fill both ask).
     pub(crate) fn band_stats(&self) -> Result<Vec<Option<BandStats>>> {
+        Ok(self.figures(false)?.bands)
+    }
+
+    /// The subsample's figures, taken once per band selection; with
+    /// `quantiles`, also the joint quantile table (a sort of the whole
+    /// subsample, so only when `--stretch` asks, and first: `set_input_map`
+    /// runs before the tiles).
+    fn figures(&self, quantiles: bool) -> Result<SampleFigures> {
         // What decides which values count: the bands, their nodata and
         // whether the input is Sentinel-2's (which gets DN 0 as nodata,
-        // and its saturated DN left out, after opening).
+        // and its saturated DN left out, after opening); the offsets move
+        // the joint quantiles.
         let key = (
             self.nodata_per_band,
             self.band_nos
@@ -68,15 +105,19 @@ impl InputRaster {
                 .zip(&self.nodata)
                 .map(|(&b, nd)| (b, nd.map(f64::to_bits)))
                 .collect::<Vec<_>>(),
+            self.dn_offset
+                .iter()
+                .map(|o| o.to_bits())
+                .collect::<Vec<_>>(),
         );
         let mut cache = self.sample_stats.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((k, stats)) = cache.as_ref() {
-            if *k == key {
-                return Ok(stats.clone());
+        if let Some((k, figures)) = cache.as_ref() {
+            if *k == key && (figures.quantiles.is_some() || !quantiles) {
+                return Ok(figures.clone());
             }
         }
-        let stats: Vec<Option<BandStats>> = self
-            .sample()?
+        let sample = self.sample()?;
+        let bands: Vec<Option<BandStats>> = sample
             .iter()
             .map(|v| {
                 (!v.is_empty()).then(|| BandStats {
@@ -86,8 +127,18 @@ impl InputRaster {
                 })
             })
             .collect();
-        *cache = Some((key, stats.clone()));
-        Ok(stats)
+        let quantiles = quantiles.then(|| {
+            let mut all: Vec<f64> = sample
+                .into_iter()
+                .zip(&self.dn_offset)
+                .flat_map(|(v, off)| v.into_iter().map(move |x| x + off))
+                .collect();
+            all.sort_by(|a, b| a.total_cmp(b));
+            quantile_table(&all)
+        });
+        let figures = SampleFigures { bands, quantiles };
+        *cache = Some((key, figures.clone()));
+        Ok(figures)
     }
 
     /// Every band's sampled values with its `dn_offset` added, together.
@@ -212,6 +263,21 @@ impl InputRaster {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_quantile_table_holds_the_exact_percentiles() {
+        let sorted: Vec<f64> = (0..4097).map(|i| (i * i) as f64 / 7.0).collect();
+        let table = super::quantile_table(&sorted);
+        let direct = |p: f64| sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize];
+        for p in [0.0, 0.5, 2.0, 50.0, 98.0, 99.9, 100.0] {
+            let i = super::table_index(p).unwrap_or_else(|| panic!("{p} is on the grid"));
+            assert_eq!(table[i], direct(p), "{p}");
+        }
+        for p in [0.05, 2.25, -1.0, 100.1, f64::NAN] {
+            assert_eq!(super::table_index(p), None, "{p}");
+        }
+        assert!(super::quantile_table(&[]).is_empty());
+    }
+
     use super::*;
 
     #[test]
