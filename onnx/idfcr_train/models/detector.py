@@ -123,8 +123,14 @@ def detector_map(det: CloudDetector, x: torch.Tensor, out: torch.Tensor, att: to
     return det(x, gate_inputs(x, out, att)) if det.extra_in else det(x)
 
 
-def load_detector(path_or_state) -> CloudDetector:
+def load_detector(path_or_state) -> nn.Module:
+    """A trained detector or gate from its checkpoint, or a weightless cue
+    (`models/haze.py`) from its config alone."""
     state = load_state(path_or_state) if isinstance(path_or_state, str) else path_or_state
+    if state["config"].get("kind") == "dark_channel":
+        from idfcr_train.models.haze import DarkChannel
+
+        return DarkChannel(**state["config"]).eval()
     det = CloudDetector(**state["config"])
     det.load_state_dict(state["model"])
     return det.eval()

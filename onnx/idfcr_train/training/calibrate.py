@@ -26,6 +26,12 @@ Pixel-CR checkpoint too, so the export embeds it. `--with-attention` (with
 with the detector's by max (ATT_GRID; models/probability.py says why), and
 `--cloudy-refs` leaves out of the clear-input constraint the references that
 hold cloud themselves (looked at).
+
+`--dark-channel MIN_PX,MEAN_PX` takes the map from the local dark channel
+(models/haze.py: no weights, a haze cue) with round feathering; `--write-ckpt`
+stores it as the checkpoint's detector entry, which the export embeds. For
+the RICE1 haze model, whose attention does not separate hazy scenes from
+clear ones.
 """
 
 from __future__ import annotations
@@ -126,6 +132,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "left out of the clear-input constraint")
     ap.add_argument("--detector", default=None,
                     help="cloud detector checkpoint (training/train_detector.py) as the source of p")
+    ap.add_argument("--dark-channel", default=None, metavar="MIN_PX,MEAN_PX",
+                    help="take the map from the local dark channel (models/haze.py: band minimum, minimum filter "
+                         "of radius MIN_PX, box mean of radius MEAN_PX) instead of the attention head; a haze cue "
+                         "for the RICE1 model, whose attention does not separate hazy from clear scenes")
     ap.add_argument("--threads", type=int, default=0)
     return ap.parse_args(argv)
 
@@ -393,6 +403,20 @@ def detector_quality(score: Scorer, cal: Calibration) -> tuple[dict, dict]:
     return pr, syn_gain
 
 
+def dark_channel_state(text: str, state: dict) -> dict:
+    """The weightless dark-channel cue as a detector entry of the
+    checkpoint (`models/haze.py`; `load_detector` rebuilds it)."""
+    try:
+        min_px, mean_px = (int(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--dark-channel {text}: want MIN_PX,MEAN_PX (e.g. 7,64)") from None
+    if not (0 <= min_px <= 32 and 0 <= mean_px <= 128):
+        raise SystemExit(f"--dark-channel {text}: radii 0..32 and 0..128 px")
+    cfg = {"kind": "dark_channel", "in_bands": state["config"]["in_bands"], "min_px": min_px, "mean_px": mean_px}
+    return {"model": {}, "config": cfg, "step": 0, "wall_s": 0.0,
+            "meta": {"what": "local dark channel, no weights (models/haze.py)"}}
+
+
 def store_in_checkpoint(state: dict, cal: Calibration, det_state: dict | None, path: str) -> None:
     """The chosen calibration (and the detector it was made for) go into
     the Pixel-CR checkpoint, where the exporter reads them."""
@@ -419,14 +443,21 @@ def main(argv: list[str] | None = None) -> None:
     t_start = time.time()
     model, state = load_checkpoint(args.ckpt)
     detector, det_state = None, None
+    if args.detector and args.dark_channel:
+        raise SystemExit("--detector and --dark-channel are two sources of the map: give one")
     if args.detector:
         from idfcr_train.models.detector import load_detector
 
         det_state = load_state(args.detector)
         detector = load_detector(det_state)
+    if args.dark_channel:
+        det_state = dark_channel_state(args.dark_channel, state)
+        from idfcr_train.models.detector import load_detector
+
+        detector = load_detector(det_state)
     val, band_brightness = validation_pairs(args, state)
     check_held_out(state, args.val_blocks, args.ckpt, args.data)
-    if det_state is not None:
+    if det_state is not None and args.detector:
         check_held_out(det_state, args.val_blocks, args.detector, args.data)
     cases, demo = cached(args, [model], [p.id for p in val], lambda: (
         model_outputs(model, val, band_brightness, bool(args.s2_group)),
