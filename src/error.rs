@@ -261,8 +261,9 @@ pub mod gdal_watch {
         }
     }
 
-    /// Keep a warning of our own about what an output cannot hold (shown
-    /// with GDAL's, without their "GDAL, writing" prefix: `OWN`).
+    /// Keep a warning of our own (what an output cannot hold, which model
+    /// file runs), shown once with GDAL's at the end, without their "GDAL,
+    /// writing" prefix: `OWN`.
     pub fn keep_own_warning(line: String) {
         if let Ok(mut kept) = KEPT.lock() {
             let line = format!("{OWN}{line}");

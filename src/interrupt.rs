@@ -1,7 +1,7 @@
 //! Ctrl-C, SIGTERM and SIGHUP: set a flag that the pipeline checks between
 //! tiles. The pipeline then returns `Error::Interrupted`, and the temp-file
 //! guards remove every partial output on the way out; a second request
-//! exits at once and removes them itself.
+//! exits at once, through the clean-up the caller handed to `install`.
 //!
 //! Either way the process ends by the signal it got (the default action,
 //! re-raised), not by `exit(130)`: a shell loop (`for f in *.tif; do idfcr
@@ -95,6 +95,14 @@ pub fn requested() -> bool {
 /// (this module stands below the error type, which asks it for the exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// `Err(Interrupted)` once a signal arrived.
 pub fn check() -> Result<(), Interrupted> {

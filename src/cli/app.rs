@@ -90,13 +90,13 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     }
 }
 
-/// GDAL's warnings while it wrote outputs (`gdal_watch::KeepWarnings`),
-/// one line each: GDAL changed what was written.
 /// A second Ctrl-C: remove every partial output, then end by the signal.
 fn forced_exit(code: i32) -> ! {
     crate::io::place::remove_temps_then(interrupt::die, code)
 }
 
+/// GDAL's warnings while it wrote outputs (`gdal_watch::KeepWarnings`),
+/// and our own kept ones, one line each.
 fn report_gdal_warnings() {
     for w in crate::error::gdal_watch::take_kept_warnings() {
         let w = crate::io::place::final_names_in(&w);

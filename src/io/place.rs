@@ -126,7 +126,7 @@ impl Drop for Placing {
 /// a move into place: it waits for that, and after half a minute ends
 /// leaving the temp files (which the next run into the folder cleans)
 /// rather than risk the files a move set aside.
-pub(crate) fn remove_temps_then(end: fn(i32) -> !, code: i32) -> ! {
+pub fn remove_temps_then(end: fn(i32) -> !, code: i32) -> ! {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let live = live();

@@ -18,8 +18,9 @@ pub struct BandStats {
     pub mean: f64,
 }
 
-/// What `sample`'s statistics were taken for (Sentinel-2 or not; the bands and
-/// their nodata bits), and them.
+/// What `sample`'s figures were taken for (Sentinel-2 or not; the bands
+/// and their nodata bits; each band's offset, which moves the joint
+/// quantiles), and them.
 pub type Cached = ((bool, Vec<(usize, Option<u64>)>, Vec<u64>), SampleFigures);
 
 /// The figures of one subsample: each band's, and a quantile table of all

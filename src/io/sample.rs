@@ -4,7 +4,9 @@
 //! pixels stand in as for the model.
 
 use crate::error::{gdal_message, Error, Result};
-use crate::io::reader::{is_nodata, BandStats, InputRaster, SampleFigures, QUANTILE_STEPS};
+// Where they lived before `reader` kept them (library paths).
+pub use crate::io::reader::BandStats;
+use crate::io::reader::{is_nodata, InputRaster, SampleFigures, QUANTILE_STEPS};
 
 /// The largest raster the fallback of `sample` reads whole (about 5 s of a
 /// Byte raster here); a larger one gets a denser grid instead.
@@ -54,7 +56,7 @@ impl InputRaster {
     /// Per-band percentiles `(p_lo, p_hi)` of all selected bands together
     /// (one map for all bands keeps the colour balance), on a subsample.
     /// Percentiles on the 0.1 % grid (2 and 98 for `--stretch`) come from
-    /// the table `band_stats` keeps; others read the subsample again.
+    /// the table `figures(true)` keeps; others read the subsample again.
     pub fn percentiles(&self, p_lo: f64, p_hi: f64) -> Result<(f64, f64)> {
         let table = self.figures(true)?.quantiles.unwrap_or_default();
         if table.is_empty() {

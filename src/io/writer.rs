@@ -379,7 +379,10 @@ impl ReadyFile {
         })?;
         // The raster is in place: from here on nothing of ours is deleted.
         self.ready.keep();
-        let side_files = place_side_files(&sides, final_path).map_err(fail);
+        // This message names the kept temp side file on purpose (where the
+        // user finds it): not through `output_error`'s renaming.
+        let side_files =
+            place_side_files(&sides, final_path).map_err(|m| Error::output(final_path, m));
         sync_dir(parent_dir(final_path));
         Ok((Placed::new(final_path, &sides), side_files))
     }
@@ -497,8 +500,8 @@ fn set_xml_domain(
 /// Geotransform, projection and the input's metadata (every domain except
 /// those describing the source file's layout or its subdatasets) onto the
 /// working dataset, then our provenance tags. The final GeoTIFF/COG copy
-/// keeps the default domain and RPCs; custom domains stop there, as in
-/// `gdal_translate`.
+/// keeps the default domain, RPCs and XMP; custom domains stop there, as
+/// in `gdal_translate`.
 fn copy_georeferencing_and_metadata(
     ds: &mut Dataset,
     prov: &Provenance,

@@ -86,14 +86,14 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
 /// where they were installed. A file at that path (relative to the working
 /// folder) wins over a bundled model of that name.
 pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
-    let bundled = |name: &str| first_file(dirs, &format!("{name}.onnx"));
+    let found = bundled_name(value).and_then(|name| bundled_file(name, dirs));
     if value.is_file() {
         // A bare name that is also a bundled model's: say which one runs
         // (`./NAME` says it was meant, and is quiet).
-        if let Some(other) = bundled_name(value).and_then(bundled) {
-            if !same_file(value, &other) {
+        if let Some((stem, other)) = &found {
+            if !same_file(value, other) {
                 crate::error::gdal_watch::keep_own_warning(format!(
-                    "--model {}: the file in the working folder is used, not the bundled model of that name ({}); give ./{} to say so, or run elsewhere for the bundled one",
+                    "--model {}: the file in the working folder is used, not the bundled {stem} ({}); give ./{} to say so, or run elsewhere for the bundled one",
                     value.display(),
                     other.display(),
                     value.display()
@@ -102,25 +102,8 @@ pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
         }
         return Ok(value.to_path_buf());
     }
-    // Exactly as given, else the one bundled name that differs only in case
-    // (`--model PIXEL_CR_RGB`: model names are not meant to be case-sensitive).
-    let found = bundled_name(value).and_then(|name| {
-        bundled(name).map(|p| (name.to_string(), p)).or_else(|| {
-            let mut same: Vec<String> = onnx_stems(dirs)
-                .into_iter()
-                .map(|(_, stem)| stem)
-                .filter(|n| n.eq_ignore_ascii_case(name))
-                .collect();
-            same.sort();
-            same.dedup();
-            (same.len() == 1)
-                .then(|| same.pop())
-                .flatten()
-                .and_then(|n| bundled(&n).map(|p| (n, p)))
-        })
-    });
-    if let Some((name, path)) = found {
-        return match not_a_model(path.parent().unwrap_or(Path::new(".")), &name) {
+    if let Some((stem, path)) = found {
+        return match not_a_model(path.parent().unwrap_or(Path::new(".")), &stem) {
             Some(what) => Err(Error::model(value, what)),
             None => Ok(path),
         };
@@ -198,6 +181,34 @@ pub fn bundled_names(dirs: &[PathBuf]) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// The bundled `.onnx` file a name stands for, and its stem as it is on
+/// disk: the first folder's file of exactly that name, else the one stem
+/// that differs from it only in case (`--model PIXEL_CR_RGB`: names are not
+/// meant to be case-sensitive). The stem on disk decides what the file is
+/// (`not_a_model`), also where the file system ignores case.
+fn bundled_file(name: &str, dirs: &[PathBuf]) -> Option<(String, PathBuf)> {
+    let stems = onnx_stems(dirs);
+    let path = |(d, stem): &(&Path, String)| (stem.clone(), d.join(format!("{stem}.onnx")));
+    if let Some(exact) = stems.iter().find(|(_, stem)| stem == name) {
+        return Some(path(exact));
+    }
+    let mut same: Vec<&(&Path, String)> = stems
+        .iter()
+        .filter(|(_, s)| s.eq_ignore_ascii_case(name))
+        .collect();
+    // The same stem in two folders is one model (the first folder wins);
+    // two stems that differ in case are two, and the name is ambiguous.
+    let first = same.first().map(|(_, s)| s.clone())?;
+    same.retain(|(_, s)| *s != first);
+    same.is_empty().then(|| {
+        let hit = stems
+            .iter()
+            .find(|(_, s)| *s == first)
+            .expect("found above");
+        path(hit)
+    })
 }
 
 /// Every `.onnx` file in `dirs` that a name can reach: (its folder, its
