@@ -360,6 +360,38 @@ pub(crate) fn set_unit(
     Ok(())
 }
 
+/// Set an XML metadata domain (`xml:XMP`) to one document: the gdal crate
+/// sets KEY=VALUE items only.
+pub(crate) fn set_xml_domain(
+    ds: &mut Dataset,
+    domain: &str,
+    doc: &str,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    let nul = gdal::errors::GdalError::FfiNulError;
+    let (d, v) = (
+        std::ffi::CString::new(domain).map_err(nul)?,
+        std::ffi::CString::new(doc).map_err(nul)?,
+    );
+    let mut list = [v.as_ptr() as *mut std::ffi::c_char, std::ptr::null_mut()];
+    // SAFETY: a live dataset handle, a NULL-terminated list of valid C
+    // strings and a valid domain name; GDAL copies all of them.
+    let rv = unsafe {
+        gdal_sys::GDALSetMetadata(
+            ds.c_dataset() as gdal_sys::GDALMajorObjectH,
+            list.as_mut_ptr(),
+            d.as_ptr(),
+        )
+    };
+    if rv != gdal_sys::CPLErr::CE_None {
+        return Err(gdal::errors::GdalError::CplError {
+            class: rv,
+            number: 0,
+            msg: format!("cannot set the {domain} metadata"),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -465,38 +465,6 @@ fn output_error(final_path: &Path, msg: impl Into<String>) -> Error {
     Error::output(final_path, crate::io::place::final_names_in(&msg.into()))
 }
 
-/// Set an XML metadata domain (`xml:XMP`) to one document: the gdal crate
-/// sets KEY=VALUE items only.
-fn set_xml_domain(
-    ds: &mut Dataset,
-    domain: &str,
-    doc: &str,
-) -> std::result::Result<(), gdal::errors::GdalError> {
-    let nul = gdal::errors::GdalError::FfiNulError;
-    let (d, v) = (
-        std::ffi::CString::new(domain).map_err(nul)?,
-        std::ffi::CString::new(doc).map_err(nul)?,
-    );
-    let mut list = [v.as_ptr() as *mut std::ffi::c_char, std::ptr::null_mut()];
-    // SAFETY: a live dataset handle, a NULL-terminated list of valid C
-    // strings and a valid domain name; GDAL copies all of them.
-    let rv = unsafe {
-        gdal_sys::GDALSetMetadata(
-            ds.c_dataset() as gdal_sys::GDALMajorObjectH,
-            list.as_mut_ptr(),
-            d.as_ptr(),
-        )
-    };
-    if rv != gdal_sys::CPLErr::CE_None {
-        return Err(gdal::errors::GdalError::CplError {
-            class: rv,
-            number: 0,
-            msg: format!("cannot set the {domain} metadata"),
-        });
-    }
-    Ok(())
-}
-
 /// Geotransform, projection and the input's metadata (every domain except
 /// those describing the source file's layout or its subdatasets) onto the
 /// working dataset, then our provenance tags. The final GeoTIFF/COG copy
@@ -536,7 +504,7 @@ fn copy_georeferencing_and_metadata(
                     .metadata_domain(&domain)
                     .and_then(|d| d.into_iter().next())
                 {
-                    set_xml_domain(ds, &domain, &doc)?;
+                    crate::io::options::set_xml_domain(ds, &domain, &doc)?;
                 }
             }
             continue;
