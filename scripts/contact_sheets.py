@@ -17,10 +17,11 @@ clear). The group sheets show each model's own p (what L2A products get);
 onnx/models/s2cloudless.sheet.png shows what `idfcr s2` does by default
 with an L1C band stack (10 m group, blended by s2cloudless's map), for the
 validation scenes and sen12mscr_glfcr (scenes no model trained on).
-`--only rice1 --rice1-model GRAPH` draws onnx/models/pixel_cr_rice1_trial.sheet.png:
-the RICE1 haze model (a trial, not shipped) on fixed RICE1 validation pairs,
-default and --raw, and one clear reference given as input.
-`--only rgb,s2,s2cloudless` makes some of them.
+onnx/models/pixel_cr_rice1.sheet.png: the RICE1 haze model (`--model
+pixel_cr_rice1`) on fixed RICE1 validation pairs, default and --raw, and
+two clear references given as input (dark sea, where its p stays shut, and
+bright sea, where it opens). `--only rgb,s2,s2cloudless,rice1` makes some
+of them.
 """
 
 from __future__ import annotations
@@ -118,9 +119,8 @@ def main() -> None:
     ap.add_argument("--s2-extra", default=os.path.join(ROOT, "..", "shared", "data", "sen12mscr_glfcr"))
     ap.add_argument("--rice1-data", default=os.path.join(ROOT, "..", "shared", "data", "rice1_xj"))
     ap.add_argument("--rice1-model", default="pixel_cr_rice1",
-                    help="the haze model for --only rice1 (a file or a bundled name; not shipped yet, see "
-                         "onnx/models/pixel_cr_rice1.trial.json)")
-    ap.add_argument("--only", default="rgb,s2,s2cloudless")
+                    help="the haze model for the rice1 sheet (a file or a bundled name)")
+    ap.add_argument("--only", default="rgb,s2,s2cloudless,rice1")
     args = ap.parse_args()
     only = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,9 +158,9 @@ def rgb_sheets(args, tmp: str) -> None:
 
 
 # RICE1's validation ids (a run of consecutive ids, 300-399): the first, the
-# middle and the last of the 21 in rice1_xj, and one clear reference as input.
+# middle and the last of the 21 in rice1_xj, and two clear references as input.
 RICE1_ROWS = ("301", "341", "394")
-RICE1_CLEAR_IN = "357"
+RICE1_CLEAR_IN = ("357", "305")
 
 
 def rice1_sheet(args, tmp: str) -> None:
@@ -168,8 +168,8 @@ def rice1_sheet(args, tmp: str) -> None:
     pairs, default and `--raw`, and on one of their clear references given
     as input (the default must give it back as it went in)."""
     rows = []
-    for i in (*RICE1_ROWS, RICE1_CLEAR_IN):
-        clear_in = i == RICE1_CLEAR_IN
+    for i in (*RICE1_ROWS, *RICE1_CLEAR_IN):
+        clear_in = i in RICE1_CLEAR_IN
         src = os.path.join(args.rice1_data, "ground_truth" if clear_in else "cloudy_image", f"{i}.png")
         out, mask = os.path.join(tmp, f"rice1_{i}.tif"), os.path.join(tmp, f"rice1_{i}_p.tif")
         run(args.binary, src, out, mask, ["--model", args.rice1_model])
@@ -181,7 +181,7 @@ def rice1_sheet(args, tmp: str) -> None:
         rows.append((label, tiles))
     # Its raw output is what it is for (on scenes known to be hazy): shown too.
     head = [HEAD[0], HEAD[1], "output (--raw)", HEAD[2], HEAD[3]]
-    sheet(rows, head, os.path.join(ROOT, "onnx", "models", "pixel_cr_rice1_trial.sheet.png"))
+    sheet(rows, head, os.path.join(ROOT, "onnx", "models", "pixel_cr_rice1.sheet.png"))
 
 
 def s2_group_sheets(args, tmp: str) -> None:

@@ -46,11 +46,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-blocks", default="3,9")
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stride", type=int, default=1,
+                    help="every n-th validation image (a cheaper check of another model's safety on these blocks)")
     args = ap.parse_args(argv)
     so = ort.SessionOptions()
     so.intra_op_num_threads = args.threads
     session = ort.InferenceSession(args.onnx, so)
     _, val = split_by_block(load_rice(args.data), set(args.val_blocks.split(",")))
+    val = val[:: max(1, args.stride)]
     rows = []
     for p in val:
         x, y = p.cloudy.astype(np.float32), p.clear.astype(np.float32)
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     for b in sorted({r["block"] for r in rows}):
         out[f"block{b}"] = summarise([r for r in rows if r["block"] == b])
     out["command"] = ("python -m idfcr_train.reports.blend_all --onnx " + args.onnx + " --data " + args.data
+                      + " --val-blocks " + args.val_blocks + (f" --stride {args.stride}" if args.stride > 1 else "")
                       + " --out " + args.out)
     out["rows"] = rows
     with open(args.out, "w") as f:
