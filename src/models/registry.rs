@@ -84,7 +84,7 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
 /// (`pixel_cr_rice1` or `pixel_cr_rice1.onnx`, looked up in `dirs`), so
 /// that an installed tool's other models are reachable without knowing
 /// where they were installed. A file at that path (relative to the working
-/// folder) wins over a bundled model of that name.
+/// folder) wins over a bundled model of that name, with a warning.
 pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
     let found = bundled_name(value).and_then(|name| bundled_file(name, dirs));
     if value.is_file() {
