@@ -77,7 +77,14 @@ fn fixtures_match_python_onnxruntime() {
 
 #[test]
 fn shipped_model_matches_python_onnxruntime() {
-    for name in ["pixel_cr_rgb", "s2_10m", "s2_20m", "s2_60m", "s2_60m_l2a"] {
+    for name in [
+        "pixel_cr_rgb",
+        "pixel_cr_rice1",
+        "s2_10m",
+        "s2_20m",
+        "s2_60m",
+        "s2_60m_l2a",
+    ] {
         check(name);
     }
 }
