@@ -350,14 +350,22 @@ pub(crate) fn set_unit(
     let c = std::ffi::CString::new(unit).map_err(gdal::errors::GdalError::FfiNulError)?;
     // SAFETY: a live band handle and a valid C string that GDAL copies.
     let rv = unsafe { gdal_sys::GDALSetRasterUnitType(band.c_rasterband(), c.as_ptr()) };
-    if rv != gdal_sys::CPLErr::CE_None {
-        return Err(gdal::errors::GdalError::CplError {
-            class: rv,
-            number: 0,
-            msg: format!("cannot set the band unit {unit:?}"),
-        });
+    cpl_result(rv, || format!("cannot set the band unit {unit:?}"))
+}
+
+/// A GDAL setter's return code as a result; `what` names the step.
+fn cpl_result(
+    rv: gdal_sys::CPLErr::Type,
+    what: impl FnOnce() -> String,
+) -> std::result::Result<(), gdal::errors::GdalError> {
+    if rv == gdal_sys::CPLErr::CE_None {
+        return Ok(());
     }
-    Ok(())
+    Err(gdal::errors::GdalError::CplError {
+        class: rv,
+        number: 0,
+        msg: what(),
+    })
 }
 
 /// Set an XML metadata domain (`xml:XMP`) to one document: the gdal crate
@@ -382,14 +390,7 @@ pub(crate) fn set_xml_domain(
             d.as_ptr(),
         )
     };
-    if rv != gdal_sys::CPLErr::CE_None {
-        return Err(gdal::errors::GdalError::CplError {
-            class: rv,
-            number: 0,
-            msg: format!("cannot set the {domain} metadata"),
-        });
-    }
-    Ok(())
+    cpl_result(rv, || format!("cannot set the {domain} metadata"))
 }
 
 #[cfg(test)]
