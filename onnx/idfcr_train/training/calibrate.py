@@ -445,15 +445,11 @@ def main(argv: list[str] | None = None) -> None:
     detector, det_state = None, None
     if args.detector and args.dark_channel:
         raise SystemExit("--detector and --dark-channel are two sources of the map: give one")
-    if args.detector:
+    if args.detector or args.dark_channel:
         from idfcr_train.models.detector import load_detector
 
-        det_state = load_state(args.detector)
-        detector = load_detector(det_state)
-    if args.dark_channel:
-        det_state = dark_channel_state(args.dark_channel, state)
-        from idfcr_train.models.detector import load_detector
-
+        det_state = (load_state(args.detector) if args.detector
+                     else dark_channel_state(args.dark_channel, state))
         detector = load_detector(det_state)
     val, band_brightness = validation_pairs(args, state)
     check_held_out(state, args.val_blocks, args.ckpt, args.data)
