@@ -292,7 +292,7 @@ impl RemoveOptions {
 pub fn check_model_folders(model_dir: Option<&std::path::Path>) -> Result<()> {
     let folders = [
         ("--model-dir ", model_dir.map(PathBuf::from)),
-        ("IDFCR_MODEL_DIR=", model_dir_env()),
+        ("IDFCR_MODEL_DIR=", crate::models::registry::model_dir_env()),
     ];
     for (source, dir) in folders {
         if let Some(d) = dir.filter(|d| !d.is_dir()) {
@@ -305,15 +305,6 @@ pub fn check_model_folders(model_dir: Option<&std::path::Path>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// IDFCR_MODEL_DIR when set and not empty (`IDFCR_MODEL_DIR=` unsets it,
-/// as shells' users expect): searched for bundled models after
-/// `--model-dir` (`models::registry::model_dirs`).
-pub fn model_dir_env() -> Option<PathBuf> {
-    std::env::var_os("IDFCR_MODEL_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
 }
 
 /// The sampler of the diffusion stage (`--sampler`).

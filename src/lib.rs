@@ -16,7 +16,7 @@
 //! io::writer (temp file, checked writes, read back, no-replace move) ─> OUT
 //! ```
 //!
-//! `pipeline::batch` and `sentinel2::run` make many such runs (a folder, a
+//! `pipeline::batch` and `pipeline::s2` make many such runs (a folder, a
 //! Sentinel-2 product's resolution groups); `metrics` scores results
 //! (`eval`, `quality`). Pure modules (`tiling`, `io::units`, `io::names`,
 //! `diffusion::schedule`, `metrics::reference`, `sentinel2::bands`,

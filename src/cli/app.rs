@@ -204,7 +204,7 @@ fn run_s2_cli(args: cli::S2Args) -> Result<()> {
     let cfg = args.into_config()?;
     let mode = cfg.options.progress;
     let mut line = progress::StagedLine::new(mode);
-    let summary = crate::sentinel2::run::run_s2(&cfg, |group, total| {
+    let summary = crate::pipeline::s2::run_s2(&cfg, |group, total| {
         if progress::bar_on_stderr(mode) {
             device_note_on_terminal(mode);
             log::emit(&Event::info(format!("group {}", group.label)));

@@ -68,7 +68,7 @@ pub struct S2Args {
 }
 
 impl S2Args {
-    pub fn into_config(self) -> Result<crate::sentinel2::run::S2RunConfig> {
+    pub fn into_config(self) -> Result<crate::pipeline::s2::S2RunConfig> {
         self.opts.stdout_is_free(self.json, "--json")?;
         if !self.name.contains("{group}") {
             return Err(Error::Usage(format!(
@@ -114,7 +114,7 @@ impl S2Args {
             )));
         }
         let options = self.opts.into_options(self.overwrite)?;
-        Ok(crate::sentinel2::run::S2RunConfig {
+        Ok(crate::pipeline::s2::S2RunConfig {
             cloud_mask,
             input: self.input,
             out_dir: self.out_dir,

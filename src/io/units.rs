@@ -136,11 +136,38 @@ pub fn input_map(
     }
 }
 
+/// A band's scale and offset as the output carries them. Drivers track
+/// the two apart (netCDF's `scale_factor` without `add_offset`): one alone
+/// still counts, with the other at its neutral value; (1, 0) is no scaling.
+pub(crate) fn scale_offset(scale: Option<f64>, offset: Option<f64>) -> Option<(f64, f64)> {
+    if scale.is_none() && offset.is_none() {
+        return None;
+    }
+    let pair = (scale.unwrap_or(1.0), offset.unwrap_or(0.0));
+    (pair != (1.0, 0.0)).then_some(pair)
+}
+
 #[cfg(test)]
 // Case tables spell their tuple types out; a type alias per table would hide them.
 #[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scale_and_offset_count_alone_too() {
+        // (scale, offset, carried)
+        let table = [
+            (None, None, None),
+            (Some(1.0), Some(0.0), None),
+            (Some(1.0), None, None),
+            (Some(1e-4), None, Some((1e-4, 0.0))),
+            (None, Some(-0.1), Some((1.0, -0.1))),
+            (Some(2.0), Some(5.0), Some((2.0, 5.0))),
+        ];
+        for (s, o, want) in table {
+            assert_eq!(scale_offset(s, o), want, "{s:?} {o:?}");
+        }
+    }
 
     #[test]
     fn message_values_drop_float_noise() {

@@ -57,10 +57,10 @@ fn grey(
 /// Sentinel-2 names (B4, B3, B2: `idfcr s2` writes the 10 m group in
 /// wavelength order, blue first, and bands 1-3 as R, G, B would weight blue
 /// as red) or GDAL's colour tags, read as `remove` reads them
-/// (`pipeline::fit::band_colour`). None: nothing says; bands 1-3.
+/// (`sentinel2::input::band_colour`). None: nothing says; bands 1-3.
 fn rgb_bands(ds: &gdal::Dataset) -> Option<Vec<usize>> {
     let colours: Vec<Option<&str>> = (1..=ds.raster_count())
-        .map(|b| crate::pipeline::fit::band_colour(ds, b))
+        .map(|b| crate::sentinel2::input::band_colour(ds, b))
         .collect();
     let find = |want: &str| colours.iter().position(|c| *c == Some(want));
     Some(vec![find("red")?, find("green")?, find("blue")?])

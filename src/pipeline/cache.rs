@@ -7,7 +7,8 @@ use crate::diffusion::refine::IndModels;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::models::pixel_cr::Model;
-use crate::models::registry::{find_bundled, model_dirs, resolve_model};
+use crate::models::registry::{find_bundled, model_dirs};
+use crate::pipeline::fit::resolve_model;
 
 /// Loaded models by path, so that a batch loads its model once.
 #[derive(Default)]

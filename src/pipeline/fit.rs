@@ -1,12 +1,73 @@
-//! Does the input fit the model? Its band count, its bands by name, and
+//! Which model an input gets (`--model`, else the bundled one for its
+//! bands), and does the input fit it? Its band count, its bands by name, and
 //! the order of its colours: a model fed the wrong bands runs and writes a
 //! plausible-looking wrong picture, so these are refused before any tile.
+
+use std::path::PathBuf;
 
 use crate::config::RemoveConfig;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::models::pixel_cr::Model;
-use crate::sentinel2::input::gdal_band_name;
+use crate::models::registry;
+use crate::sentinel2::bands::rgb_colour;
+use crate::sentinel2::input::{band_colour, gdal_band_name};
+
+/// File name of the bundled default model for an input: by its
+/// Sentinel-2 band names when it has them, else by its band count.
+pub fn default_model_name(bands: usize, names: &[String]) -> Option<&'static str> {
+    if !names.is_empty() {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        return crate::sentinel2::bands::model_file_for(&names);
+    }
+    match bands {
+        3 => Some("pixel_cr_rgb.onnx"),
+        _ => None,
+    }
+}
+
+/// The model file a run uses: `--model`, else the bundled model for the
+/// input's bands (Sentinel-2 band names first, then the band count).
+pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<PathBuf> {
+    if let Some(p) = cfg.opts.model.as_deref() {
+        return registry::model_file_or_name(
+            p,
+            &registry::model_dirs(cfg.opts.model_dir.as_deref()),
+        );
+    }
+    let bands = input.bands();
+    let name = default_model_name(bands, &input.band_names).ok_or_else(|| {
+        if input.band_names.is_empty() {
+            // Bands named B2 B3 B4 B8 in the file (an `idfcr s2` output, a
+            // stack cut from a product) are a Sentinel-2 stack only when
+            // the user says so: its radiometry comes with --s2-bands.
+            let named: Option<Vec<&str>> = input
+                .band_nos
+                .iter()
+                .map(|&b| gdal_band_name(&input.ds, b))
+                .collect();
+            // --s2-bands names every band of the file, in order.
+            let all: Option<Vec<&str>> =
+                crate::sentinel2::input::stack_band_names(&input.ds).into_iter().collect();
+            let hint = match (named, all) {
+                (Some(n), Some(all)) => format!(
+                    "its bands are named {} in the file: for the Sentinel-2 models pass --s2-bands {} (or run idfcr s2 on it)",
+                    n.join(" "),
+                    all.join(",")
+                ),
+                _ if cfg.opts.band_idx.is_some() => {
+                    "pass --model, or for a Sentinel-2 band stack name its bands with --s2-bands".into()
+                }
+                _ => "select bands with -b or pass --model".into(),
+            };
+            Error::input(&cfg.job.input, format!("has {bands} band(s) and there is no bundled model for that; {hint}"))
+        } else {
+            Error::input(&cfg.job.input, format!("there is no bundled model for bands {}; pass --model", input.band_names.join(" ")))
+        }
+    })?;
+    let dirs = registry::model_dirs(cfg.opts.model_dir.as_deref());
+    registry::find_bundled(name, &dirs, "pass --model")
+}
 
 /// The input must be what the model was trained on: its band count and,
 /// for Sentinel-2 models, its bands by name (an RGB model takes no
@@ -190,28 +251,6 @@ fn by_name_hint(ds: &gdal::Dataset, same: bool) -> String {
     format!(
         "pass {option}{model} so idfcr takes the bands by name, with Sentinel-2's radiometry (DN 0 as nodata; the baseline offset where the file's metadata states a baseline of 04.00 or later)"
     )
-}
-
-/// What a band says it is, as an RGB model's band name ("red", "green",
-/// "blue") or a Sentinel-2 name ("B8"): its Sentinel-2 name (BANDNAME or
-/// description, as `idfcr s2` writes them), else GDAL's colour tag. None:
-/// nothing says.
-pub(crate) fn band_colour(ds: &gdal::Dataset, band_no: usize) -> Option<&'static str> {
-    if let Some(s2) = gdal_band_name(ds, band_no) {
-        return rgb_colour(s2).or(Some(s2));
-    }
-    let band = ds.rasterband(band_no).ok()?;
-    rgb_colour(&crate::io::mask::color_name(&band))
-}
-
-/// A Sentinel-2 band name or GDAL colour tag as an RGB model's band name.
-fn rgb_colour(name: &str) -> Option<&'static str> {
-    match name {
-        "B4" | "Red" => Some("red"),
-        "B3" | "Green" => Some("green"),
-        "B2" | "Blue" => Some("blue"),
-        _ => None,
-    }
 }
 
 /// Why bands whose names say what they are (`colours`, one per selected

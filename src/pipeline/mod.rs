@@ -14,7 +14,9 @@
 //! - `batch`: a list of inputs and an output folder in -> one `run` per
 //!   input, models loaded once, outputs named without collisions
 //!   (`inputs`: the list expanded from folders, patterns and list files,
-//!   and its `--shard`).
+//!   and its `--shard`);
+//! - `s2`: a Sentinel-2 product (or band stack) in -> one `run` per
+//!   resolution group, each with its own model, and the `--stack`.
 
 pub mod batch;
 pub mod cache;
@@ -23,6 +25,7 @@ pub mod inputs;
 pub mod outputs;
 pub mod provenance;
 pub mod run;
+pub mod s2;
 pub mod stage1;
 pub mod strip;
 pub mod summary;

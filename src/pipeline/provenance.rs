@@ -51,23 +51,12 @@ pub(crate) fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
                 description,
                 color: Some(crate::io::mask::color_name(&band)),
                 nodata,
-                scale_offset: scale_offset(band.scale(), band.offset()),
+                scale_offset: crate::io::units::scale_offset(band.scale(), band.offset()),
                 unit: Some(band.unit()).filter(|u| !u.is_empty()),
                 metadata,
             }
         })
         .collect()
-}
-
-/// A band's scale and offset as the output carries them. Drivers track
-/// the two apart (netCDF's `scale_factor` without `add_offset`): one alone
-/// still counts, with the other at its neutral value; (1, 0) is no scaling.
-pub(crate) fn scale_offset(scale: Option<f64>, offset: Option<f64>) -> Option<(f64, f64)> {
-    if scale.is_none() && offset.is_none() {
-        return None;
-    }
-    let pair = (scale.unwrap_or(1.0), offset.unwrap_or(0.0));
-    (pair != (1.0, 0.0)).then_some(pair)
 }
 
 /// Everything that decides an output's pixels, on one line: the source,
@@ -329,22 +318,6 @@ mod tests {
         ];
         for (input, want) in table {
             assert_eq!(source_path(input), want.replace("{cwd}", &cwd), "{input}");
-        }
-    }
-
-    #[test]
-    fn scale_and_offset_count_alone_too() {
-        // (scale, offset, carried)
-        let table = [
-            (None, None, None),
-            (Some(1.0), Some(0.0), None),
-            (Some(1.0), None, None),
-            (Some(1e-4), None, Some((1e-4, 0.0))),
-            (None, Some(-0.1), Some((1.0, -0.1))),
-            (Some(2.0), Some(5.0), Some((2.0, 5.0))),
-        ];
-        for (s, o, want) in table {
-            assert_eq!(scale_offset(s, o), want, "{s:?} {o:?}");
         }
     }
 

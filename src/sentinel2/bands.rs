@@ -59,12 +59,12 @@ pub fn group_by_name(name: &str) -> Option<&'static Group> {
 
 /// `--groups`: each name one resolution group (case-insensitive), or a
 /// usage error naming it. The one parser for both `s2` paths.
-pub fn parse_groups(names: &[String]) -> crate::Result<Vec<&'static Group>> {
+pub fn parse_groups(names: &[String]) -> crate::error::Result<Vec<&'static Group>> {
     names
         .iter()
         .map(|g| {
             group_by_name(g).ok_or_else(|| {
-                crate::Error::Usage(format!("--groups {g}: expected 10m, 20m or 60m"))
+                crate::error::Error::Usage(format!("--groups {g}: expected 10m, 20m or 60m"))
             })
         })
         .collect()
@@ -77,7 +77,7 @@ pub fn check_groups_present(
     wanted: Option<&[&Group]>,
     present: &[&str],
     input: &str,
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     let missing: Vec<&str> = wanted
         .unwrap_or_default()
         .iter()
@@ -87,7 +87,7 @@ pub fn check_groups_present(
     if missing.is_empty() {
         return Ok(());
     }
-    Err(crate::Error::Usage(format!(
+    Err(crate::error::Error::Usage(format!(
         "--groups {}: {input} has no {} bands",
         missing.join(","),
         missing.join(" or ")
@@ -103,16 +103,16 @@ pub fn parse_stack_bands(
     list: &[String],
     count: usize,
     source: &str,
-) -> crate::Result<Vec<Option<&'static str>>> {
+) -> crate::error::Result<Vec<Option<&'static str>>> {
     let n = list.len();
     if let Some(k) = list.iter().position(|s| s.trim().is_empty()) {
         let k = k + 1;
-        return Err(crate::Error::Usage(format!(
+        return Err(crate::error::Error::Usage(format!(
             "--s2-bands: name {k} of {n} is empty (give one name per band, e.g. B2,B3,B4,B8, and - for a band to leave out)"
         )));
     }
     if list.len() != count {
-        return Err(crate::Error::Usage(format!(
+        return Err(crate::error::Error::Usage(format!(
             "--s2-bands names {} band(s) but {source} has {count} (mark a band to leave out with -)",
             list.len()
         )));
@@ -124,14 +124,14 @@ pub fn parse_stack_bands(
                 return Ok(None);
             }
             canonical_band(s).map(Some).ok_or_else(|| {
-                crate::Error::Usage(format!(
+                crate::error::Error::Usage(format!(
                     "--s2-bands: {s:?} is not a Sentinel-2 reflectance band (B1..B12, B8A); mark a band to leave out (QA60, SCL, ...) with -"
                 ))
             })
         })
-        .collect::<crate::Result<Vec<_>>>()?;
+        .collect::<crate::error::Result<Vec<_>>>()?;
     if names.iter().all(Option::is_none) {
-        return Err(crate::Error::Usage(format!(
+        return Err(crate::error::Error::Usage(format!(
             "--s2-bands leaves out every band of {source}; name its Sentinel-2 bands (B1..B12, B8A)"
         )));
     }
@@ -141,7 +141,7 @@ pub fn parse_stack_bands(
         let Some(name) = name else { continue };
         if let Some(first) = names[..k].iter().position(|n| *n == Some(*name)) {
             let (a, b) = (first + 1, k + 1);
-            return Err(crate::Error::Usage(format!(
+            return Err(crate::error::Error::Usage(format!(
                 "--s2-bands names {name} twice (bands {a} and {b}); each band of {source} needs its own name"
             )));
         }
@@ -195,6 +195,16 @@ pub fn model_file_for(bands: &[&str]) -> Option<&'static str> {
         _ => None,
     }
 }
+/// A Sentinel-2 band name or GDAL colour tag as an RGB model's band name.
+pub(crate) fn rgb_colour(name: &str) -> Option<&'static str> {
+    match name {
+        "B4" | "Red" => Some("red"),
+        "B3" | "Green" => Some("green"),
+        "B2" | "Blue" => Some("blue"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 // Case tables spell their tuple types out; a type alias per table would hide them.
 #[allow(clippy::type_complexity)]
@@ -267,7 +277,7 @@ mod tests {
                 (Ok(g), Ok(w)) => assert_eq!(&g[..], *w),
                 (Err(e), Err(frag)) => {
                     assert!(
-                        matches!(e, crate::Error::Usage(_)) && e.to_string().contains(frag),
+                        matches!(e, crate::error::Error::Usage(_)) && e.to_string().contains(frag),
                         "{e}"
                     )
                 }
@@ -277,7 +287,7 @@ mod tests {
         let g = parse_groups(&v(&["10M", " 60m"])).unwrap();
         assert_eq!(g.iter().map(|g| g.name).collect::<Vec<_>>(), ["10m", "60m"]);
         let e = parse_groups(&v(&["10m", "30m"])).unwrap_err();
-        assert!(matches!(e, crate::Error::Usage(_)) && e.to_string().contains("30m"));
+        assert!(matches!(e, crate::error::Error::Usage(_)) && e.to_string().contains("30m"));
     }
 
     #[test]

@@ -16,10 +16,10 @@ use crate::tiling::probability::{Calibration, ProbabilityMap};
 /// The scene's detection calibrated once per distinct calibration (groups
 /// whose models ask for the same one share the map).
 #[derive(Default)]
-pub(super) struct CalibratedMaps(Vec<(Option<Calibration>, Arc<ProbabilityMap>)>);
+pub(crate) struct CalibratedMaps(Vec<(Option<Calibration>, Arc<ProbabilityMap>)>);
 
 impl CalibratedMaps {
-    pub(super) fn get(
+    pub(crate) fn get(
         &mut self,
         d: &SceneDetection,
         cal: Option<Calibration>,
@@ -35,7 +35,7 @@ impl CalibratedMaps {
 
 /// The scene's s2cloudless detection (None: each model's own p) and the
 /// summary's word on where p comes from.
-pub(super) fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<SceneDetection>, String)> {
+pub(crate) fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<SceneDetection>, String)> {
     let own = "each group model's own calibrated cloud probability";
     if let Some((file, _)) = &cfg.cloud_mask {
         return Ok((

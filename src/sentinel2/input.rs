@@ -461,3 +461,15 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
     });
     Ok(Some(group))
 }
+
+/// What a band says it is, as an RGB model's band name ("red", "green",
+/// "blue") or a Sentinel-2 name ("B8"): its Sentinel-2 name (BANDNAME or
+/// description, as `idfcr s2` writes them), else GDAL's colour tag. None:
+/// nothing says.
+pub(crate) fn band_colour(ds: &gdal::Dataset, band_no: usize) -> Option<&'static str> {
+    if let Some(s2) = gdal_band_name(ds, band_no) {
+        return super::bands::rgb_colour(s2).or(Some(s2));
+    }
+    let band = ds.rasterband(band_no).ok()?;
+    super::bands::rgb_colour(&crate::io::mask::color_name(&band))
+}

@@ -13,15 +13,16 @@
 //! - `plan`: what a run will do, settled before any work: its settings
 //!   (`S2RunConfig`), one job per group with its options, and every output
 //!   path checked;
-//! - `stack`: the 10 m stack of every cleaned band (`--stack`);
-//! - `run`: one product in -> one output per resolution group (or a stack),
-//!   each through `crate::pipeline`.
+//! - `stack`: the 10 m stack of every cleaned band (`--stack`).
+//!
+//! The run of `idfcr s2` itself (one product in, one output per group) is
+//! `crate::pipeline::s2`: it drives the pipeline, which reads products
+//! through this folder.
 
 pub mod bands;
-mod cloud_source;
+pub(crate) mod cloud_source;
 pub mod detector;
 pub mod input;
-mod plan;
+pub(crate) mod plan;
 pub mod product;
-pub mod run;
 pub mod stack;

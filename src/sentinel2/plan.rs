@@ -39,20 +39,20 @@ pub struct S2RunConfig {
 }
 
 /// One unit of work: a group's source and output.
-pub(super) struct GroupJob {
-    pub(super) label: String,
-    pub(super) source: String,
-    pub(super) output: PathBuf,
-    pub(super) band_idx: Option<Vec<usize>>,
-    pub(super) res_m: u32,
+pub(crate) struct GroupJob {
+    pub(crate) label: String,
+    pub(crate) source: String,
+    pub(crate) output: PathBuf,
+    pub(crate) band_idx: Option<Vec<usize>>,
+    pub(crate) res_m: u32,
     /// The pixel size of the raster this job reads, in metres.
-    pub(super) px_m: f64,
+    pub(crate) px_m: f64,
 }
 
 /// The stack's path (with `--stack`) and one mask path per job (with
 /// `--mask-name`), after refusing, before any work, a run where one of the
 /// outputs exists: the whole product is written or none of it.
-pub(super) fn planned_outputs(
+pub(crate) fn planned_outputs(
     cfg: &S2RunConfig,
     product: &str,
     jobs: &[GroupJob],
@@ -135,23 +135,23 @@ pub(super) fn planned_outputs(
 
 /// What a run works on: the product's name and kind, one job per group,
 /// and whether the input is a band stack rather than a product.
-pub(super) struct Plan {
-    pub(super) product: String,
-    pub(super) kind: String,
-    pub(super) jobs: Vec<GroupJob>,
-    pub(super) stack: bool,
+pub(crate) struct Plan {
+    pub(crate) product: String,
+    pub(crate) kind: String,
+    pub(crate) jobs: Vec<GroupJob>,
+    pub(crate) stack: bool,
 }
 
 /// A SAFE product (or its zip or subdataset) gives one job per resolution
 /// group; anything else is read as a stack of bands, whose groups must be
 /// whole (or have a model of their own, `s2_60m_l2a`'s B1 B9).
-pub(super) fn plan(cfg: &S2RunConfig) -> Result<Plan> {
+pub(crate) fn plan(cfg: &S2RunConfig) -> Result<Plan> {
     plan_for(cfg, true)
 }
 
 /// `plan`, with a stack's partial groups as jobs too: where to find bands
 /// by name (the detector's), not what to run.
-pub(super) fn plan_any(cfg: &S2RunConfig) -> Result<Plan> {
+pub(crate) fn plan_any(cfg: &S2RunConfig) -> Result<Plan> {
     plan_for(cfg, false)
 }
 
@@ -200,7 +200,7 @@ fn plan_for(cfg: &S2RunConfig, whole_groups: bool) -> Result<Plan> {
 /// not its ground area. (Scaled to cover the same ground, a 20 m group ran
 /// 240 px tiles at the default 480, of which the model's margins left 40 %
 /// of the area.)
-pub(super) fn group_options(cfg: &S2RunConfig, j: &GroupJob, stack: bool) -> RemoveOptions {
+pub(crate) fn group_options(cfg: &S2RunConfig, j: &GroupJob, stack: bool) -> RemoveOptions {
     RemoveOptions {
         band_idx: j.band_idx.clone(),
         s2: crate::config::S2Options {
@@ -213,7 +213,7 @@ pub(super) fn group_options(cfg: &S2RunConfig, j: &GroupJob, stack: bool) -> Rem
 
 /// The run's options for writing to its staged temp names, which are its
 /// own to replace (the final names were checked by `planned_outputs`).
-pub(super) fn staged_options(cfg: &S2RunConfig) -> RemoveOptions {
+pub(crate) fn staged_options(cfg: &S2RunConfig) -> RemoveOptions {
     RemoveOptions {
         overwrite: true,
         ..cfg.options.clone()

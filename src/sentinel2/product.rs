@@ -218,9 +218,9 @@ pub fn output_path(
     template: &str,
     product: &str,
     group: &str,
-) -> crate::Result<std::path::PathBuf> {
+) -> crate::error::Result<std::path::PathBuf> {
     crate::io::names::output_path(dir, template, &[("product", product), ("group", group)])
-        .map_err(|e| crate::Error::Usage(format!("name pattern '{template}' {e}")))
+        .map_err(|e| crate::error::Error::Usage(format!("name pattern '{template}' {e}")))
 }
 
 /// The product name from a path the user gave (SAFE folder, zip, or the

@@ -246,10 +246,7 @@ fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<(Vec<StackBand>, GroupTags)
                 metadata: default_domain(&band),
                 nodata: band.no_data_value(),
                 unit: band.unit(),
-                scale_offset: crate::pipeline::provenance::scale_offset(
-                    band.scale(),
-                    band.offset(),
-                ),
+                scale_offset: crate::io::units::scale_offset(band.scale(), band.offset()),
                 color: Some(band.color_interpretation().name())
                     .filter(|c| !matches!(c.as_str(), "Gray" | "Undefined")),
             });

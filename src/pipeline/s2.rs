@@ -1,6 +1,6 @@
 //! `idfcr s2`: a whole Sentinel-2 product (or band stack) in, one cleaned
 //! raster per resolution group out. Each group is a `remove` run on its own
-//! grid with its own model (`pipeline::remove_cached`) and `--tile` in
+//! grid with its own model (`remove_cached`) and `--tile` in
 //! that grid's pixels.
 //!
 //! Groups are processed independently: the 10, 20 and 60 m models do not
