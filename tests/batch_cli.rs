@@ -179,6 +179,41 @@ fn skip_existing_never_replaces_a_users_file() {
 }
 
 #[test]
+fn a_batch_into_its_own_folder_reruns() {
+    // The README's rerun (`--skip-existing`) into the folder the inputs are
+    // in: the first run's outputs are not inputs of the second; a file of
+    // the user's at an output name still is, and is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let inp = dir.path().join("in");
+    std::fs::create_dir(&inp).unwrap();
+    for i in 0..2 {
+        rgb_tiff(&inp.join(format!("s{i}.tif")), 40 + i * 7, 30, None);
+    }
+    let first = batch_skip_existing(dir.path(), "in", "in");
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let o = batch_skip_existing(dir.path(), "in", "in");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        statuses(&summary(&o)),
+        [
+            ("s0.tif".into(), "skipped".into()),
+            ("s1.tif".into(), "skipped".into())
+        ]
+    );
+    assert!(
+        stderr(&o).contains("left out") && stderr(&o).contains("s0_clear.tif"),
+        "the left-out outputs are named: {}",
+        stderr(&o)
+    );
+
+    rgb_tiff(&inp.join("s2_clear.tif"), 99, 30, None);
+    rgb_tiff(&inp.join("s2.tif"), 61, 30, None);
+    let o = batch_skip_existing(dir.path(), "in", "in");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("which is the input"), "{}", stderr(&o));
+}
+
+#[test]
 fn shards_cover_every_input_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut list = String::from("# inputs for the job array\n");

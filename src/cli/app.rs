@@ -373,6 +373,15 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
             return e.exit_code();
         }
     };
+    if let Some(first) = cfg.own_outputs.first() {
+        let more = match cfg.own_outputs.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        log::emit(&Event::warning(format!(
+            "left out {first}{more}: the outputs of this batch's other inputs are not inputs"
+        )));
+    }
     let mode = cfg.options.progress;
     let shares = stage_shares(cfg.options.refine.is_some());
     let displays = || -> batch::StageDisplays { Box::new(progress::staged(mode, shares)) };

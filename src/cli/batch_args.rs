@@ -75,6 +75,13 @@ impl BatchArgs {
             Some((pattern, _)) => crate::pipeline::batch::without_cloud_masks(inputs, pattern)?,
             None => inputs,
         };
+        let (inputs, own_outputs) = crate::pipeline::batch::without_own_outputs(
+            inputs,
+            &self.out_dir,
+            &self.name,
+            self.mask_name.as_deref(),
+            crate::pipeline::batch::made_by_idfcr,
+        );
         let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::pipeline::batch::BatchConfig {
             inputs,
@@ -85,6 +92,7 @@ impl BatchArgs {
             skip_existing: self.skip_existing,
             shard,
             summary: self.summary,
+            own_outputs,
             options,
         })
     }

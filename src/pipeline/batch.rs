@@ -42,6 +42,9 @@ pub struct BatchConfig {
     /// (index, count), 0 <= index < count.
     pub shard: Option<(usize, usize)>,
     pub summary: Option<PathBuf>,
+    /// Files a folder, glob or list named that are this batch's own outputs
+    /// or masks (`without_own_outputs`): not processed, reported.
+    pub own_outputs: Vec<String>,
     /// What to do with every input (each becomes one `Job`).
     pub options: RemoveOptions,
 }
@@ -124,6 +127,40 @@ pub fn without_cloud_masks(inputs: Vec<String>, pattern: &str) -> Result<Vec<Str
         )));
     }
     Ok(scenes)
+}
+
+/// The inputs that are not another input's output or `--mask-name` mask
+/// made by idfcr (`made_by`: `made_by_idfcr`), and those left out. A batch
+/// that writes into the folder it reads (`batch in --out-dir in`) would
+/// otherwise take its own outputs as inputs on the next run, and refuse it
+/// (an output that is an input), `--skip-existing` or not. A file of the
+/// user's at an output name stays in, and so does an input that is its own
+/// output: `plan` refuses both. A pattern `plan` refuses leaves every input in.
+pub fn without_own_outputs(
+    inputs: Vec<String>,
+    out_dir: &Path,
+    name: &str,
+    mask_name: Option<&str>,
+    made_by: impl Fn(&Path) -> bool,
+) -> (Vec<String>, Vec<String>) {
+    let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut written: std::collections::HashMap<PathBuf, Vec<PathBuf>> = Default::default();
+    for i in &inputs {
+        let own = key(Path::new(i));
+        for pattern in std::iter::once(name).chain(mask_name) {
+            if let Ok(out) = output_path(out_dir, pattern, i) {
+                written.entry(key(&out)).or_default().push(own.clone());
+            }
+        }
+    }
+    let (kept, left): (Vec<String>, Vec<String>) = inputs.into_iter().partition(|i| {
+        let own = key(Path::new(i));
+        let output_of_another = written
+            .get(&own)
+            .is_some_and(|sources| sources.iter().any(|s| *s != own));
+        !(output_of_another && made_by(Path::new(i)))
+    });
+    (kept, left)
 }
 
 /// The `--cloud-mask` of `input`: the pattern with its placeholders
@@ -253,7 +290,7 @@ pub fn is_current(output: &Path, settings: &str) -> bool {
 /// Whether `path` is a raster an idfcr run wrote (it carries the
 /// IDFCR_VERSION tag every output and mask gets, of any version): the only
 /// kind of file --skip-existing may replace without --overwrite.
-fn made_by_idfcr(path: &Path) -> bool {
+pub(crate) fn made_by_idfcr(path: &Path) -> bool {
     Dataset::open(path).is_ok_and(|ds| ds.metadata_item("IDFCR_VERSION", "").is_some())
 }
 
@@ -511,6 +548,80 @@ mod tests {
                 (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{pattern}: {e}"),
                 (got, w) => panic!("{pattern}: {got:?}, want {w:?}"),
             }
+        }
+    }
+    #[test]
+    fn own_outputs_among_the_inputs() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (inputs, --name, --mask-name, files idfcr made, kept, left out)
+        type Case<'a> = (
+            &'a [&'a str],
+            &'a str,
+            Option<&'a str>,
+            &'a [&'a str],
+            &'a [&'a str],
+            &'a [&'a str],
+        );
+        let cases: [Case; 6] = [
+            // A rerun into the input folder: last run's outputs are not inputs.
+            (
+                &["/d/a.tif", "/d/a_clear.tif"],
+                "{stem}_clear.tif",
+                None,
+                &["/d/a_clear.tif"],
+                &["/d/a.tif"],
+                &["/d/a_clear.tif"],
+            ),
+            // Masks of the last run too.
+            (
+                &["/d/a.tif", "/d/a_p.tif"],
+                "{stem}_clear.tif",
+                Some("{stem}_p.tif"),
+                &["/d/a_p.tif"],
+                &["/d/a.tif"],
+                &["/d/a_p.tif"],
+            ),
+            // A file of the user's at an output name stays (plan refuses it).
+            (
+                &["/d/a.tif", "/d/a_clear.tif"],
+                "{stem}_clear.tif",
+                None,
+                &[],
+                &["/d/a.tif", "/d/a_clear.tif"],
+                &[],
+            ),
+            // Another folder's a_clear.tif is not /d/a.tif's output.
+            (
+                &["/d/a.tif", "/e/a_clear.tif"],
+                "{stem}_clear.tif",
+                None,
+                &["/e/a_clear.tif"],
+                &["/d/a.tif", "/e/a_clear.tif"],
+                &[],
+            ),
+            // An input that is its own output stays, for plan to refuse.
+            (
+                &["/d/a.tif"],
+                "{stem}.tif",
+                None,
+                &["/d/a.tif"],
+                &["/d/a.tif"],
+                &[],
+            ),
+            // Nothing to leave out.
+            (
+                &["/d/a.tif", "/d/b.tif"],
+                "{stem}_clear.tif",
+                None,
+                &["/d/a.tif"],
+                &["/d/a.tif", "/d/b.tif"],
+                &[],
+            ),
+        ];
+        for (inputs, name, mask, made, kept, left) in cases {
+            let made_by = |p: &Path| made.iter().any(|m| Path::new(m) == p);
+            let (k, l) = without_own_outputs(list(inputs), Path::new("/d"), name, mask, made_by);
+            assert_eq!((k, l), (list(kept), list(left)), "{inputs:?} {name}");
         }
     }
 }
