@@ -413,6 +413,51 @@ fn input_ranges_are_checked_and_converted() {
 /// A graph that gives NaN (an overflowing float16 conversion, say) is
 /// refused, naming the model; nothing is written, blended or raw.
 #[test]
+fn one_stray_value_does_not_refuse_a_good_rescale() {
+    // A Float32 scene in 0..255 with one pixel at 1e9 (a sensor glitch):
+    // --rescale 0,255 is right for every other pixel and runs; a range that
+    // misses most values is still refused, naming where they lie.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = blend_model();
+    write_tiff::<f32>(&d.join("glitch.tif"), W, H, 3, None, |b, y, x| {
+        if (b, y, x) == (0, 5, 5) {
+            1e9
+        } else {
+            level(b, y, x) as f32
+        }
+    });
+    let run = |range: &str, out: &str| {
+        idfcr(
+            d,
+            &[
+                "remove",
+                "glitch.tif",
+                out,
+                "--model",
+                &m,
+                "--device",
+                "cpu",
+                "-q",
+                "--rescale",
+                range,
+            ],
+        )
+    };
+    let o = run("0,255", "ok.tif");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(d.join("ok.tif").exists());
+    let o = run("0,1", "no.tif");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("glitch.tif") && stderr(&o).contains("middle 96 %"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("no.tif").exists());
+}
+
+#[test]
 fn non_finite_model_outputs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -91,7 +91,13 @@ pub fn input_map(
     };
     match rescale {
         Rescale::Linear(a, b) => {
-            let (vmin, vmax) = observed;
+            // Judged on the 2nd..98th percentile when given (the caller asks
+            // for it when the extremes alone refuse), so that one outlier
+            // pixel cannot make a good range look wrong.
+            let (vmin, vmax, what) = match percentiles {
+                Some((p2, p98)) => (p2, p98, "the middle 96 % of values lie in"),
+                None => (observed.0, observed.1, "values reach"),
+            };
             // Every value on one side of MIN..MAX: all of them would clip to
             // one level (a typo'd range, or the range of other units).
             // Or MIN..MAX a sliver of what the values span (0,1e-300 for 0..255):
@@ -99,7 +105,7 @@ pub fn input_map(
             let sliver = (b - a) < 1e-6 * (vmax - vmin);
             if vmin.is_finite() && vmax.is_finite() && (vmin > b || vmax < a || sliver) {
                 return Err(format!(
-                    "values reach {}..{}, nearly all outside --rescale {}..{}; give the range the raster's values span",
+                    "{what} {}..{}, nearly all outside --rescale {}..{}; give the range the raster's values span",
                     short(vmin),
                     short(vmax),
                     short(a),
@@ -343,6 +349,33 @@ mod tests {
                 Some((5.0, 5.0)),
                 false,
                 Err("no spread"),
+            ),
+            // One stray pixel at 1e9: the extremes refuse 0..255 ...
+            (
+                rgb,
+                Rescale::Linear(0.0, 255.0),
+                (28.0, 1e9),
+                None,
+                false,
+                Err("values reach 28..1000000000"),
+            ),
+            // ... the percentiles (asked for then) accept it.
+            (
+                rgb,
+                Rescale::Linear(0.0, 255.0),
+                (28.0, 1e9),
+                Some((30.0, 240.0)),
+                false,
+                Ok((1.0, 0.0)),
+            ),
+            // Most values outside the range still refuse it.
+            (
+                rgb,
+                Rescale::Linear(0.0, 1.0),
+                (0.0, 60000.0),
+                Some((900.0, 50000.0)),
+                false,
+                Err("the middle 96 % of values lie in 900..50000"),
             ),
         ];
         for (k, (range, rescale, observed, pct, byte, want)) in cases.into_iter().enumerate() {

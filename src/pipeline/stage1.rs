@@ -220,14 +220,17 @@ pub(crate) fn set_input_map(
         crate::config::Rescale::Stretch => ((0.0, 0.0), Some(input.percentiles(2.0, 98.0)?)),
         _ => ((f64::NAN, f64::NAN), None),
     };
-    input.rescale = crate::io::units::input_map(
-        range,
-        cfg.opts.rescale,
-        observed,
-        pct,
-        input.data_type == OutputType::Byte,
-    )
-    .map_err(|msg| Error::input(&cfg.job.input, msg))?;
+    let byte = input.data_type == OutputType::Byte;
+    let map = |pct| crate::io::units::input_map(range, cfg.opts.rescale, observed, pct, byte);
+    let mapped = match (map(pct), cfg.opts.rescale) {
+        // The extremes refused the user's range: judge it on where most
+        // values lie before saying so (one stray pixel is not the raster).
+        (Err(_), crate::config::Rescale::Linear(..)) if range.is_some() => {
+            map(Some(input.percentiles(2.0, 98.0)?))
+        }
+        (m, _) => m,
+    };
+    input.rescale = mapped.map_err(|msg| Error::input(&cfg.job.input, msg))?;
     Ok(())
 }
 
