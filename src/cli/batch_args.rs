@@ -20,7 +20,8 @@ pub struct BatchArgs {
     #[arg(long = "out-dir", value_name = "DIR")]
     pub out_dir: PathBuf,
     /// Output file name inside --out-dir; {stem} is the input's file name without
-    /// extension, {ext} its extension, {parent} the name of its folder.
+    /// extension, {ext} its extension, {parent} the name of its folder (each with
+    /// every character but letters, digits, '-', '_' and '.' replaced by '_').
     #[arg(long = "name", default_value = "{stem}_clear.tif")]
     pub name: String,
     /// Also write each input's cloud probability p (what the output is blended

@@ -231,8 +231,9 @@ pub fn plan(cfg: &BatchConfig) -> Result<Vec<RemoveConfig>> {
                 )));
             }
             return Err(Error::Usage(format!(
-                "inputs {first} and {input} would both be written to {}; keep them apart with {{parent}} or {{ext}} in --name (e.g. --name '{{parent}}_{{stem}}_clear.tif')",
-                out.display()
+                "inputs {first} and {input} would both be written to {}; {}",
+                out.display(),
+                collision_hint(first, input)
             )));
         }
     }
@@ -271,6 +272,26 @@ pub fn plan(cfg: &BatchConfig) -> Result<Vec<RemoveConfig>> {
             RemoveConfig::new(cfg.options.clone(), job)
         })
         .collect()
+}
+
+/// How to keep two inputs' outputs apart: by the placeholder whose
+/// (cleaned) values differ, else there is none, since `--name` values keep
+/// only letters, digits, '-', '_' and '.' (`a b.tif` and `a_b.tif`).
+fn collision_hint(a: &str, b: &str) -> String {
+    let differ = |key: &str| {
+        let value = |i: &str| {
+            name_parts(i)
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| crate::io::names::clean_value(v))
+        };
+        value(a) != value(b)
+    };
+    match (differ("parent"), differ("ext")) {
+        (true, _) => "keep them apart with {parent} in --name (e.g. --name '{parent}_{stem}_clear.tif')".into(),
+        (false, true) => "keep them apart with {ext} in --name (e.g. --name '{stem}_{ext}_clear.tif')".into(),
+        (false, false) => "their names differ only in characters that --name replaces with '_' (anything but letters, digits, '-', '_' and '.'), so no placeholder keeps them apart: rename one, or run them into separate --out-dir folders".into(),
+    }
 }
 
 /// Whether `output` was made by this idfcr version with the model of hash
@@ -622,6 +643,21 @@ mod tests {
             let made_by = |p: &Path| made.iter().any(|m| Path::new(m) == p);
             let (k, l) = without_own_outputs(list(inputs), Path::new("/d"), name, mask, made_by);
             assert_eq!((k, l), (list(kept), list(left)), "{inputs:?} {name}");
+        }
+    }
+    #[test]
+    fn collision_hints_name_a_placeholder_that_helps() {
+        // (first input, second input, words of the hint)
+        let cases = [
+            ("a/x.tif", "b/x.tif", "{parent}"),
+            ("d/x.tif", "d/x.png", "{ext}"),
+            ("d/a b.tif", "d/a_b.tif", "rename one"),
+            ("d/a(1).tif", "d/a_1_.tif", "rename one"),
+            ("a b/x.tif", "a_b/x.tif", "rename one"),
+        ];
+        for (a, b, want) in cases {
+            let hint = collision_hint(a, b);
+            assert!(hint.contains(want), "{a} {b}: {hint}");
         }
     }
 }
