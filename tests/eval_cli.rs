@@ -160,6 +160,17 @@ fn eval_errors() {
                 2,
                 "r is a folder, so a.tif must be one too",
             ),
+            // Opposite a folder, a missing path is named as missing.
+            (
+                &["eval", "p", "nothere"][..],
+                1,
+                "nothere: no such file or folder",
+            ),
+            (
+                &["eval", "gone", "r"][..],
+                1,
+                "gone: no such file or folder",
+            ),
             // A reference whose prediction is missing (a failed input of a
             // batch) would shrink the mean unnoticed.
             (

@@ -65,6 +65,15 @@ fn mean_of(items: impl Iterator<Item = (f64, f64, f64)>) -> Mean {
 /// The (pred, reference) file pairs: the two paths themselves, or files of
 /// the same name in two folders (every file needs its partner).
 pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    // One side a folder and the other missing: the missing one is the news,
+    // not that it is no folder.
+    if pred.is_dir() != reference.is_dir() {
+        for p in [pred, reference] {
+            if !p.exists() {
+                return Err(Error::input(p.display().to_string(), "no such file or folder"));
+            }
+        }
+    }
     if !pred.is_dir() {
         if reference.is_dir() {
             return Err(Error::Usage(format!(
