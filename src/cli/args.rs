@@ -129,7 +129,20 @@ pub struct ProcessingArgs {
     #[arg(long = "co", value_name = "KEY=VALUE")]
     pub creation_options: Vec<String>,
     /// Output data type (default: the input's).
-    #[arg(long = "ot", value_name = "TYPE")]
+    #[arg(
+        long = "ot",
+        value_name = "TYPE",
+        value_parser = clap::builder::PossibleValuesParser::new([
+            clap::builder::PossibleValue::new("Byte").alias("UInt8"),
+            "UInt16".into(),
+            "Int16".into(),
+            "UInt32".into(),
+            "Int32".into(),
+            "Float32".into(),
+            "Float64".into(),
+        ]),
+        ignore_case = true
+    )]
     pub out_type: Option<String>,
     /// Tile size in pixels (rounded up to the model's window, and to twice
     /// the tile overlap its halo needs). The RGB model 0.8 runs tiles of 512

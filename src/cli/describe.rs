@@ -117,6 +117,13 @@ mod tests {
         assert_eq!(stated_default("no default here"), None);
         assert_eq!(stated_default("x [default: the bundled ind_rgb]"), None);
         assert!(param("ind_model")["default"].is_null());
+        // --ot has no default (the input's type) but a fixed list.
+        let ot = param("out_type");
+        assert!(ot["default"].is_null());
+        assert_eq!(
+            ot["choices"],
+            serde_json::json!(["Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64"])
+        );
     }
 
     /// Each option `REQUIRES` lists is refused without its parent, given at

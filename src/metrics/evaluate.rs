@@ -70,7 +70,10 @@ pub fn pairs(pred: &Path, reference: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     if pred.is_dir() != reference.is_dir() {
         for p in [pred, reference] {
             if !p.exists() {
-                return Err(Error::input(p.display().to_string(), "no such file or folder"));
+                return Err(Error::input(
+                    p.display().to_string(),
+                    "no such file or folder",
+                ));
             }
         }
     }
