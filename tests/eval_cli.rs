@@ -107,7 +107,11 @@ fn eval_errors() {
             1,
             "tiny.tif: SSIM needs an 11 x 11 window",
         ),
-        (&["eval", "f.tif", "f.tif"], 2, "--data-range"),
+        (
+            &["eval", "f.tif", "f.tif"],
+            1,
+            "f.tif: holds Float32 values: give their range with --data-range",
+        ),
         (
             &["eval", "a.tif", "a.tif", "--data-range", "0"],
             2,

@@ -482,7 +482,8 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
         None => {
             let (t, sentinel2) = reference_type(&list, cfg.band_idx.as_deref())?;
             let d = default_range(t, sentinel2).ok_or_else(|| {
-                Error::Usage(format!("{} holds {:?} values: give their range with --data-range (1 for reflectance 0..1)", list[0].1.display(), t))
+                // What the file holds decides it, as in `quality`: exit 1.
+                Error::input(list[0].1.display().to_string(), format!("holds {t:?} values: give their range with --data-range (1 for reflectance 0..1)"))
             })?;
             (d.span, d.from)
         }
