@@ -1019,6 +1019,32 @@ fn negative_numbers_are_bad_values_of_their_option() {
         "--config with a negative value: {}",
         stderr(&o)
     );
+    // An empty KEY sets nothing: a usage error, not silence.
+    let o = run("");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the KEY is empty"), "{}", stderr(&o));
+}
+
+/// `models` without a usable ONNX Runtime says so once, not once per model.
+#[test]
+fn models_without_onnx_runtime_say_so_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = idfcr(
+        dir.path(),
+        &["models", "--ort-lib", "/nonexistent/libonnxruntime.so"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--ort-lib /nonexistent/libonnxruntime.so"),
+        "{err}"
+    );
 }
 
 /// stdout carries GDAL-style progress (QGIS parses it) or a JSON document,

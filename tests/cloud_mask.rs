@@ -159,6 +159,31 @@ fn the_mask_decides_what_is_touched() {
 }
 
 #[test]
+fn an_empty_polygon_file_passes_the_input_through_and_says_so() {
+    // No clouds digitised (a clear scene's export): the output is the input,
+    // and a warning says why, since a wrong layer would look the same.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("in.tif"), W, H, None);
+    std::fs::write(
+        d.join("none.geojson"),
+        r#"{"type": "FeatureCollection", "features": []}"#,
+    )
+    .unwrap();
+    let o = run(d, "in.tif", "out.tif", &["--cloud-mask", "none.geojson"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("none.geojson") && stderr(&o).contains("holds no polygons"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        read_all(&d.join("out.tif")).0,
+        read_all(&d.join("in.tif")).0
+    );
+}
+
+#[test]
 fn masks_that_do_not_fit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

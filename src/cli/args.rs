@@ -261,6 +261,12 @@ impl ProcessingArgs {
         let refine = self.refine_options()?;
         let rescale = parse_rescale(self.rescale.as_deref(), self.stretch)?;
         for pair in self.gdal_config.chunks(2) {
+            if pair[0].trim().is_empty() {
+                return Err(Error::Usage(format!(
+                    "--config '{}' {}: the KEY is empty (e.g. --config GDAL_CACHEMAX 512)",
+                    pair[0], pair[1]
+                )));
+            }
             gdal::config::set_config_option(&pair[0], &pair[1])
                 .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
             if pair[0].eq_ignore_ascii_case("GDAL_CACHEMAX") {

@@ -46,6 +46,8 @@ impl ModelsArgs {
     /// model is listed with its error, and the run then fails (exit 1).
     pub fn run(&self) -> Result<Vec<ModelEntry>> {
         crate::config::check_model_folders(self.model_dir.as_deref())?;
+        // No ONNX Runtime reads no model: say so once, not once per model.
+        crate::models::runtime::environment(self.ort_lib.as_deref())?;
         let dirs = model_dirs(self.model_dir.as_deref());
         let mut entries = Vec::new();
         for name in bundled_names(&dirs) {

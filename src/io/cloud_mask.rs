@@ -53,6 +53,13 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
     // (p on the map, input pixels in mask pixels, shrink factor, what it is)
     let (p, ratio, k, what) = if ds.raster_count() == 0 && ds.layer_count() > 0 {
         let (p, k, n) = polygons(&ds, file, pick, input, spec)?;
+        if n == 0 {
+            // Right for a clear scene (an export of no clouds), but a wrong
+            // layer or an empty export looks the same: say so.
+            crate::error::gdal_watch::keep_own_warning(format!(
+                "--cloud-mask {path}: holds no polygons, so nothing is cloud and the output is the input"
+            ));
+        }
         (p, 1.0, k, format!("{n} cloud polygons"))
     } else {
         if ds.raster_count() == 0
