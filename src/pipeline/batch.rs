@@ -571,6 +571,7 @@ mod tests {
             }
         }
     }
+
     #[test]
     fn own_outputs_among_the_inputs() {
         let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
