@@ -232,7 +232,8 @@ fn identical_images_score_the_cap() {
 }
 
 /// A report that cannot be written on stdout (a full disk behind `>`) fails
-/// the run; a reader that closes the pipe early (`| head`) does not.
+/// the run, and says what was written; a reader that closes the pipe early
+/// (`| head`) does not fail it.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_report_lost_on_stdout_is_a_failure() {
@@ -255,6 +256,30 @@ fn a_report_lost_on_stdout_is_a_failure() {
         "{}",
         stderr(&o)
     );
+    // After a finished run: the outputs stay, and the message says they
+    // are complete (a script must not take them for a failed run's parts).
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let model = fixture_model("tiny_conv").display().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_idfcr"))
+        .current_dir(dir.path())
+        .args([
+            "remove", "a.tif", "out.tif", "--model", &model, "--device", "cpu",
+        ])
+        .args(["-q", "--json", "--mask", "p.tif"])
+        .stdout(Stdio::from(full))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write the report")
+            && stderr(&o).contains("out.tif and p.tif are written and complete"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(dir.path().join("out.tif").exists() && dir.path().join("p.tif").exists());
     // A closed pipe: the reader chose to stop reading.
     let mut child = Command::new(env!("CARGO_BIN_EXE_idfcr"))
         .current_dir(dir.path())

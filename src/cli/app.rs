@@ -212,7 +212,17 @@ fn run_s2_cli(args: cli::S2Args) -> Result<()> {
         line.stage(group.from, group.to, group.last, total)
     })?;
     if json {
-        stdout_report(&json_text(&summary))?;
+        let outputs: Vec<String> = summary
+            .groups
+            .iter()
+            .map(|g| g.run.output.display().to_string())
+            .chain(summary.stack.iter().map(|p| p.display().to_string()))
+            .collect();
+        let kept = match outputs.len() {
+            1 => format!("{} is", outputs[0]),
+            _ => format!("{} are", outputs.join(", ")),
+        };
+        crate::cli::stdout_report_after(&json_text(&summary), &kept)?;
     }
     Ok(())
 }
@@ -236,7 +246,11 @@ fn run_remove_cli(args: cli::RemoveArgs) -> Result<()> {
         }
     }
     if json {
-        stdout_report(&json_text(&summary))?;
+        let kept = match &cfg.job.mask {
+            Some(m) => format!("{} and {} are", cfg.job.output.display(), m.display()),
+            None => format!("{} is", cfg.job.output.display()),
+        };
+        crate::cli::stdout_report_after(&json_text(&summary), &kept)?;
     }
     Ok(())
 }
@@ -397,7 +411,7 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
     if let Some(p) = summary_path {
         let text = json_text(&summary);
         let written = if p.as_os_str() == "-" {
-            stdout_report(&text)
+            crate::cli::stdout_report_after(&text, "the outputs of the inputs that succeeded are")
         } else {
             crate::io::report::write_report(&p, &text)
         };

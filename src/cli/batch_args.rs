@@ -73,10 +73,10 @@ impl BatchArgs {
         }
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
         let inputs = match &cloud_mask {
-            Some((pattern, _)) => crate::pipeline::batch::without_cloud_masks(inputs, pattern)?,
+            Some((pattern, _)) => crate::pipeline::names::without_cloud_masks(inputs, pattern)?,
             None => inputs,
         };
-        let (inputs, own_outputs) = crate::pipeline::batch::without_own_outputs(
+        let (inputs, own_outputs) = crate::pipeline::names::without_own_outputs(
             inputs,
             &self.out_dir,
             &self.name,

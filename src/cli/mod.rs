@@ -43,6 +43,19 @@ pub fn stdout_report(text: &str) -> crate::error::Result<()> {
     }
 }
 
+/// `stdout_report` once the outputs are in place: a report that cannot be
+/// written still fails the run (exit 1), but the outputs are finished and
+/// stay, so the message says so (`kept`: which), and a script does not take
+/// them for the partial files of a failed run.
+pub fn stdout_report_after(text: &str, kept: &str) -> crate::error::Result<()> {
+    stdout_report(text).map_err(|e| match e {
+        crate::error::Error::Output { path, msg, .. } => {
+            crate::error::Error::output(path, format!("{msg}; {kept} written and complete"))
+        }
+        other => other,
+    })
+}
+
 /// Write to stdout, ignoring a closed pipe (`idfcr ... | head` must not
 /// panic) and any other write error: for progress and notes, which must not
 /// fail a run (reports go through `stdout_report`).

@@ -12,7 +12,8 @@
 //!   (value range, percentiles, each band's mean, which nodata pixels
 //!   stand in as for the model);
 //! - `cloud_mask`: the user's cloud mask (`--cloud-mask`) -> the scene-wide
-//!   p the output is blended by;
+//!   p the output is blended by (`cloud_polygons`: QGIS polygons burnt onto
+//!   the input's grid);
 //! - `units`: the input's observed range + the model's contract -> the
 //!   linear map into model units (`Rescale`: the user's choice), or the
 //!   error naming the option to use;
@@ -41,6 +42,7 @@
 //!   checked against the memory there is before they are allocated.
 
 pub mod cloud_mask;
+mod cloud_polygons;
 pub mod gdal_config;
 pub mod mask;
 pub mod memory;

@@ -7,14 +7,15 @@
 //! - `stage1`: Pixel-CR over one input, tiled, blended, written (`strip`:
 //!   the pixels one strip of tiles reads; `outputs`: the output and mask
 //!   files, created as the input is described and placed as one result);
-//! - `fit`: the input checked against the model (bands, names, colour
-//!   order) before any tile runs;
+//! - `fit`: which model the input gets, and the input checked against it
+//!   (bands, names, colour order) before any tile runs;
 //! - `cache`: models loaded once per process; `provenance`: the tags and
 //!   settings line every output carries;
 //! - `batch`: a list of inputs and an output folder in -> one `run` per
 //!   input, models loaded once, outputs named without collisions
 //!   (`inputs`: the list expanded from folders, patterns and list files,
-//!   and its `--shard`);
+//!   and its `--shard`; `names`: each input's output, mask and cloud mask
+//!   names, and the named files that are not inputs);
 //! - `s2`: a Sentinel-2 product (or band stack) in -> one `run` per
 //!   resolution group, each with its own model, and the `--stack`.
 
@@ -22,6 +23,7 @@ pub mod batch;
 pub mod cache;
 pub mod fit;
 pub mod inputs;
+pub mod names;
 pub mod outputs;
 pub mod provenance;
 pub mod run;
