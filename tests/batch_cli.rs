@@ -193,6 +193,8 @@ fn a_batch_into_its_own_folder_reruns() {
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     let o = batch_skip_existing(dir.path(), "in", "in");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let left_out = summary(&o)["left_out"].clone();
+    assert_eq!(left_out.as_array().map(Vec::len), Some(2), "{left_out}");
     assert_eq!(
         statuses(&summary(&o)),
         [

@@ -410,8 +410,6 @@ fn input_ranges_are_checked_and_converted() {
     }
 }
 
-/// A graph that gives NaN (an overflowing float16 conversion, say) is
-/// refused, naming the model; nothing is written, blended or raw.
 #[test]
 fn one_stray_value_does_not_refuse_a_good_rescale() {
     // A Float32 scene in 0..255 with one pixel at 1e9 (a sensor glitch):
@@ -457,6 +455,8 @@ fn one_stray_value_does_not_refuse_a_good_rescale() {
     assert!(!d.join("no.tif").exists());
 }
 
+/// A graph that gives NaN (an overflowing float16 conversion, say) is
+/// refused, naming the model; nothing is written, blended or raw.
 #[test]
 fn non_finite_model_outputs_are_refused() {
     let dir = tempfile::tempdir().unwrap();

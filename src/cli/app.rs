@@ -215,8 +215,9 @@ fn run_s2_cli(args: cli::S2Args) -> Result<()> {
         let outputs: Vec<String> = summary
             .groups
             .iter()
-            .map(|g| g.run.output.display().to_string())
-            .chain(summary.stack.iter().map(|p| p.display().to_string()))
+            .flat_map(|g| std::iter::once(&g.run.output).chain(&g.run.mask))
+            .chain(&summary.stack)
+            .map(|p| p.display().to_string())
             .collect();
         let kept = match outputs.len() {
             1 => format!("{} is", outputs[0]),
@@ -387,13 +388,16 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
             return e.exit_code();
         }
     };
-    if let Some(first) = cfg.own_outputs.first() {
-        let more = match cfg.own_outputs.len() {
-            1 => String::new(),
-            n => format!(" and {} more", n - 1),
+    if !cfg.own_outputs.is_empty() {
+        // Named in full in the summary's left_out; here the first few.
+        let shown: Vec<&str> = cfg.own_outputs.iter().take(3).map(String::as_str).collect();
+        let more = match cfg.own_outputs.len() - shown.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
         };
         log::emit(&Event::warning(format!(
-            "left out {first}{more}: the outputs of this batch's other inputs are not inputs"
+            "left out {}{more}: outputs or masks of this batch's other inputs, made by idfcr, are not inputs",
+            shown.join(", ")
         )));
     }
     let mode = cfg.options.progress;

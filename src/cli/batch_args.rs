@@ -72,18 +72,16 @@ impl BatchArgs {
             }
         }
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
-        let inputs = match &cloud_mask {
-            Some((pattern, _)) => crate::pipeline::names::without_cloud_masks(inputs, pattern)?,
-            None => inputs,
-        };
-        let (inputs, own_outputs) = crate::pipeline::names::without_own_outputs(
+        // Options first: a user's --config reaches GDAL before any file opens.
+        let options = self.opts.into_options(self.overwrite)?;
+        let (inputs, own_outputs) = crate::pipeline::names::batch_inputs(
             inputs,
             &self.out_dir,
             &self.name,
             self.mask_name.as_deref(),
+            cloud_mask.as_ref().map(|(pattern, _)| pattern.as_str()),
             crate::pipeline::batch::made_by_idfcr,
-        );
-        let options = self.opts.into_options(self.overwrite)?;
+        )?;
         Ok(crate::pipeline::batch::BatchConfig {
             inputs,
             out_dir: self.out_dir,

@@ -105,6 +105,25 @@ pub fn is_side_file(path: &Path) -> bool {
         .is_none_or(|e| SIDE_EXTENSIONS.contains(&e.as_str()))
 }
 
+/// One spelling of the file a path names, for sets of paths: its folder
+/// resolved (`..`, symlinked folders) and its name, or the file itself
+/// resolved when it is a symlink; as given when the folder does not exist.
+pub fn path_key(p: &Path) -> PathBuf {
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if p.is_symlink() {
+        if let Ok(target) = std::fs::canonicalize(p) {
+            return target;
+        }
+    }
+    match (std::fs::canonicalize(dir), p.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    }
+}
+
 /// Whether two output paths name the same file, however they are spelled
 /// (`o.tif`, `./x/../o.tif`, a symlinked folder): their folders are compared
 /// after resolving, then their file names.

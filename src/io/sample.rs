@@ -93,8 +93,8 @@ impl InputRaster {
 
     /// The subsample's figures, taken once per band selection; with
     /// `quantiles`, also the joint quantile table (a sort of the whole
-    /// subsample, so only when `--stretch` asks, and first: `set_input_map`
-    /// runs before the tiles).
+    /// subsample, so only when `--stretch` asks or a `--rescale` is judged
+    /// on the percentiles, and first: `set_input_map` runs before the tiles).
     fn figures(&self, quantiles: bool) -> Result<SampleFigures> {
         // What decides which values count: the bands, their nodata and
         // whether the input is Sentinel-2's (which gets DN 0 as nodata,

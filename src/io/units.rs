@@ -142,6 +142,18 @@ pub fn input_map(
     }
 }
 
+/// Whether `--rescale MIN,MAX` over values spanning `observed` (their
+/// extremes) is to be judged on the percentiles: a range under 1 % of the
+/// span (0,1 over 16-bit DNs: other units, nearly every value would clip,
+/// unless the span is a few stray pixels). `input_map` refusing it on the
+/// extremes is the other reason to look.
+pub fn narrow_rescale(rescale: Rescale, observed: (f64, f64)) -> bool {
+    match rescale {
+        Rescale::Linear(a, b) => (b - a) < 0.01 * (observed.1 - observed.0),
+        _ => false,
+    }
+}
+
 /// A band's scale and offset as the output carries them. Drivers track
 /// the two apart (netCDF's `scale_factor` without `add_offset`): one alone
 /// still counts, with the other at its neutral value; (1, 0) is no scaling.
@@ -368,7 +380,16 @@ mod tests {
                 false,
                 Ok((1.0, 0.0)),
             ),
-            // Most values outside the range still refuse it.
+            // 0,1 over 16-bit DNs (narrow: judged on the percentiles)
+            // is refused, though the extremes alone would let it through.
+            (
+                rgb,
+                Rescale::Linear(0.0, 1.0),
+                (0.0, 60000.0),
+                None,
+                false,
+                Ok((255.0, 0.0)),
+            ),
             (
                 rgb,
                 Rescale::Linear(0.0, 1.0),
@@ -390,6 +411,26 @@ mod tests {
                 (Err(e), Err(w)) => assert!(e.contains(w), "case {k}: {e}"),
                 (got, want) => panic!("case {k}: {got:?}, wanted {want:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn narrow_ranges_are_judged_on_the_percentiles() {
+        // (rescale, extremes, judged on the percentiles)
+        let cases = [
+            (Rescale::Linear(0.0, 1.0), (0.0, 60000.0), true),
+            (Rescale::Linear(0.0, 255.0), (0.0, 65535.0), true),
+            (Rescale::Linear(0.0, 25500.0), (0.0, 25500.0), false),
+            (Rescale::Linear(0.0, 1.0), (0.0, 1.0), false),
+            (Rescale::Stretch, (0.0, 60000.0), false),
+            (Rescale::None, (0.0, 60000.0), false),
+        ];
+        for (rescale, observed, want) in cases {
+            assert_eq!(
+                narrow_rescale(rescale, observed),
+                want,
+                "{rescale:?} {observed:?}"
+            );
         }
     }
 }

@@ -44,8 +44,9 @@ pub struct BatchConfig {
     /// (index, count), 0 <= index < count.
     pub shard: Option<(usize, usize)>,
     pub summary: Option<PathBuf>,
-    /// Files a folder, glob or list named that are this batch's own outputs
-    /// or masks (`without_own_outputs`): not processed, reported.
+    /// Inputs (from any path, folder, glob or list) that are this batch's
+    /// own outputs or masks, made by idfcr (`names::without_own_outputs`):
+    /// not processed; named in a warning and the summary's `left_out`.
     pub own_outputs: Vec<String>,
     /// What to do with every input (each becomes one `Job`).
     pub options: RemoveOptions,
@@ -73,6 +74,9 @@ pub struct BatchSummary {
     pub interrupted: bool,
     /// Why `--device auto` fell back to CPU, if it did.
     pub device_note: Option<String>,
+    /// Files the inputs' folders or patterns named that were left out as
+    /// this batch's own outputs or masks (`names::without_own_outputs`).
+    pub left_out: Vec<String>,
     pub items: Vec<ItemResult>,
 }
 
@@ -116,14 +120,22 @@ pub fn plan(cfg: &BatchConfig) -> Result<Vec<RemoveConfig>> {
             )));
         }
     }
-    let mut seen: std::collections::HashMap<&PathBuf, &String> = Default::default();
-    for (input, out) in cfg.inputs.iter().zip(&outputs).chain(
-        cfg.inputs
-            .iter()
-            .zip(&masks)
-            .filter_map(|(i, m)| Some((i, m.as_ref()?))),
-    ) {
-        if let Some(first) = seen.insert(out, input) {
+    // Each name with the input and the pattern (--name or --mask-name) that made it.
+    let mut seen: std::collections::HashMap<&PathBuf, (&String, &str)> = Default::default();
+    let mask_pattern = cfg.mask_name.as_deref().unwrap_or_default();
+    for (input, out, pattern) in cfg
+        .inputs
+        .iter()
+        .zip(&outputs)
+        .map(|(i, o)| (i, o, cfg.name.as_str()))
+        .chain(
+            cfg.inputs
+                .iter()
+                .zip(&masks)
+                .filter_map(|(i, m)| Some((i, m.as_ref()?, mask_pattern))),
+        )
+    {
+        if let Some((first, first_pattern)) = seen.insert(out, (input, pattern)) {
             if first == input {
                 return Err(Error::Usage(format!(
                     "the output and the mask of {input} would both be {}; --name and --mask-name must differ",
@@ -133,7 +145,7 @@ pub fn plan(cfg: &BatchConfig) -> Result<Vec<RemoveConfig>> {
             return Err(Error::Usage(format!(
                 "inputs {first} and {input} would both be written to {}; {}",
                 out.display(),
-                collision_hint(first, input)
+                collision_hint((first, first_pattern), (input, pattern))
             )));
         }
     }
@@ -305,6 +317,7 @@ pub fn run_batch(
         failed: count("failed"),
         interrupted,
         device_note: crate::models::pixel_cr::device_note(),
+        left_out: cfg.own_outputs.clone(),
         items,
     })
 }

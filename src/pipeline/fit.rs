@@ -1,11 +1,12 @@
 //! Which model an input gets (`--model`, else the bundled one for its
-//! bands), and does the input fit it? Its band count, its bands by name, and
-//! the order of its colours: a model fed the wrong bands runs and writes a
-//! plausible-looking wrong picture, so these are refused before any tile.
+//! bands), and does the input fit it? Its band count, its bands by name,
+//! its values (the model's input range), and the order of its colours: a
+//! model fed the wrong bands runs and writes a plausible-looking wrong
+//! picture, so these are refused before any tile.
 
 use std::path::PathBuf;
 
-use crate::config::RemoveConfig;
+use crate::config::{OutputType, RemoveConfig};
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::models::pixel_cr::Model;
@@ -301,6 +302,38 @@ fn colour_mismatch(
         ),
     }
     Some(why)
+}
+
+/// Check the input's values against the model's training range (`range`,
+/// its `idfcr.input_range`) and set the user's map onto it (`--rescale`,
+/// `--stretch`); see `io::units`.
+pub(crate) fn set_input_map(
+    cfg: &RemoveConfig,
+    input: &mut InputRaster,
+    range: Option<(f64, f64)>,
+) -> Result<()> {
+    let (observed, pct) = match cfg.opts.rescale {
+        crate::config::Rescale::None | crate::config::Rescale::Linear(..) if range.is_some() => {
+            (input.approx_range()?, None)
+        }
+        crate::config::Rescale::Stretch => ((0.0, 0.0), Some(input.percentiles(2.0, 98.0)?)),
+        _ => ((f64::NAN, f64::NAN), None),
+    };
+    let byte = input.data_type == OutputType::Byte;
+    let map = |pct| crate::io::units::input_map(range, cfg.opts.rescale, observed, pct, byte);
+    // A --rescale the extremes refuse, or one far narrower than they span,
+    // is judged on where most values lie (one stray pixel is not the raster;
+    // 0,1 over 16-bit DNs is most of it clipped).
+    let judge_on_percentiles = matches!(cfg.opts.rescale, crate::config::Rescale::Linear(..))
+        && range.is_some()
+        && (map(None).is_err() || crate::io::units::narrow_rescale(cfg.opts.rescale, observed));
+    let mapped = if judge_on_percentiles {
+        map(Some(input.percentiles(2.0, 98.0)?))
+    } else {
+        map(pct)
+    };
+    input.rescale = mapped.map_err(|msg| Error::input(&cfg.job.input, msg))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //!   the pixels one strip of tiles reads; `outputs`: the output and mask
 //!   files, created as the input is described and placed as one result);
 //! - `fit`: which model the input gets, and the input checked against it
-//!   (bands, names, colour order) before any tile runs;
+//!   (bands, names, colour order, value range) before any tile runs;
 //! - `cache`: models loaded once per process; `provenance`: the tags and
 //!   settings line every output carries;
 //! - `batch`: a list of inputs and an output folder in -> one `run` per

@@ -33,7 +33,7 @@ fn name_parts(input: &str) -> [(&'static str, &str); 3] {
 /// an input its own mask ('{stem}.tif') would drop every input and report
 /// success over nothing: a usage error.
 pub fn without_cloud_masks(inputs: Vec<String>, pattern: &str) -> Result<Vec<String>> {
-    let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let key = crate::io::names::path_key;
     // Masks of other inputs (a.tif beside a.png with '{stem}.tif') are not
     // scenes; an input left that is its own mask is a pattern mistake.
     let masks: std::collections::HashSet<PathBuf> = inputs
@@ -76,7 +76,7 @@ pub fn without_own_outputs(
     mask_name: Option<&str>,
     made_by: impl Fn(&Path) -> bool,
 ) -> (Vec<String>, Vec<String>) {
-    let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let key = crate::io::names::path_key;
     let mut written: std::collections::HashMap<PathBuf, Vec<PathBuf>> = Default::default();
     for i in &inputs {
         let own = key(Path::new(i));
@@ -96,6 +96,27 @@ pub fn without_own_outputs(
     (kept, left)
 }
 
+/// The inputs a batch runs, and the files it leaves out as its own
+/// outputs (`without_own_outputs`), then without the inputs' cloud masks
+/// (`without_cloud_masks`, with `cloud_mask`: its pattern). In this order:
+/// last run's outputs beside the inputs would otherwise be taken for inputs
+/// that are their own cloud mask ('{stem}.tif' beside `a.png`), and refused.
+pub fn batch_inputs(
+    inputs: Vec<String>,
+    out_dir: &Path,
+    name: &str,
+    mask_name: Option<&str>,
+    cloud_mask: Option<&str>,
+    made_by: impl Fn(&Path) -> bool,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let (inputs, left) = without_own_outputs(inputs, out_dir, name, mask_name, made_by);
+    let inputs = match cloud_mask {
+        Some(pattern) => without_cloud_masks(inputs, pattern)?,
+        None => inputs,
+    };
+    Ok((inputs, left))
+}
+
 /// The `--cloud-mask` of `input`: the pattern with its placeholders
 /// filled in, relative to the input's folder (so that `{stem}_SCL.tif`
 /// finds each input's mask beside it).
@@ -109,24 +130,41 @@ pub fn cloud_mask_path(pattern: &str, input: &str) -> PathBuf {
     dir.join(path)
 }
 
-/// How to keep two inputs' outputs apart: by the placeholder whose
-/// (cleaned) values differ, else there is none, since `--name` values keep
-/// only letters, digits, '-', '_' and '.' (`a b.tif` and `a_b.tif`).
-pub(crate) fn collision_hint(a: &str, b: &str) -> String {
-    let differ = |key: &str| {
-        let value = |i: &str| {
-            name_parts(i)
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| crate::io::names::clean_value(v))
-        };
-        value(a) != value(b)
-    };
-    match (differ("parent"), differ("ext")) {
-        (true, _) => "keep them apart with {parent} in --name (e.g. --name '{parent}_{stem}_clear.tif')".into(),
-        (false, true) => "keep them apart with {ext} in --name (e.g. --name '{stem}_{ext}_clear.tif')".into(),
-        (false, false) => "their names differ only in characters that --name replaces with '_' (anything but letters, digits, '-', '_' and '.'), so no placeholder keeps them apart: rename one, or run them into separate --out-dir folders".into(),
+/// How to keep two inputs' files apart, given each input with the pattern
+/// (`--name` or `--mask-name`) that named its file: the placeholder whose
+/// values differ and the pattern lacks, else why none can.
+pub(crate) fn collision_hint(a: (&str, &str), b: (&str, &str)) -> String {
+    let ((a, a_pattern), (b, b_pattern)) = (a, b);
+    if a_pattern != b_pattern {
+        return format!(
+            "one's --name and the other's --mask-name ('{a_pattern}', '{b_pattern}') give the same file; make the patterns differ beyond their placeholders (e.g. --mask-name '{{stem}}_cloud.tif')"
+        );
     }
+    let value = |i: &str, key: &str| -> String {
+        let parts = name_parts(i);
+        parts
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    };
+    let clean = crate::io::names::clean_value;
+    let keys = ["stem", "parent", "ext"];
+    // A placeholder that tells them apart and the pattern does not use.
+    if let Some(key) = keys.iter().find(|k| {
+        !a_pattern.contains(&format!("{{{k}}}")) && clean(&value(a, k)) != clean(&value(b, k))
+    }) {
+        let example = match *key {
+            "stem" => "'{stem}_clear.tif'",
+            "parent" => "'{parent}_{stem}_clear.tif'",
+            _ => "'{stem}_{ext}_clear.tif'",
+        };
+        return format!("keep them apart with {{{key}}} in the pattern (e.g. {example})");
+    }
+    if keys.iter().any(|k| value(a, k) != value(b, k)) {
+        return "their names differ only in characters that the placeholders replace with '_' (anything but letters, digits, '-', '_' and '.'), so no placeholder keeps them apart: rename one, or run them into separate --out-dir folders".into();
+    }
+    "their file names and folder names are the same (folders further up differ, which no placeholder names): run them into separate --out-dir folders".into()
 }
 
 #[cfg(test)]
@@ -275,17 +313,57 @@ mod tests {
 
     #[test]
     fn collision_hints_name_a_placeholder_that_helps() {
-        // (first input, second input, words of the hint)
+        let n = "{stem}_clear.tif";
+        // ((first input, its pattern), (second, its pattern), words of the hint)
         let cases = [
-            ("a/x.tif", "b/x.tif", "{parent}"),
-            ("d/x.tif", "d/x.png", "{ext}"),
-            ("d/a b.tif", "d/a_b.tif", "rename one"),
-            ("d/a(1).tif", "d/a_1_.tif", "rename one"),
-            ("a b/x.tif", "a_b/x.tif", "rename one"),
+            (("a/x.tif", n), ("b/x.tif", n), "{parent}"),
+            (("d/x.tif", n), ("d/x.png", n), "{ext}"),
+            (("d/x.tif", "clear.tif"), ("d/y.tif", "clear.tif"), "{stem}"),
+            (
+                ("d/x.tif", "{parent}.tif"),
+                ("d/y.tif", "{parent}.tif"),
+                "{stem}",
+            ),
+            (("d/a b.tif", n), ("d/a_b.tif", n), "rename one"),
+            (("d/a(1).tif", n), ("d/a_1_.tif", n), "rename one"),
+            (("a b/x.tif", n), ("a_b/x.tif", n), "rename one"),
+            (
+                ("2023/T32/x.tif", n),
+                ("2024/T32/x.tif", n),
+                "folders further up",
+            ),
+            (
+                ("d/a.tif", "{stem}.tif"),
+                ("d/a_p.tif", "{stem}_p.tif"),
+                "--mask-name",
+            ),
         ];
         for (a, b, want) in cases {
             let hint = collision_hint(a, b);
-            assert!(hint.contains(want), "{a} {b}: {hint}");
+            assert!(hint.contains(want), "{a:?} {b:?}: {hint}");
         }
+    }
+
+    #[test]
+    fn last_runs_outputs_go_before_the_cloud_masks_are_sorted_out() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // a.png with its mask a.tif beside it, and last run's a_clear.tif:
+        // as an input, a_clear.tif would be its own mask ('{stem}.tif').
+        let made_by = |p: &Path| p == Path::new("/d/a_clear.tif");
+        let inputs = list(&["/d/a.png", "/d/a.tif", "/d/a_clear.tif"]);
+        let got = batch_inputs(
+            inputs.clone(),
+            Path::new("/d"),
+            "{stem}_clear.tif",
+            None,
+            Some("{stem}.tif"),
+            made_by,
+        );
+        assert_eq!(
+            got.unwrap(),
+            (list(&["/d/a.png"]), list(&["/d/a_clear.tif"]))
+        );
+        // Without last run's outputs left out first, it is refused.
+        assert!(without_cloud_masks(inputs, "{stem}.tif").is_err());
     }
 }

@@ -17,9 +17,10 @@ use crate::io::place::check_output_path;
 use crate::io::reader::InputRaster;
 use crate::io::writer::Provenance;
 use crate::pipeline::cache::ModelCache;
+use crate::pipeline::fit::set_input_map;
 use crate::pipeline::outputs::create_output;
 use crate::pipeline::provenance::provenance_tags;
-use crate::pipeline::stage1::{open_input, pixel_cr, set_input_map, worker_pool};
+use crate::pipeline::stage1::{open_input, pixel_cr, worker_pool};
 use crate::pipeline::summary::{RefineSummary, RemoveSummary};
 use crate::progress::Progress;
 use crate::tiling::grid::round_up;
@@ -77,7 +78,8 @@ fn run_one(
     }
     let mut input = open_input(cfg)?;
     check_not_a_source(cfg, &input)?;
-    set_input_map(cfg, &mut input, cache)?;
+    let range = cache.get(cfg, &input)?.contract.input_range;
+    set_input_map(cfg, &mut input, range)?;
     crate::io::writer::check_creation_options(
         cfg.opts.format,
         cfg.opts.out_type.unwrap_or(input.data_type),

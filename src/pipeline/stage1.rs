@@ -17,7 +17,7 @@ use std::time::Instant;
 use ndarray::Axis;
 use rayon::prelude::*;
 
-use crate::config::{OutputType, RemoveConfig};
+use crate::config::RemoveConfig;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::io::writer::{OutputRaster, Provenance};
@@ -203,35 +203,6 @@ fn summary(
         mean_probability: counts.cover.fractions().map(|f| f.1),
         refine: None,
     }
-}
-
-/// Check the input's values against the model's training range and set the
-/// user's map onto it (`--rescale`, `--stretch`); see `units`.
-pub(crate) fn set_input_map(
-    cfg: &RemoveConfig,
-    input: &mut InputRaster,
-    cache: &mut ModelCache,
-) -> Result<()> {
-    let range = cache.get(cfg, input)?.contract.input_range;
-    let (observed, pct) = match cfg.opts.rescale {
-        crate::config::Rescale::None | crate::config::Rescale::Linear(..) if range.is_some() => {
-            (input.approx_range()?, None)
-        }
-        crate::config::Rescale::Stretch => ((0.0, 0.0), Some(input.percentiles(2.0, 98.0)?)),
-        _ => ((f64::NAN, f64::NAN), None),
-    };
-    let byte = input.data_type == OutputType::Byte;
-    let map = |pct| crate::io::units::input_map(range, cfg.opts.rescale, observed, pct, byte);
-    let mapped = match (map(pct), cfg.opts.rescale) {
-        // The extremes refused the user's range: judge it on where most
-        // values lie before saying so (one stray pixel is not the raster).
-        (Err(_), crate::config::Rescale::Linear(..)) if range.is_some() => {
-            map(Some(input.percentiles(2.0, 98.0)?))
-        }
-        (m, _) => m,
-    };
-    input.rescale = mapped.map_err(|msg| Error::input(&cfg.job.input, msg))?;
-    Ok(())
 }
 
 /// Open and adapt the input (Sentinel-2 band names and offsets); a whole
