@@ -146,6 +146,70 @@ fn a_request_delivered_twice_leaves_nothing_behind() {
     assert!(!err.contains("interrupted again"), "{err}");
 }
 
+/// A second Ctrl-C (a deliberate press, more than a second after the first)
+/// while the clean stop waits for a long tile ends the run at once, still
+/// by SIGINT and with no partial file left. The bundled RGB model on one
+/// 512 px tile at one thread takes seconds, so the clean stop cannot
+/// finish between the two presses.
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("testdata/demo/landsat8_cloudy.tif"),
+        dir.path().join("in.tif"),
+    )
+    .unwrap();
+    let model = repo()
+        .join("onnx/models/pixel_cr_rgb.onnx")
+        .display()
+        .to_string();
+    let args = [
+        "remove",
+        "in.tif",
+        "out.tif",
+        "--model",
+        &model,
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "-q",
+    ];
+    let mut child = spawn_idfcr(dir.path(), &args, false, &[]);
+    // The temp output exists once the model is loaded and the tile starts.
+    let t0 = Instant::now();
+    while !listing(dir.path()).iter().any(|n| n.contains(".idfcr-")) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the run never started writing"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = |pid: u32| {
+        let st = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "the run ended before the second press");
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    kill(child.id());
+    std::thread::sleep(Duration::from_millis(1500));
+    kill(child.id());
+    let pressed = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    died_by(out.status, 2, "second Ctrl-C");
+    assert!(err.contains("interrupted again"), "{err}");
+    assert!(
+        pressed.elapsed() < Duration::from_secs(5),
+        "the second press did not stop the run at once ({:?}): {err}",
+        pressed.elapsed()
+    );
+    assert_eq!(listing(dir.path()), ["in.tif"], "partial files left behind");
+}
+
 /// A batch stopped by SIGTERM keeps its finished outputs, leaves no partial
 /// file, ends by SIGTERM (143 in a shell), and a rerun with --skip-existing completes the rest.
 #[test]
