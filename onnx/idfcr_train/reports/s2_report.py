@@ -95,8 +95,9 @@ def model_section(state: dict, onnx_path: str, command: str) -> list[str]:
         "## Model",
         "",
         f"- Config: `{json.dumps(cfg)}`",
-        f"- Training: {state['step']} steps, {state['wall_s'] / 3600:.2f} h on 2 CPU cores (shared with other",
-        f"  training), crop {meta.get('crop')}, batch {meta.get('batch')}, synthetic share {meta.get('synthetic')},",
+        f"- Training: {state['step']} steps, {state['wall_s'] / 3600:.2f} h of wall time in all, on one or two CPU threads",
+        f"  beside other training (each leg's command and threads are in CHANGELOG.md), crop {meta.get('crop')},",
+        f"  batch {meta.get('batch')}, synthetic share {meta.get('synthetic')},",
         "  loss 100 x L1 + MSE(attention, target) with the L1 term the geometric mean of the",
         "  per-band L1s (so that dark bands such as B10 count as much as bright ones), each band",
         "  standardised inside the network by the clear training images' mean and deviation;",
@@ -164,9 +165,22 @@ def limits_section(onnx_path: str, hours: float) -> list[str]:
     ]
 
 
+def version_line(name: str, onnx_path: str) -> list[str]:
+    """The graph's version and the contact sheet `scripts/contact_sheets.py` draws."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(onnx_path, load_external_data=False).metadata_props}
+    return [
+        f"Version **{meta.get('idfcr.version', '?')}** (the `idfcr.version` of `{name}.onnx`). Contact sheet "
+        f"(cloudy | output | reference | p, fixed validation images): [{name}.sheet.png]({name}.sheet.png).",
+        "",
+    ]
+
+
 def card(name: str, group: str, state: dict, scores: dict, onnx_path: str, command: str) -> str:
     """The model card (Markdown) of one group model: one function per section."""
     lines = intro_section(name, group, scores["summary"])
+    lines[lines.index("## Data"):lines.index("## Data")] = version_line(name, onnx_path)
     lines += model_section(state, onnx_path, command)
     lines += scores_section(scores)
     lines += blend_section(onnx_path.replace(".onnx", ".calibration.json"))
