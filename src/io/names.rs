@@ -107,7 +107,8 @@ pub fn is_side_file(path: &Path) -> bool {
 
 /// One spelling of the file a path names, for sets of paths: its folder
 /// resolved (`..`, symlinked folders) and its name, or the file itself
-/// resolved when it is a symlink; as given when the folder does not exist.
+/// resolved when it is a symlink; made absolute, as written, when its
+/// folder does not exist.
 pub fn path_key(p: &Path) -> PathBuf {
     let dir = p
         .parent()
@@ -339,6 +340,32 @@ mod tests {
                 Some(name) => assert_eq!(got, Ok(dir.join(name)), "{pattern} {stem}"),
                 None => assert!(got.is_err(), "{pattern} {stem}: {got:?}"),
             }
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn path_keys_spell_one_file_one_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("in")).unwrap();
+        std::fs::write(d.join("in/a.tif"), b"x").unwrap();
+        std::os::unix::fs::symlink(d.join("in"), d.join("link")).unwrap();
+        std::os::unix::fs::symlink(d.join("in/a.tif"), d.join("in/b.tif")).unwrap();
+        let key = |p: &str| path_key(&d.join(p));
+        // (two spellings, the same file?)
+        let cases = [
+            ("in/a.tif", "in/../in/a.tif", true),
+            ("in/a.tif", "link/a.tif", true),
+            ("in/new.tif", "link/new.tif", true), // not there yet: an output
+            ("in/b.tif", "in/a.tif", true),       // a symlinked file
+            ("in/a.tif", "in/c.tif", false),
+            // No folder: as written, but absolute (`.` dropped, `..` kept).
+            ("gone/a.tif", "gone/./a.tif", true),
+            ("gone/a.tif", "gone/x/../a.tif", false),
+        ];
+        for (a, b, same) in cases {
+            assert_eq!(key(a) == key(b), same, "{a} {b}");
         }
     }
 }
