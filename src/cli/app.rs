@@ -376,6 +376,23 @@ fn run_eval(
     Ok(())
 }
 
+/// Warn that `own_outputs` (files an earlier run of this batch made among
+/// its inputs) are left out.
+fn warn_left_out(own_outputs: &[String]) {
+    if !own_outputs.is_empty() {
+        // Named in full in the summary's left_out; here the first few.
+        let shown: Vec<&str> = own_outputs.iter().take(3).map(String::as_str).collect();
+        let more = match own_outputs.len() - shown.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        log::emit(&Event::warning(format!(
+            "left out {}{more}: outputs or masks of this batch's other inputs, made by idfcr, are not inputs",
+            shown.join(", ")
+        )));
+    }
+}
+
 /// Run `batch`: exit code 0 when every input succeeded or was skipped, 1 when
 /// any failed, 128 + the signal when interrupted (130 for Ctrl-C; the
 /// process then ends by that signal), 2 for usage errors.
@@ -388,22 +405,11 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
             return e.exit_code();
         }
     };
-    if !cfg.own_outputs.is_empty() {
-        // Named in full in the summary's left_out; here the first few.
-        let shown: Vec<&str> = cfg.own_outputs.iter().take(3).map(String::as_str).collect();
-        let more = match cfg.own_outputs.len() - shown.len() {
-            0 => String::new(),
-            n => format!(" and {n} more"),
-        };
-        log::emit(&Event::warning(format!(
-            "left out {}{more}: outputs or masks of this batch's other inputs, made by idfcr, are not inputs",
-            shown.join(", ")
-        )));
-    }
     let mode = cfg.options.progress;
     let shares = stage_shares(cfg.options.refine.is_some());
     let displays = || -> batch::StageDisplays { Box::new(progress::staged(mode, shares)) };
-    let summary = match batch::run_batch(&cfg, displays, |input, e| {
+    let ready = || warn_left_out(&cfg.own_outputs);
+    let summary = match batch::run_batch(&cfg, displays, ready, |input, e| {
         log::emit(&Event::failure(e).for_input(input))
     }) {
         Ok(s) => s,

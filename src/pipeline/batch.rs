@@ -215,9 +215,13 @@ pub type StageDisplays = Box<dyn FnMut(u64) -> Box<dyn Progress>>;
 /// returned, and told to `on_failure` as they happen (the CLI prints them:
 /// a cron log shows the failure when it occurs, not at the end).
 /// `progress` gives each input its displays (one GDAL line an input).
+/// `on_ready` is called once the batch has passed its checks, before the
+/// first input runs: what it tells (the left-out files) would mislead
+/// beside a refused run.
 pub fn run_batch(
     cfg: &BatchConfig,
     progress: impl Fn() -> StageDisplays,
+    on_ready: impl FnOnce(),
     on_failure: impl Fn(&str, &Error),
 ) -> Result<BatchSummary> {
     if cfg.out_dir.exists() && !cfg.out_dir.is_dir() {
@@ -252,6 +256,7 @@ pub fn run_batch(
         }
         return Err(e);
     }
+    on_ready();
     let mine: Vec<RemoveConfig> = jobs
         .into_iter()
         .filter(|j| in_shard(&j.job.input, cfg.shard))
