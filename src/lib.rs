@@ -8,10 +8,10 @@
 //!                 ▼
 //! pipeline::run ─ io::reader (GDAL) ─> input raster, io::units (into model units)
 //!   │             models::pixel_cr (ONNX Runtime via models::runtime)
-//!   │             tiling::grid + tiling::blend (tiles in, seamless scene out)
+//!   │             tiling::grid + tiling::weights (tiles in, seamless scene out)
 //!   │  --refine:  diffusion::refine (encode, sampler, decode, colour fix)
 //!   ▼
-//! blend by the cloud probability: p x model + (1 - p) x input
+//! blend by the cloud probability: p x model + (1 - p) x input (tiling::cloud_blend)
 //!   ▼
 //! io::writer (temp file, checked writes, read back, no-replace move) ─> OUT
 //! ```

@@ -34,6 +34,7 @@ use crate::io::reader::InputRaster;
 use crate::io::writer::OutputRaster;
 use crate::models::ind::IndGraph;
 use crate::progress::Progress;
+use crate::tiling::cloud_blend;
 use crate::tiling::grid::round_up;
 
 /// The three IND graphs of one model, checked to fit together.
@@ -481,19 +482,14 @@ impl Refine<'_> {
             let x = input.read_window_exact(iy0, nr, ix0, nc)?;
             let p = prob.read_window(iy0, nr, ix0, nc)?;
             for (i, &pi) in p.iter().enumerate() {
-                let pi = if pi.is_finite() {
-                    pi.clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
+                let pi = cloud_blend::usable_probability(pi);
                 for b in 0..bands {
                     let j = b * n + i;
-                    kept[j] = pi == 0.0;
-                    let xi = x.values[j];
+                    kept[j] = cloud_blend::keeps_input(pi);
                     values[j] = if kept[j] {
                         x.stored(j)
                     } else {
-                        (xi + pi * (values[j] as f32 - xi)) as f64
+                        cloud_blend::mix(x.values[j], values[j] as f32, pi) as f64
                     };
                 }
             }

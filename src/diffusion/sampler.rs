@@ -5,7 +5,7 @@
 //! encoded once; at every step the denoiser predicts epsilon tile by tile,
 //! the tiles are blended, and one global sampler step is taken with noise
 //! drawn for the whole latent. Tiles use the exact tiling of `tiling::grid` and
-//! `tiling::blend` (global grid, mirrored edges, zero weight within the denoiser's
+//! `tiling::weights` (global grid, mirrored edges, zero weight within the denoiser's
 //! halo): with a denoiser whose receptive field fits in the halo, the tiled
 //! prediction equals the whole-latent one, so there are no seams.
 //!
@@ -21,8 +21,8 @@ use rayon::prelude::*;
 use crate::config::Method;
 use crate::diffusion::schedule::{Respaced, Schedule};
 use crate::error::Result;
-use crate::tiling::blend::{axis_weights, Accumulator};
 use crate::tiling::grid::{mirror, AxisGrid};
+use crate::tiling::weights::{axis_weights, Accumulator};
 
 /// Standard normal draws from a seed: SplitMix64 bits, Box-Muller pairs.
 /// Small, portable and stable across platforms and versions.

@@ -1,6 +1,6 @@
 //! Stage 1 (Pixel-CR) of one input: panels of strips of tiles, run on the
-//! session pool, blended (`tiling::blend`), then blended with the input by
-//! the cloud probability and written.
+//! session pool, weighted together (`tiling::weights`), then blended with the input by
+//! the cloud probability (`tiling::cloud_blend`) and written.
 //!
 //! 1. `Run::panel`, for each column panel: for each strip of tiles, read the
 //!    pixels it needs (mirrored past the scene edge);
@@ -23,8 +23,9 @@ use crate::io::reader::InputRaster;
 use crate::io::writer::{OutputRaster, Provenance};
 use crate::models::pixel_cr::{Model, Provider};
 use crate::progress::Progress;
-use crate::tiling::blend::{axis_weights, Accumulator};
+use crate::tiling::cloud_blend;
 use crate::tiling::grid::{mirror, panels, tile_and_overlap, AxisGrid, Panel};
+use crate::tiling::weights::{axis_weights, Accumulator};
 
 use crate::pipeline::cache::ModelCache;
 use crate::pipeline::outputs::{create_mask, create_output, place_result};
@@ -530,18 +531,12 @@ impl Run<'_> {
                     // prob[p] set above
                 } else if has_att {
                     let v = acc.value(bands, ar, ac).unwrap_or(0.0);
-                    // A non-finite probability means no usable detection.
-                    prob[p] = if v.is_finite() {
-                        v.clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
+                    prob[p] = cloud_blend::usable_probability(v);
                 }
                 if scene.is_some() || has_att {
                     self.counts.cover.add(prob[p]);
                 }
-                // Where p is 0 the input comes back bit for bit.
-                kept[p] = self.blend && prob[p] == 0.0;
+                kept[p] = self.blend && cloud_blend::keeps_input(prob[p]);
                 for b in 0..bands {
                     let model = self.norm.from_model(b, acc.value(b, ar, ac).unwrap_or(0.0));
                     ok_band[b * n + p] = has_data(b, at);
@@ -553,8 +548,7 @@ impl Run<'_> {
                     values[b * n + p] = if keep {
                         strip.stored(b, at)
                     } else if self.blend {
-                        let input = strip.block[b * nblk + at];
-                        (input + prob[p] * (model - input)) as f64
+                        cloud_blend::mix(strip.block[b * nblk + at], model, prob[p]) as f64
                     } else {
                         model as f64
                     };

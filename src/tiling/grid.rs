@@ -364,7 +364,7 @@ mod tests {
             for p in &ps {
                 for c in p.cols.0..p.cols.1 {
                     for k in 0..g.len() {
-                        let w = crate::tiling::blend::axis_weights(&g, k);
+                        let w = crate::tiling::weights::axis_weights(&g, k);
                         let i = c as isize - g.starts[k];
                         if i >= 0 && (i as usize) < g.tile_px && w[i as usize] > 0.0 {
                             assert!(
