@@ -750,6 +750,33 @@ fn s2_outputs_never_replace_the_input() {
     );
     assert_eq!(std::fs::read(&stack).unwrap(), before);
     assert_eq!(common::listing(&out), ["10m.tif"]);
+
+    // A VRT over that file: the output would replace the VRT's source,
+    // which `remove` and `batch` refuse too.
+    let vrt = tmp.path().join("v.vrt");
+    {
+        let src = Dataset::open(&stack).unwrap();
+        let driver = gdal::DriverManager::get_driver_by_name("VRT").unwrap();
+        let none = gdal::cpl::CslStringList::new();
+        src.create_copy(&driver, &vrt, &none)
+            .unwrap()
+            .close()
+            .unwrap();
+    }
+    let o = s2_cpu(
+        tmp.path(),
+        vrt.to_str().unwrap(),
+        &out,
+        &[&extra[..], &["--model-dir", m]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("is read from that file"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert_eq!(std::fs::read(&stack).unwrap(), before);
+    assert_eq!(common::listing(&out), ["10m.tif"]);
 }
 
 /// A band stack that declares its own nodata (NaN here) keeps it: the hole

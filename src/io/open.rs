@@ -278,6 +278,28 @@ pub(crate) fn files_read(ds: &Dataset) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// `files_read` of the dataset GDAL opens for `name` (a path or a GDAL
+/// string), plus the local file a GDAL string names; empty when it does not
+/// open (the run reports that itself).
+pub fn files_read_by(name: &str) -> Vec<std::path::PathBuf> {
+    let mut files = Dataset::open(name)
+        .map(|ds| files_read(&ds))
+        .unwrap_or_default();
+    if let Some(f) = crate::io::names::named_local_file(name) {
+        files.push(f.into());
+    }
+    files
+}
+
+/// The values of `keys` in the default metadata domain of the raster at
+/// `path`, or None when GDAL cannot open it (a tag that is missing is a
+/// None in its place). For the tags idfcr writes on its outputs.
+pub fn dataset_tags(path: &Path, keys: &[&str]) -> Option<Vec<Option<String>>> {
+    use gdal::Metadata;
+    let ds = Dataset::open(path).ok()?;
+    Some(keys.iter().map(|k| ds.metadata_item(k, "")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

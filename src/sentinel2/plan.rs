@@ -81,6 +81,15 @@ pub(crate) fn planned_outputs(
             .collect::<Result<Vec<_>>>()?,
         None => vec![],
     };
+    // The files the input is read from (a VRT's sources, a product's band
+    // files): each group runs on a staged name, so `remove`'s own check
+    // never sees the final names.
+    let mut sources: Vec<PathBuf> = crate::io::open::files_read_by(&cfg.input);
+    for j in jobs {
+        if j.source != cfg.input {
+            sources.extend(crate::io::open::files_read_by(&j.source));
+        }
+    }
     for p in jobs
         .iter()
         .map(|j| &j.output)
@@ -88,11 +97,19 @@ pub(crate) fn planned_outputs(
         .chain(&masks)
     {
         // Before any group runs: with --overwrite a name pattern can land
-        // on the input itself.
+        // on the input itself, or on a file it is read from.
         if crate::io::names::same_target(p, Path::new(&cfg.input)) {
             return Err(Error::Usage(format!(
                 "{}: that is the input; choose another --name or output folder",
                 p.display()
+            )));
+        }
+        if let Some(s) = sources.iter().find(|s| crate::io::names::same_target(p, s)) {
+            return Err(Error::Usage(format!(
+                "{}: the input {} is read from that file ({}); choose another --name or output folder",
+                p.display(),
+                cfg.input,
+                s.display()
             )));
         }
         check_output_path(p, cfg.options.overwrite, &cfg.options.creation_options)?;
