@@ -6,9 +6,11 @@ use std::path::Path;
 
 use gdal::Metadata;
 
-use crate::config::RemoveConfig;
+use crate::config::{Method, RemoveConfig};
 use crate::error::Result;
 use crate::io::reader::InputRaster;
+use crate::io::units::Rescale;
+use crate::io::values::OutputType;
 use crate::io::writer::{BandSpec, Provenance};
 use crate::models::pixel_cr::Model;
 use crate::pipeline::cache::ModelCache;
@@ -75,16 +77,17 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
     };
     let refine = match (&cfg.opts.refine, ind_sha256) {
         (Some(r), Some(sha)) => {
-            format!("{:?} {} steps seed {} ind {sha}", r.method, r.steps, r.seed)
+            let method = method_tag(r.method);
+            format!("{method} {} steps seed {} ind {sha}", r.steps, r.seed)
         }
         _ => "none".into(),
     };
     let line = format!(
-        "source={}; bands={bands}; model={model_sha256}; refine={refine}; raw={}; rescale={:?}; out_type={}; s2_harmonized={}; s2_bands={}",
+        "source={}; bands={bands}; model={model_sha256}; refine={refine}; raw={}; rescale={}; out_type={}; s2_harmonized={}; s2_bands={}",
         crate::io::names::source_identity(&cfg.job.input),
         cfg.opts.raw,
-        cfg.opts.rescale,
-        cfg.opts.out_type.map(|t| format!("{t:?}")).unwrap_or_else(|| "input".into()),
+        rescale_tag(cfg.opts.rescale),
+        cfg.opts.out_type.map(out_type_tag).unwrap_or("input"),
         cfg.opts.s2.harmonized,
         cfg.opts.s2.stack_bands.as_ref().map(|b| b.join(",")).unwrap_or_else(|| "-".into()),
     );
@@ -103,6 +106,38 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
     match &cfg.job.probability {
         Some(p) => format!("{line}{form}; p={}", p.map.settings),
         None => format!("{line}{form}"),
+    }
+}
+
+// The settings line's words for the options. Spelled out here, not taken
+// from `Debug`, so that renaming a variant cannot make every earlier output
+// look stale to `--skip-existing`; the strings are those of the first
+// lines written (the test below pins them).
+
+fn method_tag(m: Method) -> &'static str {
+    match m {
+        Method::Ddpm => "Ddpm",
+        Method::Ddim => "Ddim",
+    }
+}
+
+fn rescale_tag(r: Rescale) -> String {
+    match r {
+        Rescale::None => "None".into(),
+        Rescale::Linear(lo, hi) => format!("Linear({lo:?}, {hi:?})"),
+        Rescale::Stretch => "Stretch".into(),
+    }
+}
+
+fn out_type_tag(t: OutputType) -> &'static str {
+    match t {
+        OutputType::Byte => "Byte",
+        OutputType::UInt16 => "UInt16",
+        OutputType::Int16 => "Int16",
+        OutputType::UInt32 => "UInt32",
+        OutputType::Int32 => "Int32",
+        OutputType::Float32 => "Float32",
+        OutputType::Float64 => "Float64",
     }
 }
 
@@ -340,6 +375,35 @@ mod tests {
                 *want,
                 "{off:?} {rescale:?}"
             );
+        }
+    }
+
+    #[test]
+    fn settings_words_stay_those_of_earlier_outputs() {
+        // Outputs written before carry these words; other words would
+        // make `batch --skip-existing` redo every one of them.
+        assert_eq!(method_tag(Method::Ddpm), "Ddpm");
+        assert_eq!(method_tag(Method::Ddim), "Ddim");
+        let rescales = [
+            (Rescale::None, "None"),
+            (Rescale::Stretch, "Stretch"),
+            (Rescale::Linear(0.0, 255.0), "Linear(0.0, 255.0)"),
+            (Rescale::Linear(-1.5, 10000.0), "Linear(-1.5, 10000.0)"),
+        ];
+        for (r, want) in rescales {
+            assert_eq!(rescale_tag(r), want);
+        }
+        let types = [
+            (OutputType::Byte, "Byte"),
+            (OutputType::UInt16, "UInt16"),
+            (OutputType::Int16, "Int16"),
+            (OutputType::UInt32, "UInt32"),
+            (OutputType::Int32, "Int32"),
+            (OutputType::Float32, "Float32"),
+            (OutputType::Float64, "Float64"),
+        ];
+        for (t, want) in types {
+            assert_eq!(out_type_tag(t), want);
         }
     }
 }
