@@ -18,10 +18,13 @@
 //!
 //! `pipeline::batch` and `pipeline::s2` make many such runs (a folder, a
 //! Sentinel-2 product's resolution groups); `metrics` scores results
-//! (`eval`, `quality`). Pure modules (`tiling`, `io::units`, `io::names`,
+//! (`eval`, `quality`). Pure modules (`tiling`, `io::units`,
 //! `diffusion::schedule`, `metrics::reference`, `sentinel2::bands`,
-//! `sentinel2::product`) carry table-driven unit tests; GDAL stays in `io` and `sentinel2::input`, ORT
-//! in `models`.
+//! `sentinel2::product`) carry table-driven unit tests. ONNX Runtime is
+//! called only in `models`. GDAL is called in `io`, in `sentinel2` (its
+//! products, stacks and the detector's band reads), in `metrics` (the
+//! rasters `eval` and `quality` score), and in `pipeline` only where an open
+//! input's band metadata is read (`provenance::band_specs`, `fit`'s hint).
 
 pub mod cli;
 pub mod config;

@@ -267,7 +267,7 @@ impl ProcessingArgs {
                     pair[0], pair[1]
                 )));
             }
-            gdal::config::set_config_option(&pair[0], &pair[1])
+            crate::io::gdal_config::set_user_option(&pair[0], &pair[1])
                 .map_err(|e| Error::Usage(format!("--config {} {}: {e}", pair[0], pair[1])))?;
             if pair[0].eq_ignore_ascii_case("GDAL_CACHEMAX") {
                 check_cache_max(&pair[1])?;

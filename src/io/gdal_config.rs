@@ -2,6 +2,12 @@
 //! user's environment or `--config` wins): a block cache that does not
 //! grow with the machine, and JPEG damage as a read error.
 
+/// `--config KEY VALUE`: set a GDAL configuration option for this process
+/// (the message says why GDAL refused it).
+pub fn set_user_option(key: &str, value: &str) -> Result<(), String> {
+    gdal::config::set_config_option(key, value).map_err(|e| e.to_string())
+}
+
 /// GDAL's block cache defaults to 5 % of RAM, which would make memory grow
 /// with the machine rather than with our panels. Writes go to an
 /// uncompressed working file (blocks updated in place), so a small cache

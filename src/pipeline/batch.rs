@@ -18,8 +18,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use gdal::{Dataset, Metadata};
-
 use crate::config::{Job, RemoveConfig, RemoveOptions};
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
@@ -186,16 +184,13 @@ pub fn plan(cfg: &BatchConfig) -> Result<Vec<RemoveConfig>> {
         .collect()
 }
 
-/// Whether `output` was made by this idfcr version with the model of hash
-/// `model_sha256` (from its tags).
+/// Whether `output` was made by this idfcr version with these `settings`
+/// (its IDFCR_SETTINGS tag, `provenance::settings_line`), and is readable.
 pub fn is_current(output: &Path, settings: &str) -> bool {
-    let same = match Dataset::open(output) {
-        Ok(ds) => {
-            ds.metadata_item("IDFCR_VERSION", "").as_deref() == Some(env!("CARGO_PKG_VERSION"))
-                && ds.metadata_item("IDFCR_SETTINGS", "").as_deref() == Some(settings)
-        }
-        Err(_) => false,
-    };
+    let tags = crate::io::open::dataset_tags(output, &["IDFCR_VERSION", "IDFCR_SETTINGS"]);
+    let same = tags.is_some_and(|t| {
+        t[0].as_deref() == Some(env!("CARGO_PKG_VERSION")) && t[1].as_deref() == Some(settings)
+    });
     // Complete too: a truncated or damaged file is redone, not trusted.
     same && crate::io::place::verify_readable(output).is_ok()
 }
@@ -204,7 +199,7 @@ pub fn is_current(output: &Path, settings: &str) -> bool {
 /// IDFCR_VERSION tag every output and mask gets, of any version): the only
 /// kind of file --skip-existing may replace without --overwrite.
 pub(crate) fn made_by_idfcr(path: &Path) -> bool {
-    Dataset::open(path).is_ok_and(|ds| ds.metadata_item("IDFCR_VERSION", "").is_some())
+    crate::io::open::dataset_tags(path, &["IDFCR_VERSION"]).is_some_and(|t| t[0].is_some())
 }
 
 /// The progress displays of one input's run: called once per stage

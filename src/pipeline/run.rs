@@ -281,24 +281,9 @@ fn prepare_mask(
     prob: &Path,
     prov: &Provenance,
 ) -> Result<crate::io::writer::ReadyFile> {
-    let fail = |e: gdal::errors::GdalError| {
-        Error::output(user_mask, format!("cannot tag the probability: {e}"))
-    };
-    let mut ds = gdal::Dataset::open_ex(
+    crate::io::writer::prepare_tagged_copy(
         prob,
-        gdal::DatasetOptions {
-            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
-            ..Default::default()
-        },
-    )
-    .map_err(fail)?;
-    use gdal::Metadata;
-    for (k, v) in &crate::pipeline::provenance::mask_provenance(prov).tags {
-        ds.set_metadata_item(k, v, "").map_err(fail)?;
-    }
-    ds.flush_cache().map_err(fail)?;
-    crate::io::writer::prepare_copy(
-        &ds,
+        &crate::pipeline::provenance::mask_provenance(prov).tags,
         user_mask,
         cfg.opts.format,
         OutputType::Float32,

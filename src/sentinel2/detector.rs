@@ -21,6 +21,7 @@ use gdal::Dataset;
 use ndarray::{Array2, Array4, Axis};
 
 use crate::error::{gdal_message, Error, Result};
+use crate::models::pixel_classifier::PixelClassifier;
 use crate::tiling::probability::{calibrate, Calibration, ProbabilityMap};
 
 /// Where the cloud probability p that the groups blend by comes from.
@@ -314,11 +315,14 @@ pub fn scene_probability(
 ) -> Result<SceneDetection> {
     let names: Vec<&str> = bands.iter().map(|b| b.name).collect();
     if names != BANDS {
-        return Err(Error::Runtime(format!(
-            "the cloud detector needs bands {} in that order, got {}",
-            BANDS.join(","),
-            names.join(",")
-        )));
+        return Err(Error::model(
+            model,
+            format!(
+                "needs bands {} in that order, got {}",
+                BANDS.join(","),
+                names.join(",")
+            ),
+        ));
     }
     let MapBands {
         size: (w, h),
@@ -326,16 +330,7 @@ pub fn scene_probability(
         missing,
     } = read_bands(bands)?;
 
-    let (_, sessions, _) = crate::models::pixel_cr::load_session_pool(
-        model,
-        crate::models::runtime::Device::Cpu,
-        1,
-        threads.max(1),
-        ort_lib,
-    )?;
-    let mut session = sessions[0]
-        .lock()
-        .map_err(|_| Error::model(model, "session lock poisoned"))?;
+    let mut classifier = PixelClassifier::load(model, INPUT, OUTPUT, threads, ort_lib)?;
     let mut prob = Array2::<f32>::zeros((h, w));
     let rows_per = (CHUNK_PX / w.max(1)).max(1);
     let n = w * h;
@@ -347,23 +342,7 @@ pub fn scene_probability(
             let from = &data[b * n + r0 * w..b * n + (r0 + nr) * w];
             plane.iter_mut().zip(from).for_each(|(o, v)| *o = *v);
         }
-        let input = ort::value::Tensor::from_array(x)
-            .map_err(|e| Error::model(model, format!("cannot build input tensor: {e}")))?;
-        let out = session
-            .run(ort::inputs![INPUT => input])
-            .map_err(|e| Error::model(model, format!("inference failed: {e}")))?;
-        let v = out
-            .get(OUTPUT)
-            .ok_or_else(|| Error::model(model, format!("no output `{OUTPUT}`")))?;
-        let (_, p) = v
-            .try_extract_tensor::<f32>()
-            .map_err(|e| Error::model(model, format!("output `{OUTPUT}` is not float32: {e}")))?;
-        if p.len() != nr * w {
-            return Err(Error::model(
-                model,
-                format!("output has {} values, expected {}", p.len(), nr * w),
-            ));
-        }
+        let p = classifier.run(x)?;
         for (k, &v) in p.iter().enumerate() {
             let at = r0 * w + k;
             prob[[at / w, at % w]] = if missing[at] > 0 { 0.0 } else { v };

@@ -209,7 +209,6 @@ pub fn parse_subdataset(s: &str) -> Option<Subdataset> {
     })
 }
 
-/// Fill an output name template: `{product}` and `{group}`.
 /// The output path for `template` in `dir`, with `{product}` and `{group}`
 /// made safe for one file name: a product name comes from metadata anyone
 /// can write (`PRODUCT_URI` of `../../x`), and must not leave the folder.

@@ -162,9 +162,9 @@ pub(crate) fn write_stack(
         .spatial_ref()
         .and_then(|s| s.to_wkt())
         .unwrap_or_default();
-    let b1 = base
-        .rasterband(1)
-        .map_err(|e| Error::output(p10, e.to_string()))?;
+    let b1 = base.rasterband(1).map_err(|e| {
+        Error::output(p10, "cannot read its first band for the stack").because_gdal(e)
+    })?;
     let data_type = crate::io::reader::map_data_type(b1.band_type())
         .ok_or_else(|| Error::output(p10, "unexpected data type"))?;
     let (bands, groups) = stack_bands(outputs)?;
@@ -231,9 +231,9 @@ fn stack_bands(outputs: &[(PathBuf, u32)]) -> Result<(Vec<StackBand>, GroupTags)
         let ds = reopen(p)?;
         groups.push((*res, default_domain(&ds)));
         for b in 1..=ds.raster_count() {
-            let band = ds
-                .rasterband(b)
-                .map_err(|e| Error::output(p, e.to_string()))?;
+            let band = ds.rasterband(b).map_err(|e| {
+                Error::output(p, format!("cannot read band {b} for the stack")).because_gdal(e)
+            })?;
             let name = band.metadata_item("BANDNAME", "").unwrap_or_default();
             bands.push(StackBand {
                 name,
