@@ -951,6 +951,9 @@ fn sentinel2_mistakes_get_clear_errors() {
     // Output names that would collide, and -b (bands go by name here).
     for (extra, needle) in [
         (&["--name", "x.tif"][..], "{group}"),
+        // Another format's extension: GDAL would write a GeoTIFF under it.
+        (&["--name", "{product}_{group}.png"][..], "not .png"),
+        (&["--mask-name", "{product}_{group}_p.jpg"][..], "not .jpg"),
         (&["-b", "1"][..], "-b"),
         (
             &["--model", "m.onnx", "--groups", "10m,20m"][..],

@@ -86,6 +86,9 @@ impl S2Args {
                 "--refine does not apply to s2: no IND model reads Sentinel-2 bands yet".into(),
             ));
         }
+        // The extension as `remove` checks OUTPUT's: the placeholders do
+        // not reach it.
+        crate::config::check_output_name("--name", std::path::Path::new(&self.name))?;
         let groups = crate::sentinel2::bands::parse_groups(&self.groups)?;
         if let Some(m) = &self.mask_name {
             if !m.contains("{group}") || *m == self.name {
@@ -93,6 +96,7 @@ impl S2Args {
                     "--mask-name {m}: must contain {{group}} and differ from --name"
                 )));
             }
+            crate::config::check_output_name("--mask-name", std::path::Path::new(m))?;
         }
         let groups = (!groups.is_empty()).then_some(groups);
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
