@@ -1634,6 +1634,24 @@ fn bad_stacks_are_refused_before_any_group_runs() {
         assert!(words.iter().all(|w| msg.contains(w)), "{name}: {msg}");
         assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
     }
+    // An 8-bit export of the bands (a quick-look): the models' 0..10000
+    // would take it for near-black ground and return it unchanged.
+    let byte = tmp.path().join("byte.tif");
+    common::write_tiff::<u8>(&byte, 32, 32, 13, None, |b, y, x| {
+        (60.0 + 5.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u8
+    });
+    let out = tmp.path().join("out_byte");
+    // The bundled models (the fixtures state no 0..10000 range).
+    let names = "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12";
+    let args = ["s2", "byte.tif", "out_byte", "-q", "--s2-bands", names];
+    let o = common::idfcr(tmp.path(), &args);
+    let msg = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains("is 8-bit") && msg.contains("--rescale"),
+        "{msg}"
+    );
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
     // Part of a group (B1 of the 60 m group, without B9 and B10) has no
     // bundled model: refused before the 10 m and 20 m groups run, and
     // --groups leaves it out.

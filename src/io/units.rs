@@ -34,6 +34,9 @@ const TOO_SMALL: f64 = 0.05;
 /// open water reaches only a few hundred DN (a SEN12MS-CR clear reference,
 /// ROIs1868_summer_100_p100: 462) and was refused before this bound.
 const FRACTION_MAX: f64 = 2.0;
+/// A model whose range spans more than this takes no 8-bit input as it is
+/// (four times 0..255: Sentinel-2's 0..10000, not an RGB model's 0..255).
+const BYTE_SPAN_MAX: f64 = 4.0 * 255.0;
 
 /// A value for a message: six decimals at most, float noise
 /// (27.299999999999823, from scale and offset) printed as 27.3.
@@ -124,6 +127,15 @@ pub fn input_map(
                 return Ok((1.0, 0.0)); // no valid pixel: the pipeline says so
             }
             let hint = "map its values onto the model's range with --rescale MIN,MAX (undone on output), or --stretch";
+            // 8-bit values for a model of a far wider range (Sentinel-2's
+            // 0..10000): a quick-look or stretched export, whose values the
+            // model would take for near-black ground, find no cloud in and
+            // return unchanged, with exit 0.
+            if byte_input && span > BYTE_SPAN_MAX {
+                return Err(format!(
+                    "is 8-bit (0..255), but the model was trained on {lo}..{hi}: an 8-bit export holds no such values; run it on the original bands, or {hint}"
+                ));
+            }
             if vmin < lo - BELOW * span || vmax > hi + ABOVE * span {
                 return Err(format!(
                     "values reach {}..{}, but the model was trained on {lo}..{hi}; {hint}",
@@ -217,6 +229,27 @@ mod tests {
         )> = vec![
             (rgb, Rescale::None, (0.0, 255.0), None, true, Ok((1.0, 0.0))),
             (rgb, Rescale::None, (3.0, 12.0), None, true, Ok((1.0, 0.0))), // a dark 8-bit scene
+            // An 8-bit export of Sentinel-2 bands: refused as it is, run
+            // with a map the user gives.
+            (s2, Rescale::None, (0.0, 255.0), None, true, Err("is 8-bit")),
+            (
+                s2,
+                Rescale::None,
+                (12.0, 40.0),
+                None,
+                true,
+                Err("--rescale"),
+            ),
+            (
+                s2,
+                Rescale::Linear(0.0, 255.0),
+                (0.0, 255.0),
+                None,
+                true,
+                Ok((10000.0 / 255.0, 0.0)),
+            ),
+            // 16-bit DNs of a dark scene still run as they are.
+            (s2, Rescale::None, (0.0, 462.0), None, false, Ok((1.0, 0.0))),
             (
                 rgb,
                 Rescale::None,
