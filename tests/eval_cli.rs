@@ -366,6 +366,16 @@ fn sentinel2_bands_are_paired_by_name() {
             "{report}"
         );
     }
+    // A reference with no band names (a dataset's file, in the
+    // prediction's band order): the prediction's names say Sentinel-2, so
+    // the range is still 10000, not UInt16's 65535 (16 dB apart).
+    write_tiff::<u16>(&d.join("ref_plain.tif"), 200, 200, 4, None, |b, y, x| {
+        (pattern(b, y, x) * 20.0) as u16 + 1
+    });
+    let o = idfcr(d, &["eval", "pred.tif", "ref_plain.tif", "--json", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["data_range"].as_f64(), Some(10000.0), "{report}");
     let o = idfcr(d, &["eval", "pred.tif", "ref_b5.tif"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(

@@ -168,13 +168,18 @@ fn reference_type(
 ) -> Result<(OutputType, bool)> {
     let mut first: Option<(OutputType, &Path)> = None;
     let mut sentinel2 = false;
-    for (_, r) in list {
+    for (p, r) in list {
         let opened = InputRaster::open(&r.display().to_string(), bands)?;
         let t = opened.data_type;
         match first {
             None => {
                 first = Some((t, r));
-                sentinel2 = sentinel2_named(&opened.ds);
+                // Either side's band names say Sentinel-2: an `idfcr s2`
+                // output against a dataset's reference file whose bands
+                // carry no names is scored as the model cards are.
+                sentinel2 = sentinel2_named(&opened.ds)
+                    || InputRaster::open(&p.display().to_string(), bands)
+                        .is_ok_and(|pred| sentinel2_named(&pred.ds));
             }
             Some((t0, r0)) if t0 != t => {
                 return Err(Error::Usage(format!(
