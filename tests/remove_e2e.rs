@@ -260,6 +260,11 @@ fn mask_cog_and_gdal_progress() {
     let mask = Dataset::open(dir.path().join("cloud.tif")).unwrap();
     assert_eq!(mask.geo_transform().unwrap(), GEO);
     assert_eq!(mask.rasterband(1).unwrap().no_data_value(), Some(-1.0));
+    // Not "cloudy attention": most models' p comes from a detector or a cue.
+    assert_eq!(
+        mask.rasterband(1).unwrap().description().unwrap(),
+        "cloud probability (the model's calibrated p)"
+    );
     // The probability has the run's provenance but no radiometry of its own.
     assert!(mask.metadata_item("IDFCR_MODEL_SHA256", "").is_some());
     assert_eq!(mask.metadata_item("IDFCR_RADIOMETRY", ""), None);

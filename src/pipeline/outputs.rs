@@ -29,7 +29,9 @@ pub(crate) fn create_mask(cfg: &RemoveConfig, prov: &Provenance) -> Result<Optio
             let spec = BandSpec {
                 description: match &cfg.job.probability {
                     Some(sp) => format!("cloud probability ({})", sp.map.source),
-                    None => "cloud probability (Pixel-CR cloudy attention)".into(),
+                    // The model graph's own p: its detector, its attention or a
+                    // haze cue, as its card says (IDFCR_BLEND names it too).
+                    None => "cloud probability (the model's calibrated p)".into(),
                 },
                 color: None,
                 nodata: Some(-1.0),
