@@ -50,20 +50,38 @@ pub struct BatchConfig {
     pub options: RemoveOptions,
 }
 
+/// What became of one input (`status` in the `--summary` JSON, in lower
+/// case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemStatus {
+    /// Cleaned and written.
+    Ok,
+    /// `--skip-existing` found a complete output made with the same settings.
+    Skipped,
+    /// Failed; `error` says why. The other inputs went on.
+    Failed,
+    /// Not finished: Ctrl-C or SIGTERM came first.
+    Interrupted,
+}
+
+/// One input's line of the `--summary` JSON.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ItemResult {
     pub input: String,
     pub output: PathBuf,
-    /// "ok", "skipped", "failed" or "interrupted".
-    pub status: &'static str,
+    pub status: ItemStatus,
     pub seconds: f64,
     pub error: Option<String>,
     /// The run's `cloud_cover` (see `RemoveSummary`); null unless "ok".
     pub cloud_cover: Option<f64>,
 }
 
+/// The `--summary` JSON of a batch: counts, then one item per input of
+/// this shard.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BatchSummary {
+    /// `--shard I/N` as given, if any.
     pub shard: Option<String>,
     pub inputs: usize,
     pub ok: usize,
@@ -265,7 +283,7 @@ pub fn run_batch(
             items.push(ItemResult {
                 input: input.clone(),
                 output,
-                status: "interrupted",
+                status: ItemStatus::Interrupted,
                 seconds: 0.0,
                 error: None,
                 cloud_cover: None,
@@ -289,7 +307,7 @@ pub fn run_batch(
                 items.push(ItemResult {
                     input: input.clone(),
                     output,
-                    status: "interrupted",
+                    status: ItemStatus::Interrupted,
                     seconds,
                     error: None,
                     cloud_cover: None,
@@ -300,7 +318,7 @@ pub fn run_batch(
                 items.push(ItemResult {
                     input: input.clone(),
                     output,
-                    status: "failed",
+                    status: ItemStatus::Failed,
                     seconds,
                     error: Some(e.to_string()),
                     cloud_cover: None,
@@ -308,13 +326,13 @@ pub fn run_batch(
             }
         }
     }
-    let count = |s: &str| items.iter().filter(|i| i.status == s).count();
+    let count = |s: ItemStatus| items.iter().filter(|i| i.status == s).count();
     Ok(BatchSummary {
         shard: cfg.shard.map(|(i, n)| format!("{i}/{n}")),
         inputs: items.len(),
-        ok: count("ok"),
-        skipped: count("skipped"),
-        failed: count("failed"),
+        ok: count(ItemStatus::Ok),
+        skipped: count(ItemStatus::Skipped),
+        failed: count(ItemStatus::Failed),
         interrupted,
         device_note: crate::models::pixel_cr::device_note(),
         left_out: cfg.own_outputs.clone(),
@@ -322,14 +340,14 @@ pub fn run_batch(
     })
 }
 
-/// One input of the batch: "ok", or "skipped" when `--skip-existing` finds
+/// One input of the batch: `Ok`, or `Skipped` when `--skip-existing` finds
 /// a complete output made with the same settings.
 fn run_item(
     cfg: &BatchConfig,
     mut item_cfg: RemoveConfig,
     cache: &mut ModelCache,
     progress: &impl Fn() -> StageDisplays,
-) -> Result<(&'static str, Option<f64>)> {
+) -> Result<(ItemStatus, Option<f64>)> {
     let (input, output) = (item_cfg.job.input.clone(), item_cfg.job.output.clone());
     if let Some((pattern, spec)) = &cfg.cloud_mask {
         // Read before the --skip-existing check: the mask is part of the
@@ -386,12 +404,12 @@ fn run_item(
             .as_ref()
             .is_none_or(|m| is_current(m, &settings));
         if mask_ok && is_current(&output, &settings) {
-            return Ok(("skipped", None));
+            return Ok((ItemStatus::Skipped, None));
         }
         if ours(&output) && mask_ours {
             item_cfg.opts.overwrite = true; // stale: made by another version or model
         }
     }
     let summary = remove_cached(&item_cfg, cache, progress())?;
-    Ok(("ok", summary.cloud_cover))
+    Ok((ItemStatus::Ok, summary.cloud_cover))
 }
