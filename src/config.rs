@@ -109,6 +109,10 @@ pub struct RefineOptions {
 /// Default stage-2 tile (`--refine-tile`): a 1024 px scene is one latent
 /// tile; measured in the README's Performance section.
 pub const DEFAULT_REFINE_TILE_PX: usize = 1024;
+/// `--steps`' default: the sampler steps respaced from training's 1000.
+pub const DEFAULT_STEPS: usize = 50;
+/// `--seed`'s default.
+pub const DEFAULT_SEED: u64 = 0;
 
 /// Oversubscription we still accept for `--threads`: a few threads per
 /// CPU can hide I/O waits; hundreds make ONNX Runtime spend the run (and

@@ -343,12 +343,12 @@ impl ProcessingArgs {
         }
         Ok(Some(crate::config::RefineOptions {
             ind_model: self.ind_model.clone(),
-            steps: self.steps.unwrap_or(50),
+            steps: self.steps.unwrap_or(crate::config::DEFAULT_STEPS),
             method: match self.sampler.unwrap_or(SamplerArg::Ddpm) {
                 SamplerArg::Ddpm => crate::config::Method::Ddpm,
                 SamplerArg::Ddim => crate::config::Method::Ddim,
             },
-            seed: self.seed.unwrap_or(0),
+            seed: self.seed.unwrap_or(crate::config::DEFAULT_SEED),
             tile_px: self
                 .refine_tile
                 .unwrap_or(crate::config::DEFAULT_REFINE_TILE_PX),

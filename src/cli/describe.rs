@@ -114,6 +114,15 @@ mod tests {
             assert_eq!(p["default"], *default, "{name}");
             assert_eq!(p["choices"], serde_json::json!(choices), "{name}");
         }
+        // The help texts state these defaults in words; the code takes them
+        // from constants: the two must agree.
+        use crate::config::{DEFAULT_REFINE_TILE_PX, DEFAULT_SEED, DEFAULT_STEPS};
+        assert_eq!(param("steps")["default"], DEFAULT_STEPS.to_string());
+        assert_eq!(param("seed")["default"], DEFAULT_SEED.to_string());
+        assert_eq!(
+            param("refine_tile")["default"],
+            DEFAULT_REFINE_TILE_PX.to_string()
+        );
         assert_eq!(stated_default("no default here"), None);
         assert_eq!(stated_default("x [default: the bundled ind_rgb]"), None);
         assert!(param("ind_model")["default"].is_null());
