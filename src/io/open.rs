@@ -291,6 +291,29 @@ pub fn files_read_by(name: &str) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The raster at `path` (a working file of this run) opened for update
+/// with `tags` set in its default domain, replacing its own; errors name
+/// `for_output`, the file it becomes.
+pub fn with_tags(path: &Path, tags: &[(String, String)], for_output: &Path) -> Result<Dataset> {
+    use gdal::Metadata;
+    let fail = |e: gdal::errors::GdalError| {
+        Error::output(for_output, format!("cannot tag it: {}", gdal_message(&e))).because_gdal(e)
+    };
+    let mut ds = Dataset::open_ex(
+        path,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
+            ..Default::default()
+        },
+    )
+    .map_err(fail)?;
+    for (k, v) in tags {
+        ds.set_metadata_item(k, v, "").map_err(fail)?;
+    }
+    ds.flush_cache().map_err(fail)?;
+    Ok(ds)
+}
+
 /// The values of `keys` in the default metadata domain of the raster at
 /// `path`, or None when GDAL cannot open it (a tag that is missing is a
 /// None in its place). For the tags idfcr writes on its outputs.

@@ -413,40 +413,6 @@ pub fn copy_into_place(
     .map(drop)
 }
 
-/// `prepare_copy` of the raster at `src` (a working file of this run)
-/// with `tags` set on it first (they replace the working file's own).
-pub fn prepare_tagged_copy(
-    src: &Path,
-    tags: &[(String, String)],
-    final_path: &Path,
-    format: OutputFormat,
-    data_type: OutputType,
-    creation_options: &[(String, String)],
-    overwrite: bool,
-) -> Result<ReadyFile> {
-    let fail = |e: gdal::errors::GdalError| output_error(final_path, format!("cannot tag it: {e}"));
-    let mut ds = Dataset::open_ex(
-        src,
-        gdal::DatasetOptions {
-            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
-            ..Default::default()
-        },
-    )
-    .map_err(fail)?;
-    for (k, v) in tags {
-        ds.set_metadata_item(k, v, "").map_err(fail)?;
-    }
-    ds.flush_cache().map_err(fail)?;
-    prepare_copy(
-        &ds,
-        final_path,
-        format,
-        data_type,
-        creation_options,
-        overwrite,
-    )
-}
-
 /// `copy_into_place` up to the move: the copy, checked, read back and
 /// synced in a temp file beside `final_path`.
 pub fn prepare_copy(

@@ -281,9 +281,10 @@ fn prepare_mask(
     prob: &Path,
     prov: &Provenance,
 ) -> Result<crate::io::writer::ReadyFile> {
-    crate::io::writer::prepare_tagged_copy(
-        prob,
-        &crate::pipeline::provenance::mask_provenance(prov).tags,
+    let tags = crate::pipeline::provenance::mask_provenance(prov).tags;
+    let ds = crate::io::open::with_tags(prob, &tags, user_mask)?;
+    crate::io::writer::prepare_copy(
+        &ds,
         user_mask,
         cfg.opts.format,
         OutputType::Float32,

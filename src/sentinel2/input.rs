@@ -345,55 +345,8 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
         }
         _ => stack_band_names(&input.ds),
     };
-    // The bands to process: the user's -b selection, else every
-    // reflectance band, in wavelength order within the group.
-    let mut chosen: Vec<(usize, &'static str)> = input
-        .band_nos
-        .iter()
-        .filter_map(|&b| names[b - 1].map(|n| (b, n)))
-        .collect();
-    if chosen.len() != input.band_nos.len() && sd.is_none() {
-        return Err(Error::input(
-            &source,
-            "some bands have no Sentinel-2 band name (BANDNAME metadata or a description like B4); name them with --s2-bands",
-        ));
-    }
-    if chosen.is_empty() {
-        // A product subdataset's -b picked only its AOT, WVP or SCL bands.
-        let numbers: Vec<String> = input.band_nos.iter().map(|b| b.to_string()).collect();
-        return Err(Error::input(
-            &source,
-            format!(
-                "band(s) {} are not Sentinel-2 reflectance bands (B1 ... B12); select reflectance bands with -b (see gdalinfo)",
-                numbers.join(" ")
-            ),
-        ));
-    }
-    let all: Vec<&str> = chosen.iter().map(|c| c.1).collect();
-    let Some(group) = crate::sentinel2::bands::group_of(&all) else {
-        return Err(Error::input(
-            &source,
-            format!(
-                "bands {} are not one Sentinel-2 resolution group (10m: B2 B3 B4 B8; 20m: B5 B6 B7 B8A B11 B12; 60m: B1 B9 B10); select one group with -b",
-                all.join(" ")
-            ),
-        ));
-    };
-    chosen.sort_by_key(|c| group.bands.iter().position(|b| *b == c.1));
-    if let Some(w) = chosen.windows(2).find(|w| w[0].1 == w[1].1) {
-        let what = if w[0].0 == w[1].0 {
-            format!(
-                "band {} ({}) is selected twice (-b); select each band once",
-                w[0].0, w[0].1
-            )
-        } else {
-            format!(
-                "bands {} and {} are both named {}; name them with --s2-bands",
-                w[0].0, w[1].0, w[0].1
-            )
-        };
-        return Err(Error::input(&source, what));
-    }
+    let (group, chosen) = chosen_bands(&input.band_nos, &names, sd.is_some())
+        .map_err(|msg| Error::input(&source, msg))?;
     let meta = match &sd {
         Some(sd) => Some(load_product_meta(&sd.mtd)?),
         None => None,
@@ -462,6 +415,64 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
     Ok(Some(group))
 }
 
+/// The bands a run takes (GDAL numbers with their Sentinel-2 names, in the
+/// group's wavelength order) and their group: of the selected `band_nos`,
+/// by `names` (one per GDAL band). `product`: a product subdataset, whose
+/// unnamed bands (AOT, WVP, SCL) are left out rather than refused. Err: why
+/// not, for the input's message.
+fn chosen_bands(
+    band_nos: &[usize],
+    names: &[Option<&'static str>],
+    product: bool,
+) -> Result<(&'static Group, Vec<(usize, &'static str)>), String> {
+    // The bands to process: the user's -b selection, else every
+    // reflectance band, in wavelength order within the group.
+    let mut chosen: Vec<(usize, &'static str)> = band_nos
+        .iter()
+        .filter_map(|&b| {
+            names
+                .get(b.wrapping_sub(1))
+                .copied()
+                .flatten()
+                .map(|n| (b, n))
+        })
+        .collect();
+    if chosen.len() != band_nos.len() && !product {
+        return Err("some bands have no Sentinel-2 band name (BANDNAME metadata or a description like B4); name them with --s2-bands".into());
+    }
+    if chosen.is_empty() {
+        // A product subdataset's -b picked only its AOT, WVP or SCL bands.
+        let numbers: Vec<String> = band_nos.iter().map(|b| b.to_string()).collect();
+        return Err(format!(
+            "band(s) {} are not Sentinel-2 reflectance bands (B1 ... B12); select reflectance bands with -b (see gdalinfo)",
+            numbers.join(" ")
+        ));
+    }
+    let all: Vec<&str> = chosen.iter().map(|c| c.1).collect();
+    let Some(group) = crate::sentinel2::bands::group_of(&all) else {
+        return Err(format!(
+            "bands {} are not one Sentinel-2 resolution group (10m: B2 B3 B4 B8; 20m: B5 B6 B7 B8A B11 B12; 60m: B1 B9 B10); select one group with -b",
+            all.join(" ")
+        ));
+    };
+    chosen.sort_by_key(|c| group.bands.iter().position(|b| *b == c.1));
+    if let Some(w) = chosen.windows(2).find(|w| w[0].1 == w[1].1) {
+        let what = if w[0].0 == w[1].0 {
+            format!(
+                "band {} ({}) is selected twice (-b); select each band once",
+                w[0].0, w[0].1
+            )
+        } else {
+            format!(
+                "bands {} and {} are both named {}; name them with --s2-bands",
+                w[0].0, w[1].0, w[0].1
+            )
+        };
+        return Err(what);
+    }
+    Ok((group, chosen))
+}
+
 /// What a band says it is, as an RGB model's band name ("red", "green",
 /// "blue") or a Sentinel-2 name ("B8"): its Sentinel-2 name (BANDNAME or
 /// description, as `idfcr s2` writes them), else GDAL's colour tag. None:
@@ -472,4 +483,74 @@ pub(crate) fn band_colour(ds: &gdal::Dataset, band_no: usize) -> Option<&'static
     }
     let band = ds.rasterband(band_no).ok()?;
     super::bands::rgb_colour(&crate::io::mask::color_name(&band))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bands_chosen_by_name() {
+        // A product's 10 m subdataset as GDAL lists it (B4 B3 B2 B8), and a
+        // 20 m one with its AOT band unnamed.
+        let p10 = [Some("B4"), Some("B3"), Some("B2"), Some("B8")];
+        let p20 = [
+            Some("B5"),
+            None,
+            Some("B12"),
+            Some("B6"),
+            Some("B7"),
+            Some("B8A"),
+            Some("B11"),
+        ];
+        let twice = [Some("B2"), Some("B3"), Some("B2"), Some("B8")];
+        type Want = Result<(&'static str, Vec<usize>), &'static str>;
+        // (selected band numbers, names, a product?, group and bands in wavelength order, or a word of the refusal)
+        let cases: Vec<(Vec<usize>, &[Option<&'static str>], bool, Want)> = vec![
+            (vec![1, 2, 3, 4], &p10, true, Ok(("10m", vec![3, 2, 1, 4]))),
+            (vec![1, 2, 3, 4], &p10, false, Ok(("10m", vec![3, 2, 1, 4]))),
+            // -b 2: one band of the group.
+            (vec![2], &p10, false, Ok(("10m", vec![2]))),
+            (
+                vec![1, 2, 3, 4, 5, 6, 7],
+                &p20,
+                true,
+                Ok(("20m", vec![1, 4, 5, 6, 7, 3])),
+            ),
+            (
+                vec![1, 2, 3, 4, 5, 6, 7],
+                &p20,
+                false,
+                Err("no Sentinel-2 band name"),
+            ),
+            (vec![2], &p20, true, Err("not Sentinel-2 reflectance bands")),
+            (
+                vec![1, 2],
+                &[Some("B2"), Some("B5"), Some("B3"), Some("B8")],
+                false,
+                Err("not one Sentinel-2 resolution group"),
+            ),
+            (vec![1, 3], &twice, false, Err("both named B2")),
+            (vec![1, 1], &p10, false, Err("selected twice")),
+            // A band number beyond the names: no name, not a panic.
+            (vec![9], &p10, false, Err("no Sentinel-2 band name")),
+        ];
+        for (k, (nos, names, product, want)) in cases.into_iter().enumerate() {
+            match (chosen_bands(&nos, names, product), want) {
+                (Ok((g, chosen)), Ok((wg, wnos))) => {
+                    assert_eq!(g.name, wg, "case {k}");
+                    assert_eq!(
+                        chosen.iter().map(|c| c.0).collect::<Vec<_>>(),
+                        wnos,
+                        "case {k}"
+                    );
+                }
+                (Err(e), Err(w)) => assert!(e.contains(w), "case {k}: {e}"),
+                (got, want) => panic!(
+                    "case {k}: {:?}, wanted {want:?}",
+                    got.map(|(g, c)| (g.name, c))
+                ),
+            }
+        }
+    }
 }
