@@ -415,6 +415,9 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
     Ok(Some(group))
 }
 
+/// GDAL band numbers with their Sentinel-2 names.
+type ChosenBands = Vec<(usize, &'static str)>;
+
 /// The bands a run takes (GDAL numbers with their Sentinel-2 names, in the
 /// group's wavelength order) and their group: of the selected `band_nos`,
 /// by `names` (one per GDAL band). `product`: a product subdataset, whose
@@ -424,7 +427,7 @@ fn chosen_bands(
     band_nos: &[usize],
     names: &[Option<&'static str>],
     product: bool,
-) -> Result<(&'static Group, Vec<(usize, &'static str)>), String> {
+) -> Result<(&'static Group, ChosenBands), String> {
     // The bands to process: the user's -b selection, else every
     // reflectance band, in wavelength order within the group.
     let mut chosen: Vec<(usize, &'static str)> = band_nos
