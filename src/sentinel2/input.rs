@@ -509,7 +509,8 @@ mod tests {
         let twice = [Some("B2"), Some("B3"), Some("B2"), Some("B8")];
         type Want = Result<(&'static str, Vec<usize>), &'static str>;
         // (selected band numbers, names, a product?, group and bands in wavelength order, or a word of the refusal)
-        let cases: Vec<(Vec<usize>, &[Option<&'static str>], bool, Want)> = vec![
+        type Case<'a> = (Vec<usize>, &'a [Option<&'static str>], bool, Want);
+        let cases: Vec<Case> = vec![
             (vec![1, 2, 3, 4], &p10, true, Ok(("10m", vec![3, 2, 1, 4]))),
             (vec![1, 2, 3, 4], &p10, false, Ok(("10m", vec![3, 2, 1, 4]))),
             // -b 2: one band of the group.
