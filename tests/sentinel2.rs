@@ -913,6 +913,18 @@ fn named_group_files_run_by_name() {
     let out = Dataset::open(tmp.path().join("o.tif")).unwrap();
     let names: Vec<String> = (1..=4).map(|b| band_name(&out, b)).collect();
     assert_eq!(names, ["B2", "B3", "B4", "B8"]);
+    // Names in another order than the file's own: refused, not run with
+    // B4 read as B2.
+    let o = common::idfcr(
+        tmp.path(),
+        &[&args[..], &["--s2-bands", "B2,B3,B4,B8", "--overwrite"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("names band 1 B2, but g10.tif names it B4"),
+        "{}",
+        common::stderr(&o)
+    );
     // Each output band holds its namesake's level (B2 is the file's third
     // band, not its first).
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;

@@ -94,6 +94,24 @@ pub fn check_groups_present(
     )))
 }
 
+/// The first band (1-based, with both names) where `--s2-bands` (`given`)
+/// names a band the file itself names otherwise (`own`, from its BANDNAME
+/// or description): a stack whose bands were listed in the wrong order.
+/// Bands either side leaves unnamed do not count.
+pub fn contradicted_name(
+    given: &[Option<&'static str>],
+    own: &[Option<&'static str>],
+) -> Option<(usize, &'static str, &'static str)> {
+    given
+        .iter()
+        .zip(own)
+        .enumerate()
+        .find_map(|(k, pair)| match pair {
+            (Some(g), Some(o)) if g != o => Some((k + 1, *g, *o)),
+            _ => None,
+        })
+}
+
 /// `--s2-bands` against a raster with `count` bands: the canonical name of
 /// every band (`None` for a band marked `-`, such as a stack's QA60 or SCL
 /// band, which is left out), or a usage error (wrong count, a name that is
@@ -210,6 +228,42 @@ pub(crate) fn rgb_colour(name: &str) -> Option<&'static str> {
 #[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_names_that_contradict_the_files() {
+        let b = |v: &[&'static str]| -> Vec<Option<&'static str>> {
+            v.iter()
+                .map(|s| if *s == "-" { None } else { Some(*s) })
+                .collect()
+        };
+        // (--s2-bands, the file's own names, first contradiction)
+        let cases = [
+            (
+                b(&["B2", "B3", "B4", "B8"]),
+                b(&["B2", "B3", "B4", "B8"]),
+                None,
+            ),
+            (b(&["B2", "B3", "B4", "B8"]), b(&["-", "-", "-", "-"]), None),
+            (
+                b(&["B2", "-", "B4", "B8"]),
+                b(&["B2", "B3", "B4", "B8"]),
+                None,
+            ),
+            (
+                b(&["B2", "B3", "B4", "B8"]),
+                b(&["B8", "B4", "B3", "B2"]),
+                Some((1, "B2", "B8")),
+            ),
+            (
+                b(&["B2", "B3", "B4", "B8"]),
+                b(&["B2", "-", "B8", "B4"]),
+                Some((3, "B4", "B8")),
+            ),
+        ];
+        for (given, own, want) in cases {
+            assert_eq!(contradicted_name(&given, &own), want, "{given:?} {own:?}");
+        }
+    }
 
     #[test]
     fn asked_groups_must_be_there() {

@@ -12,7 +12,9 @@ use gdal::{Dataset, Metadata};
 use crate::config::S2Options;
 use crate::error::{gdal_message, Error, Result};
 use crate::io::reader::InputRaster;
-use crate::sentinel2::bands::{canonical_band, group_by_name, parse_stack_bands, Group, GROUPS};
+use crate::sentinel2::bands::{
+    canonical_band, contradicted_name, group_by_name, parse_stack_bands, Group, GROUPS,
+};
 use crate::sentinel2::product::{
     parse_product_xml, parse_subdataset, product_name_from_path, ProductMeta,
 };
@@ -340,6 +342,13 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
     let names: Vec<Option<&'static str>> = match &opts.stack_bands {
         Some(list) => {
             let names = parse_stack_bands(list, count, &source)?;
+            // A swapped list would run B11 as B2 and name it so.
+            let own = stack_band_names(&input.ds);
+            if let Some((band, given, theirs)) = contradicted_name(&names, &own) {
+                return Err(Error::Usage(format!(
+                    "--s2-bands names band {band} {given}, but {source} names it {theirs}: drop --s2-bands (idfcr then takes the bands by their own names), or give them in the file's order"
+                )));
+            }
             leave_out_marked(input, &names, &source)?;
             names
         }
