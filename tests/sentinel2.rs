@@ -1615,8 +1615,16 @@ fn bad_stacks_are_refused_before_any_group_runs() {
     };
     // (stack, pixel size in m, extra arguments, exit code, words of the message)
     type Case<'a> = (&'a str, f64, &'a [&'a str], i32, &'a [&'a str]);
-    let cases: [Case; 2] = [
+    let cases: [Case; 3] = [
         ("coarse.tif", 100000.0, &[], 1, &["coarse.tif", "100000 m"]),
+        // DNs of 1000 and more into Byte: every pixel would be 255.
+        (
+            "ot.tif",
+            10.0,
+            &["-ot", "Byte"],
+            1,
+            &["ot.tif", "-ot Byte holds 0..255"],
+        ),
         (
             "st.tif",
             10.0,

@@ -34,6 +34,21 @@ impl OutputType {
         })
     }
 
+    /// Why an output of this type would hold nearly nothing of an input
+    /// whose middle 96 % of values (2nd..98th percentile) lie in `middle`:
+    /// they all lie beyond the type's range and would clip to one value
+    /// (`-ot Byte` on Sentinel-2 DNs wrote 255 everywhere, exit 0).
+    pub fn clips_nearly_all(self, middle: (f64, f64)) -> Option<String> {
+        let (lo, hi) = self.range();
+        let (p2, p98) = middle;
+        (p2 > hi || p98 < lo).then(|| {
+            format!(
+                "-ot {self:?} holds {lo}..{hi}, but the middle 96 % of the values lie in {p2}..{p98}: nearly every output pixel would clip to {}; choose a wider -ot, or leave it out (the input's type)",
+                if p2 > hi { hi } else { lo }
+            )
+        })
+    }
+
     /// Representable range, for clipping.
     pub fn range(self) -> (f64, f64) {
         match self {
@@ -161,6 +176,27 @@ pub fn one_nodata_per_file(per_band: &[Option<f64>]) -> Option<Vec<Option<f64>>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn types_that_would_clip_nearly_everything() {
+        // (type, 2nd..98th percentile, refused)
+        let cases = [
+            (OutputType::Byte, (276.0, 3164.0), true),
+            (OutputType::Byte, (20.0, 3164.0), false),
+            (OutputType::Byte, (0.0, 255.0), false),
+            (OutputType::UInt16, (-900.0, -10.0), true),
+            (OutputType::UInt16, (276.0, 3164.0), false),
+            (OutputType::Int16, (40000.0, 60000.0), true),
+            (OutputType::Float32, (0.0, 1e6), false),
+        ];
+        for (t, middle, refused) in cases {
+            assert_eq!(
+                t.clips_nearly_all(middle).is_some(),
+                refused,
+                "{t:?} {middle:?}"
+            );
+        }
+    }
 
     #[test]
     fn bands_with_different_nodata_declare_none() {

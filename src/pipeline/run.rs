@@ -80,6 +80,13 @@ fn run_one(
     check_not_a_source(cfg, &input)?;
     let range = cache.get(cfg, &input)?.contract.input_range;
     set_input_map(cfg, &mut input, range)?;
+    if let Some(t) = cfg.opts.out_type.filter(|t| t.is_integer()) {
+        // The output is in the input's units: a type too narrow for them
+        // would clip the whole result to one value.
+        if let Some(why) = t.clips_nearly_all(input.percentiles(2.0, 98.0)?) {
+            return Err(Error::input(&cfg.job.input, why));
+        }
+    }
     crate::io::writer::check_creation_options(
         cfg.opts.format,
         cfg.opts.out_type.unwrap_or(input.data_type),
