@@ -182,6 +182,36 @@ fn refine_flags_errors() {
         assert!(stderr(&o).contains(msg), "{extra:?}: {}", stderr(&o));
         assert!(!dir.path().join("o.tif").exists(), "{extra:?}");
     }
+    // A set with another model's decoder copied in: the decoder is named,
+    // not the denoiser that belongs.
+    let mixed = dir.path().join("mixed");
+    std::fs::create_dir(&mixed).unwrap();
+    let models = repo().join("testdata/models");
+    let bundled = repo().join("onnx/models");
+    for (from, to) in [
+        (bundled.join("ind_rgb_encoder.onnx"), "ind_x_encoder.onnx"),
+        (bundled.join("ind_rgb_denoiser.onnx"), "ind_x_denoiser.onnx"),
+        (models.join("ind_tiny_decoder.onnx"), "ind_x_decoder.onnx"),
+    ] {
+        std::fs::copy(from, mixed.join(to)).unwrap();
+    }
+    let args = [
+        "remove",
+        "in.tif",
+        "o.tif",
+        "--model",
+        &conv,
+        "--refine",
+        "--ind-model",
+        "mixed/ind_x",
+    ];
+    let o = idfcr(dir.path(), &args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("mixed/ind_x_decoder.onnx: does not belong with"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// `--progress gdal` is one `0...100 - done.` line per command, as QGIS

@@ -99,25 +99,34 @@ impl IndModels {
             denoiser: load("denoiser")?,
             prefix: prefix.to_path_buf(),
         };
-        use crate::models::ind::{set_problem, Part};
+        use crate::models::ind::{set_problem, Graph, Part};
         if let Some((part, problem)) = set_problem(
             &m.encoder.contract,
             &m.decoder.contract,
             &m.denoiser.contract,
         ) {
-            let (path, problem) = match part {
-                Part::Encoder => (&m.encoder.path, problem),
-                Part::Denoiser => (&m.denoiser.path, problem),
-                Part::Mismatch => (
-                    &m.denoiser.path,
+            let (e, d, n) = (&m.encoder.path, &m.decoder.path, &m.denoiser.path);
+            let apart = |odd: &PathBuf, a: &PathBuf, b: &PathBuf| {
+                let msg = format!(
+                    "does not belong with {} and {}: {problem}",
+                    a.display(),
+                    b.display()
+                );
+                Error::model(odd, msg)
+            };
+            return Err(match part {
+                Part::Encoder => Error::model(e, problem),
+                Part::Denoiser => Error::model(n, problem),
+                Part::Mismatch(Some(Graph::Encoder)) => apart(e, d, n),
+                Part::Mismatch(Some(Graph::Decoder)) => apart(d, e, n),
+                Part::Mismatch(Some(Graph::Denoiser)) => apart(n, e, d),
+                Part::Mismatch(None) => Error::model(
+                    prefix,
                     format!(
-                        "does not belong with {} and {}: {problem}",
-                        m.encoder.path.display(),
-                        m.decoder.path.display()
+                        "its encoder, decoder and denoiser are of three different models: {problem}"
                     ),
                 ),
-            };
-            return Err(Error::model(path, problem));
+            });
         }
         Ok(m)
     }

@@ -75,13 +75,21 @@ impl IndContract {
     }
 }
 
-/// Which graph of a set a problem is with (`Mismatch`: the denoiser does
-/// not match the other two).
+/// Which graph of a set a problem is with (`Mismatch`: the graphs do not
+/// make one model; the one that differs from the other two, when two agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     Encoder,
     Denoiser,
-    Mismatch,
+    Mismatch(Option<Graph>),
+}
+
+/// One graph of an IND set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Graph {
+    Encoder,
+    Decoder,
+    Denoiser,
 }
 
 /// Whether three graphs make one IND model the sampler can run; the graph
@@ -95,8 +103,19 @@ pub fn set_problem(e: &IndContract, d: &IndContract, n: &IndContract) -> Option<
             && a.version == b.version
     };
     if !same(e, d) || !same(e, n) {
+        // The odd one out is the graph that does not belong (a decoder of
+        // another set copied in); with all three apart, none is named.
+        let odd = if same(d, n) {
+            Some(Graph::Encoder)
+        } else if same(e, n) {
+            Some(Graph::Decoder)
+        } else if same(e, d) {
+            Some(Graph::Denoiser)
+        } else {
+            None
+        };
         return Some((
-            Part::Mismatch,
+            Part::Mismatch(odd),
             "bands, latent, factor, scaling or version differ".into(),
         ));
     }
@@ -251,7 +270,13 @@ mod tests {
                 3,
                 Some((Part::Encoder, "not a multiple of idfcr.factor 4")),
             ),
-            (4, 2, 18, 4, Some((Part::Mismatch, "bands, latent"))),
+            (
+                4,
+                2,
+                18,
+                4,
+                Some((Part::Mismatch(Some(Graph::Denoiser)), "bands, latent")),
+            ),
             (4, 2, 508, 3, None), // 4 x (508 + 2) x 4 = 8160 image px
             (4, 2, 510, 3, None), // 8192 exactly
             (4, 2, 511, 3, Some((Part::Denoiser, "more than 8192"))), // 8224
@@ -280,5 +305,33 @@ mod tests {
                 (got, _) => panic!("{ew} {nw} {nh} {nb}: {got:?}"),
             }
         }
+        // The odd one out is named whichever graph it is.
+        let (e, d, n) = (
+            graph("ind_encoder", 4, 20),
+            graph("ind_decoder", 1, 6),
+            graph("ind_denoiser", 2, 18),
+        );
+        let other = |mut c: IndContract| {
+            c.latent_channels = 8;
+            c
+        };
+        let odd = |e, d, n| set_problem(&e, &d, &n).map(|(part, _)| part);
+        let mismatch = |g| Some(Part::Mismatch(g));
+        let (oe, od, on) = (other(e.clone()), other(d.clone()), other(n.clone()));
+        assert_eq!(
+            odd(oe.clone(), d.clone(), n.clone()),
+            mismatch(Some(Graph::Encoder))
+        );
+        assert_eq!(
+            odd(e.clone(), od.clone(), n.clone()),
+            mismatch(Some(Graph::Decoder))
+        );
+        assert_eq!(
+            odd(e.clone(), d.clone(), on),
+            mismatch(Some(Graph::Denoiser))
+        );
+        let mut third = n.clone();
+        third.bands = 4;
+        assert_eq!(odd(e, od, third), mismatch(None));
     }
 }
