@@ -913,6 +913,27 @@ fn named_group_files_run_by_name() {
     let out = Dataset::open(tmp.path().join("o.tif")).unwrap();
     let names: Vec<String> = (1..=4).map(|b| band_name(&out, b)).collect();
     assert_eq!(names, ["B2", "B3", "B4", "B8"]);
+    // The RGB model on these bands: the bands are the complaint, not the
+    // values (whose --rescale hint would have been the wrong fix).
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "remove",
+            "g10.tif",
+            "rgb.tif",
+            "--model",
+            "pixel_cr_rgb",
+            "--s2-bands",
+            "B4,B3,B2,B8",
+            "-q",
+        ],
+    );
+    let e = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("has bands B2 B3 B4 B8 but") && !e.contains("--rescale"),
+        "{e}"
+    );
     // Names in another order than the file's own: refused, not run with
     // B4 read as B2.
     let o = common::idfcr(

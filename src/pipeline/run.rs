@@ -78,7 +78,11 @@ fn run_one(
     }
     let mut input = open_input(cfg)?;
     check_not_a_source(cfg, &input)?;
-    let range = cache.get(cfg, &input)?.contract.input_range;
+    // Bands before values: the wrong model's range would otherwise be the
+    // first complaint, and its --rescale hint the wrong fix.
+    let model = cache.get(cfg, &input)?;
+    crate::pipeline::fit::check_fit(cfg, &input, model)?;
+    let range = model.contract.input_range;
     set_input_map(cfg, &mut input, range)?;
     if let Some(t) = cfg.opts.out_type.filter(|t| t.is_integer()) {
         // The output is in the input's units: a type too narrow for them
