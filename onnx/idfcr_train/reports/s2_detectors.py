@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runtime", default="0.6,0.9,4,2", metavar="T0,T1,DILATE,BLUR",
                     help="the calibration the Rust runtime uses (src/sentinel2/detector.rs), 60 m pixels: "
                          "scored as 'runtime'")
+    ap.add_argument("--shifts", default=None, metavar="DY,DX;...",
+                    help="score the network as a shift ensemble (models/ensemble.py, the export's --shifts): "
+                         "the clear outputs averaged over these shifts, the attention the unshifted run's")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -230,12 +233,16 @@ def main(argv: list[str] | None = None) -> None:
     from idfcr_train.models.s2cloudless import CREDIT, S2Cloudless
 
     model, state = load_checkpoint(args.ckpt)
+    if args.shifts:
+        from idfcr_train.models import ensemble
+
+        model, _ = ensemble.from_options(model, args.shifts, None)
     cases = make_cases(model, image_pairs(args), args.s2_group, S2Cloudless(args.s2cloudless, args.threads))
     print(f"{len(cases)} images: {time.time() - t0:.0f} s", flush=True)
 
     base = Scorer(cases, None, True)
     res = {
-        "group": args.s2_group, "checkpoint_step": state["step"],
+        "group": args.s2_group, "checkpoint_step": state["step"], "shifts": args.shifts,
         "images": [f"{c['block']}/{c['id']}" for c in cases],
         "do_nothing": base.nothing(), "raw_model": base(None), "sources": {},
     }
