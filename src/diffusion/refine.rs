@@ -516,19 +516,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn core_ranges() {
-        let cases: [(usize, usize, &[(usize, usize)]); 4] = [
-            (10, 4, &[(0, 4), (4, 8), (8, 10)]),
-            (8, 4, &[(0, 4), (4, 8)]),
-            (3, 128, &[(0, 3)]),
-            (0, 4, &[]),
-        ];
-        for (n, t, want) in cases {
-            assert_eq!(cores(n, t), want, "{n} {t}");
-        }
-    }
-
-    #[test]
     fn prefixes() {
         let cases = [
             ("m/ind_rgb", "m/ind_rgb"),
@@ -542,33 +529,6 @@ mod tests {
         assert_eq!(
             graph_path(Path::new("m/ind_rgb"), "encoder"),
             PathBuf::from("m/ind_rgb_encoder.onnx")
-        );
-    }
-
-    #[test]
-    fn invalid_pixels_take_the_valid_mean() {
-        // 2 bands x 4 px; pixels 1 and 3 invalid.
-        let valid = [true, false, true, false];
-        let mut v = vec![1.0, 9.0, 3.0, 9.0, 10.0, 0.0, 20.0, 0.0];
-        fill_invalid(&mut v, &valid, 2);
-        assert_eq!(v, vec![1.0, 2.0, 3.0, 2.0, 10.0, 15.0, 20.0, 15.0]);
-        let mut none = vec![5.0, 6.0];
-        fill_invalid(&mut none, &[false, false], 1);
-        assert_eq!(none, vec![0.0, 0.0]);
-    }
-
-    #[test]
-    fn crops_a_window_per_band() {
-        // 2 bands of 3x3: values b*100 + y*10 + x.
-        let x: Vec<f32> = (0..2)
-            .flat_map(|b| {
-                (0..3).flat_map(move |y| (0..3).map(move |c| (b * 100 + y * 10 + c) as f32))
-            })
-            .collect();
-        let got = crop(&x, 2, (3, 3), (1, 1), (2, 2));
-        assert_eq!(
-            got,
-            vec![11.0, 12.0, 21.0, 22.0, 111.0, 112.0, 121.0, 122.0]
         );
     }
 }

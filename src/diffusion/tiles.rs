@@ -1,7 +1,7 @@
 //! Pure window arithmetic of the `--refine` stage: mirrored reads of the
 //! stage-1 image, latent tiles with their context, core ranges, crops and
 //! the nodata fill the graphs need. Arrays in, arrays out (one GDAL read in
-//! `read_mirrored`).
+//! `read_mirrored`), with table tests.
 
 use crate::diffusion::sampler::Latent;
 use crate::error::Result;
@@ -116,4 +116,82 @@ pub fn latent_window(
         }
     }
     (zt, (lth, ltw))
+}
+
+#[cfg(test)]
+// Case tables spell their tuple types out; a type alias per table would hide them.
+#[allow(clippy::type_complexity)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_ranges() {
+        let cases: [(usize, usize, &[(usize, usize)]); 4] = [
+            (10, 4, &[(0, 4), (4, 8), (8, 10)]),
+            (8, 4, &[(0, 4), (4, 8)]),
+            (3, 128, &[(0, 3)]),
+            (0, 4, &[]),
+        ];
+        for (n, t, want) in cases {
+            assert_eq!(cores(n, t), want, "{n} {t}");
+        }
+    }
+
+    #[test]
+    fn invalid_pixels_take_the_valid_mean() {
+        // 2 bands x 4 px; pixels 1 and 3 invalid.
+        let valid = [true, false, true, false];
+        let mut v = vec![1.0, 9.0, 3.0, 9.0, 10.0, 0.0, 20.0, 0.0];
+        fill_invalid(&mut v, &valid, 2);
+        assert_eq!(v, vec![1.0, 2.0, 3.0, 2.0, 10.0, 15.0, 20.0, 15.0]);
+        let mut none = vec![5.0, 6.0];
+        fill_invalid(&mut none, &[false, false], 1);
+        assert_eq!(none, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn crops_a_window_per_band() {
+        // 2 bands of 3x3: values b*100 + y*10 + x.
+        let x: Vec<f32> = (0..2)
+            .flat_map(|b| {
+                (0..3).flat_map(move |y| (0..3).map(move |c| (b * 100 + y * 10 + c) as f32))
+            })
+            .collect();
+        let got = crop(&x, 2, (3, 3), (1, 1), (2, 2));
+        assert_eq!(
+            got,
+            vec![11.0, 12.0, 21.0, 22.0, 111.0, 112.0, 121.0, 122.0]
+        );
+    }
+
+    #[test]
+    fn latent_windows_mirror_at_the_edges() {
+        // 1 channel of 2 x 3: values 10 y + x. Mirrored with the edge
+        // repeated (`tiling::grid::mirror`: -1 reads 0).
+        let z = Latent::from_shape_fn((1, 2, 3), |(_, y, x)| (10 * y + x) as f32);
+        // (core, context px, values row by row, (height, width))
+        let cases: [(LatentCore, usize, Vec<f32>, (usize, usize)); 3] = [
+            (
+                (0, 2, 0, 3),
+                0,
+                vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0],
+                (2, 3),
+            ),
+            (
+                (0, 1, 1, 2),
+                1,
+                vec![0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 10.0, 11.0, 12.0],
+                (3, 3),
+            ),
+            (
+                (1, 2, 0, 1),
+                1,
+                vec![0.0, 0.0, 1.0, 10.0, 10.0, 11.0, 10.0, 10.0, 11.0],
+                (3, 3),
+            ),
+        ];
+        for (core, pad, want, dims) in cases {
+            assert_eq!(latent_window(&z, core, pad), (want, dims), "{core:?} {pad}");
+        }
+    }
 }
