@@ -510,8 +510,6 @@ impl Refine<'_> {
 }
 
 #[cfg(test)]
-// Case tables spell their tuple types out; a type alias per table would hide them.
-#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 
