@@ -460,3 +460,25 @@ fn colour_tagged_bands_are_paired_by_colour() {
     // Untagged: by position (red against blue; green alike).
     assert!(psnr("plain.tif") < 60.0);
 }
+
+/// A library caller of `evaluate` gets the GDAL settings the CLI sets
+/// (JPEG damage as a read error), not GDAL's defaults.
+#[test]
+fn library_callers_get_idfcrs_gdal_settings() {
+    if std::env::var_os("GDAL_ERROR_ON_LIBJPEG_WARNING").is_some() {
+        return; // the user's setting wins
+    }
+    let dir = tempfile::tempdir().unwrap();
+    rgb_tiff(&dir.path().join("a.tif"), 32, 32, None);
+    let cfg = idfcr::metrics::evaluate::EvalConfig {
+        pred: dir.path().join("a.tif"),
+        reference: dir.path().join("a.tif"),
+        data_range: None,
+        band_idx: None,
+    };
+    idfcr::metrics::evaluate::evaluate(&cfg).unwrap();
+    assert_eq!(
+        gdal::config::get_config_option("GDAL_ERROR_ON_LIBJPEG_WARNING", "").unwrap(),
+        "TRUE"
+    );
+}

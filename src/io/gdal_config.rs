@@ -8,6 +8,15 @@ pub fn set_user_option(key: &str, value: &str) -> Result<(), String> {
     gdal::config::set_config_option(key, value).map_err(|e| e.to_string())
 }
 
+/// Both of idfcr's GDAL settings, where the user set neither: called at
+/// the top of every library entry point that reads rasters (`remove`,
+/// `batch`, `s2`, `eval`, `quality`), before its first read, so library
+/// callers get what the CLI gets. Idempotent.
+pub fn defaults() {
+    limit_gdal_cache();
+    strict_jpeg_reads();
+}
+
 /// GDAL's block cache defaults to 5 % of RAM, which would make memory grow
 /// with the machine rather than with our panels. Writes go to an
 /// uncompressed working file (blocks updated in place), so a small cache
@@ -15,7 +24,7 @@ pub fn set_user_option(key: &str, value: &str) -> Result<(), String> {
 /// GDAL reads that option once, at its first cache use (a creation-option
 /// check or the input's statistics come before the output), so setting the
 /// option alone came too late: the cache's size is set directly. Called by
-/// the CLI before any GDAL I/O and again here for library callers.
+/// the CLI once `--config` is applied, and by `defaults` for library callers.
 pub fn limit_gdal_cache() {
     const CACHE_BYTES: i64 = 64 << 20;
     if gdal::config::get_config_option("GDAL_CACHEMAX", "")

@@ -481,6 +481,7 @@ fn eval_pair(
 }
 
 pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
+    crate::io::gdal_config::defaults();
     let list = pairs(&cfg.pred, &cfg.reference)?;
     let (data_range, from) = match cfg.data_range {
         Some(d) => (super::checked_data_range(d)?, "--data-range".to_string()),

@@ -72,6 +72,7 @@ const BT601: [f64; 3] = [0.299, 0.587, 0.114];
 const BT709: [f64; 3] = [0.2125, 0.7154, 0.0721];
 
 pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
+    crate::io::gdal_config::defaults();
     let mut out = Vec::new();
     for path in &cfg.inputs {
         // A scheduler's SIGTERM or Ctrl-C stops a long list between images.

@@ -237,6 +237,7 @@ pub fn run_batch(
     on_ready: impl FnOnce(),
     on_failure: impl Fn(&str, &Error),
 ) -> Result<BatchSummary> {
+    crate::io::gdal_config::defaults();
     if cfg.out_dir.exists() && !cfg.out_dir.is_dir() {
         return Err(Error::output(&cfg.out_dir, "is not a folder (--out-dir)"));
     }

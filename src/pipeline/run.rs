@@ -72,6 +72,7 @@ fn run_one(
     progress_total: &mut dyn FnMut(u64) -> Box<dyn Progress>,
 ) -> Result<RemoveSummary> {
     let started = Instant::now();
+    crate::io::gdal_config::defaults();
     cfg.validate()?;
     for p in std::iter::once(&cfg.job.output).chain(&cfg.job.mask) {
         check_output_path(p, cfg.opts.overwrite, &cfg.opts.creation_options)?;

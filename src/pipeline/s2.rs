@@ -77,6 +77,7 @@ pub fn run_s2(
     cfg: &S2RunConfig,
     mut progress_total: impl FnMut(&GroupProgress, u64) -> Box<dyn Progress>,
 ) -> Result<S2Summary> {
+    crate::io::gdal_config::defaults();
     if cfg.out_dir.exists() && !cfg.out_dir.is_dir() {
         return Err(Error::output(&cfg.out_dir, "is not a folder"));
     }

@@ -51,8 +51,6 @@ pub(crate) fn pixel_cr(
         input,
         tags: provenance_tags(cfg, model, input, None),
     };
-    crate::io::gdal_config::limit_gdal_cache();
-    crate::io::gdal_config::strict_jpeg_reads();
     let mut out = create_output(cfg, &prov)?;
     let mut mask_out = create_mask(cfg, &prov)?;
 
