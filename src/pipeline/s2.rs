@@ -85,7 +85,7 @@ pub fn run_s2(
         product,
         kind,
         jobs,
-        stack,
+        band_stack,
     } = plan(cfg)?;
     // One model has one group's bands: on several groups the run would
     // clean the first and fail on the second, after all of the first's work.
@@ -105,7 +105,7 @@ pub fn run_s2(
         .collect();
     std::fs::create_dir_all(&cfg.out_dir)
         .map_err(|e| Error::output(&cfg.out_dir, format!("cannot create the folder: {e}")))?;
-    let result = write_product(cfg, product, kind, jobs, stack, &mut progress_total);
+    let result = write_product(cfg, product, kind, jobs, band_stack, &mut progress_total);
     if result.is_err() {
         // Folders this run made and left empty go too (remove_dir refuses
         // a folder that holds anything).
@@ -122,7 +122,7 @@ fn write_product(
     product: String,
     kind: String,
     jobs: Vec<GroupJob>,
-    stack: bool,
+    band_stack: bool,
     progress_total: &mut impl FnMut(&GroupProgress, u64) -> Box<dyn Progress>,
 ) -> Result<S2Summary> {
     let (stack_path, masks) = planned_outputs(cfg, &product, &jobs)?;
@@ -151,7 +151,7 @@ fn write_product(
     run_groups(
         cfg,
         staged_jobs,
-        stack,
+        band_stack,
         &staged_masks,
         detection.as_ref(),
         &mut groups,
@@ -189,7 +189,7 @@ fn write_product(
 fn run_groups(
     cfg: &S2RunConfig,
     jobs: Vec<GroupJob>,
-    stack: bool,
+    band_stack: bool,
     masks: &[PathBuf],
     detection: Option<&SceneDetection>,
     groups: &mut Vec<GroupSummary>,
@@ -200,7 +200,7 @@ fn run_groups(
     let bounds = pixel_shares(&jobs.iter().map(|j| j.px_m).collect::<Vec<_>>());
     let count = jobs.len();
     for (i, j) in jobs.into_iter().enumerate() {
-        let opts = group_options(cfg, &j, stack);
+        let opts = group_options(cfg, &j, band_stack);
         let mut job = Job {
             input: j.source.clone(),
             output: j.output.clone(),

@@ -124,7 +124,7 @@ fn detector_bands(cfg: &S2RunConfig) -> Result<std::result::Result<Vec<DetectorB
     let mut found: Vec<Option<DetectorBand>> = vec![None; detector::BANDS.len()];
     for j in all.jobs.iter().filter(|j| same_crs(&j.source)) {
         let mut input = InputRaster::open(&j.source, j.band_idx.as_deref())?;
-        crate::sentinel2::input::adapt(&mut input, &group_options(cfg, j, all.stack).s2)?;
+        crate::sentinel2::input::adapt(&mut input, &group_options(cfg, j, all.band_stack).s2)?;
         for (i, name) in input.band_names.iter().enumerate() {
             if let Some(k) = detector::BANDS.iter().position(|b| b == name) {
                 found[k] = Some(DetectorBand {

@@ -156,7 +156,9 @@ pub(crate) struct Plan {
     pub(crate) product: String,
     pub(crate) kind: String,
     pub(crate) jobs: Vec<GroupJob>,
-    pub(crate) stack: bool,
+    /// The input is a stack of bands, not a product (not `--stack`, the
+    /// output).
+    pub(crate) band_stack: bool,
 }
 
 /// A SAFE product (or its zip or subdataset) gives one job per resolution
@@ -173,7 +175,7 @@ pub(crate) fn plan_any(cfg: &S2RunConfig) -> Result<Plan> {
 }
 
 fn plan_for(cfg: &S2RunConfig, whole_groups: bool) -> Result<Plan> {
-    let (product, kind, jobs, stack) = match find_product_metadata(&cfg.input)? {
+    let (product, kind, jobs, band_stack) = match find_product_metadata(&cfg.input)? {
         Some(mtd) => {
             if cfg.options.s2.stack_bands.is_some() {
                 return Err(Error::Usage(format!(
@@ -207,7 +209,7 @@ fn plan_for(cfg: &S2RunConfig, whole_groups: bool) -> Result<Plan> {
         product,
         kind,
         jobs,
-        stack,
+        band_stack,
     })
 }
 
@@ -217,11 +219,11 @@ fn plan_for(cfg: &S2RunConfig, whole_groups: bool) -> Result<Plan> {
 /// not its ground area. (Scaled to cover the same ground, a 20 m group ran
 /// 240 px tiles at the default 480, of which the model's margins left 40 %
 /// of the area.)
-pub(crate) fn group_options(cfg: &S2RunConfig, j: &GroupJob, stack: bool) -> RemoveOptions {
+pub(crate) fn group_options(cfg: &S2RunConfig, j: &GroupJob, band_stack: bool) -> RemoveOptions {
     RemoveOptions {
         band_idx: j.band_idx.clone(),
         s2: crate::config::S2Options {
-            stack: stack || cfg.options.s2.stack,
+            stack: band_stack || cfg.options.s2.stack,
             ..cfg.options.s2.clone()
         },
         ..staged_options(cfg)
