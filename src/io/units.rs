@@ -42,7 +42,10 @@ const BYTE_SPAN_MAX: f64 = 4.0 * 255.0;
 /// (27.299999999999823, from scale and offset) printed as 27.3.
 fn short(v: f64) -> String {
     let r = (v * 1e6).round() / 1e6;
-    if r.is_finite() {
+    if r == 0.0 && v != 0.0 {
+        // Too small for six decimals (a typo'd 1e-300): not "0".
+        format!("{v:e}")
+    } else if r.is_finite() {
         format!("{r}")
     } else {
         format!("{v}")
@@ -52,8 +55,9 @@ fn short(v: f64) -> String {
 /// The map `model value = raster value * gain + bias` for an input whose
 /// (offset-corrected) values span `observed`, for a model trained on
 /// `range`. `percentiles`: the input's 2nd and 98th percentile, needed for
-/// `Rescale::Stretch`. `integer_8bit`: Byte inputs are always taken as they
-/// are by 0..255 models. Err: one line naming the problem and the options.
+/// `Rescale::Stretch`. `byte_input`: Byte inputs are taken as they are by
+/// 0..255 models, and refused by models of a far wider range. Err: one line
+/// naming the problem and the options.
 pub fn input_map(
     range: Option<(f64, f64)>,
     rescale: Rescale,
@@ -208,6 +212,8 @@ mod tests {
             (-3.0, "-3"),
             (65535.0, "65535"),
             (f64::INFINITY, "inf"),
+            (1e-300, "1e-300"),
+            (0.0, "0"),
         ];
         for (v, want) in cases {
             assert_eq!(short(v), want, "{v}");
