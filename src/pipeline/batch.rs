@@ -279,53 +279,31 @@ pub fn run_batch(
     let mut items = Vec::with_capacity(mine.len());
     let mut interrupted = false;
     for item_cfg in mine {
-        let (input, output) = (&item_cfg.job.input, item_cfg.job.output.clone());
-        if interrupted {
-            items.push(ItemResult {
-                input: input.clone(),
-                output,
-                status: ItemStatus::Interrupted,
-                seconds: 0.0,
-                error: None,
-                cloud_cover: None,
-            });
-            continue;
-        }
         let t0 = Instant::now();
-        let result = run_item(cfg, item_cfg.clone(), &mut cache, &progress);
-        let seconds = t0.elapsed().as_secs_f64();
-        match result {
-            Ok((status, cloud_cover)) => items.push(ItemResult {
-                input: input.clone(),
-                output,
-                status,
-                seconds,
-                error: None,
-                cloud_cover,
-            }),
-            Err(Error::Interrupted) => {
-                interrupted = true;
-                items.push(ItemResult {
-                    input: input.clone(),
-                    output,
-                    status: ItemStatus::Interrupted,
-                    seconds,
-                    error: None,
-                    cloud_cover: None,
-                });
+        // After an interrupt the rest are not started.
+        let (status, error, cloud_cover) = if interrupted {
+            (ItemStatus::Interrupted, None, None)
+        } else {
+            match run_item(cfg, item_cfg.clone(), &mut cache, &progress) {
+                Ok((status, cloud_cover)) => (status, None, cloud_cover),
+                Err(Error::Interrupted) => {
+                    interrupted = true;
+                    (ItemStatus::Interrupted, None, None)
+                }
+                Err(e) => {
+                    on_failure(&item_cfg.job.input, &e);
+                    (ItemStatus::Failed, Some(e.to_string()), None)
+                }
             }
-            Err(e) => {
-                on_failure(input, &e);
-                items.push(ItemResult {
-                    input: input.clone(),
-                    output,
-                    status: ItemStatus::Failed,
-                    seconds,
-                    error: Some(e.to_string()),
-                    cloud_cover: None,
-                });
-            }
-        }
+        };
+        items.push(ItemResult {
+            input: item_cfg.job.input,
+            output: item_cfg.job.output,
+            status,
+            seconds: t0.elapsed().as_secs_f64(),
+            error,
+            cloud_cover,
+        });
     }
     let count = |s: ItemStatus| items.iter().filter(|i| i.status == s).count();
     Ok(BatchSummary {
