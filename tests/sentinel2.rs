@@ -942,7 +942,9 @@ fn named_group_files_run_by_name() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     assert!(
-        common::stderr(&o).contains("names band 1 B2, but g10.tif names it B4"),
+        common::stderr(&o).contains(
+            "names band 1 B2, but g10.tif names the same bands in another order (band 1 is B4)"
+        ),
         "{}",
         common::stderr(&o)
     );
@@ -1005,6 +1007,32 @@ fn sentinel2_mistakes_get_clear_errors() {
             common::stderr(&o)
         );
     }
+    // A placeholder as the extension ('{product}.{group}') is not judged
+    // as one: the run goes on to its next check (here, a missing model).
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            product.as_str(),
+            "outdir",
+            "--name",
+            "{product}.{group}",
+            "--model",
+            "none.onnx",
+            "--groups",
+            "10m",
+        ],
+    );
+    assert!(
+        !common::stderr(&o).contains("not .{group}"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert!(
+        common::stderr(&o).contains("none.onnx"),
+        "{}",
+        common::stderr(&o)
+    );
     // So on one of its subdatasets.
     let sd10 = format!("SENTINEL2_L1C:{product}/MTD_MSIL1C.xml:10m:EPSG_32633");
     let o = common::idfcr(
@@ -1675,6 +1703,29 @@ fn bad_stacks_are_refused_before_any_group_runs() {
         assert!(words.iter().all(|w| msg.contains(w)), "{name}: {msg}");
         assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
     }
+    // -ot Byte on a stack of baseline 04.00 (offset -1000): judged on the
+    // DNs as stored (about 1000 and up), not on the offset-corrected
+    // values, most of which fit in a byte.
+    let b04 = tmp.path().join("b04.tif");
+    common::write_tiff::<u16>(&b04, 32, 32, 13, None, |b, y, x| {
+        (1000.0 + 40.0 * b as f64 + 10.0 * common::pattern(b, y, x)) as u16
+    });
+    {
+        let mut ds = common::open_update(&b04);
+        ds.set_metadata_item("PROCESSING_BASELINE", "04.00", "")
+            .unwrap();
+    }
+    let out = tmp.path().join("out_b04");
+    let o = s2_stack(
+        &b04,
+        &out,
+        "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
+        &["-ot", "Byte"],
+    );
+    let msg = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(msg.contains("-ot Byte holds 0..255"), "{msg}");
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
     // An 8-bit export of the bands (a quick-look): the models' 0..10000
     // would take it for near-black ground and return it unchanged.
     let byte = tmp.path().join("byte.tif");

@@ -185,7 +185,7 @@ pub struct ProcessingArgs {
     /// Sentinel-2: the archive's DNs are already harmonized (offset applied); never apply the baseline 04.00 offset again.
     #[arg(long = "s2-harmonized")]
     pub s2_harmonized: bool,
-    /// Sentinel-2 band stack: the band names in band order, comma-separated (e.g. B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12); - leaves a band out (QA60, SCL: B2,B3,B4,B8,-).
+    /// Sentinel-2 band stack: the band names in band order, comma-separated (e.g. B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12); - leaves a band out (QA60, SCL: B2,B3,B4,B8,-). They override the file's own names, but a list of the file's named bands in another order is refused.
     #[arg(
         long = "s2-bands",
         value_name = "NAMES",

@@ -86,9 +86,16 @@ impl S2Args {
                 "--refine does not apply to s2: no IND model reads Sentinel-2 bands yet".into(),
             ));
         }
-        // The extension as `remove` checks OUTPUT's: the placeholders do
-        // not reach it.
-        crate::config::check_output_name("--name", std::path::Path::new(&self.name))?;
+        // The extension as `remove` checks OUTPUT's, unless a placeholder
+        // stands in it ('{product}.{group}'): its value decides.
+        let checked = |what: &str, pattern: &str| {
+            let path = std::path::Path::new(pattern);
+            match path.extension().map(|e| e.to_string_lossy().contains('{')) {
+                Some(true) => Ok(()),
+                _ => crate::config::check_output_name(what, path),
+            }
+        };
+        checked("--name", &self.name)?;
         let groups = crate::sentinel2::bands::parse_groups(&self.groups)?;
         if let Some(m) = &self.mask_name {
             if !m.contains("{group}") || *m == self.name {
@@ -96,7 +103,7 @@ impl S2Args {
                     "--mask-name {m}: must contain {{group}} and differ from --name"
                 )));
             }
-            crate::config::check_output_name("--mask-name", std::path::Path::new(m))?;
+            checked("--mask-name", m)?;
         }
         let groups = (!groups.is_empty()).then_some(groups);
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;

@@ -11,10 +11,14 @@ pub fn set_user_option(key: &str, value: &str) -> Result<(), String> {
 /// Both of idfcr's GDAL settings, where the user set neither: called at
 /// the top of every library entry point that reads rasters (`remove`,
 /// `batch`, `s2`, `eval`, `quality`), before its first read, so library
-/// callers get what the CLI gets. Idempotent.
+/// callers get what the CLI gets. Once per process: a caller's own later
+/// settings (`GDALSetCacheMax64`) stand.
 pub fn defaults() {
-    limit_gdal_cache();
-    strict_jpeg_reads();
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        limit_gdal_cache();
+        strict_jpeg_reads();
+    });
 }
 
 /// GDAL's block cache defaults to 5 % of RAM, which would make memory grow

@@ -4,7 +4,8 @@
 //!
 //! - `reader`: any GDAL raster in -> an `InputRaster` (bands, pixel type,
 //!   nodata, georeferencing, blocks of f32 on request); `open`: opening it,
-//!   with the user's terms for what is wrong;
+//!   with the user's terms for what is wrong, the files a dataset reads,
+//!   and idfcr's tags read back or set on a working file;
 //! - `mask`: a dataset mask or alpha band -> which pixels are nodata;
 //! - `gdal_config`: GDAL's process-wide settings chosen before any I/O
 //!   (block cache cap, JPEG damage as an error);

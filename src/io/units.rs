@@ -40,7 +40,7 @@ const BYTE_SPAN_MAX: f64 = 4.0 * 255.0;
 
 /// A value for a message: six decimals at most, float noise
 /// (27.299999999999823, from scale and offset) printed as 27.3.
-fn short(v: f64) -> String {
+pub(crate) fn short(v: f64) -> String {
     let r = (v * 1e6).round() / 1e6;
     if r == 0.0 && v != 0.0 {
         // Too small for six decimals (a typo'd 1e-300): not "0".

@@ -34,19 +34,30 @@ impl OutputType {
         })
     }
 
-    /// Why an output of this type would hold nearly nothing of an input
-    /// whose middle 96 % of values (2nd..98th percentile) lie in `middle`:
-    /// they all lie beyond the type's range and would clip to one value
-    /// (`-ot Byte` on Sentinel-2 DNs wrote 255 everywhere, exit 0).
-    pub fn clips_nearly_all(self, middle: (f64, f64)) -> Option<String> {
+    /// Why an output of this type would not hold the input's values, if it
+    /// would not: `spread` is their 2nd, 50th and 98th percentile in the
+    /// units the output is written in. Refused: most values beyond the
+    /// type's range (`-ot Byte` on Sentinel-2 DNs wrote 255 almost
+    /// everywhere, exit 0), or, for a float input (`float_input`), values
+    /// that an integer type would round to a few levels (reflectance 0..1
+    /// into UInt16 gives 0s and 1s).
+    pub fn cannot_hold(self, spread: (f64, f64, f64), float_input: bool) -> Option<String> {
         let (lo, hi) = self.range();
-        let (p2, p98) = middle;
-        (p2 > hi || p98 < lo).then(|| {
-            format!(
-                "-ot {self:?} holds {lo}..{hi}, but the middle 96 % of the values lie in {p2}..{p98}: nearly every output pixel would clip to {}; choose a wider -ot, or leave it out (the input's type)",
-                if p2 > hi { hi } else { lo }
-            )
-        })
+        let (p2, p50, p98) = spread;
+        let v = |x: f64| crate::io::units::short(x);
+        if p50 > hi || p50 < lo {
+            return Some(format!(
+                "-ot {self:?} holds {}..{}, but half of the values lie beyond it (2nd, 50th and 98th percentile {}, {}, {}): most output pixels would clip to {}; choose a wider -ot, or leave it out (the input's type)",
+                v(lo), v(hi), v(p2), v(p50), v(p98), v(if p50 > hi { hi } else { lo })
+            ));
+        }
+        if float_input && self.is_integer() && p98 - p2 < 4.0 {
+            return Some(format!(
+                "-ot {self:?} rounds to whole numbers, and 96 % of the values lie within {}..{}: the output would hold a few levels; choose -ot Float32, or leave it out (the input's type)",
+                v(p2), v(p98)
+            ));
+        }
+        None
     }
 
     /// Representable range, for clipping.
@@ -178,22 +189,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn types_that_would_clip_nearly_everything() {
-        // (type, 2nd..98th percentile, refused)
+    fn types_that_cannot_hold_the_values() {
+        // (type, 2nd/50th/98th percentile, float input, refused)
         let cases = [
-            (OutputType::Byte, (276.0, 3164.0), true),
-            (OutputType::Byte, (20.0, 3164.0), false),
-            (OutputType::Byte, (0.0, 255.0), false),
-            (OutputType::UInt16, (-900.0, -10.0), true),
-            (OutputType::UInt16, (276.0, 3164.0), false),
-            (OutputType::Int16, (40000.0, 60000.0), true),
-            (OutputType::Float32, (0.0, 1e6), false),
+            (OutputType::Byte, (276.0, 1500.0, 3164.0), false, true),
+            // Dark water in the sample: the median still clips.
+            (OutputType::Byte, (20.0, 1500.0, 3164.0), false, true),
+            (OutputType::Byte, (20.0, 120.0, 3164.0), false, false),
+            (OutputType::Byte, (0.0, 100.0, 255.0), false, false),
+            (OutputType::UInt16, (-900.0, -500.0, -10.0), false, true),
+            (OutputType::UInt16, (276.0, 1500.0, 3164.0), false, false),
+            (OutputType::Int16, (40000.0, 50000.0, 60000.0), false, true),
+            (OutputType::Float32, (0.0, 5e5, 1e6), false, false),
+            // Reflectance 0..1 into integers: a few levels.
+            (OutputType::UInt16, (0.01, 0.1, 0.6), true, true),
+            (OutputType::UInt16, (0.01, 0.1, 0.6), false, false),
+            (OutputType::Float32, (0.01, 0.1, 0.6), true, false),
+            (OutputType::Byte, (3.0, 60.0, 240.0), true, false),
         ];
-        for (t, middle, refused) in cases {
+        for (t, spread, float_input, refused) in cases {
             assert_eq!(
-                t.clips_nearly_all(middle).is_some(),
+                t.cannot_hold(spread, float_input).is_some(),
                 refused,
-                "{t:?} {middle:?}"
+                "{t:?} {spread:?} {float_input}"
             );
         }
     }

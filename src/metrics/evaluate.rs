@@ -160,8 +160,9 @@ fn raster_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// range. References of different types have no common range: one range
 /// for all would score a Float32 pair against 255 (and its PSNR would be
 /// some 50 dB too high).
-/// Also whether the first reference's bands are named as Sentinel-2 bands
-/// (the data range follows: `default_range`).
+/// Also whether the first pair is Sentinel-2 (the data range follows:
+/// `default_range`): its reference's bands are named as Sentinel-2 bands,
+/// or its prediction's are and the reference holds DNs wider than a byte.
 fn reference_type(
     list: &[(PathBuf, PathBuf)],
     bands: Option<&[usize]>,
@@ -174,12 +175,13 @@ fn reference_type(
         match first {
             None => {
                 first = Some((t, r));
-                // Either side's band names say Sentinel-2: an `idfcr s2`
-                // output against a dataset's reference file whose bands
-                // carry no names is scored as the model cards are.
+                // An `idfcr s2` output against a dataset's reference file
+                // whose bands carry no names is scored as the model cards
+                // are; an 8-bit reference holds no such DNs.
                 sentinel2 = sentinel2_named(&opened.ds)
-                    || InputRaster::open(&p.display().to_string(), bands)
-                        .is_ok_and(|pred| sentinel2_named(&pred.ds));
+                    || (t != OutputType::Byte
+                        && InputRaster::open(&p.display().to_string(), bands)
+                            .is_ok_and(|pred| sentinel2_named(&pred.ds)));
             }
             Some((t0, r0)) if t0 != t => {
                 return Err(Error::Usage(format!(

@@ -1,7 +1,9 @@
 //! `remove`: one job, from the output check to the finished files.
 //!
-//! 1. `remove_cached`: check the output path, open the input (`stage1::
-//!    open_input`), pick and load the model (`cache`), check the input range;
+//! 1. `run_one`: check the output path, open the input (`stage1::
+//!    open_input`), pick and load the model (`cache`), check the input's
+//!    bands against it (`fit::check_fit`), then its values (`fit::
+//!    set_input_map`) and what `-ot` can hold (`check_out_type`);
 //! 2. stage 1, `stage1::pixel_cr`: tiles through Pixel-CR, blended by the
 //!    cloud probability, written (temp file, checked, moved into place);
 //! 3. with `--refine`, `remove_refined` runs stage 1 raw into a hidden
@@ -40,6 +42,30 @@ pub fn remove_cached(
     mut progress_total: impl FnMut(u64) -> Box<dyn Progress>,
 ) -> Result<RemoveSummary> {
     run_one(cfg, cache, &mut progress_total)
+}
+
+/// `-ot` against the values it must hold: the output is in the input's
+/// units (DNs as stored, the Sentinel-2 offset taken off again), and a type
+/// too narrow for them clips most of the result to one value. An input
+/// with no valid pixel is left to the run's own message.
+fn check_out_type(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
+    let Some(t) = cfg.opts.out_type.filter(|t| t.is_integer()) else {
+        return Ok(());
+    };
+    let (Ok((p2, p98)), Ok((p50, _))) =
+        (input.percentiles(2.0, 98.0), input.percentiles(50.0, 50.0))
+    else {
+        return Ok(());
+    };
+    // The percentiles are offset-corrected (reflectance x 10000); stored
+    // DNs are that minus the offset (-1000 since baseline 04.00).
+    let n = input.dn_offset.len().max(1) as f64;
+    let off = input.dn_offset.iter().sum::<f64>() / n;
+    let float_input = !input.data_type.is_integer();
+    match t.cannot_hold((p2 - off, p50 - off, p98 - off), float_input) {
+        Some(why) => Err(Error::input(&cfg.job.input, why)),
+        None => Ok(()),
+    }
 }
 
 /// Even with `--overwrite`, no output may replace a file the input is read
@@ -85,13 +111,7 @@ fn run_one(
     crate::pipeline::fit::check_fit(cfg, &input, model)?;
     let range = model.contract.input_range;
     set_input_map(cfg, &mut input, range)?;
-    if let Some(t) = cfg.opts.out_type.filter(|t| t.is_integer()) {
-        // The output is in the input's units: a type too narrow for them
-        // would clip the whole result to one value.
-        if let Some(why) = t.clips_nearly_all(input.percentiles(2.0, 98.0)?) {
-            return Err(Error::input(&cfg.job.input, why));
-        }
-    }
+    check_out_type(cfg, &input)?;
     crate::io::writer::check_creation_options(
         cfg.opts.format,
         cfg.opts.out_type.unwrap_or(input.data_type),

@@ -342,11 +342,11 @@ pub fn adapt(input: &mut InputRaster, opts: &S2Options) -> Result<Option<&'stati
     let names: Vec<Option<&'static str>> = match &opts.stack_bands {
         Some(list) => {
             let names = parse_stack_bands(list, count, &source)?;
-            // A swapped list would run B11 as B2 and name it so.
+            // A list in the wrong order would run B11 as B2 and name it so.
             let own = stack_band_names(&input.ds);
             if let Some((band, given, theirs)) = contradicted_name(&names, &own) {
                 return Err(Error::Usage(format!(
-                    "--s2-bands names band {band} {given}, but {source} names it {theirs}: drop --s2-bands (idfcr then takes the bands by their own names), or give them in the file's order"
+                    "--s2-bands names band {band} {given}, but {source} names the same bands in another order (band {band} is {theirs}): drop --s2-bands (idfcr then takes the bands by their own names), or give them in the file's order"
                 )));
             }
             leave_out_marked(input, &names, &source)?;
