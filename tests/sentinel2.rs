@@ -1007,8 +1007,8 @@ fn sentinel2_mistakes_get_clear_errors() {
             common::stderr(&o)
         );
     }
-    // A placeholder as the extension ('{product}.{group}') is not judged
-    // as one: the run goes on to its next check (here, a missing model).
+    // A placeholder as the extension ('{product}.{group}') is judged by its
+    // value: the 10 m output would be named '.10m', not a GeoTIFF's name.
     let o = common::idfcr(
         tmp.path(),
         &[
@@ -1017,22 +1017,17 @@ fn sentinel2_mistakes_get_clear_errors() {
             "outdir",
             "--name",
             "{product}.{group}",
-            "--model",
-            "none.onnx",
             "--groups",
             "10m",
         ],
     );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     assert!(
-        !common::stderr(&o).contains("not .{group}"),
+        common::stderr(&o).contains(".10m: idfcr writes GeoTIFF"),
         "{}",
         common::stderr(&o)
     );
-    assert!(
-        common::stderr(&o).contains("none.onnx"),
-        "{}",
-        common::stderr(&o)
-    );
+    assert!(!tmp.path().join("outdir").exists());
     // So on one of its subdatasets.
     let sd10 = format!("SENTINEL2_L1C:{product}/MTD_MSIL1C.xml:10m:EPSG_32633");
     let o = common::idfcr(
@@ -1726,6 +1721,43 @@ fn bad_stacks_are_refused_before_any_group_runs() {
     assert_eq!(o.status.code(), Some(1), "{msg}");
     assert!(msg.contains("-ot Byte holds 0..255"), "{msg}");
     assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+    // -ot Byte where the 10 m bands fit a byte and the 20 m ones do not: the
+    // refusal comes before any group runs (no progress), not after the
+    // 10 m group's work.
+    let mixed = tmp.path().join("mixed.tif");
+    let ten_m = [1, 2, 3, 7]; // B2 B3 B4 B8 in B1..B12 order
+    common::write_tiff::<u16>(&mixed, 32, 32, 13, None, |b, y, x| {
+        let (base, gain) = if ten_m.contains(&b) {
+            (40.0, 0.5)
+        } else {
+            (2000.0, 10.0)
+        };
+        (base + gain * common::pattern(b, y, x)) as u16
+    });
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "s2",
+            "mixed.tif",
+            "out_mixed",
+            "--model-dir",
+            models.to_str().unwrap(),
+            "--s2-bands",
+            "B1,B2,B3,B4,B5,B6,B7,B8,B8A,B9,B10,B11,B12",
+            "-ot",
+            "Byte",
+            "--progress",
+            "gdal",
+        ],
+    );
+    let msg = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(msg.contains("-ot Byte holds 0..255"), "{msg}");
+    assert!(
+        o.stdout.is_empty(),
+        "a group ran: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     // An 8-bit export of the bands (a quick-look): the models' 0..10000
     // would take it for near-black ground and return it unchanged.
     let byte = tmp.path().join("byte.tif");

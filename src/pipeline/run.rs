@@ -92,6 +92,23 @@ fn check_not_a_source(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
     Ok(())
 }
 
+/// The job's input, opened and checked against its model (loaded into
+/// `cache`): not a file the outputs would replace, the model's bands, its
+/// value range (the map onto it set), and what `-ot` can hold. `s2` asks
+/// this of every group before any work.
+pub(crate) fn prepared_input(cfg: &RemoveConfig, cache: &mut ModelCache) -> Result<InputRaster> {
+    let mut input = open_input(cfg)?;
+    check_not_a_source(cfg, &input)?;
+    // Bands before values: the wrong model's range would otherwise be the
+    // first complaint, and its --rescale hint the wrong fix.
+    let model = cache.get(cfg, &input)?;
+    crate::pipeline::fit::check_fit(cfg, &input, model)?;
+    let range = model.contract.input_range;
+    set_input_map(cfg, &mut input, range)?;
+    check_out_type(cfg, &input)?;
+    Ok(input)
+}
+
 fn run_one(
     cfg: &RemoveConfig,
     cache: &mut ModelCache,
@@ -103,15 +120,7 @@ fn run_one(
     for p in std::iter::once(&cfg.job.output).chain(&cfg.job.mask) {
         check_output_path(p, cfg.opts.overwrite, &cfg.opts.creation_options)?;
     }
-    let mut input = open_input(cfg)?;
-    check_not_a_source(cfg, &input)?;
-    // Bands before values: the wrong model's range would otherwise be the
-    // first complaint, and its --rescale hint the wrong fix.
-    let model = cache.get(cfg, &input)?;
-    crate::pipeline::fit::check_fit(cfg, &input, model)?;
-    let range = model.contract.input_range;
-    set_input_map(cfg, &mut input, range)?;
-    check_out_type(cfg, &input)?;
+    let input = prepared_input(cfg, cache)?;
     crate::io::writer::check_creation_options(
         cfg.opts.format,
         cfg.opts.out_type.unwrap_or(input.data_type),

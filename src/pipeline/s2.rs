@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Job, RemoveConfig, SceneProbability};
+use crate::config::{Job, RemoveConfig, RemoveOptions, SceneProbability};
 use crate::error::{Error, Result};
 use crate::io::staging::Staged;
 use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
@@ -138,20 +138,40 @@ fn write_product(
         .collect();
     let staged = Staged::beside(&finals)?;
     let staged_path = |f: &PathBuf| staged.path_for(f).unwrap_or_else(|| f.clone());
+    // Every group's input against its model before any work (the 8-bit,
+    // range and -ot refusals): a later group's refusal would otherwise come
+    // after s2cloudless's scene map and the earlier groups' runs.
+    let mut cache = ModelCache::default();
+    let jobs: Vec<(GroupJob, RemoveOptions)> = jobs
+        .into_iter()
+        .map(|j| {
+            let opts = group_options(cfg, &j, band_stack);
+            (j, opts)
+        })
+        .collect();
+    for (j, opts) in &jobs {
+        let job = Job {
+            input: j.source.clone(),
+            output: j.output.clone(),
+            mask: None,
+            probability: None,
+        };
+        crate::pipeline::run::prepared_input(&RemoveConfig::new(opts.clone(), job)?, &mut cache)?;
+    }
     let (detection, cloud_probability) = cloud_map(cfg, &kind)?;
     let staged_masks: Vec<PathBuf> = masks.iter().map(staged_path).collect();
-    let staged_jobs: Vec<GroupJob> = jobs
+    let staged_jobs: Vec<(GroupJob, RemoveOptions)> = jobs
         .into_iter()
-        .map(|j| GroupJob {
-            output: staged_path(&j.output),
-            ..j
+        .map(|(j, opts)| {
+            let output = staged_path(&j.output);
+            (GroupJob { output, ..j }, opts)
         })
         .collect();
     let mut groups = Vec::new();
     run_groups(
         cfg,
+        &mut cache,
         staged_jobs,
-        band_stack,
         &staged_masks,
         detection.as_ref(),
         &mut groups,
@@ -184,23 +204,22 @@ fn write_product(
     })
 }
 
-/// Run each group's job in turn, appending its summary to `groups` as it
-/// finishes (so that the caller can take finished groups back on failure).
+/// Run each group's job (with its options) in turn, appending its summary
+/// to `groups` as it finishes (so that the caller can take finished groups
+/// back on failure).
 fn run_groups(
     cfg: &S2RunConfig,
-    jobs: Vec<GroupJob>,
-    band_stack: bool,
+    cache: &mut ModelCache,
+    jobs: Vec<(GroupJob, RemoveOptions)>,
     masks: &[PathBuf],
     detection: Option<&SceneDetection>,
     groups: &mut Vec<GroupSummary>,
     progress_total: &mut impl FnMut(&GroupProgress, u64) -> Box<dyn Progress>,
 ) -> Result<()> {
-    let mut cache = ModelCache::default();
     let mut maps = CalibratedMaps::default();
-    let bounds = pixel_shares(&jobs.iter().map(|j| j.px_m).collect::<Vec<_>>());
+    let bounds = pixel_shares(&jobs.iter().map(|(j, _)| j.px_m).collect::<Vec<_>>());
     let count = jobs.len();
-    for (i, j) in jobs.into_iter().enumerate() {
-        let opts = group_options(cfg, &j, band_stack);
+    for (i, (j, opts)) in jobs.into_iter().enumerate() {
         let mut job = Job {
             input: j.source.clone(),
             output: j.output.clone(),
@@ -228,7 +247,7 @@ fn run_groups(
             to: bounds[i + 1],
             last: i + 1 == count,
         };
-        let run = remove_cached(&item, &mut cache, |total| progress_total(&stage, total))?;
+        let run = remove_cached(&item, cache, |total| progress_total(&stage, total))?;
         groups.push(GroupSummary {
             group: j.label,
             res_m: j.res_m,
