@@ -282,9 +282,20 @@ pub(crate) fn files_read(ds: &Dataset) -> Vec<std::path::PathBuf> {
 /// string), plus the local file a GDAL string names; empty when it does not
 /// open (the run reports that itself).
 pub fn files_read_by(name: &str) -> Vec<std::path::PathBuf> {
-    let mut files = Dataset::open(name)
-        .map(|ds| files_read(&ds))
-        .unwrap_or_default();
+    match Dataset::open(name) {
+        Ok(ds) => sources_of(&ds, name),
+        Err(_) => sources_of_name(name, vec![]),
+    }
+}
+
+/// `files_read` of `ds`, opened from `name`, plus the local file a GDAL
+/// string names (`GTIFF_DIR:1:x.tif`): every file an output must not
+/// replace.
+pub fn sources_of(ds: &Dataset, name: &str) -> Vec<std::path::PathBuf> {
+    sources_of_name(name, files_read(ds))
+}
+
+fn sources_of_name(name: &str, mut files: Vec<std::path::PathBuf>) -> Vec<std::path::PathBuf> {
     if let Some(f) = crate::io::names::named_local_file(name) {
         files.push(f.into());
     }

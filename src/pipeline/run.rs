@@ -73,10 +73,7 @@ fn check_out_type(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
 /// archive of a `/vsizip/` path. The result would replace its own source
 /// (`OUTPUT` = INPUT itself is refused in `RemoveConfig::validate`).
 fn check_not_a_source(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
-    let mut sources = crate::io::open::files_read(&input.ds);
-    if let Some(f) = crate::io::names::named_local_file(&cfg.job.input) {
-        sources.push(f.into());
-    }
+    let sources = crate::io::open::sources_of(&input.ds, &cfg.job.input);
     let outputs = std::iter::once(("OUTPUT", &cfg.job.output))
         .chain(cfg.job.mask.iter().map(|m| ("--mask", m)));
     for (what, p) in outputs {
