@@ -67,87 +67,19 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
         }
         (p, 1.0, k, format!("{n} cloud polygons"))
     } else {
-        if ds.raster_count() == 0
-            && !ds
-                .metadata_domain("SUBDATASETS")
-                .unwrap_or_default()
-                .is_empty()
-        {
-            // A product's metadata file (MTD_MSIL2A.xml): the mask is one
-            // of its subdatasets, not a band to take out.
-            return Err(Error::input(
-                path,
-                "has no raster bands but subdatasets; pass the subdataset that holds the cloud mask (see gdalinfo), or its band taken out with gdal_translate -b N",
-            ));
-        }
-        if ds.raster_count() != 1 {
-            return Err(Error::input(
-                path,
-                format!(
-                    "has {} bands; a cloud mask has one (take it out with gdal_translate -b N)",
-                    ds.raster_count()
-                ),
-            ));
-        }
-        let ratio = grid_ratio(&ds, path, input)?;
-        let (mw, mh) = ds.raster_size();
-        // Read a row at a time at least: one must fit (an abort otherwise).
-        crate::io::memory::ensure_fits(path, "one row of this mask", &[mw], 8)?;
-        // A mask much finer than the input is pooled (max: any cloud in an
-        // input pixel's footprint counts) down to about the input's pixels:
-        // on its own grid, the feathering's reach in mask pixels (4 px of
-        // the input x 250 for a 0.04 m mask over a 10 m scene) was past
-        // what the blend can hold, and the default settings were refused.
-        let k = mw
-            .max(mh)
-            .div_ceil(MAX_MAP_PX)
-            .max((ratio.floor() as usize).min(mw.max(mh)))
-            .max(1);
-        let p = read_pooled(&ds, path, spec, k)?;
-        let what = if !spec.cloud_values.is_empty() {
-            let v: Vec<String> = spec.cloud_values.iter().map(|v| v.to_string()).collect();
-            format!("values {} are cloud", v.join(","))
-        } else if is_float(&ds) {
-            "probabilities".to_string()
-        } else {
-            "binary".to_string()
-        };
-        (p, ratio, k, what)
+        raster_mask(&ds, path, spec, input)?
     };
     // Input pixels in map pixels: radii given in input pixels scale by it.
     let to_map = ratio / k as f64;
-    let radius = |px: usize| (px as f64 * to_map).ceil() as usize;
-    // Resampling needs a margin: each input pixel reads the map between map
-    // pixel centres, so on a coarser map p = 1 must reach one map pixel
-    // further to hold over the whole grown cloud; on a finer map an input
-    // pixel covers several map pixels but reads one, so a cloud inside its
-    // footprint must reach its centre.
-    let margin = if to_map > 1.0 {
-        (to_map / 2.0).ceil() as usize
-    } else if to_map < 1.0 {
-        1
-    } else {
-        0
-    };
-    let grow = spec.grow_px.saturating_add(spec.feather_px);
-    let cal = Calibration {
-        t0: 0.0,
-        t1: 1.0,
-        // Dilating by grow + feather before a box mean of radius feather
-        // keeps p = 1 over the grown cloud.
-        dilate_px: radius(grow).saturating_add(margin),
-        blur_px: radius(spec.feather_px),
-    };
-    if cal.dilate_px > Calibration::MAX_RADIUS_PX {
-        let most = (Calibration::MAX_RADIUS_PX.saturating_sub(margin) as f64 / to_map).floor();
-        return Err(Error::input(
+    let cal = map_calibration(spec.grow_px, spec.feather_px, to_map).map_err(|most| {
+        Error::input(
             path,
             format!(
                 "--cloud-mask-grow {} plus --cloud-mask-feather {} px reach too far on this mask's grid: at most {most} px together",
                 spec.grow_px, spec.feather_px
             ),
-        ));
-    }
+        )
+    })?;
     let edges = format!(
         "grown {} px, feathered {} px",
         spec.grow_px, spec.feather_px
@@ -169,6 +101,96 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
         map: Arc::new(map),
         ratio: to_map,
     })
+}
+
+/// A one-band raster mask as p on its own grid, pooled down to about the
+/// input's pixels: (p, input pixels in mask pixels, pooling factor, what it
+/// holds).
+fn raster_mask(
+    ds: &Dataset,
+    path: &str,
+    spec: &CloudMaskSpec,
+    input: &InputRaster,
+) -> Result<(Array2<f32>, f64, usize, String)> {
+    if ds.raster_count() == 0
+        && !ds
+            .metadata_domain("SUBDATASETS")
+            .unwrap_or_default()
+            .is_empty()
+    {
+        // A product's metadata file (MTD_MSIL2A.xml): the mask is one
+        // of its subdatasets, not a band to take out.
+        return Err(Error::input(
+            path,
+            "has no raster bands but subdatasets; pass the subdataset that holds the cloud mask (see gdalinfo), or its band taken out with gdal_translate -b N",
+        ));
+    }
+    if ds.raster_count() != 1 {
+        return Err(Error::input(
+            path,
+            format!(
+                "has {} bands; a cloud mask has one (take it out with gdal_translate -b N)",
+                ds.raster_count()
+            ),
+        ));
+    }
+    let ratio = grid_ratio(ds, path, input)?;
+    let (mw, mh) = ds.raster_size();
+    // Read a row at a time at least: one must fit (an abort otherwise).
+    crate::io::memory::ensure_fits(path, "one row of this mask", &[mw], 8)?;
+    // A mask much finer than the input is pooled (max: any cloud in an
+    // input pixel's footprint counts) down to about the input's pixels:
+    // on its own grid, the feathering's reach in mask pixels (4 px of
+    // the input x 250 for a 0.04 m mask over a 10 m scene) was past
+    // what the blend can hold, and the default settings were refused.
+    let k = mw
+        .max(mh)
+        .div_ceil(MAX_MAP_PX)
+        .max((ratio.floor() as usize).min(mw.max(mh)))
+        .max(1);
+    let p = read_pooled(ds, path, spec, k)?;
+    let what = if !spec.cloud_values.is_empty() {
+        let v: Vec<String> = spec.cloud_values.iter().map(|v| v.to_string()).collect();
+        format!("values {} are cloud", v.join(","))
+    } else if is_float(ds) {
+        "probabilities".to_string()
+    } else {
+        "binary".to_string()
+    };
+    Ok((p, ratio, k, what))
+}
+
+/// The calibration that grows the mask's clouds by `grow_px` and feathers
+/// them over `feather_px` input pixels, on a map with `to_map` map pixels
+/// per input pixel; Err: the most input pixels grow and feather may reach
+/// together on this map (`Calibration::MAX_RADIUS_PX`).
+fn map_calibration(grow_px: usize, feather_px: usize, to_map: f64) -> Result<Calibration, f64> {
+    let radius = |px: usize| (px as f64 * to_map).ceil() as usize;
+    // Resampling needs a margin: each input pixel reads the map between map
+    // pixel centres, so on a coarser map p = 1 must reach one map pixel
+    // further to hold over the whole grown cloud; on a finer map an input
+    // pixel covers several map pixels but reads one, so a cloud inside its
+    // footprint must reach its centre.
+    let margin = if to_map > 1.0 {
+        (to_map / 2.0).ceil() as usize
+    } else if to_map < 1.0 {
+        1
+    } else {
+        0
+    };
+    let grow = grow_px.saturating_add(feather_px);
+    let cal = Calibration {
+        t0: 0.0,
+        t1: 1.0,
+        // Dilating by grow + feather before a box mean of radius feather
+        // keeps p = 1 over the grown cloud.
+        dilate_px: radius(grow).saturating_add(margin),
+        blur_px: radius(feather_px),
+    };
+    if cal.dilate_px > Calibration::MAX_RADIUS_PX {
+        return Err((Calibration::MAX_RADIUS_PX.saturating_sub(margin) as f64 / to_map).floor());
+    }
+    Ok(cal)
 }
 
 fn is_float(ds: &Dataset) -> bool {
@@ -367,6 +389,28 @@ impl ToProbability<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grow_and_feather_on_the_maps_grid() {
+        // (grow, feather, map px per input px, Ok((dilate, blur)) or Err(most input px))
+        let cases: [(usize, usize, f64, Result<(usize, usize), f64>); 6] = [
+            // The input's own grid: no margin.
+            (4, 4, 1.0, Ok((8, 4))),
+            (0, 0, 1.0, Ok((0, 0))),
+            // A mask at half the input's pixel size: twice the radii, and
+            // one map pixel of margin for each input pixel's footprint.
+            (4, 4, 2.0, Ok((17, 8))),
+            // A coarser mask (one map px per 4 input px): radii shrink, and a
+            // cloud inside a footprint must reach its centre.
+            (4, 4, 0.25, Ok((3, 1))),
+            (40, 30, 1.0, Err(64.0)),
+            (30, 10, 2.0, Err(31.0)),
+        ];
+        for (grow, feather, to_map, want) in cases {
+            let got = map_calibration(grow, feather, to_map).map(|c| (c.dilate_px, c.blur_px));
+            assert_eq!(got, want, "{grow} {feather} {to_map}");
+        }
+    }
 
     #[test]
     fn values_become_probabilities() {
