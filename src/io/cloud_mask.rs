@@ -393,7 +393,8 @@ mod tests {
     #[test]
     fn grow_and_feather_on_the_maps_grid() {
         // (grow, feather, map px per input px, Ok((dilate, blur)) or Err(most input px))
-        let cases: [(usize, usize, f64, Result<(usize, usize), f64>); 6] = [
+        type Case = (usize, usize, f64, Result<(usize, usize), f64>);
+        let cases: [Case; 6] = [
             // The input's own grid: no margin.
             (4, 4, 1.0, Ok((8, 4))),
             (0, 0, 1.0, Ok((0, 0))),
