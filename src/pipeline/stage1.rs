@@ -497,9 +497,10 @@ impl Run<'_> {
                 let p = r * nc + col;
                 let valid = strip.valid[vr * strip.width + x - strip.c_lo];
                 let at = vr * strip.width + x - strip.c_lo; // block pixel
-                                                            // The scene's p, where it has one: NaN where the detector
-                                                            // could not see (a band of its own without data there), and
-                                                            // the model's own p stands in.
+
+                // The scene's p, where it has one: NaN where the detector
+                // could not see (a band of its own without data there), and
+                // the model's own p stands in.
                 let scene = self
                     .scene_p
                     .map(|sp| sp.at(rows.0 + r, x))
