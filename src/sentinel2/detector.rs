@@ -180,45 +180,7 @@ fn read_bands(bands: &[DetectorBand]) -> Result<MapBands> {
             )
             .because_gdal(e)
         })?;
-        let read_err = |e: gdal::errors::GdalError| {
-            Error::input(
-                &b.source,
-                format!(
-                    "cannot read {} (the file may be truncated or corrupt): {}",
-                    b.name,
-                    gdal_message(&e)
-                ),
-            )
-            .because_gdal(e)
-        };
-        // (A raster smaller than one map pixel has a partial window.)
-        let whole = whole_factor(b.px_m).filter(|&f| g.1 == (w * f, h * f));
-        let means: Vec<Option<f32>> = match whole {
-            Some(f) => {
-                let mut out = Vec::with_capacity(n);
-                let rows_per = (STRIP_ROWS / f).max(1); // map rows per read
-                for r0 in (0..h).step_by(rows_per) {
-                    let nr = rows_per.min(h - r0);
-                    let strip = band
-                        .read_as::<f32>(
-                            (0, (r0 * f) as isize),
-                            (w * f, nr * f),
-                            (w * f, nr * f),
-                            None,
-                        )
-                        .map_err(read_err)?;
-                    out.extend(block_means(strip.data(), w * f, f));
-                }
-                out
-            }
-            None => band
-                .read_as::<f32>((0, 0), g.1, (w, h), Some(ResampleAlg::Average))
-                .map_err(read_err)?
-                .data()
-                .iter()
-                .map(|&v| (v.is_finite() && v > 0.0).then_some(v))
-                .collect(),
-        };
+        let means = band_means(&band, b, g.1, (w, h))?;
         for (k, m) in means.into_iter().enumerate() {
             match m {
                 Some(v) => data[i * n + k] = ((v as f64 + b.dn_offset) / 10000.0) as f32,
@@ -231,6 +193,56 @@ fn read_bands(bands: &[DetectorBand]) -> Result<MapBands> {
         data,
         missing,
     })
+}
+
+/// One band's means on the map grid of `size` map pixels, read from the
+/// `window` of its raster the grid covers (`map_grid`): the exact mean of
+/// each f x f block where a map pixel is a whole number f of the band's
+/// pixels, GDAL's average resampling otherwise. None where a map pixel
+/// holds no data (DN 0, or not a number).
+fn band_means(
+    band: &gdal::raster::RasterBand,
+    b: &DetectorBand,
+    window: (usize, usize),
+    (w, h): (usize, usize),
+) -> Result<Vec<Option<f32>>> {
+    let read_err = |e: gdal::errors::GdalError| {
+        Error::input(
+            &b.source,
+            format!(
+                "cannot read {} (the file may be truncated or corrupt): {}",
+                b.name,
+                gdal_message(&e)
+            ),
+        )
+        .because_gdal(e)
+    };
+    // (A raster smaller than one map pixel has a partial window.)
+    let Some(f) = whole_factor(b.px_m).filter(|&f| window == (w * f, h * f)) else {
+        let means = band
+            .read_as::<f32>((0, 0), window, (w, h), Some(ResampleAlg::Average))
+            .map_err(read_err)?;
+        return Ok(means
+            .data()
+            .iter()
+            .map(|&v| (v.is_finite() && v > 0.0).then_some(v))
+            .collect());
+    };
+    let mut out = Vec::with_capacity(w * h);
+    let rows_per = (STRIP_ROWS / f).max(1); // map rows per read
+    for r0 in (0..h).step_by(rows_per) {
+        let nr = rows_per.min(h - r0);
+        let strip = band
+            .read_as::<f32>(
+                (0, (r0 * f) as isize),
+                (w * f, nr * f),
+                (w * f, nr * f),
+                None,
+            )
+            .map_err(read_err)?;
+        out.extend(block_means(strip.data(), w * f, f));
+    }
+    Ok(out)
 }
 
 /// Source rows read at a time (a 10980 px band: 4 MB per 96 rows).
