@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::metrics::evaluate::{default_range, sentinel2_named};
-use crate::metrics::noref::{brisque, niqe, NIQE_MIN_SIDE};
+use crate::metrics::noref::{brisque, niqe, BRISQUE_MIN_SIDE, NIQE_MIN_SIDE};
 
 #[derive(Debug, Clone)]
 pub struct QualityConfig {
@@ -71,108 +71,115 @@ const BT601: [f64; 3] = [0.299, 0.587, 0.114];
 /// BRISQUE's grey (`image-quality` uses scikit-image's rgb2gray): ITU-R BT.709.
 const BT709: [f64; 3] = [0.2125, 0.7154, 0.0721];
 
+/// NIQE and BRISQUE of every input (`idfcr quality`), in order.
 pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
     crate::io::gdal_config::defaults();
     let mut out = Vec::new();
     for path in &cfg.inputs {
         // A scheduler's SIGTERM or Ctrl-C stops a long list between images.
         crate::interrupt::check()?;
-        let source = path.to_string_lossy().to_string();
-        let probe = InputRaster::open(&source, None)?;
-        let idx: Vec<usize> = match &cfg.band_idx {
-            Some(b) => b.clone(),
-            None if probe.bands() >= 3 => rgb_bands(&probe.ds).unwrap_or_else(|| vec![0, 1, 2]),
-            None => vec![0],
-        };
-        if idx.len() != 1 && idx.len() != 3 {
-            return Err(Error::Usage(format!(
-                "-b: give one band (grey) or three (red, green, blue), not {}",
-                idx.len()
-            )));
-        }
-        let input = InputRaster::open(&source, Some(&idx))?;
-        // Grey = (value - lo) / range: an Int16 image starts at -32768.
-        let sentinel2 = sentinel2_named(&input.ds);
-        let default = default_range(input.data_type, sentinel2).map(|d| (d.lo, d.span));
-        let (lo, range) = match cfg.data_range.map(|r| (0.0, r)).or(default) {
-            Some((lo, r)) if r > 0.0 => (lo, r),
-            _ => {
-                return Err(Error::input(
-                    &source,
-                    "has floating-point pixels: give their range with --data-range",
-                ))
-            }
-        };
-        if input.width < NIQE_MIN_SIDE || input.height < NIQE_MIN_SIDE {
+        out.push(score_one(cfg, path)?);
+    }
+    // And during the last (or only) image: a stop asked for is a stop.
+    crate::interrupt::check()?;
+    Ok(out)
+}
+
+// An image NIQE accepts is large enough for BRISQUE: `score_one` checks
+// the first and unwraps both.
+const _: () = assert!(NIQE_MIN_SIDE >= BRISQUE_MIN_SIDE);
+
+/// One image's scores: its bands chosen (the colour tags, else 1 2 3, or
+/// one band), read whole as grey on its data range, checked (size, nodata,
+/// texture), scored.
+fn score_one(cfg: &QualityConfig, path: &std::path::Path) -> Result<QualityResult> {
+    let source = path.to_string_lossy().to_string();
+    let probe = InputRaster::open(&source, None)?;
+    let idx: Vec<usize> = match &cfg.band_idx {
+        Some(b) => b.clone(),
+        None if probe.bands() >= 3 => rgb_bands(&probe.ds).unwrap_or_else(|| vec![0, 1, 2]),
+        None => vec![0],
+    };
+    if idx.len() != 1 && idx.len() != 3 {
+        return Err(Error::Usage(format!(
+            "-b: give one band (grey) or three (red, green, blue), not {}",
+            idx.len()
+        )));
+    }
+    let input = InputRaster::open(&source, Some(&idx))?;
+    // Grey = (value - lo) / range: an Int16 image starts at -32768.
+    let sentinel2 = sentinel2_named(&input.ds);
+    let default = default_range(input.data_type, sentinel2).map(|d| (d.lo, d.span));
+    let (lo, range) = match cfg.data_range.map(|r| (0.0, r)).or(default) {
+        Some((lo, r)) if r > 0.0 => (lo, r),
+        _ => {
             return Err(Error::input(
                 &source,
-                format!(
-                    "is {} x {} pixels; NIQE needs at least {NIQE_MIN_SIDE} x {NIQE_MIN_SIDE}",
-                    input.width, input.height
-                ),
-            ));
+                "has floating-point pixels: give their range with --data-range",
+            ))
         }
-        let (w, h) = (input.width, input.height);
-        // The bands as float32, two grey planes and NIQE's and BRISQUE's
-        // filtered planes (about 88 bytes a pixel).
-        crate::io::memory::ensure_fits(
+    };
+    if input.width < NIQE_MIN_SIDE || input.height < NIQE_MIN_SIDE {
+        return Err(Error::input(
             &source,
-            "scoring it whole",
-            &[w, h],
-            4 * input.bands() + 88,
-        )?;
-        let block = input.read_window(0, h, 0, w)?;
-        // NIQE and BRISQUE score every pixel: nodata would be scored as
-        // ground (and NaN nodata turns every score into NaN).
-        let invalid = input
-            .valid_mask(&block, None, w * h)
-            .iter()
-            .filter(|v| !**v)
-            .count();
-        if invalid > 0 {
-            return Err(Error::input(
+            format!(
+                "is {} x {} pixels; NIQE needs at least {NIQE_MIN_SIDE} x {NIQE_MIN_SIDE}",
+                input.width, input.height
+            ),
+        ));
+    }
+    let (w, h) = (input.width, input.height);
+    // The bands as float32, two grey planes and NIQE's and BRISQUE's
+    // filtered planes (about 88 bytes a pixel).
+    crate::io::memory::ensure_fits(&source, "scoring it whole", &[w, h], 4 * input.bands() + 88)?;
+    let block = input.read_window(0, h, 0, w)?;
+    // NIQE and BRISQUE score every pixel: nodata would be scored as
+    // ground (and NaN nodata turns every score into NaN).
+    let invalid = input
+        .valid_mask(&block, None, w * h)
+        .iter()
+        .filter(|v| !**v)
+        .count();
+    if invalid > 0 {
+        return Err(Error::input(
                 &source,
                 format!(
                     "has {invalid} nodata pixels ({:.1} %); NIQE and BRISQUE score whole images: crop to the valid area first (gdal_translate -srcwin)",
                     100.0 * invalid as f64 / (w * h) as f64
                 ),
             ));
-        }
-        let g601: Vec<f32> = grey(&block, idx.len(), w * h, (lo, range), BT601)
-            .iter()
-            .map(|v| (v * 255.0) as f32)
-            .collect();
-        let g709 = grey(&block, idx.len(), w * h, (lo, range), BT709);
-        let (niqe, brisque) = (
-            niqe(&g601, w, h).expect("size checked"),
-            brisque(&g709, w, h).expect("size checked"),
-        );
-        if !niqe.is_finite() || !brisque.is_finite() {
-            return Err(Error::input(
+    }
+    let g601: Vec<f32> = grey(&block, idx.len(), w * h, (lo, range), BT601)
+        .iter()
+        .map(|v| (v * 255.0) as f32)
+        .collect();
+    let g709 = grey(&block, idx.len(), w * h, (lo, range), BT709);
+    let (niqe, brisque) = (
+        niqe(&g601, w, h).expect("size checked"),
+        brisque(&g709, w, h).expect("size checked"),
+    );
+    if !niqe.is_finite() || !brisque.is_finite() {
+        return Err(Error::input(
                 &source,
                 format!("cannot be scored (NIQE {niqe}, BRISQUE {brisque}): it has no texture to measure (constant or nearly so)"),
             ));
-        }
-        out.push(QualityResult {
-            input: source,
-            niqe,
-            brisque,
-            luminance: if idx.len() == 3 {
-                format!(
+    }
+    Ok(QualityResult {
+        input: source,
+        niqe,
+        brisque,
+        luminance: if idx.len() == 3 {
+            format!(
                     "bands {} {} {} as R G B: BT.601 luminance for NIQE, BT.709 (scikit-image rgb2gray) for BRISQUE",
                     idx[0] + 1,
                     idx[1] + 1,
                     idx[2] + 1
                 )
-            } else {
-                format!("band {}", idx[0] + 1)
-            },
-            data_range: range,
-        });
-    }
-    // And during the last (or only) image: a stop asked for is a stop.
-    crate::interrupt::check()?;
-    Ok(out)
+        } else {
+            format!("band {}", idx[0] + 1)
+        },
+        data_range: range,
+    })
 }
 
 #[cfg(test)]
