@@ -175,9 +175,8 @@ fn reference_type(
         match first {
             None => {
                 first = Some((t, r));
-                // An `idfcr s2` output against a dataset's reference file
-                // whose bands carry no names is scored as the model cards
-                // are; an 8-bit reference holds no such DNs.
+                // An `s2` output against a reference with unnamed bands
+                // scores as the cards do (no 8-bit reference holds DNs).
                 sentinel2 = sentinel2_named(&opened.ds)
                     || (t != OutputType::Byte
                         && InputRaster::open(&p.display().to_string(), bands)
