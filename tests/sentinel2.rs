@@ -736,23 +736,8 @@ fn s2_outputs_never_replace_the_input() {
         "{group}.tif",
         "--overwrite",
     ];
-    let o = s2_cpu(
-        tmp.path(),
-        stack.to_str().unwrap(),
-        &out,
-        &[&extra[..], &["--model-dir", m]].concat(),
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    assert!(
-        common::stderr(&o).contains("that is the input"),
-        "{}",
-        common::stderr(&o)
-    );
-    assert_eq!(std::fs::read(&stack).unwrap(), before);
-    assert_eq!(common::listing(&out), ["10m.tif"]);
-
-    // A VRT over that file: the output would replace the VRT's source,
-    // which `remove` and `batch` refuse too.
+    // The stack itself, and a VRT over it: the output would replace the
+    // input, or the VRT's source (which `remove` and `batch` refuse too).
     let vrt = tmp.path().join("v.vrt");
     {
         let src = Dataset::open(&stack).unwrap();
@@ -763,20 +748,21 @@ fn s2_outputs_never_replace_the_input() {
             .close()
             .unwrap();
     }
-    let o = s2_cpu(
-        tmp.path(),
-        vrt.to_str().unwrap(),
-        &out,
-        &[&extra[..], &["--model-dir", m]].concat(),
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    assert!(
-        common::stderr(&o).contains("is read from that file"),
-        "{}",
-        common::stderr(&o)
-    );
-    assert_eq!(std::fs::read(&stack).unwrap(), before);
-    assert_eq!(common::listing(&out), ["10m.tif"]);
+    for (input, why) in [
+        (&stack, "that is the input"),
+        (&vrt, "is read from that file"),
+    ] {
+        let o = s2_cpu(
+            tmp.path(),
+            input.to_str().unwrap(),
+            &out,
+            &[&extra[..], &["--model-dir", m]].concat(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+        assert!(common::stderr(&o).contains(why), "{}", common::stderr(&o));
+        assert_eq!(std::fs::read(&stack).unwrap(), before);
+        assert_eq!(common::listing(&out), ["10m.tif"]);
+    }
 }
 
 /// A band stack that declares its own nodata (NaN here) keeps it: the hole
