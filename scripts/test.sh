@@ -11,7 +11,15 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "test.sh: clippy not installed, lint check skipped"
 fi
-cargo test --locked
+# Built first, so that the limit below times the tests alone.
+cargo test --locked --no-run
+# A hung test fails the run in minutes, not at CI's 90 (a fork deadlock in
+# a test once did that); the whole suite takes about 4.
+timeout --kill-after=30 1200 cargo test --locked || {
+  rc=$?
+  [ "$rc" -ge 124 ] && echo "test.sh: cargo test ran past 20 minutes (a hung test?)" >&2
+  exit "$rc"
+}
 # The QGIS Processing script, run for real by qgis_process.
 ./scripts/test_qgis.sh
 # The Slurm, Kubernetes and GNU parallel examples' commands, run locally.

@@ -1257,7 +1257,6 @@ fn a_non_utf8_argument_is_named() {
 /// no message, no clean-up). The limit now counts as the ceiling.
 #[test]
 fn a_process_memory_limit_is_a_ceiling() {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     rgb_tiff(&d.join("small.tif"), 64, 64, None);
@@ -1275,19 +1274,16 @@ fn a_process_memory_limit_is_a_ceiling() {
         format!(r#"<VRTDataset rasterXSize="5000" rasterYSize="5000">{bands}</VRTDataset>"#),
     )
     .unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"));
-    cmd.current_dir(d).args(["eval", "big.vrt", "big.vrt"]);
-    // SAFETY: one async-signal-safe call between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 1 << 30,
-                rlim_max: 1 << 30,
-            };
-            libc::setrlimit(libc::RLIMIT_AS, &lim);
-            Ok(())
-        });
-    }
+    // The limit is set by util-linux's `prlimit`, not a `pre_exec` closure,
+    // which would `fork()` this multi-threaded test process (see
+    // `spawn_idfcr` in tests/interrupt.rs: a child stuck in PROJ's at-fork
+    // handler hung CI).
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.current_dir(d)
+        .arg(format!("--as={}", 1u64 << 30))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_idfcr"))
+        .args(["eval", "big.vrt", "big.vrt"]);
     let o = cmd.output().unwrap();
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{:?}: {e}", o.status);

@@ -19,33 +19,37 @@ fn died_by(status: std::process::ExitStatus, sig: i32, what: &str) {
 /// SIGINT, SIGTERM and SIGHUP at their default actions except those in
 /// `ignored`: a caller that ignores them (a script's `cmd &`, `nohup`)
 /// passes that on, and idfcr keeps an ignored signal ignored.
+///
+/// The dispositions are set by coreutils' `env`, not by a `pre_exec`
+/// closure: `pre_exec` makes the standard library `fork()` this
+/// multi-threaded test process, and a fork while another test's thread
+/// held PROJ's lock left the child stuck in PROJ's at-fork handler before
+/// it could exec (CI hung for 90 minutes). Without it the child is
+/// started by `posix_spawn`, which runs no at-fork handlers.
 fn spawn_idfcr(
     dir: &std::path::Path,
     args: &[&str],
     stdout: bool,
     ignored: &'static [i32],
 ) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_idfcr"));
+    let mut cmd = std::process::Command::new("env");
+    for (sig, name) in [
+        (libc::SIGINT, "INT"),
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGHUP, "HUP"),
+    ] {
+        if ignored.contains(&sig) {
+            cmd.arg(format!("--ignore-signal={name}"));
+        } else {
+            cmd.arg(format!("--default-signal={name}"));
+        }
+    }
     cmd.current_dir(dir)
+        .arg(env!("CARGO_BIN_EXE_idfcr"))
         .args(args)
         .stderr(std::process::Stdio::piped());
     if stdout {
         cmd.stdout(std::process::Stdio::piped());
-    }
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                let action = if ignored.contains(&s) {
-                    libc::SIG_IGN
-                } else {
-                    libc::SIG_DFL
-                };
-                libc::signal(s, action);
-            }
-            Ok(())
-        });
     }
     cmd.spawn().unwrap()
 }
