@@ -75,6 +75,35 @@ fn remove_many_tiles(model: &str) -> [&str; 14] {
     ]
 }
 
+/// A temp file of a run writing its output, not the short-lived probe
+/// that checks the folder before any work (a signal on seeing that landed
+/// before the first tile, and the run ended at once, before a test's
+/// second press).
+fn is_working_temp(name: &str) -> bool {
+    name.contains(".idfcr-") && !name.ends_with("-probe.tif")
+}
+
+/// Whether a run in `dir` is writing its output (see `is_working_temp`).
+fn writing(dir: &std::path::Path) -> bool {
+    listing(dir).iter().any(|n| is_working_temp(n))
+}
+
+/// CPU time (user + system) that process `pid` has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: utime and stime are the 12th and 13th of them.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    // SAFETY: a plain query of a system constant.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 fn signal_number(name: &str) -> i32 {
     match name {
         "-INT" => 2,
@@ -94,7 +123,7 @@ fn interrupt_with(signals: &[(&str, u64)]) -> String {
     // Wait until the run is under way: its temp file exists.
     let t0 = Instant::now();
     loop {
-        if listing(dir.path()).iter().any(|n| n.contains(".idfcr-")) {
+        if writing(dir.path()) {
             break;
         }
         assert!(
@@ -153,20 +182,36 @@ fn a_request_delivered_twice_leaves_nothing_behind() {
 /// A second Ctrl-C (a deliberate press, more than a second after the first)
 /// while the clean stop waits for a long tile ends the run at once, still
 /// by SIGINT and with no partial file left. The bundled RGB model on one
-/// 512 px tile at one thread takes seconds, so the clean stop cannot
-/// finish between the two presses.
+/// 1024 px tile (the demo, twice over each way) at one thread takes well
+/// over the 1.8 s between the presses, so the clean stop cannot finish
+/// between them.
 #[test]
 fn a_second_ctrl_c_stops_at_once_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        repo().join("testdata/demo/landsat8_cloudy.tif"),
-        dir.path().join("in.tif"),
-    )
-    .unwrap();
+    let demo = gdal::Dataset::open(repo().join("testdata/demo/landsat8_cloudy.tif")).unwrap();
+    let (w, h) = demo.raster_size();
+    let bands: Vec<Vec<u8>> = (1..=3)
+        .map(|b| {
+            let band = demo.rasterband(b).unwrap();
+            band.read_as::<u8>((0, 0), (w, h), (w, h), None)
+                .unwrap()
+                .data()
+                .to_vec()
+        })
+        .collect();
+    write_tiff::<u8>(
+        &dir.path().join("in.tif"),
+        2 * w,
+        2 * h,
+        3,
+        None,
+        |b, y, x| bands[b][(y % h) * w + x % w],
+    );
     let model = repo()
         .join("onnx/models/pixel_cr_rgb.onnx")
         .display()
         .to_string();
+    let tile = (2 * w.max(h)).to_string();
     let args = [
         "remove",
         "in.tif",
@@ -177,12 +222,14 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_nothing_behind() {
         "cpu",
         "--threads",
         "1",
+        "--tile",
+        &tile,
         "-q",
     ];
     let mut child = spawn_idfcr(dir.path(), &args, false, &[]);
     // The temp output exists once the model is loaded and the tile starts.
     let t0 = Instant::now();
-    while !listing(dir.path()).iter().any(|n| n.contains(".idfcr-")) {
+    while !writing(dir.path()) {
         assert!(
             t0.elapsed() < Duration::from_secs(120),
             "the run never started writing"
@@ -197,7 +244,20 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_nothing_behind() {
             .unwrap();
         assert!(st.success(), "the run ended before the second press");
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // The first press must land inside the tile, not in the short set-up
+    // after the temp file appears (a press there stops the run before
+    // the tile, in milliseconds, and the second press finds it gone: CI
+    // under load hit that). A second and a half of CPU time past the temp
+    // file is the model's run, whatever the machine's speed.
+    let at_temp = cpu_seconds(child.id());
+    while cpu_seconds(child.id()) - at_temp < 1.5 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(240),
+            "the tile never started"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     kill(child.id());
     std::thread::sleep(Duration::from_millis(1500));
     kill(child.id());
@@ -237,7 +297,7 @@ fn interrupted_batch_resumes() {
     while !dir.path().join("out").exists()
         || !listing(&dir.path().join("out"))
             .iter()
-            .any(|n| n.contains("b_big") && n.contains(".idfcr-"))
+            .any(|n| n.contains("b_big") && is_working_temp(n))
     {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
@@ -336,7 +396,7 @@ fn an_ignored_hangup_stays_ignored() {
         &[libc::SIGHUP],
     );
     let t0 = Instant::now();
-    while !listing(dir.path()).iter().any(|n| n.contains(".idfcr-")) {
+    while !writing(dir.path()) {
         assert!(t0.elapsed() < Duration::from_secs(60), "never started");
         std::thread::sleep(Duration::from_millis(20));
     }
