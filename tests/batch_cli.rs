@@ -298,7 +298,14 @@ fn batch_usage_errors_come_first_and_touch_nothing() {
             ],
             &["--summary", "the output"],
         ),
-        (&["--out-dir", "o4", "--name", "{stem}.png"], &["png"]),
+        (
+            &["--out-dir", "o4", "--name", "{stem}.png"],
+            &["--name o4/in.png", "not .png"],
+        ),
+        (
+            &["--out-dir", "o7", "--mask-name", "{stem}.jpg"],
+            &["--mask-name o7/in.jpg", "not .jpg"],
+        ),
         (
             &["--out-dir", "o5", "--name", "{nope}.tif"],
             &["placeholder"],

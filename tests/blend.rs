@@ -716,6 +716,10 @@ fn the_summary_reports_the_cloud_cover_the_mask_shows() {
         (got("mean_probability") - mean).abs() < 1e-5,
         "{s} vs {mean}"
     );
+    assert_eq!(
+        s["cloud_probability"], "the model's own calibrated cloud probability",
+        "{s}"
+    );
     // --raw blends nothing, but the probability is still the model's.
     let o = idfcr(
         d,
@@ -742,6 +746,8 @@ fn the_summary_reports_the_cloud_cover_the_mask_shows() {
             "--device",
             "cpu",
             "-q",
+            "--mask-name",
+            "{stem}_p.tif",
             "--summary",
             "-",
         ],
@@ -751,6 +757,20 @@ fn the_summary_reports_the_cloud_cover_the_mask_shows() {
     let item = &s["items"][0];
     assert!(
         (item["cloud_cover"].as_f64().unwrap() - cover).abs() < 1e-9,
+        "{s}"
+    );
+    // ... and, as `remove --json` does, its mean p (to sort an archive by
+    // cloudiness), where p came from, and its mask.
+    assert!(
+        (item["mean_probability"].as_f64().unwrap() - mean).abs() < 1e-5,
+        "{s}"
+    );
+    assert_eq!(
+        item["cloud_probability"], "the model's own calibrated cloud probability",
+        "{s}"
+    );
+    assert!(
+        item["mask"].as_str().unwrap().ends_with("b/in_p.tif"),
         "{s}"
     );
 }
@@ -889,5 +909,74 @@ fn a_hole_in_one_band_is_not_fed_to_the_model() {
                 assert_eq!(a[band][p], b[band][p], "band {band} at ({x}, {y})");
             }
         }
+    }
+}
+
+/// The shipped model overshoots below no light on bright cloud remnants
+/// (its global residual). A Byte output clipped that at 0, but the same
+/// scene as Float32 reflectance (`--rescale 0,1`) came back with negative
+/// values on a tenth of the demo. Outputs are now floored at no light, so
+/// the result no longer depends on how the input is stored.
+#[test]
+fn float_reflectance_comes_back_as_the_byte_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A cloudy corner of the demo (y 0..128, x 128..256), whose raw output
+    // went as low as -0.07 as Float32.
+    let demo = gdal::Dataset::open(repo().join("testdata/demo/landsat8_cloudy.tif")).unwrap();
+    let mut bands = Vec::new();
+    for b in 1..=3 {
+        let buf = demo
+            .rasterband(b)
+            .unwrap()
+            .read_as::<u8>((128, 0), (128, 128), (128, 128), None)
+            .unwrap();
+        bands.push(buf.data().to_vec());
+    }
+    write_tiff::<u8>(&d.join("byte.tif"), 128, 128, 3, None, |b, y, x| {
+        bands[b][y * 128 + x]
+    });
+    write_tiff::<f32>(&d.join("float.tif"), 128, 128, 3, None, |b, y, x| {
+        bands[b][y * 128 + x] as f32 / 255.0
+    });
+    let model = repo().join("onnx/models/pixel_cr_rgb.onnx");
+    let model = model.to_str().unwrap();
+    for raw in [false, true] {
+        let run = |input: &str, out: &str, extra: &[&str]| {
+            let mut args = vec![
+                "remove",
+                input,
+                out,
+                "--model",
+                model,
+                "--device",
+                "cpu",
+                "-q",
+                "--overwrite",
+            ];
+            if raw {
+                args.push("--raw");
+            }
+            args.extend(extra);
+            let o = idfcr(d, &args);
+            assert!(o.status.success(), "{input} raw={raw}: {}", stderr(&o));
+            read_all(&d.join(out)).0
+        };
+        let byte = run("byte.tif", "byte_out.tif", &[]);
+        let float = run("float.tif", "float_out.tif", &["--rescale", "0,1"]);
+        let mut zeros = 0;
+        for b in 0..3 {
+            for (i, (&f, &by)) in float[b].iter().zip(&byte[b]).enumerate() {
+                assert!(f >= 0.0, "raw={raw} band {b} pixel {i}: {f}");
+                assert!(
+                    (f * 255.0 - by).abs() <= 0.51,
+                    "raw={raw} band {b} pixel {i}: {} against {by}",
+                    f * 255.0
+                );
+                zeros += usize::from(by == 0.0);
+            }
+        }
+        // The crop does reach the floor, so the test sees the overshoot.
+        assert!(zeros > 0, "raw={raw}: no pixel at 0");
     }
 }

@@ -456,7 +456,22 @@ fn colour_tagged_bands_are_paired_by_colour() {
         assert!(o.status.success(), "{}", stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["mean"]["psnr"].as_f64(), Some(100.0), "-b {b}");
+        // The report names the band and the reference's band it met, so
+        // it reads the same whichever file came first.
+        let band = &v["images"][0]["bands"][0];
+        let (name, theirs) = if b == "1" { ("Red", 3) } else { ("Blue", 1) };
+        assert_eq!(band["name"], name, "{v}");
+        assert_eq!(band["reference_band"], theirs, "{v}");
     }
+    let o = idfcr(dir.path(), &["eval", "rgb.tif", "bgr.tif", "--csv", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8_lossy(&o.stdout);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].ends_with(",band_name,reference_band"), "{csv}");
+    assert!(
+        rows[1].starts_with("rgb.tif,bgr.tif,1,") && rows[1].ends_with(",Red,3"),
+        "{csv}"
+    );
     // Untagged: by position (red against blue; green alike).
     assert!(psnr("plain.tif") < 60.0);
 }

@@ -575,12 +575,13 @@ fn a_dynamic_crs_keeps_its_coordinate_epoch() {
 }
 
 /// GDAL's warnings while it writes an output reach stderr, naming the
-/// output: `--co NBITS=4` clips 8-bit values, which passed in silence.
+/// output: `--co NBITS=7` clips the brighter 8-bit values, which passed in
+/// silence (an NBITS that would clip most values is refused up front).
 #[test]
 fn gdal_warnings_while_writing_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     rgb_tiff(&dir.path().join("in.tif"), 64, 48, None);
-    let o = remove_conv(dir.path(), "in.tif", &["--co", "NBITS=4"]);
+    let o = remove_conv(dir.path(), "in.tif", &["--co", "NBITS=7"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -739,11 +740,11 @@ fn side_files_units_and_statistics() {
     }
     drop(out);
 
-    // A world file takes the output's stem; NBITS=4 drops our predictor.
+    // A world file takes the output's stem; NBITS=7 drops our predictor.
     let o = remove_conv(
         dir.path(),
         "in.tif",
-        &["--overwrite", "--co", "TFW=YES", "--co", "NBITS=4"],
+        &["--overwrite", "--co", "TFW=YES", "--co", "NBITS=7"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -1107,4 +1108,27 @@ fn models_lists_the_bundled_models() {
     let o = idfcr(dir.path(), &["models", "--describe-json"]);
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(d.get("progress").is_none(), "{d}");
+}
+
+/// `--co NBITS=4` packs a Byte output into 0..15: 8-bit ground came back
+/// as 15 nearly everywhere, exit 0 (GDAL only warned). It is refused
+/// before any work, as `-ot` of a type that cannot hold the values is; an
+/// NBITS that holds them is taken.
+#[test]
+fn nbits_that_would_clip_the_values_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rgb_tiff(&d.join("in.tif"), 64, 48, None);
+    let o = remove_conv(d, "in.tif", &["--co", "NBITS=4"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("in.tif")
+            && e.contains("--co NBITS=4 holds 0..15")
+            && e.contains("larger NBITS"),
+        "{e}"
+    );
+    assert_eq!(listing(d), ["in.tif"], "nothing written");
+    let o = remove_conv(d, "in.tif", &["--co", "NBITS=7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

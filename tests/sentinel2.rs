@@ -1534,8 +1534,18 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
     );
 
     let o = run(&products[1], &tmp.path().join("l2a_out"), &[]);
-    let source = source_of(o);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let source = summary["cloud_probability"].as_str().unwrap();
     assert!(source.contains("own") && source.contains("L2A"), "{source}");
+    // Each group names its p too (it was null where the model's own p
+    // stood, so a reader could not tell it from a missing field).
+    for g in summary["groups"].as_array().unwrap() {
+        assert_eq!(
+            g["cloud_probability"], "the model's own calibrated cloud probability",
+            "{g}"
+        );
+    }
 
     // s2cloudless reads the product's DNs: a rescaled run keeps the models' p.
     let o = run(

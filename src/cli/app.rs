@@ -440,10 +440,15 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         });
         interrupt::exit_code()
     } else if summary.failed > 0 {
-        log::emit(&Event::error(
-            format!("{} of {} inputs failed", summary.failed, summary.inputs),
-            1,
-        ));
+        // Each failed input had its own line with its own kind; this one
+        // closes the batch.
+        log::emit(&Event {
+            kind: Some("batch"),
+            ..Event::error(
+                format!("{} of {} inputs failed", summary.failed, summary.inputs),
+                1,
+            )
+        });
         1
     } else {
         0

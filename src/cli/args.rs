@@ -73,7 +73,8 @@ pub struct RemoveArgs {
     pub output: PathBuf,
     /// Also write the cloud probability p that the output is blended by to
     /// this file (Float32 0..1, nodata -1): the model's detector and cloudy
-    /// attention, s2cloudless for Sentinel-2 L1C, or your --cloud-mask.
+    /// attention, or your --cloud-mask (s2cloudless is `idfcr s2`'s, on L1C
+    /// products; a single group here keeps its model's own p).
     #[arg(long)]
     pub mask: Option<PathBuf>,
     /// Replace OUTPUT (and --mask) if they exist.

@@ -39,6 +39,8 @@
 //! - `values`: the output pixel types (`OutputType`), the value each output
 //!   pixel gets (rounded, clipped, off the nodata value unless passed
 //!   through) and the nodata an output declares;
+//! - `same_grid`: whether a prediction and its reference cover the same
+//!   ground (`eval`), in the terms of the grid that differ;
 //! - `memory`: whole-image buffers (`eval`, `quality`, `s2`'s cloud map)
 //!   checked against the memory there is before they are allocated.
 
@@ -53,6 +55,7 @@ pub mod options;
 pub mod place;
 pub mod reader;
 pub mod report;
+pub mod same_grid;
 pub mod sample;
 pub(crate) mod set_aside;
 pub mod side_files;

@@ -303,12 +303,22 @@ impl InputRaster {
     }
 
     /// Raster values of this input <-> values of a graph with `graph`'s
-    /// units (its DN offsets and rescale, then the graph's scale).
+    /// units (its DN offsets and rescale, then the graph's scale), outputs
+    /// floored at no light or at each band's lowest sampled value
+    /// (`Normaliser::floored`).
     pub fn normaliser(
         &self,
         graph: crate::models::contract::GraphScale,
-    ) -> crate::models::contract::Normaliser {
-        crate::models::contract::Normaliser::new(&self.dn_offset, self.rescale, graph)
+    ) -> Result<crate::models::contract::Normaliser> {
+        let lowest: Vec<Option<f64>> = self
+            .band_stats()?
+            .iter()
+            .map(|s| s.map(|s| s.min))
+            .collect();
+        Ok(
+            crate::models::contract::Normaliser::new(&self.dn_offset, self.rescale, graph)
+                .floored(&lowest),
+        )
     }
 
     /// GDAL's words for a failed read, without the file name it starts

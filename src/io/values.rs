@@ -40,14 +40,38 @@ impl OutputType {
     /// type's range (`-ot Byte` on Sentinel-2 DNs wrote 255 almost
     /// everywhere, exit 0), or, for a float input (`float_input`), values
     /// that an integer type would round to a few levels (reflectance 0..1
-    /// into UInt16 gives 0s and 1s).
-    pub fn cannot_hold(self, spread: (f64, f64, f64), float_input: bool) -> Option<String> {
-        let (lo, hi) = self.range();
+    /// into UInt16 gives 0s and 1s). With `nbits` (GTiff's `--co NBITS`),
+    /// an unsigned type holds 0..2^n - 1 only (`NBITS=4` on 8-bit ground
+    /// wrote 15 everywhere, exit 0).
+    pub fn cannot_hold(
+        self,
+        nbits: Option<u32>,
+        spread: (f64, f64, f64),
+        float_input: bool,
+    ) -> Option<String> {
+        // GTiff's NBITS packs an unsigned type into fewer bits: its range
+        // is then 0..2^n - 1 (values beyond are clipped, with a warning).
+        let unsigned = matches!(
+            self,
+            OutputType::Byte | OutputType::UInt16 | OutputType::UInt32
+        );
+        let ((lo, hi), what, fix) = match nbits {
+            Some(n) if unsigned && (1..32).contains(&n) => (
+                (0.0, ((1u64 << n) - 1) as f64),
+                format!("--co NBITS={n}"),
+                "a larger NBITS, or leave it out",
+            ),
+            _ => (
+                self.range(),
+                format!("-ot {self:?}"),
+                "a wider -ot, or leave it out (the input's type)",
+            ),
+        };
         let (p2, p50, p98) = spread;
         let v = |x: f64| crate::io::units::short(x);
         if p50 > hi || p50 < lo {
             return Some(format!(
-                "-ot {self:?} holds {}..{}, but half of the values lie beyond it (2nd, 50th and 98th percentile {}, {}, {}): most output pixels would clip to {}; choose a wider -ot, or leave it out (the input's type)",
+                "{what} holds {}..{}, but half of the values lie beyond it (2nd, 50th and 98th percentile {}, {}, {}): most output pixels would clip to {}; choose {fix}",
                 v(lo), v(hi), v(p2), v(p50), v(p98), v(if p50 > hi { hi } else { lo })
             ));
         }
@@ -209,10 +233,34 @@ mod tests {
         ];
         for (t, spread, float_input, refused) in cases {
             assert_eq!(
-                t.cannot_hold(spread, float_input).is_some(),
+                t.cannot_hold(None, spread, float_input).is_some(),
                 refused,
                 "{t:?} {spread:?} {float_input}"
             );
+        }
+    }
+
+    #[test]
+    fn nbits_that_cannot_hold_the_values() {
+        // (type, NBITS, 2nd/50th/98th percentile, refused)
+        let cases = [
+            // 8-bit ground packed into 4 bits: everything clips to 15.
+            (OutputType::Byte, Some(4), (20.0, 110.0, 200.0), true),
+            (OutputType::Byte, Some(7), (20.0, 110.0, 200.0), false),
+            // 12-bit data in 12 bits, and Sentinel-2 DNs in 12 bits.
+            (OutputType::UInt16, Some(12), (300.0, 1500.0, 4000.0), false),
+            (OutputType::UInt16, Some(12), (3000.0, 5000.0, 9000.0), true),
+            // NBITS on a signed or float type: GDAL's own rules (Float32's
+            // 16 is half precision); only -ot's range is judged.
+            (OutputType::Int16, Some(4), (20.0, 110.0, 200.0), false),
+            (OutputType::Float32, Some(16), (0.0, 1500.0, 9000.0), false),
+        ];
+        for (t, nbits, spread, refused) in cases {
+            let why = t.cannot_hold(nbits, spread, false);
+            assert_eq!(why.is_some(), refused, "{t:?} {nbits:?} {spread:?}");
+            if let Some(why) = why {
+                assert!(why.starts_with("--co NBITS="), "{why}");
+            }
         }
     }
 

@@ -29,8 +29,14 @@ pub struct Mean {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BandResult {
-    /// 1-based band number, as in GDAL.
+    /// 1-based band number of the prediction, as in GDAL.
     pub band: usize,
+    /// Its Sentinel-2 band name or colour (None: neither), so that a report
+    /// reads the same whichever file was the prediction.
+    pub name: Option<String>,
+    /// The reference's band it was scored against (paired by name or
+    /// colour where both carry them, else by position).
+    pub reference_band: usize,
     #[serde(flatten)]
     pub scores: BandScores,
 }
@@ -279,6 +285,16 @@ fn reference_bands_by_name(
         .map(Some)
 }
 
+/// A band's Sentinel-2 name, else its colour (Red, Green...), if any.
+fn band_label(ds: &gdal::Dataset, band_no: usize) -> Option<String> {
+    if let Some(name) = crate::sentinel2::input::gdal_band_name(ds, band_no) {
+        return Some(name.to_string());
+    }
+    let band = ds.rasterband(band_no).ok()?;
+    let colour = crate::io::mask::color_name(&band);
+    (!matches!(colour.as_str(), "" | "Undefined" | "Gray")).then_some(colour)
+}
+
 /// The reference's bands in the prediction's order by colour
 /// interpretation, when the prediction tags every selected band with a
 /// distinct colour (Red, Green, Blue...) and the reference holds each of
@@ -354,42 +370,6 @@ fn s2_radiometry(raster: &mut InputRaster) -> Result<(bool, Vec<f64>)> {
     Ok((false, vec![off; raster.bands()]))
 }
 
-/// Two georeferenced rasters of one size can still cover different ground
-/// (another origin, pixel size or CRS): scored pixel by pixel they compare
-/// unrelated places, silently. Refused when both carry georeferencing and
-/// it differs; a raster without any (a PNG) is compared by position.
-fn check_same_grid(p: &gdal::Dataset, ps: &str, r: &gdal::Dataset, rs: &str) -> Result<()> {
-    if let (Ok(a), Ok(b)) = (p.geo_transform(), r.geo_transform()) {
-        // A hundredth of a pixel: rounding in a format's header, not a shift.
-        let tol = 0.01 * a[1].abs().max(a[5].abs()).max(1e-12);
-        if a.iter().zip(&b).any(|(x, y)| (x - y).abs() > tol) {
-            return Err(Error::input(
-                ps,
-                format!(
-                    "lies on another grid than the reference {rs}: origin ({}, {}) and pixel size ({}, {}) against ({}, {}) and ({}, {}); resample one onto the other's grid first (gdalwarp)",
-                    a[0], a[3], a[1], a[5], b[0], b[3], b[1], b[5]
-                ),
-            ));
-        }
-    }
-    if let (Ok(a), Ok(b)) = (p.spatial_ref(), r.spatial_ref()) {
-        if a != b {
-            let name = |s: &gdal::spatial_ref::SpatialRef| {
-                s.name().unwrap_or_else(|| "an unnamed CRS".into())
-            };
-            return Err(Error::input(
-                ps,
-                format!(
-                    "is in {} but the reference {rs} is in {}; reproject one onto the other's grid first (gdalwarp)",
-                    name(&a),
-                    name(&b)
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Score one pair.
 fn eval_pair(
     pred: &Path,
@@ -432,7 +412,7 @@ fn eval_pair(
             ),
         ));
     }
-    check_same_grid(&p.ds, &ps, &r.ds, &rs)?;
+    crate::io::same_grid::check(&p.ds, &ps, &r.ds, &rs)?;
     let (w, h) = (p.width, p.height);
     // Both images as float32, then per band float64 copies, the validity
     // flags and SSIM's filtered planes (about 88 bytes a pixel).
@@ -465,6 +445,8 @@ fn eval_pair(
             band_scores(&a, &b, &band_valid, h, w, data_range).map_err(|e| Error::input(&ps, e))?;
         bands.push(BandResult {
             band: band_no,
+            name: band_label(&p.ds, band_no),
+            reference_band: r.band_nos[i],
             scores,
         });
     }
@@ -521,11 +503,15 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
 
 /// One CSV row per band plus one "mean" row per image.
 pub fn to_csv(report: &EvalReport) -> String {
-    let mut s = String::from("pred,reference,band,psnr,ssim,rmse,pixels,data_range\n");
+    // The band's name and the reference's band come last: older readers
+    // of the first eight columns are not disturbed.
+    let mut s = String::from(
+        "pred,reference,band,psnr,ssim,rmse,pixels,data_range,band_name,reference_band\n",
+    );
     for img in &report.images {
         for b in &img.bands {
             s += &format!(
-                "{},{},{},{:.6},{:.6},{:.6},{},{}\n",
+                "{},{},{},{:.6},{:.6},{:.6},{},{},{},{}\n",
                 csv_field(&img.pred),
                 csv_field(&img.reference),
                 b.band,
@@ -533,11 +519,13 @@ pub fn to_csv(report: &EvalReport) -> String {
                 b.scores.ssim,
                 b.scores.rmse,
                 b.scores.pixels,
-                report.data_range
+                report.data_range,
+                csv_field(b.name.as_deref().unwrap_or("")),
+                b.reference_band
             );
         }
         s += &format!(
-            "{},{},mean,{:.6},{:.6},{:.6},,{}\n",
+            "{},{},mean,{:.6},{:.6},{:.6},,{},,\n",
             csv_field(&img.pred),
             csv_field(&img.reference),
             img.mean.psnr,

@@ -252,12 +252,17 @@ impl GraphScale {
 ///
 /// Each step rounds to f32 as the stages always have, so outputs stay
 /// bit-identical to the layered conversion this replaces.
+///
+/// On output, a model value below the band's floor is raised to it first
+/// ([`Normaliser::floored`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normaliser {
     pub dn_offset: Vec<f64>,
     /// `(gain, bias)` of step 2.
     pub rescale: (f64, f64),
     pub graph: GraphScale,
+    /// Per band, the lowest model value an output takes (empty: none).
+    pub floor: Vec<f32>,
 }
 
 impl Normaliser {
@@ -266,7 +271,29 @@ impl Normaliser {
             dn_offset: dn_offset.to_vec(),
             rescale,
             graph,
+            floor: Vec::new(),
         }
+    }
+
+    /// Outputs floored per band at the graph's 0, or at the band's lowest
+    /// input value (`lowest`, raster values) where that is lower. Every
+    /// training loader clips its targets at 0 (no light), so a model value
+    /// below it is the global residual overshooting on a bright remnant,
+    /// not ground: an integer output clipped it at the type's 0, but a
+    /// Float32 reflectance output came back negative on a tenth of the
+    /// demo. The input's own minimum keeps values the model was fed (a
+    /// `--stretch` maps the darkest 2 % below 0; L2A water can be
+    /// slightly negative).
+    pub fn floored(mut self, lowest: &[Option<f64>]) -> Self {
+        self.floor = lowest
+            .iter()
+            .enumerate()
+            .map(|(b, lo)| match lo {
+                Some(lo) => self.to_model(b, *lo as f32).min(0.0),
+                None => 0.0,
+            })
+            .collect();
+        self
     }
 
     /// Only the graph's scale (no DN offset, no rescale).
@@ -290,6 +317,7 @@ impl Normaliser {
 
     /// Model value of band `b` -> raster value.
     pub fn from_model(&self, b: usize, m: f32) -> f32 {
+        let m = self.floor.get(b).map_or(m, |&f| m.max(f));
         let off = self.dn_offset.get(b).copied().unwrap_or(0.0);
         let (gain, bias) = self.rescale;
         let units = (m as f64 / self.graph.scale - self.graph.offset) as f32;
@@ -486,5 +514,36 @@ mod tests {
             },
         );
         assert_eq!(n.to_model(1, 5.0), 5.0);
+    }
+
+    #[test]
+    fn outputs_are_floored_at_no_light_or_the_inputs_own_lowest_value() {
+        let rgb = GraphScale {
+            scale: 1.0 / 255.0,
+            offset: 0.0,
+        };
+        // (rescale, the band's lowest input, model value, raster value out)
+        let cases = [
+            // Float reflectance 0..1 (--rescale 0,1): an overshoot to -0.1
+            // comes back as 0, not as negative reflectance.
+            ((255.0, 0.0), Some(0.02), -0.1, 0.0),
+            ((255.0, 0.0), Some(0.02), 0.5, 0.5),
+            // An input that itself goes below 0 keeps its own floor.
+            ((255.0, 0.0), Some(-0.05), -0.1, -0.05),
+            ((255.0, 0.0), Some(-0.05), -0.02, -0.02),
+            // A band with no valid value: the graph's 0.
+            ((1.0, 0.0), None, -0.3, 0.0),
+        ];
+        for (rescale, lowest, model, want) in cases {
+            let n = Normaliser::new(&[], rescale, rgb).floored(&[lowest]);
+            let got = n.from_model(0, model);
+            assert!(
+                (got - want).abs() < 1e-5,
+                "{rescale:?} {lowest:?} {model}: {got}"
+            );
+        }
+        // Not floored: no figures given.
+        let n = Normaliser::graph_only(rgb);
+        assert!(n.from_model(0, -0.1) < 0.0);
     }
 }

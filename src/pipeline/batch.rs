@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::pipeline::inputs::in_shard;
 use crate::pipeline::names::{cloud_mask_path, collision_hint, output_path};
-use crate::pipeline::{remove_cached, ModelCache};
+use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
 use crate::progress::Progress;
 
 #[derive(Debug, Clone)]
@@ -73,8 +73,13 @@ pub struct ItemResult {
     pub status: ItemStatus,
     pub seconds: f64,
     pub error: Option<String>,
-    /// The run's `cloud_cover` (see `RemoveSummary`); null unless "ok".
+    /// The input's `--mask-name` file, when one is asked for.
+    pub mask: Option<PathBuf>,
+    /// The run's `cloud_probability`, `cloud_cover` and `mean_probability`
+    /// (see `RemoveSummary`); null unless "ok".
+    pub cloud_probability: Option<String>,
     pub cloud_cover: Option<f64>,
+    pub mean_probability: Option<f64>,
 }
 
 /// The `--summary` JSON of a batch: counts, then one item per input of
@@ -117,6 +122,14 @@ pub fn plan(cfg: &BatchConfig) -> Result<Vec<RemoveConfig>> {
             .collect::<Result<Vec<_>>>()?,
         None => vec![None; cfg.inputs.len()],
     };
+    // Named by the option that made them (each job's own check would say
+    // OUTPUT and --mask, which a batch has not).
+    for out in &outputs {
+        crate::config::check_output_name("--name", out)?;
+    }
+    for m in masks.iter().flatten() {
+        crate::config::check_output_name("--mask-name", m)?;
+    }
     let written = || outputs.iter().chain(masks.iter().flatten());
     // An output or mask that is one of the inputs would replace it.
     for (out, input) in outputs.iter().zip(&cfg.inputs).chain(
@@ -281,11 +294,11 @@ pub fn run_batch(
     for item_cfg in mine {
         let t0 = Instant::now();
         // After an interrupt the rest are not started.
-        let (status, error, cloud_cover) = if interrupted {
+        let (status, error, run) = if interrupted {
             (ItemStatus::Interrupted, None, None)
         } else {
             match run_item(cfg, item_cfg.clone(), &mut cache, &progress) {
-                Ok((status, cloud_cover)) => (status, None, cloud_cover),
+                Ok((status, run)) => (status, None, run),
                 Err(Error::Interrupted) => {
                     interrupted = true;
                     (ItemStatus::Interrupted, None, None)
@@ -302,7 +315,10 @@ pub fn run_batch(
             status,
             seconds: t0.elapsed().as_secs_f64(),
             error,
-            cloud_cover,
+            mask: item_cfg.job.mask,
+            cloud_probability: run.as_ref().and_then(|r| r.cloud_probability.clone()),
+            cloud_cover: run.as_ref().and_then(|r| r.cloud_cover),
+            mean_probability: run.as_ref().and_then(|r| r.mean_probability),
         });
     }
     let count = |s: ItemStatus| items.iter().filter(|i| i.status == s).count();
@@ -326,7 +342,7 @@ fn run_item(
     mut item_cfg: RemoveConfig,
     cache: &mut ModelCache,
     progress: &impl Fn() -> StageDisplays,
-) -> Result<(ItemStatus, Option<f64>)> {
+) -> Result<(ItemStatus, Option<RemoveSummary>)> {
     let (input, output) = (item_cfg.job.input.clone(), item_cfg.job.output.clone());
     if let Some((pattern, spec)) = &cfg.cloud_mask {
         // Read before the --skip-existing check: the mask is part of the
@@ -390,5 +406,5 @@ fn run_item(
         }
     }
     let summary = remove_cached(&item_cfg, cache, progress())?;
-    Ok((ItemStatus::Ok, summary.cloud_cover))
+    Ok((ItemStatus::Ok, Some(summary)))
 }

@@ -49,9 +49,21 @@ pub fn remove_cached(
 /// too narrow for them clips most of the result to one value. An input
 /// with no valid pixel is left to the run's own message.
 fn check_out_type(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
-    let Some(t) = cfg.opts.out_type.filter(|t| t.is_integer()) else {
+    let nbits = cfg
+        .opts
+        .creation_options
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("NBITS"))
+        .and_then(|(_, v)| v.trim().parse::<u32>().ok());
+    // Without -ot or NBITS the output has the input's type, which holds
+    // the input's values.
+    if cfg.opts.out_type.is_none() && nbits.is_none() {
         return Ok(());
-    };
+    }
+    let t = cfg.opts.out_type.unwrap_or(input.data_type);
+    if !t.is_integer() {
+        return Ok(());
+    }
     let (Ok((p2, p98)), Ok((p50, _))) =
         (input.percentiles(2.0, 98.0), input.percentiles(50.0, 50.0))
     else {
@@ -62,7 +74,7 @@ fn check_out_type(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
     let n = input.dn_offset.len().max(1) as f64;
     let off = input.dn_offset.iter().sum::<f64>() / n;
     let float_input = !input.data_type.is_integer();
-    match t.cannot_hold((p2 - off, p50 - off, p98 - off), float_input) {
+    match t.cannot_hold(nbits, (p2 - off, p50 - off, p98 - off), float_input) {
         Some(why) => Err(Error::input(&cfg.job.input, why)),
         None => Ok(()),
     }
@@ -207,7 +219,7 @@ fn remove_refined(
     let pool = worker_pool(ind.encoder.workers())?;
     let job = crate::diffusion::refine::Refine {
         stage1: &stage1,
-        norm: input.normaliser(ind.encoder.contract.graph_scale),
+        norm: input.normaliser(ind.encoder.contract.graph_scale)?,
         blend: prob.as_ref().filter(|_| blend).map(|p| (input, p)),
         models: ind,
         tile_px: round_up(cfg.opts.tile_px, ind.encoder.contract.factor),

@@ -44,9 +44,6 @@ pub struct GroupSummary {
     pub res_m: u32,
     pub source: String,
     pub tile_px: usize,
-    /// The detector map this group blended by, with its calibration; None:
-    /// the model's own probability.
-    pub cloud_probability: Option<String>,
     #[serde(flatten)]
     pub run: RemoveSummary,
 }
@@ -253,7 +250,6 @@ fn run_groups(
             res_m: j.res_m,
             source: j.source,
             tile_px: item.opts.tile_px,
-            cloud_probability: item.job.probability.as_ref().map(|p| p.map.source.clone()),
             run,
         });
     }

@@ -21,7 +21,7 @@ use crate::config::RemoveConfig;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
 use crate::io::writer::{OutputRaster, Provenance};
-use crate::models::pixel_cr::{Model, Provider};
+use crate::models::pixel_cr::{Model, ModelContract, Provider};
 use crate::progress::Progress;
 use crate::tiling::cloud_blend;
 use crate::tiling::grid::{mirror, panels, tile_and_overlap, AxisGrid, Panel};
@@ -57,7 +57,7 @@ pub(crate) fn pixel_cr(
     let pool = worker_pool(model.workers())?;
     let panels = panels(&xgrid, panel_px);
     let total_tiles = (ygrid.len() * panels.iter().map(|p| p.tiles.len()).sum::<usize>()) as u64;
-    let norm = input.normaliser(model.contract.graph_scale);
+    let norm = input.normaliser(model.contract.graph_scale)?;
     // What nodata pixels hold for the model: each band's scene mean (a band
     // with no valid pixel has no tile to run).
     let stats = input.band_stats()?;
@@ -198,9 +198,24 @@ fn summary(
         tiles_clear: counts.tiles_clear,
         seconds: started.elapsed().as_secs_f64(),
         inference_seconds: counts.inference_s,
+        cloud_probability: probability_source(cfg, c),
         cloud_cover: counts.cover.fractions().map(|f| f.0),
         mean_probability: counts.cover.fractions().map(|f| f.1),
         refine: None,
+    }
+}
+
+/// The summary's words for where p came from (see `RemoveSummary`).
+fn probability_source(cfg: &RemoveConfig, c: &ModelContract) -> Option<String> {
+    match (&cfg.job.probability, &c.attention_output) {
+        (Some(p), _) => Some(p.map.source.clone()),
+        (None, Some(_)) if c.calibrated_probability => {
+            Some("the model's own calibrated cloud probability".into())
+        }
+        (None, Some(_)) => {
+            Some("the model's cloudy attention (not calibrated: not blended by)".into())
+        }
+        (None, None) => None,
     }
 }
 

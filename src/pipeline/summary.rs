@@ -30,6 +30,10 @@ pub struct RemoveSummary {
     pub seconds: f64,
     /// Seconds spent inside ONNX Runtime, summed over workers.
     pub inference_seconds: f64,
+    /// Where p (the blend's weight, `cloud_cover`'s and the mask's) came
+    /// from: a `--cloud-mask`, a detector's map (`s2`), or the model's own
+    /// output; null when the model has none.
+    pub cloud_probability: Option<String>,
     /// Share of the valid pixels whose cloud probability p is at least 0.5
     /// (null when the model has no probability): the scene's cloud cover
     /// as the blend saw it, for triage of an archive.
@@ -131,6 +135,7 @@ mod tests {
             seconds: 0.0,
             inference_seconds: 0.0,
             cloud_cover,
+            cloud_probability: None,
             mean_probability: cloud_cover,
             refine: None,
         }
