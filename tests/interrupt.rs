@@ -25,7 +25,9 @@ fn died_by(status: std::process::ExitStatus, sig: i32, what: &str) {
 /// multi-threaded test process, and a fork while another test's thread
 /// held PROJ's lock left the child stuck in PROJ's at-fork handler before
 /// it could exec (CI hung for 90 minutes). Without it the child is
-/// started by `posix_spawn`, which runs no at-fork handlers.
+/// started by `posix_spawn`, which runs no at-fork handlers. Needs
+/// coreutils 8.31 or later (`--default-signal`) and glibc 2.29 or later
+/// (`posix_spawn` with a working directory); Debian 12 has 9.1 and 2.36.
 fn spawn_idfcr(
     dir: &std::path::Path,
     args: &[&str],
@@ -182,36 +184,20 @@ fn a_request_delivered_twice_leaves_nothing_behind() {
 /// A second Ctrl-C (a deliberate press, more than a second after the first)
 /// while the clean stop waits for a long tile ends the run at once, still
 /// by SIGINT and with no partial file left. The bundled RGB model on one
-/// 1024 px tile (the demo, twice over each way) at one thread takes well
-/// over the 1.8 s between the presses, so the clean stop cannot finish
-/// between them.
+/// of the demo's tiles at one thread takes seconds, so the clean stop
+/// cannot finish between the two presses.
 #[test]
 fn a_second_ctrl_c_stops_at_once_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = gdal::Dataset::open(repo().join("testdata/demo/landsat8_cloudy.tif")).unwrap();
-    let (w, h) = demo.raster_size();
-    let bands: Vec<Vec<u8>> = (1..=3)
-        .map(|b| {
-            let band = demo.rasterband(b).unwrap();
-            band.read_as::<u8>((0, 0), (w, h), (w, h), None)
-                .unwrap()
-                .data()
-                .to_vec()
-        })
-        .collect();
-    write_tiff::<u8>(
-        &dir.path().join("in.tif"),
-        2 * w,
-        2 * h,
-        3,
-        None,
-        |b, y, x| bands[b][(y % h) * w + x % w],
-    );
+    std::fs::copy(
+        repo().join("testdata/demo/landsat8_cloudy.tif"),
+        dir.path().join("in.tif"),
+    )
+    .unwrap();
     let model = repo()
         .join("onnx/models/pixel_cr_rgb.onnx")
         .display()
         .to_string();
-    let tile = (2 * w.max(h)).to_string();
     let args = [
         "remove",
         "in.tif",
@@ -222,8 +208,6 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_nothing_behind() {
         "cpu",
         "--threads",
         "1",
-        "--tile",
-        &tile,
         "-q",
     ];
     let mut child = spawn_idfcr(dir.path(), &args, false, &[]);
@@ -247,10 +231,11 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_nothing_behind() {
     // The first press must land inside the tile, not in the short set-up
     // after the temp file appears (a press there stops the run before
     // the tile, in milliseconds, and the second press finds it gone: CI
-    // under load hit that). A second and a half of CPU time past the temp
-    // file is the model's run, whatever the machine's speed.
+    // under load hit that). A second of CPU time past the temp file is the
+    // model's run, whatever the machine's speed (the set-up takes a tenth
+    // of that; a tile, several seconds).
     let at_temp = cpu_seconds(child.id());
-    while cpu_seconds(child.id()) - at_temp < 1.5 {
+    while cpu_seconds(child.id()) - at_temp < 1.0 {
         assert!(
             t0.elapsed() < Duration::from_secs(240),
             "the tile never started"

@@ -1129,6 +1129,23 @@ fn nbits_that_would_clip_the_values_is_refused() {
         "{e}"
     );
     assert_eq!(listing(d), ["in.tif"], "nothing written");
+    // GDAL takes the last of repeated options: so does the check.
+    let o = remove_conv(d, "in.tif", &["--co", "NBITS=8", "--co", "NBITS=4"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--co NBITS=4 holds 0..15"),
+        "{}",
+        stderr(&o)
+    );
+    // COG has no NBITS: that is what the message says, not a range.
+    let o = remove_conv(d, "in.tif", &["-of", "COG", "--co", "NBITS=4"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("NBITS") && !stderr(&o).contains("holds"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(listing(d), ["in.tif"], "nothing written");
     let o = remove_conv(d, "in.tif", &["--co", "NBITS=7"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }

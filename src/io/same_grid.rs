@@ -39,7 +39,10 @@ pub fn check(p: &gdal::Dataset, ps: &str, r: &gdal::Dataset, rs: &str) -> Result
 /// How two geotransforms differ, in the terms that differ, or None within
 /// a hundredth of a pixel (rounding in a format's header, not a shift).
 fn transform_difference(a: &[f64; 6], b: &[f64; 6]) -> Option<String> {
-    let tol = 0.01 * a[1].abs().max(a[5].abs()).max(1e-12);
+    // A pixel's sides: a grid turned by 90 degrees has its size in the
+    // rotation terms (a[1] and a[5] are 0).
+    let side = a[1].hypot(a[4]).max(a[2].hypot(a[5]));
+    let tol = 0.01 * side.max(1e-12);
     let differs = |i: usize| (a[i] - b[i]).abs() > tol;
     if !(0..6).any(differs) {
         return None;
@@ -71,10 +74,15 @@ mod tests {
         (finer[1], finer[5]) = (5.0, -5.0);
         let mut rounding = north_up;
         rounding[3] += 0.05;
+        // Turned by 90 degrees: the pixel size is in the rotation terms.
+        let turned = [500000.0, 0.0, 10.0, 4000000.0, 10.0, 0.0];
+        let mut turned_rounding = turned;
+        turned_rounding[0] += 0.05;
         // (prediction, reference, expected)
         let cases = [
             (north_up, north_up, None),
             (rounding, north_up, None),
+            (turned_rounding, turned, None),
             (
                 shifted,
                 north_up,

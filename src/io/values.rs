@@ -49,16 +49,26 @@ impl OutputType {
         spread: (f64, f64, f64),
         float_input: bool,
     ) -> Option<String> {
-        // GTiff's NBITS packs an unsigned type into fewer bits: its range
-        // is then 0..2^n - 1 (values beyond are clipped, with a warning).
-        let unsigned = matches!(
-            self,
-            OutputType::Byte | OutputType::UInt16 | OutputType::UInt32
-        );
-        let ((lo, hi), what, fix) = match nbits {
-            Some(n) if unsigned && (1..32).contains(&n) => (
+        // GTiff's NBITS packs an unsigned type into fewer bits, within the
+        // type's own: GDAL moves an NBITS outside them in (Byte 1..8,
+        // UInt16 9..16, UInt32 17..32, with a warning), so `-ot Byte --co
+        // NBITS=12` writes 8 bits and `-ot UInt16 --co NBITS=4` writes 9.
+        // Values beyond 2^n - 1 are clipped.
+        let bits = match self {
+            OutputType::Byte => Some(1..=8),
+            OutputType::UInt16 => Some(9..=16),
+            OutputType::UInt32 => Some(17..=32),
+            _ => None,
+        };
+        let packed = nbits.zip(bits).map(|(n, b)| n.clamp(*b.start(), *b.end()));
+        let ((lo, hi), what, fix) = match (packed, nbits) {
+            (Some(n), Some(asked)) => (
                 (0.0, ((1u64 << n) - 1) as f64),
-                format!("--co NBITS={n}"),
+                if n == asked {
+                    format!("--co NBITS={n}")
+                } else {
+                    format!("--co NBITS={asked} (GDAL writes {n} bits for {self:?})")
+                },
                 "a larger NBITS, or leave it out",
             ),
             _ => (
@@ -250,6 +260,11 @@ mod tests {
             // 12-bit data in 12 bits, and Sentinel-2 DNs in 12 bits.
             (OutputType::UInt16, Some(12), (300.0, 1500.0, 4000.0), false),
             (OutputType::UInt16, Some(12), (3000.0, 5000.0, 9000.0), true),
+            // GDAL moves NBITS into the type's bits: Byte's 12 is 8 (and
+            // Sentinel-2 DNs still do not fit), UInt16's 4 is 9 (0..511).
+            (OutputType::Byte, Some(12), (276.0, 1500.0, 3164.0), true),
+            (OutputType::UInt16, Some(4), (20.0, 300.0, 500.0), false),
+            (OutputType::UInt16, Some(4), (300.0, 1500.0, 4000.0), true),
             // NBITS on a signed or float type: GDAL's own rules (Float32's
             // 16 is half precision); only -ot's range is judged.
             (OutputType::Int16, Some(4), (20.0, 110.0, 200.0), false),

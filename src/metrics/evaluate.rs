@@ -31,8 +31,9 @@ pub struct Mean {
 pub struct BandResult {
     /// 1-based band number of the prediction, as in GDAL.
     pub band: usize,
-    /// Its Sentinel-2 band name or colour (None: neither), so that a report
-    /// reads the same whichever file was the prediction.
+    /// Its Sentinel-2 band name or colour, else the reference band's (None:
+    /// neither has one), so that a report reads the same whichever file
+    /// was the prediction.
     pub name: Option<String>,
     /// The reference's band it was scored against (paired by name or
     /// colour where both carry them, else by position).
@@ -445,7 +446,7 @@ fn eval_pair(
             band_scores(&a, &b, &band_valid, h, w, data_range).map_err(|e| Error::input(&ps, e))?;
         bands.push(BandResult {
             band: band_no,
-            name: band_label(&p.ds, band_no),
+            name: band_label(&p.ds, band_no).or_else(|| band_label(&r.ds, r.band_nos[i])),
             reference_band: r.band_nos[i],
             scores,
         });

@@ -261,7 +261,8 @@ pub struct Normaliser {
     /// `(gain, bias)` of step 2.
     pub rescale: (f64, f64),
     pub graph: GraphScale,
-    /// Per band, the lowest model value an output takes (empty: none).
+    /// Per band, the lowest value in the model's units an output takes
+    /// (empty: none).
     pub floor: Vec<f32>,
 }
 
@@ -275,23 +276,22 @@ impl Normaliser {
         }
     }
 
-    /// Outputs floored per band at the graph's 0, or at the band's lowest
+    /// Outputs floored per band at no light (0 in the model's units, the
+    /// bottom of `idfcr.input_range`), or at the band's lowest sampled
     /// input value (`lowest`, raster values) where that is lower. Every
-    /// training loader clips its targets at 0 (no light), so a model value
-    /// below it is the global residual overshooting on a bright remnant,
-    /// not ground: an integer output clipped it at the type's 0, but a
-    /// Float32 reflectance output came back negative on a tenth of the
-    /// demo. The input's own minimum keeps values the model was fed (a
-    /// `--stretch` maps the darkest 2 % below 0; L2A water can be
-    /// slightly negative).
+    /// training loader clips its targets at no light, so an output below
+    /// it is the global residual overshooting on a bright remnant, not
+    /// ground: an integer output clipped it at the type's 0, but a Float32
+    /// reflectance output came back negative on a tenth of the demo. The
+    /// input's own minimum keeps values the model was fed (a `--stretch`
+    /// maps the darkest 2 % below 0; L2A water can be slightly negative).
+    /// In units, not graph values: a graph with an offset or a negative
+    /// scale has its no light elsewhere.
     pub fn floored(mut self, lowest: &[Option<f64>]) -> Self {
         self.floor = lowest
             .iter()
             .enumerate()
-            .map(|(b, lo)| match lo {
-                Some(lo) => self.to_model(b, *lo as f32).min(0.0),
-                None => 0.0,
-            })
+            .map(|(b, lo)| lo.map_or(0.0, |lo| self.to_units(b, lo as f32).min(0.0)))
             .collect();
         self
     }
@@ -317,10 +317,10 @@ impl Normaliser {
 
     /// Model value of band `b` -> raster value.
     pub fn from_model(&self, b: usize, m: f32) -> f32 {
-        let m = self.floor.get(b).map_or(m, |&f| m.max(f));
         let off = self.dn_offset.get(b).copied().unwrap_or(0.0);
         let (gain, bias) = self.rescale;
         let units = (m as f64 / self.graph.scale - self.graph.offset) as f32;
+        let units = self.floor.get(b).map_or(units, |&f| units.max(f));
         ((units as f64 - bias) / gain - off) as f32
     }
 }
@@ -542,6 +542,15 @@ mod tests {
                 "{rescale:?} {lowest:?} {model}: {got}"
             );
         }
+        // A graph centred on 0 (offset -127.5, scale 1/127.5): its no light
+        // is the model value -1, not 0.
+        let centred = GraphScale {
+            scale: 1.0 / 127.5,
+            offset: -127.5,
+        };
+        let n = Normaliser::graph_only(centred).floored(&[Some(40.0)]);
+        assert!((n.from_model(0, -0.5) - 63.75).abs() < 1e-3);
+        assert_eq!(n.from_model(0, -1.2), 0.0);
         // Not floored: no figures given.
         let n = Normaliser::graph_only(rgb);
         assert!(n.from_model(0, -0.1) < 0.0);

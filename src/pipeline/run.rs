@@ -3,7 +3,7 @@
 //! 1. `run_one`: check the output path, open the input (`stage1::
 //!    open_input`), pick and load the model (`cache`), check the input's
 //!    bands against it (`fit::check_fit`), then its values (`fit::
-//!    set_input_map`) and what `-ot` can hold (`check_out_type`);
+//!    set_input_map`) and what `-ot` or `--co NBITS` can hold (`check_out_type`);
 //! 2. stage 1, `stage1::pixel_cr`: tiles through Pixel-CR, blended by the
 //!    cloud probability, written (temp file, checked, moved into place);
 //! 3. with `--refine`, `remove_refined` runs stage 1 raw into a hidden
@@ -44,16 +44,19 @@ pub fn remove_cached(
     run_one(cfg, cache, &mut progress_total)
 }
 
-/// `-ot` against the values it must hold: the output is in the input's
-/// units (DNs as stored, the Sentinel-2 offset taken off again), and a type
+/// `-ot` (and GTiff's `--co NBITS`) against the values it must hold: the
+/// output is in the input's units (DNs as stored, the Sentinel-2 offset taken off again), and a type
 /// too narrow for them clips most of the result to one value. An input
 /// with no valid pixel is left to the run's own message.
 fn check_out_type(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
+    // The last NBITS given is the one GDAL gets (`io::options`); COG has
+    // no such option (`check_creation_options` names it as invalid).
     let nbits = cfg
         .opts
         .creation_options
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("NBITS"))
+        .rfind(|(k, _)| k.eq_ignore_ascii_case("NBITS"))
+        .filter(|_| cfg.opts.format == crate::io::options::OutputFormat::GTiff)
         .and_then(|(_, v)| v.trim().parse::<u32>().ok());
     // Without -ot or NBITS the output has the input's type, which holds
     // the input's values.
