@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use idfcr::config::{
-    Device, Job, OutputFormat, ProgressMode, RemoveConfig, RemoveOptions, Rescale,
+    Device, Job, OutputFormat, OutputWords, ProgressMode, RemoveConfig, RemoveOptions, Rescale,
 };
 
 fn main() {
@@ -19,8 +19,9 @@ fn main() {
     let job = Job {
         input,
         output: PathBuf::from(output),
-        mask: None,        // Some(path): also write the cloud probability
-        probability: None, // Some(map): blend by another detector's p, not the model's
+        mask: None,                 // Some(path): also write the cloud probability
+        probability: None,          // Some(map): blend by another detector's p, not the model's
+        words: OutputWords::REMOVE, // what error messages call the two outputs
     };
     let opts = RemoveOptions {
         band_idx: None, // all bands

@@ -40,6 +40,28 @@ pub struct Job {
     /// A cloud probability from a separate detector, blended by instead of
     /// the model's own (`idfcr s2` on L1C: s2cloudless); None: the model's.
     pub probability: Option<SceneProbability>,
+    /// What messages call `output` and `mask`.
+    pub words: OutputWords,
+}
+
+/// What messages call a job's two outputs: `remove`'s OUTPUT and `--mask`;
+/// `batch` and `s2` make them from `--name` and `--mask-name` patterns,
+/// and a message naming options they have not would send the user looking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputWords {
+    pub output: &'static str,
+    pub mask: &'static str,
+}
+
+impl OutputWords {
+    pub const REMOVE: OutputWords = OutputWords {
+        output: "OUTPUT",
+        mask: "--mask",
+    };
+    pub const PATTERNS: OutputWords = OutputWords {
+        output: "--name",
+        mask: "--mask-name",
+    };
 }
 
 /// What to do: model, tiling, device, output format, blending; the same
@@ -174,22 +196,25 @@ impl RemoveConfig {
     /// only asked whether two output paths are one file).
     pub fn validate(&self) -> Result<()> {
         self.opts.validate()?;
-        check_output_name("OUTPUT", &self.job.output)?;
+        let words = self.job.words;
+        check_output_name(words.output, &self.job.output)?;
         let input = std::path::Path::new(&self.job.input);
         // Even with --overwrite: the result would replace its own source,
         // and a failure after the move would delete both.
         if crate::io::names::same_target(&self.job.output, input) {
             return Err(Error::Usage(format!(
-                "OUTPUT {}: that is the input; write the result to its own file",
+                "{} {}: that is the input; write the result to its own file",
+                words.output,
                 self.job.output.display()
             )));
         }
         if let Some(m) = &self.job.mask {
-            check_output_name("--mask", m)?;
+            check_output_name(words.mask, m)?;
             if crate::io::names::same_target(m, &self.job.output) {
-                return Err(Error::Usage(
-                    "--mask must name a different file than OUTPUT".into(),
-                ));
+                return Err(Error::Usage(format!(
+                    "{} must name a different file than {}",
+                    words.mask, words.output
+                )));
             }
             // Both rasters get the --co: with TFW=YES each writes a world
             // file, and o.tif and o.tiff would both write o.tfw (found only
@@ -197,8 +222,10 @@ impl RemoveConfig {
             if crate::io::side_files::writes_world_file(&self.opts.creation_options) {
                 if let Some(w) = crate::io::side_files::shared_world_file(m, &self.job.output) {
                     return Err(Error::Usage(format!(
-                        "--mask {} and OUTPUT {} would both write the world file {} (--co TFW=YES); give the mask another stem",
+                        "{} {} and {} {} would both write the world file {} (--co TFW=YES); give the mask another stem",
+                        words.mask,
                         m.display(),
+                        words.output,
                         self.job.output.display(),
                         w.display()
                     )));
@@ -208,7 +235,8 @@ impl RemoveConfig {
             // very raster it was computed from.
             if crate::io::names::same_target(m, input) {
                 return Err(Error::Usage(format!(
-                    "--mask {}: that is the input; give the mask its own file",
+                    "{} {}: that is the input; give the mask its own file",
+                    words.mask,
                     m.display()
                 )));
             }

@@ -307,6 +307,19 @@ fn batch_usage_errors_come_first_and_touch_nothing() {
             &["--mask-name o7/in.jpg", "not .jpg"],
         ),
         (
+            &[
+                "--out-dir",
+                "o8",
+                "--name",
+                "{stem}.tif",
+                "--mask-name",
+                "{stem}.tiff",
+                "--co",
+                "TFW=YES",
+            ],
+            &["--mask-name o8/in.tiff and --name o8/in.tif", "world file"],
+        ),
+        (
             &["--out-dir", "o5", "--name", "{nope}.tif"],
             &["placeholder"],
         ),

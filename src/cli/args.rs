@@ -439,6 +439,7 @@ impl RemoveArgs {
                 output: self.output,
                 mask: self.mask,
                 probability: None,
+                words: crate::config::OutputWords::REMOVE,
             },
         )?;
         self.cloud_mask.apply(&mut cfg)?;

@@ -209,6 +209,7 @@ pub fn plan(cfg: &BatchConfig) -> Result<Vec<RemoveConfig>> {
                 output,
                 mask,
                 probability: None,
+                words: crate::config::OutputWords::PATTERNS,
             };
             RemoveConfig::new(cfg.options.clone(), job)
         })

@@ -89,8 +89,9 @@ fn check_out_type(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
 /// (`OUTPUT` = INPUT itself is refused in `RemoveConfig::validate`).
 fn check_not_a_source(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
     let sources = crate::io::open::sources_of(&input.ds, &cfg.job.input);
-    let outputs = std::iter::once(("OUTPUT", &cfg.job.output))
-        .chain(cfg.job.mask.iter().map(|m| ("--mask", m)));
+    let words = cfg.job.words;
+    let outputs = std::iter::once((words.output, &cfg.job.output))
+        .chain(cfg.job.mask.iter().map(|m| (words.mask, m)));
     for (what, p) in outputs {
         if let Some(s) = sources.iter().find(|s| crate::io::names::same_target(p, s)) {
             return Err(Error::Usage(format!(
@@ -153,7 +154,8 @@ fn run_one(
         )
         .map_err(|e| match e {
             Error::Usage(why) => Error::Usage(format!(
-                "--mask {} (one Float32 band, written with the same --co): {why}",
+                "{} {} (one Float32 band, written with the same --co): {why}",
+                cfg.job.words.mask,
                 mask.display()
             )),
             e => e,

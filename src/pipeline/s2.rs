@@ -152,6 +152,7 @@ fn write_product(
             output: j.output.clone(),
             mask: None,
             probability: None,
+            words: crate::config::OutputWords::PATTERNS,
         };
         crate::pipeline::run::prepared_input(&RemoveConfig::new(opts.clone(), job)?, &mut cache)?;
     }
@@ -222,6 +223,7 @@ fn run_groups(
             output: j.output.clone(),
             mask: masks.get(i).cloned(),
             probability: None,
+            words: crate::config::OutputWords::PATTERNS,
         };
         if cfg.cloud_mask.is_some() || detection.is_some() {
             // The group's input (and, for a detector's map, its model, whose
