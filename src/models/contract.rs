@@ -531,7 +531,7 @@ mod tests {
             // An input that itself goes below 0 keeps its own floor.
             ((255.0, 0.0), Some(-0.05), -0.1, -0.05),
             ((255.0, 0.0), Some(-0.05), -0.02, -0.02),
-            // A band with no valid value: the graph's 0.
+            // A band with no valid value: no light.
             ((1.0, 0.0), None, -0.3, 0.0),
         ];
         for (rescale, lowest, model, want) in cases {

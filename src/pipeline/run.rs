@@ -45,9 +45,10 @@ pub fn remove_cached(
 }
 
 /// `-ot` (and GTiff's `--co NBITS`) against the values it must hold: the
-/// output is in the input's units (DNs as stored, the Sentinel-2 offset taken off again), and a type
-/// too narrow for them clips most of the result to one value. An input
-/// with no valid pixel is left to the run's own message.
+/// output is in the input's units (DNs as stored, the Sentinel-2 offset
+/// taken off again), and a type too narrow for them clips most of the
+/// result to one value. An input with no valid pixel is left to the run's
+/// own message.
 fn check_out_type(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
     // The last NBITS given is the one GDAL gets (`io::options`); COG has
     // no such option (`check_creation_options` names it as invalid).
