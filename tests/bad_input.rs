@@ -1184,7 +1184,7 @@ fn json_logs_carry_the_file_and_kind() {
         (
             batch.to_vec(),
             1,
-            vec![("input", "a.tif", "a.tif"), ("batch", "", "")],
+            vec![("input", "a.tif", "a.tif"), ("summary", "", "")],
         ),
     ];
     for (args, code, lines) in cases {

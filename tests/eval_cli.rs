@@ -497,3 +497,43 @@ fn library_callers_get_idfcrs_gdal_settings() {
         "TRUE"
     );
 }
+
+/// One image of several that cannot be scored (here, too small) withheld
+/// every other score: `quality` printed nothing. It now prints the others,
+/// names the one, and exits 1, as `batch` does.
+#[test]
+fn quality_scores_the_images_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["a.tif", "c.tif"] {
+        std::fs::copy(
+            repo().join("testdata/demo/landsat8_clear.tif"),
+            d.join(name),
+        )
+        .unwrap();
+    }
+    rgb_tiff(&d.join("small.tif"), 64, 64, None);
+    let o = idfcr(d, &["quality", "a.tif", "small.tif", "c.tif"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("a.tif: NIQE") && lines[1].starts_with("c.tif: NIQE"),
+        "{out}"
+    );
+    let err = stderr(&o);
+    let err_lines: Vec<&str> = err.lines().collect();
+    assert_eq!(err_lines.len(), 2, "{err}");
+    assert!(err_lines[0].contains("small.tif"), "{err}");
+    assert!(err_lines[1].contains("1 of 3 inputs failed"), "{err}");
+    let o = idfcr(d, &["quality", "a.tif", "small.tif", "c.tif", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+    // Alone, the image's own error and exit code; nothing on stdout.
+    let o = idfcr(d, &["quality", "small.tif", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}

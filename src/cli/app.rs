@@ -75,7 +75,11 @@ pub fn run_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             args.into_config()
                 .and_then(|cfg| run_eval(&cfg, json.as_deref(), csv.as_deref()))
         }
-        cli::Command::Quality(args) => run_quality_cli(args),
+        cli::Command::Quality(args) => {
+            let code = run_quality_cli(args);
+            report_gdal_warnings();
+            return code;
+        }
         cli::Command::Models(args) => run_models_cli(args),
         cli::Command::S2(args) => run_s2_cli(args),
         cli::Command::Remove(args) => run_remove_cli(args),
@@ -162,11 +166,38 @@ fn describe_json(args: &[std::ffi::OsString]) -> i32 {
 }
 
 /// `idfcr quality`: NIQE and BRISQUE per input, as text lines or JSON.
-fn run_quality_cli(args: cli::QualityArgs) -> Result<()> {
+/// `idfcr quality`: the scores of every image that has them on stdout, one
+/// line on stderr for each that has not, then exit 1 if any had not (as
+/// `batch`: one bad image of many does not withhold the rest).
+fn run_quality_cli(args: cli::QualityArgs) -> i32 {
     let json = args.json;
-    let cfg = args.into_config()?;
-    let results = crate::metrics::quality::quality(&cfg)?;
-    if json {
+    let each = match args
+        .into_config()
+        .and_then(|cfg| crate::metrics::quality::quality_each(&cfg))
+    {
+        Ok(each) => each,
+        Err(e) => {
+            report(&e);
+            return e.exit_code();
+        }
+    };
+    let total = each.len();
+    let mut results = Vec::with_capacity(total);
+    let mut first_code = None;
+    for (_, r) in each {
+        match r {
+            Ok(q) => results.push(q),
+            Err(e) => {
+                report(&e);
+                first_code.get_or_insert(e.exit_code());
+            }
+        }
+    }
+    let failed = total - results.len();
+    // Nothing scored: nothing on stdout (not an empty table or `[]`).
+    let printed = if results.is_empty() && failed > 0 {
+        Ok(())
+    } else if json {
         stdout_report(&json_text(&results))
     } else {
         let lines: String = results
@@ -179,7 +210,29 @@ fn run_quality_cli(args: cli::QualityArgs) -> Result<()> {
             })
             .collect();
         stdout_report(&lines)
+    };
+    if let Err(e) = printed {
+        report(&e);
+        return e.exit_code();
     }
+    match first_code {
+        Some(_) if total > 1 => {
+            failed_inputs(failed, total);
+            1
+        }
+        // One input: its own line said it all, with its own exit code.
+        Some(code) => code,
+        None => 0,
+    }
+}
+
+/// The line that closes a run whose inputs partly failed (each failure had
+/// its own line, with its own kind).
+fn failed_inputs(failed: usize, total: usize) {
+    log::emit(&Event {
+        kind: Some("summary"),
+        ..Event::error(format!("{failed} of {total} inputs failed"), 1)
+    });
 }
 
 /// `idfcr models`: the listing on stdout; a bundled file that is not a
@@ -440,15 +493,7 @@ fn run_batch_cli(args: cli::BatchArgs) -> i32 {
         });
         interrupt::exit_code()
     } else if summary.failed > 0 {
-        // Each failed input had its own line with its own kind; this one
-        // closes the batch.
-        log::emit(&Event {
-            kind: Some("batch"),
-            ..Event::error(
-                format!("{} of {} inputs failed", summary.failed, summary.inputs),
-                1,
-            )
-        });
+        failed_inputs(summary.failed, summary.inputs);
         1
     } else {
         0

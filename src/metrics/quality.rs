@@ -73,12 +73,23 @@ const BT709: [f64; 3] = [0.2125, 0.7154, 0.0721];
 
 /// NIQE and BRISQUE of every input (`idfcr quality`), in order.
 pub fn quality(cfg: &QualityConfig) -> Result<Vec<QualityResult>> {
+    quality_each(cfg)?.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Each input's scores, or why it has none, in the order given: one image
+/// that cannot be scored (too small, holes, unreadable) does not withhold
+/// the others' scores. A usage error (the options, wrong for every image)
+/// and an interrupt end the run.
+pub fn quality_each(cfg: &QualityConfig) -> Result<Vec<(String, Result<QualityResult>)>> {
     crate::io::gdal_config::defaults();
     let mut out = Vec::new();
     for path in &cfg.inputs {
         // A scheduler's SIGTERM or Ctrl-C stops a long list between images.
         crate::interrupt::check()?;
-        out.push(score_one(cfg, path)?);
+        match score_one(cfg, path) {
+            Err(e @ (Error::Usage(_) | Error::Interrupted)) => return Err(e),
+            r => out.push((path.to_string_lossy().into_owned(), r)),
+        }
     }
     // And during the last (or only) image: a stop asked for is a stop.
     crate::interrupt::check()?;
