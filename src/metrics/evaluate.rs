@@ -288,9 +288,15 @@ fn reference_bands_by_name(
 
 /// A band's Sentinel-2 name, else its colour (Red, Green...), if any.
 fn band_label(ds: &gdal::Dataset, band_no: usize) -> Option<String> {
-    if let Some(name) = crate::sentinel2::input::gdal_band_name(ds, band_no) {
-        return Some(name.to_string());
+    match crate::sentinel2::input::gdal_band_name(ds, band_no) {
+        Some(name) => Some(name.to_string()),
+        None => colour_tag(ds, band_no),
     }
+}
+
+/// A band's colour interpretation when it names a colour (not unset,
+/// Undefined or Gray).
+fn colour_tag(ds: &gdal::Dataset, band_no: usize) -> Option<String> {
     let band = ds.rasterband(band_no).ok()?;
     let colour = crate::io::mask::color_name(&band);
     (!matches!(colour.as_str(), "" | "Undefined" | "Gray")).then_some(colour)
@@ -305,15 +311,14 @@ fn band_label(ds: &gdal::Dataset, band_no: usize) -> Option<String> {
 /// when a band is untagged, grey or repeated.
 fn reference_bands_by_colour(p: &InputRaster, r: &InputRaster) -> Option<Vec<usize>> {
     use crate::io::mask::color_name;
-    let tagged = |n: &str| !matches!(n, "" | "Undefined" | "Gray");
     let colour = |ds: &gdal::Dataset, b: usize| ds.rasterband(b).ok().map(|band| color_name(&band));
     let pc: Vec<String> = p
         .band_nos
         .iter()
-        .map(|&b| colour(&p.ds, b))
+        .map(|&b| colour_tag(&p.ds, b))
         .collect::<Option<_>>()?;
     let mut seen = std::collections::HashSet::new();
-    if !pc.iter().all(|n| tagged(n) && seen.insert(n)) {
+    if !pc.iter().all(|n| seen.insert(n)) {
         return None;
     }
     let all: Vec<String> = (1..=r.ds.raster_count())
