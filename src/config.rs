@@ -359,6 +359,12 @@ pub struct S2Options {
     /// Treat a band-stacked raster as Sentinel-2 (band names from the
     /// descriptions when `stack_bands` is not given).
     pub stack: bool,
+    /// Where p comes from on one resolution group of an L1C product (a
+    /// `SENTINEL2_L1C:...:20m:...` subdataset): by default s2cloudless on
+    /// the product's ten bands, as `idfcr s2` blends that group
+    /// (`sentinel2::cloud_source::subdataset_probability`). `idfcr s2`
+    /// chooses p for its groups itself, and runs them with `Model` here.
+    pub cloud_detector: crate::sentinel2::detector::CloudDetector,
 }
 
 #[cfg(test)]

@@ -1478,6 +1478,49 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
     );
     let one = source_of(run(&sd20, &tmp.path().join("sd_out"), &[]));
     assert!(one.starts_with("s2cloudless"), "{one}");
+    // `remove` on that subdataset blends by the same p, so it writes what
+    // `idfcr s2` writes for the group (it used the model's own p, up to
+    // 413 DN apart); `--cloud-detector model` keeps the model's.
+    let s2_20m = summary["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "20m")
+        .expect("a 20m group")["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (detector, want_source) in [("auto", "s2cloudless"), ("model", "the model's own")] {
+        let out = tmp.path().join(format!("remove_{detector}.tif"));
+        let o = common::idfcr(
+            tmp.path(),
+            &[
+                "remove",
+                &sd20,
+                out.to_str().unwrap(),
+                "-q",
+                "--json",
+                "--device",
+                "cpu",
+                "--cloud-detector",
+                detector,
+            ],
+        );
+        let source = source_of(o);
+        assert!(source.starts_with(want_source), "{detector}: {source}");
+        let (a, b) = (
+            Dataset::open(&out).unwrap(),
+            Dataset::open(&s2_20m).unwrap(),
+        );
+        let n = a.raster_count();
+        let same = read_all(&a, &(1..=n).collect::<Vec<_>>())
+            == read_all(&b, &(1..=n).collect::<Vec<_>>());
+        assert_eq!(
+            same,
+            detector == "auto",
+            "{detector}: same as idfcr s2's 20m output"
+        );
+    }
     let mut mean_p = vec![];
     for g in summary["groups"].as_array().unwrap() {
         assert_eq!(g["blended"], true, "{g}");

@@ -73,10 +73,17 @@ pub struct RemoveArgs {
     pub output: PathBuf,
     /// Also write the cloud probability p that the output is blended by to
     /// this file (Float32 0..1, nodata -1): the model's detector and cloudy
-    /// attention, or your --cloud-mask (s2cloudless is `idfcr s2`'s, on L1C
-    /// products; a single group here keeps its model's own p).
+    /// attention, s2cloudless on a Sentinel-2 L1C subdataset (see
+    /// --cloud-detector), or your --cloud-mask.
     #[arg(long)]
     pub mask: Option<PathBuf>,
+    /// Where p comes from on one resolution group of a Sentinel-2 L1C
+    /// product (a SENTINEL2_L1C:...:20m:... subdataset, a QGIS layer's
+    /// source): s2cloudless on the product's ten L1C bands, as `idfcr s2`
+    /// blends that group (auto; not for L2A or --rescale/--stretch), or the
+    /// model's own. Other inputs keep the model's own.
+    #[arg(long = "cloud-detector", value_enum, default_value_t = CloudDetectorArg::Auto)]
+    pub cloud_detector: CloudDetectorArg,
     /// Replace OUTPUT (and --mask) if they exist.
     #[arg(long)]
     pub overwrite: bool,
@@ -317,6 +324,8 @@ impl ProcessingArgs {
                 harmonized: self.s2_harmonized,
                 stack: !self.s2_bands.is_empty(),
                 stack_bands: (!self.s2_bands.is_empty()).then_some(self.s2_bands),
+                // `remove --cloud-detector` (RemoveArgs) sets it.
+                cloud_detector: Default::default(),
             },
             refine,
         };
@@ -431,7 +440,14 @@ fn parse_rescale(rescale: Option<&str>, stretch: bool) -> Result<crate::config::
 impl RemoveArgs {
     pub fn into_config(self) -> Result<RemoveConfig> {
         self.opts.stdout_is_free(self.json, "--json")?;
-        let opts = self.opts.into_options(self.overwrite)?;
+        let detector = self.cloud_detector.checked(
+            self.cloud_mask.file.is_some(),
+            self.opts.raw,
+            self.mask.is_some(),
+            "--mask",
+        )?;
+        let mut opts = self.opts.into_options(self.overwrite)?;
+        opts.s2.cloud_detector = detector;
         let mut cfg = RemoveConfig::new(
             opts,
             Job {

@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use super::args::ProcessingArgs;
 use super::cloud_mask_args::CloudMaskArgs;
 use crate::error::{Error, Result};
+use crate::sentinel2::detector::CloudDetector;
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum CloudDetectorArg {
@@ -107,23 +108,12 @@ impl S2Args {
         }
         let groups = (!groups.is_empty()).then_some(groups);
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
-        if cloud_mask.is_some() && !matches!(self.cloud_detector, CloudDetectorArg::Auto) {
-            return Err(Error::Usage("--cloud-mask replaces the cloud detector: give one of --cloud-mask and --cloud-detector".into()));
-        }
-        if self.opts.raw
-            && self.mask_name.is_none()
-            && !matches!(self.cloud_detector, CloudDetectorArg::Auto)
-        {
-            // Nothing would read its p: the raw output is the model's
-            // everywhere (as --cloud-mask with --raw is refused).
-            let name = match self.cloud_detector {
-                CloudDetectorArg::S2cloudless => "s2cloudless",
-                _ => "model",
-            };
-            return Err(Error::Usage(format!(
-                "--cloud-detector {name} with --raw: the raw output is the model's everywhere, so no detector would run; drop one (or write its p with --mask-name)"
-            )));
-        }
+        let cloud_detector = self.cloud_detector.checked(
+            cloud_mask.is_some(),
+            self.opts.raw,
+            self.mask_name.is_some(),
+            "--mask-name",
+        )?;
         let options = self.opts.into_options(self.overwrite)?;
         Ok(crate::pipeline::s2::S2RunConfig {
             cloud_mask,
@@ -134,13 +124,36 @@ impl S2Args {
             groups,
             options,
             stack: self.stack,
-            cloud_detector: match self.cloud_detector {
-                CloudDetectorArg::Auto => crate::sentinel2::detector::CloudDetector::Auto,
-                CloudDetectorArg::S2cloudless => {
-                    crate::sentinel2::detector::CloudDetector::S2cloudless
-                }
-                CloudDetectorArg::Model => crate::sentinel2::detector::CloudDetector::Model,
-            },
+            cloud_detector,
         })
+    }
+}
+
+impl CloudDetectorArg {
+    /// The choice, refused where nothing would read it: a cloud mask
+    /// replaces any detector, and a raw run (the model's output
+    /// everywhere) reads no p unless it is written (`p_option`), as
+    /// --cloud-mask with --raw is refused.
+    pub(crate) fn checked(
+        self,
+        cloud_mask: bool,
+        raw: bool,
+        writes_p: bool,
+        p_option: &str,
+    ) -> Result<CloudDetector> {
+        let (name, detector) = match self {
+            CloudDetectorArg::Auto => return Ok(CloudDetector::Auto),
+            CloudDetectorArg::S2cloudless => ("s2cloudless", CloudDetector::S2cloudless),
+            CloudDetectorArg::Model => ("model", CloudDetector::Model),
+        };
+        if cloud_mask {
+            return Err(Error::Usage("--cloud-mask replaces the cloud detector: give one of --cloud-mask and --cloud-detector".into()));
+        }
+        if raw && !writes_p {
+            return Err(Error::Usage(format!(
+                "--cloud-detector {name} with --raw: the raw output is the model's everywhere, so no detector would run; drop one (or write its p with {p_option})"
+            )));
+        }
+        Ok(detector)
     }
 }

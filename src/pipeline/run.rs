@@ -135,6 +135,21 @@ fn run_one(
         check_output_path(p, cfg.opts.overwrite, &cfg.opts.creation_options)?;
     }
     let input = prepared_input(cfg, cache)?;
+    // One group of an L1C product blends by the p `idfcr s2` gives it.
+    let with_scene_p;
+    let cfg = match crate::sentinel2::cloud_source::subdataset_probability(cfg, &input, cache)? {
+        Some(p) => {
+            with_scene_p = RemoveConfig {
+                job: crate::config::Job {
+                    probability: Some(p),
+                    ..cfg.job.clone()
+                },
+                opts: cfg.opts.clone(),
+            };
+            &with_scene_p
+        }
+        None => cfg,
+    };
     crate::io::writer::check_creation_options(
         cfg.opts.format,
         cfg.opts.out_type.unwrap_or(input.data_type),

@@ -25,9 +25,10 @@ use crate::models::pixel_classifier::PixelClassifier;
 use crate::tiling::probability::{calibrate, Calibration, ProbabilityMap};
 
 /// Where the cloud probability p that the groups blend by comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CloudDetector {
     /// s2cloudless when the input has its ten L1C bands, else each model's own.
+    #[default]
     Auto,
     /// s2cloudless, or an error when the input cannot feed it.
     S2cloudless,

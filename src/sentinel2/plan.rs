@@ -224,6 +224,9 @@ pub(crate) fn group_options(cfg: &S2RunConfig, j: &GroupJob, band_stack: bool) -
         band_idx: j.band_idx.clone(),
         s2: crate::config::S2Options {
             stack: band_stack || cfg.options.s2.stack,
+            // The run has chosen each group's p (`cloud_source`): a group
+            // whose source is a subdataset must not choose again.
+            cloud_detector: crate::sentinel2::detector::CloudDetector::Model,
             ..cfg.options.s2.clone()
         },
         ..staged_options(cfg)
