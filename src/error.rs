@@ -201,9 +201,11 @@ pub mod gdal_watch {
     static SKIPS: AtomicU64 = AtomicU64::new(0);
     static LAST_SKIP: Mutex<String> = Mutex::new(String::new());
     static LAST_WARNING: Mutex<String> = Mutex::new(String::new());
-    /// Live `KeepWarnings` guards, and the warnings kept meanwhile.
+    /// Live `KeepWarnings` guards, the file the latest is about, and the
+    /// warnings kept meanwhile (each with the file it is about).
     static KEEPING: AtomicU64 = AtomicU64::new(0);
-    static KEPT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    static KEEP_PATH: Mutex<Option<String>> = Mutex::new(None);
+    static KEPT: Mutex<Vec<KeptWarning>> = Mutex::new(Vec::new());
     static INSTALL: Once = Once::new();
 
     /// Install the counting handler (once). It prints nothing: our errors
@@ -221,11 +223,15 @@ pub mod gdal_watch {
                         SKIPS.fetch_add(1, Ordering::SeqCst);
                     }
                     if KEEPING.load(Ordering::SeqCst) > 0 {
-                        if let Ok(mut kept) = KEPT.lock() {
-                            if kept.len() < 16 && !kept.contains(&line) {
-                                kept.push(line.clone());
-                            }
-                        }
+                        let path = KEEP_PATH.lock().ok().and_then(|p| p.clone());
+                        keep(
+                            KeptWarning {
+                                path,
+                                line: line.clone(),
+                                own: false,
+                            },
+                            16,
+                        );
                     }
                     if let Ok(mut last) = LAST_WARNING.lock() {
                         *last = line;
@@ -241,43 +247,70 @@ pub mod gdal_watch {
         });
     }
 
+    /// A warning shown at the end of the run: GDAL's, raised while it wrote
+    /// `path`, or our own (`own`: what an output cannot hold, which model
+    /// file runs), about `path` where it names one file.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct KeptWarning {
+        pub path: Option<String>,
+        pub line: String,
+        pub own: bool,
+    }
+
+    /// Keep `w` unless it is kept already (or `limit` are).
+    fn keep(w: KeptWarning, limit: usize) {
+        if let Ok(mut kept) = KEPT.lock() {
+            if kept.len() < limit && !kept.contains(&w) {
+                kept.push(w);
+            }
+        }
+    }
+
     /// While one lives, GDAL's warnings are kept for the user
-    /// (`take_kept_warnings`): one raised while an output is created or
-    /// copied into its format says GDAL changed what was written (a `--co
-    /// NBITS=4` that clips the values), which must not pass in silence.
-    pub struct KeepWarnings(());
+    /// (`take_kept_warnings`), with the file being written: one raised
+    /// while an output is created or copied into its format says GDAL
+    /// changed what was written (a `--co NBITS=4` that clips the values),
+    /// which must not pass in silence.
+    pub struct KeepWarnings(Option<String>);
 
     impl KeepWarnings {
-        pub fn start() -> Self {
+        pub fn start(path: &std::path::Path) -> Self {
             install();
             KEEPING.fetch_add(1, Ordering::SeqCst);
-            KeepWarnings(())
+            let path = Some(path.display().to_string());
+            let before = KEEP_PATH
+                .lock()
+                .map(|mut p| std::mem::replace(&mut *p, path))
+                .unwrap_or_default();
+            KeepWarnings(before)
         }
     }
 
     impl Drop for KeepWarnings {
         fn drop(&mut self) {
+            if let Ok(mut p) = KEEP_PATH.lock() {
+                *p = self.0.take();
+            }
             KEEPING.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
-    /// Keep a warning of our own (what an output cannot hold, which model
-    /// file runs), shown once with GDAL's at the end, without their "GDAL,
-    /// writing" prefix: `OWN`.
-    pub fn keep_own_warning(line: String) {
-        if let Ok(mut kept) = KEPT.lock() {
-            let line = format!("{OWN}{line}");
-            if !kept.contains(&line) {
-                kept.push(line);
-            }
-        }
+    /// Keep a warning of our own about `path` (the file it names, if one),
+    /// shown once with GDAL's at the end.
+    pub fn keep_own_warning(path: Option<&str>, line: String) {
+        let path = path.map(str::to_string);
+        keep(
+            KeptWarning {
+                path,
+                line,
+                own: true,
+            },
+            usize::MAX,
+        );
     }
 
-    /// Marks a kept warning as ours, not GDAL's.
-    pub const OWN: &str = "idfcr: ";
-
     /// The warnings kept so far (each once), and none kept after.
-    pub fn take_kept_warnings() -> Vec<String> {
+    pub fn take_kept_warnings() -> Vec<KeptWarning> {
         KEPT.lock()
             .map(|mut k| std::mem::take(&mut *k))
             .unwrap_or_default()

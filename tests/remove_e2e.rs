@@ -592,6 +592,35 @@ fn gdal_warnings_while_writing_are_reported() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+    // As a JSON line, the warning names the file it is about in `path`
+    // (as errors do), under its final name; before, only the message did.
+    let model = conv();
+    let o = idfcr(
+        dir.path(),
+        &[
+            "--log-format",
+            "json",
+            "remove",
+            "in.tif",
+            "json.tif",
+            "--model",
+            &model,
+            "--device",
+            "cpu",
+            "-q",
+            "--co",
+            "NBITS=7",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_str(stderr(&o).trim()).unwrap();
+    assert_eq!(line["level"], "warning", "{line}");
+    assert!(
+        line["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("json.tif")),
+        "{line}"
+    );
 }
 
 /// A VRT whose bands have their own nodata values: a GeoTIFF holds one,

@@ -103,11 +103,16 @@ fn forced_exit(code: i32) -> ! {
 /// and our own kept ones, one line each.
 fn report_gdal_warnings() {
     for w in crate::error::gdal_watch::take_kept_warnings() {
-        let w = crate::io::place::final_names_in(&w);
-        match w.strip_prefix(crate::error::gdal_watch::OWN) {
-            Some(own) => log::emit(&Event::warning(own.to_string())),
-            None => log::emit(&Event::warning(format!("GDAL, writing {w}"))),
-        }
+        let line = crate::io::place::final_names_in(&w.line);
+        let message = if w.own {
+            line
+        } else {
+            format!("GDAL, writing {line}")
+        };
+        log::emit(&Event {
+            path: w.path.map(|p| crate::io::place::final_names_in(&p)),
+            ..Event::warning(message)
+        });
     }
 }
 

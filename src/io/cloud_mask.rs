@@ -63,7 +63,10 @@ pub fn read(path: &str, input: &InputRaster, spec: &CloudMaskSpec) -> Result<Sce
         if n == 0 {
             // Right for a clear scene, but a wrong layer looks the same.
             let why = "holds no polygons, so nothing is cloud and the output is the input";
-            crate::error::gdal_watch::keep_own_warning(format!("--cloud-mask {path}: {why}"));
+            crate::error::gdal_watch::keep_own_warning(
+                Some(path),
+                format!("--cloud-mask {path}: {why}"),
+            );
         }
         (p, 1.0, k, format!("{n} cloud polygons"))
     } else {

@@ -86,7 +86,7 @@ impl OutputRaster {
         prov: &Provenance,
         overwrite: bool,
     ) -> Result<Self> {
-        let _warnings = KeepWarnings::start();
+        let _warnings = KeepWarnings::start(final_path);
         let (w, h) = (prov.input.width, prov.input.height);
         let tmp = TempFile::beside(final_path, "part").map_err(|e| {
             output_error(
@@ -285,7 +285,7 @@ impl OutputRaster {
         // GDAL's warnings while it closes and copies the file reach the user
         // (as those while it creates it): they say it changed what was
         // written. Those while the input is read meanwhile do not.
-        let _warnings = KeepWarnings::start();
+        let _warnings = KeepWarnings::start(&self.final_path);
         let ds = self.ds.take().expect("open until finish");
         let watch = GdalWatch::start();
         let closed = ds.close().map_err(|e| gdal_message(&e));
@@ -482,7 +482,7 @@ fn copy_georeferencing_and_metadata(
         && src.gcps().is_empty()
         && src.metadata_domain("GEOLOCATION").is_some()
     {
-        crate::error::gdal_watch::keep_own_warning(format!(
+        crate::error::gdal_watch::keep_own_warning(Some(&prov.input.source), format!(
             "{}: placed by geolocation arrays, which a GeoTIFF cannot hold: the output has no georeferencing (warp the input onto a grid first: gdalwarp -geoloc)",
             prov.input.source
         ));

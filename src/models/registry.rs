@@ -48,7 +48,7 @@ pub fn model_file_or_name(value: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
         // (`./NAME` says it was meant, and is quiet).
         if let Some((stem, other)) = &found {
             if !same_file(value, other) {
-                crate::error::gdal_watch::keep_own_warning(format!(
+                crate::error::gdal_watch::keep_own_warning(Some(&value.display().to_string()), format!(
                     "--model {}: the file in the working folder is used, not the bundled {stem} ({}); give ./{} to say so, or run elsewhere for the bundled one",
                     value.display(),
                     other.display(),
