@@ -1,6 +1,6 @@
 //! `remove`: one job, from the output check to the finished files.
 //!
-//! 1. `run_one`: check the output path, open the input (`stage1::
+//! 1. `run_checked`: check the output path, open the input (`stage1::
 //!    open_input`), pick and load the model (`cache`), check the input's
 //!    bands against it (`fit::check_fit`), then its values (`fit::
 //!    set_input_map`) and what `-ot` or `--co NBITS` can hold (`check_out_type`);
@@ -41,7 +41,7 @@ pub fn remove_cached(
     cache: &mut ModelCache,
     mut progress_total: impl FnMut(u64) -> Box<dyn Progress>,
 ) -> Result<RemoveSummary> {
-    run_one(cfg, cache, &mut progress_total)
+    run_checked(cfg, cache, None, &mut progress_total)
 }
 
 /// `-ot` (and GTiff's `--co NBITS`) against the values it must hold: the
@@ -123,9 +123,24 @@ pub(crate) fn prepared_input(cfg: &RemoveConfig, cache: &mut ModelCache) -> Resu
     Ok(input)
 }
 
-fn run_one(
+/// `remove_cached` on an input `prepared_input` has already opened and
+/// checked for this job's options (`s2` checks every group before any
+/// work, and each group's sampling of a whole scene costs seconds).
+pub(crate) fn remove_prepared(
     cfg: &RemoveConfig,
     cache: &mut ModelCache,
+    input: InputRaster,
+    mut progress_total: impl FnMut(u64) -> Box<dyn Progress>,
+) -> Result<RemoveSummary> {
+    run_checked(cfg, cache, Some(input), &mut progress_total)
+}
+
+/// The job, from its checks (`prepared`: the input already prepared) to
+/// its finished files.
+fn run_checked(
+    cfg: &RemoveConfig,
+    cache: &mut ModelCache,
+    prepared: Option<InputRaster>,
     progress_total: &mut dyn FnMut(u64) -> Box<dyn Progress>,
 ) -> Result<RemoveSummary> {
     let started = Instant::now();
@@ -134,7 +149,10 @@ fn run_one(
     for p in std::iter::once(&cfg.job.output).chain(&cfg.job.mask) {
         check_output_path(p, cfg.opts.overwrite, &cfg.opts.creation_options)?;
     }
-    let input = prepared_input(cfg, cache)?;
+    let input = match prepared {
+        Some(input) => input,
+        None => prepared_input(cfg, cache)?,
+    };
     // One group of an L1C product blends by the p `idfcr s2` gives it.
     let with_scene_p;
     let cfg = match crate::sentinel2::cloud_source::subdataset_probability(cfg, &input, cache)? {

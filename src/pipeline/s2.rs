@@ -1,6 +1,6 @@
 //! `idfcr s2`: a whole Sentinel-2 product (or band stack) in, one cleaned
 //! raster per resolution group out. Each group is a `remove` run on its own
-//! grid with its own model (`remove_cached`) and `--tile` in
+//! grid with its own model (`run::remove_prepared`) and `--tile` in
 //! that grid's pixels.
 //!
 //! Groups are processed independently: the 10, 20 and 60 m models do not
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Job, RemoveConfig, RemoveOptions, SceneProbability};
 use crate::error::{Error, Result};
 use crate::io::staging::Staged;
-use crate::pipeline::{remove_cached, ModelCache, RemoveSummary};
+use crate::pipeline::{ModelCache, RemoveSummary};
 use crate::progress::Progress;
 use crate::sentinel2::cloud_source::{cloud_map, CalibratedMaps};
 use crate::sentinel2::detector::{SceneDetection, MAP_RES_M};
@@ -138,15 +138,12 @@ fn write_product(
     // Every group's input against its model before any work (the 8-bit,
     // range and -ot refusals): a later group's refusal would otherwise come
     // after s2cloudless's scene map and the earlier groups' runs.
+    // The opened, sampled inputs are what the groups then run on: sampling
+    // a whole scene's group costs seconds, and the run would repeat it.
     let mut cache = ModelCache::default();
-    let jobs: Vec<(GroupJob, RemoveOptions)> = jobs
-        .into_iter()
-        .map(|j| {
-            let opts = group_options(cfg, &j, band_stack);
-            (j, opts)
-        })
-        .collect();
-    for (j, opts) in &jobs {
+    let mut staged_jobs = Vec::new();
+    for j in jobs {
+        let opts = group_options(cfg, &j, band_stack);
         let job = Job {
             input: j.source.clone(),
             output: j.output.clone(),
@@ -154,17 +151,19 @@ fn write_product(
             probability: None,
             words: crate::config::OutputWords::PATTERNS,
         };
-        crate::pipeline::run::prepared_input(&RemoveConfig::new(opts.clone(), job)?, &mut cache)?;
+        let input = crate::pipeline::run::prepared_input(
+            &RemoveConfig::new(opts.clone(), job)?,
+            &mut cache,
+        )?;
+        let output = staged_path(&j.output);
+        staged_jobs.push(Prepared {
+            job: GroupJob { output, ..j },
+            opts,
+            input,
+        });
     }
     let (detection, cloud_probability) = cloud_map(cfg, &kind)?;
     let staged_masks: Vec<PathBuf> = masks.iter().map(staged_path).collect();
-    let staged_jobs: Vec<(GroupJob, RemoveOptions)> = jobs
-        .into_iter()
-        .map(|(j, opts)| {
-            let output = staged_path(&j.output);
-            (GroupJob { output, ..j }, opts)
-        })
-        .collect();
     let mut groups = Vec::new();
     run_groups(
         cfg,
@@ -202,22 +201,37 @@ fn write_product(
     })
 }
 
+/// A group's job, its options, and its input as `prepared_input` left it.
+struct Prepared {
+    job: GroupJob,
+    opts: RemoveOptions,
+    input: crate::io::reader::InputRaster,
+}
+
 /// Run each group's job (with its options) in turn, appending its summary
 /// to `groups` as it finishes (so that the caller can take finished groups
 /// back on failure).
 fn run_groups(
     cfg: &S2RunConfig,
     cache: &mut ModelCache,
-    jobs: Vec<(GroupJob, RemoveOptions)>,
+    jobs: Vec<Prepared>,
     masks: &[PathBuf],
     detection: Option<&SceneDetection>,
     groups: &mut Vec<GroupSummary>,
     progress_total: &mut impl FnMut(&GroupProgress, u64) -> Box<dyn Progress>,
 ) -> Result<()> {
     let mut maps = CalibratedMaps::default();
-    let bounds = pixel_shares(&jobs.iter().map(|(j, _)| j.px_m).collect::<Vec<_>>());
+    let bounds = pixel_shares(&jobs.iter().map(|p| p.job.px_m).collect::<Vec<_>>());
     let count = jobs.len();
-    for (i, (j, opts)) in jobs.into_iter().enumerate() {
+    for (
+        i,
+        Prepared {
+            job: j,
+            opts,
+            input,
+        },
+    ) in jobs.into_iter().enumerate()
+    {
         let mut job = Job {
             input: j.source.clone(),
             output: j.output.clone(),
@@ -226,10 +240,9 @@ fn run_groups(
             words: crate::config::OutputWords::PATTERNS,
         };
         if cfg.cloud_mask.is_some() || detection.is_some() {
-            // The group's input (and, for a detector's map, its model, whose
-            // calibration the map takes; the run below finds it in the cache).
+            // For a detector's map, the group's model, whose calibration
+            // the map takes (the run below finds it in the cache).
             let probe = RemoveConfig::new(opts.clone(), job.clone())?;
-            let input = crate::pipeline::stage1::open_input(&probe)?;
             job.probability = Some(match (&cfg.cloud_mask, detection) {
                 (Some((file, spec)), _) => crate::io::cloud_mask::read(file, &input, spec)?,
                 (None, Some(d)) => SceneProbability {
@@ -246,7 +259,9 @@ fn run_groups(
             to: bounds[i + 1],
             last: i + 1 == count,
         };
-        let run = remove_cached(&item, cache, |total| progress_total(&stage, total))?;
+        let run = crate::pipeline::run::remove_prepared(&item, cache, input, |total| {
+            progress_total(&stage, total)
+        })?;
         groups.push(GroupSummary {
             group: j.label,
             res_m: j.res_m,

@@ -43,7 +43,7 @@ pub(crate) fn pixel_cr(
 ) -> Result<RemoveSummary> {
     let model = cache.get(cfg, input)?;
     let c = &model.contract;
-    // `run_one` checked the input against the model (`fit::check_fit`).
+    // `run_checked` checked the input against the model (`fit::check_fit`).
 
     let (ygrid, xgrid, panel_px) = tile_grids(cfg, model, input)?;
 
