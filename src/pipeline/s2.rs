@@ -223,15 +223,12 @@ fn run_groups(
     let mut maps = CalibratedMaps::default();
     let bounds = pixel_shares(&jobs.iter().map(|p| p.job.px_m).collect::<Vec<_>>());
     let count = jobs.len();
-    for (
-        i,
-        Prepared {
+    for (i, prepared) in jobs.into_iter().enumerate() {
+        let Prepared {
             job: j,
             opts,
             input,
-        },
-    ) in jobs.into_iter().enumerate()
-    {
+        } = prepared;
         let mut job = Job {
             input: j.source.clone(),
             output: j.output.clone(),
