@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use gdal::{Dataset, Metadata};
+use gdal::{Dataset, DriverManager, Metadata};
 
 fn conv() -> String {
     fixture_model("tiny_conv").display().to_string()
@@ -794,6 +794,37 @@ fn side_files_units_and_statistics() {
         std::fs::read_to_string(dir.path().join("b.tfw")).unwrap(),
         "mine"
     );
+    assert_eq!(hidden(dir.path()), 0, "{:?}", listing(dir.path()));
+
+    // The `out.tfw` left by the TFW=YES run above, and an input with no
+    // geotransform: GDAL would read that world file as the new output's
+    // place (it did, silently). Refused before any work, --overwrite or
+    // not; the old output and the world file stay as they were.
+    // A PNG copy without its .aux.xml: no georeferencing at all.
+    let plain = dir.path().join("plain.png");
+    let png = DriverManager::get_driver_by_name("PNG").unwrap();
+    Dataset::open(&input)
+        .unwrap()
+        .create_copy(&png, &plain, &Default::default())
+        .unwrap();
+    let _ = std::fs::remove_file(dir.path().join("plain.png.aux.xml"));
+    assert!(Dataset::open(&plain).unwrap().geo_transform().is_err());
+    let before = std::fs::read(dir.path().join("out.tif")).unwrap();
+    let o = remove_conv(dir.path(), "plain.png", &["--overwrite"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("out.tfw") && err.contains("world file"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.path().join("out.tif")).unwrap(), before);
+    assert!(dir.path().join("out.tfw").exists());
+    // Once it is gone, the output has no georeferencing, as its input.
+    std::fs::remove_file(dir.path().join("out.tfw")).unwrap();
+    let o = remove_conv(dir.path(), "plain.png", &["--overwrite"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = Dataset::open(dir.path().join("out.tif")).unwrap();
+    assert!(out.geo_transform().is_err(), "placed by a stale world file");
     assert_eq!(hidden(dir.path()), 0, "{:?}", listing(dir.path()));
 }
 

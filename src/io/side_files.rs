@@ -159,6 +159,35 @@ pub(crate) fn check_world_file(
     }
 }
 
+/// A world file beside `path` (a `.tfw` an earlier run's `--co TFW=YES`
+/// left) that this run does not write: GDAL reads it as the georeferencing
+/// of a GeoTIFF that has no geotransform of its own (`has_geotransform`
+/// false: an unreferenced input, or one placed by GCPs), so the output
+/// would read as placed where the old file was, silently. Refused before
+/// any work; never deleted, since it may be the user's (`o.tiff`'s).
+pub(crate) fn check_stale_world_file(
+    path: &Path,
+    has_geotransform: bool,
+    writes_world_file: bool,
+) -> Result<()> {
+    if has_geotransform || writes_world_file {
+        return Ok(());
+    }
+    match side_names(path)
+        .into_iter()
+        .find(|(p, world)| *world && p.exists())
+    {
+        Some((world, _)) => Err(Error::output(
+            &world,
+            format!(
+                "is a world file beside {}, and GDAL would read it as the georeferencing of the output, which has no geotransform of its own (the input has none, or is placed by GCPs): remove or rename it, or write the output under another name",
+                path.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Whether these `--co` make GDAL write a world file beside the output
 /// (taken back with it when a run fails after placing it).
 pub fn writes_world_file(user: &[(String, String)]) -> bool {

@@ -153,6 +153,11 @@ fn run_checked(
         Some(input) => input,
         None => prepared_input(cfg, cache)?,
     };
+    let placed = input.ds.geo_transform().is_ok();
+    let world = crate::io::side_files::writes_world_file(&cfg.opts.creation_options);
+    for p in std::iter::once(&cfg.job.output).chain(&cfg.job.mask) {
+        crate::io::side_files::check_stale_world_file(p, placed, world)?;
+    }
     // One group of an L1C product blends by the p `idfcr s2` gives it.
     let with_scene_p;
     let cfg = match crate::sentinel2::cloud_source::subdataset_probability(cfg, &input, cache)? {
