@@ -625,6 +625,31 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        // A hole in one band only (its swath ends early) is a hole too: it
+        // was scored as ground.
+        name: "quality with nodata in one band",
+        setup: |d| {
+            write_tiff::<u16>(
+                &d.join("band1.tif"),
+                200,
+                200,
+                3,
+                Some(65535.0),
+                |b, y, x| {
+                    if b == 0 && x < 5 && y < 5 {
+                        65535
+                    } else {
+                        pattern(b, y, x) as u16 * 100
+                    }
+                },
+            );
+            ["quality", "band1.tif"].map(String::from).to_vec()
+        },
+        want: &["band1.tif", "has 25 nodata pixels"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "batch on a folder without rasters",
         setup: |d| {
             std::fs::create_dir(d.join("empty")).unwrap();

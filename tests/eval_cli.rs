@@ -231,6 +231,54 @@ fn identical_images_score_the_cap() {
     assert!((mean - (other + 100.0) / 2.0).abs() < 1e-9, "{report}");
 }
 
+/// A hole in one band (its nodata value there, the other bands valid: a
+/// band's swath ending early) is left out of that band's score only, as
+/// `remove` reads it. It was scored as data: band 1 of a Float32 image
+/// with a -9999 hole scored -25.9 dB against itself.
+#[test]
+fn a_hole_in_one_band_is_left_out_of_that_band() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = |b: usize, y: usize, x: usize| pattern(b, y, x) as f32;
+    write_tiff::<f32>(&dir.path().join("ref.tif"), 40, 30, 3, Some(-9999.0), value);
+    write_tiff::<f32>(
+        &dir.path().join("pred.tif"),
+        40,
+        30,
+        3,
+        Some(-9999.0),
+        |b, y, x| {
+            if b == 0 && x >= 30 {
+                -9999.0
+            } else {
+                value(b, y, x)
+            }
+        },
+    );
+    let o = idfcr(
+        dir.path(),
+        &[
+            "eval",
+            "pred.tif",
+            "ref.tif",
+            "--data-range",
+            "255",
+            "--json",
+            "-",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bands = report["images"][0]["bands"].as_array().unwrap().clone();
+    let pixels: Vec<u64> = bands
+        .iter()
+        .map(|b| b["pixels"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pixels, [30 * 30, 40 * 30, 40 * 30], "{report}");
+    for b in &bands {
+        assert_eq!(b["psnr"], 100.0, "{report}");
+    }
+}
+
 /// A report that cannot be written on stdout (a full disk behind `>`) fails
 /// the run, and says what was written; a reader that closes the pipe early
 /// (`| head`) does not fail it.

@@ -360,6 +360,24 @@ impl InputRaster {
     }
 }
 
+impl InputRaster {
+    /// Per-pixel completeness of a block from `read_window`: every band
+    /// finite and none at its own nodata value. `valid_mask` keeps a pixel
+    /// with data in some bands; a whole-image score (NIQE, BRISQUE) needs
+    /// every band of every pixel.
+    pub fn complete_mask(&self, block: &[f32], n: usize) -> Vec<bool> {
+        (0..n)
+            .map(|p| {
+                (0..self.bands()).all(|b| {
+                    let x = block[b * n + p];
+                    x.is_finite()
+                        && !self.nodata[b].is_some_and(|nd| nodata_at(x as f64, nd, false))
+                })
+            })
+            .collect()
+    }
+}
+
 /// Whether a value is the band's nodata: NaN matches NaN; a value as stored
 /// (`exact`) matches exactly; a float32 copy as `is_nodata` says.
 pub(crate) fn nodata_at(x: f64, nodata: f64, exact: bool) -> bool {

@@ -342,13 +342,13 @@ fn reference_bands_by_colour(p: &InputRaster, r: &InputRaster) -> Option<Vec<usi
 }
 
 /// A raster's Sentinel-2 radiometry for scoring, its product metadata read
-/// once: whether it is a product subdataset (then every band that declares
-/// no nodata gets the metadata's nodata DN), and per selected band what
+/// once: a product subdataset's bands that declare no nodata get the
+/// metadata's nodata DN; returned, per selected band, what
 /// turns a DN into reflectance x 10000: a product's offsets by band name,
 /// -1000 for a raster whose metadata names baseline 04.00 or later (a stack
 /// cut from a product, an `idfcr s2` output), else 0 (SEN12MS-CR, anything
 /// not Sentinel-2).
-fn s2_radiometry(raster: &mut InputRaster) -> Result<(bool, Vec<f64>)> {
+fn s2_radiometry(raster: &mut InputRaster) -> Result<Vec<f64>> {
     use crate::sentinel2::input::{gdal_band_name, load_product_meta, stack_baseline};
     let names: Option<Vec<&str>> = raster
         .band_nos
@@ -365,7 +365,7 @@ fn s2_radiometry(raster: &mut InputRaster) -> Result<(bool, Vec<f64>)> {
             *nd = Some(meta.nodata);
         }
         raster.nodata_per_band = true;
-        return Ok((true, offsets));
+        return Ok(offsets);
     }
     let off = match names {
         Some(_) if stack_baseline(&raster.ds, &raster.source)?.is_some() => {
@@ -373,7 +373,7 @@ fn s2_radiometry(raster: &mut InputRaster) -> Result<(bool, Vec<f64>)> {
         }
         _ => 0.0,
     };
-    Ok((false, vec![off; raster.bands()]))
+    Ok(vec![off; raster.bands()])
 }
 
 /// Score one pair.
@@ -388,7 +388,6 @@ fn eval_pair(
     let mut p = InputRaster::open(&ps, band_idx)?;
     let mut r = InputRaster::open(&rs, band_idx)?;
     let by_name = reference_bands_by_name(&p, &r.ds, &rs)?;
-    let named = by_name.is_some();
     if let Some(order) = by_name.or_else(|| reference_bands_by_colour(&p, &r)) {
         r.keep_bands(order)?;
     }
@@ -399,11 +398,7 @@ fn eval_pair(
     // Sentinel-2 DNs of different baselines differ by the offset for one
     // reflectance (a 2023 output against a 2021 reference: 1000 DN, 25 dB
     // for identical ground): both are scored as reflectance x 10000.
-    let ((product_p, off_p), (product_r, off_r)) = (s2_radiometry(&mut p)?, s2_radiometry(&mut r)?);
-    let product_nodata = product_p || product_r;
-    // Sentinel-2 bands have nodata of their own (swath edges differ by
-    // band; `idfcr s2` leaves such a band at nodata): scored band by band.
-    let per_band_nodata = named || product_nodata;
+    let (off_p, off_r) = (s2_radiometry(&mut p)?, s2_radiometry(&mut r)?);
     if (p.width, p.height, p.bands()) != (r.width, r.height, r.bands()) {
         return Err(Error::input(
             &ps,
@@ -437,13 +432,13 @@ fn eval_pair(
         let mut a: Vec<f64> = pv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
         let mut b: Vec<f64> = rv[i * n..(i + 1) * n].iter().map(|&v| v as f64).collect();
         let at_nodata = |x: f64, nd: Option<f64>| nd.is_some_and(|nd| nodata_at(x, nd, false));
-        let band_valid: Vec<bool> = if per_band_nodata {
-            (0..n)
-                .map(|q| valid[q] && !at_nodata(a[q], p.nodata[i]) && !at_nodata(b[q], r.nodata[i]))
-                .collect()
-        } else {
-            valid.clone()
-        };
+        // Nodata band by band, as `remove` reads it (a band's swath ends
+        // early; a VRT of one file per band): a hole in one band is left out
+        // of that band's score only. Scored as data, a -9999 hole in band 1
+        // gave it -25.9 dB.
+        let band_valid: Vec<bool> = (0..n)
+            .map(|q| valid[q] && !at_nodata(a[q], p.nodata[i]) && !at_nodata(b[q], r.nodata[i]))
+            .collect();
         // Offsets after the nodata test, which is on the DNs as stored.
         a.iter_mut().for_each(|x| *x += off_p[i]);
         b.iter_mut().for_each(|x| *x += off_r[i]);

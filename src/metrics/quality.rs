@@ -145,9 +145,10 @@ fn score_one(cfg: &QualityConfig, path: &std::path::Path) -> Result<QualityResul
     crate::io::memory::ensure_fits(&source, "scoring it whole", &[w, h], 4 * input.bands() + 88)?;
     let block = input.read_window(0, h, 0, w)?;
     // NIQE and BRISQUE score every pixel: nodata would be scored as
-    // ground (and NaN nodata turns every score into NaN).
+    // ground (and NaN nodata turns every score into NaN), also where only
+    // one band has it (a band's swath ending early).
     let invalid = input
-        .valid_mask(&block, None, w * h)
+        .complete_mask(&block, w * h)
         .iter()
         .filter(|v| !**v)
         .count();
