@@ -450,6 +450,48 @@ fn skip_existing_tells_same_named_inputs_apart() {
     assert_eq!(run("c"), vec![("x.tif".into(), "skipped".into())]);
 }
 
+/// A VRT's sources are its input too: one replaced under its name (other
+/// pixels, the VRT file untouched) is a changed input, and the output is
+/// redone. `--skip-existing` knew only the VRT's own size and time.
+#[test]
+fn skip_existing_redoes_a_vrt_whose_source_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("in")).unwrap();
+    rgb_tiff(&d.join("in/src.tif"), 40, 30, None);
+    let bands: String = (1..=3)
+        .map(|b| {
+            format!(
+                "<VRTRasterBand dataType=\"Byte\" band=\"{b}\"><SimpleSource><SourceFilename relativeToVRT=\"1\">src.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+            )
+        })
+        .collect();
+    std::fs::write(
+        d.join("in/scene.vrt"),
+        format!("<VRTDataset rasterXSize=\"40\" rasterYSize=\"30\">{bands}</VRTDataset>"),
+    )
+    .unwrap();
+    let run = || {
+        let o = batch_skip_existing(d, "in/scene.vrt", "out");
+        assert!(o.status.success(), "{}", stderr(&o));
+        statuses(&summary(&o))
+    };
+    let ok = vec![("scene.vrt".to_string(), "ok".to_string())];
+    assert_eq!(run(), ok);
+    assert_eq!(run(), vec![("scene.vrt".into(), "skipped".into())]);
+    // Other pixels under the same name; the time set apart, as a copy made
+    // within the same second would not be.
+    rgb_tiff(&d.join("in/src.tif"), 40, 30, Some((0, 0, 20, 30)));
+    let f = std::fs::File::options()
+        .write(true)
+        .open(d.join("in/src.tif"))
+        .unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+        .unwrap();
+    drop(f);
+    assert_eq!(run(), ok, "the output of the old source was kept");
+}
+
 /// --skip-existing trusted any file at the mask's name: a foreign file there
 /// (another raster copied over it) left the input "skipped" with exit 0,
 /// so a set of outputs held a mask that was not the run's. The mask must be

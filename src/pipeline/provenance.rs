@@ -66,7 +66,12 @@ pub(crate) fn band_specs(input: &InputRaster) -> Vec<BandSpec> {
 /// Sentinel-2 radiometry options (tiling and threads do not change pixels
 /// beyond float rounding). Written as `IDFCR_SETTINGS`; `batch
 /// --skip-existing` redoes an output whose line differs.
-pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<&str>) -> String {
+pub fn settings_line(
+    cfg: &RemoveConfig,
+    input: &InputRaster,
+    model_sha256: &str,
+    ind_sha256: Option<&str>,
+) -> String {
     let bands = match &cfg.opts.band_idx {
         Some(b) => b
             .iter()
@@ -101,12 +106,44 @@ pub fn settings_line(cfg: &RemoveConfig, model_sha256: &str, ind_sha256: Option<
             format!("; format={}; co={}", f.driver_name(), co.join(","))
         }
     };
+    // A VRT's sources (a product's band files) are the input too: one
+    // replaced under its name left `--skip-existing` trusting an output
+    // of the old pixels. Named only where there are such files, so that
+    // the lines of single-file inputs stay those written before.
+    let reads = match other_files_read(input, &cfg.job.input) {
+        Some(ids) => format!("; reads={ids}"),
+        None => String::new(),
+    };
     // A separate detector's or the user's p decides pixels too (a user's
     // mask names its file's size and time, see `io::cloud_mask`).
     match &cfg.job.probability {
-        Some(p) => format!("{line}{form}; p={}", p.map.settings),
-        None => format!("{line}{form}"),
+        Some(p) => format!("{line}{form}{reads}; p={}", p.map.settings),
+        None => format!("{line}{form}{reads}"),
     }
+}
+
+/// The local files `input` reads beyond the one its name gives and that
+/// file's side files (`.aux.xml`, overviews, world file), each as
+/// `source_identity` names it (name, size, modification time), sorted; None
+/// when there are none.
+fn other_files_read(input: &InputRaster, name: &str) -> Option<String> {
+    let named = crate::io::names::named_local_file(name).map(std::path::PathBuf::from);
+    let own = |f: &std::path::Path| {
+        named.as_ref().is_some_and(|n| {
+            crate::io::names::same_target(f, n)
+                || crate::io::side_files::side_names(n)
+                    .iter()
+                    .any(|(side, _)| crate::io::names::same_target(f, side))
+        })
+    };
+    let mut ids: Vec<String> = crate::io::open::files_read(&input.ds)
+        .into_iter()
+        .filter(|f| f.is_file() && !own(f))
+        .map(|f| crate::io::names::source_identity(&f.to_string_lossy()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    (!ids.is_empty()).then(|| ids.join(", "))
 }
 
 // The settings line's words for the options. Spelled out here, not taken
@@ -209,7 +246,7 @@ pub fn expected_settings(
         Some(opts) => Some(cache.ind(cfg, opts, input)?.sha256_line()),
         None => None,
     };
-    Ok(settings_line(cfg, &model_sha, ind_sha.as_deref()))
+    Ok(settings_line(cfg, input, &model_sha, ind_sha.as_deref()))
 }
 
 /// The whole mapping from a pixel value to what the model sees, in the
@@ -268,7 +305,7 @@ pub(crate) fn provenance_tags(
     let mut tags = vec![
         (
             "IDFCR_SETTINGS".to_string(),
-            settings_line(cfg, &model.sha256, ind_sha256),
+            settings_line(cfg, input, &model.sha256, ind_sha256),
         ),
         (
             "IDFCR_VERSION".to_string(),
