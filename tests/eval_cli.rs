@@ -279,6 +279,89 @@ fn a_hole_in_one_band_is_left_out_of_that_band() {
     }
 }
 
+/// Rasters placed by ground control points: scored only when placed by the
+/// same GCPs; other GCPs, or GCPs against a geotransform, are refused, and
+/// a cloud mask on a geotransform is refused for a GCP-placed input. All
+/// of these passed: GCPs 10,000 km apart scored 100 dB.
+#[test]
+fn gcp_placed_rasters_are_compared_by_their_gcps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let place = |name: &str, x: f64, y: f64| {
+        let path = d.join(name);
+        rgb_tiff(&path, 40, 30, None);
+        let mut ds = common::open_update(&path);
+        let none = std::ffi::CString::new("").unwrap();
+        unsafe { gdal_sys::GDALSetProjection(ds.c_dataset(), none.as_ptr()) };
+        let gcp = |pixel: f64, line: f64, dx: f64, dy: f64| gdal::Gcp {
+            id: String::new(),
+            info: String::new(),
+            pixel,
+            line,
+            x: x + dx,
+            y: y + dy,
+            z: 0.0,
+        };
+        let gcps = vec![
+            gcp(0.0, 0.0, 0.0, 0.0),
+            gcp(40.0, 0.0, 0.01, 0.0),
+            gcp(0.0, 30.0, 0.0, -0.01),
+            gcp(40.0, 30.0, 0.01, -0.01),
+        ];
+        let wgs84 = gdal::spatial_ref::SpatialRef::from_epsg(4326).unwrap();
+        ds.set_gcps(gcps, &wgs84).unwrap();
+        ds.flush_cache().unwrap();
+    };
+    place("a.tif", 15.0, 36.0);
+    place("a_copy.tif", 15.0, 36.0);
+    place("b.tif", 100.0, -30.0);
+    assert!(gdal::Dataset::open(d.join("a.tif"))
+        .unwrap()
+        .geo_transform()
+        .is_err());
+    rgb_tiff(&d.join("grid.tif"), 40, 30, None);
+    let o = idfcr(d, &["eval", "a.tif", "a_copy.tif"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (pred, reference, want) in [
+        ("b.tif", "a.tif", "other ground control points"),
+        (
+            "a.tif",
+            "grid.tif",
+            "by ground control points (GCPs) and the reference",
+        ),
+        ("grid.tif", "a.tif", "by a geotransform and the reference"),
+    ] {
+        let o = idfcr(d, &["eval", pred, reference]);
+        assert_eq!(o.status.code(), Some(1), "{pred} {reference}");
+        let err = stderr(&o);
+        assert!(err.contains(pred) && err.contains(want), "{err}");
+    }
+    // A cloud mask on a grid, over an input placed by GCPs.
+    write_tiff::<u8>(&d.join("mask.tif"), 40, 30, 1, None, |_, y, x| {
+        u8::from(x < 10 && y < 10)
+    });
+    let o = idfcr(
+        d,
+        &[
+            "remove",
+            "a.tif",
+            "out.tif",
+            "--cloud-mask",
+            "mask.tif",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("mask.tif") && stderr(&o).contains("ground control points"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("out.tif").exists());
+}
+
 /// A report that cannot be written on stdout (a full disk behind `>`) fails
 /// the run, and says what was written; a reader that closes the pipe early
 /// (`| head`) does not fail it.

@@ -223,6 +223,23 @@ fn same_corners(a: &[f64; 6], b: &[f64; 6], w: usize, h: usize) -> bool {
 fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
     let (iw, ih) = (input.width, input.height);
     let (mw, mh) = mask.raster_size();
+    let gcps = |ds: &Dataset| !crate::io::same_grid::gcps_of(ds).is_empty();
+    if gcps(&input.ds) || gcps(mask) {
+        // GCPs place a raster by a warp, not a grid: a mask matches only as
+        // a copy of the input's size and GCPs (taken pixel for pixel, it was
+        // taken from wherever its own georeferencing put it).
+        let same = (mw, mh) == (iw, ih)
+            && gcps(&input.ds)
+            && gcps(mask)
+            && crate::io::same_grid::gcps_differ(&input.ds, mask).is_none();
+        if !same {
+            return Err(Error::input(
+                path,
+                "is not on the input's pixel grid, and the input or the mask is placed by ground control points (GCPs): give the mask the input's size and GCPs (gdal_translate it from a raster on the input's grid), or warp the input onto a grid first (gdalwarp)",
+            ));
+        }
+        return Ok(1.0);
+    }
     let (Ok(gi), Ok(gm)) = (input.ds.geo_transform(), mask.geo_transform()) else {
         if (mw, mh) != (iw, ih) {
             return Err(Error::input(

@@ -22,10 +22,12 @@ pub(super) fn polygons(
     use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform};
     use gdal::vector::LayerAccess;
     let unplaced = || {
-        Error::input(
-            path,
-            "holds polygons, and the input has no georeferencing (or no CRS) to place them on",
-        )
+        let why = if crate::io::same_grid::gcps_of(&input.ds).is_empty() {
+            "holds polygons, and the input has no georeferencing (or no CRS) to place them on"
+        } else {
+            "holds polygons, and the input is placed by ground control points (GCPs), not a grid, to place them on: warp it onto a grid first (gdalwarp)"
+        };
+        Error::input(path, why)
     };
     let gt = input.ds.geo_transform().map_err(|_| unplaced())?;
     let mut srs = input.ds.spatial_ref().map_err(|_| unplaced())?;
