@@ -500,6 +500,34 @@ fn dataset_masks_and_alpha_bands_are_nodata() {
             .collect();
         assert!(leftovers.is_empty(), "{input}: {leftovers:?}");
     }
+    // The alpha band selected as a colour: refused (it ran, and the
+    // output's third band, model output, was tagged Alpha).
+    let o = idfcr(
+        d,
+        &[
+            "remove",
+            "rgba.tif",
+            "alpha.tif",
+            "--model",
+            &conv,
+            "--device",
+            "cpu",
+            "-q",
+            "-b",
+            "1",
+            "-b",
+            "2",
+            "-b",
+            "4",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("-b 4") && stderr(&o).contains("alpha band"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("alpha.tif").exists());
 }
 
 /// Guarantee 6: Inputs that map to one output name are refused before any work;

@@ -76,6 +76,19 @@ pub(crate) fn resolve_model(cfg: &RemoveConfig, input: &InputRaster) -> Result<P
 /// say they are in another order); `--mask` needs a probability output.
 pub(crate) fn check_fit(cfg: &RemoveConfig, input: &InputRaster, model: &Model) -> Result<()> {
     let c = &model.contract;
+    // An alpha band says where data is; given to the model as a colour, the
+    // output's band in its place held model output tagged Alpha, which
+    // readers take as transparency.
+    if let Some(b) = input
+        .band_nos
+        .iter()
+        .find(|&&b| crate::io::mask::is_alpha(&input.ds, b))
+    {
+        return Err(Error::Usage(format!(
+            "-b {b}: band {b} of {} is an alpha band (where the image has data), not a colour; select image bands only (the alpha band is read as the mask)",
+            cfg.job.input
+        )));
+    }
     if let Some(why) = band_mismatch(&c.name, &c.band_names, &input.band_names) {
         return Err(Error::input(
             &cfg.job.input,
