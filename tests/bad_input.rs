@@ -746,6 +746,19 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        // It ran the whole model, then failed to move the result into place.
+        name: "output name longer than the file system holds (refused before any work)",
+        setup: |d| {
+            rgb_tiff(&d.join("in.tif"), 20, 20, None);
+            let mut args = conv_args("in.tif");
+            args[2] = format!("{}.tif", "x".repeat(300));
+            args
+        },
+        want: &["xxx.tif", "(304 bytes) is too long for the file system"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "--model a folder",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);

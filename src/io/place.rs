@@ -312,6 +312,18 @@ pub fn check_output_path(
             "is not a regular file (a device or pipe); write the raster to a file",
         ));
     }
+    // A name the file system cannot hold (over 255 bytes: a batch output
+    // named after a long input) failed only at the final move, after all
+    // the work. Asking for the name's metadata says so at once.
+    if let Err(e) = std::fs::symlink_metadata(path) {
+        if e.kind() == std::io::ErrorKind::InvalidFilename {
+            let bytes = path.file_name().map_or(0, |n| n.len());
+            return Err(Error::output(
+                path,
+                format!("its file name ({bytes} bytes) is too long for the file system; give a shorter one"),
+            ));
+        }
+    }
     // First: a killed run's backup of the file it was replacing goes back
     // to its name here, and the name is then taken (the check below must
     // see it, not the final move after all the work).
