@@ -316,7 +316,8 @@ pub fn check_output_path(
     // named after a long input) failed only at the final move, after all
     // the work. Asking for the name's metadata says so at once.
     if let Err(e) = std::fs::symlink_metadata(path) {
-        if e.kind() == std::io::ErrorKind::InvalidFilename {
+        // ENAMETOOLONG (ErrorKind::InvalidFilename is newer than our MSRV).
+        if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
             let bytes = path.file_name().map_or(0, |n| n.len());
             return Err(Error::output(
                 path,

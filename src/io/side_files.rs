@@ -87,10 +87,10 @@ pub(crate) fn place_side_files(
         if let Err(e) = std::fs::remove_file(&old) {
             // A name too long to exist (an output name near the file
             // system's limit) is no stale file either.
-            if !matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename
-            ) {
+            // (ENAMETOOLONG: ErrorKind::InvalidFilename is newer than our MSRV.)
+            let gone =
+                e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENAMETOOLONG);
+            if !gone {
                 problems.push(format!(
                     "{} of the replaced file could not be removed ({e}) and may describe this one wrongly",
                     old.display()
