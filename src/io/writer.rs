@@ -192,7 +192,8 @@ impl OutputRaster {
     /// As `write_window`, with values as stored (float64), and `valid` and
     /// `kept` (values as the input had them, see `output_value`) per band,
     /// band-major like `values`: a Sentinel-2 band can be nodata where the
-    /// others hold data. The mask marks pixels valid in any band.
+    /// others hold data. The mask marks pixels valid in any band (in every
+    /// band where some band declares no nodata, see below).
     #[allow(clippy::too_many_arguments)]
     pub fn write_window_kept(
         &mut self,
@@ -238,9 +239,20 @@ impl OutputRaster {
                 })?;
         }
         if self.has_mask {
+            // Where every band declares a nodata value, a band's hole shows
+            // as that value and the pixel stays valid for the others. Where
+            // some band declares none (bands whose values differ, a VRT of
+            // several sources), nothing in that band could show its hole:
+            // the pixel is masked whole, never a made-up valid value.
+            let holes_show = self.nodata.iter().all(Option::is_some);
             let m: Vec<u8> = (0..n)
                 .map(|i| {
-                    let ok = (0..self.bands).any(|b| valid[b * n + i]);
+                    let mut band_ok = (0..self.bands).map(|b| valid[b * n + i]);
+                    let ok = if holes_show {
+                        band_ok.any(|v| v)
+                    } else {
+                        band_ok.all(|v| v)
+                    };
                     if ok {
                         255
                     } else {
