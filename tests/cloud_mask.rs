@@ -204,6 +204,11 @@ fn masks_that_do_not_fit_are_refused() {
     gt[0] += 100.0;
     ds.set_geo_transform(&gt).unwrap();
     drop(ds);
+    write_tiff::<u8>(&d.join("crs.tif"), W, H, 1, None, |_, _, _| 0);
+    let mut ds = open_update(d.join("crs.tif"));
+    ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(32634).unwrap())
+        .unwrap();
+    drop(ds);
     // (extra args, exit code, fragments of the one error line)
     let cases: &[(&[&str], i32, &[&str])] = &[
         (&["--cloud-mask", "two.tif"], 1, &["two.tif", "has 2 bands"]),
@@ -225,7 +230,19 @@ fn masks_that_do_not_fit_are_refused() {
         (
             &["--cloud-mask", "shifted.tif"],
             1,
-            &["shifted.tif", "gdalwarp -te"],
+            &["shifted.tif", "gdalwarp -t_srs EPSG:32633 -te"],
+        ),
+        // Another CRS: the whole command, values included (it named the
+        // option only).
+        (
+            &["--cloud-mask", "crs.tif"],
+            1,
+            &[
+                "crs.tif",
+                "coordinate system",
+                "gdalwarp -t_srs EPSG:32633 -te",
+                "crs.tif mask_on_grid.tif",
+            ],
         ),
         (
             &["--cloud-mask", "missing.tif"],

@@ -269,9 +269,12 @@ fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
     }
     if !same_crs {
         let fix = if mask.spatial_ref().is_err() {
-            "has no coordinate system and the input has one; give it the input's (gdal_edit.py -a_srs) if it is on the same grid"
+            "has no coordinate system and the input has one; give it the input's (gdal_edit.py -a_srs) if it is on the same grid".to_string()
         } else {
-            "is not in the input's coordinate system; warp it onto the input's grid (gdalwarp -t_srs)"
+            format!(
+                "is not in the input's coordinate system; warp it onto the input's grid ({})",
+                warp_hint(&input.ds, &gi, iw, ih, path)
+            )
         };
         return Err(Error::input(path, fix));
     }
@@ -293,15 +296,37 @@ fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
         && (ix1 - mx1).abs() <= px
         && (iy1 - my1).abs() <= py;
     if !aligned {
-        let size = gi[1].abs();
         return Err(Error::input(
             path,
             format!(
-                "is not on a grid over the input's extent, ({mx0}, {my0}) - ({mx1}, {my1}) against the input's ({ix0}, {iy0}) - ({ix1}, {iy1}), with square pixels like the input's; warp it onto the input's grid (gdalwarp -te {ix0} {iy1} {ix1} {iy0} -tr {size} {size})"
+                "is not on a grid over the input's extent, ({mx0}, {my0}) - ({mx1}, {my1}) against the input's ({ix0}, {iy0}) - ({ix1}, {iy1}), with square pixels like the input's; warp it onto the input's grid ({})",
+                warp_hint(&input.ds, &gi, iw, ih, path)
             ),
         ));
     }
     Ok(rx)
+}
+
+/// The gdalwarp command that puts a mask on the input's north-up grid:
+/// its CRS (as EPSG:N where it has a code), extent (minimum first, whichever
+/// way the input's rows run) and pixel size.
+fn warp_hint(ds: &Dataset, g: &[f64; 6], w: usize, h: usize, mask: &str) -> String {
+    let (x0, y0) = (g[0], g[3]);
+    let (x1, y1) = (g[0] + w as f64 * g[1], g[3] + h as f64 * g[5]);
+    let srs = ds
+        .spatial_ref()
+        .ok()
+        .and_then(|s| Some(format!("{}:{}", s.auth_name()?, s.auth_code().ok()?)))
+        .map_or_else(String::new, |code| format!("-t_srs {code} "));
+    format!(
+        "gdalwarp {srs}-te {} {} {} {} -tr {} {} {mask} mask_on_grid.tif",
+        x0.min(x1),
+        y0.min(y1),
+        x0.max(x1),
+        y0.max(y1),
+        g[1].abs(),
+        g[5].abs()
+    )
 }
 
 /// The mask's p, the maximum over k x k blocks.
