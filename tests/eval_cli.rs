@@ -360,6 +360,28 @@ fn gcp_placed_rasters_are_compared_by_their_gcps() {
         stderr(&o)
     );
     assert!(!d.join("out.tif").exists());
+    // A mask with no georeferencing at all (a PNG without its .aux.xml),
+    // the input's size: taken pixel for pixel, as over any input.
+    let png = gdal::DriverManager::get_driver_by_name("PNG").unwrap();
+    gdal::Dataset::open(d.join("mask.tif"))
+        .unwrap()
+        .create_copy(&png, d.join("plain_mask.png"), &Default::default())
+        .unwrap();
+    let _ = std::fs::remove_file(d.join("plain_mask.png.aux.xml"));
+    let o = idfcr(
+        d,
+        &[
+            "remove",
+            "a.tif",
+            "out.tif",
+            "--cloud-mask",
+            "plain_mask.png",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// A report that cannot be written on stdout (a full disk behind `>`) fails

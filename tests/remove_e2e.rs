@@ -823,6 +823,11 @@ fn side_files_units_and_statistics() {
     );
     assert_eq!(std::fs::read(dir.path().join("out.tif")).unwrap(), before);
     assert!(dir.path().join("out.tfw").exists());
+    // TFW=YES does not replace it: GDAL writes no world file for a raster
+    // without a geotransform, so the old one would stay and place it.
+    let o = remove_conv(dir.path(), "plain.png", &["--overwrite", "--co", "TFW=YES"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.path().join("out.tif")).unwrap(), before);
     // Once it is gone, the output has no georeferencing, as its input.
     std::fs::remove_file(dir.path().join("out.tfw")).unwrap();
     let o = remove_conv(dir.path(), "plain.png", &["--overwrite"]);

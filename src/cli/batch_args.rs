@@ -73,7 +73,11 @@ impl BatchArgs {
         }
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
         // Options first: a user's --config reaches GDAL before any file opens.
-        let options = self.opts.into_options(self.overwrite)?;
+        let mut options = self.opts.into_options(self.overwrite)?;
+        // An L1C subdataset input keeps its model's own p here: s2cloudless's
+        // map (what `remove` takes) cannot be checked by --skip-existing
+        // without running it, so every rerun would redo such an output.
+        options.s2.cloud_detector = crate::sentinel2::detector::CloudDetector::Model;
         let (inputs, own_outputs) = crate::pipeline::names::batch_inputs(
             inputs,
             &self.out_dir,

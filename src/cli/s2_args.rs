@@ -157,3 +157,49 @@ impl CloudDetectorArg {
         Ok(detector)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detector_nothing_would_read_is_refused() {
+        use CloudDetectorArg as A;
+        // (choice, --cloud-mask given, --raw, p written, refused with)
+        let cases = [
+            (A::Auto, true, true, false, None),
+            (A::S2cloudless, false, false, false, None),
+            (A::Model, false, true, true, None),
+            (
+                A::S2cloudless,
+                true,
+                false,
+                false,
+                Some("--cloud-mask replaces"),
+            ),
+            (A::Model, true, false, true, Some("--cloud-mask replaces")),
+            (
+                A::S2cloudless,
+                false,
+                true,
+                false,
+                Some("--cloud-detector s2cloudless with --raw"),
+            ),
+            (
+                A::Model,
+                false,
+                true,
+                false,
+                Some("write its p with --mask"),
+            ),
+        ];
+        for (arg, mask, raw, writes, want) in cases {
+            let got = arg.checked(mask, raw, writes, "--mask");
+            match (got, want) {
+                (Ok(_), None) => {}
+                (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{arg:?}: {e}"),
+                (got, want) => panic!("{arg:?} {mask} {raw} {writes}: {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

@@ -224,7 +224,8 @@ fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
     let (iw, ih) = (input.width, input.height);
     let (mw, mh) = mask.raster_size();
     let gcps = |ds: &Dataset| !crate::io::same_grid::gcps_of(ds).is_empty();
-    if gcps(&input.ds) || gcps(mask) {
+    let unplaced = mask.geo_transform().is_err() && !gcps(mask);
+    if (gcps(&input.ds) || gcps(mask)) && !unplaced {
         // GCPs place a raster by a warp, not a grid: a mask matches only as
         // a copy of the input's size and GCPs (taken pixel for pixel, it was
         // taken from wherever its own georeferencing put it).
@@ -313,11 +314,20 @@ fn grid_ratio(mask: &Dataset, path: &str, input: &InputRaster) -> Result<f64> {
 fn warp_hint(ds: &Dataset, g: &[f64; 6], w: usize, h: usize, mask: &str) -> String {
     let (x0, y0) = (g[0], g[3]);
     let (x1, y1) = (g[0] + w as f64 * g[1], g[3] + h as f64 * g[5]);
-    let srs = ds
-        .spatial_ref()
-        .ok()
-        .and_then(|s| Some(format!("{}:{}", s.auth_name()?, s.auth_code().ok()?)))
-        .map_or_else(String::new, |code| format!("-t_srs {code} "));
+    if g[2] != 0.0 || g[4] != 0.0 {
+        // gdalwarp writes north-up grids: no command puts a mask on a
+        // rotated one.
+        return "gdalwarp cannot write the input's rotated grid: make the mask from a raster on the input's grid (gdal_translate)".into();
+    }
+    // EPSG:N where the CRS has a code, else its PROJ string, quoted.
+    let srs = ds.spatial_ref().ok().and_then(|s| {
+        let code = s.auth_name().zip(s.auth_code().ok());
+        match code {
+            Some((name, code)) => Some(format!("{name}:{code}")),
+            None => s.to_proj4().ok().map(|p| format!("'{}'", p.trim())),
+        }
+    });
+    let srs = srs.map_or_else(String::new, |s| format!("-t_srs {s} "));
     format!(
         "gdalwarp {srs}-te {} {} {} {} -tr {} {} {mask} mask_on_grid.tif",
         x0.min(x1),

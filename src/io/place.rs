@@ -315,15 +315,23 @@ pub fn check_output_path(
     // A name the file system cannot hold (over 255 bytes: a batch output
     // named after a long input) failed only at the final move, after all
     // the work. Asking for the name's metadata says so at once.
-    if let Err(e) = std::fs::symlink_metadata(path) {
-        // ENAMETOOLONG (ErrorKind::InvalidFilename is newer than our MSRV).
-        if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
-            let bytes = path.file_name().map_or(0, |n| n.len());
-            return Err(Error::output(
-                path,
-                format!("its file name ({bytes} bytes) is too long for the file system; give a shorter one"),
-            ));
-        }
+    // Its `.aux.xml` too, which GDAL may write beside it (8 bytes more).
+    let mut aux = path.as_os_str().to_os_string();
+    aux.push(".aux.xml");
+    // ENAMETOOLONG (ErrorKind::InvalidFilename is newer than our MSRV).
+    let too_long = |p: &Path| {
+        std::fs::symlink_metadata(p).is_err_and(|e| e.raw_os_error() == Some(libc::ENAMETOOLONG))
+    };
+    if too_long(path) || too_long(Path::new(&aux)) {
+        let longest = path
+            .components()
+            .map(|c| c.as_os_str().len())
+            .max()
+            .unwrap_or(0);
+        return Err(Error::output(
+            path,
+            format!("a name in it ({longest} bytes) is too long for the file system, or leaves no room for GDAL's side file (.aux.xml, 8 bytes more); give a shorter one"),
+        ));
     }
     // First: a killed run's backup of the file it was replacing goes back
     // to its name here, and the name is then taken (the check below must

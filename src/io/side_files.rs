@@ -160,17 +160,15 @@ pub(crate) fn check_world_file(
 }
 
 /// A world file beside `path` (a `.tfw` an earlier run's `--co TFW=YES`
-/// left) that this run does not write: GDAL reads it as the georeferencing
-/// of a GeoTIFF that has no geotransform of its own (`has_geotransform`
-/// false: an unreferenced input, or one placed by GCPs), so the output
-/// would read as placed where the old file was, silently. Refused before
-/// any work; never deleted, since it may be the user's (`o.tiff`'s).
-pub(crate) fn check_stale_world_file(
-    path: &Path,
-    has_geotransform: bool,
-    writes_world_file: bool,
-) -> Result<()> {
-    if has_geotransform || writes_world_file {
+/// left): GDAL reads it as the georeferencing of a GeoTIFF that has no
+/// geotransform of its own (`has_geotransform` false: an unreferenced
+/// input, or one placed by GCPs), so the output would read as placed where
+/// the old file was, silently. `TFW=YES` does not help: GDAL writes no
+/// world file for a raster without a geotransform, so the old one stays.
+/// Refused before any work; never deleted, since it may be the user's
+/// (`o.tiff`'s).
+pub(crate) fn check_stale_world_file(path: &Path, has_geotransform: bool) -> Result<()> {
+    if has_geotransform {
         return Ok(());
     }
     match side_names(path)

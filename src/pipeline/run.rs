@@ -1,9 +1,11 @@
 //! `remove`: one job, from the output check to the finished files.
 //!
 //! 1. `run_checked`: check the output path, open the input (`stage1::
-//!    open_input`), pick and load the model (`cache`), check the input's
-//!    bands against it (`fit::check_fit`), then its values (`fit::
-//!    set_input_map`) and what `-ot` or `--co NBITS` can hold (`check_out_type`);
+//!    open_input`), refuse a stale world file that would place it, pick and
+//!    load the model (`cache`), check the input's bands against it
+//!    (`fit::check_fit`), then its values (`fit::set_input_map`), what `-ot`
+//!    or `--co NBITS` can hold (`check_out_type`) and the `--co`; then, on one
+//!    group of an L1C product, s2cloudless's p (`s2::subdataset_probability`);
 //! 2. stage 1, `stage1::pixel_cr`: tiles through Pixel-CR, blended by the
 //!    cloud probability, written (temp file, checked, moved into place);
 //! 3. with `--refine`, `remove_refined` runs stage 1 raw into a hidden
@@ -113,6 +115,11 @@ fn check_not_a_source(cfg: &RemoveConfig, input: &InputRaster) -> Result<()> {
 pub(crate) fn prepared_input(cfg: &RemoveConfig, cache: &mut ModelCache) -> Result<InputRaster> {
     let mut input = open_input(cfg)?;
     check_not_a_source(cfg, &input)?;
+    // `s2` checks every group's final names here, before any work.
+    let placed = input.ds.geo_transform().is_ok();
+    for p in std::iter::once(&cfg.job.output).chain(&cfg.job.mask) {
+        crate::io::side_files::check_stale_world_file(p, placed)?;
+    }
     // Bands before values: the wrong model's range would otherwise be the
     // first complaint, and its --rescale hint the wrong fix.
     let model = cache.get(cfg, &input)?;
@@ -153,26 +160,6 @@ fn run_checked(
         Some(input) => input,
         None => prepared_input(cfg, cache)?,
     };
-    let placed = input.ds.geo_transform().is_ok();
-    let world = crate::io::side_files::writes_world_file(&cfg.opts.creation_options);
-    for p in std::iter::once(&cfg.job.output).chain(&cfg.job.mask) {
-        crate::io::side_files::check_stale_world_file(p, placed, world)?;
-    }
-    // One group of an L1C product blends by the p `idfcr s2` gives it.
-    let with_scene_p;
-    let cfg = match crate::sentinel2::cloud_source::subdataset_probability(cfg, &input, cache)? {
-        Some(p) => {
-            with_scene_p = RemoveConfig {
-                job: crate::config::Job {
-                    probability: Some(p),
-                    ..cfg.job.clone()
-                },
-                opts: cfg.opts.clone(),
-            };
-            &with_scene_p
-        }
-        None => cfg,
-    };
     crate::io::writer::check_creation_options(
         cfg.opts.format,
         cfg.opts.out_type.unwrap_or(input.data_type),
@@ -200,6 +187,22 @@ fn run_checked(
             e => e,
         })?;
     }
+    // One group of an L1C product blends by the p `idfcr s2` gives it
+    // (after every cheap refusal: it reads the whole product's bands).
+    let with_scene_p;
+    let cfg = match crate::pipeline::s2::subdataset_probability(cfg, &input, cache)? {
+        Some(p) => {
+            with_scene_p = RemoveConfig {
+                job: crate::config::Job {
+                    probability: Some(p),
+                    ..cfg.job.clone()
+                },
+                opts: cfg.opts.clone(),
+            };
+            &with_scene_p
+        }
+        None => cfg,
+    };
     if let Some(opts) = &cfg.opts.refine {
         return remove_refined(cfg, opts, &input, cache, progress_total, started);
     }

@@ -16,7 +16,7 @@ use crate::io::staging::Staged;
 use crate::pipeline::{ModelCache, RemoveSummary};
 use crate::progress::Progress;
 use crate::sentinel2::cloud_source::{cloud_map, CalibratedMaps};
-use crate::sentinel2::detector::{SceneDetection, MAP_RES_M};
+use crate::sentinel2::detector::{CloudDetector, SceneDetection, MAP_RES_M};
 pub use crate::sentinel2::plan::S2RunConfig;
 use crate::sentinel2::plan::{
     group_options, plan, planned_outputs, staged_options, GroupJob, Plan,
@@ -268,6 +268,64 @@ fn run_groups(
         });
     }
     Ok(())
+}
+
+/// `remove` on one resolution group of a Sentinel-2 product (a
+/// `SENTINEL2_L1C:...:20m:...` subdataset, as QGIS names a layer): the p
+/// `idfcr s2` blends that group by, s2cloudless on the product's ten bands
+/// calibrated for this model (None: the model's own p, or the user's mask
+/// already set). Without it the same group came out up to 413 DN apart
+/// from `idfcr s2`'s, by the model's weaker p.
+pub(crate) fn subdataset_probability(
+    cfg: &RemoveConfig,
+    input: &crate::io::reader::InputRaster,
+    cache: &mut ModelCache,
+) -> Result<Option<SceneProbability>> {
+    let detector = cfg.opts.s2.cloud_detector;
+    // A raw run that writes no p reads none; `--refine` on Sentinel-2
+    // bands is refused next (no IND model reads them), before the
+    // detector's whole-product pass would be spent.
+    let moot = (cfg.opts.raw && cfg.job.mask.is_none()) || cfg.opts.refine.is_some();
+    if cfg.job.probability.is_some() || detector == CloudDetector::Model || moot {
+        return Ok(None);
+    }
+    let group = crate::sentinel2::product::parse_subdataset(&cfg.job.input).and_then(|sd| {
+        let px_m = sd.kind.strip_suffix('m')?.parse::<f64>().ok()?;
+        Some((sd, px_m))
+    });
+    let Some((sd, px_m)) = group else {
+        if detector == CloudDetector::S2cloudless {
+            return Err(Error::input(
+                &cfg.job.input,
+                "--cloud-detector s2cloudless: not one resolution group of a Sentinel-2 product (SENTINEL2_L1C:...:10m|20m|60m:...); for a whole product or a band stack, run `idfcr s2`",
+            ));
+        }
+        return Ok(None);
+    };
+    let scene = S2RunConfig {
+        input: cfg.job.input.clone(),
+        out_dir: PathBuf::from("."),
+        name: "{product}_{group}.tif".into(),
+        mask_name: cfg
+            .job
+            .mask
+            .as_ref()
+            .map(|_| "{product}_p_{group}.tif".into()),
+        groups: None,
+        options: cfg.opts.clone(),
+        stack: false,
+        cloud_detector: detector,
+        cloud_mask: None,
+    };
+    let (detection, _) = cloud_map(&scene, sd.level.name())?;
+    let Some(detection) = detection else {
+        return Ok(None);
+    };
+    let cal = cache.get(cfg, input)?.contract.detector_calibration;
+    Ok(Some(SceneProbability {
+        map: std::sync::Arc::new(detection.calibrated(cal)),
+        ratio: px_m / MAP_RES_M,
+    }))
 }
 
 #[cfg(test)]

@@ -3,15 +3,14 @@
 //! scene (L1C with all ten of its bands, found in whichever groups hold
 //! them), or each group model's own p; and the scene's detection
 //! calibrated once per calibration the group models ask for. `remove` on
-//! one group of an L1C product takes the same p (`subdataset_probability`).
+//! one group of an L1C product takes the same p
+//! (`pipeline::s2::subdataset_probability`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{RemoveConfig, SceneProbability};
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
-use crate::pipeline::ModelCache;
 use crate::sentinel2::detector::{self, CloudDetector, DetectorBand, SceneDetection, MAP_RES_M};
 use crate::sentinel2::plan::{group_options, plan_any, S2RunConfig};
 use crate::tiling::probability::{Calibration, ProbabilityMap};
@@ -77,62 +76,6 @@ pub(crate) fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<SceneDe
         source
     };
     Ok((Some(detection), what))
-}
-
-/// `remove` on one resolution group of a Sentinel-2 product (a
-/// `SENTINEL2_L1C:...:20m:...` subdataset, as QGIS names a layer): the p
-/// `idfcr s2` blends that group by, s2cloudless on the product's ten bands
-/// calibrated for this model (None: the model's own p, or the user's mask
-/// already set). Without it the same group came out up to 413 DN apart
-/// from `idfcr s2`'s, by the model's weaker p.
-pub(crate) fn subdataset_probability(
-    cfg: &RemoveConfig,
-    input: &InputRaster,
-    cache: &mut ModelCache,
-) -> Result<Option<SceneProbability>> {
-    let detector = cfg.opts.s2.cloud_detector;
-    // A raw run that writes no p reads none.
-    let moot = cfg.opts.raw && cfg.job.mask.is_none();
-    if cfg.job.probability.is_some() || detector == CloudDetector::Model || moot {
-        return Ok(None);
-    }
-    let group = crate::sentinel2::product::parse_subdataset(&cfg.job.input).and_then(|sd| {
-        let px_m = sd.kind.strip_suffix('m')?.parse::<f64>().ok()?;
-        Some((sd, px_m))
-    });
-    let Some((sd, px_m)) = group else {
-        if detector == CloudDetector::S2cloudless {
-            return Err(Error::input(
-                &cfg.job.input,
-                "--cloud-detector s2cloudless: not one resolution group of a Sentinel-2 product (SENTINEL2_L1C:...:10m|20m|60m:...); for a whole product or a band stack, run `idfcr s2`",
-            ));
-        }
-        return Ok(None);
-    };
-    let scene = S2RunConfig {
-        input: cfg.job.input.clone(),
-        out_dir: PathBuf::from("."),
-        name: "{product}_{group}.tif".into(),
-        mask_name: cfg
-            .job
-            .mask
-            .as_ref()
-            .map(|_| "{product}_p_{group}.tif".into()),
-        groups: None,
-        options: cfg.opts.clone(),
-        stack: false,
-        cloud_detector: detector,
-        cloud_mask: None,
-    };
-    let (detection, _) = cloud_map(&scene, sd.level.name())?;
-    let Some(detection) = detection else {
-        return Ok(None);
-    };
-    let cal = cache.get(cfg, input)?.contract.detector_calibration;
-    Ok(Some(SceneProbability {
-        map: Arc::new(detection.calibrated(cal)),
-        ratio: px_m / MAP_RES_M,
-    }))
 }
 
 /// s2cloudless's bands and graph for this input, or why it cannot serve it.
