@@ -312,13 +312,12 @@ pub fn check_output_path(
             "is not a regular file (a device or pipe); write the raster to a file",
         ));
     }
-    // A name the file system cannot hold (over 255 bytes: a batch output
-    // named after a long input) failed only at the final move, after all
-    // the work. Asking for the name's metadata says so at once.
-    // Its `.aux.xml` too, which GDAL may write beside it (8 bytes more).
+    // A name the file system cannot hold (a batch output named after a long
+    // input), or whose `.aux.xml` it cannot, failed at the final move after
+    // all the work. ENAMETOOLONG by errno: ErrorKind::InvalidFilename is
+    // newer than our MSRV.
     let mut aux = path.as_os_str().to_os_string();
     aux.push(".aux.xml");
-    // ENAMETOOLONG (ErrorKind::InvalidFilename is newer than our MSRV).
     let too_long = |p: &Path| {
         std::fs::symlink_metadata(p).is_err_and(|e| e.raw_os_error() == Some(libc::ENAMETOOLONG))
     };
