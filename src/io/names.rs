@@ -178,6 +178,30 @@ pub fn source_identity(input: &str) -> String {
     }
 }
 
+/// A name the file system cannot hold (a batch output named after a long
+/// input), or whose `.aux.xml` it cannot, failed at the final move after
+/// all the work: refused up front. ENAMETOOLONG by errno:
+/// ErrorKind::InvalidFilename is newer than our MSRV.
+pub(crate) fn check_name_fits(path: &Path) -> crate::error::Result<()> {
+    let mut aux = path.as_os_str().to_os_string();
+    aux.push(".aux.xml");
+    let too_long = |p: &Path| {
+        std::fs::symlink_metadata(p).is_err_and(|e| e.raw_os_error() == Some(libc::ENAMETOOLONG))
+    };
+    if too_long(path) || too_long(Path::new(&aux)) {
+        let longest = path
+            .components()
+            .map(|c| c.as_os_str().len())
+            .max()
+            .unwrap_or(0);
+        return Err(crate::error::Error::output(
+            path,
+            format!("a name in it ({longest} bytes) is too long for the file system, or leaves no room for GDAL's side file (.aux.xml, 8 bytes more); give a shorter one"),
+        ));
+    }
+    Ok(())
+}
+
 /// GDAL's archive prefixes, whose path runs on inside the archive.
 pub(crate) const VSI_ARCHIVES: [&str; 5] =
     ["/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/"];

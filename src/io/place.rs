@@ -312,26 +312,7 @@ pub fn check_output_path(
             "is not a regular file (a device or pipe); write the raster to a file",
         ));
     }
-    // A name the file system cannot hold (a batch output named after a long
-    // input), or whose `.aux.xml` it cannot, failed at the final move after
-    // all the work. ENAMETOOLONG by errno: ErrorKind::InvalidFilename is
-    // newer than our MSRV.
-    let mut aux = path.as_os_str().to_os_string();
-    aux.push(".aux.xml");
-    let too_long = |p: &Path| {
-        std::fs::symlink_metadata(p).is_err_and(|e| e.raw_os_error() == Some(libc::ENAMETOOLONG))
-    };
-    if too_long(path) || too_long(Path::new(&aux)) {
-        let longest = path
-            .components()
-            .map(|c| c.as_os_str().len())
-            .max()
-            .unwrap_or(0);
-        return Err(Error::output(
-            path,
-            format!("a name in it ({longest} bytes) is too long for the file system, or leaves no room for GDAL's side file (.aux.xml, 8 bytes more); give a shorter one"),
-        ));
-    }
+    crate::io::names::check_name_fits(path)?;
     // First: a killed run's backup of the file it was replacing goes back
     // to its name here, and the name is then taken (the check below must
     // see it, not the final move after all the work).
