@@ -156,7 +156,7 @@ fn score_one(cfg: &QualityConfig, path: &std::path::Path) -> Result<QualityResul
         return Err(Error::input(
                 &source,
                 format!(
-                    "has {invalid} nodata pixels ({:.1} %: pixels where some band holds its nodata value); NIQE and BRISQUE score whole images: crop to the valid area first (gdal_translate -srcwin)",
+                    "has {invalid} nodata pixels ({:.1} %), counting each pixel where any band holds its nodata value; NIQE and BRISQUE score whole images: crop to the valid area first (gdal_translate -srcwin)",
                     100.0 * invalid as f64 / (w * h) as f64
                 ),
             ));
