@@ -137,6 +137,14 @@ impl Placed {
     }
 }
 
+/// The world file (`.tfw`, `.wld`) beside `path` that exists, if any.
+fn existing_world_file(path: &Path) -> Option<PathBuf> {
+    side_names(path)
+        .into_iter()
+        .find(|(p, world)| *world && p.exists())
+        .map(|(p, _)| p)
+}
+
 /// With `--co TFW=YES` the output also takes `STEM.tfw`: refused up front,
 /// as the output itself is, when that name is taken and not `overwrite`.
 pub(crate) fn check_world_file(
@@ -147,11 +155,8 @@ pub(crate) fn check_world_file(
     if !writes_world_file || overwrite {
         return Ok(());
     }
-    match side_names(path)
-        .into_iter()
-        .find(|(p, world)| *world && p.exists())
-    {
-        Some((taken, _)) => Err(Error::output(
+    match existing_world_file(path) {
+        Some(taken) => Err(Error::output(
             &taken,
             "already exists (use --overwrite to replace it)",
         )),
@@ -171,11 +176,8 @@ pub(crate) fn check_stale_world_file(path: &Path, has_geotransform: bool) -> Res
     if has_geotransform {
         return Ok(());
     }
-    match side_names(path)
-        .into_iter()
-        .find(|(p, world)| *world && p.exists())
-    {
-        Some((world, _)) => Err(Error::output(
+    match existing_world_file(path) {
+        Some(world) => Err(Error::output(
             &world,
             format!(
                 "is a world file beside {}, and GDAL would read it as the georeferencing of the output, which has no geotransform of its own (the input has none, or is placed by GCPs): remove or rename it, or write the output under another name",
