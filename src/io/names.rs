@@ -89,12 +89,13 @@ pub fn is_raster_name(path: &Path) -> bool {
 }
 
 /// Files that sit beside rasters without being any: GDAL's side files
-/// (`.aux.xml`, `.ovr`, `.msk`, world files, ENVI headers), reports and
-/// styles. A folder of predictions to score holds rasters of any format
-/// GDAL reads, and these.
+/// (`.aux.xml`, `.ovr`, `.msk`, world files, ENVI headers, RPC and
+/// metadata files, MapInfo `.tab` placement), reports and styles. A folder
+/// of predictions to score holds rasters of any format GDAL reads, and
+/// these.
 const SIDE_EXTENSIONS: &[&str] = &[
-    "xml", "ovr", "msk", "aux", "tfw", "tifw", "wld", "prj", "hdr", "json", "csv", "txt", "md",
-    "log", "qml", "sld",
+    "xml", "ovr", "msk", "aux", "tfw", "tifw", "tiffw", "wld", "pgw", "jgw", "pngw", "prj", "hdr",
+    "rpb", "imd", "tab", "json", "csv", "txt", "md", "log", "qml", "sld",
 ];
 
 /// Whether `path` is a side file (see `SIDE_EXTENSIONS`), or has no

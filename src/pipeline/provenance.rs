@@ -122,12 +122,6 @@ pub fn settings_line(
     }
 }
 
-/// Side files GDAL reads beside a raster under its stem (world files,
-/// ENVI headers, RPC and metadata files, projection files).
-const SIDE_EXTS: [&str; 12] = [
-    "tfw", "tifw", "tiffw", "wld", "pgw", "jgw", "pngw", "hdr", "rpb", "imd", "prj", "tab",
-];
-
 /// The local files `input` reads beyond the one its name gives and that
 /// file's side files (`.aux.xml`, overviews, world file), each as
 /// `source_identity` names it (name, size, modification time), sorted; None
@@ -136,14 +130,13 @@ fn other_files_read(input: &InputRaster, name: &str) -> Option<String> {
     let named = crate::io::names::named_local_file(name).map(std::path::PathBuf::from);
     // The named file and its side files: those GDAL appends to its name
     // (`x.tif.aux.xml`, `.ovr`, `.msk`) and those beside it under its
-    // stem (`x.tfw`, `x.TFW`, `x.tifw`, `x.hdr`, `x.rpb`, `x.imd`).
+    // stem (`x.tfw`, `x.TFW`, `x.hdr`, `x.rpb`: `names::is_side_file`).
     let own = |f: &std::path::Path| {
         named.as_ref().is_some_and(|n| {
             let appended = f.to_string_lossy().starts_with(&*n.to_string_lossy());
-            let side_ext = f.extension().is_some_and(|e| {
-                SIDE_EXTS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
-            });
-            let same_stem = side_ext && f.parent() == n.parent() && f.file_stem() == n.file_stem();
+            let same_stem = crate::io::names::is_side_file(f)
+                && f.parent() == n.parent()
+                && f.file_stem() == n.file_stem();
             crate::io::names::same_target(f, n) || appended || same_stem
         })
     };
