@@ -671,8 +671,28 @@ fn bands_with_different_nodata_keep_their_holes_and_values() {
             v.rasterband(b + 1).unwrap().set_no_data_value(*nd).unwrap();
         }
         v.close().unwrap();
-        let o = idfcr(d, &["remove", &vrt, &out, "--model", &model, "-q"]);
+        let pmask = format!("p{case}.tif");
+        let o = idfcr(
+            d,
+            &[
+                "remove", &vrt, &out, "--model", &model, "-q", "--mask", &pmask,
+            ],
+        );
         assert!(o.status.success(), "case {case}: {}", stderr(&o));
+        // The cloud probability is nodata (-1) wherever the output is
+        // masked: in case 1 it held the blend's p at pixels whose output
+        // was masked whole for band 3's hole.
+        let (pm, _, _) = read_all(&d.join(&pmask));
+        for (p, &v) in pm[0].iter().enumerate() {
+            if p % 64 < 8 {
+                assert_eq!(v, -1.0, "case {case}: p at hole pixel {p}");
+            } else {
+                assert!(
+                    (0.0..=1.0).contains(&v),
+                    "case {case}: p {v} at valid pixel {p}"
+                );
+            }
+        }
         let ds = Dataset::open(d.join(&out)).unwrap();
         let (z, w, _) = read_all(&d.join(&out));
         let (inp, _, _) = read_all(&d.join(&raw));

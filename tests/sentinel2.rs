@@ -1633,6 +1633,85 @@ fn l1c_groups_blend_by_one_s2cloudless_map() {
     );
 }
 
+/// `batch` on one group of an L1C product blends by s2cloudless as `remove`
+/// does (it kept the model's own p, because --skip-existing could not check
+/// s2cloudless's map without running it), and --skip-existing checks that
+/// map by what decides it: a rerun skips, and a band only the detector
+/// reads (B10, in no 20 m subdataset) changed on disk redoes the output.
+#[test]
+fn batch_on_an_l1c_group_takes_s2cloudless_and_checks_it_unrun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let product = fixture(&tmp.path().join("p"), &["--level", "L1C", "--cloud"]);
+    let sd20 = format!("SENTINEL2_L1C:{product}/MTD_MSIL1C.xml:20m:EPSG_32633");
+    let reference = tmp.path().join("remove.tif");
+    let o = common::idfcr(
+        tmp.path(),
+        &[
+            "remove",
+            &sd20,
+            reference.to_str().unwrap(),
+            "-q",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let batch = || {
+        let o = common::idfcr(
+            tmp.path(),
+            &[
+                "batch",
+                &sd20,
+                "--out-dir",
+                "b",
+                "--name",
+                "out.tif",
+                "--mask-name",
+                "p.tif",
+                "--skip-existing",
+                "--summary",
+                "-",
+                "-q",
+                "--device",
+                "cpu",
+            ],
+        );
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        s["items"][0]["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(batch(), "ok");
+    let out = tmp.path().join("b/out.tif");
+    let (a, b) = (
+        Dataset::open(&out).unwrap(),
+        Dataset::open(&reference).unwrap(),
+    );
+    let n = a.raster_count();
+    let all: Vec<usize> = (1..=n).collect();
+    assert!(
+        read_all(&a, &all) == read_all(&b, &all),
+        "batch and remove differ"
+    );
+    let settings = a.metadata_item("IDFCR_SETTINGS", "").unwrap();
+    assert!(
+        settings.contains("; p=s2cloudless calibrated ("),
+        "{settings}"
+    );
+    drop((a, b));
+    assert_eq!(batch(), "skipped");
+    let b10 = std::fs::read_dir(Path::new(&product).join("GRANULE"))
+        .unwrap()
+        .flat_map(|g| std::fs::read_dir(g.unwrap().path().join("IMG_DATA")).unwrap())
+        .map(|f| f.unwrap().path())
+        .find(|f| f.to_string_lossy().ends_with("_B10.jp2"))
+        .expect("a B10 file");
+    let f = std::fs::File::options().write(true).open(&b10).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
+        .unwrap();
+    drop(f);
+    assert_eq!(batch(), "ok", "redone: s2cloudless reads B10");
+}
+
 /// Tiles over which the s2cloudless p is 0 are not run (the output there
 /// is the input), and skipping them changes nothing: small tiles with
 /// skips give the one-tile result (to the rounding of tiling, 1 DN). The

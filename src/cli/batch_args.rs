@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::args::ProcessingArgs;
 use super::cloud_mask_args::CloudMaskArgs;
+use super::s2_args::CloudDetectorArg;
 use crate::error::Result;
 
 /// `idfcr batch`: many inputs, one output folder.
@@ -45,6 +46,12 @@ pub struct BatchArgs {
     /// Write the JSON summary to FILE ('-': stdout).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    /// Where p comes from for inputs that are one resolution group of a
+    /// Sentinel-2 L1C product (SENTINEL2_L1C:...:20m:...): s2cloudless on the
+    /// product's ten bands, as `remove` and `idfcr s2` take it (auto), or the
+    /// model's own. Other inputs keep the model's own (s2cloudless: they fail).
+    #[arg(long = "cloud-detector", value_enum, default_value_t = CloudDetectorArg::Auto)]
+    pub cloud_detector: CloudDetectorArg,
     #[command(flatten)]
     pub cloud_mask: CloudMaskArgs,
     #[command(flatten)]
@@ -71,13 +78,18 @@ impl BatchArgs {
                 )));
             }
         }
+        let detector = self.cloud_detector.checked(
+            self.cloud_mask.file.is_some(),
+            self.opts.raw,
+            self.mask_name.is_some(),
+            "--mask-name",
+        )?;
         let cloud_mask = self.cloud_mask.spec(self.opts.raw)?;
         // Options first: a user's --config reaches GDAL before any file opens.
         let mut options = self.opts.into_options(self.overwrite)?;
-        // An L1C subdataset input keeps its model's own p here: s2cloudless's
-        // map (what `remove` takes) cannot be checked by --skip-existing
-        // without running it, so every rerun would redo such an output.
-        options.s2.cloud_detector = crate::sentinel2::detector::CloudDetector::Model;
+        // An L1C group takes s2cloudless's p as with `remove`; --skip-existing
+        // checks it by what decides it (`detector::identity`), unrun.
+        options.s2.cloud_detector = detector;
         let (inputs, own_outputs) = crate::pipeline::names::batch_inputs(
             inputs,
             &self.out_dir,

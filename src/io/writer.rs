@@ -189,6 +189,16 @@ impl OutputRaster {
         self.write_window_kept(row0, rows, col0, cols, &wide, &valid, &kept)
     }
 
+    /// Whether a pixel whose bands hold data as `band_valid` says is valid
+    /// in the output. Where every band declares a nodata value, a band's
+    /// hole shows as that value and the pixel stays valid for the others.
+    /// Where some band declares none (bands whose values differ, a VRT of
+    /// several sources), nothing in that band could show its hole: the
+    /// pixel is masked whole, never a made-up valid value.
+    pub fn shows_pixel(&self, band_valid: impl Iterator<Item = bool>) -> bool {
+        shows_pixel(&self.nodata, band_valid)
+    }
+
     /// As `write_window`, with values as stored (float64), and `valid` and
     /// `kept` (values as the input had them, see `output_value`) per band,
     /// band-major like `values`: a Sentinel-2 band can be nodata where the
@@ -239,21 +249,9 @@ impl OutputRaster {
                 })?;
         }
         if self.has_mask {
-            // Where every band declares a nodata value, a band's hole shows
-            // as that value and the pixel stays valid for the others. Where
-            // some band declares none (bands whose values differ, a VRT of
-            // several sources), nothing in that band could show its hole:
-            // the pixel is masked whole, never a made-up valid value.
-            let holes_show = self.nodata.iter().all(Option::is_some);
             let m: Vec<u8> = (0..n)
                 .map(|i| {
-                    let mut band_ok = (0..self.bands).map(|b| valid[b * n + i]);
-                    let ok = if holes_show {
-                        band_ok.any(|v| v)
-                    } else {
-                        band_ok.all(|v| v)
-                    };
-                    if ok {
+                    if shows_pixel(&self.nodata, (0..self.bands).map(|b| valid[b * n + i])) {
                         255
                     } else {
                         0
@@ -569,6 +567,15 @@ fn describe_band(
     Ok(())
 }
 
+/// See `OutputRaster::shows_pixel`; `nodata` is each output band's.
+fn shows_pixel(nodata: &[Option<f64>], mut band_valid: impl Iterator<Item = bool>) -> bool {
+    if nodata.iter().all(Option::is_some) {
+        band_valid.any(|v| v)
+    } else {
+        band_valid.all(|v| v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -585,5 +592,25 @@ mod tests {
             text.contains("TIFFAppendToStrip: /d/o.tif: No space left"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_pixel_shows_where_its_holes_can() {
+        // (each band's nodata, which bands hold data, valid in the output)
+        let cases: [(&[Option<f64>], &[bool], bool); 6] = [
+            (&[Some(0.0), Some(0.0)], &[true, false], true),
+            (&[Some(0.0), Some(0.0)], &[false, false], false),
+            (&[None, Some(0.0)], &[true, false], false),
+            (&[None, Some(0.0)], &[true, true], true),
+            (&[None, None], &[false, true], false),
+            (&[None], &[true], true),
+        ];
+        for (nodata, valid, want) in cases {
+            assert_eq!(
+                super::shows_pixel(nodata, valid.iter().copied()),
+                want,
+                "{nodata:?} {valid:?}"
+            );
+        }
     }
 }

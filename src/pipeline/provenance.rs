@@ -71,6 +71,7 @@ pub fn settings_line(
     input: &InputRaster,
     model_sha256: &str,
     ind_sha256: Option<&str>,
+    p_settings: Option<&str>,
 ) -> String {
     let bands = match &cfg.opts.band_idx {
         Some(b) => b
@@ -116,8 +117,8 @@ pub fn settings_line(
     };
     // A separate detector's or the user's p decides pixels too (a user's
     // mask names its file's size and time, see `io::cloud_mask`).
-    match &cfg.job.probability {
-        Some(p) => format!("{line}{form}{reads}; p={}", p.map.settings),
+    match p_settings {
+        Some(p) => format!("{line}{form}{reads}; p={p}"),
         None => format!("{line}{form}{reads}"),
     }
 }
@@ -250,7 +251,19 @@ pub fn expected_settings(
         Some(opts) => Some(cache.ind(cfg, opts, input)?.sha256_line()),
         None => None,
     };
-    Ok(settings_line(cfg, input, &model_sha, ind_sha.as_deref()))
+    // The user's mask, already read, or the s2cloudless map a run on an L1C
+    // group would blend by (named without running the detector).
+    let p = match &cfg.job.probability {
+        Some(p) => Some(p.map.settings.clone()),
+        None => crate::pipeline::s2::subdataset_probability_settings(cfg, input, cache)?,
+    };
+    Ok(settings_line(
+        cfg,
+        input,
+        &model_sha,
+        ind_sha.as_deref(),
+        p.as_deref(),
+    ))
 }
 
 /// The whole mapping from a pixel value to what the model sees, in the
@@ -309,7 +322,16 @@ pub(crate) fn provenance_tags(
     let mut tags = vec![
         (
             "IDFCR_SETTINGS".to_string(),
-            settings_line(cfg, input, &model.sha256, ind_sha256),
+            settings_line(
+                cfg,
+                input,
+                &model.sha256,
+                ind_sha256,
+                cfg.job
+                    .probability
+                    .as_ref()
+                    .map(|p| p.map.settings.as_str()),
+            ),
         ),
         (
             "IDFCR_VERSION".to_string(),

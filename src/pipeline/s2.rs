@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::io::staging::Staged;
 use crate::pipeline::{ModelCache, RemoveSummary};
 use crate::progress::Progress;
-use crate::sentinel2::cloud_source::{cloud_map, CalibratedMaps};
+use crate::sentinel2::cloud_source::{cloud_map, planned_identity, CalibratedMaps};
 use crate::sentinel2::detector::{CloudDetector, SceneDetection, MAP_RES_M};
 pub use crate::sentinel2::plan::S2RunConfig;
 use crate::sentinel2::plan::{
@@ -281,6 +281,43 @@ pub(crate) fn subdataset_probability(
     input: &crate::io::reader::InputRaster,
     cache: &mut ModelCache,
 ) -> Result<Option<SceneProbability>> {
+    let Some((scene, level, px_m)) = subdataset_scene(cfg)? else {
+        return Ok(None);
+    };
+    let (detection, _) = cloud_map(&scene, level)?;
+    let Some(detection) = detection else {
+        return Ok(None);
+    };
+    let cal = cache.get(cfg, input)?.contract.detector_calibration;
+    Ok(Some(SceneProbability {
+        map: std::sync::Arc::new(detection.calibrated(cal)),
+        ratio: px_m / MAP_RES_M,
+    }))
+}
+
+/// The settings-line words of the p `subdataset_probability` would give,
+/// without running the detector: what `batch --skip-existing` checks an
+/// output against.
+pub(crate) fn subdataset_probability_settings(
+    cfg: &RemoveConfig,
+    input: &crate::io::reader::InputRaster,
+    cache: &mut ModelCache,
+) -> Result<Option<String>> {
+    let Some((scene, level, _)) = subdataset_scene(cfg)? else {
+        return Ok(None);
+    };
+    let Some(identity) = planned_identity(&scene, level)? else {
+        return Ok(None);
+    };
+    let cal = cache.get(cfg, input)?.contract.detector_calibration;
+    Ok(Some(crate::sentinel2::detector::map_settings(
+        &identity, cal,
+    )))
+}
+
+/// The one-group `idfcr s2` run whose p a subdataset input takes, its
+/// product level and the group's pixel size (m); None where it takes none.
+fn subdataset_scene(cfg: &RemoveConfig) -> Result<Option<(S2RunConfig, &'static str, f64)>> {
     let detector = cfg.opts.s2.cloud_detector;
     // A raw run that writes no p reads none; `--refine` on Sentinel-2
     // bands is refused next (no IND model reads them), before the
@@ -317,15 +354,7 @@ pub(crate) fn subdataset_probability(
         cloud_detector: detector,
         cloud_mask: None,
     };
-    let (detection, _) = cloud_map(&scene, sd.level.name())?;
-    let Some(detection) = detection else {
-        return Ok(None);
-    };
-    let cal = cache.get(cfg, input)?.contract.detector_calibration;
-    Ok(Some(SceneProbability {
-        map: std::sync::Arc::new(detection.calibrated(cal)),
-        ratio: px_m / MAP_RES_M,
-    }))
+    Ok(Some((scene, sd.level.name(), px_m)))
 }
 
 #[cfg(test)]

@@ -38,6 +38,34 @@ impl CalibratedMaps {
 /// The scene's s2cloudless detection (None: each model's own p) and the
 /// summary's word on where p comes from.
 pub(crate) fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<SceneDetection>, String)> {
+    let (planned, what) = plan(cfg, kind)?;
+    let Some((bands, model)) = planned else {
+        return Ok((None, what));
+    };
+    let detection = detector::scene_probability(
+        &bands,
+        &model,
+        cfg.options.threads,
+        cfg.options.ort_lib.as_deref(),
+    )?;
+    Ok((Some(detection), what))
+}
+
+/// What would decide the map `cloud_map` makes (`detector::identity`),
+/// without running the detector; None where it makes none.
+pub(crate) fn planned_identity(cfg: &S2RunConfig, kind: &str) -> Result<Option<String>> {
+    match plan(cfg, kind)?.0 {
+        Some((bands, model)) => detector::identity(&bands, &model).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// s2cloudless's bands and graph when it runs for `cfg` (None: each
+/// model's own p, or the user's mask), and the summary's word on where p
+/// comes from.
+type Planned = (Option<(Vec<DetectorBand>, PathBuf)>, String);
+
+fn plan(cfg: &S2RunConfig, kind: &str) -> Result<Planned> {
     let own = "each group model's own calibrated cloud probability";
     if let Some((file, _)) = &cfg.cloud_mask {
         return Ok((
@@ -49,7 +77,7 @@ pub(crate) fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<SceneDe
         return Ok((None, format!("{own} (--cloud-detector model)")));
     }
     let raw_only = cfg.options.raw && cfg.mask_name.is_none();
-    let (bands, model) = match s2cloudless_inputs(cfg, kind)? {
+    let found = match s2cloudless_inputs(cfg, kind)? {
         Ok(x) => x,
         Err(why) if cfg.cloud_detector == CloudDetector::S2cloudless => {
             return Err(Error::input(
@@ -63,19 +91,13 @@ pub(crate) fn cloud_map(cfg: &S2RunConfig, kind: &str) -> Result<(Option<SceneDe
     if raw_only {
         return Ok((None, "none (--raw)".into()));
     }
-    let detection = detector::scene_probability(
-        &bands,
-        &model,
-        cfg.options.threads,
-        cfg.options.ort_lib.as_deref(),
-    )?;
     let source = format!("s2cloudless on a {MAP_RES_M} m grid, calibrated per group model (each group's cloud_probability)");
     let what = if cfg.options.raw {
         format!("none (--raw); the masks hold {source}")
     } else {
         source
     };
-    Ok((Some(detection), what))
+    Ok((Some(found), what))
 }
 
 /// s2cloudless's bands and graph for this input, or why it cannot serve it.

@@ -286,6 +286,8 @@ pub struct SceneDetection {
     pub blind: Array2<bool>,
     /// Map pixels where any of its bands has data.
     pub scene: usize,
+    /// What decides `prob` (`identity`): an output's settings line names it.
+    pub identity: String,
 }
 
 impl SceneDetection {
@@ -312,10 +314,49 @@ impl SceneDetection {
         });
         ProbabilityMap {
             p,
-            settings: source.clone(),
+            settings: map_settings(&self.identity, Some(cal)),
             source,
         }
     }
+}
+
+/// The settings-line words for s2cloudless's map calibrated by `cal`: what
+/// the pixels of a run blended by it depend on, knowable without running
+/// the detector (`batch --skip-existing` checks it against an output's
+/// line; the share of the scene it could not see is a function of the
+/// files it names).
+pub fn map_settings(identity: &str, cal: Option<Calibration>) -> String {
+    // No ';': it separates the settings line's fields.
+    format!(
+        "s2cloudless calibrated ({}) {identity}",
+        cal.unwrap_or(DEFAULT_CALIBRATION).describe()
+    )
+}
+
+/// What decides s2cloudless's raw map of a scene: its graph (SHA-256) and
+/// every file its ten bands read (`names::source_identity`: name, size,
+/// modification time).
+pub fn identity(bands: &[DetectorBand], model: &Path) -> Result<String> {
+    let bytes =
+        std::fs::read(model).map_err(|e| Error::model(model, format!("cannot read it: {e}")))?;
+    let sha = crate::models::pixel_cr::sha256_hex(&bytes);
+    let mut sources: Vec<&str> = bands.iter().map(|b| b.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let mut files: Vec<String> = sources
+        .into_iter()
+        .flat_map(|source| {
+            let read = crate::io::open::files_read_by(source);
+            std::iter::once(crate::io::names::source_identity(source)).chain(
+                read.into_iter()
+                    .filter(|f| f.is_file())
+                    .map(|f| crate::io::names::source_identity(&f.to_string_lossy())),
+            )
+        })
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(format!("graph {sha} reading {}", files.join(", ")))
 }
 
 /// s2cloudless's cloud probability of the scene on the map grid, raw:
@@ -367,7 +408,12 @@ pub fn scene_probability(
     let scene = missing.iter().filter(|&&m| m < all).count();
     let blind = missing.iter().map(|&m| m > 0 && m < all).collect();
     let blind = Array2::from_shape_vec((h, w), blind).expect("one flag per map pixel");
-    Ok(SceneDetection { prob, blind, scene })
+    Ok(SceneDetection {
+        prob,
+        blind,
+        scene,
+        identity: identity(bands, model)?,
+    })
 }
 
 #[cfg(test)]
