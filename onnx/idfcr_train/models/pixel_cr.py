@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from idfcr_train.checkpoint import load_state
+from idfcr_train.models.context import ContextBranch
 
 
 @dataclass
@@ -59,6 +60,12 @@ class PixelCRConfig:
     # network's corrections scale with each band. None: no standardisation.
     band_mean: list[float] | None = None
     band_std: list[float] | None = None
+    # A coarse context branch (models/context.py) after the last submodule:
+    # its channels (0: none), the factor it averages down by and its
+    # dilations. Its convolutions reach far beyond the windows.
+    context_ch: int = 0
+    context_factor: int = 4
+    context_dilations: tuple[int, ...] = (1, 2, 4, 8)
 
     @staticmethod
     def paper(in_bands: int = 3) -> "PixelCRConfig":
@@ -271,6 +278,8 @@ class PixelCR(nn.Module):
         else:
             n_att = cfg.submodules
         self.attn = nn.ModuleList([CloudyAttention(cfg.dim) for _ in range(n_att)])
+        self.context = (ContextBranch(cfg.dim, cfg.context_ch, cfg.context_factor, list(cfg.context_dilations))
+                        if cfg.context_ch > 0 else None)
         self.recon = nn.Sequential(
             nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1),
             nn.LeakyReLU(0.2, inplace=True),
@@ -307,6 +316,8 @@ class PixelCR(nn.Module):
                 f = self.tail_conv(h) * a + h if i == last else F.relu(h * a + h)
             else:
                 f = self.tail_conv(h) + h if i == last else F.relu(h)
+        if self.context is not None:
+            f = f + self.context(f)
         out = self.recon(f)
         out = out + x if self.cfg.global_residual else out
         if standardise:

@@ -236,6 +236,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--s2-rgb-clear", action="store_true",
                     help="take only --s2-rgb's clear quick-looks, as ground for synthetic clouds and identity "
                          "samples (no real pairs, so no date changes to learn)")
+    ap.add_argument("--context", type=int, default=0, metavar="CH",
+                    help="add a coarse context branch of CH channels (models/context.py); with --init it starts "
+                         "as a no-op on the --init network")
+    ap.add_argument("--context-dilations", default="1,2,4,8",
+                    help="the context branch's dilations at quarter scale (comma-separated)")
+    ap.add_argument("--freeze-body", action="store_true",
+                    help="train only the context branch: the --init network (and its attention, so its calibrated "
+                         "p and detector, which the checkpoint keeps) stays as it is")
     ap.add_argument("--threshold", type=float, default=0.08, help="attention target threshold (model units)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop at this total step count (0: no limit)")
     ap.add_argument("--eval-every", type=int, default=200)
@@ -371,12 +379,22 @@ def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCR
                              + ", ".join("--" + f.replace("_", "-") for f in shaping))
         src = init_source(args.init)
         cfg = PixelCRConfig.from_dict(src["config"])
+        if args.context:
+            if cfg.context_ch:
+                raise SystemExit(f"--context: {args.init} already has a context branch")
+            cfg.context_ch = args.context
+            cfg.context_dilations = tuple(int(d) for d in args.context_dilations.split(","))
         bands = train[0].cloudy_raw.shape[0] if train else cfg.in_bands
         if cfg.in_bands != bands or (args.s2_group is not None) != (cfg.band_mean is not None):
             raise SystemExit(f"--init {args.init}: its network reads {cfg.in_bands} band(s)"
                              f"{' standardised for Sentinel-2' if cfg.band_mean else ''}; this run's data does not")
     else:
+        if args.freeze_body:
+            raise SystemExit("--freeze-body trains a branch on a trained network: give it with --init and --context")
         cfg = getattr(PixelCRConfig, args.config)(in_bands=train[0].cloudy_raw.shape[0])
+        if args.context:
+            cfg.context_ch = args.context
+            cfg.context_dilations = tuple(int(d) for d in args.context_dilations.split(","))
         cfg.cloudy_attention = not args.no_attention
         cfg.attention_gates = not args.side_attention
         cfg.shifted_windows = args.shifted_windows
@@ -422,6 +440,7 @@ def recipe(args: argparse.Namespace, state: dict | None) -> dict:
         "cloud_weight": args.cloud_weight,
         "pixel_cloud_weight": args.pixel_cloud_weight,
         "anchor": args.anchor,
+        "freeze_body": args.freeze_body,
         "init": init_record(args.init) if args.init and not state else None,
     }
     if state and "meta" in state:
@@ -486,6 +505,9 @@ class TrainingRun:
     step: int = 0
     wall_s: float = 0.0
     anchor: dict | None = None
+    # The --init network's calibration and detector, kept when only a
+    # context branch trains on it (its attention, so p, does not move).
+    carried: dict | None = None
 
 
 def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, device: str) -> TrainingRun:
@@ -494,14 +516,27 @@ def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, 
     the model's initialisation) is what makes a seed reproducible."""
     torch.manual_seed(args.seed)
     model = PixelCR(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999), weight_decay=1e-5)
+    frozen = bool(args.freeze_body or (state and state.get("meta", {}).get("freeze_body")))
+    if frozen:
+        if model.context is None:
+            raise SystemExit("--freeze-body leaves nothing to train without a context branch (--context CH)")
+        for name, q in model.named_parameters():
+            q.requires_grad_(name.startswith("context."))
+    opt = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=args.lr, betas=(0.5, 0.999),
+                           weight_decay=1e-5)
     step, wall_s = 0, 0.0
     rng = np.random.default_rng(args.seed)
+    carried = None
     if state is None and args.init:
         # A new run from another checkpoint's network: the weights that
         # shipped (the EMA when kept), nothing of its optimiser or split.
         src = init_source(args.init)
-        model.load_state_dict(src["ema"] if src.get("ema") else src["model"])
+        weights = src["ema"] if src.get("ema") else src["model"]
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or any(not k.startswith("context.") for k in missing):
+            raise SystemExit(f"--init {args.init}: weights do not fit (missing {missing}, unexpected {unexpected})")
+        if frozen:
+            carried = {k: src[k] for k in ("probability", "detector") if src.get(k)}
     if state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
@@ -522,7 +557,7 @@ def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, 
         src = state["anchor"] if state and state.get("anchor") else model.state_dict()
         anchor = {k: v.detach().clone().to(device) for k, v in src.items()}
     return TrainingRun(model=model, ema=ema, opt=opt, rng=rng, cfg=cfg, meta=recipe(args, state), prior=state,
-                       step=step, wall_s=wall_s, anchor=anchor)
+                       step=step, wall_s=wall_s, anchor=anchor, carried=carried)
 
 
 def anchor_penalty(model: PixelCR, anchor: dict) -> torch.Tensor:
@@ -545,6 +580,7 @@ def save_checkpoint(run: TrainingRun, path: str) -> None:
          "anchor": run.anchor,
          # A calibration (and the detector it was made for) written by
          # calibrate.py --write-ckpt stays until the next calibration.
+         **(run.carried or {}),
          **({k: state[k] for k in ("probability", "detector") if state and state.get(k)})},
         path,
     )
