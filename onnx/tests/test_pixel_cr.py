@@ -332,3 +332,37 @@ def test_load_rice_layout_png_and_geotiff(tmp_path):
     assert pairs[0].cloudy_raw.dtype == np.uint8 and pairs[0].cloudy.max() <= 1.0
     assert pairs[2].cloudy.shape == (4, 16, 16)
     assert pairs[2].cloudy.max() == pytest.approx(0.5) and pairs[2].clear.max() == pytest.approx(0.1)
+
+
+def test_a_context_branch_starts_as_the_network_it_is_added_to():
+    cfg = PixelCRConfig.tiny(3)
+    base = PixelCR(cfg).eval()
+    wide = PixelCRConfig.from_dict({**cfg.to_dict(), "context_ch": 8, "context_dilations": [1, 2]})
+    model = PixelCR(wide).eval()
+    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("context.") for k in missing)
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        (a, att_a), (b, att_b) = base(x), model(x)
+        assert torch.equal(a, b) and torch.equal(att_a, att_b)
+        # Once trained it changes the output, never the attention (the blend's p).
+        torch.nn.init.normal_(model.context.out.weight, std=0.1)
+        c, att_c = model(x)
+    assert (c - a).abs().max() > 1e-3
+    assert torch.equal(att_c, att_a)
+
+
+def test_a_context_branch_reaches_farther_and_still_tiles():
+    pytest.importorskip("onnx")
+    from idfcr_train.export.pixel_cr import measure_halo
+    from idfcr_train.models.context import reach_px
+
+    cfg = PixelCRConfig.tiny(3)
+    base = PixelCR(cfg).eval()
+    model = PixelCR(PixelCRConfig.from_dict({**cfg.to_dict(), "context_ch": 8, "context_dilations": [1, 2]})).eval()
+    model.load_state_dict(base.state_dict(), strict=False)
+    torch.nn.init.normal_(model.context.out.weight, std=0.1)
+    near, far = measure_halo(base), measure_halo(model)
+    # A finite halo: crops agree with the whole image beyond it (no grid of
+    # the branch's own), and it is the branch's reach more than the windows'.
+    assert near < far <= near + reach_px(4, [1, 2]) + 4 * 2
