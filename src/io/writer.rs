@@ -597,7 +597,8 @@ mod tests {
     #[test]
     fn a_pixel_shows_where_its_holes_can() {
         // (each band's nodata, which bands hold data, valid in the output)
-        let cases: [(&[Option<f64>], &[bool], bool); 6] = [
+        type Case<'a> = (&'a [Option<f64>], &'a [bool], bool);
+        let cases: [Case; 6] = [
             (&[Some(0.0), Some(0.0)], &[true, false], true),
             (&[Some(0.0), Some(0.0)], &[false, false], false),
             (&[None, Some(0.0)], &[true, false], false),
