@@ -663,6 +663,20 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "batch on a Sentinel-2 product folder",
+        setup: |d| {
+            let p = d.join("S2B_MSIL1C_X.SAFE");
+            std::fs::create_dir(&p).unwrap();
+            std::fs::write(p.join("MTD_MSIL1C.xml"), "<x/>").unwrap();
+            ["batch", "S2B_MSIL1C_X.SAFE", "--out-dir", "out", "-q"]
+                .map(String::from)
+                .to_vec()
+        },
+        want: &["S2B_MSIL1C_X.SAFE", "Sentinel-2 product", "idfcr s2"],
+        code: 1,
+        env: &[],
+    },
+    Case {
         name: "zip that does not exist",
         setup: |d| {
             rgb_tiff(&d.join("in.tif"), 20, 20, None);

@@ -1656,12 +1656,12 @@ fn batch_on_an_l1c_group_takes_s2cloudless_and_checks_it_unrun() {
         ],
     );
     assert!(o.status.success(), "{}", common::stderr(&o));
-    let batch = || {
+    let batch_of = |input: &str| {
         let o = common::idfcr(
             tmp.path(),
             &[
                 "batch",
-                &sd20,
+                input,
                 "--out-dir",
                 "b",
                 "--name",
@@ -1680,6 +1680,7 @@ fn batch_on_an_l1c_group_takes_s2cloudless_and_checks_it_unrun() {
         let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         s["items"][0]["status"].as_str().unwrap().to_string()
     };
+    let batch = || batch_of(&sd20);
     assert_eq!(batch(), "ok");
     let out = tmp.path().join("b/out.tif");
     let (a, b) = (
@@ -1699,16 +1700,31 @@ fn batch_on_an_l1c_group_takes_s2cloudless_and_checks_it_unrun() {
     );
     drop((a, b));
     assert_eq!(batch(), "skipped");
-    let b10 = std::fs::read_dir(Path::new(&product).join("GRANULE"))
-        .unwrap()
-        .flat_map(|g| std::fs::read_dir(g.unwrap().path().join("IMG_DATA")).unwrap())
-        .map(|f| f.unwrap().path())
-        .find(|f| f.to_string_lossy().ends_with("_B10.jp2"))
-        .expect("a B10 file");
-    let f = std::fs::File::options().write(true).open(&b10).unwrap();
-    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
-        .unwrap();
-    drop(f);
+    // The same group spelled from another folder is the same input (the
+    // settings named the product's folder as typed).
+    let relative = sd20.replace(&format!("{}/", tmp.path().display()), "");
+    assert_ne!(relative, sd20);
+    assert_eq!(batch_of(&relative), "skipped", "{relative}");
+    let band_file = |band: &str| {
+        std::fs::read_dir(Path::new(&product).join("GRANULE"))
+            .unwrap()
+            .flat_map(|g| std::fs::read_dir(g.unwrap().path().join("IMG_DATA")).unwrap())
+            .map(|f| f.unwrap().path())
+            .find(|f| f.to_string_lossy().ends_with(&format!("_{band}.jp2")))
+            .expect("a band file")
+    };
+    let touch = |band: &str| {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(band_file(band))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
+            .unwrap();
+    };
+    // B03 decides neither the 20 m group nor s2cloudless's map.
+    touch("B03");
+    assert_eq!(batch(), "skipped", "B03 is read by neither");
+    touch("B10");
     assert_eq!(batch(), "ok", "redone: s2cloudless reads B10");
 }
 

@@ -153,9 +153,11 @@ pub fn same_target(a: &Path, b: &Path) -> bool {
 /// input differs (two folders' `in/x.tif` run into one output folder, a
 /// file replaced under the same name) but not one whose archive moved to
 /// another folder or mount. A GDAL string (`/vsizip/a.zip/x.tif`,
-/// `GTIFF_DIR:1:x.tif`) as given, with the size and time of the local file
-/// it names (`named_local_file`): a changed archive is a changed input.
-/// Anything else as given.
+/// `GTIFF_DIR:1:x.tif`, a Sentinel-2 subdataset) with the local file it
+/// names (`named_local_file`) by name likewise, whatever folder the string
+/// spelled (a relative and an absolute spelling of one product's group
+/// were two inputs), and that file's size and time: a changed archive is a
+/// changed input. Anything else as given.
 pub fn source_identity(input: &str) -> String {
     let Some(file) = named_local_file(input) else {
         return input.to_string();
@@ -169,14 +171,19 @@ pub fn source_identity(input: &str) -> String {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    if file == input {
-        let name = Path::new(input)
-            .file_name()
-            .map_or_else(|| input.into(), |n| n.to_string_lossy());
-        format!("{name} ({} bytes, modified {mtime})", m.len())
-    } else {
-        format!("{input} ({} bytes, modified {mtime})", m.len())
-    }
+    let name = Path::new(file)
+        .file_name()
+        .map_or_else(|| file.into(), |n| n.to_string_lossy());
+    // `file` is a slice of `input` (`named_local_file`): the string with
+    // that slice named by the file's name alone.
+    let start = (file.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+    let named = match input.get(start..start.saturating_add(file.len())) {
+        Some(s) if s == file => {
+            format!("{}{name}{}", &input[..start], &input[start + file.len()..])
+        }
+        _ => input.to_string(),
+    };
+    format!("{named} ({} bytes, modified {mtime})", m.len())
 }
 
 /// A name the file system cannot hold (a batch output named after a long
@@ -288,16 +295,18 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(named_local_file(&input).map(String::from), want, "{input}");
         }
-        // The settings line: a plain file by name, a GDAL string in full,
-        // both with the named file's size.
+        // The settings line: a plain file by name, a GDAL string with the
+        // file it names by name (whatever folder it was spelled with), both
+        // with the named file's size.
         let id = source_identity(&format!("{d}/x.tif"));
         assert!(id.starts_with("x.tif (4 bytes, modified "), "{id}");
-        let zip = format!("/vsizip/{d}/a.zip/x.tif");
-        let id = source_identity(&zip);
+        let id = source_identity(&format!("/vsizip/{d}/a.zip/x.tif"));
         assert!(
-            id.starts_with(&format!("{zip} (9 bytes, modified ")),
+            id.starts_with("/vsizip/a.zip/x.tif (9 bytes, modified "),
             "{id}"
         );
+        let id = source_identity(&format!("GTIFF_DIR:1:{d}/x.tif"));
+        assert!(id.starts_with("GTIFF_DIR:1:x.tif (4 bytes, "), "{id}");
         assert_eq!(
             source_identity("/vsicurl/https://h/x.tif"),
             "/vsicurl/https://h/x.tif"

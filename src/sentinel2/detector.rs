@@ -208,14 +208,23 @@ fn band_means(
     (w, h): (usize, usize),
 ) -> Result<Vec<Option<f32>>> {
     let read_err = |e: gdal::errors::GdalError| {
-        Error::input(
-            &b.source,
-            format!(
-                "cannot read {} (the file may be truncated or corrupt): {}",
-                b.name,
-                gdal_message(&e)
+        // Name the band's own file where the source is a product's group:
+        // that file is the one to check or fetch again.
+        let file = crate::io::open::files_read_by(&b.source)
+            .into_iter()
+            .find(|f| band_of_file(f).as_deref() == Some(b.name));
+        let what = format!(
+            "cannot read {} (the file may be truncated or corrupt): {}",
+            b.name,
+            gdal_message(&e)
+        );
+        match file {
+            Some(f) => Error::input(
+                f.to_string_lossy(),
+                format!("{what} (read for {})", b.source),
             ),
-        )
+            None => Error::input(&b.source, what),
+        }
         .because_gdal(e)
     };
     // (A raster smaller than one map pixel has a partial window.)
@@ -333,6 +342,30 @@ pub fn map_settings(identity: &str, cal: Option<Calibration>) -> String {
     )
 }
 
+/// The Sentinel-2 band a product's image file holds, by the end of its
+/// name (`T33TUG_20230823T095559_B01.jp2`, `..._B8A_20m.jp2` in L2A: "B1",
+/// "B8A"); None for any other file.
+fn band_of_file(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?.to_ascii_uppercase();
+    let mut parts = stem.rsplit('_');
+    let last = parts.next()?;
+    // L2A names end in the resolution: `_B02_10m`.
+    let token = if last.ends_with('M') && last[..last.len() - 1].parse::<u32>().is_ok() {
+        parts.next()?
+    } else {
+        last
+    };
+    let rest = token.strip_prefix('B')?;
+    if rest == "8A" {
+        return Some("B8A".into());
+    }
+    let n: u32 = rest
+        .parse()
+        .ok()
+        .filter(|_| (1..=2).contains(&rest.len()))?;
+    Some(format!("B{n}"))
+}
+
 /// What decides s2cloudless's raw map of a scene: its graph (SHA-256) and
 /// every file its ten bands read (`names::source_identity`: name, size,
 /// modification time).
@@ -343,13 +376,16 @@ pub fn identity(bands: &[DetectorBand], model: &Path) -> Result<String> {
     let mut sources: Vec<&str> = bands.iter().map(|b| b.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
+    // A product's band files that none of the ten bands is (B03 of the
+    // 10 m group) do not decide the map: changing one redid every output.
+    let used = |f: &Path| band_of_file(f).is_none_or(|b| BANDS.contains(&b.as_str()));
     let mut files: Vec<String> = sources
         .into_iter()
         .flat_map(|source| {
             let read = crate::io::open::files_read_by(source);
             std::iter::once(crate::io::names::source_identity(source)).chain(
                 read.into_iter()
-                    .filter(|f| f.is_file())
+                    .filter(|f| f.is_file() && used(f))
                     .map(|f| crate::io::names::source_identity(&f.to_string_lossy())),
             )
         })
@@ -419,6 +455,26 @@ pub fn scene_probability(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn band_files_by_name() {
+        // (file, the band it holds)
+        let cases = [
+            ("T33TUG_20230823T095559_B01.jp2", Some("B1")),
+            ("T33TUG_20230823T095559_B8A.jp2", Some("B8A")),
+            ("T33TUG_20230823T095559_B10.jp2", Some("B10")),
+            ("T33TUG_20230823T095559_B02_10m.jp2", Some("B2")),
+            ("t33tug_20230823t095559_b12_20m.jp2", Some("B12")),
+            ("T33TUG_20230823T095559_TCI.jp2", None),
+            ("T33TUG_20230823T095559_AOT_20m.jp2", None),
+            ("MTD_TL.xml", None),
+            ("stack_B123.tif", None),
+            ("B04", Some("B4")),
+        ];
+        for (file, want) in cases {
+            assert_eq!(band_of_file(Path::new(file)).as_deref(), want, "{file}");
+        }
+    }
 
     #[test]
     fn stack_pixel_size_in_metres() {
