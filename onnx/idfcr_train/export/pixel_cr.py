@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 
 import numpy as np
@@ -58,6 +59,7 @@ def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: in
     gen = torch.Generator().manual_seed(seed)
     # Big enough for the feathering of the calibrated probability (up to
     # 32 px beyond the network's own reach).
+    span = max(span, context_span(model, w))
     size, crop0, crop = 24 * w * span, 6 * w * span, 12 * w * span
     worst = 0
     for _ in range(trials):
@@ -73,6 +75,18 @@ def measure_halo(model: PixelCR, *, trials: int = 2, tol: float = 1e-5, seed: in
             worst = max(worst, int(d.max()) + 1)
     assert worst < crop // 2, f"halo {worst} px reaches the centre of a {crop} px crop: the model is not local"
     return worst
+
+
+def context_span(model, w: int) -> int:
+    """The test image's scale for `measure_halo` when `model` holds a
+    context branch (models/context.py): its convolutions reach about
+    `reach_px` beyond the windows, twice that through a half-scale run, and
+    the crop's half must exceed the whole reach."""
+    from idfcr_train.models.context import ContextBranch, reach_px
+
+    modules = model.modules() if isinstance(model, torch.nn.Module) else []
+    reach = max((reach_px(m.factor, m.dilations) for m in modules if isinstance(m, ContextBranch)), default=0)
+    return 1 + math.ceil(2 * reach / (6 * w)) if reach else 1
 
 
 def per_head_attention(model: torch.nn.Module) -> None:

@@ -41,6 +41,7 @@ class ContextBranch(nn.Module):
     def __init__(self, dim: int, ch: int, factor: int, dilations: list[int]):
         super().__init__()
         self.factor = factor
+        self.dilations = list(dilations)
         self.inp = nn.Conv2d(dim, ch, 1)
         self.body = nn.Sequential(*[DilatedResidual(ch, d) for d in dilations])
         self.fuse = nn.Conv2d(dim + ch, dim, 3, padding=1)
