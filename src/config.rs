@@ -362,9 +362,9 @@ pub struct S2Options {
     /// Where p comes from on one resolution group of an L1C product (a
     /// `SENTINEL2_L1C:...:20m:...` subdataset): by default s2cloudless on
     /// the product's ten bands, as `idfcr s2` blends that group
-    /// (`pipeline::s2::subdataset_probability`). `idfcr s2`
-    /// chooses p for its groups itself, and runs them with `Model` here;
-    /// so does `batch` (see `BatchArgs::into_config`).
+    /// (`pipeline::s2::subdataset_probability`), in `remove` and `batch`.
+    /// `idfcr s2` chooses p for its groups itself, and runs them with
+    /// `Model` here.
     pub cloud_detector: crate::sentinel2::detector::CloudDetector,
 }
 

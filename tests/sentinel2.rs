@@ -2359,3 +2359,36 @@ fn a_band_marked_dash_is_left_out() {
         assert!(!tmp.path().join("x.tif").exists());
     }
 }
+
+/// A corrupt band file that only s2cloudless reads (B01, in no 20 m
+/// subdataset) is named in the error, not the subdataset it was read for:
+/// that file is the one to fetch again. Nothing is left at the output.
+#[test]
+fn a_corrupt_detector_band_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let product = fixture(&tmp.path().join("p"), &["--level", "L1C", "--cloud"]);
+    let b01 = std::fs::read_dir(Path::new(&product).join("GRANULE"))
+        .unwrap()
+        .flat_map(|g| std::fs::read_dir(g.unwrap().path().join("IMG_DATA")).unwrap())
+        .map(|f| f.unwrap().path())
+        .find(|f| f.to_string_lossy().ends_with("_B01.jp2"))
+        .expect("a B01 file");
+    std::fs::File::options()
+        .write(true)
+        .open(&b01)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let sd20 = format!("SENTINEL2_L1C:{product}/MTD_MSIL1C.xml:20m:EPSG_32633");
+    let o = common::idfcr(
+        tmp.path(),
+        &["remove", &sd20, "out.tif", "-q", "--device", "cpu"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    let err = common::stderr(&o);
+    assert!(
+        err.contains(&format!("{}: cannot read B1", b01.display())),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out.tif").exists());
+}

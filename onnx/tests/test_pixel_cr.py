@@ -366,3 +366,17 @@ def test_a_context_branch_reaches_farther_and_still_tiles():
     # A finite halo: crops agree with the whole image beyond it (no grid of
     # the branch's own), and it is the branch's reach more than the windows'.
     assert near < far <= near + reach_px(4, [1, 2]) + 4 * 2
+
+
+def test_context_options_are_checked():
+    from idfcr_train.training.train_pixel_cr import dilations, parse_args
+
+    assert dilations("1,2,4,8") == (1, 2, 4, 8)
+    for bad in ("1,x", "0,2", ""):
+        with pytest.raises(Exception):
+            dilations(bad)
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "d", "--ckpt", "c", "--context", "-4"])
+    # The pooling grid must divide the window (tiles start on the window grid).
+    with pytest.raises(AssertionError):
+        PixelCR(PixelCRConfig.from_dict({**PixelCRConfig.tiny(3).to_dict(), "window": 6, "context_ch": 4}))

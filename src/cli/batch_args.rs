@@ -32,7 +32,8 @@ pub struct BatchArgs {
     /// Skip inputs whose output (and --mask-name mask) exists, reads back
     /// completely and was made by this idfcr version with the same settings
     /// (source, bands, model, --refine and its sampler/steps/seed, output
-    /// type; the output format and --co when given); redo the others, replacing
+    /// type, the cloud mask or s2cloudless's band files that p comes from;
+    /// the output format and --co when given); redo the others, replacing
     /// only files an idfcr run wrote (anything else needs --overwrite).
     #[arg(long = "skip-existing")]
     pub skip_existing: bool,

@@ -10,7 +10,9 @@
 //! - `--skip-existing` skips outputs that are complete (every block reads
 //!   back) and were made by this idfcr version with the same settings that
 //!   decide pixels (`IDFCR_SETTINGS`: source, bands, model, `--refine` and
-//!   its sampler, steps and seed, output type); it redoes the others.
+//!   its sampler, steps and seed, output type, and where p comes from: a
+//!   cloud mask's file, s2cloudless's graph and band files); it redoes the
+//!   others.
 //! - One failing input is reported and the rest go on; an interrupt stops
 //!   the batch after removing the partial output, and the next run picks up
 //!   where it stopped (with `--skip-existing`).

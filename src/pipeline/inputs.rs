@@ -107,10 +107,8 @@ pub fn expand_inputs(args: &[String], list: Option<&Path>) -> Result<Vec<String>
             if out.len() == before && not_utf8.is_empty() {
                 // A product folder (`.SAFE`) holds its rasters deeper down,
                 // as groups only GDAL's Sentinel-2 driver puts together.
-                if matches!(
-                    crate::sentinel2::input::find_product_metadata(&item),
-                    Ok(Some(_))
-                ) {
+                // (A .SAFE folder without its metadata file says so.)
+                if crate::sentinel2::input::find_product_metadata(&item)?.is_some() {
                     return Err(Error::input(
                         &item,
                         "is a Sentinel-2 product: run `idfcr s2` on it for every band group, or pass its SENTINEL2_...:10m:... subdatasets (see gdalinfo)",

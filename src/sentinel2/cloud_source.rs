@@ -60,11 +60,12 @@ pub(crate) fn planned_identity(cfg: &S2RunConfig, kind: &str) -> Result<Option<S
     }
 }
 
+/// s2cloudless's bands and graph, and the summary's word on where p comes from.
+type Planned = (Option<(Vec<DetectorBand>, PathBuf)>, String);
+
 /// s2cloudless's bands and graph when it runs for `cfg` (None: each
 /// model's own p, or the user's mask), and the summary's word on where p
 /// comes from.
-type Planned = (Option<(Vec<DetectorBand>, PathBuf)>, String);
-
 fn plan(cfg: &S2RunConfig, kind: &str) -> Result<Planned> {
     let own = "each group model's own calibrated cloud probability";
     if let Some((file, _)) = &cfg.cloud_mask {

@@ -347,6 +347,11 @@ pub fn map_settings(identity: &str, cal: Option<Calibration>) -> String {
 /// "B8A"); None for any other file.
 fn band_of_file(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_str()?.to_ascii_uppercase();
+    // A band's masks (`MSK_DETFOO_B01.jp2`) are not its image: named as
+    // no band, they always count (and an error never names them).
+    if stem.starts_with("MSK_") {
+        return None;
+    }
     let mut parts = stem.rsplit('_');
     let last = parts.next()?;
     // L2A names end in the resolution: `_B02_10m`.
@@ -414,6 +419,9 @@ pub fn scene_probability(
             ),
         ));
     }
+    // Before the read: a band file replaced during it leaves an output
+    // that names the older file, which a rerun then redoes.
+    let identity = identity(bands, model)?;
     let MapBands {
         size: (w, h),
         data,
@@ -448,7 +456,7 @@ pub fn scene_probability(
         prob,
         blind,
         scene,
-        identity: identity(bands, model)?,
+        identity,
     })
 }
 
@@ -468,6 +476,7 @@ mod tests {
             ("T33TUG_20230823T095559_TCI.jp2", None),
             ("T33TUG_20230823T095559_AOT_20m.jp2", None),
             ("MTD_TL.xml", None),
+            ("MSK_DETFOO_B01.jp2", None),
             ("stack_B123.tif", None),
             ("B04", Some("B4")),
         ];

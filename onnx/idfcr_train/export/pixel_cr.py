@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     per_head_attention(model)
     halo = measure_halo(model)
     attention_halo = attention_halo or halo
+    if state.get("probability_carried_from"):
+        raise SystemExit(f"{args.ckpt}: its calibration is {state['probability_carried_from']}'s, chosen on that "
+                         "network's output; run training.calibrate --write-ckpt on this checkpoint first")
     if state.get("probability"):
         # The second output becomes the calibrated probability. Its reach is
         # the network's plus the feathering; measured on random input the

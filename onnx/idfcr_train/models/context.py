@@ -11,8 +11,10 @@ dilated 3x3 convolutions there (each output pixel sees about +-(2 x sum of
 dilations) quarter-scale pixels: 60 px of full resolution for dilations
 1, 2, 4, 8 ... see `reach_px`), brings the result back up bilinearly and adds
 a correction to the features the reconstruction reads. Convolutions, not
-windows: they have no grid of their own, so a tiled result still equals the
-whole-image one away from the tile margins (the exporter measures the halo).
+windows: their only grid is the pooling's (factor px), which divides the
+network's window, so with tile origins on the window grid a tiled result
+still equals the whole-image one away from the tile margins (the exporter
+measures the halo).
 
 The correction's last convolution starts at zero, so a branch added to a
 trained network starts as exactly that network; with `freeze_body` only the
@@ -28,7 +30,10 @@ from torch import nn
 
 
 class DilatedResidual(nn.Module):
-    def __init__(self, ch: int, dilation: int):
+    """x + conv(gelu(conv(x))), both 3x3 with `dilation`: a reach of
+    2 x dilation px at the branch's scale."""
+
+    def __init__(self, *, ch: int, dilation: int):
         super().__init__()
         self.conv1 = nn.Conv2d(ch, ch, 3, padding=dilation, dilation=dilation)
         self.conv2 = nn.Conv2d(ch, ch, 3, padding=dilation, dilation=dilation)
@@ -38,12 +43,15 @@ class DilatedResidual(nn.Module):
 
 
 class ContextBranch(nn.Module):
-    def __init__(self, dim: int, ch: int, factor: int, dilations: list[int]):
+    """The branch: `dim` feature channels in and out, `ch` of its own at
+    1/`factor` scale, one `DilatedResidual` per dilation."""
+
+    def __init__(self, *, dim: int, ch: int, factor: int, dilations: list[int]):
         super().__init__()
         self.factor = factor
         self.dilations = list(dilations)
         self.inp = nn.Conv2d(dim, ch, 1)
-        self.body = nn.Sequential(*[DilatedResidual(ch, d) for d in dilations])
+        self.body = nn.Sequential(*[DilatedResidual(ch=ch, dilation=d) for d in dilations])
         self.fuse = nn.Conv2d(dim + ch, dim, 3, padding=1)
         self.out = nn.Conv2d(dim, dim, 1)
         nn.init.zeros_(self.out.weight)

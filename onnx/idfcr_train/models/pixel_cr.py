@@ -278,8 +278,15 @@ class PixelCR(nn.Module):
         else:
             n_att = cfg.submodules
         self.attn = nn.ModuleList([CloudyAttention(cfg.dim) for _ in range(n_att)])
-        self.context = (ContextBranch(cfg.dim, cfg.context_ch, cfg.context_factor, list(cfg.context_dilations))
-                        if cfg.context_ch > 0 else None)
+        if cfg.context_ch > 0:
+            # Tiles start on the window grid: the branch's pooling grid must
+            # divide it, or a tile would pool other blocks than the whole image.
+            assert cfg.window % cfg.context_factor == 0, (
+                f"the context branch's factor {cfg.context_factor} must divide the window {cfg.window}")
+            self.context = ContextBranch(dim=cfg.dim, ch=cfg.context_ch, factor=cfg.context_factor,
+                                         dilations=list(cfg.context_dilations))
+        else:
+            self.context = None
         self.recon = nn.Sequential(
             nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1),
             nn.LeakyReLU(0.2, inplace=True),

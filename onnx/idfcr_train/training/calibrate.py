@@ -423,6 +423,9 @@ def store_in_checkpoint(state: dict, cal: Calibration, det_state: dict | None, p
     from idfcr_train.checkpoint import save_atomic
 
     state["probability"] = cal.to_dict()
+    # Measured on this network now (no longer its --init network's, see
+    # train_pixel_cr --freeze-body): the exporter takes it.
+    state.pop("probability_carried_from", None)
     if det_state is not None:
         state["detector"] = {"model": det_state["model"], "config": det_state["config"],
                              "step": det_state["step"], "wall_s": det_state["wall_s"],

@@ -164,6 +164,17 @@ def crop_to_window(x: np.ndarray, win: int) -> np.ndarray:
     return x[..., : h - h % win, : w - w % win]
 
 
+def dilations(text: str) -> tuple[int, ...]:
+    """--context-dilations: '1,2,4,8' -> (1, 2, 4, 8)."""
+    try:
+        values = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every dilation must be 1 or more")
+    return values
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="RICE-layout folder (pairs.csv, cloudy_image/, ground_truth/)")
@@ -239,8 +250,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--context", type=int, default=0, metavar="CH",
                     help="add a coarse context branch of CH channels (models/context.py); with --init it starts "
                          "as a no-op on the --init network")
-    ap.add_argument("--context-dilations", default="1,2,4,8",
-                    help="the context branch's dilations at quarter scale (comma-separated)")
+    ap.add_argument("--context-dilations", default=(1, 2, 4, 8), type=dilations,
+                    help="the context branch's dilations at quarter scale (comma-separated, each 1 or more)")
     ap.add_argument("--freeze-body", action="store_true",
                     help="train only the context branch: the --init network (and its attention, so its calibrated "
                          "p and detector, which the checkpoint keeps) stays as it is")
@@ -251,6 +262,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.s2_rgb_clear and not args.s2_rgb:
         ap.error("--s2-rgb-clear takes its images from --s2-rgb: name that folder too")
+    if args.context < 0:
+        ap.error("--context: give a number of channels above 0")
     return args
 
 
@@ -383,7 +396,7 @@ def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCR
             if cfg.context_ch:
                 raise SystemExit(f"--context: {args.init} already has a context branch")
             cfg.context_ch = args.context
-            cfg.context_dilations = tuple(int(d) for d in args.context_dilations.split(","))
+            cfg.context_dilations = args.context_dilations
         bands = train[0].cloudy_raw.shape[0] if train else cfg.in_bands
         if cfg.in_bands != bands or (args.s2_group is not None) != (cfg.band_mean is not None):
             raise SystemExit(f"--init {args.init}: its network reads {cfg.in_bands} band(s)"
@@ -394,7 +407,7 @@ def network_config(args: argparse.Namespace, train: list[Pair]) -> tuple[PixelCR
         cfg = getattr(PixelCRConfig, args.config)(in_bands=train[0].cloudy_raw.shape[0])
         if args.context:
             cfg.context_ch = args.context
-            cfg.context_dilations = tuple(int(d) for d in args.context_dilations.split(","))
+            cfg.context_dilations = args.context_dilations
         cfg.cloudy_attention = not args.no_attention
         cfg.attention_gates = not args.side_attention
         cfg.shifted_windows = args.shifted_windows
@@ -516,7 +529,13 @@ def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, 
     the model's initialisation) is what makes a seed reproducible."""
     torch.manual_seed(args.seed)
     model = PixelCR(cfg).to(device)
-    frozen = bool(args.freeze_body or (state and state.get("meta", {}).get("freeze_body")))
+    was_frozen = bool(state and state.get("meta", {}).get("freeze_body"))
+    if state and args.freeze_body and not was_frozen:
+        raise SystemExit(f"--freeze-body: {args.ckpt} trained its whole network; resume it without --freeze-body "
+                         "(or start a new checkpoint with --init)")
+    if state and args.context and not cfg.context_ch:
+        raise SystemExit(f"--context: {args.ckpt} has no context branch, and a resumed run keeps its network's shape")
+    frozen = bool(args.freeze_body or was_frozen)
     if frozen:
         if model.context is None:
             raise SystemExit("--freeze-body leaves nothing to train without a context branch (--context CH)")
@@ -535,8 +554,14 @@ def start_run(args: argparse.Namespace, cfg: PixelCRConfig, state: dict | None, 
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith("context.") for k in missing):
             raise SystemExit(f"--init {args.init}: weights do not fit (missing {missing}, unexpected {unexpected})")
-        if frozen:
+        if frozen and src.get("probability"):
+            # p does not move (the attention is frozen), but the calibration
+            # was chosen by blended PSNR and by clear input coming back at
+            # 40 dB, both of which read the network's output: kept for
+            # reference, and the exporter refuses it until calibrate.py
+            # --write-ckpt has measured it on this network.
             carried = {k: src[k] for k in ("probability", "detector") if src.get(k)}
+            carried["probability_carried_from"] = os.path.basename(args.init)
     if state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
@@ -581,7 +606,8 @@ def save_checkpoint(run: TrainingRun, path: str) -> None:
          # A calibration (and the detector it was made for) written by
          # calibrate.py --write-ckpt stays until the next calibration.
          **(run.carried or {}),
-         **({k: state[k] for k in ("probability", "detector") if state and state.get(k)})},
+         **({k: state[k] for k in ("probability", "detector", "probability_carried_from")
+             if state and state.get(k)})},
         path,
     )
 
