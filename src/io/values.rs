@@ -218,6 +218,16 @@ pub fn one_nodata_per_file(per_band: &[Option<f64>]) -> Option<Vec<Option<f64>>>
     per_band.iter().all(same).then(|| per_band.to_vec())
 }
 
+/// Whether a pixel whose bands hold data as `band_valid` says is valid in
+/// an output whose bands declare `nodata` (`OutputRaster::shows_pixel`).
+pub fn shows_pixel(nodata: &[Option<f64>], mut band_valid: impl Iterator<Item = bool>) -> bool {
+    if nodata.iter().all(Option::is_some) {
+        band_valid.any(|v| v)
+    } else {
+        band_valid.all(|v| v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +429,27 @@ mod tests {
                 got.to_bits(),
                 want.to_bits(),
                 "{v} {ok} {nd:?} {t:?}: {got} != {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pixel_shows_where_its_holes_can() {
+        // (each band's nodata, which bands hold data, valid in the output)
+        type Case<'a> = (&'a [Option<f64>], &'a [bool], bool);
+        let cases: [Case; 6] = [
+            (&[Some(0.0), Some(0.0)], &[true, false], true),
+            (&[Some(0.0), Some(0.0)], &[false, false], false),
+            (&[None, Some(0.0)], &[true, false], false),
+            (&[None, Some(0.0)], &[true, true], true),
+            (&[None, None], &[false, true], false),
+            (&[None], &[true], true),
+        ];
+        for (nodata, valid, want) in cases {
+            assert_eq!(
+                shows_pixel(nodata, valid.iter().copied()),
+                want,
+                "{nodata:?} {valid:?}"
             );
         }
     }

@@ -31,7 +31,7 @@ use crate::io::place::{
 use crate::io::reader::InputRaster;
 use crate::io::side_files::{place_side_files, side_files, taken_world_file, Placed};
 use crate::io::values::OutputType;
-use crate::io::values::{nodata_in_type, one_nodata_per_file, output_value};
+use crate::io::values::{nodata_in_type, one_nodata_per_file, output_value, shows_pixel};
 
 /// What one output band looks like.
 #[derive(Debug, Clone)]
@@ -567,15 +567,6 @@ fn describe_band(
     Ok(())
 }
 
-/// See `OutputRaster::shows_pixel`; `nodata` is each output band's.
-fn shows_pixel(nodata: &[Option<f64>], mut band_valid: impl Iterator<Item = bool>) -> bool {
-    if nodata.iter().all(Option::is_some) {
-        band_valid.any(|v| v)
-    } else {
-        band_valid.all(|v| v)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -592,26 +583,5 @@ mod tests {
             text.contains("TIFFAppendToStrip: /d/o.tif: No space left"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn a_pixel_shows_where_its_holes_can() {
-        // (each band's nodata, which bands hold data, valid in the output)
-        type Case<'a> = (&'a [Option<f64>], &'a [bool], bool);
-        let cases: [Case; 6] = [
-            (&[Some(0.0), Some(0.0)], &[true, false], true),
-            (&[Some(0.0), Some(0.0)], &[false, false], false),
-            (&[None, Some(0.0)], &[true, false], false),
-            (&[None, Some(0.0)], &[true, true], true),
-            (&[None, None], &[false, true], false),
-            (&[None], &[true], true),
-        ];
-        for (nodata, valid, want) in cases {
-            assert_eq!(
-                super::shows_pixel(nodata, valid.iter().copied()),
-                want,
-                "{nodata:?} {valid:?}"
-            );
-        }
     }
 }
