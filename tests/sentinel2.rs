@@ -1705,18 +1705,10 @@ fn batch_on_an_l1c_group_takes_s2cloudless_and_checks_it_unrun() {
     let relative = sd20.replace(&format!("{}/", tmp.path().display()), "");
     assert_ne!(relative, sd20);
     assert_eq!(batch_of(&relative), "skipped", "{relative}");
-    let band_file = |band: &str| {
-        std::fs::read_dir(Path::new(&product).join("GRANULE"))
-            .unwrap()
-            .flat_map(|g| std::fs::read_dir(g.unwrap().path().join("IMG_DATA")).unwrap())
-            .map(|f| f.unwrap().path())
-            .find(|f| f.to_string_lossy().ends_with(&format!("_{band}.jp2")))
-            .expect("a band file")
-    };
     let touch = |band: &str| {
         let f = std::fs::File::options()
             .write(true)
-            .open(band_file(band))
+            .open(band_file(&product, band))
             .unwrap();
         f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
             .unwrap();
@@ -2367,12 +2359,7 @@ fn a_band_marked_dash_is_left_out() {
 fn a_corrupt_detector_band_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let product = fixture(&tmp.path().join("p"), &["--level", "L1C", "--cloud"]);
-    let b01 = std::fs::read_dir(Path::new(&product).join("GRANULE"))
-        .unwrap()
-        .flat_map(|g| std::fs::read_dir(g.unwrap().path().join("IMG_DATA")).unwrap())
-        .map(|f| f.unwrap().path())
-        .find(|f| f.to_string_lossy().ends_with("_B01.jp2"))
-        .expect("a B01 file");
+    let b01 = band_file(&product, "B01");
     std::fs::File::options()
         .write(true)
         .open(&b01)
@@ -2391,4 +2378,14 @@ fn a_corrupt_detector_band_is_named() {
         "{err}"
     );
     assert!(!tmp.path().join("out.tif").exists());
+}
+
+/// The image file of `band` ("B01", "B8A") in a fixture product.
+fn band_file(product: &str, band: &str) -> PathBuf {
+    std::fs::read_dir(Path::new(product).join("GRANULE"))
+        .unwrap()
+        .flat_map(|g| std::fs::read_dir(g.unwrap().path().join("IMG_DATA")).unwrap())
+        .map(|f| f.unwrap().path())
+        .find(|f| f.to_string_lossy().ends_with(&format!("_{band}.jp2")))
+        .unwrap_or_else(|| panic!("no {band} file in {product}"))
 }
