@@ -219,7 +219,12 @@ pub fn one_nodata_per_file(per_band: &[Option<f64>]) -> Option<Vec<Option<f64>>>
 }
 
 /// Whether a pixel whose bands hold data as `band_valid` says is valid in
-/// an output whose bands declare `nodata` (`OutputRaster::shows_pixel`).
+/// an output whose bands declare `nodata` (the output's mask and the `--mask`
+/// p both follow it). Where every band declares a nodata value, a band's
+/// hole shows as that value and the pixel stays valid for the others.
+/// Where some band declares none (bands whose values differ, a VRT of
+/// several sources), nothing in that band could show its hole: the pixel
+/// is masked whole, never a made-up valid value.
 pub fn shows_pixel(nodata: &[Option<f64>], mut band_valid: impl Iterator<Item = bool>) -> bool {
     if nodata.iter().all(Option::is_some) {
         band_valid.any(|v| v)

@@ -189,16 +189,6 @@ impl OutputRaster {
         self.write_window_kept(row0, rows, col0, cols, &wide, &valid, &kept)
     }
 
-    /// Whether a pixel whose bands hold data as `band_valid` says is valid
-    /// in the output. Where every band declares a nodata value, a band's
-    /// hole shows as that value and the pixel stays valid for the others.
-    /// Where some band declares none (bands whose values differ, a VRT of
-    /// several sources), nothing in that band could show its hole: the
-    /// pixel is masked whole, never a made-up valid value.
-    pub fn shows_pixel(&self, band_valid: impl Iterator<Item = bool>) -> bool {
-        shows_pixel(&self.nodata, band_valid)
-    }
-
     /// As `write_window`, with values as stored (float64), and `valid` and
     /// `kept` (values as the input had them, see `output_value`) per band,
     /// band-major like `values`: a Sentinel-2 band can be nodata where the

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use crate::config::RemoveConfig;
 use crate::error::{Error, Result};
 use crate::io::reader::InputRaster;
+use crate::io::values::shows_pixel;
 use crate::io::writer::{OutputRaster, Provenance};
 use crate::models::pixel_cr::{Model, ModelContract, Provider};
 use crate::progress::Progress;
@@ -571,12 +572,13 @@ impl Run<'_> {
         }
         self.out
             .write_window_kept(rows.0, nr, cols.0, nc, &values, &ok_band, &kept_band)?;
-        // p is nodata wherever the output is: a pixel the output masks whole
-        // for a hole in one band has no p a user could read.
-        for (p, ok) in ok.iter_mut().enumerate() {
-            *ok = *ok && self.out.shows_pixel((0..bands).map(|b| ok_band[b * n + p]));
-        }
         if let Some(m) = self.mask_out.as_deref_mut() {
+            // p is nodata wherever the output is: a pixel the output masks
+            // whole for a hole in one band has no p a user could read.
+            let nodata = &self.out.nodata;
+            for (p, ok) in ok.iter_mut().enumerate() {
+                *ok = *ok && shows_pixel(nodata, (0..bands).map(|b| ok_band[b * n + p]));
+            }
             m.write_window(rows.0, nr, cols.0, nc, &prob, &ok)?;
         }
         Ok(())
